@@ -1,0 +1,115 @@
+"""Fixtures that give each test real servers and a namespace of its own.
+
+Servers come from the environment when a runner started them already
+(``SCHEDULER_TEST_ETCD=host:port``, ``SCHEDULER_TEST_MYSQL=mysql://...``, as printed
+by ``scripts/services.py start``); otherwise the session starts throw-away ones
+through that script and stops them at the end. Isolation between tests: a fresh
+etcd key prefix and a fresh MySQL database per test, so tests never see each other.
+Fault tests that kill a server use the ``*_factory`` fixtures, which start private
+instances that nobody else shares.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import services  # noqa: E402  (scripts/ is not a package)
+
+
+@pytest.fixture(scope="session")
+def etcd_endpoint(tmp_path_factory) -> str:
+    """``host:port`` of the shared etcd."""
+    if endpoint := os.environ.get("SCHEDULER_TEST_ETCD"):
+        yield endpoint
+        return
+    server = services.EtcdServer(tmp_path_factory.mktemp("etcd")).start()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def etcd_prefix() -> str:
+    """A key prefix no other test uses, shaped like the production ``/cron/``."""
+    return f"/t-{uuid.uuid4().hex[:12]}/"
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url(tmp_path_factory) -> str:
+    """``mysql://user:pass@host:port/scheduler`` of the shared MariaDB."""
+    if url := os.environ.get("SCHEDULER_TEST_MYSQL"):
+        yield url
+        return
+    server = services.MariaDBServer(tmp_path_factory.mktemp("mariadb")).start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+def mysql_cli(url: str, statement: str) -> str:
+    """Run SQL over TCP with the mariadb client, as the test user."""
+    u = urllib.parse.urlsplit(url)
+    done = subprocess.run(
+        ["mariadb", "--no-defaults", "-h", u.hostname, "-P", str(u.port or 3306),
+         "-u", urllib.parse.unquote(u.username or ""),
+         f"-p{urllib.parse.unquote(u.password or '')}",
+         "--batch", "--skip-column-names", "-e", statement],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"mariadb: {done.stderr.strip()}")
+    return done.stdout
+
+
+@pytest.fixture
+def mysql_url(mysql_server_url) -> str:
+    """A database of this test's own, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    mysql_cli(mysql_server_url, f"CREATE DATABASE {name}")
+    u = urllib.parse.urlsplit(mysql_server_url)
+    try:
+        yield urllib.parse.urlunsplit(u._replace(path=f"/{name}"))
+    finally:
+        mysql_cli(mysql_server_url, f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture
+def etcd_factory(tmp_path):
+    """Start private etcd servers (``factory()``) that this test may kill and restart."""
+    servers: list[services.EtcdServer] = []
+
+    def factory(**kwargs) -> services.EtcdServer:
+        server = services.EtcdServer(tmp_path / f"etcd{len(servers)}", **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def mariadb_factory(tmp_path):
+    """Start private MariaDB servers that this test may stop and start again."""
+    servers: list[services.MariaDBServer] = []
+
+    def factory() -> services.MariaDBServer:
+        server = services.MariaDBServer(tmp_path / f"mariadb{len(servers)}").start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in reversed(servers):
+        server.stop()
