@@ -1,0 +1,129 @@
+"""The plan table: every job this worker knows and its next fire time, earliest first.
+
+Why a dict plus a min-heap with lazy deletion: the Scheduler must sleep exactly until
+the earliest fire and pay O(log n) per fire, never scanning the table (the original
+scanned every job on every wake-up). Updates and deletions do not search the heap:
+they bump the entry's generation and push a fresh item; stale items are skipped
+when they surface, and the heap is rebuilt when stale items outnumber live ones.
+
+Invariant: every entry whose ``next_ms`` is not None has exactly one heap item
+carrying its current generation; every other heap item for that name is stale.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from cluster.cron import CronSchedule
+from cluster.spec import JobSpec, schedule_changed
+
+
+@dataclass(slots=True)
+class PlanEntry:
+    spec: JobSpec
+    schedule: CronSchedule
+    next_ms: int | None  # None: parked, the expression has no future time
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One fire time that has come: ``late`` when it is beyond the grace to still run."""
+
+    spec: JobSpec
+    planned_ms: int
+    late: bool
+
+
+class PlanTable:
+    def __init__(self) -> None:
+        self._entries: dict[str, PlanEntry] = {}
+        self._heap: list[tuple[int, int, str]] = []  # (next_ms, generation, name)
+        self._generations = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> PlanEntry | None:
+        return self._entries.get(name)
+
+    def names(self) -> set[str]:
+        return set(self._entries)
+
+    def upsert(self, spec: JobSpec, now_ms: int) -> PlanEntry:
+        """Add or update a job. An unchanged schedule keeps its next fire time.
+
+        The original reset the schedule on every save, so a job saved at 10:59:59 with
+        ``0 11 * * *`` could miss its 11:00 run; here only a change of expression, time
+        zone or anchor recomputes it.
+        """
+        old = self._entries.get(spec.name)
+        if old is not None and not schedule_changed(old.spec, spec):
+            old.spec = spec
+            return old
+        schedule = spec.schedule()
+        entry = PlanEntry(spec, schedule, schedule.next_after(now_ms), next(self._generations))
+        self._entries[spec.name] = entry
+        self._push(entry)
+        return entry
+
+    def remove(self, name: str) -> PlanEntry | None:
+        entry = self._entries.pop(name, None)
+        self._maybe_compact()
+        return entry
+
+    def replace_all(self, specs: Iterable[JobSpec], now_ms: int) -> set[str]:
+        """Converge on a full snapshot (after an etcd compaction); returns removed names."""
+        seen = set()
+        for spec in specs:
+            self.upsert(spec, now_ms)
+            seen.add(spec.name)
+        removed = set(self._entries) - seen
+        for name in removed:
+            self.remove(name)
+        return removed
+
+    def next_fire_ms(self) -> int | None:
+        """The earliest fire time of any job, or None when nothing is scheduled."""
+        heap = self._heap
+        while heap and not self._is_live(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now_ms: int, grace_ms: int) -> Iterator[Due]:
+        """Yield every fire time <= now_ms, advancing each job past it.
+
+        Fire times older than ``grace_ms`` come out with ``late=True``; a job that fell
+        more than one grace behind (a stalled process, a clock jump) skips ahead to now
+        instead of replaying each missed time one by one.
+        """
+        # self._heap, not a local: _push may rebuild the list mid-loop.
+        while self._heap and self._heap[0][0] <= now_ms:
+            next_ms, generation, name = heapq.heappop(self._heap)
+            entry = self._entries.get(name)
+            if entry is None or entry.generation != generation:
+                continue
+            yield Due(entry.spec, next_ms, late=now_ms - next_ms > grace_ms)
+            after = next_ms if now_ms - next_ms <= grace_ms else now_ms - grace_ms
+            entry.next_ms = entry.schedule.next_after(after)
+            self._push(entry)
+
+    def _push(self, entry: PlanEntry) -> None:
+        if entry.next_ms is not None:
+            heapq.heappush(self._heap, (entry.next_ms, entry.generation, entry.spec.name))
+        self._maybe_compact()
+
+    def _is_live(self, item: tuple[int, int, str]) -> bool:
+        entry = self._entries.get(item[2])
+        return entry is not None and entry.generation == item[1] and entry.next_ms == item[0]
+
+    def _maybe_compact(self) -> None:
+        if len(self._heap) > 2 * len(self._entries) + 64:
+            self._heap = [item for item in self._heap if self._is_live(item)]
+            heapq.heapify(self._heap)
