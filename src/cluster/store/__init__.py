@@ -1,0 +1,49 @@
+"""The run-record store: every run's outcome, in MySQL/MariaDB or SQLite (DESIGN §7).
+
+    async with open_store("sqlite:///runs.db") as store:
+        await store.write_batch(records)
+        page = await store.query(job_name="backup", limit=20)
+
+The error tree is drawn in ``_errors``; only ``StoreUnavailable`` is worth retrying.
+"""
+
+from ._backend import StoreStatistics
+from ._errors import (
+    InvalidCursor,
+    InvalidQuery,
+    InvalidRunRecord,
+    StoreClosedError,
+    StoreConfigError,
+    StoreError,
+    StoreQueryError,
+    StoreSchemaError,
+    StoreUnavailable,
+)
+from ._open import open_store
+from ._record import RunRecord, RunStatus, RunTrigger
+from ._settings import StoreSettings
+from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
+from ._url import redact
+
+__all__ = [
+    "MAX_PAGE_LIMIT",
+    "MAX_TEXT_BYTES",
+    "InvalidCursor",
+    "InvalidQuery",
+    "InvalidRunRecord",
+    "RunPage",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "RunTrigger",
+    "StoreClosedError",
+    "StoreConfigError",
+    "StoreError",
+    "StoreQueryError",
+    "StoreSchemaError",
+    "StoreSettings",
+    "StoreStatistics",
+    "StoreUnavailable",
+    "open_store",
+    "redact",
+]

@@ -1,0 +1,93 @@
+"""Errors of the run-record store.
+
+Callers branch on one question: is it worth trying again? ``StoreUnavailable`` is
+the only retryable error (the LogSink backs off and retries on it); every other
+error means retrying the same call cannot help.
+
+    StoreError                      base of everything the store raises
+    ├── StoreUnavailable            retryable: refused, lost, gone away, timed out, locked
+    ├── StoreConfigError            bad URL or scheme, wrong credentials, unknown database
+    ├── StoreSchemaError            job_log cannot be created or lacks what we need
+    ├── StoreQueryError             the backend rejected a statement (a bug or bad data)
+    ├── StoreClosedError            used after its ``open_store`` block ended
+    ├── InvalidQuery (ValueError)   a bad limit, offset, batch size or status filter
+    │   └── InvalidCursor           a page cursor this store did not issue
+    └── InvalidRunRecord (ValueError)  a RunRecord with impossible field values
+
+Messages never contain a password: URLs are shown redacted.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class: something went wrong in the run-record store."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached now; the same call may succeed later."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"run store {backend} unavailable: {reason}")
+
+
+class StoreConfigError(StoreError):
+    """The store was given something it can never work with."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"run store configuration {what!r}: {reason}")
+
+
+class StoreSchemaError(StoreError):
+    """The job_log table cannot be created, or exists in an unusable shape."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"run store {backend}: job_log schema problem: {reason}")
+
+
+class StoreQueryError(StoreError):
+    """The backend rejected a statement; retrying it unchanged cannot help."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"run store {backend} rejected a statement: {reason}")
+
+
+class StoreClosedError(StoreError):
+    """The store's ``open_store`` block has ended; open a new one."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        super().__init__(f"run store {backend} is closed")
+
+
+class InvalidQuery(StoreError, ValueError):
+    """A query argument out of its range; the caller's mistake, never retryable."""
+
+    def __init__(self, argument: str, value: object, expected: str) -> None:
+        self.argument = argument
+        self.value = value
+        super().__init__(f"query argument {argument}={value!r:.80}: expected {expected}")
+
+
+class InvalidCursor(InvalidQuery):
+    """A page cursor that is malformed or was not issued by ``RunStore.query``."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__("cursor", cursor, "a cursor returned by RunStore.query")
+
+
+class InvalidRunRecord(StoreError, ValueError):
+    """A run record whose fields cannot describe a real run."""
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"run record field {field}={value!r:.80}: expected {expected}")

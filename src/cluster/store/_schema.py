@@ -1,0 +1,136 @@
+"""The ``job_log`` table in both SQL dialects, and the few statements that differ.
+
+Same semantics in MySQL and SQLite: ``id`` auto-increments and never changes on an
+upsert (it is the tie-breaker of the page order), ``run_id`` is unique, text is UTF-8
+(utf8mb4) and compared byte for byte (job names are case-sensitive etcd keys).
+
+``sort_time`` is the run's ``start_time``, or its ``schedule_time`` for a run that
+never started (skipped). Newest-first pages, time filters and pruning all use it,
+so a skipped run sorts where it happened instead of after all history (a NULL
+start_time would). The design's ``(job_name, start_time)`` index is therefore on
+``(job_name, sort_time)``; InnoDB appends ``id`` to it, which the page order needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TABLE = "job_log"
+
+# Written columns, in row-tuple order. `trigger` is a reserved word in both dialects;
+# both accept backquotes.
+COLUMNS = (
+    "run_id", "job_name", "worker", "command", "output", "err", "exit_code", "status",
+    "`trigger`", "attempt", "plan_time", "schedule_time", "start_time", "end_time",
+    "output_truncated", "sort_time",
+)
+# Read columns: the ordering key first, then the record's fields (sort_time is derived).
+SELECT_LIST = "id, " + ", ".join(COLUMNS[-1:] + COLUMNS[:-1])
+ORDER_NEWEST_FIRST = "ORDER BY sort_time DESC, id DESC"
+
+_MYSQL_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    run_id VARCHAR(128) NOT NULL,
+    job_name VARCHAR(128) NOT NULL,
+    worker VARCHAR(255) NOT NULL,
+    command MEDIUMTEXT NOT NULL,
+    output MEDIUMTEXT NOT NULL,
+    err MEDIUMTEXT NOT NULL,
+    exit_code INT NULL,
+    status VARCHAR(16) NOT NULL,
+    `trigger` VARCHAR(16) NOT NULL,
+    attempt INT NOT NULL,
+    plan_time BIGINT NOT NULL,
+    schedule_time BIGINT NOT NULL,
+    start_time BIGINT NULL,
+    end_time BIGINT NULL,
+    output_truncated BOOLEAN NOT NULL DEFAULT FALSE,
+    sort_time BIGINT NOT NULL,
+    UNIQUE KEY ux_job_log_run_id (run_id),
+    KEY ix_job_log_job_time (job_name, sort_time),
+    KEY ix_job_log_status_time (status, sort_time),
+    KEY ix_job_log_time (sort_time)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+"""
+
+_SQLITE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    job_name TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    command TEXT NOT NULL,
+    output TEXT NOT NULL,
+    err TEXT NOT NULL,
+    exit_code INTEGER NULL,
+    status TEXT NOT NULL,
+    `trigger` TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    plan_time INTEGER NOT NULL,
+    schedule_time INTEGER NOT NULL,
+    start_time INTEGER NULL,
+    end_time INTEGER NULL,
+    output_truncated INTEGER NOT NULL DEFAULT 0,
+    sort_time INTEGER NOT NULL
+)
+"""
+# AUTOINCREMENT: ids are never re-used after the newest rows are deleted, as in InnoDB.
+
+_SQLITE_INDEXES = tuple(
+    f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})"
+    for name, cols in (
+        ("ix_job_log_job_time", "job_name, sort_time"),
+        ("ix_job_log_status_time", "status, sort_time"),
+        ("ix_job_log_time", "sort_time"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the backends; everything else is shared SQL."""
+
+    name: str
+    mark: str  # parameter placeholder
+    create_statements: tuple[str, ...]
+    upsert_suffix: str  # turns the INSERT into an upsert on run_id
+    delete_via_subquery: bool  # SQLite has no DELETE ... LIMIT (by default)
+
+    @property
+    def upsert(self) -> str:
+        marks = ", ".join([self.mark] * len(COLUMNS))
+        return f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks}) {self.upsert_suffix}"
+
+    def delete_limited(self, where: str) -> str:
+        """Delete at most ``limit`` (the last parameter) rows matching ``where``,
+        oldest first, so that each statement holds its locks only briefly."""
+        if self.delete_via_subquery:
+            return (f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE {where}"
+                    f" ORDER BY sort_time, id LIMIT {self.mark})")
+        return f"DELETE FROM {TABLE} WHERE {where} ORDER BY sort_time, id LIMIT {self.mark}"
+
+
+_UPDATED = [c for c in COLUMNS if c != "run_id"]
+
+MYSQL = Dialect(
+    name="mysql",
+    mark="%s",
+    create_statements=(_MYSQL_TABLE,),
+    # VALUES(col) works on MariaDB and MySQL (deprecated but kept in MySQL 8).
+    upsert_suffix="ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _UPDATED),
+    delete_via_subquery=False,
+)
+
+SQLITE = Dialect(
+    name="sqlite",
+    mark="?",
+    create_statements=(_SQLITE_TABLE, *_SQLITE_INDEXES),
+    upsert_suffix="ON CONFLICT(run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED),
+    delete_via_subquery=True,
+)
+
+# Reads every column we need: fails on a foreign table that happens to be called job_log
+# (the seed's own job_log, say) before any write is attempted.
+SCHEMA_PROBE = f"SELECT {SELECT_LIST} FROM {TABLE} WHERE 1 = 0"

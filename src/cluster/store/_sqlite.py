@@ -1,0 +1,172 @@
+"""The SQLite backend: stdlib sqlite3 in a worker thread, one connection, WAL mode.
+
+sqlite3 blocks, so every call runs in ``trio.to_thread.run_sync`` under a
+CapacityLimiter(1): at most one thread ever touches the connection. A thread cannot
+be cancelled, so the bound on a call is enforced inside SQLite: a progress handler
+aborts the statement once the call's deadline passes or its caller gave up, and the
+busy timeout bounds waits for another process's lock. A cancelled caller abandons the
+thread at once; the limiter stays held by that thread until it really ends, so the
+next call never overlaps it. (An fsync stuck on a dead disk is not interruptible:
+the next caller then waits for it.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import trio
+
+from ._backend import Counters, Params, Row, StoreStatistics
+from ._errors import (StoreClosedError, StoreError, StoreQueryError, StoreSchemaError,
+                      StoreUnavailable)
+from ._schema import SQLITE
+from ._settings import StoreSettings
+from ._url import SQLiteTarget
+
+T = TypeVar("T")
+_PROGRESS_EVERY_OPS = 1000  # SQLite VM instructions between deadline checks
+_SQLITE_INTERRUPT = 9  # what a progress handler's abort raises
+
+# Primary result codes (sqlite3.h) that say "not now" rather than "never".
+_RETRYABLE = {
+    5: "database is locked by another connection",  # SQLITE_BUSY
+    6: "table is locked",  # SQLITE_LOCKED
+    7: "out of memory",  # SQLITE_NOMEM
+    8: "database is read-only",  # SQLITE_READONLY
+    9: "call timed out or was cancelled",  # SQLITE_INTERRUPT
+    10: "disk I/O error",  # SQLITE_IOERR
+    13: "disk full",  # SQLITE_FULL
+    14: "cannot open the database file",  # SQLITE_CANTOPEN
+    15: "file locking protocol error",  # SQLITE_PROTOCOL
+}
+_NOT_A_DATABASE = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+@asynccontextmanager
+async def open_sqlite(
+    target: SQLiteTarget, settings: StoreSettings
+) -> AsyncIterator[SQLiteBackend]:
+    backend = SQLiteBackend(target, settings)
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+class SQLiteBackend:
+    dialect = SQLITE
+
+    def __init__(self, target: SQLiteTarget, settings: StoreSettings) -> None:
+        self.display = target.display
+        # Resolved now: a relative path means the working directory at open time.
+        self._path = target.path if target.path == ":memory:" else str(Path(target.path).absolute())
+        self._settings = settings
+        self._limiter = trio.CapacityLimiter(1)
+        self._conn: sqlite3.Connection | None = None  # only touched in the limited thread
+        self._closed = False
+        self._counters = Counters()
+
+    def statistics(self) -> StoreStatistics:
+        return self._counters.snapshot(self.display)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._call(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Row]) -> None:
+        # One transaction: SQLite has no network round trips to save, only fsyncs.
+        await self._call(lambda conn: conn.executemany(sql, rows))
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._call(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def aclose(self) -> None:
+        self._closed = True
+        # Shielded but bounded: a thread still holding the limiter ends by its deadline.
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._close_connection, limiter=self._limiter)
+
+    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreClosedError(self.display)
+        self._counters.calls += 1
+        timeout_s = self._settings.call_timeout_s
+        abort = threading.Event()
+        # The deadline is wall-clock time, enforced in the thread: a trio timeout would
+        # follow a test's MockClock, which jumps ahead whenever we wait for a thread.
+        try:
+            return await trio.to_thread.run_sync(
+                self._in_thread, work, abort, time.monotonic() + timeout_s,
+                limiter=self._limiter, abandon_on_cancel=True)
+        except trio.Cancelled:
+            abort.set()  # the abandoned thread stops at its next progress check
+            raise
+        except sqlite3.Error as exc:
+            self._counters.failures += 1
+            if getattr(exc, "sqlite_errorcode", None) == _SQLITE_INTERRUPT:
+                self._counters.timeouts += 1
+                raise StoreUnavailable(self.display, f"no answer within {timeout_s:g} s") from exc
+            raise self._translate(exc) from exc
+        except OSError as exc:  # e.g. the database's directory cannot be created
+            self._counters.failures += 1
+            raise StoreUnavailable(self.display, str(exc)) from exc
+
+    def _in_thread(self, work: Callable[[sqlite3.Connection], T], abort: threading.Event,
+                   deadline: float) -> T:
+        if abort.is_set():
+            raise sqlite3.OperationalError("interrupted")
+        try:
+            conn = self._conn or self._connect()
+            conn.set_progress_handler(lambda: abort.is_set() or time.monotonic() > deadline,
+                                      _PROGRESS_EVERY_OPS)
+            with conn:  # commit, or roll back on any error
+                return work(conn)
+        except BaseException:
+            # Invariant: a connection that saw an error is never used again.
+            self._discard()
+            raise
+        finally:
+            if self._conn is not None:
+                self._conn.set_progress_handler(None, 0)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: trio's thread cache may hand each call another
+        # thread; the limiter guarantees they never overlap.
+        conn = sqlite3.connect(self._path, timeout=self._settings.connect_timeout_s,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe across app crashes
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            self._counters.discarded_connections += 1
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary in _RETRYABLE:
+            return StoreUnavailable(self.display, f"{_RETRYABLE[primary]} ({exc})")
+        if str(exc).startswith("no such table"):  # deleted under us: re-created next call
+            return StoreUnavailable(self.display, str(exc))
+        if primary in _NOT_A_DATABASE:
+            return StoreSchemaError(self.display, f"not a usable database file ({exc})")
+        return StoreQueryError(self.display, str(exc))

@@ -1,0 +1,292 @@
+"""``RunStore``: the run history API, one class over either SQL backend.
+
+The SQL here is shared; ``Dialect`` carries the few differences and ``Backend`` the
+I/O. The table is created on first use rather than at open: a worker must start,
+and keep its runs in the LogSink, while MySQL is down, and the store must pick up by
+itself once the server is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Collection, Sequence
+from typing import NamedTuple, TypeVar, final
+
+import trio
+
+from ._backend import Backend, Params, Row, StoreStatistics
+from ._cursor import decode_cursor, encode_cursor
+from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
+from ._record import RunRecord, RunStatus
+from ._schema import ORDER_NEWEST_FIRST, SCHEMA_PROBE, SELECT_LIST, TABLE
+
+T = TypeVar("T")
+MAX_PAGE_LIMIT = 1000
+# Caps belong upstream, but one oversize run must never make a whole batch fail (§11):
+# output, err and command are clipped to this many UTF-8 bytes each, so a row always
+# fits a MEDIUMTEXT column and, all three together, MariaDB's 16 MiB packet.
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+
+
+class RunPage(NamedTuple):
+    """One page of runs, newest first; pass ``next_cursor`` back for the next page
+    (None: this was the last one)."""
+
+    records: list[RunRecord]
+    next_cursor: str | None
+
+
+@final
+class RunStore:
+    """The run history. Made by ``open_store``, valid inside its ``async with`` block.
+
+    Every method may raise StoreUnavailable (retry later) and is bounded by the
+    store's call timeout. Time filters use the run's ``sort_time`` (its start time,
+    or for a run that never started its schedule time): ``since_ms`` inclusive,
+    ``until_ms`` exclusive.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._mark = backend.dialect.mark
+        self._schema_ready = False
+        self._schema_lock = trio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<RunStore {self._backend.display}>"
+
+    def statistics(self) -> StoreStatistics:
+        return self._backend.statistics()
+
+    async def ping(self) -> None:
+        """Raise unless the store can take writes now (connects; creates the table)."""
+        await self._ready()
+        await self._fetch("SELECT 1")
+
+    async def write_batch(self, records: Sequence[RunRecord]) -> None:
+        """Upsert ``records`` in one multi-row statement; a run_id already stored is
+        replaced, so replaying a batch after a failure never duplicates a run."""
+        if not records:
+            return
+        await self._ready()
+        await self._executemany(self._backend.dialect.upsert, [_row(r) for r in records])
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        await self._ready()
+        rows = await self._select(f"WHERE run_id = {self._mark}", [run_id])
+        return _record(rows[0]) if rows else None
+
+    async def query(
+        self,
+        *,
+        job_name: str | None = None,
+        status: str | Collection[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> RunPage:
+        """Runs matching every given filter, newest first, ``limit`` per page."""
+        _check_range("limit", limit, 1, MAX_PAGE_LIMIT)
+        where, params = self._filters(job_name, status, since_ms, until_ms)
+        if cursor is not None:
+            sort_time, row_id = decode_cursor(cursor)
+            m = self._mark
+            where.append(f"(sort_time < {m} OR (sort_time = {m} AND id < {m}))")
+            params += [sort_time, sort_time, row_id]
+        await self._ready()
+        rows = await self._select(f"{_where(where)} {ORDER_NEWEST_FIRST} LIMIT {self._mark}",
+                                  [*params, limit + 1])
+        page = rows[:limit]
+        more = len(rows) > limit
+        return RunPage([_record(r) for r in page],
+                       encode_cursor(page[-1][1], page[-1][0]) if more else None)
+
+    async def query_offset(self, job_name: str, offset: int, limit: int) -> list[RunRecord]:
+        """The seed's ``/job/log`` paging: newest first, skip ``offset`` runs."""
+        _check_range("offset", offset, 0, None)
+        _check_range("limit", limit, 1, MAX_PAGE_LIMIT)
+        await self._ready()
+        m = self._mark
+        rows = await self._select(f"WHERE job_name = {m} {ORDER_NEWEST_FIRST} LIMIT {m} OFFSET {m}",
+                                  [job_name, limit, offset])
+        return [_record(r) for r in rows]
+
+    async def count(
+        self,
+        *,
+        job_name: str | None = None,
+        status: str | Collection[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> int:
+        where, params = self._filters(job_name, status, since_ms, until_ms)
+        await self._ready()
+        rows = await self._fetch(f"SELECT COUNT(*) FROM {TABLE} {_where(where)}", params)
+        return int(rows[0][0])
+
+    async def prune(
+        self, *, older_than_ms: int | None, max_per_job: int | None = None, batch_size: int = 1000
+    ) -> int:
+        """Delete runs older than ``older_than_ms`` and, per job, all but the newest
+        ``max_per_job``; return how many went. Deletes ``batch_size`` rows per
+        statement so no statement holds locks for long or bloats the undo log."""
+        _check_range("batch_size", batch_size, 1, None)
+        if max_per_job is not None:
+            _check_range("max_per_job", max_per_job, 0, None)
+        if older_than_ms is not None:
+            _check_range("older_than_ms", older_than_ms, None, None)
+        await self._ready()
+        deleted = 0
+        if older_than_ms is not None:
+            deleted += await self._delete_batches(f"sort_time < {self._mark}", [older_than_ms],
+                                                  batch_size)
+        if max_per_job is not None:
+            for (job_name,) in await self._fetch(f"SELECT DISTINCT job_name FROM {TABLE}"):
+                deleted += await self._prune_job(job_name, max_per_job, batch_size)
+        return deleted
+
+    async def _prune_job(self, job_name: str, keep: int, batch_size: int) -> int:
+        m = self._mark
+        # The newest run that must go; it and everything older than it are deleted.
+        first_gone = await self._fetch(
+            f"SELECT sort_time, id FROM {TABLE} WHERE job_name = {m} "
+            f"{ORDER_NEWEST_FIRST} LIMIT 1 OFFSET {m}", [job_name, keep])
+        if not first_gone:
+            return 0
+        sort_time, row_id = first_gone[0]
+        where = f"job_name = {m} AND (sort_time < {m} OR (sort_time = {m} AND id <= {m}))"
+        return await self._delete_batches(where, [job_name, sort_time, sort_time, row_id],
+                                          batch_size)
+
+    async def _delete_batches(self, where: str, params: list[object], batch_size: int) -> int:
+        statement = self._backend.dialect.delete_limited(where)
+        deleted = 0
+        while True:
+            n = await self._execute(statement, [*params, batch_size])
+            deleted += n
+            if n < batch_size:
+                return deleted
+
+    async def _select(self, tail: str, params: Params) -> list[Row]:
+        return await self._fetch(f"SELECT {SELECT_LIST} FROM {TABLE} {tail}", params)
+
+    def _filters(
+        self,
+        job_name: str | None,
+        status: str | Collection[str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+    ) -> tuple[list[str], list[object]]:
+        m = self._mark
+        where: list[str] = []
+        params: list[object] = []
+        for name, value in (("since_ms", since_ms), ("until_ms", until_ms)):
+            if value is not None:
+                _check_range(name, value, None, None)
+        if job_name is not None:
+            where.append(f"job_name = {m}")
+            params.append(job_name)
+        if status is not None:
+            statuses = _statuses(status)
+            where.append(f"status IN ({', '.join([m] * len(statuses))})")
+            params += statuses
+        if since_ms is not None:
+            where.append(f"sort_time >= {m}")
+            params.append(since_ms)
+        if until_ms is not None:
+            where.append(f"sort_time < {m}")
+            params.append(until_ms)
+        return where, params
+
+    async def _fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._unless_gone(self._backend.fetch(sql, params))
+
+    async def _execute(self, sql: str, params: Params = ()) -> int:
+        return await self._unless_gone(self._backend.execute(sql, params))
+
+    async def _executemany(self, sql: str, rows: Sequence[Row]) -> None:
+        await self._unless_gone(self._backend.executemany(sql, rows))
+
+    async def _unless_gone(self, call: Awaitable[T]) -> T:
+        """Await a statement; after an outage, check the table again on the next call:
+        the server may have come back empty (a new instance, a dropped table)."""
+        try:
+            return await call
+        except StoreUnavailable:
+            self._schema_ready = False
+            raise
+
+    async def _ready(self) -> None:
+        """Create the table once per store, on the first call that reaches the server."""
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                for statement in self._backend.dialect.create_statements:
+                    await self._backend.execute(statement)
+                await self._backend.fetch(SCHEMA_PROBE)
+            except StoreQueryError as exc:
+                raise StoreSchemaError(self._backend.display, exc.reason) from exc
+            self._schema_ready = True
+
+
+def _where(conditions: list[str]) -> str:
+    return "WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def _statuses(status: str | Collection[str]) -> list[str]:
+    wanted = [status] if isinstance(status, str) else list(status)
+    try:
+        statuses = [RunStatus(s).value for s in wanted]
+    except ValueError:
+        raise InvalidQuery("status", status, "run statuses") from None
+    if not statuses:
+        raise InvalidQuery("status", status, "at least one run status")
+    return statuses
+
+
+def _check_range(name: str, value: int, low: int | None, high: int | None) -> None:
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or (low is not None and value < low) or (high is not None and value > high)):
+        raise InvalidQuery(name, value, f"an int in [{low or '...'}, {high or '...'}]")
+
+
+def _text(value: str) -> tuple[str, bool]:
+    """``value`` made storable: lone surrogates replaced, clipped to MAX_TEXT_BYTES of
+    UTF-8 on a character boundary. Returns it and whether it was clipped."""
+    if value.isascii():
+        if len(value) <= MAX_TEXT_BYTES:
+            return value, False
+        return value[:MAX_TEXT_BYTES], True
+    data = value.encode("utf-8", "replace")  # lone surrogates become "?"
+    if len(data) <= MAX_TEXT_BYTES:
+        return data.decode("utf-8"), False
+    return data[:MAX_TEXT_BYTES].decode("utf-8", "ignore"), True
+
+
+def _row(r: RunRecord) -> Row:
+    command, _ = _text(r.command)
+    output, output_clipped = _text(r.output)
+    err, err_clipped = _text(r.err)
+    truncated = r.output_truncated or output_clipped or err_clipped
+    return (
+        _text(r.run_id)[0], _text(r.job_name)[0], _text(r.worker)[0], command, output, err,
+        r.exit_code, r.status.value, r.trigger.value, r.attempt, r.plan_time, r.schedule_time,
+        r.start_time, r.end_time, int(truncated), r.sort_time,
+    )
+
+
+def _record(row: Row) -> RunRecord:
+    # row = (id, sort_time, run_id, job_name, ..., output_truncated): see SELECT_LIST.
+    (_, _, run_id, job_name, worker, command, output, err, exit_code, status, trigger,
+     attempt, plan_time, schedule_time, start_time, end_time, output_truncated) = row
+    return RunRecord(
+        run_id=run_id, job_name=job_name, worker=worker, command=command, output=output,
+        err=err, exit_code=exit_code, status=status, trigger=trigger, attempt=int(attempt),
+        plan_time=int(plan_time), schedule_time=int(schedule_time),
+        start_time=None if start_time is None else int(start_time),
+        end_time=None if end_time is None else int(end_time),
+        output_truncated=bool(output_truncated),
+    )
