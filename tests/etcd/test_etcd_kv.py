@@ -1,0 +1,99 @@
+"""Keys and transactions through the adapter, against the shared etcd."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from cluster.etcd import (
+    Compare,
+    Delete,
+    DeleteResult,
+    Etcd,
+    Get,
+    GetResult,
+    Put,
+    PutResult,
+    open_etcd,
+)
+
+
+async def test_put_get_delete_round_trip(etcd, etcd_prefix):
+    key = etcd_prefix + "a"
+    assert await etcd.get(key) is None
+    revision = await etcd.put(key, "one")
+    kv = await etcd.get(key)
+    assert (kv.key, kv.value, kv.mod_revision, kv.version) == (key, b"one", revision, 1)
+    assert await etcd.put(key, b"two") > revision
+    assert (await etcd.get(key)).version == 2
+    assert await etcd.delete(key) is True
+    assert await etcd.delete(key) is False
+    assert await etcd.get(key) is None
+
+
+async def test_get_prefix_is_sorted_and_carries_the_read_revision(etcd, etcd_prefix):
+    for name in ("b", "a", "c"):
+        last = await etcd.put(etcd_prefix + name, name)
+    await etcd.put(etcd_prefix[:-1] + "x", "outside")  # shares the text, not the prefix
+    kvs, revision = await etcd.get_prefix(etcd_prefix)
+    assert [kv.key for kv in kvs] == [etcd_prefix + n for n in "abc"]
+    assert revision >= last
+    assert await etcd.delete_prefix(etcd_prefix) == 3
+    assert (await etcd.get_prefix(etcd_prefix)).kvs == ()
+    await etcd.delete(etcd_prefix[:-1] + "x")
+
+
+async def test_delete_prefix_refuses_the_whole_keyspace(etcd):
+    with pytest.raises(ValueError, match="whole keyspace"):
+        await etcd.delete_prefix("")
+
+
+async def test_txn_runs_the_branch_its_compares_choose(etcd, etcd_prefix):
+    key, other = etcd_prefix + "k", etcd_prefix + "other"
+    await etcd.put(other, "o")
+    done = await etcd.txn([Compare.version(key, "==", 0)],
+                          [Put(key, "v"), Delete(other), Get(key)], [Get(key)])
+    assert done.succeeded
+    assert done.responses[0] == PutResult() and done.responses[1] == DeleteResult(1)
+    assert done.responses[2].kvs[0].value == b"v"
+    assert done.revision == done.responses[2].kvs[0].mod_revision
+    again = await etcd.txn([Compare.version(key, "==", 0)], [Put(key, "w")], [Get(key)])
+    assert not again.succeeded and again.revision == done.revision
+    assert again.responses == (GetResult(done.responses[2].kvs),)
+    swapped = await etcd.txn([Compare.value(key, "==", b"v")], [Put(key, "w")])
+    assert swapped.succeeded and (await etcd.get(key)).value == b"w"
+
+
+async def test_try_lock_admits_exactly_one_of_twenty_claimants(etcd, etcd_prefix):
+    lock = etcd_prefix + "lock/job/1700000000000"
+    outcomes: dict[int, bool] = {}
+
+    async def claim(worker: int) -> None:
+        result = await etcd.txn([Compare.create_revision(lock, "==", 0)],
+                                [Put(lock, f"worker-{worker}")], [Get(lock)])
+        outcomes[worker] = result.succeeded
+        if not result.succeeded:  # the loser sees who won
+            assert result.responses[0].kvs[0].value.startswith(b"worker-")
+
+    async with trio.open_nursery() as nursery:
+        for worker in range(20):
+            nursery.start_soon(claim, worker)
+    winners = [w for w, won in outcomes.items() if won]
+    assert len(outcomes) == 20 and len(winners) == 1
+    assert (await etcd.get(lock)).value == f"worker-{winners[0]}".encode()
+
+
+async def test_adapter_is_made_only_by_open_etcd_and_refuses_calls_once_closed(etcd_endpoint):
+    with pytest.raises(TypeError, match="open_etcd"):
+        Etcd()
+    async with open_etcd([etcd_endpoint]) as etcd:
+        await etcd.get("/any")
+    with pytest.raises(trio.ClosedResourceError):
+        await etcd.get("/any")
+
+
+async def test_statistics_name_the_endpoint_that_answered(etcd, etcd_endpoint):
+    await etcd.get("/any")
+    stats = etcd.statistics()
+    assert stats.preferred_endpoint == etcd_endpoint and stats.set_aside == ()
+    assert stats.threads_busy == 0 and stats.max_threads == 16
