@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -30,6 +31,7 @@ async def run_until_signalled(
     *,
     signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM),
     grace_s: float = 30.0,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> ShutdownReport:
     """Run ``root`` until a signal stops it, gracefully first (see the module docstring).
 
@@ -42,7 +44,7 @@ async def run_until_signalled(
 
     async def run_root(cancel_scope: trio.CancelScope) -> None:
         nonlocal root_returned
-        await root.run()
+        await root.run(task_status=task_status)  # root's started() value reaches our caller
         root_returned = True
         cancel_scope.cancel()  # stop listening for signals
 

@@ -1,0 +1,117 @@
+"""What lives on a worker's session lease: its registration and its runs in progress.
+
+Both the worker (which writes these values) and the master (which reads them to list
+workers and running jobs) decode them here, so the JSON shape is defined once. Keys
+are built by ``cluster.keyspace``; values are camelCase JSON like the job spec.
+
+Errors::
+
+    ValueError
+     └── PresenceDecodeError   a value under workers/ or running/ is not ours
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+class PresenceDecodeError(ValueError):
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"cannot decode {what}: {reason}")
+        self.what = what
+        self.reason = reason
+
+
+def _load(what: str, data: bytes | str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PresenceDecodeError(what, f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise PresenceDecodeError(what, "not a JSON object")
+    return value
+
+
+def _dump(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker's registration under ``workers/<id>``; republished every few seconds."""
+
+    worker_id: str
+    host: str
+    pid: int
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    version: str = ""
+    started_ms: int = 0
+    running: int = 0
+    capacity: int = 0
+    wall_ms: int = 0  # the worker's clock when it published: the master shows the skew
+
+    def matches(self, selector: Mapping[str, str]) -> bool:
+        """True when this worker carries every label the selector asks for."""
+        return all(self.labels.get(k) == v for k, v in selector.items())
+
+    def to_bytes(self) -> bytes:
+        return _dump({
+            "id": self.worker_id, "host": self.host, "pid": self.pid,
+            "labels": dict(self.labels), "version": self.version,
+            "startedAt": self.started_ms, "running": self.running,
+            "capacity": self.capacity, "wallClock": self.wall_ms,
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> "WorkerInfo":
+        v = _load("worker info", data)
+        try:
+            return cls(
+                worker_id=str(v["id"]), host=str(v.get("host", "")), pid=int(v.get("pid", 0)),
+                labels=MappingProxyType({str(k): str(x) for k, x in v.get("labels", {}).items()}),
+                version=str(v.get("version", "")), started_ms=int(v.get("startedAt", 0)),
+                running=int(v.get("running", 0)), capacity=int(v.get("capacity", 0)),
+                wall_ms=int(v.get("wallClock", 0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PresenceDecodeError("worker info", repr(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RunningInfo:
+    """A run in progress under ``running/<name>/<run_id>`` (on the worker's session lease).
+
+    Carries what another worker needs to write the run's ``lost`` record and apply the
+    retry policy if this worker dies mid-run.
+    """
+
+    run_id: str
+    job_name: str
+    worker_id: str
+    planned_ms: int
+    attempt: int
+    trigger: str
+    started_ms: int
+
+    def to_bytes(self) -> bytes:
+        return _dump({
+            "runId": self.run_id, "jobName": self.job_name, "worker": self.worker_id,
+            "planTime": self.planned_ms, "attempt": self.attempt,
+            "trigger": self.trigger, "startTime": self.started_ms,
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> "RunningInfo":
+        v = _load("running run", data)
+        try:
+            return cls(
+                run_id=str(v["runId"]), job_name=str(v["jobName"]), worker_id=str(v["worker"]),
+                planned_ms=int(v["planTime"]), attempt=int(v.get("attempt", 1)),
+                trigger=str(v.get("trigger", "schedule")), started_ms=int(v.get("startTime", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PresenceDecodeError("running run", repr(exc)) from None

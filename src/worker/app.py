@@ -1,0 +1,113 @@
+"""The worker's supervision tree, and the function that runs one worker to the end.
+
+Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
+
+    worker (one_for_one)
+    ├── log-sink     first up, last down: every record is flushed or spilled
+    ├── registrar    the session lease; revoked on the way down, after the runs end
+    ├── executor     drains: running jobs get shutdown_grace_s, then are killed
+    └── pipeline (one_for_all: they share the plan and its claims in flight)
+        ├── locker
+        ├── scheduler    stops firing
+        └── job-watcher  stops watching
+
+So a SIGTERM stops new fires first, lets running jobs finish (up to the grace),
+deletes their keys, revokes the lease, then flushes the sink.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+import socket
+
+import trio
+
+from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
+from cluster.config import Config
+from cluster.etcd import Etcd, open_etcd
+from cluster.keyspace import Keyspace
+
+from . import claims
+from .clock import SystemClock, WallClock
+from .context import Inboxes, WorkerContext, open_mailboxes
+from .executor import Executor
+from .job_watcher import JobWatcher
+from .locker import Locker
+from .log_sink import LogSink
+from .registrar import Registrar
+from .scheduler import Scheduler
+
+log = logging.getLogger("worker")
+
+PIPELINE_GRACE_S = 5.0
+REGISTRAR_GRACE_S = 5.0
+SINK_GRACE_S = 30.0
+
+
+def default_worker_id() -> str:
+    """Unique per process: two workers on one host never collide (the seed keyed by IP)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def executor_grace_s(config: Config) -> float:
+    return config.shutdown_grace_s + config.kill_grace_s + 5.0
+
+
+def total_grace_s(config: Config) -> float:
+    return PIPELINE_GRACE_S + executor_grace_s(config) + REGISTRAR_GRACE_S + SINK_GRACE_S
+
+
+def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd) -> Supervisor:
+    config = ctx.config
+    release = functools.partial(claims.release, etcd, ctx.keyspace)
+    pipeline = Supervisor(
+        [
+            ChildSpec("locker", lambda: Locker(inboxes.locker, ctx, etcd)),
+            ChildSpec("scheduler", lambda: Scheduler(inboxes.scheduler, ctx)),
+            ChildSpec("job-watcher", lambda: JobWatcher(inboxes.job_watcher, ctx, etcd)),
+        ],
+        name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=PIPELINE_GRACE_S / 3,
+    )
+    return Supervisor(
+        [
+            ChildSpec("log-sink", lambda: LogSink(inboxes.log_sink, ctx), grace_s=SINK_GRACE_S),
+            ChildSpec("registrar", lambda: Registrar(inboxes.registrar, ctx, etcd),
+                      grace_s=REGISTRAR_GRACE_S),
+            ChildSpec("executor", lambda: Executor(inboxes.executor, ctx, release=release),
+                      grace_s=executor_grace_s(config)),
+            ChildSpec("pipeline", pipeline, grace_s=PIPELINE_GRACE_S),
+        ],
+        name="worker", strategy=Strategy.ONE_FOR_ONE, max_restarts=5, max_seconds=30,
+    )
+
+
+async def run_worker(
+    config: Config,
+    *,
+    clock: WallClock | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one worker until SIGINT/SIGTERM, then shut down gracefully."""
+    worker_id = config.worker_id or default_worker_id()
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock(), addresses)
+    async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
+        root = build_tree(ctx, inboxes, etcd)
+        started = _Announce(worker_id, task_status)
+        report = await run_until_signalled(root, grace_s=total_grace_s(config), task_status=started)
+    log.info("worker %s stopped (%s)", worker_id, report)
+
+
+class _Announce:
+    """Turns the tree's start-up report into the worker id for our caller, and a log line."""
+
+    def __init__(self, worker_id: str, task_status: trio.TaskStatus[str]) -> None:
+        self._worker_id = worker_id
+        self._task_status = task_status
+
+    def started(self, value: object = None) -> None:
+        log.info("worker %s running", self._worker_id)
+        self._task_status.started(self._worker_id)

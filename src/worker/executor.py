@@ -1,0 +1,367 @@
+"""The Executor: runs each won fire as ``bash -c <command>`` and records how it ended.
+
+Each run is a task in the Executor's own nursery, so the actor keeps serving its
+mailbox (kills, counts) while commands run. Processes, capture and group kills live
+in ``process``; this module decides why a run stops and what is recorded.
+
+A run ends in exactly one record, sent to the LogSink, then:
+
+- ``RunEnded`` to the Scheduler (retries, concurrency); skipped if the Scheduler has
+  already stopped (shutdown), since nothing is left to act on it;
+- ``release(run)`` in the background (deletes ``running/`` and ``active/`` keys; it
+  retries by itself): a slow etcd never delays a record or the next run's start. If
+  it never succeeds, the keys still go with the session lease.
+
+Why a run stops, first reason wins: ``KillRun`` (its status, usually ``killed``),
+``Fenced`` (``lost``: the session lease is gone, so another worker may now own the
+job's fires), the job's timeout (``timeout``), or a graceful stop after
+``shutdown_grace_s`` (``killed``). Otherwise the exit code decides: ``succeeded`` on 0,
+``failed`` on anything else; a command that cannot be started is ``failed`` too.
+
+Environment of a job: the worker's own, minus ``SCHEDULER_*`` (the worker's settings,
+which may hold database credentials), plus the job's ``env``, plus
+``SCHEDULER_JOB_NAME``, ``SCHEDULER_RUN_ID``, ``SCHEDULER_PLAN_TIME_MS`` (the planned
+fire, epoch ms: a job can measure its own lateness), ``SCHEDULER_TRIGGER`` and
+``SCHEDULER_ATTEMPT``.
+
+Mailboxes:
+- its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
+  Scheduler and the JobWatcher). Handling never blocks on a process, so it drains fast.
+- LogSink: ``send`` waits while it is full (backpressure), a record is never dropped.
+- Locker: ``LoadChanged`` is a gauge sent with ``send_nowait`` after every start and
+  end; when the Locker's mailbox is full or closed that one update is skipped, and the
+  next one carries the current value anyway.
+
+Graceful stop: runs queued but not started are recorded ``killed`` without spawning;
+runs in progress get ``shutdown_grace_s`` to finish, then are killed (SIGTERM, SIGKILL
+after ``kill_grace_s``) and recorded; ``drain`` returns once every run is recorded. The
+supervisor's grace for this actor must exceed ``shutdown_grace_s + kill_grace_s``.
+Its grace should also cover ``process.PIPE_DRAIN_S`` and ``RELEASE_WAIT_S`` (5 s in all).
+If the Executor is cancelled outright, every process group is SIGKILLed, and a
+``killed`` record is offered to the LogSink without waiting (logged if it does not fit),
+``RunEnded`` likewise to the Scheduler; the run's etcd keys then stay until the session
+lease ends (nothing is left to release them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import trio
+
+from actors import Actor, ActorError, Inbox, MailboxClosed
+from cluster.store import RunRecord, RunStatus
+
+from .context import WorkerContext
+from .messages import (
+    ExecutorMsg,
+    Fenced,
+    Fire,
+    KillRun,
+    LoadChanged,
+    Run,
+    RunEnded,
+    RunningCount,
+    SessionChanged,
+    StartRun,
+    Write,
+)
+from .process import GroupProcess, ProcessResult, SpawnFailed, decode_output, start_process
+
+log = logging.getLogger(__name__)
+
+RELEASE_WAIT_S = 2.0  # after the drain: how long pending releases may still finish
+SHUTDOWN_REASON = "worker shutting down"
+CONFIG_ENV_PREFIX = "SCHEDULER_"
+
+Release = Callable[[Run], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorStatistics:
+    running: int  # runs started and not yet recorded
+    started: int  # StartRun messages accepted
+    finished: int  # runs ended and handed to the LogSink (or logged as lost)
+    killed: int  # runs stopped by KillRun, Fenced or a shutdown
+    timed_out: int
+    spawn_failures: int
+    records_lost: int  # records the LogSink could not take (it had stopped): logged
+
+
+@dataclass(frozen=True, slots=True)
+class _KillCause:
+    status: RunStatus
+    reason: str
+
+
+@dataclass(eq=False)
+class _Active:
+    """A run from StartRun until its record is written."""
+
+    run: Run
+    process: GroupProcess | None = None
+    cause: _KillCause | None = None  # set once: the first reason to stop wins
+
+    def kill(self, status: RunStatus, reason: str) -> bool:
+        """Ask the run to stop; False if it is already stopping or has ended."""
+        if self.cause is not None:
+            return False
+        if self.process is not None and not self.process.kill(reason):
+            return False  # it exited, or its timeout came first
+        self.cause = _KillCause(status, reason)
+        return True
+
+    def attach(self, process: GroupProcess) -> None:
+        """The process is up; a kill that came while it was spawning applies now."""
+        self.process = process
+        if self.cause is not None:
+            process.kill(self.cause.reason)
+
+
+class Executor(Actor[ExecutorMsg]):
+    def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
+                 release: Release) -> None:
+        super().__init__(inbox)
+        self._ctx = ctx
+        self._release = release
+        self._active: dict[str, _Active] = {}  # by run id
+        self._idle = trio.Event()  # set exactly when _active is empty
+        self._idle.set()
+        self._session: int | None = None
+        self._stopping = False
+        self._runs: trio.Nursery | None = None
+        self._background: trio.Nursery | None = None
+        self._started = self._finished = self._killed = 0
+        self._timed_out = self._spawn_failures = self._records_lost = 0
+
+    # -- loop -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # Nested so that runs end (and are recorded) before releases are given up on.
+        async with trio.open_nursery() as background:
+            self._background = background
+            async with trio.open_nursery() as runs:
+                self._runs = runs
+                task_status.started()
+                await self.serve()  # ends with drain(): every run recorded
+            # Pending releases get a little longer, then are cancelled on leaving.
+            background.cancel_scope.deadline = trio.current_time() + RELEASE_WAIT_S
+
+    def request_stop(self) -> None:
+        self._stopping = True  # queued StartRuns are recorded killed, not spawned
+        super().request_stop()
+
+    async def drain(self) -> None:
+        with trio.move_on_after(self._ctx.config.shutdown_grace_s):
+            await self._idle.wait()
+        for active in list(self._active.values()):
+            if active.kill(RunStatus.KILLED, SHUTDOWN_REASON):
+                self._killed += 1
+        await self._idle.wait()
+
+    def statistics_detail(self) -> ExecutorStatistics:
+        return ExecutorStatistics(
+            len(self._active), self._started, self._finished, self._killed,
+            self._timed_out, self._spawn_failures, self._records_lost,
+        )
+
+    # -- messages -------------------------------------------------------------------
+
+    async def handle(self, msg: ExecutorMsg) -> None:
+        match msg:
+            case StartRun(run):
+                self._start(run)
+            case KillRun(name, run_id, status, reason):
+                self._kill_all(self._matching(name, run_id), status, reason)
+            case Fenced(lease_id):
+                self._kill_all(self._fenced_by(lease_id), RunStatus.LOST,
+                               f"the session lease {lease_id} was lost: the run was fenced")
+            case SessionChanged(lease_id):
+                self._session = lease_id
+            case RunningCount(reply):
+                reply.send(len(self._active))
+
+    def _start(self, run: Run) -> None:
+        run_id = run.fire.run_id
+        if run_id in self._active:
+            log.warning("run %s of %r is already running: duplicate StartRun ignored",
+                        run_id, run.fire.spec.name)
+            return
+        assert self._runs is not None, "Executor.run() starts the nursery before serving"
+        active = _Active(run)
+        if self._stopping and active.kill(RunStatus.KILLED, SHUTDOWN_REASON):
+            self._killed += 1
+        self._active[run_id] = active
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._started += 1
+        self._runs.start_soon(self._run_one, active, name=f"run {run.fire.spec.name}/{run_id}")
+        self._publish_load()
+
+    def _matching(self, name: str, run_id: str | None) -> Iterator[_Active]:
+        for active in list(self._active.values()):
+            fire = active.run.fire
+            if fire.spec.name == name and run_id in (None, fire.run_id):
+                yield active
+
+    def _fenced_by(self, lease_id: int) -> Iterator[_Active]:
+        """Every run, except those known to hold a newer, live session (a late Fenced)."""
+        for active in list(self._active.values()):
+            lease = active.run.session_lease
+            if lease == lease_id or lease != self._session:
+                yield active
+
+    def _kill_all(self, runs: Iterator[_Active], status: RunStatus, reason: str) -> None:
+        for active in runs:
+            if active.kill(status, reason):
+                self._killed += 1
+                log.info("killing run %s of %r: %s", active.run.fire.run_id,
+                         active.run.fire.spec.name, reason)
+
+    # -- one run ----------------------------------------------------------------------
+
+    async def _run_one(self, active: _Active) -> None:
+        record: RunRecord | None = None
+        written = False
+        try:
+            record = await self._execute(active)
+            await self._write(record)
+            written = True
+        finally:
+            if not written:  # cancelled (or crashed): the process group is dead already
+                self._offer_abandoned(active, record)
+        self._forget(active)
+        assert self._background is not None
+        self._background.start_soon(self._release_quietly, active.run)
+        try:
+            await self._ctx.peers.scheduler.send(RunEnded(active.run, record.status))
+        except MailboxClosed:
+            log.info("scheduler stopped: end of run %s not reported", record.run_id)
+
+    async def _execute(self, active: _Active) -> RunRecord:
+        fire = active.run.fire
+        if active.cause is not None:  # killed before it could start
+            return self._never_started(fire, active.cause)
+        config = self._ctx.config
+        try:
+            process = await start_process(
+                [config.bash_path, "-c", fire.spec.command], env=job_env(fire),
+                cap_bytes=config.output_cap_bytes, kill_grace_s=config.kill_grace_s,
+                timeout_s=fire.spec.timeout_s)
+        except SpawnFailed as exc:
+            self._spawn_failures += 1
+            log.warning("run %s of %r: %s", fire.run_id, fire.spec.name, exc)
+            now_ms = self._ctx.clock.now_ms()
+            return _record(fire, self._ctx.worker_id, status=RunStatus.FAILED, err=str(exc),
+                           start_ms=now_ms, end_ms=now_ms)
+        # No checkpoint between start_process and wait(): wait() owns the cleanup.
+        active.attach(process)
+        start_ms = self._ctx.clock.now_ms()
+        result = await process.wait()
+        return self._finished_record(active, result, start_ms)
+
+    def _finished_record(self, active: _Active, result: ProcessResult,
+                         start_ms: int) -> RunRecord:
+        status, why = _outcome(active.cause, result)
+        if status is RunStatus.TIMEOUT:
+            self._timed_out += 1
+        err = decode_output(result.stderr)
+        if why is not None:
+            err = _append_line(err, f"[scheduler] run {status}: {why}")
+        return _record(
+            active.run.fire, self._ctx.worker_id, status=status,
+            output=decode_output(result.stdout), err=err, exit_code=result.returncode,
+            start_ms=start_ms, end_ms=self._ctx.clock.now_ms(), truncated=result.truncated,
+        )
+
+    def _never_started(self, fire: Fire, cause: _KillCause) -> RunRecord:
+        return _record(fire, self._ctx.worker_id, status=cause.status,
+                       err=f"[scheduler] run {cause.status} before it started: {cause.reason}",
+                       start_ms=None, end_ms=self._ctx.clock.now_ms())
+
+    async def _write(self, record: RunRecord) -> None:
+        try:
+            await self._ctx.peers.log_sink.send(Write(record))
+        except MailboxClosed:
+            self._records_lost += 1
+            log.error("log sink stopped: run record lost: %s", record.to_json())
+        self._finished += 1
+
+    def _offer_abandoned(self, active: _Active, record: RunRecord | None) -> None:
+        """Cancelled mid-run: offer the record (or a ``killed`` one) without waiting."""
+        if record is None:
+            record = _record(active.run.fire, self._ctx.worker_id, status=RunStatus.KILLED,
+                             err="[scheduler] run killed: the executor was stopped abruptly",
+                             start_ms=None, end_ms=self._ctx.clock.now_ms())
+        try:
+            self._ctx.peers.log_sink.send_nowait(Write(record))
+        except ActorError:
+            self._records_lost += 1
+            log.error("run record lost (executor cancelled): %s", record.to_json())
+        with contextlib.suppress(ActorError):
+            self._ctx.peers.scheduler.send_nowait(RunEnded(active.run, record.status))
+        self._forget(active)
+
+    def _forget(self, active: _Active) -> None:
+        if self._active.pop(active.run.fire.run_id, None) is None:
+            return
+        if not self._active:
+            self._idle.set()
+        self._publish_load()
+
+    def _publish_load(self) -> None:
+        # Full or closed: skipped, it is a gauge; the next start or end sends the value.
+        with contextlib.suppress(ActorError):
+            self._ctx.peers.locker.send_nowait(LoadChanged(len(self._active)))
+
+    async def _release_quietly(self, run: Run) -> None:
+        try:
+            await self._release(run)
+        except Exception:  # it retries by itself; a failure must not stop other runs
+            log.exception("releasing the keys of run %s failed; they expire with the "
+                          "session lease", run.fire.run_id)
+
+
+def job_env(fire: Fire, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of one run (see the module docstring for why and what)."""
+    inherited = os.environ if base is None else base
+    env = {k: v for k, v in inherited.items() if not k.startswith(CONFIG_ENV_PREFIX)}
+    env.update(fire.spec.env)
+    env.update(
+        SCHEDULER_JOB_NAME=fire.spec.name,
+        SCHEDULER_RUN_ID=fire.run_id,
+        SCHEDULER_PLAN_TIME_MS=str(fire.planned_ms),
+        SCHEDULER_TRIGGER=str(fire.trigger),
+        SCHEDULER_ATTEMPT=str(fire.attempt),
+    )
+    return env
+
+
+def _outcome(cause: _KillCause | None, result: ProcessResult) -> tuple[RunStatus, str | None]:
+    """Status, and why it was stopped (None when it ended by itself)."""
+    if cause is not None:
+        return cause.status, cause.reason
+    if result.timed_out:
+        return RunStatus.TIMEOUT, result.kill_reason
+    return (RunStatus.SUCCEEDED if result.returncode == 0 else RunStatus.FAILED), None
+
+
+def _append_line(text: str, line: str) -> str:
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return f"{text}{line}\n"
+
+
+def _record(fire: Fire, worker_id: str, *, status: RunStatus, err: str,
+            start_ms: int | None, end_ms: int, output: str = "",
+            exit_code: int | None = None, truncated: bool = False) -> RunRecord:
+    return RunRecord(
+        run_id=fire.run_id, job_name=fire.spec.name, worker=worker_id,
+        command=fire.spec.command, output=output, err=err, exit_code=exit_code,
+        status=status, trigger=fire.trigger, attempt=fire.attempt,
+        plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
+        start_time=start_ms, end_time=end_ms, output_truncated=truncated,
+    )

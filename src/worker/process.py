@@ -1,0 +1,277 @@
+"""One command in its own process group: capped capture, timeout, kill of the whole group.
+
+    process = await start_process([bash, "-c", cmd], env=env, cap_bytes=65536,
+                                  kill_grace_s=5, timeout_s=60)
+    process.kill("job deleted")           # any time, from any task; never blocks
+    result = await process.wait()         # call it at once: it owns the cleanup
+
+Why a process group: ``bash -c`` forks whatever the command runs; signalling bash alone
+would leave its children running (the seed's defect: a killed job kept running). The
+child starts a new session (``setsid``), so its pid is also its process-group id and
+every descendant that does not leave the group on purpose is reached by ``killpg``.
+
+Kill and timeout: SIGTERM to the group, then SIGKILL to the group ``kill_grace_s``
+later if bash is still alive. The first reason to stop wins (a timeout after a kill
+does not overwrite it, nor the other way round).
+
+After bash exits, however it exits, whatever is still in its group gets SIGKILL, like
+systemd's ``KillMode=control-group``: a job is its whole group, a background child
+(``sleep 100 &``) must not outlive the run, hold its output pipes open (which would
+keep the run from ever ending), or escape the job's timeout. A process that left the
+group (its own ``setsid``) is out of reach; the pipes it may still hold are given up
+after ``PIPE_DRAIN_S`` so that the run ends anyway.
+
+Invariant that makes group signals safe: bash is reaped only after the final group
+SIGKILL. Until it is reaped, its pid, which is the group id, cannot be reused by the
+kernel, so ``killpg`` can never hit an unrelated process group. We wait for its exit
+on a pidfd of our own, which does not reap it; trio's ``Process.wait`` reaps after.
+
+Capture: stdout and stderr are read concurrently to EOF; the first ``cap_bytes`` of
+each are kept and the rest is read and thrown away, so a chatty job never blocks on a
+full pipe. ``truncated`` says that something was thrown away.
+
+Cancellation (the Executor itself is cancelled): the group gets SIGKILL and bash is
+reaped under a short shielded deadline, then Cancelled propagates.
+
+Errors::
+
+    Exception
+     └── ProcessError
+          └── SpawnFailed ... the command could not be started (bash missing, EMFILE,
+                              EAGAIN...); ``cause`` is the OSError
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import trio
+
+log = logging.getLogger(__name__)
+
+PIPE_DRAIN_S = 2.0  # after the group is dead: how long we wait for EOF on the pipes
+REAP_TIMEOUT_S = 5.0  # cleanup on cancellation: longest wait for the SIGKILLed bash
+READ_CHUNK_BYTES = 65536
+
+
+class ProcessError(Exception):
+    """Base of the errors of this module."""
+
+
+class SpawnFailed(ProcessError):
+    """The command could not be started at all."""
+
+    def __init__(self, program: str, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot start {program!r}: {reason} (errno {cause.errno})")
+        self.program = program
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """How one command ended."""
+
+    returncode: int  # as Python reports it: negative = killed by that signal
+    stdout: bytes  # at most cap_bytes
+    stderr: bytes  # at most cap_bytes
+    truncated: bool  # some stdout or stderr beyond cap_bytes was thrown away
+    kill_reason: str | None  # why kill() (or the timeout) asked it to stop, if it did
+    timed_out: bool  # the kill was the timeout's
+
+
+def decode_output(data: bytes) -> str:
+    """Captured bytes as text: UTF-8, bad bytes replaced, NULs dropped (no store takes them)."""
+    return data.decode("utf-8", errors="replace").replace("\x00", "")
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """``killpg`` that tolerates a group already gone. Never blocks."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass  # every member has exited already
+    except PermissionError:
+        # Only when no member could be signalled: they all changed credentials (setuid).
+        log.warning("cannot signal process group %d with %s: permission denied", pgid, sig)
+
+
+async def start_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cap_bytes: int,
+    kill_grace_s: float,
+    timeout_s: float = 0,
+) -> GroupProcess:
+    """Start ``argv`` as the leader of a new session; raise SpawnFailed if it cannot.
+
+    ``timeout_s`` <= 0 means no timeout; it counts from now. Call ``wait()`` on the
+    result without awaiting anything else first: until then nobody cleans it up.
+    """
+    try:
+        proc = await trio.lowlevel.open_process(
+            list(argv), env=dict(env), start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise SpawnFailed(argv[0], exc) from exc
+    deadline = trio.current_time() + timeout_s if timeout_s > 0 else math.inf
+    return GroupProcess(proc, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
+                        deadline=deadline, timeout_s=timeout_s)
+
+
+class _Capture:
+    """Reads one pipe to EOF, keeping the first ``cap_bytes``."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, cap_bytes: int) -> None:
+        self.stream = stream
+        self.cap_bytes = cap_bytes
+        self.data = bytearray()
+        self.truncated = False
+        self.done = trio.Event()
+
+    async def read_to_eof(self) -> None:
+        try:
+            while chunk := await self.stream.receive_some(READ_CHUNK_BYTES):
+                room = self.cap_bytes - len(self.data)
+                if room > 0:
+                    self.data += chunk[:room]
+                if len(chunk) > room:
+                    self.truncated = True
+        finally:
+            self.done.set()
+
+
+class GroupProcess:
+    """A started command and its process group. Made by ``start_process`` only."""
+
+    def __init__(self, proc: trio.Process, *, cap_bytes: int, kill_grace_s: float,
+                 deadline: float, timeout_s: float) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self._proc = proc
+        self._pid = proc.pid
+        self._kill_grace_s = kill_grace_s
+        self._deadline = deadline
+        self._timeout_s = timeout_s
+        self._stdout = _Capture(proc.stdout, cap_bytes)
+        self._stderr = _Capture(proc.stderr, cap_bytes)
+        self._kill_reason: str | None = None
+        self._timed_out = False
+        self._kill_requested = trio.Event()
+        self._exited = False  # bash's exit was seen: no more SIGTERM from kill()
+        self._reaped = False  # after this, never signal the group again (pid reusable)
+        self._pidfd = _open_pidfd(self._pid)
+
+    @property
+    def pid(self) -> int:
+        """bash's pid, which is also its process-group and session id."""
+        return self._pid
+
+    @property
+    def kill_reason(self) -> str | None:
+        return self._kill_reason
+
+    def kill(self, reason: str) -> bool:
+        """SIGTERM the group now, SIGKILL it after the grace; never blocks.
+
+        Returns False, doing nothing, if a kill (or the timeout) came first or bash has
+        already exited: the run then ends for the earlier reason.
+        """
+        if self._exited or self._kill_reason is not None:
+            return False
+        self._kill_reason = reason
+        signal_group(self._pid, signal.SIGTERM)
+        self._kill_requested.set()
+        return True
+
+    async def wait(self) -> ProcessResult:
+        """Wait for bash, kill what is left of its group, reap it, finish reading.
+
+        Call once. On cancellation the group is SIGKILLed and reaped before Cancelled
+        propagates.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._stdout.read_to_eof)
+                nursery.start_soon(self._stderr.read_to_eof)
+                nursery.start_soon(self._escalate)
+                await self._wait_exit_within_timeout()
+                returncode = await self._kill_group_and_reap()
+                with trio.move_on_after(PIPE_DRAIN_S):
+                    await self._stdout.done.wait()
+                    await self._stderr.done.wait()
+                nursery.cancel_scope.cancel()  # stops the escalation and stuck readers
+        finally:
+            await self._cleanup()
+        return ProcessResult(
+            returncode=returncode,
+            stdout=bytes(self._stdout.data),
+            stderr=bytes(self._stderr.data),
+            truncated=self._stdout.truncated or self._stderr.truncated,
+            kill_reason=self._kill_reason,
+            timed_out=self._timed_out,
+        )
+
+    async def _wait_exit_within_timeout(self) -> None:
+        with trio.move_on_at(self._deadline):
+            await self._wait_exit()
+            return
+        if self.kill(f"timed out after {self._timeout_s:g} s"):
+            self._timed_out = True
+        await self._wait_exit()
+
+    async def _wait_exit(self) -> None:
+        """Until bash has exited, without reaping it (see the module invariant)."""
+        if self._pidfd is not None:
+            await trio.lowlevel.wait_readable(self._pidfd)
+        else:  # no pidfd (old kernel): reap, accepting a tiny pid-reuse window
+            await self._proc.wait()
+        self._exited = True
+
+    async def _escalate(self) -> None:
+        await self._kill_requested.wait()
+        await trio.sleep(self._kill_grace_s)
+        if not self._reaped:
+            signal_group(self._pid, signal.SIGKILL)
+
+    async def _kill_group_and_reap(self) -> int:
+        signal_group(self._pid, signal.SIGKILL)  # bash is unreaped: the pgid is still ours
+        returncode = await self._proc.wait()
+        self._reaped = True
+        return returncode
+
+    async def _cleanup(self) -> None:
+        """Runs on every exit from wait(); after a cancellation it kills and reaps."""
+        if not self._reaped:
+            signal_group(self._pid, signal.SIGKILL)
+            with trio.move_on_after(REAP_TIMEOUT_S, shield=True):
+                await self._proc.wait()
+                self._reaped = True
+            if not self._reaped:
+                log.error("bash pid %d did not die within %s s of SIGKILL", self._pid,
+                          REAP_TIMEOUT_S)
+        self._exited = True
+        self._close_pidfd()
+        for capture in (self._stdout, self._stderr):
+            await trio.aclose_forcefully(capture.stream)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            trio.lowlevel.notify_closing(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid``: readable once it exits, and it does not reap it."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, kernel < 5.3, or a seccomp filter
+        return None

@@ -1,0 +1,170 @@
+"""Workers as real processes, for end-to-end tests: start, signal, kill, read their runs.
+
+Each worker is ``python -m worker`` with its own id, spill directory and log file;
+jobs are written straight into etcd as the master would; run records are read back
+from the store the workers write to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from cluster.etcd import Etcd
+from cluster.keyspace import Keyspace
+from cluster.store import RunRecord, RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class WorkerProcess:
+    worker_id: str
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "worker", *self.args],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM and wait: the graceful path. Returns the exit code."""
+        assert self.process is not None
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"worker {self.worker_id} ignored SIGTERM for {timeout_s} s\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: a machine failure, as far as the cluster can tell."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+@dataclass
+class Cluster:
+    """N workers sharing an etcd prefix and a store."""
+
+    etcd_endpoint: str
+    prefix: str
+    db_url: str
+    base_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def add_worker(self, worker_id: str, *more_args: str) -> WorkerProcess:
+        spill = self.base_dir / "spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        args = [
+            "--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
+            "--id", worker_id, "--spill-dir", str(spill), *self.extra_args, *more_args,
+        ]
+        worker = WorkerProcess(worker_id, args, self.base_dir / f"{worker_id}.log").start()
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.alive():
+                worker.terminate()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.worker_id}\n{w.log_tail()}" for w in self.workers)
+
+
+async def wait_registered(etcd: Etcd, ks: Keyspace, ids: set[str], timeout_s: float = 30.0) -> None:
+    with trio.fail_after(timeout_s):
+        while True:
+            snapshot = await etcd.get_prefix(ks.workers_prefix)
+            present = {ks.parse_worker(kv.key) for kv in snapshot.kvs}
+            if ids <= present:
+                return
+            await trio.sleep(0.1)
+
+
+async def put_job(etcd: Etcd, ks: Keyspace, name: str, command: str, cron: str, **extra) -> None:
+    spec = {"name": name, "command": command, "cronExpr": cron, **extra}
+    await etcd.put(ks.job(name), json.dumps(spec))
+
+
+async def all_records(store: RunStore, job_prefix: str = "") -> list[RunRecord]:
+    """Every run record in the store (paging through all of it)."""
+    out: list[RunRecord] = []
+    cursor = None
+    while True:
+        page = await store.query(cursor=cursor, limit=1000)
+        out.extend(r for r in page.records if r.job_name.startswith(job_prefix))
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
+
+
+def duplicates(records: list[RunRecord]) -> dict[tuple[str, int, int], int]:
+    counts = Counter((r.job_name, r.plan_time, r.attempt) for r in records)
+    return {k: n for k, n in counts.items() if n > 1}
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids whose process group is ``pgid`` (read from /proc), zombies excluded."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def pids_with_cmdline(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids

@@ -1,0 +1,347 @@
+"""The Executor with real bash processes: records, kills, timeouts, fencing, shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors import call
+from cluster.config import Config
+from cluster.keyspace import Keyspace
+from cluster.spec import JobSpec
+from cluster.store import RunRecord, RunStatus, RunTrigger
+from test_process import pid_alive, wait_group_gone
+from worker.clock import SystemClock
+from worker.context import WorkerContext, open_mailboxes
+from worker.executor import Executor
+from worker.messages import (
+    Fenced,
+    Fire,
+    KillRun,
+    LoadChanged,
+    Run,
+    RunEnded,
+    RunningCount,
+    SessionChanged,
+    StartRun,
+    Write,
+)
+
+LEASE = 0x1234
+WAIT_S = 10  # generous bound for anything that should take well under a second
+
+
+def make_run(name: str, command: str, *, lease: int = LEASE, **spec) -> Run:
+    job = JobSpec.from_json({"name": name, "command": command, "cronExpr": "* * * * *", **spec})
+    now_ms = time.time_ns() // 1_000_000
+    fire = Fire(job, planned_ms=now_ms - 1500, fired_ms=now_ms - 1000,
+                trigger=RunTrigger.CATCHUP, run_id=uuid.uuid4().hex, attempt=2)
+    return Run(fire, session_lease=lease, guarded=False)
+
+
+class Harness:
+    """An Executor on real mailboxes; tests read what it sent to its peers."""
+
+    def __init__(self, **config) -> None:
+        cfg = dataclasses.replace(Config(), kill_grace_s=1.0, **config)
+        self.peers, self.inboxes = open_mailboxes(cfg)
+        self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock(), self.peers)
+        self.released: list[Run] = []
+        self.release_error: Exception | None = None
+        self.executor = Executor(self.inboxes.executor, self.ctx, release=self._release)
+
+    async def _release(self, run: Run) -> None:
+        self.released.append(run)
+        if self.release_error is not None:
+            raise self.release_error
+
+    async def send(self, msg) -> None:
+        await self.peers.executor.send(msg)
+
+    async def record(self) -> RunRecord:
+        with trio.fail_after(WAIT_S):
+            msg = await self.inboxes.log_sink.receive()
+        assert isinstance(msg, Write)
+        return msg.record
+
+    async def records(self, n: int) -> dict[str, RunRecord]:
+        return {r.run_id: r for r in [await self.record() for _ in range(n)]}
+
+    async def running(self) -> int:
+        with trio.fail_after(WAIT_S):
+            return await call(self.peers.executor, RunningCount)
+
+    def drained(self, inbox) -> list:
+        out = []
+        while True:
+            try:
+                out.append(inbox.receive_nowait())
+            except trio.WouldBlock:
+                return out
+
+
+@asynccontextmanager
+async def executor(**config) -> AsyncIterator[Harness]:
+    h = Harness(**config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        yield h
+        nursery.cancel_scope.cancel()
+
+
+async def read_fifo(path: Path) -> str:
+    """What a job writes into the FIFO at ``path`` (blocks until it has written)."""
+    with trio.fail_after(WAIT_S):
+        return await trio.to_thread.run_sync(path.read_text, abandon_on_cancel=True)
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "pid.fifo"
+    os.mkfifo(path)
+    return path
+
+
+# -- outcomes ---------------------------------------------------------------------------
+
+
+async def test_success_record_has_every_field_and_peers_hear_of_it():
+    run = make_run("hello", "echo hello; echo warn >&2")
+    async with executor() as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+        with trio.fail_after(WAIT_S):
+            ended = await h.inboxes.scheduler.receive()
+        assert await h.running() == 0
+    fire = run.fire
+    assert record == RunRecord(
+        run_id=fire.run_id, job_name="hello", worker="worker-7", command=fire.spec.command,
+        output="hello\n", err="warn\n", exit_code=0, status=RunStatus.SUCCEEDED,
+        trigger=RunTrigger.CATCHUP, attempt=2, plan_time=fire.planned_ms,
+        schedule_time=fire.fired_ms, start_time=record.start_time, end_time=record.end_time,
+        output_truncated=False,
+    )
+    assert fire.fired_ms < record.start_time <= record.end_time
+    assert ended == RunEnded(run, RunStatus.SUCCEEDED)
+    assert h.released == [run]
+    assert h.drained(h.inboxes.locker) == [LoadChanged(1), LoadChanged(0)]
+
+
+async def test_big_output_keeps_exactly_the_cap_and_failure_keeps_output():
+    run = make_run("big", "yes abcdefg | head -c 1048576; echo oops >&2; exit 3")
+    async with executor() as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert record.output == ("abcdefg\n" * 8192)[:65536]
+    assert len(record.output) == 65536 and record.output_truncated
+    assert (record.exit_code, record.status, record.err) == (3, RunStatus.FAILED, "oops\n")
+
+
+async def test_job_environment_has_its_env_and_run_identity_but_not_worker_settings(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_DB_URL", "mysql://u:secret@h/db")
+    monkeypatch.setenv("INHERITED", "yes")
+    run = make_run("env", 'echo "$SCHEDULER_JOB_NAME $SCHEDULER_RUN_ID $SCHEDULER_PLAN_TIME_MS'
+                          ' $FOO $INHERITED ${SCHEDULER_DB_URL-unset}"', env={"FOO": "bar"})
+    async with executor() as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+    fire = run.fire
+    assert record.output == f"env {fire.run_id} {fire.planned_ms} bar yes unset\n"
+
+
+async def test_output_is_decoded_leniently():
+    async with executor() as h:
+        await h.send(StartRun(make_run("bytes", r"printf 'a\0b\377c'")))
+        record = await h.record()
+    assert record.output == "ab\ufffdc" and record.status is RunStatus.SUCCEEDED
+
+
+async def test_spawn_failure_is_a_failed_record_and_the_executor_carries_on():
+    run = make_run("nobash", "true")
+    async with executor(bash_path="/nonexistent/bash") as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+        assert await h.running() == 0
+        stats = h.executor.statistics_detail()
+    assert record.status is RunStatus.FAILED and record.exit_code is None
+    assert "cannot start '/nonexistent/bash'" in record.err
+    assert stats.spawn_failures == 1 and stats.finished == 1
+    assert h.released == [run]
+
+
+# -- kills --------------------------------------------------------------------------------
+
+
+async def test_kill_run_kills_bash_and_its_children_within_a_second(fifo):
+    run = make_run("sleeper", f"echo $$ > {fifo}; sleep 300; echo done")
+    async with executor() as h:
+        await h.send(StartRun(run))
+        pgid = int(await read_fifo(fifo))
+        assert await h.running() == 1
+        killed_at = time.monotonic()
+        await h.send(KillRun("sleeper", run.fire.run_id))
+        await wait_group_gone(pgid, within_s=1.0)
+        record = await h.record()
+    assert time.monotonic() - killed_at < 1.0
+    assert record.status is RunStatus.KILLED and record.output == ""
+    assert record.err.endswith("[scheduler] run killed: kill requested\n")
+    assert record.exit_code == -15
+
+
+async def test_timeout_kills_the_group_with_status_timeout(fifo):
+    run = make_run("slow", f"echo $$ > {fifo}; sleep 300; echo done", timeout=2)
+    async with executor() as h:
+        start = time.monotonic()
+        await h.send(StartRun(run))
+        pgid = int(await read_fifo(fifo))
+        record = await h.record()
+        elapsed = time.monotonic() - start
+        await wait_group_gone(pgid, within_s=1.0)
+    assert 1.9 < elapsed < 4
+    assert record.status is RunStatus.TIMEOUT
+    assert "[scheduler] run timeout: timed out after 2 s" in record.err
+    assert h.executor.statistics_detail().timed_out == 1
+
+
+async def test_kill_by_job_name_kills_all_its_runs_and_only_those():
+    runs = [make_run("multi", "sleep 300") for _ in range(3)]
+    other = make_run("other", "sleep 300")
+    async with executor() as h:
+        for run in [*runs, other]:
+            await h.send(StartRun(run))
+        assert await h.running() == 4
+        await h.send(KillRun("multi", None, RunStatus.KILLED, "job deleted"))
+        records = await h.records(3)
+        assert await h.running() == 1
+        await h.send(KillRun("other", other.fire.run_id))
+        last = await h.record()
+    assert set(records) == {r.fire.run_id for r in runs}
+    assert all(r.status is RunStatus.KILLED and "job deleted" in r.err for r in records.values())
+    assert last.run_id == other.fire.run_id and last.status is RunStatus.KILLED
+
+
+async def test_kill_of_an_unknown_run_changes_nothing():
+    run = make_run("keep", "sleep 0.3; echo ok")
+    async with executor() as h:
+        await h.send(StartRun(run))
+        await h.send(KillRun("keep", "some-other-run"))
+        await h.send(KillRun("nobody", None))
+        record = await h.record()
+    assert record.status is RunStatus.SUCCEEDED and record.output == "ok\n"
+
+
+async def test_fenced_kills_every_run_as_lost():
+    runs = [make_run("a", "sleep 300"), make_run("b", "sleep 300")]
+    async with executor() as h:
+        for run in runs:
+            await h.send(StartRun(run))
+        assert await h.running() == 2
+        await h.send(Fenced(LEASE))
+        records = await h.records(2)
+        ended = [await h.inboxes.scheduler.receive() for _ in range(2)]
+    assert {r.status for r in records.values()} == {RunStatus.LOST}
+    assert all("session lease 4660 was lost" in r.err and "fenced" in r.err
+               for r in records.values())
+    assert {e.status for e in ended} == {RunStatus.LOST}
+
+
+async def test_a_late_fenced_spares_runs_of_the_new_live_session():
+    old = make_run("old", "sleep 300", lease=1)
+    new = make_run("new", "sleep 300", lease=2)
+    async with executor() as h:
+        await h.send(SessionChanged(2))
+        await h.send(StartRun(old))
+        await h.send(StartRun(new))
+        await h.send(Fenced(1))
+        record = await h.record()
+        assert record.run_id == old.fire.run_id and record.status is RunStatus.LOST
+        assert await h.running() == 1
+
+
+async def test_background_grandchild_is_gone_after_bash_exits():
+    async with executor() as h:
+        await h.send(StartRun(make_run("bg", "sleep 100 & echo $$ $!")))
+        record = await h.record()
+    pgid, grandchild = map(int, record.output.split())
+    assert record.status is RunStatus.SUCCEEDED
+    await wait_group_gone(pgid, within_s=1.0)
+    assert not pid_alive(grandchild)
+
+
+async def test_a_failing_release_does_not_disturb_other_runs():
+    async with executor() as h:
+        h.release_error = RuntimeError("etcd gone")
+        await h.send(StartRun(make_run("r1", "true")))
+        await h.record()
+        await h.send(StartRun(make_run("r2", "echo still here")))
+        record = await h.record()
+    assert record.output == "still here\n" and len(h.released) == 2
+
+
+# -- stopping -------------------------------------------------------------------------------
+
+
+async def test_graceful_stop_lets_short_runs_finish_and_kills_long_ones_after_the_grace(fifo):
+    short = make_run("short", "sleep 0.2; echo finished")
+    long = make_run("long", f"echo $$ > {fifo}; sleep 300")
+    h = Harness(shutdown_grace_s=1.0)
+    with trio.fail_after(WAIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.executor.run)
+            await h.send(StartRun(short))
+            await h.send(StartRun(long))
+            pgid = int(await read_fifo(fifo))
+            stop_at = time.monotonic()
+            h.executor.request_stop()
+        stopped_after = time.monotonic() - stop_at  # run() returned: drained
+    records = await h.records(2)
+    assert records[short.fire.run_id].status is RunStatus.SUCCEEDED
+    assert records[long.fire.run_id].status is RunStatus.KILLED
+    assert "worker shutting down" in records[long.fire.run_id].err
+    assert 0.9 < stopped_after < 3
+    await wait_group_gone(pgid, within_s=1.0)
+
+
+async def test_runs_queued_when_the_stop_came_are_recorded_killed_without_starting():
+    run = make_run("late", "echo should not run")
+    h = Harness()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        h.peers.executor.send_nowait(StartRun(run))  # no checkpoint before the stop
+        h.executor.request_stop()
+    record = await h.record()
+    assert record.status is RunStatus.KILLED and record.start_time is None
+    assert "worker shutting down" in record.err and record.output == ""
+    assert h.released == [run]
+
+
+async def test_cancelled_executor_kills_its_groups_and_offers_records(fifo):
+    run = make_run("abrupt", f"echo $$ > {fifo}; sleep 300")
+    h = Harness()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        await h.send(StartRun(run))
+        pgid = int(await read_fifo(fifo))
+        nursery.cancel_scope.cancel()
+    await wait_group_gone(pgid, within_s=1.0)
+    record = await h.record()
+    assert record.run_id == run.fire.run_id and record.status is RunStatus.KILLED
+    assert "stopped abruptly" in record.err
+
+
+async def test_scheduler_gone_during_shutdown_is_tolerated():
+    async with executor() as h:
+        h.inboxes.scheduler.close()
+        h.inboxes.locker.close()
+        await h.send(StartRun(make_run("alone", "echo ok")))
+        record = await h.record()
+        assert await h.running() == 0
+    assert record.status is RunStatus.SUCCEEDED

@@ -1,0 +1,215 @@
+"""The Scheduler under a mock clock: exact wake-ups, pause, delete, skip, retry, catch-up."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import trio
+import trio.testing
+
+from cluster.config import Config
+from cluster.keyspace import Keyspace
+from cluster.spec import JobSpec
+from cluster.store import RunStatus, RunTrigger
+from worker.clock import TrioWallClock
+from worker.context import WorkerContext, open_mailboxes
+from worker.messages import (
+    Claim,
+    Denied,
+    JobDeleted,
+    JobSaved,
+    JobsSnapshot,
+    KillRun,
+    RunEnded,
+    Run,
+    TriggerRequested,
+    Write,
+)
+from worker.scheduler import Scheduler
+
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a whole second
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def spec(name: str, expr: str, **extra) -> JobSpec:
+    return JobSpec.from_json({"name": name, "command": "true", "cronExpr": expr, **extra})
+
+
+class Harness:
+    def __init__(self, nursery: trio.Nursery, **config) -> None:
+        cfg = dataclasses.replace(Config(), **config)
+        self.clock = TrioWallClock(T0)
+        self.peers, self.inboxes = open_mailboxes(cfg)
+        self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock, self.peers)
+        self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx)
+        nursery.start_soon(self.scheduler.run)
+
+    async def send(self, msg) -> None:
+        await self.peers.scheduler.send(msg)
+
+    async def claims_until(self, wall_ms: int) -> list[tuple[Claim, int]]:
+        """Every Claim sent to the Locker until the wall clock reads ``wall_ms``,
+        with the wall time it was received at."""
+        got = []
+        with trio.move_on_at(trio.current_time() + (wall_ms - self.clock.now_ms()) / 1000):
+            async for msg in self.inboxes.locker:
+                got.append((msg, self.clock.now_ms()))
+        return got
+
+    def pending(self, inbox) -> list:
+        out = []
+        while True:
+            try:
+                out.append(inbox.receive_nowait())
+            except trio.WouldBlock:
+                return out
+
+
+async def test_fires_exactly_at_planned_times(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("two", "*/2 * * * * *"), spec("five", "*/5 * * * * *")), 1, {}))
+        got = await h.claims_until(T0 + 10_500)
+        nursery.cancel_scope.cancel()
+    fires = [(c.fire.spec.name, c.fire.planned_ms) for c, _ in got]
+    assert [t for _, t in fires] == sorted(t for _, t in fires)
+    assert sorted(fires) == sorted([
+        ("two", T0 + 2000), ("two", T0 + 4000), ("five", T0 + 5000), ("two", T0 + 6000),
+        ("two", T0 + 8000), ("five", T0 + 10000), ("two", T0 + 10000),
+    ])
+    for claim, received_ms in got:
+        assert received_ms == claim.fire.planned_ms == claim.fire.fired_ms  # not a ms late
+        assert claim.fire.trigger is RunTrigger.SCHEDULE
+    assert len({c.fire.run_id for c, _ in got}) == 7
+
+
+async def test_paused_job_never_fires_and_resumes_without_reset(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("p", "* * * * * *", paused=True),), 1, {}))
+        assert await h.claims_until(T0 + 5_500) == []
+        await h.send(JobSaved(spec("p", "* * * * * *")))
+        got = await h.claims_until(T0 + 8_500)
+        nursery.cancel_scope.cancel()
+    assert [c.fire.planned_ms for c, _ in got] == [T0 + 6000, T0 + 7000, T0 + 8000]
+
+
+async def test_deleting_a_job_stops_its_fires_and_kills_its_runs(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("d", "* * * * * *"),), 1, {}))
+        assert len(await h.claims_until(T0 + 2_500)) == 2
+        await h.send(JobDeleted("d"))
+        assert await h.claims_until(T0 + 6_000) == []
+        kills = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    assert kills == [KillRun("d", None, RunStatus.KILLED, "job deleted")]
+
+
+async def test_a_denied_fire_with_skip_right_is_recorded_as_skipped(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("f", "* * * * * *"),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 1_500)
+        await h.send(Denied(claim.fire, "still running (concurrency forbid)", record_skip=True))
+        await h.send(Denied(claim.fire, "taken"))  # someone else's: nothing to record
+        await trio.testing.wait_all_tasks_blocked()
+        records = h.pending(h.inboxes.log_sink)
+        nursery.cancel_scope.cancel()
+    assert len(records) == 1 and isinstance(records[0], Write)
+    record = records[0].record
+    assert record.status is RunStatus.SKIPPED
+    assert (record.job_name, record.plan_time, record.run_id) == ("f", T0 + 1000, claim.fire.run_id)
+    assert "forbid" in record.err
+
+
+async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("r", "0 * * * * *", retries=2, retryBackoff=3)
+        await h.send(JobsSnapshot((job,), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 40_500)  # 22:14:00
+        await h.send(RunEnded(Run(claim.fire, 1, False), RunStatus.FAILED))
+        got = await h.claims_until(T0 + 45_000)
+        [(retry, at_ms)] = got
+        assert retry.fire.trigger is RunTrigger.RETRY and retry.fire.attempt == 2
+        assert retry.fire.planned_ms == claim.fire.planned_ms
+        assert at_ms == T0 + 40_500 + 3_000
+        await h.send(RunEnded(Run(retry.fire, 1, False), RunStatus.TIMEOUT))
+        [(third, at_ms)] = await h.claims_until(T0 + 52_000)
+        assert third.fire.attempt == 3 and at_ms == T0 + 45_000 + 6_000  # doubled
+        await h.send(RunEnded(Run(third.fire, 1, False), RunStatus.FAILED))
+        later = await h.claims_until(T0 + 100_500)  # retries used up; 22:15:00 is next
+        nursery.cancel_scope.cancel()
+    assert [c.fire.trigger for c, _ in later] == [RunTrigger.SCHEDULE]
+
+
+async def test_no_retry_after_success(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("s", "*/30 * * * * *", retries=3, retryBackoff=1),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 10_500)
+        await h.send(RunEnded(Run(claim.fire, 1, False), RunStatus.SUCCEEDED))
+        got = await h.claims_until(T0 + 20_000)
+        nursery.cancel_scope.cancel()
+    assert got == []
+
+
+async def test_catch_up_fires_missed_times_within_starting_deadline(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("c", "*/10 * * * * *", startingDeadline=45)
+        # Last fired 22:12:00; now 22:13:20: within 45 s are :40, :50, :00, :10, :20.
+        await h.send(JobsSnapshot((job,), 1, {"c": T0 - 80_000}))
+        got = await h.claims_until(T0 + 500)
+        nursery.cancel_scope.cancel()
+    assert [c.fire.planned_ms for c, _ in got] == [T0 - 40_000, T0 - 30_000, T0 - 20_000, T0 - 10_000, T0]
+    assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
+
+
+async def test_no_catch_up_without_starting_deadline(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("c", "*/10 * * * * *"),), 1, {"c": T0 - 80_000}))
+        got = await h.claims_until(T0 + 500)
+        nursery.cancel_scope.cancel()
+    assert got == []
+
+
+async def test_manual_trigger_claims_one_run_with_the_requested_id(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("m", "@yearly"),), 1, {}))
+        await h.send(TriggerRequested("m", "run-42", T0))
+        await h.send(TriggerRequested("unknown", "run-43", T0))
+        got = await h.claims_until(T0 + 1_000)
+        nursery.cancel_scope.cancel()
+    [(claim, _)] = got
+    assert (claim.fire.run_id, claim.fire.trigger) == ("run-42", RunTrigger.MANUAL)
+
+
+async def test_fires_later_than_the_grace_are_counted_as_misfires_not_run(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        # A one-slot Locker mailbox that nobody reads for 10 s stalls the Scheduler.
+        h = Harness(nursery, misfire_grace_s=2.0, mailbox_size=1)
+        await h.send(JobsSnapshot((spec("x", "* * * * * *"),), 1, {}))
+        await trio.sleep(10)
+        got = await h.claims_until(T0 + 10_500)
+        stats = h.scheduler.statistics_detail()
+        nursery.cancel_scope.cancel()
+    assert [c.fire.planned_ms - T0 for c, _ in got] == [1000, 2000, 9000, 10000]
+    assert stats.misfires == 1 and stats.fires == 4
+
+
+async def test_stop_means_no_more_fires(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("s", "* * * * * *"),), 1, {}))
+        assert len(await h.claims_until(T0 + 1_500)) == 1
+        h.scheduler.request_stop()
+        assert await h.claims_until(T0 + 5_000) == []
