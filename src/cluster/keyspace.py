@@ -109,6 +109,15 @@ class TriggerKey:
 class LockKey:
     name: str
     planned_ms: int
+    attempt: int = 1  # retries of a fire are fires of their own
+
+
+@dataclass(frozen=True, slots=True)
+class LostKey:
+    """Claim of the right to record a vanished run as lost (and to retry it)."""
+
+    name: str
+    run_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +141,8 @@ class StateKey:
     name: str
 
 
-ParsedKey = (JobKey | KillerKey | TriggerKey | LockKey | RunningKey | ActiveKey | WorkerKey
-             | StateKey)
+ParsedKey = (JobKey | KillerKey | TriggerKey | LockKey | LostKey | RunningKey | ActiveKey
+             | WorkerKey | StateKey)
 
 
 # --------------------------------------------------------------------------- keyspace
@@ -200,9 +209,15 @@ class Keyspace:
     def trigger(self, name: str, run_id: str) -> str:
         return f"{self.prefix}trigger/{_check_name(name)}/{_check_id('run id', run_id)}"
 
-    def lock(self, name: str, planned_ms: int) -> str:
+    def lock(self, name: str, planned_ms: int, attempt: int = 1) -> str:
         planned = _check_planned(planned_ms)
-        return f"{self.prefix}lock/{_check_name(name)}/{planned:0{PLANNED_MS_DIGITS}d}"
+        key = f"{self.prefix}lock/{_check_name(name)}/{planned:0{PLANNED_MS_DIGITS}d}"
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise KeyspaceError("attempt", attempt, "must be an int >= 1")
+        return key if attempt == 1 else f"{key}.{attempt}"
+
+    def lost(self, name: str, run_id: str) -> str:
+        return f"{self.prefix}lost/{_check_name(name)}/{_check_id('run id', run_id)}"
 
     def running(self, name: str, run_id: str) -> str:
         return f"{self.prefix}running/{_check_name(name)}/{_check_id('run id', run_id)}"
@@ -282,9 +297,15 @@ def _name_and_id(
 
 
 def _lock(parts: list[str]) -> LockKey | None:
-    if len(parts) == 2 and is_valid_job_name(parts[0]) and parts[1].isascii() \
-            and parts[1].isdigit() and len(parts[1]) == PLANNED_MS_DIGITS:
-        return LockKey(parts[0], int(parts[1]))
+    if len(parts) != 2 or not is_valid_job_name(parts[0]):
+        return None
+    planned, dot, attempt = parts[1].partition(".")
+    if not (planned.isascii() and planned.isdigit() and len(planned) == PLANNED_MS_DIGITS):
+        return None
+    if not dot:
+        return LockKey(parts[0], int(planned))
+    if attempt.isascii() and attempt.isdigit() and int(attempt) > 1 and attempt[0] != "0":
+        return LockKey(parts[0], int(planned), int(attempt))
     return None
 
 
@@ -299,6 +320,7 @@ _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
     "killer": _one_name(KillerKey),
     "trigger": _name_and_id(TriggerKey),
     "lock": _lock,
+    "lost": _name_and_id(LostKey),
     "running": _name_and_id(RunningKey),
     "active": _one_name(ActiveKey),
     "workers": _worker,

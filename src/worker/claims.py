@@ -39,13 +39,12 @@ GUARDED = frozenset({"forbid", "replace"})
 
 def lock_key(ks: Keyspace, fire: Fire) -> str:
     """One key per (job, fire time, attempt); retries are fires of their own."""
-    key = ks.lock(fire.spec.name, fire.planned_ms)
-    return key if fire.attempt == 1 else f"{key}.{fire.attempt}"
+    return ks.lock(fire.spec.name, fire.planned_ms, fire.attempt)
 
 
 def lost_key(ks: Keyspace, info: RunningInfo) -> str:
     """Whoever creates this key records the run as lost (and applies the retry policy)."""
-    return f"{ks.lock_prefix(info.job_name)}lost-{info.run_id}"
+    return ks.lost(info.job_name, info.run_id)
 
 
 def is_guarded(fire: Fire) -> bool:

@@ -182,6 +182,13 @@ class Executor(Actor[ExecutorMsg]):
                                f"the session lease {lease_id} was lost: the run was fenced")
             case SessionChanged(lease_id):
                 self._session = lease_id
+                if lease_id is not None:
+                    # A new session without a Fenced first (the Registrar restarted):
+                    # runs on any older lease are no longer covered by a live lease.
+                    stale = (a for a in list(self._active.values())
+                             if a.run.session_lease != lease_id)
+                    self._kill_all(stale, RunStatus.LOST,
+                                   f"session replaced by lease {lease_id}: the run was fenced")
             case RunningCount(reply):
                 reply.send(len(self._active))
 

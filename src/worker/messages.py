@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Never
 
 from actors import Reply
 from cluster.presence import RunningInfo, WorkerInfo
@@ -196,23 +197,10 @@ class Flush:
 LogSinkMsg = Write | Flush
 
 
-# --- Registrar ---------------------------------------------------------------------
 
+# --- Registrar and JobWatcher ------------------------------------------------------
+# Nothing is sent to them: their inboxes exist so that the runtime can stop them
+# (sealing an inbox is the graceful stop).
 
-@dataclass(frozen=True, slots=True)
-class Republish:
-    """Publish the worker's info now instead of at the next keep-alive."""
-
-
-RegistrarMsg = Republish
-
-
-# --- JobWatcher --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Resync:
-    """Re-read every job and send the Scheduler a full snapshot."""
-
-
-JobWatcherMsg = Resync
+RegistrarMsg = Never
+JobWatcherMsg = Never

@@ -152,3 +152,15 @@ def test_encoded_kill_values_parse_back() -> None:
     assert parse_kill_value(encode_kill_value()) == KillRequest()
     assert parse_kill_value(encode_kill_value("r-7")) == KillRequest("r-7")
     assert json.loads(encode_kill_value("r-7")) == {"runId": "r-7"}
+
+
+def test_retry_locks_and_lost_claims_round_trip():
+    from cluster.keyspace import Keyspace, LockKey, LostKey
+
+    ks = Keyspace("/cron/")
+    assert ks.parse(ks.lock("job", 1_700_000_000_000)) == LockKey("job", 1_700_000_000_000)
+    assert ks.parse(ks.lock("job", 1_700_000_000_000, 3)) == LockKey("job", 1_700_000_000_000, 3)
+    assert ks.lock("job", 5, 1) == ks.lock("job", 5)
+    assert ks.parse(ks.lost("job", "abc123")) == LostKey("job", "abc123")
+    assert ks.parse(ks.lock("job", 5) + ".0") is None
+    assert ks.parse(ks.lock("job", 5) + ".01") is None
