@@ -1,0 +1,265 @@
+"""The web UI in a real headless Chromium against a stand-in master (webapp_fake_api).
+
+Checks what an operator and an attacker would see: jobs render, HTML in job names,
+commands, outputs and worker ids stays text (no element, no dialog), actions send the
+documented requests with the bearer token, validation errors land next to their field,
+a 503 shows the banner, and the page runs under `default-src 'self'` without violations.
+
+Uses Debian's chromium (no `playwright install`); skipped only when no chromium binary
+(or the playwright package) is there. SCHEDULER_UI_SCREENSHOT_DIR=/some/dir keeps the
+two screenshots (jobs page, editor) there instead of the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+from webapp_fake_api import (  # noqa: E402  (after the importorskip)
+    EVIL_NAME,
+    EVIL_OUTPUT,
+    TOKEN,
+    FakeMaster,
+    FakeState,
+    canned_state,
+)
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 10_000
+
+
+def _chromium() -> str:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("no chromium binary (apt-get install chromium)")
+
+
+class Browser:
+    """One page on the fake master, with every dialog, console error and page error kept."""
+
+    def __init__(self, page: sync_api.Page, master: FakeMaster) -> None:
+        self.page = page
+        self.master = master
+        self.dialogs: list[tuple[str, str]] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        page.on("dialog", self._on_dialog)
+        page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+
+    def _on_dialog(self, dialog: sync_api.Dialog) -> None:
+        self.dialogs.append((dialog.type, dialog.message))
+        if dialog.type == "confirm":
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    def open(self, fragment: str = "") -> None:
+        self.page.goto(f"{self.master.url}/{fragment}")
+
+    def log_in(self) -> None:
+        """First load answers 401: the token prompt opens; give it the token."""
+        self.open()
+        dialog = self.page.locator("#token-dialog")
+        sync_api.expect(dialog).to_be_visible()
+        self.page.fill("#token-input", TOKEN)
+        dialog.get_by_role("button", name="Save").click()
+        sync_api.expect(dialog).to_be_hidden()
+        sync_api.expect(self.job_row("backup")).to_be_visible()
+
+    def job_row(self, name: str) -> sync_api.Locator:
+        return self.page.locator("table.jobs tbody tr").filter(
+            has=self.page.locator("td.name", has_text=name))
+
+    def screenshot(self, name: str, directory: Path) -> Path:
+        path = directory / name
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def state() -> FakeState:
+    return canned_state()
+
+
+@pytest.fixture
+def browser(state: FakeState) -> Iterator[Browser]:
+    executable = _chromium()
+    with FakeMaster(state) as master, sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page(viewport={"width": 1360, "height": 860})
+            page.set_default_timeout(TIMEOUT_MS)
+            sync_api.expect.set_options(timeout=TIMEOUT_MS)
+            yield Browser(page, master)
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    directory = Path(os.environ.get("SCHEDULER_UI_SCREENSHOT_DIR") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _assert_clean(browser: Browser) -> None:
+    """No script ran from data, no CSP violation, no uncaught error."""
+    page = browser.page
+    assert browser.dialogs == [] or all(t == "confirm" for t, _ in browser.dialogs)
+    assert page.locator("img").count() == 0
+    assert page.evaluate("document.scripts.length") == 1  # our module script only
+    assert page.evaluate("window.__pwned === undefined")
+    assert [e for e in browser.console_errors if "Content Security Policy" in e] == []
+    assert browser.page_errors == []
+
+
+def test_jobs_render_and_html_in_data_stays_text(browser: Browser, shots: Path) -> None:
+    browser.log_in()
+    page = browser.page
+    assert browser.job_row("report").locator(".badge-paused").count() == 1
+    evil = browser.job_row(EVIL_NAME)
+    sync_api.expect(evil).to_have_count(1)
+    assert evil.locator("td.name").text_content() == EVIL_NAME
+    assert evil.locator("td.command code").text_content() == EVIL_OUTPUT
+    sync_api.expect(page.locator("#last-updated")).to_contain_text("Last updated")
+    backup = browser.job_row("backup")
+    sync_api.expect(backup.locator("td", has_text="1 running")).to_have_count(1)
+    browser.screenshot("scheduler-ui-jobs.png", shots)
+    _assert_clean(browser)
+
+
+def test_run_now_posts_with_the_bearer_token(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    browser.job_row("backup").get_by_role("button", name="Run now").click()
+    sync_api.expect(browser.page.locator("#notice")).to_contain_text(
+        "Triggered backup: run manual-0001")
+    posts = state.api_requests("POST", "/api/v1/jobs/backup/run")
+    assert len(posts) == 1
+    assert posts[0].headers["authorization"] == f"Bearer {TOKEN}"
+    # the evil name goes into the URL path encoded, and comes back decoded
+    browser.job_row(EVIL_NAME).get_by_role("button", name="Pause").click()
+    sync_api.expect(browser.job_row(EVIL_NAME).get_by_role("button", name="Resume")).to_be_visible()
+    assert len(state.api_requests("POST", f"/api/v1/jobs/{EVIL_NAME}/pause")) == 1
+    _assert_clean(browser)
+
+
+def test_delete_asks_for_confirmation_then_deletes(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    browser.job_row("report").get_by_role("button", name="Delete").click()
+    sync_api.expect(browser.job_row("report")).to_have_count(0)
+    assert [t for t, _ in browser.dialogs] == ["confirm"]
+    assert len(state.api_requests("DELETE", "/api/v1/jobs/report")) == 1
+
+
+def test_editor_shows_server_error_next_to_field_and_live_preview(
+        browser: Browser, state: FakeState, shots: Path) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("button", name="New job").click()
+    page.fill("#field-name", "nightly")
+    page.fill("#field-command", "echo nightly")
+    page.fill("#field-cronExpr", "* * * *")
+    preview = page.locator(".cron-preview")
+    sync_api.expect(preview).to_contain_text("expected 5, 6 or 7 fields")
+    page.get_by_role("button", name="Save").click()
+    field = page.locator('.field[data-field="cronExpr"]')
+    error = field.locator(".field-error")
+    sync_api.expect(error).to_be_visible()
+    sync_api.expect(error).to_have_text("expected 5, 6 or 7 fields, got 4")
+    sync_api.expect(page.locator("#field-cronExpr")).to_have_attribute("aria-invalid", "true")
+    assert page.locator('.field[data-field="command"] .field-error').is_hidden()
+    put = state.api_requests("PUT", "/api/v1/jobs/nightly")[-1]
+    assert put.body == {"name": "nightly", "command": "echo nightly", "cronExpr": "* * * *",
+                        "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
+                        "paused": False, "retries": 0, "retryBackoff": 10,
+                        "startingDeadline": 0, "selector": {}, "env": {}}
+    browser.screenshot("scheduler-ui-editor.png", shots)
+
+    page.fill("#field-cronExpr", "*/5 * * * *")  # editing the field clears its error
+    sync_api.expect(error).to_be_hidden()
+    sync_api.expect(preview.locator("li")).to_have_count(5)
+    page.get_by_role("button", name="Save").click()
+    sync_api.expect(page.locator("#notice")).to_contain_text("Created job nightly")
+    sync_api.expect(browser.job_row("nightly")).to_be_visible()
+    _assert_clean(browser)
+
+
+def test_editor_loads_an_existing_job(browser: Browser) -> None:
+    browser.log_in()
+    browser.job_row("backup").get_by_role("button", name="Edit").click()
+    page = browser.page
+    sync_api.expect(page.locator("#field-command")).to_have_value(
+        "tar czf /backup.tgz /srv && echo done")
+    sync_api.expect(page.locator("#field-timezone")).to_have_value("Europe/Paris")
+    sync_api.expect(page.locator("#field-selector")).to_have_value("zone=eu")
+    assert page.locator("#field-name").get_attribute("readonly") is not None
+
+
+def test_runs_output_is_text_and_load_more_pages(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Runs").click()
+    rows = page.locator("table.runs tbody tr:not(.detail)")
+    sync_api.expect(rows).to_have_count(50)
+    evil = page.locator('tr[data-run="run-evil"]')
+    sync_api.expect(evil.locator(".badge-failed")).to_have_count(1)
+    evil.get_by_role("button", name="Output").click()
+    detail = page.locator("tr.detail")
+    assert detail.locator("pre").first.text_content() == EVIL_OUTPUT
+    assert detail.locator("pre").nth(1).text_content() == "<b>bold?</b>"
+    assert detail.locator("b").count() == 0
+    page.get_by_role("button", name="Load more").click()
+    sync_api.expect(rows).to_have_count(60)
+    sync_api.expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    assert state.api_requests("GET", "/api/v1/runs")[-1].query["cursor"] == "50"
+    _assert_clean(browser)
+
+
+def test_runs_filters_by_job_and_status(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    browser.job_row("backup").get_by_role("button", name="Runs").click()
+    page = browser.page
+    sync_api.expect(page.get_by_role("heading", name="Runs of job backup")).to_be_visible()
+    page.get_by_label("Status").select_option("timeout")
+    sync_api.expect(page.locator("table.runs tbody tr")).to_have_count(1)
+    last = state.api_requests("GET", "/api/v1/runs")[-1]
+    assert last.query == {"job": "backup", "status": "timeout", "limit": "50"}
+
+
+def test_workers_show_skew_warning_and_html_ids_as_text(browser: Browser) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Workers").click()
+    table = page.locator("table.workers")
+    sync_api.expect(table.locator("tbody tr")).to_have_count(2)
+    assert table.locator("td.name").nth(1).text_content() == "<i>w2</i>"
+    assert table.locator("i").count() == 0
+    assert table.locator(".badge-warning").text_content() == "⚠ +2500 ms"
+    assert table.locator("tbody tr").first.locator(".badge-warning").count() == 0
+    _assert_clean(browser)
+
+
+def test_503_shows_the_banner_until_the_api_recovers(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    state.unavailable = True
+    page.get_by_role("link", name="Workers").click()
+    banner = page.locator("#banner")
+    sync_api.expect(banner).to_be_visible()
+    sync_api.expect(page.locator("#banner-text")).to_have_text(
+        "Unavailable: etcd cannot be reached")
+    sync_api.expect(page.locator("#banner-token")).to_be_hidden()
+    sync_api.expect(page.locator("#last-updated")).to_contain_text("Update failed")
+    state.unavailable = False
+    page.get_by_role("link", name="Jobs").click()
+    sync_api.expect(banner).to_be_hidden()

@@ -1,0 +1,148 @@
+// Entry point: hash routing between views, the auto-refresh loop, the API-health banner,
+// notices and the token prompt. Views live in their own modules; each is
+// { root: Element, refresh?: async () => void } and never touches the page outside root.
+
+import { getToken, setToken } from "./client.js";
+import { formatTime } from "./dom.js";
+import { editorView } from "./editor.js";
+import { jobsView } from "./jobs.js";
+import { runsView } from "./runs.js";
+import { workersView } from "./workers.js";
+
+const REFRESH_MS = 5000;
+const NOTICE_MS = 6000;
+
+const $ = (id) => document.getElementById(id);
+const page = {
+  view: $("view"), banner: $("banner"), bannerText: $("banner-text"),
+  bannerToken: $("banner-token"), notice: $("notice"), noticeText: $("notice-text"),
+  lastUpdated: $("last-updated"), tokenDialog: $("token-dialog"), tokenForm: $("token-form"),
+  tokenInput: $("token-input"), tokenReason: $("token-reason"),
+};
+
+let current = null;       // the mounted view
+let generation = 0;       // invariant: only the latest refreshNow() call re-arms the timer
+let timer = null;
+let lastOkMs = null;
+let promptedFor = null;   // the token we already asked about after a 401 (ask once each)
+let noticeTimer = null;
+
+const ctx = {
+  navigate,
+  notify,
+  reportError,
+  guard,
+  confirm: (message) => window.confirm(message),
+};
+
+function route() {
+  const hash = location.hash.replace(/^#/, "") || "jobs";
+  const at = hash.indexOf("?");
+  const name = at < 0 ? hash : hash.slice(0, at);
+  const params = new URLSearchParams(at < 0 ? "" : hash.slice(at + 1));
+  const views = {
+    runs: () => runsView(ctx, params),
+    workers: () => workersView(ctx),
+    new: () => editorView(ctx, null),
+    edit: () => editorView(ctx, params.get("name")),
+  };
+  current = (views[name] || (() => jobsView(ctx)))();
+  page.view.replaceChildren(current.root);
+  const section = ["runs", "workers"].includes(name) ? name : "jobs";
+  for (const link of document.querySelectorAll("nav a")) {
+    if (link.dataset.view === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  refreshNow();
+}
+
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+/** Refresh the current view now, then every REFRESH_MS while the tab is visible. */
+async function refreshNow() {
+  const mine = ++generation;
+  clearTimeout(timer);
+  if (current && current.refresh && !document.hidden) await guard(current.refresh);
+  if (mine === generation) timer = setTimeout(refreshNow, REFRESH_MS);
+}
+
+/** Run an API action; success clears the banner, failure shows it. */
+async function guard(action) {
+  try {
+    await action();
+    reportOk();
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+function reportOk() {
+  lastOkMs = Date.now();
+  page.banner.hidden = true;
+  page.lastUpdated.textContent = `Last updated ${formatTime(lastOkMs)}`;
+  page.lastUpdated.classList.remove("stale");
+}
+
+function reportError(err) {
+  page.bannerText.textContent = err.describe ? err.describe() : `Error: ${err}`;
+  page.bannerToken.hidden = err.status !== 401;
+  page.banner.hidden = false;
+  page.lastUpdated.textContent = lastOkMs === null ? "Update failed"
+    : `Update failed; last success ${formatTime(lastOkMs)}`;
+  page.lastUpdated.classList.add("stale");
+  if (err.status === 401 && promptedFor !== getToken()) {
+    promptedFor = getToken();
+    promptToken(getToken() ? "The API refused this token (401). Enter the right one."
+      : "The master's API wants a bearer token (401).");
+  }
+}
+
+/** A short message under the header; errors stay until dismissed or replaced. */
+function notify(text, kind = "ok") {
+  clearTimeout(noticeTimer);
+  page.noticeText.textContent = text;
+  page.notice.className = `notice notice-${kind}`;
+  page.notice.hidden = false;
+  if (kind === "ok") noticeTimer = setTimeout(() => { page.notice.hidden = true; }, NOTICE_MS);
+}
+
+function promptToken(reason) {
+  page.tokenReason.textContent = reason;
+  page.tokenInput.value = getToken();
+  if (!page.tokenDialog.open) page.tokenDialog.showModal();
+  page.tokenInput.focus();
+}
+
+function wireToken() {
+  page.tokenForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    setToken(page.tokenInput.value.trim());
+    page.tokenDialog.close();
+    refreshNow();
+  });
+  $("token-clear").addEventListener("click", () => {
+    setToken("");
+    page.tokenInput.value = "";
+    page.tokenDialog.close();
+    refreshNow();
+  });
+  $("token-cancel").addEventListener("click", () => page.tokenDialog.close());
+  const ask = () => promptToken("Enter the master's API token (kept in this tab only).");
+  $("token-button").addEventListener("click", ask);
+  page.bannerToken.addEventListener("click", ask);
+}
+
+function start() {
+  wireToken();
+  $("notice-close").addEventListener("click", () => { page.notice.hidden = true; });
+  window.addEventListener("hashchange", route);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refreshNow();
+  });
+  route();
+}
+
+start();

@@ -1,0 +1,129 @@
+// Jobs view: the table of jobs with their next fire and actions.
+
+import { apiPath, request } from "./client.js";
+import { badge, el, formatRelative, replace, table, timeElement } from "./dom.js";
+
+const HEADERS = ["Name", "Schedule", "Next fire", "State", "Running", "Command", "Actions"];
+
+/** Build the view; refresh() reloads the jobs (the app calls it every few seconds). */
+export function jobsView(ctx) {
+  let jobs = [];
+  const filter = el("input", {
+    type: "search", placeholder: "Filter jobs", "aria-label": "Filter jobs by name or command",
+  });
+  const body = el("div");
+  const root = el("section", { class: "view" },
+    el("div", { class: "toolbar" },
+      el("h2", {}, "Jobs"),
+      filter,
+      el("button", { type: "button", class: "primary", on: { click: () => ctx.navigate("#new") } },
+        "New job")),
+    body);
+  filter.addEventListener("input", () => render());
+
+  function render() {
+    const needle = filter.value.trim().toLowerCase();
+    const shown = jobs.filter((j) => !needle || String(j.name).toLowerCase().includes(needle) ||
+      String(j.command).toLowerCase().includes(needle));
+    if (jobs.length === 0) {
+      replace(body, el("p", { class: "empty" }, "No jobs yet. Create one with “New job”."));
+    } else {
+      replace(body, table(HEADERS, shown.map((job) => jobRow(job, ctx, refresh)),
+        { className: "jobs" }));
+    }
+  }
+
+  async function refresh() {
+    jobs = (await request("GET", apiPath("jobs"))).jobs || [];
+    render();
+  }
+
+  return { root, refresh };
+}
+
+function jobRow(job, ctx, refresh) {
+  const running = job.running || [];
+  return el("tr", { dataset: { job: job.name } },
+    el("td", { class: "name" }, job.name),
+    el("td", { class: "schedule" },
+      el("code", {}, job.cronExpr),
+      job.timezone && job.timezone !== "UTC" ? el("div", { class: "muted small" }, job.timezone)
+        : null),
+    el("td", {}, nextFire(job)),
+    el("td", {}, job.paused ? badge("paused", "paused") : badge("active", "active")),
+    el("td", { class: "num" }, running.length
+      ? el("span", { title: running.map((r) => `${r.runId} on ${r.worker}`).join("\n") },
+        badge(`${running.length} running`, "running"))
+      : "0"),
+    el("td", { class: "command" }, el("code", { title: job.command }, job.command)),
+    el("td", { class: "actions" }, actions(job, running, ctx, refresh)));
+}
+
+function nextFire(job) {
+  if (job.nextFire === null || job.nextFire === undefined) {
+    return el("span", { class: "muted" }, job.paused ? "— (paused)" : "—");
+  }
+  return [timeElement(job.nextFire), el("div", { class: "muted small" },
+    formatRelative(job.nextFire))];
+}
+
+function actions(job, running, ctx, refresh) {
+  const act = (label, options, perform) => el("button", {
+    type: "button", class: options.className || "", disabled: options.disabled,
+    title: options.title,
+    on: { click: (event) => runAction(event.currentTarget, ctx, refresh, perform) },
+  }, label);
+  const name = job.name;
+  return [
+    act("Run now", { title: "Run once now, whatever the schedule" }, async () => {
+      const answer = await request("POST", apiPath("jobs", name, "run"));
+      return `Triggered ${name}: run ${answer.runId}`;
+    }),
+    act("Kill", { disabled: running.length === 0, className: "danger",
+      title: "Kill every running instance" }, async () => {
+      if (!ctx.confirm(`Kill the running instances of job “${name}”?`)) return null;
+      await request("POST", apiPath("jobs", name, "kill"));
+      return `Kill requested for ${name}`;
+    }),
+    job.paused
+      ? act("Resume", {}, async () => {
+        await request("POST", apiPath("jobs", name, "resume"));
+        return `Resumed ${name}`;
+      })
+      : act("Pause", {}, async () => {
+        await request("POST", apiPath("jobs", name, "pause"));
+        return `Paused ${name}`;
+      }),
+    el("button", { type: "button", on: { click: () => ctx.navigate(editHash(name)) } }, "Edit"),
+    el("button", { type: "button", on: { click: () => ctx.navigate(runsHash(name)) } }, "Runs"),
+    act("Delete", { className: "danger", title: "Delete the job (kills its running instance)" },
+      async () => {
+        if (!ctx.confirm(`Delete job “${name}”? Its running instance is killed.`)) return null;
+        await request("DELETE", apiPath("jobs", name));
+        return `Deleted ${name}`;
+      }),
+  ];
+}
+
+/** Perform one action: button disabled meanwhile, outcome as a notice, then reload. */
+async function runAction(button, ctx, refresh, perform) {
+  button.disabled = true;
+  try {
+    const message = await perform();
+    if (message === null) return;  // the operator cancelled a confirmation
+    ctx.notify(message, "ok");
+    await refresh();
+  } catch (err) {
+    ctx.notify(err.describe ? err.describe() : String(err), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function editHash(name) {
+  return `#edit?name=${encodeURIComponent(name)}`;
+}
+
+export function runsHash(name) {
+  return `#runs?job=${encodeURIComponent(name)}`;
+}

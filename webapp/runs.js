@@ -1,0 +1,128 @@
+// Runs view: newest first, global or per job, status filter, cursor paging, outputs.
+
+import { apiPath, request } from "./client.js";
+import { badge, el, formatDuration, replace, table, timeElement } from "./dom.js";
+
+const PAGE_SIZE = 50;
+const STATUSES = ["succeeded", "failed", "timeout", "killed", "lost", "skipped"];
+const HEADERS = ["Started", "Job", "Status", "Trigger", "Attempt", "Worker", "Duration",
+  "Exit", ""];
+
+/** Build the view for `params` (URLSearchParams: job, status). */
+export function runsView(ctx, params) {
+  const state = { job: params.get("job") || "", status: params.get("status") || "",
+    runs: [], nextCursor: null, open: new Set() };
+  const jobInput = el("input", { type: "search", placeholder: "All jobs", value: state.job,
+    "aria-label": "Job name", class: "mono" });
+  const statusSelect = el("select", { "aria-label": "Status" },
+    el("option", { value: "" }, "Any status"),
+    STATUSES.map((s) => el("option", { value: s }, s)));
+  statusSelect.value = state.status;
+  const title = el("h2");
+  const body = el("div");
+  const more = el("button", { type: "button", hidden: true }, "Load more");
+  const root = el("section", { class: "view" },
+    el("div", { class: "toolbar" }, title,
+      el("form", { class: "filters", on: { submit: (e) => { e.preventDefault(); apply(); } } },
+        jobInput, statusSelect, el("button", { type: "submit" }, "Apply"))),
+    body, el("div", { class: "more" }, more));
+  statusSelect.addEventListener("change", () => apply());
+  more.addEventListener("click", () => loadMore());
+
+  const query = (cursor) => ({ job: state.job, status: state.status, limit: PAGE_SIZE,
+    cursor });
+
+  function render() {
+    replace(title, state.job ? `Runs of job ${state.job}` : "Runs");
+    more.hidden = !state.nextCursor;
+    if (state.runs.length === 0) {
+      replace(body, el("p", { class: "empty" }, "No runs match."));
+      return;
+    }
+    replace(body, table(HEADERS, state.runs.flatMap((run) => runRows(run, state.open, render)),
+      { className: "runs" }));
+  }
+
+  async function apply() {
+    state.job = jobInput.value.trim();
+    state.status = statusSelect.value;
+    state.runs = [];
+    state.nextCursor = null;
+    const search = new URLSearchParams();
+    if (state.job) search.set("job", state.job);
+    if (state.status) search.set("status", state.status);
+    const suffix = search.toString();
+    history.replaceState(null, "", `#runs${suffix ? `?${suffix}` : ""}`);
+    await ctx.guard(refresh);
+  }
+
+  /** Newest page; merged into what is shown so that "load more" pages stay. */
+  async function refresh() {
+    const page = await request("GET", apiPath("runs"), { query: query(null) });
+    const known = new Set(state.runs.map((r) => r.runId));
+    const fresh = (page.runs || []).filter((r) => !known.has(r.runId));
+    if (state.runs.length === 0) state.nextCursor = page.nextCursor || null;
+    const updated = new Map((page.runs || []).map((r) => [r.runId, r]));
+    state.runs = [...fresh, ...state.runs.map((r) => updated.get(r.runId) || r)]
+      .sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0));
+    render();
+  }
+
+  async function loadMore() {
+    more.disabled = true;
+    try {
+      const page = await request("GET", apiPath("runs"), { query: query(state.nextCursor) });
+      const known = new Set(state.runs.map((r) => r.runId));
+      state.runs.push(...(page.runs || []).filter((r) => !known.has(r.runId)));
+      state.nextCursor = page.nextCursor || null;
+      render();
+    } catch (err) {
+      ctx.notify(err.describe ? err.describe() : String(err), "error");
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  return { root, refresh };
+}
+
+function runRows(run, open, render) {
+  const isOpen = open.has(run.runId);
+  const toggle = el("button", { type: "button", "aria-expanded": String(isOpen),
+    on: { click: () => {
+      if (isOpen) open.delete(run.runId);
+      else open.add(run.runId);
+      render();
+    } } }, isOpen ? "Hide" : "Output");
+  const row = el("tr", { dataset: { run: run.runId } },
+    el("td", {}, timeElement(run.startTime)),
+    el("td", { class: "name" }, run.jobName),
+    el("td", {}, badge(run.status, run.status)),
+    el("td", {}, run.trigger),
+    el("td", { class: "num" }, run.attempt),
+    el("td", {}, run.worker),
+    el("td", { class: "num" }, formatDuration(run.startTime, run.endTime)),
+    el("td", { class: "num" }, run.exitCode ?? "—"),
+    el("td", {}, toggle));
+  return isOpen ? [row, detailRow(run)] : [row];
+}
+
+function detailRow(run) {
+  const fact = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
+  return el("tr", { class: "detail" },
+    el("td", { colspan: HEADERS.length },
+      el("dl", { class: "facts" },
+        fact("Run id", el("code", {}, run.runId)),
+        fact("Command", el("code", {}, run.command)),
+        fact("Planned", timeElement(run.planTime)),
+        fact("Scheduled", timeElement(run.scheduleTime)),
+        fact("Ended", timeElement(run.endTime))),
+      outputBlock(run.outputTruncated ? "Output (truncated)" : "Output", run.output),
+      outputBlock("Error", run.err)));
+}
+
+function outputBlock(title, text) {
+  return el("div", { class: "output" },
+    el("h3", {}, title),
+    text ? el("pre", {}, text) : el("p", { class: "muted" }, "(empty)"));
+}

@@ -1,0 +1,57 @@
+// Workers view: who is alive, how loaded, and whether its clock can be trusted.
+
+import { apiPath, request } from "./client.js";
+import { badge, el, formatPairs, relativeElement, replace, table, timeElement } from "./dom.js";
+
+// Above this clock difference a worker judges fire times late or early (DESIGN §6).
+const SKEW_WARNING_MS = 1000;
+const HEADERS = ["ID", "Host", "PID", "Labels", "Running", "Version", "Started", "Last seen",
+  "Clock skew"];
+
+export function workersView() {
+  const body = el("div");
+  const root = el("section", { class: "view" },
+    el("div", { class: "toolbar" }, el("h2", {}, "Workers")), body);
+
+  async function refresh() {
+    const workers = (await request("GET", apiPath("workers"))).workers || [];
+    if (workers.length === 0) {
+      replace(body, el("p", { class: "empty warning" },
+        "No live workers: no job can run until one registers."));
+      return;
+    }
+    replace(body, table(HEADERS, workers.map(workerRow), { className: "workers" }));
+  }
+
+  return { root, refresh };
+}
+
+function workerRow(worker) {
+  const labels = formatPairs(worker.labels);
+  return el("tr", { dataset: { worker: worker.id } },
+    el("td", { class: "name" }, worker.id),
+    el("td", {}, worker.host),
+    el("td", { class: "num" }, worker.pid),
+    el("td", {}, labels.length ? labels.map((l) => el("span", { class: "chip" }, l))
+      : el("span", { class: "muted" }, "—")),
+    el("td", {}, load(worker.running, worker.capacity)),
+    el("td", {}, worker.version),
+    el("td", {}, timeElement(worker.startedAt)),
+    el("td", {}, relativeElement(worker.lastSeen)),
+    el("td", { class: "num" }, skew(worker.skewMs)));
+}
+
+function load(running, capacity) {
+  return el("span", { class: "load" },
+    el("meter", { min: 0, max: capacity || 1, value: running || 0,
+      "aria-label": "running jobs" }),
+    ` ${running ?? "?"}/${capacity ?? "?"}`);
+}
+
+function skew(skewMs) {
+  if (typeof skewMs !== "number") return el("span", { class: "muted" }, "—");
+  const text = `${skewMs > 0 ? "+" : ""}${Math.round(skewMs)} ms`;
+  if (Math.abs(skewMs) <= SKEW_WARNING_MS) return text;
+  return el("span", { title: "Clock differs from the master's by more than 1 s" },
+    badge(`⚠ ${text}`, "warning"));
+}
