@@ -1,0 +1,193 @@
+"""The JSON REST API under /api/v1 (docs/api.md): jobs, runs, workers, cron preview.
+
+Handlers validate what the client sent (``inputs``), ask one actor (``ask``, under a
+deadline) and shape the answer (``views``); every failure is an ApiError rendered by
+the app. Job names in paths use the ``path`` converter on purpose: ``a%2Fb`` arrives
+decoded as ``a/b`` and must get a 400 naming the rule, not a puzzling 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from cluster.cron import CronError, TimeZoneError, parse_schedule
+from cluster.store import RunPage, RunRecord
+
+from .ask import ask_jobs, ask_runs, ask_workers
+from .context import MasterContext
+from .errors import BadRequest, RunNotFound
+from .inputs import (
+    MAX_SAFE_INT,
+    check_job_name,
+    check_run_id,
+    job_from_document,
+    query_int,
+    query_statuses,
+    read_json_object,
+)
+from .messages import (
+    DeleteJob,
+    GetJob,
+    GetRun,
+    KillJob,
+    ListJobs,
+    ListWorkers,
+    QueryRuns,
+    RunJob,
+    RunQuery,
+    SaveJob,
+    SetPaused,
+)
+from .responses import json_response
+from .views import JobView, SaveOutcome, WorkerView
+
+__all__ = ["api_routes", "UNDOCUMENTED_ENDPOINTS"]
+
+DEFAULT_RUNS_LIMIT = 50
+MAX_RUNS_LIMIT = 1000
+DEFAULT_PREVIEW_N = 5
+MAX_PREVIEW_N = 100
+MAX_EXPR_CHARS = 1024
+
+# Routes that exist only to give a precise error; openapi.py does not list them.
+UNDOCUMENTED_ENDPOINTS = frozenset({"api.empty_job_name"})
+
+
+def api_routes(ctx: MasterContext) -> Blueprint:
+    bp = Blueprint("api", __name__, url_prefix="/api/v1")
+    _job_routes(bp, ctx)
+    _run_routes(bp, ctx)
+    _other_routes(bp, ctx)
+    return bp
+
+
+def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
+    @bp.get("/jobs")
+    async def list_jobs() -> Response:
+        views: list[JobView] = await ask_jobs(ctx, ListJobs)
+        return json_response({"jobs": [v.to_json() for v in views]})
+
+    @bp.route("/jobs/", methods=["GET", "PUT", "DELETE"])
+    async def empty_job_name() -> Response:
+        raise BadRequest("name", "must not be empty")
+
+    @bp.get("/jobs/<path:name>")
+    async def get_job(name: str) -> Response:
+        check_job_name(name)
+        view: JobView = await ask_jobs(ctx, lambda reply: GetJob(name, reply))
+        return json_response({"job": view.to_json()})
+
+    @bp.put("/jobs/<path:name>")
+    async def save_job(name: str) -> Response:
+        check_job_name(name)
+        document = await read_json_object(request, field="job")
+        assert document is not None
+        spec = job_from_document(document, name)
+        outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, reply))
+        previous = None if outcome.previous is None else outcome.previous.to_json()
+        return json_response({"job": outcome.view.to_json(), "previous": previous},
+                             201 if outcome.created else 200)
+
+    @bp.delete("/jobs/<path:name>")
+    async def delete_job(name: str) -> Response:
+        check_job_name(name)
+        document: dict[str, Any] = await ask_jobs(ctx, lambda reply: DeleteJob(name, reply))
+        return json_response({"job": document})
+
+    @bp.post("/jobs/<path:name>/kill")
+    async def kill_job(name: str) -> Response:
+        check_job_name(name)
+        body = await read_json_object(request, field="body", required=False) or {}
+        unknown = sorted(set(body) - {"runId"})
+        if unknown:
+            raise BadRequest(unknown[0], "unknown field (known: runId)")
+        run_id = body.get("runId")
+        if run_id is not None:
+            check_run_id(run_id)
+        await ask_jobs(ctx, lambda reply: KillJob(name, run_id, reply))
+        return json_response({"job": name, "runId": run_id}, 202)
+
+    @bp.post("/jobs/<path:name>/run")
+    async def run_job(name: str) -> Response:
+        check_job_name(name)
+        run_id: str = await ask_jobs(ctx, lambda reply: RunJob(name, reply))
+        return json_response({"job": name, "runId": run_id}, 202)
+
+    @bp.post("/jobs/<path:name>/pause")
+    async def pause_job(name: str) -> Response:
+        check_job_name(name)
+        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, True, reply))
+        return json_response({"job": view.to_json()})
+
+    @bp.post("/jobs/<path:name>/resume")
+    async def resume_job(name: str) -> Response:
+        check_job_name(name)
+        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, False, reply))
+        return json_response({"job": view.to_json()})
+
+
+def _run_routes(bp: Blueprint, ctx: MasterContext) -> None:
+    async def run_page(job_name: str | None) -> Response:
+        query = run_query(job_name)
+        page: RunPage = await ask_runs(ctx, lambda reply: QueryRuns(query, reply))
+        return json_response({"runs": [r.to_json() for r in page.records],
+                              "nextCursor": page.next_cursor})
+
+    @bp.get("/jobs/<path:name>/runs")
+    async def job_runs(name: str) -> Response:
+        return await run_page(check_job_name(name))
+
+    @bp.get("/runs")
+    async def runs() -> Response:
+        job = request.args.get("job")
+        return await run_page(None if job is None else check_job_name(job, "job"))
+
+    @bp.get("/runs/<path:runId>")
+    async def get_run(runId: str) -> Response:  # noqa: N803 (the API's name for it)
+        record: RunRecord | None = await ask_runs(ctx, lambda reply: GetRun(runId, reply))
+        if record is None:
+            raise RunNotFound(runId)
+        return json_response({"run": record.to_json()})
+
+
+def _other_routes(bp: Blueprint, ctx: MasterContext) -> None:
+    @bp.get("/workers")
+    async def workers() -> Response:
+        views: list[WorkerView] = await ask_workers(ctx, ListWorkers)
+        return json_response({"workers": [w.to_json() for w in views]})
+
+    @bp.get("/cron/preview")
+    async def cron_preview() -> Response:
+        return json_response(preview(request.args, ctx.clock()))
+
+
+def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
+    expr = args.get("expr")
+    if not expr or not expr.strip():
+        raise BadRequest("expr", "a cron expression is required")
+    if len(expr) > MAX_EXPR_CHARS:
+        raise BadRequest("expr", f"at most {MAX_EXPR_CHARS} characters")
+    tz = args.get("tz", "UTC")
+    n = query_int(args, "n", default=DEFAULT_PREVIEW_N, low=1, high=MAX_PREVIEW_N)
+    assert n is not None
+    try:
+        # The anchor a job created now would get, so @every previews are truthful.
+        schedule = parse_schedule(expr, timezone=tz, anchor_ms=now_ms)
+    except TimeZoneError as exc:
+        raise BadRequest("tz", exc.reason) from None
+    except CronError as exc:
+        raise BadRequest("expr", exc.reason) from None
+    return {"expr": expr, "timezone": tz, "times": schedule.preview(n, now_ms)}
+
+
+def run_query(job_name: str | None) -> RunQuery:
+    args = request.args
+    since = query_int(args, "since", default=None, low=0, high=MAX_SAFE_INT)
+    until = query_int(args, "until", default=None, low=0, high=MAX_SAFE_INT)
+    limit = query_int(args, "limit", default=DEFAULT_RUNS_LIMIT, low=1, high=MAX_RUNS_LIMIT)
+    assert limit is not None
+    return RunQuery(job_name=job_name, statuses=query_statuses(args), since_ms=since,
+                    until_ms=until, cursor=args.get("cursor"), limit=limit)

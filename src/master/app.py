@@ -1,0 +1,104 @@
+"""The master's supervision tree, and the function that runs one master to the end.
+
+Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
+
+    master (one_for_one)
+    ├── runs          LogManager: owns the run store (opened in the background)
+    ├── jobs          JobManager: etcd reads and writes
+    ├── workers       WorkerManager: the live worker list (watch on workers/)
+    ├── retention     prunes old run records every few minutes
+    ├── http          hypercorn serving the app (API, seed endpoints, UI)
+    └── metrics-http  /metrics alone on metrics_port (only when configured)
+
+So a SIGTERM first stops accepting connections and lets in-flight requests finish,
+then stops the actors they were talking to, and closes the store last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import trio
+
+from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
+from cluster.config import Config
+from cluster.etcd import Etcd, open_etcd
+
+from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
+from .jobs import JobManager
+from .retention import Retention
+from .runs import LogManager
+from .server import HTTP_GRACE_S, HttpServer, hypercorn_config
+from .web import create_app, create_metrics_app
+from .workers import WorkerManager
+
+__all__ = ["build_tree", "run_master", "total_grace_s"]
+
+log = logging.getLogger("master")
+
+ACTOR_GRACE_S = 5.0
+HTTP_CHILD_GRACE_S = 2 * HTTP_GRACE_S + 1.0  # requests' grace, then the lifespan's
+
+
+def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, *,
+               serve_http: bool = True) -> Supervisor:
+    """The master's supervisor; without ``serve_http`` (tests) only the actors run."""
+    config = ctx.config
+    children = [
+        ChildSpec("runs", lambda: LogManager(inboxes.runs, ctx)),
+        ChildSpec("jobs", lambda: JobManager(inboxes.jobs, ctx, etcd)),
+        ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
+        ChildSpec("retention", lambda: Retention(inboxes.retention, ctx)),
+    ]
+    if serve_http:
+        app = create_app(ctx)
+        api = hypercorn_config(config.api_host, config.api_port,
+                               read_timeout_s=config.api_read_timeout_s)
+        children.append(ChildSpec("http", lambda: HttpServer(app, api),
+                                  grace_s=HTTP_CHILD_GRACE_S))
+        if config.metrics_port is not None:
+            metrics_app = create_metrics_app(ctx)
+            scrape = hypercorn_config(config.api_host, config.metrics_port,
+                                      read_timeout_s=config.api_read_timeout_s)
+            children.append(ChildSpec("metrics-http", lambda: HttpServer(metrics_app, scrape),
+                                      grace_s=HTTP_CHILD_GRACE_S))
+    return Supervisor(children, name="master", strategy=Strategy.ONE_FOR_ONE,
+                      max_restarts=5, max_seconds=30, grace_s=ACTOR_GRACE_S)
+
+
+def total_grace_s(config: Config) -> float:
+    """Covers every child's grace, in the order they stop."""
+    http = HTTP_CHILD_GRACE_S * (2 if config.metrics_port is not None else 1)
+    return http + 4 * ACTOR_GRACE_S + 5.0
+
+
+async def run_master(config: Config, *, clock: Clock = wall_ms,
+                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run one master until SIGINT/SIGTERM, then shut down gracefully.
+
+    Reports the API's base URL (with the real port when ``api_port`` is 0).
+    """
+    addresses, inboxes = open_mailboxes(config)
+    ctx = MasterContext.create(config, addresses, clock=clock)
+    async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
+        root = build_tree(ctx, inboxes, etcd)
+        started = _Announce(task_status)
+        report = await run_until_signalled(root, grace_s=total_grace_s(config),
+                                           task_status=started)
+    log.info("master stopped (%s)", report)
+
+
+class _Announce:
+    """Turns the tree's start-up report into the API's URL for our caller, and logs."""
+
+    def __init__(self, task_status: trio.TaskStatus[str]) -> None:
+        self._task_status = task_status
+
+    def started(self, value: object = None) -> None:
+        assert isinstance(value, Mapping)
+        url = value["http"][0]
+        log.info("master serving on %s", url)
+        if "metrics-http" in value:
+            log.info("metrics also on %s/metrics", value["metrics-http"][0])
+        self._task_status.started(url)

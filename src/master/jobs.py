@@ -1,0 +1,285 @@
+"""The JobManager: every write the master makes to etcd, and the job reads it serves.
+
+Keys (DESIGN §4, docs/api.md "etcd writes"):
+
+    save, pause, resume  jobs/<name>            a transaction on the previous mod_revision
+                                                (or create_revision == 0 for a new job)
+    delete               jobs/<name>            deleted the same way; workers kill its runs
+    kill                 killer/<name>          {"runId": id} or {} on a 30 s lease
+    run now              trigger/<name>/<id>    {"requestedAt": ms} on a 60 s lease
+
+Saving never resets a schedule: an existing job keeps its ``createdAt`` (the ``@every``
+anchor), whatever the client sent; a new job gets the client's ``createdAt`` or now.
+A transaction that loses a race re-reads and tries again; after SAVE_ATTEMPTS losses
+in a row the client gets 409. A write whose answer was lost (EtcdOutcomeUnknown) is
+read back: if our value is there, it counts as done.
+
+Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
+transaction, so they are never written for a job that does not exist.
+
+Requests run concurrently (RequestActor); mailbox full: callers wait (backpressure).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+import trio
+
+from actors import Inbox
+from cluster.etcd import (
+    Compare,
+    Delete,
+    Etcd,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    KeyValue,
+    Put,
+)
+from cluster.keyspace import encode_kill_value
+from cluster.presence import PresenceDecodeError, RunningInfo
+from cluster.spec import JobSpec, SpecError
+
+from .context import MasterContext
+from .errors import EditConflict, InvalidStoredJob, JobNotFound
+from .messages import (
+    CheckEtcd,
+    DeleteJob,
+    GetJob,
+    JobManagerMsg,
+    KillJob,
+    ListJobs,
+    RunJob,
+    SaveJob,
+    SetPaused,
+)
+from .request_actor import RequestActor
+from .views import JobView, SaveOutcome
+
+__all__ = ["JobManager", "StoredJob"]
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = 32  # requests in flight; the etcd adapter bounds its threads on its own
+SAVE_ATTEMPTS = 3
+KILL_TTL_S = 30
+TRIGGER_TTL_S = 60
+REVOKE_TIMEOUT_S = 1.0
+_REPORTED_MAX = 1024  # invalid stored jobs remembered, so each is logged once
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    """What etcd holds under jobs/<name>: a valid spec, or the reason it is not one."""
+
+    name: str
+    kv: KeyValue
+    spec: JobSpec | None
+    error: SpecError | None
+
+    @classmethod
+    def decode(cls, name: str, kv: KeyValue) -> StoredJob:
+        try:
+            spec = JobSpec.from_json(kv.value)
+        except SpecError as exc:
+            return cls(name, kv, None, exc)
+        if spec.name != name:
+            return cls(name, kv, None, SpecError("name", f"{spec.name!r} stored under {name!r}"))
+        return cls(name, kv, spec, None)
+
+    def valid(self) -> JobSpec:
+        if self.spec is None:
+            raise InvalidStoredJob(self.name, str(self.error))
+        return self.spec
+
+    def document(self) -> dict[str, Any]:
+        """The stored JSON object, best effort for an invalid one."""
+        if self.spec is not None:
+            return self.spec.to_json()
+        try:
+            value = json.loads(self.kv.value)
+        except (ValueError, UnicodeDecodeError):
+            value = None
+        return value if isinstance(value, dict) else {"name": self.name}
+
+
+class JobManager(RequestActor[JobManagerMsg]):
+    def __init__(self, inbox: Inbox[JobManagerMsg], ctx: MasterContext, etcd: Etcd) -> None:
+        super().__init__(inbox, concurrency=CONCURRENCY)
+        self._ctx = ctx
+        self._ks = ctx.keyspace
+        self._etcd = etcd
+        self._reported: set[tuple[str, int]] = set()
+
+    async def answer(self, msg: JobManagerMsg) -> object:
+        match msg:
+            case ListJobs():
+                return await self._list()
+            case GetJob(name):
+                return await self._view(name)
+            case SaveJob(spec):
+                return await self._save(spec)
+            case DeleteJob(name):
+                return await self._delete(name)
+            case KillJob(name, run_id):
+                await self._kill(name, run_id)
+                return None
+            case RunJob(name):
+                return await self._run_now(name)
+            case SetPaused(name, paused):
+                return await self._set_paused(name, paused)
+            case CheckEtcd():
+                await self._etcd.get(self._ks.jobs_prefix)
+                return None
+
+    def on_error(self, msg: JobManagerMsg, error: Exception) -> None:
+        if isinstance(error, EtcdError):
+            self._ctx.metrics.etcd_errors.inc()
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def _read(self, name: str) -> StoredJob | None:
+        kv = await self._etcd.get(self._ks.job(name))
+        return None if kv is None else StoredJob.decode(name, kv)
+
+    async def _running(self, name: str | None = None) -> dict[str, tuple[RunningInfo, ...]]:
+        """Runs in progress (running/ keys), by job name."""
+        snapshot = await self._etcd.get_prefix(self._ks.running_prefix(name))
+        runs: dict[str, list[RunningInfo]] = {}
+        for kv in snapshot.kvs:
+            parsed = self._ks.parse_running(kv.key)
+            if parsed is None:
+                continue
+            try:
+                info = RunningInfo.from_bytes(kv.value)
+            except PresenceDecodeError as exc:
+                log.debug("ignoring %s: %s", kv.key, exc)
+                continue
+            runs.setdefault(parsed[0], []).append(info)
+        return {job: tuple(infos) for job, infos in runs.items()}
+
+    async def _list(self) -> list[JobView]:
+        snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
+        running = await self._running()
+        now = self._ctx.clock()
+        views = []
+        for kv in snapshot.kvs:
+            name = self._ks.name_from_job_key(kv.key)
+            if name is None:
+                continue
+            stored = StoredJob.decode(name, kv)
+            if stored.spec is None:
+                self._report_invalid(stored)
+                continue
+            views.append(JobView.of(stored.spec, now, running.get(name, ())))
+        return views  # sorted by name: etcd returns a prefix sorted by key
+
+    async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
+        if spec is None:
+            stored = await self._read(name)
+            if stored is None:
+                raise JobNotFound(name)
+            spec = stored.valid()
+        running = await self._running(name)
+        return JobView.of(spec, self._ctx.clock(), running.get(name, ()))
+
+    def _report_invalid(self, stored: StoredJob) -> None:
+        mark = (stored.name, stored.kv.mod_revision)
+        if mark not in self._reported:
+            if len(self._reported) >= _REPORTED_MAX:
+                self._reported.clear()
+            self._reported.add(mark)
+            log.warning("job %r in etcd is not a valid spec (%s): not listed", stored.name,
+                        stored.error)
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def _write(self, stored: StoredJob | None, new: JobSpec) -> bool:
+        """Put ``new`` if jobs/<name> is still what we read; False if it changed."""
+        key = self._ks.job(new.name)
+        if stored is None:
+            guard = Compare.create_revision(key, "==", 0)
+        else:
+            guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
+        value = new.to_bytes()
+        try:
+            result = await self._etcd.txn([guard], [Put(key, value)])
+        except EtcdOutcomeUnknown:
+            kv = await self._etcd.get(key)  # did it land?
+            return kv is not None and kv.value == value
+        return result.succeeded
+
+    async def _save(self, spec: JobSpec) -> SaveOutcome:
+        for _ in range(SAVE_ATTEMPTS):
+            stored = await self._read(spec.name)
+            previous = None if stored is None else stored.spec
+            if previous is not None:
+                created_at = previous.created_at_ms  # the @every anchor never moves
+            elif spec.created_at_ms is not None:
+                created_at = spec.created_at_ms  # a new job may bring its anchor (a restore)
+            else:
+                created_at = self._ctx.clock()
+            new = spec.with_created_at(created_at)
+            if await self._write(stored, new):
+                self._ctx.metrics.job_saves.inc("created" if stored is None else "updated")
+                return SaveOutcome(await self._view(new.name, new), previous, stored is None)
+        raise EditConflict(spec.name, SAVE_ATTEMPTS)
+
+    async def _set_paused(self, name: str, paused: bool) -> JobView:
+        for _ in range(SAVE_ATTEMPTS):
+            stored = await self._read(name)
+            if stored is None:
+                raise JobNotFound(name)
+            spec = stored.valid()
+            if spec.paused == paused:
+                return await self._view(name, spec)
+            new = replace(spec, paused=paused)
+            if await self._write(stored, new):
+                self._ctx.metrics.job_saves.inc("paused" if paused else "resumed")
+                return await self._view(name, new)
+        raise EditConflict(name, SAVE_ATTEMPTS)
+
+    async def _delete(self, name: str) -> dict[str, Any]:
+        key = self._ks.job(name)
+        for _ in range(SAVE_ATTEMPTS):
+            stored = await self._read(name)
+            if stored is None:
+                raise JobNotFound(name)
+            guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
+            try:
+                result = await self._etcd.txn([guard], [Delete(key)])
+            except EtcdOutcomeUnknown:
+                if await self._etcd.get(key) is None:
+                    return stored.document()
+                continue
+            if result.succeeded:
+                return stored.document()
+        raise EditConflict(name, SAVE_ATTEMPTS)
+
+    async def _put_if_job_exists(self, name: str, key: str, value: bytes, ttl_s: int) -> None:
+        """Put ``key`` on a fresh lease, in one transaction with "the job exists"."""
+        lease = await self._etcd.grant_lease(ttl_s)
+        exists = Compare.create_revision(self._ks.job(name), ">", 0)
+        result = await self._etcd.txn([exists], [Put(key, value, lease.id)])
+        if not result.succeeded:
+            with trio.move_on_after(REVOKE_TIMEOUT_S):
+                try:
+                    await self._etcd.revoke_lease(lease.id)
+                except EtcdError:
+                    pass  # it holds nothing and expires by itself
+            raise JobNotFound(name)
+
+    async def _kill(self, name: str, run_id: str | None) -> None:
+        await self._put_if_job_exists(name, self._ks.killer(name), encode_kill_value(run_id),
+                                      KILL_TTL_S)
+
+    async def _run_now(self, name: str) -> str:
+        run_id = uuid.uuid4().hex  # the workers' run id shape
+        value = json.dumps({"requestedAt": self._ctx.clock()}).encode()
+        await self._put_if_job_exists(name, self._ks.trigger(name, run_id), value,
+                                      TRIGGER_TTL_S)
+        return run_id

@@ -1,0 +1,407 @@
+"""The OpenAPI 3.1 description of the master's HTTP API, written by hand.
+
+It must stay true: responses are fuzzed against these schemas, so every shape here
+is the one ``views``, ``responses`` and ``RunRecord.to_json`` produce (nullable
+fields are ``[type, "null"]``; objects are closed unless they really are open), and
+every status an operation can answer is listed. docs/api.md is the prose version.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from cluster.keyspace import ID_RE, JOB_NAME_RE
+from cluster.spec import (MAX_RETRIES, MAX_RETRY_BACKOFF_S, MAX_STARTING_DEADLINE_S,
+                          MAX_TIMEOUT_S)
+from cluster.store import RunStatus, RunTrigger
+
+from .inputs import MAX_BODY_BYTES, MAX_SAFE_INT
+from .seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
+from .static import CONTENT_TYPES
+
+__all__ = ["openapi_document"]
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+NAME_PATTERN = f"^{JOB_NAME_RE.pattern}$"
+ERROR_CODES = ["bad_request", "unauthorized", "not_found", "method_not_allowed", "conflict",
+               "payload_too_large", "unsupported_media_type", "unavailable", "internal"]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(kind: str, **extra: Any) -> Schema:
+    return {"type": [kind, "null"], **extra}
+
+
+def closed(properties: dict[str, Schema], required: list[str] | None = None,
+           description: str | None = None) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties,
+                      "required": list(properties) if required is None else required,
+                      "additionalProperties": False}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+STRING_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+EPOCH_MS: Schema = {"type": "integer", "description": "epoch milliseconds"}
+
+
+def _spec_properties() -> dict[str, Schema]:
+    return {
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "command": {"type": "string", "minLength": 1,
+                    "description": "run with bash -c; at most 64 KiB of UTF-8"},
+        "cronExpr": {"type": "string", "minLength": 1, "maxLength": 1024,
+                     "description": "5 fields (minutes), 6 (seconds first), 7 (+ year), "
+                                    "@yearly/@monthly/@weekly/@daily/@hourly, or "
+                                    "@every <duration>"},
+        "timezone": {"type": "string", "description": "IANA zone, default UTC"},
+        "timeout": {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_S,
+                    "description": "seconds; 0 = none"},
+        "concurrency": {"type": "string", "enum": ["allow", "forbid", "replace"]},
+        "paused": {"type": "boolean"},
+        "retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
+        "retryBackoff": {"type": "number", "minimum": 0, "maximum": MAX_RETRY_BACKOFF_S},
+        "startingDeadline": {"type": "number", "minimum": 0,
+                             "maximum": MAX_STARTING_DEADLINE_S,
+                             "description": "seconds a missed fire may be caught up; 0 = none"},
+        "selector": {**STRING_MAP, "description": "labels a worker must have"},
+        "env": {**STRING_MAP, "description": "extra environment variables"},
+        "createdAt": nullable("integer", minimum=0, maximum=MAX_SAFE_INT,
+                              description="epoch ms; the @every anchor; kept on update"),
+    }
+
+
+def _schemas() -> dict[str, Schema]:
+    spec = _spec_properties()
+    running = closed({
+        "runId": {"type": "string"}, "worker": {"type": "string"}, "startTime": EPOCH_MS,
+        "attempt": {"type": "integer"}, "trigger": {"type": "string"},
+    })
+    return {
+        "JobSpec": closed(spec, ["command", "cronExpr"],
+                          "A job as a client sends it; name optional in PUT (must equal "
+                          "the path). Unknown fields are rejected."),
+        "Job": closed(spec, None, "A stored job spec, every field present."),
+        "JobView": closed({**spec, "nextFire": nullable("integer",
+                                                        description="epoch ms; null when "
+                                                        "paused or never again"),
+                           "running": {"type": "array", "items": ref("RunningRun")}},
+                          None, "A job with its next fire time and running instances."),
+        "RunningRun": running,
+        "Run": closed({
+            "runId": {"type": "string"}, "jobName": {"type": "string"},
+            "worker": {"type": "string"}, "command": {"type": "string"},
+            "output": {"type": "string"}, "err": {"type": "string"},
+            "exitCode": nullable("integer"),
+            "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+            "trigger": {"type": "string", "enum": [t.value for t in RunTrigger]},
+            "attempt": {"type": "integer"}, "planTime": EPOCH_MS, "scheduleTime": EPOCH_MS,
+            "startTime": nullable("integer"), "endTime": nullable("integer"),
+            "outputTruncated": {"type": "boolean"},
+        }, None, "One run of a job (times in epoch ms)."),
+        "RunPage": closed({"runs": {"type": "array", "items": ref("Run")},
+                           "nextCursor": nullable("string")}),
+        "Worker": closed({
+            "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
+            "labels": STRING_MAP, "version": {"type": "string"}, "startedAt": EPOCH_MS,
+            "running": {"type": "integer"}, "capacity": {"type": "integer"},
+            "wallClock": EPOCH_MS,
+            "lastSeen": {**EPOCH_MS, "description": "master's clock when the info changed"},
+            "skewMs": {"type": "integer", "description": "worker clock - master clock"},
+        }),
+        "Error": closed({"error": closed({
+            "code": {"type": "string", "enum": ERROR_CODES},
+            "message": {"type": "string"},
+            "field": {"type": "string"},
+        }, ["code", "message"])}),
+        "SeedEnvelope": closed({
+            "errno": {"type": "integer", "description": "0 on success, else the HTTP status"},
+            "msg": {"type": "string"},
+            "data": {"description": "the endpoint's answer; null on errors"},
+        }),
+        "SeedJob": closed({"name": {"type": "string"}, "command": {"type": "string"},
+                           "cronExpr": {"type": "string"}}),
+        "SeedLogEntry": closed({
+            "jobName": {"type": "string"}, "command": {"type": "string"},
+            "err": {"type": "string"}, "output": {"type": "string"}, "planTime": EPOCH_MS,
+            "scheduleTime": EPOCH_MS, "startTime": nullable("integer"),
+            "endTime": nullable("integer"),
+        }),
+        "Dependency": closed({"ok": {"type": "boolean"}, "error": {"type": "string"}},
+                             ["ok"]),
+        "Health": closed({"status": {"type": "string", "enum": ["ok", "degraded"]},
+                          "etcd": ref("Dependency"), "store": ref("Dependency")}),
+    }
+
+
+# ---------------------------------------------------------------- responses
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return {"$ref": f"#/components/responses/{description}"}
+
+
+_ERROR_RESPONSES = {
+    "BadRequest": "400: the request is malformed; the message and `field` name the problem",
+    "Unauthorized": "401: missing or wrong bearer token",
+    "NotFound": "404: no such job, run or path",
+    "Conflict": "409: the job changed concurrently, or the stored job is invalid",
+    "PayloadTooLarge": f"413: the body is larger than {MAX_BODY_BYTES} bytes",
+    "UnsupportedMediaType": "415: the body is not of the expected media type",
+    "Unavailable": "503: etcd or the run store cannot be reached (the message says which)",
+    "Error": "any other error, in the same shape",
+}
+_STATUS_OF = {"BadRequest": "400", "Unauthorized": "401", "NotFound": "404",
+              "Conflict": "409", "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
+              "Unavailable": "503", "Error": "default"}
+
+
+def _errors(*names: str, seed: bool = False) -> dict[str, Schema]:
+    prefix = "Seed" if seed else ""
+    return {_STATUS_OF[n]: _error(prefix + n) for n in (*names, "Error")}
+
+
+def _component_responses() -> dict[str, Schema]:
+    out = {}
+    for name, description in _ERROR_RESPONSES.items():
+        out[name] = _json(ref("Error"), description)
+        out["Seed" + name] = _json(ref("SeedEnvelope"), description + " (seed envelope)")
+    return out
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def _path(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": description}
+
+
+def _query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+NAME_PARAM = _path("name", {"type": "string", "pattern": NAME_PATTERN}, "job name")
+EPOCH_QUERY: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INT}
+
+
+def _run_filters(with_job: bool) -> list[Schema]:
+    statuses = "|".join(s.value for s in RunStatus)
+    params = [
+        _query("status", {"type": "string", "pattern": f"^({statuses})(,({statuses}))*$"},
+               "one status, or several comma-separated"),
+        _query("since", EPOCH_QUERY, "runs that started at or after (epoch ms)"),
+        _query("until", EPOCH_QUERY, "runs that started before (epoch ms)"),
+        _query("cursor", {"type": "string"}, "nextCursor of the previous page"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+               "runs per page"),
+    ]
+    if with_job:
+        params.insert(0, _query("job", {"type": "string", "pattern": NAME_PATTERN},
+                                "only runs of this job"))
+    return params
+
+
+# ---------------------------------------------------------------- operations
+
+
+def _op(summary: str, responses: dict[str, Schema], *, params: list[Schema] | None = None,
+        body: Schema | None = None, public: bool = False, tag: str = "jobs") -> Schema:
+    op: Schema = {"summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    if public:
+        op["security"] = []
+    return op
+
+
+def _job_paths() -> dict[str, Schema]:
+    job = closed({"job": ref("JobView")})
+    accepted = closed({"job": {"type": "string"}, "runId": nullable("string")})
+    put_body = {"required": True, "content": {JSON: {"schema": ref("JobSpec")}}}
+    kill_body = {"required": False, "content": {JSON: {"schema": closed(
+        {"runId": {"type": "string", "pattern": f"^{ID_RE.pattern}$"}}, [])}}}
+    deleted = {"anyOf": [ref("Job"), {"type": "object", "description":
+                                      "a stored document that was not a valid spec"}]}
+    saved = closed({"job": ref("JobView"), "previous": {"anyOf": [ref("Job"),
+                                                                  {"type": "null"}]}})
+    errors = ("BadRequest", "Unauthorized", "NotFound", "Unavailable")
+    return {
+        "/api/v1/jobs": {"get": _op("List jobs, sorted by name", {
+            "200": _json(closed({"jobs": {"type": "array", "items": ref("JobView")}}),
+                         "the jobs"), **_errors("Unauthorized", "Unavailable")})},
+        "/api/v1/jobs/{name}": {
+            "parameters": [NAME_PARAM],
+            "get": _op("Get a job", {"200": _json(job, "the job"), **_errors(*errors,
+                                                                              "Conflict")}),
+            "put": _op("Create or replace a job (createdAt of an existing job is kept)", {
+                "200": _json(saved, "updated"), "201": _json(saved, "created"),
+                **_errors(*errors, "Conflict", "PayloadTooLarge", "UnsupportedMediaType")},
+                body=put_body),
+            "delete": _op("Delete a job (workers kill its running instance)", {
+                "200": _json(closed({"job": deleted}), "the deleted job"),
+                **_errors(*errors, "Conflict")}),
+        },
+        "/api/v1/jobs/{name}/kill": {"parameters": [NAME_PARAM], "post": _op(
+            "Kill one run (runId) or every run of the job", {
+                "202": _json(accepted, "kill requested"),
+                **_errors(*errors, "PayloadTooLarge", "UnsupportedMediaType")},
+            body=kill_body)},
+        "/api/v1/jobs/{name}/run": {"parameters": [NAME_PARAM], "post": _op(
+            "Run the job now", {"202": _json(accepted, "run requested; runId is the new "
+                                             "run's id"), **_errors(*errors)})},
+        "/api/v1/jobs/{name}/pause": {"parameters": [NAME_PARAM], "post": _op(
+            "Pause the job", {"200": _json(job, "the paused job"),
+                              **_errors(*errors, "Conflict")})},
+        "/api/v1/jobs/{name}/resume": {"parameters": [NAME_PARAM], "post": _op(
+            "Resume the job", {"200": _json(job, "the resumed job"),
+                               **_errors(*errors, "Conflict")})},
+    }
+
+
+def _run_paths() -> dict[str, Schema]:
+    page = _json(ref("RunPage"), "a page of runs, newest first")
+    errors = _errors("BadRequest", "Unauthorized", "NotFound", "Unavailable")
+    return {
+        "/api/v1/jobs/{name}/runs": {"parameters": [NAME_PARAM], "get": _op(
+            "A job's runs, newest first", {"200": page, **errors},
+            params=_run_filters(False), tag="runs")},
+        "/api/v1/runs": {"get": _op("Runs of every job, newest first", {"200": page, **errors},
+                                    params=_run_filters(True), tag="runs")},
+        "/api/v1/runs/{runId}": {
+            "parameters": [_path("runId", {"type": "string"}, "run id")],
+            "get": _op("One run", {"200": _json(closed({"run": ref("Run")}), "the run"),
+                                   **_errors("Unauthorized", "NotFound", "Unavailable")},
+                       tag="runs")},
+    }
+
+
+def _other_paths() -> dict[str, Schema]:
+    preview = closed({"expr": {"type": "string"}, "timezone": {"type": "string"},
+                      "times": {"type": "array", "items": EPOCH_MS}})
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/api/v1/workers": {"get": _op("Live workers", {
+            "200": _json(closed({"workers": {"type": "array", "items": ref("Worker")}}),
+                         "the workers, sorted by id"),
+            **_errors("Unauthorized", "NotFound", "Unavailable")}, tag="workers")},
+        "/api/v1/cron/preview": {"get": _op("Next fire times of a cron expression", {
+            "200": _json(preview, "the next times (fewer if the schedule ends)"),
+            **_errors("BadRequest", "Unauthorized", "NotFound")}, params=[
+                _query("expr", {"type": "string", "minLength": 1, "maxLength": 1024},
+                       "cron expression", required=True),
+                _query("tz", {"type": "string", "default": "UTC"}, "IANA time zone"),
+                _query("n", {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
+                       "how many times")], tag="cron")},
+        "/healthz": {"get": _op("Health of the master and its dependencies", {
+            "200": _json(ref("Health"), "etcd and the run store answer"),
+            "503": _json(ref("Health"), "degraded: each failed dependency has an error"),
+            **_errors("NotFound")}, public=True, tag="operations")},
+        "/metrics": {"get": _op("Prometheus metrics (text format 0.0.4)", {
+            "200": {"description": "metrics", "content": text},
+            **_errors("Unauthorized", "NotFound")}, tag="operations")},
+        "/openapi.json": {"get": _op("This document", {
+            "200": _json({"type": "object"}, "OpenAPI 3.1"),
+            **_errors("Unauthorized", "NotFound")}, tag="operations")},
+    }
+
+
+def _ui_paths() -> dict[str, Schema]:
+    media_types = sorted({t.split(";")[0] for t in CONTENT_TYPES.values()}
+                         | {"application/octet-stream"})
+    files = {"description": "the file", "content": {
+        media: {"schema": {"type": "string"}} for media in media_types}}
+    responses = {"200": files, **_errors("NotFound")}
+    return {
+        "/": {"get": _op("The web UI (index.html)", responses, public=True, tag="ui")},
+        "/{asset}": {"get": _op("A top-level web UI file (app.js, app.css, ...)", responses,
+                                params=[_path("asset", {"type": "string"}, "file name")],
+                                public=True, tag="ui")},
+        "/static/{path}": {"get": _op("Any web UI file", responses, params=[
+            _path("path", {"type": "string"}, "path under the UI directory")],
+            public=True, tag="ui")},
+    }
+
+
+def _seed_paths() -> dict[str, Schema]:
+    def envelope(data: Schema) -> Schema:
+        return _json(closed({"errno": {"type": "integer", "const": 0},
+                             "msg": {"type": "string", "const": "success"},
+                             "data": data}), "success")
+
+    def form(field: str, description: str) -> Schema:
+        schema = closed({field: {"type": "string", "description": description}})
+        return {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": schema},
+            "multipart/form-data": {"schema": schema}}}
+
+    errors = _errors("BadRequest", "Unauthorized", "NotFound", "UnsupportedMediaType",
+                     "PayloadTooLarge", "Unavailable", seed=True)
+    maybe_job = {"anyOf": [ref("Job"), {"type": "null"}]}
+    job_list = {"type": "array", "items": ref("SeedJob")}
+    return {
+        "/job/save": {"post": _op("Seed: save a job; data is the previous job or null", {
+            "200": envelope(maybe_job), **errors, **_errors("Conflict", seed=True)},
+            body=form("job", "the job spec as JSON"), tag="seed")},
+        "/job/delete": {"post": _op("Seed: delete a job; data is the deleted job", {
+            "200": envelope({"type": "object"}), **errors, **_errors("Conflict", seed=True)},
+            body=form("name", "job name"), tag="seed")},
+        "/job/list": {
+            "get": _op("Seed: list jobs", {"200": envelope(job_list), **errors}, tag="seed"),
+            "post": _op("Seed: list jobs", {"200": envelope(job_list), **errors}, tag="seed")},
+        "/job/kill": {"post": _op("Seed: kill every run of a job", {
+            "200": envelope({"type": "null"}), **errors},
+            body=form("name", "job name"), tag="seed")},
+        "/job/log": {"get": _op("Seed: a job's runs, newest first", {
+            "200": envelope({"type": "array", "items": ref("SeedLogEntry")}), **errors},
+            params=[_query("name", {"type": "string", "pattern": NAME_PATTERN}, "job name",
+                           required=True),
+                    _query("offset", {"type": "integer", "minimum": 0,
+                                      "maximum": MAX_LOG_OFFSET, "default": 0},
+                           "runs to skip"),
+                    _query("limit", {"type": "integer", "minimum": 1,
+                                     "maximum": MAX_LOG_LIMIT, "default": 20},
+                           "runs to return")], tag="seed")},
+        "/worker/list": {"get": _op("Seed: live worker ids", {
+            "200": envelope({"type": "array", "items": {"type": "string"}}), **errors},
+            tag="seed")},
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Scheduler master API", "version": "1",
+                 "description": "A distributed crontab's master: jobs in etcd, run "
+                                "history in MySQL or SQLite. Times are epoch "
+                                "milliseconds. See docs/api.md."},
+        "security": [{"bearer": []}],
+        "paths": {**_job_paths(), **_run_paths(), **_other_paths(), **_seed_paths(),
+                  **_ui_paths()},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+            "responses": _component_responses(),
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy (callers may not mutate the cached one)."""
+    return copy.deepcopy(_document())

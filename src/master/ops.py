@@ -1,0 +1,88 @@
+"""Operations endpoints: /healthz (no auth), /metrics, /openapi.json.
+
+/healthz checks both dependencies at once, each bounded by HEALTH_TIMEOUT_S: etcd
+with a short get (through the JobManager) and the store with a ping (through the
+LogManager). 200 when both answer, else 503 "degraded" with the error of each that
+failed: a load balancer can act on the status, an operator on the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from quart import Blueprint, Response
+
+from .ask import ask
+from .context import MasterContext
+from .errors import ApiError, EtcdDown, StoreDown
+from .messages import CheckEtcd, PingStore
+from .metrics import CONTENT_TYPE
+from .openapi import openapi_document
+from .responses import json_response
+
+__all__ = ["HEALTH_TIMEOUT_S", "PUBLIC_ENDPOINTS", "ops_routes"]
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_S = 1.5
+PUBLIC_ENDPOINTS = frozenset({"ops.healthz"})
+
+
+async def _check(probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+    try:
+        await probe()
+    except ApiError as exc:
+        return {"ok": False, "error": exc.message}
+    except Exception:
+        log.exception("health check failed unexpectedly")
+        return {"ok": False, "error": "internal error; the master's log has the details"}
+    return {"ok": True}
+
+
+def ops_routes(ctx: MasterContext) -> Blueprint:
+    bp = Blueprint("ops", __name__)
+
+    async def etcd_probe() -> None:
+        await ask(ctx.peers.jobs, CheckEtcd, timeout_s=HEALTH_TIMEOUT_S, down=EtcdDown)
+
+    async def store_probe() -> None:
+        await ask(ctx.peers.runs, PingStore, timeout_s=HEALTH_TIMEOUT_S, down=StoreDown)
+
+    @bp.get("/healthz")
+    async def healthz() -> Response:
+        results: dict[str, dict[str, Any]] = {}
+
+        async def run(name: str, probe: Callable[[], Awaitable[None]]) -> None:
+            results[name] = await _check(probe)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "etcd", etcd_probe)
+            nursery.start_soon(run, "store", store_probe)
+        healthy = all(r["ok"] for r in results.values())
+        body = {"status": "ok" if healthy else "degraded",
+                "etcd": results["etcd"], "store": results["store"]}
+        return json_response(body, 200 if healthy else 503)
+
+    @bp.get("/metrics")
+    async def metrics() -> Response:
+        return Response(ctx.metrics.render(), content_type=CONTENT_TYPE)
+
+    @bp.get("/openapi.json")
+    async def openapi() -> Response:
+        return json_response(openapi_document())
+
+    return bp
+
+
+def metrics_only_routes(ctx: MasterContext) -> Blueprint:
+    """/metrics alone, for the unauthenticated ``metrics_port`` listener."""
+    bp = Blueprint("metrics", __name__)
+
+    @bp.get("/metrics")
+    async def metrics() -> Response:
+        return Response(ctx.metrics.render(), content_type=CONTENT_TYPE)
+
+    return bp

@@ -1,0 +1,80 @@
+"""What the API shows: jobs with their next fire and running instances, workers with
+their freshness, and the seed's reduced shapes. Pure data, no I/O.
+
+The JSON shapes here are the contract of docs/api.md and the schemas of openapi.py:
+change them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.presence import RunningInfo, WorkerInfo
+from cluster.spec import JobSpec
+from cluster.store import RunRecord
+
+__all__ = ["JobView", "SaveOutcome", "WorkerView", "seed_job", "seed_log_entry"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job as the API shows it: the spec, when it fires next, what runs now."""
+
+    spec: JobSpec
+    next_fire_ms: int | None  # None: paused, or the expression has no future time
+    running: tuple[RunningInfo, ...]
+
+    @classmethod
+    def of(cls, spec: JobSpec, now_ms: int, running: tuple[RunningInfo, ...]) -> JobView:
+        next_fire = None if spec.paused else spec.schedule().next_after(now_ms)
+        return cls(spec, next_fire, running)
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.spec.to_json()
+        body["nextFire"] = self.next_fire_ms
+        body["running"] = [
+            {"runId": r.run_id, "worker": r.worker_id, "startTime": r.started_ms,
+             "attempt": r.attempt, "trigger": r.trigger}
+            for r in sorted(self.running, key=lambda r: (r.started_ms, r.run_id))
+        ]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOutcome:
+    view: JobView
+    previous: JobSpec | None  # the valid spec it replaced; None if new (or unreadable)
+    created: bool  # no key existed before
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    """A live worker: its own registration plus what the master observed of it."""
+
+    info: WorkerInfo
+    last_seen_ms: int  # master's clock when the info last changed
+    skew_ms: int  # worker clock - master clock, when the master saw the publication
+
+    def to_json(self) -> dict[str, Any]:
+        i = self.info
+        return {
+            "id": i.worker_id, "host": i.host, "pid": i.pid, "labels": dict(i.labels),
+            "version": i.version, "startedAt": i.started_ms, "running": i.running,
+            "capacity": i.capacity, "wallClock": i.wall_ms,
+            "lastSeen": self.last_seen_ms, "skewMs": self.skew_ms,
+        }
+
+
+def seed_job(spec: JobSpec) -> dict[str, Any]:
+    """The three fields the seed's clients know."""
+    return {"name": spec.name, "command": spec.command, "cronExpr": spec.cron_expr}
+
+
+def seed_log_entry(run: RunRecord) -> dict[str, Any]:
+    """One run as the seed's ``/job/log`` printed it (times in epoch ms)."""
+    return {
+        "jobName": run.job_name, "command": run.command, "err": run.err,
+        "output": run.output, "planTime": run.plan_time, "scheduleTime": run.schedule_time,
+        "startTime": run.start_time, "endTime": run.end_time,
+    }

@@ -1,0 +1,136 @@
+"""A master's actors running in-process, with its app and Quart's test client.
+
+The HTTP server itself is not started here (``serve_http=False``): requests go
+through ``app.test_client()``, which runs the app in the test's own trio run. One
+test file starts the real hypercorn server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cluster.config import Config
+from cluster.etcd import Etcd, open_etcd
+from cluster.keyspace import Keyspace
+from cluster.store import RunRecord
+from master import MasterContext, build_tree, create_app, open_mailboxes
+from master.context import Clock, wall_ms
+
+TOKEN = "s3cret-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 30
+
+
+def make_webapp(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "index.html").write_text("<!doctype html><title>ui</title>")
+    (root / "app.js").write_text("export const x = 1;")
+    (root / "app.css").write_text("body { margin: 0 }")
+    (root / "sub").mkdir(exist_ok=True)
+    (root / "sub" / "note.txt").write_text("hello")
+    (root / ".secret.js").write_text("nope")
+    return root
+
+
+def make_config(tmp_path: Path, etcd_endpoint: str, prefix: str, **overrides: Any) -> Config:
+    fields: dict[str, Any] = dict(
+        etcd_endpoints=(etcd_endpoint,), prefix=prefix,
+        db_url=f"sqlite:///{tmp_path}/runs.db", api_port=0, api_token=TOKEN,
+        webapp_dir=str(make_webapp(tmp_path / "webapp")), etcd_request_timeout_s=2.0,
+        db_timeout_s=2.0,
+    )
+    fields.update(overrides)
+    return Config(**fields)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Any
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        body = self.json
+        assert set(body) == {"error"}, body
+        return body["error"]
+
+
+@dataclass
+class Master:
+    ctx: MasterContext
+    app: Any
+    etcd: Etcd
+    config: Config
+
+    @property
+    def keyspace(self) -> Keyspace:
+        return self.ctx.keyspace
+
+    async def request(self, method: str, path: str, *, auth: bool = True,
+                      headers: dict[str, str] | None = None, **kwargs: Any) -> Response:
+        client = self.app.test_client()
+        all_headers = {**(AUTH if auth else {}), **(headers or {})}
+        response = await client.open(path, method=method, headers=all_headers, **kwargs)
+        return Response(response.status_code, response.headers, await response.get_data())
+
+    async def get(self, path: str, **kwargs: Any) -> Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> Response:
+        return await self.request("PUT", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Response:
+        return await self.request("POST", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Response:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def stored(self, name: str) -> dict[str, Any] | None:
+        kv = await self.etcd.get(self.keyspace.job(name))
+        return None if kv is None else json.loads(kv.value)
+
+
+@asynccontextmanager
+async def running_master(config: Config, *, clock: Clock = wall_ms) -> AsyncIterator[Master]:
+    addresses, inboxes = open_mailboxes(config)
+    ctx = MasterContext.create(config, addresses, clock=clock)
+    async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
+        root = build_tree(ctx, inboxes, etcd, serve_http=False)
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(START_TIMEOUT_S):
+                await nursery.start(root.run)
+            try:
+                yield Master(ctx, create_app(ctx), etcd, config)
+            finally:
+                root.request_stop()  # graceful; a stuck stop is cut short:
+                nursery.cancel_scope.deadline = trio.current_time() + STOP_TIMEOUT_S
+
+
+def record(run_id: str, job: str = "job-a", start: int | None = 1_000, **fields: Any
+           ) -> RunRecord:
+    base: dict[str, Any] = dict(
+        run_id=run_id, job_name=job, worker="w1", command="echo hi", output="hi\n", err="",
+        exit_code=0, status="succeeded", trigger="schedule", attempt=1,
+        plan_time=start if start is not None else 500, schedule_time=start or 500,
+        start_time=start, end_time=None if start is None else start + 10,
+    )
+    base.update(fields)
+    return RunRecord(**base)
+
+
+def with_fields(config: Config, **changes: Any) -> Config:
+    return dataclasses.replace(config, **changes)
