@@ -27,17 +27,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class WorkerProcess:
+class ServiceProcess:
+    """``python -m <module> <args>`` (a worker unless told otherwise), logging to a file."""
+
     worker_id: str
     args: list[str]
     log_path: Path
+    module: str = "worker"
     process: subprocess.Popen | None = None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> "ServiceProcess":
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
             )
         return self
@@ -81,16 +84,23 @@ class Cluster:
     db_url: str
     base_dir: Path
     extra_args: list[str] = field(default_factory=list)
-    workers: list[WorkerProcess] = field(default_factory=list)
+    workers: list[ServiceProcess] = field(default_factory=list)
 
-    def add_worker(self, worker_id: str, *more_args: str) -> WorkerProcess:
+    def add_master(self, port: int, token: str) -> ServiceProcess:
+        args = ["--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
+                "--port", str(port), "--token", token]
+        master = ServiceProcess("master", args, self.base_dir / "master.log", "master").start()
+        self.workers.append(master)  # stopped with the others
+        return master
+
+    def add_worker(self, worker_id: str, *more_args: str) -> ServiceProcess:
         spill = self.base_dir / "spill"
         spill.mkdir(parents=True, exist_ok=True)
         args = [
             "--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
             "--id", worker_id, "--spill-dir", str(spill), *self.extra_args, *more_args,
         ]
-        worker = WorkerProcess(worker_id, args, self.base_dir / f"{worker_id}.log").start()
+        worker = ServiceProcess(worker_id, args, self.base_dir / f"{worker_id}.log").start()
         self.workers.append(worker)
         return worker
 
