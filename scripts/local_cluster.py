@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import services  # noqa: E402  (scripts/ is not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
-ETCD_PORT = 23790
-ETCD_PEER_PORT = 23800
-MASTER_PORT = 8070
+# Fixed ports so that a second run finds the same cluster; the environment may move
+# them (tests run a copy beside a developer's own).
+ETCD_PORT = int(os.environ.get("LOCAL_CLUSTER_ETCD_PORT", "23790"))
+ETCD_PEER_PORT = ETCD_PORT + 10
+MASTER_PORT = int(os.environ.get("LOCAL_CLUSTER_PORT", "8070"))
 WORKERS = ("local-1", "local-2")  # stable ids: a worker's spill file is replayed on restart
 
 

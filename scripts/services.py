@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +278,21 @@ class MariaDBServer:
         if self.process is not None:
             _stop_pid(self.process.pid, grace_s=30.0)
             self.process.wait()
+
+
+def mysql_cli(url: str, statement: str) -> str:
+    """Run SQL over TCP with the mariadb client as the URL's user (tests, benchmarks)."""
+    u = urllib.parse.urlsplit(url)
+    done = subprocess.run(
+        [_need("mariadb", "mysql"), "--no-defaults", "-h", u.hostname or LOOPBACK,
+         "-P", str(u.port or 3306), "-u", urllib.parse.unquote(u.username or ""),
+         f"-p{urllib.parse.unquote(u.password or '')}",
+         "--batch", "--skip-column-names", "-e", statement],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+    )
+    if done.returncode != 0:
+        raise ServiceError(f"mariadb: {done.stderr.strip()}")
+    return done.stdout
 
 
 def _need(*names: str) -> str:

@@ -12,7 +12,6 @@ instances that nobody else shares.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import urllib.parse
 import uuid
@@ -58,31 +57,16 @@ def mysql_server_url(tmp_path_factory) -> str:
         server.stop()
 
 
-def mysql_cli(url: str, statement: str) -> str:
-    """Run SQL over TCP with the mariadb client, as the test user."""
-    u = urllib.parse.urlsplit(url)
-    done = subprocess.run(
-        ["mariadb", "--no-defaults", "-h", u.hostname, "-P", str(u.port or 3306),
-         "-u", urllib.parse.unquote(u.username or ""),
-         f"-p{urllib.parse.unquote(u.password or '')}",
-         "--batch", "--skip-column-names", "-e", statement],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"mariadb: {done.stderr.strip()}")
-    return done.stdout
-
-
 @pytest.fixture
 def mysql_url(mysql_server_url) -> str:
     """A database of this test's own, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    mysql_cli(mysql_server_url, f"CREATE DATABASE {name}")
+    services.mysql_cli(mysql_server_url, f"CREATE DATABASE {name}")
     u = urllib.parse.urlsplit(mysql_server_url)
     try:
         yield urllib.parse.urlunsplit(u._replace(path=f"/{name}"))
     finally:
-        mysql_cli(mysql_server_url, f"DROP DATABASE IF EXISTS {name}")
+        services.mysql_cli(mysql_server_url, f"DROP DATABASE IF EXISTS {name}")
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import mysql_cli  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from services import mysql_cli  # noqa: E402
 
 from cluster.store import RunRecord, open_store  # noqa: E402
 

@@ -336,7 +336,7 @@ async def test_a_table_dropped_under_the_store_is_recreated(store_url):
             with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:
                 conn.execute("DROP TABLE job_log")
         else:
-            from conftest import mysql_cli
+            from services import mysql_cli
             mysql_cli(store_url, f"DROP TABLE {store_url.rpartition('/')[2]}.job_log")
         with pytest.raises(StoreUnavailable):  # the LogSink retries this...
             await store.write_batch([run(2)])

@@ -7,11 +7,12 @@ import re
 import asyncmy.cursors
 import pytest
 
+from cluster.config import MysqlUrl, SqliteUrl
 from cluster.store import (InvalidCursor, InvalidRunRecord, RunRecord, RunStatus, RunTrigger,
                            StoreConfigError, StoreError, redact)
 from cluster.store._cursor import decode_cursor, encode_cursor
 from cluster.store._schema import MYSQL
-from cluster.store._url import MySQLTarget, SQLiteTarget, parse_store_url
+from cluster.store._open import parse_store_url
 
 
 def record(**overrides: object) -> RunRecord:
@@ -77,10 +78,10 @@ def test_sort_time_is_start_or_else_schedule():
 
 @pytest.mark.parametrize("url, target", [
     ("mysql://u:p%40ss@db.example:3307/runs",
-     MySQLTarget("db.example", 3307, "u", "p@ss", "runs")),
-    ("mariadb://u@127.0.0.1/runs", MySQLTarget("127.0.0.1", 3306, "u", "", "runs")),
-    ("sqlite:///data/runs.db", SQLiteTarget("data/runs.db")),
-    ("sqlite:////var/lib/runs.db", SQLiteTarget("/var/lib/runs.db")),
+     MysqlUrl("db.example", 3307, database="runs", user="u", password="p@ss")),
+    ("mariadb://u@127.0.0.1/runs", MysqlUrl("127.0.0.1", 3306, database="runs", user="u")),
+    ("sqlite:///data/runs.db", SqliteUrl("data/runs.db")),
+    ("sqlite:////var/lib/runs.db", SqliteUrl("/var/lib/runs.db")),
 ])
 def test_urls_parse(url, target):
     assert parse_store_url(url) == target

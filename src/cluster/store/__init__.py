@@ -7,6 +7,8 @@
 The error tree is drawn in ``_errors``; only ``StoreUnavailable`` is worth retrying.
 """
 
+from cluster.config import redact_db_url as redact
+
 from ._backend import StoreStatistics
 from ._errors import (
     InvalidCursor,
@@ -23,7 +25,6 @@ from ._open import open_store
 from ._record import RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
-from ._url import redact
 
 __all__ = [
     "MAX_PAGE_LIMIT",

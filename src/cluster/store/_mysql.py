@@ -28,12 +28,13 @@ import asyncmy.errors
 import trio
 import trio_asyncio
 
+from cluster.config import MysqlUrl
+
 from ._backend import Counters, Params, Row, StoreStatistics
 from ._errors import (StoreClosedError, StoreConfigError, StoreError, StoreQueryError,
                       StoreUnavailable)
 from ._schema import MYSQL
 from ._settings import StoreSettings
-from ._url import MySQLTarget
 
 T = TypeVar("T")
 Op = Callable[[Any], Awaitable[T]]  # an asyncio-flavoured step on one connection
@@ -56,7 +57,7 @@ _STATEMENT_CACHE_SIZE = 16  # prepared statements kept per connection
 
 
 @asynccontextmanager
-async def open_mysql(target: MySQLTarget, settings: StoreSettings) -> AsyncIterator[MySQLBackend]:
+async def open_mysql(target: MysqlUrl, settings: StoreSettings) -> AsyncIterator[MySQLBackend]:
     async with _asyncio_loop() as loop:
         pool = await trio_asyncio.aio_as_trio(_create_pool, loop=loop)(target, settings)
         backend = MySQLBackend(target, settings, loop, pool)
@@ -76,11 +77,11 @@ async def _asyncio_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
         yield loop
 
 
-async def _create_pool(target: MySQLTarget, settings: StoreSettings) -> asyncmy.Pool:
+async def _create_pool(target: MysqlUrl, settings: StoreSettings) -> asyncmy.Pool:
     # minsize=0: opening the store never dials, so it opens while the server is down.
     return await asyncmy.create_pool(
         minsize=0, maxsize=settings.pool_size, pool_recycle=settings.pool_recycle_s,
-        host=target.host, port=target.port, user=target.user, password=target.password,
+        host=target.host, port=target.port, user=target.user, password=target.password or "",
         db=target.database, charset="utf8mb4", autocommit=True,
         connect_timeout=settings.connect_timeout_s,
         # No notes ("table already exists"): asyncmy would fetch and log each one.
@@ -94,9 +95,9 @@ async def _create_pool(target: MySQLTarget, settings: StoreSettings) -> asyncmy.
 class MySQLBackend:
     dialect = MYSQL
 
-    def __init__(self, target: MySQLTarget, settings: StoreSettings,
+    def __init__(self, target: MysqlUrl, settings: StoreSettings,
                  loop: asyncio.AbstractEventLoop, pool: asyncmy.Pool) -> None:
-        self.display = target.display
+        self.display = target.redacted()
         self._settings = settings
         self._loop = loop
         self._pool = pool

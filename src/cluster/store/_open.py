@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cluster.config import BadDbUrl, DbUrl, MysqlUrl, parse_db_url
+
+from ._errors import StoreConfigError
 from ._settings import StoreSettings
 from ._store import RunStore
-from ._url import MySQLTarget, parse_store_url
 
 
 @asynccontextmanager
@@ -22,7 +24,7 @@ async def open_store(url: str, settings: StoreSettings | None = None) -> AsyncIt
     """
     target = parse_store_url(url)
     settings = settings or StoreSettings()
-    if isinstance(target, MySQLTarget):
+    if isinstance(target, MysqlUrl):
         from ._mysql import open_mysql  # asyncio stays out of SQLite-only processes
 
         async with open_mysql(target, settings) as mysql:
@@ -32,3 +34,13 @@ async def open_store(url: str, settings: StoreSettings | None = None) -> AsyncIt
 
         async with open_sqlite(target, settings) as sqlite:
             yield RunStore(sqlite)
+
+
+def parse_store_url(url: str) -> DbUrl:
+    """``url`` read by the config's parser (the project has one); a bad URL is the
+    store's StoreConfigError, its password redacted. ``sqlite:///:memory:`` is
+    accepted, for tests: that database is gone when the store closes."""
+    try:
+        return parse_db_url(url)
+    except BadDbUrl as exc:
+        raise StoreConfigError(exc.url, exc.reason) from None

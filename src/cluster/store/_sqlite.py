@@ -22,12 +22,13 @@ from typing import TypeVar
 
 import trio
 
+from cluster.config import SqliteUrl
+
 from ._backend import Counters, Params, Row, StoreStatistics
 from ._errors import (StoreClosedError, StoreError, StoreQueryError, StoreSchemaError,
                       StoreUnavailable)
 from ._schema import SQLITE
 from ._settings import StoreSettings
-from ._url import SQLiteTarget
 
 T = TypeVar("T")
 _PROGRESS_EVERY_OPS = 1000  # SQLite VM instructions between deadline checks
@@ -50,7 +51,7 @@ _NOT_A_DATABASE = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 @asynccontextmanager
 async def open_sqlite(
-    target: SQLiteTarget, settings: StoreSettings
+    target: SqliteUrl, settings: StoreSettings
 ) -> AsyncIterator[SQLiteBackend]:
     backend = SQLiteBackend(target, settings)
     try:
@@ -62,10 +63,10 @@ async def open_sqlite(
 class SQLiteBackend:
     dialect = SQLITE
 
-    def __init__(self, target: SQLiteTarget, settings: StoreSettings) -> None:
-        self.display = target.display
+    def __init__(self, target: SqliteUrl, settings: StoreSettings) -> None:
+        self.display = target.redacted()
         # Resolved now: a relative path means the working directory at open time.
-        self._path = target.path if target.path == ":memory:" else str(Path(target.path).absolute())
+        self._path = target.resolved_path()
         self._settings = settings
         self._limiter = trio.CapacityLimiter(1)
         self._conn: sqlite3.Connection | None = None  # only touched in the limited thread

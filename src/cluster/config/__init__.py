@@ -1,0 +1,59 @@
+"""One typed, frozen configuration shared by the master and the worker.
+
+Why one object: both processes talk to the same etcd prefix and the same run store, so
+the settings they share must be spelled, defaulted and validated once. Each process
+reads only the fields it needs; `fields_for("master")` / `fields_for("worker")` say
+which flags each command line offers.
+
+Sources, lowest precedence first (each one overrides only what it actually sets):
+
+1. the defaults declared on `Config` (no database configured -> a SQLite file);
+2. a JSON file (`--config PATH` or `$SCHEDULER_CONFIG`): our snake_case field names,
+   or the seed's camelCase keys (`apiPort`, `etcdDialTimeout` in ms, `dbUri` + `dbName`
+   + `dbUsername` + `dbPassword`, ...), matched case-insensitively as Go's encoding/json
+   does (so `apiReadTimeOut` works), with `//` line comments allowed outside strings so
+   the seed's example files load as printed;
+3. environment variables `SCHEDULER_<FIELD_UPPER>` (never `ETCD_*`: etcd reads those);
+   `SCHEDULER_TEST_*` and `SCHEDULER_CONFIG` are reserved and ignored here;
+4. command-line flags, registered with `default=argparse.SUPPRESS` so that only flags
+   actually given override anything.
+
+All of it is driven by one table: the `dataclasses.field` metadata on `Config`
+(help, flag, seed keys, check) plus its type hints, compiled into `SETTINGS`.
+Relative paths (`webapp_dir`, `spill_dir`, a relative SQLite file) are relative to the
+process's working directory, as in the seed.
+
+Modules, one idea each: `_errors` (Source and the error tree, drawn there), `_redact`,
+`_labels`, `_urls` (run-store URLs, etcd endpoints), `_checks` (range checks), `_kinds`
+(Setting and value conversion), `_settings` (the table: Config, SETTINGS), `_file`
+(the JSON file), `_sources` (layers and their merge), `_cli` (flags).
+"""
+
+from ._cli import add_config_flags, config_from_cli, fields_for
+from ._errors import (
+    BadDbUrl,
+    BadEndpoint,
+    BadValue,
+    ConfigError,
+    ConfigFileError,
+    DuplicateKey,
+    InconsistentValues,
+    Source,
+    UnknownKey,
+)
+from ._file import read_config_file, strip_line_comments
+from ._kinds import Setting
+from ._labels import Labels
+from ._redact import redact_db_url
+from ._settings import ENV_PREFIX, SETTINGS, Config
+from ._sources import CONFIG_ENV, load_config
+from ._urls import DbUrl, MysqlUrl, SqliteUrl, parse_db_url, parse_endpoint
+
+__all__ = [
+    "CONFIG_ENV", "ENV_PREFIX", "SETTINGS", "BadDbUrl", "BadEndpoint", "BadValue",
+    "Config", "ConfigError", "ConfigFileError", "DbUrl", "DuplicateKey",
+    "InconsistentValues", "Labels", "MysqlUrl", "Setting", "Source", "SqliteUrl",
+    "UnknownKey", "add_config_flags", "config_from_cli", "fields_for", "load_config",
+    "parse_db_url", "parse_endpoint", "read_config_file", "redact_db_url",
+    "strip_line_comments",
+]

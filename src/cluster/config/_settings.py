@@ -1,0 +1,260 @@
+"""The one table: `Config`, its fields' metadata, and `SETTINGS` compiled from them.
+
+Each field of `Config` declares, in its `dataclasses.field` metadata, its help, flag,
+seed keys and check; with the field's type hint that compiles into one `Setting`
+row, which drives every source (file, environment, flags) and the validation here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _checks as checks
+from ._checks import Check
+from ._errors import BadValue, InconsistentValues, Source
+from ._kinds import Setting, coerce, type_reason
+from ._labels import Labels
+from ._urls import DbUrl, parse_db_url, parse_endpoint
+
+ENV_PREFIX = "SCHEDULER_"
+
+Role = Literal["master", "worker"]
+_BOTH: frozenset[str] = frozenset({"master", "worker"})
+_MASTER: frozenset[str] = frozenset({"master"})
+_WORKER: frozenset[str] = frozenset({"worker"})
+
+
+@dataclass(frozen=True)
+class _Meta:
+    help: str
+    flag: str | None
+    seed: tuple[str, ...]
+    seed_ms: bool
+    check: Check | None
+    used_by: frozenset[str]
+    metavar: str | None
+    secret: bool
+
+
+_META = "cluster.config"
+_NO_LABELS = Labels()
+
+
+def _setting(default: Any, help: str, *, flag: str | None = None,
+             seed: tuple[str, ...] = (), seed_ms: bool = False, check: Check | None = None,
+             used_by: frozenset[str] = _BOTH, metavar: str | None = None,
+             secret: bool = False) -> Any:
+    """Declare one field of Config with everything the file/env/flag parsers need."""
+    meta = _Meta(help, flag, seed, seed_ms, check, used_by, metavar, secret)
+    return dataclasses.field(default=default, metadata={_META: meta})
+
+
+@dataclass(frozen=True, repr=False)
+class Config:
+    """Every setting of the master and the worker; validated on construction.
+
+    Build it with `load_config` / `config_from_cli`; `Config(...)` and
+    `dataclasses.replace` also validate (handy in tests). `repr` hides secrets.
+    """
+
+    # -- cluster (both)
+    etcd_endpoints: tuple[str, ...] = _setting(
+        ("127.0.0.1:2379",), "etcd members, comma-separated host:port", flag="--etcd",
+        seed=("etcdEndpoints",), check=checks.endpoints, metavar="HOST:PORT,...")
+    etcd_dial_timeout_s: float = _setting(
+        5.0, "timeout to connect to etcd, seconds", seed=("etcdDialTimeout",),
+        seed_ms=True, check=checks.positive)
+    etcd_request_timeout_s: float = _setting(
+        5.0, "timeout of one etcd request, seconds", check=checks.positive)
+    prefix: str = _setting("/cron/", "etcd key prefix of this cluster", check=checks.prefix,
+                           metavar="PREFIX")
+    db_url: str = _setting(
+        "sqlite:///scheduler-runs.db",
+        "run store: mysql://user:pass@host:port/dbname or sqlite:///path.db",
+        flag="--db", check=checks.db_url, metavar="URL", secret=True)
+    db_timeout_s: float = _setting(5.0, "timeout of one run-store query, seconds",
+                                   check=checks.positive)
+    metrics_port: int | None = _setting(
+        None, "Prometheus metrics port (master: also at /metrics); unset = off",
+        check=checks.port)
+    log_level: str = _setting("INFO", "log level", check=checks.log_level, metavar="LEVEL")
+    mailbox_size: int = _setting(1000, "bound of each actor's mailbox",
+                                 check=checks.at_least_one)
+    # -- master
+    api_host: str = _setting("127.0.0.1", "address the HTTP API listens on", flag="--host",
+                             check=checks.non_empty, used_by=_MASTER, metavar="HOST")
+    api_port: int = _setting(8070, "HTTP API port (0 = any free port)", flag="--port",
+                             seed=("apiPort",), check=checks.port, used_by=_MASTER)
+    api_read_timeout_s: float = _setting(
+        5.0, "HTTP read timeout, seconds", seed=("apiReadTimeout",), seed_ms=True,
+        check=checks.positive, used_by=_MASTER)
+    api_write_timeout_s: float = _setting(
+        5.0, "HTTP write timeout, seconds", seed=("apiWriteTimeout",), seed_ms=True,
+        check=checks.positive, used_by=_MASTER)
+    api_token: str | None = _setting(
+        None, "bearer token the API requires; unset = no auth (loopback only!)",
+        flag="--token", check=checks.token, used_by=_MASTER, secret=True, metavar="TOKEN")
+    webapp_dir: str = _setting("webapp", "directory of the static web UI", flag="--webapp",
+                               seed=("webapp",), check=checks.non_empty, used_by=_MASTER,
+                               metavar="DIR")
+    log_retention_days: int | None = _setting(
+        30, "delete run records older than this many days; unset = keep",
+        check=checks.at_least_one, used_by=_MASTER)
+    log_retention_max_per_job: int | None = _setting(
+        None, "keep at most this many run records per job; unset = no limit",
+        check=checks.at_least_one, used_by=_MASTER)
+    # -- worker
+    worker_id: str | None = _setting(
+        None, "this worker's unique id; unset = derived from host name and pid",
+        flag="--id", check=checks.worker_id, used_by=_WORKER, metavar="ID")
+    labels: Labels = _setting(_NO_LABELS, "labels jobs can select on, k=v,k=v",
+                              check=checks.labels, used_by=_WORKER, metavar="K=V,...")
+    capacity: int = _setting(64, "most runs at once on this worker",
+                             check=checks.at_least_one, used_by=_WORKER)
+    bash_path: str = _setting("/bin/bash", "shell that runs job commands",
+                              seed=("bashPath",), check=checks.non_empty, used_by=_WORKER,
+                              metavar="PATH")
+    output_cap_bytes: int = _setting(65536, "bytes of stdout/stderr kept per run",
+                                     check=checks.at_least_one, used_by=_WORKER)
+    kill_grace_s: float = _setting(5.0, "SIGTERM to SIGKILL delay on kill/timeout, seconds",
+                                   check=checks.positive, used_by=_WORKER)
+    shutdown_grace_s: float = _setting(30.0, "time running jobs get on shutdown, seconds",
+                                       check=checks.positive, used_by=_WORKER)
+    session_ttl_s: int = _setting(10, "TTL of the worker's etcd session lease, seconds",
+                                  check=checks.at_least_one, used_by=_WORKER)
+    lock_ttl_s: int = _setting(60, "TTL of fire-claim lock keys, seconds (> max skew)",
+                               check=checks.at_least_one, used_by=_WORKER)
+    max_clock_skew_s: float = _setting(5.0, "largest clock skew tolerated between workers",
+                                       check=checks.positive, used_by=_WORKER)
+    log_chan_len: int = _setting(1000, "bound of the log sink's mailbox",
+                                 seed=("logChanLen",), check=checks.at_least_one,
+                                 used_by=_WORKER)
+    job_log_batch_size: int = _setting(100, "run records per store write",
+                                       seed=("jobLogBatchSize",), check=checks.at_least_one,
+                                       used_by=_WORKER)
+    job_log_commit_timeout_s: float = _setting(
+        1.0, "longest a run record waits for its batch, seconds",
+        seed=("jobLogCommitTimeout",), seed_ms=True, check=checks.positive, used_by=_WORKER)
+    sink_memory_records: int = _setting(
+        10000, "run records held in memory before spilling to disk",
+        check=checks.at_least_one, used_by=_WORKER)
+    spill_dir: str = _setting("scheduler-spill", "where unsaved run records spill",
+                              check=checks.non_empty, used_by=_WORKER, metavar="DIR")
+    misfire_grace_s: float = _setting(
+        5.0, "a fire later than this is passed over (counted as a misfire), seconds",
+        check=checks.positive, used_by=_WORKER)
+    claim_step_s: float = _setting(
+        0.05, "backoff per rank before a non-preferred worker claims a fire, seconds",
+        check=checks.positive, used_by=_WORKER)
+
+    def __post_init__(self) -> None:
+        # Invariant: labels are a Labels and sequences are tuples, so Config stays frozen.
+        for setting in SETTINGS:
+            value = coerce(setting, getattr(self, setting.name))
+            object.__setattr__(self, setting.name, value)
+        validate({s.name: (getattr(self, s.name), Source("code", s.name)) for s in SETTINGS})
+
+    @property
+    def db(self) -> DbUrl:
+        """`db_url`, parsed (always valid: checked on construction)."""
+        return parse_db_url(self.db_url)
+
+    @property
+    def etcd_hosts(self) -> tuple[tuple[str, int], ...]:
+        return tuple(parse_endpoint(e) for e in self.etcd_endpoints)
+
+    def redacted(self) -> dict[str, object]:
+        """All settings with secrets hidden: what a process logs at start-up."""
+        out: dict[str, object] = {}
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            if s.name == "db_url":
+                value = self.db.redacted()
+            elif s.secret and value is not None:
+                value = "***"
+            out[s.name] = dict(value) if isinstance(value, Labels) else value
+        return out
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Config({body})"
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], *, origin: str = "<mapping>") -> Config:
+        """Build from file-shaped data (snake_case or seed keys) over the defaults."""
+        from ._sources import build, file_layer  # _sources builds on this module's table
+
+        return build([file_layer(data, origin)])
+
+
+_KINDS: dict[object, str] = {str: "str", int: "int", float: "float", bool: "bool",
+                             tuple[str, ...]: "strs", Labels: "labels"}
+_METAVARS = {"str": "TEXT", "int": "N", "float": "SECONDS", "bool": "BOOL",
+             "strs": "A,B,...", "labels": "K=V,..."}
+
+
+def _compile_settings() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(Config, localns={"Labels": Labels})
+    rows = []
+    for f in dataclasses.fields(Config):
+        meta: _Meta = f.metadata[_META]
+        base, optional = _unwrap_optional(hints[f.name])
+        kind = _KINDS[base]
+        assert not meta.seed_ms or kind == "float", f"{f.name}: ms seed keys need a float"
+        rows.append(Setting(
+            name=f.name, kind=kind, optional=optional,  # type: ignore[arg-type]
+            default=f.default, help=meta.help,
+            flag=meta.flag or "--" + f.name.replace("_", "-"),
+            env=ENV_PREFIX + f.name.upper(), seed_keys=meta.seed, seed_ms=meta.seed_ms,
+            check=meta.check, used_by=meta.used_by,
+            metavar=meta.metavar or _METAVARS[kind], secret=meta.secret))
+    return tuple(rows)
+
+
+def _unwrap_optional(hint: object) -> tuple[object, bool]:
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        assert len(args) == 1, hint
+        return args[0], True
+    return hint, False
+
+
+SETTINGS: tuple[Setting, ...] = _compile_settings()
+BY_NAME = {s.name: s for s in SETTINGS}
+
+# Values by field name, each with where it came from: one source, or all of them merged.
+Layer = dict[str, tuple[object, Source]]
+
+
+def validate(values: Layer) -> None:
+    """Type and range of each value, then the rules that tie fields together."""
+    for name, (value, source) in values.items():
+        setting = BY_NAME[name]
+        reason = type_reason(setting, value)
+        if reason is None and value is not None and setting.check:
+            reason = setting.check(value)
+        if reason:
+            raise BadValue(name, source, reason)
+    _validate_together(values)
+
+
+def _validate_together(values: Layer) -> None:
+    def get(name: str) -> Any:
+        return values[name][0]
+
+    def fail(reason: str, *names: str) -> None:
+        raise InconsistentValues(reason, {n: values[n][1] for n in names})
+
+    # A lock must outlive the widest skew, or a late worker could re-claim a fire (§6).
+    if get("lock_ttl_s") <= get("max_clock_skew_s"):
+        fail(f"lock_ttl_s ({get('lock_ttl_s')}) must exceed max_clock_skew_s "
+             f"({get('max_clock_skew_s')})", "lock_ttl_s", "max_clock_skew_s")
+    if get("job_log_batch_size") > get("sink_memory_records"):
+        fail(f"job_log_batch_size ({get('job_log_batch_size')}) cannot exceed "
+             f"sink_memory_records ({get('sink_memory_records')})",
+             "job_log_batch_size", "sink_memory_records")

@@ -1,0 +1,196 @@
+"""schedctl's command line: subcommands, their flags, and the argument types.
+
+Each leaf subcommand is bound to its handler (`set_defaults(handler=...)`). The
+connection options (--url/--token/--json) are accepted before or after the
+subcommand, and only when given (argparse.SUPPRESS), so a later one never resets
+an earlier one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from typing import Final, TypeAlias
+
+from . import _commands as cmd
+from ._context import Handler
+from ._settings import DEFAULT_HTTP_TIMEOUT_S, DEFAULT_URL, PROG, TOKEN_ENV, URL_ENV
+
+RUN_STATUSES: Final = ("succeeded", "failed", "timeout", "killed", "lost", "skipped")
+
+# what add_subparsers returns (no public name)
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def glue_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--since -1h` -> `--since=-1h`: argparse would take `-1h` for an option."""
+    glued: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item in ("--since", "--until"):
+            value = next(items, None)
+            glued.append(item if value is None else f"{item}={value}")
+        else:
+            glued.append(item)
+    return glued
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter, parents=[common],
+        description="Operate the Scheduler (a distributed crontab) through its master's API.",
+        epilog="exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot connect, "
+               "4 unauthorized\n\nexamples:\n  schedctl jobs list\n"
+               "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
+               "  schedctl runs --job backup --since -1d\n  schedctl preview '*/10 * * * * *' -n 3")
+    parser.add_argument("--timeout", dest="http_timeout_s", type=_seconds_arg,
+                        default=DEFAULT_HTTP_TIMEOUT_S, metavar="SECONDS",
+                        help="HTTP timeout per request (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_jobs(commands, common)
+    _add_runs(commands, common)
+    _leaf(commands, common, "run", cmd.cmd_run, "show one run with its output and error text",
+          ).add_argument("run_id", metavar="RUN_ID", help="the run's id (see `runs`)")
+    _leaf(commands, common, "workers", cmd.cmd_workers,
+          "list live workers: labels, load, last seen and clock skew (warned above 1 s)")
+    preview = _leaf(commands, common, "preview", cmd.cmd_preview,
+                    "show the next fire times of a cron expression (the master computes them)")
+    preview.add_argument("expr", metavar="EXPR", help="cron expression, e.g. '*/5 * * * *'")
+    preview.add_argument("--tz", help="IANA time zone (default: UTC)")
+    preview.add_argument("-n", type=_positive_int(1, 100), default=5,
+                         help="how many times, 1-100 (default: %(default)s)")
+    return parser
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of the epilog (exit codes, examples)."""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """--url/--token/--json, also accepted after the subcommand (only when given)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection and output")
+    group.add_argument("--url", default=argparse.SUPPRESS,
+                       help=f"master URL (default: ${URL_ENV} or {DEFAULT_URL})")
+    group.add_argument("--token", default=argparse.SUPPRESS,
+                       help=f"API bearer token (default: ${TOKEN_ENV}; prefer the variable: "
+                            "a flag shows in the process list)")
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print the API's JSON as-is (for scripts)")
+    return common
+
+
+def _leaf(commands: Commands, common: argparse.ArgumentParser, name: str, handler: Handler,
+          help_text: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help_text, description=help_text,
+                                 parents=[common])
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_jobs(commands: Commands, common: argparse.ArgumentParser) -> None:
+    jobs = commands.add_parser("jobs", help="list, show, create, change and act on jobs",
+                               description="List, show, create or replace, run, kill, "
+                                           "pause, resume and delete jobs.",
+                               parents=[common])
+    sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    _leaf(sub, common, "list", cmd.cmd_jobs_list,
+          "list jobs: schedule, next fire, state, running count, command")
+    for name, handler, text in (
+        ("get", cmd.cmd_jobs_get, "show one job's full spec, next fire and running instances"),
+        ("delete", cmd.cmd_jobs_delete, "delete a job (its running instance is killed)"),
+        ("run", cmd.cmd_jobs_run, "run a job now, once, whatever its schedule"),
+        ("pause", cmd.cmd_jobs_pause, "pause a job: no scheduled fires until resumed"),
+        ("resume", cmd.cmd_jobs_resume, "resume a paused job"),
+    ):
+        _leaf(sub, common, name, handler, text).add_argument(
+            "name", metavar="NAME", help="job name")
+    kill = _leaf(sub, common, "kill", cmd.cmd_jobs_kill,
+                 "kill a job's running instances (or only one with --run-id)")
+    kill.add_argument("name", metavar="NAME", help="job name")
+    kill.add_argument("--run-id", help="kill only this run")
+    _add_jobs_put(sub, common)
+
+
+def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
+    put = _leaf(sub, common, "put", cmd.cmd_jobs_put,
+                "create or replace a job. PUT replaces the whole spec: a field not given "
+                "takes its default. Flags override the fields of --file.")
+    put.add_argument("name", metavar="NAME", help="job name (the spec's name, if any, "
+                     "must be the same)")
+    put.add_argument("--file", metavar="PATH", help="JSON job spec (camelCase; '-' = stdin)")
+    put.add_argument("--command", help="shell command (run with bash -c)")
+    put.add_argument("--cron", metavar="EXPR", help="cron expression (5, 6 or 7 fields, "
+                     "@daily..., @every 90s)")
+    put.add_argument("--timezone", dest="tz", metavar="TZ", help="IANA zone (default UTC)")
+    put.add_argument("--timeout", dest="job_timeout_s", type=_seconds_arg, metavar="S",
+                     help="kill the run after S seconds (0 = never)")
+    put.add_argument("--concurrency", choices=("allow", "forbid", "replace"),
+                     help="when the previous run still runs (default forbid)")
+    put.add_argument("--retries", type=_positive_int(0, 100), metavar="N",
+                     help="extra attempts after a failure")
+    put.add_argument("--retry-backoff", dest="retry_backoff_s", type=_seconds_arg,
+                     metavar="S", help="seconds before a retry")
+    put.add_argument("--starting-deadline", dest="starting_deadline_s", type=_seconds_arg,
+                     metavar="S", help="how late a missed fire may still run (0 = no catch-up)")
+    put.add_argument("--selector", type=_selector, metavar="K=V,...",
+                     help="labels a worker must have")
+    put.add_argument("--env", type=_key_value, action="append", metavar="K=V",
+                     help="environment variable for the command (repeatable)")
+    put.add_argument("--paused", action=argparse.BooleanOptionalAction, default=None,
+                     help="create the job paused (--no-paused: active)")
+
+
+def _add_runs(commands: Commands, common: argparse.ArgumentParser) -> None:
+    runs = _leaf(commands, common, "runs", cmd.cmd_runs,
+                 "list runs, newest first, with filters; --follow prints new runs as they "
+                 "are recorded. Times: epoch ms, ISO-8601 or relative (-1h, -30m, -2d).")
+    runs.add_argument("--job", metavar="NAME", help="only this job's runs")
+    runs.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
+    runs.add_argument("--since", metavar="T", help="runs started at or after T")
+    runs.add_argument("--until", metavar="T", help="runs started before T")
+    runs.add_argument("--limit", type=_positive_int(1, 1000), metavar="N",
+                      help="at most N runs (1-1000; API default 50)")
+    runs.add_argument("--cursor", help="next page, as printed after a full page")
+    runs.add_argument("-f", "--follow", action="store_true",
+                      help="keep polling every second and print new runs until Ctrl-C")
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def _selector(text: str) -> dict[str, str]:
+    """`k=v,k2=v2` (empty = no selector) for --selector."""
+    pairs = [p for p in text.split(",") if p.strip()]
+    return dict(_key_value(p) for p in pairs)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def _positive_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+    return parse
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return int(value) if value.is_integer() else value

@@ -1,0 +1,138 @@
+"""The human renderings of the API's answers: jobs, runs, workers, cron previews.
+
+Each takes the API's JSON (camelCase, as documented) and returns text; every server
+value goes through `cell` or `safe_text`, so none can drive the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ._format import (cell, duration, format_fields, format_table, local_iso, pairs_text,
+                      relative, safe_text, zone_iso)
+
+COMMAND_WIDTH: Final = 48
+SKEW_WARNING_MS: Final = 1000
+
+RUN_HEADERS: Final = ["RUN ID", "JOB", "STATUS", "TRIGGER", "ATTEMPT", "WORKER",
+                      "STARTED", "DURATION", "EXIT"]
+# --follow prints rows as they come, so its columns have fixed widths.
+FOLLOW_WIDTHS: Final = [32, 24, 9, 8, 7, 20, 25, 9, 4]
+
+
+def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
+    if not jobs:
+        return "no jobs"
+    rows = [[cell(j.get("name")), cell(j.get("cronExpr")), cell(j.get("timezone", "UTC")),
+             next_fire(j, now_ms), "paused" if j.get("paused") else "active",
+             str(len(j.get("running") or [])), cell(j.get("command"), COMMAND_WIDTH)]
+            for j in jobs]
+    return format_table(
+        ["NAME", "SCHEDULE", "TZ", "NEXT FIRE", "STATE", "RUNNING", "COMMAND"], rows)
+
+
+def next_fire(job: Mapping[str, Any], now_ms: int) -> str:
+    """The job's next fire time, local and relative to now; `-` if it has none."""
+    ms = job.get("nextFire")
+    return "-" if ms is None else f"{local_iso(ms)} ({relative(ms, now_ms)})"
+
+
+def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
+    """A job as aligned `field  value` lines, then its running instances."""
+    pairs = [
+        ("name", cell(job.get("name"))),
+        ("command", safe_text(str(job.get("command", "")))),
+        ("schedule", f"{cell(job.get('cronExpr'))} ({cell(job.get('timezone', 'UTC'))})"),
+        ("next fire", next_fire(job, now_ms)),
+        ("state", "paused" if job.get("paused") else "active"),
+        ("concurrency", cell(job.get("concurrency"))),
+        ("timeout", _seconds(job.get("timeout"), "none")),
+        ("retries", f"{cell(job.get('retries', 0))} (backoff "
+                    f"{_seconds(job.get('retryBackoff'), 'none')})"),
+        ("starting deadline", _seconds(job.get("startingDeadline"), "no catch-up")),
+        ("selector", cell(pairs_text(job.get("selector")))),
+        ("env", cell(pairs_text(job.get("env")))),
+        ("created", local_iso(job.get("createdAt"))),
+    ]
+    running = job.get("running") or []
+    if not running:
+        return format_fields([*pairs, ("running", "none")])
+    rows = [[cell(r.get("runId")), cell(r.get("worker")), local_iso(r.get("startTime")),
+             cell(r.get("attempt")), cell(r.get("trigger"))] for r in running]
+    table = format_table(["RUN ID", "WORKER", "STARTED", "ATTEMPT", "TRIGGER"], rows)
+    return f"{format_fields(pairs)}\nrunning:\n{table}"
+
+
+def _seconds(value: Any, zero: str) -> str:
+    if not value:
+        return f"0 ({zero})"
+    return f"{value:g}s" if isinstance(value, int | float) else cell(value)
+
+
+def run_row(run: Mapping[str, Any], widths: Sequence[int] | None = None) -> list[str]:
+    values = [run.get("runId"), run.get("jobName"), run.get("status"), run.get("trigger"),
+              run.get("attempt"), run.get("worker"), local_iso(run.get("startTime")),
+              duration(run.get("startTime"), run.get("endTime")), run.get("exitCode")]
+    return [cell(v, widths[i] if widths else None) for i, v in enumerate(values)]
+
+
+def runs_table(data: Mapping[str, Any]) -> str:
+    runs = data.get("runs", [])
+    text = format_table(RUN_HEADERS, [run_row(r) for r in runs]) if runs else "no runs"
+    if data.get("nextCursor"):
+        text += f"\n(more: add --cursor {cell(data['nextCursor'])})"
+    return text
+
+
+def describe_run(run: Mapping[str, Any]) -> str:
+    """One run's fields, then its output and error text in full (escaped)."""
+    fields = format_fields([
+        ("run id", cell(run.get("runId"))), ("job", cell(run.get("jobName"))),
+        ("status", cell(run.get("status"))), ("exit code", cell(run.get("exitCode"))),
+        ("trigger", f"{cell(run.get('trigger'))} (attempt {cell(run.get('attempt'))})"),
+        ("worker", cell(run.get("worker"))),
+        ("planned", local_iso(run.get("planTime"))),
+        ("scheduled", local_iso(run.get("scheduleTime"))),
+        ("started", local_iso(run.get("startTime"))),
+        ("ended", local_iso(run.get("endTime"))),
+        ("duration", duration(run.get("startTime"), run.get("endTime"))),
+        ("command", safe_text(str(run.get("command", "")))),
+    ])
+    sections = [fields]
+    truncated = " (truncated)" if run.get("outputTruncated") else ""
+    for title, key in ((f"output{truncated}", "output"), ("err", "err")):
+        text = str(run.get(key) or "")
+        sections.append(f"--- {title} ---\n{safe_text(text).rstrip()}" if text
+                        else f"--- {title}: empty ---")
+    return "\n".join(sections)
+
+
+def workers_table(workers: Sequence[Mapping[str, Any]], now_ms: int) -> str:
+    if not workers:
+        return "no live workers"
+    rows = [[cell(w.get("id")), cell(w.get("host")), cell(w.get("pid")),
+             cell(pairs_text(w.get("labels")), 40),
+             f"{cell(w.get('running'))}/{cell(w.get('capacity'))}", cell(w.get("version")),
+             relative(w.get("startedAt"), now_ms), relative(w.get("lastSeen"), now_ms),
+             skew(w.get("skewMs"))] for w in workers]
+    return format_table(["ID", "HOST", "PID", "LABELS", "RUNNING", "VERSION", "STARTED",
+                         "LAST SEEN", "CLOCK SKEW"], rows)
+
+
+def skew(skew_ms: Any) -> str:
+    """Signed skew; beyond 1 s it gets a warning (fires would be judged late or early)."""
+    if not isinstance(skew_ms, int | float):
+        return "-"
+    text = f"{skew_ms:+.0f}ms"
+    return f"{text} !! above 1s" if abs(skew_ms) > SKEW_WARNING_MS else text
+
+
+def preview_table(data: Mapping[str, Any], expr: str, now_ms: int) -> str:
+    zone = str(data.get("timezone") or "UTC")
+    times = data.get("times") or []
+    if not times:
+        return f"{cell(expr)} never fires again"
+    rows = [[str(i), zone_iso(ms, zone), local_iso(ms), relative(ms, now_ms)]
+            for i, ms in enumerate(times, 1)]
+    return format_table(["#", f"TIME ({cell(zone)})", "LOCAL", "WHEN"], rows)
