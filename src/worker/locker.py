@@ -22,8 +22,16 @@ from typing import TypeVar
 import trio
 
 from actors import Actor, Inbox, MailboxClosed
-from cluster.etcd import Etcd, EtcdOutcomeUnknown, EtcdUnavailable, GetResult, LeaseExpired
-from cluster.etcd import Compare, Put
+from cluster.etcd import (
+    Compare,
+    Etcd,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EtcdUnavailable,
+    GetResult,
+    LeaseExpired,
+    Put,
+)
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import RunTrigger
 
@@ -139,6 +147,10 @@ class Locker(Actor[LockerMsg]):
     async def _release_after(self, fn: Callable[[T], Awaitable[None]], arg: T) -> None:
         try:
             await fn(arg)
+        except EtcdError as exc:
+            # One refused claim must not restart the whole pipeline: say which, go on.
+            self._counts["failed"] += 1
+            log.error("%s(%r) failed: %s", fn.__name__, arg, exc)
         finally:
             self._in_flight.release()
 
