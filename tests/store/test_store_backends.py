@@ -80,6 +80,23 @@ async def test_rewriting_a_run_id_replaces_it_in_place(store):
     assert await store.count() == 2
 
 
+async def test_a_lost_record_never_replaces_a_finished_run(store):
+    done = run(7, status=RunStatus.SUCCEEDED, output="real output\n")
+    await store.write_batch([done])
+    await store.write_batch([run(7, status=RunStatus.LOST, output="", err="lost: worker died")])
+    assert await store.get(done.run_id) == done
+
+
+async def test_a_finished_run_replaces_its_lost_record(store):
+    lost = run(8, status=RunStatus.LOST, output="", err="lost: worker died")
+    await store.write_batch([lost])
+    assert (await store.get(lost.run_id)).status is RunStatus.LOST
+    await store.write_batch([lost])  # lost over lost: unchanged, no error
+    done = run(8, status=RunStatus.KILLED, output="partial\n")
+    await store.write_batch([done])
+    assert await store.get(lost.run_id) == done
+
+
 async def test_a_batch_with_the_same_run_twice_keeps_the_last(store):
     await store.write_batch([run(1, status="failed"), run(1, status="succeeded")])
     assert (await store.get("run-00001")).status is RunStatus.SUCCEEDED

@@ -12,6 +12,8 @@ two screenshots (jobs page, editor) there instead of the test's tmp dir.
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import shutil
 from collections.abc import Iterator
@@ -92,7 +94,19 @@ def state() -> FakeState:
 
 
 @pytest.fixture
-def browser(state: FakeState) -> Iterator[Browser]:
+def plain_asyncio() -> Iterator[None]:
+    """Playwright's sync API runs a stock asyncio loop; once trio_asyncio is imported (the
+    MySQL store tests do) asyncio.new_event_loop() makes trio-backed loops instead, unless
+    a policy is set explicitly. Set the stock one for this test only."""
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
+@pytest.fixture
+def browser(state: FakeState, plain_asyncio: None) -> Iterator[Browser]:
     executable = _chromium()
     with FakeMaster(state) as master, sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

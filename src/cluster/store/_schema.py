@@ -111,14 +111,22 @@ class Dialect:
         return f"DELETE FROM {TABLE} WHERE {where} ORDER BY sort_time, id LIMIT {self.mark}"
 
 
-_UPDATED = [c for c in COLUMNS if c != "run_id"]
+# Invariant: ``status`` is assigned last, because MySQL evaluates the assignments of
+# ON DUPLICATE KEY UPDATE in order and the guard below must read the old status.
+_UPDATED = [c for c in COLUMNS if c not in ("run_id", "status")] + ["status"]
+
+# A ``lost`` record (written by a survivor when a worker's lease vanished) never replaces
+# the record of a run that finished: the worker that ran it knew better. A real record
+# does replace a ``lost`` one. Everything else is last-write-wins (replays are identical).
+_MYSQL_KEEP_OLD = "VALUES(status) = 'lost' AND status <> 'lost'"
 
 MYSQL = Dialect(
     name="mysql",
     mark="%s",
     create_statements=(_MYSQL_TABLE,),
     # VALUES(col) works on MariaDB and MySQL (deprecated but kept in MySQL 8).
-    upsert_suffix="ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _UPDATED),
+    upsert_suffix="ON DUPLICATE KEY UPDATE " + ", ".join(
+        f"{c} = IF({_MYSQL_KEEP_OLD}, {c}, VALUES({c}))" for c in _UPDATED),
     delete_via_subquery=False,
 )
 
@@ -127,7 +135,8 @@ SQLITE = Dialect(
     mark="?",
     create_statements=(_SQLITE_TABLE, *_SQLITE_INDEXES),
     upsert_suffix="ON CONFLICT(run_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED),
+    + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
+    + f" WHERE NOT (excluded.status = 'lost' AND {TABLE}.status <> 'lost')",
     delete_via_subquery=True,
 )
 
