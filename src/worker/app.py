@@ -3,7 +3,9 @@
 Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
 
     worker (one_for_one)
-    ├── log-sink     first up, last down: every record is flushed or spilled
+    ├── metrics-http GET /metrics on 127.0.0.1:<metrics_port>, only when it is set;
+    │                up first and down last, so start-up and shutdown can be watched
+    ├── log-sink     first actor up, last down: every record is flushed or spilled
     ├── registrar    the session lease; revoked on the way down, after the runs end
     ├── executor     drains: running jobs get shutdown_grace_s, then are killed
     └── pipeline (one_for_all: they share the plan and its claims in flight)
@@ -11,8 +13,12 @@ Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
         ├── scheduler    stops firing
         └── job-watcher  stops watching
 
-So a SIGTERM stops new fires first, lets running jobs finish (up to the grace),
-deletes their keys, revokes the lease, then flushes the sink.
+So a SIGTERM stops new fires first, lets running jobs finish (up to the grace), flushes
+their records (a run's ``running`` key goes only once its record is durable), revokes
+the lease, then stops the sink.
+
+Metrics: every actor factory below passes its new incarnation to
+``ctx.metrics.track`` (see ``worker.metrics``), which reads their counts at scrape time.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from .executor import Executor
 from .job_watcher import JobWatcher
 from .locker import Locker
 from .log_sink import LogSink
+from .metrics_http import MetricsServer
 from .registrar import Registrar
 from .scheduler import Scheduler
 
@@ -45,6 +52,7 @@ log = logging.getLogger("worker")
 PIPELINE_GRACE_S = 5.0
 REGISTRAR_GRACE_S = 5.0
 SINK_GRACE_S = 30.0
+METRICS_GRACE_S = 1.0
 
 
 def default_worker_id() -> str:
@@ -57,31 +65,39 @@ def executor_grace_s(config: Config) -> float:
 
 
 def total_grace_s(config: Config) -> float:
-    return PIPELINE_GRACE_S + executor_grace_s(config) + REGISTRAR_GRACE_S + SINK_GRACE_S
+    return (PIPELINE_GRACE_S + executor_grace_s(config) + REGISTRAR_GRACE_S + SINK_GRACE_S
+            + METRICS_GRACE_S)
 
 
 def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd) -> Supervisor:
     config = ctx.config
-    release = functools.partial(claims.release, etcd, ctx.keyspace)
+    track = ctx.metrics.track
+    release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
+    release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     pipeline = Supervisor(
         [
-            ChildSpec("locker", lambda: Locker(inboxes.locker, ctx, etcd)),
-            ChildSpec("scheduler", lambda: Scheduler(inboxes.scheduler, ctx)),
-            ChildSpec("job-watcher", lambda: JobWatcher(inboxes.job_watcher, ctx, etcd)),
+            ChildSpec("locker", lambda: track(Locker(inboxes.locker, ctx, etcd))),
+            ChildSpec("scheduler", lambda: track(Scheduler(inboxes.scheduler, ctx))),
+            ChildSpec("job-watcher", lambda: track(JobWatcher(inboxes.job_watcher, ctx, etcd))),
         ],
         name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=PIPELINE_GRACE_S / 3,
     )
-    return Supervisor(
-        [
-            ChildSpec("log-sink", lambda: LogSink(inboxes.log_sink, ctx), grace_s=SINK_GRACE_S),
-            ChildSpec("registrar", lambda: Registrar(inboxes.registrar, ctx, etcd),
-                      grace_s=REGISTRAR_GRACE_S),
-            ChildSpec("executor", lambda: Executor(inboxes.executor, ctx, release=release),
-                      grace_s=executor_grace_s(config)),
-            ChildSpec("pipeline", pipeline, grace_s=PIPELINE_GRACE_S),
-        ],
-        name="worker", strategy=Strategy.ONE_FOR_ONE, max_restarts=5, max_seconds=30,
-    )
+    children = [
+        ChildSpec("log-sink", lambda: track(LogSink(inboxes.log_sink, ctx,
+                                                    on_durable=release_running)),
+                  grace_s=SINK_GRACE_S),
+        ChildSpec("registrar", lambda: track(Registrar(inboxes.registrar, ctx, etcd)),
+                  grace_s=REGISTRAR_GRACE_S),
+        ChildSpec("executor", lambda: track(Executor(inboxes.executor, ctx, release=release_guard)),
+                  grace_s=executor_grace_s(config)),
+        ChildSpec("pipeline", pipeline, grace_s=PIPELINE_GRACE_S),
+    ]
+    port = config.metrics_port
+    if port is not None:
+        children.insert(0, ChildSpec("metrics-http", lambda: MetricsServer(
+            ctx.metrics.render, port), grace_s=METRICS_GRACE_S))
+    return Supervisor(children, name="worker", strategy=Strategy.ONE_FOR_ONE,
+                      max_restarts=5, max_seconds=30)
 
 
 async def run_worker(

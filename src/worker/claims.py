@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
@@ -28,13 +29,16 @@ from cluster.etcd import (
 )
 from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo
-from cluster.store import RunTrigger
+from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from .messages import Fire, Run
 
 log = logging.getLogger(__name__)
 
 GUARDED = frozenset({"forbid", "replace"})
+DELETE_CHUNK = 64  # keys per transaction (etcd allows 128 operations by default)
+# Records this worker writes for runs whose keys are already gone with a lease.
+NOT_OURS_TO_RELEASE = frozenset({RunStatus.SKIPPED, RunStatus.LOST})
 
 
 def lock_key(ks: Keyspace, fire: Fire) -> str:
@@ -111,31 +115,60 @@ def claim_probe(ks: Keyspace, fire: Fire) -> list[Op]:
     return [Get(lock_key(ks, fire))]
 
 
-async def release(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: float = 5.0) -> None:
-    """Delete a finished run's ``running`` key and, if it is still ours, the guard.
+async def release_guard(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: float = 5.0) -> None:
+    """At a run's end, give back the job's ``active`` guard if this run still holds it.
 
     Retries until etcd answers: a guard left behind would block a ``forbid`` job for
     as long as this worker lives. Gives up only when cancelled (shutdown), in which
-    case the keys go with the session lease.
+    case the guard goes with the session lease. The ``running`` key stays until the
+    run's record is durable (``release_running``).
     """
+    if not run.guarded:
+        return
     name, run_id = run.fire.spec.name, run.fire.run_id
-    running, active = ks.running(name, run_id), ks.active(name)
+    active = ks.active(name)
+    await _until_done(
+        lambda: etcd.txn([Compare.value(active, "==", run_id)], [Delete(active)]),
+        f"releasing the guard of run {run_id} of {name!r}", retry_max_s=retry_max_s,
+    )
+
+
+async def release_running(
+    etcd: Etcd, ks: Keyspace, worker_id: str, records: Sequence[RunRecord],
+    *, give_up_after_s: float = 5.0,
+) -> None:
+    """Delete the ``running`` keys of runs whose records are now durable.
+
+    Why only then: a worker that dies between a run's end and its record reaching the
+    store (or the spill file) would otherwise take the record with it, unseen. While
+    the key lives, its vanishing with the lease makes a survivor record the run as
+    ``lost``; a ``lost`` record never replaces a real one in the store. One
+    transaction per ``DELETE_CHUNK`` keys: cheaper than a delete per run. If etcd stays
+    down, the keys go with the session lease when this worker stops.
+    """
+    keys = [ks.running(r.job_name, r.run_id) for r in records
+            if r.worker == worker_id and r.status not in NOT_OURS_TO_RELEASE]
+    for start in range(0, len(keys), DELETE_CHUNK):
+        chunk = keys[start:start + DELETE_CHUNK]
+        with trio.move_on_after(give_up_after_s) as scope:
+            await _until_done(lambda chunk=chunk: etcd.txn([], [Delete(k) for k in chunk]),
+                              f"deleting {len(chunk)} running keys")
+        if scope.cancelled_caught:
+            log.warning("etcd did not answer: %d running keys kept until the lease ends",
+                        len(chunk))
+
+
+async def _until_done(call: Callable[[], Awaitable[object]], what: str,
+                      *, retry_max_s: float = 5.0) -> None:
     delay_s = 0.05
     while True:
         try:
-            if run.guarded:
-                await etcd.txn(
-                    [Compare.value(active, "==", run_id)],
-                    [Delete(running), Delete(active)],
-                    [Delete(running)],
-                )
-            else:
-                await etcd.delete(running)
+            await call()
             return
         except EtcdUnavailable as exc:
-            log.warning("releasing run %s of %r: %s; retrying in %.1f s", run_id, name, exc, delay_s)
+            log.warning("%s: %s; retrying in %.1f s", what, exc, delay_s)
         except EtcdError as exc:
-            log.error("releasing run %s of %r failed: %s", run_id, name, exc)
+            log.error("%s failed: %s", what, exc)
             return
         await trio.sleep(delay_s)
         delay_s = min(delay_s * 2, retry_max_s)

@@ -1,4 +1,5 @@
-"""What every worker actor is given: configuration, identity, clock and peers' addresses.
+"""What every worker actor is given: configuration, identity, clock, peers' addresses
+and the worker's metrics.
 
 Mailboxes are opened before any actor exists (``open_mailboxes``), so that each actor
 can be handed the addresses of the others whatever order they start in, and so that
@@ -7,7 +8,7 @@ a restarted actor finds its peers where they were.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors import Address, Inbox, open_mailbox
 from cluster.config import Config
@@ -22,6 +23,7 @@ from .messages import (
     RegistrarMsg,
     SchedulerMsg,
 )
+from .metrics import WorkerMetrics
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,5 @@ class WorkerContext:
     keyspace: Keyspace
     clock: WallClock
     peers: Addresses
+    # One per worker; a default so that tests building a context need not care.
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)

@@ -8,9 +8,10 @@ A run ends in exactly one record, sent to the LogSink, then:
 
 - ``RunEnded`` to the Scheduler (retries, concurrency); skipped if the Scheduler has
   already stopped (shutdown), since nothing is left to act on it;
-- ``release(run)`` in the background (deletes ``running/`` and ``active/`` keys; it
+- ``release(run)`` in the background (gives back the job's ``active/`` guard; it
   retries by itself): a slow etcd never delays a record or the next run's start. If
-  it never succeeds, the keys still go with the session lease.
+  it never succeeds, the guard still goes with the session lease. The ``running/``
+  key is the LogSink's to delete, once the record is durable.
 
 Why a run stops, first reason wins: ``KillRun`` (its status, usually ``killed``),
 ``Fenced`` (``lost``: the session lease is gone, so another worker may now own the
@@ -23,6 +24,9 @@ which may hold database credentials), plus the job's ``env``, plus
 ``SCHEDULER_JOB_NAME``, ``SCHEDULER_RUN_ID``, ``SCHEDULER_PLAN_TIME_MS`` (the planned
 fire, epoch ms: a job can measure its own lateness), ``SCHEDULER_TRIGGER`` and
 ``SCHEDULER_ATTEMPT``.
+
+Metrics (``ctx.metrics``): the lateness of a scheduled fire when its process is up,
+and every run's final status; both O(1) and without a checkpoint.
 
 Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
@@ -267,6 +271,7 @@ class Executor(Actor[ExecutorMsg]):
         # No checkpoint between start_process and wait(): wait() owns the cleanup.
         active.attach(process)
         start_ms = self._ctx.clock.now_ms()
+        self._ctx.metrics.run_started(fire.trigger, fire.planned_ms, start_ms)  # O(1), sync
         result = await process.wait()
         return self._finished_record(active, result, start_ms)
 
@@ -296,6 +301,7 @@ class Executor(Actor[ExecutorMsg]):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", record.to_json())
         self._finished += 1
+        self._ctx.metrics.run_finished(record.status)
 
     def _offer_abandoned(self, active: _Active, record: RunRecord | None) -> None:
         """Cancelled mid-run: offer the record (or a ``killed`` one) without waiting."""

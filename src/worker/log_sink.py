@@ -57,7 +57,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +87,7 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 DRAIN_STORE_S = 10.0  # on stop, store writes before the rest is spilled (app grace: 30 s)
+DURABLE_AT_STOP_S = 5.0  # on stop, how long on_durable may take after the final spill
 FINAL_SPILL_S = 10.0  # shielded spill on a crash or cancel
 SPILL_CHUNK_MIN = 100  # records per spill append at least: one fsync per chunk
 SLOW_WRITE_S = 1.0  # a write in flight longer than this: the store is slow, spill
@@ -101,6 +102,8 @@ class BatchStore(Protocol):
 
 
 StoreOpener = Callable[[str, StoreSettings], AbstractAsyncContextManager[BatchStore]]
+# Called with records once they are durable; the worker deletes their running keys.
+OnDurable = Callable[[Sequence[RunRecord]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +163,13 @@ class LogSink(Actor[LogSinkMsg]):
         *,
         opener: StoreOpener = open_store,
         drain_store_s: float = DRAIN_STORE_S,
+        on_durable: OnDurable | None = None,
     ) -> None:
         super().__init__(inbox)
         cfg = ctx.config
         self._ctx = ctx
         self._opener = opener
+        self._on_durable = on_durable
         self._settings = store_settings(cfg.db_timeout_s)
         self._batch_size = cfg.job_log_batch_size
         self._commit_timeout_s = cfg.job_log_commit_timeout_s
@@ -358,10 +363,20 @@ class LogSink(Actor[LogSinkMsg]):
     async def _write_memory_batch(self) -> None:
         entries = self._pop(self._batch_size)
         key = self._enter_transit(entries)
-        ok = await self._write([e.record for e in entries])
+        records = [e.record for e in entries]
+        ok = await self._write(records)
         self._leave_transit(key, restore=not ok)
         if ok:
+            await self._durable(records)
             self._answer_flushes()
+
+    async def _durable(self, records: list[RunRecord]) -> None:
+        """Tell the owner these records are safe (in the store or the spill file).
+
+        Awaited before any Flush is answered: what follows a Flush may rely on it.
+        """
+        if self._on_durable is not None and records:
+            await self._on_durable(records)
 
     async def _replay_batch(self) -> None:
         assert self._spill is not None
@@ -452,6 +467,7 @@ class LogSink(Actor[LogSinkMsg]):
         self._leave_transit(key, restore=False)
         self._spill_backoff.succeeded()
         self._spilled_total += len(entries)
+        await self._durable([e.record for e in entries])
         self._answer_flushes()
 
     async def _spill_everything(self) -> None:
@@ -464,6 +480,8 @@ class LogSink(Actor[LogSinkMsg]):
             log.info("spilled %d run records at stop", len(entries))
         self._memory.clear()
         self._transit.clear()
+        with trio.move_on_after(DURABLE_AT_STOP_S, shield=True):
+            await self._durable([e.record for e in entries])
         self._answer_flushes()
 
     def _answer_flushes(self) -> None:

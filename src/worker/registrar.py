@@ -41,7 +41,7 @@ from actors import Actor, Address, CallFailed, Inbox, MailboxClosed, call
 from cluster.etcd import Etcd, EtcdError, EtcdUnavailable, Lease, LeaseExpired
 from cluster.presence import WorkerInfo
 
-from .messages import Fenced, RegistrarMsg, RunningCount, SessionChanged
+from .messages import Fenced, Flush, RegistrarMsg, RunningCount, SessionChanged
 
 if TYPE_CHECKING:
     from .context import WorkerContext
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RUNNING_COUNT_TIMEOUT_S = 0.5
 REVOKE_TIMEOUT_S = 2.0
+FLUSH_TIMEOUT_S = 20.0  # the sink writes for up to 10 s, then spills: durable either way
 REGISTER_RETRY_S = 0.1  # first wait before registering again while etcd is down
 REGISTER_RETRY_MAX_S = 5.0
 
@@ -109,7 +110,16 @@ class Registrar(Actor[RegistrarMsg]):
         log.warning("registrar: unexpected message %r ignored", msg)
 
     async def drain(self) -> None:
-        """Leave the fleet at once: revoke the lease (bounded, shielded from the grace)."""
+        """Leave the fleet: flush the run records, then revoke the lease at once.
+
+        The flush comes first because a run's ``running`` key lives until its record is
+        durable: revoking earlier would make the survivors record finished runs as lost.
+        """
+        with trio.move_on_after(FLUSH_TIMEOUT_S):
+            try:
+                await call(self._ctx.peers.log_sink, Flush)
+            except (MailboxClosed, CallFailed) as exc:
+                log.warning("could not flush the run records before leaving: %s", exc)
         session, self._session = self._session, None
         if session is None:
             return

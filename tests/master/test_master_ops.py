@@ -44,7 +44,7 @@ async def test_metrics_parse_and_count(master):
     assert samples[(prefix + "http_requests_total",
                     'method="GET",route="/api/v1/jobs",status="200"')] == 1
     assert samples[(prefix + "http_requests_total",
-                    'method="GET",route="/api/v1/jobs/<path:name>",status="400"')] == 1
+                    'method="GET",route="/api/v1/jobs/<job:name>",status="400"')] == 1
     assert samples[(prefix + "job_saves_total", 'result="created"')] == 1
     assert (prefix + "etcd_errors_total", "") in samples
     assert (prefix + "store_errors_total", "") in samples

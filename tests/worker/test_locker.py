@@ -12,11 +12,12 @@ from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
-from cluster.store import RunTrigger
+from cluster.store import RunStatus, RunTrigger
 from worker import claims
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
 from worker.locker import Locker
+from worker.scheduler import skipped_record
 from worker.messages import (
     Claim,
     ClaimLost,
@@ -174,16 +175,23 @@ async def test_a_vanished_run_is_claimed_as_lost_by_exactly_one_survivor(etcd_en
     assert lost == [LostClaimed(info)]
 
 
-async def test_release_removes_the_running_key_and_our_guard(etcd_endpoint, etcd_prefix):
+async def test_the_guard_goes_at_run_end_the_running_key_once_the_record_is_durable(
+        etcd_endpoint, etcd_prefix):
     async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
         fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
         await fleet.start(nursery, listed=("w1",))
         await fleet.everyone(Claim(fire(spec("rel"), 1_700_000_000_000)))
         [(_, win)] = granted(await fleet.replies(0.5))
-        ks = fleet.ks
+        ks, run_id = fleet.ks, win.run.fire.run_id
         assert await etcd.get(ks.active("rel")) is not None
-        await claims.release(etcd, ks, win.run)
+        await claims.release_guard(etcd, ks, win.run)
         assert await etcd.get(ks.active("rel")) is None
-        assert await etcd.get(ks.running("rel", win.run.fire.run_id)) is None
+        assert await etcd.get(ks.running("rel", run_id)) is not None  # record not durable yet
+        record = skipped_record(win.run.fire, "w1", "-")
+        done = dataclasses.replace(record, status=RunStatus.SUCCEEDED)
+        await claims.release_running(etcd, ks, "w1", [record])  # skipped: not a run of ours
+        assert await etcd.get(ks.running("rel", run_id)) is not None
+        await claims.release_running(etcd, ks, "w1", [done])
+        assert await etcd.get(ks.running("rel", run_id)) is None
         assert await etcd.get(claims.lock_key(ks, win.run.fire)) is not None  # kept: fenced fire
         nursery.cancel_scope.cancel()

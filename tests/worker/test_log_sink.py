@@ -591,3 +591,27 @@ async def test_spill_file_reopened_counts_pending_lines(tmp_path):
     finally:
         spill.close()
     assert not (spill_dir / "w9.jsonl").exists()
+
+
+async def test_records_are_reported_durable_before_a_flush_is_answered(tmp_path, autojump_clock):
+    """The worker deletes a run's running key only once its record is durable, and the
+    Registrar revokes the lease only after a Flush: both rely on this order."""
+    store = FakeStore()
+    durable: list[str] = []
+
+    async def on_durable(recs) -> None:
+        assert all(r.run_id in store.rows or store.down for r in recs)
+        durable.extend(r.run_id for r in recs)
+
+    cfg = sink_config(tmp_path, job_log_batch_size=100, job_log_commit_timeout_s=3600.0)
+    async with running_sink(cfg, opener=store.opener(), on_durable=on_durable) as h:
+        await h.write_all(records(5))
+        await h.flush()
+        assert durable == [r.run_id for r in records(5)]
+        store.down = True  # spilled records are durable too
+        await h.write_all(records(3, prefix="spilled"))
+        await h.flush()
+        assert durable[5:] == [r.run_id for r in records(3, prefix="spilled")]
+        store.down = False
+        await wait_until(lambda: h.stats().replayed_total == 3)
+    assert len(durable) == 8  # a replay does not report them again

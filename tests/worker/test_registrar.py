@@ -21,7 +21,7 @@ from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from worker.clock import SystemClock
 from worker.context import Inboxes, WorkerContext, open_mailboxes
-from worker.messages import ExecutorMsg, Fenced, RunningCount, SessionChanged
+from worker.messages import ExecutorMsg, Fenced, Flush, LogSinkMsg, RunningCount, SessionChanged
 from worker.registrar import Registrar, RegistrarMsg
 
 ME = "w1"
@@ -61,6 +61,23 @@ async def fake_executor(inbox: Inbox[ExecutorMsg]) -> AsyncIterator[trio.MemoryR
         nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def fake_log_sink(inbox: Inbox[LogSinkMsg], etcd: Etcd, key: str) -> AsyncIterator[list]:
+    """Answers Flush; yields a list of whether the worker's key still existed at each."""
+    flushes: list[bool] = []
+
+    async def serve() -> None:
+        async for msg in inbox:
+            if isinstance(msg, Flush):
+                flushes.append(await etcd.get(key) is not None)
+                msg.reply.send(None)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        yield flushes
+        nursery.cancel_scope.cancel()
+
+
 async def receive(source, timeout_s: float = 10.0):
     with trio.fail_after(timeout_s):
         return await source.receive()
@@ -70,7 +87,8 @@ async def test_registers_its_info_on_a_lease_then_leaves_at_once_on_a_graceful_s
         etcd, etcd_prefix):
     registrar, inboxes = make_registrar(etcd, etcd_prefix)
     key = Keyspace(etcd_prefix).worker(ME)
-    async with fake_executor(inboxes.executor) as executor:
+    async with fake_executor(inboxes.executor) as executor, \
+            fake_log_sink(inboxes.log_sink, etcd, key) as flushes:
         async with trio.open_nursery() as nursery:
             lease_id = await nursery.start(registrar.run)
             kv = await etcd.get(key)
@@ -82,8 +100,10 @@ async def test_registers_its_info_on_a_lease_then_leaves_at_once_on_a_graceful_s
             assert inboxes.locker.receive_nowait() == SessionChanged(lease_id)
             assert await receive(executor) == SessionChanged(lease_id)
             registrar.request_stop()
-        # run() returned: the worker is gone now, not a TTL later.
+        # run() returned: the worker is gone now, not a TTL later...
         assert await etcd.get(key) is None
+        # ...and only after its run records were flushed, while it was still registered.
+        assert flushes == [True]
         with pytest.raises(LeaseExpired):
             await etcd.lease_ttl(lease_id)
 
@@ -91,7 +111,7 @@ async def test_registers_its_info_on_a_lease_then_leaves_at_once_on_a_graceful_s
 async def test_keeps_its_lease_alive_past_the_ttl_and_republishes(etcd, etcd_prefix):
     registrar, inboxes = make_registrar(etcd, etcd_prefix)
     key = Keyspace(etcd_prefix).worker(ME)
-    async with fake_executor(inboxes.executor):
+    async with fake_executor(inboxes.executor), fake_log_sink(inboxes.log_sink, etcd, key):
         async with trio.open_nursery() as nursery:
             lease_id = await nursery.start(registrar.run)
             first = WorkerInfo.from_bytes((await etcd.get(key)).value)
@@ -110,7 +130,8 @@ async def test_a_lease_revoked_behind_its_back_fences_the_runs_then_it_registers
         etcd, etcd_prefix):
     registrar, inboxes = make_registrar(etcd, etcd_prefix)
     key = Keyspace(etcd_prefix).worker(ME)
-    async with fake_executor(inboxes.executor) as executor:
+    async with fake_executor(inboxes.executor) as executor, \
+            fake_log_sink(inboxes.log_sink, etcd, key):
         async with trio.open_nursery() as nursery:
             old = await nursery.start(registrar.run)
             assert await receive(executor) == SessionChanged(old)

@@ -1,0 +1,137 @@
+"""``GET /metrics`` on the loopback for Prometheus: a tiny HTTP server written on trio.
+
+Why by hand and not hypercorn: one route, one answer per connection, and a worker
+that must stay small; the whole protocol needed is a request line and a response head.
+Loopback only: the worker has no host setting, and its metrics are not for the world.
+
+Per connection: read the request head (at most ``MAX_HEAD_BYTES``, within
+``REQUEST_TIMEOUT_S``, else the connection is just closed), answer, close
+(``Connection: close``; a scraper reconnecting every few seconds costs nothing).
+
+- ``GET``/``HEAD /metrics`` (any query string) → 200, text format 0.0.4
+- ``/metrics`` with another method → 405; any other path → 404; a malformed request
+  line → 400; an oversized head → 431
+- rendering raised → 500, logged: a bug in one metric must not stop the scrapes.
+
+Errors: ``CannotServeMetrics`` (the port cannot be bound), raised at start-up, so the
+supervisor retries it and, if it persists, stops the worker with it as the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+
+import trio
+
+from cluster.metrics import CONTENT_TYPE
+
+__all__ = ["CannotServeMetrics", "LOOPBACK", "MetricsServer", "respond"]
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+MAX_HEAD_BYTES = 8192
+REQUEST_TIMEOUT_S = 5.0
+PATH = b"/metrics"
+
+
+class CannotServeMetrics(Exception):
+    """The metrics port cannot be bound (in use, or not ours)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host, self.port, self.reason = host, port, reason
+        super().__init__(f"cannot serve metrics on {host}:{port}: {reason}")
+
+
+class _HeadTooLarge(Exception):
+    """The client sent more than MAX_HEAD_BYTES without ending its request head."""
+
+
+class MetricsServer:
+    """A supervisor child serving ``render()`` at ``/metrics``; a fresh one per start.
+
+    ``port`` 0 binds any free port. ``started()`` reports the URL actually bound.
+    ``request_stop()`` closes the listener and drops connections at once: answers are
+    small and a scraper simply retries.
+    """
+
+    def __init__(self, render: Callable[[], str], port: int, *, host: str = LOOPBACK) -> None:
+        self._render = render
+        self._port = port
+        self._host = host
+        self._scope = trio.CancelScope()  # may be cancelled before run() enters it
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            listeners = await trio.open_tcp_listeners(self._port, host=self._host)
+        except OSError as exc:
+            raise CannotServeMetrics(self._host, self._port, exc.strerror or str(exc)) from None
+        port = listeners[0].socket.getsockname()[1]
+        url = f"http://{self._host}:{port}/metrics"
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._serve_one, listeners)
+                log.info("metrics at %s", url)
+                task_status.started(url)
+
+    def request_stop(self) -> None:
+        self._scope.cancel()
+
+    async def _serve_one(self, stream: trio.SocketStream) -> None:
+        try:
+            with trio.move_on_after(REQUEST_TIMEOUT_S):
+                try:
+                    head = await _read_head(stream)
+                except _HeadTooLarge:
+                    await stream.send_all(_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE))
+                    return
+                if head is not None:
+                    await stream.send_all(respond(head, self._render))
+        except trio.BrokenResourceError:
+            pass  # the client went away: nothing to answer
+        finally:
+            await stream.aclose()
+
+
+async def _read_head(stream: trio.SocketStream) -> bytes | None:
+    """The request head up to its blank line; None if the client closed before it."""
+    head = bytearray()
+    while b"\r\n\r\n" not in head and b"\n\n" not in head:
+        if len(head) > MAX_HEAD_BYTES:
+            raise _HeadTooLarge()
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return None
+        head += chunk
+    return bytes(head)
+
+
+def respond(head: bytes, render: Callable[[], str]) -> bytes:
+    """The whole response to one request head (pure: the server's logic, testable alone)."""
+    parts = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        return _response(HTTPStatus.BAD_REQUEST)
+    method, target = parts[0], parts[1]
+    if target.split(b"?", 1)[0] != PATH:
+        return _response(HTTPStatus.NOT_FOUND)
+    if method not in (b"GET", b"HEAD"):
+        return _response(HTTPStatus.METHOD_NOT_ALLOWED, extra=("Allow: GET, HEAD",))
+    try:
+        body = render().encode()
+    except Exception:  # a fault barrier: one broken metric must not stop the server
+        log.exception("rendering the metrics failed")
+        return _response(HTTPStatus.INTERNAL_SERVER_ERROR)
+    return _response(HTTPStatus.OK, body, CONTENT_TYPE, send_body=method == b"GET")
+
+
+def _response(status: HTTPStatus, body: bytes | None = None,
+              content_type: str = "text/plain; charset=utf-8", *,
+              extra: Sequence[str] = (), send_body: bool = True) -> bytes:
+    if body is None:
+        body = f"{status.value} {status.phrase}\n".encode()
+    lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}", "Connection: close", *extra]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if send_body else head
