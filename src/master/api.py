@@ -2,8 +2,8 @@
 
 Handlers validate what the client sent (``inputs``), ask one actor (``ask``, under a
 deadline) and shape the answer (``views``); every failure is an ApiError rendered by
-the app. Job names in paths use the ``path`` converter on purpose: ``a%2Fb`` arrives
-decoded as ``a/b`` and must get a 400 naming the rule, not a puzzling 404.
+the app. Job names in paths use ``JobNameConverter`` (see there), so that ``a%2Fb``
+and an empty name get a 400 naming the rule, not a puzzling 404.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from quart import Blueprint, Response, request
+from werkzeug.routing import PathConverter
 
 from cluster.cron import CronError, TimeZoneError, parse_schedule
 from cluster.store import RunPage, RunRecord
@@ -44,7 +45,7 @@ from .messages import (
 from .responses import json_response
 from .views import JobView, SaveOutcome, WorkerView
 
-__all__ = ["api_routes", "UNDOCUMENTED_ENDPOINTS"]
+__all__ = ["JobNameConverter", "UNDOCUMENTED_ENDPOINTS", "api_routes"]
 
 DEFAULT_RUNS_LIMIT = 50
 MAX_RUNS_LIMIT = 1000
@@ -53,7 +54,22 @@ MAX_PREVIEW_N = 100
 MAX_EXPR_CHARS = 1024
 
 # Routes that exist only to give a precise error; openapi.py does not list them.
-UNDOCUMENTED_ENDPOINTS = frozenset({"api.empty_job_name"})
+UNDOCUMENTED_ENDPOINTS: frozenset[str] = frozenset()
+_ACTIONS = ("kill", "run", "pause", "resume", "runs")  # the routes below /jobs/<name>/
+
+
+class JobNameConverter(PathConverter):
+    """``/jobs/<job:name>``: anything, even empty or with slashes, except a path that
+    ends in one of the job's action routes.
+
+    Matching anything lets ``check_job_name`` answer a precise 400 (``a%2Fb`` arrives
+    decoded as ``a/b``; ``/jobs/`` names no job) instead of a 404 or a slash redirect.
+    Leaving out ``<name>/kill`` and the other actions (never valid names: they hold a
+    slash) makes ``PUT /jobs/x/kill`` a 405 of the kill route, as the document says,
+    not a 400 about a job named ``x/kill``.
+    """
+
+    regex = ".*?" + "".join(f"(?<!/{action})" for action in _ACTIONS)
 
 
 def api_routes(ctx: MasterContext) -> Blueprint:
@@ -70,17 +86,13 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
         views: list[JobView] = await ask_jobs(ctx, ListJobs)
         return json_response({"jobs": [v.to_json() for v in views]})
 
-    @bp.route("/jobs/", methods=["GET", "PUT", "DELETE"])
-    async def empty_job_name() -> Response:
-        raise BadRequest("name", "must not be empty")
-
-    @bp.get("/jobs/<path:name>")
+    @bp.get("/jobs/<job:name>")
     async def get_job(name: str) -> Response:
         check_job_name(name)
         view: JobView = await ask_jobs(ctx, lambda reply: GetJob(name, reply))
         return json_response({"job": view.to_json()})
 
-    @bp.put("/jobs/<path:name>")
+    @bp.put("/jobs/<job:name>")
     async def save_job(name: str) -> Response:
         check_job_name(name)
         document = await read_json_object(request, field="job")
@@ -91,7 +103,7 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
         return json_response({"job": outcome.view.to_json(), "previous": previous},
                              201 if outcome.created else 200)
 
-    @bp.delete("/jobs/<path:name>")
+    @bp.delete("/jobs/<job:name>")
     async def delete_job(name: str) -> Response:
         check_job_name(name)
         document: dict[str, Any] = await ask_jobs(ctx, lambda reply: DeleteJob(name, reply))
@@ -104,9 +116,8 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
         unknown = sorted(set(body) - {"runId"})
         if unknown:
             raise BadRequest(unknown[0], "unknown field (known: runId)")
-        run_id = body.get("runId")
-        if run_id is not None:
-            check_run_id(run_id)
+        # Absent means every run; present must be a run id (null too is refused).
+        run_id = check_run_id(body["runId"]) if "runId" in body else None
         await ask_jobs(ctx, lambda reply: KillJob(name, run_id, reply))
         return json_response({"job": name, "runId": run_id}, 202)
 

@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from typing import Any
 
 from cluster.keyspace import ID_RE, JOB_NAME_RE
-from cluster.spec import (MAX_RETRIES, MAX_RETRY_BACKOFF_S, MAX_STARTING_DEADLINE_S,
+from cluster.spec import (MAX_COMMAND_BYTES, MAX_ENV_ENTRIES, MAX_RETRIES,
+                          MAX_RETRY_BACKOFF_S, MAX_SELECTOR_ENTRIES, MAX_STARTING_DEADLINE_S,
                           MAX_TIMEOUT_S)
+from cluster.spec import _ENV_NAME_RE as ENV_NAME_RE  # the spec's own rules, not copies
+from cluster.spec import _LABEL_KEY_RE as LABEL_KEY_RE
+from cluster.spec import _MAX_LABEL_VALUE_CHARS as MAX_LABEL_VALUE_CHARS
 from cluster.store import RunStatus, RunTrigger
 
 from .inputs import MAX_BODY_BYTES, MAX_SAFE_INT
 from .seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
 from .static import CONTENT_TYPES
 
-__all__ = ["openapi_document"]
+__all__ = ["EXAMPLE_JOB", "EXAMPLE_RUN", "EXAMPLE_SPEC", "openapi_document"]
 
 Schema = dict[str, Any]
 
 JSON = "application/json"
 NAME_PATTERN = f"^{JOB_NAME_RE.pattern}$"
+# Examples, one per kind of value: they document the API, and the fuzz run sends them
+# first, so success paths get exercised too (its master has this job and run).
+EXAMPLE_JOB = "nightly-backup"
+EXAMPLE_RUN = "run-1"
+EXAMPLE_SPEC = {"command": "tar czf /backups/etc.tgz /etc", "cronExpr": "30 2 * * *",
+                "timezone": "Europe/Berlin", "concurrency": "forbid", "retries": 2}
 ERROR_CODES = ["bad_request", "unauthorized", "not_found", "method_not_allowed", "conflict",
                "payload_too_large", "unsupported_media_type", "unavailable", "internal"]
 
@@ -51,18 +62,36 @@ def closed(properties: dict[str, Schema], required: list[str] | None = None,
 
 STRING_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 EPOCH_MS: Schema = {"type": "integer", "description": "epoch milliseconds"}
+NO_NUL = "^[^\\x00]*$"
+# What a request may send. Rules JSON Schema cannot state (cron grammar, IANA zone
+# names, a command's size in UTF-8 bytes, printable label values) are checked by the
+# master, which answers 400 naming the field; the schemas here never reject what the
+# master accepts.
+SELECTOR: Schema = {"type": "object", "maxProperties": MAX_SELECTOR_ENTRIES,
+                    "propertyNames": {"pattern": f"^{LABEL_KEY_RE.pattern}$"},
+                    "additionalProperties": {"type": "string",
+                                             "maxLength": MAX_LABEL_VALUE_CHARS},
+                    "description": "labels a worker must have"}
+ENV: Schema = {"type": "object", "maxProperties": MAX_ENV_ENTRIES,
+               "propertyNames": {"pattern": f"^{ENV_NAME_RE.pattern}$"},
+               "additionalProperties": {"type": "string", "pattern": NO_NUL},
+               "description": "extra environment variables (at most 64 KiB in all)"}
 
 
 def _spec_properties() -> dict[str, Schema]:
     return {
         "name": {"type": "string", "pattern": NAME_PATTERN},
-        "command": {"type": "string", "minLength": 1,
-                    "description": "run with bash -c; at most 64 KiB of UTF-8"},
+        "command": {"type": "string", "minLength": 1, "maxLength": MAX_COMMAND_BYTES,
+                    "pattern": NO_NUL,
+                    "description": "run with bash -c; not blank, no NUL, at most 64 KiB "
+                                   "of UTF-8"},
         "cronExpr": {"type": "string", "minLength": 1, "maxLength": 1024,
+                     "examples": ["30 2 * * *", "@every 90s"],
                      "description": "5 fields (minutes), 6 (seconds first), 7 (+ year), "
                                     "@yearly/@monthly/@weekly/@daily/@hourly, or "
                                     "@every <duration>"},
-        "timezone": {"type": "string", "description": "IANA zone, default UTC"},
+        "timezone": {"type": "string", "minLength": 1, "examples": ["Europe/Berlin"],
+                     "description": "IANA zone, default UTC"},
         "timeout": {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_S,
                     "description": "seconds; 0 = none"},
         "concurrency": {"type": "string", "enum": ["allow", "forbid", "replace"]},
@@ -72,8 +101,8 @@ def _spec_properties() -> dict[str, Schema]:
         "startingDeadline": {"type": "number", "minimum": 0,
                              "maximum": MAX_STARTING_DEADLINE_S,
                              "description": "seconds a missed fire may be caught up; 0 = none"},
-        "selector": {**STRING_MAP, "description": "labels a worker must have"},
-        "env": {**STRING_MAP, "description": "extra environment variables"},
+        "selector": SELECTOR,
+        "env": ENV,
         "createdAt": nullable("integer", minimum=0, maximum=MAX_SAFE_INT,
                               description="epoch ms; the @every anchor; kept on update"),
     }
@@ -194,7 +223,8 @@ def _query(name: str, schema: Schema, description: str, required: bool = False) 
             "description": description}
 
 
-NAME_PARAM = _path("name", {"type": "string", "pattern": NAME_PATTERN}, "job name")
+NAME_PARAM = _path("name", {"type": "string", "pattern": NAME_PATTERN,
+                           "examples": [EXAMPLE_JOB]}, "job name")
 EPOCH_QUERY: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INT}
 
 
@@ -205,12 +235,14 @@ def _run_filters(with_job: bool) -> list[Schema]:
                "one status, or several comma-separated"),
         _query("since", EPOCH_QUERY, "runs that started at or after (epoch ms)"),
         _query("until", EPOCH_QUERY, "runs that started before (epoch ms)"),
-        _query("cursor", {"type": "string"}, "nextCursor of the previous page"),
+        _query("cursor", {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
+               "nextCursor of the previous page (opaque: any other value is a 400)"),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
                "runs per page"),
     ]
     if with_job:
-        params.insert(0, _query("job", {"type": "string", "pattern": NAME_PATTERN},
+        params.insert(0, _query("job", {"type": "string", "pattern": NAME_PATTERN,
+                                        "examples": [EXAMPLE_JOB]},
                                 "only runs of this job"))
     return params
 
@@ -233,9 +265,12 @@ def _op(summary: str, responses: dict[str, Schema], *, params: list[Schema] | No
 def _job_paths() -> dict[str, Schema]:
     job = closed({"job": ref("JobView")})
     accepted = closed({"job": {"type": "string"}, "runId": nullable("string")})
-    put_body = {"required": True, "content": {JSON: {"schema": ref("JobSpec")}}}
+    put_body = {"required": True, "content": {JSON: {"schema": ref("JobSpec"),
+                                                     "example": EXAMPLE_SPEC}}}
     kill_body = {"required": False, "content": {JSON: {"schema": closed(
-        {"runId": {"type": "string", "pattern": f"^{ID_RE.pattern}$"}}, [])}}}
+        {"runId": {"type": "string", "pattern": f"^{ID_RE.pattern}$",
+                   "examples": [EXAMPLE_RUN]}}, [],
+        "absent runId (or no body): every running instance")}}}
     deleted = {"anyOf": [ref("Job"), {"type": "object", "description":
                                       "a stored document that was not a valid spec"}]}
     saved = closed({"job": ref("JobView"), "previous": {"anyOf": [ref("Job"),
@@ -279,12 +314,14 @@ def _run_paths() -> dict[str, Schema]:
     errors = _errors("BadRequest", "Unauthorized", "NotFound", "Unavailable")
     return {
         "/api/v1/jobs/{name}/runs": {"parameters": [NAME_PARAM], "get": _op(
-            "A job's runs, newest first", {"200": page, **errors},
+            "A job's runs, newest first (history outlives the job: a deleted job's "
+            "runs are still listed)", {"200": page, **errors},
             params=_run_filters(False), tag="runs")},
         "/api/v1/runs": {"get": _op("Runs of every job, newest first", {"200": page, **errors},
                                     params=_run_filters(True), tag="runs")},
         "/api/v1/runs/{runId}": {
-            "parameters": [_path("runId", {"type": "string"}, "run id")],
+            "parameters": [_path("runId", {"type": "string", "examples": [EXAMPLE_RUN]},
+                                 "run id")],
             "get": _op("One run", {"200": _json(closed({"run": ref("Run")}), "the run"),
                                    **_errors("Unauthorized", "NotFound", "Unavailable")},
                        tag="runs")},
@@ -303,9 +340,12 @@ def _other_paths() -> dict[str, Schema]:
         "/api/v1/cron/preview": {"get": _op("Next fire times of a cron expression", {
             "200": _json(preview, "the next times (fewer if the schedule ends)"),
             **_errors("BadRequest", "Unauthorized", "NotFound")}, params=[
-                _query("expr", {"type": "string", "minLength": 1, "maxLength": 1024},
+                _query("expr", {"type": "string", "minLength": 1, "maxLength": 1024,
+                                "examples": ["0 9 * * 1-5"]},
                        "cron expression", required=True),
-                _query("tz", {"type": "string", "default": "UTC"}, "IANA time zone"),
+                _query("tz", {"type": "string", "minLength": 1, "default": "UTC",
+                              "examples": ["Europe/Berlin"]},
+                       "IANA time zone"),
                 _query("n", {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
                        "how many times")], tag="cron")},
         "/healthz": {"get": _op("Health of the master and its dependencies", {
@@ -344,32 +384,41 @@ def _seed_paths() -> dict[str, Schema]:
                              "msg": {"type": "string", "const": "success"},
                              "data": data}), "success")
 
-    def form(field: str, description: str) -> Schema:
-        schema = closed({field: {"type": "string", "description": description}})
+    def form(field: str, value: Schema) -> Schema:
+        # Open: the seed's master read its one field and ignored the rest, and so do we.
+        schema = {"type": "object", "properties": {field: {"type": "string", **value}},
+                  "required": [field], "description": "other fields are ignored"}
         return {"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": schema},
             "multipart/form-data": {"schema": schema}}}
 
     errors = _errors("BadRequest", "Unauthorized", "NotFound", "UnsupportedMediaType",
                      "PayloadTooLarge", "Unavailable", seed=True)
+    job_name = {"pattern": NAME_PATTERN, "examples": [EXAMPLE_JOB],
+                "description": "job name"}
+    job_text = json.dumps({"name": EXAMPLE_JOB, **EXAMPLE_SPEC})
     maybe_job = {"anyOf": [ref("Job"), {"type": "null"}]}
     job_list = {"type": "array", "items": ref("SeedJob")}
     return {
         "/job/save": {"post": _op("Seed: save a job; data is the previous job or null", {
             "200": envelope(maybe_job), **errors, **_errors("Conflict", seed=True)},
-            body=form("job", "the job spec as JSON"), tag="seed")},
+            body=form("job", {"minLength": 1, "contentMediaType": JSON,
+                              "contentSchema": ref("JobSpec"), "examples": [job_text],
+                              "description": "the job spec as JSON, with its name"}),
+            tag="seed")},
         "/job/delete": {"post": _op("Seed: delete a job; data is the deleted job", {
             "200": envelope({"type": "object"}), **errors, **_errors("Conflict", seed=True)},
-            body=form("name", "job name"), tag="seed")},
+            body=form("name", job_name), tag="seed")},
         "/job/list": {
             "get": _op("Seed: list jobs", {"200": envelope(job_list), **errors}, tag="seed"),
             "post": _op("Seed: list jobs", {"200": envelope(job_list), **errors}, tag="seed")},
         "/job/kill": {"post": _op("Seed: kill every run of a job", {
             "200": envelope({"type": "null"}), **errors},
-            body=form("name", "job name"), tag="seed")},
+            body=form("name", job_name), tag="seed")},
         "/job/log": {"get": _op("Seed: a job's runs, newest first", {
             "200": envelope({"type": "array", "items": ref("SeedLogEntry")}), **errors},
-            params=[_query("name", {"type": "string", "pattern": NAME_PATTERN}, "job name",
+            params=[_query("name", {"type": "string", "pattern": NAME_PATTERN,
+                                    "examples": [EXAMPLE_JOB]}, "job name",
                            required=True),
                     _query("offset", {"type": "integer", "minimum": 0,
                                       "maximum": MAX_LOG_OFFSET, "default": 0},

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from cluster.config import Config
 
 from . import ops, static
-from .api import api_routes
+from .api import JobNameConverter, api_routes
 from .auth import BearerAuth
 from .context import MasterContext
 from .errors import (
@@ -52,11 +52,15 @@ def create_app(ctx: MasterContext) -> QuartTrio:
     """The full app: API, seed endpoints, operations endpoints and the web UI."""
     app = _bare_app(ctx.config)
     app.url_map.converters["asset"] = static.AssetConverter
+    app.url_map.converters["job"] = JobNameConverter
     auth = BearerAuth(ctx.config.api_token)
 
     @app.before_request
     async def authenticate() -> None:
-        if request.endpoint not in PUBLIC_ENDPOINTS \
+        # No route for this method and path: routing answers 404/405 to anyone (the
+        # route table is public, docs/api.md); the token guards what routes lead to.
+        routed = request.url_rule is not None
+        if routed and request.endpoint not in PUBLIC_ENDPOINTS \
                 and not auth.allows(request.headers.get("Authorization")):
             raise Unauthorized()
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -80,6 +84,10 @@ def create_metrics_app(ctx: MasterContext) -> QuartTrio:
 
 def _bare_app(config: Config) -> QuartTrio:
     app = QuartTrio("master", static_folder=None)
+    # Never answer with werkzeug's HTML redirects: ``//`` is not merged, and no rule but
+    # ``/`` ends in a slash (so ``/x`` is never sent to ``/x/``). Every answer is one
+    # the OpenAPI document describes.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         BODY_TIMEOUT=config.api_read_timeout_s,  # to receive the whole body
