@@ -57,9 +57,9 @@ MAX_CREATED_AT_MS: Final = 2**53
 MAX_SELECTOR_ENTRIES: Final = 32
 MAX_ENV_ENTRIES: Final = 128
 MAX_ENV_BYTES: Final = 64 * 1024
-_LABEL_KEY_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}", re.ASCII)
-_ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
-_MAX_LABEL_VALUE_CHARS: Final = 255
+LABEL_KEY_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}", re.ASCII)
+ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+MAX_LABEL_VALUE_CHARS: Final = 255
 
 
 class SpecError(ValueError):
@@ -361,12 +361,12 @@ def _string_map(value: object, field_name: str, max_entries: int) -> FrozenStrMa
 def _selector(value: object) -> FrozenStrMap:
     labels = _string_map(value, "selector", MAX_SELECTOR_ENTRIES)
     for key, item in labels.items():
-        if _LABEL_KEY_RE.fullmatch(key) is None:
-            raise SpecError("selector", f"label {key!r} must match ^{_LABEL_KEY_RE.pattern}$")
+        if LABEL_KEY_RE.fullmatch(key) is None:
+            raise SpecError("selector", f"label {key!r} must match ^{LABEL_KEY_RE.pattern}$")
         _utf8_size(item, "selector")
-        if len(item) > _MAX_LABEL_VALUE_CHARS or not item.isprintable():
+        if len(item) > MAX_LABEL_VALUE_CHARS or not item.isprintable():
             raise SpecError("selector", f"label {key!r}: value must be printable and at "
-                            f"most {_MAX_LABEL_VALUE_CHARS} characters")
+                            f"most {MAX_LABEL_VALUE_CHARS} characters")
     return labels
 
 
@@ -374,8 +374,8 @@ def _env(value: object) -> FrozenStrMap:
     env = _string_map(value, "env", MAX_ENV_ENTRIES)
     size = 0
     for key, item in env.items():
-        if _ENV_NAME_RE.fullmatch(key) is None:
-            raise SpecError("env", f"name {key!r} must match ^{_ENV_NAME_RE.pattern}$")
+        if ENV_NAME_RE.fullmatch(key) is None:
+            raise SpecError("env", f"name {key!r} must match ^{ENV_NAME_RE.pattern}$")
         if "\0" in item:
             raise SpecError("env", f"{key}: value must not contain NUL characters")
         size += len(key) + _utf8_size(item, "env") + 2

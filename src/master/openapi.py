@@ -14,12 +14,10 @@ import json
 from typing import Any
 
 from cluster.keyspace import ID_RE, JOB_NAME_RE
+from cluster.spec import ENV_NAME_RE, LABEL_KEY_RE, MAX_LABEL_VALUE_CHARS
 from cluster.spec import (MAX_COMMAND_BYTES, MAX_ENV_ENTRIES, MAX_RETRIES,
                           MAX_RETRY_BACKOFF_S, MAX_SELECTOR_ENTRIES, MAX_STARTING_DEADLINE_S,
                           MAX_TIMEOUT_S)
-from cluster.spec import _ENV_NAME_RE as ENV_NAME_RE  # the spec's own rules, not copies
-from cluster.spec import _LABEL_KEY_RE as LABEL_KEY_RE
-from cluster.spec import _MAX_LABEL_VALUE_CHARS as MAX_LABEL_VALUE_CHARS
 from cluster.store import RunStatus, RunTrigger
 
 from .inputs import MAX_BODY_BYTES, MAX_SAFE_INT
