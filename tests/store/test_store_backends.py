@@ -339,8 +339,10 @@ async def test_sqlite_relative_path_is_fixed_at_open(tmp_path, monkeypatch):
 
 async def test_sqlite_store_works_under_an_autojump_clock(tmp_path, autojump_clock):
     # Actor tests run on a MockClock that jumps whenever every task waits, as ours
-    # does on its thread: the SQLite deadline must not follow that clock.
-    async with open_store(f"sqlite:///{tmp_path}/runs.db", FAST) as store:
+    # does on its thread: the SQLite deadline must not follow that clock. (A generous
+    # wall deadline: the mock clock would jump past it at once if it followed it.)
+    generous = StoreSettings(connect_timeout_s=30.0, query_timeout_s=30.0)
+    async with open_store(f"sqlite:///{tmp_path}/runs.db", generous) as store:
         await store.write_batch([run(i) for i in range(200)])
         assert await store.count() == 200
         assert store.statistics().timeouts == 0
