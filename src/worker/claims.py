@@ -172,3 +172,36 @@ async def _until_done(call: Callable[[], Awaitable[object]], what: str,
             return
         await trio.sleep(delay_s)
         delay_s = min(delay_s * 2, retry_max_s)
+
+
+def batchable(fire: Fire) -> bool:
+    """May this fire's claim share a transaction with others (``claim_batch``)?
+
+    Only unguarded fires claimed by their lock key: a manual run is claimed by its
+    trigger key, and a guarded one may need the forbid/replace handling of the single
+    path; both keep it.
+    """
+    return fire.trigger is not RunTrigger.MANUAL and not is_guarded(fire)
+
+
+def batch_claim_ops(
+    ks: Keyspace, fires: list[Fire], worker_id: str, *, session: int, lock_lease: int,
+    now_ms: int,
+) -> tuple[list[Compare], list[Op], list[Op]]:
+    """One transaction claiming every fire (all or none); its failure branch reads each
+    fire's lock key, in order, to tell which fires another worker holds."""
+    compares: list[Compare] = []
+    success: list[Op] = []
+    failure: list[Op] = []
+    for fire in fires:
+        c, ops = claim_ops(ks, fire, worker_id, session=session, lock_lease=lock_lease,
+                           now_ms=now_ms)
+        compares += c
+        success += ops
+        failure += claim_probe(ks, fire)
+    return compares, success, failure
+
+
+def lock_reads(ks: Keyspace, fires: list[Fire]) -> list[Op]:
+    """Read-only: each fire's lock key, in order (is it taken already?)."""
+    return [Get(lock_key(ks, fire)) for fire in fires]

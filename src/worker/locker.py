@@ -13,6 +13,7 @@ Locker stops taking messages and the Scheduler waits: backpressure, not loss.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import RunTrigger
 
 from . import claims
+from .claim_batch import BatchQueue, Outcome, Pending, Result, distinct_jobs
 from .context import WorkerContext
 from .messages import (
     Claim,
@@ -106,16 +108,27 @@ class Locker(Actor[LockerMsg]):
         self._session: int | None = None
         self._running = 0
         self._in_flight = trio.Semaphore(ctx.config.mailbox_size)
+        self._idle = trio.Event()  # set exactly when no claim task is running
+        self._idle.set()
         self._in_flight_max = ctx.config.mailbox_size
         self._stopping = False
         self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0}
         self._nursery: trio.Nursery | None = None
+        # First choices claim together; backups check together whether it is still free.
+        self._claims = BatchQueue(ctx.config.mailbox_size)
+        self._checks = BatchQueue(ctx.config.mailbox_size)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._claims.serve, self._claim_batch)
+            nursery.start_soon(functools.partial(self._checks.serve, self._check_batch,
+                                                 min_batch=2))
             task_status.started()
             await self.serve()
+            await self._idle.wait()  # claims in a transaction finish, through the batches
+            self._claims.close()
+            self._checks.close()
 
     async def drain(self) -> None:
         # Claims still backing off give up; those in a transaction finish (their
@@ -142,6 +155,8 @@ class Locker(Actor[LockerMsg]):
     async def _spawn(self, fn: Callable[[T], Awaitable[None]], arg: T) -> None:
         await self._in_flight.acquire()  # all taken: stop reading the mailbox
         assert self._nursery is not None
+        if self._idle.is_set():
+            self._idle = trio.Event()
         self._nursery.start_soon(self._release_after, fn, arg)
 
     async def _release_after(self, fn: Callable[[T], Awaitable[None]], arg: T) -> None:
@@ -153,6 +168,8 @@ class Locker(Actor[LockerMsg]):
             log.error("%s(%r) failed: %s", fn.__name__, arg, exc)
         finally:
             self._in_flight.release()
+            if self._in_flight.value == self._in_flight_max:
+                self._idle.set()
 
     # -- claiming a fire ------------------------------------------------------------
 
@@ -161,13 +178,70 @@ class Locker(Actor[LockerMsg]):
         if delay_s is None:
             await self._skip_unless_claimed(fire)
             return
-        await trio.sleep(delay_s)
+        if delay_s > 0:
+            await trio.sleep(delay_s)
         if self._stopping or self._session is None:
             return
-        run = await self._try_claim(fire)
+        run = await self._claim_batched(fire, first_choice=delay_s == 0)
         if run is not None:
             self._counts["won"] += 1
             await self._granted(run)
+
+    async def _claim_batched(self, fire: Fire, *, first_choice: bool) -> Run | None:
+        """Through a batch when the fire can share one (``claim_batch``), else alone."""
+        if claims.batchable(fire):
+            queue = self._claims if first_choice else self._checks
+            match await queue.submit(fire):
+                case Run() as run:
+                    return run
+                case Outcome.TAKEN:
+                    self._counts["taken"] += 1
+                    return None
+                case Outcome.UNKNOWN:
+                    return await self._claimed_anyway(fire)
+                case Outcome.NO_SESSION:
+                    return None
+        return await self._try_claim(fire)
+
+    async def _claim_batch(self, batch: list[Pending]) -> None:
+        """Claim several first-choice fires in one transaction (all or none)."""
+        batch = distinct_jobs(batch)
+        session = self._session
+        if session is None:
+            return  # unsettled: the single path decides
+        fires = [p.fire for p in batch]
+        try:
+            lock_lease = await self._lock_leases.current()
+            compares, success, failure = claims.batch_claim_ops(
+                self._ks, fires, self._ctx.worker_id, session=session, lock_lease=lock_lease,
+                now_ms=self._ctx.clock.now_ms())
+            result = await self._etcd.txn(compares, success, failure)
+        except EtcdOutcomeUnknown:
+            return _settle_all(batch, Outcome.UNKNOWN)
+        except LeaseExpired:
+            log.warning("batch claim of %d fires: session lease gone", len(batch))
+            return _settle_all(batch, Outcome.NO_SESSION)
+        except EtcdError as exc:  # unavailable, or refused: each fire retries alone
+            log.warning("batch claim of %d fires failed (%s); claiming them one by one",
+                        len(batch), exc)
+            return
+        if result.succeeded:
+            for pending in batch:
+                pending.settle(Run(pending.fire, session, False))
+            return
+        for pending, probe in zip(batch, result.responses):
+            if self._taken(pending.fire, probe):
+                pending.settle(Outcome.TAKEN)
+
+    async def _check_batch(self, batch: list[Pending]) -> None:
+        """Backups: one read tells which fires their owner took; only the rest claim."""
+        try:
+            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.fire for p in batch]))
+        except EtcdError:
+            return  # unsettled: the single path decides
+        for pending, probe in zip(batch, result.responses):
+            if self._taken(pending.fire, probe):
+                pending.settle(Outcome.TAKEN)
 
     async def _skip_unless_claimed(self, fire: Fire) -> None:
         """Not ours to run (full, or not eligible): if nobody runs it, record why.
@@ -323,3 +397,8 @@ class Locker(Actor[LockerMsg]):
             return
         if result.succeeded:
             await self._tell_scheduler(LostClaimed(info))
+
+
+def _settle_all(batch: list[Pending], result: Result) -> None:
+    for pending in batch:
+        pending.settle(result)
