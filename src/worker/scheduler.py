@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
 MAX_CATCHUP_FIRES = 10  # per job after an outage: the most recent ones
 MAX_RETRY_BACKOFF_S = 3600.0
+# A run-now request may arrive before its job (two watch streams, no common order):
+# it waits this long for the job to appear.
+PENDING_TRIGGER_S = 30.0
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
 
 
@@ -79,6 +82,7 @@ class Scheduler(Actor[SchedulerMsg]):
         self._fires = 0
         self._misfires = 0
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
+        self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
 
     # -- loop -----------------------------------------------------------------------
 
@@ -123,6 +127,7 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._converge(specs, last_fired_ms)
             case JobSaved(spec):
                 self._plan.upsert(spec, self._ctx.clock.now_ms())
+                await self._release_triggers(spec.name)
             case JobDeleted(name):
                 if self._plan.remove(name) is not None:
                     await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
@@ -146,6 +151,7 @@ class Scheduler(Actor[SchedulerMsg]):
         for spec in specs:
             if spec.name not in known and spec.name in last_fired_ms:
                 await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
+            await self._release_triggers(spec.name)
 
     async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int) -> None:
         """Fire the times missed while no worker ran, within ``startingDeadline``."""
@@ -164,10 +170,28 @@ class Scheduler(Actor[SchedulerMsg]):
     async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
         entry = self._plan.get(name)
         if entry is None:
-            log.warning("run-now request %s for unknown job %r ignored", run_id, name)
+            self._hold_trigger(name, run_id, requested_ms)
             return
         fire = Fire(entry.spec, requested_ms, self._ctx.clock.now_ms(), RunTrigger.MANUAL, run_id)
         await self._send_locker(Claim(fire))
+
+    def _hold_trigger(self, name: str, run_id: str, requested_ms: int) -> None:
+        """Keep a run-now request for a job not seen yet; forget it after a while."""
+        oldest_ms = self._ctx.clock.now_ms() - round(PENDING_TRIGGER_S * 1000)
+        for held_name, held in list(self._pending_triggers.items()):
+            fresh = [(r, t) for r, t in held if t >= oldest_ms]
+            if len(fresh) < len(held):
+                log.warning("run-now request for unknown job %r dropped after %.0f s",
+                            held_name, PENDING_TRIGGER_S)
+            if fresh:
+                self._pending_triggers[held_name] = fresh
+            else:
+                del self._pending_triggers[held_name]
+        self._pending_triggers.setdefault(name, []).append((run_id, requested_ms))
+
+    async def _release_triggers(self, name: str) -> None:
+        for run_id, requested_ms in self._pending_triggers.pop(name, ()):
+            await self._trigger(name, run_id, requested_ms)
 
     async def _on_lost(self, info: RunningInfo) -> None:
         entry = self._plan.get(info.job_name)

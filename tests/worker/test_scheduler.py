@@ -213,3 +213,23 @@ async def test_stop_means_no_more_fires(autojump_clock):
         assert len(await h.claims_until(T0 + 1_500)) == 1
         h.scheduler.request_stop()
         assert await h.claims_until(T0 + 5_000) == []
+
+
+async def test_a_run_now_request_that_arrives_before_its_job_waits_for_it(autojump_clock):
+    """Jobs and triggers come on two watch streams with no common order."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((), 1, {}))
+        await h.send(TriggerRequested("early", "run-7", T0))
+        assert await h.claims_until(T0 + 2_000) == []
+        await h.send(JobSaved(spec("early", "@yearly")))
+        got = await h.claims_until(T0 + 3_000)
+        # One that never sees its job is dropped after a while, not kept for ever.
+        await h.send(TriggerRequested("never", "run-8", T0 + 3_000))
+        await trio.sleep(60)
+        await h.send(TriggerRequested("other", "run-9", T0 + 63_000))
+        pending = dict(h.scheduler._pending_triggers)
+        nursery.cancel_scope.cancel()
+    [(claim, _)] = got
+    assert (claim.fire.run_id, claim.fire.trigger) == ("run-7", RunTrigger.MANUAL)
+    assert set(pending) == {"other"}
