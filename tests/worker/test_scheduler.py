@@ -228,6 +228,7 @@ async def test_a_run_now_request_that_arrives_before_its_job_waits_for_it(autoju
         await h.send(TriggerRequested("never", "run-8", T0 + 3_000))
         await trio.sleep(60)
         await h.send(TriggerRequested("other", "run-9", T0 + 63_000))
+        await trio.testing.wait_all_tasks_blocked()  # the Scheduler has handled it
         pending = dict(h.scheduler._pending_triggers)
         nursery.cancel_scope.cancel()
     [(claim, _)] = got
