@@ -38,9 +38,15 @@ def token_for(state: Path) -> str:
     """One token per state directory, made once and kept (mode 0600)."""
     path = state / "api-token"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
+        path.write_text(secrets.token_hex(24))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def master_flags(common: list[str], port: int, token: str) -> list[str]:
+    """The master's flags. ``--token=VALUE`` in one word: a token may begin with ``-``,
+    which argparse would take for a flag of its own."""
+    return [*common, "--port", str(port), f"--token={token}", "--webapp", str(ROOT / "webapp")]
 
 
 def start(cmd: list[str], log: Path) -> subprocess.Popen:
@@ -101,8 +107,8 @@ def main() -> int:
         etcd.start()
         common = ["--etcd", etcd.endpoint, "--db", db]
         master_log = state / "logs" / "master.log"
-        master = start([args.python, "-m", "master", *common, "--port", str(args.port),
-                        "--token", token, "--webapp", str(ROOT / "webapp")], master_log)
+        master = start([args.python, "-m", "master", *master_flags(common, args.port, token)],
+                       master_log)
         children.append(("master", master))
         for worker_id in WORKERS:
             worker = start([args.python, "-m", "worker", *common, "--id", worker_id,

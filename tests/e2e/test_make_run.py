@@ -47,7 +47,7 @@ def test_make_run_from_a_fresh_clone(tmp_path):
         read_until(make, "Scheduler is up", 60, seen)
         token = (clone / ".state" / "api-token").read_text().strip()
         schedctl = [str(clone / ".venv" / "bin" / "schedctl"), "--url", f"http://127.0.0.1:{port}",
-                    "--token", token]
+                    f"--token={token}"]
         put = subprocess.run([*schedctl, "jobs", "put", "hello", "--command", "echo hello",
                               "--cron", "* * * * * *"], capture_output=True, text=True, timeout=30)
         assert put.returncode == 0, put.stderr
