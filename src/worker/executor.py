@@ -13,6 +13,9 @@ A run ends in exactly one record, sent to the LogSink, then:
   it never succeeds, the guard still goes with the session lease. The ``running/``
   key is the LogSink's to delete, once the record is durable.
 
+A run never starts before its planned time: a scheduled fire is claimed a little
+ahead (``claim_lead_s``, see the Scheduler) and waits here, killable, for its instant.
+
 Why a run stops, first reason wins: ``KillRun`` (its status, usually ``killed``),
 ``Fenced`` (``lost``: the session lease is gone, so another worker may now own the
 job's fires), the job's timeout (``timeout``), or a graceful stop after
@@ -109,6 +112,7 @@ class _Active:
     run: Run
     process: GroupProcess | None = None
     cause: _KillCause | None = None  # set once: the first reason to stop wins
+    waiting: trio.CancelScope | None = None  # set while it waits for its planned time
 
     def kill(self, status: RunStatus, reason: str) -> bool:
         """Ask the run to stop; False if it is already stopping or has ended."""
@@ -117,6 +121,8 @@ class _Active:
         if self.process is not None and not self.process.kill(reason):
             return False  # it exited, or its timeout came first
         self.cause = _KillCause(status, reason)
+        if self.waiting is not None:
+            self.waiting.cancel()  # it will never start
         return True
 
     def attach(self, process: GroupProcess) -> None:
@@ -254,6 +260,7 @@ class Executor(Actor[ExecutorMsg]):
 
     async def _execute(self, active: _Active) -> RunRecord:
         fire = active.run.fire
+        await self._until_planned(active)
         if active.cause is not None:  # killed before it could start
             return self._never_started(fire, active.cause)
         config = self._ctx.config
@@ -274,6 +281,15 @@ class Executor(Actor[ExecutorMsg]):
         self._ctx.metrics.run_started(fire.trigger, fire.planned_ms, start_ms)  # O(1), sync
         result = await process.wait()
         return self._finished_record(active, result, start_ms)
+
+    async def _until_planned(self, active: _Active) -> None:
+        """A fire claimed ahead of its time (``claim_lead_s``) starts at it, not before."""
+        delay_s = (active.run.fire.planned_ms - self._ctx.clock.now_ms()) / 1000
+        if delay_s <= 0 or active.cause is not None:
+            return
+        with trio.CancelScope() as active.waiting:  # cancelled by a kill
+            await trio.sleep(delay_s)
+        active.waiting = None
 
     def _finished_record(self, active: _Active, result: ProcessResult,
                          start_ms: int) -> RunRecord:

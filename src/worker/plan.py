@@ -96,15 +96,16 @@ class PlanTable:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def pop_due(self, now_ms: int, grace_ms: int) -> Iterator[Due]:
-        """Yield every fire time <= now_ms, advancing each job past it.
+    def pop_due(self, now_ms: int, grace_ms: int, lead_ms: int = 0) -> Iterator[Due]:
+        """Yield every fire time <= now_ms + lead_ms, advancing each job past it.
 
+        ``lead_ms`` lets a fire out early, so that its claim is settled by its time.
         Fire times older than ``grace_ms`` come out with ``late=True``; a job that fell
         more than one grace behind (a stalled process, a clock jump) skips ahead to now
         instead of replaying each missed time one by one.
         """
         # self._heap, not a local: _push may rebuild the list mid-loop.
-        while self._heap and self._heap[0][0] <= now_ms:
+        while self._heap and self._heap[0][0] <= now_ms + lead_ms:
             next_ms, generation, name = heapq.heappop(self._heap)
             entry = self._entries.get(name)
             if entry is None or entry.generation != generation:

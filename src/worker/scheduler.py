@@ -1,7 +1,13 @@
 """The Scheduler: turns the plan table into fires, and run outcomes into retries.
 
 It sleeps exactly until the earliest fire (plan table or pending retry), or until a
-message arrives; it never scans the table and never does I/O itself. Policy lives
+message arrives; it never scans the table and never does I/O itself. A scheduled fire
+goes to the Locker ``claim_lead_s`` before its time: the claim (an etcd transaction,
+milliseconds, longer in a burst) is then settled when the time comes, and the Executor
+starts the process at the planned instant, never before. So concurrency ``forbid``
+and ``replace`` judge the job's previous run up to ``claim_lead_s`` early, and a pause
+or a kill within that window meets a fire already claimed (a kill still stops it
+before its process starts). Retries, catch-up and manual runs are due at once. Policy lives
 here and only here: pause, catch-up after an outage (``startingDeadline``), misfires
 beyond the grace, retries with backoff, and what is recorded for skipped or lost
 runs. Claims, processes and storage belong to the Locker, Executor and LogSink.
@@ -82,6 +88,7 @@ class Scheduler(Actor[SchedulerMsg]):
         self._fires = 0
         self._misfires = 0
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
+        self._lead_ms = round(ctx.config.claim_lead_s * 1000)
         self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
 
     # -- loop -----------------------------------------------------------------------
@@ -106,7 +113,10 @@ class Scheduler(Actor[SchedulerMsg]):
         super().request_stop()
 
     def _wake_deadline(self) -> float:
-        candidates = [t for t in (self._plan.next_fire_ms(), self._next_retry_ms()) if t is not None]
+        next_fire_ms = self._plan.next_fire_ms()
+        if next_fire_ms is not None:
+            next_fire_ms -= self._lead_ms
+        candidates = [t for t in (next_fire_ms, self._next_retry_ms()) if t is not None]
         if not candidates or not self._firing:
             return trio.current_time() + MAX_SLEEP_S
         return trio_deadline_for(self._ctx.clock, min(candidates), max_sleep_s=MAX_SLEEP_S)
@@ -218,7 +228,7 @@ class Scheduler(Actor[SchedulerMsg]):
         if not self._firing:
             return
         now_ms = self._ctx.clock.now_ms()
-        for due in self._plan.pop_due(now_ms, self._grace_ms):
+        for due in self._plan.pop_due(now_ms, self._grace_ms, self._lead_ms):
             if due.late:
                 self._misfires += 1
                 log.warning("job %r: fire at %d ms passed over, %d ms late (grace %d ms)",

@@ -196,6 +196,41 @@ async def test_kill_run_kills_bash_and_its_children_within_a_second(fifo):
     assert record.exit_code == -15
 
 
+def planned_in(run: Run, delay_s: float) -> Run:
+    """The same run, claimed ahead of a planned time ``delay_s`` from now."""
+    now_ms = time.time_ns() // 1_000_000
+    fire = dataclasses.replace(run.fire, planned_ms=now_ms + round(delay_s * 1000),
+                               fired_ms=now_ms, trigger=RunTrigger.SCHEDULE, attempt=1)
+    return dataclasses.replace(run, fire=fire)
+
+
+async def test_a_run_claimed_ahead_starts_at_its_planned_time_not_before():
+    run = planned_in(make_run("ahead", 'echo "$EPOCHREALTIME"'), 0.3)
+    async with executor() as h:
+        await h.send(StartRun(run))
+        assert await h.running() == 1  # accepted, waiting for its instant
+        record = await h.record()
+    assert record.status is RunStatus.SUCCEEDED
+    assert record.start_time >= run.fire.planned_ms
+    child_ms = float(record.output) * 1000
+    assert run.fire.planned_ms <= child_ms < run.fire.planned_ms + WAIT_S * 1000
+
+
+async def test_a_kill_while_a_run_waits_for_its_time_stops_it_before_it_starts(tmp_path):
+    marker = tmp_path / "started"
+    run = planned_in(make_run("ahead", f"touch {marker}"), 2.0)
+    async with executor() as h:
+        await h.send(StartRun(run))
+        assert await h.running() == 1
+        await h.send(KillRun("ahead", None, RunStatus.KILLED, "job deleted"))
+        record = await h.record()
+        assert await h.running() == 0
+    assert time.time_ns() // 1_000_000 < run.fire.planned_ms  # not held to its time
+    assert record.status is RunStatus.KILLED and record.start_time is None
+    assert "before it started: job deleted" in record.err
+    assert not marker.exists()
+
+
 async def test_timeout_kills_the_group_with_status_timeout(fifo):
     run = make_run("slow", f"echo $$ > {fifo}; sleep 300; echo done", timeout=2)
     async with executor() as h:

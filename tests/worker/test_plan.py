@@ -93,3 +93,16 @@ def test_heap_stays_bounded_under_many_updates():
     for i in range(10_000):
         table.upsert(spec("x", f"*/{i % 50 + 1} * * * * *"), T0)
     assert len(table._heap) <= 2 * len(table) + 64
+
+
+def test_a_lead_lets_fires_out_early_but_never_marks_them_late():
+    table = PlanTable()
+    table.upsert(spec("s", "* * * * * *"), T0)
+    assert drain_with_lead(table, T0 + 949, lead_ms=50) == []
+    due = list(table.pop_due(T0 + 950, 5_000, lead_ms=50))
+    assert [(d.planned_ms, d.late) for d in due] == [(T0 + 1000, False)]
+    assert table.next_fire_ms() == T0 + 2000  # it advanced past the fire let out early
+
+
+def drain_with_lead(table: PlanTable, now_ms: int, *, lead_ms: int) -> list[int]:
+    return [d.planned_ms for d in table.pop_due(now_ms, 5_000, lead_ms)]

@@ -25,6 +25,12 @@ def positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def claim_lead(value: float) -> str | None:
+    # Longer leads buy nothing (a claim takes milliseconds) and stretch the window in
+    # which a kill or a pause meets an already-claimed fire.
+    return None if 0 <= value <= 1 else "must be between 0 and 1 second"
+
+
 def at_least_one(value: int) -> str | None:
     return None if value >= 1 else "must be at least 1"
 
