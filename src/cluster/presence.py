@@ -95,7 +95,7 @@ class RunningInfo:
     planned_ms: int
     attempt: int
     trigger: str
-    started_ms: int
+    started_ms: int  # when it was claimed; its process starts at planned_ms at the earliest
 
     def to_bytes(self) -> bytes:
         return _dump({

@@ -39,7 +39,9 @@ Mailboxes:
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
   next one carries the current value anyway.
 
-Graceful stop: runs queued but not started are recorded ``killed`` without spawning;
+Graceful stop: StartRuns that arrive after it are recorded ``killed`` without
+spawning; runs already waiting for their planned instant start then (they are claimed:
+no other worker would run them);
 runs in progress get ``shutdown_grace_s`` to finish, then are killed (SIGTERM, SIGKILL
 after ``kill_grace_s``) and recorded; ``drain`` returns once every run is recorded. The
 supervisor's grace for this actor must exceed ``shutdown_grace_s + kill_grace_s``.

@@ -6,6 +6,12 @@ scanned every job on every wake-up). Updates and deletions do not search the hea
 they bump the entry's generation and push a fresh item; stale items are skipped
 when they surface, and the heap is rebuilt when stale items outnumber live ones.
 
+Heap items are keyed by the time a fire is *due*, when the Scheduler hands it to the
+Locker: ``next_ms - lead_ms``. The lead applies to jobs with concurrency ``allow``
+only: their claim is settled ahead and the process still starts at ``next_ms``. A
+``forbid``/``replace`` claim must judge the previous run at the fire time itself (a
+per-second job running 970 ms would otherwise be skipped or replaced every time).
+
 Invariant: every entry whose ``next_ms`` is not None has exactly one heap item
 carrying its current generation; every other heap item for that name is stale.
 """
@@ -18,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from cluster.cron import CronSchedule
-from cluster.spec import JobSpec, schedule_changed
+from cluster.spec import Concurrency, JobSpec, schedule_changed
 
 
 @dataclass(slots=True)
@@ -27,6 +33,10 @@ class PlanEntry:
     schedule: CronSchedule
     next_ms: int | None  # None: parked, the expression has no future time
     generation: int
+    lead_ms: int  # handed over this long before next_ms
+
+    def due_ms(self) -> int | None:
+        return None if self.next_ms is None else self.next_ms - self.lead_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +49,10 @@ class Due:
 
 
 class PlanTable:
-    def __init__(self) -> None:
+    def __init__(self, lead_ms: int = 0) -> None:
+        self._lead_ms = lead_ms
         self._entries: dict[str, PlanEntry] = {}
-        self._heap: list[tuple[int, int, str]] = []  # (next_ms, generation, name)
+        self._heap: list[tuple[int, int, str]] = []  # (due_ms, generation, name)
         self._generations = itertools.count()
 
     def __len__(self) -> int:
@@ -64,11 +75,16 @@ class PlanTable:
         zone or anchor recomputes it.
         """
         old = self._entries.get(spec.name)
+        lead_ms = self._lead_for(spec)
         if old is not None and not schedule_changed(old.spec, spec):
             old.spec = spec
+            if old.lead_ms != lead_ms:  # concurrency changed: same fire, new hand-over
+                old.lead_ms, old.generation = lead_ms, next(self._generations)
+                self._push(old)
             return old
         schedule = spec.schedule()
-        entry = PlanEntry(spec, schedule, schedule.next_after(now_ms), next(self._generations))
+        entry = PlanEntry(spec, schedule, schedule.next_after(now_ms), next(self._generations),
+                          lead_ms)
         self._entries[spec.name] = entry
         self._push(entry)
         return entry
@@ -89,40 +105,45 @@ class PlanTable:
             self.remove(name)
         return removed
 
-    def next_fire_ms(self) -> int | None:
-        """The earliest fire time of any job, or None when nothing is scheduled."""
+    def next_due_ms(self) -> int | None:
+        """When the earliest fire is due to be handed over, or None if none is planned."""
         heap = self._heap
         while heap and not self._is_live(heap[0]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def pop_due(self, now_ms: int, grace_ms: int, lead_ms: int = 0) -> Iterator[Due]:
-        """Yield every fire time <= now_ms + lead_ms, advancing each job past it.
+    def pop_due(self, now_ms: int, grace_ms: int) -> Iterator[Due]:
+        """Yield every fire due by now_ms (its time, or its time minus the lead),
+        advancing each job past it.
 
-        ``lead_ms`` lets a fire out early, so that its claim is settled by its time.
         Fire times older than ``grace_ms`` come out with ``late=True``; a job that fell
         more than one grace behind (a stalled process, a clock jump) skips ahead to now
         instead of replaying each missed time one by one.
         """
         # self._heap, not a local: _push may rebuild the list mid-loop.
-        while self._heap and self._heap[0][0] <= now_ms + lead_ms:
-            next_ms, generation, name = heapq.heappop(self._heap)
+        while self._heap and self._heap[0][0] <= now_ms:
+            _, generation, name = heapq.heappop(self._heap)
             entry = self._entries.get(name)
-            if entry is None or entry.generation != generation:
+            if entry is None or entry.generation != generation or entry.next_ms is None:
                 continue
+            next_ms = entry.next_ms
             yield Due(entry.spec, next_ms, late=now_ms - next_ms > grace_ms)
             after = next_ms if now_ms - next_ms <= grace_ms else now_ms - grace_ms
             entry.next_ms = entry.schedule.next_after(after)
             self._push(entry)
 
+    def _lead_for(self, spec: JobSpec) -> int:
+        return self._lead_ms if spec.concurrency is Concurrency.ALLOW else 0
+
     def _push(self, entry: PlanEntry) -> None:
-        if entry.next_ms is not None:
-            heapq.heappush(self._heap, (entry.next_ms, entry.generation, entry.spec.name))
+        due_ms = entry.due_ms()
+        if due_ms is not None:
+            heapq.heappush(self._heap, (due_ms, entry.generation, entry.spec.name))
         self._maybe_compact()
 
     def _is_live(self, item: tuple[int, int, str]) -> bool:
         entry = self._entries.get(item[2])
-        return entry is not None and entry.generation == item[1] and entry.next_ms == item[0]
+        return entry is not None and entry.generation == item[1] and entry.due_ms() == item[0]
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 2 * len(self._entries) + 64:

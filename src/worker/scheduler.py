@@ -1,13 +1,14 @@
 """The Scheduler: turns the plan table into fires, and run outcomes into retries.
 
-It sleeps exactly until the earliest fire (plan table or pending retry), or until a
-message arrives; it never scans the table and never does I/O itself. A scheduled fire
-goes to the Locker ``claim_lead_s`` before its time: the claim (an etcd transaction,
-milliseconds, longer in a burst) is then settled when the time comes, and the Executor
-starts the process at the planned instant, never before. So concurrency ``forbid``
-and ``replace`` judge the job's previous run up to ``claim_lead_s`` early, and a pause
-or a kill within that window meets a fire already claimed (a kill still stops it
-before its process starts). Retries, catch-up and manual runs are due at once. Policy lives
+It sleeps exactly until the earliest fire is due (plan table or pending retry), or
+until a message arrives; it never scans the table and never does I/O itself. A
+scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
+time (see ``plan``): its claim, an etcd transaction of milliseconds (more in a burst),
+is settled when the time comes, and the Executor starts the process at the planned
+instant, never before. An edit, pause or kill of the job within that window meets a
+fire already claimed: edits and pauses apply from the next fire; a kill that reaches
+the Executor stops it before its process starts. Retries, catch-up and manual runs
+are due at once. Policy lives
 here and only here: pause, catch-up after an outage (``startingDeadline``), misfires
 beyond the grace, retries with backoff, and what is recorded for skipped or lost
 runs. Claims, processes and storage belong to the Locker, Executor and LogSink.
@@ -81,14 +82,13 @@ class Scheduler(Actor[SchedulerMsg]):
     def __init__(self, inbox: Inbox[SchedulerMsg], ctx: WorkerContext) -> None:
         super().__init__(inbox)
         self._ctx = ctx
-        self._plan = PlanTable()
+        self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
         self._retries: list[tuple[int, int, Fire]] = []  # (due_ms, seq, fire)
         self._seq = itertools.count()
         self._firing = True
         self._fires = 0
         self._misfires = 0
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
-        self._lead_ms = round(ctx.config.claim_lead_s * 1000)
         self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
 
     # -- loop -----------------------------------------------------------------------
@@ -113,10 +113,7 @@ class Scheduler(Actor[SchedulerMsg]):
         super().request_stop()
 
     def _wake_deadline(self) -> float:
-        next_fire_ms = self._plan.next_fire_ms()
-        if next_fire_ms is not None:
-            next_fire_ms -= self._lead_ms
-        candidates = [t for t in (next_fire_ms, self._next_retry_ms()) if t is not None]
+        candidates = [t for t in (self._plan.next_due_ms(), self._next_retry_ms()) if t is not None]
         if not candidates or not self._firing:
             return trio.current_time() + MAX_SLEEP_S
         return trio_deadline_for(self._ctx.clock, min(candidates), max_sleep_s=MAX_SLEEP_S)
@@ -145,6 +142,10 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._trigger(name, run_id, requested_ms)
             case Granted(run):
                 await self._send_executor(StartRun(run))
+                name = run.fire.spec.name
+                if name not in self._plan:  # deleted while its claim was in flight
+                    await self._send_executor(
+                        KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
             case Denied(fire, reason, record_skip):
                 if record_skip:
                     await self._record(skipped_record(fire, self._ctx.worker_id, reason))
@@ -228,7 +229,7 @@ class Scheduler(Actor[SchedulerMsg]):
         if not self._firing:
             return
         now_ms = self._ctx.clock.now_ms()
-        for due in self._plan.pop_due(now_ms, self._grace_ms, self._lead_ms):
+        for due in self._plan.pop_due(now_ms, self._grace_ms):
             if due.late:
                 self._misfires += 1
                 log.warning("job %r: fire at %d ms passed over, %d ms late (grace %d ms)",
@@ -280,10 +281,13 @@ def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
 
 
 def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
+    """What the survivors know of a run whose worker vanished: when it was claimed, not
+    whether (or when) its process started, so ``start_time`` stays empty."""
     return RunRecord(
         run_id=info.run_id, job_name=info.job_name, worker=info.worker_id,
-        command=command, output="", err=f"lost: worker {info.worker_id} died mid-run",
+        command=command, output="",
+        err=f"lost: worker {info.worker_id} died or lost its session after claiming the run",
         exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
         attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
-        start_time=info.started_ms, end_time=now_ms,
+        start_time=None, end_time=now_ms,
     )

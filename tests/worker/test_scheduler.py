@@ -17,11 +17,13 @@ from worker.context import WorkerContext, open_mailboxes
 from worker.messages import (
     Claim,
     Denied,
+    Granted,
     JobDeleted,
     JobSaved,
     JobsSnapshot,
     KillRun,
     RunEnded,
+    StartRun,
     Run,
     TriggerRequested,
     Write,
@@ -70,11 +72,16 @@ class Harness:
                 return out
 
 
-@pytest.mark.parametrize("lead_s", [0.0, 0.05, 0.3])
-async def test_fires_exactly_claim_lead_before_planned_times(autojump_clock, lead_s):
+@pytest.mark.parametrize(("lead_s", "concurrency", "early_ms"), [
+    (0.0, "allow", 0), (0.05, "allow", 50), (0.3, "allow", 300),
+    (0.05, "forbid", 0), (0.3, "replace", 0),  # judged at the fire time itself
+])
+async def test_fires_exactly_when_due(autojump_clock, lead_s, concurrency, early_ms):
     async with trio.open_nursery() as nursery:
         h = Harness(nursery, claim_lead_s=lead_s)
-        await h.send(JobsSnapshot((spec("two", "*/2 * * * * *"), spec("five", "*/5 * * * * *")), 1, {}))
+        jobs = (spec("two", "*/2 * * * * *", concurrency=concurrency),
+                spec("five", "*/5 * * * * *", concurrency=concurrency))
+        await h.send(JobsSnapshot(jobs, 1, {}))
         got = await h.claims_until(T0 + 10_500)
         nursery.cancel_scope.cancel()
     fires = [(c.fire.spec.name, c.fire.planned_ms) for c, _ in got]
@@ -85,7 +92,7 @@ async def test_fires_exactly_claim_lead_before_planned_times(autojump_clock, lea
     ])
     for claim, received_ms in got:
         # Neither a ms late nor early: the claim is settled by the time it is due.
-        assert received_ms == claim.fire.planned_ms - round(lead_s * 1000) == claim.fire.fired_ms
+        assert received_ms == claim.fire.planned_ms - early_ms == claim.fire.fired_ms
         assert claim.fire.trigger is RunTrigger.SCHEDULE
     assert len({c.fire.run_id for c, _ in got}) == 7
 
@@ -111,6 +118,22 @@ async def test_deleting_a_job_stops_its_fires_and_kills_its_runs(autojump_clock)
         kills = h.pending(h.inboxes.executor)
         nursery.cancel_scope.cancel()
     assert kills == [KillRun("d", None, RunStatus.KILLED, "job deleted")]
+
+
+async def test_a_claim_granted_after_its_job_was_deleted_is_killed_before_it_starts(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("d", "* * * * * *"),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 1_500)
+        await h.send(JobDeleted("d"))  # while the claim was in flight
+        run = Run(claim.fire, session_lease=7, guarded=False)
+        await h.send(Granted(run))
+        await trio.testing.wait_all_tasks_blocked()
+        sent = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    # The run is handed over (its keys are released with its record) and stopped.
+    assert sent == [KillRun("d", None, RunStatus.KILLED, "job deleted"), StartRun(run),
+                    KillRun("d", claim.fire.run_id, RunStatus.KILLED, "job deleted")]
 
 
 async def test_a_denied_fire_with_skip_right_is_recorded_as_skipped(autojump_clock):

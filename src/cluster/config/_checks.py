@@ -28,7 +28,7 @@ def positive(value: float) -> str | None:
 def claim_lead(value: float) -> str | None:
     # Longer leads buy nothing (a claim takes milliseconds) and stretch the window in
     # which a kill or a pause meets an already-claimed fire.
-    return None if 0 <= value <= 1 else "must be between 0 and 1 second"
+    return None if 0 <= value <= 0.5 else "must be between 0 and 0.5 seconds"
 
 
 def at_least_one(value: int) -> str | None:
