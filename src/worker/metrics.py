@@ -88,6 +88,7 @@ _COUNTERS = (
 _GAUGES = (
     ("jobs", "Jobs in the plan table.", "scheduler", "jobs"),
     ("retries_pending", "Retries waiting for their backoff.", "scheduler", "retries_pending"),
+    ("fires_queued", "Fires waiting for room in the Locker's mailbox.", "scheduler", "outbox"),
     ("claims_in_flight", "Fires being claimed now.", "locker", "in_flight"),
     ("runs_running", "Runs started and not yet recorded.", "executor", "running"),
     ("sink_queued", "Run records in the sink's memory, batches in flight included.",

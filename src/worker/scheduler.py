@@ -14,8 +14,10 @@ beyond the grace, retries with backoff, and what is recorded for skipped or lost
 runs. Claims, processes and storage belong to the Locker, Executor and LogSink.
 
 Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on
-the JobWatcher's watch and the Locker's replies). Handing a fire to a full Locker
-waits too: later fires are delayed, never dropped, and the delay shows as lateness.
+the JobWatcher's watch and the Locker's replies). Fires go to the Locker through an
+``outbox`` with a task of its own, so that the loop keeps reading the Locker's replies
+while the Locker is full (the two would otherwise wait on each other); a scheduled
+fire that waited there beyond the misfire grace is a misfire, never a late claim.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ from .messages import (
     TriggerRequested,
     Write,
 )
+from .misfires import MisfireLog
+from .outbox import ClaimOutbox
 from .plan import PlanTable
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,7 @@ class SchedulerStatistics:
     fires: int
     misfires: int  # fire times passed over because they were later than the grace
     retries_pending: int
+    outbox: int  # fires waiting for room in the Locker's mailbox
     firing: bool
 
 
@@ -87,26 +92,36 @@ class Scheduler(Actor[SchedulerMsg]):
         self._seq = itertools.count()
         self._firing = True
         self._fires = 0
-        self._misfires = 0
+        self._misfires = MisfireLog(round(ctx.config.misfire_grace_s * 1000))
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
         self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
+        self._outbox = ClaimOutbox(ctx.peers.locker.send, ctx.clock, grace_ms=self._grace_ms,
+                                   on_stale=self._stale)
 
     # -- loop -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._outbox.forward)
+            task_status.started()
+            await self._loop()
+            await self.drain()
+            if self._outbox:
+                log.info("stopping: %d queued fires not claimed", len(self._outbox))
+            nursery.cancel_scope.cancel()
+
+    async def _loop(self) -> None:
         while True:
             msg = None
             with trio.move_on_at(self._wake_deadline()):
                 try:
                     msg = await self.inbox.receive()
                 except trio.EndOfChannel:
-                    break
+                    return
             # Handled outside the timer's scope: a wake-up never cancels a handler.
             if msg is not None:
                 await self.handle(msg)
             await self._fire_due()
-        await self.drain()
 
     def request_stop(self) -> None:
         self._firing = False  # graceful stop: no new fires, replies still handled
@@ -123,7 +138,8 @@ class Scheduler(Actor[SchedulerMsg]):
 
     def statistics_detail(self) -> SchedulerStatistics:
         return SchedulerStatistics(
-            len(self._plan), self._fires, self._misfires, len(self._retries), self._firing
+            len(self._plan), self._fires, self._misfires.count, len(self._retries), len(self._outbox),
+            self._firing,
         )
 
     # -- messages -------------------------------------------------------------------
@@ -231,9 +247,8 @@ class Scheduler(Actor[SchedulerMsg]):
         now_ms = self._ctx.clock.now_ms()
         for due in self._plan.pop_due(now_ms, self._grace_ms):
             if due.late:
-                self._misfires += 1
-                log.warning("job %r: fire at %d ms passed over, %d ms late (grace %d ms)",
-                            due.spec.name, due.planned_ms, now_ms - due.planned_ms, self._grace_ms)
+                self._misfires.passed_over(due.spec.name, due.planned_ms,
+                                           now_ms - due.planned_ms, "the worker was stalled")
             elif not due.spec.paused:
                 await self._claim(due.spec, due.planned_ms, RunTrigger.SCHEDULE)
         while self._retries and self._retries[0][0] <= now_ms:
@@ -250,10 +265,11 @@ class Scheduler(Actor[SchedulerMsg]):
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
     async def _send_locker(self, msg: Claim) -> None:
-        try:
-            await self._ctx.peers.locker.send(msg)
-        except MailboxClosed:
-            log.info("locker stopped: %s not claimed", msg.fire.run_id)
+        self._outbox.put(msg)  # never waits: see ``outbox``
+
+    def _stale(self, fire: Fire, waited_ms: int) -> None:
+        self._misfires.passed_over(fire.spec.name, fire.planned_ms, waited_ms,
+                                   "it waited for the locker")
 
     async def _send_executor(self, msg: StartRun | KillRun) -> None:
         try:

@@ -218,17 +218,57 @@ async def test_manual_trigger_claims_one_run_with_the_requested_id(autojump_cloc
     assert (claim.fire.run_id, claim.fire.trigger) == ("run-42", RunTrigger.MANUAL)
 
 
-async def test_fires_later_than_the_grace_are_counted_as_misfires_not_run(autojump_clock):
+async def test_fires_that_waited_for_the_locker_beyond_the_grace_are_misfires(autojump_clock):
     async with trio.open_nursery() as nursery:
-        # A one-slot Locker mailbox that nobody reads for 10 s stalls the Scheduler.
+        # A one-slot Locker mailbox that nobody reads for 10 s: fires queue in the outbox.
         h = Harness(nursery, misfire_grace_s=2.0, mailbox_size=1)
         await h.send(JobsSnapshot((spec("x", "* * * * * *"),), 1, {}))
-        await trio.sleep(10)
+        await trio.sleep(9.5)
+        queued = h.scheduler.statistics_detail().outbox
         got = await h.claims_until(T0 + 10_500)
         stats = h.scheduler.statistics_detail()
         nursery.cancel_scope.cancel()
-    assert [c.fire.planned_ms - T0 for c, _ in got] == [1000, 2000, 9000, 10000]
-    assert stats.misfires == 1 and stats.fires == 4
+    assert queued == 7  # 3000..9000: 1000 sits in the mailbox, 2000 waits to go in
+    # 3000..7000 waited more than 2 s when the Locker made room: passed over.
+    assert [c.fire.planned_ms - T0 for c, _ in got] == [1000, 2000, 8000, 9000, 10000]
+    assert stats.misfires == 5 and stats.fires == 10 and stats.outbox == 0
+
+
+async def test_a_full_locker_never_stops_the_scheduler_reading_its_replies(autojump_clock):
+    """Many fires due at once, a Locker that (like the real one) stops reading while its
+    claims are in flight and answers from those claims: everything still gets started."""
+    jobs, seconds = 40, 3
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, mailbox_size=4)
+        nursery.start_soon(fake_locker, h, nursery)
+        started = []
+        nursery.start_soon(collect_starts, h, started)
+        await h.send(JobsSnapshot(tuple(spec(f"j{i}", "* * * * * *") for i in range(jobs)), 1, {}))
+        with trio.fail_after(30):
+            while len(started) < jobs * seconds:
+                await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert len({run.fire.run_id for run in started}) == len(started)
+    assert h.scheduler.statistics_detail().misfires == 0
+
+
+async def fake_locker(h: Harness, nursery: trio.Nursery) -> None:
+    in_flight = trio.Semaphore(4)
+
+    async def grant(claim: Claim) -> None:
+        await trio.sleep(0.01)  # the transaction
+        await h.send(Granted(Run(claim.fire, session_lease=7, guarded=False)))
+        in_flight.release()
+
+    async for claim in h.inboxes.locker:
+        await in_flight.acquire()  # all taken: stop reading the mailbox
+        nursery.start_soon(grant, claim)
+
+
+async def collect_starts(h: Harness, started: list) -> None:
+    async for msg in h.inboxes.executor:
+        if isinstance(msg, StartRun):
+            started.append(msg.run)
 
 
 async def test_stop_means_no_more_fires(autojump_clock):

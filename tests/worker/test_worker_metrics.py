@@ -193,6 +193,7 @@ class FakeSchedulerStatistics:
     fires: int
     misfires: int
     retries_pending: int
+    outbox: int
     firing: bool
 
 
@@ -202,7 +203,7 @@ class FakeScheduler(Actor[str]):
         self.fires, self.jobs = fires, jobs
 
     def statistics_detail(self) -> FakeSchedulerStatistics:
-        return FakeSchedulerStatistics(self.jobs, self.fires, 0, 0, True)
+        return FakeSchedulerStatistics(self.jobs, self.fires, 0, 0, 0, True)
 
 
 def test_worker_counts_add_up_across_restarts_and_gauges_do_not():
