@@ -25,6 +25,7 @@ from ._timing import sleep_until_ms, wall_ms
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
 EXIT_TIMEOUT_S = 60.0
+TERMINATE_TIMEOUT_S = 15.0
 
 
 class PeerFailed(RuntimeError):
@@ -112,14 +113,26 @@ async def _measure_window(name: str, procs: list[subprocess.Popen], ps: list[psu
 
 async def _wait_exit(name: str, procs: list[subprocess.Popen], logs: list[Path],
                      window: Window) -> None:
-    with trio.move_on_after(EXIT_TIMEOUT_S):
-        while any(p.poll() is None for p in procs):
-            await trio.sleep(0.1)
+    """Wait for the peers to write their results; a saturated one that cannot wind
+    down in time is terminated (it writes what it recorded: the rest count as missed)."""
+    if not await _all_exited(procs, EXIT_TIMEOUT_S):
+        print(f"{name}: still running {EXIT_TIMEOUT_S:.0f} s after the window (saturated): "
+              "terminating it", file=sys.stderr)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        if not await _all_exited(procs, TERMINATE_TIMEOUT_S):
+            raise PeerFailed(name, "did not write its results when terminated")
     for p, log in zip(procs, logs):
-        if p.poll() is None:
-            raise PeerFailed(name, f"still running {EXIT_TIMEOUT_S:.0f} s after the window")
         if p.returncode != 0:
             raise PeerFailed(name, f"exit code {p.returncode}\n{log.read_text()[-3000:]}")
+
+
+async def _all_exited(procs: list[subprocess.Popen], timeout_s: float) -> bool:
+    with trio.move_on_after(timeout_s):
+        while any(p.poll() is None for p in procs):
+            await trio.sleep(0.1)
+    return all(p.poll() is not None for p in procs)
 
 
 def _load_results(name: str, outs: list[Path], logs: list[Path]) -> list[Observed]:

@@ -89,6 +89,7 @@ class Aps3Peer:
 def main() -> None:
     plan_path, out_path = sys.argv[1:3]
     recorder = Recorder("apscheduler")
+    recorder.dump_on_sigterm(out_path)
     asyncio.run(Aps3Peer(Plan.load(plan_path), recorder).run())
     recorder.dump(out_path)
 

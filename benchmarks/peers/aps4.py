@@ -76,6 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = Plan.load(args.plan)
     recorder = Recorder(f"aps4-node{args.node}")
+    recorder.dump_on_sigterm(args.out)
     aps4_task.configure(plan, recorder)
     asyncio.run(run(args, plan))
     recorder.dump(args.out)

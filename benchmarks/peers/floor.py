@@ -80,6 +80,7 @@ def main() -> None:
     plan_path, out_path = sys.argv[1:3]
     plan = Plan.load(plan_path)
     recorder = Recorder("floor")
+    recorder.dump_on_sigterm(out_path)
     trio.run(run, plan, recorder)
     recorder.dump(out_path)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,3 +79,11 @@ class Recorder:
     def dump(self, path: str, **extra: object) -> None:
         data = {"node": self.node, "runs": self.runs, "cpu_s": cpu_s(), **extra}
         Path(path).write_text(json.dumps(data))
+
+    def dump_on_sigterm(self, path: str) -> None:
+        """A saturated peer may not wind down in time: when the harness gives up on
+        it (SIGTERM), what it recorded is still written, then it exits at once."""
+        def dump_and_exit(signum: int, frame: object) -> None:
+            self.dump(path, terminated=True)
+            os._exit(0)
+        signal.signal(signal.SIGTERM, dump_and_exit)
