@@ -14,7 +14,10 @@ A run ends in exactly one record, sent to the LogSink, then:
   key is the LogSink's to delete, once the record is durable.
 
 A run never starts before its planned time: a scheduled fire is claimed a little
-ahead (``claim_lead_s``, see the Scheduler) and waits here, killable, for its instant.
+ahead (``claim_lead_s``, see the Scheduler). Its process is spawned at once and bash
+itself waits for the instant (``start_at``), so that a granted fire runs even if this
+worker dies before its time; a kill meanwhile stops it before its command starts.
+(With a shell other than bash the Executor waits in-process instead.)
 
 Why a run stops, first reason wins: ``KillRun`` (its status, usually ``killed``),
 ``Fenced`` (``lost``: the session lease is gone, so another worker may now own the
@@ -80,6 +83,7 @@ from .messages import (
     Write,
 )
 from .process import GroupProcess, ProcessResult, SpawnFailed, decode_output, start_process
+from .start_at import can_wait_in_shell, waiting_argv
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,7 @@ class ExecutorStatistics:
 class _KillCause:
     status: RunStatus
     reason: str
+    at_ms: int  # wall time of the request: before the planned time, nothing ran
 
 
 @dataclass(eq=False)
@@ -116,13 +121,13 @@ class _Active:
     cause: _KillCause | None = None  # set once: the first reason to stop wins
     waiting: trio.CancelScope | None = None  # set while it waits for its planned time
 
-    def kill(self, status: RunStatus, reason: str) -> bool:
+    def kill(self, status: RunStatus, reason: str, at_ms: int) -> bool:
         """Ask the run to stop; False if it is already stopping or has ended."""
         if self.cause is not None:
             return False
         if self.process is not None and not self.process.kill(reason):
             return False  # it exited, or its timeout came first
-        self.cause = _KillCause(status, reason)
+        self.cause = _KillCause(status, reason, at_ms)
         if self.waiting is not None:
             self.waiting.cancel()  # it will never start
         return True
@@ -171,7 +176,7 @@ class Executor(Actor[ExecutorMsg]):
         with trio.move_on_after(self._ctx.config.shutdown_grace_s):
             await self._idle.wait()
         for active in list(self._active.values()):
-            if active.kill(RunStatus.KILLED, SHUTDOWN_REASON):
+            if active.kill(RunStatus.KILLED, SHUTDOWN_REASON, self._ctx.clock.now_ms()):
                 self._killed += 1
         await self._idle.wait()
 
@@ -212,7 +217,8 @@ class Executor(Actor[ExecutorMsg]):
             return
         assert self._runs is not None, "Executor.run() starts the nursery before serving"
         active = _Active(run)
-        if self._stopping and active.kill(RunStatus.KILLED, SHUTDOWN_REASON):
+        if self._stopping and active.kill(RunStatus.KILLED, SHUTDOWN_REASON,
+                                          self._ctx.clock.now_ms()):
             self._killed += 1
         self._active[run_id] = active
         self._idle = trio.Event() if self._idle.is_set() else self._idle
@@ -235,7 +241,7 @@ class Executor(Actor[ExecutorMsg]):
 
     def _kill_all(self, runs: Iterator[_Active], status: RunStatus, reason: str) -> None:
         for active in runs:
-            if active.kill(status, reason):
+            if active.kill(status, reason, self._ctx.clock.now_ms()):
                 self._killed += 1
                 log.info("killing run %s of %r: %s", active.run.fire.run_id,
                          active.run.fire.spec.name, reason)
@@ -262,15 +268,21 @@ class Executor(Actor[ExecutorMsg]):
 
     async def _execute(self, active: _Active) -> RunRecord:
         fire = active.run.fire
-        await self._until_planned(active)
+        config = self._ctx.config
+        wait_s = (fire.planned_ms - self._ctx.clock.now_ms()) / 1000
+        in_shell = wait_s > 0 and can_wait_in_shell(config.bash_path)
+        if not in_shell:
+            await self._until_planned(active)
         if active.cause is not None:  # killed before it could start
             return self._never_started(fire, active.cause)
-        config = self._ctx.config
+        argv = (waiting_argv(config.bash_path, fire.spec.command, wait_s) if in_shell
+                else [config.bash_path, "-c", fire.spec.command])
+        timeout_s = fire.spec.timeout_s + wait_s if in_shell and fire.spec.timeout_s > 0 \
+            else fire.spec.timeout_s
         try:
             process = await start_process(
-                [config.bash_path, "-c", fire.spec.command], env=job_env(fire),
-                cap_bytes=config.output_cap_bytes, kill_grace_s=config.kill_grace_s,
-                timeout_s=fire.spec.timeout_s)
+                argv, env=job_env(fire), cap_bytes=config.output_cap_bytes,
+                kill_grace_s=config.kill_grace_s, timeout_s=timeout_s, silent_stdin=in_shell)
         except SpawnFailed as exc:
             self._spawn_failures += 1
             log.warning("run %s of %r: %s", fire.run_id, fire.spec.name, exc)
@@ -279,9 +291,13 @@ class Executor(Actor[ExecutorMsg]):
                            start_ms=now_ms, end_ms=now_ms)
         # No checkpoint between start_process and wait(): wait() owns the cleanup.
         active.attach(process)
-        start_ms = self._ctx.clock.now_ms()
+        # Spawned ahead, the command itself starts at the planned time (``start_at``).
+        start_ms = max(self._ctx.clock.now_ms(), fire.planned_ms)
         self._ctx.metrics.run_started(fire.trigger, fire.planned_ms, start_ms)  # O(1), sync
         result = await process.wait()
+        cause = active.cause
+        if in_shell and cause is not None and cause.at_ms < fire.planned_ms:
+            return self._never_started(fire, cause)  # stopped while bash still waited
         return self._finished_record(active, result, start_ms)
 
     async def _until_planned(self, active: _Active) -> None:

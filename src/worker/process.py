@@ -109,14 +109,17 @@ async def start_process(
     cap_bytes: int,
     kill_grace_s: float,
     timeout_s: float = 0,
+    silent_stdin: bool = False,
 ) -> GroupProcess:
     """Start ``argv`` as the leader of a new session; raise SpawnFailed if it cannot.
 
     ``timeout_s`` <= 0 means no timeout; it counts from now. Call ``wait()`` on the
     result without awaiting anything else first: until then nobody cleans it up.
+    ``silent_stdin``: stdin is a pipe whose write end only the child holds; that fd's
+    number is appended to ``argv`` (see ``start_at``). Otherwise stdin is ``/dev/null``.
     """
     await trio.lowlevel.checkpoint()
-    child = _Child.spawn(argv, env)
+    child = _Child.spawn(argv, env, silent_stdin=silent_stdin)
     deadline = trio.current_time() + timeout_s if timeout_s > 0 else math.inf
     return GroupProcess(child, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
                         deadline=deadline, timeout_s=timeout_s)
@@ -141,23 +144,34 @@ class _Child:
         self.stderr = stderr
 
     @classmethod
-    def spawn(cls, argv: Sequence[str], env: Mapping[str, str]) -> "_Child":
+    def spawn(cls, argv: Sequence[str], env: Mapping[str, str], *,
+              silent_stdin: bool = False) -> "_Child":
         fds: list[int] = []
+        child_only: list[int] = []  # the child's ends: closed here once it has them
         try:
             out_read, out_write = os.pipe()
             fds += [out_read, out_write]
             err_read, err_write = os.pipe()
             fds += [err_read, err_write]
+            child_only += [out_write, err_write]
+            stdin: int = subprocess.DEVNULL
+            pass_fds: tuple[int, ...] = ()
+            if silent_stdin:
+                stdin, in_write = os.pipe()
+                fds += [stdin, in_write]
+                child_only += [stdin, in_write]
+                argv = [*argv, str(in_write)]
+                pass_fds = (in_write,)
             popen = subprocess.Popen(
                 list(argv), env=dict(env), start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=out_write, stderr=err_write,
+                stdin=stdin, stdout=out_write, stderr=err_write, pass_fds=pass_fds,
             )
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
             raise SpawnFailed(argv[0], exc) from exc
-        os.close(out_write)
-        os.close(err_write)
+        for fd in child_only:
+            os.close(fd)
         return cls(popen, trio.lowlevel.FdStream(out_read), trio.lowlevel.FdStream(err_read))
 
     @property

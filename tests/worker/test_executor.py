@@ -231,6 +231,23 @@ async def test_a_kill_while_a_run_waits_for_its_time_stops_it_before_it_starts(t
     assert not marker.exists()
 
 
+async def test_a_run_spawned_ahead_counts_its_timeout_from_its_planned_time():
+    run = planned_in(make_run("ahead", "sleep 0.7", timeout=1), 0.6)
+    async with executor() as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert record.status is RunStatus.SUCCEEDED, record.err
+
+
+async def test_with_another_shell_the_executor_waits_for_the_planned_time_itself():
+    run = planned_in(make_run("ahead", "date +%s.%N"), 0.3)
+    async with executor(bash_path="/bin/sh") as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert record.status is RunStatus.SUCCEEDED
+    assert float(record.output) * 1000 >= run.fire.planned_ms
+
+
 async def test_timeout_kills_the_group_with_status_timeout(fifo):
     run = make_run("slow", f"echo $$ > {fifo}; sleep 300; echo done", timeout=2)
     async with executor() as h:
