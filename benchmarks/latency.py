@@ -12,7 +12,10 @@ one after the other on the same machine and with the same probe command:
     apscheduler4  (``--peers aps4``) APScheduler 4 on N nodes, PostgreSQL + Redis
 
 and reports lateness (child spawned - planned: p50/p90/p99/max), the child's own
-lateness, duplicates, misses, per-node share and CPU seconds inside the window. A
+lateness, duplicates, misses, per-node share and CPU seconds inside the window. Judge
+ours by the child's lateness: its workers spawn a fire's process ahead of time and bash
+starts the command at the planned instant, so our record lateness reads 0 whenever a
+fire was claimed in time. A
 system *saturates* at a load where it misses fires or its p99 passes one period (1 s):
 it no longer keeps up. ``--json`` gets ``{system: {runs, duplicates, misses, p50_ms,
 p90_ms, p99_ms, max_ms, ...}}`` (for a sweep, keyed by ``jobs=M`` first); the full
