@@ -60,7 +60,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -275,13 +275,16 @@ class Executor(Actor[ExecutorMsg]):
             await self._until_planned(active)
         if active.cause is not None:  # killed before it could start
             return self._never_started(fire, active.cause)
-        argv = (waiting_argv(config.bash_path, fire.spec.command, wait_s) if in_shell
-                else [config.bash_path, "-c", fire.spec.command])
+        env = job_env(fire)
+        argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
+        if in_shell:
+            argv = waiting_argv(config.bash_path, fire.spec.command, wait_s,
+                                env.pop("BASH_ENV", ""))
         timeout_s = fire.spec.timeout_s + wait_s if in_shell and fire.spec.timeout_s > 0 \
             else fire.spec.timeout_s
         try:
             process = await start_process(
-                argv, env=job_env(fire), cap_bytes=config.output_cap_bytes,
+                argv, env=env, cap_bytes=config.output_cap_bytes,
                 kill_grace_s=config.kill_grace_s, timeout_s=timeout_s, silent_stdin=in_shell)
         except SpawnFailed as exc:
             self._spawn_failures += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -237,6 +238,36 @@ async def test_a_run_spawned_ahead_counts_its_timeout_from_its_planned_time():
         await h.send(StartRun(run))
         record = await h.record()
     assert record.status is RunStatus.SUCCEEDED, record.err
+
+
+async def test_a_run_spawned_ahead_keeps_its_kill_grace(fifo):
+    """The job's own program gets the SIGTERM and its grace, as under ``bash -c``."""
+    program = ("import signal, sys, time\n"
+               "signal.signal(signal.SIGTERM, lambda *a: (print('cleaned up', flush=True),"
+               " time.sleep(0.3), sys.exit(3)))\n"
+               f"open({str(fifo)!r}, 'w').write('up')\n"
+               "time.sleep(30)\n")
+    run = planned_in(make_run("graceful", f"{sys.executable} -c \"{program}\""), 0.3)
+    async with executor() as h:
+        await h.send(StartRun(run))
+        assert await read_fifo(fifo) == "up"
+        await h.send(KillRun("graceful", run.fire.run_id))
+        record = await h.record()
+    assert record.status is RunStatus.KILLED
+    assert (record.exit_code, record.output) == (3, "cleaned up\n")
+
+
+async def test_a_run_spawned_ahead_sources_its_bash_env_once_after_the_wait(tmp_path):
+    sourced = tmp_path / "sourced"
+    bash_env = tmp_path / "env.sh"
+    bash_env.write_text(f'echo "$EPOCHREALTIME" >> {sourced}\n')
+    run = planned_in(make_run("env", "true", env={"BASH_ENV": str(bash_env)}), 0.3)
+    async with executor() as h:
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert record.status is RunStatus.SUCCEEDED
+    [line] = sourced.read_text().splitlines()
+    assert float(line) * 1000 >= run.fire.planned_ms
 
 
 async def test_with_another_shell_the_executor_waits_for_the_planned_time_itself():
