@@ -153,7 +153,7 @@ class Config:
         check=checks.positive, used_by=_WORKER)
     claim_lead_s: float = _setting(
         0.2, "claim a scheduled fire of an 'allow' job this long before its time; the "
-        "process still starts at the planned instant, seconds (0: claim at the fire time)",
+        "command still starts at the planned instant, seconds (0: claim at the fire time)",
         check=checks.claim_lead, used_by=_WORKER)
 
     def __post_init__(self) -> None:
