@@ -361,3 +361,24 @@ async def test_a_table_dropped_under_the_store_is_recreated(store_url):
             await store.write_batch([run(2)])
         await store.write_batch([run(2)])  # ...and the retry finds a new table
         assert await all_ids(store) == ["run-00002"]
+
+
+async def test_sqlite_opens_a_database_another_connection_is_writing(tmp_path):
+    """Switching a new file to WAL fails at once while another connection holds it:
+    the store waits for it (within the connect timeout) instead of giving up."""
+    path = tmp_path / "shared.db"
+    other = sqlite3.connect(path, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # rollback journal, write lock held
+
+    def release_soon() -> None:
+        time.sleep(0.3)
+        other.rollback()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, release_soon)
+        async with open_store(f"sqlite:///{path}") as store:
+            await store.write_batch([run(1)])
+            assert await all_ids(store) == [run(1).run_id]
+    other.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -143,13 +143,33 @@ class SQLiteBackend:
         conn = sqlite3.connect(self._path, timeout=self._settings.connect_timeout_s,
                                check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe across app crashes
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL once per database (the mode persists in the file).
+
+        Switching fails at once with "database is locked", without waiting on the busy
+        timeout, while another connection (the master beside a worker, two processes
+        opening a new file) holds it; so it is skipped when the file is in WAL mode
+        already, and retried briefly otherwise.
+        """
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        deadline = time.monotonic() + self._settings.connect_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
 
     def _discard(self) -> None:
         if self._conn is not None:
