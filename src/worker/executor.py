@@ -272,16 +272,17 @@ class Executor(Actor[ExecutorMsg]):
         wait_s = (fire.planned_ms - self._ctx.clock.now_ms()) / 1000
         in_shell = wait_s > 0 and can_wait_in_shell(config.bash_path)
         if not in_shell:
-            await self._until_planned(active)
+            await self._until_planned(active, wait_s)
         if active.cause is not None:  # killed before it could start
             return self._never_started(fire, active.cause)
         env = job_env(fire)
         argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
+        timeout_s = fire.spec.timeout_s
         if in_shell:
             argv = waiting_argv(config.bash_path, fire.spec.command, wait_s,
                                 env.pop("BASH_ENV", ""))
-        timeout_s = fire.spec.timeout_s + wait_s if in_shell and fire.spec.timeout_s > 0 \
-            else fire.spec.timeout_s
+            if timeout_s > 0:
+                timeout_s += wait_s  # the job's timeout counts from its planned instant
         try:
             process = await start_process(
                 argv, env=env, cap_bytes=config.output_cap_bytes,
@@ -303,13 +304,12 @@ class Executor(Actor[ExecutorMsg]):
             return self._never_started(fire, cause)  # stopped while bash still waited
         return self._finished_record(active, result, start_ms)
 
-    async def _until_planned(self, active: _Active) -> None:
+    async def _until_planned(self, active: _Active, wait_s: float) -> None:
         """A fire claimed ahead of its time (``claim_lead_s``) starts at it, not before."""
-        delay_s = (active.run.fire.planned_ms - self._ctx.clock.now_ms()) / 1000
-        if delay_s <= 0 or active.cause is not None:
+        if wait_s <= 0 or active.cause is not None:
             return
         with trio.CancelScope() as active.waiting:  # cancelled by a kill
-            await trio.sleep(delay_s)
+            await trio.sleep(wait_s)
         active.waiting = None
 
     def _finished_record(self, active: _Active, result: ProcessResult,

@@ -4,14 +4,14 @@ It sleeps exactly until the earliest fire is due (plan table or pending retry), 
 until a message arrives; it never scans the table and never does I/O itself. A
 scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
 time (see ``plan``): its claim, an etcd transaction of milliseconds (more in a burst),
-is settled when the time comes, and the Executor starts the process at the planned
-instant, never before. An edit, pause or kill of the job within that window meets a
-fire already claimed: edits and pauses apply from the next fire; a kill that reaches
-the Executor stops it before its process starts. Retries, catch-up and manual runs
-are due at once. Policy lives
-here and only here: pause, catch-up after an outage (``startingDeadline``), misfires
-beyond the grace, retries with backoff, and what is recorded for skipped or lost
-runs. Claims, processes and storage belong to the Locker, Executor and LogSink.
+is settled when the time comes, and the command starts at the planned instant, never
+before (the Executor, ``start_at``). An edit, pause or kill of the job within that
+window meets a fire already claimed: edits and pauses apply from the next fire; a kill
+stops it before its command starts. Retries, catch-up and manual runs are due at once.
+Policy lives here and only here: pause, catch-up after an outage
+(``startingDeadline``), misfires beyond the grace, retries with backoff, and what is
+recorded for skipped or lost runs. Claims, processes and storage belong to the
+Locker, Executor and LogSink.
 
 Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on
 the JobWatcher's watch and the Locker's replies). Fires go to the Locker through an
@@ -92,8 +92,8 @@ class Scheduler(Actor[SchedulerMsg]):
         self._seq = itertools.count()
         self._firing = True
         self._fires = 0
-        self._misfires = MisfireLog(round(ctx.config.misfire_grace_s * 1000))
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
+        self._misfires = MisfireLog(self._grace_ms)
         self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
         self._outbox = ClaimOutbox(ctx.peers.locker.send, ctx.clock, grace_ms=self._grace_ms,
                                    on_stale=self._stale)
@@ -138,8 +138,8 @@ class Scheduler(Actor[SchedulerMsg]):
 
     def statistics_detail(self) -> SchedulerStatistics:
         return SchedulerStatistics(
-            len(self._plan), self._fires, self._misfires.count, len(self._retries), len(self._outbox),
-            self._firing,
+            len(self._plan), self._fires, self._misfires.count, len(self._retries),
+            len(self._outbox), self._firing,
         )
 
     # -- messages -------------------------------------------------------------------
