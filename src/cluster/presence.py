@@ -12,11 +12,17 @@ Errors::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+
+# States of a run under running/ (see RunningInfo).
+CLAIMED = "claimed"
+STARTED = "started"
 
 
 class PresenceDecodeError(ValueError):
@@ -86,7 +92,12 @@ class RunningInfo:
     """A run in progress under ``running/<name>/<run_id>`` (on the worker's session lease).
 
     Carries what another worker needs to write the run's ``lost`` record and apply the
-    retry policy if this worker dies mid-run.
+    retry policy if this worker dies mid-run, or to run it in its place if it died
+    before the run's command was committed to start (``state``).
+
+    ``state``: ``claimed`` from the claim until the run's process is committed to start
+    its command; then ``started`` (``worker.start_marks``). A value without a state is
+    read as ``started``: nothing may run twice on a guess.
     """
 
     run_id: str
@@ -96,12 +107,21 @@ class RunningInfo:
     attempt: int
     trigger: str
     started_ms: int  # when it was claimed; its process starts at planned_ms at the earliest
+    state: str = STARTED
+
+    @property
+    def started(self) -> bool:
+        """Committed to start: if its worker dies now, the run may have run (``lost``)."""
+        return self.state != CLAIMED
+
+    def with_state(self, state: str) -> "RunningInfo":
+        return dataclasses.replace(self, state=state)
 
     def to_bytes(self) -> bytes:
         return _dump({
             "runId": self.run_id, "jobName": self.job_name, "worker": self.worker_id,
             "planTime": self.planned_ms, "attempt": self.attempt,
-            "trigger": self.trigger, "startTime": self.started_ms,
+            "trigger": self.trigger, "startTime": self.started_ms, "state": self.state,
         })
 
     @classmethod
@@ -112,6 +132,7 @@ class RunningInfo:
                 run_id=str(v["runId"]), job_name=str(v["jobName"]), worker_id=str(v["worker"]),
                 planned_ms=int(v["planTime"]), attempt=int(v.get("attempt", 1)),
                 trigger=str(v.get("trigger", "schedule")), started_ms=int(v.get("startTime", 0)),
+                state=CLAIMED if v.get("state") == CLAIMED else STARTED,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PresenceDecodeError("running run", repr(exc)) from None

@@ -46,6 +46,7 @@ from .log_sink import LogSink
 from .metrics_http import MetricsServer
 from .registrar import Registrar
 from .scheduler import Scheduler
+from .start_marks import StartMarks
 
 log = logging.getLogger("worker")
 
@@ -88,7 +89,10 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd) -> Supervisor:
                   grace_s=SINK_GRACE_S),
         ChildSpec("registrar", lambda: track(Registrar(inboxes.registrar, ctx, etcd)),
                   grace_s=REGISTRAR_GRACE_S),
-        ChildSpec("executor", lambda: track(Executor(inboxes.executor, ctx, release=release_guard)),
+        ChildSpec("executor", lambda: track(Executor(
+            inboxes.executor, ctx, release=release_guard,
+            marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
+                             size=config.mailbox_size))),
                   grace_s=executor_grace_s(config)),
         ChildSpec("pipeline", pipeline, grace_s=PIPELINE_GRACE_S),
     ]

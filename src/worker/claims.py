@@ -6,11 +6,14 @@ run's ``running`` key and the guard are written together. The lock key names the
 fire time and is not deleted when the run ends: it expires with a shared, rotating
 lease, so a slow or skewed worker can never run the same fire a second time.
 The ``running`` key and the guard live on the worker's session lease: a worker that
-dies takes them with it, and whoever sees them vanish records the run as lost.
+dies takes them with it, and whoever sees them vanish records the run as lost, or, if
+it was still ``claimed`` (its command not committed to start, ``start_marks``), claims
+the fire again under its ``lost`` key and runs it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,7 +31,7 @@ from cluster.etcd import (
     Put,
 )
 from cluster.keyspace import Keyspace
-from cluster.presence import RunningInfo
+from cluster.presence import CLAIMED, RunningInfo
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from .messages import Fire, Run
@@ -42,22 +45,41 @@ NOT_OURS_TO_RELEASE = frozenset({RunStatus.SKIPPED, RunStatus.LOST})
 
 
 def lock_key(ks: Keyspace, fire: Fire) -> str:
-    """One key per (job, fire time, attempt); retries are fires of their own."""
+    """One key per (job, fire time, attempt); retries are fires of their own. A fire
+    claimed again after its worker died unstarted is claimed by the run's lost key."""
+    if fire.recovers:
+        return _lost(ks, fire.spec.name, fire.run_id, fire.recovers)
     return ks.lock(fire.spec.name, fire.planned_ms, fire.attempt)
 
 
 def lost_key(ks: Keyspace, info: RunningInfo) -> str:
-    """Whoever creates this key records the run as lost (and applies the retry policy)."""
-    return ks.lost(info.job_name, info.run_id)
+    """Whoever creates this key records the run as lost or runs it again, exactly once."""
+    return _lost(ks, info.job_name, info.run_id, info.worker_id)
+
+
+def _lost(ks: Keyspace, name: str, run_id: str, holder: str) -> str:
+    """One key per (run, worker it vanished with): a run recovered by a worker that dies
+    too can be recovered again."""
+    key_id = f"{run_id}@{holder}"
+    if len(key_id) > 128:  # the id limit of etcd keys here; worker ids may be long
+        key_id = f"{run_id}@{hashlib.blake2b(holder.encode(), digest_size=8).hexdigest()}"
+    return ks.lost(name, key_id)
+
+
+def by_trigger_key(fire: Fire) -> bool:
+    """A manual run is claimed by deleting its trigger key (exactly one worker can);
+    once recovered, by its lost key like any other."""
+    return fire.trigger is RunTrigger.MANUAL and not fire.recovers
 
 
 def is_guarded(fire: Fire) -> bool:
     return fire.spec.concurrency in GUARDED
 
 
-def running_info(fire: Fire, worker_id: str, started_ms: int) -> RunningInfo:
+def running_info(fire: Fire, worker_id: str, started_ms: int,
+                 state: str = CLAIMED) -> RunningInfo:
     return RunningInfo(fire.run_id, fire.spec.name, worker_id, fire.planned_ms,
-                       fire.attempt, str(fire.trigger), started_ms)
+                       fire.attempt, str(fire.trigger), started_ms, state)
 
 
 def lock_value(fire: Fire, worker_id: str, *, skipped: bool = False) -> bytes:
@@ -77,7 +99,7 @@ def claim_ops(
     ops: list[Op] = [
         Put(ks.running(name, fire.run_id), running_info(fire, worker_id, now_ms).to_bytes(), session)
     ]
-    if fire.trigger is RunTrigger.MANUAL:
+    if by_trigger_key(fire):
         # The trigger key is the claim: exactly one worker deletes it.
         trigger = ks.trigger(name, fire.run_id)
         compares.append(Compare.version(trigger, ">", 0))
@@ -86,7 +108,7 @@ def claim_ops(
         key = lock_key(ks, fire)
         compares.append(Compare.create_revision(key, "==", 0))
         ops.append(Put(key, lock_value(fire, worker_id), lock_lease))
-    if fire.trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP):
+    if fire.trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP) and not fire.recovers:
         ops.append(Put(ks.state(name), str(fire.planned_ms)))
     if guarded:
         compares.append(Compare.create_revision(ks.active(name), "==", 0))
@@ -98,7 +120,7 @@ def skip_claim_ops(
     ks: Keyspace, fire: Fire, worker_id: str, *, lock_lease: int,
 ) -> tuple[list[Compare], list[Op]]:
     """Claim the right to record a fire as skipped: exactly one worker writes that record."""
-    if fire.trigger is RunTrigger.MANUAL:
+    if by_trigger_key(fire):
         trigger = ks.trigger(fire.spec.name, fire.run_id)
         return [Compare.version(trigger, ">", 0)], [Delete(trigger)]
     key = lock_key(ks, fire)
@@ -110,7 +132,7 @@ def skip_claim_ops(
 
 def claim_probe(ks: Keyspace, fire: Fire) -> list[Op]:
     """Failure-branch reads: was the fire taken, or only the job busy?"""
-    if fire.trigger is RunTrigger.MANUAL:
+    if by_trigger_key(fire):
         return [Get(ks.trigger(fire.spec.name, fire.run_id))]
     return [Get(lock_key(ks, fire))]
 
@@ -178,10 +200,10 @@ def batchable(fire: Fire) -> bool:
     """May this fire's claim share a transaction with others (``claim_batch``)?
 
     Only unguarded fires claimed by their lock key: a manual run is claimed by its
-    trigger key, and a guarded one may need the forbid/replace handling of the single
-    path; both keep it.
+    trigger key, a guarded one may need the forbid/replace handling of the single
+    path, and a recovered one is rare; they keep it.
     """
-    return fire.trigger is not RunTrigger.MANUAL and not is_guarded(fire)
+    return not by_trigger_key(fire) and not is_guarded(fire) and not fire.recovers
 
 
 def batch_claim_ops(

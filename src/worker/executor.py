@@ -13,11 +13,16 @@ A run ends in exactly one record, sent to the LogSink, then:
   it never succeeds, the guard still goes with the session lease. The ``running/``
   key is the LogSink's to delete, once the record is durable.
 
-A run never starts before its planned time: a scheduled fire is claimed a little
-ahead (``claim_lead_s``, see the Scheduler). Its process is spawned at once and bash
-itself waits for the instant (``start_at``), so that a granted fire runs even if this
-worker dies before its time; a kill meanwhile stops it before its command starts.
-(With a shell other than bash the Executor waits in-process instead.)
+How a run starts (``start_at``, ``start_marks``): its process is spawned at once, held;
+the run's ``running`` key is marked ``started`` in etcd; then the process is told the
+seconds left until the planned instant, and bash waits them out itself before it
+``exec``s the command. So a command never starts before its planned time (a scheduled
+fire is claimed a little ahead, ``claim_lead_s``), never before etcd says it started
+(survivors run a fire again only if it never did), and still starts on time if this
+worker dies after telling it; if the worker dies before, the process settles the run
+with etcd itself (``orphan``). A kill before the command starts stops it unstarted; a
+mark that finds the key gone (the session lease expired) makes it ``lost``, unstarted.
+(With a shell other than bash the Executor marks the run, waits in-process, then spawns.)
 
 Why a run stops, first reason wins: ``KillRun`` (its status, usually ``killed``),
 ``Fenced`` (``lost``: the session lease is gone, so another worker may now own the
@@ -60,6 +65,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -68,6 +74,7 @@ import trio
 from actors import Actor, ActorError, Inbox, MailboxClosed
 from cluster.store import RunRecord, RunStatus
 
+from . import orphan
 from .context import WorkerContext
 from .messages import (
     ExecutorMsg,
@@ -83,10 +90,12 @@ from .messages import (
     Write,
 )
 from .process import GroupProcess, ProcessResult, SpawnFailed, decode_output, start_process
-from .start_at import can_wait_in_shell, waiting_argv
+from .start_at import can_wait_in_shell, held_argv
+from .start_marks import Marks
 
 log = logging.getLogger(__name__)
 
+_GONE_REASON = "its claim vanished with the session lease before it started"
 RELEASE_WAIT_S = 2.0  # after the drain: how long pending releases may still finish
 SHUTDOWN_REASON = "worker shutting down"
 CONFIG_ENV_PREFIX = "SCHEDULER_"
@@ -119,7 +128,8 @@ class _Active:
     run: Run
     process: GroupProcess | None = None
     cause: _KillCause | None = None  # set once: the first reason to stop wins
-    waiting: trio.CancelScope | None = None  # set while it waits for its planned time
+    waiting: trio.CancelScope | None = None  # set while it waits for its mark or time
+    start_ms: int | None = None  # when its command starts (committed): None until then
 
     def kill(self, status: RunStatus, reason: str, at_ms: int) -> bool:
         """Ask the run to stop; False if it is already stopping or has ended."""
@@ -141,10 +151,12 @@ class _Active:
 
 class Executor(Actor[ExecutorMsg]):
     def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
-                 release: Release) -> None:
+                 release: Release, marks: Marks) -> None:
         super().__init__(inbox)
         self._ctx = ctx
         self._release = release
+        self._marks = marks
+        self._orphan = orphan_command(ctx.config.etcd_endpoints)
         self._active: dict[str, _Active] = {}  # by run id
         self._idle = trio.Event()  # set exactly when _active is empty
         self._idle.set()
@@ -161,12 +173,19 @@ class Executor(Actor[ExecutorMsg]):
         # Nested so that runs end (and are recorded) before releases are given up on.
         async with trio.open_nursery() as background:
             self._background = background
+            marking = trio.CancelScope()
+            background.start_soon(self._serve_marks, marking)
             async with trio.open_nursery() as runs:
                 self._runs = runs
                 task_status.started()
                 await self.serve()  # ends with drain(): every run recorded
+            marking.cancel()  # every run has ended: nothing is left to mark
             # Pending releases get a little longer, then are cancelled on leaving.
             background.cancel_scope.deadline = trio.current_time() + RELEASE_WAIT_S
+
+    async def _serve_marks(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self._marks.serve()
 
     def request_stop(self) -> None:
         self._stopping = True  # queued StartRuns are recorded killed, not spawned
@@ -269,24 +288,22 @@ class Executor(Actor[ExecutorMsg]):
     async def _execute(self, active: _Active) -> RunRecord:
         fire = active.run.fire
         config = self._ctx.config
-        wait_s = (fire.planned_ms - self._ctx.clock.now_ms()) / 1000
-        in_shell = wait_s > 0 and can_wait_in_shell(config.bash_path)
-        if not in_shell:
-            await self._until_planned(active, wait_s)
+        held = can_wait_in_shell(config.bash_path)
+        if not held:  # no orphan to settle it: marked before it is spawned
+            if not await self._marked(active):
+                return self._never_started(fire, active.cause or _gone(self._ctx.clock.now_ms()))
+            await self._until_planned(active, (fire.planned_ms - self._ctx.clock.now_ms()) / 1000)
         if active.cause is not None:  # killed before it could start
             return self._never_started(fire, active.cause)
         env = job_env(fire)
         argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
-        timeout_s = fire.spec.timeout_s
-        if in_shell:
-            argv = waiting_argv(config.bash_path, fire.spec.command, wait_s,
-                                env.pop("BASH_ENV", ""))
-            if timeout_s > 0:
-                timeout_s += wait_s  # the job's timeout counts from its planned instant
+        if held:
+            argv = held_argv(config.bash_path, fire.spec.command, self._orphan_argv(fire),
+                             env.pop("BASH_ENV", ""))
         try:
             process = await start_process(
                 argv, env=env, cap_bytes=config.output_cap_bytes,
-                kill_grace_s=config.kill_grace_s, timeout_s=timeout_s, silent_stdin=in_shell)
+                kill_grace_s=config.kill_grace_s, timeout_s=fire.spec.timeout_s, held=held)
         except SpawnFailed as exc:
             self._spawn_failures += 1
             log.warning("run %s of %r: %s", fire.run_id, fire.spec.name, exc)
@@ -295,14 +312,49 @@ class Executor(Actor[ExecutorMsg]):
                            start_ms=now_ms, end_ms=now_ms)
         # No checkpoint between start_process and wait(): wait() owns the cleanup.
         active.attach(process)
-        # Spawned ahead, the command itself starts at the planned time (``start_at``).
-        start_ms = max(self._ctx.clock.now_ms(), fire.planned_ms)
-        self._ctx.metrics.run_started(fire.trigger, fire.planned_ms, start_ms)  # O(1), sync
+        if held:
+            assert self._runs is not None
+            self._runs.start_soon(self._commit, active, name=f"commit {fire.run_id}")
+        else:
+            self._started_at(active, self._ctx.clock.now_ms())
         result = await process.wait()
-        cause = active.cause
-        if in_shell and cause is not None and cause.at_ms < fire.planned_ms:
-            return self._never_started(fire, cause)  # stopped while bash still waited
+        if active.waiting is not None:
+            active.waiting.cancel()  # it ended before it was committed
+        cause, start_ms = active.cause, active.start_ms
+        if start_ms is None or (cause is not None and cause.at_ms < start_ms):
+            return self._never_started(fire, cause or _exited_held(result))
         return self._finished_record(active, result, start_ms)
+
+    async def _marked(self, active: _Active) -> bool:
+        """Marked started in etcd (``start_marks``); False if its key is gone or it was
+        killed meanwhile."""
+        with trio.CancelScope() as active.waiting:  # cancelled by a kill
+            marked = await self._marks.mark(active.run)
+            active.waiting = None
+            return marked
+        active.waiting = None
+        return False
+
+    async def _commit(self, active: _Active) -> None:
+        """A held run: mark it started, then tell its process to start the command."""
+        if await self._marked(active):
+            fire = active.run.fire
+            now_ms = self._ctx.clock.now_ms()
+            assert active.process is not None
+            if active.process.commit((fire.planned_ms - now_ms) / 1000):
+                self._started_at(active, now_ms)
+        elif active.cause is None:  # its key went with our session: fenced
+            if active.kill(RunStatus.LOST, _GONE_REASON, self._ctx.clock.now_ms()):
+                self._killed += 1
+
+    def _started_at(self, active: _Active, now_ms: int) -> None:
+        fire = active.run.fire
+        active.start_ms = max(now_ms, fire.planned_ms)  # a command never starts early
+        self._ctx.metrics.run_started(fire.trigger, fire.planned_ms, active.start_ms)  # O(1)
+
+    def _orphan_argv(self, fire: Fire) -> list[str]:
+        key = self._ctx.keyspace.running(fire.spec.name, fire.run_id)
+        return [*self._orphan, key, self._ctx.worker_id, str(fire.planned_ms)]
 
     async def _until_planned(self, active: _Active, wait_s: float) -> None:
         """A fire claimed ahead of its time (``claim_lead_s``) starts at it, not before."""
@@ -373,6 +425,21 @@ class Executor(Actor[ExecutorMsg]):
         except Exception:  # it retries by itself; a failure must not stop other runs
             log.exception("releasing the keys of run %s failed; they expire with the "
                           "session lease", run.fire.run_id)
+
+
+def orphan_command(etcd_endpoints: Sequence[str]) -> list[str]:
+    """How a held run whose worker died settles itself (``orphan``), minus its run."""
+    return [sys.executable, "-I", orphan.__file__, ",".join(etcd_endpoints)]
+
+
+def _gone(now_ms: int) -> _KillCause:
+    return _KillCause(RunStatus.LOST, _GONE_REASON, now_ms)
+
+
+def _exited_held(result: ProcessResult) -> _KillCause:
+    """A held process that ended before it was told to start: something else killed it."""
+    return _KillCause(RunStatus.FAILED,
+                      f"its process ended (code {result.returncode}) before it was started", 0)
 
 
 def job_env(fire: Fire, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -6,7 +6,7 @@ by itself (no event lost or repeated); on ``WatchCompacted`` the loop re-reads t
 prefix and watches on from that read, so state converges instead of drifting::
 
     workers/   every change → WorkersChanged (live workers, sorted by id) → Locker
-    running/   a deletion that went with its worker's key → ClaimLost → Locker
+    running/   a deletion that went with its worker's key → RunVanished → Scheduler
     jobs/      read → JobsSnapshot (+ last fired times from state/) → Scheduler;
                put → JobSaved, or JobDeleted when the spec is invalid (an invalid
                spec must not keep running its older version); delete → JobDeleted
@@ -64,12 +64,12 @@ from cluster.spec import JobSpec, SpecError
 from cluster.store import RunStatus
 
 from .messages import (
-    ClaimLost,
     JobDeleted,
     JobSaved,
     JobWatcherMsg,
     JobsSnapshot,
     KillRun,
+    RunVanished,
     TriggerRequested,
     WorkersChanged,
 )
@@ -145,7 +145,7 @@ class JobWatcherStatistics:
     jobs_snapshots: int  # JobsSnapshot sent: one at start-up, one per jobs/ compaction
     compactions: int  # watches (any prefix) that had to re-read
     invalid_specs: int  # job values rejected (logged)
-    lost_runs: int  # ClaimLost sent
+    lost_runs: int  # RunVanished sent
     workers: int
     running: int  # other workers' runs known
     pending_lost: int
@@ -340,7 +340,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._workers.pop(worker_id, None)
         await self._send_workers()
         for info in self._lost.worker_deleted(worker_id, event.revision, trio.current_time()):
-            await self._claim_lost(info)
+            await self._vanished(info)
 
     def _add_worker(self, kv: KeyValue) -> None:
         """Record a registration; an unreadable one makes its worker ineligible."""
@@ -382,7 +382,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
         if info is None and event.prev is not None:
             info = self._running_info(event.prev)
         if info is not None and self._lost.run_deleted(info, event.revision, trio.current_time()):
-            await self._claim_lost(info)
+            await self._vanished(info)
 
     def _running_info(self, kv: KeyValue) -> RunningInfo | None:
         """Another worker's run under ``kv``; None for ours or an unreadable one."""
@@ -396,8 +396,8 @@ class JobWatcher(Actor[JobWatcherMsg]):
             return None
         return None if info.worker_id == self._ctx.worker_id else info
 
-    async def _claim_lost(self, info: RunningInfo) -> None:
+    async def _vanished(self, info: RunningInfo) -> None:
         self._counts["lost_runs"] += 1
         log.warning("run %s of job %r vanished with worker %r", info.run_id, info.job_name,
                     info.worker_id)
-        await self._send(self._ctx.peers.locker, ClaimLost(info))
+        await self._send(self._ctx.peers.scheduler, RunVanished(info))

@@ -37,7 +37,7 @@ from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import RunTrigger
 
 from . import claims
-from .claim_batch import BatchQueue, Outcome, Pending, Result, distinct_jobs
+from .claim_batch import BatchQueue, Outcome, PendingClaim, Result, distinct_jobs
 from .context import WorkerContext
 from .messages import (
     Claim,
@@ -203,13 +203,13 @@ class Locker(Actor[LockerMsg]):
                     return None
         return await self._try_claim(fire)
 
-    async def _claim_batch(self, batch: list[Pending]) -> None:
+    async def _claim_batch(self, batch: list[PendingClaim]) -> None:
         """Claim several first-choice fires in one transaction (all or none)."""
         batch = distinct_jobs(batch)
         session = self._session
         if session is None:
             return  # unsettled: the single path decides
-        fires = [p.fire for p in batch]
+        fires = [p.item for p in batch]
         try:
             lock_lease = await self._lock_leases.current()
             compares, success, failure = claims.batch_claim_ops(
@@ -227,20 +227,20 @@ class Locker(Actor[LockerMsg]):
             return
         if result.succeeded:
             for pending in batch:
-                pending.settle(Run(pending.fire, session, False))
+                pending.settle(Run(pending.item, session, False))
             return
         for pending, probe in zip(batch, result.responses):
-            if self._taken(pending.fire, probe):
+            if self._taken(pending.item, probe):
                 pending.settle(Outcome.TAKEN)
 
-    async def _check_batch(self, batch: list[Pending]) -> None:
+    async def _check_batch(self, batch: list[PendingClaim]) -> None:
         """Backups: one read tells which fires their owner took; only the rest claim."""
         try:
-            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.fire for p in batch]))
+            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.item for p in batch]))
         except EtcdError:
             return  # unsettled: the single path decides
         for pending, probe in zip(batch, result.responses):
-            if self._taken(pending.fire, probe):
+            if self._taken(pending.item, probe):
                 pending.settle(Outcome.TAKEN)
 
     async def _skip_unless_claimed(self, fire: Fire) -> None:
@@ -315,7 +315,7 @@ class Locker(Actor[LockerMsg]):
         """Did another worker claim it? (Else only the job's guard stopped us.)"""
         if not isinstance(probe, GetResult):
             return True
-        if fire.trigger is RunTrigger.MANUAL:
+        if claims.by_trigger_key(fire):
             return not probe.kvs  # somebody deleted the trigger key: theirs
         return bool(probe.kvs)  # the lock key exists: theirs
 
@@ -399,6 +399,6 @@ class Locker(Actor[LockerMsg]):
             await self._tell_scheduler(LostClaimed(info))
 
 
-def _settle_all(batch: list[Pending], result: Result) -> None:
+def _settle_all(batch: list[PendingClaim], result: Result) -> None:
     for pending in batch:
         pending.settle(result)

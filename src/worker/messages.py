@@ -4,8 +4,9 @@ Flow (DESIGN §3)::
 
     etcd ──watch──> JobWatcher ──Jobs*/TriggerRequested──> Scheduler
                     JobWatcher ──KillRun──> Executor
-                    JobWatcher ──WorkersChanged/ClaimLost──> Locker
-    Scheduler ──Claim──> Locker ──Granted/Denied──> Scheduler
+                    JobWatcher ──RunVanished──> Scheduler
+                    JobWatcher ──WorkersChanged──> Locker
+    Scheduler ──Claim/ClaimLost──> Locker ──Granted/Denied/LostClaimed──> Scheduler
     Scheduler ──StartRun──> Executor ──RunEnded──> Scheduler
                             Executor ──Write──> LogSink ──batches──> store
     Registrar ──SessionChanged──> Locker, Executor
@@ -36,6 +37,9 @@ class Fire:
     trigger: RunTrigger
     run_id: str
     attempt: int = 1
+    # Non-empty: a run that worker ``recovers`` claimed, then died before its command
+    # was committed to start; the fire is claimed again under the same run id.
+    recovers: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,13 @@ class LostClaimed:
 
 
 @dataclass(frozen=True, slots=True)
+class RunVanished:
+    """Another worker's run went with that worker's lease: it died or lost its session."""
+
+    info: RunningInfo
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnded:
     run: Run
     status: RunStatus
@@ -107,7 +118,7 @@ class RunEnded:
 
 SchedulerMsg = (
     JobsSnapshot | JobSaved | JobDeleted | TriggerRequested
-    | Granted | Denied | LostClaimed | RunEnded
+    | Granted | Denied | LostClaimed | RunVanished | RunEnded
 )
 
 
@@ -121,7 +132,7 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class ClaimLost:
-    """A run's key went with its worker's lease: that worker died mid-run."""
+    """Record a vanished run as ``lost`` (its command may have started), if nobody else does."""
 
     info: RunningInfo
 

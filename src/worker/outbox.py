@@ -1,4 +1,4 @@
-"""The Scheduler's outbox: fires on their way to the Locker, forwarded by a task.
+"""The Scheduler's outbox: fires (and lost runs) on their way to the Locker, forwarded by a task.
 
 Why not send from the Scheduler's loop: the Locker answers (``Granted``, ``Denied``)
 from its claim tasks, and stops reading its mailbox while ``mailbox_size`` claims are
@@ -12,7 +12,8 @@ must: backpressure still delays fires, it just no longer blocks the replies.
 Bound: a scheduled fire that waited here longer than the misfire grace is passed over
 (``on_stale``: counted and logged as a misfire) instead of being claimed late, so a
 sustained overload holds at most about grace × fire rate fires. Manual, retry and
-catch-up fires are always forwarded.
+catch-up fires, fires claimed again after their worker died, and lost runs are always
+forwarded.
 """
 
 from __future__ import annotations
@@ -27,25 +28,25 @@ from actors import MailboxClosed
 from cluster.store import RunTrigger
 
 from .clock import WallClock
-from .messages import Claim, Fire
+from .messages import Claim, ClaimLost, Fire
 
 log = logging.getLogger(__name__)
 
 
 class ClaimOutbox:
-    def __init__(self, send: Callable[[Claim], Awaitable[None]], clock: WallClock, *,
+    def __init__(self, send: Callable[[Claim | ClaimLost], Awaitable[None]], clock: WallClock, *,
                  grace_ms: int, on_stale: Callable[[Fire, int], None]) -> None:
         self._send = send
         self._clock = clock
         self._grace_ms = grace_ms
         self._on_stale = on_stale
-        self._queue: collections.deque[Claim] = collections.deque()
+        self._queue: collections.deque[Claim | ClaimLost] = collections.deque()
         self._ready = trio.Event()  # set whenever the queue is not empty
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def put(self, claim: Claim) -> None:
+    def put(self, claim: Claim | ClaimLost) -> None:
         self._queue.append(claim)
         self._ready.set()
 
@@ -56,8 +57,7 @@ class ClaimOutbox:
                 self._ready = trio.Event()
                 await self._ready.wait()
             claim = self._queue.popleft()
-            waited_ms = self._clock.now_ms() - claim.fire.fired_ms
-            if claim.fire.trigger is RunTrigger.SCHEDULE and waited_ms > self._grace_ms:
+            if isinstance(claim, Claim) and (waited_ms := self._stale_ms(claim.fire)):
                 self._on_stale(claim.fire, waited_ms)
                 continue
             try:
@@ -66,3 +66,9 @@ class ClaimOutbox:
                 log.info("locker stopped: %d queued fires not claimed", len(self._queue) + 1)
                 self._queue.clear()
                 return
+
+    def _stale_ms(self, fire: Fire) -> int:
+        """How long a scheduled fire waited here beyond the grace; 0 if it may go."""
+        waited_ms = self._clock.now_ms() - fire.fired_ms
+        stale = fire.trigger is RunTrigger.SCHEDULE and waited_ms > self._grace_ms
+        return waited_ms if stale else 0

@@ -109,18 +109,20 @@ async def start_process(
     cap_bytes: int,
     kill_grace_s: float,
     timeout_s: float = 0,
-    silent_stdin: bool = False,
+    held: bool = False,
 ) -> GroupProcess:
     """Start ``argv`` as the leader of a new session; raise SpawnFailed if it cannot.
 
     ``timeout_s`` <= 0 means no timeout; it counts from now. Call ``wait()`` on the
     result without awaiting anything else first: until then nobody cleans it up.
-    ``silent_stdin``: stdin is a pipe whose write end only the child holds; that fd's
-    number is appended to ``argv`` (see ``start_at``). Otherwise stdin is ``/dev/null``.
+    ``held`` (see ``start_at``): stdin is a pipe whose write end only we hold, for
+    ``commit()``; a second pipe, both ends the child's, has its read and write fds
+    appended to ``argv``; the timeout then counts from the commit. Otherwise stdin is
+    ``/dev/null``.
     """
     await trio.lowlevel.checkpoint()
-    child = _Child.spawn(argv, env, silent_stdin=silent_stdin)
-    deadline = trio.current_time() + timeout_s if timeout_s > 0 else math.inf
+    child = _Child.spawn(argv, env, held=held)
+    deadline = trio.current_time() + timeout_s if timeout_s > 0 and not held else math.inf
     return GroupProcess(child, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
                         deadline=deadline, timeout_s=timeout_s)
 
@@ -137,17 +139,21 @@ class _Child:
     """
 
     def __init__(self, popen: subprocess.Popen, stdout: trio.lowlevel.FdStream,
-                 stderr: trio.lowlevel.FdStream) -> None:
+                 stderr: trio.lowlevel.FdStream, commit_fd: int | None) -> None:
         self.popen = popen
         self.pid = popen.pid
         self.stdout = stdout
         self.stderr = stderr
+        # The write end of a held child's stdin. Invariant: closed only by commit() or
+        # after the child is reaped, never while it waits: EOF tells it we are gone.
+        self.commit_fd = commit_fd
 
     @classmethod
     def spawn(cls, argv: Sequence[str], env: Mapping[str, str], *,
-              silent_stdin: bool = False) -> "_Child":
+              held: bool = False) -> "_Child":
         fds: list[int] = []
         child_only: list[int] = []  # the child's ends: closed here once it has them
+        commit_fd: int | None = None
         try:
             out_read, out_write = os.pipe()
             fds += [out_read, out_write]
@@ -156,12 +162,14 @@ class _Child:
             child_only += [out_write, err_write]
             stdin: int = subprocess.DEVNULL
             pass_fds: tuple[int, ...] = ()
-            if silent_stdin:
-                stdin, in_write = os.pipe()
-                fds += [stdin, in_write]
-                child_only += [stdin, in_write]
-                argv = [*argv, str(in_write)]
-                pass_fds = (in_write,)
+            if held:
+                # os.pipe() fds are not inheritable: no other child can hold commit_fd.
+                stdin, commit_fd = os.pipe()
+                wait_read, wait_write = os.pipe()
+                fds += [stdin, commit_fd, wait_read, wait_write]
+                child_only += [stdin, wait_read, wait_write]
+                argv = [*argv, str(wait_read), str(wait_write)]
+                pass_fds = (wait_read, wait_write)
             popen = subprocess.Popen(
                 list(argv), env=dict(env), start_new_session=True,
                 stdin=stdin, stdout=out_write, stderr=err_write, pass_fds=pass_fds,
@@ -172,7 +180,13 @@ class _Child:
             raise SpawnFailed(argv[0], exc) from exc
         for fd in child_only:
             os.close(fd)
-        return cls(popen, trio.lowlevel.FdStream(out_read), trio.lowlevel.FdStream(err_read))
+        return cls(popen, trio.lowlevel.FdStream(out_read), trio.lowlevel.FdStream(err_read),
+                   commit_fd)
+
+    def close_commit(self) -> None:
+        if self.commit_fd is not None:
+            os.close(self.commit_fd)
+            self.commit_fd = None
 
     @property
     def returncode(self) -> int | None:
@@ -231,6 +245,7 @@ class GroupProcess:
         self._kill_reason: str | None = None
         self._timed_out = False
         self._kill_requested = trio.Event()
+        self._timeout_scope: trio.CancelScope | None = None
         self._exited = False  # bash's exit was seen: no more SIGTERM from kill()
         self._reaped = False  # after this, never signal the group again (pid reusable)
         self._pidfd = _open_pidfd(self._pid)
@@ -255,6 +270,26 @@ class GroupProcess:
         self._kill_reason = reason
         signal_group(self._pid, signal.SIGTERM)
         self._kill_requested.set()
+        return True
+
+    def commit(self, wait_s: float) -> bool:
+        """Tell a held child to start its command ``wait_s`` from now (``start_at``);
+        its timeout counts from then. False, doing nothing, if it is stopping or gone.
+
+        Never blocks: the line is far below the pipe's buffer, and the pipe is fresh.
+        """
+        if self._proc.commit_fd is None or self._exited or self._kill_reason is not None:
+            return False
+        try:
+            os.write(self._proc.commit_fd, f"{max(wait_s, 0.0):.6f}\n".encode())
+        except OSError:  # it died meanwhile (EPIPE): it will be reaped as it is
+            return False
+        finally:
+            self._proc.close_commit()
+        if self._timeout_s > 0:
+            self._deadline = trio.current_time() + max(wait_s, 0.0) + self._timeout_s
+            if self._timeout_scope is not None:
+                self._timeout_scope.deadline = self._deadline
         return True
 
     async def wait(self) -> ProcessResult:
@@ -286,7 +321,7 @@ class GroupProcess:
         )
 
     async def _wait_exit_within_timeout(self) -> None:
-        with trio.move_on_at(self._deadline):
+        with trio.move_on_at(self._deadline) as self._timeout_scope:
             await self._wait_exit()
             return
         if self.kill(f"timed out after {self._timeout_s:g} s"):
@@ -324,6 +359,7 @@ class GroupProcess:
                 log.error("bash pid %d did not die within %s s of SIGKILL", self._pid,
                           REAP_TIMEOUT_S)
         self._exited = True
+        self._proc.close_commit()  # reaped (or past hope): EOF can tell nobody anything now
         self._close_pidfd()
         for capture in (self._stdout, self._stderr):
             await trio.aclose_forcefully(capture.stream)

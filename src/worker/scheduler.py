@@ -40,6 +40,7 @@ from .clock import trio_deadline_for
 from .context import WorkerContext
 from .messages import (
     Claim,
+    ClaimLost,
     Denied,
     Fire,
     Granted,
@@ -49,6 +50,7 @@ from .messages import (
     KillRun,
     LostClaimed,
     RunEnded,
+    RunVanished,
     SchedulerMsg,
     StartRun,
     TriggerRequested,
@@ -165,6 +167,8 @@ class Scheduler(Actor[SchedulerMsg]):
             case Denied(fire, reason, record_skip):
                 if record_skip:
                     await self._record(skipped_record(fire, self._ctx.worker_id, reason))
+            case RunVanished(info):
+                await self._on_vanished(info)
             case LostClaimed(info):
                 await self._on_lost(info)
             case RunEnded(run, status):
@@ -220,6 +224,22 @@ class Scheduler(Actor[SchedulerMsg]):
         for run_id, requested_ms in self._pending_triggers.pop(name, ()):
             await self._trigger(name, run_id, requested_ms)
 
+    async def _on_vanished(self, info: RunningInfo) -> None:
+        """Another worker's run went with its lease. If its command was never committed
+        to start (``start_marks``), claim the fire again and run it, on whichever live
+        worker ranks first (every survivor sees the same run); otherwise, or if the job
+        is gone or paused, one survivor records it lost."""
+        entry = self._plan.get(info.job_name)
+        trigger = _trigger_of(info)
+        if info.started or entry is None or entry.spec.paused or trigger is None:
+            await self._send_locker(ClaimLost(info))
+            return
+        log.warning("run %s of %r never started on worker %r, which is gone: running it again",
+                    info.run_id, info.job_name, info.worker_id)
+        await self._send_locker(Claim(Fire(
+            entry.spec, info.planned_ms, self._ctx.clock.now_ms(), trigger,
+            info.run_id, info.attempt, recovers=info.worker_id)))
+
     async def _on_lost(self, info: RunningInfo) -> None:
         entry = self._plan.get(info.job_name)
         command = entry.spec.command if entry else ""
@@ -264,7 +284,7 @@ class Scheduler(Actor[SchedulerMsg]):
 
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
-    async def _send_locker(self, msg: Claim) -> None:
+    async def _send_locker(self, msg: Claim | ClaimLost) -> None:
         self._outbox.put(msg)  # never waits: see ``outbox``
 
     def _stale(self, fire: Fire, waited_ms: int) -> None:
@@ -279,6 +299,13 @@ class Scheduler(Actor[SchedulerMsg]):
 
     async def _record(self, record: RunRecord) -> None:
         await self._ctx.peers.log_sink.send(Write(record))
+
+
+def _trigger_of(info: RunningInfo) -> RunTrigger | None:
+    try:
+        return RunTrigger(info.trigger)
+    except ValueError:
+        return None
 
 
 def _with_spec(fire: Fire, spec: JobSpec, now_ms: int) -> Fire:

@@ -10,7 +10,8 @@ import trio.testing
 
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
-from worker.claim_batch import BatchQueue, Outcome, Pending, distinct_jobs
+from worker.claim_batch import BatchQueue, Outcome, distinct_jobs
+from worker.group_commit import Pending
 from worker.messages import Fire, Run
 
 T0 = 1_700_000_000_000
@@ -33,10 +34,10 @@ class Recorder:
         self.batches: list[list[str]] = []
 
     async def send(self, batch: list[Pending]) -> None:
-        self.batches.append([p.fire.spec.name for p in batch])
+        self.batches.append([p.item.spec.name for p in batch])
         await trio.sleep(0.01)
         for pending in batch:
-            pending.settle(Run(pending.fire, 1, False))
+            pending.settle(Run(pending.item, 1, False))
 
 
 async def test_a_lone_fire_goes_at_once_and_a_burst_gathers_behind_it(autojump_clock):
@@ -93,7 +94,8 @@ async def test_fires_left_unsettled_by_a_failed_batch_go_the_single_path(autojum
 
 
 def test_a_job_appears_once_per_batch_the_others_go_alone():
-    batch = [Pending(fire("a", T0)), Pending(fire("b", T0)), Pending(fire("a", T0 + 1000))]
+    batch = [Pending(fire("a", T0), Outcome.SINGLE), Pending(fire("b", T0), Outcome.SINGLE),
+             Pending(fire("a", T0 + 1000), Outcome.SINGLE)]
     kept = distinct_jobs(batch)
-    assert [p.fire.spec.name for p in kept] == ["a", "b"]
+    assert [p.item.spec.name for p in kept] == ["a", "b"]
     assert batch[2].done.is_set() and batch[2].result is Outcome.SINGLE

@@ -48,6 +48,23 @@ def make_run(name: str, command: str, *, lease: int = LEASE, **spec) -> Run:
     return Run(fire, session_lease=lease, guarded=False)
 
 
+class FakeMarks:
+    """Marks every run started (or, with ``gone``, finds every key gone), after ``delay_s``."""
+
+    def __init__(self) -> None:
+        self.marked: list[Run] = []
+        self.gone = False
+        self.delay_s = 0.0
+
+    async def serve(self) -> None:
+        await trio.sleep_forever()
+
+    async def mark(self, run: Run) -> bool:
+        await trio.sleep(self.delay_s)
+        self.marked.append(run)
+        return not self.gone
+
+
 class Harness:
     """An Executor on real mailboxes; tests read what it sent to its peers."""
 
@@ -57,7 +74,9 @@ class Harness:
         self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock(), self.peers)
         self.released: list[Run] = []
         self.release_error: Exception | None = None
-        self.executor = Executor(self.inboxes.executor, self.ctx, release=self._release)
+        self.marks = FakeMarks()
+        self.executor = Executor(self.inboxes.executor, self.ctx, release=self._release,
+                                 marks=self.marks)
 
     async def _release(self, run: Run) -> None:
         self.released.append(run)
@@ -277,6 +296,46 @@ async def test_with_another_shell_the_executor_waits_for_the_planned_time_itself
         record = await h.record()
     assert record.status is RunStatus.SUCCEEDED
     assert float(record.output) * 1000 >= run.fire.planned_ms
+    assert h.marks.marked == [run]  # marked before its spawn: no orphan settles it
+
+
+async def test_a_command_starts_only_once_its_run_is_marked_started():
+    run = make_run("marked", 'echo "$EPOCHREALTIME"')  # due 1.5 s ago: no wait of its own
+    async with executor() as h:
+        h.marks.delay_s = 0.5
+        before_ms = time.time_ns() // 1_000_000
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert h.marks.marked == [run]
+    assert record.status is RunStatus.SUCCEEDED
+    assert float(record.output) * 1000 >= before_ms + 500
+    assert record.start_time >= before_ms + 500
+
+
+async def test_a_run_whose_claim_vanished_before_its_mark_never_starts(tmp_path):
+    marker = tmp_path / "ran"
+    run = make_run("fenced", f"touch {marker}")
+    async with executor() as h:
+        h.marks.gone = True  # the session lease expired: another worker may run it now
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert (record.status, record.start_time) == (RunStatus.LOST, None)
+    assert "vanished" in record.err and "before it started" in record.err
+    assert not marker.exists()
+
+
+async def test_a_kill_while_a_run_waits_for_its_mark_stops_it_before_it_starts(tmp_path):
+    marker = tmp_path / "ran"
+    run = make_run("unmarked", f"touch {marker}")
+    async with executor() as h:
+        h.marks.delay_s = 30
+        await h.send(StartRun(run))
+        await trio.sleep(0.2)
+        await h.send(KillRun("unmarked", None))
+        record = await h.record()
+    assert (record.status, record.start_time) == (RunStatus.KILLED, None)
+    assert "before it started" in record.err
+    assert not marker.exists() and h.marks.marked == []
 
 
 async def test_timeout_kills_the_group_with_status_timeout(fifo):

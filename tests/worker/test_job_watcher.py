@@ -16,18 +16,18 @@ from actors import Inbox, open_mailbox
 from cluster.config import Config
 from cluster.etcd import Etcd, open_etcd
 from cluster.keyspace import Keyspace, encode_kill_value
-from cluster.presence import RunningInfo, WorkerInfo
+from cluster.presence import CLAIMED, RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 from worker.clock import SystemClock
 from worker.context import Inboxes, WorkerContext, open_mailboxes
 from worker.job_watcher import JobWatcher, JobWatcherMsg
 from worker.messages import (
-    ClaimLost,
     JobDeleted,
     JobSaved,
     JobsSnapshot,
     KillRun,
+    RunVanished,
     TriggerRequested,
     WorkersChanged,
 )
@@ -245,16 +245,19 @@ async def die(etcd: Etcd, ks: Keyspace, worker_id: str, *runs: RunningInfo) -> N
     await etcd.revoke_lease(lease.id)  # as an expiry: every key of it in one revision
 
 
-async def test_runs_that_vanish_with_their_worker_are_claimed_lost_once_each(etcd, etcd_prefix):
+async def test_runs_that_vanish_with_their_worker_are_reported_once_each(etcd, etcd_prefix):
     ks = Keyspace(etcd_prefix)
     watcher, inboxes = make_watcher(etcd, etcd_prefix)
     async with running(watcher):
-        lost = [run_of("w2", "r1", "a"), run_of("w2", "r2", "b")]
+        # One that may have started, one whose command was never committed to start.
+        lost = [run_of("w2", "r1", "a"), run_of("w2", "r2", "b").with_state(CLAIMED)]
         mine = run_of(ME, "r3")  # our own run on that lease, say: never ours to claim
         await die(etcd, ks, "w2", *lost, mine)
-        got = [await next_of(inboxes.locker, ClaimLost), await next_of(inboxes.locker, ClaimLost)]
+        got = [await next_of(inboxes.scheduler, RunVanished),
+               await next_of(inboxes.scheduler, RunVanished)]
         assert sorted(m.info.run_id for m in got) == ["r1", "r2"]
-        assert {m.info for m in got} == set(lost)
+        assert {m.info for m in got} == set(lost)  # with their last state
+        assert [m.info.started for m in sorted(got, key=lambda m: m.info.run_id)] == [True, False]
 
 
 async def test_runs_that_end_normally_or_in_a_graceful_shutdown_are_not_lost(etcd, etcd_prefix):
@@ -271,5 +274,5 @@ async def test_runs_that_end_normally_or_in_a_graceful_shutdown_are_not_lost(etc
         await etcd.revoke_lease(lease.id)  # then the lease
         marker = run_of("w3", "r9")
         await die(etcd, ks, "w3", marker)  # both streams pass here after the above
-        assert await next_of(inboxes.locker, ClaimLost) == ClaimLost(marker)
+        assert await next_of(inboxes.scheduler, RunVanished) == RunVanished(marker)
         assert watcher.statistics_detail().lost_runs == 1

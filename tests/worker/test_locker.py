@@ -175,6 +175,52 @@ async def test_a_vanished_run_is_claimed_as_lost_by_exactly_one_survivor(etcd_en
     assert lost == [LostClaimed(info)]
 
 
+async def test_a_run_that_never_started_is_claimed_again_by_exactly_one_survivor(
+        etcd_endpoint, etcd_prefix):
+    """Every survivor sees the same vanished run and claims it again under its lost key:
+    one runs it, under the same run id, holding a fresh running key of its own; the
+    fire's own lock (still the dead worker's) does not stop it."""
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("again", concurrency="forbid")
+        original = fire(job, 1_700_000_000_000)
+        await etcd.put(claims.lock_key(fleet.ks, original), claims.lock_value(original, "dead"))
+        recovery = dataclasses.replace(original, recovers="dead")
+        await fleet.everyone(Claim(recovery))
+        replies = await fleet.replies()
+        [(winner, win)] = granted(replies)
+        running = await etcd.get(fleet.ks.running("again", original.run_id))
+        state = await etcd.get(fleet.ks.state("again"))
+        nursery.cancel_scope.cancel()
+    assert win.run.fire == recovery and win.run.guarded
+    info = RunningInfo.from_bytes(running.value)
+    assert (info.worker_id, info.started) == (winner, False)  # claimed, to be marked again
+    assert state is None  # an old fire claimed again does not move the job's last fire time
+
+
+async def test_a_vanished_run_is_either_run_again_or_recorded_lost_never_both(
+        etcd_endpoint, etcd_prefix):
+    """Survivors may disagree (one no longer knows the job): the lost key decides."""
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("race", concurrency="allow")
+        for i in range(10):
+            original = fire(job, 1_700_000_000_000 + i * 1000)
+            info = claims.running_info(original, "dead", original.planned_ms)
+            for n, (peers, _) in enumerate(fleet.lockers.values()):
+                msg = ClaimLost(info) if n == i % 3 else Claim(
+                    dataclasses.replace(original, recovers="dead"))
+                await peers.locker.send(msg)
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    outcomes = sorted((m.run.fire.planned_ms if isinstance(m, Granted) else m.info.planned_ms)
+                      for msgs in replies.values() for m in msgs
+                      if isinstance(m, Granted | LostClaimed))
+    assert outcomes == [1_700_000_000_000 + i * 1000 for i in range(10)]
+
+
 async def test_the_guard_goes_at_run_end_the_running_key_once_the_record_is_durable(
         etcd_endpoint, etcd_prefix):
     async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:

@@ -10,19 +10,23 @@ import trio.testing
 
 from cluster.config import Config
 from cluster.keyspace import Keyspace
+from cluster.presence import CLAIMED, STARTED, RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext, open_mailboxes
 from worker.messages import (
     Claim,
+    ClaimLost,
     Denied,
+    Fire,
     Granted,
     JobDeleted,
     JobSaved,
     JobsSnapshot,
     KillRun,
     RunEnded,
+    RunVanished,
     StartRun,
     Run,
     TriggerRequested,
@@ -299,3 +303,33 @@ async def test_a_run_now_request_that_arrives_before_its_job_waits_for_it(autoju
     [(claim, _)] = got
     assert (claim.fire.run_id, claim.fire.trigger) == ("run-7", RunTrigger.MANUAL)
     assert set(pending) == {"other"}
+
+
+async def test_a_vanished_run_that_never_started_is_claimed_again(autojump_clock):
+    """Same run id, fire time, trigger and attempt; only the lost key tells it apart."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("v", "@yearly", concurrency="allow")
+        await h.send(JobsSnapshot((job,), 1, {}))
+        await trio.sleep(5)
+        info = RunningInfo("run-4", "v", "dead", T0 + 1000, 2, "retry", T0 + 900, CLAIMED)
+        await h.send(RunVanished(info))
+        [(claim, _)] = await h.claims_until(T0 + 6_000)
+        nursery.cancel_scope.cancel()
+    assert claim == Claim(Fire(job, T0 + 1000, claim.fire.fired_ms, RunTrigger.RETRY, "run-4", 2,
+                               recovers="dead"))
+    assert claim.fire.fired_ms >= T0 + 5000
+
+
+@pytest.mark.parametrize("case", ["started", "unknown job", "paused job"])
+async def test_a_vanished_run_that_may_have_started_is_recorded_lost_by_one(autojump_clock, case):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("v", "@yearly", paused=case == "paused job")
+        await h.send(JobsSnapshot((job,) if case != "unknown job" else (), 1, {}))
+        state = STARTED if case == "started" else CLAIMED
+        info = RunningInfo("run-4", "v", "dead", T0 + 1000, 1, "schedule", T0 + 900, state)
+        await h.send(RunVanished(info))
+        got = await h.claims_until(T0 + 1_000)
+        nursery.cancel_scope.cancel()
+    assert [msg for msg, _ in got] == [ClaimLost(info)]

@@ -1,5 +1,6 @@
-"""A process spawned ahead of its planned time starts its command then, by itself:
-even when the worker that spawned it dies in between."""
+"""A held run's process starts its command when told, at its planned time, even when the
+worker that spawned it dies in between; if the worker dies before telling it, the
+orphan command decides."""
 
 from __future__ import annotations
 
@@ -9,46 +10,81 @@ import textwrap
 import time
 from pathlib import Path
 
-from worker.start_at import can_wait_in_shell, waiting_argv
+import pytest
+
+from worker.start_at import can_wait_in_shell, held_argv
 
 WAIT_S = 10  # generous bound for what should take well under a second
 
+# argv: command, seconds until the planned instant, commit (1/0), orphan argv...
 DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
     from worker.process import start_process
-    from worker.start_at import waiting_argv
+    from worker.start_at import held_argv
 
     async def main():
-        command, wait_s = sys.argv[1], float(sys.argv[2])
-        await start_process(waiting_argv("/bin/bash", command, wait_s),
-                            env={"PATH": "/usr/bin:/bin"}, cap_bytes=1024,
-                            kill_grace_s=1, silent_stdin=True)
+        command, wait_s, commit, orphan = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+        process = await start_process(held_argv("/bin/bash", command, orphan),
+                                      env={"PATH": "/usr/bin:/bin"}, cap_bytes=1024,
+                                      kill_grace_s=1, held=True)
+        if commit == "1":
+            assert process.commit(wait_s)
         os.kill(os.getpid(), signal.SIGKILL)  # dies before the planned time
 
     trio.run(main)
 """)
 
 
-def test_the_command_starts_at_its_time_though_its_worker_died_before(tmp_path: Path):
+def die_after_spawning(command: str, wait_s: float, *, commit: bool, orphan: list[str]) -> None:
+    worker = subprocess.run(
+        [sys.executable, "-c", DYING_WORKER, command, str(wait_s), "1" if commit else "0", *orphan],
+        capture_output=True, text=True, timeout=WAIT_S)
+    assert worker.returncode == -9, worker.stderr
+
+
+def wait_for_line(path: Path, text: str) -> str:
+    deadline = time.monotonic() + WAIT_S
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, "the command never ran"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_a_committed_command_starts_at_its_time_though_its_worker_died_before(tmp_path: Path):
     out = tmp_path / "ran"
     command = f'echo "$EPOCHREALTIME $0 [$*]" > {out}; read -r x; echo "stdin rc=$?" >> {out}'
     planned = time.time() + 0.5
-    worker = subprocess.run([sys.executable, "-c", DYING_WORKER, command, "0.5"],
-                            capture_output=True, text=True, timeout=WAIT_S)
-    assert worker.returncode == -9, worker.stderr
+    die_after_spawning(command, 0.5, commit=True, orphan=["false"])
     assert time.time() < planned  # the worker was gone before the planned time
-    deadline = time.monotonic() + WAIT_S
-    while not (out.exists() and "stdin" in out.read_text()):
-        assert time.monotonic() < deadline, "the command never ran"
-        time.sleep(0.05)
-    started, shell, args, *_ = out.read_text().split()
+    started, shell, args, *_ = wait_for_line(out, "stdin").split()
     assert planned <= float(started) < planned + 1.0
     # The job sees what `bash -c COMMAND` sees: no extra arguments, stdin at EOF.
     assert (shell, args) == ("/bin/bash", "[]")
     assert out.read_text().splitlines()[1] == "stdin rc=1"
 
 
+def test_an_uncommitted_command_asks_the_orphan_command(tmp_path: Path):
+    out, asked = tmp_path / "ran", tmp_path / "asked"
+    die_after_spawning(f"echo ran > {out}", 0.2, commit=False,
+                       orphan=["/bin/bash", "-c", f'echo "$*" > {asked}', "orphan", "a b", "c"])
+    assert wait_for_line(asked, "\n") == "a b c\n"  # its argv intact, then exit 0: run
+    assert wait_for_line(out, "ran") == "ran\n"
+
+
+def test_an_uncommitted_command_never_starts_when_the_orphan_command_says_no(tmp_path: Path):
+    out, asked = tmp_path / "ran", tmp_path / "asked"
+    die_after_spawning(f"echo ran > {out}", 0.0, commit=False,
+                       orphan=["/bin/bash", "-c", f"echo no > {asked}; exit 1"])
+    wait_for_line(asked, "no")
+    time.sleep(0.5)
+    assert not out.exists()
+
+
 def test_only_bash_is_trusted_to_wait():
     assert can_wait_in_shell("/bin/bash") and can_wait_in_shell("bash")
     assert not can_wait_in_shell("/bin/sh") and not can_wait_in_shell("/usr/bin/zsh")
-    assert waiting_argv("/bin/bash", "true", -1.0)[4] == "0.000000"  # never negative
+
+
+def test_a_held_run_needs_an_orphan_command():
+    with pytest.raises(ValueError, match="orphan"):
+        held_argv("/bin/bash", "true", [])

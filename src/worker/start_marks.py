@@ -1,0 +1,122 @@
+"""The commit point of a run: its ``running`` key says ``started`` before its command may.
+
+Why: a claim is won in etcd, and the run's process is spawned afterwards, by the worker.
+A worker that died in between (SIGKILL, OOM, a crash) left a fire claimed by nobody
+alive: it never ran, and survivors could only record it ``lost``. Survivors must be
+able to tell "never started" (run it again) from "may have started" (record it lost,
+never run twice). So every run passes through two states in etcd: ``claimed`` (the
+claim) and ``started``, written here after its process is up and before the process is
+told to start the command (``start_at``). When a worker's lease expires, survivors read
+the last state of each of its runs: ``claimed`` is claimed again and run
+(``Fire.recovers``), ``started`` is recorded ``lost``.
+
+A process whose worker dies before telling it to start settles the run with etcd
+itself (``orphan``); both it and this module write ``started`` by compare-and-set, so
+etcd orders them, and a key that is gone (its lease expired) is never marked.
+
+Marks are group-committed (``group_commit``): each is one compare (``version == 1``:
+only the claim wrote the key), one put and one failure-branch read; a batch that fails
+tells from its reads which runs are marked already, gone, or only waiting for a retry.
+
+Mailbox policy: the queue is bounded (``mailbox_size``); a full one makes the marking
+run wait. A mark is retried while etcd is unreachable, until it lands, its key is
+found gone, or its run is cancelled (killed): the run never starts on a guess.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Protocol
+
+import trio
+
+from cluster.etcd import Compare, Etcd, EtcdError, Get, GetResult, Put
+from cluster.keyspace import Keyspace
+from cluster.presence import STARTED, PresenceDecodeError, RunningInfo
+
+from . import claims
+from .clock import WallClock
+from .group_commit import GroupQueue, Pending
+from .messages import Run
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_MARKS = 64  # 1 compare, 1 put, 1 read each: within etcd's 128 ops per list
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+
+
+class Mark(enum.Enum):
+    STARTED = "started"  # the key says started: the command may start
+    GONE = "gone"  # the key is gone (the lease expired) or not ours: never start
+    RETRY = "retry"  # undecided (etcd unreachable, or another mark failed the batch)
+
+
+class Marks(Protocol):
+    """What the Executor needs (tests give it a fake)."""
+
+    async def serve(self) -> None: ...
+
+    async def mark(self, run: Run) -> bool: ...
+
+
+class StartMarks:
+    def __init__(self, etcd: Etcd, ks: Keyspace, worker_id: str, clock: WallClock, *,
+                 size: int) -> None:
+        self._etcd = etcd
+        self._ks = ks
+        self._worker_id = worker_id
+        self._clock = clock
+        self._queue = GroupQueue[Run, Mark](size, unsettled=Mark.RETRY,
+                                            max_batch=MAX_BATCH_MARKS)
+
+    async def serve(self) -> None:
+        """Send the marks in batches until cancelled."""
+        await self._queue.serve(self._send)
+
+    async def mark(self, run: Run) -> bool:
+        """Mark ``run`` started; False if its key is gone. Retries until it knows."""
+        delay_s = RETRY_FIRST_S
+        while True:
+            match await self._queue.submit(run):
+                case Mark.STARTED:
+                    return True
+                case Mark.GONE:
+                    return False
+            await trio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RETRY_MAX_S)
+
+    async def _send(self, batch: list[Pending[Run, Mark]]) -> None:
+        now_ms = self._clock.now_ms()
+        compares, success, failure = [], [], []
+        for pending in batch:
+            run = pending.item
+            key = self._ks.running(run.fire.spec.name, run.fire.run_id)
+            info = claims.running_info(run.fire, self._worker_id, now_ms, STARTED)
+            compares.append(Compare.version(key, "==", 1))
+            success.append(Put(key, info.to_bytes(), run.session_lease))
+            failure.append(Get(key))
+        try:
+            result = await self._etcd.txn(compares, success, failure)
+        except EtcdError as exc:  # unreachable, answer lost, lease gone: ask again
+            log.warning("marking %d runs started: %s; retrying", len(batch), exc)
+            return
+        if result.succeeded:
+            for pending in batch:
+                pending.settle(Mark.STARTED)
+            return
+        for pending, probe in zip(batch, result.responses):
+            pending.settle(self._state(probe))
+
+    def _state(self, probe: object) -> Mark:
+        if not isinstance(probe, GetResult) or not probe.kvs:
+            return Mark.GONE
+        kv = probe.kvs[0]
+        try:
+            info = RunningInfo.from_bytes(kv.value)
+        except PresenceDecodeError:
+            return Mark.GONE
+        if info.worker_id != self._worker_id:
+            return Mark.GONE  # vanished and claimed again elsewhere
+        return Mark.STARTED if kv.version > 1 and info.started else Mark.RETRY
