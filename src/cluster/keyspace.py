@@ -114,7 +114,8 @@ class LockKey:
 
 @dataclass(frozen=True, slots=True)
 class LostKey:
-    """Claim of the right to record a vanished run as lost (and to retry it)."""
+    """Claim of a run that vanished with its worker: to run it again or record it lost.
+    ``run_id`` is ``<run id>@<worker id>`` (or a hash of it, when that is too long)."""
 
     name: str
     run_id: str

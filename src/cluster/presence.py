@@ -23,6 +23,7 @@ from typing import Any
 # States of a run under running/ (see RunningInfo).
 CLAIMED = "claimed"
 STARTED = "started"
+ORPHANED = "orphaned"  # started by its own process after its worker died (worker.orphan)
 
 
 class PresenceDecodeError(ValueError):
@@ -96,8 +97,9 @@ class RunningInfo:
     before the run's command was committed to start (``state``).
 
     ``state``: ``claimed`` from the claim until the run's process is committed to start
-    its command; then ``started`` (``worker.start_marks``). A value without a state is
-    read as ``started``: nothing may run twice on a guess.
+    its command; then ``started`` (``worker.start_marks``), or ``orphaned`` if the
+    process committed itself after its worker died. A value without a state is read as
+    ``started``: nothing may run twice on a guess.
     """
 
     run_id: str
@@ -106,7 +108,9 @@ class RunningInfo:
     planned_ms: int
     attempt: int
     trigger: str
-    started_ms: int  # when it was claimed; its process starts at planned_ms at the earliest
+    # When it was claimed; once marked started, when its command starts (never before
+    # planned_ms).
+    started_ms: int
     state: str = STARTED
 
     @property
@@ -132,7 +136,7 @@ class RunningInfo:
                 run_id=str(v["runId"]), job_name=str(v["jobName"]), worker_id=str(v["worker"]),
                 planned_ms=int(v["planTime"]), attempt=int(v.get("attempt", 1)),
                 trigger=str(v.get("trigger", "schedule")), started_ms=int(v.get("startTime", 0)),
-                state=CLAIMED if v.get("state") == CLAIMED else STARTED,
+                state=v["state"] if v.get("state") in (CLAIMED, ORPHANED) else STARTED,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PresenceDecodeError("running run", repr(exc)) from None

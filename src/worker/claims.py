@@ -61,8 +61,8 @@ def _lost(ks: Keyspace, name: str, run_id: str, holder: str) -> str:
     """One key per (run, worker it vanished with): a run recovered by a worker that dies
     too can be recovered again."""
     key_id = f"{run_id}@{holder}"
-    if len(key_id) > 128:  # the id limit of etcd keys here; worker ids may be long
-        key_id = f"{run_id}@{hashlib.blake2b(holder.encode(), digest_size=8).hexdigest()}"
+    if len(key_id) > 128:  # the id limit of our keys; worker and run ids may be long
+        key_id = hashlib.blake2b(key_id.encode(), digest_size=16).hexdigest()
     return ks.lost(name, key_id)
 
 

@@ -36,7 +36,8 @@ which may hold database credentials), plus the job's ``env``, plus
 fire, epoch ms: a job can measure its own lateness), ``SCHEDULER_TRIGGER`` and
 ``SCHEDULER_ATTEMPT``.
 
-Metrics (``ctx.metrics``): the lateness of a scheduled fire when its process is up,
+Metrics (``ctx.metrics``): the lateness of a scheduled fire when its command is told to
+start (or the planned instant, if later),
 and every run's final status; both O(1) and without a checkpoint.
 
 Mailboxes:
@@ -47,9 +48,10 @@ Mailboxes:
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
   next one carries the current value anyway.
 
-Graceful stop: StartRuns that arrive after it are recorded ``killed`` without
-spawning; runs already waiting for their planned instant start then (they are claimed:
-no other worker would run them);
+Graceful stop: StartRuns that arrive after it are not spawned: recorded ``lost`` ("left
+for another worker"), their keys left to go with the session lease, still ``claimed``,
+so that a survivor runs them (its record then replaces ours); runs already waiting for
+their mark or planned instant start then (they are ours: no other worker would run them);
 runs in progress get ``shutdown_grace_s`` to finish, then are killed (SIGTERM, SIGKILL
 after ``kill_grace_s``) and recorded; ``drain`` returns once every run is recorded. The
 supervisor's grace for this actor must exceed ``shutdown_grace_s + kill_grace_s``.
@@ -98,6 +100,9 @@ log = logging.getLogger(__name__)
 _GONE_REASON = "its claim vanished with the session lease before it started"
 RELEASE_WAIT_S = 2.0  # after the drain: how long pending releases may still finish
 SHUTDOWN_REASON = "worker shutting down"
+# Its key is kept (a LOST record is not ours to release): it goes with the session lease
+# at the end of the stop, still ``claimed``, and a survivor runs the fire (``start_marks``).
+LEFT_REASON = "worker shutting down: left for another worker to run"
 CONFIG_ENV_PREFIX = "SCHEDULER_"
 
 Release = Callable[[Run], Awaitable[None]]
@@ -236,7 +241,7 @@ class Executor(Actor[ExecutorMsg]):
             return
         assert self._runs is not None, "Executor.run() starts the nursery before serving"
         active = _Active(run)
-        if self._stopping and active.kill(RunStatus.KILLED, SHUTDOWN_REASON,
+        if self._stopping and active.kill(RunStatus.LOST, LEFT_REASON,
                                           self._ctx.clock.now_ms()):
             self._killed += 1
         self._active[run_id] = active
@@ -314,7 +319,10 @@ class Executor(Actor[ExecutorMsg]):
         active.attach(process)
         if held:
             assert self._runs is not None
-            self._runs.start_soon(self._commit, active, name=f"commit {fire.run_id}")
+            # The scope exists before the task does: a run that ends first cancels it.
+            active.waiting = trio.CancelScope()
+            self._runs.start_soon(self._commit, active, active.waiting,
+                                  name=f"commit {fire.run_id}")
         else:
             self._started_at(active, self._ctx.clock.now_ms())
         result = await process.wait()
@@ -325,19 +333,21 @@ class Executor(Actor[ExecutorMsg]):
             return self._never_started(fire, cause or _exited_held(result))
         return self._finished_record(active, result, start_ms)
 
-    async def _marked(self, active: _Active) -> bool:
+    async def _marked(self, active: _Active, scope: trio.CancelScope | None = None) -> bool:
         """Marked started in etcd (``start_marks``); False if its key is gone or it was
-        killed meanwhile."""
-        with trio.CancelScope() as active.waiting:  # cancelled by a kill
+        killed before or meanwhile (``scope`` is then cancelled by the kill)."""
+        if active.cause is not None:
+            return False
+        with scope or trio.CancelScope() as active.waiting:
             marked = await self._marks.mark(active.run)
             active.waiting = None
             return marked
         active.waiting = None
         return False
 
-    async def _commit(self, active: _Active) -> None:
+    async def _commit(self, active: _Active, scope: trio.CancelScope) -> None:
         """A held run: mark it started, then tell its process to start the command."""
-        if await self._marked(active):
+        if await self._marked(active, scope):
             fire = active.run.fire
             now_ms = self._ctx.clock.now_ms()
             assert active.process is not None

@@ -275,7 +275,10 @@ class Locker(Actor[LockerMsg]):
 
     async def _try_claim(self, fire: Fire) -> Run | None:
         """One claim transaction, retried while etcd is unreachable within the grace."""
-        deadline_ms = fire.planned_ms + round(self._ctx.config.misfire_grace_s * 1000)
+        # A fire claimed again after its worker died is late already: its grace counts
+        # from when it was handed over again.
+        since_ms = max(fire.planned_ms, fire.fired_ms) if fire.recovers else fire.planned_ms
+        deadline_ms = since_ms + round(self._ctx.config.misfire_grace_s * 1000)
         while True:
             try:
                 return await self._claim_once(fire)
@@ -304,8 +307,9 @@ class Locker(Actor[LockerMsg]):
         if self._taken(fire, result.responses[0]):
             self._counts["taken"] += 1
             return None
-        # Not taken: the job's guard is held, a run of it is still going somewhere.
-        if fire.spec.concurrency == "replace":
+        # Not taken: the job's guard is held, a run of it is still going somewhere. An
+        # old fire claimed again never replaces a newer run: it is skipped, as for forbid.
+        if fire.spec.concurrency == "replace" and not fire.recovers:
             return await self._replace(fire, session)
         await self._record_skip(fire, "still running (concurrency forbid)")
         return None
@@ -326,8 +330,8 @@ class Locker(Actor[LockerMsg]):
             kv = await self._etcd.get(self._ks.running(fire.spec.name, fire.run_id))
         except EtcdUnavailable:
             kv = None  # unknowable now: if it went in, the key dies with our lease
-        if kv is None or session is None:
-            return None
+        if kv is None or session is None or kv.lease_id != session:
+            return None  # not ours: a run id claimed again lives on another worker's lease
         return Run(fire, session, claims.is_guarded(fire))
 
     async def _record_skip(self, fire: Fire, reason: str) -> None:

@@ -8,8 +8,8 @@ would have:
 
 - its ``running`` key already says ``started`` (the mark landed, the word did not):
   the survivors will treat the run as started, so it must run: exit 0;
-- it still says ``claimed``: set it to ``started`` by a compare-and-set on the key's
-  revision, and run if that held. The survivors decide on the key's last value when
+- it still says ``claimed``: set it to ``orphaned`` (started, by itself) by a
+  compare-and-set on the key's revision, and run if that held. The survivors decide on the key's last value when
   its lease expires, so etcd's order settles who runs it: this process or, if the key
   was gone or changed first, a survivor (``Fire.recovers``);
 - it is gone, belongs to another worker, or etcd cannot be reached in time: do not
@@ -34,15 +34,18 @@ import base64
 import json
 import sys
 import time
-import urllib.error
 import urllib.request
 from typing import Any
 
 RUN, REFUSE = 0, 1
-GIVE_UP_AFTER_S = 10.0  # well inside a session lease's TTL: later, survivors decide
+GIVE_UP_AFTER_S = 5.0  # inside the default session TTL (10 s): later, survivors decide
 REQUEST_TIMEOUT_S = 2.0
 CAS_ATTEMPTS = 5
-CLAIMED, STARTED = "claimed", "started"  # as cluster.presence writes them
+CLAIMED, ORPHANED = "claimed", "orphaned"  # as cluster.presence names them
+
+
+# Straight to etcd: never through a proxy named in the job's environment (http_proxy).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Unreachable(Exception):
@@ -67,7 +70,7 @@ class Gateway:
                 request = urllib.request.Request(f"http://{endpoint}/v3/kv/{path}", data=data,
                                                  headers={"Content-Type": "application/json"})
                 try:
-                    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
+                    with _DIRECT.open(request, timeout=REQUEST_TIMEOUT_S) as answer:
                         return json.loads(answer.read())
                 except (OSError, ValueError):  # refused, timed out, not JSON: next one
                     continue
@@ -105,7 +108,7 @@ def settle(etcd: Gateway, key: str, worker_id: str) -> int:
             return RUN
         if not kv.get("lease"):
             return REFUSE  # a running key always lives on its worker's session lease
-        started = json.dumps(dict(info, state=STARTED), separators=(",", ":"),
+        started = json.dumps(dict(info, state=ORPHANED), separators=(",", ":"),
                              sort_keys=True).encode()
         if etcd.swap(key, kv["mod_revision"], started, kv["lease"]):
             return RUN

@@ -70,5 +70,6 @@ class ClaimOutbox:
     def _stale_ms(self, fire: Fire) -> int:
         """How long a scheduled fire waited here beyond the grace; 0 if it may go."""
         waited_ms = self._clock.now_ms() - fire.fired_ms
-        stale = fire.trigger is RunTrigger.SCHEDULE and waited_ms > self._grace_ms
+        stale = (fire.trigger is RunTrigger.SCHEDULE and not fire.recovers
+                 and waited_ms > self._grace_ms)
         return waited_ms if stale else 0

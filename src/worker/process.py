@@ -165,8 +165,9 @@ class _Child:
             if held:
                 # os.pipe() fds are not inheritable: no other child can hold commit_fd.
                 stdin, commit_fd = os.pipe()
+                fds += [stdin, commit_fd]
                 wait_read, wait_write = os.pipe()
-                fds += [stdin, commit_fd, wait_read, wait_write]
+                fds += [wait_read, wait_write]
                 child_only += [stdin, wait_read, wait_write]
                 argv = [*argv, str(wait_read), str(wait_write)]
                 pass_fds = (wait_read, wait_write)

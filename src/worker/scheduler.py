@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import trio
 
 from actors import Actor, Inbox, MailboxClosed
-from cluster.presence import RunningInfo
+from cluster.presence import ORPHANED, RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
@@ -324,12 +324,18 @@ def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
 
 
 def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
-    """What the survivors know of a run whose worker vanished: when it was claimed, not
-    whether (or when) its process started, so ``start_time`` stays empty."""
+    """What the survivors know of a run whose worker vanished: that its command was
+    committed to start, not whether (or when) it did or how it ended, so ``start_time``
+    stays empty."""
+    if info.state == ORPHANED:
+        why = "died before starting the run; its process started it on its own"
+    elif info.started:
+        why = "died or lost its session after starting the run"
+    else:
+        why = "died or lost its session before starting the run (its job is gone or paused)"
     return RunRecord(
         run_id=info.run_id, job_name=info.job_name, worker=info.worker_id,
-        command=command, output="",
-        err=f"lost: worker {info.worker_id} died or lost its session after claiming the run",
+        command=command, output="", err=f"lost: worker {info.worker_id} {why}",
         exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
         attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
         start_time=None, end_time=now_ms,

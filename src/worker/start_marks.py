@@ -5,18 +5,21 @@ A worker that died in between (SIGKILL, OOM, a crash) left a fire claimed by nob
 alive: it never ran, and survivors could only record it ``lost``. Survivors must be
 able to tell "never started" (run it again) from "may have started" (record it lost,
 never run twice). So every run passes through two states in etcd: ``claimed`` (the
-claim) and ``started``, written here after its process is up and before the process is
-told to start the command (``start_at``). When a worker's lease expires, survivors read
-the last state of each of its runs: ``claimed`` is claimed again and run
-(``Fire.recovers``), ``started`` is recorded ``lost``.
+claim) and ``started``, written here after its process is up and before the process
+is told to start the command (``start_at``); with a shell other than bash, before the
+process is spawned (no process can settle it then). When a worker's lease expires,
+survivors read the last state of each of its runs: ``claimed`` is claimed again and
+run (``Fire.recovers``); ``started`` (or ``orphaned``) is recorded ``lost``.
 
 A process whose worker dies before telling it to start settles the run with etcd
 itself (``orphan``); both it and this module write ``started`` by compare-and-set, so
 etcd orders them, and a key that is gone (its lease expired) is never marked.
 
-Marks are group-committed (``group_commit``): each is one compare (``version == 1``:
-only the claim wrote the key), one put and one failure-branch read; a batch that fails
-tells from its reads which runs are marked already, gone, or only waiting for a retry.
+Marks are group-committed (``group_commit``): each is two compares (``version == 1``:
+only the claim wrote the key; its lease is the run's session, so not a key claimed
+again by another worker under the same run id), one put and one failure-branch read;
+a batch that fails tells from its reads which runs are marked already, gone, or only
+waiting for a retry.
 
 Mailbox policy: the queue is bounded (``mailbox_size``); a full one makes the marking
 run wait. A mark is retried while etcd is unreachable, until it lands, its key is
@@ -42,7 +45,7 @@ from .messages import Run
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_MARKS = 64  # 1 compare, 1 put, 1 read each: within etcd's 128 ops per list
+MAX_BATCH_MARKS = 60  # 2 compares, 1 put, 1 read each: within etcd's 128 ops per list
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
 
@@ -89,12 +92,15 @@ class StartMarks:
 
     async def _send(self, batch: list[Pending[Run, Mark]]) -> None:
         now_ms = self._clock.now_ms()
-        compares, success, failure = [], [], []
+        compares: list[Compare] = []
+        success: list[Put] = []
+        failure: list[Get] = []
         for pending in batch:
             run = pending.item
             key = self._ks.running(run.fire.spec.name, run.fire.run_id)
             info = claims.running_info(run.fire, self._worker_id, now_ms, STARTED)
-            compares.append(Compare.version(key, "==", 1))
+            # Only the claim wrote it, on our session: not a key claimed again elsewhere.
+            compares += [Compare.version(key, "==", 1), Compare.lease(key, "==", run.session_lease)]
             success.append(Put(key, info.to_bytes(), run.session_lease))
             failure.append(Get(key))
         try:
@@ -107,9 +113,9 @@ class StartMarks:
                 pending.settle(Mark.STARTED)
             return
         for pending, probe in zip(batch, result.responses):
-            pending.settle(self._state(probe))
+            pending.settle(self._state(pending.item, probe))
 
-    def _state(self, probe: object) -> Mark:
+    def _state(self, run: Run, probe: object) -> Mark:
         if not isinstance(probe, GetResult) or not probe.kvs:
             return Mark.GONE
         kv = probe.kvs[0]
@@ -117,6 +123,8 @@ class StartMarks:
             info = RunningInfo.from_bytes(kv.value)
         except PresenceDecodeError:
             return Mark.GONE
-        if info.worker_id != self._worker_id:
-            return Mark.GONE  # vanished and claimed again elsewhere
-        return Mark.STARTED if kv.version > 1 and info.started else Mark.RETRY
+        if info.worker_id != self._worker_id or kv.lease_id != run.session_lease:
+            return Mark.GONE  # vanished and claimed again (elsewhere, or by a new session)
+        if kv.version > 1:  # marked by an earlier try, or by its process (``orphan``)
+            return Mark.STARTED if info.started else Mark.GONE
+        return Mark.RETRY  # still claimed: another mark failed the batch

@@ -49,10 +49,11 @@ def make_run(name: str, command: str, *, lease: int = LEASE, **spec) -> Run:
 
 
 class FakeMarks:
-    """Marks every run started (or, with ``gone``, finds every key gone), after ``delay_s``."""
+    """Marks every run started (or, with ``gone``, finds every key gone), after ``delay_s``;
+    ``asked``: every run it was asked to mark."""
 
     def __init__(self) -> None:
-        self.marked: list[Run] = []
+        self.asked: list[Run] = []
         self.gone = False
         self.delay_s = 0.0
 
@@ -60,8 +61,8 @@ class FakeMarks:
         await trio.sleep_forever()
 
     async def mark(self, run: Run) -> bool:
+        self.asked.append(run)
         await trio.sleep(self.delay_s)
-        self.marked.append(run)
         return not self.gone
 
 
@@ -296,7 +297,7 @@ async def test_with_another_shell_the_executor_waits_for_the_planned_time_itself
         record = await h.record()
     assert record.status is RunStatus.SUCCEEDED
     assert float(record.output) * 1000 >= run.fire.planned_ms
-    assert h.marks.marked == [run]  # marked before its spawn: no orphan settles it
+    assert h.marks.asked == [run]  # marked before its spawn: no orphan settles it
 
 
 async def test_a_command_starts_only_once_its_run_is_marked_started():
@@ -306,10 +307,31 @@ async def test_a_command_starts_only_once_its_run_is_marked_started():
         before_ms = time.time_ns() // 1_000_000
         await h.send(StartRun(run))
         record = await h.record()
-    assert h.marks.marked == [run]
+    assert h.marks.asked == [run]
     assert record.status is RunStatus.SUCCEEDED
     assert float(record.output) * 1000 >= before_ms + 500
     assert record.start_time >= before_ms + 500
+
+
+async def test_a_held_run_counts_its_timeout_from_when_it_was_told_to_start():
+    run = make_run("slow-mark", "sleep 0.8", timeout=1)
+    async with executor() as h:
+        h.marks.delay_s = 0.6  # counted from the spawn, 0.6 + 0.8 s would pass the timeout
+        await h.send(StartRun(run))
+        record = await h.record()
+    assert record.status is RunStatus.SUCCEEDED, record.err
+
+
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/sh"])
+async def test_a_run_stopped_before_it_was_marked_is_never_marked(shell):
+    run = make_run("late", "true")
+    h = Harness(bash_path=shell)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        h.peers.executor.send_nowait(StartRun(run))  # no checkpoint before the stop
+        h.executor.request_stop()
+    assert (await h.record()).status is RunStatus.LOST
+    assert h.marks.asked == []
 
 
 async def test_a_run_whose_claim_vanished_before_its_mark_never_starts(tmp_path):
@@ -335,7 +357,7 @@ async def test_a_kill_while_a_run_waits_for_its_mark_stops_it_before_it_starts(t
         record = await h.record()
     assert (record.status, record.start_time) == (RunStatus.KILLED, None)
     assert "before it started" in record.err
-    assert not marker.exists() and h.marks.marked == []
+    assert not marker.exists() and h.marks.asked == [run]
 
 
 async def test_timeout_kills_the_group_with_status_timeout(fifo):
@@ -452,7 +474,7 @@ async def test_graceful_stop_lets_short_runs_finish_and_kills_long_ones_after_th
     await wait_group_gone(pgid, within_s=1.0)
 
 
-async def test_runs_queued_when_the_stop_came_are_recorded_killed_without_starting():
+async def test_runs_queued_when_the_stop_came_are_left_to_another_worker_unstarted():
     run = make_run("late", "echo should not run")
     h = Harness()
     async with trio.open_nursery() as nursery:
@@ -460,9 +482,12 @@ async def test_runs_queued_when_the_stop_came_are_recorded_killed_without_starti
         h.peers.executor.send_nowait(StartRun(run))  # no checkpoint before the stop
         h.executor.request_stop()
     record = await h.record()
-    assert record.status is RunStatus.KILLED and record.start_time is None
-    assert "worker shutting down" in record.err and record.output == ""
-    assert h.released == [run]
+    # Lost, so its running key is not released: it goes with the session lease, still
+    # claimed, and a survivor runs the fire (whose record then replaces this one).
+    assert record.status is RunStatus.LOST and record.start_time is None
+    assert "left for another worker" in record.err and record.output == ""
+    assert h.released == [run]  # its guard, if it holds one, is given back
+    assert h.marks.asked == []  # never marked started: a survivor may run it
 
 
 async def test_cancelled_executor_kills_its_groups_and_offers_records(fifo):

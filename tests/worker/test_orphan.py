@@ -16,7 +16,7 @@ import trio
 
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
-from cluster.presence import CLAIMED, STARTED, RunningInfo
+from cluster.presence import CLAIMED, ORPHANED, STARTED, RunningInfo
 from worker import orphan
 from worker.executor import orphan_command
 
@@ -42,7 +42,7 @@ def settle_in_a_process(endpoint: str, key: str, worker_id: str, planned_ms: int
     return subprocess.run(argv, env=env, capture_output=True, timeout=WAIT_S).returncode
 
 
-async def test_a_claimed_run_is_marked_started_and_run_at_its_time(etcd_endpoint, etcd_prefix):
+async def test_a_claimed_run_is_marked_orphaned_and_run_at_its_time(etcd_endpoint, etcd_prefix):
     ks = Keyspace(etcd_prefix)
     async with open_etcd([etcd_endpoint]) as etcd:
         run = info()
@@ -54,7 +54,7 @@ async def test_a_claimed_run_is_marked_started_and_run_at_its_time(etcd_endpoint
         kv = await etcd.get(key)
     assert code == orphan.RUN
     assert settled_at_ms >= planned_ms  # it slept until the planned instant
-    assert RunningInfo.from_bytes(kv.value) == run.with_state(STARTED)
+    assert RunningInfo.from_bytes(kv.value) == run.with_state(ORPHANED)
     assert kv.lease_id == lease  # it still goes with the dead worker's lease
 
 
@@ -124,6 +124,6 @@ async def test_a_worker_killed_between_claim_and_mark(etcd_endpoint, etcd_prefix
         kv = await etcd.get(key)
     if lease_alive:
         assert planned_ms / 1000 <= float(out.read_text()) < planned_ms / 1000 + 1.0
-        assert RunningInfo.from_bytes(kv.value).state == STARTED
+        assert RunningInfo.from_bytes(kv.value).state == ORPHANED
     else:
         assert not out.exists() and kv is None

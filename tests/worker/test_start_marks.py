@@ -89,6 +89,23 @@ async def test_a_gone_key_is_never_marked_and_does_not_hold_up_the_others(
     assert absent is None  # a mark never creates a key
 
 
+async def test_a_key_claimed_again_by_another_worker_is_never_marked(etcd_endpoint, etcd_prefix):
+    """Same run id (a run claimed again after its worker died), another worker's lease."""
+    ks = Keyspace(etcd_prefix)
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        marks = StartMarks(etcd, ks, "w1", SystemClock(), size=10)
+        nursery.start_soon(marks.serve)
+        ours, theirs = (await etcd.grant_lease(30)).id, (await etcd.grant_lease(30)).id
+        run = claimed_run("again", ours)
+        key = await claim(etcd, ks, Run(run.fire, theirs, False), worker_id="w2")
+        with trio.fail_after(WAIT_S):
+            marked = await marks.mark(run)
+        kv = await etcd.get(key)
+        nursery.cancel_scope.cancel()
+    assert not marked
+    assert (kv.version, kv.lease_id, RunningInfo.from_bytes(kv.value).worker_id) == (1, theirs, "w2")
+
+
 async def test_a_mark_waits_out_an_unreachable_etcd(etcd_endpoint, etcd_prefix):
     """It never gives up on its own: the run waits (or is killed), never starts on a guess."""
     ks = Keyspace(etcd_prefix)

@@ -35,6 +35,7 @@ class CompareTarget(enum.Enum):
     MOD_REVISION = "mod_revision"
     VERSION = "version"  # 0 when the key does not exist
     VALUE = "value"
+    LEASE = "lease"  # 0 when the key has no lease (or does not exist)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,10 @@ class Compare:
     @classmethod
     def version(cls, key: Key, op: CompareOp, version: int) -> "Compare":
         return cls(key, CompareTarget.VERSION, op, version)
+
+    @classmethod
+    def lease(cls, key: Key, op: CompareOp, lease_id: int) -> "Compare":
+        return cls(key, CompareTarget.LEASE, op, lease_id)
 
     @classmethod
     def value(cls, key: Key, op: CompareOp, value: bytes | str) -> "Compare":
@@ -155,6 +160,8 @@ def _compare_proto(c: Compare) -> etcdrpc.Compare:
             proto.target, proto.mod_revision = etcdrpc.Compare.MOD, int(c.operand)
         case CompareTarget.VERSION:
             proto.target, proto.version = etcdrpc.Compare.VERSION, int(c.operand)
+        case CompareTarget.LEASE:
+            proto.target, proto.lease = etcdrpc.Compare.LEASE, int(c.operand)
         case CompareTarget.VALUE:
             assert isinstance(c.operand, bytes)
             proto.target, proto.value = etcdrpc.Compare.VALUE, c.operand

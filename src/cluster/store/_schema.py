@@ -117,7 +117,10 @@ _UPDATED = [c for c in COLUMNS if c not in ("run_id", "status")] + ["status"]
 
 # A ``lost`` record (written by a survivor when a worker's lease vanished) never replaces
 # the record of a run that finished: the worker that ran it knew better. A real record
-# does replace a ``lost`` one. Everything else is last-write-wins (replays are identical).
+# does replace a ``lost`` one. Everything else is last-write-wins: replays are identical,
+# and a run id is reused only for a run claimed again after its worker died (or lost its
+# session) before starting it; that worker writes at most a ``lost`` record of it, unless
+# a kill of that very run reached it in the same instant (a double fault we accept).
 _MYSQL_KEEP_OLD = "VALUES(status) = 'lost' AND status <> 'lost'"
 
 MYSQL = Dialect(
