@@ -5,7 +5,8 @@ gRPC's Python layer), so a burst of a hundred fires paying one round trip each s
 most of its lateness queueing for CPU. Here a request waits only while an earlier
 transaction of the same queue is in flight; whatever gathered meanwhile goes in the
 next one (up to ``max_batch``). An isolated request finds the queue idle and goes at
-once, alone: a spread load pays one channel hop.
+once, alone: a spread load pays one channel hop. A request that can afford to wait
+(``patience``) holds its batch open a little for company instead.
 
 Mailbox policy: the queue is a bounded channel; a full one makes the submitting task
 wait, never drops a request.
@@ -14,6 +15,7 @@ wait, never drops a request.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+import math
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -40,13 +42,17 @@ class GroupQueue(Generic[T, R]):
     """Requests waiting to share a transaction, and the loop that sends them in batches.
 
     ``unsettled``: the answer of a request its batch left undecided (the batch raised,
-    was cancelled, or chose not to decide it).
+    was cancelled, or chose not to decide it). ``patience``: how long (seconds) a request
+    may wait for company before its batch goes; by default none: a batch goes with what
+    has gathered while the previous one was in flight.
     """
 
-    def __init__(self, size: int, *, unsettled: R, max_batch: int) -> None:
+    def __init__(self, size: int, *, unsettled: R, max_batch: int,
+                 patience: Callable[[T], float] | None = None) -> None:
         self._send, self._receive = trio.open_memory_channel[Pending[T, R]](size)
         self._unsettled = unsettled
         self._max_batch = max_batch
+        self._patience = patience
 
     def close(self) -> None:
         """No more requests (every submitting task has ended): ``serve`` returns."""
@@ -84,9 +90,23 @@ class GroupQueue(Generic[T, R]):
     async def _batches(self) -> AsyncIterator[list[Pending[T, R]]]:
         async for first in self._receive:
             batch = [first]
+            deadline = self._deadline(first)
             while len(batch) < self._max_batch:
                 try:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
-                    break
+                    if trio.current_time() >= deadline:
+                        break
+                    try:
+                        with trio.move_on_at(deadline):
+                            batch.append(await self._receive.receive())
+                    except trio.EndOfChannel:
+                        break
+                deadline = min(deadline, self._deadline(batch[-1]))
             yield batch
+
+    def _deadline(self, pending: Pending[T, R]) -> float:
+        """Until when this request lets its batch wait for more."""
+        if self._patience is None:
+            return -math.inf
+        return trio.current_time() + max(self._patience(pending.item), 0.0)

@@ -6,7 +6,8 @@ by itself (no event lost or repeated); on ``WatchCompacted`` the loop re-reads t
 prefix and watches on from that read, so state converges instead of drifting::
 
     workers/   every change → WorkersChanged (live workers, sorted by id) → Locker
-    running/   a deletion that went with its worker's key → RunVanished → Scheduler
+    running/   a deletion that went with its worker's key → RunVanished (with the run's
+               last value: claimed or started) → Scheduler; etcd sends no puts here
     jobs/      read → JobsSnapshot (+ last fired times from state/) → Scheduler;
                put → JobSaved, or JobDeleted when the spec is invalid (an invalid
                spec must not keep running its older version); delete → JobDeleted
@@ -28,7 +29,7 @@ in either order; ``LostRunMatcher`` keeps each side a while for the other.
 
 After a compaction, kill keys written and trigger keys created in the gap are still
 delivered (their revisions tell); running keys that vanished in the gap cannot be
-told lost from ended, and are only logged.
+told lost from ended, and are only logged (those the last read had seen).
 
 Mailbox-full policy: every send awaits (``Address.send``). A full peer stalls that
 watch loop, which then stops pulling from etcd (the adapter reads a stream only when
@@ -147,7 +148,7 @@ class JobWatcherStatistics:
     invalid_specs: int  # job values rejected (logged)
     lost_runs: int  # RunVanished sent
     workers: int
-    running: int  # other workers' runs known
+    running: int  # other workers' runs seen at the last read of running/, minus deletions
     pending_lost: int
 
 
@@ -158,25 +159,27 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._etcd = etcd
         self._ks = ctx.keyspace
         self._workers: dict[str, WorkerInfo] = {}
-        self._running: dict[str, RunningInfo] = {}  # key → another worker's run
+        # key → another worker's run, as of the last read of running/ (puts are not watched)
+        self._running: dict[str, RunningInfo] = {}
         self._lost = LostRunMatcher()
         self._counts = {"jobs_snapshots": 0, "compactions": 0, "invalid_specs": 0,
                         "lost_runs": 0}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         ks = self._ks
-        loops: list[tuple[str, OnRead, OnEvent, bool]] = [  # (…, prev_kv)
+        loops: list[tuple[str, OnRead, OnEvent, bool]] = [  # (…, deletions only)
             (ks.workers_prefix, self._workers_read, self._worker_event, False),
-            # A deleted run's value, in case its put was never seen (compaction gap).
+            # Every run is put twice (claimed, started) and deleted once: only its
+            # deletion matters here, with its last value (prev_kv), so etcd sends no puts.
             (ks.running_prefix(), self._running_read, self._running_event, True),
             (ks.jobs_prefix, self._jobs_read, self._job_event, False),
             (ks.killer_prefix, self._kills_read, self._kill_event, False),
             (ks.trigger_prefix, self._triggers_read, self._trigger_event, False),
         ]
         async with trio.open_nursery() as nursery:
-            for prefix, on_read, on_event, prev_kv in loops:
+            for prefix, on_read, on_event, deletions in loops:
                 await nursery.start(functools.partial(
-                    self._follow, prefix, on_read, on_event, prev_kv=prev_kv))
+                    self._follow, prefix, on_read, on_event, deletions_only=deletions))
             task_status.started()
             await self.serve()  # returns once the inbox is sealed: the graceful stop
             nursery.cancel_scope.cancel()
@@ -190,7 +193,8 @@ class JobWatcher(Actor[JobWatcherMsg]):
 
     # -- the loop every prefix runs ---------------------------------------------------
 
-    async def _follow(self, prefix: str, on_read: OnRead, on_event: OnEvent, *, prev_kv: bool,
+    async def _follow(self, prefix: str, on_read: OnRead, on_event: OnEvent, *,
+                      deletions_only: bool,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         snapshot = await self._read(prefix)
         await on_read(snapshot, None)
@@ -199,7 +203,8 @@ class JobWatcher(Actor[JobWatcherMsg]):
         while True:
             try:
                 async with self._etcd.watch_prefix(prefix, start_revision=handed_over + 1,
-                                                   prev_kv=prev_kv) as events:
+                                                   prev_kv=deletions_only,
+                                                   no_put=deletions_only) as events:
                     async for event in events:
                         await on_event(event)
                         handed_over = event.revision
@@ -374,13 +379,12 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._running = fresh
 
     async def _running_event(self, event: WatchEvent) -> None:
-        if event.type is EventType.PUT:
-            if (info := self._running_info(event.kv)) is not None:
-                self._running[event.key] = info
+        if event.type is EventType.PUT:  # only if etcd ignored the filter: nothing to do
             return
-        info = self._running.pop(event.key, None)
-        if info is None and event.prev is not None:
-            info = self._running_info(event.prev)
+        # Its last value tells whether it had started; the one read at start-up may be
+        # older (no puts are watched), so it is only the fallback when prev is missing.
+        known = self._running.pop(event.key, None)
+        info = self._running_info(event.prev) if event.prev is not None else known
         if info is not None and self._lost.run_deleted(info, event.revision, trio.current_time()):
             await self._vanished(info)
 

@@ -68,6 +68,7 @@ MAX_RETRY_BACKOFF_S = 3600.0
 # A run-now request may arrive before its job (two watch streams, no common order):
 # it waits this long for the job to appear.
 PENDING_TRIGGER_S = 30.0
+ORPHAN_NOTE = "its process started it on its own"  # in lost records of orphaned runs
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
 
 
@@ -328,7 +329,7 @@ def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
     committed to start, not whether (or when) it did or how it ended, so ``start_time``
     stays empty."""
     if info.state == ORPHANED:
-        why = "died before starting the run; its process started it on its own"
+        why = f"died before starting the run; {ORPHAN_NOTE}"
     elif info.started:
         why = "died or lost its session after starting the run"
     else:

@@ -1,0 +1,59 @@
+"""Group commit's patience, under a mock clock: a request that can wait holds its batch
+open for company until the most impatient member's deadline, never longer."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from worker.group_commit import GroupQueue, Pending
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_patient_requests_share_a_batch_and_an_impatient_one_sends_it(autojump_clock):
+    # Each item is its own patience in seconds.
+    queue = GroupQueue[float, str](100, unsettled="none", max_batch=10, patience=lambda s: s)
+    sent: list[tuple[float, list[float]]] = []
+
+    async def send(batch: list[Pending[float, str]]) -> None:
+        sent.append((trio.current_time(), [p.item for p in batch]))
+        for p in batch:
+            p.settle("ok")
+
+    async def submit_at(t: float, patience: float) -> None:
+        await trio.sleep_until(t)
+        assert await queue.submit(patience) == "ok"
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.serve, send)
+        for t, patience in [(0.0, 0.05), (0.01, 0.05), (0.02, 0.0),  # the third sends at once
+                            (0.1, 0.05), (0.12, 0.5),  # sent at 0.15, the first one's deadline
+                            (0.3, -1.0)]:  # no patience: alone, at once
+            nursery.start_soon(submit_at, start + t, patience)
+        await trio.sleep(1)
+        queue.close()
+    assert [(round(t - start, 3), items) for t, items in sent] == [
+        (0.02, [0.05, 0.05, 0.0]), (0.15, [0.05, 0.5]), (0.3, [-1.0])]
+
+
+async def test_without_patience_a_lone_request_goes_at_once(autojump_clock):
+    queue = GroupQueue[int, int](10, unsettled=-1, max_batch=10)
+    times: list[float] = []
+
+    async def send(batch: list[Pending[int, int]]) -> None:
+        times.append(trio.current_time())
+        for p in batch:
+            p.settle(p.item * 2)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.serve, send)
+        start = trio.current_time()
+        assert await queue.submit(21) == 42
+        queue.close()
+    assert times == [start]
