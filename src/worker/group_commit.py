@@ -5,8 +5,9 @@ gRPC's Python layer), so a burst of a hundred fires paying one round trip each s
 most of its lateness queueing for CPU. Here a request waits only while an earlier
 transaction of the same queue is in flight; whatever gathered meanwhile goes in the
 next one (up to ``max_batch``). An isolated request finds the queue idle and goes at
-once, alone: a spread load pays one channel hop. A request that can afford to wait
-(``patience``) holds its batch open a little for company instead.
+once, alone: a spread load pays one channel hop; unless it can afford to wait
+(``patience``): then it holds its batch open a little for company. A request whose
+submitter was cancelled before its batch went is left out of it.
 
 Mailbox policy: the queue is a bounded channel; a full one makes the submitting task
 wait, never drops a request.
@@ -32,6 +33,7 @@ class Pending(Generic[T, R]):
     item: T
     result: R
     done: trio.Event = field(default_factory=trio.Event)
+    abandoned: bool = False  # its submitter was cancelled: not sent if not sent yet
 
     def settle(self, result: R) -> None:
         self.result = result
@@ -60,8 +62,12 @@ class GroupQueue(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         pending = Pending(item, self._unsettled)
-        await self._send.send(pending)
-        await pending.done.wait()
+        try:
+            await self._send.send(pending)
+            await pending.done.wait()
+        except trio.Cancelled:
+            pending.abandoned = True  # e.g. a run killed while its mark waited
+            raise
         return pending.result
 
     async def serve(self, send_batch: Callable[[list[Pending[T, R]]], Awaitable[None]], *,
@@ -73,7 +79,10 @@ class GroupQueue(Generic[T, R]):
         next requests to gather behind it; handing a lone one back would leave it idle,
         and every request of a burst would then go alone.
         """
-        async for batch in self._batches():
+        async for gathered in self._batches():
+            batch = [p for p in gathered if not p.abandoned]
+            if not batch:
+                continue
             if len(batch) < min_batch:
                 self._settle_rest(batch)
                 continue
@@ -94,6 +103,8 @@ class GroupQueue(Generic[T, R]):
             while len(batch) < self._max_batch:
                 try:
                     batch.append(self._receive.receive_nowait())
+                except trio.EndOfChannel:
+                    break
                 except trio.WouldBlock:
                     if trio.current_time() >= deadline:
                         break

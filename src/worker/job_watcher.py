@@ -23,8 +23,9 @@ Locker already knew the fleet, and triggers found their jobs.
 Lost runs: when a worker's lease expires etcd deletes its ``workers/<id>`` key and its
 ``running/…`` keys in one revision R. Another worker's run deleted at R is therefore
 lost iff that worker's key was deleted at R too: a run that ends deletes its key at a
-revision of its own while its worker lives, and a graceful shutdown deletes its
-running keys before revoking the lease. The two deletions arrive on different streams
+revision of its own while its worker lives, and a graceful shutdown deletes the
+running keys of the runs it recorded before revoking the lease (it leaves only those
+it left for another worker to run, still ``claimed``). The two deletions arrive on different streams
 in either order; ``LostRunMatcher`` keeps each side a while for the other.
 
 After a compaction, kill keys written and trigger keys created in the gap are still
@@ -60,7 +61,7 @@ from cluster.etcd import (
     WatchEvent,
 )
 from cluster.keyspace import KillValueError, parse_kill_value
-from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo
+from cluster.presence import STARTED, PresenceDecodeError, RunningInfo, WorkerInfo
 from cluster.spec import JobSpec, SpecError
 from cluster.store import RunStatus
 
@@ -381,10 +382,16 @@ class JobWatcher(Actor[JobWatcherMsg]):
     async def _running_event(self, event: WatchEvent) -> None:
         if event.type is EventType.PUT:  # only if etcd ignored the filter: nothing to do
             return
-        # Its last value tells whether it had started; the one read at start-up may be
-        # older (no puts are watched), so it is only the fallback when prev is missing.
+        # Its last value tells whether it had started. Without it (etcd omits prev_kv
+        # once that revision is compacted), the value of our last read may predate its
+        # mark (no puts are watched): take it as started, never run anything twice.
         known = self._running.pop(event.key, None)
-        info = self._running_info(event.prev) if event.prev is not None else known
+        if event.prev is not None:
+            info = self._running_info(event.prev)
+        else:
+            info = known.with_state(STARTED) if known is not None else None
+            log.warning("run deletion %s came without its last value%s", event.key,
+                        "" if known else ": not known, ignored")
         if info is not None and self._lost.run_deleted(info, event.revision, trio.current_time()):
             await self._vanished(info)
 

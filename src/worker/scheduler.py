@@ -232,7 +232,8 @@ class Scheduler(Actor[SchedulerMsg]):
         is gone or paused, one survivor records it lost."""
         entry = self._plan.get(info.job_name)
         trigger = _trigger_of(info)
-        if info.started or entry is None or entry.spec.paused or trigger is None:
+        if info.started or entry is None or entry.spec.paused or trigger is None \
+                or not self._recent(info):
             await self._send_locker(ClaimLost(info))
             return
         log.warning("run %s of %r never started on worker %r, which is gone: running it again",
@@ -240,6 +241,14 @@ class Scheduler(Actor[SchedulerMsg]):
         await self._send_locker(Claim(Fire(
             entry.spec, info.planned_ms, self._ctx.clock.now_ms(), trigger,
             info.run_id, info.attempt, recovers=info.worker_id)))
+
+    def _recent(self, info: RunningInfo) -> bool:
+        """Claimed recently enough that its lost key, if another worker took it, still
+        exists: a deletion replayed late (a stalled watch) must not run a fire again
+        after it was run once already. Lost keys live at least 2/3 of ``lock_ttl_s``."""
+        cfg = self._ctx.config
+        window_ms = (cfg.lock_ttl_s * 2 / 3 - cfg.max_clock_skew_s) * 1000
+        return self._ctx.clock.now_ms() - info.started_ms < window_ms
 
     async def _on_lost(self, info: RunningInfo) -> None:
         entry = self._plan.get(info.job_name)

@@ -49,9 +49,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH_MARKS = 60  # 2 compares, 1 put, 1 read each: within etcd's 128 ops per list
 # A run spawned ahead of its time (``claim_lead_s``) lets its mark wait for company up
 # to GATHER_MAX_S, as long as that leaves MARK_MARGIN_S for the mark and the word before
-# its planned instant: a burst's marks then share one or two transactions, not dozens.
+# its planned instant (a loaded loop on 2 cores may need tens of ms for them): a burst's marks then share one or two transactions, not dozens.
 GATHER_MAX_S = 0.05
-MARK_MARGIN_S = 0.05
+MARK_MARGIN_S = 0.1
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
 
@@ -59,7 +59,8 @@ RETRY_MAX_S = 1.0
 class Mark(enum.Enum):
     STARTED = "started"  # the key says started: the command may start
     GONE = "gone"  # the key is gone (the lease expired) or not ours: never start
-    RETRY = "retry"  # undecided (etcd unreachable, or another mark failed the batch)
+    RETRY = "retry"  # undecided: etcd unreachable, or its answer lost: ask again later
+    AGAIN = "again"  # undecided: another mark failed the batch: ask again at once
 
 
 class Marks(Protocol):
@@ -97,6 +98,8 @@ class StartMarks:
                     return True
                 case Mark.GONE:
                     return False
+                case Mark.AGAIN:
+                    continue
             await trio.sleep(delay_s)
             delay_s = min(delay_s * 2, RETRY_MAX_S)
 
@@ -137,4 +140,4 @@ class StartMarks:
             return Mark.GONE  # vanished and claimed again (elsewhere, or by a new session)
         if kv.version > 1:  # marked by an earlier try, or by its process (``orphan``)
             return Mark.STARTED if info.started else Mark.GONE
-        return Mark.RETRY  # still claimed: another mark failed the batch
+        return Mark.AGAIN  # still claimed: another mark failed the batch

@@ -57,3 +57,24 @@ async def test_without_patience_a_lone_request_goes_at_once(autojump_clock):
         assert await queue.submit(21) == 42
         queue.close()
     assert times == [start]
+
+
+async def test_a_request_whose_submitter_gave_up_is_left_out_of_its_batch(autojump_clock):
+    queue = GroupQueue[str, str](10, unsettled="none", max_batch=10, patience=lambda _: 0.1)
+    sent: list[list[str]] = []
+
+    async def send(batch: list[Pending[str, str]]) -> None:
+        sent.append([p.item for p in batch])
+        for p in batch:
+            p.settle("ok")
+
+    async def give_up(item: str) -> None:
+        with trio.move_on_after(0.05):  # e.g. its run was killed while its mark waited
+            await queue.submit(item)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.serve, send)
+        nursery.start_soon(give_up, "killed")
+        assert await queue.submit("kept") == "ok"
+        queue.close()
+    assert sent == [["kept"]]

@@ -14,9 +14,9 @@ import trio
 
 from actors import Inbox, open_mailbox
 from cluster.config import Config
-from cluster.etcd import Etcd, open_etcd
+from cluster.etcd import Etcd, EventType, KeyValue, WatchEvent, open_etcd
 from cluster.keyspace import Keyspace, encode_kill_value
-from cluster.presence import CLAIMED, RunningInfo, WorkerInfo
+from cluster.presence import CLAIMED, STARTED, RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 from worker.clock import SystemClock
@@ -276,3 +276,21 @@ async def test_runs_that_end_normally_or_in_a_graceful_shutdown_are_not_lost(etc
         await die(etcd, ks, "w3", marker)  # both streams pass here after the above
         assert await next_of(inboxes.scheduler, RunVanished) == RunVanished(marker)
         assert watcher.statistics_detail().lost_runs == 1
+
+
+async def test_a_deletion_without_its_last_value_is_never_taken_as_unstarted(etcd, etcd_prefix):
+    """etcd omits prev_kv once that revision is compacted; what our last read saw may
+    predate the run's mark (puts are not watched): it must not be run again."""
+    ks = Keyspace(etcd_prefix)
+    watcher, inboxes = make_watcher(etcd, etcd_prefix)
+    claimed = run_of("w2", "r1").with_state(CLAIMED)
+    key = ks.running("a", "r1")
+    watcher._running[key] = claimed  # as read at start-up, before its mark
+
+    def deleted(k: str, revision: int) -> WatchEvent:
+        return WatchEvent(EventType.DELETE, KeyValue(k, b"", 0, revision, 0, 0), None)
+
+    await watcher._running_event(deleted(key, 50))
+    await watcher._worker_event(deleted(ks.worker("w2"), 50))
+    vanished = inboxes.scheduler.receive_nowait()
+    assert vanished == RunVanished(claimed.with_state(STARTED))
