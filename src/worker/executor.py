@@ -67,7 +67,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -161,7 +160,7 @@ class Executor(Actor[ExecutorMsg]):
         self._ctx = ctx
         self._release = release
         self._marks = marks
-        self._orphan = orphan_command(ctx.config.etcd_endpoints)
+        self._orphan = orphan.command(ctx.config.etcd_endpoints)
         self._active: dict[str, _Active] = {}  # by run id
         self._idle = trio.Event()  # set exactly when _active is empty
         self._idle.set()
@@ -338,12 +337,12 @@ class Executor(Actor[ExecutorMsg]):
         killed before or meanwhile (``scope`` is then cancelled by the kill)."""
         if active.cause is not None:
             return False
-        with scope or trio.CancelScope() as active.waiting:
-            marked = await self._marks.mark(active.run)
+        try:
+            with scope or trio.CancelScope() as active.waiting:
+                return await self._marks.mark(active.run)
+            return False  # cancelled by the kill
+        finally:
             active.waiting = None
-            return marked
-        active.waiting = None
-        return False
 
     async def _commit(self, active: _Active, scope: trio.CancelScope) -> None:
         """A held run: mark it started, then tell its process to start the command."""
@@ -435,11 +434,6 @@ class Executor(Actor[ExecutorMsg]):
         except Exception:  # it retries by itself; a failure must not stop other runs
             log.exception("releasing the keys of run %s failed; they expire with the "
                           "session lease", run.fire.run_id)
-
-
-def orphan_command(etcd_endpoints: Sequence[str]) -> list[str]:
-    """How a held run whose worker died settles itself (``orphan``), minus its run."""
-    return [sys.executable, "-I", orphan.__file__, ",".join(etcd_endpoints)]
 
 
 def _gone(now_ms: int) -> _KillCause:

@@ -15,8 +15,8 @@ wait, never drops a request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -100,21 +100,28 @@ class GroupQueue(Generic[T, R]):
         async for first in self._receive:
             batch = [first]
             deadline = self._deadline(first)
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._receive.receive_nowait())
-                except trio.EndOfChannel:
-                    break
-                except trio.WouldBlock:
-                    if trio.current_time() >= deadline:
-                        break
-                    try:
-                        with trio.move_on_at(deadline):
-                            batch.append(await self._receive.receive())
-                    except trio.EndOfChannel:
-                        break
-                deadline = min(deadline, self._deadline(batch[-1]))
+            while len(batch) < self._max_batch \
+                    and (more := await self._next(deadline)) is not None:
+                batch.append(more)
+                deadline = min(deadline, self._deadline(more))
             yield batch
+
+    async def _next(self, deadline: float) -> Pending[T, R] | None:
+        """The next request, if one is waiting or comes before ``deadline``."""
+        try:
+            return self._receive.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        except trio.EndOfChannel:
+            return None
+        if trio.current_time() >= deadline:
+            return None
+        with trio.move_on_at(deadline):
+            try:
+                return await self._receive.receive()
+            except trio.EndOfChannel:
+                return None
+        return None
 
     def _deadline(self, pending: Pending[T, R]) -> float:
         """Until when this request lets its batch wait for more."""

@@ -35,6 +35,7 @@ import json
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 RUN, REFUSE = 0, 1
@@ -113,6 +114,11 @@ def settle(etcd: Gateway, key: str, worker_id: str) -> int:
         if etcd.swap(key, kv["mod_revision"], started, kv["lease"]):
             return RUN
     return REFUSE
+
+
+def command(etcd_endpoints: Sequence[str]) -> list[str]:
+    """How the worker starts this script (for ``start_at``), minus the run's arguments."""
+    return [sys.executable, "-I", __file__, ",".join(etcd_endpoints)]
 
 
 def main(argv: list[str]) -> int:

@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH_MARKS = 60  # 2 compares, 1 put, 1 read each: within etcd's 128 ops per list
 # A run spawned ahead of its time (``claim_lead_s``) lets its mark wait for company up
 # to GATHER_MAX_S, as long as that leaves MARK_MARGIN_S for the mark and the word before
-# its planned instant (a loaded loop on 2 cores may need tens of ms for them): a burst's marks then share one or two transactions, not dozens.
+# its planned instant (a loaded loop on 2 cores may need tens of ms for them): a
+# burst's marks then share one or two transactions, not dozens.
 GATHER_MAX_S = 0.05
 MARK_MARGIN_S = 0.1
 RETRY_FIRST_S = 0.05

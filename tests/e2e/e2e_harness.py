@@ -123,9 +123,42 @@ async def wait_registered(etcd: Etcd, ks: Keyspace, ids: set[str], timeout_s: fl
             await trio.sleep(0.1)
 
 
+async def start_workers(cluster: Cluster, etcd: Etcd, ks: Keyspace, ids: list[str]) -> None:
+    """One worker per id, each registered before this returns."""
+    for worker_id in ids:
+        cluster.add_worker(worker_id)
+    await wait_registered(etcd, ks, set(ids))
+
+
 async def put_job(etcd: Etcd, ks: Keyspace, name: str, command: str, cron: str, **extra) -> None:
     spec = {"name": name, "command": command, "cronExpr": cron, **extra}
     await etcd.put(ks.job(name), json.dumps(spec))
+
+
+async def put_every_second(etcd: Etcd, ks: Keyspace, names: list[str], command: str) -> int:
+    """Jobs firing every second (concurrency allow); returns the first whole second
+    from which every worker surely plans them all."""
+    for name in names:
+        await put_job(etcd, ks, name, command, "* * * * * *", concurrency="allow")
+    return (wall_ms() // 1000 + 2) * 1000
+
+
+@dataclass(frozen=True)
+class FireCheck:
+    """Fires of jobs due every second within a window, against their records."""
+
+    missed: list[tuple[str, int]]  # due, no record
+    repeated: list[tuple[str, int]]  # more than one record
+    unexpected: set[tuple[str, int]]  # a record, not due
+
+
+def check_fires(records: list[RunRecord], names: list[str], start_ms: int,
+                end_ms: int) -> FireCheck:
+    per_fire = Counter((r.job_name, r.plan_time) for r in records)
+    due = {(name, t) for name in names for t in range(start_ms, end_ms, 1000)}
+    return FireCheck(missed=sorted(due - set(per_fire)),
+                     repeated=[k for k, n in per_fire.items() if n > 1],
+                     unexpected=set(per_fire) - due)
 
 
 async def all_records(store: RunStore, job_prefix: str = "") -> list[RunRecord]:

@@ -10,11 +10,12 @@ import trio
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunStatus, open_store
-from e2e_harness import all_records, put_job, wait_registered, wall_ms
+from e2e_harness import all_records, check_fires, put_every_second, start_workers, wall_ms
 
 pytestmark = pytest.mark.slow
 
 JOBS = 30
+NAMES = [f"job{j:02d}" for j in range(JOBS)]
 WINDOW_S = 20
 
 
@@ -22,12 +23,8 @@ async def test_every_fire_runs_exactly_once_and_the_load_is_shared(make_cluster,
     cluster = make_cluster(mysql_url)
     ks = Keyspace(cluster.prefix)
     async with open_etcd([cluster.etcd_endpoint]) as etcd:
-        for i in range(3):
-            cluster.add_worker(f"w{i}")
-        await wait_registered(etcd, ks, {"w0", "w1", "w2"})
-        for j in range(JOBS):
-            await put_job(etcd, ks, f"job{j:02d}", "echo fired", "* * * * * *", concurrency="allow")
-        window_start = (wall_ms() // 1000 + 2) * 1000
+        await start_workers(cluster, etcd, ks, ["w0", "w1", "w2"])
+        window_start = await put_every_second(etcd, ks, NAMES, "echo fired")
         window_end = window_start + WINDOW_S * 1000
         await trio.sleep((window_end - wall_ms()) / 1000 + 1.5)
         for worker in cluster.workers:
@@ -37,11 +34,10 @@ async def test_every_fire_runs_exactly_once_and_the_load_is_shared(make_cluster,
     async with open_store(mysql_url) as store:
         records = [r for r in await all_records(store) if window_start <= r.plan_time < window_end]
 
-    per_fire = Counter((r.job_name, r.plan_time) for r in records)
-    expected = {(f"job{j:02d}", t) for j in range(JOBS) for t in range(window_start, window_end, 1000)}
-    assert set(per_fire) - expected == set()
-    assert sorted(expected - set(per_fire)) == []  # no gaps
-    assert [k for k, n in per_fire.items() if n > 1] == []  # no duplicates
+    fires = check_fires(records, NAMES, window_start, window_end)
+    assert fires.unexpected == set()
+    assert fires.missed == []  # no gaps
+    assert fires.repeated == []  # no duplicates
     assert {r.status for r in records} == {RunStatus.SUCCEEDED}
     assert all(r.output == "fired\n" for r in records)
     shares = Counter(r.worker for r in records)

@@ -18,7 +18,6 @@ from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.presence import CLAIMED, ORPHANED, STARTED, RunningInfo
 from worker import orphan
-from worker.executor import orphan_command
 
 WAIT_S = 10
 
@@ -36,7 +35,7 @@ async def put_running(etcd, ks: Keyspace, run: RunningInfo) -> tuple[str, int]:
 
 
 def settle_in_a_process(endpoint: str, key: str, worker_id: str, planned_ms: int) -> int:
-    argv = [*orphan_command([endpoint]), key, worker_id, str(planned_ms)]
+    argv = [*orphan.command([endpoint]), key, worker_id, str(planned_ms)]
     # As a job would start it: an environment that must not change what it imports.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/nonexistent", "PYTHONHOME": "/nonexistent"}
     return subprocess.run(argv, env=env, capture_output=True, timeout=WAIT_S).returncode
@@ -84,14 +83,14 @@ def test_an_unreachable_etcd_means_do_not_run():
 # argv: endpoint, key, worker id, planned ms, command, revoke first (1/0)
 DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
-    from worker.executor import orphan_command
+    from worker import orphan
     from worker.process import start_process
     from worker.start_at import held_argv
 
     async def main():
         endpoint, key, worker_id, planned_ms, command = sys.argv[1:6]
-        orphan = [*orphan_command([endpoint]), key, worker_id, planned_ms]
-        await start_process(held_argv("/bin/bash", command, orphan),
+        settle = [*orphan.command([endpoint]), key, worker_id, planned_ms]
+        await start_process(held_argv("/bin/bash", command, settle),
                             env={"PATH": "/usr/bin:/bin"}, cap_bytes=1024,
                             kill_grace_s=1, held=True)
         os.kill(os.getpid(), signal.SIGKILL)  # after the claim, before the mark
