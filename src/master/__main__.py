@@ -8,7 +8,13 @@ import sys
 
 import trio
 
-from cluster.config import ConfigError, add_config_flags, config_from_cli, fields_for
+from cluster.config import (
+    ConfigError,
+    add_config_flags,
+    config_from_cli,
+    fields_for,
+    secret_flag_warnings,
+)
 
 from .app import run_master
 from .auth import ExposureRefused, check_exposure
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     master_fields = set(fields_for("master"))
     settings = {k: v for k, v in config.redacted().items() if k in master_fields}
+    for warning in secret_flag_warnings(args):
+        logging.getLogger("master").warning("%s", warning)
     logging.getLogger("master").info("settings: %s", settings)
     try:
         check_listen(config.api_host, config.api_port)

@@ -43,7 +43,7 @@ class AssetConverter(BaseConverter):
     regex = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(?:html|m?js|css|svg|png|ico|map|txt|woff2)"
 
 
-def ui_routes(webapp_dir: str) -> Blueprint:
+def ui_routes(webapp_dir: Path) -> Blueprint:
     bp = Blueprint("ui", __name__)
     root = Path(webapp_dir).absolute()
 

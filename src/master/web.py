@@ -70,7 +70,7 @@ def create_app(ctx: MasterContext) -> QuartTrio:
     app.register_blueprint(api_routes(ctx))
     app.register_blueprint(seed_routes(ctx))
     app.register_blueprint(ops.ops_routes(ctx))
-    app.register_blueprint(static.ui_routes(ctx.config.webapp_dir))
+    app.register_blueprint(static.ui_routes(ctx.config.webapp_path))
     return app
 
 

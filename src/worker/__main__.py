@@ -8,7 +8,13 @@ import sys
 
 import trio
 
-from cluster.config import ConfigError, add_config_flags, config_from_cli, fields_for
+from cluster.config import (
+    ConfigError,
+    add_config_flags,
+    config_from_cli,
+    fields_for,
+    secret_flag_warnings,
+)
 
 from .app import run_worker
 
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for warning in secret_flag_warnings(args):
+        logging.getLogger("worker").warning("%s", warning)
     logging.getLogger("worker").info("settings: %s", config.redacted())
     trio.run(run_worker, config)
     return 0

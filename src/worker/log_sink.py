@@ -200,7 +200,7 @@ class LogSink(Actor[LogSinkMsg]):
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self._ctx.config
-        spill = self._spill = await SpillFile.open(Path(cfg.spill_dir), self._ctx.worker_id,
+        spill = self._spill = await SpillFile.open(cfg.spill_path, self._ctx.worker_id,
                                                    self._ctx.clock)
         try:
             async with trio.open_nursery() as nursery:
@@ -257,7 +257,7 @@ class LogSink(Actor[LogSinkMsg]):
     # -- the store holder -----------------------------------------------------------
 
     async def _hold_store(self) -> None:
-        url = self._ctx.config.db_url
+        url = self._ctx.config.db.url
         backoff = _Backoff()
         while True:
             try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cluster.config import (
-    Config, ConfigFileError, DuplicateKey, MysqlUrl, load_config, read_config_file,
+    Config, ConfigFileError, DuplicateKey, MysqlUrl, SqliteUrl, load_config, read_config_file,
     strip_line_comments,
 )
 
@@ -50,8 +50,10 @@ def test_seed_files_leave_everything_else_at_the_defaults() -> None:
 def test_no_file_and_no_env_gives_the_embedded_sqlite_default() -> None:
     config = load_config(env={})
     assert config == Config()
-    assert config.db_url.startswith("sqlite:///")
-    assert not config.db.in_memory  # type: ignore[union-attr]
+    assert config.db_url is None
+    assert isinstance(config.db, SqliteUrl)
+    assert config.db.path == str(config.state_path / "runs.db")
+    assert config.db.path.startswith("/")  # never relative to the working directory
 
 
 def test_millisecond_keys_keep_fractions() -> None:

@@ -20,16 +20,20 @@ Sources, lowest precedence first (each one overrides only what it actually sets)
 
 All of it is driven by one table: the `dataclasses.field` metadata on `Config`
 (help, flag, seed keys, check) plus its type hints, compiled into `SETTINGS`.
-Relative paths (`webapp_dir`, `spill_dir`, a relative SQLite file) are relative to the
-process's working directory, as in the seed.
+Default paths never depend on the working directory (`_paths`): the SQLite run store
+and the spill files live in the state directory, the web UI is the installed one.
+Relative paths given explicitly are made absolute against the working directory at
+start-up. Secrets (`api_token`, `etcd_password`, `db_password`) also come from files
+named by their `*_file` settings (`_secrets`), read once when the config is built; a
+secret typed as a flag works but earns a warning, since `ps` shows it.
 
 Modules, one idea each: `_errors` (Source and the error tree, drawn there), `_redact`,
-`_labels`, `_urls` (run-store URLs, etcd endpoints), `_checks` (range checks), `_kinds`
+`_labels`, `_paths`, `_secrets`, `_urls` (run-store URLs, etcd endpoints), `_checks` (range checks), `_kinds`
 (Setting and value conversion), `_settings` (the table: Config, SETTINGS), `_file`
 (the JSON file), `_sources` (layers and their merge), `_cli` (flags).
 """
 
-from ._cli import add_config_flags, config_from_cli, fields_for
+from ._cli import add_config_flags, config_from_cli, fields_for, secret_flag_warnings
 from ._errors import (
     BadDbUrl,
     BadEndpoint,
@@ -44,6 +48,7 @@ from ._errors import (
 from ._file import read_config_file, strip_line_comments
 from ._kinds import Setting
 from ._labels import Labels
+from ._paths import default_state_dir
 from ._redact import redact_db_url
 from ._settings import ENV_PREFIX, SETTINGS, Config
 from ._sources import CONFIG_ENV, load_config
@@ -53,7 +58,8 @@ __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "SETTINGS", "BadDbUrl", "BadEndpoint", "BadValue",
     "Config", "ConfigError", "ConfigFileError", "DbUrl", "DuplicateKey",
     "InconsistentValues", "Labels", "MysqlUrl", "Setting", "Source", "SqliteUrl",
-    "UnknownKey", "add_config_flags", "config_from_cli", "fields_for", "load_config",
+    "UnknownKey", "add_config_flags", "config_from_cli", "default_state_dir", "fields_for",
+    "load_config", "secret_flag_warnings",
     "parse_db_url", "parse_endpoint", "read_config_file", "redact_db_url",
     "strip_line_comments",
 ]

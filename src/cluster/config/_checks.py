@@ -7,6 +7,7 @@ and the caller adds the field and where the value came from.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -97,3 +98,47 @@ def token(value: str) -> str | None:
     if value and not any(c.isspace() for c in value):
         return None
     return "must be non-empty, without spaces (unset it to disable auth)"
+
+
+def absolute_path(value: str) -> str | None:
+    return None if value.startswith("/") else "must be an absolute path"
+
+
+# RFC 1123 host names, or an IPv4/IPv6 literal (brackets optional); a leading '.'
+# allows every subdomain of the name.
+_HOST_NAME = re.compile(r"^\.?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+def host_names(value: tuple[str, ...]) -> str | None:
+    for name in value:
+        bare = name.strip("[]")
+        if not (_HOST_NAME.match(bare) or ":" in bare and all(
+                c in "0123456789abcdefABCDEF:." for c in bare)):
+            return f"{name!r} is not a host name or address (no port, no scheme)"
+    return None
+
+
+def public_url(value: str) -> str | None:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return "must be a plain URL: no user, password, query or fragment"
+    return None
+
+
+# POSIX portable user names (useradd's rule), as getpwnam will look them up.
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\$?$")
+
+
+def user_name(value: str) -> str | None:
+    if _USER_NAME.match(value):
+        return None
+    return "must be a user name ([a-z_][a-z0-9_-]{0,31})"
+
+
+def user_names(value: tuple[str, ...]) -> str | None:
+    for name in value:
+        if reason := user_name(name):
+            return f"{name!r}: {reason}"
+    return None

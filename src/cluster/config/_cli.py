@@ -13,8 +13,11 @@ from collections.abc import Iterable, Mapping
 from ._errors import Source, UnknownKey
 from ._kinds import Setting
 from ._labels import Labels
+from ._secrets import secrets_in_flags
 from ._settings import BY_NAME, SETTINGS, Config, Role
 from ._sources import CONFIG_ENV, load_config, suggest
+
+_SECRETS = frozenset(s.name for s in SETTINGS if s.secret)
 
 
 def fields_for(role: Role) -> tuple[str, ...]:
@@ -67,3 +70,10 @@ def config_from_cli(args: argparse.Namespace, *,
     path = given.get("config") or env.get(CONFIG_ENV) or config_path
     flags = {name: given[name] for name in BY_NAME if name in given}
     return load_config(path=path, env=env, flags=flags)
+
+
+def secret_flag_warnings(args: argparse.Namespace) -> list[str]:
+    """One warning per secret given on the command line, where `ps` shows it."""
+    given = vars(args)
+    return secrets_in_flags({n: given[n] for n in BY_NAME if n in given}, _SECRETS,
+                            {s.name: s.flag for s in SETTINGS})

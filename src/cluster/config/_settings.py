@@ -12,6 +12,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from . import _checks as checks
@@ -19,7 +20,8 @@ from ._checks import Check
 from ._errors import BadValue, InconsistentValues, Source
 from ._kinds import Setting, coerce, type_reason
 from ._labels import Labels
-from ._urls import DbUrl, parse_db_url, parse_endpoint
+from ._paths import default_state_dir, installed_webapp_dir
+from ._urls import DbUrl, MysqlUrl, SqliteUrl, parse_db_url, parse_endpoint
 
 ENV_PREFIX = "SCHEDULER_"
 
@@ -73,10 +75,46 @@ class Config:
         5.0, "timeout of one etcd request, seconds", check=checks.positive)
     prefix: str = _setting("/cron/", "etcd key prefix of this cluster", check=checks.prefix,
                            metavar="PREFIX")
-    db_url: str = _setting(
-        "sqlite:///scheduler-runs.db",
-        "run store: mysql://user:pass@host:port/dbname or sqlite:///path.db",
+    etcd_ca_file: str | None = _setting(
+        None, "CA certificate (PEM) that etcd's server certificate must chain to; "
+        "set = TLS to etcd", flag="--etcd-ca", check=checks.non_empty, metavar="PATH")
+    etcd_cert_file: str | None = _setting(
+        None, "client certificate (PEM) for etcd's --client-cert-auth",
+        flag="--etcd-cert", check=checks.non_empty, metavar="PATH")
+    etcd_key_file: str | None = _setting(
+        None, "private key (PEM) of --etcd-cert", flag="--etcd-key", check=checks.non_empty,
+        metavar="PATH")
+    etcd_user: str | None = _setting(
+        None, "etcd user (etcd auth enabled); its password from --etcd-password-file or "
+        "the environment", check=checks.non_empty, metavar="USER")
+    etcd_password: str | None = _setting(
+        None, "password of --etcd-user (prefer the environment or --etcd-password-file: "
+        "a flag shows in ps)", check=checks.non_empty, secret=True, metavar="PASSWORD")
+    etcd_password_file: str | None = _setting(
+        None, "file holding the password of --etcd-user", check=checks.non_empty,
+        metavar="PATH")
+    state_dir: str | None = _setting(
+        None, "directory of this process's own files (SQLite run store, spill files); "
+        "unset = $XDG_STATE_HOME/scheduler (~/.local/state/scheduler), or "
+        "/var/lib/scheduler as root", check=checks.absolute_path, metavar="DIR")
+    db_url: str | None = _setting(
+        None,
+        "run store: mysql://user@host:port/dbname or sqlite:////absolute/path.db; "
+        "unset = SQLite file runs.db in the state directory",
         flag="--db", check=checks.db_url, metavar="URL", secret=True)
+    db_password: str | None = _setting(
+        None, "MySQL password (prefer the environment or --db-password-file: a flag "
+        "shows in ps); overrides one in the URL", check=checks.non_empty, secret=True,
+        metavar="PASSWORD")
+    db_password_file: str | None = _setting(
+        None, "file holding the MySQL password", check=checks.non_empty, metavar="PATH")
+    db_ca_file: str | None = _setting(
+        None, "CA certificate (PEM) the MySQL server's certificate must chain to; "
+        "set = TLS to MySQL, verified", flag="--db-ca", check=checks.non_empty,
+        metavar="PATH")
+    db_verify_identity: bool = _setting(
+        True, "with TLS to MySQL, also check that its certificate names the host",
+        metavar="BOOL")
     db_timeout_s: float = _setting(5.0, "timeout of one run-store query, seconds",
                                    check=checks.positive)
     metrics_port: int | None = _setting(
@@ -97,11 +135,27 @@ class Config:
         5.0, "HTTP write timeout, seconds", seed=("apiWriteTimeout",), seed_ms=True,
         check=checks.positive, used_by=_MASTER)
     api_token: str | None = _setting(
-        None, "bearer token the API requires; unset = no auth (loopback only!)",
+        None, "bearer token the API requires, role admin (prefer the environment or "
+        "--token-file: a flag shows in ps); unset = no auth (loopback only!)",
         flag="--token", check=checks.token, used_by=_MASTER, secret=True, metavar="TOKEN")
-    webapp_dir: str = _setting("webapp", "directory of the static web UI", flag="--webapp",
-                               seed=("webapp",), check=checks.non_empty, used_by=_MASTER,
-                               metavar="DIR")
+    api_token_file: str | None = _setting(
+        None, "file holding the admin bearer token", flag="--token-file",
+        check=checks.non_empty, used_by=_MASTER, metavar="PATH")
+    tokens_file: str | None = _setting(
+        None, "named tokens with roles, one 'name role sha256-hash' per line "
+        "(schedctl token add)", check=checks.non_empty, used_by=_MASTER, metavar="PATH")
+    allowed_hosts: tuple[str, ...] = _setting(
+        (), "extra Host names the API answers to, besides its bind address, localhost "
+        "and --public-url's host (DNS-rebinding guard)", check=checks.host_names,
+        used_by=_MASTER, metavar="HOST,...")
+    public_url: str | None = _setting(
+        None, "the URL browsers reach the master at (behind a proxy): its origin is the "
+        "one state-changing requests may come from", check=checks.public_url,
+        used_by=_MASTER, metavar="URL")
+    webapp_dir: str | None = _setting(
+        None, "directory of the static web UI; unset = the one installed with the "
+        "package", flag="--webapp", seed=("webapp",), check=checks.non_empty,
+        used_by=_MASTER, metavar="DIR")
     log_retention_days: int | None = _setting(
         30, "delete run records older than this many days; unset = keep",
         check=checks.at_least_one, used_by=_MASTER)
@@ -143,8 +197,19 @@ class Config:
     sink_memory_records: int = _setting(
         10000, "run records held in memory before spilling to disk",
         check=checks.at_least_one, used_by=_WORKER)
-    spill_dir: str = _setting("scheduler-spill", "where unsaved run records spill",
-                              check=checks.non_empty, used_by=_WORKER, metavar="DIR")
+    spill_dir: str | None = _setting(
+        None, "where unsaved run records spill (owned by the worker's user, mode 0700); "
+        "unset = spill/ in the state directory", check=checks.non_empty,
+        used_by=_WORKER, metavar="DIR")
+    run_as: str | None = _setting(
+        None, "run every job as this user (the worker must be root); unset = the "
+        "worker's own user", check=checks.user_name, used_by=_WORKER, metavar="USER")
+    allowed_users: tuple[str, ...] = _setting(
+        (), "users a job's 'user' field may name (needs root); unset = no job may "
+        "choose its user", check=checks.user_names, used_by=_WORKER, metavar="USER,...")
+    metrics_max_connections: int = _setting(
+        32, "most open connections to the worker's metrics port; more wait",
+        check=checks.at_least_one, used_by=_WORKER)
     misfire_grace_s: float = _setting(
         5.0, "a fire later than this is passed over (counted as a misfire), seconds",
         check=checks.positive, used_by=_WORKER)
@@ -164,9 +229,30 @@ class Config:
         validate({s.name: (getattr(self, s.name), Source("code", s.name)) for s in SETTINGS})
 
     @property
+    def state_path(self) -> Path:
+        """`state_dir`, or the user's default state directory (never the working dir)."""
+        return Path(self.state_dir) if self.state_dir else default_state_dir()
+
+    @property
     def db(self) -> DbUrl:
-        """`db_url`, parsed (always valid: checked on construction)."""
-        return parse_db_url(self.db_url)
+        """The run store: `db_url` parsed (checked on construction) with `db_password`
+        applied, or SQLite's runs.db in the state directory when no URL is set."""
+        if self.db_url is None:
+            return SqliteUrl(str(self.state_path / "runs.db"))
+        url = parse_db_url(self.db_url)
+        if isinstance(url, MysqlUrl) and self.db_password is not None:
+            url = dataclasses.replace(url, password=self.db_password)
+        return url
+
+    @property
+    def spill_path(self) -> Path:
+        """`spill_dir` made absolute, or spill/ in the state directory."""
+        return Path(self.spill_dir).absolute() if self.spill_dir else self.state_path / "spill"
+
+    @property
+    def webapp_path(self) -> Path:
+        """`webapp_dir` made absolute, or the web UI installed with the package."""
+        return Path(self.webapp_dir).absolute() if self.webapp_dir else installed_webapp_dir()
 
     @property
     def etcd_hosts(self) -> tuple[tuple[str, int], ...]:
@@ -177,7 +263,7 @@ class Config:
         out: dict[str, object] = {}
         for s in SETTINGS:
             value = getattr(self, s.name)
-            if s.name == "db_url":
+            if s.name == "db_url" and value is not None:
                 value = self.db.redacted()
             elif s.secret and value is not None:
                 value = "***"

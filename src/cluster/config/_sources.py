@@ -18,6 +18,7 @@ from typing import Any
 
 from ._errors import BadValue, DuplicateKey, Reject, Source, UnknownKey
 from ._file import read_config_file
+from ._secrets import read_secret_files
 from ._kinds import Setting, checked, from_json, from_text, json_type
 from ._settings import BY_NAME, ENV_PREFIX, SETTINGS, Config, Layer, validate
 
@@ -52,6 +53,7 @@ def build(layers: Iterable[Layer]) -> Config:
     merged: Layer = {s.name: (s.default, Source("default", s.name)) for s in SETTINGS}
     for layer in layers:  # lowest precedence first
         merged.update(layer)
+    read_secret_files(merged)
     validate(merged)
     fields: dict[str, Any] = {name: value for name, (value, _) in merged.items()}
     return Config(**fields)
