@@ -171,16 +171,34 @@ class EtcdServer:
             self.process.wait()
 
 
+@dataclass(frozen=True)
+class MariaDBTls:
+    """TLS for a MariaDB: its certificate and key, the CA of the clients' certificates,
+    and whether TCP clients must use TLS (``require_secure_transport``; the unix
+    socket, which set-up uses, counts as secure and stays open)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    require: bool = True
+
+    def flags(self) -> list[str]:
+        return [f"--ssl-ca={self.ca}", f"--ssl-cert={self.cert}", f"--ssl-key={self.key}",
+                f"--require-secure-transport={'ON' if self.require else 'OFF'}"]
+
+
 @dataclass
 class MariaDBServer:
     """One MariaDB on loopback with a TCP user that may create databases.
 
     MariaDB's root user authenticates over the unix socket only, so the TCP user is
-    created through the socket right after the first start.
+    created through the socket right after the first start. With ``tls`` it serves
+    TLS (Debian's build links OpenSSL) and, by default, refuses plain TCP clients.
     """
 
     base_dir: Path
     port: int = field(default_factory=free_port)
+    tls: MariaDBTls | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -233,6 +251,7 @@ class MariaDBServer:
             "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=128M",
             # Throw-away data: trade durability for speed.
             "--innodb-flush-log-at-trx-commit=2", "--max-connections=500",
+            *(self.tls.flags() if self.tls else []),
         ]
 
     def _accepting(self) -> bool:

@@ -86,11 +86,12 @@ def etcd_factory(tmp_path):
 
 @pytest.fixture
 def mariadb_factory(tmp_path):
-    """Start private MariaDB servers that this test may stop and start again."""
+    """Start private MariaDB servers that this test may stop and start again
+    (``factory(tls=services.MariaDBTls(...))`` for one that serves TLS)."""
     servers: list[services.MariaDBServer] = []
 
-    def factory() -> services.MariaDBServer:
-        server = services.MariaDBServer(tmp_path / f"mariadb{len(servers)}").start()
+    def factory(**kwargs) -> services.MariaDBServer:
+        server = services.MariaDBServer(tmp_path / f"mariadb{len(servers)}", **kwargs).start()
         servers.append(server)
         return server
 

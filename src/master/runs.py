@@ -83,7 +83,7 @@ class LogManager(RequestActor[LogManagerMsg]):
         delay_s = OPEN_RETRY_S
         while True:
             try:
-                async with open_store(self._ctx.config.db.url, self._ctx.store_settings) as store:
+                async with open_store(self._ctx.config.db, self._ctx.store_settings) as store:
                     self._store = store
                     delay_s = OPEN_RETRY_S
                     await self._probe(store)  # never returns

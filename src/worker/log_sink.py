@@ -21,8 +21,8 @@ records wait, the oldest has waited ``job_log_commit_timeout_s``, or a Flush ask
 worker must start and run jobs while the database is down.
 
 Failures
-    StoreUnavailable, a store-wide error (wrong credentials, unusable table) or a store
-    not open yet: the batch goes back to memory and the writer retries after a backoff
+    StoreUnavailable, a store-wide error (wrong credentials, a TLS certificate refused,
+    unusable table) or a store not open yet: the batch goes back to memory and the writer retries after a backoff
     (0.1 s doubling to 5 s); records keep arriving and spill beyond the bound. Any other
     error is blamed on the rows: the batch is bisected, so a bad row costs O(log n)
     extra writes and never its neighbours (DESIGN §11: one oversize output must not
@@ -66,6 +66,7 @@ from typing import NamedTuple, Protocol
 import trio
 
 from actors import Actor, Inbox, Reply
+from cluster.config import DbUrl
 from cluster.store import (
     RunRecord,
     StoreClosedError,
@@ -75,7 +76,6 @@ from cluster.store import (
     StoreSettings,
     StoreUnavailable,
     open_store,
-    redact,
 )
 
 from .context import WorkerContext
@@ -101,7 +101,7 @@ class BatchStore(Protocol):
     async def write_batch(self, records: Sequence[RunRecord]) -> None: ...
 
 
-StoreOpener = Callable[[str, StoreSettings], AbstractAsyncContextManager[BatchStore]]
+StoreOpener = Callable[[DbUrl, StoreSettings], AbstractAsyncContextManager[BatchStore]]
 # Called with records once they are durable; the worker deletes their running keys.
 OnDurable = Callable[[Sequence[RunRecord]], Awaitable[None]]
 
@@ -257,11 +257,11 @@ class LogSink(Actor[LogSinkMsg]):
     # -- the store holder -----------------------------------------------------------
 
     async def _hold_store(self) -> None:
-        url = self._ctx.config.db.url
+        target = self._ctx.config.db  # parsed: the password never enters a string
         backoff = _Backoff()
         while True:
             try:
-                async with self._opener(url, self._settings) as store:
+                async with self._opener(target, self._settings) as store:
                     self._store = store
                     self._wake.set()
                     try:
@@ -270,9 +270,12 @@ class LogSink(Actor[LogSinkMsg]):
                         self._store = None
             except (StoreError, OSError) as exc:
                 delay_s = backoff.failed()
-                self._last_error = _describe(exc)
-                log.warning("run store %s cannot be opened (%s); retry in %.1f s",
-                            redact(url), exc, delay_s)
+                said = _describe(exc)
+                # One line per new reason: a CA file that stays unreadable is said once.
+                level = logging.WARNING if said != self._last_error else logging.DEBUG
+                self._last_error = said
+                log.log(level, "run store %s cannot be opened (%s); retry in %.1f s",
+                        target.redacted(), exc, delay_s)
                 await trio.sleep(delay_s)
 
     # -- the receiver ---------------------------------------------------------------

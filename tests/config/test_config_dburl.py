@@ -39,7 +39,18 @@ def test_good_urls_parse(url: str, expected: object) -> None:
     ("mysql://u:p@h:99999/d", "port is not a number"),
     ("mysql://u:p@h:abc/d", "port is not a number"),
     ("mysql://u:p@/d", "no host"),
-    ("mysql://u:p@h/d?ssl=1", "query strings"),
+    ("mysql://u:p@h/d?ssl=1", "unknown query key 'ssl' (known: ssl-ca, ssl-cert, ssl-key, "
+                              "ssl-verify-identity)"),
+    ("mysql://u:p@h/d?ssl_ca=/ca.pem", "unknown query key 'ssl_ca'"),
+    ("mysql://u:p@h/d?sslmode=verify-full", "unknown query key 'sslmode'"),
+    ("mysql://u:p@h/d?ssl-ca", "ssl-ca needs a value"),
+    ("mysql://u:p@h/d?ssl-ca=", "ssl-ca needs a value"),
+    ("mysql://u:p@h/d?ssl-ca=/a.pem&", "unknown query key ''"),
+    ("mysql://u:p@h/d?ssl-ca=/a.pem&ssl-ca=/b.pem", "gives ssl-ca twice"),
+    ("mysql://u:p@h/d?ssl-ca=/a.pem&ssl-verify-identity=maybe",
+     "ssl-verify-identity must be true or false, not 'maybe'"),
+    ("mysql://u:p@h/d?ssl-ca=/a.pem&ssl-key=/k.pem", "ssl-key needs ssl-cert"),
+    ("mysql://u:p@h/d#frag", "fragments are not supported"),
     ("sqlite://host/x.db", "no host"),
     ("sqlite://x.db", "no host"),
     ("sqlite:///", "no file name"),
@@ -65,6 +76,38 @@ def test_urls_round_trip_and_redact() -> None:
     assert parse_db_url("mysql://u@[::1]:3306/runs").url == "mysql://u@[::1]:3306/runs"
     assert parse_db_url("mariadb://u@h/runs").url == "mysql://u@h:3306/runs"
     assert parse_db_url("sqlite:///my%20runs.db").url == "sqlite:///my%20runs.db"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("mysql://u@h/d?ssl-ca=/etc/ca.pem",
+     MysqlUrl(host="h", port=3306, database="d", user="u", ca_file="/etc/ca.pem")),
+    ("mysql://u@h/d?ssl-ca=ca.pem&ssl-verify-identity=false",
+     MysqlUrl(host="h", port=3306, database="d", user="u", ca_file="ca.pem",
+              verify_identity=False)),
+    ("mysql://u@h/d?ssl-verify-identity=TRUE&ssl-ca=/c%20a+b.pem",
+     MysqlUrl(host="h", port=3306, database="d", user="u", ca_file="/c a+b.pem")),
+    ("mysql://u@h/d?ssl-ca=/ca.pem&ssl-cert=/me.pem&ssl-key=/me.key",
+     MysqlUrl(host="h", port=3306, database="d", user="u", ca_file="/ca.pem",
+              cert_file="/me.pem", key_file="/me.key")),
+])
+def test_tls_query_keys_parse_and_round_trip(url: str, expected: MysqlUrl) -> None:
+    parsed = parse_db_url(url)
+    assert parsed == expected
+    assert parsed.tls
+    assert parse_db_url(parsed.url) == parsed
+    assert parse_db_url(parsed.redacted()) == parsed  # no password: nothing hidden
+
+
+def test_a_url_without_ssl_ca_is_plain_and_verifies_identity_by_default() -> None:
+    parsed = parse_db_url("mysql://u:p@h/d")
+    assert isinstance(parsed, MysqlUrl)
+    assert not parsed.tls and parsed.verify_identity
+
+
+def test_the_redacted_url_keeps_the_tls_keys_but_not_the_password() -> None:
+    parsed = parse_db_url("mysql://u:s3cret@h/d?ssl-ca=/ca.pem&ssl-verify-identity=0")
+    assert parsed.redacted() == "mysql://u:***@h:3306/d?ssl-ca=/ca.pem&ssl-verify-identity=false"
+    assert "s3cret" not in repr(parsed)
 
 
 def test_a_bad_url_does_not_echo_its_password() -> None:

@@ -83,7 +83,8 @@ class InconsistentValues(ConfigError):
 
 
 class BadDbUrl(ConfigError):
-    _SHAPES = ("mysql://user:pass@host:port/dbname, sqlite:///relative/path.db "
+    _SHAPES = ("mysql://user@host:port/dbname (query keys for TLS: ssl-ca, "
+               "ssl-verify-identity, ssl-cert, ssl-key), sqlite:///relative/path.db "
                "or sqlite:////absolute/path.db")
 
     def __init__(self, url: str, reason: str) -> None:

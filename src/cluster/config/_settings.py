@@ -99,8 +99,9 @@ class Config:
         "/var/lib/scheduler as root", check=checks.absolute_path, metavar="DIR")
     db_url: str | None = _setting(
         None,
-        "run store: mysql://user@host:port/dbname or sqlite:////absolute/path.db; "
-        "unset = SQLite file runs.db in the state directory",
+        "run store: mysql://user@host:port/dbname (TLS: ?ssl-ca=PATH, "
+        "&ssl-verify-identity=false, &ssl-cert=PATH&ssl-key=PATH) or "
+        "sqlite:////absolute/path.db; unset = SQLite file runs.db in the state directory",
         flag="--db", check=checks.db_url, metavar="URL", secret=True)
     db_password: str | None = _setting(
         None, "MySQL password (prefer the environment or --db-password-file: a flag "
@@ -110,10 +111,12 @@ class Config:
         None, "file holding the MySQL password", check=checks.non_empty, metavar="PATH")
     db_ca_file: str | None = _setting(
         None, "CA certificate (PEM) the MySQL server's certificate must chain to; "
-        "set = TLS to MySQL, verified", flag="--db-ca", check=checks.non_empty,
+        "set = TLS to MySQL, verified; overrides the URL's ssl-ca", flag="--db-ca",
+        check=checks.non_empty,
         metavar="PATH")
     db_verify_identity: bool = _setting(
-        True, "with TLS to MySQL, also check that its certificate names the host",
+        True, "with TLS to MySQL, also check that its certificate names the host; "
+        "false here or in the URL (ssl-verify-identity=false) turns the check off",
         metavar="BOOL")
     db_timeout_s: float = _setting(5.0, "timeout of one run-store query, seconds",
                                    check=checks.positive)
@@ -235,14 +238,25 @@ class Config:
 
     @property
     def db(self) -> DbUrl:
-        """The run store: `db_url` parsed (checked on construction) with `db_password`
-        applied, or SQLite's runs.db in the state directory when no URL is set."""
+        """The run store: `db_url` parsed (checked on construction) with the settings
+        applied over it, or SQLite's runs.db in the state directory when no URL is set.
+
+        Over a MySQL URL: `db_password` replaces its password and `db_ca_file` its
+        `ssl-ca`; the identity check stays on unless the URL's `ssl-verify-identity` or
+        `db_verify_identity` turns it off (both default to on, so off is always asked
+        for). File paths are made absolute against the working directory.
+        """
         if self.db_url is None:
             return SqliteUrl(str(self.state_path / "runs.db"))
         url = parse_db_url(self.db_url)
-        if isinstance(url, MysqlUrl) and self.db_password is not None:
-            url = dataclasses.replace(url, password=self.db_password)
-        return url
+        if not isinstance(url, MysqlUrl):
+            return url
+        ca_file = self.db_ca_file or url.ca_file
+        return dataclasses.replace(
+            url, password=url.password if self.db_password is None else self.db_password,
+            ca_file=_absolute(ca_file), cert_file=_absolute(url.cert_file),
+            key_file=_absolute(url.key_file),
+            verify_identity=url.verify_identity and self.db_verify_identity)
 
     @property
     def spill_path(self) -> Path:
@@ -314,6 +328,10 @@ def _unwrap_optional(hint: object) -> tuple[object, bool]:
     return hint, False
 
 
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).absolute())
+
+
 SETTINGS: tuple[Setting, ...] = _compile_settings()
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -344,6 +362,16 @@ def _validate_together(values: Layer) -> None:
     if get("lock_ttl_s") <= get("max_clock_skew_s"):
         fail(f"lock_ttl_s ({get('lock_ttl_s')}) must exceed max_clock_skew_s "
              f"({get('max_clock_skew_s')})", "lock_ttl_s", "max_clock_skew_s")
+    # TLS settings for MySQL over another store would be ignored without a word.
+    url = None if get("db_url") is None else parse_db_url(get("db_url"))
+    if get("db_ca_file") is not None and not isinstance(url, MysqlUrl):
+        fail("db_ca_file is set but the run store is not MySQL (db_url)",
+             "db_ca_file", "db_url")
+    if isinstance(url, MysqlUrl) and url.cert_file and not (url.ca_file
+                                                            or get("db_ca_file")):
+        fail("db_url's ssl-cert needs a CA to verify the server with (ssl-ca or "
+             "db_ca_file): a client certificate goes only to a verified server",
+             "db_url", "db_ca_file")
     if get("job_log_batch_size") > get("sink_memory_records"):
         fail(f"job_log_batch_size ({get('job_log_batch_size')}) cannot exceed "
              f"sink_memory_records ({get('sink_memory_records')})",

@@ -17,17 +17,34 @@ from ._errors import BadDbUrl, BadEndpoint
 
 @dataclass(frozen=True)
 class MysqlUrl:
-    """`mysql://user:pass@host:port/dbname` (or `mariadb://`), user and password
-    unquoted; the port defaults to 3306, the password may be absent."""
+    """`mysql://user:pass@host:port/dbname?ssl-ca=PATH` (or `mariadb://`), user and
+    password unquoted; the port defaults to 3306, the password may be absent.
+
+    TLS is on when `ca_file` is set (the `ssl-ca` key): the server's certificate must
+    chain to that CA and, unless `verify_identity` is off (`ssl-verify-identity=false`),
+    name the host. `cert_file` / `key_file` (`ssl-cert`, `ssl-key`) present a client
+    certificate; they need a CA (here or `db_ca_file`), since a client certificate
+    sent to an unverified server hands our identity to whoever answers.
+    """
 
     host: str
     port: int
     database: str
     user: str
     password: str | None = dataclasses.field(default=None, repr=False)
+    ca_file: str | None = None
+    verify_identity: bool = True
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_file is not None
 
     @property
     def url(self) -> str:
+        """The URL with its password: for a process that must be told it, never for
+        a log or an error (use `redacted`), nor for a command line (`ps` shows it)."""
         shown = None if self.password is None else urllib.parse.quote(self.password, safe="")
         return self._render(shown)
 
@@ -39,7 +56,23 @@ class MysqlUrl:
         auth = urllib.parse.quote(self.user, safe="")
         auth += "" if shown_password is None else ":" + shown_password
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"mysql://{auth}@{host}:{self.port}/{self.database}"
+        query = "&".join(f"{key}={urllib.parse.quote(value, safe='/')}"
+                         for key, value in self._tls_query())
+        return f"mysql://{auth}@{host}:{self.port}/{self.database}" + (query and "?" + query)
+
+    def _tls_query(self) -> list[tuple[str, str]]:
+        pairs = [(key, getattr(self, attr)) for key, attr in _TLS_PATH_KEYS.items()
+                 if getattr(self, attr) is not None]
+        if not self.verify_identity:
+            pairs.append((_VERIFY_IDENTITY, "false"))
+        return pairs
+
+
+# The URL's query keys (MySQL's client option names) and the MysqlUrl field of each.
+_TLS_PATH_KEYS = {"ssl-ca": "ca_file", "ssl-cert": "cert_file", "ssl-key": "key_file"}
+_VERIFY_IDENTITY = "ssl-verify-identity"
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True,
+          "false": False, "0": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -86,8 +119,8 @@ def parse_db_url(url: str) -> DbUrl:
 
 def _parse_mysql_url(url: str) -> MysqlUrl:
     parts = urllib.parse.urlsplit(url)
-    if parts.query or parts.fragment:
-        raise BadDbUrl(url, "query strings and fragments are not supported")
+    if parts.fragment:
+        raise BadDbUrl(url, "fragments are not supported")
     try:
         port = parts.port or 3306
     except ValueError:
@@ -103,7 +136,35 @@ def _parse_mysql_url(url: str) -> MysqlUrl:
     return MysqlUrl(
         host=parts.hostname, port=port, database=database, user=unquote(parts.username),
         password=None if parts.password is None else unquote(parts.password),
+        **_tls_options(url, parts.query),
     )
+
+
+def _tls_options(url: str, query: str) -> dict[str, object]:
+    """The MysqlUrl fields the query sets: exactly the keys documented, once each.
+
+    Values are percent-decoded but, unlike a form, `+` stays `+` (it is a path)."""
+    known = sorted([*_TLS_PATH_KEYS, _VERIFY_IDENTITY])
+    options: dict[str, object] = {}
+    for pair in query.split("&") if query else []:
+        key, sep, value = pair.partition("=")
+        value = urllib.parse.unquote(value)
+        if key not in known:
+            raise BadDbUrl(url, f"unknown query key {key!r} (known: {', '.join(known)})")
+        if not sep or not value:
+            raise BadDbUrl(url, f"{key} needs a value: {key}=...")
+        attr = _TLS_PATH_KEYS.get(key, "verify_identity")
+        if attr in options:
+            raise BadDbUrl(url, f"the query gives {key} twice")
+        if key == _VERIFY_IDENTITY:
+            if value.lower() not in _BOOLS:
+                raise BadDbUrl(url, f"{key} must be true or false, not {value!r}")
+            options[attr] = _BOOLS[value.lower()]
+        else:
+            options[attr] = value
+    if "key_file" in options and "cert_file" not in options:
+        raise BadDbUrl(url, "ssl-key needs ssl-cert")
+    return options
 
 
 def _parse_sqlite_url(url: str) -> SqliteUrl:

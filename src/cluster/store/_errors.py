@@ -6,7 +6,12 @@ error means retrying the same call cannot help.
 
     StoreError                      base of everything the store raises
     ├── StoreUnavailable            retryable: refused, lost, gone away, timed out, locked
-    ├── StoreConfigError            bad URL or scheme, wrong credentials, unknown database
+    ├── StoreConfigError            bad URL or scheme, unknown database, no access to it
+    │   ├── StoreAccessDenied       wrong user or password (or, MariaDB, TLS required)
+    │   └── StoreTlsError           TLS failed: CA/certificate files unusable, the server
+    │       │                       has no TLS, or requires it and we have none
+    │       └── StoreCertificateError  the server's certificate did not verify: not
+    │                               signed by our CA, expired, or not naming the host
     ├── StoreSchemaError            job_log cannot be created or lacks what we need
     ├── StoreQueryError             the backend rejected a statement (a bug or bad data)
     ├── StoreClosedError            used after its ``open_store`` block ended
@@ -14,7 +19,10 @@ error means retrying the same call cannot help.
     │   └── InvalidCursor           a page cursor this store did not issue
     └── InvalidRunRecord (ValueError)  a RunRecord with impossible field values
 
-Messages never contain a password: URLs are shown redacted.
+Messages never contain a password: URLs are shown redacted. A configuration error
+is not cured by retrying, but it is found only when the server answers, and the
+server (or the certificate it serves) may be fixed while we run: the worker's sink
+keeps records and retries on it as on an outage, saying why once.
 """
 
 from __future__ import annotations
@@ -37,9 +45,40 @@ class StoreConfigError(StoreError):
     """The store was given something it can never work with."""
 
     def __init__(self, what: str, reason: str) -> None:
-        self.what = what
+        self.what = what  # the redacted URL, or what else was wrong
         self.reason = reason
-        super().__init__(f"run store configuration {what!r}: {reason}")
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"run store configuration {self.what!r}: {self.reason}"
+
+
+class StoreAccessDenied(StoreConfigError):
+    """The server refused our user name and password. The message carries the
+    server's words (user and host, whether a password was sent), never the password."""
+
+    def _message(self) -> str:
+        return (f"run store {self.what}: access denied ({self.reason}); check the user "
+                f"and the password (SCHEDULER_DB_PASSWORD or --db-password-file)")
+
+
+class StoreTlsError(StoreConfigError):
+    """TLS to the server could not be set up: our CA or certificate files cannot be
+    loaded, the server does not speak TLS, or it requires TLS and we were given none."""
+
+    def _message(self) -> str:
+        return f"run store {self.what}: TLS failed: {self.reason}"
+
+
+class StoreCertificateError(StoreTlsError):
+    """The server's certificate was refused: it does not chain to our CA, has
+    expired, or (identity checked) does not name the host we dialled."""
+
+    def _message(self) -> str:
+        return (f"run store {self.what}: the server's TLS certificate was refused: "
+                f"{self.reason} (check --db-ca / ssl-ca, and that the certificate "
+                f"names the host, or turn the identity check off with "
+                f"--db-verify-identity=false / ssl-verify-identity=false)")
 
 
 class StoreSchemaError(StoreError):

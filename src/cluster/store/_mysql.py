@@ -19,6 +19,7 @@ a SQLite store (whose deadlines are wall-clock) in MockClock tests.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -31,16 +32,19 @@ import trio_asyncio
 from cluster.config import MysqlUrl
 
 from ._backend import Counters, Params, Row, StoreStatistics
-from ._errors import (StoreClosedError, StoreConfigError, StoreError, StoreQueryError,
-                      StoreUnavailable)
+from ._errors import (StoreAccessDenied, StoreClosedError, StoreConfigError, StoreError,
+                      StoreQueryError, StoreTlsError, StoreUnavailable)
 from ._schema import MYSQL
 from ._settings import StoreSettings
+from ._tls import client_context, tls_failure
 
 T = TypeVar("T")
 Op = Callable[[Any], Awaitable[T]]  # an asyncio-flavoured step on one connection
 
 # Server error codes that mean "this configuration can never work".
-_CONFIG_CODES = {1044, 1045, 1049, 1698}  # access denied (db, user), unknown database
+_CONFIG_CODES = {1044, 1049}  # access denied to the database, unknown database
+_ACCESS_DENIED_CODES = {1045, 1698}  # wrong user or password (MariaDB: or TLS required)
+_TLS_REQUIRED_CODE = 3159  # MySQL's require_secure_transport refusing plain TCP
 # Server error codes that mean "not now": too many connections, shutting down, lock
 # wait timeout, deadlock, read-only (failover), killed, statement timeout, idle kick.
 # 1146, no such table: the server came back empty; RunStore re-creates it next call.
@@ -58,8 +62,9 @@ _STATEMENT_CACHE_SIZE = 16  # prepared statements kept per connection
 
 @asynccontextmanager
 async def open_mysql(target: MysqlUrl, settings: StoreSettings) -> AsyncIterator[MySQLBackend]:
+    tls = client_context(target, target.redacted())  # before the loop: fails fast
     async with _asyncio_loop() as loop:
-        pool = await trio_asyncio.aio_as_trio(_create_pool, loop=loop)(target, settings)
+        pool = await trio_asyncio.aio_as_trio(_create_pool, loop=loop)(target, settings, tls)
         backend = MySQLBackend(target, settings, loop, pool)
         try:
             yield backend
@@ -77,13 +82,15 @@ async def _asyncio_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
         yield loop
 
 
-async def _create_pool(target: MysqlUrl, settings: StoreSettings) -> asyncmy.Pool:
+async def _create_pool(target: MysqlUrl, settings: StoreSettings,
+                       tls: ssl.SSLContext | None) -> asyncmy.Pool:
     # minsize=0: opening the store never dials, so it opens while the server is down.
+    # The password goes to the driver as an argument, never through a URL string.
     return await asyncmy.create_pool(
         minsize=0, maxsize=settings.pool_size, pool_recycle=settings.pool_recycle_s,
         host=target.host, port=target.port, user=target.user, password=target.password or "",
         db=target.database, charset="utf8mb4", autocommit=True,
-        connect_timeout=settings.connect_timeout_s,
+        connect_timeout=settings.connect_timeout_s, ssl=tls,
         # No notes ("table already exists"): asyncmy would fetch and log each one.
         init_command="SET SESSION sql_notes = 0",
         # A statement cache turns on asyncmy's binary protocol: prepared statements
@@ -98,6 +105,7 @@ class MySQLBackend:
     def __init__(self, target: MysqlUrl, settings: StoreSettings,
                  loop: asyncio.AbstractEventLoop, pool: asyncmy.Pool) -> None:
         self.display = target.redacted()
+        self._tls = target.tls
         self._settings = settings
         self._loop = loop
         self._pool = pool
@@ -181,9 +189,19 @@ class MySQLBackend:
 
     def _translate(self, exc: BaseException) -> StoreError:
         reason = f"{type(exc).__name__}: {exc}"
+        if (tls := tls_failure(exc, self.display)) is not None:
+            return tls
         if isinstance(exc, _NETWORK_ERRORS):
             return StoreUnavailable(self.display, reason)
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        if code in _ACCESS_DENIED_CODES:
+            said = str(exc.args[1]) if len(exc.args) > 1 else reason
+            # MariaDB refuses plain TCP under require_secure_transport with this code.
+            hint = "" if self._tls else "; or the server requires TLS: give --db-ca"
+            return StoreAccessDenied(self.display, said + hint)
+        if code == _TLS_REQUIRED_CODE:
+            return StoreTlsError(self.display, "the server requires TLS: give its CA with "
+                                               "--db-ca or the URL's ssl-ca")
         if code in _CONFIG_CODES:
             return StoreConfigError(self.display, reason)
         if code == 0 or code in _CLIENT_CODES or code in _TRANSIENT_CODES:

@@ -13,16 +13,22 @@ from ._store import RunStore
 
 
 @asynccontextmanager
-async def open_store(url: str, settings: StoreSettings | None = None) -> AsyncIterator[RunStore]:
-    """Yield a RunStore for ``url`` (``mysql://user:pass@host:port/db``,
-    ``sqlite:///relative.db`` or ``sqlite:////absolute.db``), closed on exit.
+async def open_store(url: str | DbUrl,
+                     settings: StoreSettings | None = None) -> AsyncIterator[RunStore]:
+    """Yield a RunStore for ``url``, closed on exit: a parsed ``DbUrl`` (what the
+    processes pass: ``Config.db``, with the password and TLS settings applied, so no
+    password is ever written into a string), or the text of one
+    (``mysql://user:pass@host:port/db?ssl-ca=...``, ``sqlite:///relative.db``,
+    ``sqlite:////absolute.db``).
 
-    Raises StoreConfigError at once for a bad URL. Opening never needs the server:
-    the table is created by the first call that reaches it, and until then calls
-    raise StoreUnavailable, so a worker starts (and spills its runs) while MySQL is
-    down. Call ``ping()`` to insist on a reachable store.
+    Raises StoreConfigError at once for a bad URL, StoreTlsError for TLS files that
+    cannot be loaded. Opening never needs the server: the table is created by the
+    first call that reaches it, and until then calls raise StoreUnavailable (or, if
+    the server refuses us, StoreAccessDenied / StoreCertificateError), so a worker
+    starts (and spills its runs) while MySQL is down. Call ``ping()`` to insist on a
+    reachable store.
     """
-    target = parse_store_url(url)
+    target = parse_store_url(url) if isinstance(url, str) else url
     settings = settings or StoreSettings()
     if isinstance(target, MysqlUrl):
         from ._mysql import open_mysql  # asyncio stays out of SQLite-only processes

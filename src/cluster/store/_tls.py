@@ -1,0 +1,71 @@
+"""TLS to MySQL: the client context built from a URL, and telling a TLS failure apart.
+
+The context is built once, when the store opens, so a CA file that cannot be read is
+one clear error then, not a puzzle on every connect. It always requires a certificate
+that chains to the CA we were given (never the system's store, never "encrypt but
+trust anyone"); ``verify_identity`` only decides whether that certificate must also
+name the host we dial. asyncmy upgrades the connection with it after the server's
+greeting and never falls back to plain text, so a server without TLS is an error.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+from cluster.config import MysqlUrl
+
+from ._errors import StoreCertificateError, StoreTlsError
+
+# Errors of a TLS connection that ended, not of one that could not be set up: a server
+# that restarts mid-session raises these, and that is an outage, not a setting.
+_CONNECTION_ENDED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+def client_context(target: MysqlUrl, display: str) -> ssl.SSLContext | None:
+    """The context for ``target``, or None for plain TCP (no CA). Raises StoreTlsError
+    naming the file that cannot be used."""
+    if not target.tls:
+        if target.cert_file:
+            raise StoreTlsError(display, "ssl-cert needs a CA (ssl-ca or --db-ca) to "
+                                         "verify the server with")
+        return None
+    assert target.ca_file is not None
+    # PROTOCOL_TLS_CLIENT: CERT_REQUIRED and check_hostname on, TLS 1.2 at least.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = target.verify_identity
+    _load(display, "CA file", target.ca_file,
+          lambda: context.load_verify_locations(cafile=target.ca_file))
+    if target.cert_file:
+        _load(display, "client certificate", target.cert_file,
+              lambda: context.load_cert_chain(target.cert_file, target.key_file))
+    return context
+
+
+def _load(display: str, what: str, path: str, load: Callable[[], None]) -> None:
+    try:
+        load()
+    except ssl.SSLError as exc:  # before OSError: it is one
+        raise StoreTlsError(display, f"cannot use the {what} {path}: "
+                                     f"{exc.reason or exc} (not PEM, or not matching)") from None
+    except OSError as exc:
+        raise StoreTlsError(display, f"cannot read the {what} {path}: "
+                                     f"{exc.strerror or exc}") from None
+
+
+def tls_failure(exc: BaseException, display: str) -> StoreTlsError | None:
+    """The TLS error behind a failed connect (asyncmy wraps it in an OperationalError
+    2003, the ssl error as its cause), or None if TLS was not what failed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            reason = current.verify_message or str(current)
+            return StoreCertificateError(display, reason.rstrip("."))
+        if isinstance(current, ssl.SSLError) and not isinstance(current, _CONNECTION_ENDED):
+            return StoreTlsError(display, f"the handshake failed ({current.reason or current}): "
+                                          f"does the server serve TLS on this port?")
+        current = current.__cause__ or current.__context__
+    return None
