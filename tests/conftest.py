@@ -11,10 +11,12 @@ instances that nobody else shares.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import urllib.parse
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,58 @@ def mariadb_factory(tmp_path):
     yield factory
     for server in reversed(servers):
         server.stop()
+
+
+@dataclass(frozen=True)
+class TlsMariaDB:
+    """A private MariaDB that refuses plain TCP (``require_secure_transport=ON``),
+    serving a certificate for 127.0.0.1 and localhost signed by ``ca``; ``other_ca``
+    signed nothing it serves. ``url(db)`` has the password and no TLS settings."""
+
+    server: services.MariaDBServer
+    ca: Path
+    other_ca: Path
+    certs_dir: Path
+
+    @property
+    def password(self) -> str:
+        return services.MYSQL_PASSWORD
+
+    def url(self, database: str = "scheduler"):
+        from cluster.config import parse_db_url
+
+        return parse_db_url(self.server.url(database))
+
+    def tls_url(self, database: str = "scheduler", **tls):
+        """``url(database)`` with TLS on, verified against ``ca`` unless told otherwise."""
+        return dataclasses.replace(self.url(database), **{"ca_file": str(self.ca), **tls})
+
+
+@pytest.fixture(scope="module")
+def mysql_tls(tmp_path_factory) -> TlsMariaDB:
+    """One TLS-only MariaDB per test module, with certificates made for it."""
+    import certs_testkit as certs  # needs `cryptography`, from the test extra
+
+    base = tmp_path_factory.mktemp("mariadb-tls")
+    certs_dir = base / "certs"
+    certs_dir.mkdir(mode=0o700)
+    ca = certs.make_authority(certs_dir, "test-ca")
+    other = certs.make_authority(certs_dir, "other-ca")
+    leaf = certs.make_leaf(certs_dir, ca, "mariadb", dns=("localhost",), ips=("127.0.0.1",))
+    tls = services.MariaDBTls(ca=ca.cert_path, cert=leaf.cert_path, key=leaf.key_path)
+    server = services.MariaDBServer(base / "server", tls=tls).start()
+    try:
+        yield TlsMariaDB(server, ca.cert_path, other.cert_path, certs_dir)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mysql_tls_db(mysql_tls) -> str:
+    """A database of this test's own on the module's TLS MariaDB, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    mysql_tls.server.sql(f"CREATE DATABASE {name}")  # the socket needs no TLS
+    try:
+        yield name
+    finally:
+        mysql_tls.server.sql(f"DROP DATABASE IF EXISTS {name}")
