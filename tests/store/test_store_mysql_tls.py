@@ -80,6 +80,7 @@ async def test_a_server_certificate_from_another_ca_is_refused(mysql_tls, mysql_
             await store.count()
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"run store {target.redacted()}:")
+    assert "is --db-ca (or ssl-ca) the CA that signed the server's certificate?" in message
     assert_no_password(message)
     assert isinstance(info.value, StoreConfigError)  # not worth retrying at once
 
@@ -130,7 +131,7 @@ async def test_identity_is_checked_and_can_be_turned_off(mariadb_factory, tmp_pa
     async with open_store(checked, SETTINGS) as store:
         with pytest.raises(StoreCertificateError,
                            match="IP address mismatch, certificate is not valid for "
-                                 "'127.0.0.1'"):
+                                 "'127.0.0.1' \\(it does not name the host dialled"):
             await store.write_batch([run(1)])
     unchecked = load_config(env={}, flags={
         "db_url": server.url(), "db_ca_file": str(ca.cert_path),

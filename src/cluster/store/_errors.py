@@ -75,10 +75,7 @@ class StoreCertificateError(StoreTlsError):
     expired, or (identity checked) does not name the host we dialled."""
 
     def _message(self) -> str:
-        return (f"run store {self.what}: the server's TLS certificate was refused: "
-                f"{self.reason} (check --db-ca / ssl-ca, and that the certificate "
-                f"names the host, or turn the identity check off with "
-                f"--db-verify-identity=false / ssl-verify-identity=false)")
+        return f"run store {self.what}: the server's TLS certificate was refused: {self.reason}"
 
 
 class StoreSchemaError(StoreError):

@@ -62,10 +62,19 @@ def tls_failure(exc: BaseException, display: str) -> StoreTlsError | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
-            reason = current.verify_message or str(current)
-            return StoreCertificateError(display, reason.rstrip("."))
+            said = (current.verify_message or str(current)).rstrip(".")
+            return StoreCertificateError(display, f"{said} ({_hint(said)})")
         if isinstance(current, ssl.SSLError) and not isinstance(current, _CONNECTION_ENDED):
             return StoreTlsError(display, f"the handshake failed ({current.reason or current}): "
                                           f"does the server serve TLS on this port?")
         current = current.__cause__ or current.__context__
     return None
+
+
+def _hint(verify_message: str) -> str:
+    if "mismatch" in verify_message:
+        return ("it does not name the host dialled: use a name it holds, or turn the "
+                "check off with --db-verify-identity=false or ssl-verify-identity=false")
+    if "expired" in verify_message or "not yet valid" in verify_message:
+        return "the server needs a certificate valid now"
+    return "is --db-ca (or ssl-ca) the CA that signed the server's certificate?"
