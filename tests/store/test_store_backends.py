@@ -9,9 +9,9 @@ import time
 import pytest
 import trio
 
-from cluster.store import (InvalidCursor, InvalidQuery, RunRecord, RunStatus, StoreClosedError,
-                           StoreConfigError, StoreSchemaError, StoreSettings, StoreUnavailable,
-                           open_store)
+from cluster.store import (InvalidCursor, InvalidQuery, RunRecord, RunStatus,
+                           StoreAccessDenied, StoreClosedError, StoreConfigError,
+                           StoreSchemaError, StoreSettings, StoreUnavailable, open_store)
 from cluster.store import _store
 
 T0 = 1_700_000_000_000
@@ -295,8 +295,9 @@ async def test_a_cancelled_call_is_cancelled_and_the_store_recovers(store_url):
 async def test_wrong_password_is_a_config_error(mysql_url):
     bad = mysql_url.replace(":scheduler-test@", ":wrong-password@")
     async with open_store(bad) as store:
-        with pytest.raises(StoreConfigError) as info:
+        with pytest.raises(StoreAccessDenied, match="access denied") as info:
             await store.ping()
+    assert isinstance(info.value, StoreConfigError)
     assert "wrong-password" not in str(info.value)
 
 
