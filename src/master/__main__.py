@@ -15,6 +15,7 @@ from cluster.config import (
     fields_for,
     secret_flag_warnings,
 )
+from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_master
 from .auth import ExposureRefused, check_exposure
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_cli(args)
         check_exposure(config)
-    except (ConfigError, ExposureRefused) as exc:
+        check_tls_files(config.db)
+    except (ConfigError, ExposureRefused, StoreTlsError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -15,6 +15,7 @@ from cluster.config import (
     fields_for,
     secret_flag_warnings,
 )
+from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = config_from_cli(args)
-    except ConfigError as exc:
+        check_tls_files(config.db)
+    except (ConfigError, StoreTlsError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ import trio
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import StoreSettings, open_store
-from e2e_harness import all_records, put_every_second, wait_registered
+from e2e_harness import ROOT, all_records, put_every_second, wait_registered
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +90,24 @@ async def test_workers_write_over_tls_and_a_wrong_ca_only_delays_the_records(
     log = good.log_path.read_text()
     assert not warnings_about(log, "run store"), log
     assert password not in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("module", ["worker", "master"])
+@pytest.mark.parametrize("ca, reason", [
+    ("missing.pem", "cannot read the CA file {path}: No such file or directory"),
+    ("garbage.pem", "cannot use the CA file {path}: NO_CERTIFICATE_OR_CRL_FOUND "
+                    "(not PEM, or not matching)"),
+])
+def test_an_unusable_ca_file_stops_the_start_with_one_line(module, ca, reason, tmp_path):
+    path = tmp_path / ca
+    if ca == "garbage.pem":
+        path.write_text("not a certificate\n")
+    env = {**os.environ, "SCHEDULER_DB_PASSWORD": "Pw-never-shown"}
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--etcd", "127.0.0.1:9", "--db",
+         "mysql://sched@127.0.0.1:9/runs", "--db-ca", str(path)],
+        capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    url = f"mysql://sched:***@127.0.0.1:9/runs?ssl-ca={path}"  # the password: hidden
+    assert done.stderr == f"{module}: run store {url}: TLS failed: {reason.format(path=path)}\n"
+    assert "Pw-never-shown" not in done.stderr + done.stdout

@@ -1,6 +1,6 @@
 """The run-record store: every run's outcome, in MySQL/MariaDB or SQLite (DESIGN §7).
 
-    async with open_store("sqlite:///runs.db") as store:
+    async with open_store(config.db) as store:  # or a URL: "sqlite:///runs.db"
         await store.write_batch(records)
         page = await store.query(job_name="backup", limit=20)
 
@@ -25,6 +25,7 @@ from ._errors import (
     StoreUnavailable,
 )
 from ._open import open_store
+from ._tls import check_tls_files
 from ._record import RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
@@ -51,6 +52,7 @@ __all__ = [
     "StoreStatistics",
     "StoreTlsError",
     "StoreUnavailable",
+    "check_tls_files",
     "open_store",
     "redact",
 ]

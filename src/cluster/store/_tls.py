@@ -13,13 +13,21 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
-from cluster.config import MysqlUrl
+from cluster.config import DbUrl, MysqlUrl
 
 from ._errors import StoreCertificateError, StoreTlsError
 
 # Errors of a TLS connection that ended, not of one that could not be set up: a server
 # that restarts mid-session raises these, and that is an outage, not a setting.
 _CONNECTION_ENDED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+def check_tls_files(target: DbUrl) -> None:
+    """Raise StoreTlsError now if ``target``'s CA or certificate files cannot be
+    loaded: the command lines call it before starting, so a typo in ``--db-ca`` is
+    one line and exit code 2, not a worker that never writes a record."""
+    if isinstance(target, MysqlUrl):
+        client_context(target, target.redacted())
 
 
 def client_context(target: MysqlUrl, display: str) -> ssl.SSLContext | None:
