@@ -45,6 +45,7 @@ Op = Callable[[Any], Awaitable[T]]  # an asyncio-flavoured step on one connectio
 _CONFIG_CODES = {1044, 1049}  # access denied to the database, unknown database
 _ACCESS_DENIED_CODES = {1045, 1698}  # wrong user or password (MariaDB: or TLS required)
 _TLS_REQUIRED_CODE = 3159  # MySQL's require_secure_transport refusing plain TCP
+_CONNECT_FAILED = 2003  # CR_CONN_HOST_ERROR: asyncmy's wrapper of a failed connect
 # Server error codes that mean "not now": too many connections, shutting down, lock
 # wait timeout, deadlock, read-only (failover), killed, statement timeout, idle kick.
 # 1146, no such table: the server came back empty; RunStore re-creates it next call.
@@ -192,11 +193,13 @@ class MySQLBackend:
 
     def _translate(self, exc: BaseException) -> StoreError:
         reason = f"{type(exc).__name__}: {exc}"
-        if (tls := tls_failure(exc, self.display)) is not None:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        # A TLS failure shows when connecting: a refused certificate is no outage.
+        connecting = code == _CONNECT_FAILED or isinstance(exc, ssl.SSLError)
+        if connecting and (tls := tls_failure(exc, self.display)) is not None:
             return tls
         if isinstance(exc, _NETWORK_ERRORS):
             return StoreUnavailable(self.display, reason)
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         if code in _ACCESS_DENIED_CODES:
             said = str(exc.args[1]) if len(exc.args) > 1 else reason
             # MariaDB refuses plain TCP under require_secure_transport with this code.

@@ -63,19 +63,20 @@ def _load(display: str, what: str, path: str, load: Callable[[], None]) -> None:
 
 
 def tls_failure(exc: BaseException, display: str) -> StoreTlsError | None:
-    """The TLS error behind a failed connect (asyncmy wraps it in an OperationalError
-    2003, the ssl error as its cause), or None if TLS was not what failed."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            said = (current.verify_message or str(current)).rstrip(".")
+    """The TLS error behind a failed connect, or None if TLS was not what failed.
+
+    asyncmy reports a failed connect as OperationalError 2003 raised from the ssl
+    error; a bare ssl error is looked at too. Only the direct cause counts: an error
+    merely raised while handling an old ssl error is not a TLS failure."""
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, ssl.SSLCertVerificationError):
+            said = (candidate.verify_message or str(candidate)).rstrip(".")
             return StoreCertificateError(display, f"{said} ({_hint(said)})")
-        if isinstance(current, ssl.SSLError) and not isinstance(current, _CONNECTION_ENDED):
-            return StoreTlsError(display, f"the handshake failed ({current.reason or current}): "
-                                          f"does the server serve TLS on this port?")
-        current = current.__cause__ or current.__context__
+        if isinstance(candidate, ssl.SSLError) and not isinstance(candidate,
+                                                                   _CONNECTION_ENDED):
+            return StoreTlsError(display, f"the handshake failed "
+                                          f"({candidate.reason or candidate}): does the "
+                                          f"server serve TLS on this port?")
     return None
 
 
