@@ -96,7 +96,7 @@ async def test_workers_write_over_tls_and_a_wrong_ca_only_delays_the_records(
 @pytest.mark.parametrize("ca, reason", [
     ("missing.pem", "cannot read the CA file {path}: No such file or directory"),
     ("garbage.pem", "cannot use the CA file {path}: NO_CERTIFICATE_OR_CRL_FOUND "
-                    "(not PEM, or not matching)"),
+                    "(not a PEM certificate)"),
 ])
 def test_an_unusable_ca_file_stops_the_start_with_one_line(module, ca, reason, tmp_path):
     path = tmp_path / ca

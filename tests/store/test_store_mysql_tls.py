@@ -166,3 +166,28 @@ async def test_a_client_certificate_is_presented(mariadb_factory, tmp_path):
     async with open_store(with_cert, SETTINGS) as store:
         await store.write_batch([run(1)])
         assert await store.count() == 1
+
+
+@pytest.mark.parametrize("problem", ["another key", "a passphrase"])
+async def test_an_unusable_client_key_fails_at_open_without_a_prompt(mysql_tls, tmp_path,
+                                                                      problem):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca = certs.make_authority(tmp_path, "ca")
+    me = certs.make_leaf(tmp_path, ca, "client", client=True)
+    if problem == "another key":
+        wrong = ec.generate_private_key(ec.SECP256R1())
+        encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    else:
+        wrong = serialization.load_pem_private_key(me.key_path.read_bytes(), None)
+        encryption = serialization.BestAvailableEncryption(b"passphrase")
+    key = tmp_path / "bad.key"
+    key.write_bytes(wrong.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8, encryption))
+    target = mysql_tls.tls_url(cert_file=str(me.cert_path), key_file=str(key))
+    with pytest.raises(StoreTlsError, match="cannot use the client certificate .*: .*"
+                                            r"\(not PEM, a key that does not match it, "
+                                            "or a key with a passphrase\\)"):
+        async with open_store(target, SETTINGS):
+            pass

@@ -43,20 +43,24 @@ def client_context(target: MysqlUrl, display: str) -> ssl.SSLContext | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = target.verify_identity
-    _load(display, "CA file", target.ca_file,
+    _load(display, "CA file", target.ca_file, "not a PEM certificate",
           lambda: context.load_verify_locations(cafile=target.ca_file))
     if target.cert_file:
+        # A passphrase is refused (empty), never prompted for on a terminal.
         _load(display, "client certificate", target.cert_file,
-              lambda: context.load_cert_chain(target.cert_file, target.key_file))
+              "not PEM, a key that does not match it, or a key with a passphrase",
+              lambda: context.load_cert_chain(target.cert_file, target.key_file,
+                                              password=lambda: b""))
     return context
 
 
-def _load(display: str, what: str, path: str, load: Callable[[], None]) -> None:
+def _load(display: str, what: str, path: str, likely: str,
+          load: Callable[[], None]) -> None:
     try:
         load()
     except ssl.SSLError as exc:  # before OSError: it is one
         raise StoreTlsError(display, f"cannot use the {what} {path}: "
-                                     f"{exc.reason or exc} (not PEM, or not matching)") from None
+                                     f"{exc.reason or exc} ({likely})") from None
     except OSError as exc:
         raise StoreTlsError(display, f"cannot read the {what} {path}: "
                                      f"{exc.strerror or exc}") from None
