@@ -141,6 +141,10 @@ def mysql_tls(tmp_path_factory) -> TlsMariaDB:
     tls = services.MariaDBTls(ca=ca.cert_path, cert=leaf.cert_path, key=leaf.key_path)
     server = services.MariaDBServer(base / "server", tls=tls).start()
     try:
+        # Debian's MariaDB links OpenSSL; a build without TLS would fail every test here
+        # for a reason worth saying.
+        have_ssl = server.sql("SELECT @@have_ssl, @@require_secure_transport").split()
+        assert have_ssl == ["YES", "1"], f"MariaDB without TLS: {have_ssl}"
         yield TlsMariaDB(server, ca.cert_path, other.cert_path, certs_dir)
     finally:
         server.stop()
