@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 
@@ -17,6 +18,7 @@ from cluster.config import (
 )
 
 from .app import run_worker
+from .run_as import JobUsers, RunAsError
 
 DESCRIPTION = """\
 Run a Scheduler worker: it watches the jobs in etcd, fires each one exactly once per
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = config_from_cli(args)
-    except ConfigError as exc:
+        users = JobUsers.from_config(config)
+    except (ConfigError, RunAsError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in secret_flag_warnings(args):
         logging.getLogger("worker").warning("%s", warning)
     logging.getLogger("worker").info("settings: %s", config.redacted())
-    trio.run(run_worker, config)
+    trio.run(functools.partial(run_worker, config, users=users))
     return 0
 
 
