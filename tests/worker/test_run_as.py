@@ -171,15 +171,19 @@ async def test_worker_secrets_are_not_in_a_jobs_environment(monkeypatch, dropped
 
 @needs_root
 async def test_the_root_part_of_a_held_run_never_sees_the_jobs_environment(nobody_dir):
-    """SHELLOPTS=xtrace with a PS4 that runs a command: bash would run it as root in the
-    waiting wrapper if the job's environment reached it. It must run only as the job."""
-    trace = nobody_dir / "ps4"
-    run = make_run("ps4", "true", env={"SHELLOPTS": "xtrace", "PS4": f"$(id -u >> {trace})"})
+    """Bash sources BASH_ENV at start and traces with SHELLOPTS=xtrace: had the waiting
+    wrapper (root) the job's environment, it would source the file as root, and trace
+    its own lines. Only the job's own bash, as nobody, may do either."""
+    trace = nobody_dir / "sourced"
+    script = nobody_dir / "env.sh"
+    script.write_text(f"id -u >> {trace}\n")
+    run = make_run("bash-env", "true", env={"BASH_ENV": str(script), "SHELLOPTS": "xtrace"})
     async with executor(users(run_as="nobody")) as h:
         await h.send(StartRun(run))
         record = await h.record()
     assert record.status is RunStatus.SUCCEEDED, record.err
-    assert set(trace.read_text().split()) == {"65534"}
+    assert trace.read_text().split() == ["65534"]
+    assert "+ true" in record.err and "__go" not in record.err
 
 
 # -- kill and timeout ---------------------------------------------------------------------
