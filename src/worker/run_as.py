@@ -143,7 +143,7 @@ class Tools:
     perl: str
 
 
-def _find_tools() -> Tools:
+def find_tools() -> Tools:
     found = {}
     for tool, package in (("setpriv", "util-linux"), ("perl", "perl-base")):
         path = shutil.which(tool)
@@ -189,7 +189,7 @@ class JobUsers:
             warning = ("the worker runs as root without --run-as: jobs without an allowed "
                        "'user' run as root; set --run-as USER")
         return cls(default=default, allowed=frozenset(config.allowed_users),
-                   own_name=own_name, tools=_find_tools() if may_change else None,
+                   own_name=own_name, tools=find_tools() if may_change else None,
                    warning=warning, lookup=lookup)
 
     @classmethod
