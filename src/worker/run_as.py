@@ -107,14 +107,10 @@ class Account:
     gid: int
     groups: tuple[int, ...]  # supplementary groups, as initgroups would set them
     home: str
+    workdir: str  # where its jobs start: its home, or ``/`` if that is not a directory
 
     def env(self) -> dict[str, str]:
         return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}
-
-    @property
-    def workdir(self) -> str:
-        """Where its jobs start: its home, or ``/`` if that is not a directory."""
-        return self.home if os.path.isdir(self.home) else "/"
 
     def is_current(self) -> bool:
         """The worker already runs as this user: no change of user needed."""
@@ -122,10 +118,11 @@ class Account:
 
 
 def lookup_account(name: str) -> Account:
-    """Blocking (NSS); raises KeyError if there is no such user."""
+    """Blocking (NSS, and a stat of the home); raises KeyError if there is no such user."""
     entry = pwd.getpwnam(name)
     groups = tuple(sorted(set(os.getgrouplist(entry.pw_name, entry.pw_gid))))
-    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
+    workdir = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir, workdir)
 
 
 def _own_name(euid: int) -> str:
