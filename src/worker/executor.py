@@ -358,11 +358,11 @@ class Executor(Actor[ExecutorMsg]):
         env = job_env(fire, account=account)
         argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
         start = functools.partial(
-            start_process, env=env, cap_bytes=config.output_cap_bytes,
+            start_process, cap_bytes=config.output_cap_bytes,
             kill_grace_s=config.kill_grace_s, timeout_s=fire.spec.timeout_s, held=held)
         if account is not None and not account.is_current():
             if not held:  # set in the child before its exec, with the job's environment
-                return await start(argv, spawn_as=SpawnAs(
+                return await start(argv, env=env, spawn_as=SpawnAs(
                     cwd=account.workdir, uid=account.uid, gid=account.gid,
                     groups=account.groups))
             assert self._users.tools is not None, "JobUsers found them at start-up"
@@ -379,7 +379,7 @@ class Executor(Actor[ExecutorMsg]):
             argv = held_argv(config.bash_path, fire.spec.command, self._orphan_argv(fire),
                              env.pop("BASH_ENV", ""))
         workdir = None if account is None else account.workdir
-        return await start(argv, spawn_as=SpawnAs(cwd=workdir))
+        return await start(argv, env=env, spawn_as=SpawnAs(cwd=workdir))
 
     async def _marked(self, active: _Active, scope: trio.CancelScope | None = None) -> bool:
         """Marked started in etcd (``start_marks``); False if its key is gone or it was

@@ -249,3 +249,15 @@ def test_lookup_account_resolves_groups_like_initgroups():
                                                         DAEMON.pw_dir)
     assert " ".join(map(str, account.groups)) == groups_of(DAEMON)
     assert account.env() == {"HOME": DAEMON.pw_dir, "USER": "daemon", "LOGNAME": "daemon"}
+
+
+def test_python_m_worker_not_root_with_another_run_as_user_exits_2_in_one_line(
+        monkeypatch, capsys, tmp_path):
+    from worker.__main__ import main
+    monkeypatch.setattr(os, "geteuid", lambda: DAEMON.pw_uid)
+    code = main(["--etcd", "127.0.0.1:1", "--run-as", "nobody",
+                 "--spill-dir", str(tmp_path / "spill")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == ("worker: --run-as nobody: the worker runs as daemon, not root, so it "
+                   "cannot run jobs as another user; start it as root or drop --run-as\n")
