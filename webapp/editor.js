@@ -35,6 +35,9 @@ const FIELDS = [
     help: "Labels a worker must have, one key=value per line." },
   { name: "env", label: "Environment", kind: "pairs", placeholder: "NAME=value",
     help: "Extra environment variables, one NAME=value per line." },
+  { name: "user", label: "Run as user", kind: "text", mono: true, placeholder: "backup",
+    help: "Empty: the worker's --run-as user. A user runs the job only on workers whose " +
+      "--allowed-users list it; elsewhere its runs fail." },
 ];
 
 /** Build the editor for a new job (name null) or an existing one. */
@@ -109,7 +112,8 @@ function makeControl(field, id) {
     }
     default: {
       const input = el("input", { ...common, type: "text", class: field.mono ? "mono" : "",
-        autocomplete: "off", spellcheck: "false", list: field.list });
+        autocomplete: "off", spellcheck: "false", list: field.list,
+      placeholder: field.placeholder });
       input.value = field.initial || "";
       return input;
     }
@@ -161,6 +165,7 @@ export function readSpec(controls) {
     } else spec[field.name] = control.value;
   }
   if (!spec.timezone) delete spec.timezone;
+  spec.user = spec.user.trim() || null;  // empty: the worker's default
   return spec;
 }
 

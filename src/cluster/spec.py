@@ -20,6 +20,8 @@ expressions raise SpecError naming the JSON field.
     selector          labels a worker must have (<= 32, key <= 63 chars, value <= 255)
     env               extra environment (<= 128 names, <= 64 KiB in all)
     createdAt         epoch ms: the `@every` anchor, kept across updates; null = unset
+    user              run as this user; a worker honours it only if it allows it
+                      (`--allowed-users`); null = the worker's `--run-as` (or its own)
 
 `@every` jobs without createdAt (seed jobs) are anchored on a stable per-name phase,
 crc32(name) milliseconds after the epoch, so that such jobs do not all fire together
@@ -44,7 +46,8 @@ from typing import Any, Final
 from .cron import CronError, CronSchedule, TimeZoneError, parse_schedule
 from .keyspace import JOB_NAME_RE
 
-__all__ = ["Concurrency", "FrozenStrMap", "JobSpec", "SpecError", "schedule_changed"]
+__all__ = ["Concurrency", "FrozenStrMap", "JobSpec", "SpecError", "USER_NAME_RE",
+           "schedule_changed"]
 
 MAX_NAME_CHARS: Final = 128
 MAX_COMMAND_BYTES: Final = 64 * 1024
@@ -60,6 +63,8 @@ MAX_ENV_BYTES: Final = 64 * 1024
 LABEL_KEY_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}", re.ASCII)
 ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
 MAX_LABEL_VALUE_CHARS: Final = 255
+# POSIX portable user names (useradd's rule), as the worker's --run-as takes them.
+USER_NAME_RE: Final = re.compile(r"[a-z_][a-z0-9_-]{0,31}\$?", re.ASCII)
 
 
 class SpecError(ValueError):
@@ -123,6 +128,7 @@ class JobSpec:
     selector: Mapping[str, str] = field(default=_EMPTY)
     env: Mapping[str, str] = field(default=_EMPTY)
     created_at_ms: int | None = None
+    user: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -142,6 +148,8 @@ class JobSpec:
             self.starting_deadline_s, "startingDeadline", MAX_STARTING_DEADLINE_S))
         self._set("selector", _selector(self.selector))
         self._set("env", _env(self.env))
+        if self.user is not None:
+            _check_user(self.user)
 
     def _set(self, attr: str, value: object) -> None:
         object.__setattr__(self, attr, value)
@@ -200,6 +208,7 @@ class JobSpec:
             "selector": dict(sorted(self.selector.items())),
             "env": dict(sorted(self.env.items())),
             "createdAt": self.created_at_ms,
+            "user": self.user,
         }
 
     def to_bytes(self) -> bytes:
@@ -229,7 +238,7 @@ _FROM_JSON: Final = {
     "timeout": "timeout_s", "concurrency": "concurrency", "paused": "paused",
     "retries": "retries", "retryBackoff": "retry_backoff_s",
     "startingDeadline": "starting_deadline_s", "selector": "selector", "env": "env",
-    "createdAt": "created_at_ms",
+    "createdAt": "created_at_ms", "user": "user",
 }
 _REQUIRED: Final = ("name", "command", "cronExpr")
 
@@ -313,6 +322,14 @@ def _utf8_size(text: str, field_name: str) -> int:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise SpecError(field_name, "must be valid Unicode (no lone surrogates)") from None
+
+
+def _check_user(user: object) -> None:
+    _expect(user, str, "user", "a string or null")
+    assert isinstance(user, str)
+    if USER_NAME_RE.fullmatch(user) is None:
+        raise SpecError("user", f"must be a user name matching ^{USER_NAME_RE.pattern}$, "
+                        f"got {user!r}")
 
 
 def _seconds(value: object, field_name: str, maximum: int) -> float:

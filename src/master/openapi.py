@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from cluster.keyspace import ID_RE, JOB_NAME_RE
-from cluster.spec import ENV_NAME_RE, LABEL_KEY_RE, MAX_LABEL_VALUE_CHARS
+from cluster.spec import ENV_NAME_RE, LABEL_KEY_RE, MAX_LABEL_VALUE_CHARS, USER_NAME_RE
 from cluster.spec import (MAX_COMMAND_BYTES, MAX_ENV_ENTRIES, MAX_RETRIES,
                           MAX_RETRY_BACKOFF_S, MAX_SELECTOR_ENTRIES, MAX_STARTING_DEADLINE_S,
                           MAX_TIMEOUT_S)
@@ -103,6 +103,11 @@ def _spec_properties() -> dict[str, Schema]:
         "env": ENV,
         "createdAt": nullable("integer", minimum=0, maximum=MAX_SAFE_INT,
                               description="epoch ms; the @every anchor; kept on update"),
+        "user": nullable("string", pattern=f"^{USER_NAME_RE.pattern}$",
+                         examples=["backup"],
+                         description="run as this user; a worker runs the job so only if "
+                                     "its --allowed-users lists it (else the run fails); "
+                                     "null = the worker's --run-as user (or its own)"),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 
@@ -18,6 +19,7 @@ from cluster.config import (
 from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
+from .run_as import JobUsers, RunAsError
 
 DESCRIPTION = """\
 Run a Scheduler worker: it watches the jobs in etcd, fires each one exactly once per
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_cli(args)
         check_tls_files(config.db)
-    except (ConfigError, StoreTlsError) as exc:
+        users = JobUsers.from_config(config)
+    except (ConfigError, StoreTlsError, RunAsError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in secret_flag_warnings(args):
         logging.getLogger("worker").warning("%s", warning)
     logging.getLogger("worker").info("settings: %s", config.redacted())
-    trio.run(run_worker, config)
+    trio.run(functools.partial(run_worker, config, users=users))
     return 0
 
 

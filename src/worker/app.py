@@ -45,6 +45,7 @@ from .locker import Locker
 from .log_sink import LogSink
 from .metrics_http import MetricsServer
 from .registrar import Registrar
+from .run_as import JobUsers
 from .scheduler import Scheduler
 from .start_marks import StartMarks
 
@@ -70,7 +71,8 @@ def total_grace_s(config: Config) -> float:
             + METRICS_GRACE_S)
 
 
-def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd) -> Supervisor:
+def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
+               users: JobUsers | None = None) -> Supervisor:
     config = ctx.config
     track = ctx.metrics.track
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
@@ -92,7 +94,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd) -> Supervisor:
         ChildSpec("executor", lambda: track(Executor(
             inboxes.executor, ctx, release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
-                             size=config.mailbox_size))),
+                             size=config.mailbox_size), users=users)),
                   grace_s=executor_grace_s(config)),
         ChildSpec("pipeline", pipeline, grace_s=PIPELINE_GRACE_S),
     ]
@@ -108,14 +110,23 @@ async def run_worker(
     config: Config,
     *,
     clock: WallClock | None = None,
+    users: JobUsers | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one worker until SIGINT/SIGTERM, then shut down gracefully."""
+    """Run one worker until SIGINT/SIGTERM, then shut down gracefully.
+
+    ``users``: who jobs run as (``run_as``); by default checked here from ``config``
+    (raises ``RunAsError``; ``python -m worker`` checks first, to exit 2).
+    """
+    if users is None:
+        users = JobUsers.from_config(config)
+    if users.warning is not None:
+        log.warning("%s", users.warning)  # once per worker: the policy is built once
     worker_id = config.worker_id or default_worker_id()
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock(), addresses)
     async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
-        root = build_tree(ctx, inboxes, etcd)
+        root = build_tree(ctx, inboxes, etcd, users)
         started = _Announce(worker_id, task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config), task_status=started)
     log.info("worker %s stopped (%s)", worker_id, report)

@@ -30,8 +30,14 @@ job's fires), the job's timeout (``timeout``), or a graceful stop after
 ``shutdown_grace_s`` (``killed``). Otherwise the exit code decides: ``succeeded`` on 0,
 ``failed`` on anything else; a command that cannot be started is ``failed`` too.
 
+Who runs it (``run_as``): the job's account, decided first; a ``user`` the worker does
+not allow, or does not know, fails the run unstarted (``failed``, no exit code, the
+reason in ``err``), counted by reason. A job run as another user changes user at the
+final ``exec`` of a held run, or at the spawn otherwise (``drop``).
+
 Environment of a job: the worker's own, minus ``SCHEDULER_*`` (the worker's settings,
-which may hold database credentials), plus the job's ``env``, plus
+which may hold database and etcd credentials), plus, when it runs as an account, that
+account's ``HOME``, ``USER`` and ``LOGNAME``, plus the job's ``env``, plus
 ``SCHEDULER_JOB_NAME``, ``SCHEDULER_RUN_ID``, ``SCHEDULER_PLAN_TIME_MS`` (the planned
 fire, epoch ms: a job can measure its own lateness), ``SCHEDULER_TRIGGER`` and
 ``SCHEDULER_ATTEMPT``.
@@ -65,6 +71,7 @@ lease ends (nothing is left to release them).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -75,7 +82,7 @@ import trio
 from actors import Actor, ActorError, Inbox, MailboxClosed
 from cluster.store import RunRecord, RunStatus
 
-from . import orphan
+from . import drop, orphan
 from .context import WorkerContext
 from .messages import (
     ExecutorMsg,
@@ -90,7 +97,15 @@ from .messages import (
     StartRun,
     Write,
 )
-from .process import GroupProcess, ProcessResult, SpawnFailed, decode_output, start_process
+from .process import (
+    GroupProcess,
+    ProcessResult,
+    SpawnAs,
+    SpawnFailed,
+    decode_output,
+    start_process,
+)
+from .run_as import REFUSAL_REASONS, Account, JobUsers, UserRefused
 from .start_at import can_wait_in_shell, held_argv
 from .start_marks import Marks
 
@@ -116,6 +131,8 @@ class ExecutorStatistics:
     timed_out: int
     spawn_failures: int
     records_lost: int  # records the LogSink could not take (it had stopped): logged
+    user_not_allowed: int  # runs refused: their ``user`` is not allowed here
+    unknown_user: int  # runs refused: their ``user`` does not exist here
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +172,10 @@ class _Active:
 
 class Executor(Actor[ExecutorMsg]):
     def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
-                 release: Release, marks: Marks) -> None:
+                 release: Release, marks: Marks, users: JobUsers | None = None) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._users = users or JobUsers.as_worker()
         self._release = release
         self._marks = marks
         self._orphan = orphan.command(ctx.config.etcd_endpoints)
@@ -170,6 +188,7 @@ class Executor(Actor[ExecutorMsg]):
         self._background: trio.Nursery | None = None
         self._started = self._finished = self._killed = 0
         self._timed_out = self._spawn_failures = self._records_lost = 0
+        self._refused: dict[str, int] = {}  # by UserRefused.reason
 
     # -- loop -----------------------------------------------------------------------
 
@@ -207,6 +226,7 @@ class Executor(Actor[ExecutorMsg]):
         return ExecutorStatistics(
             len(self._active), self._started, self._finished, self._killed,
             self._timed_out, self._spawn_failures, self._records_lost,
+            *(self._refused.get(reason, 0) for reason in REFUSAL_REASONS),
         )
 
     # -- messages -------------------------------------------------------------------
@@ -292,6 +312,13 @@ class Executor(Actor[ExecutorMsg]):
     async def _execute(self, active: _Active) -> RunRecord:
         fire = active.run.fire
         config = self._ctx.config
+        try:
+            account = await self._users.for_job(fire.spec.user)
+        except UserRefused as exc:
+            self._refused[exc.reason] = self._refused.get(exc.reason, 0) + 1
+            log.warning("run %s of %r refused: %s", fire.run_id, fire.spec.name, exc)
+            return self._never_started(fire, _KillCause(RunStatus.FAILED, str(exc),
+                                                        self._ctx.clock.now_ms()))
         held = can_wait_in_shell(config.bash_path)
         if not held:  # no orphan to settle it: marked before it is spawned
             if not await self._marked(active):
@@ -299,15 +326,8 @@ class Executor(Actor[ExecutorMsg]):
             await self._until_planned(active, (fire.planned_ms - self._ctx.clock.now_ms()) / 1000)
         if active.cause is not None:  # killed before it could start
             return self._never_started(fire, active.cause)
-        env = job_env(fire)
-        argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
-        if held:
-            argv = held_argv(config.bash_path, fire.spec.command, self._orphan_argv(fire),
-                             env.pop("BASH_ENV", ""))
         try:
-            process = await start_process(
-                argv, env=env, cap_bytes=config.output_cap_bytes,
-                kill_grace_s=config.kill_grace_s, timeout_s=fire.spec.timeout_s, held=held)
+            process = await self._spawn(fire, account, held)
         except SpawnFailed as exc:
             self._spawn_failures += 1
             log.warning("run %s of %r: %s", fire.run_id, fire.spec.name, exc)
@@ -331,6 +351,35 @@ class Executor(Actor[ExecutorMsg]):
         if start_ms is None or (cause is not None and cause.at_ms < start_ms):
             return self._never_started(fire, cause or _exited_held(result))
         return self._finished_record(active, result, start_ms)
+
+    async def _spawn(self, fire: Fire, account: Account | None, held: bool) -> GroupProcess:
+        """Start the run's process, as ``account`` (``drop``); raises SpawnFailed."""
+        config = self._ctx.config
+        env = job_env(fire, account=account)
+        argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
+        start = functools.partial(
+            start_process, cap_bytes=config.output_cap_bytes,
+            kill_grace_s=config.kill_grace_s, timeout_s=fire.spec.timeout_s, held=held)
+        if account is not None and not account.is_current():
+            if not held:  # set in the child before its exec, with the job's environment
+                return await start(argv, env=env, spawn_as=SpawnAs(
+                    cwd=account.workdir, uid=account.uid, gid=account.gid,
+                    groups=account.groups))
+            assert self._users.tools is not None, "JobUsers found them at start-up"
+            try:
+                with drop.env_file(env) as fd:  # closed once the child has its copy
+                    argv = held_argv(config.bash_path, fire.spec.command,
+                                     self._orphan_argv(fire),
+                                     launcher=drop.launcher(account, self._users.tools, fd))
+                    return await start(argv, env=drop.root_env(),
+                                       spawn_as=SpawnAs(cwd="/", pass_fds=(fd,)))
+            except OSError as exc:  # the memfd (EMFILE...); a failed spawn is SpawnFailed
+                raise SpawnFailed(config.bash_path, exc) from exc
+        if held:
+            argv = held_argv(config.bash_path, fire.spec.command, self._orphan_argv(fire),
+                             env.pop("BASH_ENV", ""))
+        workdir = None if account is None else account.workdir
+        return await start(argv, env=env, spawn_as=SpawnAs(cwd=workdir))
 
     async def _marked(self, active: _Active, scope: trio.CancelScope | None = None) -> bool:
         """Marked started in etcd (``start_marks``); False if its key is gone or it was
@@ -446,10 +495,13 @@ def _exited_held(result: ProcessResult) -> _KillCause:
                       f"its process ended (code {result.returncode}) before it was started", 0)
 
 
-def job_env(fire: Fire, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def job_env(fire: Fire, base: Mapping[str, str] | None = None, *,
+            account: Account | None = None) -> dict[str, str]:
     """The environment of one run (see the module docstring for why and what)."""
     inherited = os.environ if base is None else base
     env = {k: v for k, v in inherited.items() if not k.startswith(CONFIG_ENV_PREFIX)}
+    if account is not None:
+        env.update(account.env())
     env.update(fire.spec.env)
     env.update(
         SCHEDULER_JOB_NAME=fire.spec.name,

@@ -24,6 +24,8 @@ from actors import ActorStatistics
 from cluster.metrics import Counter, Gauge, Histogram, Registry, Sampled
 from cluster.store import RunStatus, RunTrigger
 
+from .run_as import REFUSAL_REASONS  # each is also a field of ExecutorStatistics
+
 __all__ = ["LATENESS_BOUNDS_S", "PREFIX", "Tracked", "WorkerMetrics"]
 
 PREFIX = "scheduler_worker_"
@@ -136,6 +138,10 @@ class WorkerMetrics:
             "claims_total", "Fire claims, by result: won, taken (another worker had it), "
             "skipped (recorded skipped), failed (etcd did not answer in time).",
             "counter", self._claims, ("result",)))
+        registry.register(Sampled(
+            "runs_refused_total", "Runs failed unstarted because of their job's user: "
+            "user_not_allowed (not in --allowed-users), unknown_user (no such user here).",
+            "counter", self._refused, ("reason",)))
         for name, help_text, actor, field in _COUNTERS:
             registry.register(Sampled(name, help_text, "counter", self._total(actor, field)))
         for name, help_text, actor, field in _GAUGES:
@@ -190,6 +196,10 @@ class WorkerMetrics:
 
     def _claims(self) -> Mapping[tuple[str, ...], float]:
         counts = {(result,): self._sum("locker", result) for result in _CLAIM_RESULTS}
+        return {labels: n for labels, n in counts.items() if n is not None}
+
+    def _refused(self) -> Mapping[tuple[str, ...], float]:
+        counts = {(reason,): self._sum("executor", reason) for reason in REFUSAL_REASONS}
         return {labels: n for labels, n in counts.items() if n is not None}
 
     def _register_mailboxes(self, registry: Registry) -> None:

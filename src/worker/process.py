@@ -33,6 +33,10 @@ full pipe. ``truncated`` says that something was thrown away.
 Cancellation (the Executor itself is cancelled): the group gets SIGKILL and bash is
 reaped under a short shielded deadline, then Cancelled propagates.
 
+Who and where (``SpawnAs``, for ``run_as``): the child may start in another working
+directory and, spawned as root, setgroups/setgid/setuid to a job's user before its
+``exec``. Group signals still reach it: the worker stays root.
+
 Errors::
 
     Exception
@@ -75,6 +79,26 @@ class SpawnFailed(ProcessError):
 
 
 @dataclass(frozen=True, slots=True)
+class SpawnAs:
+    """Where the child starts, who it becomes before its ``exec``, what fds it inherits.
+
+    ``uid`` None: the worker's own user (then ``gid`` and ``groups`` are ignored); else
+    the child sets exactly ``groups`` as its supplementary groups, then ``gid``, then
+    ``uid`` (never the worker's groups). ``pass_fds``: kept open in the child, same
+    numbers; the caller closes its own copies after the spawn.
+    """
+
+    cwd: str | None = None  # None: the worker's
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+    pass_fds: tuple[int, ...] = ()
+
+
+AS_WORKER = SpawnAs()
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessResult:
     """How one command ended."""
 
@@ -110,6 +134,7 @@ async def start_process(
     kill_grace_s: float,
     timeout_s: float = 0,
     held: bool = False,
+    spawn_as: SpawnAs = AS_WORKER,
 ) -> GroupProcess:
     """Start ``argv`` as the leader of a new session; raise SpawnFailed if it cannot.
 
@@ -121,7 +146,7 @@ async def start_process(
     ``/dev/null``.
     """
     await trio.lowlevel.checkpoint()
-    child = _Child.spawn(argv, env, held=held)
+    child = _Child.spawn(argv, env, held=held, spawn_as=spawn_as)
     deadline = trio.current_time() + timeout_s if timeout_s > 0 and not held else math.inf
     return GroupProcess(child, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
                         deadline=deadline, timeout_s=timeout_s)
@@ -150,7 +175,7 @@ class _Child:
 
     @classmethod
     def spawn(cls, argv: Sequence[str], env: Mapping[str, str], *,
-              held: bool = False) -> "_Child":
+              held: bool = False, spawn_as: SpawnAs = AS_WORKER) -> "_Child":
         fds: list[int] = []
         child_only: list[int] = []  # the child's ends: closed here once it has them
         commit_fd: int | None = None
@@ -173,7 +198,9 @@ class _Child:
                 pass_fds = (wait_read, wait_write)
             popen = subprocess.Popen(
                 list(argv), env=dict(env), start_new_session=True,
-                stdin=stdin, stdout=out_write, stderr=err_write, pass_fds=pass_fds,
+                stdin=stdin, stdout=out_write, stderr=err_write,
+                pass_fds=pass_fds + spawn_as.pass_fds, cwd=spawn_as.cwd,
+                **_credentials(spawn_as),
             )
         except OSError as exc:
             for fd in fds:
@@ -370,6 +397,13 @@ class GroupProcess:
             trio.lowlevel.notify_closing(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+
+
+def _credentials(spawn_as: SpawnAs) -> dict[str, object]:
+    """Popen's user/group/extra_groups: all three or none (never root's groups)."""
+    if spawn_as.uid is None:
+        return {}
+    return {"user": spawn_as.uid, "group": spawn_as.gid, "extra_groups": list(spawn_as.groups)}
 
 
 def _open_pidfd(pid: int) -> int | None:

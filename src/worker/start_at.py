@@ -28,6 +28,9 @@ once on SIGTERM, and take the job's kill grace with it.)
 ``BASH_ENV`` (which non-interactive bash sources at start) is kept from the waiting
 bash and handed to the real one, so it is sourced once, after the wait.
 
+A job run as another user (``run_as``): the final ``exec`` goes through a launcher
+(``drop``) that changes user first; everything before it stays the worker's.
+
 Needs bash (``read -t`` with a fraction, ``read -u``, ``{var}>&-``: bash 4.1+); for
 another shell the Executor marks the run, waits in-process, then spawns it.
 """
@@ -37,15 +40,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-# $0 = the command, $1 = the shell, $2 = the job's BASH_ENV (or empty), $3... = the
-# orphan's argv, then the wait pipe's read and write fds (appended by
+# $0 = the command, $1 = the shell, $2 = the job's BASH_ENV (or empty), $3 = N, the
+# number of launcher words, $4... = the launcher (N words, ``drop``), then the orphan's
+# argv, then the wait pipe's read and write fds (appended by
 # ``process.start_process(..., held=True)``).
 _HELD = (
     '__r=${@: -2:1} __w=${@: -1}; set -- "${@:1:$#-2}"; '
     'IFS= read -r __go || __go=; '
-    'if [ -z "$__go" ]; then "${@:3}" </dev/null || exit 0; __go=0; fi; '
+    'if [ -z "$__go" ]; then "${@:4+$3}" </dev/null || exit 0; __go=0; fi; '
     'read -r -t "$__go" -u "$__r" _; exec {__r}<&- {__w}>&- </dev/null; '
-    'if [ -n "$2" ]; then export BASH_ENV="$2"; fi; exec "$1" -c "$0"'
+    'if [ -n "$2" ]; then export BASH_ENV="$2"; fi; exec "${@:4:$3}" "$1" -c "$0"'
 )
 
 
@@ -54,10 +58,12 @@ def can_wait_in_shell(shell: str) -> bool:
 
 
 def held_argv(shell: str, command: str, orphan_argv: Sequence[str],
-              bash_env: str = "") -> Sequence[str]:
+              bash_env: str = "", launcher: Sequence[str] = ()) -> Sequence[str]:
     """``shell -c command``, held until ``commit``; spawn it with ``held=True`` and an
     environment without ``BASH_ENV`` (pass its value as ``bash_env``). ``orphan_argv``
-    (not empty) decides, if the worker dies first, whether the command starts."""
+    (not empty) decides, if the worker dies first, whether the command starts.
+    ``launcher`` (``drop``): the final ``exec`` is ``launcher... shell -c command``."""
     if not orphan_argv:
         raise ValueError("a held run needs an orphan command")
-    return [shell, "-c", _HELD, command, shell, bash_env, *orphan_argv]
+    return [shell, "-c", _HELD, command, shell, bash_env, str(len(launcher)), *launcher,
+            *orphan_argv]

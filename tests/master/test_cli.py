@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -73,7 +74,7 @@ def error(status: int, code: str, message: str, field: str | None = None) -> htt
 JOB = {"name": "backup", "command": "tar czf /b.tgz /srv", "cronExpr": "0 3 * * *",
        "timezone": "Europe/Paris", "timeout": 0, "concurrency": "forbid", "paused": False,
        "retries": 2, "retryBackoff": 10, "startingDeadline": 0, "selector": {"zone": "eu"},
-       "env": {}, "createdAt": NOW_MS - 86_400_000, "nextFire": NOW_MS + 65_000,
+       "env": {}, "createdAt": NOW_MS - 86_400_000, "user": "backup", "nextFire": NOW_MS + 65_000,
        "running": [{"runId": "a" * 32, "worker": "w1", "startTime": NOW_MS - 5000,
                     "attempt": 1, "trigger": "schedule"}]}
 LONG = {**JOB, "name": "long", "command": "echo " + "x" * 200, "paused": True,
@@ -134,6 +135,14 @@ def test_jobs_get_shows_spec_next_fire_and_running(capsys: pytest.CaptureFixture
     assert "0 3 * * * (Europe/Paris)" in out
     assert "2024-05-01T12:01:05+00:00 (in 1m 5s)" in out
     assert "zone=eu" in out and "a" * 32 in out and "w1" in out
+    assert re.search(r"^user +backup$", out, re.M)
+
+
+def test_jobs_get_without_a_user_says_the_worker_decides(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeMaster({("GET", "/api/v1/jobs/backup"): ok({"job": {**JOB, "user": None}})})
+    assert run(fake, "jobs", "get", "backup") == 0
+    assert re.search(r"^user +the worker's \(--run-as\)$", capsys.readouterr().out, re.M)
 
 
 def test_jobs_put_from_flags_sends_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,14 +151,14 @@ def test_jobs_put_from_flags_sends_the_spec(capsys: pytest.CaptureFixture[str]) 
                "--cron", "0 3 * * *", "--timezone", "Europe/Paris", "--timeout", "30",
                "--concurrency", "replace", "--retries", "2", "--retry-backoff", "1.5",
                "--starting-deadline", "60", "--selector", "zone=eu,disk=ssd",
-               "--env", "A=1", "--env", "B=x=y", "--paused")
+               "--env", "A=1", "--env", "B=x=y", "--paused", "--user", "backup")
     assert code == 0
     assert fake.last.headers["content-type"] == "application/json"
     assert json.loads(fake.last.content) == {
         "command": "tar czf /b.tgz /srv", "cronExpr": "0 3 * * *", "timezone": "Europe/Paris",
         "timeout": 30, "concurrency": "replace", "retries": 2, "retryBackoff": 1.5,
         "startingDeadline": 60, "selector": {"zone": "eu", "disk": "ssd"},
-        "env": {"A": "1", "B": "x=y"}, "paused": True}
+        "env": {"A": "1", "B": "x=y"}, "paused": True, "user": "backup"}
     assert capsys.readouterr().out.startswith("created job backup; next fire: 2024-05-01T12:01")
 
 

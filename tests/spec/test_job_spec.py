@@ -43,16 +43,23 @@ def test_full_spec_round_trips() -> None:
     spec = JobSpec.from_json(job(
         timezone="Europe/Berlin", timeout=2.5, concurrency="replace", paused=True, retries=3,
         retryBackoff=30, startingDeadline=600, selector={"role": "batch", "zone": "eu-1"},
-        env={"LANG": "C.UTF-8", "B": "ü"}, createdAt=T0))
+        env={"LANG": "C.UTF-8", "B": "ü"}, createdAt=T0, user="backup"))
     assert spec.to_json() == {
         "name": "job1", "command": "echo hello", "cronExpr": "*/5 * * * * *",
         "timezone": "Europe/Berlin", "timeout": 2.5, "concurrency": "replace",
         "paused": True, "retries": 3, "retryBackoff": 30, "startingDeadline": 600,
         "selector": {"role": "batch", "zone": "eu-1"}, "env": {"B": "ü", "LANG": "C.UTF-8"},
-        "createdAt": T0}
+        "createdAt": T0, "user": "backup"}
     assert JobSpec.from_json(spec.to_bytes()) == spec
     assert JobSpec.from_json(spec.to_json()) == spec
     assert list(spec.to_json()) == list(JobSpec.from_json(SEED_JOB).to_json())  # stable keys
+
+
+def test_user_is_optional_and_null_means_the_workers_default() -> None:
+    assert JobSpec.from_json(SEED_JOB).user is None
+    assert JobSpec.from_json(job(user=None)).to_json()["user"] is None
+    assert JobSpec.from_json(job(user="www-data")).user == "www-data"
+    assert JobSpec.from_json(job(user="_apt")).user == "_apt"
 
 
 def test_spec_is_immutable_and_hashable() -> None:
@@ -125,6 +132,12 @@ def test_python_construction_is_validated_too() -> None:
     (json.dumps(job(env={"X": "y" * (65 * 1024)})), "env", "at most 65536 bytes"),
     (json.dumps(job(createdAt=-1)), "createdAt", "must be between 0"),
     (json.dumps(job(createdAt="now")), "createdAt", "expected an integer"),
+    (json.dumps(job(user=0)), "user", "expected a string or null, got number"),
+    (json.dumps(job(user="")), "user", "must be a user name"),
+    (json.dumps(job(user="Root")), "user", "must be a user name"),
+    (json.dumps(job(user="a b")), "user", "must be a user name"),
+    (json.dumps(job(user="../etc")), "user", "must be a user name"),
+    (json.dumps(job(user="u" * 33)), "user", "must be a user name"),
 ])
 def test_invalid_specs_name_the_field(data: bytes | str, field: str, reason: str) -> None:
     with pytest.raises(SpecError) as info:

@@ -23,6 +23,7 @@ from test_process import pid_alive, wait_group_gone
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
 from worker.executor import Executor
+from worker.run_as import JobUsers
 from worker.messages import (
     Fenced,
     Fire,
@@ -69,7 +70,7 @@ class FakeMarks:
 class Harness:
     """An Executor on real mailboxes; tests read what it sent to its peers."""
 
-    def __init__(self, **config) -> None:
+    def __init__(self, users: JobUsers | None = None, **config) -> None:
         cfg = dataclasses.replace(Config(), kill_grace_s=1.0, **config)
         self.peers, self.inboxes = open_mailboxes(cfg)
         self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock(), self.peers)
@@ -77,7 +78,7 @@ class Harness:
         self.release_error: Exception | None = None
         self.marks = FakeMarks()
         self.executor = Executor(self.inboxes.executor, self.ctx, release=self._release,
-                                 marks=self.marks)
+                                 marks=self.marks, users=users)
 
     async def _release(self, run: Run) -> None:
         self.released.append(run)
@@ -110,8 +111,8 @@ class Harness:
 
 
 @asynccontextmanager
-async def executor(**config) -> AsyncIterator[Harness]:
-    h = Harness(**config)
+async def executor(users: JobUsers | None = None, **config) -> AsyncIterator[Harness]:
+    h = Harness(users, **config)
     async with trio.open_nursery() as nursery:
         await nursery.start(h.executor.run)
         yield h

@@ -4,8 +4,11 @@ by its own compare-and-set or already was; never when the key is gone or not its
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -126,3 +129,59 @@ async def test_a_worker_killed_between_claim_and_mark(etcd_endpoint, etcd_prefix
         assert RunningInfo.from_bytes(kv.value).state == ORPHANED
     else:
         assert not out.exists() and kv is None
+
+
+# argv: endpoint, key, worker id, planned ms, command, user: as DYING_WORKER, but the
+# command is to run as ``user`` (``drop``), the worker (root) keeping the rest.
+DYING_WORKER_AS = textwrap.dedent("""
+    import os, signal, sys, trio
+    from worker import drop, orphan
+    from worker.process import SpawnAs, start_process
+    from worker.run_as import find_tools, lookup_account
+    from worker.start_at import held_argv
+
+    async def main():
+        endpoint, key, worker_id, planned_ms, command, user = sys.argv[1:7]
+        settle = [*orphan.command([endpoint]), key, worker_id, planned_ms]
+        env = {"PATH": "/usr/bin:/bin", "FROM_JOB": "yes"}
+        with drop.env_file(env) as fd:
+            launcher = drop.launcher(lookup_account(user), find_tools(), fd)
+            await start_process(held_argv("/bin/bash", command, settle, launcher=launcher),
+                                env=drop.root_env(), cap_bytes=1024, kill_grace_s=1,
+                                held=True, spawn_as=SpawnAs(cwd="/", pass_fds=(fd,)))
+        os.kill(os.getpid(), signal.SIGKILL)  # after the claim, before the mark
+
+    trio.run(main)
+""")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root (CI is root)")
+async def test_an_orphaned_run_still_starts_its_command_as_the_jobs_user(etcd_endpoint,
+                                                                         etcd_prefix):
+    """The orphan settles the run as the worker's user (root), then the command starts
+    as the job's user, on time, with the job's environment."""
+    ks = Keyspace(etcd_prefix)
+    outdir = Path(tempfile.mkdtemp(prefix="orphan-as-", dir="/tmp"))
+    os.chown(outdir, 65534, 65534)  # nobody: only the job's user (and root) writes there
+    out = outdir / "ran"
+    try:
+        async with open_etcd([etcd_endpoint]) as etcd:
+            run = info()
+            key, _ = await put_running(etcd, ks, run)
+            planned_ms = time.time_ns() // 1_000_000 + 700
+            worker = await trio.to_thread.run_sync(lambda: subprocess.run(
+                [sys.executable, "-c", DYING_WORKER_AS, etcd_endpoint, key, "w1",
+                 str(planned_ms), f'echo "$EPOCHREALTIME $(id -u) $FROM_JOB" > {out}',
+                 "nobody"], capture_output=True, text=True, timeout=WAIT_S))
+            assert worker.returncode == -9, worker.stderr
+            with trio.move_on_after(3.0):
+                while not (out.exists() and out.read_text().strip()):
+                    await trio.sleep(0.05)
+            kv = await etcd.get(key)
+        started, uid, from_job = out.read_text().split()
+        assert planned_ms / 1000 <= float(started) < planned_ms / 1000 + 1.0
+        assert (uid, from_job) == ("65534", "yes")
+        assert out.stat().st_uid == 65534
+        assert RunningInfo.from_bytes(kv.value).state == ORPHANED
+    finally:
+        shutil.rmtree(outdir)

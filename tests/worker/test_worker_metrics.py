@@ -36,6 +36,7 @@ from cluster.metrics import (
     format_value,
 )
 from cluster.store import RunStatus, RunTrigger
+from worker.executor import ExecutorStatistics
 from worker.metrics import LATENESS_BOUNDS_S, WorkerMetrics
 from worker.metrics_http import MAX_HEAD_BYTES, CannotServeMetrics, MetricsServer, respond
 
@@ -221,6 +222,27 @@ def test_worker_counts_add_up_across_restarts_and_gauges_do_not():
     assert samples[(W + "actor_restarts_total", 'actor="scheduler"')] == 1
     assert samples[(W + "mailbox_depth", 'actor="scheduler"')] == 1
     assert samples[(W + "mailbox_capacity", 'actor="scheduler"')] == 4
+
+
+class FakeExecutor(Actor[str]):
+    def __init__(self, inbox: Inbox[str], not_allowed: int, unknown: int) -> None:
+        super().__init__(inbox)
+        self.not_allowed, self.unknown = not_allowed, unknown
+
+    def statistics_detail(self) -> ExecutorStatistics:
+        return ExecutorStatistics(0, 0, 0, 0, 0, 0, 0, user_not_allowed=self.not_allowed,
+                                  unknown_user=self.unknown)
+
+
+def test_runs_refused_for_their_user_are_counted_by_reason_across_restarts():
+    metrics = WorkerMetrics()
+    _, inbox = open_mailbox[str](4, name="executor")
+    metrics.track(FakeExecutor(inbox, not_allowed=2, unknown=0))
+    assert parse(metrics.render())[(W + "runs_refused_total", 'reason="unknown_user"')] == 0
+    metrics.track(FakeExecutor(inbox, not_allowed=1, unknown=3))  # rebuilt after a crash
+    samples = parse(metrics.render())
+    assert samples[(W + "runs_refused_total", 'reason="user_not_allowed"')] == 3
+    assert samples[(W + "runs_refused_total", 'reason="unknown_user"')] == 3
 
 
 def test_lateness_is_observed_for_scheduled_fires_only():

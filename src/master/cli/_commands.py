@@ -44,6 +44,7 @@ _SPEC_FLAGS: Final = {
     "command": "command", "cron": "cronExpr", "tz": "timezone", "job_timeout_s": "timeout",
     "concurrency": "concurrency", "retries": "retries", "retry_backoff_s": "retryBackoff",
     "starting_deadline_s": "startingDeadline", "selector": "selector", "paused": "paused",
+    "user": "user",
 }
 
 

@@ -139,6 +139,10 @@ def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
                      help="labels a worker must have")
     put.add_argument("--env", type=_key_value, action="append", metavar="K=V",
                      help="environment variable for the command (repeatable)")
+    put.add_argument("--user", metavar="USER",
+                     help="run as this user; only workers whose --allowed-users list it "
+                          "run the job (on others its runs fail); default: the worker's "
+                          "--run-as user")
     put.add_argument("--paused", action=argparse.BooleanOptionalAction, default=None,
                      help="create the job paused (--no-paused: active)")
 

@@ -53,6 +53,7 @@ def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
         ("starting deadline", _seconds(job.get("startingDeadline"), "no catch-up")),
         ("selector", cell(pairs_text(job.get("selector")))),
         ("env", cell(pairs_text(job.get("env")))),
+        ("user", cell(job.get("user") or "the worker's (--run-as)")),
         ("created", local_iso(job.get("createdAt"))),
     ]
     running = job.get("running") or []
