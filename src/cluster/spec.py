@@ -212,9 +212,15 @@ class JobSpec:
         }
 
     def to_bytes(self) -> bytes:
-        """Compact UTF-8 JSON: the value stored under jobs/<name>."""
-        return json.dumps(self.to_json(), separators=(",", ":"),
-                          ensure_ascii=False).encode("utf-8")
+        """Compact UTF-8 JSON: the value stored under jobs/<name>.
+
+        A job with no `user` is stored without the key: workers of the previous version
+        reject unknown fields, and during a rolling upgrade they must still read every
+        job that does not need the new field."""
+        data = self.to_json()
+        if data["user"] is None:
+            del data["user"]
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def schedule_changed(old: JobSpec, new: JobSpec) -> bool:

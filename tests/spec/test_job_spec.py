@@ -220,3 +220,12 @@ def test_any_valid_spec_round_trips(name: str, command: str, cron: str, zone: st
         "selector": selector, "env": env, "createdAt": created})
     again = JobSpec.from_json(spec.to_bytes())
     assert again == spec and again.to_bytes() == spec.to_bytes()
+
+
+def test_a_job_without_user_is_stored_without_the_key_for_older_workers() -> None:
+    # Workers of the previous version reject unknown fields (rolling upgrades).
+    stored = json.loads(JobSpec.from_json(SEED_JOB).to_bytes())
+    assert "user" not in stored
+    with_user = JobSpec.from_json({**SEED_JOB, "user": "nobody"})
+    assert json.loads(with_user.to_bytes())["user"] == "nobody"
+    assert JobSpec.from_json(with_user.to_bytes()) == with_user
