@@ -53,6 +53,8 @@ from dataclasses import dataclass
 
 import trio
 
+from cluster import private_files
+
 log = logging.getLogger(__name__)
 
 PIPE_DRAIN_S = 2.0  # after the group is dead: how long we wait for EOF on the pipes
@@ -174,6 +176,7 @@ class _Child:
             popen = subprocess.Popen(
                 list(argv), env=dict(env), start_new_session=True,
                 stdin=stdin, stdout=out_write, stderr=err_write, pass_fds=pass_fds,
+                umask=private_files.original_umask(),  # not the worker's private 077
             )
         except OSError as exc:
             for fd in fds:
