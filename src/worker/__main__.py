@@ -25,6 +25,7 @@ from cluster.private_files import (
 
 from .app import run_worker
 from .fd_limit import raise_fd_limit
+from .spill import SpillError, check_own_files
 
 DESCRIPTION = """\
 Run a Scheduler worker: it watches the jobs in etcd, fires each one exactly once per
@@ -40,8 +41,10 @@ Files: the state directory (--state-dir; default $XDG_STATE_HOME/scheduler, or
 /var/lib/scheduler as root) holds runs.db when no --db is given and spill/, the spill
 directory (--spill-dir). Both are created mode 0700 if missing. The worker refuses to
 start if the state directory is not owned by its user or others can write it, or if
-the spill directory is not owned by its user with mode exactly 0700. Everything the
-worker creates is private (umask 077); jobs get the umask the worker started with.
+the spill directory is not owned by its user with mode exactly 0700 (or, with --id,
+if its spill file there is a symlink or not its own). Spill files of other worker ids
+are replayed only if they are regular files of its user. Everything the worker
+creates is private (umask 077); jobs get the umask the worker started with.
 It raises its open-file soft limit to what --capacity needs (up to the hard limit).
 
 Exit status: 0 after a signal, 2 for a configuration error or an unsafe directory.
@@ -63,6 +66,8 @@ def prepare_dirs(config: Config) -> None:
     if config.state_dir or config.db_url is None or config.spill_dir is None:
         ensure_private_dir(config.state_path, "state directory")
     ensure_private_dir(config.spill_path, "spill directory", exact=True)
+    if config.worker_id:  # a default id is new: no file of its name can be there yet
+        check_own_files(config.spill_path, config.worker_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_cli(args)
         prepare_dirs(config)
-    except (ConfigError, UnsafeDirectory, CannotMakeDirectory) as exc:
+    except (ConfigError, UnsafeDirectory, CannotMakeDirectory, SpillError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

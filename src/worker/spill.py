@@ -104,7 +104,8 @@ class SpillDirUnsafe(SpillError):
 class SpillFileUnsafe(SpillError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
-        super().__init__(f"spill file {path} {reason}: it is not used; move it away")
+        super().__init__(f"spill file {path} {reason}: a worker uses only regular files "
+                         "of its own user there; move it away")
 
 
 class SpillIOError(SpillError):
@@ -383,14 +384,29 @@ def _open_own(dir_fd: int, path: Path, flags: int) -> int:
         if exc.errno == errno.ELOOP:
             raise SpillFileUnsafe(path, "is a symbolic link") from None
         raise
-    if (reason := _not_ours(fd)) is not None:
+    if (reason := _not_ours(os.fstat(fd))) is not None:
         os.close(fd)
         raise SpillFileUnsafe(path, reason)
     return fd
 
 
-def _not_ours(fd: int) -> str | None:
-    st = os.fstat(fd)
+def check_own_files(spill_dir: Path, worker_id: str) -> None:
+    """Raise SpillFileUnsafe if this worker's spill or rejected file exists and is not
+    a regular file of ours: for the start-up check (a clear exit 2), where the sink
+    would otherwise fail at its start. The sink checks again, on the fds it opens."""
+    for suffix in (SPILL_SUFFIX, REJECTED_SUFFIX):
+        path = spill_dir / f"{worker_id}{suffix}"
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise SpillFileUnsafe(path, "is a symbolic link")
+        if (reason := _not_ours(st)) is not None:
+            raise SpillFileUnsafe(path, reason)
+
+
+def _not_ours(st: os.stat_result) -> str | None:
     if not stat.S_ISREG(st.st_mode):
         return "is not a regular file"
     if st.st_uid != os.geteuid():

@@ -208,3 +208,14 @@ def test_worker_refuses_a_world_writable_state_directory(tmp_path):
     assert "state directory" in done.stderr and "mode 0777" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (state / "spill").exists()
+
+
+def test_worker_refuses_to_start_with_a_symlink_at_its_own_spill_file(tmp_path, spill_dir, secret):
+    before = secret.read_bytes()
+    (spill_dir / "w1.jsonl").symlink_to(secret)
+    done = start_worker(tmp_path, "--spill-dir", str(spill_dir), "--state-dir", str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"worker: spill file {spill_dir}/w1.jsonl is a symbolic link: a worker uses only "
+        f"regular files of its own user there; move it away"]
+    assert secret.read_bytes() == before
