@@ -1,5 +1,6 @@
-"""The worker's files are private (umask 077), its jobs' are not: a job gets the umask
-the worker started with (``cluster.private_files``, ``worker.process``)."""
+"""cluster.private_files: our files are private (umask 077), jobs' are not (a job gets
+the umask the worker started with: ``worker.process``); private directories, made and
+checked."""
 
 from __future__ import annotations
 
@@ -71,3 +72,10 @@ def test_a_file_where_a_directory_should_be_is_refused(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(private_files.CannotMakeDirectory, match="not a directory"):
         private_files.ensure_private_dir(tmp_path / "f", "state directory")
+
+
+def test_a_state_directory_of_another_user_is_refused(tmp_path):
+    (tmp_path / "s").mkdir(mode=0o700)
+    os.chown(tmp_path / "s", 65534, 65534)
+    with pytest.raises(private_files.UnsafeDirectory, match="owned by nobody with mode 0700"):
+        private_files.ensure_private_dir(tmp_path / "s", "state directory")
