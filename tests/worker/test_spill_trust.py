@@ -19,7 +19,7 @@ import pytest
 
 from cluster.store import RunRecord
 from worker.clock import SystemClock
-from worker.spill import SpillDirUnsafe, SpillFile, SpillFileUnsafe, is_spill_name
+from worker.spill import Rejection, SpillDirUnsafe, SpillFile, SpillFileUnsafe, is_spill_name
 from test_log_sink import records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,6 @@ async def test_our_spill_and_rejected_files_are_created_0600(spill_dir):
         spill = await open_spill(spill_dir)
         try:
             await spill.append(records(1))
-            from worker.spill import Rejection
             await spill.reject([Rejection("test", line="x")])
         finally:
             mode = stat.S_IMODE((spill_dir / "w1.jsonl").stat().st_mode)
