@@ -119,7 +119,7 @@ class Fleet:
 
     def add(self, worker_id: str, *more_args: str) -> Worker:
         spill = self.base_dir / "spill" / worker_id
-        spill.mkdir(parents=True, exist_ok=True)
+        spill.mkdir(mode=0o700, parents=True, exist_ok=True)
         args = [
             "--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
             "--id", worker_id, "--spill-dir", str(spill),

@@ -7,6 +7,14 @@ again reuses all of it, so jobs and run history survive a restart. Ctrl-C (or
 SIGTERM) stops the workers first (they let running jobs finish and flush their
 records), then the master, then etcd, and waits for each: nothing is left behind.
 
+Private: the run store holds job output, the token opens the API. So this script sets
+its umask to 077 before it creates anything (etcd inherits it): every directory
+under the state directory is 0700 and every file 0600 from its creation, the token
+file included (created by ``open`` with mode 0600, never chmod-ed after). The master
+reads the token from that file (``--token-file``): a token on a command line is
+readable by every local user in ``ps``. Master and workers get the user's own umask
+back (they restrict their own files; jobs keep the user's umask).
+
 Standard library only; the processes run from the project's venv.
 """
 
@@ -32,28 +40,65 @@ ETCD_PORT = int(os.environ.get("LOCAL_CLUSTER_ETCD_PORT", "23790"))
 ETCD_PEER_PORT = ETCD_PORT + 10
 MASTER_PORT = int(os.environ.get("LOCAL_CLUSTER_PORT", "8070"))
 WORKERS = ("local-1", "local-2")  # stable ids: a worker's spill file is replayed on restart
+TOKEN_FILE = "api-token"
+# The master takes its token from the file only: these would contradict it.
+_TOKEN_ENV = ("SCHEDULER_API_TOKEN", "SCHEDULER_API_TOKEN_FILE")
 
 
-def token_for(state: Path) -> str:
-    """One token per state directory, made once and kept (mode 0600)."""
-    path = state / "api-token"
+def token_for(state: Path) -> Path:
+    """The state directory's token file, made once (mode 0600 from its creation) and
+    kept. Written under a temporary name, then linked into place: the file is never
+    seen empty, and of two runs racing, one token wins and both use it."""
+    path = state / TOKEN_FILE
     if not path.exists():
-        path.write_text(secrets.token_hex(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+        draft = state / f".{TOKEN_FILE}.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, (secrets.token_hex(24) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another run made it first: use theirs
+        finally:
+            os.unlink(draft)
+    return path
 
 
-def master_flags(common: list[str], port: int, token: str) -> list[str]:
-    """The master's flags. ``--token=VALUE`` in one word: a token may begin with ``-``,
-    which argparse would take for a flag of its own."""
-    return [*common, "--port", str(port), f"--token={token}", "--webapp", str(ROOT / "webapp")]
+def open_to_others(state: Path) -> list[Path]:
+    """Entries of an existing state directory others may read or write (older versions
+    of this script left them 0755/0644; master and workers refuse such directories)."""
+    found = []
+    for path in (state, *state.rglob("*")):
+        st = path.lstat()
+        if st.st_uid != os.geteuid() or (st.st_mode & 0o077 and not path.is_symlink()):
+            found.append(path)
+    return found
 
 
-def start(cmd: list[str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
+def master_flags(common: list[str], port: int, token_file: Path) -> list[str]:
+    """The master's flags: the token by file, never itself on the command line."""
+    return [*common, "--port", str(port), "--token-file", str(token_file)]
+
+
+def open_log(path: Path) -> int:
+    """An append fd of ``path``, created 0600, never through a symlink."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                   | os.O_CLOEXEC, 0o600)
+
+
+def start(cmd: list[str], log: Path, umask: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in _TOKEN_ENV}
+    out = open_log(log)
+    try:
         return subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                start_new_session=True)
+                                cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True, umask=umask)
+    finally:
+        os.close(out)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
@@ -93,11 +138,15 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=MASTER_PORT, help="master port")
     parser.add_argument("--python", default=sys.executable, help="the venv's python")
     args = parser.parse_args()
+    user_umask = os.umask(0o077)  # before anything is created: see the module doc
     state = Path(args.state).resolve()
-    (state / "logs").mkdir(parents=True, exist_ok=True)
-    token = token_for(state)
+    if state.exists() and (loose := open_to_others(state)):
+        raise SystemExit(f"{len(loose)} files under {state} are open to other users or not "
+                         f"yours (e.g. {loose[0]}): run 'chmod -R go-rwx {state}' as their "
+                         f"owner, or remove {state}")
+    (state / "logs").mkdir(mode=0o700, parents=True, exist_ok=True)
+    token_file = token_for(state)
     url = f"http://127.0.0.1:{args.port}"
-    db = f"sqlite:///{state / 'runs.db'}"
     etcd = services.EtcdServer(state, client_port=ETCD_PORT, peer_port=ETCD_PEER_PORT)
     children: list[tuple[str, subprocess.Popen]] = []
     # Signals become a clean shutdown below, whichever process gets them first.
@@ -105,20 +154,20 @@ def main() -> int:
     try:
         print(f"starting etcd on 127.0.0.1:{ETCD_PORT} (data in {etcd.data_dir})", flush=True)
         etcd.start()
-        common = ["--etcd", etcd.endpoint, "--db", db]
+        # runs.db and spill/ are the defaults under --state-dir; both made 0700/0600.
+        common = ["--etcd", etcd.endpoint, "--state-dir", str(state)]
         master_log = state / "logs" / "master.log"
-        master = start([args.python, "-m", "master", *master_flags(common, args.port, token)],
-                       master_log)
+        master = start([args.python, "-m", "master",
+                        *master_flags(common, args.port, token_file)], master_log, user_umask)
         children.append(("master", master))
         for worker_id in WORKERS:
-            worker = start([args.python, "-m", "worker", *common, "--id", worker_id,
-                            "--spill-dir", str(state / "spill")],
-                           state / "logs" / f"{worker_id}.log")
+            worker = start([args.python, "-m", "worker", *common, "--id", worker_id],
+                           state / "logs" / f"{worker_id}.log", user_umask)
             children.append((worker_id, worker))
         wait_healthy(url, master, master_log)
         print(f"\nScheduler is up: {url}\n"
-              f"API token: {token}\n"
-              f"  export SCHEDULER_URL={url} SCHEDULER_API_TOKEN={token}\n"
+              f"API token: in {token_file} (mode 0600)\n"
+              f"  export SCHEDULER_URL={url} SCHEDULER_API_TOKEN=$(cat {token_file})\n"
               f"  schedctl jobs put hello --command 'echo hello' --cron '*/5 * * * * *'\n"
               f"Logs: {state / 'logs'}    Ctrl-C stops everything.\n", flush=True)
         while all(p.poll() is None for _, p in children):

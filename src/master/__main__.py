@@ -15,6 +15,12 @@ from cluster.config import (
     fields_for,
     secret_flag_warnings,
 )
+from cluster.private_files import (
+    CannotMakeDirectory,
+    UnsafeDirectory,
+    ensure_private_dir,
+    restrict_umask,
+)
 from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_master
@@ -38,7 +44,14 @@ are accepted), then SCHEDULER_* environment variables, then these flags.
 SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop;
 a second signal stops at once.
 
-Exit status: 0 after a signal, 2 for a configuration error, 1 if it cannot listen.
+Files: with no --db, run history is the SQLite file runs.db in the state directory
+(--state-dir; default $XDG_STATE_HOME/scheduler, or /var/lib/scheduler as root),
+created mode 0700 if missing; the master refuses to start if it is not owned by its
+user or others can write it. Everything it creates is private (umask 077). The web UI
+is the one installed with the package, never one found in the working directory.
+
+Exit status: 0 after a signal, 2 for a configuration error (or an unsafe state
+directory), 1 if it cannot listen.
 """
 
 
@@ -53,11 +66,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Before anything is created: runs.db and its -wal/-shm (job output) must be 0600
+    # from their creation; the master starts no other process, so no umask to give back.
+    restrict_umask()
     try:
         config = config_from_cli(args)
         check_exposure(config)
         check_tls_files(config.db)
-    except (ConfigError, ExposureRefused, StoreTlsError) as exc:
+        if config.state_dir or config.db_url is None:
+            ensure_private_dir(config.state_path, "state directory")
+    except (ConfigError, ExposureRefused, StoreTlsError, UnsafeDirectory,
+            CannotMakeDirectory) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -10,16 +10,25 @@ import sys
 import trio
 
 from cluster.config import (
+    Config,
     ConfigError,
     add_config_flags,
     config_from_cli,
     fields_for,
     secret_flag_warnings,
 )
+from cluster.private_files import (
+    CannotMakeDirectory,
+    UnsafeDirectory,
+    ensure_private_dir,
+    restrict_umask,
+)
 from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
+from .fd_limit import raise_fd_limit
 from .run_as import JobUsers, RunAsError
+from .spill import SpillError, check_own_files
 
 DESCRIPTION = """\
 Run a Scheduler worker: it watches the jobs in etcd, fires each one exactly once per
@@ -30,6 +39,18 @@ Settings come from defaults, then the JSON file (--config; the seed's worker.jso
 are accepted), then SCHEDULER_* environment variables, then these flags.
 SIGTERM/SIGINT: stop firing, let running jobs finish up to --shutdown-grace-s, flush
 the run records, leave the cluster; a second signal stops at once.
+
+Files: the state directory (--state-dir; default $XDG_STATE_HOME/scheduler, or
+/var/lib/scheduler as root) holds runs.db when no --db is given and spill/, the spill
+directory (--spill-dir). Both are created mode 0700 if missing. The worker refuses to
+start if the state directory is not owned by its user or others can write it, or if
+the spill directory is not owned by its user with mode exactly 0700 (or, with --id,
+if its spill file there is a symlink or not its own). Spill files of other worker ids
+are replayed only if they are regular files of its user. Everything the worker
+creates is private (umask 077); jobs get the umask the worker started with.
+It raises its open-file soft limit to what --capacity needs (up to the hard limit).
+
+Exit status: 0 after a signal, 2 for a configuration error or an unsafe directory.
 """
 
 
@@ -42,13 +63,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prepare_dirs(config: Config) -> None:
+    """Create the state and spill directories (0700) or refuse unsafe ones: a spill
+    directory another user can write lets them forge the run records we replay."""
+    if config.state_dir or config.db_url is None or config.spill_dir is None:
+        ensure_private_dir(config.state_path, "state directory")
+    ensure_private_dir(config.spill_path, "spill directory", exact=True)
+    if config.worker_id:  # a default id is new: no file of its name can be there yet
+        check_own_files(config.spill_path, config.worker_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Before anything is created (spill files, runs.db and its -wal/-shm): private from
+    # their creation. Jobs get the original umask back (worker.process).
+    restrict_umask()
     try:
         config = config_from_cli(args)
         check_tls_files(config.db)
         users = JobUsers.from_config(config)
-    except (ConfigError, StoreTlsError, RunAsError) as exc:
+        prepare_dirs(config)
+    except (ConfigError, StoreTlsError, RunAsError, UnsafeDirectory, CannotMakeDirectory,
+            SpillError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -58,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in secret_flag_warnings(args):
         logging.getLogger("worker").warning("%s", warning)
     logging.getLogger("worker").info("settings: %s", config.redacted())
+    raise_fd_limit(config)
     trio.run(functools.partial(run_worker, config, users=users))
     return 0
 

@@ -101,7 +101,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     port = config.metrics_port
     if port is not None:
         children.insert(0, ChildSpec("metrics-http", lambda: MetricsServer(
-            ctx.metrics.render, port), grace_s=METRICS_GRACE_S))
+            ctx.metrics.render, port, max_connections=config.metrics_max_connections),
+            grace_s=METRICS_GRACE_S))
     return Supervisor(children, name="worker", strategy=Strategy.ONE_FOR_ONE,
                       max_restarts=5, max_seconds=30)
 

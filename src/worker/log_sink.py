@@ -47,7 +47,8 @@ incarnation, or the next process, replays it. Only a hard kill (SIGKILL, power l
 loses the records still in memory; records in the spill file survive it.
 
 Worker id: the spill file is named after the worker id, but a stable id is not needed:
-a new process adopts every spill file that no live process holds (``spill``).
+a new process adopts every spill file that no live process holds, if it is one of
+ours: a regular file owned by our user, named ``<worker id>.jsonl`` (``spill``).
 """
 
 from __future__ import annotations

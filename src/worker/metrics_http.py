@@ -8,6 +8,14 @@ Per connection: read the request head (at most ``MAX_HEAD_BYTES``, within
 ``REQUEST_TIMEOUT_S``, else the connection is just closed), answer, close
 (``Connection: close``; a scraper reconnecting every few seconds costs nothing).
 
+Connection limit: at most ``max_connections`` (``metrics_max_connections``) are
+accepted at once; further ones wait in the kernel's listen queue, unaccepted, so they
+hold no file descriptor of ours. Why: every accepted connection is an fd, and a flood
+of idle ones once used up the worker's fds, so that every fire failed with "Too many
+open files". The deadline above bounds how long one connection holds its slot: idle
+connections cannot keep them forever, and the queue drains once a flood stops. A
+flood can make scrapes wait, never stop a fire; put a firewall on the port anyway.
+
 - ``GET``/``HEAD /metrics`` (any query string) → 200, text format 0.0.4
 - ``/metrics`` with another method → 405; any other path → 404; a malformed request
   line → 400; an oversized head → 431
@@ -19,6 +27,7 @@ supervisor retries it and, if it persists, stops the worker with it as the cause
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -34,6 +43,10 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 MAX_HEAD_BYTES = 8192
 REQUEST_TIMEOUT_S = 5.0
+DEFAULT_MAX_CONNECTIONS = 32
+# accept(2) errors that mean "overloaded now", as trio.serve_listeners treats them.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_S = 0.1
 PATH = b"/metrics"
 
 
@@ -54,13 +67,16 @@ class MetricsServer:
 
     ``port`` 0 binds any free port. ``started()`` reports the URL actually bound.
     ``request_stop()`` closes the listener and drops connections at once: answers are
-    small and a scraper simply retries.
+    small and a scraper simply retries. At most ``max_connections`` are open at once.
     """
 
-    def __init__(self, render: Callable[[], str], port: int, *, host: str = LOOPBACK) -> None:
+    def __init__(self, render: Callable[[], str], port: int, *, host: str = LOOPBACK,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self._render = render
         self._port = port
         self._host = host
+        # Invariant: one token per accepted connection, given back when it is closed.
+        self._slots = trio.Semaphore(max_connections)
         self._scope = trio.CancelScope()  # may be cancelled before run() enters it
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
@@ -72,12 +88,33 @@ class MetricsServer:
         url = f"http://{self._host}:{port}/metrics"
         with self._scope:
             async with trio.open_nursery() as nursery:
-                await nursery.start(trio.serve_listeners, self._serve_one, listeners)
+                for listener in listeners:
+                    nursery.start_soon(self._accept_loop, listener, nursery)
                 log.info("metrics at %s", url)
                 task_status.started(url)
 
     def request_stop(self) -> None:
         self._scope.cancel()
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept only with a free slot: beyond the limit, connections wait unaccepted."""
+        async with listener:
+            while True:
+                await self._slots.acquire()
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    self._slots.release()
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    log.error("metrics port: accept failed (%s); retrying",
+                              errno.errorcode[exc.errno])
+                    await trio.sleep(_ACCEPT_RETRY_S)
+                    continue
+                except BaseException:
+                    self._slots.release()
+                    raise
+                nursery.start_soon(self._serve_one, stream)
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
         try:
@@ -92,7 +129,8 @@ class MetricsServer:
         except trio.BrokenResourceError:
             pass  # the client went away: nothing to answer
         finally:
-            await stream.aclose()
+            await trio.aclose_forcefully(stream)  # never waits: the slot is free at once
+            self._slots.release()
 
 
 async def _read_head(stream: trio.SocketStream) -> bytes | None:

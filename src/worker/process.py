@@ -57,6 +57,8 @@ from dataclasses import dataclass
 
 import trio
 
+from cluster import private_files
+
 log = logging.getLogger(__name__)
 
 PIPE_DRAIN_S = 2.0  # after the group is dead: how long we wait for EOF on the pipes
@@ -200,6 +202,7 @@ class _Child:
                 list(argv), env=dict(env), start_new_session=True,
                 stdin=stdin, stdout=out_write, stderr=err_write,
                 pass_fds=pass_fds + spawn_as.pass_fds, cwd=spawn_as.cwd,
+                umask=private_files.original_umask(),  # not the worker's private 077
                 **_credentials(spawn_as),
             )
         except OSError as exc:

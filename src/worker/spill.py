@@ -7,11 +7,25 @@ file is truncated once every line has been replayed, so it never holds a record 
 except after a crash (replay upserts on run_id: a second copy is harmless).
 
 Ownership: a live SpillFile holds an exclusive ``flock`` on its file. At open it also
-*adopts* orphans: any other ``*.jsonl`` spill file in the directory that nobody holds
-(its worker died, or restarted under a new id: the default id contains the pid). Their
-lines are appended to ours (fsync), then the orphan is deleted; so records left by a
-previous process are replayed whether or not the worker id is stable. ``spill_dir``
-must be a local file system (flock on NFS is not to be trusted).
+*adopts* orphans: any other spill file in the directory that nobody holds (its worker
+died, or restarted under a new id: the default id contains the pid). Their lines are
+appended to ours (fsync), then the orphan is deleted; so records left by a previous
+process are replayed whether or not the worker id is stable. ``spill_dir`` must be a
+local file system (flock on NFS is not to be trusted).
+
+Trust: what is replayed is written to the store as the worker's own records, so a
+file another user could plant or redirect must never be read. Hence:
+
+- the directory must be owned by our effective user with mode exactly 0700 (created
+  so if missing; ``SpillDirUnsafe`` otherwise), and every file operation goes through
+  one fd of it, so the directory checked is the directory used;
+- every file is opened with ``O_NOFOLLOW`` (a symlink is never followed, so never
+  read nor truncated through), created with mode 0600 by ``open`` itself, then
+  ``fstat``-checked: only regular files owned by our effective user are used;
+- only names of the worker's own pattern, ``<valid worker id>.jsonl``, are adopted.
+  Any other entry, and any such name that fails the checks above, is left alone with
+  a warning naming it (never read, truncated or deleted). Our own file or rejected
+  file failing them is ``SpillFileUnsafe``: the sink cannot start until it is removed.
 
 A torn last line (a crash in the middle of an append: those records had not been
 reported durable) is cut off and kept in the rejected file, never silently dropped.
@@ -25,17 +39,21 @@ Errors::
     SpillError                  base: the spill directory failed us (disk full, I/O, rights)
     ├── SpillFileBusy           another live process holds this worker's spill file:
     │                           two workers share one id and one spill_dir
+    ├── SpillDirUnsafe          the directory is not ours with mode 0700
+    ├── SpillFileUnsafe         our own file's name is a symlink, or not our regular file
     └── SpillIOError            a file operation failed; nothing was marked durable
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +62,12 @@ from typing import TypeVar
 
 import trio
 
+from cluster.config._checks import worker_id as _worker_id_problem
+from cluster.private_files import (
+    FILE_MODE,
+    UnsafeDirectory,
+    make_private_dirs,
+)
 from cluster.store import RunRecord
 
 from .clock import WallClock
@@ -68,6 +92,20 @@ class SpillFileBusy(SpillError):
         self.path = path
         super().__init__(f"spill file {path} is held by another live process: "
                          "two workers share one worker id and spill_dir")
+
+
+class SpillDirUnsafe(SpillError):
+    def __init__(self, path: Path, uid: int, mode: int) -> None:
+        self.path = path
+        super().__init__(str(UnsafeDirectory("spill directory", path, uid, mode,
+                                             "with mode 0700")))
+
+
+class SpillFileUnsafe(SpillError):
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"spill file {path} {reason}: a worker uses only regular files "
+                         "of its own user there; move it away")
 
 
 class SpillIOError(SpillError):
@@ -104,8 +142,9 @@ class SpillFile:
     thread (a half-done append is never mistaken for a durable one).
     """
 
-    def __init__(self, path: Path, fd: int, rejected: _RejectedFile) -> None:
+    def __init__(self, path: Path, dir_fd: int, fd: int, rejected: _RejectedFile) -> None:
         self.path = path
+        self._dir_fd = dir_fd  # every name below is resolved in this directory
         self._fd = fd
         self._rejected = rejected
         self._limiter = trio.CapacityLimiter(1)
@@ -129,24 +168,12 @@ class SpillFile:
 
     @classmethod
     def _open_sync(cls, spill_dir: Path, worker_id: str, clock: WallClock) -> SpillFile:
-        path = spill_dir / f"{worker_id}{SPILL_SUFFIX}"
+        dir_fd = _open_dir(spill_dir)
         try:
-            spill_dir.mkdir(parents=True, exist_ok=True)
-            fd = _lock(path, create=True)
-        except OSError as exc:
-            raise SpillIOError(path, "open", exc) from exc
-        assert fd is not None  # create=True: raises rather than return None
-        try:
-            torn, adopted = [_cut_torn_tail(fd, path)], []
-            for orphan in _orphans(spill_dir, path):
-                if (ofd := _lock(orphan, create=False)) is not None:
-                    torn.append(_move_lines(orphan, ofd, fd))
-                    adopted.append(orphan)
-            spill = cls(path, fd, _RejectedFile(spill_dir / f"{worker_id}{REJECTED_SUFFIX}", clock))
-        except OSError as exc:
-            os.close(fd)
-            raise SpillIOError(path, "recovery", exc) from exc
-        spill.adopted = tuple(adopted)
+            spill, torn = cls._open_in(spill_dir, dir_fd, worker_id, clock)
+        except BaseException:
+            os.close(dir_fd)  # the SpillFile was not made: nobody else closes it
+            raise
         try:
             spill._reject_sync([Rejection("torn last line of a spill file (crash mid-append)",
                                           line=t) for t in torn if t])
@@ -154,6 +181,31 @@ class SpillFile:
             spill._close_sync()
             raise
         return spill
+
+    @classmethod
+    def _open_in(cls, spill_dir: Path, dir_fd: int, worker_id: str,
+                 clock: WallClock) -> tuple[SpillFile, list[str | None]]:
+        """Our file locked and repaired, orphans adopted; with their torn tails."""
+        name = f"{worker_id}{SPILL_SUFFIX}"
+        path = spill_dir / name
+        try:
+            fd = _lock(dir_fd, path, create=True)
+        except OSError as exc:
+            raise SpillIOError(path, "open", exc) from exc
+        assert fd is not None  # create=True: raises rather than return None
+        try:
+            torn, adopted = [_cut_torn_tail(fd, path)], []
+            for orphan in _orphans(dir_fd, name):
+                if (ofd := _lock(dir_fd, spill_dir / orphan, create=False)) is not None:
+                    torn.append(_move_lines(dir_fd, spill_dir / orphan, ofd, fd))
+                    adopted.append(spill_dir / orphan)
+            rejected = _RejectedFile(spill_dir / f"{worker_id}{REJECTED_SUFFIX}", dir_fd, clock)
+            spill = cls(path, dir_fd, fd, rejected)
+        except OSError as exc:
+            os.close(fd)
+            raise SpillIOError(path, "recovery", exc) from exc
+        spill.adopted = tuple(adopted)
+        return spill, torn
 
     @property
     def pending(self) -> int:
@@ -254,17 +306,19 @@ class SpillFile:
                 # Deleted while we hold the lock: an adopter that opened it meanwhile
                 # sees the inode gone from the path and leaves it alone (see _lock).
                 with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
+                    os.unlink(self.path.name, dir_fd=self._dir_fd)
         finally:
             os.close(self._fd)
             self._rejected.close()
+            os.close(self._dir_fd)
 
 
 class _RejectedFile:
     """Append-only, opened on first use (most workers never reject anything)."""
 
-    def __init__(self, path: Path, clock: WallClock) -> None:
+    def __init__(self, path: Path, dir_fd: int, clock: WallClock) -> None:
         self.path = path
+        self._dir_fd = dir_fd  # borrowed from the SpillFile, which closes it
         self._clock = clock
         self._fd: int | None = None
 
@@ -274,8 +328,8 @@ class _RejectedFile:
                        for r in rejections).encode("ascii")
         try:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                                   | os.O_CLOEXEC, 0o600)
+                self._fd = _open_own(self._dir_fd, self.path,
+                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
@@ -306,22 +360,87 @@ def _parse_line(raw: bytes, records: list[RunRecord], unreadable: list[Rejection
                                     line=raw.decode("utf-8", "backslashreplace")))
 
 
-def _lock(path: Path, *, create: bool) -> int | None:
-    """An fd of ``path`` holding its exclusive flock, or None (held, or gone).
+def _open_dir(spill_dir: Path) -> int:
+    """An fd of the spill directory (made 0700 if missing), checked to be ours, 0700."""
+    try:
+        make_private_dirs(spill_dir, "spill directory")
+        dir_fd = os.open(spill_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:  # CannotMakeDirectory included
+        raise SpillIOError(spill_dir, "open directory", exc) from None
+    st = os.fstat(dir_fd)
+    if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) != 0o700:
+        os.close(dir_fd)
+        raise SpillDirUnsafe(spill_dir, st.st_uid, stat.S_IMODE(st.st_mode))
+    return dir_fd
+
+
+def _open_own(dir_fd: int, path: Path, flags: int) -> int:
+    """Open ``path``'s name in ``dir_fd``, never through a symlink (created 0600), and
+    only if it is a regular file owned by us; else SpillFileUnsafe (our own files)."""
+    try:
+        fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SpillFileUnsafe(path, "is a symbolic link") from None
+        raise
+    if (reason := _not_ours(os.fstat(fd))) is not None:
+        os.close(fd)
+        raise SpillFileUnsafe(path, reason)
+    return fd
+
+
+def check_own_files(spill_dir: Path, worker_id: str) -> None:
+    """Raise SpillFileUnsafe if this worker's spill or rejected file exists and is not
+    a regular file of ours: for the start-up check (a clear exit 2), where the sink
+    would otherwise fail at its start. The sink checks again, on the fds it opens."""
+    for suffix in (SPILL_SUFFIX, REJECTED_SUFFIX):
+        path = spill_dir / f"{worker_id}{suffix}"
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise SpillFileUnsafe(path, "is a symbolic link")
+        if (reason := _not_ours(st)) is not None:
+            raise SpillFileUnsafe(path, reason)
+
+
+def _not_ours(st: os.stat_result) -> str | None:
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"is owned by uid {st.st_uid}, not by us (uid {os.geteuid()})"
+    return None
+
+
+def _lock(dir_fd: int, path: Path, *, create: bool) -> int | None:
+    """An fd of ``path`` (a name in ``dir_fd``) holding its exclusive flock, or None
+    (held, gone, or, for an orphan, not our regular file: skipped with a warning).
 
     Retries if the file was deleted and re-created between our open and our lock: a
     lock on an inode that is no longer at ``path`` protects nothing. Our own file
     (``create``) may be held for a moment by a peer adopting it as an orphan: wait for
     that, then raise SpillFileBusy.
     """
-    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
     busy_tries = _BUSY_TRIES
     while True:
         try:
-            fd = os.open(path, flags, 0o600)
+            fd = _open_own(dir_fd, path, flags)
         except FileNotFoundError:
             if create:
                 raise
+            return None
+        except SpillFileUnsafe as exc:
+            if create:
+                raise
+            log.warning("not adopting %s", exc)
+            return None
+        except OSError as exc:  # a directory (EISDIR), unreadable: not a spill file
+            if create:
+                raise
+            log.warning("not adopting %s: %s", path, exc.strerror or exc)
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -334,28 +453,44 @@ def _lock(path: Path, *, create: bool) -> int | None:
                 raise SpillFileBusy(path) from None
             time.sleep(_BUSY_WAIT_S)  # in a worker thread
             continue
-        if _same_file(fd, path):
+        if _same_file(fd, dir_fd, path):
             return fd
         os.close(fd)
         if not create:
             return None
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def _same_file(fd: int, dir_fd: int, path: Path) -> bool:
     try:
-        on_disk = os.stat(path)
+        on_disk = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     held = os.fstat(fd)
     return (on_disk.st_ino, on_disk.st_dev) == (held.st_ino, held.st_dev)
 
 
-def _orphans(spill_dir: Path, own: Path) -> list[Path]:
-    return sorted(p for p in spill_dir.glob(f"*{SPILL_SUFFIX}")
-                  if p != own and not p.name.endswith(REJECTED_SUFFIX))
+def is_spill_name(name: str) -> bool:
+    """``<valid worker id>.jsonl``, and not a rejected file: a name a worker spills to."""
+    return (name.endswith(SPILL_SUFFIX) and not name.endswith(REJECTED_SUFFIX)
+            and _worker_id_problem(name[:-len(SPILL_SUFFIX)]) is None)
 
 
-def _move_lines(orphan: Path, ofd: int, fd: int) -> str | None:
+def _orphans(dir_fd: int, own: str) -> list[str]:
+    """Names in the directory to adopt; any other entry is left alone, with a warning
+    unless it is a rejected file (ours to keep, for the operator)."""
+    names = []
+    for name in sorted(os.listdir(dir_fd)):
+        if name == own or name.endswith(REJECTED_SUFFIX):
+            continue
+        if is_spill_name(name):
+            names.append(name)
+        else:
+            log.warning("spill directory: ignoring %r, not a spill file name "
+                        "(<worker id>%s)", name, SPILL_SUFFIX)
+    return names
+
+
+def _move_lines(dir_fd: int, orphan: Path, ofd: int, fd: int) -> str | None:
     """Append a locked orphan's lines to our file (``fd``, fsync'd), then delete it.
     Returns the orphan's torn last line, if it had one."""
     try:
@@ -366,7 +501,8 @@ def _move_lines(orphan: Path, ofd: int, fd: int) -> str | None:
             _pwrite_all(fd, chunk, end + pos)
             pos += len(chunk)
         os.fsync(fd)
-        orphan.unlink()  # a crash before this: both files hold the lines (upserts: harmless)
+        # A crash before this: both files hold the lines (upserts: harmless).
+        os.unlink(orphan.name, dir_fd=dir_fd)
     finally:
         os.close(ofd)
     log.warning("adopted orphan spill file %s (%d bytes)", orphan, pos)

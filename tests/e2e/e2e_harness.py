@@ -95,7 +95,7 @@ class Cluster:
 
     def add_worker(self, worker_id: str, *more_args: str) -> ServiceProcess:
         spill = self.base_dir / "spill"
-        spill.mkdir(parents=True, exist_ok=True)
+        spill.mkdir(mode=0o700, parents=True, exist_ok=True)
         args = [
             "--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
             "--id", worker_id, "--spill-dir", str(spill), *self.extra_args, *more_args,

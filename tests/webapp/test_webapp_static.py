@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 WEBAPP_DIR = Path(__file__).resolve().parents[2] / "webapp"
-FILES = sorted(p for p in WEBAPP_DIR.rglob("*") if p.is_file())
+# The UI's files; __init__.py makes webapp/ the installed package scheduler_webapp.
+FILES = sorted(p for p in WEBAPP_DIR.rglob("*") if p.is_file()
+               and p.name != "__init__.py" and "__pycache__" not in p.parts)
 
 FORBIDDEN = {
     "external URL": re.compile(r"https?://|(?<![:\w])//[a-z0-9.-]+\.[a-z]{2,}", re.I),

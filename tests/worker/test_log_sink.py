@@ -422,7 +422,7 @@ async def test_live_spill_file_is_neither_adopted_nor_shared(tmp_path):
 async def test_torn_last_line_is_rejected_not_dropped(tmp_path, autojump_clock):
     cfg = sink_config(tmp_path)
     spill_dir = Path(cfg.spill_dir)
-    spill_dir.mkdir()
+    spill_dir.mkdir(mode=0o700)
     lines = [json.dumps(r.to_json()) for r in records(3)]
     torn = lines[2][: len(lines[2]) // 2]
     (spill_dir / "w1.jsonl").write_text(lines[0] + "\n" + lines[1] + "\n" + torn)
@@ -437,7 +437,7 @@ async def test_torn_last_line_is_rejected_not_dropped(tmp_path, autojump_clock):
 async def test_unreadable_spill_line_is_rejected_and_replay_goes_on(tmp_path, autojump_clock):
     cfg = sink_config(tmp_path)
     spill_dir = Path(cfg.spill_dir)
-    spill_dir.mkdir()
+    spill_dir.mkdir(mode=0o700)
     good = [json.dumps(r.to_json()) for r in records(2)]
     (spill_dir / "w1.jsonl").write_text(f'{good[0]}\n{{"runId": "half"}}\nnot json\n{good[1]}\n')
     store = FakeStore()
@@ -573,7 +573,7 @@ async def test_stop_with_slow_store_spills_after_drain_bound(tmp_path, autojump_
 
 async def test_spill_file_reopened_counts_pending_lines(tmp_path):
     spill_dir = tmp_path / "spill"
-    spill_dir.mkdir()
+    spill_dir.mkdir(mode=0o700)
     (spill_dir / "w9.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n"
                                                 for r in records(7)))
     spill = await SpillFile.open(spill_dir, "w9", SystemClock())

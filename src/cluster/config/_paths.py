@@ -8,11 +8,12 @@ directory of the process's user, or /var/lib/scheduler for root (a system servic
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["SYSTEM_STATE_DIR", "default_state_dir", "installed_webapp_dir"]
+__all__ = ["SYSTEM_STATE_DIR", "WEBAPP_PACKAGE", "default_state_dir", "installed_webapp_dir"]
 
 SYSTEM_STATE_DIR = Path("/var/lib/scheduler")
 
@@ -28,7 +29,15 @@ def default_state_dir(env: Mapping[str, str] | None = None, euid: int | None = N
     return Path.home() / ".local" / "state" / "scheduler"
 
 
+WEBAPP_PACKAGE = "scheduler_webapp"  # the top-level webapp/, installed (pyproject.toml)
+
+
 def installed_webapp_dir() -> Path:
-    """The web UI installed with the package (never looked up from the working dir)."""
-    # Invariant: src/cluster/config/_paths.py -> the checkout's top-level webapp/.
-    return Path(__file__).resolve().parents[3] / "webapp"
+    """The web UI installed with the package, found by the import system: in a wheel,
+    site-packages/scheduler_webapp; in an editable install, the checkout's webapp/
+    (through the link src/scheduler_webapp).
+    Never looked up from the working directory."""
+    root = importlib.resources.files(WEBAPP_PACKAGE)
+    # Invariant: a regular package on a file system, so its files are a real directory.
+    assert isinstance(root, Path), root
+    return root

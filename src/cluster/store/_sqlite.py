@@ -23,6 +23,7 @@ from typing import TypeVar
 import trio
 
 from cluster.config import SqliteUrl
+from cluster.private_files import create_private_file, make_private_dirs
 
 from ._backend import Counters, Params, Row, StoreStatistics
 from ._errors import (StoreClosedError, StoreError, StoreQueryError, StoreSchemaError,
@@ -137,7 +138,10 @@ class SQLiteBackend:
 
     def _connect(self) -> sqlite3.Connection:
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            # Job output: 0600 from its creation (SQLite gives the -wal and -shm files
+            # the database file's mode), in directories 0700 if we make them.
+            make_private_dirs(Path(self._path).parent, "run store directory")
+            create_private_file(Path(self._path))
         # check_same_thread=False: trio's thread cache may hand each call another
         # thread; the limiter guarantees they never overlap.
         conn = sqlite3.connect(self._path, timeout=self._settings.connect_timeout_s,
