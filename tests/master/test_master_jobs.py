@@ -35,7 +35,7 @@ async def test_save_get_list_delete_round_trip(master):
     assert [j["name"] for j in listed.json["jobs"]] == ["another", "backup"]
 
     deleted = await master.delete("/api/v1/jobs/backup")
-    assert deleted.status == 200 and deleted.json["job"] == stored
+    assert deleted.status == 200 and deleted.json["job"] == {**stored, "user": None}
     assert await master.stored("backup") is None
     assert (await master.get("/api/v1/jobs/backup")).status == 404
     assert (await master.delete("/api/v1/jobs/backup")).status == 404
