@@ -46,7 +46,7 @@ from collections.abc import Sequence
 # ``process.start_process(..., held=True)``).
 _HELD = (
     '__r=${@: -2:1} __w=${@: -1}; set -- "${@:1:$#-2}"; '
-    'IFS= read -r __go || __go=; '
+    'IFS= TMOUT= read -r __go || __go=; '
     'if [ -z "$__go" ]; then "${@:4+$3}" </dev/null || exit 0; __go=0; fi; '
     'read -r -t "$__go" -u "$__r" _; exec {__r}<&- {__w}>&- </dev/null; '
     'if [ -n "$2" ]; then export BASH_ENV="$2"; fi; exec "${@:4:$3}" "$1" -c "$0"'

@@ -88,3 +88,24 @@ def test_only_bash_is_trusted_to_wait():
 def test_a_held_run_needs_an_orphan_command():
     with pytest.raises(ValueError, match="orphan"):
         held_argv("/bin/bash", "true", [])
+
+
+async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(tmp_path: Path):
+    # Regression: bash's `read` honours TMOUT, so a job with TMOUT in its env made the
+    # held process give up on its live worker and ask the orphan command after TMOUT s.
+    import trio
+
+    from worker.process import start_process
+
+    out, asked = tmp_path / "ran", tmp_path / "asked"
+    argv = held_argv("/bin/bash", f'echo "ran TMOUT=$TMOUT" > {out}',
+                     ["/bin/bash", "-c", f"echo asked > {asked}"])
+    process = await start_process(argv, env={"PATH": "/usr/bin:/bin", "TMOUT": "1"},
+                                  cap_bytes=1024, kill_grace_s=1, held=True)
+    await trio.sleep(1.5)  # past TMOUT: the wrapper must still be waiting for the word
+    assert process.commit(0)
+    with trio.fail_after(WAIT_S):
+        result = await process.wait()
+    assert result.returncode == 0, result
+    assert out.read_text() == "ran TMOUT=1\n"  # the job keeps its TMOUT
+    assert not asked.exists()
