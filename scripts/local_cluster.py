@@ -157,11 +157,13 @@ def main() -> int:
         # runs.db and spill/ are the defaults under --state-dir; both made 0700/0600.
         common = ["--etcd", etcd.endpoint, "--state-dir", str(state)]
         master_log = state / "logs" / "master.log"
-        master = start([args.python, "-m", "master",
+        # -P: the working directory is not put first on sys.path, so a master/ or
+        # worker/ planted there is never imported in place of ours.
+        master = start([args.python, "-P", "-m", "master",
                         *master_flags(common, args.port, token_file)], master_log, user_umask)
         children.append(("master", master))
         for worker_id in WORKERS:
-            worker = start([args.python, "-m", "worker", *common, "--id", worker_id],
+            worker = start([args.python, "-P", "-m", "worker", *common, "--id", worker_id],
                            state / "logs" / f"{worker_id}.log", user_umask)
             children.append((worker_id, worker))
         wait_healthy(url, master, master_log)
