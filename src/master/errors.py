@@ -108,14 +108,14 @@ class RunNotFound(NotFound):
 
 class RouteNotFound(NotFound):
     def __init__(self, method: str, path: str) -> None:
-        super().__init__(f"nothing at {method} {_clip(path)}")
+        super().__init__(f"nothing at {_clip(method)} {_clip(path)}")
 
 
 class MethodNotAllowed(ApiError):
     status, code = 405, "method_not_allowed"
 
     def __init__(self, method: str, path: str, allowed: list[str]) -> None:
-        super().__init__(f"{method} is not allowed on {_clip(path)}; allowed: "
+        super().__init__(f"{_clip(method)} is not allowed on {_clip(path)}; allowed: "
                          f"{', '.join(allowed) or 'none'}")
         self.allowed = allowed
 
