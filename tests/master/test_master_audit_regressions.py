@@ -122,12 +122,21 @@ def test_invented_methods_leave_metrics_and_memory_flat(master_process):
     for i in range(flood):
         status, body = raw_request(port, invented_method(rng), b"/api/v1/jobs")
         assert status == 405 and len(body) < 1024, (i, status, len(body))
+    for i in range(300):  # and invented paths: the route label is the rule, not the path
+        path = b"/" + invented_method(rng, 2000).lower()
+        assert raw_request(port, invented_method(rng, 64), path)[0] == 404
     growth_mib = (master_process.rss_kib() - before_kib) / 1024
     # Unbounded, each 8 KB method stays in memory as a label: 3,000 are 24+ MB.
     assert growth_mib < 8, f"RSS grew by {growth_mib:.1f} MiB"
     metrics = httpx.get(master_process.url + "/metrics", timeout=10).text
     assert len(metrics) < 64 * 1024, len(metrics)
     assert f'method="other",route="<unmatched>",status="405"}} {flood + 300}' in metrics
+    assert 'method="other",route="<unmatched>",status="404"} 300' in metrics
+    series = [line for line in metrics.splitlines()
+              if line.startswith("scheduler_master_http_requests_total{")]
+    others = [line for line in series if 'method="other"' in line]
+    assert len(others) == 2 and all('route="/healthz"' in line  # start-up's polls
+                                    for line in series if line not in others), series
     assert "Traceback" not in master_process.log()
 
 
