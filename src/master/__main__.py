@@ -36,8 +36,15 @@ down without stopping any job: workers do not need it.
 
 Every endpoint except /healthz and the UI's files requires
 "Authorization: Bearer <token>" when --token is set; without a token the master
-listens only on a loopback address. It starts, and serves jobs, while the database is
-down (run queries answer 503 until it is back).
+listens only on a loopback address. /healthz tells anyone only "ok" or
+"unavailable", and a caller with the token which dependency failed. It starts, and
+serves jobs, while the database is down (run queries answer 503 until it is back).
+
+Against web pages (DNS rebinding, cross-site forms), token or not: a request whose
+Host is not a name the master serves (its --host, localhost when on loopback or on
+0.0.0.0, the names in --allowed-hosts, the host of --public-url; any port) is refused
+with 421, and a write (not GET/HEAD/OPTIONS) that a browser sent from a page of
+another origin is refused with 403. Behind a proxy, set --public-url.
 
 Settings come from defaults, then the JSON file (--config; the seed's master.json keys
 are accepted), then SCHEDULER_* environment variables, then these flags.

@@ -8,6 +8,7 @@ and anything unexpected becomes ``Internal`` with its traceback in the log only:
     ApiError ................... status, code, message, field (None unless a field is at fault)
      ├── BadRequest ............ 400 bad_request: field + reason ("cronExpr: ...")
      ├── Unauthorized .......... 401 unauthorized: missing or wrong token (one message: no oracle)
+     ├── CrossOriginRefused .... 403 cross_origin: a state-changing request from another origin
      ├── NotFound .............. 404 not_found
      │    ├── JobNotFound
      │    ├── RunNotFound
@@ -18,6 +19,7 @@ and anything unexpected becomes ``Internal`` with its traceback in the log only:
      │    └── InvalidStoredJob . what etcd holds under jobs/<name> is not a valid spec
      ├── PayloadTooLarge ....... 413 payload_too_large
      ├── UnsupportedMediaType .. 415 unsupported_media_type
+     ├── MisdirectedRequest .... 421 misdirected_request: a Host the master does not serve
      ├── Unavailable ........... 503 unavailable: names the dependency
      │    ├── EtcdDown
      │    ├── StoreDown
@@ -30,10 +32,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "ApiError", "BadRequest", "Conflict", "EditConflict", "EtcdDown", "Internal",
-    "InvalidStoredJob", "JobNotFound", "MethodNotAllowed", "NotFound", "PayloadTooLarge",
-    "RouteNotFound", "RunNotFound", "ShuttingDown", "StoreDown", "Unauthorized",
-    "Unavailable", "UnsupportedMediaType",
+    "ApiError", "BadRequest", "Conflict", "CrossOriginRefused", "EditConflict", "EtcdDown",
+    "Internal", "InvalidStoredJob", "JobNotFound", "MethodNotAllowed", "MisdirectedRequest",
+    "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound", "ShuttingDown", "StoreDown",
+    "Unauthorized", "Unavailable", "UnsupportedMediaType",
 ]
 
 _MAX_DETAIL_CHARS = 300  # a dependency's own message can be long; a sentence is enough
@@ -77,6 +79,17 @@ class Unauthorized(ApiError):
         super().__init__("a valid bearer token is required (Authorization: Bearer <token>)")
 
 
+class CrossOriginRefused(ApiError):
+    """A browser sent a write from a page of another origin (browser_guard.py)."""
+
+    status, code = 403, "cross_origin"
+
+    def __init__(self, method: str, source: str) -> None:
+        super().__init__(f"refused {_clip(method)} from {_clip(source)}: state-changing "
+                         f"requests are taken from the master's own origin only "
+                         f"(behind a proxy, set --public-url)")
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 
@@ -95,14 +108,14 @@ class RunNotFound(NotFound):
 
 class RouteNotFound(NotFound):
     def __init__(self, method: str, path: str) -> None:
-        super().__init__(f"nothing at {method} {_clip(path)}")
+        super().__init__(f"nothing at {_clip(method)} {_clip(path)}")
 
 
 class MethodNotAllowed(ApiError):
     status, code = 405, "method_not_allowed"
 
     def __init__(self, method: str, path: str, allowed: list[str]) -> None:
-        super().__init__(f"{method} is not allowed on {_clip(path)}; allowed: "
+        super().__init__(f"{_clip(method)} is not allowed on {_clip(path)}; allowed: "
                          f"{', '.join(allowed) or 'none'}")
         self.allowed = allowed
 
@@ -135,6 +148,16 @@ class UnsupportedMediaType(ApiError):
 
     def __init__(self, got: str, expected: str) -> None:
         super().__init__(f"expected a {expected} body, got Content-Type {_clip(got)!r}")
+
+
+class MisdirectedRequest(ApiError):
+    """A Host header naming no name the master serves: DNS rebinding (browser_guard.py)."""
+
+    status, code = 421, "misdirected_request"
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"this master does not answer to Host {_clip(host)!r}: list the "
+                         f"name in --allowed-hosts, or set --public-url")
 
 
 class Unavailable(ApiError):

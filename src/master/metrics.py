@@ -4,17 +4,27 @@ The text format itself lives in ``cluster.metrics``, shared with the worker; thi
 module only says what the master counts. Everything runs in one trio thread, so
 plain numbers need no locks.
 
-Labels are bounded on purpose: ``route`` is the URL rule (``/api/v1/jobs/<name>``),
-never the raw path, so clients cannot blow up the series count.
+Labels are bounded on purpose, so clients cannot blow up the series count (nor the
+master's memory): ``route`` is the URL rule (``/api/v1/jobs/<name>``) or
+``<unmatched>``, never the raw path; ``method`` is one of ``HTTP_METHODS`` or
+``other`` (HTTP lets a client invent methods of any length); ``status`` is a status
+the app itself answered.
 """
 
 from __future__ import annotations
 
 from cluster.metrics import CONTENT_TYPE, Counter, Gauge, Registry, escape_label_value
 
-__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Metrics", "PREFIX", "escape_label_value"]
+__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "HTTP_METHODS", "Metrics", "PREFIX",
+           "escape_label_value", "method_label"]
 
 PREFIX = "scheduler_master_"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
+                          "CONNECT", "TRACE"})  # RFC 9110 and 5789; any other is "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "other"
 
 
 class Metrics:

@@ -36,8 +36,9 @@ EXAMPLE_JOB = "nightly-backup"
 EXAMPLE_RUN = "run-1"
 EXAMPLE_SPEC = {"command": "tar czf /backups/etc.tgz /etc", "cronExpr": "30 2 * * *",
                 "timezone": "Europe/Berlin", "concurrency": "forbid", "retries": 2}
-ERROR_CODES = ["bad_request", "unauthorized", "not_found", "method_not_allowed", "conflict",
-               "payload_too_large", "unsupported_media_type", "unavailable", "internal"]
+ERROR_CODES = ["bad_request", "unauthorized", "cross_origin", "not_found", "method_not_allowed",
+               "conflict", "payload_too_large", "unsupported_media_type",
+               "misdirected_request", "unavailable", "internal"]
 
 
 def ref(name: str) -> Schema:
@@ -169,8 +170,11 @@ def _schemas() -> dict[str, Schema]:
         }),
         "Dependency": closed({"ok": {"type": "boolean"}, "error": {"type": "string"}},
                              ["ok"]),
+        "HealthSummary": closed({"status": {"type": "string", "enum": ["ok", "unavailable"]}},
+                                description="what anyone is told"),
         "Health": closed({"status": {"type": "string", "enum": ["ok", "degraded"]},
-                          "etcd": ref("Dependency"), "store": ref("Dependency")}),
+                          "etcd": ref("Dependency"), "store": ref("Dependency")},
+                         description="what a caller with a valid token is told"),
     }
 
 
@@ -335,6 +339,7 @@ def _other_paths() -> dict[str, Schema]:
     preview = closed({"expr": {"type": "string"}, "timezone": {"type": "string"},
                       "times": {"type": "array", "items": EPOCH_MS}})
     text = {"text/plain": {"schema": {"type": "string"}}}
+    health = {"oneOf": [ref("HealthSummary"), ref("Health")]}
     return {
         "/api/v1/workers": {"get": _op("Live workers", {
             "200": _json(closed({"workers": {"type": "array", "items": ref("Worker")}}),
@@ -352,8 +357,9 @@ def _other_paths() -> dict[str, Schema]:
                 _query("n", {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
                        "how many times")], tag="cron")},
         "/healthz": {"get": _op("Health of the master and its dependencies", {
-            "200": _json(ref("Health"), "etcd and the run store answer"),
-            "503": _json(ref("Health"), "degraded: each failed dependency has an error"),
+            "200": _json(health, "etcd and the run store answer"),
+            "503": _json(health, "one of them does not; with a valid token, each failed "
+                                 "dependency has its error"),
             **_errors("NotFound")}, public=True, tag="operations")},
         "/metrics": {"get": _op("Prometheus metrics (text format 0.0.4)", {
             "200": {"description": "metrics", "content": text},
@@ -442,7 +448,11 @@ def _document() -> dict[str, Any]:
         "info": {"title": "Scheduler master API", "version": "1",
                  "description": "A distributed crontab's master: jobs in etcd, run "
                                 "history in MySQL or SQLite. Times are epoch "
-                                "milliseconds. See docs/api.md."},
+                                "milliseconds. Every operation also answers 421 "
+                                "misdirected_request to a Host the master does not "
+                                "serve, and 403 cross_origin to a state-changing "
+                                "request a browser sent from another origin. See "
+                                "docs/api.md."},
         "security": [{"bearer": []}],
         "paths": {**_job_paths(), **_run_paths(), **_other_paths(), **_seed_paths(),
                   **_ui_paths()},

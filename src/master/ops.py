@@ -2,8 +2,11 @@
 
 /healthz checks both dependencies at once, each bounded by HEALTH_TIMEOUT_S: etcd
 with a short get (through the JobManager) and the store with a ping (through the
-LogManager). 200 when both answer, else 503 "degraded" with the error of each that
-failed: a load balancer can act on the status, an operator on the body.
+LogManager). 200 when both answer, else 503: a load balancer acts on the status.
+Anyone gets ``{"status": "ok"}`` or ``{"status": "unavailable"}`` and nothing else:
+a dependency's error names its host, port, user and database, which are for the
+operator only. A caller with a valid token gets the detail, for each dependency
+``{"ok", "error"?}``, with ``"status": "degraded"`` when one failed.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ async def _check(probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return {"ok": True}
 
 
-def ops_routes(ctx: MasterContext) -> Blueprint:
+def ops_routes(ctx: MasterContext, has_valid_token: Callable[[], bool]) -> Blueprint:
+    """``has_valid_token()``: whether the current request may see /healthz's detail."""
     bp = Blueprint("ops", __name__)
 
     async def etcd_probe() -> None:
@@ -62,9 +66,11 @@ def ops_routes(ctx: MasterContext) -> Blueprint:
             nursery.start_soon(run, "etcd", etcd_probe)
             nursery.start_soon(run, "store", store_probe)
         healthy = all(r["ok"] for r in results.values())
-        body = {"status": "ok" if healthy else "degraded",
-                "etcd": results["etcd"], "store": results["store"]}
-        return json_response(body, 200 if healthy else 503)
+        status = 200 if healthy else 503
+        if not has_valid_token():
+            return json_response({"status": "ok" if healthy else "unavailable"}, status)
+        return json_response({"status": "ok" if healthy else "degraded",
+                              "etcd": results["etcd"], "store": results["store"]}, status)
 
     @bp.get("/metrics")
     async def metrics() -> Response:

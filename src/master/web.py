@@ -2,7 +2,8 @@
 
 Request pipeline::
 
-    routing ─> before: bearer token (except /healthz and the UI files), body size
+    routing ─> before: browser guard (Host, then Origin on writes: browser_guard.py)
+            ─> before: bearer token (except /healthz and the UI files), body size
             ─> handler (validates, asks an actor under a deadline, shapes JSON)
             ─> after: security headers, no-store, request metrics
 
@@ -23,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from cluster.config import Config
 
-from . import ops, static
+from . import browser_guard, ops, static
 from .api import JobNameConverter, api_routes
 from .auth import BearerAuth
 from .context import MasterContext
@@ -38,6 +39,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .inputs import MAX_BODY_BYTES
+from .metrics import method_label
 from .responses import SECURITY_HEADERS, api_error
 from .seed import seed_routes
 
@@ -54,6 +56,7 @@ def create_app(ctx: MasterContext) -> QuartTrio:
     app.url_map.converters["asset"] = static.AssetConverter
     app.url_map.converters["job"] = JobNameConverter
     auth = BearerAuth(ctx.config.api_token)
+    app.before_request(browser_guard.guard_hook(ctx.config))  # first: token or not
 
     @app.before_request
     async def authenticate() -> None:
@@ -66,10 +69,14 @@ def create_app(ctx: MasterContext) -> QuartTrio:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise PayloadTooLarge(MAX_BODY_BYTES)
 
+    def has_valid_token() -> bool:
+        """/healthz says more to a caller with a valid token (ops.py)."""
+        return auth.enabled and auth.allows(request.headers.get("Authorization"))
+
     _install_common(app, ctx)
     app.register_blueprint(api_routes(ctx))
     app.register_blueprint(seed_routes(ctx))
-    app.register_blueprint(ops.ops_routes(ctx))
+    app.register_blueprint(ops.ops_routes(ctx, has_valid_token))
     app.register_blueprint(static.ui_routes(ctx.config.webapp_path))
     return app
 
@@ -77,6 +84,7 @@ def create_app(ctx: MasterContext) -> QuartTrio:
 def create_metrics_app(ctx: MasterContext) -> QuartTrio:
     """/metrics alone, unauthenticated: for the optional ``metrics_port`` listener."""
     app = _bare_app(ctx.config)
+    app.before_request(browser_guard.guard_hook(ctx.config))
     _install_common(app, ctx)
     app.register_blueprint(ops.metrics_only_routes(ctx))
     return app
@@ -110,7 +118,8 @@ def _install_common(app: QuartTrio, ctx: MasterContext) -> None:
             # cannot carry another request, so say so rather than drop it silently.
             response.headers["Connection"] = "close"
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        metrics.http_requests.inc(request.method, route, str(response.status_code))
+        metrics.http_requests.inc(method_label(request.method), route,
+                                  str(response.status_code))
         return response
 
     @app.errorhandler(ApiError)

@@ -21,7 +21,15 @@ METRIC_LINE = re.compile(
 async def test_healthz_is_public_and_ok(master):
     answer = await master.get("/healthz", auth=False)
     assert answer.status == 200
+    assert answer.json == {"status": "ok"}  # anyone: the status and nothing else
+
+
+async def test_healthz_details_each_dependency_to_a_valid_token_only(master):
+    answer = await master.get("/healthz")
+    assert answer.status == 200
     assert answer.json == {"status": "ok", "etcd": {"ok": True}, "store": {"ok": True}}
+    wrong = await master.get("/healthz", auth=False, headers={"Authorization": "Bearer no"})
+    assert wrong.status == 200 and wrong.json == {"status": "ok"}
 
 
 async def test_metrics_parse_and_count(master):

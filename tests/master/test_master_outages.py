@@ -44,7 +44,8 @@ async def test_etcd_down_gives_503_and_the_api_recovers_by_itself(tmp_path, etcd
         assert_unavailable(await eventually(master, "/api/v1/workers", 503), "etcd")
         seed = await master.get("/job/list")
         assert seed.status == 503 and seed.json["errno"] == 503 and "etcd" in seed.json["msg"]
-        health = await master.get("/healthz", auth=False)
+        assert (await master.get("/healthz", auth=False)).json == {"status": "unavailable"}
+        health = await master.get("/healthz")
         assert health.status == 503 and health.json["status"] == "degraded"
         assert health.json["etcd"]["ok"] is False and "etcd" in health.json["etcd"]["error"]
         assert health.json["store"] == {"ok": True}
@@ -61,7 +62,8 @@ async def test_etcd_down_gives_503_and_the_api_recovers_by_itself(tmp_path, etcd
 
 async def test_master_starts_and_serves_jobs_with_the_store_down(tmp_path, etcd_endpoint,
                                                                  etcd_prefix):
-    dead = f"mysql://nobody:pw@127.0.0.1:{services.free_port()}/runs"
+    port = services.free_port()
+    dead = f"mysql://nobody:pw@127.0.0.1:{port}/runs"
     config = make_config(tmp_path, etcd_endpoint, etcd_prefix, db_url=dead)
     async with running_master(config) as master:
         assert (await master.put("/api/v1/jobs/j", json=SPEC)).status == 201
@@ -70,7 +72,11 @@ async def test_master_starts_and_serves_jobs_with_the_store_down(tmp_path, etcd_
             assert_unavailable(await master.get(path), "run store")
         log = await master.get("/job/log?name=j")
         assert log.status == 503 and "run store" in log.json["msg"]
-        health = await master.get("/healthz", auth=False)
+        public = await master.get("/healthz", auth=False)
+        assert public.status == 503 and public.json == {"status": "unavailable"}
+        for leak in ("nobody", "pw", "127.0.0.1", str(port), "runs", "mysql"):
+            assert leak not in public.body.decode(), leak  # nothing of the store's URL
+        health = await master.get("/healthz")  # a valid token: the detail
         assert health.status == 503 and health.json["etcd"] == {"ok": True}
         assert health.json["store"]["ok"] is False
         assert "nobody:pw" not in health.body.decode()  # no password in any answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import asyncmy.cursors
@@ -107,6 +108,19 @@ def test_redact_hides_only_the_password():
 def test_cursor_round_trips_and_rejects_forgeries():
     assert decode_cursor(encode_cursor(1_700_000_000_000, 42)) == (1_700_000_000_000, 42)
     for bad in ("", "!!!", encode_cursor(1, 2)[:-3], "eDoxOjI"):  # last: wrong version
+        with pytest.raises(InvalidCursor):
+            decode_cursor(bad)
+
+
+def test_a_cursor_naming_numbers_no_column_can_hold_is_refused():
+    """Forged cursors with numbers beyond 64 bits made SQLite raise OverflowError (a 500)."""
+    top, bottom = 2**63 - 1, -(2**63)
+    assert decode_cursor(encode_cursor(top, top)) == (top, top)
+    assert decode_cursor(encode_cursor(bottom, 0)) == (bottom, 0)
+    forged = [encode_cursor(top + 1, 1), encode_cursor(1, bottom - 1), encode_cursor(10**30, 1)]
+    raw = ["k1:+5:1", "k1: 5:1", "k1:5_0:1", "k1:1:2:3", "k1:1", "k1::1", "k1:0x5:1"]
+    forged += [base64.urlsafe_b64encode(text.encode()).decode() for text in raw]
+    for bad in forged:
         with pytest.raises(InvalidCursor):
             decode_cursor(bad)
 

@@ -12,18 +12,14 @@ two screenshots (jobs page, editor) there instead of the test's tmp dir.
 
 from __future__ import annotations
 
-import asyncio
-
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-from webapp_fake_api import (  # noqa: E402  (after the importorskip)
+from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
+from webapp_fake_api import (
     EVIL_NAME,
     EVIL_OUTPUT,
     TOKEN,
@@ -31,18 +27,6 @@ from webapp_fake_api import (  # noqa: E402  (after the importorskip)
     FakeState,
     canned_state,
 )
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 10_000
-
-
-def _chromium() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.skip("no chromium binary (apt-get install chromium)")
 
 
 class Browser:
@@ -94,29 +78,11 @@ def state() -> FakeState:
 
 
 @pytest.fixture
-def plain_asyncio() -> Iterator[None]:
-    """Playwright's sync API runs a stock asyncio loop; once trio_asyncio is imported (the
-    MySQL store tests do) asyncio.new_event_loop() makes trio-backed loops instead, unless
-    a policy is set explicitly. Set the stock one for this test only."""
-    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
-    try:
-        yield
-    finally:
-        asyncio.set_event_loop_policy(None)
-
-
-@pytest.fixture
-def browser(state: FakeState, plain_asyncio: None) -> Iterator[Browser]:
-    executable = _chromium()
-    with FakeMaster(state) as master, sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_page(viewport={"width": 1360, "height": 860})
-            page.set_default_timeout(TIMEOUT_MS)
-            sync_api.expect.set_options(timeout=TIMEOUT_MS)
-            yield Browser(page, master)
-        finally:
-            chromium.close()
+def browser(state: FakeState) -> Iterator[Browser]:
+    with FakeMaster(state) as master, launched_chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1360, "height": 860})
+        page.set_default_timeout(TIMEOUT_MS)
+        yield Browser(page, master)
 
 
 @pytest.fixture

@@ -149,7 +149,8 @@ class Config:
         "(schedctl token add)", check=checks.non_empty, used_by=_MASTER, metavar="PATH")
     allowed_hosts: tuple[str, ...] = _setting(
         (), "extra Host names the API answers to, besides its bind address, localhost "
-        "and --public-url's host (DNS-rebinding guard)", check=checks.host_names,
+        "and --public-url's host ('.example.com': it and every subdomain; any port; "
+        "DNS-rebinding guard)", check=checks.host_names,
         used_by=_MASTER, metavar="HOST,...")
     public_url: str | None = _setting(
         None, "the URL browsers reach the master at (behind a proxy): its origin is the "
