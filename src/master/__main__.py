@@ -16,8 +16,10 @@ from cluster.config import (
     secret_flag_warnings,
 )
 
+from cluster.tokens import TokensFileError
+
 from .app import run_master
-from .auth import ExposureRefused, check_exposure
+from .auth import ExposureRefused, check_exposure, load_auth
 from .server import CannotListen, check_listen
 
 DESCRIPTION = """\
@@ -28,8 +30,13 @@ from the run store (MySQL, or SQLite when no database is given). The master may 
 down without stopping any job: workers do not need it.
 
 Every endpoint except /healthz and the UI's files requires
-"Authorization: Bearer <token>" when --token is set; without a token the master
-listens only on a loopback address. It starts, and serves jobs, while the database is
+"Authorization: Bearer <token>" once a token is configured: the admin token
+(SCHEDULER_API_TOKEN or --token-file; its audit name is "admin") and/or named tokens
+with roles read, operate or admin in --tokens-file (lines "name role sha256-hex",
+written by "schedctl token add"; read at start: restart to apply a change). Without
+any token the master listens only on a loopback address. Every change (job put,
+delete, pause, resume, run now, kill) is written with an audit entry naming its token:
+GET /api/v1/audit. It starts, and serves jobs, while the database is
 down (run queries answer 503 until it is back).
 
 Settings come from defaults, then the JSON file (--config; the seed's master.json keys
@@ -55,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_cli(args)
         check_exposure(config)
-    except (ConfigError, ExposureRefused) as exc:
+        load_auth(config)  # a bad tokens file stops us here, in one line
+    except (ConfigError, ExposureRefused, TokensFileError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -8,6 +8,7 @@ and anything unexpected becomes ``Internal`` with its traceback in the log only:
     ApiError ................... status, code, message, field (None unless a field is at fault)
      ├── BadRequest ............ 400 bad_request: field + reason ("cronExpr: ...")
      ├── Unauthorized .......... 401 unauthorized: missing or wrong token (one message: no oracle)
+     ├── Forbidden ............. 403 forbidden: the token's role may not do this
      ├── NotFound .............. 404 not_found
      │    ├── JobNotFound
      │    ├── RunNotFound
@@ -30,7 +31,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "ApiError", "BadRequest", "Conflict", "EditConflict", "EtcdDown", "Internal",
+    "ApiError", "BadRequest", "Conflict", "EditConflict", "EtcdDown", "Forbidden", "Internal",
     "InvalidStoredJob", "JobNotFound", "MethodNotAllowed", "NotFound", "PayloadTooLarge",
     "RouteNotFound", "RunNotFound", "ShuttingDown", "StoreDown", "Unauthorized",
     "Unavailable", "UnsupportedMediaType",
@@ -75,6 +76,16 @@ class Unauthorized(ApiError):
 
     def __init__(self) -> None:
         super().__init__("a valid bearer token is required (Authorization: Bearer <token>)")
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+    def __init__(self, token: str, role: str, required: str) -> None:
+        super().__init__(f"token {token!r} has role {role}; this needs role {required}")
+        self.token = token
+        self.role = role
+        self.required = required
 
 
 class NotFound(ApiError):

@@ -9,6 +9,7 @@ The error tree is drawn in ``_errors``; only ``StoreUnavailable`` is worth retry
 
 from cluster.config import redact_db_url as redact
 
+from ._audit import AuditAction, AuditEntry
 from ._backend import StoreStatistics
 from ._errors import (
     InvalidCursor,
@@ -27,6 +28,8 @@ from ._settings import StoreSettings
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
+    "AuditAction",
+    "AuditEntry",
     "MAX_PAGE_LIMIT",
     "MAX_TEXT_BYTES",
     "InvalidCursor",

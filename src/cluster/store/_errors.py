@@ -7,7 +7,7 @@ error means retrying the same call cannot help.
     StoreError                      base of everything the store raises
     ├── StoreUnavailable            retryable: refused, lost, gone away, timed out, locked
     ├── StoreConfigError            bad URL or scheme, wrong credentials, unknown database
-    ├── StoreSchemaError            job_log cannot be created or lacks what we need
+    ├── StoreSchemaError            job_log or audit_log cannot be created or lacks what we need
     ├── StoreQueryError             the backend rejected a statement (a bug or bad data)
     ├── StoreClosedError            used after its ``open_store`` block ended
     ├── InvalidQuery (ValueError)   a bad limit, offset, batch size or status filter
@@ -43,12 +43,12 @@ class StoreConfigError(StoreError):
 
 
 class StoreSchemaError(StoreError):
-    """The job_log table cannot be created, or exists in an unusable shape."""
+    """The job_log or audit_log table cannot be created, or exists in an unusable shape."""
 
     def __init__(self, backend: str, reason: str) -> None:
         self.backend = backend
         self.reason = reason
-        super().__init__(f"run store {backend}: job_log schema problem: {reason}")
+        super().__init__(f"run store {backend}: schema problem: {reason}")
 
 
 class StoreQueryError(StoreError):
