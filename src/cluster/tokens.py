@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
-    "HASH_RE", "NAME_RE", "Role", "TokenEntry", "TokensFileError", "format_line",
+    "HASH_RE", "NAME_RE", "ROLE_NAMES", "Role", "TokenEntry", "TokensFileError", "format_line",
     "hash_token", "parse_tokens", "read_tokens_file",
 ]
 
