@@ -37,8 +37,8 @@ from typing import Final
 
 __all__ = [
     "AUDIT_ID_RE", "JOB_NAME_RE", "ActiveKey", "AuditKey", "JobKey", "KeyspaceError",
-    "Keyspace", "KillRequest", "KillValueError", "KillerKey", "LockKey", "ParsedKey", "RunningKey", "StateKey",
-    "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
+    "Keyspace", "KillRequest", "KillValueError", "KillerKey", "LockKey", "ParsedKey",
+    "RunningKey", "StateKey", "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
 ]
 
 #: A job name is one key segment: no `/`, no leading dot (so never `.` or `..`).

@@ -36,8 +36,8 @@ with roles read, operate or admin in --tokens-file (lines "name role sha256-hex"
 written by "schedctl token add"; read at start: restart to apply a change). Without
 any token the master listens only on a loopback address. Every change (job put,
 delete, pause, resume, run now, kill) is written with an audit entry naming its token:
-GET /api/v1/audit. It starts, and serves jobs, while the database is
-down (run queries answer 503 until it is back).
+GET /api/v1/audit. It starts, and serves jobs, while the database is down (run
+queries answer 503 until it is back; audit entries wait in etcd).
 
 Settings come from defaults, then the JSON file (--config; the seed's master.json keys
 are accepted), then SCHEDULER_* environment variables, then these flags.

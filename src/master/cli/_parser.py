@@ -50,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                f"token: ${TOKEN_ENV}, or --token-file PATH (a --token flag shows in ps)\n\n"
                "examples:\n  schedctl jobs list\n"
                "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
-               "  schedctl runs --job backup --since -1d\n  schedctl preview '*/10 * * * * *' -n 3\n"
-               "  schedctl audit --job backup\n"
-               "  TOKEN=$(schedctl token add ci --role operate --tokens-file /etc/scheduler/tokens)")
+               "  schedctl runs --job backup --since -1d\n"
+               "  schedctl preview '*/10 * * * * *' -n 3\n  schedctl audit --job backup\n"
+               "  TOKEN=$(schedctl token add ci --role operate \\\n"
+               "          --tokens-file /etc/scheduler/tokens)")
     parser.add_argument("--timeout", dest="http_timeout_s", type=_seconds_arg,
                         default=DEFAULT_HTTP_TIMEOUT_S, metavar="SECONDS",
                         help="HTTP timeout per request (default: %(default)s)")
