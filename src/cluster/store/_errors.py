@@ -45,10 +45,11 @@ class StoreConfigError(StoreError):
 class StoreSchemaError(StoreError):
     """The job_log or audit_log table cannot be created, or exists in an unusable shape."""
 
-    def __init__(self, backend: str, reason: str) -> None:
+    def __init__(self, backend: str, reason: str, table: str = "job_log") -> None:
         self.backend = backend
         self.reason = reason
-        super().__init__(f"run store {backend}: schema problem: {reason}")
+        self.table = table
+        super().__init__(f"run store {backend}: {table} schema problem: {reason}")
 
 
 class StoreQueryError(StoreError):

@@ -261,7 +261,7 @@ class RunStore:
                     await self._backend.execute(statement)
                 await self._backend.fetch(AUDIT_PROBE)
             except StoreQueryError as exc:
-                raise StoreSchemaError(self._backend.display, exc.reason) from exc
+                raise StoreSchemaError(self._backend.display, exc.reason, "audit_log") from exc
             self._audit_schema_ready = True
 
     async def _ready(self) -> None:
