@@ -158,6 +158,11 @@ async def test_every_route_of_the_app_is_public_or_has_a_role(master):
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert operation_of(method, rule.rule) in REQUIRED_ROLES, (method, rule.rule)
+    # HEAD is the GET it mirrors: read may, nobody without a token may.
+    reader = next(c for c in CALLERS if c.role is Role.READ)
+    head = await master.request("HEAD", "/api/v1/jobs", auth=False, headers=headers_of(reader))
+    assert head.status == 200
+    assert (await master.request("HEAD", "/api/v1/jobs", auth=False)).status == 401
 
 
 @pytest.mark.parametrize("method, template", operations(), ids=lambda v: v)
