@@ -33,7 +33,8 @@ Every endpoint except /healthz and the UI's files requires
 "Authorization: Bearer <token>" once a token is configured: the admin token
 (SCHEDULER_API_TOKEN or --token-file; its audit name is "admin") and/or named tokens
 with roles read, operate or admin in --tokens-file (lines "name role sha256-hex",
-written by "schedctl token add"; read at start: restart to apply a change). Without
+written by "schedctl token add"; read at start, then again within a second of any
+change, no restart needed; an invalid edit is ignored with a warning). Without
 any token the master listens only on a loopback address. Every change (job put,
 delete, pause, resume, run now, kill) is written with an audit entry naming its token:
 GET /api/v1/audit. It starts, and serves jobs, while the database is down (run

@@ -1,10 +1,13 @@
 """Who is calling: bearer tokens with names and roles, and the rule that keeps an open
 API on loopback.
 
-Tokens come from two places, read once at start-up (restart the master to apply a
-change): the single ``--token`` / ``--token-file`` / ``SCHEDULER_API_TOKEN``, which is
-an ``admin`` token named ``admin``, and the tokens file (``--tokens-file``, see
-``cluster.tokens``), which holds only SHA-256 hashes. A presented token is hashed and
+Tokens come from two places: the single ``--token`` / ``--token-file`` /
+``SCHEDULER_API_TOKEN``, which is an ``admin`` token named ``admin``, and the tokens
+file (``--tokens-file``, see ``cluster.tokens``), which holds only SHA-256 hashes. The
+file is read at start-up (a bad one stops the master), then again whenever it changes
+(``TokensReloader``: checked at most every RELOAD_CHECK_S, by the requests
+themselves), so ``schedctl token add`` and ``remove`` take effect without a restart; a
+file that turns bad is ignored, with a warning, and the previous tokens stay. A presented token is hashed and
 its digest compared with every entry's by ``hmac.compare_digest``, all of them, without
 stopping at a match: the time taken says nothing about which token, or how much of
 one, was right. A missing and a wrong token get the same answer (no oracle). With no
@@ -16,16 +19,25 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+import trio
 
 from cluster.config import Config
 from cluster.tokens import Role, TokenEntry, TokensFileError, hash_token, read_tokens_file
 
-__all__ = ["ANONYMOUS", "ExposureRefused", "Identity", "SINGLE_TOKEN_NAME", "TokenAuth",
-           "check_exposure", "is_loopback", "load_auth"]
+__all__ = ["ANONYMOUS", "ExposureRefused", "Identity", "RELOAD_CHECK_S", "SINGLE_TOKEN_NAME",
+           "TokenAuth", "TokensReloader", "check_exposure", "is_loopback", "load_auth"]
+
+log = logging.getLogger(__name__)
 
 SINGLE_TOKEN_NAME: Final = "admin"  # the name --token's admin token has in the audit trail
+RELOAD_CHECK_S: Final = 1.0  # how stale the tokens may be after the file changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +122,61 @@ def load_auth(config: Config) -> TokenAuth:
     if config.api_token is None and config.tokens_file is None:
         return TokenAuth(None)
     return TokenAuth(tuple(entries))
+
+
+FileStamp = tuple[int, int, int] | None  # inode, mtime (ns), size; None: cannot stat
+
+
+def _stamp(path: str) -> FileStamp:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+class TokensReloader:
+    """The master's current TokenAuth: re-read when the tokens file changes.
+
+    ``current()`` stats the file at most every RELOAD_CHECK_S (in a thread, as it
+    reads it); requests meanwhile use the tokens they have. Invariant: a file that
+    cannot be read or parsed never replaces a good table (it is logged once per
+    change); the single admin token is part of every table.
+    """
+
+    def __init__(self, config: Config, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
+        self._stamp = None if config.tokens_file is None else _stamp(config.tokens_file)
+        self._auth = load_auth(config)  # TokensFileError at start: main() reports it
+        self._next_check = clock() + RELOAD_CHECK_S
+        self._checking = False
+
+    async def current(self) -> TokenAuth:
+        path = self._config.tokens_file
+        if path is None or self._checking or self._clock() < self._next_check:
+            return self._auth
+        self._checking = True
+        try:
+            stamp = await trio.to_thread.run_sync(_stamp, path)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                await self._reload()
+        finally:
+            self._next_check = self._clock() + RELOAD_CHECK_S
+            self._checking = False
+        return self._auth
+
+    async def _reload(self) -> None:
+        try:
+            auth = await trio.to_thread.run_sync(load_auth, self._config)
+        except TokensFileError as exc:
+            log.warning("%s; keeping the %d tokens read before", exc, len(self._auth.names))
+            return
+        self._auth = auth
+        log.info("tokens file %s reloaded: %d tokens (%s)", self._config.tokens_file,
+                 len(auth.names), ", ".join(auth.names))
 
 
 def is_loopback(host: str) -> bool:

@@ -27,7 +27,7 @@ from cluster.config import Config
 from . import ops, static
 from .api import JobNameConverter, api_routes
 from .audit_api import audit_routes
-from .auth import load_auth
+from .auth import TokensReloader
 from .caller import set_caller
 from .context import MasterContext
 from .errors import (
@@ -58,7 +58,7 @@ def create_app(ctx: MasterContext) -> QuartTrio:
     app = _bare_app(ctx.config)
     app.url_map.converters["asset"] = static.AssetConverter
     app.url_map.converters["job"] = JobNameConverter
-    auth = load_auth(ctx.config)  # TokensFileError: main() checked the file already
+    tokens = TokensReloader(ctx.config)  # TokensFileError: main() checked the file already
 
     @app.before_request
     async def authenticate() -> None:
@@ -67,6 +67,7 @@ def create_app(ctx: MasterContext) -> QuartTrio:
         # and its role what it may do there (roles.REQUIRED_ROLES).
         rule = request.url_rule
         if rule is not None and request.endpoint not in PUBLIC_ENDPOINTS:
+            auth = await tokens.current()
             identity = auth.identify(request.headers.get("Authorization"))
             if identity is None:
                 raise Unauthorized()

@@ -3,6 +3,7 @@ exit 2), and how the master identifies a token (hash compared with every entry).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -124,3 +125,44 @@ def test_the_master_refuses_a_bad_tokens_file_at_start_with_exit_2(tmp_path, con
     assert len(lines) == 1 and lines[0].startswith("master: " + expected.format(path=path)), \
         done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_the_master_rereads_the_tokens_file_when_it_changes(
+        tmp_path, etcd_endpoint, etcd_prefix, caplog):
+    import trio
+
+    from master.auth import RELOAD_CHECK_S
+
+    from master_testkit import make_config, running_master
+
+    path = tmp_path / "tokens"
+    path.write_text(format_line("first", Role.READ, hash_token("tok-AAA-1")))
+    config = make_config(tmp_path, etcd_endpoint, etcd_prefix, tokens_file=str(path))
+
+    async def status(token: str) -> int:
+        answer = await master.request("GET", "/api/v1/jobs", auth=False,
+                                      headers={"Authorization": f"Bearer {token}"})
+        return answer.status
+
+    caplog.set_level(logging.INFO, logger="master.auth")
+    async with running_master(config) as master:
+        assert await status("tok-AAA-1") == 200
+        assert await status("tok-BBB-2") == 401
+        path.write_text(path.read_text() + format_line("second", Role.OPERATE,
+                                                       hash_token("tok-BBB-2")))
+        await trio.sleep(RELOAD_CHECK_S + 0.2)
+        assert await status("tok-BBB-2") in (200, 401)  # this request saw the change...
+        assert await status("tok-BBB-2") == 200  # ...and from now on it is in
+        path.write_text(format_line("second", Role.OPERATE, hash_token("tok-BBB-2")))
+        await trio.sleep(RELOAD_CHECK_S + 0.2)
+        await status("tok-BBB-2")
+        assert await status("tok-AAA-1") == 401  # removed: refused without a restart
+        path.write_text("second operate not-a-hash\n")  # a bad edit keeps what was there
+        await trio.sleep(RELOAD_CHECK_S + 0.2)
+        await status("tok-BBB-2")
+        assert await status("tok-BBB-2") == 200
+        # the single admin token and "second"; names may be logged, tokens never
+        assert "keeping the 2 tokens read before" in caplog.text
+        assert "tok-" not in caplog.text
+        assert "reloaded: 3 tokens (admin, first, second)" in caplog.text
+        await master.etcd.delete_prefix(config.prefix)

@@ -187,8 +187,7 @@ def _add_token(commands: Commands, common: argparse.ArgumentParser) -> None:
     token = commands.add_parser(
         "token", help="add, list or remove the master's named tokens (a local file)",
         description="Edit the master's tokens file (lines 'name role sha256-hex'; no token "
-                    "is ever stored). The master reads it at start-up: restart it to apply "
-                    "a change. Roles: read (reads only), operate (+ run now, kill, pause, "
+                    "is ever stored). A running master picks a change up within a second. Roles: read (reads only), operate (+ run now, kill, pause, "
                     "resume), admin (everything).", parents=[common])
     sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     path_help = f"the master's tokens file (default: ${TOKENS_FILE_ENV})"

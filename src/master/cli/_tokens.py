@@ -7,7 +7,7 @@ token once, on stdout, and nothing else there: `TOKEN=$(schedctl token add ci --
 operate)` keeps it out of the terminal's scrollback. A new file is created with mode
 0600 (by `os.open`, never chmod-ed after). Every command holds an exclusive `flock`
 on the file while it reads and writes it, so two `add`s never lose a line. The master
-reads the file at start-up: restart it to apply a change.
+reads the file at start-up and again within a second of each change (no restart).
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def cmd_token_add(ctx: Context, args: argparse.Namespace) -> None:
         os.write(fd, (("\n" if text and not text.endswith("\n") else "") + line).encode())
         os.fsync(fd)
     ctx.print(token)  # the one place the token ever appears
-    print(f"{PROG}: token {args.name!r} ({role.value}) added to {path}; restart the master "
-          f"to use it. It is shown once: keep it now.", file=sys.stderr, flush=True)
+    print(f"{PROG}: token {args.name!r} ({role.value}) added to {path} (a running master "
+          f"takes it within a second). It is shown once: keep it now.", file=sys.stderr, flush=True)
 
 
 def cmd_token_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -134,7 +134,7 @@ def cmd_token_remove(ctx: Context, args: argparse.Namespace) -> None:
         _entries("".join(kept), path)
         _replace(path, "".join(kept).encode())
     ctx.emit({"removed": args.name}, lambda: f"removed token {cell(args.name)} from "
-                                             f"{cell(path)}; restart the master to apply it")
+                                             f"{cell(path)} (a running master refuses it within a second)")
 
 
 def _replace(path: str, data: bytes) -> None:
