@@ -126,3 +126,6 @@ async def test_token_commands_and_roles_and_audit_end_to_end(master_with_tokens,
         "NAME", "ROLE", "ci", "operate", "boss", "admin"]
     missing = schedctl("token", "remove", "viewer", "--tokens-file", str(tokens))
     assert missing.returncode == 2 and "no token named 'viewer'" in missing.stderr
+    await trio.sleep(1.5)  # the running master re-reads the file: no restart
+    gone = schedctl("jobs", "list", "--token-file", str(viewer_file), env=viewer)
+    assert gone.returncode == 4, gone.stderr
