@@ -22,7 +22,7 @@ import trio
 
 from actors import Actor, Inbox
 from cluster.etcd import Delete, Etcd, EtcdError, KeyValue
-from cluster.store import AuditEntry, InvalidRunRecord, StoreError
+from cluster.store import AuditEntry, InvalidAuditEntry, StoreError
 
 from .ask import ask
 from .context import MasterContext
@@ -77,7 +77,7 @@ class AuditMover(Actor[AuditMoverMsg]):
         for kv in kvs:
             try:
                 entries.append(AuditEntry.from_bytes(kv.value))
-            except InvalidRunRecord as exc:  # not ours: never delete what we cannot keep
+            except InvalidAuditEntry as exc:  # not ours: never delete what we cannot keep
                 log.warning("audit key %s holds no audit entry (%s): left in etcd", kv.key, exc)
         if not entries:
             return True

@@ -46,7 +46,7 @@ from cluster.etcd import (
 from cluster.keyspace import encode_kill_value
 from cluster.presence import PresenceDecodeError, RunningInfo
 from cluster.spec import JobSpec, SpecError
-from cluster.store import AuditAction, AuditEntry, InvalidRunRecord
+from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
 from .audit import Author, new_entry
 from .context import MasterContext
@@ -209,7 +209,7 @@ class JobManager(RequestActor[JobManagerMsg]):
         for kv in (await self._etcd.get_prefix(self._ks.audit_prefix)).kvs:
             try:
                 entries.append(AuditEntry.from_bytes(kv.value))
-            except InvalidRunRecord as exc:
+            except InvalidAuditEntry as exc:
                 log.debug("ignoring %s: %s", kv.key, exc)
         return entries
 

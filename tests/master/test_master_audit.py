@@ -144,7 +144,7 @@ def test_merge_shows_an_entry_in_both_places_once_and_pages_across_them():
     made = [new_entry(author, AuditAction.RUN, "j", {"runId": str(i)}, 1_000 + i)
             for i in range(5)]
     stored, pending = made[:3], made[2:]  # entry 2 was moved but not yet deleted
-    page = merge_page(pending, stored + [], AuditQuery(limit=3), partial=False)
+    page = merge_page(pending, stored, AuditQuery(limit=3), partial=False)
     assert page.entries == made[:1:-1] and page.next_before == made[2].entry_id
     rest = merge_page(pending, stored[:2], AuditQuery(before_id=page.next_before, limit=3),
                       partial=False)
@@ -158,3 +158,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def test_a_value_that_is_no_entry_stays_in_etcd_and_blocks_nothing(master):
+    junk = master.keyspace.audit("0000000000000001-00000000000000ff")
+    await master.etcd.put(junk, b"not an audit entry")
+    assert (await master.put("/api/v1/jobs/j1", json=SPEC)).status == 201
+    with trio.fail_after(MOVE_TIMEOUT_S):
+        while await pending_keys(master) != [junk]:
+            await trio.sleep(0.1)
+    entries = (await master.get("/api/v1/audit")).json["entries"]
+    assert [(e["action"], e["job"]) for e in entries] == [("put", "j1")]

@@ -12,6 +12,7 @@ from cluster.config import redact_db_url as redact
 from ._audit import AuditAction, AuditEntry
 from ._backend import StoreStatistics
 from ._errors import (
+    InvalidAuditEntry,
     InvalidCursor,
     InvalidQuery,
     InvalidRunRecord,
@@ -30,6 +31,7 @@ from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 __all__ = [
     "AuditAction",
     "AuditEntry",
+    "InvalidAuditEntry",
     "MAX_PAGE_LIMIT",
     "MAX_TEXT_BYTES",
     "InvalidCursor",

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._errors import InvalidRunRecord
+from ._errors import InvalidAuditEntry
 
 __all__ = ["AUDIT_TABLE", "AuditAction", "AuditEntry", "audit_create_statements",
            "audit_insert", "AUDIT_PROBE", "AUDIT_SELECT"]
@@ -58,16 +58,15 @@ class AuditEntry:
 
     @classmethod
     def from_json(cls, data: Any) -> AuditEntry:
-        """The entry of a JSON object; InvalidRunRecord (a ValueError) if it is not one."""
+        """The entry of a JSON object; InvalidAuditEntry (a ValueError) if it is not one."""
         if not isinstance(data, dict):
-            raise InvalidRunRecord("audit entry", data, "a JSON object")
+            raise InvalidAuditEntry(data, "not a JSON object")
         try:
             entry = cls(str(data["id"]), int(data["time"]), str(data["token"]),
                         str(data["role"]), AuditAction(data["action"]), str(data["job"]),
                         str(data["via"]), dict(data.get("change") or {}))
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidRunRecord("audit entry", data, f"the audit entry shape ({exc})") \
-                from None
+            raise InvalidAuditEntry(data, f"missing or bad field: {exc}") from None
         return entry
 
     @classmethod
@@ -75,7 +74,7 @@ class AuditEntry:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise InvalidRunRecord("audit entry", raw[:80], "JSON") from None
+            raise InvalidAuditEntry(raw, "not JSON") from None
         return cls.from_json(data)
 
     def row(self) -> tuple[Any, ...]:

@@ -12,7 +12,8 @@ error means retrying the same call cannot help.
     ├── StoreClosedError            used after its ``open_store`` block ended
     ├── InvalidQuery (ValueError)   a bad limit, offset, batch size or status filter
     │   └── InvalidCursor           a page cursor this store did not issue
-    └── InvalidRunRecord (ValueError)  a RunRecord with impossible field values
+    ├── InvalidRunRecord (ValueError)  a RunRecord with impossible field values
+    └── InvalidAuditEntry (ValueError) bytes or JSON that are not an audit entry
 
 Messages never contain a password: URLs are shown redacted.
 """
@@ -92,3 +93,11 @@ class InvalidRunRecord(StoreError, ValueError):
         self.field = field
         self.value = value
         super().__init__(f"run record field {field}={value!r:.80}: expected {expected}")
+
+
+class InvalidAuditEntry(StoreError, ValueError):
+    """A value that is not an audit entry (under ``audit/`` in etcd, say)."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        super().__init__(f"not an audit entry ({reason}): {value!r:.80}")
