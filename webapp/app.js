@@ -2,6 +2,7 @@
 // notices and the token prompt. Views live in their own modules; each is
 // { root: Element, refresh?: async () => void } and never touches the page outside root.
 
+import { auditView } from "./audit.js";
 import { getToken, setToken } from "./client.js";
 import { formatTime } from "./dom.js";
 import { editorView } from "./editor.js";
@@ -43,12 +44,13 @@ function route() {
   const views = {
     runs: () => runsView(ctx, params),
     workers: () => workersView(ctx),
+    audit: () => auditView(ctx, params),
     new: () => editorView(ctx, null),
     edit: () => editorView(ctx, params.get("name")),
   };
   current = (views[name] || (() => jobsView(ctx)))();
   page.view.replaceChildren(current.root);
-  const section = ["runs", "workers"].includes(name) ? name : "jobs";
+  const section = ["runs", "workers", "audit"].includes(name) ? name : "jobs";
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

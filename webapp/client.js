@@ -20,6 +20,10 @@ export class ApiError extends Error {
   describe() {
     if (this.status === 0) return `Cannot reach the master (${this.message}): it may be down.`;
     if (this.status === 401) return "Unauthorized: the API token is missing or wrong.";
+    if (this.status === 403) {
+      return `Not allowed: ${this.message}. Ask for a token with that role, or enter ` +
+        "another one (API token).";
+    }
     if (this.status === 503) return `Unavailable: ${this.message}`;
     return `${this.status} ${this.code}: ${this.message}`;
   }

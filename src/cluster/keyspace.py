@@ -11,6 +11,10 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>active/<name>                 the one run allowed now (forbid / replace)
     <p>workers/<worker_id>           worker info JSON
     <p>state/<name>                  last fired planned time (catch-up)
+    <p>audit/<entry_id>              audit entry of one change, written in the change's own
+                                     transaction; moved to the run store by the master
+                                     (entry_id = 16-digit time ms, '-', 16 hex digits, so
+                                     entries sort by time). No worker reads it.
 
 Why names are validated here too: a `/` in a job name would move its keys into another
 job's directory (`a/b` under `jobs/` would look like job `a`'s subtree elsewhere), so
@@ -32,9 +36,9 @@ from collections.abc import Callable
 from typing import Final
 
 __all__ = [
-    "JOB_NAME_RE", "ActiveKey", "JobKey", "KeyspaceError", "Keyspace", "KillRequest",
-    "KillValueError", "KillerKey", "LockKey", "ParsedKey", "RunningKey", "StateKey",
-    "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
+    "AUDIT_ID_RE", "JOB_NAME_RE", "ActiveKey", "AuditKey", "JobKey", "KeyspaceError",
+    "Keyspace", "KillRequest", "KillValueError", "KillerKey", "LockKey", "ParsedKey",
+    "RunningKey", "StateKey", "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
 ]
 
 #: A job name is one key segment: no `/`, no leading dot (so never `.` or `..`).
@@ -42,6 +46,8 @@ JOB_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 #: Run ids and worker ids: one key segment too (host names, uuids, `host:pid` fit).
 ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}", re.ASCII)
 PLANNED_MS_DIGITS: Final = 16
+#: Audit entry ids: the entry's time (ms, zero-padded like lock keys) and a random part.
+AUDIT_ID_RE: Final = re.compile(r"[0-9]{16}-[0-9a-f]{16}", re.ASCII)
 _MAX_PLANNED_MS: Final = 10**PLANNED_MS_DIGITS - 1
 _KILL_WORDS: Final = frozenset({b"", b"kill"})
 
@@ -142,8 +148,13 @@ class StateKey:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditKey:
+    entry_id: str
+
+
 ParsedKey = (JobKey | KillerKey | TriggerKey | LockKey | LostKey | RunningKey | ActiveKey
-             | WorkerKey | StateKey)
+             | WorkerKey | StateKey | AuditKey)
 
 
 # --------------------------------------------------------------------------- keyspace
@@ -186,6 +197,10 @@ class Keyspace:
     @property
     def state_prefix(self) -> str:
         return f"{self.prefix}state/"
+
+    @property
+    def audit_prefix(self) -> str:
+        return f"{self.prefix}audit/"
 
     def lock_prefix(self, name: str | None = None) -> str:
         """All locks, or one job's (its locks sort by fire time)."""
@@ -231,6 +246,11 @@ class Keyspace:
 
     def state(self, name: str) -> str:
         return f"{self.prefix}state/{_check_name(name)}"
+
+    def audit(self, entry_id: str) -> str:
+        if not isinstance(entry_id, str) or AUDIT_ID_RE.fullmatch(entry_id) is None:
+            raise KeyspaceError("audit entry id", entry_id, f"must match {AUDIT_ID_RE.pattern}")
+        return f"{self.prefix}audit/{entry_id}"
 
     # ---- parsers: a key of the asked shape -> its parts, anything else -> None
 
@@ -279,6 +299,10 @@ class Keyspace:
         parsed = self.parse(key)
         return parsed.name if isinstance(parsed, StateKey) else None
 
+    def parse_audit(self, key: str | bytes) -> str | None:
+        parsed = self.parse(key)
+        return parsed.entry_id if isinstance(parsed, AuditKey) else None
+
 
 def _one_name(make: Callable[[str], ParsedKey]) -> Callable[[list[str]], ParsedKey | None]:
     def parse(parts: list[str]) -> ParsedKey | None:
@@ -316,6 +340,12 @@ def _worker(parts: list[str]) -> WorkerKey | None:
     return None
 
 
+def _audit(parts: list[str]) -> AuditKey | None:
+    if len(parts) == 1 and AUDIT_ID_RE.fullmatch(parts[0]):
+        return AuditKey(parts[0])
+    return None
+
+
 _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
     "jobs": _one_name(JobKey),
     "killer": _one_name(KillerKey),
@@ -326,6 +356,7 @@ _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
     "active": _one_name(ActiveKey),
     "workers": _worker,
     "state": _one_name(StateKey),
+    "audit": _audit,
 }
 
 

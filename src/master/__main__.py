@@ -23,8 +23,10 @@ from cluster.private_files import (
 )
 from cluster.store import StoreTlsError, check_tls_files
 
+from cluster.tokens import TokensFileError
+
 from .app import run_master
-from .auth import ExposureRefused, check_exposure
+from .auth import ExposureRefused, check_exposure, load_auth
 from .server import CannotListen, check_listen
 
 DESCRIPTION = """\
@@ -35,10 +37,17 @@ from the run store (MySQL, or SQLite when no database is given). The master may 
 down without stopping any job: workers do not need it.
 
 Every endpoint except /healthz and the UI's files requires
-"Authorization: Bearer <token>" when --token is set; without a token the master
-listens only on a loopback address. /healthz tells anyone only "ok" or
-"unavailable", and a caller with the token which dependency failed. It starts, and
-serves jobs, while the database is down (run queries answer 503 until it is back).
+"Authorization: Bearer <token>" once a token is configured: the admin token
+(SCHEDULER_API_TOKEN or --token-file; its audit name is "admin") and/or named tokens
+with roles read, operate or admin in --tokens-file (lines "name role sha256-hex",
+written by "schedctl token add"; read at start, then again within a second of any
+change, no restart needed; an invalid edit is ignored with a warning). Without
+any token the master listens only on a loopback address. Every change (job put,
+delete, pause, resume, run now, kill) is written with an audit entry naming its token:
+GET /api/v1/audit. It starts, and serves jobs, while the database is down (run
+queries answer 503 until it is back; audit entries wait in etcd).
+/healthz tells anyone only "ok" or "unavailable", and a caller with a valid token
+which dependency failed.
 
 Against web pages (DNS rebinding, cross-site forms), token or not: a request whose
 Host is not a name the master serves (its --host, localhost when on loopback or on
@@ -82,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         check_tls_files(config.db)
         if config.state_dir or config.db_url is None:
             ensure_private_dir(config.state_path, "state directory")
+        load_auth(config)  # a bad tokens file stops us here, in one line
     except (ConfigError, ExposureRefused, StoreTlsError, UnsafeDirectory,
-            CannotMakeDirectory) as exc:
+            CannotMakeDirectory, TokensFileError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

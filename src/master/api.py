@@ -18,6 +18,8 @@ from cluster.cron import CronError, TimeZoneError, parse_schedule
 from cluster.store import RunPage, RunRecord
 
 from .ask import ask_jobs, ask_runs, ask_workers
+from .audit import Author
+from .caller import caller
 from .context import MasterContext
 from .errors import BadRequest, RunNotFound
 from .inputs import (
@@ -72,6 +74,11 @@ class JobNameConverter(PathConverter):
     regex = ".*?" + "".join(f"(?<!/{action})" for action in _ACTIONS)
 
 
+def by() -> Author:
+    """The author of a change made through /api/v1 (written into its audit entry)."""
+    return Author(caller(), "api")
+
+
 def api_routes(ctx: MasterContext) -> Blueprint:
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
     _job_routes(bp, ctx)
@@ -98,7 +105,7 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
         document = await read_json_object(request, field="job")
         assert document is not None
         spec = job_from_document(document, name)
-        outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, reply))
+        outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, by(), reply))
         previous = None if outcome.previous is None else outcome.previous.to_json()
         return json_response({"job": outcome.view.to_json(), "previous": previous},
                              201 if outcome.created else 200)
@@ -106,7 +113,8 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
     @bp.delete("/jobs/<job:name>")
     async def delete_job(name: str) -> Response:
         check_job_name(name)
-        document: dict[str, Any] = await ask_jobs(ctx, lambda reply: DeleteJob(name, reply))
+        document: dict[str, Any] = await ask_jobs(
+            ctx, lambda reply: DeleteJob(name, by(), reply))
         return json_response({"job": document})
 
     @bp.post("/jobs/<path:name>/kill")
@@ -118,25 +126,25 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
             raise BadRequest(unknown[0], "unknown field (known: runId)")
         # Absent means every run; present must be a run id (null too is refused).
         run_id = check_run_id(body["runId"]) if "runId" in body else None
-        await ask_jobs(ctx, lambda reply: KillJob(name, run_id, reply))
+        await ask_jobs(ctx, lambda reply: KillJob(name, run_id, by(), reply))
         return json_response({"job": name, "runId": run_id}, 202)
 
     @bp.post("/jobs/<path:name>/run")
     async def run_job(name: str) -> Response:
         check_job_name(name)
-        run_id: str = await ask_jobs(ctx, lambda reply: RunJob(name, reply))
+        run_id: str = await ask_jobs(ctx, lambda reply: RunJob(name, by(), reply))
         return json_response({"job": name, "runId": run_id}, 202)
 
     @bp.post("/jobs/<path:name>/pause")
     async def pause_job(name: str) -> Response:
         check_job_name(name)
-        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, True, reply))
+        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, True, by(), reply))
         return json_response({"job": view.to_json()})
 
     @bp.post("/jobs/<path:name>/resume")
     async def resume_job(name: str) -> Response:
         check_job_name(name)
-        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, False, reply))
+        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, False, by(), reply))
         return json_response({"job": view.to_json()})
 
 

@@ -7,6 +7,7 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     ├── jobs          JobManager: etcd reads and writes
     ├── workers       WorkerManager: the live worker list (watch on workers/)
     ├── retention     prunes old run records every few minutes
+    ├── audit         AuditMover: moves audit entries from etcd to the run store
     ├── http          hypercorn serving the app (API, seed endpoints, UI)
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
@@ -25,6 +26,7 @@ from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
 from cluster.config import Config
 from cluster.etcd import Etcd, open_etcd
 
+from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .jobs import JobManager
 from .retention import Retention
@@ -50,6 +52,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, *,
         ChildSpec("jobs", lambda: JobManager(inboxes.jobs, ctx, etcd)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx)),
+        ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd)),
     ]
     if serve_http:
         app = create_app(ctx)
@@ -70,7 +73,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, *,
 def total_grace_s(config: Config) -> float:
     """Covers every child's grace, in the order they stop."""
     http = HTTP_CHILD_GRACE_S * (2 if config.metrics_port is not None else 1)
-    return http + 4 * ACTOR_GRACE_S + 5.0
+    return http + 5 * ACTOR_GRACE_S + 5.0
 
 
 async def run_master(config: Config, *, clock: Clock = wall_ms,

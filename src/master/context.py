@@ -17,7 +17,8 @@ from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.store import StoreSettings
 
-from .messages import JobManagerMsg, LogManagerMsg, RetentionMsg, WorkerManagerMsg
+from .messages import (AuditMoverMsg, JobManagerMsg, LogManagerMsg, RetentionMsg,
+                       WorkerManagerMsg)
 from .metrics import Metrics
 
 __all__ = ["Addresses", "Clock", "Inboxes", "MasterContext", "open_mailboxes", "wall_ms"]
@@ -39,6 +40,7 @@ class Addresses:
     runs: Address[LogManagerMsg]
     workers: Address[WorkerManagerMsg]
     retention: Address[RetentionMsg]
+    audit: Address[AuditMoverMsg]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Inboxes:
     runs: Inbox[LogManagerMsg]
     workers: Inbox[WorkerManagerMsg]
     retention: Inbox[RetentionMsg]
+    audit: Inbox[AuditMoverMsg]
 
 
 def open_mailboxes(config: Config) -> tuple[Addresses, Inboxes]:
@@ -57,8 +60,9 @@ def open_mailboxes(config: Config) -> tuple[Addresses, Inboxes]:
     runs = open_mailbox[LogManagerMsg](size, name="runs")
     workers = open_mailbox[WorkerManagerMsg](size, name="workers")
     retention = open_mailbox[RetentionMsg](1, name="retention")
-    return (Addresses(jobs[0], runs[0], workers[0], retention[0]),
-            Inboxes(jobs[1], runs[1], workers[1], retention[1]))
+    audit = open_mailbox[AuditMoverMsg](1, name="audit")
+    return (Addresses(jobs[0], runs[0], workers[0], retention[0], audit[0]),
+            Inboxes(jobs[1], runs[1], workers[1], retention[1], audit[1]))
 
 
 @dataclass(frozen=True)

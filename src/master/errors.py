@@ -9,6 +9,7 @@ and anything unexpected becomes ``Internal`` with its traceback in the log only:
      ├── BadRequest ............ 400 bad_request: field + reason ("cronExpr: ...")
      ├── Unauthorized .......... 401 unauthorized: missing or wrong token (one message: no oracle)
      ├── CrossOriginRefused .... 403 cross_origin: a state-changing request from another origin
+     ├── Forbidden ............. 403 forbidden: the token's role may not do this
      ├── NotFound .............. 404 not_found
      │    ├── JobNotFound
      │    ├── RunNotFound
@@ -33,9 +34,9 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ApiError", "BadRequest", "Conflict", "CrossOriginRefused", "EditConflict", "EtcdDown",
-    "Internal", "InvalidStoredJob", "JobNotFound", "MethodNotAllowed", "MisdirectedRequest",
-    "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound", "ShuttingDown", "StoreDown",
-    "Unauthorized", "Unavailable", "UnsupportedMediaType",
+    "Forbidden", "Internal", "InvalidStoredJob", "JobNotFound", "MethodNotAllowed",
+    "MisdirectedRequest", "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound",
+    "ShuttingDown", "StoreDown", "Unauthorized", "Unavailable", "UnsupportedMediaType",
 ]
 
 _MAX_DETAIL_CHARS = 300  # a dependency's own message can be long; a sentence is enough
@@ -88,6 +89,16 @@ class CrossOriginRefused(ApiError):
         super().__init__(f"refused {_clip(method)} from {_clip(source)}: state-changing "
                          f"requests are taken from the master's own origin only "
                          f"(behind a proxy, set --public-url)")
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+    def __init__(self, token: str, role: str, required: str) -> None:
+        super().__init__(f"token {token!r} has role {role}; this needs role {required}")
+        self.token = token
+        self.role = role
+        self.required = required
 
 
 class NotFound(ApiError):

@@ -7,12 +7,15 @@ Keys (DESIGN §4, docs/api.md "etcd writes"):
     delete               jobs/<name>            deleted the same way; workers kill its runs
     kill                 killer/<name>          {"runId": id} or {} on a 30 s lease
     run now              trigger/<name>/<id>    {"requestedAt": ms} on a 60 s lease
+    every one of these   audit/<entry_id>       its audit entry (who, when, what), put in
+                                                the SAME transaction: no change without
+                                                its entry, even with the run store down
 
 Saving never resets a schedule: an existing job keeps its ``createdAt`` (the ``@every``
 anchor), whatever the client sent; a new job gets the client's ``createdAt`` or now.
 A transaction that loses a race re-reads and tries again; after SAVE_ATTEMPTS losses
 in a row the client gets 409. A write whose answer was lost (EtcdOutcomeUnknown) is
-read back: if our value is there, it counts as done.
+read back: if its audit entry is there, the change landed with it.
 
 Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
 transaction, so they are never written for a job that does not exist.
@@ -43,7 +46,9 @@ from cluster.etcd import (
 from cluster.keyspace import encode_kill_value
 from cluster.presence import PresenceDecodeError, RunningInfo
 from cluster.spec import JobSpec, SpecError
+from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
+from .audit import Author, new_entry
 from .context import MasterContext
 from .errors import EditConflict, InvalidStoredJob, JobNotFound
 from .messages import (
@@ -53,6 +58,7 @@ from .messages import (
     JobManagerMsg,
     KillJob,
     ListJobs,
+    PendingAudit,
     RunJob,
     SaveJob,
     SetPaused,
@@ -121,20 +127,22 @@ class JobManager(RequestActor[JobManagerMsg]):
                 return await self._list()
             case GetJob(name):
                 return await self._view(name)
-            case SaveJob(spec):
-                return await self._save(spec)
-            case DeleteJob(name):
-                return await self._delete(name)
-            case KillJob(name, run_id):
-                await self._kill(name, run_id)
+            case SaveJob(spec, by):
+                return await self._save(spec, by)
+            case DeleteJob(name, by):
+                return await self._delete(name, by)
+            case KillJob(name, run_id, by):
+                await self._kill(name, run_id, by)
                 return None
-            case RunJob(name):
-                return await self._run_now(name)
-            case SetPaused(name, paused):
-                return await self._set_paused(name, paused)
+            case RunJob(name, by):
+                return await self._run_now(name, by)
+            case SetPaused(name, paused, by):
+                return await self._set_paused(name, paused, by)
             case CheckEtcd():
                 await self._etcd.get(self._ks.jobs_prefix)
                 return None
+            case PendingAudit():
+                return await self._pending_audit()
 
     def on_error(self, msg: JobManagerMsg, error: Exception) -> None:
         if isinstance(error, EtcdError):
@@ -196,24 +204,59 @@ class JobManager(RequestActor[JobManagerMsg]):
             log.warning("job %r in etcd is not a valid spec (%s): not listed", stored.name,
                         stored.error)
 
+    async def _pending_audit(self) -> list[AuditEntry]:
+        entries = []
+        for kv in (await self._etcd.get_prefix(self._ks.audit_prefix)).kvs:
+            try:
+                entries.append(AuditEntry.from_bytes(kv.value))
+            except InvalidAuditEntry as exc:
+                log.debug("ignoring %s: %s", kv.key, exc)
+        return entries
+
     # -- writes -------------------------------------------------------------------------
 
-    async def _write(self, stored: StoredJob | None, new: JobSpec) -> bool:
+    def _audit(self, by: Author, action: AuditAction, name: str,
+               change: dict[str, Any]) -> tuple[Put, str]:
+        """The audit entry's put, to go into the change's own transaction, and its key."""
+        entry = new_entry(by, action, name, change, self._ctx.clock())
+        key = self._ks.audit(entry.entry_id)
+        return Put(key, entry.to_bytes()), key
+
+    async def _commit(self, guards: list[Compare], ops: list[Put | Delete],
+                      audit: tuple[Put, str]) -> bool:
+        """Run the change and its audit entry in one transaction; True if it landed.
+
+        An answer lost on the way back (EtcdOutcomeUnknown) is settled by reading the
+        entry's key: it exists if and only if the transaction ran. If it did not, the
+        EtcdOutcomeUnknown is raised again (the guard may have held: try again).
+        """
+        put, key = audit
+        try:
+            result = await self._etcd.txn(guards, [*ops, put])
+        except EtcdOutcomeUnknown:
+            if await self._etcd.get(key) is None:
+                raise
+            landed = True
+        else:
+            landed = result.succeeded
+        if landed:
+            self._ctx.metrics.audit_written.inc()
+        return landed
+
+    async def _write(self, stored: StoredJob | None, new: JobSpec,
+                     audit: tuple[Put, str]) -> bool:
         """Put ``new`` if jobs/<name> is still what we read; False if it changed."""
         key = self._ks.job(new.name)
         if stored is None:
             guard = Compare.create_revision(key, "==", 0)
         else:
             guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
-        value = new.to_bytes()
         try:
-            result = await self._etcd.txn([guard], [Put(key, value)])
+            return await self._commit([guard], [Put(key, new.to_bytes())], audit)
         except EtcdOutcomeUnknown:
-            kv = await self._etcd.get(key)  # did it land?
-            return kv is not None and kv.value == value
-        return result.succeeded
+            return False  # not landed: read again and retry
 
-    async def _save(self, spec: JobSpec) -> SaveOutcome:
+    async def _save(self, spec: JobSpec, by: Author) -> SaveOutcome:
         for _ in range(SAVE_ATTEMPTS):
             stored = await self._read(spec.name)
             previous = None if stored is None else stored.spec
@@ -224,12 +267,14 @@ class JobManager(RequestActor[JobManagerMsg]):
             else:
                 created_at = self._ctx.clock()
             new = spec.with_created_at(created_at)
-            if await self._write(stored, new):
+            audit = self._audit(by, AuditAction.PUT, new.name,
+                                {"created": stored is None, "spec": new.to_json()})
+            if await self._write(stored, new, audit):
                 self._ctx.metrics.job_saves.inc("created" if stored is None else "updated")
                 return SaveOutcome(await self._view(new.name, new), previous, stored is None)
         raise EditConflict(spec.name, SAVE_ATTEMPTS)
 
-    async def _set_paused(self, name: str, paused: bool) -> JobView:
+    async def _set_paused(self, name: str, paused: bool, by: Author) -> JobView:
         for _ in range(SAVE_ATTEMPTS):
             stored = await self._read(name)
             if stored is None:
@@ -238,34 +283,34 @@ class JobManager(RequestActor[JobManagerMsg]):
             if spec.paused == paused:
                 return await self._view(name, spec)
             new = replace(spec, paused=paused)
-            if await self._write(stored, new):
+            action = AuditAction.PAUSE if paused else AuditAction.RESUME
+            if await self._write(stored, new, self._audit(by, action, name, {})):
                 self._ctx.metrics.job_saves.inc("paused" if paused else "resumed")
                 return await self._view(name, new)
         raise EditConflict(name, SAVE_ATTEMPTS)
 
-    async def _delete(self, name: str) -> dict[str, Any]:
+    async def _delete(self, name: str, by: Author) -> dict[str, Any]:
         key = self._ks.job(name)
         for _ in range(SAVE_ATTEMPTS):
             stored = await self._read(name)
             if stored is None:
                 raise JobNotFound(name)
             guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
+            audit = self._audit(by, AuditAction.DELETE, name, {"spec": stored.document()})
             try:
-                result = await self._etcd.txn([guard], [Delete(key)])
-            except EtcdOutcomeUnknown:
-                if await self._etcd.get(key) is None:
+                if await self._commit([guard], [Delete(key)], audit):
                     return stored.document()
-                continue
-            if result.succeeded:
-                return stored.document()
+            except EtcdOutcomeUnknown:
+                continue  # not landed: read again and retry
         raise EditConflict(name, SAVE_ATTEMPTS)
 
-    async def _put_if_job_exists(self, name: str, key: str, value: bytes, ttl_s: int) -> None:
-        """Put ``key`` on a fresh lease, in one transaction with "the job exists"."""
+    async def _put_if_job_exists(self, name: str, key: str, value: bytes, ttl_s: int,
+                                 audit: tuple[Put, str]) -> None:
+        """Put ``key`` on a fresh lease (its audit entry on none), in one transaction
+        with "the job exists"."""
         lease = await self._etcd.grant_lease(ttl_s)
         exists = Compare.create_revision(self._ks.job(name), ">", 0)
-        result = await self._etcd.txn([exists], [Put(key, value, lease.id)])
-        if not result.succeeded:
+        if not await self._commit([exists], [Put(key, value, lease.id)], audit):
             with trio.move_on_after(REVOKE_TIMEOUT_S):
                 try:
                     await self._etcd.revoke_lease(lease.id)
@@ -273,13 +318,15 @@ class JobManager(RequestActor[JobManagerMsg]):
                     pass  # it holds nothing and expires by itself
             raise JobNotFound(name)
 
-    async def _kill(self, name: str, run_id: str | None) -> None:
+    async def _kill(self, name: str, run_id: str | None, by: Author) -> None:
+        audit = self._audit(by, AuditAction.KILL, name, {"runId": run_id})
         await self._put_if_job_exists(name, self._ks.killer(name), encode_kill_value(run_id),
-                                      KILL_TTL_S)
+                                      KILL_TTL_S, audit)
 
-    async def _run_now(self, name: str) -> str:
+    async def _run_now(self, name: str, by: Author) -> str:
         run_id = uuid.uuid4().hex  # the workers' run id shape
         value = json.dumps({"requestedAt": self._ctx.clock()}).encode()
+        audit = self._audit(by, AuditAction.RUN, name, {"runId": run_id})
         await self._put_if_job_exists(name, self._ks.trigger(name, run_id), value,
-                                      TRIGGER_TTL_S)
+                                      TRIGGER_TTL_S, audit)
         return run_id

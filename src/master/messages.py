@@ -12,8 +12,9 @@ from typing import Any, Never
 
 from actors import Reply
 from cluster.spec import JobSpec
-from cluster.store import RunPage, RunRecord
+from cluster.store import AuditEntry, RunPage, RunRecord
 
+from .audit import AuditQuery, Author
 from .views import JobView, SaveOutcome, WorkerView
 
 # ---------------------------------------------------------------- JobManager (etcd)
@@ -33,12 +34,14 @@ class GetJob:
 @dataclass(frozen=True, slots=True)
 class SaveJob:
     spec: JobSpec  # validated; created_at_ms as the client sent it (kept only for new jobs)
+    by: Author  # every change is written with its audit entry
     reply: Reply[SaveOutcome]
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteJob:
     name: str
+    by: Author
     reply: Reply[dict[str, Any]]  # the deleted document
 
 
@@ -46,12 +49,14 @@ class DeleteJob:
 class KillJob:
     name: str
     run_id: str | None  # None: every run of the job
+    by: Author
     reply: Reply[None]
 
 
 @dataclass(frozen=True, slots=True)
 class RunJob:
     name: str
+    by: Author
     reply: Reply[str]  # the new run id
 
 
@@ -59,6 +64,7 @@ class RunJob:
 class SetPaused:
     name: str
     paused: bool
+    by: Author
     reply: Reply[JobView]
 
 
@@ -67,8 +73,15 @@ class CheckEtcd:
     reply: Reply[None]
 
 
+@dataclass(frozen=True, slots=True)
+class PendingAudit:
+    """The audit entries still in etcd (not yet moved to the run store), oldest first."""
+
+    reply: Reply[list[AuditEntry]]
+
+
 JobManagerMsg = ListJobs | GetJob | SaveJob | DeleteJob | KillJob | RunJob | SetPaused \
-    | CheckEtcd
+    | CheckEtcd | PendingAudit
 
 # ---------------------------------------------------------------- LogManager (run store)
 
@@ -118,7 +131,19 @@ class PingStore:
     reply: Reply[None]
 
 
-LogManagerMsg = QueryRuns | GetRun | QueryOffset | Prune | PingStore
+@dataclass(frozen=True, slots=True)
+class WriteAudit:
+    entries: tuple[AuditEntry, ...]
+    reply: Reply[None]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAudit:
+    query: AuditQuery
+    reply: Reply[list[AuditEntry]]  # at most limit + 1, newest first
+
+
+LogManagerMsg = QueryRuns | GetRun | QueryOffset | Prune | PingStore | WriteAudit | QueryAudit
 
 # ---------------------------------------------------------------- WorkerManager
 
@@ -131,3 +156,4 @@ class ListWorkers:
 WorkerManagerMsg = ListWorkers
 
 RetentionMsg = Never  # nothing is sent to Retention; its inbox only stops it
+AuditMoverMsg = Never  # nor to the AuditMover

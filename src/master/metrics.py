@@ -48,6 +48,15 @@ class Metrics:
         self.workers = registry.register(Gauge("workers", "Live workers registered in etcd."))
         self.retention_deleted = registry.register(Counter(
             "retention_deleted_total", "Run records deleted by the retention policy."))
+        self.audit_written = registry.register(Counter(
+            "audit_entries_written_total",
+            "Audit entries written to etcd, each with its change (one transaction)."))
+        self.audit_moved = registry.register(Counter(
+            "audit_entries_moved_total",
+            "Audit entries copied to the run store and deleted from etcd."))
+        self.audit_pending = registry.register(Gauge(
+            "audit_entries_pending",
+            "Audit entries in etcd not yet moved to the run store, at the last look."))
 
     def render(self) -> str:
         return self._registry.render()

@@ -4,6 +4,10 @@ It must stay true: responses are fuzzed against these schemas, so every shape he
 is the one ``views``, ``responses`` and ``RunRecord.to_json`` produce (nullable
 fields are ``[type, "null"]``; objects are closed unless they really are open), and
 every status an operation can answer is listed. docs/api.md is the prose version.
+
+Each authenticated operation carries ``x-required-role`` (and says it in its
+description), taken from ``roles.REQUIRED_ROLES``, the one table the auth hook reads
+too; operations that need more than ``read`` also list the 403 a weaker token gets.
 """
 
 from __future__ import annotations
@@ -18,9 +22,14 @@ from cluster.spec import ENV_NAME_RE, LABEL_KEY_RE, MAX_LABEL_VALUE_CHARS, USER_
 from cluster.spec import (MAX_COMMAND_BYTES, MAX_ENV_ENTRIES, MAX_RETRIES,
                           MAX_RETRY_BACKOFF_S, MAX_SELECTOR_ENTRIES, MAX_STARTING_DEADLINE_S,
                           MAX_TIMEOUT_S)
-from cluster.store import RunStatus, RunTrigger
+from cluster.keyspace import AUDIT_ID_RE
+from cluster.store import AuditAction, RunStatus, RunTrigger
+from cluster.tokens import NAME_RE as TOKEN_NAME_RE
+from cluster.tokens import Role
 
+from .audit_api import DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT
 from .inputs import MAX_BODY_BYTES, MAX_SAFE_INT
+from .roles import REQUIRED_ROLES
 from .seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
 from .static import CONTENT_TYPES
 
@@ -36,8 +45,8 @@ EXAMPLE_JOB = "nightly-backup"
 EXAMPLE_RUN = "run-1"
 EXAMPLE_SPEC = {"command": "tar czf /backups/etc.tgz /etc", "cronExpr": "30 2 * * *",
                 "timezone": "Europe/Berlin", "concurrency": "forbid", "retries": 2}
-ERROR_CODES = ["bad_request", "unauthorized", "cross_origin", "not_found", "method_not_allowed",
-               "conflict", "payload_too_large", "unsupported_media_type",
+ERROR_CODES = ["bad_request", "unauthorized", "cross_origin", "forbidden", "not_found",
+               "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type",
                "misdirected_request", "unavailable", "internal"]
 
 
@@ -168,6 +177,27 @@ def _schemas() -> dict[str, Schema]:
             "scheduleTime": EPOCH_MS, "startTime": nullable("integer"),
             "endTime": nullable("integer"),
         }),
+        "AuditEntry": closed({
+            "id": {"type": "string", "pattern": f"^{AUDIT_ID_RE.pattern}$",
+                   "description": "unique; sorts by time"},
+            "time": EPOCH_MS,
+            "token": {"type": "string", "description": "the name of the token that made "
+                                                       "the change"},
+            "role": {"type": "string", "enum": [r.value for r in Role]},
+            "action": {"type": "string", "enum": [a.value for a in AuditAction]},
+            "job": {"type": "string"},
+            "via": {"type": "string", "enum": ["api", "seed"],
+                    "description": "/api/v1 or the seed's endpoints"},
+            "change": {"type": "object", "description": "put: {created, spec}; delete: "
+                                                        "{spec}; run, kill: {runId}; "
+                                                        "pause, resume: {}"},
+        }, None, "One change: who (token name, role), when, what."),
+        "AuditPage": closed({
+            "entries": {"type": "array", "items": ref("AuditEntry")},
+            "nextCursor": nullable("string"),
+            "partial": {"type": "boolean", "description": "true when the run store could "
+                                                          "not be read: only the entries "
+                                                          "not yet moved out of etcd"}}),
         "Dependency": closed({"ok": {"type": "boolean"}, "error": {"type": "string"}},
                              ["ok"]),
         "HealthSummary": closed({"status": {"type": "string", "enum": ["ok", "unavailable"]}},
@@ -192,6 +222,7 @@ def _error(description: str) -> Schema:
 _ERROR_RESPONSES = {
     "BadRequest": "400: the request is malformed; the message and `field` name the problem",
     "Unauthorized": "401: missing or wrong bearer token",
+    "Forbidden": "403: the token's role may not do this (see x-required-role)",
     "NotFound": "404: no such job, run or path",
     "Conflict": "409: the job changed concurrently, or the stored job is invalid",
     "PayloadTooLarge": f"413: the body is larger than {MAX_BODY_BYTES} bytes",
@@ -199,9 +230,9 @@ _ERROR_RESPONSES = {
     "Unavailable": "503: etcd or the run store cannot be reached (the message says which)",
     "Error": "any other error, in the same shape",
 }
-_STATUS_OF = {"BadRequest": "400", "Unauthorized": "401", "NotFound": "404",
-              "Conflict": "409", "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
-              "Unavailable": "503", "Error": "default"}
+_STATUS_OF = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403",
+              "NotFound": "404", "Conflict": "409", "PayloadTooLarge": "413",
+              "UnsupportedMediaType": "415", "Unavailable": "503", "Error": "default"}
 
 
 def _errors(*names: str, seed: bool = False) -> dict[str, Schema]:
@@ -335,6 +366,23 @@ def _run_paths() -> dict[str, Schema]:
     }
 
 
+def _audit_paths() -> dict[str, Schema]:
+    return {"/api/v1/audit": {"get": _op(
+        "The audit trail: every change with its token's name, newest first",
+        {"200": _json(ref("AuditPage"), "a page of entries"),
+         **_errors("BadRequest", "Unauthorized", "NotFound", "Unavailable")},
+        params=[
+            _query("job", {"type": "string", "pattern": NAME_PATTERN,
+                           "examples": [EXAMPLE_JOB]}, "only entries of this job"),
+            _query("token", {"type": "string", "pattern": f"^{TOKEN_NAME_RE.pattern}$",
+                             "examples": ["admin"]}, "only entries of this token name"),
+            _query("cursor", {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
+                   "nextCursor of the previous page (opaque: any other value is a 400)"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_LIMIT,
+                             "default": DEFAULT_AUDIT_LIMIT}, "entries per page")],
+        tag="audit")}}
+
+
 def _other_paths() -> dict[str, Schema]:
     preview = closed({"expr": {"type": "string"}, "timezone": {"type": "string"},
                       "times": {"type": "array", "items": EPOCH_MS}})
@@ -441,6 +489,27 @@ def _seed_paths() -> dict[str, Schema]:
     }
 
 
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _with_roles(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Every authenticated operation gets its role from REQUIRED_ROLES (KeyError if an
+    operation has none: a new route needs a decision), and a 403 if read is not enough."""
+    for template, item in paths.items():
+        for method in _METHODS:
+            op = item.get(method)
+            if op is None or op.get("security") == []:
+                continue
+            role = REQUIRED_ROLES[(method.upper(), template)]
+            op["x-required-role"] = role.value
+            op["description"] = (f"Requires a token with role `{role.value}` or above "
+                                 f"(roles: read < operate < admin).")
+            if role is not Role.READ:
+                seed = template.startswith(("/job/", "/worker/"))
+                op["responses"]["403"] = _error(("Seed" if seed else "") + "Forbidden")
+    return paths
+
+
 @functools.lru_cache(maxsize=1)
 def _document() -> dict[str, Any]:
     return {
@@ -454,8 +523,8 @@ def _document() -> dict[str, Any]:
                                 "request a browser sent from another origin. See "
                                 "docs/api.md."},
         "security": [{"bearer": []}],
-        "paths": {**_job_paths(), **_run_paths(), **_other_paths(), **_seed_paths(),
-                  **_ui_paths()},
+        "paths": _with_roles({**_job_paths(), **_run_paths(), **_audit_paths(),
+                              **_other_paths(), **_seed_paths(), **_ui_paths()}),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),

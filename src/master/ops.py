@@ -45,7 +45,8 @@ async def _check(probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return {"ok": True}
 
 
-def ops_routes(ctx: MasterContext, has_valid_token: Callable[[], bool]) -> Blueprint:
+def ops_routes(ctx: MasterContext,
+               has_valid_token: Callable[[], Awaitable[bool]]) -> Blueprint:
     """``has_valid_token()``: whether the current request may see /healthz's detail."""
     bp = Blueprint("ops", __name__)
 
@@ -67,7 +68,7 @@ def ops_routes(ctx: MasterContext, has_valid_token: Callable[[], bool]) -> Bluep
             nursery.start_soon(run, "store", store_probe)
         healthy = all(r["ok"] for r in results.values())
         status = 200 if healthy else 503
-        if not has_valid_token():
+        if not await has_valid_token():
             return json_response({"status": "ok" if healthy else "unavailable"}, status)
         return json_response({"status": "ok" if healthy else "degraded",
                               "etcd": results["etcd"], "store": results["store"]}, status)

@@ -8,7 +8,8 @@ itself fails, it is retried with backoff; meanwhile queries fail with StoreDown.
 
 Queries run concurrently (RequestActor); each is bounded by the store's own call
 timeout. Mailbox full: callers wait (backpressure). Retention's pruning comes through
-here too (``Prune``), so one component owns the connection pool.
+here too (``Prune``), and so does the audit trail (``WriteAudit`` from the AuditMover,
+``QueryAudit`` from GET /api/v1/audit), so one component owns the connection pool.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from cluster.store import InvalidQuery, RunStore, StoreError, open_store
 
 from .context import MasterContext
 from .errors import StoreDown
-from .messages import GetRun, LogManagerMsg, PingStore, Prune, QueryOffset, QueryRuns
+from .messages import (GetRun, LogManagerMsg, PingStore, Prune, QueryAudit, QueryOffset,
+                       QueryRuns, WriteAudit)
 from .request_actor import RequestActor
 
 __all__ = ["LogManager"]
@@ -75,6 +77,12 @@ class LogManager(RequestActor[LogManagerMsg]):
             case PingStore():
                 await store.ping()
                 return None
+            case WriteAudit(entries):
+                await store.write_audit(entries)
+                return None
+            case QueryAudit(q):
+                return await store.query_audit(job_name=q.job, token=q.token,
+                                               before_id=q.before_id, limit=q.limit + 1)
 
     # -- the store's lifetime ---------------------------------------------------------------
 

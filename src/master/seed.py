@@ -13,6 +13,8 @@ from quart import Blueprint, Response, request
 from cluster.store import RunRecord
 
 from .ask import ask_jobs, ask_runs, ask_workers
+from .audit import Author
+from .caller import caller
 from .context import MasterContext
 from .inputs import (check_job_name, form_field, job_from_document, parse_json_object,
                      query_int)
@@ -27,19 +29,24 @@ MAX_LOG_LIMIT = 1000
 MAX_LOG_OFFSET = 10_000_000
 
 
+def by() -> Author:
+    """The author of a change made through the seed's endpoints (its audit entry)."""
+    return Author(caller(), "seed")
+
+
 def seed_routes(ctx: MasterContext) -> Blueprint:
     bp = Blueprint("seed", __name__)
 
     @bp.post("/job/save")
     async def save() -> Response:
         spec = job_from_document(parse_json_object(await form_field(request, "job"), "job"))
-        outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, reply))
+        outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, by(), reply))
         return seed_ok(None if outcome.previous is None else outcome.previous.to_json())
 
     @bp.post("/job/delete")
     async def delete() -> Response:
         name = check_job_name(await form_field(request, "name"))
-        return seed_ok(await ask_jobs(ctx, lambda reply: DeleteJob(name, reply)))
+        return seed_ok(await ask_jobs(ctx, lambda reply: DeleteJob(name, by(), reply)))
 
     @bp.route("/job/list", methods=["GET", "POST"])
     async def list_jobs() -> Response:
@@ -49,7 +56,7 @@ def seed_routes(ctx: MasterContext) -> Blueprint:
     @bp.post("/job/kill")
     async def kill() -> Response:
         name = check_job_name(await form_field(request, "name"))
-        await ask_jobs(ctx, lambda reply: KillJob(name, None, reply))
+        await ask_jobs(ctx, lambda reply: KillJob(name, None, by(), reply))
         return seed_ok(None)
 
     @bp.get("/job/log")

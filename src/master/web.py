@@ -3,7 +3,8 @@
 Request pipeline::
 
     routing ─> before: browser guard (Host, then Origin on writes: browser_guard.py)
-            ─> before: bearer token (except /healthz and the UI files), body size
+            ─> before: bearer token and its role (except /healthz and the UI files),
+               body size
             ─> handler (validates, asks an actor under a deadline, shapes JSON)
             ─> after: security headers, no-store, request metrics
 
@@ -26,11 +27,14 @@ from cluster.config import Config
 
 from . import browser_guard, ops, static
 from .api import JobNameConverter, api_routes
-from .auth import BearerAuth
+from .audit_api import audit_routes
+from .auth import TokensReloader
+from .caller import set_caller
 from .context import MasterContext
 from .errors import (
     ApiError,
     BadRequest,
+    Forbidden,
     Internal,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -41,6 +45,7 @@ from .errors import (
 from .inputs import MAX_BODY_BYTES
 from .metrics import method_label
 from .responses import SECURITY_HEADERS, api_error
+from .roles import required_role
 from .seed import seed_routes
 
 __all__ = ["create_app", "create_metrics_app"]
@@ -55,26 +60,35 @@ def create_app(ctx: MasterContext) -> QuartTrio:
     app = _bare_app(ctx.config)
     app.url_map.converters["asset"] = static.AssetConverter
     app.url_map.converters["job"] = JobNameConverter
-    auth = BearerAuth(ctx.config.api_token)
+    tokens = TokensReloader(ctx.config)  # TokensFileError: main() checked the file already
     app.before_request(browser_guard.guard_hook(ctx.config))  # first: token or not
 
     @app.before_request
     async def authenticate() -> None:
         # No route for this method and path: routing answers 404/405 to anyone (the
-        # route table is public, docs/api.md); the token guards what routes lead to.
-        routed = request.url_rule is not None
-        if routed and request.endpoint not in PUBLIC_ENDPOINTS \
-                and not auth.allows(request.headers.get("Authorization")):
-            raise Unauthorized()
+        # route table is public, docs/api.md); the token guards what routes lead to,
+        # and its role what it may do there (roles.REQUIRED_ROLES).
+        rule = request.url_rule
+        if rule is not None and request.endpoint not in PUBLIC_ENDPOINTS:
+            auth = await tokens.current()
+            identity = auth.identify(request.headers.get("Authorization"))
+            if identity is None:
+                raise Unauthorized()
+            required = required_role(request.method, rule.rule)
+            if not identity.role.allows(required):
+                raise Forbidden(identity.name, identity.role.value, required.value)
+            set_caller(identity)
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise PayloadTooLarge(MAX_BODY_BYTES)
 
-    def has_valid_token() -> bool:
+    async def has_valid_token() -> bool:
         """/healthz says more to a caller with a valid token (ops.py)."""
-        return auth.enabled and auth.allows(request.headers.get("Authorization"))
+        auth = await tokens.current()
+        return auth.enabled and auth.identify(request.headers.get("Authorization")) is not None
 
     _install_common(app, ctx)
     app.register_blueprint(api_routes(ctx))
+    app.register_blueprint(audit_routes(ctx))
     app.register_blueprint(seed_routes(ctx))
     app.register_blueprint(ops.ops_routes(ctx, has_valid_token))
     app.register_blueprint(static.ui_routes(ctx.config.webapp_path))

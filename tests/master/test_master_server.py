@@ -90,7 +90,8 @@ def test_help_describes_the_master():
     done = master_cli("--help")
     assert done.returncode == 0
     for words in ("--token", "--host", "--port", "--webapp", "/healthz", "loopback",
-                  "--log-retention-days", "SCHEDULER_"):
+                  "--log-retention-days", "SCHEDULER_", "--tokens-file", "operate",
+                  "/api/v1/audit", "schedctl token add"):
         assert words in done.stdout, words
     assert "--capacity" not in done.stdout  # worker-only settings are not offered
 

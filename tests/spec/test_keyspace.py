@@ -164,3 +164,23 @@ def test_retry_locks_and_lost_claims_round_trip():
     assert ks.parse(ks.lost("job", "abc123")) == LostKey("job", "abc123")
     assert ks.parse(ks.lock("job", 5) + ".0") is None
     assert ks.parse(ks.lock("job", 5) + ".01") is None
+
+
+def test_audit_keys_build_parse_and_stay_out_of_every_watched_range() -> None:
+    from cluster.keyspace import AuditKey
+
+    entry_id = "0001750000000000-0123456789abcdef"
+    assert KS.audit(entry_id) == f"/cron/audit/{entry_id}"
+    assert KS.audit_prefix == "/cron/audit/"
+    assert KS.parse(KS.audit(entry_id)) == AuditKey(entry_id)
+    assert KS.parse_audit(KS.audit(entry_id)) == entry_id
+    for bad in ("1750000000000-0123456789abcdef", "0001750000000000-XYZ", "a/b", ""):
+        with pytest.raises(KeyspaceError):
+            KS.audit(bad)
+        assert KS.parse_audit(f"/cron/audit/{bad}") is None
+    # What workers read or watch (JobWatcher, catch-up state) never covers audit/.
+    watched = (KS.workers_prefix, KS.running_prefix(), KS.jobs_prefix, KS.killer_prefix,
+               KS.trigger_prefix, KS.state_prefix, KS.lock_prefix(), KS.active_prefix)
+    for prefix in watched:
+        assert not KS.audit(entry_id).startswith(prefix), prefix
+        assert not prefix.startswith(KS.audit_prefix), prefix

@@ -22,6 +22,7 @@ from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips withou
 from webapp_fake_api import (
     EVIL_NAME,
     EVIL_OUTPUT,
+    READ_TOKEN,
     TOKEN,
     FakeMaster,
     FakeState,
@@ -52,12 +53,12 @@ class Browser:
     def open(self, fragment: str = "") -> None:
         self.page.goto(f"{self.master.url}/{fragment}")
 
-    def log_in(self) -> None:
+    def log_in(self, token: str = TOKEN) -> None:
         """First load answers 401: the token prompt opens; give it the token."""
         self.open()
         dialog = self.page.locator("#token-dialog")
         sync_api.expect(dialog).to_be_visible()
-        self.page.fill("#token-input", TOKEN)
+        self.page.fill("#token-input", token)
         dialog.get_by_role("button", name="Save").click()
         sync_api.expect(dialog).to_be_hidden()
         sync_api.expect(self.job_row("backup")).to_be_visible()
@@ -246,3 +247,45 @@ def test_503_shows_the_banner_until_the_api_recovers(browser: Browser, state: Fa
     state.unavailable = False
     page.get_by_role("link", name="Jobs").click()
     sync_api.expect(banner).to_be_hidden()
+
+
+def test_a_read_only_token_pressing_delete_gets_a_clear_message(
+        browser: Browser, state: FakeState) -> None:
+    browser.log_in(READ_TOKEN)
+    browser.job_row("report").get_by_role("button", name="Delete").click()
+    notice = browser.page.locator("#notice")
+    sync_api.expect(notice).to_have_class("notice notice-error")
+    sync_api.expect(notice).to_contain_text(
+        "Not allowed: token 'viewer' has role read; this needs role admin")
+    sync_api.expect(browser.job_row("report")).to_have_count(1)  # still there
+    assert len(state.api_requests("DELETE", "/api/v1/jobs/report")) == 1
+    browser.job_row("backup").get_by_role("button", name="Run now").click()
+    sync_api.expect(notice).to_contain_text("this needs role operate")
+    sync_api.expect(browser.page.locator("#banner")).to_be_hidden()  # reads still work
+    _assert_clean(browser)
+
+
+def test_audit_view_lists_changes_as_text_and_filters(browser: Browser,
+                                                      state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Audit").click()
+    rows = page.locator("table.audit tbody tr")
+    sync_api.expect(rows).to_have_count(4)
+    assert page.get_by_role("link", name="Audit").get_attribute("aria-current") == "page"
+    first = rows.first
+    assert first.locator("td.name").text_content() == "ci"
+    assert first.locator("td.action").text_content() == "kill"
+    assert first.locator("td.change").text_content() == "run r-running"
+    evil = rows.nth(1)
+    assert evil.locator("td.name").text_content() == EVIL_NAME
+    assert evil.locator("td.job").text_content() == EVIL_NAME
+    assert evil.locator("td.change").text_content() == f"created: */5 * * * * {EVIL_OUTPUT}"
+    assert page.locator("table.audit img, table.audit script").count() == 0
+    page.get_by_label("Job name").fill("backup")
+    page.get_by_role("button", name="Apply").click()
+    sync_api.expect(rows).to_have_count(2)
+    assert state.api_requests("GET", "/api/v1/audit")[-1].query == {"job": "backup",
+                                                                    "limit": "50"}
+    assert page.evaluate("location.hash") == "#audit?job=backup"
+    _assert_clean(browser)

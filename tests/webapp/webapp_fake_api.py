@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 WEBAPP_DIR = Path(__file__).resolve().parents[2] / "webapp"
 TOKEN = "test-token-123"
+READ_TOKEN = "read-only-token-456"  # role read: every change is answered 403
 CSP = "default-src 'self'"
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_OUTPUT = "<script>alert(1)</script>"
@@ -71,6 +72,7 @@ class FakeState:
     runs: list[dict[str, Any]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
     unavailable: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,6 +109,18 @@ def canned_state() -> FakeState:
          "startedAt": now_ms - 600_000, "running": 0, "capacity": 4, "wallClock": now_ms,
          "lastSeen": now_ms - 1000, "skewMs": 2500},
     ]
+    state.audit = [
+        {"id": f"{now_ms - i * 60_000:016d}-{i:016x}", "time": now_ms - i * 60_000,
+         "token": token, "role": role, "action": action, "job": job, "via": "api",
+         "change": change}
+        for i, (token, role, action, job, change) in enumerate([
+            ("ci", "operate", "kill", "backup", {"runId": "r-running"}),
+            (EVIL_NAME, "admin", "put", EVIL_NAME,
+             {"created": True, "spec": {"command": EVIL_OUTPUT, "cronExpr": "*/5 * * * *"}}),
+            ("boss", "admin", "put", "backup",
+             {"created": False, "spec": {"command": "tar", "cronExpr": "0 3 * * *"}}),
+            ("ci", "operate", "pause", "report", {}),
+        ])]
     return state
 
 
@@ -134,7 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._static(url.path)
             return
         record = self._record(method, url)
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        authorization = self.headers.get("Authorization")
+        if authorization == f"Bearer {READ_TOKEN}" and method != "GET":
+            self._error(403, "forbidden", "token 'viewer' has role read; this needs role "
+                                          + ("admin" if method in ("PUT", "DELETE") else "operate"))
+        elif authorization not in (f"Bearer {TOKEN}", f"Bearer {READ_TOKEN}"):
             self._error(401, "unauthorized", "missing or wrong bearer token")
         elif self.state.unavailable:
             self._error(503, "unavailable", "etcd cannot be reached")
@@ -199,6 +217,8 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
         return 200, _runs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/workers"):
         return 200, {"workers": state.workers}
+    if (req.method, path) == ("GET", "/api/v1/audit"):
+        return 200, _audit_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/cron/preview"):
         return _preview(req.query)
     if match := _JOB_ACTION.fullmatch(path):
@@ -224,6 +244,16 @@ def _runs_page(state: FakeState, query: dict[str, str]) -> dict[str, Any]:
     page = runs[offset:offset + limit]
     more = offset + limit < len(runs)
     return {"runs": page, "nextCursor": str(offset + limit) if more else None}
+
+
+def _audit_page(state: FakeState, query: dict[str, str]) -> dict[str, Any]:
+    entries = [e for e in state.audit
+               if query.get("job") in (None, e["job"]) and query.get("token") in (None, e["token"])]
+    offset = int(query.get("cursor", "0"))
+    limit = int(query.get("limit", str(_PAGE)))
+    more = offset + limit < len(entries)
+    return {"entries": entries[offset:offset + limit],
+            "nextCursor": str(offset + limit) if more else None, "partial": False}
 
 
 def _preview(query: dict[str, str]) -> tuple[int, Any]:

@@ -9,8 +9,10 @@ The error tree is drawn in ``_errors``; only ``StoreUnavailable`` is worth retry
 
 from cluster.config import redact_db_url as redact
 
+from ._audit import AuditAction, AuditEntry
 from ._backend import StoreStatistics
 from ._errors import (
+    InvalidAuditEntry,
     InvalidCursor,
     InvalidQuery,
     InvalidRunRecord,
@@ -31,6 +33,9 @@ from ._settings import StoreSettings
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
+    "AuditAction",
+    "AuditEntry",
+    "InvalidAuditEntry",
     "MAX_PAGE_LIMIT",
     "MAX_TEXT_BYTES",
     "InvalidCursor",

@@ -12,12 +12,13 @@ error means retrying the same call cannot help.
     │       │                       has no TLS, or requires it and we have none
     │       └── StoreCertificateError  the server's certificate did not verify: not
     │                               signed by our CA, expired, or not naming the host
-    ├── StoreSchemaError            job_log cannot be created or lacks what we need
+    ├── StoreSchemaError            job_log or audit_log cannot be created or lacks what we need
     ├── StoreQueryError             the backend rejected a statement (a bug or bad data)
     ├── StoreClosedError            used after its ``open_store`` block ended
     ├── InvalidQuery (ValueError)   a bad limit, offset, batch size or status filter
     │   └── InvalidCursor           a page cursor this store did not issue
-    └── InvalidRunRecord (ValueError)  a RunRecord with impossible field values
+    ├── InvalidRunRecord (ValueError)  a RunRecord with impossible field values
+    └── InvalidAuditEntry (ValueError) bytes or JSON that are not an audit entry
 
 Messages never contain a password: URLs are shown redacted. A configuration error
 is not cured by retrying, but it is found only when the server answers, and the
@@ -79,12 +80,13 @@ class StoreCertificateError(StoreTlsError):
 
 
 class StoreSchemaError(StoreError):
-    """The job_log table cannot be created, or exists in an unusable shape."""
+    """The job_log or audit_log table cannot be created, or exists in an unusable shape."""
 
-    def __init__(self, backend: str, reason: str) -> None:
+    def __init__(self, backend: str, reason: str, table: str = "job_log") -> None:
         self.backend = backend
         self.reason = reason
-        super().__init__(f"run store {backend}: job_log schema problem: {reason}")
+        self.table = table
+        super().__init__(f"run store {backend}: {table} schema problem: {reason}")
 
 
 class StoreQueryError(StoreError):
@@ -127,3 +129,11 @@ class InvalidRunRecord(StoreError, ValueError):
         self.field = field
         self.value = value
         super().__init__(f"run record field {field}={value!r:.80}: expected {expected}")
+
+
+class InvalidAuditEntry(StoreError, ValueError):
+    """A value that is not an audit entry (under ``audit/`` in etcd, say)."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        super().__init__(f"not an audit entry ({reason}): {value!r:.80}")

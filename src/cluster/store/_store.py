@@ -13,6 +13,8 @@ from typing import NamedTuple, TypeVar, final
 
 import trio
 
+from ._audit import (AUDIT_PROBE, AUDIT_SELECT, AuditEntry, audit_create_statements,
+                     audit_insert)
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
@@ -49,6 +51,7 @@ class RunStore:
         self._backend = backend
         self._mark = backend.dialect.mark
         self._schema_ready = False
+        self._audit_schema_ready = False
         self._schema_lock = trio.Lock()
 
     def __repr__(self) -> str:
@@ -69,6 +72,34 @@ class RunStore:
             return
         await self._ready()
         await self._executemany(self._backend.dialect.upsert, [_row(r) for r in records])
+
+    async def write_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Store audit entries; one already stored (same id) is left as it is, so
+        moving an entry again after a failure never duplicates it."""
+        if not entries:
+            return
+        await self._audit_ready()
+        dialect = self._backend.dialect
+        await self._executemany(audit_insert(dialect.name, self._mark),
+                                [e.row() for e in entries])
+
+    async def query_audit(self, *, job_name: str | None = None, token: str | None = None,
+                          before_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        """Audit entries matching every given filter, newest first (by id), at most
+        ``limit``; ``before_id``: only entries older than that one (paging)."""
+        _check_range("limit", limit, 1, MAX_PAGE_LIMIT + 1)
+        m = self._mark
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("job_name", job_name), ("token_name", token),
+                              ("entry_id", before_id)):
+            if value is not None:
+                where.append(f"{column} {'<' if column == 'entry_id' else '='} {m}")
+                params.append(value)
+        await self._audit_ready()
+        rows = await self._fetch(f"{AUDIT_SELECT} {_where(where)} ORDER BY entry_id DESC "
+                                 f"LIMIT {m}", [*params, limit])
+        return [AuditEntry.from_row(r) for r in rows]
 
     async def get(self, run_id: str) -> RunRecord | None:
         await self._ready()
@@ -213,8 +244,25 @@ class RunStore:
         try:
             return await call
         except StoreUnavailable:
-            self._schema_ready = False
+            self._schema_ready = self._audit_schema_ready = False
             raise
+
+    async def _audit_ready(self) -> None:
+        """Create audit_log on the first audit call (only the master has any: workers
+        never create it)."""
+        await self._ready()
+        if self._audit_schema_ready:
+            return
+        async with self._schema_lock:
+            if self._audit_schema_ready:
+                return
+            try:
+                for statement in audit_create_statements(self._backend.dialect.name):
+                    await self._backend.execute(statement)
+                await self._backend.fetch(AUDIT_PROBE)
+            except StoreQueryError as exc:
+                raise StoreSchemaError(self._backend.display, exc.reason, "audit_log") from exc
+            self._audit_schema_ready = True
 
     async def _ready(self) -> None:
         """Create the table once per store, on the first call that reaches the server."""

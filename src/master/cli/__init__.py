@@ -3,7 +3,7 @@
 It speaks only the documented API, over httpx with timeouts, and turns every failure
 into one line on stderr and an exit code a script can branch on (drawn in `_errors`):
 
-    0  success                      1  the API answered an error (404, 400, 409, 503, ...)
+    0  success                      1  the API answered an error (404, 400, 403, 409, 503...)
     2  usage error (bad arguments)  3  cannot reach the master (down, wrong --url, timeout)
     4  unauthorized (401: missing or wrong token)
 
@@ -14,8 +14,11 @@ job's command or output cannot drive the operator's terminal.
 Modules, one idea each: `_settings` (environment names, defaults), `_errors` (exit codes,
 error tree), `_client` (HTTP and error answers), `_format` (cells, tables, times shown),
 `_times` (--since/--until), `_views` (renderings of answers), `_context`, `_commands`
-(handlers), `_follow` (runs --follow), `_parser` (argparse), `_main` (main).
-This package imports only httpx and the standard library: never the master's server.
+(handlers), `_follow` (runs --follow), `_tokens` (`token add|list|remove`: the master's
+tokens file, edited locally), `_parser` (argparse), `_main` (main).
+This package imports only httpx, the standard library and `cluster.tokens` (stdlib
+only): never the master's server. Its own token comes from $SCHEDULER_API_TOKEN or
+--token-file; --token still works, with a warning (ps shows it).
 """
 
 from ._errors import (

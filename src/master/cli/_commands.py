@@ -17,8 +17,8 @@ from ._errors import UsageError
 from ._follow import FOLLOW_FIRST_PAGE, follow_runs
 from ._format import cell
 from ._times import parse_time_ms
-from ._views import (describe_job, describe_run, jobs_table, next_fire, preview_table,
-                     runs_table, workers_table)
+from ._views import (audit_table, describe_job, describe_run, jobs_table, next_fire,
+                     preview_table, runs_table, workers_table)
 
 
 def cmd_jobs_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -144,3 +144,9 @@ def cmd_workers(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_preview(ctx: Context, args: argparse.Namespace) -> None:
     data = ctx.api.get(api_path("cron", "preview"), expr=args.expr, tz=args.tz, n=args.n)
     ctx.emit(data, lambda: preview_table(data, args.expr, ctx.now_ms()))
+
+
+def cmd_audit(ctx: Context, args: argparse.Namespace) -> None:
+    data = ctx.api.get(api_path("audit"), job=args.job, token=args.token_name,
+                       limit=args.limit, cursor=args.cursor)
+    ctx.emit(data, lambda: audit_table(data))

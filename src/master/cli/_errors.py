@@ -2,7 +2,7 @@
 
 Every failure becomes one line on stderr and an exit code a script can branch on:
 
-    0  success                      1  the API answered an error (404, 400, 409, 503, ...)
+    0  success                      1  the API answered an error (404, 400, 403, 409, 503...)
     2  usage error (bad arguments)  3  cannot reach the master (down, wrong --url, timeout)
     4  unauthorized (401: missing or wrong token)
 
@@ -74,4 +74,4 @@ class AuthError(ApiError):
     exit_code = EXIT_AUTH
 
     def __str__(self) -> str:
-        return f"{super().__str__()} (give --token or set {TOKEN_ENV})"
+        return f"{super().__str__()} (set {TOKEN_ENV} or give --token-file)"

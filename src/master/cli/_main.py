@@ -16,6 +16,8 @@ from ._errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from ._parser import build_parser, glue_negative_values
 from ._settings import DEFAULT_URL, PROG, TOKEN_ENV, URL_ENV
 
+MAX_TOKEN_FILE_BYTES = 4096
+
 
 def main(argv: Sequence[str] | None = None, *, make_client: ClientFactory = httpx.Client,
          now_s: Callable[[], float] = time.time,
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None, *, make_client: ClientFactory = http
 def _run(args: argparse.Namespace, make_client: ClientFactory, now_s: Callable[[], float],
          sleep: Callable[[float], None]) -> int:
     url = (getattr(args, "url", None) or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
-    token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV) or None
+    token = _token(args)
     headers = {"Accept": "application/json", "User-Agent": f"{PROG}/1"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -59,6 +61,34 @@ def _run(args: argparse.Namespace, make_client: ClientFactory, now_s: Callable[[
                       bool(getattr(args, "json", False)), now_s, sleep)
         args.handler(ctx, args)
     return EXIT_OK
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """--token (warned: ps shows it), else --token-file, else $SCHEDULER_API_TOKEN."""
+    flag = getattr(args, "token", None)
+    path = getattr(args, "token_file", None)
+    if flag and path:
+        raise UsageError("give --token or --token-file, not both")
+    if flag:
+        print(f"{PROG}: warning: --token shows in the process list (ps) to every local "
+              f"user: use {TOKEN_ENV} or --token-file", file=sys.stderr, flush=True)
+        return str(flag)
+    if path:
+        return read_token_file(path)
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def read_token_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(MAX_TOKEN_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read --token-file {path}: {reason or err}") from None
+    token = text.strip()
+    if not token or len(text) > MAX_TOKEN_FILE_BYTES or any(c.isspace() for c in token):
+        raise UsageError(f"--token-file {path} must hold one token on one line")
+    return token
 
 
 def _silence_stdout() -> None:

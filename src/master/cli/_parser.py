@@ -13,9 +13,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
+from cluster.tokens import ROLE_NAMES
+
 from . import _commands as cmd
+from . import _tokens as tokens
 from ._context import Handler
-from ._settings import DEFAULT_HTTP_TIMEOUT_S, DEFAULT_URL, PROG, TOKEN_ENV, URL_ENV
+from ._settings import (DEFAULT_HTTP_TIMEOUT_S, DEFAULT_URL, PROG, TOKEN_ENV, TOKENS_FILE_ENV,
+                        URL_ENV)
 
 RUN_STATUSES: Final = ("succeeded", "failed", "timeout", "killed", "lost", "skipped")
 
@@ -41,10 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, formatter_class=_Formatter, parents=[common],
         description="Operate the Scheduler (a distributed crontab) through its master's API.",
-        epilog="exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot connect, "
-               "4 unauthorized\n\nexamples:\n  schedctl jobs list\n"
+        epilog="exit codes: 0 ok, 1 API error (403: the token's role may not do that), "
+               "2 usage error, 3 cannot connect, 4 unauthorized\n\n"
+               f"token: ${TOKEN_ENV}, or --token-file PATH (a --token flag shows in ps)\n\n"
+               "examples:\n  schedctl jobs list\n"
                "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
-               "  schedctl runs --job backup --since -1d\n  schedctl preview '*/10 * * * * *' -n 3")
+               "  schedctl runs --job backup --since -1d\n"
+               "  schedctl preview '*/10 * * * * *' -n 3\n  schedctl audit --job backup\n"
+               "  TOKEN=$(schedctl token add ci --role operate \\\n"
+               "          --tokens-file /etc/scheduler/tokens)")
     parser.add_argument("--timeout", dest="http_timeout_s", type=_seconds_arg,
                         default=DEFAULT_HTTP_TIMEOUT_S, metavar="SECONDS",
                         help="HTTP timeout per request (default: %(default)s)")
@@ -61,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--tz", help="IANA time zone (default: UTC)")
     preview.add_argument("-n", type=_positive_int(1, 100), default=5,
                          help="how many times, 1-100 (default: %(default)s)")
+    _add_audit(commands, common)
+    _add_token(commands, common)
     return parser
 
 
@@ -75,8 +86,10 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--url", default=argparse.SUPPRESS,
                        help=f"master URL (default: ${URL_ENV} or {DEFAULT_URL})")
     group.add_argument("--token", default=argparse.SUPPRESS,
-                       help=f"API bearer token (default: ${TOKEN_ENV}; prefer the variable: "
-                            "a flag shows in the process list)")
+                       help=f"API bearer token (default: ${TOKEN_ENV}; prefer the variable "
+                            "or --token-file: a flag shows in the process list)")
+    group.add_argument("--token-file", default=argparse.SUPPRESS, metavar="PATH",
+                       help="file holding the API bearer token (one line)")
     group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="print the API's JSON as-is (for scripts)")
     return common
@@ -160,6 +173,38 @@ def _add_runs(commands: Commands, common: argparse.ArgumentParser) -> None:
     runs.add_argument("--cursor", help="next page, as printed after a full page")
     runs.add_argument("-f", "--follow", action="store_true",
                       help="keep polling every second and print new runs until Ctrl-C")
+
+
+def _add_audit(commands: Commands, common: argparse.ArgumentParser) -> None:
+    audit = _leaf(commands, common, "audit", cmd.cmd_audit,
+                  "list the audit trail, newest first: every change (put, delete, pause, "
+                  "resume, run, kill) with the name and role of the token that made it")
+    audit.add_argument("--job", metavar="NAME", help="only this job's entries")
+    audit.add_argument("--token-name", dest="token_name", metavar="NAME",
+                       help="only the entries of this token (its name)")
+    audit.add_argument("--limit", type=_positive_int(1, 1000), metavar="N",
+                       help="at most N entries (1-1000; API default 50)")
+    audit.add_argument("--cursor", help="next page, as printed after a full page")
+
+
+def _add_token(commands: Commands, common: argparse.ArgumentParser) -> None:
+    token = commands.add_parser(
+        "token", help="add, list or remove the master's named tokens (a local file)",
+        description="Edit the master's tokens file (lines 'name role sha256-hex'; no token "
+                    "is ever stored). A running master picks a change up within a second. Roles: read (reads only), operate (+ run now, kill, pause, "
+                    "resume), admin (everything).", parents=[common])
+    sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    path_help = f"the master's tokens file (default: ${TOKENS_FILE_ENV})"
+    add = _leaf(sub, common, "add", tokens.cmd_token_add,
+                "make a new token, store its hash and print the token once on stdout")
+    add.add_argument("name", metavar="NAME", help="the token's name (shown in the audit trail)")
+    add.add_argument("--role", choices=ROLE_NAMES, required=True, help="what it may do")
+    listed = _leaf(sub, common, "list", tokens.cmd_token_list,
+                   "list the tokens' names and roles (never a hash)")
+    remove = _leaf(sub, common, "remove", tokens.cmd_token_remove, "remove a token by name")
+    remove.add_argument("name", metavar="NAME", help="the token's name")
+    for parser in (add, listed, remove):
+        parser.add_argument("--tokens-file", metavar="PATH", help=path_help)
 
 
 # ---------------------------------------------------------------- argument types

@@ -86,6 +86,34 @@ def runs_table(data: Mapping[str, Any]) -> str:
     return text
 
 
+def audit_table(data: Mapping[str, Any]) -> str:
+    """Entries newest first; the change in a few words (`--json` has all of it)."""
+    entries = data.get("entries", [])
+    rows = [[local_iso(e.get("time")), cell(e.get("token")), cell(e.get("role")),
+             cell(e.get("action")), cell(e.get("job")), cell(e.get("via")),
+             cell(_change_text(e), 60)] for e in entries]
+    text = format_table(["TIME", "TOKEN", "ROLE", "ACTION", "JOB", "VIA", "CHANGE"], rows) \
+        if entries else "no audit entries"
+    if data.get("partial"):
+        text += "\n(the run store is unavailable: only entries not yet moved out of etcd)"
+    if data.get("nextCursor"):
+        text += f"\n(more: add --cursor {cell(data['nextCursor'])})"
+    return text
+
+
+def _change_text(entry: Mapping[str, Any]) -> str:
+    change = entry.get("change") or {}
+    spec = change.get("spec") if isinstance(change.get("spec"), Mapping) else {}
+    match entry.get("action"):
+        case "put":
+            verb = "created" if change.get("created") else "updated"
+            return f"{verb}: {spec.get('cronExpr', '')} {spec.get('command', '')}"
+        case "run" | "kill":
+            return f"run {change.get('runId') or 'all'}"
+        case _:
+            return ""
+
+
 def describe_run(run: Mapping[str, Any]) -> str:
     """One run's fields, then its output and error text in full (escaped)."""
     fields = format_fields([
