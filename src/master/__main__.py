@@ -16,6 +16,9 @@ from cluster.config import (
     secret_flag_warnings,
 )
 
+from cluster.etcd import EtcdAccessError
+from cluster.etcd_access import check_etcd
+
 from .app import run_master
 from .auth import ExposureRefused, check_exposure
 from .server import CannotListen, check_listen
@@ -37,7 +40,13 @@ are accepted), then SCHEDULER_* environment variables, then these flags.
 SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop;
 a second signal stops at once.
 
-Exit status: 0 after a signal, 2 for a configuration error, 1 if it cannot listen.
+etcd with TLS and auth: --etcd-ca (TLS on), --etcd-cert/--etcd-key (a client
+certificate), --etcd-user with its password in SCHEDULER_ETCD_PASSWORD or
+--etcd-password-file (never as a flag).
+
+Exit status: 0 after a signal; 2 for a configuration error, or etcd refusing the
+credentials, TLS or prefix at start-up (one line on stderr; an etcd that does not
+answer is waited for); 1 if it cannot listen.
 """
 
 
@@ -55,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_cli(args)
         check_exposure(config)
-    except (ConfigError, ExposureRefused) as exc:
+        etcd_note = trio.run(check_etcd, config)  # before logging: a refusal is one line
+    except (ConfigError, ExposureRefused, EtcdAccessError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -67,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     for warning in secret_flag_warnings(args):
         logging.getLogger("master").warning("%s", warning)
     logging.getLogger("master").info("settings: %s", settings)
+    if etcd_note is not None:
+        logging.getLogger("master").warning("%s", etcd_note)
     try:
         check_listen(config.api_host, config.api_port)
         if config.metrics_port is not None:

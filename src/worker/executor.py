@@ -75,7 +75,7 @@ import trio
 from actors import Actor, ActorError, Inbox, MailboxClosed
 from cluster.store import RunRecord, RunStatus
 
-from . import orphan
+from .orphan_access import orphan_command
 from .context import WorkerContext
 from .messages import (
     ExecutorMsg,
@@ -160,7 +160,7 @@ class Executor(Actor[ExecutorMsg]):
         self._ctx = ctx
         self._release = release
         self._marks = marks
-        self._orphan = orphan.command(ctx.config.etcd_endpoints)
+        self._orphan = orphan_command(ctx.config)
         self._active: dict[str, _Active] = {}  # by run id
         self._idle = trio.Event()  # set exactly when _active is empty
         self._idle.set()
