@@ -89,6 +89,7 @@ class Tokens:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._auth_off = False  # etcd said auth is not enabled: send no token
+        self.authentications = 0  # tokens obtained (statistics)
 
     @property
     def enabled(self) -> bool:
@@ -118,7 +119,7 @@ class Tokens:
     def _authenticate(self, auth: etcdrpc.AuthStub, timeout_s: float) -> str | None:
         request = etcdrpc.AuthenticateRequest(name=self._user, password=self._password)
         try:
-            return auth.Authenticate(request, timeout=timeout_s).token
+            token = auth.Authenticate(request, timeout=timeout_s).token
         except grpc.RpcError as exc:
             if is_auth_not_enabled(exc):
                 # Nothing to prove: calls go without a token (as etcd's own client does).
@@ -126,3 +127,5 @@ class Tokens:
                 self._auth_off = True
                 return None
             raise
+        self.authentications += 1
+        return token

@@ -43,6 +43,7 @@ class EtcdStatistics:
     set_aside: tuple[str, ...]  # failed within the last endpoint_retry_s
     threads_busy: int  # includes abandoned calls still finishing
     max_threads: int
+    authentications: int = 0  # auth tokens obtained (the first, then each renewal)
 
 
 @asynccontextmanager
@@ -253,6 +254,7 @@ class Etcd:
             set_aside=self._connection.set_aside_now(),
             threads_busy=self._limiter.borrowed_tokens,
             max_threads=int(self._limiter.total_tokens),
+            authentications=self._connection.tokens.authentications,
         )
 
     async def _unary(

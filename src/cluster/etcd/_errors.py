@@ -171,9 +171,10 @@ def is_auth_not_enabled(exc: grpc.RpcError) -> bool:
     return _AUTH_NOT_ENABLED in (_details(exc) or "")
 
 
-def is_stale_token(exc: grpc.RpcError) -> bool:
-    """etcd no longer knows the token the call carried: authenticate again, re-send."""
-    detail = _details(exc) or ""
+def is_stale_token(exc: grpc.RpcError | str) -> bool:
+    """etcd no longer knows the token the call carried: authenticate again, re-send.
+    (Also for a watch's cancel reason, which is text.)"""
+    detail = exc if isinstance(exc, str) else _details(exc) or ""
     return any(words in detail for words in _STALE_TOKEN)
 
 

@@ -25,9 +25,10 @@ Guarantees, for the consumer of ``async for event in stream``:
   Leaving ``watch_prefix`` cancels the etcd watch and waits for the thread.
 
 Auth: the token goes with the stream's creation (etcd checks it once, when the watch
-is created; a live watch outlives its token). A stream refused for a stale token is
-re-created with a new one; etcd 3.4 words that refusal "permission denied", so a
-denial is believed only when a fresh token gets it too (then ``EtcdPermissionDenied``).
+is created; a live watch outlives its token). A watch refused for a stale token
+(``invalid auth token``, or in some versions just "permission denied") is created
+again with a new token; a denial is believed only when a fresh token gets it too
+(then ``EtcdPermissionDenied``).
 """
 
 from __future__ import annotations
@@ -267,7 +268,8 @@ class WatchStream:
             if response.canceled:
                 self._drop_call()
                 reason = response.cancel_reason or "watch refused"
-                if _DENIED in reason and call.metadata is not None and not self._renewed:
+                maybe_stale = _DENIED in reason or is_stale_token(reason)
+                if maybe_stale and call.metadata is not None and not self._renewed:
                     self._renewed = True  # maybe a stale token (see the module docstring)
                     self._connection.tokens.renew(call.metadata)
                     return False
