@@ -25,7 +25,7 @@ __all__ = ["check_etcd", "etcd_access", "open_cluster_etcd"]
 def etcd_access(config: Config) -> EtcdAccess:
     return EtcdAccess(ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file,
                       key_file=config.etcd_key_file, user=config.etcd_user,
-                      password=config.etcd_password)
+                      password=config.etcd_password if config.etcd_user else None)
 
 
 def open_cluster_etcd(config: Config) -> AbstractAsyncContextManager[Etcd]:

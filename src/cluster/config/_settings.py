@@ -344,14 +344,14 @@ def _validate_together(values: Layer) -> None:
     if get("lock_ttl_s") <= get("max_clock_skew_s"):
         fail(f"lock_ttl_s ({get('lock_ttl_s')}) must exceed max_clock_skew_s "
              f"({get('max_clock_skew_s')})", "lock_ttl_s", "max_clock_skew_s")
-    # etcd's client certificate is a pair, and so are its user and password.
+    # etcd's client certificate is a pair; its user needs a password (one without a
+    # user is not used).
     if (get("etcd_cert_file") is None) != (get("etcd_key_file") is None):
         fail("etcd_cert_file and etcd_key_file go together: set both or neither",
              "etcd_cert_file", "etcd_key_file")
-    if (get("etcd_user") is None) != (get("etcd_password") is None):
+    if get("etcd_user") is not None and get("etcd_password") is None:
         fail("etcd_user needs its password (SCHEDULER_ETCD_PASSWORD or "
-             "etcd_password_file), and a password needs etcd_user",
-             "etcd_user", "etcd_password")
+             "etcd_password_file)", "etcd_user", "etcd_password")
     if get("job_log_batch_size") > get("sink_memory_records"):
         fail(f"job_log_batch_size ({get('job_log_batch_size')}) cannot exceed "
              f"sink_memory_records ({get('sink_memory_records')})",
