@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import grpc
 from etcd3 import etcdrpc
 
-from ._errors import EtcdCredentialsUnreadable, is_auth_not_enabled
+from ._errors import EtcdCredentialsUnreadable, EtcdUnavailable, is_auth_not_enabled
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -99,14 +99,21 @@ class Tokens:
         """The metadata a call carries; authenticates first if there is no token.
 
         Blocking (one Authenticate RPC, under the lock: one at a time). Raises the
-        gRPC error of Authenticate, for the caller to translate.
+        gRPC error of Authenticate, for the caller to translate, or EtcdUnavailable
+        when another thread's Authenticate holds the lock past ``timeout_s``.
         """
         if self._user is None or self._auth_off:
             return None
-        with self._lock:
+        # Bounded: a call never waits past its own deadline behind another's Authenticate.
+        if not self._lock.acquire(timeout=max(timeout_s, 0.0)):
+            raise EtcdUnavailable("authenticate", "another call's authentication is "
+                                  "still waiting for etcd")
+        try:
             if self._token is None:
                 self._token = self._authenticate(auth, timeout_s)
             token = self._token
+        finally:
+            self._lock.release()
         return None if token is None else (("token", token),)
 
     def renew(self, stale: Metadata | None) -> None:

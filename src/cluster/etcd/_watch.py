@@ -49,6 +49,7 @@ from ._errors import (
     EtcdError,
     EtcdPermissionDenied,
     EtcdRejected,
+    EtcdUnavailable,
     WatchCompacted,
     is_retryable,
     is_stale_token,
@@ -99,7 +100,10 @@ class _WatchCall:
         self._release.wait()
 
     def _start(self) -> grpc.Call:
-        self.metadata = self._connection.tokens.metadata(self.member.auth, AUTH_TIMEOUT_S)
+        try:
+            self.metadata = self._connection.tokens.metadata(self.member.auth, AUTH_TIMEOUT_S)
+        except EtcdUnavailable as exc:  # another thread's Authenticate is slow: later
+            raise _StreamBroken(str(exc)) from exc
         # No deadline: the stream lives as long as the watch; keepalive pings
         # detect a peer that vanished silently. Creating the call does not block.
         call = self.member.watch.Watch(self._requests(self._request), metadata=self.metadata)
