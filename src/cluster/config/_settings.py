@@ -79,8 +79,9 @@ class Config:
         None, "CA certificate (PEM) that etcd's server certificate must chain to; "
         "set = TLS to etcd", flag="--etcd-ca", check=checks.non_empty, metavar="PATH")
     etcd_cert_file: str | None = _setting(
-        None, "client certificate (PEM) for etcd's --client-cert-auth",
-        flag="--etcd-cert", check=checks.non_empty, metavar="PATH")
+        None, "client certificate (PEM) for etcd's --client-cert-auth; with etcd auth "
+        "on too, one without a Common Name (etcd's JSON gateway, which a worker's "
+        "orphaned runs use, refuses a CN)", flag="--etcd-cert", check=checks.non_empty, metavar="PATH")
     etcd_key_file: str | None = _setting(
         None, "private key (PEM) of --etcd-cert", flag="--etcd-key", check=checks.non_empty,
         metavar="PATH")
