@@ -7,7 +7,9 @@ on its command line, and the password through a file, never on the command line
 command inherits it). That file is ``--etcd-password-file`` when the worker was given
 one; otherwise the worker writes its password at start-up to ``etcd-password`` in
 its state directory, created with mode 0600 (0700 for the directory), and replaces
-it atomically, so a run's orphan always reads a whole password.
+it atomically, so a run's orphan always reads a whole password. (Workers sharing a
+state directory share that file: give them the same etcd user, or their own
+directories.)
 
 The orphan speaks to etcd's JSON gateway, which has a rule of its own: with
 ``--client-cert-auth`` and auth on, it refuses a client certificate that carries a
