@@ -125,3 +125,24 @@ async def test_tls_towards_a_plain_etcd_is_named_and_a_dead_one_is_only_unavaila
         with pytest.raises(EtcdUnavailable) as raised:
             await etcd.check_access("/cron/")
         assert not isinstance(raised.value, EtcdTlsFailed)
+
+
+async def test_after_etcd_restarts_calls_and_a_watch_go_on_with_a_new_token(
+        secure_etcd, secure_prefix):
+    async with open_etcd([secure_etcd.endpoint], access=secure_etcd.access()) as etcd:
+        revision = await etcd.put(secure_prefix + "k", "1")
+        first = etcd.statistics().authentications
+        async with etcd.watch_prefix(secure_prefix, start_revision=revision) as events:
+            assert (await anext(events)).value == b"1"
+            # A restarted member has forgotten every simple token it issued.
+            await trio.to_thread.run_sync(secure_etcd.server.stop)
+            await trio.to_thread.run_sync(secure_etcd.server.start)
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        await etcd.put(secure_prefix + "k", "2")
+                        break
+                    except EtcdUnavailable:
+                        await trio.sleep(0.2)
+                assert (await anext(events)).value == b"2"  # resumed by a new stream
+        assert etcd.statistics().authentications > first
