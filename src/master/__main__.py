@@ -15,6 +15,8 @@ from cluster.config import (
     fields_for,
     secret_flag_warnings,
 )
+from cluster.etcd import EtcdAccessError
+from cluster.etcd_access import check_etcd
 from cluster.private_files import (
     CannotMakeDirectory,
     UnsafeDirectory,
@@ -66,8 +68,14 @@ created mode 0700 if missing; the master refuses to start if it is not owned by 
 user or others can write it. Everything it creates is private (umask 077). The web UI
 is the one installed with the package, never one found in the working directory.
 
-Exit status: 0 after a signal, 2 for a configuration error (or an unsafe state
-directory), 1 if it cannot listen.
+etcd with TLS and auth: --etcd-ca (TLS on), --etcd-cert/--etcd-key (a client
+certificate), --etcd-user with its password in SCHEDULER_ETCD_PASSWORD or
+--etcd-password-file (never as a flag).
+
+Exit status: 0 after a signal; 2 for a configuration error, an unsafe
+state directory or a bad tokens file, or etcd refusing the
+credentials, TLS or prefix at start-up (one line on stderr; an etcd that does not
+answer is waited for); 1 if it cannot listen.
 """
 
 
@@ -92,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.state_dir or config.db_url is None:
             ensure_private_dir(config.state_path, "state directory")
         load_auth(config)  # a bad tokens file stops us here, in one line
+        etcd_note = trio.run(check_etcd, config)  # before logging: a refusal is one line
     except (ConfigError, ExposureRefused, StoreTlsError, UnsafeDirectory,
-            CannotMakeDirectory, TokensFileError) as exc:
+            CannotMakeDirectory, TokensFileError, EtcdAccessError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for warning in secret_flag_warnings(args):
         logging.getLogger("master").warning("%s", warning)
     logging.getLogger("master").info("settings: %s", settings)
+    if etcd_note is not None:
+        logging.getLogger("master").warning("%s", etcd_note)
     try:
         check_listen(config.api_host, config.api_port)
         if config.metrics_port is not None:

@@ -24,7 +24,8 @@ import trio
 
 from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
 from cluster.config import Config
-from cluster.etcd import Etcd, open_etcd
+from cluster.etcd import Etcd
+from cluster.etcd_access import open_cluster_etcd
 
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
@@ -84,7 +85,7 @@ async def run_master(config: Config, *, clock: Clock = wall_ms,
     """
     addresses, inboxes = open_mailboxes(config)
     ctx = MasterContext.create(config, addresses, clock=clock)
-    async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
+    async with open_cluster_etcd(config) as etcd:
         root = build_tree(ctx, inboxes, etcd)
         started = _Announce(task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config),

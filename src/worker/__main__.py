@@ -17,6 +17,8 @@ from cluster.config import (
     fields_for,
     secret_flag_warnings,
 )
+from cluster.etcd import EtcdAccessError
+from cluster.etcd_access import check_etcd
 from cluster.private_files import (
     CannotMakeDirectory,
     UnsafeDirectory,
@@ -27,6 +29,7 @@ from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
 from .fd_limit import raise_fd_limit
+from .orphan_access import GatewayRefused, PasswordFileError, check_gateway, write_password_file
 from .run_as import JobUsers, RunAsError
 from .spill import SpillError, check_own_files
 
@@ -50,7 +53,13 @@ are replayed only if they are regular files of its user. Everything the worker
 creates is private (umask 077); jobs get the umask the worker started with.
 It raises its open-file soft limit to what --capacity needs (up to the hard limit).
 
-Exit status: 0 after a signal, 2 for a configuration error or an unsafe directory.
+etcd with TLS and auth: --etcd-ca (TLS on), --etcd-cert/--etcd-key (a client
+certificate, with no Common Name when etcd also has auth on), --etcd-user with its
+password in SCHEDULER_ETCD_PASSWORD or --etcd-password-file (never as a flag).
+
+Exit status: 0 after a signal; 2 for a configuration error, an unsafe directory, or etcd refusing the
+credentials, TLS or prefix at start-up (one line on stderr). An etcd that does not
+answer at start-up is waited for.
 """
 
 
@@ -83,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         check_tls_files(config.db)
         users = JobUsers.from_config(config)
         prepare_dirs(config)
+        etcd_note = check_etcd_access(config)
     except (ConfigError, StoreTlsError, RunAsError, UnsafeDirectory, CannotMakeDirectory,
-            SpillError) as exc:
+            SpillError, EtcdAccessError, GatewayRefused, PasswordFileError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -94,9 +104,23 @@ def main(argv: list[str] | None = None) -> int:
     for warning in secret_flag_warnings(args):
         logging.getLogger("worker").warning("%s", warning)
     logging.getLogger("worker").info("settings: %s", config.redacted())
+    if etcd_note is not None:
+        logging.getLogger("worker").warning("%s", etcd_note)
     raise_fd_limit(config)
     trio.run(functools.partial(run_worker, config, users=users))
     return 0
+
+
+def check_etcd_access(config: Config) -> str | None:
+    """Before anything starts (and before logging, so a refusal is the only line):
+    the password file for orphan runs, then etcd as the worker and as an orphan would
+    reach it. Returns a note when etcd does not answer yet."""
+    write_password_file(config)
+    note = trio.run(check_etcd, config)
+    secured = config.etcd_ca_file or config.etcd_cert_file or config.etcd_user
+    if note is None and secured:  # where the gateway's rules can differ from gRPC's
+        check_gateway(config)
+    return note
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ import trio
 
 from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
 from cluster.config import Config
-from cluster.etcd import Etcd, open_etcd
+from cluster.etcd import Etcd
+from cluster.etcd_access import open_cluster_etcd
 from cluster.keyspace import Keyspace
 
 from . import claims
@@ -126,7 +127,7 @@ async def run_worker(
     worker_id = config.worker_id or default_worker_id()
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock(), addresses)
-    async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
+    async with open_cluster_etcd(config) as etcd:
         root = build_tree(ctx, inboxes, etcd, users)
         started = _Announce(worker_id, task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config), task_status=started)

@@ -82,7 +82,7 @@ import trio
 from actors import Actor, ActorError, Inbox, MailboxClosed
 from cluster.store import RunRecord, RunStatus
 
-from . import drop, orphan
+from . import drop
 from .context import WorkerContext
 from .messages import (
     ExecutorMsg,
@@ -105,6 +105,7 @@ from .process import (
     decode_output,
     start_process,
 )
+from .orphan_access import orphan_command
 from .run_as import REFUSAL_REASONS, Account, JobUsers, UserRefused
 from .start_at import can_wait_in_shell, held_argv
 from .start_marks import Marks
@@ -178,7 +179,7 @@ class Executor(Actor[ExecutorMsg]):
         self._users = users or JobUsers.as_worker()
         self._release = release
         self._marks = marks
-        self._orphan = orphan.command(ctx.config.etcd_endpoints)
+        self._orphan = orphan_command(ctx.config)
         self._active: dict[str, _Active] = {}  # by run id
         self._idle = trio.Event()  # set exactly when _active is empty
         self._idle.set()

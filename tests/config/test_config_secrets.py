@@ -85,3 +85,15 @@ def test_the_default_state_dir_is_absolute_and_never_the_working_dir() -> None:
         == "/x/state/scheduler"
     relative = default_state_dir({"XDG_STATE_HOME": "rel"}, euid=1000)
     assert relative.is_absolute() and str(relative).endswith(".local/state/scheduler")
+
+
+def test_an_etcd_client_certificate_needs_its_key_and_a_user_its_password(tmp_path) -> None:
+    with pytest.raises(InconsistentValues, match="etcd_cert_file and etcd_key_file"):
+        load_config(env={}, flags={"etcd_cert_file": "/etc/c.pem"})
+    with pytest.raises(InconsistentValues, match="etcd_user needs its password"):
+        load_config(env={}, flags={"etcd_user": "scheduler"})
+    path = tmp_path / "pw"
+    path.write_text("pa55word")
+    config = load_config(env={"SCHEDULER_ETCD_PASSWORD_FILE": str(path)},
+                         flags={"etcd_user": "scheduler"})
+    assert (config.etcd_user, config.etcd_password) == ("scheduler", "pa55word")

@@ -185,3 +185,18 @@ async def test_an_orphaned_run_still_starts_its_command_as_the_jobs_user(etcd_en
         assert RunningInfo.from_bytes(kv.value).state == ORPHANED
     finally:
         shutil.rmtree(outdir)
+
+
+def test_its_command_line_names_files_never_the_password(tmp_path):
+    password_file = tmp_path / "pw"
+    password_file.write_text("s3cret\n")
+    argv = orphan.command(["127.0.0.1:2379"], ca_file="/ca.pem", cert_file="/c.pem",
+                          key_file="/k.pem", user="scheduler", password_file=str(password_file))
+    access, rest = orphan.parse_argv([*argv[3:], "/k", "w1", "0"])
+    assert "s3cret" not in " ".join(argv)
+    assert access == orphan.Access("/ca.pem", "/c.pem", "/k.pem", "scheduler", "s3cret")
+    assert rest == ["127.0.0.1:2379", "/k", "w1", "0"]
+    # An unknown option, or a password file it cannot read: do not run.
+    assert orphan.main(["--password=s3cret", "127.0.0.1:1", "/k", "w1", "0"]) == orphan.REFUSE
+    assert orphan.main([f"--password-file={tmp_path / 'none'}", "--user=u", "127.0.0.1:1",
+                        "/k", "w1", "0"]) == orphan.REFUSE

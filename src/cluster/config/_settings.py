@@ -79,8 +79,9 @@ class Config:
         None, "CA certificate (PEM) that etcd's server certificate must chain to; "
         "set = TLS to etcd", flag="--etcd-ca", check=checks.non_empty, metavar="PATH")
     etcd_cert_file: str | None = _setting(
-        None, "client certificate (PEM) for etcd's --client-cert-auth",
-        flag="--etcd-cert", check=checks.non_empty, metavar="PATH")
+        None, "client certificate (PEM) for etcd's --client-cert-auth; with etcd auth "
+        "on too, one without a Common Name (etcd's JSON gateway, which a worker's "
+        "orphaned runs use, refuses a CN)", flag="--etcd-cert", check=checks.non_empty, metavar="PATH")
     etcd_key_file: str | None = _setting(
         None, "private key (PEM) of --etcd-cert", flag="--etcd-key", check=checks.non_empty,
         metavar="PATH")
@@ -373,6 +374,14 @@ def _validate_together(values: Layer) -> None:
         fail("db_url's ssl-cert needs a CA to verify the server with (ssl-ca or "
              "db_ca_file): a client certificate goes only to a verified server",
              "db_url", "db_ca_file")
+    # etcd's client certificate is a pair; its user needs a password (one without a
+    # user is not used).
+    if (get("etcd_cert_file") is None) != (get("etcd_key_file") is None):
+        fail("etcd_cert_file and etcd_key_file go together: set both or neither",
+             "etcd_cert_file", "etcd_key_file")
+    if get("etcd_user") is not None and get("etcd_password") is None:
+        fail("etcd_user needs its password (SCHEDULER_ETCD_PASSWORD or "
+             "etcd_password_file)", "etcd_user", "etcd_password")
     if get("job_log_batch_size") > get("sink_memory_records"):
         fail(f"job_log_batch_size ({get('job_log_batch_size')}) cannot exceed "
              f"sink_memory_records ({get('sink_memory_records')})",

@@ -7,22 +7,47 @@
             async for event in events:   # raises WatchCompacted: re-read, re-watch
                 ...
 
+    # TLS and a user: open_etcd(endpoints, access=EtcdAccess(ca_file=..., user=..., ...))
+    # then, at start-up: await etcd.check_access("/cron/")
+
 Modules: ``_client`` (the ``Etcd`` calls), ``_watch`` (resuming watch streams),
 ``_txn`` (compares and operations), ``_types`` (returned records), ``_errors`` (the
 error tree, drawn in its docstring), ``_connection`` (threads' side: endpoints and
-fail-over).
+fail-over), ``_access`` (TLS files, user, auth token), ``_probe`` (why a TLS
+handshake fails, for start-up).
 """
 
-from ._client import Etcd, EtcdStatistics, open_etcd
-from ._errors import (
+import os as _os
+import sys as _sys
+
+# gRPC's C core writes its own lines to stderr for every failed TLS handshake (several
+# per attempt, whatever the log level but NONE); our errors carry the same detail once,
+# and a process refused at start-up must say so in one line. gRPC reads this when it
+# is imported, so set it only for that import and give the environment back (jobs
+# inherit it).
+if "grpc" not in _sys.modules and "GRPC_VERBOSITY" not in _os.environ:
+    _os.environ["GRPC_VERBOSITY"] = "NONE"
+    try:
+        import grpc as _grpc  # noqa: F401
+    finally:
+        del _os.environ["GRPC_VERBOSITY"]
+
+from ._access import EtcdAccess  # noqa: E402
+from ._client import Etcd, EtcdStatistics, open_etcd  # noqa: E402
+from ._errors import (  # noqa: E402
+    EtcdAccessError,
+    EtcdAuthFailed,
+    EtcdCredentialsUnreadable,
     EtcdError,
     EtcdOutcomeUnknown,
+    EtcdPermissionDenied,
     EtcdRejected,
+    EtcdTlsFailed,
     EtcdUnavailable,
     LeaseExpired,
     WatchCompacted,
 )
-from ._txn import (
+from ._txn import (  # noqa: E402
     Compare,
     CompareOp,
     CompareTarget,
@@ -36,14 +61,15 @@ from ._txn import (
     PutResult,
     TxnResult,
 )
-from ._types import EventType, KeyValue, Lease, PrefixSnapshot, WatchEvent
-from ._watch import WatchStatistics, WatchStream
+from ._types import EventType, KeyValue, Lease, PrefixSnapshot, WatchEvent  # noqa: E402
+from ._watch import WatchStatistics, WatchStream  # noqa: E402
 
 __all__ = [
     "Compare", "CompareOp", "CompareTarget", "Delete", "DeleteResult", "Etcd",
-    "EtcdError", "EtcdOutcomeUnknown", "EtcdRejected", "EtcdStatistics",
-    "EtcdUnavailable", "EventType", "Get", "GetResult", "KeyValue", "Lease",
-    "LeaseExpired", "Op", "OpResult", "PrefixSnapshot", "Put", "PutResult",
+    "EtcdAccess", "EtcdAccessError", "EtcdAuthFailed", "EtcdCredentialsUnreadable",
+    "EtcdError", "EtcdOutcomeUnknown", "EtcdPermissionDenied", "EtcdRejected",
+    "EtcdStatistics", "EtcdTlsFailed", "EtcdUnavailable", "EventType", "Get",
+    "GetResult", "KeyValue", "Lease", "LeaseExpired", "Op", "OpResult", "PrefixSnapshot", "Put", "PutResult",
     "TxnResult", "WatchCompacted", "WatchEvent", "WatchStatistics", "WatchStream",
     "open_etcd",
 ]

@@ -17,8 +17,10 @@ from typing import AsyncIterator, Callable, Sequence, TypeVar
 import trio
 from etcd3 import etcdrpc
 
+from ._access import EtcdAccess, Metadata
 from ._connection import ClosedConnection, Connection, Member, first_response
-from ._errors import EtcdRejected, LeaseExpired
+from ._errors import EtcdRejected, EtcdUnavailable, LeaseExpired
+from ._probe import diagnose_tls
 from ._txn import Compare, Op, TxnResult, is_read_only, lease_ids, txn_request, txn_result
 from ._types import (
     Key,
@@ -41,6 +43,7 @@ class EtcdStatistics:
     set_aside: tuple[str, ...]  # failed within the last endpoint_retry_s
     threads_busy: int  # includes abandoned calls still finishing
     max_threads: int
+    authentications: int = 0  # auth tokens obtained (the first, then each renewal)
 
 
 @asynccontextmanager
@@ -50,14 +53,16 @@ async def open_etcd(
     timeout_s: float = 5.0,
     max_threads: int = 16,
     endpoint_retry_s: float = 2.0,
+    access: EtcdAccess = EtcdAccess(),
 ) -> AsyncIterator["Etcd"]:
     """Connect to an etcd cluster (``"host:port"`` endpoints; nothing is dialled yet).
 
     ``timeout_s`` bounds each call, fail-over included; ``max_threads`` bounds the
     unary calls in flight (each watch has one more thread of its own);
-    ``endpoint_retry_s`` is how long a failed endpoint goes to the back of the order.
+    ``endpoint_retry_s`` is how long a failed endpoint goes to the back of the order;
+    ``access``: TLS and credentials (its files are read here: EtcdCredentialsUnreadable).
     """
-    connection = Connection(endpoints, endpoint_retry_s=endpoint_retry_s)
+    connection = Connection(endpoints, endpoint_retry_s=endpoint_retry_s, access=access)
     etcd = Etcd._create(connection, trio.CapacityLimiter(max_threads), timeout_s)
     try:
         yield etcd
@@ -162,9 +167,10 @@ class Etcd:
         """Renew the lease once; returns its TTL in seconds. Raises LeaseExpired."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
 
-        def attempt(member: Member, remaining_s: float) -> etcdrpc.LeaseKeepAliveResponse:
-            return first_response(member.lease.LeaseKeepAlive(iter([request]),
-                                                              timeout=remaining_s))
+        def attempt(member: Member, remaining_s: float,
+                    metadata: Metadata | None) -> etcdrpc.LeaseKeepAliveResponse:
+            return first_response(member.lease.LeaseKeepAlive(
+                iter([request]), timeout=remaining_s, metadata=metadata))
 
         response = await self._run(lambda: self._connection.call(
             attempt, operation="lease keepalive", timeout_s=self._timeout_s, write=False,
@@ -191,6 +197,29 @@ class Etcd:
         except LeaseExpired:
             return False
         return True
+
+    # --- start-up -------------------------------------------------------------
+
+    async def check_access(self, prefix: Key) -> None:
+        """Read one key under ``prefix`` as this process will: TLS, user and role.
+
+        For a process's start-up, so that a wrong setting stops it with one line
+        rather than failing every call later. Raises EtcdAuthFailed,
+        EtcdPermissionDenied, or EtcdTlsFailed when the TLS handshake with the
+        endpoints is what fails (``_probe`` says why); EtcdUnavailable when etcd is
+        merely not answering (retry later, as for any call).
+        """
+        start = encode_key(prefix)
+        request = etcdrpc.RangeRequest(key=start, range_end=prefix_range_end(start),
+                                       limit=1, keys_only=True)
+        try:
+            await self._unary(lambda m: m.kv.Range, request, f"read of {prefix!r}")
+        except EtcdUnavailable:
+            failure = await self._run(lambda: diagnose_tls(
+                self._connection.endpoints, self._connection.access, self._timeout_s))
+            if failure is not None:
+                raise failure from None
+            raise
 
     # --- watch ----------------------------------------------------------------
 
@@ -225,6 +254,7 @@ class Etcd:
             set_aside=self._connection.set_aside_now(),
             threads_busy=self._limiter.borrowed_tokens,
             max_threads=int(self._limiter.total_tokens),
+            authentications=self._connection.tokens.authentications,
         )
 
     async def _unary(

@@ -14,6 +14,11 @@ aside, then the set-aside ones, longest-failed first. A call tries each endpoint
 most once within its deadline; it moves on after a failure only when re-sending is
 harmless (a read, or gRPC could not connect at all, so the request never left).
 
+TLS and auth (``_access``): every member's channel carries the same TLS credentials;
+every call carries the cluster's auth token as metadata (``attempt`` gets it as its
+third argument), and a call etcd refuses for a stale token is sent once more, to the
+same member, with a new one.
+
 Channel options: gRPC's default reconnect backoff grows to 120 s, which would keep
 a restarted etcd unused for minutes; keepalive pings detect a peer that vanished
 without closing the connection (etcd allows a ping every 5 s on an active stream).
@@ -30,7 +35,8 @@ import etcd3
 import grpc
 from etcd3 import etcdrpc
 
-from ._errors import EtcdUnavailable, is_retryable, translate, was_unsent
+from ._access import EtcdAccess, Metadata, Tokens
+from ._errors import EtcdUnavailable, is_retryable, is_stale_token, translate, was_unsent
 
 T = TypeVar("T")
 
@@ -50,11 +56,12 @@ class ClosedConnection(Exception):
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
-    """``host:port`` (or ``http://host:port``, as Go clients accept) → (host, port)."""
+    """``host:port`` (or ``http://host:port``, as Go clients accept) → (host, port).
+    TLS is chosen by the access (``--etcd-ca``), not by a scheme."""
     address = text.strip().removeprefix("http://").rstrip("/")
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or "://" in address:
-        raise ValueError(f"etcd endpoint must be host:port (plain http), not {text!r}")
+        raise ValueError(f"etcd endpoint must be host:port (TLS: set a CA), not {text!r}")
     return host, int(port)
 
 
@@ -66,14 +73,16 @@ class Member:
     kv: etcdrpc.KVStub
     lease: etcdrpc.LeaseStub
     watch: etcdrpc.WatchStub
+    auth: etcdrpc.AuthStub
 
     @classmethod
-    def connect(cls, host: str, port: int, retry_s: float) -> "Member":
-        endpoint = etcd3.Endpoint(host, port, secure=False, time_retry=retry_s,
-                                  opts=GRPC_OPTIONS)
+    def connect(cls, host: str, port: int, retry_s: float,
+                credentials: grpc.ChannelCredentials | None) -> "Member":
+        endpoint = etcd3.Endpoint(host, port, secure=credentials is not None,
+                                  creds=credentials, time_retry=retry_s, opts=GRPC_OPTIONS)
         channel = endpoint.channel
         return cls(endpoint, etcdrpc.KVStub(channel), etcdrpc.LeaseStub(channel),
-                   etcdrpc.WatchStub(channel))
+                   etcdrpc.WatchStub(channel), etcdrpc.AuthStub(channel))
 
     @property
     def name(self) -> str:
@@ -83,10 +92,14 @@ class Member:
 class Connection:
     """All endpoints of one cluster and the order in which calls try them."""
 
-    def __init__(self, endpoints: Sequence[str], *, endpoint_retry_s: float) -> None:
+    def __init__(self, endpoints: Sequence[str], *, endpoint_retry_s: float,
+                 access: EtcdAccess = EtcdAccess()) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
-        self._members = [Member.connect(*parse_endpoint(e), endpoint_retry_s)
+        self.access = access
+        self.tokens = Tokens(access.user, access.password)
+        credentials = access.channel_credentials()  # reads the files: fails here
+        self._members = [Member.connect(*parse_endpoint(e), endpoint_retry_s, credentials)
                          for e in endpoints]
         self._lock = threading.Lock()
         self._preferred = 0  # index of the member that last answered
@@ -125,14 +138,15 @@ class Connection:
 
     def call(
         self,
-        attempt: Callable[[Member, float], T],
+        attempt: Callable[[Member, float, Metadata | None], T],
         *,
         operation: str,
         timeout_s: float,
         write: bool,
         lease_id: int = 0,
     ) -> T:
-        """Run ``attempt(member, remaining_s)`` on the members in order, within ``timeout_s``.
+        """Run ``attempt(member, remaining_s, metadata)`` on the members in order, within
+        ``timeout_s``; ``metadata`` carries the auth token (None without auth).
 
         Blocking: call it from a worker thread. ``write``: never re-send after the
         request may have reached a server (see ``EtcdOutcomeUnknown``).
@@ -145,29 +159,59 @@ class Connection:
                 last = f"the {timeout_s:g} s deadline passed; {last}"
                 break
             try:
-                result = attempt(member, remaining_s)
+                metadata = self.tokens.metadata(member.auth, remaining_s)
             except (grpc.RpcError, ValueError) as exc:
-                if self._closed:  # gRPC: "Cannot invoke RPC on closed channel!"
-                    raise ClosedConnection() from exc
-                if not isinstance(exc, grpc.RpcError):
-                    raise
-                error = translate(exc, operation=operation, write=write, lease_id=lease_id)
-                if not is_retryable(exc):
+                rpc_error = self._rpc_error(exc)
+                if not is_retryable(rpc_error):
+                    raise translate(rpc_error, operation="authenticate", write=False,
+                                    user=self.access.user) from exc
+                self.failed(member)  # the request itself was never sent
+                last = f"{member.name}: authenticate: {_describe(rpc_error)}"
+                continue
+            try:
+                result = self._send(attempt, member, deadline, metadata)
+            except (grpc.RpcError, ValueError) as exc:
+                rpc_error = self._rpc_error(exc)
+                error = translate(rpc_error, operation=operation, write=write,
+                                  lease_id=lease_id, user=self.access.user)
+                if not is_retryable(rpc_error):
                     raise error from exc
                 self.failed(member)
-                if write and not was_unsent(exc):
+                if write and not was_unsent(rpc_error):
                     raise error from exc
-                last = f"{member.name}: {exc.code().name}: {exc.details()}"
+                last = f"{member.name}: {_describe(rpc_error)}"
                 continue
             self.succeeded(member)
             return result
         raise EtcdUnavailable(operation, f"no endpoint answered; last: {last}")
 
+    def _send(self, attempt: Callable[[Member, float, Metadata | None], T], member: Member,
+              deadline: float, metadata: Metadata | None) -> T:
+        """``attempt`` once, and once more with a new token if etcd found ours stale
+        (a call refused for its token was not applied: re-sending a write is safe)."""
+        try:
+            return attempt(member, deadline - time.monotonic(), metadata)
+        except grpc.RpcError as exc:
+            if metadata is None or not is_stale_token(exc):
+                raise
+        self.tokens.renew(metadata)
+        fresh = self.tokens.metadata(member.auth, deadline - time.monotonic())
+        return attempt(member, deadline - time.monotonic(), fresh)
+
+    def _rpc_error(self, exc: Exception) -> grpc.RpcError:
+        """``exc`` if it is gRPC's; a closed adapter's calls end in ClosedConnection, and
+        any other error goes up as it is."""
+        if self._closed:  # gRPC: "Cannot invoke RPC on closed channel!"
+            raise ClosedConnection() from exc
+        if not isinstance(exc, grpc.RpcError):
+            raise exc
+        return exc
+
     def unary(
         self, method: Callable[[Member], Callable[..., T]], request: object, **kwargs
     ) -> T:
         """``call`` for a unary RPC, e.g. ``unary(lambda m: m.kv.Range, request, ...)``."""
-        return self.call(lambda m, t: method(m)(request, timeout=t), **kwargs)
+        return self.call(lambda m, t, md: method(m)(request, timeout=t, metadata=md), **kwargs)
 
     def close(self) -> None:
         """Close every channel; gRPC cancels the calls in flight, so their threads end."""
@@ -178,6 +222,10 @@ class Connection:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _describe(exc: grpc.RpcError) -> str:
+    return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
 
 
 def first_response(stream: Iterator[T]) -> T:

@@ -9,9 +9,22 @@ The tree (catch the narrowest class that changes what you do)::
     │                          it may or may not have been applied (check, then retry)
     ├── EtcdRejected           the server refused the request (bad argument, too large,
     │                          no space): the same request will fail again
+    ├── EtcdAccessError        we may not, or cannot safely, talk to etcd as configured:
+    │   │                      fix the settings; retrying will not help
+    │   ├── EtcdCredentialsUnreadable  a CA, certificate or key file cannot be read
+    │   ├── EtcdAuthFailed     wrong user or password, or etcd wants a user and has none
+    │   ├── EtcdPermissionDenied  the user's roles do not cover the keys asked for
+    │   └── EtcdTlsFailed      no TLS session: an unknown CA, a client certificate that
+    │                          is missing, expired or not trusted, TLS on one side only
     ├── LeaseExpired           the lease is gone (expired, revoked or never granted)
     └── WatchCompacted         a watch's start or resume revision was compacted away:
                                re-read the prefix, then watch again from the new revision
+
+``EtcdTlsFailed`` is raised only by ``Etcd.check_access`` (start-up): to gRPC a
+failed handshake is UNAVAILABLE, like an etcd that is down, and later calls treat it
+so (a server certificate being rotated must not stop a running worker).
+A token etcd no longer knows (``invalid auth token``) never surfaces: the adapter
+authenticates again and re-sends the call (``_access``).
 
 Why ``EtcdOutcomeUnknown`` exists: a claim transaction (``create_revision == 0`` →
 put) that was applied but whose answer was lost looks, on a blind retry, like a
@@ -37,6 +50,11 @@ RETRYABLE_CODES = frozenset({
 # gRPC core's wording when no connection could be made: the request never left.
 _UNSENT_MARKER = "failed to connect to all addresses"
 _LEASE_NOT_FOUND = "requested lease not found"
+# etcd's words (rpctypes) for a token to renew, and for credentials that are wrong.
+_STALE_TOKEN = ("invalid auth token", "revision of auth store is old")
+_AUTH_FAILED = "authentication failed"
+_NO_USER = "user name is empty"
+_AUTH_NOT_ENABLED = "authentication is not enabled"
 
 
 class EtcdError(Exception):
@@ -72,6 +90,49 @@ class EtcdRejected(EtcdError):
         super().__init__(f"etcd rejected {operation} ({code}): {detail}")
 
 
+class EtcdAccessError(EtcdError):
+    """etcd refuses us, or we cannot trust it or read our own credentials: a setting
+    is wrong. A process meets it at start-up (``Etcd.check_access``) and stops."""
+
+
+class EtcdCredentialsUnreadable(EtcdAccessError):
+    def __init__(self, what: str, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot read the etcd {what} {path}: {reason}")
+
+
+class EtcdAuthFailed(EtcdAccessError):
+    """etcd refused the user and password, or wants a user and we sent none."""
+
+    def __init__(self, user: str | None, detail: str) -> None:
+        self.user = user
+        if user is None:
+            message = (f"etcd requires a user ({detail}): set --etcd-user and its password, "
+                       f"or a client certificate whose Common Name is an etcd user")
+        else:
+            message = f"etcd refused user {user!r}: wrong user or password ({detail})"
+        super().__init__(message)
+
+
+class EtcdPermissionDenied(EtcdAccessError):
+    """The user's roles do not allow ``operation``: grant them the keys' prefix."""
+
+    def __init__(self, operation: str, user: str | None) -> None:
+        self.operation = operation
+        who = f"user {user!r}" if user else "this client (no --etcd-user)"
+        super().__init__(f"etcd denied {operation} to {who}: permission denied (its role "
+                         f"needs readwrite on the cluster's prefix)")
+
+
+class EtcdTlsFailed(EtcdAccessError):
+    """No TLS session with ``endpoint``; ``reason`` says which side refused and why."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        super().__init__(f"no TLS session with etcd at {endpoint}: {reason}")
+
+
 class LeaseExpired(EtcdError):
     """The lease does not exist any more (expired, revoked or never granted)."""
 
@@ -105,17 +166,37 @@ def is_retryable(exc: grpc.RpcError) -> bool:
     return _code(exc) in RETRYABLE_CODES
 
 
+def is_auth_not_enabled(exc: grpc.RpcError) -> bool:
+    """etcd's answer to Authenticate when its auth is off."""
+    return _AUTH_NOT_ENABLED in (_details(exc) or "")
+
+
+def is_stale_token(exc: grpc.RpcError | str) -> bool:
+    """etcd no longer knows the token the call carried: authenticate again, re-send.
+    (Also for a watch's cancel reason, which is text.)"""
+    detail = exc if isinstance(exc, str) else _details(exc) or ""
+    return any(words in detail for words in _STALE_TOKEN)
+
+
 def translate(
-    exc: grpc.RpcError, *, operation: str, write: bool, lease_id: int = 0
+    exc: grpc.RpcError, *, operation: str, write: bool, lease_id: int = 0,
+    user: str | None = None,
 ) -> EtcdError:
     """The adapter's error for a failed gRPC call.
 
     ``write``: the request changes state, so a lost answer is ``EtcdOutcomeUnknown``
-    unless gRPC says it never connected.
+    unless gRPC says it never connected. ``user``: the etcd user we are (messages).
     """
     code, detail = _code(exc), _details(exc) or str(exc)
     if code == grpc.StatusCode.NOT_FOUND and _LEASE_NOT_FOUND in detail:
         return LeaseExpired(lease_id)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return EtcdPermissionDenied(operation, user)
+    if _AUTH_FAILED in detail:
+        return EtcdAuthFailed(user, detail.removeprefix("etcdserver: "))
+    if _NO_USER in detail or is_stale_token(exc):  # stale again right after a renewal
+        return EtcdAuthFailed(None if _NO_USER in detail else user,
+                              detail.removeprefix("etcdserver: "))
     if code in RETRYABLE_CODES:
         if write and not was_unsent(exc):
             return EtcdOutcomeUnknown(operation, f"{code.name}: {detail}")

@@ -23,6 +23,12 @@ Guarantees, for the consumer of ``async for event in stream``:
   gRPC stream, so the thread ends at once; the next read re-creates the stream from
   the next revision (no event lost: events count as received only once returned).
   Leaving ``watch_prefix`` cancels the etcd watch and waits for the thread.
+
+Auth: the token goes with the stream's creation (etcd checks it once, when the watch
+is created; a live watch outlives its token). A watch refused for a stale token
+(``invalid auth token``, or in some versions just "permission denied") is created
+again with a new token; a denial is believed only when a fresh token gets it too
+(then ``EtcdPermissionDenied``).
 """
 
 from __future__ import annotations
@@ -37,13 +43,25 @@ import grpc
 import trio
 from etcd3 import etcdrpc
 
+from ._access import Metadata
 from ._connection import ClosedConnection, Connection, Member
-from ._errors import EtcdError, EtcdRejected, WatchCompacted, is_retryable, translate
+from ._errors import (
+    EtcdError,
+    EtcdPermissionDenied,
+    EtcdRejected,
+    EtcdUnavailable,
+    WatchCompacted,
+    is_retryable,
+    is_stale_token,
+    translate,
+)
 from ._types import WatchEvent
 
 INITIAL_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
 CLOSE_WAIT_S = 5.0  # a cancelled gRPC read returns in milliseconds; this is a guard
+AUTH_TIMEOUT_S = 5.0  # one Authenticate before a stream is created
+_DENIED = "permission denied"
 
 
 class _StreamBroken(Exception):
@@ -60,26 +78,43 @@ class WatchStatistics:
 
 
 class _WatchCall:
-    """One gRPC watch stream on one endpoint. ``read`` blocks: worker thread only."""
+    """One gRPC watch stream on one endpoint. ``read`` blocks: worker thread only.
+
+    The stream is created by the first ``read`` (in the worker thread: getting a
+    token may block); ``metadata`` is the token it was created with.
+    """
 
     def __init__(self, connection: Connection, member: Member,
                  request: etcdrpc.WatchRequest) -> None:
         self._connection = connection
         self.member = member
+        self._request = request
         self._release = threading.Event()
         self._cancelled = False
-        # No deadline: the stream lives as long as the watch; keepalive pings
-        # detect a peer that vanished silently. Creating the call does not block.
-        self._call = member.watch.Watch(self._requests(request))
+        self._call: grpc.Call | None = None
+        self.metadata: Metadata | None = None
 
     def _requests(self, request: etcdrpc.WatchRequest) -> Iterator[etcdrpc.WatchRequest]:
         yield request
         # Keep our half open: etcd ends the whole stream when the client half-closes.
         self._release.wait()
 
+    def _start(self) -> grpc.Call:
+        try:
+            self.metadata = self._connection.tokens.metadata(self.member.auth, AUTH_TIMEOUT_S)
+        except EtcdUnavailable as exc:  # another thread's Authenticate is slow: later
+            raise _StreamBroken(str(exc)) from exc
+        # No deadline: the stream lives as long as the watch; keepalive pings
+        # detect a peer that vanished silently. Creating the call does not block.
+        call = self.member.watch.Watch(self._requests(self._request), metadata=self.metadata)
+        self._call = call
+        if self._cancelled:  # cancelled while we authenticated
+            call.cancel()
+        return call
+
     def read(self) -> etcdrpc.WatchResponse:
         try:
-            return next(self._call)
+            return next(self._call or self._start())  # type: ignore[call-overload]
         except StopIteration:
             raise _StreamBroken(f"{self.member.name}: etcd ended the stream") from None
         except ValueError as exc:  # gRPC: the channel was closed under us
@@ -89,16 +124,21 @@ class _WatchCall:
                 raise ClosedConnection() from exc
             if self._cancelled:  # by us: says nothing about the endpoint
                 raise _StreamBroken("cancelled by the consumer") from exc
+            if is_stale_token(exc) and self.metadata is not None:
+                self._connection.tokens.renew(self.metadata)
+                raise _StreamBroken(f"{self.member.name}: auth token expired") from exc
             if is_retryable(exc):
                 self._connection.failed(self.member)
                 raise _StreamBroken(f"{self.member.name}: {exc.code().name}: "
                                     f"{exc.details()}") from exc
-            raise translate(exc, operation="watch", write=False) from exc
+            raise translate(exc, operation="watch", write=False,
+                            user=self._connection.access.user) from exc
 
     def cancel(self) -> None:
         """Thread-safe and non-blocking: a ``read`` in progress returns at once."""
         self._cancelled = True
-        self._call.cancel()
+        if self._call is not None:
+            self._call.cancel()
         self._release.set()
 
 
@@ -114,6 +154,7 @@ class WatchStream:
     _buffer: collections.deque[WatchEvent]
     _call: _WatchCall | None
     _confirmed: bool
+    _renewed: bool  # a denied creation got a new token; denied again, it is believed
     _failure: EtcdError | None
     _closed: bool
     _reading: bool
@@ -138,6 +179,7 @@ class WatchStream:
         self._buffer = collections.deque()
         self._call = None
         self._confirmed = False
+        self._renewed = False
         self._failure = None  # sticky: WatchCompacted or a rejection
         self._closed = False
         self._reading = False  # one consumer at a time, as for a trio stream
@@ -229,9 +271,18 @@ class WatchStream:
         if response.created:
             if response.canceled:
                 self._drop_call()
-                self._failure = EtcdRejected("watch", "CANCELED",
-                                             response.cancel_reason or "watch refused")
+                reason = response.cancel_reason or "watch refused"
+                maybe_stale = _DENIED in reason or is_stale_token(reason)
+                if maybe_stale and call.metadata is not None and not self._renewed:
+                    self._renewed = True  # maybe a stale token (see the module docstring)
+                    self._connection.tokens.renew(call.metadata)
+                    return False
+                self._failure = (
+                    EtcdPermissionDenied(f"watch of {self._key.decode(errors='replace')!r}",
+                                         self._connection.access.user)
+                    if _DENIED in reason else EtcdRejected("watch", "CANCELED", reason))
                 raise self._failure
+            self._renewed = False
             self._confirmed = True
             self._backoff_s = INITIAL_BACKOFF_S
             self._connection.succeeded(call.member)
