@@ -84,6 +84,7 @@ from cluster.store import RunRecord, RunStatus
 
 from . import drop
 from .context import WorkerContext
+from .early_kills import EarlyKill, EarlyKills
 from .messages import (
     ExecutorMsg,
     Fenced,
@@ -181,6 +182,7 @@ class Executor(Actor[ExecutorMsg]):
         self._marks = marks
         self._orphan = orphan_command(ctx.config)
         self._active: dict[str, _Active] = {}  # by run id
+        self._early_kills = EarlyKills()  # kills that came before their run
         self._idle = trio.Event()  # set exactly when _active is empty
         self._idle.set()
         self._session: int | None = None
@@ -237,7 +239,11 @@ class Executor(Actor[ExecutorMsg]):
             case StartRun(run):
                 self._start(run)
             case KillRun(name, run_id, status, reason):
-                self._kill_all(self._matching(name, run_id), status, reason)
+                matching = list(self._matching(name, run_id))
+                if run_id is not None and not matching:  # its StartRun may still come
+                    self._early_kills.remember(run_id, EarlyKill(status, reason),
+                                               trio.current_time())
+                self._kill_all(iter(matching), status, reason)
             case Fenced(lease_id):
                 self._kill_all(self._fenced_by(lease_id), RunStatus.LOST,
                                f"the session lease {lease_id} was lost: the run was fenced")
@@ -264,6 +270,9 @@ class Executor(Actor[ExecutorMsg]):
         if self._stopping and active.kill(RunStatus.LOST, LEFT_REASON,
                                           self._ctx.clock.now_ms()):
             self._killed += 1
+        elif (early := self._early_kills.take(run_id, trio.current_time())) is not None \
+                and active.kill(early.status, early.reason, self._ctx.clock.now_ms()):
+            self._killed += 1  # the kill came first: it never starts
         self._active[run_id] = active
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         self._started += 1

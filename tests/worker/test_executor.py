@@ -22,6 +22,7 @@ from cluster.store import RunRecord, RunStatus, RunTrigger
 from test_process import pid_alive, wait_group_gone
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
+from worker.early_kills import EarlyKill, EarlyKills
 from worker.executor import Executor
 from worker.run_as import JobUsers
 from worker.messages import (
@@ -513,3 +514,29 @@ async def test_scheduler_gone_during_shutdown_is_tolerated():
         record = await h.record()
         assert await h.running() == 0
     assert record.status is RunStatus.SUCCEEDED
+
+
+async def test_a_kill_that_comes_before_its_run_stops_the_run_before_it_starts(tmp_path):
+    # Regression (CI): the run's key is visible once claimed, so a kill naming it can
+    # reach the Executor before the run's StartRun does; it was dropped.
+    marker = tmp_path / "started"
+    run = make_run("early", f"touch {marker}; sleep 30")
+    async with executor() as h:
+        await h.send(KillRun("early", run.fire.run_id, RunStatus.KILLED, "kill requested"))
+        await h.send(StartRun(run))
+        record = await h.record()
+        assert await h.running() == 0
+    assert record.status is RunStatus.KILLED and record.start_time is None
+    assert "kill requested" in record.err
+    assert not marker.exists()
+
+
+def test_early_kills_are_bounded_in_number_and_in_time():
+    kills = EarlyKills(max_kills=2, keep_s=10.0)
+    kill = EarlyKill(RunStatus.KILLED, "kill requested")
+    for n, run_id in enumerate(["a", "b", "c"]):
+        kills.remember(run_id, kill, now_s=float(n))
+    assert len(kills) == 2 and kills.take("a", now_s=3.0) is None  # the oldest went
+    assert kills.take("b", now_s=11.5) is None  # too old (came at 1.0)
+    assert kills.take("c", now_s=11.5) == kill
+    assert kills.take("c", now_s=11.5) is None  # taken once
