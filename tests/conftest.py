@@ -130,22 +130,22 @@ class TlsMariaDB:
 @pytest.fixture(scope="module")
 def mysql_tls(tmp_path_factory) -> TlsMariaDB:
     """One TLS-only MariaDB per test module, with certificates made for it."""
-    import certs_testkit as certs  # needs `cryptography`, from the test extra
+    from tls_certs import Authority  # needs `cryptography`, from the test extra
 
     base = tmp_path_factory.mktemp("mariadb-tls")
     certs_dir = base / "certs"
     certs_dir.mkdir(mode=0o700)
-    ca = certs.make_authority(certs_dir, "test-ca")
-    other = certs.make_authority(certs_dir, "other-ca")
-    leaf = certs.make_leaf(certs_dir, ca, "mariadb", dns=("localhost",), ips=("127.0.0.1",))
-    tls = services.MariaDBTls(ca=ca.cert_path, cert=leaf.cert_path, key=leaf.key_path)
+    ca = Authority.create(certs_dir, "test-ca")
+    other = Authority.create(certs_dir, "other-ca")
+    leaf = ca.issue(certs_dir, "mariadb", server=True)
+    tls = services.MariaDBTls(ca=ca.cert, cert=leaf.cert, key=leaf.key)
     server = services.MariaDBServer(base / "server", tls=tls).start()
     try:
         # Debian's MariaDB links OpenSSL; a build without TLS would fail every test here
         # for a reason worth saying.
         have_ssl = server.sql("SELECT @@have_ssl, @@require_secure_transport").split()
         assert have_ssl == ["YES", "1"], f"MariaDB without TLS: {have_ssl}"
-        yield TlsMariaDB(server, ca.cert_path, other.cert_path, certs_dir)
+        yield TlsMariaDB(server, ca.cert, other.cert, certs_dir)
     finally:
         server.stop()
 

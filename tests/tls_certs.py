@@ -1,9 +1,14 @@
-"""Certificates made in the test: a CA, server and client certificates signed by it.
+"""Certificates made in the test: a CA, server and client certificates signed by it,
+for the etcd and MySQL TLS tests.
 
-Why here and not with ``openssl``: the tests need a certificate already expired, one
-from an unrelated CA and keys that match, in a few lines and without a shell; the
-``cryptography`` package (the ``test`` extra) does all of it in memory. Keys are
-EC P-256 (fast to make); every file is written with mode 0600 from its creation.
+Why made here rather than kept as files: a checked-in key would be a real key in the
+repository, and a made one can name exactly the host the test needs (an IP address
+SAN for 127.0.0.1, or on purpose a name that is not the host). Why not ``openssl``:
+the tests need a certificate already expired, one from an unrelated CA and keys that
+match, in a few lines and without a shell; the ``cryptography`` package (the ``test``
+extra) does all of it in memory. Keys are EC P-256 (fast to make, accepted by
+OpenSSL builds of etcd and MariaDB and by Python's ssl); every file is written with
+mode 0600 from its creation.
 """
 
 from __future__ import annotations
@@ -63,12 +68,13 @@ class Authority:
         return cls(name, key, certificate, path)
 
     def issue(self, directory: Path, name: str, *, common_name: str | None = None,
-              server: bool = False, expired: bool = False) -> CertFiles:
+              server: bool = False, expired: bool = False,
+              names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> CertFiles:
         """A leaf certificate in ``name``.crt/.key, its CN ``common_name`` (none if
         None: etcd's JSON gateway refuses a client certificate with one once auth is
-        on). A server certificate names 127.0.0.1 and localhost and may also serve as
-        a client one (etcd's gateway presents it to etcd itself); ``expired`` ended
-        yesterday."""
+        on). A server certificate names ``names`` (IP addresses or DNS names) and may
+        also serve as a client one (etcd's gateway presents it to etcd itself);
+        ``expired`` ended yesterday."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         start, end = (now - 10 * DAY, now - DAY) if expired else (now - DAY, now + 30 * DAY)
@@ -91,9 +97,8 @@ class Authority:
                 self.key.public_key()), critical=False)
         )
         if server:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
-            ]), critical=False)
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [_general_name(n) for n in names]), critical=False)
         certificate = builder.sign(self.key, hashes.SHA256())
         files = CertFiles(directory / f"{name}.crt", directory / f"{name}.key")
         _write(files.cert, certificate.public_bytes(serialization.Encoding.PEM))
@@ -101,6 +106,13 @@ class Authority:
                                             serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption()))
         return files
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _name(common_name: str) -> x509.Name:

@@ -1,6 +1,6 @@
 """The MySQL store over TLS, against a private MariaDB that refuses plain TCP.
 
-Certificates are made in the test (``certs_testkit``): a CA, a server certificate it
+Certificates are made in the test (``tls_certs``): a CA, a server certificate it
 signs for 127.0.0.1 and localhost, an unrelated CA, and a certificate naming another
 host. What must hold: records go through TLS both ways; the server really refuses a
 plain client; a certificate that does not verify is refused with a named error; no
@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 
-import certs_testkit as certs
+from tls_certs import Authority
 import services
 from cluster.config import load_config
 from cluster.store import (
@@ -122,26 +122,26 @@ async def test_an_unusable_ca_file_fails_at_open(mysql_tls, tmp_path, content, r
 async def test_identity_is_checked_and_can_be_turned_off(mariadb_factory, tmp_path):
     """A certificate from our CA that names another host: refused while the identity
     is checked (the default), accepted with db_verify_identity=false."""
-    ca = certs.make_authority(tmp_path, "ca")
-    leaf = certs.make_leaf(tmp_path, ca, "elsewhere", dns=("db.example.org",))
-    server = mariadb_factory(tls=services.MariaDBTls(ca.cert_path, leaf.cert_path,
-                                                     leaf.key_path))
+    ca = Authority.create(tmp_path, "ca")
+    leaf = ca.issue(tmp_path, "elsewhere", server=True, names=("db.example.org",))
+    server = mariadb_factory(tls=services.MariaDBTls(ca.cert, leaf.cert,
+                                                     leaf.key))
     checked = load_config(env={}, flags={
-        "db_url": server.url(), "db_ca_file": str(ca.cert_path)}).db
+        "db_url": server.url(), "db_ca_file": str(ca.cert)}).db
     async with open_store(checked, SETTINGS) as store:
         with pytest.raises(StoreCertificateError,
                            match="IP address mismatch, certificate is not valid for "
                                  "'127.0.0.1' \\(it does not name the host dialled"):
             await store.write_batch([run(1)])
     unchecked = load_config(env={}, flags={
-        "db_url": server.url(), "db_ca_file": str(ca.cert_path),
+        "db_url": server.url(), "db_ca_file": str(ca.cert),
         "db_verify_identity": "false"}).db
     async with open_store(unchecked, SETTINGS) as store:
         await store.write_batch([run(1)])
         assert await store.count() == 1
     # Still verified against the CA: only the name is not checked.
-    other = certs.make_authority(tmp_path, "other")
-    async with open_store(dataclasses.replace(unchecked, ca_file=str(other.cert_path)),
+    other = Authority.create(tmp_path, "other")
+    async with open_store(dataclasses.replace(unchecked, ca_file=str(other.cert)),
                           SETTINGS) as store:
         with pytest.raises(StoreCertificateError):
             await store.count()
@@ -150,19 +150,19 @@ async def test_identity_is_checked_and_can_be_turned_off(mariadb_factory, tmp_pa
 async def test_a_client_certificate_is_presented(mariadb_factory, tmp_path):
     """ssl-cert / ssl-key: a server that demands a client certificate (REQUIRE X509)
     lets us in with one signed by its CA."""
-    ca = certs.make_authority(tmp_path, "ca")
-    leaf = certs.make_leaf(tmp_path, ca, "server", ips=("127.0.0.1",))
-    me = certs.make_leaf(tmp_path, ca, "client", client=True)
-    server = mariadb_factory(tls=services.MariaDBTls(ca.cert_path, leaf.cert_path,
-                                                     leaf.key_path))
+    ca = Authority.create(tmp_path, "ca")
+    leaf = ca.issue(tmp_path, "server", server=True, names=("127.0.0.1",))
+    me = ca.issue(tmp_path, "client", common_name="client")
+    server = mariadb_factory(tls=services.MariaDBTls(ca.cert, leaf.cert,
+                                                     leaf.key))
     server.sql(f"ALTER USER '{services.MYSQL_USER}'@'127.0.0.1' REQUIRE X509")
     no_cert = load_config(env={}, flags={
-        "db_url": server.url(), "db_ca_file": str(ca.cert_path)}).db
+        "db_url": server.url(), "db_ca_file": str(ca.cert)}).db
     async with open_store(no_cert, SETTINGS) as store:
         with pytest.raises(StoreAccessDenied):
             await store.ping()
-    with_cert = server.url() + f"?ssl-ca={ca.cert_path}&ssl-cert={me.cert_path}" \
-                               f"&ssl-key={me.key_path}"
+    with_cert = server.url() + f"?ssl-ca={ca.cert}&ssl-cert={me.cert}" \
+                               f"&ssl-key={me.key}"
     async with open_store(with_cert, SETTINGS) as store:
         await store.write_batch([run(1)])
         assert await store.count() == 1
@@ -174,18 +174,18 @@ async def test_an_unusable_client_key_fails_at_open_without_a_prompt(mysql_tls, 
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    ca = certs.make_authority(tmp_path, "ca")
-    me = certs.make_leaf(tmp_path, ca, "client", client=True)
+    ca = Authority.create(tmp_path, "ca")
+    me = ca.issue(tmp_path, "client", common_name="client")
     if problem == "another key":
         wrong = ec.generate_private_key(ec.SECP256R1())
         encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
     else:
-        wrong = serialization.load_pem_private_key(me.key_path.read_bytes(), None)
+        wrong = serialization.load_pem_private_key(me.key.read_bytes(), None)
         encryption = serialization.BestAvailableEncryption(b"passphrase")
     key = tmp_path / "bad.key"
     key.write_bytes(wrong.private_bytes(serialization.Encoding.PEM,
                                         serialization.PrivateFormat.PKCS8, encryption))
-    target = mysql_tls.tls_url(cert_file=str(me.cert_path), key_file=str(key))
+    target = mysql_tls.tls_url(cert_file=str(me.cert), key_file=str(key))
     with pytest.raises(StoreTlsError, match="cannot use the client certificate .*: .*"
                                             r"\(not PEM, a key that does not match it, "
                                             "or a key with a passphrase\\)"):
