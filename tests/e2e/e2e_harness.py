@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import trio
 
 from cluster.etcd import Etcd
@@ -35,9 +36,10 @@ class ServiceProcess:
     log_path: Path
     module: str = "worker"
     process: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)  # over os.environ: secrets go here
 
     def start(self) -> "ServiceProcess":
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args],
@@ -88,8 +90,9 @@ class Cluster:
 
     def add_master(self, port: int, token: str) -> ServiceProcess:
         args = ["--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
-                "--port", str(port), "--token", token]
-        master = ServiceProcess("master", args, self.base_dir / "master.log", "master").start()
+                "--port", str(port)]
+        master = ServiceProcess("master", args, self.base_dir / "master.log", "master",
+                                env={"SCHEDULER_API_TOKEN": token}).start()
         self.workers.append(master)  # stopped with the others
         return master
 
@@ -211,3 +214,17 @@ def pids_with_cmdline(marker: str) -> list[int]:
         if marker in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+async def wait_healthy(url: str, master: ServiceProcess, timeout_s: float = 30.0) -> None:
+    """Until ``url``/healthz answers 200; fails at once, with its log, if the master died."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        with trio.fail_after(timeout_s):
+            while True:
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                assert master.alive(), master.log_tail()
+                await trio.sleep(0.2)

@@ -14,6 +14,7 @@ import pytest
 import trio
 
 import services
+from e2e_harness import wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +28,7 @@ async def master_url(make_cluster, mysql_url):
     master = cluster.add_master(port, TOKEN)
     cluster.add_worker("mw1")
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url) as client:
-        with trio.fail_after(30):
-            while True:
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert master.alive(), master.log_tail()
-                await trio.sleep(0.2)
+    await wait_healthy(url, master)
     yield url
 
 

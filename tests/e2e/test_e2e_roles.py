@@ -17,7 +17,7 @@ import trio
 import services
 from cluster.tokens import hash_token
 
-from e2e_harness import ROOT, ServiceProcess
+from e2e_harness import ROOT, ServiceProcess, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -52,16 +52,7 @@ async def master_with_tokens(tmp_path, etcd_endpoint, etcd_prefix):
         "--tokens-file", str(tokens)], tmp_path / "master.log", "master").start()
     url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=url) as client:
-            with trio.fail_after(30):
-                while True:
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert master.alive(), master.log_tail()
-                    await trio.sleep(0.2)
+        await wait_healthy(url, master)
         yield url, tokens, made
     finally:
         master.terminate()
