@@ -318,3 +318,63 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
     row.get_by_role("button", name="Runs").click()
     expect(page.locator(".badge-killed")).to_have_count(1, timeout=RUN_TIMEOUT_S * 1000)
     assert errors == [], errors
+
+
+# ---------------------------------------------------------------- the seed's own page
+
+# What the seed's page does with jQuery's $.ajax (form-encoded bodies, the
+# X-Requested-With header jQuery adds to same-origin requests), from a page the master
+# serves itself: the original's "webapp" setting points the master at such a page.
+SEED_JS = """
+function ajax(method, url, fields) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+    xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8");
+    xhr.onload = () => resolve([xhr.status, JSON.parse(xhr.responseText)]);
+    xhr.send(fields ? new URLSearchParams(fields).toString() : null);
+  });
+}
+window.seed = async (job) => {
+  const saved = await ajax("POST", "/job/save", {job: JSON.stringify(job)});
+  const listed = await ajax("GET", "/job/list");
+  const killed = await ajax("POST", "/job/kill", {name: job.name});
+  const log = await ajax("GET", "/job/log?name=" + encodeURIComponent(job.name));
+  const deleted = await ajax("POST", "/job/delete", {name: job.name});
+  return {saved, listed, killed, log, deleted};
+};
+"""
+
+
+def test_the_seeds_page_served_by_the_master_still_drives_the_seed_endpoints(
+        tmp_path, etcd_endpoint, etcd_prefix):
+    webapp = tmp_path / "seed-webapp"
+    webapp.mkdir()
+    (webapp / "index.html").write_text(
+        '<!doctype html><meta charset="utf-8"><title>crontab</title>'
+        '<script src="/seed.js"></script>')  # external: the CSP forbids inline scripts
+    (webapp / "seed.js").write_text(SEED_JS)
+    master = start_master(tmp_path, etcd_endpoint, etcd_prefix, f"sqlite:///{tmp_path}/r.db",
+                          "--webapp", str(webapp))
+    job = {"name": "seed-page", "command": "echo hi", "cronExpr": "*/5 * * * * *"}
+    try:
+        with launched_chromium() as chromium:
+            page = chromium.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(master.url + "/")
+            page.wait_for_function("() => typeof window.seed === 'function'")
+            stored_midway = []
+            page.on("requestfinished", lambda request: stored_midway.append(
+                master.etcd_keys("jobs/")) if request.url.endswith("/job/list") else None)
+            answers = page.evaluate("(job) => window.seed(job)", job)
+    finally:
+        master.process.terminate()
+    for step in ("saved", "listed", "killed", "log", "deleted"):
+        status, body = answers[step]
+        assert (status, body["errno"], body["msg"]) == (200, 0, "success"), (step, answers)
+    assert answers["saved"][1]["data"] is None  # no previous job
+    assert job in answers["listed"][1]["data"]
+    assert answers["deleted"][1]["data"]["name"] == "seed-page"
+    assert stored_midway == [[etcd_prefix + "jobs/seed-page"]]  # it was really stored
+    assert master.etcd_keys("jobs/") == []  # and really deleted
