@@ -22,11 +22,15 @@ another Supervisor (trees), or a small adapter around a server. Rules:
   supervisor whose children are all gone for good returns.
 - A supervisor cancelled from outside cancels all its children at once (trio's rule);
   only ``request_stop()`` and escalation go child by child in reverse order.
+- Every failure is logged (logger ``actors.supervisor``) as it is counted: the child's
+  name, its exception with the traceback, its restart count and the intensity window,
+  so a crash is never lost even when the child restarts cleanly right after.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +41,8 @@ from typing import Any, Protocol, runtime_checkable
 import trio
 
 from ._errors import RestartIntensityExceeded
+
+log = logging.getLogger("actors.supervisor")
 
 
 @runtime_checkable
@@ -220,6 +226,8 @@ class Supervisor:
 
     async def _on_exit(self, slot: _Slot, error: Exception | None) -> None:
         if not _wants_restart(slot.spec.restart, error):
+            if error is not None:  # a temporary or transient child's crash: still shown
+                self._log_not_restarted(slot, error)
             return
         self._count_failure(slot, error)
         if self._strategy is Strategy.ONE_FOR_ALL:
@@ -255,6 +263,7 @@ class Supervisor:
                 return
             except Exception as exc:
                 if not _wants_restart(slot.spec.restart, exc):
+                    self._log_not_restarted(slot, exc)
                     return
                 self._count_failure(slot, exc)
 
@@ -282,10 +291,39 @@ class Supervisor:
         self._failure_times.append(now)
         while now - self._failure_times[0] > self._max_seconds:
             self._failure_times.popleft()
-        if len(self._failure_times) > self._max_restarts:
+        gives_up = len(self._failure_times) > self._max_restarts
+        self._log_failure(slot, error, gives_up=gives_up)
+        if gives_up:
             raise RestartIntensityExceeded(
                 self.name, slot.spec.name, self._max_restarts, self._max_seconds
             ) from error
+
+    # -- logging -------------------------------------------------------------------
+
+    def _log_failure(self, slot: _Slot, error: Exception | None, *, gives_up: bool) -> None:
+        """One record per counted failure; ``exc_info`` carries the child's traceback.
+
+        Called once ``_failure_times`` holds this failure, so the count includes it.
+        ``slot.incarnation`` starts were made, so the next one is restart number
+        ``slot.incarnation``. A crash is an error; a permanent child returning, a warning.
+        """
+        level = logging.WARNING if error is None else logging.ERROR
+        what = "returned (a permanent child must not)" if error is None else "crashed"
+        window = (f"{len(self._failure_times)} failure(s) in the last {self._max_seconds:g} s,"
+                  f" at most {self._max_restarts} restarts allowed within that window")
+        if gives_up:
+            log.log(level, "supervisor %r: child %r %s after %d restarts; giving up (%s)",
+                    self.name, slot.spec.name, what, slot.incarnation - 1, window,
+                    exc_info=error)
+        else:
+            log.log(level, "supervisor %r: child %r %s; restart %d (%s)",
+                    self.name, slot.spec.name, what, slot.incarnation, window,
+                    exc_info=error)
+
+    def _log_not_restarted(self, slot: _Slot, error: Exception) -> None:
+        log.error("supervisor %r: child %r crashed after %d restarts; not restarted (%s)",
+                  self.name, slot.spec.name, slot.incarnation - 1, slot.spec.restart.value,
+                  exc_info=error)
 
     # -- stopping ------------------------------------------------------------------
 

@@ -6,6 +6,12 @@ open; a probe pings it every PROBE_INTERVAL_S, which creates the table as soon a
 server is reachable and keeps the ``store_up`` gauge true without traffic. If opening
 itself fails, it is retried with backoff; meanwhile queries fail with StoreDown.
 
+The LogManager reports started once the first check is done, up or down: before it,
+``store_up`` would read 0 though nobody had looked (a fresh master's /metrics said
+"store down" for its first moments). That check is bounded by the store's call timeout,
+so a store that is down delays the start by at most that, and a refused connection
+(the usual "down") not at all.
+
 Queries run concurrently (RequestActor); each is bounded by the store's own call
 timeout. Mailbox full: callers wait (backpressure). Retention's pruning comes through
 here too (``Prune``), and so does the audit trail (``WriteAudit`` from the AuditMover,
@@ -46,7 +52,7 @@ class LogManager(RequestActor[LogManagerMsg]):
         self._up: bool | None = None  # last known state, for logging transitions only
 
     async def start_background(self, nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._keep_open)
+        await nursery.start(self._keep_open)  # returns once the first check is done
 
     async def answer(self, msg: LogManagerMsg) -> object:
         store = self._store
@@ -86,34 +92,47 @@ class LogManager(RequestActor[LogManagerMsg]):
 
     # -- the store's lifetime ---------------------------------------------------------------
 
-    async def _keep_open(self) -> None:
-        """Open the store and keep it open; reopen with backoff if opening fails."""
+    async def _keep_open(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                         ) -> None:
+        """Open the store and keep it open; reopen with backoff if opening fails.
+
+        Reports started after the first check, whichever way it went (``store_up`` set).
+        """
         delay_s = OPEN_RETRY_S
         while True:
             try:
                 async with open_store(self._ctx.config.db, self._ctx.store_settings) as store:
                     self._store = store
                     delay_s = OPEN_RETRY_S
+                    await self._check(store)
+                    task_status.started()
+                    task_status = trio.TASK_STATUS_IGNORED  # its started() is a no-op
                     await self._probe(store)  # never returns
             except StoreError as exc:
                 self._why_closed = str(exc)
                 self._mark(up=False, reason=str(exc))
             finally:
                 self._store = None
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(delay_s)
             delay_s = min(2 * delay_s, OPEN_RETRY_MAX_S)
 
     async def _probe(self, store: RunStore) -> None:
         while True:
-            try:
-                with trio.fail_after(self._ctx.store_settings.call_timeout_s):
-                    await store.ping()
-                self._mark(up=True)
-            except (StoreError, trio.TooSlowError) as exc:
-                if not isinstance(exc, InvalidQuery):
-                    self._ctx.metrics.store_errors.inc()
-                self._mark(up=False, reason=str(exc) or "ping timed out")
             await trio.sleep(PROBE_INTERVAL_S)
+            await self._check(store)
+
+    async def _check(self, store: RunStore) -> None:
+        """Ping the store once, within its call timeout, and set ``store_up``."""
+        try:
+            with trio.fail_after(self._ctx.store_settings.call_timeout_s):
+                await store.ping()
+            self._mark(up=True)
+        except (StoreError, trio.TooSlowError) as exc:
+            if not isinstance(exc, InvalidQuery):
+                self._ctx.metrics.store_errors.inc()
+            self._mark(up=False, reason=str(exc) or "ping timed out")
 
     def _mark(self, *, up: bool, reason: str = "") -> None:
         self._ctx.metrics.store_up.set(1 if up else 0)

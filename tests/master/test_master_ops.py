@@ -9,7 +9,9 @@ import trio
 
 from cluster.cron import parse_schedule
 from cluster.presence import WorkerInfo
+from cluster.store import RunStore
 from master.api import UNDOCUMENTED_ENDPOINTS
+from master_testkit import running_master
 
 METRIC_LINE = re.compile(
     r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
@@ -57,6 +59,26 @@ async def test_metrics_parse_and_count(master):
     assert (prefix + "etcd_errors_total", "") in samples
     assert (prefix + "store_errors_total", "") in samples
     assert samples[(prefix + "store_up", "")] == 1
+
+
+async def test_store_up_is_known_as_soon_as_the_master_has_started(config, monkeypatch):
+    """Regression: store_up read 0 on a fresh master, its first store check not yet done.
+
+    The check is made slow here, so that a master reporting started before it is done
+    fails this test every time, not once in a while.
+    """
+    real_ping = RunStore.ping
+
+    async def slow_ping(store: RunStore) -> None:
+        await trio.sleep(1.0)
+        await real_ping(store)
+
+    monkeypatch.setattr(RunStore, "ping", slow_ping)
+    async with running_master(config) as master:
+        answer = await master.get("/metrics")
+        up = re.search(r"^scheduler_master_store_up (\S+)$", answer.body.decode(), re.M)
+        assert up is not None and float(up[1]) == 1
+        await master.etcd.delete_prefix(config.prefix)
 
 
 def openapi_path(rule: str) -> str:
