@@ -9,7 +9,8 @@ and expressions are cached. croniter remains the oracle of the property tests.
 Grammar (case-insensitive, fields separated by blanks):
   5 fields  minute hour day-of-month month day-of-week          (seconds = 0)
   6 fields  second minute hour day-of-month month day-of-week
-  7 fields  second minute hour day-of-month month day-of-week year (1970-2099)
+  7 fields  second minute hour day-of-month month day-of-week year (1970-2099; the
+            schedule ends with 2099 even when the year field is `*`)
   item      * | ? (day fields) | v | a-b | */n | a-b/n | a/n, comma-separated lists;
             months jan..dec, weekdays sun..sat, weekday 7 = Sunday; a-b with a > b wraps
             (fri-mon, 22-2); a-a is just a (croniter reads it as the whole field).
@@ -35,10 +36,16 @@ UTC, never the machine's zone). At a DST change:
 job's creation time; JobSpec derives a per-name phase when it has none); without one the
 anchor is the epoch. Time zones do not affect intervals.
 
-No future time (`0 0 0 30 2 * *`, all years past): next_after returns None at once;
-impossible day patterns are detected when parsing and any search is bounded to a few
-years (every satisfiable pattern without a year field fires within 8 years, except a
-fifth weekday of February, searched over one 400-year Gregorian cycle).
+No future time (`0 0 0 30 2 * *`, all years past): next_after returns None, and
+no_fire_reason() says why in one line (`no time matches before 2100`). Impossible day
+patterns are detected when parsing. Every search is bounded, never a loop:
+- with a year field (even `*`), by its last year: a 7-field expression never fires after
+  2099, and every time it can match up to then is found from any start, however far
+  ahead its first allowed year lies (issue 16: the bound used to count from the start
+  year). At most 130 years of at most 12 months: a few ms in the worst case;
+- without one, to a few years past the start: every satisfiable pattern fires within
+  8 years (Feb 29 across 2100), except a fifth weekday of February, searched over one
+  400-year Gregorian cycle.
 
 Errors:
     ValueError
@@ -361,6 +368,13 @@ class CronSchedule:
         """The first fire time strictly after t_ms, or None when there is none."""
         raise NotImplementedError
 
+    def no_fire_reason(self) -> str:
+        """Why next_after answered None, in one line for users (the API's `reason`).
+
+        Meaningful only after next_after returned None: it does not search again.
+        """
+        return "no time matches"
+
     def preview(self, n: int, after_ms: int) -> list[int]:
         """Up to n next fire times after after_ms (fewer when the schedule ends)."""
         times: list[int] = []
@@ -409,8 +423,9 @@ class _FieldSchedule(CronSchedule):
         self._zone = zone
         self._seconds, self._minutes, self._hours = second.mask, minute.mask, hour.mask
         self._months = month.mask
-        # Invariant: None or bit (y - 1970) per allowed year.
-        self._years = None if year is None or year.full else year.mask
+        # Invariant: None (5 or 6 fields) or bit (y - 1970) per allowed year. A year
+        # field bounds the search by itself (no bit past 2099), so `*` is kept as a mask.
+        self._years = None if year is None else year.mask
         self._dom, self._dow = dom, dow
         dom_free = dom.text in ("*", "?") or (dom.full and "*" in dow.text)
         dow_free = dow.text in ("*", "?") or (dow.full and "*" in dom.text)
@@ -428,6 +443,20 @@ class _FieldSchedule(CronSchedule):
         longest = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
         return not any(self._months >> m & 1 and dom.mask & ((2 << longest[m]) - 2)
                        for m in range(1, 13))
+
+    def no_fire_reason(self) -> str:
+        if self._years is not None:  # a year field ends the schedule at 2099
+            ending = f"no time matches before {YEAR.hi + 1}"
+        elif self._never:
+            ending = "no time ever matches"
+        else:  # only the end of datetime's range is left
+            return f"no time matches before {_MAX_YEAR}"
+        if not self._never:
+            return ending
+        months = [str(m) for m in range(1, 13) if self._months >> m & 1]
+        noun = "month" if len(months) == 1 else "months"
+        return (f"{ending}: day-of-month {self._dom.text!r} never occurs in "
+                f"{noun} {','.join(months)}")
 
     def _day_mask(self, year: int, month: int) -> int:
         """Bit d set iff day d of this month matches the day fields."""
@@ -467,7 +496,11 @@ class _FieldSchedule(CronSchedule):
         h, rest = divmod(sod, 3600)
         mi, s = divmod(rest, 60)
         years = self._years
-        limit = min(y + self._horizon_years, _MAX_YEAR)
+        # With a year field, its last bit ends the search (<= 130 years of at most 12
+        # months each); without one, every satisfiable pattern fires within the horizon.
+        # The bound must not depend on the start year alone: a year field may begin
+        # decades after it (issue 16).
+        limit = _MAX_YEAR if years is not None else min(y + self._horizon_years, _MAX_YEAR)
         mask_key, dmask = (0, 0), 0
         while True:
             if years is not None:
