@@ -27,10 +27,20 @@ UTC, never the machine's zone). At a DST change:
 - a wall time the clock skips (the gap) fires once, at the instant the clock jumps
   (Berlin, last Sunday of March: `30 2 * * *` fires at 03:00 CEST, like croniter);
 - a wall time the clock shows twice (the overlap) fires on its first occurrence only,
-  so daily jobs never run twice;
-- except expressions whose hour field is `*` (every hour): they follow elapsed time,
-  firing in both passes of the overlap and ignoring the gap (`*/20 * * * *` keeps a
-  20-minute rhythm through both changes).
+  so daily jobs never run twice (Berlin, last Sunday of October: `30 2 * * *` fires at
+  02:30 CEST, not again at 02:30 CET; croniter fires both);
+- except expressions whose hour field lists every hour (`*`, `0-23`): they match the
+  wall clock as it is shown at each instant, so a skipped wall time never fires and a
+  repeated one fires in both passes. When the shift is a whole number of their steps
+  (Berlin's hour; `*/20 * * * *`) that keeps their rhythm in elapsed time: 01:40 CET,
+  then 03:00 CEST 20 minutes later in March; 02:00-02:40 twice in October.
+  When it is not, nothing corrects it: the one interval that spans the change is
+  stretched or shortened by the shift. Lord Howe moves by 30 minutes (+10:30 <->
+  +11:00 at 02:00), so `0 * * * *` fires 01:00 then 03:00 in October (02:00 does not
+  exist) and 01:00 then 02:00 in April (01:30-02:00 repeats, with no :00 in it): a
+  90-minute interval at both changes, as croniter and cronsim give; `30 * * * *` fires
+  01:30 then 02:30 in October and 01:30 twice in April, 30 minutes apart each time (as
+  croniter; cronsim fires neither that 02:30 nor the second 01:30).
 
 `@every` fires at `anchor_ms + k * period` for k >= 1: the caller passes the anchor (the
 job's creation time; JobSpec derives a per-name phase when it has none); without one the
