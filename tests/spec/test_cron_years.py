@@ -119,7 +119,7 @@ class _Days:
 
     @staticmethod
     def _plain(text: str, field: str) -> set[int] | None:
-        if any(c in text.upper() for c in "LW#") :
+        if any(c in text.upper() for c in "LW#"):
             return None
         return values_of(text, field)
 
