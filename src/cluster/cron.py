@@ -9,8 +9,9 @@ and expressions are cached. croniter remains the oracle of the property tests.
 Grammar (case-insensitive, fields separated by blanks):
   5 fields  minute hour day-of-month month day-of-week          (seconds = 0)
   6 fields  second minute hour day-of-month month day-of-week
-  7 fields  second minute hour day-of-month month day-of-week year (1970-2099; the
-            schedule ends with 2099 even when the year field is `*`)
+  7 fields  second minute hour day-of-month month day-of-week year (1970-2099; a year
+            field that lists every year, `*` or 1970-2099, restricts nothing and the
+            schedule goes on after 2099, as in croniter)
   item      * | ? (day fields) | v | a-b | */n | a-b/n | a/n, comma-separated lists;
             months jan..dec, weekdays sun..sat, weekday 7 = Sunday; a-b with a > b wraps
             (fri-mon, 22-2); a-a is just a (croniter reads it as the whole field).
@@ -49,10 +50,10 @@ anchor is the epoch. Time zones do not affect intervals.
 No future time (`0 0 0 30 2 * *`, all years past): next_after returns None, and
 no_fire_reason() says why in one line (`no time matches before 2100`). Impossible day
 patterns are detected when parsing. Every search is bounded, never a loop:
-- with a year field (even `*`), by its last year: a 7-field expression never fires after
-  2099, and every time it can match up to then is found from any start, however far
-  ahead its first allowed year lies (issue 16: the bound used to count from the start
-  year). At most 130 years of at most 12 months: a few ms in the worst case;
+- with a year field that restricts, by its last year (2099 at most): every time it can
+  match up to then is found from any start, however far ahead its first allowed year
+  lies (issue 16: the bound used to count from the start year). At most 130 years of
+  at most 12 months: a few ms in the worst case;
 - without one, to a few years past the start: every satisfiable pattern fires within
   8 years (Feb 29 across 2100), except a fifth weekday of February, searched over one
   400-year Gregorian cycle.
@@ -433,9 +434,10 @@ class _FieldSchedule(CronSchedule):
         self._zone = zone
         self._seconds, self._minutes, self._hours = second.mask, minute.mask, hour.mask
         self._months = month.mask
-        # Invariant: None (5 or 6 fields) or bit (y - 1970) per allowed year. A year
-        # field bounds the search by itself (no bit past 2099), so `*` is kept as a mask.
-        self._years = None if year is None else year.mask
+        # Invariant: None (no year field, or one that lists every year: like croniter,
+        # it restricts nothing) or bit (y - 1970) per allowed year, which bounds the
+        # search by itself (no bit past 2099).
+        self._years = None if year is None or year.full else year.mask
         self._dom, self._dow = dom, dow
         dom_free = dom.text in ("*", "?") or (dom.full and "*" in dow.text)
         dow_free = dow.text in ("*", "?") or (dow.full and "*" in dom.text)
@@ -455,7 +457,7 @@ class _FieldSchedule(CronSchedule):
                        for m in range(1, 13))
 
     def no_fire_reason(self) -> str:
-        if self._years is not None:  # a year field ends the schedule at 2099
+        if self._years is not None:  # a restricting year field ends it by 2099
             ending = f"no time matches before {YEAR.hi + 1}"
         elif self._never:
             ending = "no time ever matches"

@@ -52,13 +52,13 @@ def test_far_year_list_fires_in_new_york_after_the_last_time_of_its_first_year()
     assert iso(fire, NEW_YORK) == "2040-01-01T12:00:00-05:00"
 
 
-def test_a_year_field_ends_the_schedule_at_2099_even_when_it_is_a_star() -> None:
-    schedule = parse_schedule("0 0 0 1 1 * *")
-    assert iso(schedule.next_after(ms(2099, 6, 1))) is None
+def test_a_year_field_listing_every_year_restricts_nothing_as_in_croniter() -> None:
+    for expr in ("0 0 0 1 1 * *", "0 0 0 1 1 * 1970-2099", "0 0 1 1 *"):
+        assert iso(parse_schedule(expr).next_after(ms(2099, 6, 1))) == \
+            "2100-01-01T00:00:00+00:00", expr
+    schedule = parse_schedule("0 0 0 1 1 * 2000-2099")  # restricts: ends with 2099
+    assert schedule.next_after(ms(2099, 6, 1)) is None
     assert schedule.no_fire_reason() == "no time matches before 2100"
-    # Without a year field the schedule goes on.
-    assert iso(parse_schedule("0 0 1 1 *").next_after(ms(2099, 6, 1))) == \
-        "2100-01-01T00:00:00+00:00"
 
 
 @pytest.mark.parametrize(("expr", "reason"), [
@@ -67,6 +67,7 @@ def test_a_year_field_ends_the_schedule_at_2099_even_when_it_is_a_star() -> None
     ("0 0 0 30 2 * 2030", "no time matches before 2100: day-of-month '30' never occurs "
                           "in month 2"),
     ("0 0 31 4,6 *", "no time ever matches: day-of-month '31' never occurs in months 4,6"),
+    ("0 0 0 30 2 * *", "no time ever matches: day-of-month '30' never occurs in month 2"),
 ])
 def test_no_fire_reason_says_why(expr: str, reason: str) -> None:
     schedule = parse_schedule(expr)
@@ -166,14 +167,17 @@ def _first_time_after(times: list[list[int]], after: tuple[int, ...] | None) -> 
 
 
 def brute_force(expr: str, t_ms: int) -> int | None:
-    """The first fire strictly after t_ms in UTC, walking every allowed day up to 2099."""
+    """The first fire strictly after t_ms in UTC, walking every allowed day up to 2099
+    (a Gregorian cycle ahead for a year field that lists every year: it restricts
+    nothing)."""
     second, minute, hour, dom, month, dow, year = expr.split()
     times = [sorted(values_of(f, k)) for f, k in
              ((hour, "hour"), (minute, "minute"), (second, "second"))]
     days, months, years = _Days(dom, dow), values_of(month, "month"), values_of(year, "year")
     start = datetime.fromtimestamp(t_ms // 1000, timezone.utc)
-    for y in range(start.year, 2100):
-        if y not in years:
+    every_year = years == set(range(1970, 2100))  # restricts nothing: goes on after 2099
+    for y in range(start.year, start.year + 401 if every_year else 2100):
+        if y not in years and not every_year:
             continue
         for m in sorted(months):
             if (y, m) < (start.year, start.month):
@@ -212,6 +216,7 @@ _STARTS = st.integers(ms(1990, 1, 1), ms(2100, 1, 1) - 1)
 @example("0 0 0 L 2 ? 2040,2044,2048", ms(2040, 2, 29))
 @example("0 0 0 15W * ? 2050-2060/5", ms(2030, 3, 1))
 @example("0 0 0 ? 2 1#5 2030-2099", ms(2045, 1, 1))
+@example("0 0 0 ? 2 1#5 *", ms(2073, 1, 1))  # every year: past 2099, to 2128
 def test_next_time_is_the_first_allowed_time_of_a_brute_force_walk(
         expr: str, t_ms: int) -> None:
     ours = parse_schedule(expr).next_after(t_ms)
