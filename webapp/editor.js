@@ -46,8 +46,10 @@ export function editorView(ctx, name) {
   const errors = new Map();
   const formError = el("p", { class: "form-error", role: "alert", hidden: true });
   const preview = el("div", { class: "cron-preview", "aria-live": "polite" });
+  // An existing job that can never fire says so at the top (the API's `reason`).
+  const unschedulable = el("p", { class: "never unschedulable", role: "status", hidden: true });
   const form = el("form", { class: "editor", novalidate: true },
-    formError,
+    formError, unschedulable,
     FIELDS.map((field) => fieldRow(field, controls, errors,
       field.name === "cronExpr" ? preview : null)),
     el("div", { class: "buttons" },
@@ -66,7 +68,7 @@ export function editorView(ctx, name) {
   });
   if (name) {
     controls.get("name").readOnly = true;
-    load(name, controls, errorsView).then(() => updatePreview(controls, preview));
+    load(name, controls, errorsView, unschedulable).then(() => updatePreview(controls, preview));
   }
   return { root };
 }
@@ -127,10 +129,14 @@ function zoneList() {
     ["UTC", ...zones].map((zone) => el("option", { value: zone })));
 }
 
-async function load(name, controls, errorsView) {
+async function load(name, controls, errorsView, unschedulable) {
   try {
     const { job } = await request("GET", apiPath("jobs", name));
     fill(controls, job);
+    if (job.schedulable === false) {
+      unschedulable.textContent = `This job will never fire: ${job.reason}.`;
+      unschedulable.hidden = false;
+    }
   } catch (err) {
     showErrors(errorsView, err);
   }
@@ -188,7 +194,9 @@ async function save(ctx, controls, errorsView) {
     if (!spec.name) throw new ApiError(400, "bad_request", "a name is required", "name");
     const answer = await request("PUT", apiPath("jobs", spec.name), { body: spec });
     const verb = answer.previous ? "Updated" : "Created";
-    ctx.notify(`${verb} job ${spec.name}`, "ok");
+    const warnings = answer.warnings || [];  // e.g. the job will never fire
+    if (warnings.length) ctx.notify(`${verb} job ${spec.name}. ${warnings.join(" ")}`, "warn");
+    else ctx.notify(`${verb} job ${spec.name}`, "ok");
     ctx.navigate("#jobs");
   } catch (err) {
     showErrors(errorsView, err);
@@ -265,12 +273,16 @@ async function updatePreview(controls, box) {
 
 function previewList(answer) {
   const times = answer.times || [];
-  if (times.length === 0) return el("p", {}, "This expression never fires again.");
+  const why = answer.reason ? `: ${answer.reason}` : "";
+  if (times.length === 0) {
+    return el("p", { class: "never" }, `This expression never fires again${why}.`);
+  }
   return [
     el("p", { class: "muted small" }, `Next ${times.length} fires (${answer.timezone}), ` +
       "shown in your local time:"),
     el("ol", {}, times.map((ms) => el("li", {}, formatTime(ms), " ",
       el("span", { class: "muted" }, `(${formatRelative(ms)})`)))),
+    answer.reason ? el("p", { class: "never" }, `Then no more${why}.`) : null,
   ];
 }
 

@@ -60,6 +60,10 @@ function jobRow(job, ctx, refresh) {
 }
 
 function nextFire(job) {
+  if (job.schedulable === false) {  // the expression has no future time: say why
+    return el("span", { class: "never", title: "This job will never fire again" },
+      `Never: ${job.reason}`);
+  }
   if (job.nextFire === null || job.nextFire === undefined) {
     return el("span", { class: "muted" }, job.paused ? "— (paused)" : "—");
   }

@@ -9,7 +9,9 @@ and expressions are cached. croniter remains the oracle of the property tests.
 Grammar (case-insensitive, fields separated by blanks):
   5 fields  minute hour day-of-month month day-of-week          (seconds = 0)
   6 fields  second minute hour day-of-month month day-of-week
-  7 fields  second minute hour day-of-month month day-of-week year (1970-2099)
+  7 fields  second minute hour day-of-month month day-of-week year (1970-2099; a year
+            field that lists every year, `*` or 1970-2099, restricts nothing and the
+            schedule goes on after 2099, as in croniter)
   item      * | ? (day fields) | v | a-b | */n | a-b/n | a/n, comma-separated lists;
             months jan..dec, weekdays sun..sat, weekday 7 = Sunday; a-b with a > b wraps
             (fri-mon, 22-2); a-a is just a (croniter reads it as the whole field).
@@ -26,19 +28,35 @@ UTC, never the machine's zone). At a DST change:
 - a wall time the clock skips (the gap) fires once, at the instant the clock jumps
   (Berlin, last Sunday of March: `30 2 * * *` fires at 03:00 CEST, like croniter);
 - a wall time the clock shows twice (the overlap) fires on its first occurrence only,
-  so daily jobs never run twice;
-- except expressions whose hour field is `*` (every hour): they follow elapsed time,
-  firing in both passes of the overlap and ignoring the gap (`*/20 * * * *` keeps a
-  20-minute rhythm through both changes).
+  so daily jobs never run twice (Berlin, last Sunday of October: `30 2 * * *` fires at
+  02:30 CEST, not again at 02:30 CET; croniter fires both);
+- except expressions whose hour field lists every hour (`*`, `0-23`): they match the
+  wall clock as it is shown at each instant, so a skipped wall time never fires and a
+  repeated one fires in both passes. When the shift is a whole number of their steps
+  (Berlin's hour; `*/20 * * * *`) that keeps their rhythm in elapsed time: 01:40 CET,
+  then 03:00 CEST 20 minutes later in March; 02:00-02:40 twice in October.
+  When it is not, nothing corrects it: the one interval that spans the change is
+  stretched or shortened by the shift. Lord Howe moves by 30 minutes (+10:30 <->
+  +11:00 at 02:00), so `0 * * * *` fires 01:00 then 03:00 in October (02:00 does not
+  exist) and 01:00 then 02:00 in April (01:30-02:00 repeats, with no :00 in it): a
+  90-minute interval at both changes, as croniter and cronsim give; `30 * * * *` fires
+  01:30 then 02:30 in October and 01:30 twice in April, 30 minutes apart each time (as
+  croniter; cronsim fires neither that 02:30 nor the second 01:30).
 
 `@every` fires at `anchor_ms + k * period` for k >= 1: the caller passes the anchor (the
 job's creation time; JobSpec derives a per-name phase when it has none); without one the
 anchor is the epoch. Time zones do not affect intervals.
 
-No future time (`0 0 0 30 2 * *`, all years past): next_after returns None at once;
-impossible day patterns are detected when parsing and any search is bounded to a few
-years (every satisfiable pattern without a year field fires within 8 years, except a
-fifth weekday of February, searched over one 400-year Gregorian cycle).
+No future time (`0 0 0 30 2 * *`, all years past): next_after returns None, and
+no_fire_reason() says why in one line (`no time matches before 2100`). Impossible day
+patterns are detected when parsing. Every search is bounded, never a loop:
+- with a year field that restricts, by its last year (2099 at most): every time it can
+  match up to then is found from any start, however far ahead its first allowed year
+  lies (issue 16: the bound used to count from the start year). At most 130 years of
+  at most 12 months: a few ms in the worst case;
+- without one, to a few years past the start: every satisfiable pattern fires within
+  8 years (Feb 29 across 2100), except a fifth weekday of February, searched over one
+  400-year Gregorian cycle.
 
 Errors:
     ValueError
@@ -361,6 +379,13 @@ class CronSchedule:
         """The first fire time strictly after t_ms, or None when there is none."""
         raise NotImplementedError
 
+    def no_fire_reason(self) -> str:
+        """Why next_after answered None, in one line for users (the API's `reason`).
+
+        Meaningful only after next_after returned None: it does not search again.
+        """
+        return "no time matches"
+
     def preview(self, n: int, after_ms: int) -> list[int]:
         """Up to n next fire times after after_ms (fewer when the schedule ends)."""
         times: list[int] = []
@@ -409,7 +434,9 @@ class _FieldSchedule(CronSchedule):
         self._zone = zone
         self._seconds, self._minutes, self._hours = second.mask, minute.mask, hour.mask
         self._months = month.mask
-        # Invariant: None or bit (y - 1970) per allowed year.
+        # Invariant: None (no year field, or one that lists every year: like croniter,
+        # it restricts nothing) or bit (y - 1970) per allowed year, which bounds the
+        # search by itself (no bit past 2099).
         self._years = None if year is None or year.full else year.mask
         self._dom, self._dow = dom, dow
         dom_free = dom.text in ("*", "?") or (dom.full and "*" in dow.text)
@@ -428,6 +455,20 @@ class _FieldSchedule(CronSchedule):
         longest = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
         return not any(self._months >> m & 1 and dom.mask & ((2 << longest[m]) - 2)
                        for m in range(1, 13))
+
+    def no_fire_reason(self) -> str:
+        if self._years is not None:  # a restricting year field ends it by 2099
+            ending = f"no time matches before {YEAR.hi + 1}"
+        elif self._never:
+            ending = "no time ever matches"
+        else:  # only the end of datetime's range is left
+            return f"no time matches before {_MAX_YEAR}"
+        if not self._never:
+            return ending
+        months = [str(m) for m in range(1, 13) if self._months >> m & 1]
+        noun = "month" if len(months) == 1 else "months"
+        return (f"{ending}: day-of-month {self._dom.text!r} never occurs in "
+                f"{noun} {','.join(months)}")
 
     def _day_mask(self, year: int, month: int) -> int:
         """Bit d set iff day d of this month matches the day fields."""
@@ -467,7 +508,11 @@ class _FieldSchedule(CronSchedule):
         h, rest = divmod(sod, 3600)
         mi, s = divmod(rest, 60)
         years = self._years
-        limit = min(y + self._horizon_years, _MAX_YEAR)
+        # With a year field, its last bit ends the search (<= 130 years of at most 12
+        # months each); without one, every satisfiable pattern fires within the horizon.
+        # The bound must not depend on the start year alone: a year field may begin
+        # decades after it (issue 16).
+        limit = _MAX_YEAR if years is not None else min(y + self._horizon_years, _MAX_YEAR)
         mask_key, dmask = (0, 0), 0
         while True:
             if years is not None:

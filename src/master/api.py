@@ -107,7 +107,8 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
         spec = job_from_document(document, name)
         outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, by(), reply))
         previous = None if outcome.previous is None else outcome.previous.to_json()
-        return json_response({"job": outcome.view.to_json(), "previous": previous},
+        return json_response({"job": outcome.view.to_json(), "previous": previous,
+                              "warnings": outcome.warnings},
                              201 if outcome.created else 200)
 
     @bp.delete("/jobs/<job:name>")
@@ -199,7 +200,10 @@ def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
         raise BadRequest("tz", exc.reason) from None
     except CronError as exc:
         raise BadRequest("expr", exc.reason) from None
-    return {"expr": expr, "timezone": tz, "times": schedule.preview(n, now_ms)}
+    times = schedule.preview(n, now_ms)
+    # Fewer than n times: the schedule ends; say why (null when it goes on).
+    reason = schedule.no_fire_reason() if len(times) < n else None
+    return {"expr": expr, "timezone": tz, "times": times, "reason": reason}
 
 
 def run_query(job_name: str | None) -> RunQuery:

@@ -71,6 +71,9 @@ def closed(properties: dict[str, Schema], required: list[str] | None = None,
 STRING_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 EPOCH_MS: Schema = {"type": "integer", "description": "epoch milliseconds"}
 NO_NUL = "^[^\\x00]*$"
+WARNINGS: Schema = {"type": "array", "items": {"type": "string"}, "description":
+                    "what the saver should know though the save succeeded, e.g. that the "
+                    "job will never fire (its expression has no future time)"}
 # What a request may send. Rules JSON Schema cannot state (cron grammar, IANA zone
 # names, a command's size in UTF-8 bytes, printable label values) are checked by the
 # master, which answers 400 naming the field; the schemas here never reject what the
@@ -132,11 +135,18 @@ def _schemas() -> dict[str, Schema]:
                           "A job as a client sends it; name optional in PUT (must equal "
                           "the path). Unknown fields are rejected."),
         "Job": closed(spec, None, "A stored job spec, every field present."),
-        "JobView": closed({**spec, "nextFire": nullable("integer",
-                                                        description="epoch ms; null when "
-                                                        "paused or never again"),
-                           "running": {"type": "array", "items": ref("RunningRun")}},
-                          None, "A job with its next fire time and running instances."),
+        "JobView": closed({
+            **spec,
+            "nextFire": nullable("integer", description="epoch ms; null when paused or "
+                                 "never again (then `reason` says which)"),
+            "schedulable": {"type": "boolean", "description":
+                            "false when the job can never fire again (its expression has "
+                            "no future time), paused or not"},
+            "reason": nullable("string", examples=["no time matches before 2100", "paused"],
+                               description="why the job does not fire; null when it "
+                               "fires at nextFire"),
+            "running": {"type": "array", "items": ref("RunningRun")}},
+            None, "A job with its next fire time and running instances."),
         "RunningRun": running,
         "Run": closed({
             "runId": {"type": "string"}, "jobName": {"type": "string"},
@@ -311,8 +321,9 @@ def _job_paths() -> dict[str, Schema]:
         "absent runId (or no body): every running instance")}}}
     deleted = {"anyOf": [ref("Job"), {"type": "object", "description":
                                       "a stored document that was not a valid spec"}]}
-    saved = closed({"job": ref("JobView"), "previous": {"anyOf": [ref("Job"),
-                                                                  {"type": "null"}]}})
+    saved = closed({"job": ref("JobView"),
+                    "previous": {"anyOf": [ref("Job"), {"type": "null"}]},
+                    "warnings": WARNINGS})
     errors = ("BadRequest", "Unauthorized", "NotFound", "Unavailable")
     return {
         "/api/v1/jobs": {"get": _op("List jobs, sorted by name", {
@@ -385,7 +396,10 @@ def _audit_paths() -> dict[str, Schema]:
 
 def _other_paths() -> dict[str, Schema]:
     preview = closed({"expr": {"type": "string"}, "timezone": {"type": "string"},
-                      "times": {"type": "array", "items": EPOCH_MS}})
+                      "times": {"type": "array", "items": EPOCH_MS},
+                      "reason": nullable("string", examples=["no time matches before 2100"],
+                                         description="why there are fewer than n times; "
+                                         "null when there are n")})
     text = {"text/plain": {"schema": {"type": "string"}}}
     health = {"oneOf": [ref("HealthSummary"), ref("Health")]}
     return {
@@ -436,10 +450,13 @@ def _ui_paths() -> dict[str, Schema]:
 
 
 def _seed_paths() -> dict[str, Schema]:
-    def envelope(data: Schema) -> Schema:
-        return _json(closed({"errno": {"type": "integer", "const": 0},
-                             "msg": {"type": "string", "const": "success"},
-                             "data": data}), "success")
+    def envelope(data: Schema, warnings: bool = False) -> Schema:
+        properties = {"errno": {"type": "integer", "const": 0},
+                      "msg": {"type": "string", "const": "success"}, "data": data}
+        if warnings:  # present only when there are some: the seed's exact shape otherwise
+            return _json(closed({**properties, "warnings": WARNINGS}, list(properties)),
+                         "success")
+        return _json(closed(properties), "success")
 
     def form(field: str, value: Schema) -> Schema:
         # Open: the seed's master read its one field and ignored the rest, and so do we.
@@ -458,7 +475,8 @@ def _seed_paths() -> dict[str, Schema]:
     job_list = {"type": "array", "items": ref("SeedJob")}
     return {
         "/job/save": {"post": _op("Seed: save a job; data is the previous job or null", {
-            "200": envelope(maybe_job), **errors, **_errors("Conflict", seed=True)},
+            "200": envelope(maybe_job, warnings=True), **errors,
+            **_errors("Conflict", seed=True)},
             body=form("job", {"minLength": 1, "contentMediaType": JSON,
                               "contentSchema": ref("JobSpec"), "examples": [job_text],
                               "description": "the job spec as JSON, with its name"}),

@@ -7,6 +7,7 @@ so a response body is exactly the dict the handler made.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from quart import Response
@@ -38,8 +39,13 @@ def is_seed_path(path: str) -> bool:
     return path.startswith(SEED_PREFIXES)
 
 
-def seed_ok(data: Any) -> Response:
-    return json_response({"errno": 0, "msg": "success", "data": data})
+def seed_ok(data: Any, warnings: Sequence[str] = ()) -> Response:
+    """The seed's success envelope; `warnings` only when there are some, so that the
+    seed's clients see its exact shape otherwise."""
+    body: dict[str, Any] = {"errno": 0, "msg": "success", "data": data}
+    if warnings:
+        body["warnings"] = list(warnings)
+    return json_response(body)
 
 
 def api_error(error: ApiError, path: str) -> Response:

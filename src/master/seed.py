@@ -41,7 +41,8 @@ def seed_routes(ctx: MasterContext) -> Blueprint:
     async def save() -> Response:
         spec = job_from_document(parse_json_object(await form_field(request, "job"), "job"))
         outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, by(), reply))
-        return seed_ok(None if outcome.previous is None else outcome.previous.to_json())
+        return seed_ok(None if outcome.previous is None else outcome.previous.to_json(),
+                       outcome.warnings)
 
     @bp.post("/job/delete")
     async def delete() -> Response:

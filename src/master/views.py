@@ -17,22 +17,40 @@ from cluster.store import RunRecord
 __all__ = ["JobView", "SaveOutcome", "WorkerView", "seed_job", "seed_log_entry"]
 
 
+PAUSED_REASON = "paused"
+
+
 @dataclass(frozen=True, slots=True)
 class JobView:
-    """A job as the API shows it: the spec, when it fires next, what runs now."""
+    """A job as the API shows it: the spec, when it fires next, what runs now.
+
+    `schedulable` is False when the job can never fire again (its expression has no
+    future time), paused or not; `reason` says why the job does not fire (that, or
+    "paused") and is None when it fires at `next_fire_ms`. The alerts (issue 12) read
+    `schedulable`; a job saved unschedulable gets a warning (`SaveOutcome.warnings`).
+    """
 
     spec: JobSpec
     next_fire_ms: int | None  # None: paused, or the expression has no future time
     running: tuple[RunningInfo, ...]
+    schedulable: bool = True
+    reason: str | None = None
 
     @classmethod
     def of(cls, spec: JobSpec, now_ms: int, running: tuple[RunningInfo, ...]) -> JobView:
-        next_fire = None if spec.paused else spec.schedule().next_after(now_ms)
+        schedule = spec.schedule()
+        next_fire = schedule.next_after(now_ms)
+        if next_fire is None:
+            return cls(spec, None, running, False, schedule.no_fire_reason())
+        if spec.paused:
+            return cls(spec, None, running, True, PAUSED_REASON)
         return cls(spec, next_fire, running)
 
     def to_json(self) -> dict[str, Any]:
         body = self.spec.to_json()
         body["nextFire"] = self.next_fire_ms
+        body["schedulable"] = self.schedulable
+        body["reason"] = self.reason
         body["running"] = [
             {"runId": r.run_id, "worker": r.worker_id, "startTime": r.started_ms,
              "attempt": r.attempt, "trigger": r.trigger}
@@ -46,6 +64,15 @@ class SaveOutcome:
     view: JobView
     previous: JobSpec | None  # the valid spec it replaced; None if new (or unreadable)
     created: bool  # no key existed before
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the saver should know though the save succeeded (the `warnings` list)."""
+        view = self.view
+        if view.schedulable:
+            return []
+        return [f"job {view.spec.name!r} will never fire: {view.reason} "
+                f"(cronExpr {view.spec.cron_expr!r}, timezone {view.spec.timezone!r})"]
 
 
 @dataclass(frozen=True, slots=True)

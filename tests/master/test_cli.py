@@ -173,6 +173,49 @@ def test_jobs_put_flags_override_the_file(tmp_path, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.startswith("updated job backup")
 
 
+NEVER_REASON = "no time matches before 2100"
+PAST = {**JOB, "name": "past", "cronExpr": "0 0 0 1 1 * 2020", "nextFire": None,
+        "schedulable": False, "reason": NEVER_REASON, "running": []}
+NEVER_WARNING = ("job 'past' will never fire: no time matches before 2100 "
+                 "(cronExpr '0 0 0 1 1 * 2020', timezone 'Europe/Paris')")
+
+
+def test_jobs_put_prints_the_answer_warnings_on_stderr(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    answer = {"job": PAST, "previous": None, "warnings": [NEVER_WARNING]}
+    fake = FakeMaster({("PUT", "/api/v1/jobs/past"): ok(answer, 201)})
+    assert run(fake, "jobs", "put", "past", "--command", "true",
+               "--cron", "0 0 0 1 1 * 2020") == 0  # saved: a warning is no failure
+    printed = capsys.readouterr()
+    assert printed.err == f"schedctl: warning: {NEVER_WARNING}\n"
+    assert printed.out == f"created job past; next fire: never: {NEVER_REASON}\n"
+    assert run(fake, "--json", "jobs", "put", "past", "--command", "true",
+               "--cron", "0 0 0 1 1 * 2020") == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == answer  # stdout stays the document
+    assert printed.err == f"schedctl: warning: {NEVER_WARNING}\n"
+
+
+def test_jobs_list_and_get_say_why_a_job_never_fires(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeMaster({("GET", "/api/v1/jobs"): ok({"jobs": [PAST, LONG]}),
+                       ("GET", "/api/v1/jobs/past"): ok({"job": PAST})})
+    assert run(fake, "jobs", "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"never: {NEVER_REASON}" in lines[1]
+    assert "never" not in lines[2]  # paused: no next fire, but not never
+    assert run(fake, "jobs", "get", "past") == 0
+    assert re.search(rf"^next fire +never: {NEVER_REASON}$", capsys.readouterr().out, re.M)
+
+
+def test_preview_says_why_an_expression_never_fires(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeMaster({("GET", "/api/v1/cron/preview"): ok(
+        {"expr": "0 0 0 1 1 * 2020", "timezone": "UTC", "times": [], "reason": NEVER_REASON})})
+    assert run(fake, "preview", "0 0 0 1 1 * 2020") == 0
+    assert capsys.readouterr().out == f"0 0 0 1 1 * 2020 never fires again: {NEVER_REASON}\n"
+
+
 @pytest.mark.parametrize("argv", [
     ["jobs", "put", "x", "--command", "true"],  # no --cron and no --file
     ["jobs", "put", "x", "--file", "/nonexistent/spec.json"],

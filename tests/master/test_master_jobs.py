@@ -24,7 +24,10 @@ async def test_save_get_list_delete_round_trip(master):
     stored = await master.stored("backup")
     # The stored form leaves out a null user (older workers reject unknown keys).
     assert job["user"] is None
-    assert stored == {k: v for k, v in job.items() if k not in ("nextFire", "running", "user")}
+    assert job["schedulable"] is True and job["reason"] is None
+    assert created.json["warnings"] == []
+    view_only = ("nextFire", "schedulable", "reason", "running", "user")
+    assert stored == {k: v for k, v in job.items() if k not in view_only}
     assert JobSpec.from_json(stored).created_at_ms == job["createdAt"]
 
     got = await master.get("/api/v1/jobs/backup")
@@ -116,11 +119,12 @@ async def test_pause_and_resume_flip_the_stored_spec(master):
     paused = await master.post("/api/v1/jobs/p/pause")
     assert paused.status == 200
     assert paused.json["job"]["paused"] is True and paused.json["job"]["nextFire"] is None
+    assert paused.json["job"]["reason"] == "paused" and paused.json["job"]["schedulable"]
     assert (await master.stored("p"))["paused"] is True
     again = await master.post("/api/v1/jobs/p/pause")  # idempotent
     assert again.status == 200 and again.json["job"]["paused"] is True
     resumed = await master.post("/api/v1/jobs/p/resume")
-    assert resumed.json["job"]["paused"] is False
+    assert resumed.json["job"]["paused"] is False and resumed.json["job"]["reason"] is None
     assert isinstance(resumed.json["job"]["nextFire"], int)
     assert (await master.stored("p"))["paused"] is False
 
@@ -170,3 +174,58 @@ async def test_concurrent_saves_all_land(master):
     stored = await master.stored("race")
     assert stored["command"].startswith("echo ")
     assert master.ctx.metrics.job_saves.value("created") == 1
+
+
+# --------------------------------------------------------------------------- no future fire
+
+NEVER = {"command": "true", "cronExpr": "0 0 0 1 1 * 2020"}
+NEVER_REASON = "no time matches before 2100"
+
+
+async def test_a_job_that_can_never_fire_says_so_and_saving_it_warns(master):
+    saved = await master.put("/api/v1/jobs/past", json=NEVER)
+    assert saved.status == 201  # saved all the same: it may be edited later
+    job = saved.json["job"]
+    assert (job["nextFire"], job["schedulable"], job["reason"]) == (None, False, NEVER_REASON)
+    assert saved.json["warnings"] == [
+        "job 'past' will never fire: no time matches before 2100 "
+        "(cronExpr '0 0 0 1 1 * 2020', timezone 'UTC')"]
+    assert (await master.stored("past"))["cronExpr"] == NEVER["cronExpr"]
+
+    got = (await master.get("/api/v1/jobs/past")).json["job"]
+    assert (got["schedulable"], got["reason"]) == (False, NEVER_REASON)
+    await master.put("/api/v1/jobs/fine", json=SPEC)
+    listed = {j["name"]: j for j in (await master.get("/api/v1/jobs")).json["jobs"]}
+    assert (listed["past"]["schedulable"], listed["past"]["reason"]) == (False, NEVER_REASON)
+    assert (listed["fine"]["schedulable"], listed["fine"]["reason"]) == (True, None)
+
+    # Paused or not, it stays unschedulable: that reason outweighs "paused".
+    paused = (await master.post("/api/v1/jobs/past/pause")).json["job"]
+    assert (paused["schedulable"], paused["reason"]) == (False, NEVER_REASON)
+
+    fixed = await master.put("/api/v1/jobs/past", json={**NEVER, "cronExpr": "0 0 0 1 1 * 2099"})
+    assert fixed.status == 200 and fixed.json["warnings"] == []
+    assert fixed.json["job"]["schedulable"] is True
+
+
+async def test_a_far_year_field_has_its_next_fire(master):
+    # Issue 16: the search used to stop 9 years after now.
+    saved = await master.put("/api/v1/jobs/far", json={"command": "true",
+                                                       "cronExpr": "0 59 23 31 12 * 2099"})
+    job = saved.json["job"]
+    assert job["nextFire"] == 4_102_444_740_000  # 2099-12-31T23:59:00Z
+    assert job["schedulable"] is True and saved.json["warnings"] == []
+
+
+async def test_preview_says_why_there_are_fewer_times(master):
+    never = await master.get("/api/v1/cron/preview",
+                             query_string={"expr": "0 0 0 1 1 * 2020"})
+    assert never.status == 200
+    assert never.json["times"] == [] and never.json["reason"] == NEVER_REASON
+    ends = await master.get("/api/v1/cron/preview",
+                            query_string={"expr": "0 0 0 1 1 * 2098,2099", "n": "5"})
+    assert ends.json["times"] == [4_039_372_800_000, 4_070_908_800_000]  # Jan 1st
+    assert ends.json["reason"] == NEVER_REASON
+    goes_on = await master.get("/api/v1/cron/preview",
+                               query_string={"expr": "*/5 * * * *", "n": "3"})
+    assert len(goes_on.json["times"]) == 3 and goes_on.json["reason"] is None

@@ -20,6 +20,7 @@ jsonschema = pytest.importorskip("jsonschema")
 SPEC = {"command": "echo hi", "cronExpr": "@every 1m", "env": {"A": "1"},
         "selector": {"zone": "a"}}
 FORM = "application/x-www-form-urlencoded"
+NEVER = {"command": "true", "cronExpr": "0 0 0 1 1 * 2020"}  # no future time
 
 # (method, url, OpenAPI path template, request kwargs)
 CASES = [
@@ -29,6 +30,8 @@ CASES = [
     ("GET", "/api/v1/jobs/a%2Fb", "/api/v1/jobs/{name}", {}),
     ("PUT", "/api/v1/jobs/app", "/api/v1/jobs/{name}", {"json": SPEC}),
     ("PUT", "/api/v1/jobs/new", "/api/v1/jobs/{name}", {"json": SPEC}),
+    ("PUT", "/api/v1/jobs/past", "/api/v1/jobs/{name}", {"json": NEVER}),  # warnings
+    ("GET", "/api/v1/jobs/past", "/api/v1/jobs/{name}", {}),  # schedulable false
     ("PUT", "/api/v1/jobs/bad", "/api/v1/jobs/{name}", {"json": {"command": "x"}}),
     ("PUT", "/api/v1/jobs/bad", "/api/v1/jobs/{name}",
      {"data": b"x" * 300_000, "headers": {"Content-Type": "application/json"}}),
@@ -51,11 +54,14 @@ CASES = [
     ("GET", "/api/v1/workers", "/api/v1/workers", {}),
     ("GET", "/api/v1/cron/preview?expr=@daily&n=2", "/api/v1/cron/preview", {}),
     ("GET", "/api/v1/cron/preview?expr=bad", "/api/v1/cron/preview", {}),
+    ("GET", "/api/v1/cron/preview?expr=0+0+0+1+1+*+2020", "/api/v1/cron/preview", {}),
     ("GET", "/healthz", "/healthz", {"auth": False}),
     ("GET", "/openapi.json", "/openapi.json", {}),
     ("POST", "/job/save", "/job/save",
      {"form": {"job": json.dumps({"name": "seeded", "command": "true",
                                   "cronExpr": "* * * * *"})}}),
+    ("POST", "/job/save", "/job/save",  # with its warnings
+     {"form": {"job": json.dumps({"name": "seeded-past", **NEVER})}}),
     ("POST", "/job/save", "/job/save", {"form": {"job": "{"}}),
     ("GET", "/job/list", "/job/list", {}),
     ("POST", "/job/list", "/job/list", {}),

@@ -55,6 +55,16 @@ async def test_save_list_kill_delete(master):
     assert envelope_ok(await master.get("/job/list")) == []
 
 
+async def test_saving_a_job_that_never_fires_adds_a_warning_to_the_envelope(master):
+    never = {"name": "past", "command": "true", "cronExpr": "0 0 0 1 1 * 2020"}
+    answer = await master.post("/job/save", form={"job": json.dumps(never)})
+    assert answer.status == 200, answer.body
+    assert answer.json == {"errno": 0, "msg": "success", "data": None, "warnings": [
+        "job 'past' will never fire: no time matches before 2100 "
+        "(cronExpr '0 0 0 1 1 * 2020', timezone 'UTC')"]}
+    assert (await master.stored("past"))["cronExpr"] == never["cronExpr"]
+
+
 async def test_seed_job_saved_by_the_seed_master_is_listed(master):
     await master.etcd.put(master.keyspace.job("old"), json.dumps(
         {"name": "old", "command": "date", "cronExpr": "0 * * * * * *"}))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
+from cronsim import CronSim
 from hypothesis import given, settings, strategies as st
 
 from cluster.cron import TimeZoneError, load_zone, parse_schedule
@@ -105,6 +106,58 @@ def test_autumn_overlap_repeats_every_hour_jobs() -> None:
     # From the end of the first pass, the next fire is the start of the second one.
     end_of_first_pass = at(BERLIN, 2025, 10, 26, 2, 50)
     assert berlin_fires("*/20 * * * *", end_of_first_pass, 1) == ["26 02:00+0100"]
+
+
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")  # +10:30 <-> +11:00: a 30-minute shift
+LH_SPRING = at(LORD_HOWE, 2026, 10, 3, 23)  # 02:00 -> 02:30 on 4 October
+LH_AUTUMN = at(LORD_HOWE, 2026, 4, 4, 23)  # 02:00 -> 01:30 on 5 April
+
+
+def _lord_howe(expr: str, after_ms: int, n: int) -> list[int]:
+    return parse_schedule(expr, timezone="Australia/Lord_Howe").preview(n, after_ms)
+
+
+def _gaps_min(times_ms: list[int]) -> list[int]:
+    return [(b - a) // 60_000 for a, b in zip(times_ms, times_ms[1:], strict=False)]
+
+
+@pytest.mark.parametrize("eve", [LH_SPRING, LH_AUTUMN], ids=["spring", "autumn"])
+def test_lord_howe_half_hour_shift_gives_every_hour_jobs_a_90_minute_gap(eve: int) -> None:
+    """The docstring's claim: a shift that is not a whole number of steps is not
+    absorbed. `0 * * * *` keeps matching the wall clock: 02:00 does not exist in
+    October; in April the repeated half hour 01:30-02:00 holds no :00. Either way one
+    interval is 90 minutes, as croniter and cronsim answer too."""
+    ours = _lord_howe("0 * * * *", eve, 5)
+    assert _gaps_min(ours) == [60, 90, 60, 60]  # 00:00, 01:00, then 90 minutes
+    it = croniter("0 * * * *", datetime.fromtimestamp(eve / 1000, LORD_HOWE))
+    assert [int(it.get_next(float)) * 1000 for _ in range(5)] == ours
+    sim = CronSim("0 * * * *", datetime.fromtimestamp(eve / 1000, LORD_HOWE))
+    assert [int(next(sim).timestamp()) * 1000 for _ in range(5)] == ours
+
+
+def test_lord_howe_half_past_every_hour_fires_30_minutes_apart_across_each_change() -> None:
+    walls = lambda times: [  # noqa: E731
+        datetime.fromtimestamp(t / 1000, LORD_HOWE).strftime("%H:%M%z") for t in times]
+    spring = _lord_howe("30 * * * *", LH_SPRING, 5)
+    assert walls(spring) == ["23:30+1030", "00:30+1030", "01:30+1030", "02:30+1100",
+                             "03:30+1100"]
+    assert _gaps_min(spring) == [60, 60, 30, 60]
+    autumn = _lord_howe("30 * * * *", LH_AUTUMN, 5)  # 01:30 is shown twice: both fire
+    assert walls(autumn) == ["23:30+1100", "00:30+1100", "01:30+1100", "01:30+1030",
+                             "02:30+1030"]
+    assert _gaps_min(autumn) == [60, 60, 30, 60]
+    for eve, ours in ((LH_SPRING, spring), (LH_AUTUMN, autumn)):
+        it = croniter("30 * * * *", datetime.fromtimestamp(eve / 1000, LORD_HOWE))
+        assert [int(it.get_next(float)) * 1000 for _ in range(5)] == ours
+
+
+def test_lord_howe_fixed_times_follow_the_gap_and_overlap_rules() -> None:
+    # 02:15 is skipped in October: it fires once, when the clock jumps to 02:30.
+    assert _lord_howe("15 2 * * *", LH_SPRING, 2) == [
+        at(LORD_HOWE, 2026, 10, 4, 2, 30), at(LORD_HOWE, 2026, 10, 5, 2, 15)]
+    # 01:45 is shown twice in April: it fires on its first occurrence only.
+    assert _lord_howe("45 1 * * *", LH_AUTUMN, 2) == [
+        at(LORD_HOWE, 2026, 4, 5, 1, 45), at(LORD_HOWE, 2026, 4, 6, 1, 45)]
 
 
 def test_midnight_gap_in_santiago_fires_at_one_am() -> None:

@@ -22,6 +22,7 @@ from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips withou
 from webapp_fake_api import (
     EVIL_NAME,
     EVIL_OUTPUT,
+    NEVER_REASON,
     READ_TOKEN,
     TOKEN,
     FakeMaster,
@@ -187,6 +188,26 @@ def test_editor_loads_an_existing_job(browser: Browser) -> None:
     sync_api.expect(page.locator("#field-selector")).to_have_value("zone=eu")
     sync_api.expect(page.locator("#field-user")).to_have_value("backup")
     assert page.locator("#field-name").get_attribute("readonly") is not None
+
+
+def test_a_job_that_never_fires_shows_why_in_the_list_and_on_its_page(
+        browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    expired = browser.job_row("expired")
+    sync_api.expect(expired.locator(".never")).to_have_text(f"Never: {NEVER_REASON}")
+    assert browser.job_row("report").locator(".never").count() == 0  # paused, not never
+    expired.get_by_role("button", name="Edit").click()
+    sync_api.expect(page.locator(".unschedulable")).to_have_text(
+        f"This job will never fire: {NEVER_REASON}.")
+    sync_api.expect(page.locator(".cron-preview")).to_have_text(
+        f"This expression never fires again: {NEVER_REASON}.")
+    page.get_by_role("button", name="Save").click()  # saved, with the API's warning
+    notice = page.locator("#notice")
+    sync_api.expect(notice).to_contain_text("Updated job expired. job 'expired' will never "
+                                            f"fire: {NEVER_REASON}")
+    assert "notice-warn" in (notice.get_attribute("class") or "")
+    _assert_clean(browser)
 
 
 def test_runs_output_is_text_and_load_more_pages(browser: Browser, state: FakeState) -> None:

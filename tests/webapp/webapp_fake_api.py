@@ -27,6 +27,8 @@ READ_TOKEN = "read-only-token-456"  # role read: every change is answered 403
 CSP = "default-src 'self'"
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_OUTPUT = "<script>alert(1)</script>"
+PAST_EXPR = "0 0 0 1 1 * 2020"  # a job with no future fire: schedulable false
+NEVER_REASON = "no time matches before 2100"
 
 
 def _now_ms() -> int:
@@ -38,7 +40,7 @@ def _defaults(name: str) -> dict[str, Any]:
     return {"name": name, "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
             "paused": False, "retries": 0, "retryBackoff": 10, "startingDeadline": 0,
             "selector": {}, "env": {}, "createdAt": _now_ms() - 86_400_000, "user": None,
-            "nextFire": None, "running": []}
+            "nextFire": None, "schedulable": True, "reason": None, "running": []}
 
 
 def _make_job(name: str, command: str, cron: str, **extra: Any) -> dict[str, Any]:
@@ -93,7 +95,10 @@ def canned_state() -> FakeState:
              running=[{"runId": "r-running", "worker": "w1", "startTime": now_ms - 5000,
                        "attempt": 1, "trigger": "schedule"}]),
         _make_job(EVIL_NAME, EVIL_OUTPUT, "*/5 * * * *", nextFire=now_ms + 120_000),
-        _make_job("report", "python3 /opt/report.py --all", "@daily", paused=True),
+        _make_job("report", "python3 /opt/report.py --all", "@daily", paused=True,
+                  reason="paused"),
+        _make_job("expired", "echo too late", PAST_EXPR, schedulable=False,
+                  reason=NEVER_REASON),
     ):
         state.jobs[job["name"]] = job
     state.runs = [_run(f"run-{i:03d}", "backup", "succeeded", now_ms - i * 60_000)
@@ -263,8 +268,12 @@ def _preview(query: dict[str, str]) -> tuple[int, Any]:
                                "message": f"expr: expected 5, 6 or 7 fields, "
                                           f"got {len(expr.split())}"}}
     count = int(query.get("n", "5"))
+    if expr == PAST_EXPR:
+        return 200, {"expr": expr, "timezone": query.get("tz") or "UTC", "times": [],
+                     "reason": NEVER_REASON}
     return 200, {"expr": expr, "timezone": query.get("tz") or "UTC",
-                 "times": [_now_ms() + (i + 1) * 300_000 for i in range(count)]}
+                 "times": [_now_ms() + (i + 1) * 300_000 for i in range(count)],
+                 "reason": None}
 
 
 def _job_route(state: FakeState, method: str, name: str, body: Any) -> tuple[int, Any]:
@@ -285,8 +294,14 @@ def _put(state: FakeState, name: str, body: Any) -> tuple[int, Any]:
                                           f"got {len(cron.split())}"}}
     previous = state.jobs.get(name)
     job = {**_defaults(name), **body, "nextFire": _now_ms() + 300_000, "running": []}
+    warnings = []
+    if cron == PAST_EXPR:
+        job.update(nextFire=None, schedulable=False, reason=NEVER_REASON)
+        warnings = [f"job {name!r} will never fire: {NEVER_REASON} (cronExpr {cron!r}, "
+                    f"timezone {job['timezone']!r})"]
     state.jobs[name] = job
-    return (200 if previous else 201), {"job": job, "previous": previous}
+    return (200 if previous else 201), {"job": job, "previous": previous,
+                                        "warnings": warnings}
 
 
 def _job_action(state: FakeState, method: str, name: str, action: str,

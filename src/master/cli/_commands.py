@@ -15,7 +15,7 @@ from ._client import api_path
 from ._context import Context
 from ._errors import UsageError
 from ._follow import FOLLOW_FIRST_PAGE, follow_runs
-from ._format import cell
+from ._format import cell, safe_text
 from ._times import parse_time_ms
 from ._views import (audit_table, describe_job, describe_run, jobs_table, next_fire,
                      preview_table, runs_table, workers_table)
@@ -35,6 +35,8 @@ def cmd_jobs_put(ctx: Context, args: argparse.Namespace) -> None:
     status, data = ctx.api.call("PUT", api_path("jobs", args.name), body=build_spec(args))
     job = data.get("job", {})
     verb = "created" if status == 201 else "updated"
+    for warning in data.get("warnings") or []:  # e.g. the job will never fire
+        ctx.warn(safe_text(str(warning)))
     ctx.emit(data, lambda: f"{verb} job {cell(job.get('name', args.name))}; "
                            f"next fire: {next_fire(job, ctx.now_ms())}")
 

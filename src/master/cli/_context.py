@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -29,6 +30,10 @@ class Context:
 
     def print_json(self, data: Any, *, compact: bool = False) -> None:
         self.print(json.dumps(data, ensure_ascii=False, indent=None if compact else 2))
+
+    def warn(self, text: str) -> None:
+        """One warning line on stderr (stdout stays the answer, --json or not)."""
+        print(f"schedctl: warning: {text}", file=sys.stderr, flush=True)
 
     def emit(self, data: Any, render: Callable[[], str]) -> None:
         """The API's JSON under --json, else the human rendering of it."""

@@ -130,13 +130,14 @@ def _add_jobs(commands: Commands, common: argparse.ArgumentParser) -> None:
 def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
     put = _leaf(sub, common, "put", cmd.cmd_jobs_put,
                 "create or replace a job. PUT replaces the whole spec: a field not given "
-                "takes its default. Flags override the fields of --file.")
+                "takes its default. Flags override the fields of --file. A job that will "
+                "never fire (no future time) is saved, with a warning on stderr.")
     put.add_argument("name", metavar="NAME", help="job name (the spec's name, if any, "
                      "must be the same)")
     put.add_argument("--file", metavar="PATH", help="JSON job spec (camelCase; '-' = stdin)")
     put.add_argument("--command", help="shell command (run with bash -c)")
     put.add_argument("--cron", metavar="EXPR", help="cron expression (5, 6 or 7 fields, "
-                     "@daily..., @every 90s)")
+                     "the 7th a year up to 2099; @daily..., @every 90s)")
     put.add_argument("--timezone", dest="tz", metavar="TZ", help="IANA zone (default UTC)")
     put.add_argument("--timeout", dest="job_timeout_s", type=_seconds_arg, metavar="S",
                      help="kill the run after S seconds (0 = never)")

@@ -33,9 +33,14 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
 
 
 def next_fire(job: Mapping[str, Any], now_ms: int) -> str:
-    """The job's next fire time, local and relative to now; `-` if it has none."""
+    """The job's next fire time, local and relative to now; `-` if it has none
+    (paused), `never: <reason>` if its expression has no future time."""
     ms = job.get("nextFire")
-    return "-" if ms is None else f"{local_iso(ms)} ({relative(ms, now_ms)})"
+    if ms is not None:
+        return f"{local_iso(ms)} ({relative(ms, now_ms)})"
+    if job.get("schedulable") is False:
+        return f"never: {cell(job.get('reason'))}"
+    return "-"
 
 
 def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
@@ -161,7 +166,8 @@ def preview_table(data: Mapping[str, Any], expr: str, now_ms: int) -> str:
     zone = str(data.get("timezone") or "UTC")
     times = data.get("times") or []
     if not times:
-        return f"{cell(expr)} never fires again"
+        reason = data.get("reason")
+        return f"{cell(expr)} never fires again" + (f": {cell(reason)}" if reason else "")
     rows = [[str(i), zone_iso(ms, zone), local_iso(ms), relative(ms, now_ms)]
             for i, ms in enumerate(times, 1)]
     return format_table(["#", f"TIME ({cell(zone)})", "LOCAL", "WHEN"], rows)
