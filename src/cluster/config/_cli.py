@@ -10,12 +10,13 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping
 
+from ._config import Config, load_config
 from ._errors import Source, UnknownKey
 from ._kinds import Setting
 from ._labels import Labels
 from ._secrets import secrets_in_flags
-from ._settings import BY_NAME, SETTINGS, Config, Role
-from ._sources import CONFIG_ENV, load_config, suggest
+from ._sources import CONFIG_ENV
+from ._table import BY_NAME, SETTINGS, Role
 
 _SECRETS = frozenset(s.name for s in SETTINGS if s.secret)
 
@@ -49,7 +50,7 @@ def add_config_flags(parser: argparse.ArgumentParser,
     names = [s.name for s in SETTINGS] if fields is None else list(fields)
     for name in names:
         if name not in BY_NAME:
-            raise UnknownKey(Source("code", name), suggest(name, BY_NAME))
+            raise UnknownKey(Source("code", name), BY_NAME)
     group = parser.add_argument_group("configuration")
     group.add_argument("--config", dest="config", metavar="PATH", default=argparse.SUPPRESS,
                        help=f"JSON config file (seed keys and // comments accepted) "

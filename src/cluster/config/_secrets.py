@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 from ._errors import BadValue, InconsistentValues, Source
+from ._table import Layer
 
 __all__ = ["SECRET_FILES", "read_secret_files", "secrets_in_flags"]
 
@@ -23,8 +24,6 @@ SECRET_FILES: Mapping[str, str] = {
 }
 # A file bigger than this is not a password: refuse it rather than read a disk image.
 _MAX_SECRET_BYTES = 4096
-
-Layer = dict[str, tuple[object, Source]]
 
 
 def read_secret_files(merged: Layer) -> None:
