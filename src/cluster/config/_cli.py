@@ -18,8 +18,6 @@ from ._secrets import secrets_in_flags
 from ._sources import CONFIG_ENV
 from ._table import BY_NAME, SETTINGS, Role
 
-_SECRETS = frozenset(s.name for s in SETTINGS if s.secret)
-
 
 def fields_for(role: Role) -> tuple[str, ...]:
     """Names of the settings a master or a worker uses (and offers as flags)."""
@@ -76,5 +74,4 @@ def config_from_cli(args: argparse.Namespace, *,
 def secret_flag_warnings(args: argparse.Namespace) -> list[str]:
     """One warning per secret given on the command line, where `ps` shows it."""
     given = vars(args)
-    return secrets_in_flags({n: given[n] for n in BY_NAME if n in given}, _SECRETS,
-                            {s.name: s.flag for s in SETTINGS})
+    return secrets_in_flags({n: given[n] for n in BY_NAME if n in given})

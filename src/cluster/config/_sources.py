@@ -9,6 +9,7 @@ built from, validated together, each error naming the source of the bad value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ._errors import Source, UnknownKey
 from ._kinds import from_text
@@ -23,7 +24,7 @@ _RESERVED_ENV = frozenset({CONFIG_ENV})
 _BY_ENV = {s.env: s for s in SETTINGS}
 
 
-def merge(layers: Iterable[Layer]) -> dict[str, object]:
+def merge(layers: Iterable[Layer]) -> dict[str, Any]:
     """The defaults overridden by each layer in turn (lowest precedence first), secrets
     read from their files, all validated: field name -> value."""
     merged: Layer = {s.name: (s.default, Source("default", s.name)) for s in SETTINGS}
