@@ -24,6 +24,8 @@ _WORKER: frozenset[str] = frozenset({"worker"})
 
 @dataclass(frozen=True)
 class Meta:
+    """What a field declares besides its type and default (see `_setting`)."""
+
     help: str
     flag: str | None
     seed: tuple[str, ...]
@@ -45,7 +47,6 @@ def _setting(default: Any, help: str, *, flag: str | None = None,
     """Declare one field of Config with everything the file/env/flag parsers need."""
     meta = Meta(help, flag, seed, seed_ms, check, used_by, metavar, secret)
     return dataclasses.field(default=default, metadata={META: meta})
-
 
 
 @dataclass(frozen=True, repr=False)
