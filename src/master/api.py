@@ -55,7 +55,7 @@ DEFAULT_PREVIEW_N = 5
 MAX_PREVIEW_N = 100
 MAX_EXPR_CHARS = 1024
 
-# Routes that exist only to give a precise error; openapi.py does not list them.
+# Routes that exist only to give a precise error; the OpenAPI document does not list them.
 UNDOCUMENTED_ENDPOINTS: frozenset[str] = frozenset()
 _ACTIONS = ("kill", "run", "pause", "resume", "runs")  # the routes below /jobs/<name>/
 

@@ -1,7 +1,7 @@
 """What the API shows: jobs with their next fire and running instances, workers with
 their freshness, and the seed's reduced shapes. Pure data, no I/O.
 
-The JSON shapes here are the contract of docs/api.md and the schemas of openapi.py:
+The JSON shapes here are the contract of docs/api.md and the schemas of openapi/_schemas.py:
 change them together.
 """
 

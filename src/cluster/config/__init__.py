@@ -18,8 +18,9 @@ Sources, lowest precedence first (each one overrides only what it actually sets)
 4. command-line flags, registered with `default=argparse.SUPPRESS` so that only flags
    actually given override anything.
 
-All of it is driven by one table: the `dataclasses.field` metadata on `Config`
-(help, flag, seed keys, check) plus its type hints, compiled into `SETTINGS`.
+All of it is driven by one table: the `dataclasses.field` metadata of Config's fields
+(help, flag, seed keys, check; declared in `_fields`) plus their type hints, compiled
+into `SETTINGS`.
 Default paths never depend on the working directory (`_paths`): the SQLite run store
 and the spill files live in the state directory, the web UI is the installed one.
 Relative paths given explicitly are made absolute against the working directory at
@@ -27,10 +28,13 @@ start-up. Secrets (`api_token`, `etcd_password`, `db_password`) also come from f
 named by their `*_file` settings (`_secrets`), read once when the config is built; a
 secret typed as a flag works but earns a warning, since `ps` shows it.
 
-Modules, one idea each: `_errors` (Source and the error tree, drawn there), `_redact`,
-`_labels`, `_paths`, `_secrets`, `_urls` (run-store URLs, etcd endpoints), `_checks` (range checks), `_kinds`
-(Setting and value conversion), `_settings` (the table: Config, SETTINGS), `_file`
-(the JSON file), `_sources` (layers and their merge), `_cli` (flags).
+Modules, one idea each, in import order (each imports only those before it): `_redact`,
+`_errors` (Source and the error tree, drawn there), `_labels`, `_paths`, `_urls`
+(run-store URLs, etcd endpoints), `_checks` (range checks), `_kinds` (Setting and
+value conversion), `_fields` (Config's fields and their metadata), `_table` (SETTINGS
+compiled from them, and validation), `_secrets`, `_file` (the JSON file and the seed's
+keys), `_sources` (environment, flags, and the merge of layers), `_config` (Config
+and load_config), `_cli` (flags).
 """
 
 from ._cli import add_config_flags, config_from_cli, fields_for, secret_flag_warnings
@@ -50,8 +54,9 @@ from ._kinds import Setting
 from ._labels import Labels
 from ._paths import default_state_dir
 from ._redact import redact_db_url
-from ._settings import ENV_PREFIX, SETTINGS, Config
-from ._sources import CONFIG_ENV, load_config
+from ._config import Config, load_config
+from ._sources import CONFIG_ENV
+from ._table import ENV_PREFIX, SETTINGS
 from ._urls import DbUrl, MysqlUrl, SqliteUrl, parse_db_url, parse_endpoint
 
 __all__ = [

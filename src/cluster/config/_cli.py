@@ -10,14 +10,13 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping
 
+from ._config import Config, load_config
 from ._errors import Source, UnknownKey
 from ._kinds import Setting
 from ._labels import Labels
 from ._secrets import secrets_in_flags
-from ._settings import BY_NAME, SETTINGS, Config, Role
-from ._sources import CONFIG_ENV, load_config, suggest
-
-_SECRETS = frozenset(s.name for s in SETTINGS if s.secret)
+from ._sources import CONFIG_ENV
+from ._table import BY_NAME, SETTINGS, Role
 
 
 def fields_for(role: Role) -> tuple[str, ...]:
@@ -49,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser,
     names = [s.name for s in SETTINGS] if fields is None else list(fields)
     for name in names:
         if name not in BY_NAME:
-            raise UnknownKey(Source("code", name), suggest(name, BY_NAME))
+            raise UnknownKey(Source("code", name), BY_NAME)
     group = parser.add_argument_group("configuration")
     group.add_argument("--config", dest="config", metavar="PATH", default=argparse.SUPPRESS,
                        help=f"JSON config file (seed keys and // comments accepted) "
@@ -75,5 +74,4 @@ def config_from_cli(args: argparse.Namespace, *,
 def secret_flag_warnings(args: argparse.Namespace) -> list[str]:
     """One warning per secret given on the command line, where `ps` shows it."""
     given = vars(args)
-    return secrets_in_flags({n: given[n] for n in BY_NAME if n in given}, _SECRETS,
-                            {s.name: s.flag for s in SETTINGS})
+    return secrets_in_flags({n: given[n] for n in BY_NAME if n in given})

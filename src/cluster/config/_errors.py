@@ -16,7 +16,8 @@ and exit 2, never a traceback:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,10 +57,20 @@ class ConfigFileError(ConfigError):
 
 
 class UnknownKey(ConfigError):
-    def __init__(self, source: Source, suggestion: str | None) -> None:
-        self.source, self.suggestion = source, suggestion
-        hint = f' (did you mean "{suggestion}"?)' if suggestion else ""
+    """`source.key` is none of `known`; the message offers the closest known name."""
+
+    def __init__(self, source: Source, known: Iterable[str]) -> None:
+        self.source, self.suggestion = source, _closest(source.key, list(known))
+        hint = f' (did you mean "{self.suggestion}"?)' if self.suggestion else ""
         super().__init__(f"unknown setting: {source}{hint}")
+
+
+def _closest(key: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:  # case slips ("APIPORT", "Api_Port") deserve a hint too
+        lowered = {k.lower(): k for k in known}
+        close = [lowered[m] for m in difflib.get_close_matches(key.lower(), list(lowered), n=1)]
+    return close[0] if close else None
 
 
 class DuplicateKey(ConfigError):
@@ -97,7 +108,3 @@ class BadEndpoint(ConfigError):
         self.text = text
         self.reason = f"{text!r} is not host:port (IPv6 as [addr]:port, port 1..65535)"
         super().__init__(f"bad etcd endpoint: {self.reason}")
-
-
-class Reject(Exception):
-    """Internal: a value failed conversion or a check; the caller adds field and source."""

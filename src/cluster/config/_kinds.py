@@ -3,7 +3,8 @@
 A setting has one of six kinds (str, int, float, bool, strs, labels), maybe optional.
 The same kind rules every source: JSON values of a file (`from_json`), text of the
 environment and of flags (`from_text`), and Python values given to `Config(...)`
-(`coerce`, then `type_reason`).
+(`coerce`, then `type_reason`). A value that will not convert is a BadValue naming
+the setting and the source it came from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._checks import Check
-from ._errors import Reject
+from ._errors import BadValue, Source
 from ._labels import Labels
 
 Kind = Literal["str", "int", "float", "bool", "strs", "labels"]
@@ -77,8 +78,9 @@ _EXPECTED = {"str": "a string", "int": "an integer", "float": "a finite number",
              "labels": "an object of string values"}
 
 
-def from_json(setting: Setting, raw: object, ms: bool) -> object:
-    """A JSON value of the file -> the field's Python value."""
+def from_json(setting: Setting, raw: object, source: Source, ms: bool = False) -> object:
+    """A JSON value of the file -> the field's Python value (`ms`: a seed key that
+    counts milliseconds, for a field in seconds)."""
     if raw is None and setting.optional:
         return None
     value: object = raw
@@ -90,7 +92,8 @@ def from_json(setting: Setting, raw: object, ms: bool) -> object:
         value = Labels(raw)
     if type_reason(setting, value):
         unit = " of milliseconds" if ms else ""
-        raise Reject(f"expected {_EXPECTED[setting.kind]}{unit}, got {json_type(raw)}")
+        raise BadValue(setting.name, source,
+                       f"expected {_EXPECTED[setting.kind]}{unit}, got {json_type(raw)}")
     if ms:
         value = typing.cast(float, value) / 1000
     return value
@@ -106,7 +109,7 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
-def from_text(setting: Setting, text: str) -> object:
+def from_text(setting: Setting, text: str, source: Source) -> object:
     """An environment or flag string -> the field's Python value."""
     stripped = text.strip()
     if setting.optional and not stripped:
@@ -132,7 +135,8 @@ def from_text(setting: Setting, text: str) -> object:
                 return _labels_from_text(text)
     except ValueError:
         got = "" if setting.secret else f", got {text!r}"
-        raise Reject(f"expected {_TEXT_EXPECTED[setting.kind]}{got}") from None
+        raise BadValue(setting.name, source,
+                       f"expected {_TEXT_EXPECTED[setting.kind]}{got}") from None
 
 
 _TEXT_EXPECTED = {"int": "an integer", "float": "a finite number",
@@ -150,8 +154,8 @@ def _labels_from_text(text: str) -> Labels:
     return Labels(pairs)
 
 
-def checked(setting: Setting, value: object) -> object:
-    """`value` if it passes the setting's range check; else Reject with the reason."""
+def checked(setting: Setting, value: object, source: Source) -> object:
+    """`value` if it passes the setting's range check; else BadValue with the reason."""
     if setting.check and (reason := setting.check(value)):
-        raise Reject(reason)
+        raise BadValue(setting.name, source, reason)
     return value

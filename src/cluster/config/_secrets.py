@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 from ._errors import BadValue, InconsistentValues, Source
+from ._table import BY_NAME, Layer
 
 __all__ = ["SECRET_FILES", "read_secret_files", "secrets_in_flags"]
 
@@ -23,8 +24,6 @@ SECRET_FILES: Mapping[str, str] = {
 }
 # A file bigger than this is not a password: refuse it rather than read a disk image.
 _MAX_SECRET_BYTES = 4096
-
-Layer = dict[str, tuple[object, Source]]
 
 
 def read_secret_files(merged: Layer) -> None:
@@ -57,10 +56,9 @@ def _read(path: str, setting: str, source: Source) -> str:
     return text
 
 
-def secrets_in_flags(flags: Mapping[str, str], secret_names: frozenset[str],
-                     flag_of: Mapping[str, str]) -> list[str]:
-    """Warnings, one per secret typed as a flag (never the secret itself); `flag_of`
-    maps a setting to its flag."""
+def secrets_in_flags(flags: Mapping[str, str]) -> list[str]:
+    """Warnings, one per secret typed as a flag (never the secret itself); `flags` maps
+    a setting's name to the text given."""
     warnings = []
     for name in sorted(flags):
         text = flags[name]
@@ -69,12 +67,12 @@ def secrets_in_flags(flags: Mapping[str, str], secret_names: frozenset[str],
                 warnings.append("--db carries a password, which every local user can "
                                 "read in ps: use SCHEDULER_DB_PASSWORD or "
                                 "--db-password-file")
-        elif name in secret_names:
-            instead = f"SCHEDULER_{name.upper()}"
+        elif BY_NAME[name].secret:
+            instead = BY_NAME[name].env
             if name in SECRET_FILES:
-                instead += f" or {flag_of[SECRET_FILES[name]]}"
-            warnings.append(f"{flag_of[name]} was given as a flag, which every local user "
-                            f"can read in ps: use {instead}")
+                instead += f" or {BY_NAME[SECRET_FILES[name]].flag}"
+            warnings.append(f"{BY_NAME[name].flag} was given as a flag, which every local "
+                            f"user can read in ps: use {instead}")
     return warnings
 
 

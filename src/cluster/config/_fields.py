@@ -1,38 +1,31 @@
-"""The one table: `Config`, its fields' metadata, and `SETTINGS` compiled from them.
+"""Config's fields: every setting with its type, default, help, flag, seed keys and check.
 
-Each field of `Config` declares, in its `dataclasses.field` metadata, its help, flag,
-seed keys and check; with the field's type hint that compiles into one `Setting`
-row, which drives every source (file, environment, flags) and the validation here.
+Declared here, apart from what Config does with them, so that the import order has no
+circle: the table (`_table.SETTINGS`) is compiled from these fields, the sources
+(`_file`, `_sources`) are built on the table, and `Config` (`_config`), which loads
+itself from the sources (`from_mapping`), comes last. Each field's
+`dataclasses.field` metadata (`_setting`) and its type hint make one table row.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from . import _checks as checks
 from ._checks import Check
-from ._errors import BadValue, InconsistentValues, Source
-from ._kinds import Setting, coerce, type_reason
 from ._labels import Labels
-from ._paths import default_state_dir, installed_webapp_dir
-from ._urls import DbUrl, MysqlUrl, SqliteUrl, parse_db_url, parse_endpoint
 
-ENV_PREFIX = "SCHEDULER_"
-
-Role = Literal["master", "worker"]
 _BOTH: frozenset[str] = frozenset({"master", "worker"})
 _MASTER: frozenset[str] = frozenset({"master"})
 _WORKER: frozenset[str] = frozenset({"worker"})
 
 
 @dataclass(frozen=True)
-class _Meta:
+class Meta:
+    """What a field declares besides its type and default (see `_setting`)."""
+
     help: str
     flag: str | None
     seed: tuple[str, ...]
@@ -43,7 +36,7 @@ class _Meta:
     secret: bool
 
 
-_META = "cluster.config"
+META = "cluster.config"  # the metadata key of each field
 _NO_LABELS = Labels()
 
 
@@ -52,17 +45,14 @@ def _setting(default: Any, help: str, *, flag: str | None = None,
              used_by: frozenset[str] = _BOTH, metavar: str | None = None,
              secret: bool = False) -> Any:
     """Declare one field of Config with everything the file/env/flag parsers need."""
-    meta = _Meta(help, flag, seed, seed_ms, check, used_by, metavar, secret)
-    return dataclasses.field(default=default, metadata={_META: meta})
+    meta = Meta(help, flag, seed, seed_ms, check, used_by, metavar, secret)
+    return dataclasses.field(default=default, metadata={META: meta})
 
 
 @dataclass(frozen=True, repr=False)
-class Config:
-    """Every setting of the master and the worker; validated on construction.
-
-    Build it with `load_config` / `config_from_cli`; `Config(...)` and
-    `dataclasses.replace` also validate (handy in tests). `repr` hides secrets.
-    """
+class ConfigFields:
+    """The fields of `Config` (which adds validation, derived values and loading):
+    use Config, never this class."""
 
     # -- cluster (both)
     etcd_endpoints: tuple[str, ...] = _setting(
@@ -225,164 +215,3 @@ class Config:
         0.2, "claim a scheduled fire of an 'allow' job this long before its time; the "
         "command still starts at the planned instant, seconds (0: claim at the fire time)",
         check=checks.claim_lead, used_by=_WORKER)
-
-    def __post_init__(self) -> None:
-        # Invariant: labels are a Labels and sequences are tuples, so Config stays frozen.
-        for setting in SETTINGS:
-            value = coerce(setting, getattr(self, setting.name))
-            object.__setattr__(self, setting.name, value)
-        validate({s.name: (getattr(self, s.name), Source("code", s.name)) for s in SETTINGS})
-
-    @property
-    def state_path(self) -> Path:
-        """`state_dir`, or the user's default state directory (never the working dir)."""
-        return Path(self.state_dir) if self.state_dir else default_state_dir()
-
-    @property
-    def db(self) -> DbUrl:
-        """The run store: `db_url` parsed (checked on construction) with the settings
-        applied over it, or SQLite's runs.db in the state directory when no URL is set.
-
-        Over a MySQL URL: `db_password` replaces its password and `db_ca_file` its
-        `ssl-ca`; the identity check stays on unless the URL's `ssl-verify-identity` or
-        `db_verify_identity` turns it off (both default to on, so off is always asked
-        for). File paths are made absolute against the working directory.
-        """
-        if self.db_url is None:
-            return SqliteUrl(str(self.state_path / "runs.db"))
-        url = parse_db_url(self.db_url)
-        if not isinstance(url, MysqlUrl):
-            return url
-        ca_file = self.db_ca_file or url.ca_file
-        return dataclasses.replace(
-            url, password=url.password if self.db_password is None else self.db_password,
-            ca_file=_absolute(ca_file), cert_file=_absolute(url.cert_file),
-            key_file=_absolute(url.key_file),
-            verify_identity=url.verify_identity and self.db_verify_identity)
-
-    @property
-    def spill_path(self) -> Path:
-        """`spill_dir` made absolute, or spill/ in the state directory."""
-        return Path(self.spill_dir).absolute() if self.spill_dir else self.state_path / "spill"
-
-    @property
-    def webapp_path(self) -> Path:
-        """`webapp_dir` made absolute, or the web UI installed with the package."""
-        return Path(self.webapp_dir).absolute() if self.webapp_dir else installed_webapp_dir()
-
-    @property
-    def etcd_hosts(self) -> tuple[tuple[str, int], ...]:
-        return tuple(parse_endpoint(e) for e in self.etcd_endpoints)
-
-    def redacted(self) -> dict[str, object]:
-        """All settings with secrets hidden: what a process logs at start-up."""
-        out: dict[str, object] = {}
-        for s in SETTINGS:
-            value = getattr(self, s.name)
-            if s.name == "db_url" and value is not None:
-                value = self.db.redacted()
-            elif s.secret and value is not None:
-                value = "***"
-            out[s.name] = dict(value) if isinstance(value, Labels) else value
-        return out
-
-    def __repr__(self) -> str:
-        body = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
-        return f"Config({body})"
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, object], *, origin: str = "<mapping>") -> Config:
-        """Build from file-shaped data (snake_case or seed keys) over the defaults."""
-        from ._sources import build, file_layer  # _sources builds on this module's table
-
-        return build([file_layer(data, origin)])
-
-
-_KINDS: dict[object, str] = {str: "str", int: "int", float: "float", bool: "bool",
-                             tuple[str, ...]: "strs", Labels: "labels"}
-_METAVARS = {"str": "TEXT", "int": "N", "float": "SECONDS", "bool": "BOOL",
-             "strs": "A,B,...", "labels": "K=V,..."}
-
-
-def _compile_settings() -> tuple[Setting, ...]:
-    hints = typing.get_type_hints(Config, localns={"Labels": Labels})
-    rows = []
-    for f in dataclasses.fields(Config):
-        meta: _Meta = f.metadata[_META]
-        base, optional = _unwrap_optional(hints[f.name])
-        kind = _KINDS[base]
-        assert not meta.seed_ms or kind == "float", f"{f.name}: ms seed keys need a float"
-        rows.append(Setting(
-            name=f.name, kind=kind, optional=optional,  # type: ignore[arg-type]
-            default=f.default, help=meta.help,
-            flag=meta.flag or "--" + f.name.replace("_", "-"),
-            env=ENV_PREFIX + f.name.upper(), seed_keys=meta.seed, seed_ms=meta.seed_ms,
-            check=meta.check, used_by=meta.used_by,
-            metavar=meta.metavar or _METAVARS[kind], secret=meta.secret))
-    return tuple(rows)
-
-
-def _unwrap_optional(hint: object) -> tuple[object, bool]:
-    if isinstance(hint, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        assert len(args) == 1, hint
-        return args[0], True
-    return hint, False
-
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).absolute())
-
-
-SETTINGS: tuple[Setting, ...] = _compile_settings()
-BY_NAME = {s.name: s for s in SETTINGS}
-
-# Values by field name, each with where it came from: one source, or all of them merged.
-Layer = dict[str, tuple[object, Source]]
-
-
-def validate(values: Layer) -> None:
-    """Type and range of each value, then the rules that tie fields together."""
-    for name, (value, source) in values.items():
-        setting = BY_NAME[name]
-        reason = type_reason(setting, value)
-        if reason is None and value is not None and setting.check:
-            reason = setting.check(value)
-        if reason:
-            raise BadValue(name, source, reason)
-    _validate_together(values)
-
-
-def _validate_together(values: Layer) -> None:
-    def get(name: str) -> Any:
-        return values[name][0]
-
-    def fail(reason: str, *names: str) -> None:
-        raise InconsistentValues(reason, {n: values[n][1] for n in names})
-
-    # A lock must outlive the widest skew, or a late worker could re-claim a fire (§6).
-    if get("lock_ttl_s") <= get("max_clock_skew_s"):
-        fail(f"lock_ttl_s ({get('lock_ttl_s')}) must exceed max_clock_skew_s "
-             f"({get('max_clock_skew_s')})", "lock_ttl_s", "max_clock_skew_s")
-    # TLS settings for MySQL over another store would be ignored without a word.
-    url = None if get("db_url") is None else parse_db_url(get("db_url"))
-    if get("db_ca_file") is not None and not isinstance(url, MysqlUrl):
-        fail("db_ca_file is set but the run store is not MySQL (db_url)",
-             "db_ca_file", "db_url")
-    if isinstance(url, MysqlUrl) and url.cert_file and not (url.ca_file
-                                                            or get("db_ca_file")):
-        fail("db_url's ssl-cert needs a CA to verify the server with (ssl-ca or "
-             "db_ca_file): a client certificate goes only to a verified server",
-             "db_url", "db_ca_file")
-    # etcd's client certificate is a pair; its user needs a password (one without a
-    # user is not used).
-    if (get("etcd_cert_file") is None) != (get("etcd_key_file") is None):
-        fail("etcd_cert_file and etcd_key_file go together: set both or neither",
-             "etcd_cert_file", "etcd_key_file")
-    if get("etcd_user") is not None and get("etcd_password") is None:
-        fail("etcd_user needs its password (SCHEDULER_ETCD_PASSWORD or "
-             "etcd_password_file)", "etcd_user", "etcd_password")
-    if get("job_log_batch_size") > get("sink_memory_records"):
-        fail(f"job_log_batch_size ({get('job_log_batch_size')}) cannot exceed "
-             f"sink_memory_records ({get('sink_memory_records')})",
-             "job_log_batch_size", "sink_memory_records")
