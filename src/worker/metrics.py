@@ -145,10 +145,10 @@ class ActorMetrics(Collector, Generic[S]):
                 family.add_metric(labels, count)
             yield family
         for spread in self._spreads:
-            counts = self._carried_spreads[spread]
+            buckets = self._carried_spreads[spread]
             if stats is not None:
-                counts += spread.read(stats)
-            yield histogram_family(PREFIX + spread.name, spread.help, counts)
+                buckets += spread.read(stats)
+            yield histogram_family(PREFIX + spread.name, spread.help, buckets)
         for level in self._levels:
             gauge = GaugeMetricFamily(PREFIX + level.name, level.help)
             if stats is not None:
@@ -201,8 +201,12 @@ class MailboxMetrics(Collector):
             yield family
 
 
+# Each written ``ActorMetrics[<its statistics record>](...)``: so a type checker checks
+# every reader below against that record's fields (mypy does; inferred, they would be Any).
+
+
 def _scheduler() -> ActorMetrics[SchedulerStatistics]:
-    return ActorMetrics(totals=(
+    return ActorMetrics[SchedulerStatistics](totals=(
         Total.of("fires_total", "Scheduled and catch-up fires handed to the Locker "
                  "(manual runs and retries excluded).", lambda s: s.fires),
         Total.of("misfires_total", "Fire times passed over: later than the misfire grace.",
@@ -216,7 +220,7 @@ def _scheduler() -> ActorMetrics[SchedulerStatistics]:
 
 
 def _locker() -> ActorMetrics[LockerStatistics]:
-    return ActorMetrics(totals=(
+    return ActorMetrics[LockerStatistics](totals=(
         Total("claims_total", "Fire claims, by result: won, taken (another worker had it), "
               "skipped (recorded skipped), failed (etcd did not answer in time).",
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
@@ -227,7 +231,7 @@ def _locker() -> ActorMetrics[LockerStatistics]:
 
 
 def _executor() -> ActorMetrics[ExecutorStatistics]:
-    return ActorMetrics(totals=(
+    return ActorMetrics[ExecutorStatistics](totals=(
         Total("runs_total", "Runs this worker executed, by final status.",
               lambda s: {(status.value,): n for status, n in s.runs.ended.items()},
               ("status",), zeros=tuple((status.value,) for status in EXECUTED_STATUSES)),
@@ -252,7 +256,7 @@ def _executor() -> ActorMetrics[ExecutorStatistics]:
 
 
 def _log_sink() -> ActorMetrics[LogSinkStatistics]:
-    return ActorMetrics(totals=(
+    return ActorMetrics[LogSinkStatistics](totals=(
         Total.of("sink_written_total", "Run records written to the store (replayed ones "
                  "included).", lambda s: s.written_total),
         Total.of("sink_spilled_total", "Run records appended to the spill file.",
@@ -273,7 +277,7 @@ def _log_sink() -> ActorMetrics[LogSinkStatistics]:
 
 
 def _registrar() -> ActorMetrics[RegistrarStatistics]:
-    return ActorMetrics(totals=(
+    return ActorMetrics[RegistrarStatistics](totals=(
         Total.of("session_registrations_total", "Session leases granted and registered.",
                  lambda s: s.registrations),
         Total.of("session_fenced_total", "Session leases lost: the runs they covered were "
@@ -284,7 +288,7 @@ def _registrar() -> ActorMetrics[RegistrarStatistics]:
 
 
 def _job_watcher() -> ActorMetrics[JobWatcherStatistics]:
-    return ActorMetrics(totals=(
+    return ActorMetrics[JobWatcherStatistics](totals=(
         Total.of("lost_runs_total", "Other workers' runs seen lost with their session.",
                  lambda s: s.lost_runs),
         Total.of("watch_compactions_total", "etcd watches that had to re-read after a "
