@@ -47,6 +47,7 @@ class AuditMover(Actor[AuditMoverMsg]):
         self._etcd = etcd
         self._interval_s = interval_s
         self.moved = 0
+        self._pending = 0  # what the audit_entries_pending gauge shows
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -66,7 +67,8 @@ class AuditMover(Actor[AuditMoverMsg]):
             log.warning("audit entries not moved: etcd: %s", exc)
             return False
         kvs = snapshot.kvs
-        self._ctx.metrics.audit_pending.set(len(kvs))
+        self._pending = len(kvs)
+        self._ctx.metrics.audit_pending.set(self._pending)
         for start in range(0, len(kvs), BATCH):
             if not await self._move(kvs[start:start + BATCH]):
                 return False
@@ -94,9 +96,9 @@ class AuditMover(Actor[AuditMoverMsg]):
             log.warning("audit entries stored but not yet deleted from etcd: %s", exc)
             return False  # stored once: the next pass writes them again harmlessly
         self.moved += len(keys)
-        self._ctx.metrics.audit_moved.inc(by=len(keys))
-        pending = self._ctx.metrics.audit_pending
-        pending.set(max(0, pending.value - len(keys)))
+        self._ctx.metrics.audit_moved.inc(len(keys))
+        self._pending = max(0, self._pending - len(keys))
+        self._ctx.metrics.audit_pending.set(self._pending)
         return True
 
     async def _every_interval(self) -> None:

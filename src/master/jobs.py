@@ -270,7 +270,7 @@ class JobManager(RequestActor[JobManagerMsg]):
             audit = self._audit(by, AuditAction.PUT, new.name,
                                 {"created": stored is None, "spec": new.to_json()})
             if await self._write(stored, new, audit):
-                self._ctx.metrics.job_saves.inc("created" if stored is None else "updated")
+                self._ctx.metrics.job_saves.labels("created" if stored is None else "updated").inc()
                 return SaveOutcome(await self._view(new.name, new), previous, stored is None)
         raise EditConflict(spec.name, SAVE_ATTEMPTS)
 
@@ -285,7 +285,7 @@ class JobManager(RequestActor[JobManagerMsg]):
             new = replace(spec, paused=paused)
             action = AuditAction.PAUSE if paused else AuditAction.RESUME
             if await self._write(stored, new, self._audit(by, action, name, {})):
-                self._ctx.metrics.job_saves.inc("paused" if paused else "resumed")
+                self._ctx.metrics.job_saves.labels("paused" if paused else "resumed").inc()
                 return await self._view(name, new)
         raise EditConflict(name, SAVE_ATTEMPTS)
 

@@ -1,8 +1,11 @@
-"""The master's Prometheus metrics: names, help texts and labels.
+"""The master's Prometheus metrics (``scheduler_master_*``): prometheus_client counters
+and gauges, incremented where the event happens.
 
-The text format itself lives in ``cluster.metrics``, shared with the worker; this
-module only says what the master counts. Everything runs in one trio thread, so
-plain numbers need no locks.
+Unlike the worker's (read from actors' statistics at scrape time), these are events
+of request handlers and periodic tasks, none on a hot path: a plain ``Counter.inc``
+(which takes a lock) costs nothing next to an HTTP request or an etcd call. Each
+master has a registry of its own (``cluster.metrics.new_registry``), so that several
+masters in one process (tests) keep their counts apart.
 
 Labels are bounded on purpose, so clients cannot blow up the series count (nor the
 master's memory): ``route`` is the URL rule (``/api/v1/jobs/<name>``) or
@@ -13,10 +16,11 @@ the app itself answered.
 
 from __future__ import annotations
 
-from cluster.metrics import CONTENT_TYPE, Counter, Gauge, Registry, escape_label_value
+from prometheus_client import Counter, Gauge
 
-__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "HTTP_METHODS", "Metrics", "PREFIX",
-           "escape_label_value", "method_label"]
+from cluster.metrics import CONTENT_TYPE, new_registry, render
+
+__all__ = ["CONTENT_TYPE", "HTTP_METHODS", "Metrics", "PREFIX", "method_label"]
 
 PREFIX = "scheduler_master_"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
@@ -31,32 +35,47 @@ class Metrics:
     """Every metric the master exports; one instance per master, shared by its actors."""
 
     def __init__(self) -> None:
-        registry = self._registry = Registry(PREFIX)
-        self.up = registry.register(Gauge("up", "1 while the master is serving.", 1))
-        self.http_requests = registry.register(Counter(
-            "http_requests_total", "HTTP requests answered, by method, route and status.",
-            ("method", "route", "status")))
-        self.job_saves = registry.register(Counter(
-            "job_saves_total", "Jobs written to etcd by save, pause or resume, by result.",
-            ("result",)))
-        self.etcd_errors = registry.register(Counter(
-            "etcd_errors_total", "etcd calls that failed (unreachable, rejected, timed out)."))
-        self.store_errors = registry.register(Counter(
-            "store_errors_total", "Run-store calls that failed (unreachable, rejected)."))
-        self.store_up = registry.register(Gauge(
-            "store_up", "1 when the last run-store call succeeded, 0 when it failed."))
-        self.workers = registry.register(Gauge("workers", "Live workers registered in etcd."))
-        self.retention_deleted = registry.register(Counter(
-            "retention_deleted_total", "Run records deleted by the retention policy."))
-        self.audit_written = registry.register(Counter(
-            "audit_entries_written_total",
-            "Audit entries written to etcd, each with its change (one transaction)."))
-        self.audit_moved = registry.register(Counter(
-            "audit_entries_moved_total",
-            "Audit entries copied to the run store and deleted from etcd."))
-        self.audit_pending = registry.register(Gauge(
-            "audit_entries_pending",
-            "Audit entries in etcd not yet moved to the run store, at the last look."))
+        registry = self.registry = new_registry()
+        self.up = Gauge(PREFIX + "up", "1 while the master is serving.", registry=registry)
+        self.up.set(1)
+        self.http_requests = Counter(
+            PREFIX + "http_requests_total",
+            "HTTP requests answered, by method, route and status.",
+            ("method", "route", "status"), registry=registry)
+        self.job_saves = Counter(
+            PREFIX + "job_saves_total",
+            "Jobs written to etcd by save, pause or resume, by result.",
+            ("result",), registry=registry)
+        self.etcd_errors = Counter(
+            PREFIX + "etcd_errors_total",
+            "etcd calls that failed (unreachable, rejected, timed out).", registry=registry)
+        self.store_errors = Counter(
+            PREFIX + "store_errors_total",
+            "Run-store calls that failed (unreachable, rejected).", registry=registry)
+        self.store_up = Gauge(
+            PREFIX + "store_up", "1 when the last run-store call succeeded, 0 when it failed.",
+            registry=registry)
+        self.workers = Gauge(PREFIX + "workers", "Live workers registered in etcd.",
+                             registry=registry)
+        self.retention_deleted = Counter(
+            PREFIX + "retention_deleted_total",
+            "Run records deleted by the retention policy.", registry=registry)
+        self.audit_written = Counter(
+            PREFIX + "audit_entries_written_total",
+            "Audit entries written to etcd, each with its change (one transaction).",
+            registry=registry)
+        self.audit_moved = Counter(
+            PREFIX + "audit_entries_moved_total",
+            "Audit entries copied to the run store and deleted from etcd.", registry=registry)
+        self.audit_pending = Gauge(
+            PREFIX + "audit_entries_pending",
+            "Audit entries in etcd not yet moved to the run store, at the last look.",
+            registry=registry)
 
-    def render(self) -> str:
-        return self._registry.render()
+    def render(self) -> bytes:
+        return render(self.registry)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One sample's value by its exported name without the prefix (None: no such
+        sample); what tests and diagnostics read."""
+        return self.registry.get_sample_value(PREFIX + name, labels)

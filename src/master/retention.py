@@ -81,7 +81,7 @@ class Retention(Actor[RetentionMsg]):
             return None
         finally:
             self.passes += 1
-        self._ctx.metrics.retention_deleted.inc(by=deleted)
+        self._ctx.metrics.retention_deleted.inc(deleted)
         if deleted:
             log.info("retention deleted %d run records", deleted)
         return deleted

@@ -132,8 +132,8 @@ def _install_common(app: QuartTrio, ctx: MasterContext) -> None:
             # cannot carry another request, so say so rather than drop it silently.
             response.headers["Connection"] = "close"
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        metrics.http_requests.inc(method_label(request.method), route,
-                                  str(response.status_code))
+        metrics.http_requests.labels(method_label(request.method), route,
+                                     str(response.status_code)).inc()
         return response
 
     @app.errorhandler(ApiError)

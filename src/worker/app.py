@@ -17,8 +17,9 @@ So a SIGTERM stops new fires first, lets running jobs finish (up to the grace), 
 their records (a run's ``running`` key goes only once its record is durable), revokes
 the lease, then stops the sink.
 
-Metrics: every actor factory below passes its new incarnation to
-``ctx.metrics.track`` (see ``worker.metrics``), which reads their counts at scrape time.
+Metrics: every actor factory below passes its new incarnation to that actor's
+``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
+time; the metrics server renders them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .executor import Executor
 from .job_watcher import JobWatcher
 from .locker import Locker
 from .log_sink import LogSink
+from .metrics import WorkerMetrics
 from .metrics_http import MetricsServer
 from .registrar import Registrar
 from .run_as import JobUsers
@@ -75,24 +77,25 @@ def total_grace_s(config: Config) -> float:
 def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
                users: JobUsers | None = None) -> Supervisor:
     config = ctx.config
-    track = ctx.metrics.track
+    metrics = WorkerMetrics()
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     pipeline = Supervisor(
         [
-            ChildSpec("locker", lambda: track(Locker(inboxes.locker, ctx, etcd))),
-            ChildSpec("scheduler", lambda: track(Scheduler(inboxes.scheduler, ctx))),
-            ChildSpec("job-watcher", lambda: track(JobWatcher(inboxes.job_watcher, ctx, etcd))),
+            ChildSpec("locker", lambda: metrics.locker.track(Locker(inboxes.locker, ctx, etcd))),
+            ChildSpec("scheduler", lambda: metrics.scheduler.track(
+                Scheduler(inboxes.scheduler, ctx))),
+            ChildSpec("job-watcher", lambda: metrics.job_watcher.track(
+                JobWatcher(inboxes.job_watcher, ctx, etcd))),
         ],
         name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=PIPELINE_GRACE_S / 3,
     )
     children = [
-        ChildSpec("log-sink", lambda: track(LogSink(inboxes.log_sink, ctx,
-                                                    on_durable=release_running)),
-                  grace_s=SINK_GRACE_S),
-        ChildSpec("registrar", lambda: track(Registrar(inboxes.registrar, ctx, etcd)),
-                  grace_s=REGISTRAR_GRACE_S),
-        ChildSpec("executor", lambda: track(Executor(
+        ChildSpec("log-sink", lambda: metrics.log_sink.track(
+            LogSink(inboxes.log_sink, ctx, on_durable=release_running)), grace_s=SINK_GRACE_S),
+        ChildSpec("registrar", lambda: metrics.registrar.track(
+            Registrar(inboxes.registrar, ctx, etcd)), grace_s=REGISTRAR_GRACE_S),
+        ChildSpec("executor", lambda: metrics.executor.track(Executor(
             inboxes.executor, ctx, release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                              size=config.mailbox_size), users=users)),
@@ -102,7 +105,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     port = config.metrics_port
     if port is not None:
         children.insert(0, ChildSpec("metrics-http", lambda: MetricsServer(
-            ctx.metrics.render, port, max_connections=config.metrics_max_connections),
+            metrics.render, port, max_connections=config.metrics_max_connections),
             grace_s=METRICS_GRACE_S))
     return Supervisor(children, name="worker", strategy=Strategy.ONE_FOR_ONE,
                       max_restarts=5, max_seconds=30)

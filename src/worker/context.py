@@ -1,5 +1,7 @@
-"""What every worker actor is given: configuration, identity, clock, peers' addresses
-and the worker's metrics.
+"""What every worker actor is given: configuration, identity, clock and peers' addresses.
+
+The worker's metrics are not here: they read the actors' statistics from outside
+(``worker.metrics``), so no actor needs them.
 
 Mailboxes are opened before any actor exists (``open_mailboxes``), so that each actor
 can be handed the addresses of the others whatever order they start in, and so that
@@ -8,7 +10,7 @@ a restarted actor finds its peers where they were.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from actors import Address, Inbox, open_mailbox
 from cluster.config import Config
@@ -23,7 +25,6 @@ from .messages import (
     RegistrarMsg,
     SchedulerMsg,
 )
-from .metrics import WorkerMetrics
 
 
 @dataclass(frozen=True)
@@ -66,5 +67,3 @@ class WorkerContext:
     keyspace: Keyspace
     clock: WallClock
     peers: Addresses
-    # One per worker; a default so that tests building a context need not care.
-    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)

@@ -42,9 +42,9 @@ account's ``HOME``, ``USER`` and ``LOGNAME``, plus the job's ``env``, plus
 fire, epoch ms: a job can measure its own lateness), ``SCHEDULER_TRIGGER`` and
 ``SCHEDULER_ATTEMPT``.
 
-Metrics (``ctx.metrics``): the lateness of a scheduled fire when its command is told to
-start (or the planned instant, if later),
-and every run's final status; both O(1) and without a checkpoint.
+Metrics: a ``RunTally`` counts the lateness of a scheduled fire when its command is told
+to start (or the planned instant, if later), and every run's final status; both O(1),
+plain integers, without a checkpoint. ``worker.metrics`` reads them from the statistics.
 
 Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
@@ -108,6 +108,7 @@ from .process import (
 )
 from .orphan_access import orphan_command
 from .run_as import REFUSAL_REASONS, Account, JobUsers, UserRefused
+from .run_tally import RunTally, RunTallyStatistics
 from .start_at import can_wait_in_shell, held_argv
 from .start_marks import Marks
 
@@ -135,6 +136,7 @@ class ExecutorStatistics:
     records_lost: int  # records the LogSink could not take (it had stopped): logged
     user_not_allowed: int  # runs refused: their ``user`` is not allowed here
     unknown_user: int  # runs refused: their ``user`` does not exist here
+    runs: RunTallyStatistics  # by final status, and the lateness of scheduled fires
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,7 @@ class Executor(Actor[ExecutorMsg]):
         self._started = self._finished = self._killed = 0
         self._timed_out = self._spawn_failures = self._records_lost = 0
         self._refused: dict[str, int] = {}  # by UserRefused.reason
+        self._tally = RunTally()
 
     # -- loop -----------------------------------------------------------------------
 
@@ -230,6 +233,7 @@ class Executor(Actor[ExecutorMsg]):
             len(self._active), self._started, self._finished, self._killed,
             self._timed_out, self._spawn_failures, self._records_lost,
             *(self._refused.get(reason, 0) for reason in REFUSAL_REASONS),
+            self._tally.statistics(),
         )
 
     # -- messages -------------------------------------------------------------------
@@ -418,7 +422,7 @@ class Executor(Actor[ExecutorMsg]):
     def _started_at(self, active: _Active, now_ms: int) -> None:
         fire = active.run.fire
         active.start_ms = max(now_ms, fire.planned_ms)  # a command never starts early
-        self._ctx.metrics.run_started(fire.trigger, fire.planned_ms, active.start_ms)  # O(1)
+        self._tally.started(fire.trigger, fire.planned_ms, active.start_ms)  # O(1)
 
     def _orphan_argv(self, fire: Fire) -> list[str]:
         key = self._ctx.keyspace.running(fire.spec.name, fire.run_id)
@@ -458,7 +462,7 @@ class Executor(Actor[ExecutorMsg]):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", record.to_json())
         self._finished += 1
-        self._ctx.metrics.run_finished(record.status)
+        self._tally.ended(record.status)
 
     def _offer_abandoned(self, active: _Active, record: RunRecord | None) -> None:
         """Cancelled mid-run: offer the record (or a ``killed`` one) without waiting."""

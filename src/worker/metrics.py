@@ -1,44 +1,56 @@
-"""The worker's Prometheus metrics: what its actors count, exported as ``scheduler_worker_*``.
+"""The worker's Prometheus metrics (``scheduler_worker_*``), read from its actors' statistics.
 
-Two sources, so that the hot paths pay (almost) nothing:
+Nothing in a worker increments a metric object: each actor counts what it does in plain
+integers and returns a frozen record from ``statistics_detail()`` (and its mailbox's
+from ``statistics()``). At scrape time, prometheus_client collectors read those records:
+one ``ActorMetrics`` per actor, whose families are typed functions of that actor's
+record (``lambda s: s.fires``), so the hot paths pay nothing and no metric names a
+field by a string.
 
-- Owned here, updated where the event happens, O(1): ``runs_total{status}`` and the
-  ``fire_lateness_seconds`` histogram, both by the Executor (``run_started`` and
-  ``run_finished``; it reaches this object through ``WorkerContext.metrics``).
-- Read at scrape time: counts the actors already keep (``statistics_detail()``) and
-  their mailboxes (``statistics()``). ``app.build_tree`` passes every new actor
-  incarnation through ``track()``. When an incarnation replaces a crashed one, the
-  old one's final counts are carried over, so a ``*_total`` never goes down while the
-  process lives (a process restart resets them, as Prometheus expects).
-
-Every read is a plain attribute access in the trio thread: no locks, no awaits.
+``app.build_tree`` passes every new incarnation of an actor to its ``track()``. When one
+replaces a crashed one, the old one's final counts are carried over, so a ``*_total``
+never goes down while the process lives (a process restart resets them, as Prometheus
+expects). Gauges are the live incarnation's values; before an actor is first tracked,
+its families have no samples (except those declared ``zeros``, and histograms).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Literal, Protocol, TypeVar
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from prometheus_client import Gauge
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from actors import ActorStatistics
-from cluster.metrics import Counter, Gauge, Histogram, Registry, Sampled
-from cluster.store import RunStatus, RunTrigger
+from cluster.metrics import BucketCounts, histogram_family, new_registry, render
+from cluster.store import RunStatus
 
-from .run_as import REFUSAL_REASONS  # each is also a field of ExecutorStatistics
+from .executor import ExecutorStatistics
+from .job_watcher import JobWatcherStatistics
+from .locker import LockerStatistics
+from .log_sink import LogSinkStatistics
+from .registrar import RegistrarStatistics
+from .run_as import UNKNOWN_USER, USER_NOT_ALLOWED
+from .run_tally import LATENESS_BOUNDS_S
+from .scheduler import SchedulerStatistics
 
-__all__ = ["LATENESS_BOUNDS_S", "PREFIX", "Tracked", "WorkerMetrics"]
+__all__ = ["PREFIX", "ActorMetrics", "Level", "Observed", "Spread", "Total", "WorkerMetrics"]
 
 PREFIX = "scheduler_worker_"
-# 1 ms .. 10 s: the design's latency goal is milliseconds; beyond the misfire grace
-# (5 s by default) a fire is passed over, so longer lateness cannot be observed.
-LATENESS_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                     5.0, 10.0)
 # The statuses an executed run can end in; their series show from the start, at 0.
 EXECUTED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMEOUT,
                      RunStatus.KILLED, RunStatus.LOST)
 
+S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
+Labels = tuple[str, ...]
 
-class Tracked(Protocol):
+
+class Observed(Protocol[S_co]):
     """An actor whose counts can be read: every worker actor."""
 
     @property
@@ -46,172 +58,270 @@ class Tracked(Protocol):
 
     def statistics(self) -> ActorStatistics: ...
 
-    def statistics_detail(self) -> object: ...  # a dataclass of counts and gauges
+    def statistics_detail(self) -> S_co: ...
 
 
-A = TypeVar("A", bound=Tracked)
-Read = Callable[[], Mapping[tuple[str, ...], float]]
-
-# (metric, help, actor, statistics field). Counters add up across incarnations.
-_COUNTERS = (
-    ("fires_total", "Scheduled and catch-up fires handed to the Locker "
-     "(manual runs and retries excluded).", "scheduler", "fires"),
-    ("misfires_total", "Fire times passed over: later than the misfire grace.",
-     "scheduler", "misfires"),
-    ("runs_started_total", "Runs this worker won and began (StartRun accepted).",
-     "executor", "started"),
-    ("spawn_failures_total", "Commands that could not be started.",
-     "executor", "spawn_failures"),
-    ("run_records_lost_total", "Run records the log sink could not take (logged instead).",
-     "executor", "records_lost"),
-    ("sink_written_total", "Run records written to the store (replayed ones included).",
-     "log-sink", "written_total"),
-    ("sink_spilled_total", "Run records appended to the spill file.",
-     "log-sink", "spilled_total"),
-    ("sink_replayed_total", "Run records written to the store from the spill file.",
-     "log-sink", "replayed_total"),
-    ("sink_rejected_total", "Run records the store refused for good (in the rejected file).",
-     "log-sink", "rejected_total"),
-    ("sink_batches_total", "Batches written to the store.", "log-sink", "batches"),
-    ("session_registrations_total", "Session leases granted and registered.",
-     "registrar", "registrations"),
-    ("session_fenced_total", "Session leases lost: the runs they covered were fenced.",
-     "registrar", "fenced"),
-    ("session_renewals_failed_total", "Session lease renewals that failed.",
-     "registrar", "renewals_failed"),
-    ("lost_runs_total", "Other workers' runs seen lost with their session.",
-     "job-watcher", "lost_runs"),
-    ("watch_compactions_total", "etcd watches that had to re-read after a compaction.",
-     "job-watcher", "compactions"),
-    ("invalid_specs_total", "Job values in etcd rejected as invalid.",
-     "job-watcher", "invalid_specs"),
-)
-# (metric, help, actor, statistics field). Gauges are the live incarnation's values.
-_GAUGES = (
-    ("jobs", "Jobs in the plan table.", "scheduler", "jobs"),
-    ("retries_pending", "Retries waiting for their backoff.", "scheduler", "retries_pending"),
-    ("fires_queued", "Fires waiting for room in the Locker's mailbox.", "scheduler", "outbox"),
-    ("claims_in_flight", "Fires being claimed now.", "locker", "in_flight"),
-    ("runs_running", "Runs started and not yet recorded.", "executor", "running"),
-    ("sink_queued", "Run records in the sink's memory, batches in flight included.",
-     "log-sink", "queued"),
-    ("sink_spill_pending", "Run records in the spill file, not yet replayed.",
-     "log-sink", "spilled"),
-    ("store_up", "1 when the run store is open and its last write succeeded.",
-     "log-sink", "store_up"),
-    ("workers", "Live workers this worker knows of (itself included).",
-     "job-watcher", "workers"),
-)
-_CLAIM_RESULTS = ("won", "taken", "skipped", "failed")
-# (metric, help, kind, what to read). Mailboxes outlive incarnations: no carrying needed.
-_PER_ACTOR: tuple[tuple[str, str, Literal["counter", "gauge"],
-                        Callable[[ActorStatistics], float]], ...] = (
-    ("mailbox_depth", "Messages queued in each actor's mailbox.", "gauge",
-     lambda s: s.mailbox.depth),
-    ("mailbox_capacity", "Bound of each actor's mailbox.", "gauge",
-     lambda s: s.mailbox.capacity),
-    ("mailbox_senders_waiting", "Tasks blocked sending to each actor: backpressure.",
-     "gauge", lambda s: s.mailbox.senders_waiting),
-    ("messages_handled_total", "Messages each actor took from its mailbox.",
-     "counter", lambda s: s.messages_handled),
-    ("actor_restarts_total", "Times each actor was rebuilt after a failure.",
-     "counter", lambda s: s.restarts),
-)
+A = TypeVar("A", bound=Observed[Any])
 
 
-class WorkerMetrics:
-    """Every metric one worker exports; one instance per worker, in its WorkerContext."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Total(Generic[S]):
+    """A counter family read from a statistics record: label values -> count.
 
-    def __init__(self) -> None:
-        self._live: dict[str, Tracked] = {}  # actor name -> current incarnation
-        self._carried: dict[str, dict[str, int]] = {}  # actor name -> earlier counts
-        registry = self.registry = Registry(PREFIX)
-        registry.register(Gauge("up", "1 while the worker is running.", 1))
-        self.runs = registry.register(Counter(
-            "runs_total", "Runs this worker executed, by final status.", ("status",)))
-        for status in EXECUTED_STATUSES:
-            self.runs.inc(status.value, by=0)
-        self.lateness = registry.register(Histogram(
-            "fire_lateness_seconds", "Process start minus planned fire time of scheduled "
-            "fires (not catch-up, retries or manual runs), seconds.", LATENESS_BOUNDS_S))
-        registry.register(Sampled(
-            "claims_total", "Fire claims, by result: won, taken (another worker had it), "
-            "skipped (recorded skipped), failed (etcd did not answer in time).",
-            "counter", self._claims, ("result",)))
-        registry.register(Sampled(
-            "runs_refused_total", "Runs failed unstarted because of their job's user: "
-            "user_not_allowed (not in --allowed-users), unknown_user (no such user here).",
-            "counter", self._refused, ("reason",)))
-        for name, help_text, actor, field in _COUNTERS:
-            registry.register(Sampled(name, help_text, "counter", self._total(actor, field)))
-        for name, help_text, actor, field in _GAUGES:
-            registry.register(Sampled(name, help_text, "gauge", self._current(actor, field)))
-        self._register_mailboxes(registry)
+    Counts add up across incarnations. ``zeros``: label values shown at 0 from the
+    start, before any incarnation is tracked.
+    """
 
-    # -- hot path (the Executor) -------------------------------------------------------
+    name: str
+    help: str
+    read: Callable[[S], Mapping[Labels, int]]
+    label_names: Labels = ()
+    zeros: tuple[Labels, ...] = ()
 
-    def run_started(self, trigger: RunTrigger, planned_ms: int, start_ms: int) -> None:
-        """A process started: observe the lateness of a scheduled fire. O(1)."""
-        if trigger is RunTrigger.SCHEDULE:
-            self.lateness.observe((start_ms - planned_ms) / 1000)
+    @classmethod
+    def of(cls, name: str, help: str, read: Callable[[S], int]) -> Total[S]:
+        """A counter without labels."""
+        return cls(name, help, lambda stats: {(): read(stats)})
 
-    def run_finished(self, status: RunStatus) -> None:
-        self.runs.inc(status.value)
 
-    # -- scrape-time reads -------------------------------------------------------------
+@dataclass(frozen=True, slots=True, eq=False)
+class Level(Generic[S]):
+    """A gauge read from the live incarnation's statistics record."""
+
+    name: str
+    help: str
+    read: Callable[[S], float]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Spread(Generic[S]):
+    """A histogram counted in a statistics record; counts add up across incarnations."""
+
+    name: str
+    help: str
+    bounds: tuple[float, ...]
+    read: Callable[[S], BucketCounts]
+
+
+class ActorMetrics(Collector, Generic[S]):
+    """The families of one actor, read from its live incarnation's statistics."""
+
+    def __init__(self, *, totals: Sequence[Total[S]] = (), spreads: Sequence[Spread[S]] = (),
+                 levels: Sequence[Level[S]] = ()) -> None:
+        self._totals, self._spreads, self._levels = tuple(totals), tuple(spreads), tuple(levels)
+        self.live: Observed[S] | None = None
+        # What the incarnations before the live one counted (families are keyed by identity).
+        self._carried: dict[Total[S], Counter[Labels]] = {t: Counter() for t in self._totals}
+        self._carried_spreads = {s: BucketCounts.empty(s.bounds) for s in self._spreads}
 
     def track(self, actor: A) -> A:
         """Read ``actor`` from now on; carry over the counts of the one it replaces."""
-        old = self._live.get(actor.name)
+        old = self.live
         if old is not None and old is not actor:
-            carried = self._carried.setdefault(actor.name, {})
-            for field, value in _counts(old.statistics_detail()).items():
-                carried[field] = carried.get(field, 0) + value
-        self._live[actor.name] = actor
+            stats = old.statistics_detail()
+            for total in self._totals:
+                self._carried[total].update(total.read(stats))
+            for spread in self._spreads:
+                self._carried_spreads[spread] += spread.read(stats)
+        self.live = actor
         return actor
 
-    def render(self) -> str:
-        return self.registry.render()
+    def describe(self) -> Iterator[Metric]:
+        """The families without reading any actor: the registry checks names with it."""
+        return self._families(None)
 
-    def _field(self, actor: str, field: str) -> float | None:
-        live = self._live.get(actor)
-        return None if live is None else getattr(live.statistics_detail(), field)
+    def collect(self) -> Iterator[Metric]:
+        return self._families(None if self.live is None else self.live.statistics_detail())
 
-    def _sum(self, actor: str, field: str) -> float | None:
-        """The live incarnation's count plus its predecessors'; None before the first."""
-        value = self._field(actor, field)
-        return None if value is None else value + self._carried.get(actor, {}).get(field, 0)
-
-    def _total(self, actor: str, field: str) -> Read:
-        def read() -> Mapping[tuple[str, ...], float]:
-            value = self._sum(actor, field)
-            return {} if value is None else {(): value}
-        return read
-
-    def _current(self, actor: str, field: str) -> Read:
-        def read() -> Mapping[tuple[str, ...], float]:
-            value = self._field(actor, field)
-            return {} if value is None else {(): float(value)}
-        return read
-
-    def _claims(self) -> Mapping[tuple[str, ...], float]:
-        counts = {(result,): self._sum("locker", result) for result in _CLAIM_RESULTS}
-        return {labels: n for labels, n in counts.items() if n is not None}
-
-    def _refused(self) -> Mapping[tuple[str, ...], float]:
-        counts = {(reason,): self._sum("executor", reason) for reason in REFUSAL_REASONS}
-        return {labels: n for labels, n in counts.items() if n is not None}
-
-    def _register_mailboxes(self, registry: Registry) -> None:
-        for name, help_text, kind, pick in _PER_ACTOR:
-            registry.register(Sampled(name, help_text, kind, self._per_actor(pick), ("actor",)))
-
-    def _per_actor(self, pick: Callable[[ActorStatistics], float]) -> Read:
-        return lambda: {(name,): pick(a.statistics()) for name, a in self._live.items()}
+    def _families(self, stats: S | None) -> Iterator[Metric]:
+        for total in self._totals:
+            counts = Counter(dict.fromkeys(total.zeros, 0))
+            counts.update(self._carried[total])  # update, not +: that drops the zeros
+            if stats is not None:
+                counts.update(total.read(stats))
+            family = CounterMetricFamily(PREFIX + total.name, total.help,
+                                         labels=total.label_names)
+            for labels, count in sorted(counts.items()):
+                family.add_metric(labels, count)
+            yield family
+        for spread in self._spreads:
+            buckets = self._carried_spreads[spread]
+            if stats is not None:
+                buckets += spread.read(stats)
+            yield histogram_family(PREFIX + spread.name, spread.help, buckets)
+        for level in self._levels:
+            gauge = GaugeMetricFamily(PREFIX + level.name, level.help)
+            if stats is not None:
+                gauge.add_metric((), float(level.read(stats)))
+            yield gauge
 
 
-def _counts(stats: object) -> dict[str, int]:
-    """The integer fields of a statistics dataclass (bools and None are not counts)."""
-    assert dataclasses.is_dataclass(stats), stats
-    values = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
-    return {k: v for k, v in values.items() if isinstance(v, int) and not isinstance(v, bool)}
+@dataclass(frozen=True, slots=True)
+class _PerActor:
+    name: str
+    help: str
+    kind: Literal["counter", "gauge"]
+    read: Callable[[ActorStatistics], int]
+
+
+# Mailboxes (and ActorStatistics' counts) outlive incarnations: no carrying needed.
+_PER_ACTOR = (
+    _PerActor("mailbox_depth", "Messages queued in each actor's mailbox.", "gauge",
+              lambda s: s.mailbox.depth),
+    _PerActor("mailbox_capacity", "Bound of each actor's mailbox.", "gauge",
+              lambda s: s.mailbox.capacity),
+    _PerActor("mailbox_senders_waiting", "Tasks blocked sending to each actor: backpressure.",
+              "gauge", lambda s: s.mailbox.senders_waiting),
+    _PerActor("messages_handled_total", "Messages each actor took from its mailbox.",
+              "counter", lambda s: s.messages_handled),
+    _PerActor("actor_restarts_total", "Times each actor was rebuilt after a failure.",
+              "counter", lambda s: s.restarts),
+)
+
+
+class MailboxMetrics(Collector):
+    """Each tracked actor's mailbox and restarts, labelled by the actor's name."""
+
+    def __init__(self, actors: Sequence[ActorMetrics[Any]]) -> None:
+        self._actors = tuple(actors)
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families([])
+
+    def collect(self) -> Iterator[Metric]:
+        live = [a.live.statistics() for a in self._actors if a.live is not None]
+        return self._families(sorted(live, key=lambda stats: stats.name))
+
+    def _families(self, live: Sequence[ActorStatistics]) -> Iterator[Metric]:
+        for per_actor in _PER_ACTOR:
+            family_type = CounterMetricFamily if per_actor.kind == "counter" else GaugeMetricFamily
+            family = family_type(PREFIX + per_actor.name, per_actor.help, labels=("actor",))
+            for stats in live:
+                family.add_metric((stats.name,), per_actor.read(stats))
+            yield family
+
+
+# Each written ``ActorMetrics[<its statistics record>](...)``: so a type checker checks
+# every reader below against that record's fields (mypy does; inferred, they would be Any).
+
+
+def _scheduler() -> ActorMetrics[SchedulerStatistics]:
+    return ActorMetrics[SchedulerStatistics](totals=(
+        Total.of("fires_total", "Scheduled and catch-up fires handed to the Locker "
+                 "(manual runs and retries excluded).", lambda s: s.fires),
+        Total.of("misfires_total", "Fire times passed over: later than the misfire grace.",
+                 lambda s: s.misfires),
+    ), levels=(
+        Level("jobs", "Jobs in the plan table.", lambda s: s.jobs),
+        Level("retries_pending", "Retries waiting for their backoff.", lambda s: s.retries_pending),
+        Level("fires_queued", "Fires waiting for room in the Locker's mailbox.",
+              lambda s: s.outbox),
+    ))
+
+
+def _locker() -> ActorMetrics[LockerStatistics]:
+    return ActorMetrics[LockerStatistics](totals=(
+        Total("claims_total", "Fire claims, by result: won, taken (another worker had it), "
+              "skipped (recorded skipped), failed (etcd did not answer in time).",
+              lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
+                         ("failed",): s.failed}, ("result",)),
+    ), levels=(
+        Level("claims_in_flight", "Fires being claimed now.", lambda s: s.in_flight),
+    ))
+
+
+def _executor() -> ActorMetrics[ExecutorStatistics]:
+    return ActorMetrics[ExecutorStatistics](totals=(
+        Total("runs_total", "Runs this worker executed, by final status.",
+              lambda s: {(status.value,): n for status, n in s.runs.ended.items()},
+              ("status",), zeros=tuple((status.value,) for status in EXECUTED_STATUSES)),
+        Total("runs_refused_total", "Runs failed unstarted because of their job's user: "
+              "user_not_allowed (not in --allowed-users), unknown_user (no such user here).",
+              lambda s: {(USER_NOT_ALLOWED,): s.user_not_allowed,
+                         (UNKNOWN_USER,): s.unknown_user}, ("reason",)),
+        Total.of("runs_started_total", "Runs this worker won and began (StartRun accepted).",
+                 lambda s: s.started),
+        Total.of("spawn_failures_total", "Commands that could not be started.",
+                 lambda s: s.spawn_failures),
+        Total.of("run_records_lost_total",
+                 "Run records the log sink could not take (logged instead).",
+                 lambda s: s.records_lost),
+    ), spreads=(
+        Spread("fire_lateness_seconds", "Process start minus planned fire time of scheduled "
+               "fires (not catch-up, retries or manual runs), seconds.", LATENESS_BOUNDS_S,
+               lambda s: s.runs.lateness),
+    ), levels=(
+        Level("runs_running", "Runs started and not yet recorded.", lambda s: s.running),
+    ))
+
+
+def _log_sink() -> ActorMetrics[LogSinkStatistics]:
+    return ActorMetrics[LogSinkStatistics](totals=(
+        Total.of("sink_written_total", "Run records written to the store (replayed ones "
+                 "included).", lambda s: s.written_total),
+        Total.of("sink_spilled_total", "Run records appended to the spill file.",
+                 lambda s: s.spilled_total),
+        Total.of("sink_replayed_total", "Run records written to the store from the spill "
+                 "file.", lambda s: s.replayed_total),
+        Total.of("sink_rejected_total", "Run records the store refused for good (in the "
+                 "rejected file).", lambda s: s.rejected_total),
+        Total.of("sink_batches_total", "Batches written to the store.", lambda s: s.batches),
+    ), levels=(
+        Level("sink_queued", "Run records in the sink's memory, batches in flight included.",
+              lambda s: s.queued),
+        Level("sink_spill_pending", "Run records in the spill file, not yet replayed.",
+              lambda s: s.spilled),
+        Level("store_up", "1 when the run store is open and its last write succeeded.",
+              lambda s: s.store_up),
+    ))
+
+
+def _registrar() -> ActorMetrics[RegistrarStatistics]:
+    return ActorMetrics[RegistrarStatistics](totals=(
+        Total.of("session_registrations_total", "Session leases granted and registered.",
+                 lambda s: s.registrations),
+        Total.of("session_fenced_total", "Session leases lost: the runs they covered were "
+                 "fenced.", lambda s: s.fenced),
+        Total.of("session_renewals_failed_total", "Session lease renewals that failed.",
+                 lambda s: s.renewals_failed),
+    ))
+
+
+def _job_watcher() -> ActorMetrics[JobWatcherStatistics]:
+    return ActorMetrics[JobWatcherStatistics](totals=(
+        Total.of("lost_runs_total", "Other workers' runs seen lost with their session.",
+                 lambda s: s.lost_runs),
+        Total.of("watch_compactions_total", "etcd watches that had to re-read after a "
+                 "compaction.", lambda s: s.compactions),
+        Total.of("invalid_specs_total", "Job values in etcd rejected as invalid.",
+                 lambda s: s.invalid_specs),
+    ), levels=(
+        Level("workers", "Live workers this worker knows of (itself included).",
+              lambda s: s.workers),
+    ))
+
+
+class WorkerMetrics:
+    """Every metric one worker exports, in a registry of its own; one per worker tree.
+
+    Its attributes ``scheduler`` .. ``job_watcher`` take each actor's incarnations
+    (``track``); ``render()`` is the body of a scrape.
+    """
+
+    def __init__(self) -> None:
+        self.registry = new_registry()
+        Gauge(PREFIX + "up", "1 while the worker is running.", registry=self.registry).set(1)
+        self.executor = _executor()
+        self.locker = _locker()
+        self.scheduler = _scheduler()
+        self.log_sink = _log_sink()
+        self.registrar = _registrar()
+        self.job_watcher = _job_watcher()
+        actors = (self.executor, self.locker, self.scheduler, self.log_sink, self.registrar,
+                  self.job_watcher)
+        for actor in actors:
+            self.registry.register(actor)
+        self.registry.register(MailboxMetrics(actors))
+
+    def render(self) -> bytes:
+        return render(self.registry)

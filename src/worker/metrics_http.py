@@ -16,7 +16,8 @@ open files". The deadline above bounds how long one connection holds its slot: i
 connections cannot keep them forever, and the queue drains once a flood stops. A
 flood can make scrapes wait, never stop a fire; put a firewall on the port anyway.
 
-- ``GET``/``HEAD /metrics`` (any query string) → 200, text format 0.0.4
+- ``GET``/``HEAD /metrics`` (any query string) → 200, text format 0.0.4 as
+  ``render()`` returns it (``generate_latest`` of the worker's registry)
 - ``/metrics`` with another method → 405; any other path → 404; a malformed request
   line → 400; an oversized head → 431
 - rendering raised → 500, logged: a bug in one metric must not stop the scrapes.
@@ -63,14 +64,14 @@ class _HeadTooLarge(Exception):
 
 
 class MetricsServer:
-    """A supervisor child serving ``render()`` at ``/metrics``; a fresh one per start.
+    """A supervisor child serving the bytes of ``render()`` at ``/metrics``; fresh per start.
 
     ``port`` 0 binds any free port. ``started()`` reports the URL actually bound.
     ``request_stop()`` closes the listener and drops connections at once: answers are
     small and a scraper simply retries. At most ``max_connections`` are open at once.
     """
 
-    def __init__(self, render: Callable[[], str], port: int, *, host: str = LOOPBACK,
+    def __init__(self, render: Callable[[], bytes], port: int, *, host: str = LOOPBACK,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self._render = render
         self._port = port
@@ -146,7 +147,7 @@ async def _read_head(stream: trio.SocketStream) -> bytes | None:
     return bytes(head)
 
 
-def respond(head: bytes, render: Callable[[], str]) -> bytes:
+def respond(head: bytes, render: Callable[[], bytes]) -> bytes:
     """The whole response to one request head (pure: the server's logic, testable alone)."""
     parts = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
@@ -157,7 +158,7 @@ def respond(head: bytes, render: Callable[[], str]) -> bytes:
     if method not in (b"GET", b"HEAD"):
         return _response(HTTPStatus.METHOD_NOT_ALLOWED, extra=("Allow: GET, HEAD",))
     try:
-        body = render().encode()
+        body = render()
     except Exception:  # a fault barrier: one broken metric must not stop the server
         log.exception("rendering the metrics failed")
         return _response(HTTPStatus.INTERNAL_SERVER_ERROR)

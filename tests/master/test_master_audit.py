@@ -29,7 +29,7 @@ async def wait_moved(master) -> None:
 
 
 def metric(master, name: str) -> float:
-    for line in master.ctx.metrics.render().splitlines():
+    for line in master.ctx.metrics.render().decode().splitlines():
         if line.startswith(f"scheduler_master_{name} "):
             return float(line.split()[-1])
     raise AssertionError(f"no metric {name}")

@@ -173,7 +173,7 @@ async def test_concurrent_saves_all_land(master):
             nursery.start_soon(save, i)
     stored = await master.stored("race")
     assert stored["command"].startswith("echo ")
-    assert master.ctx.metrics.job_saves.value("created") == 1
+    assert master.ctx.metrics.value("job_saves_total", result="created") == 1
 
 
 # --------------------------------------------------------------------------- no future fire

@@ -181,7 +181,7 @@ async def test_workers_show_last_seen_and_skew(master):
         "startedAt": now - 5000, "running": 2, "capacity": 8, "wallClock": now + 3000}
     assert now <= w["lastSeen"] <= master.ctx.clock()
     assert 2_000 <= w["skewMs"] <= 3_000
-    assert master.ctx.metrics.workers.value == 1
+    assert master.ctx.metrics.value("workers") == 1
     await master.etcd.revoke_lease(lease.id)  # the worker's session ends: it leaves
     with trio.fail_after(10):
         while (await master.get("/api/v1/workers")).json["workers"]:

@@ -41,7 +41,7 @@ async def test_deletes_records_older_than_the_retention_days(tmp_path, etcd_endp
         deleted = await retention(master).prune_once()
         assert deleted == 1201
         assert await run_ids(master) == ["new0", "new1", "new2"]
-        assert master.ctx.metrics.retention_deleted.value() == 1201
+        assert master.ctx.metrics.value("retention_deleted_total") == 1201
         assert await retention(master).prune_once() == 0
 
 

@@ -27,7 +27,7 @@ def port_of(url: str) -> int:
 
 async def test_beyond_the_limit_a_connection_waits_for_a_free_slot(monkeypatch):
     monkeypatch.setattr(metrics_http, "REQUEST_TIMEOUT_S", 30.0)  # idle ones hold on
-    server = MetricsServer(lambda: "up 1\n", 0, max_connections=2)
+    server = MetricsServer(lambda: b"up 1\n", 0, max_connections=2)
     async with trio.open_nursery() as nursery:
         port = port_of(await nursery.start(server.run))
         idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
@@ -47,7 +47,7 @@ async def test_beyond_the_limit_a_connection_waits_for_a_free_slot(monkeypatch):
 
 async def test_idle_connections_lose_their_slot_at_the_read_deadline(monkeypatch):
     monkeypatch.setattr(metrics_http, "REQUEST_TIMEOUT_S", 1.0)
-    server = MetricsServer(lambda: "up 1\n", 0, max_connections=2)
+    server = MetricsServer(lambda: b"up 1\n", 0, max_connections=2)
     async with trio.open_nursery() as nursery:
         port = port_of(await nursery.start(server.run))
         idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(5)]

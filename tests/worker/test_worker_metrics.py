@@ -1,5 +1,6 @@
-"""Prometheus metrics: the shared text format, the worker's metrics, its /metrics server,
-and a real worker process scraped while a job fires every second."""
+"""Prometheus metrics: the shared pieces (registries, bucket counts), the worker's
+metrics read from its actors' statistics, its /metrics server, and a real worker process
+scraped while a job fires every second."""
 
 from __future__ import annotations
 
@@ -12,33 +13,24 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
+from prometheus_client import Counter
 
 from actors import Actor, Inbox, open_mailbox
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
-from cluster.metrics import (
-    BadBuckets,
-    BadLabels,
-    BadMetricName,
-    Counter,
-    DuplicateMetric,
-    Gauge,
-    Histogram,
-    MetricError,
-    Registry,
-    Sampled,
-    format_value,
-)
+from cluster.metrics import BadBuckets, BucketCounter, histogram_family, new_registry, render
 from cluster.store import RunStatus, RunTrigger
+from master.metrics import Metrics
 from worker.executor import ExecutorStatistics
-from worker.metrics import LATENESS_BOUNDS_S, WorkerMetrics
+from worker.metrics import WorkerMetrics
 from worker.metrics_http import MAX_HEAD_BYTES, CannotServeMetrics, MetricsServer, respond
+from worker.run_tally import LATENESS_BOUNDS_S, RunTally
+from worker.scheduler import SchedulerStatistics
 
 ROOT = Path(__file__).resolve().parents[2]
 W = "scheduler_worker_"
@@ -51,9 +43,11 @@ SAMPLE_LINE = re.compile(
     r' (?P<value>-?[0-9.eE+-]+|NaN|[+-]Inf)$')
 
 
-def parse(text: str) -> dict[tuple[str, str], float]:
+def parse(text: str | bytes) -> dict[tuple[str, str], float]:
     """Every sample by (name, labels); asserts the text is valid format 0.0.4 line by line:
     each family has HELP then TYPE before its samples, and samples belong to it."""
+    if isinstance(text, bytes):
+        text = text.decode()
     assert text.endswith("\n")
     samples: dict[tuple[str, str], float] = {}
     family, kind = None, None
@@ -77,125 +71,65 @@ def parse(text: str) -> dict[tuple[str, str], float]:
     return samples
 
 
-# -- the shared text format -------------------------------------------------------------
+# -- the shared pieces ---------------------------------------------------------------------
 
 
-def test_registry_renders_help_type_and_escaped_labels():
-    registry = Registry("p_")
-    hits = registry.register(Counter("hits_total", "Hits,\nby path \\ kind.", ("path",)))
-    registry.register(Gauge("temperature", "Degrees.", 21.5))
-    hits.inc('a"b\\c\nd')
-    hits.inc("plain", by=2)
-    text = registry.render()
-    assert text.splitlines() == [
+def test_each_registry_keeps_its_own_counts_and_no_created_series():
+    first, second = new_registry(), new_registry()
+    hits = Counter("p_hits_total", "Hits,\nby path \\ kind.", ("path",), registry=first)
+    Counter("p_hits_total", "Hits.", ("path",), registry=second)  # same name: no clash
+    hits.labels('a"b\\c\nd').inc()
+    hits.labels("plain").inc(2)
+    text = render(first).decode()
+    assert text.splitlines()[:4] == [
         "# HELP p_hits_total Hits,\\nby path \\\\ kind.",
         "# TYPE p_hits_total counter",
-        'p_hits_total{path="a\\"b\\\\c\\nd"} 1',
-        'p_hits_total{path="plain"} 2',
-        "# HELP p_temperature Degrees.",
-        "# TYPE p_temperature gauge",
-        "p_temperature 21.5",
+        'p_hits_total{path="a\\"b\\\\c\\nd"} 1.0',
+        'p_hits_total{path="plain"} 2.0',
     ]
+    assert "_created" not in text
     assert parse(text)[("p_hits_total", 'path="plain"')] == 2
+    assert parse(render(second)) == {}
 
 
-def test_unlabelled_counter_shows_zero_and_labelled_one_shows_nothing_until_used():
-    registry = Registry()
-    registry.register(Counter("plain_total", "x"))
-    registry.register(Counter("by_kind_total", "x", ("kind",)))
-    assert parse(registry.render()) == {("plain_total", ""): 0}
+def test_two_masters_and_two_workers_in_one_process_count_apart():
+    masters = Metrics(), Metrics()
+    masters[0].etcd_errors.inc()
+    assert masters[0].value("etcd_errors_total") == 1
+    assert masters[1].value("etcd_errors_total") == 0
+    workers = WorkerMetrics(), WorkerMetrics()
+    _, inbox = open_mailbox[str](4, name="scheduler")
+    workers[0].scheduler.track(FakeScheduler(inbox, fires=5, jobs=3))
+    assert parse(workers[0].render())[(W + "fires_total", "")] == 5
+    assert (W + "fires_total", "") not in parse(workers[1].render())
 
 
-def test_counters_refuse_wrong_labels_and_going_down():
-    counter = Counter("c_total", "x", ("a", "b"))
-    with pytest.raises(BadLabels, match=r"takes labels \('a', 'b'\), given values \('1',\)"):
-        counter.inc("1")
-    with pytest.raises(MetricError, match="cannot go down"):
-        counter.inc("1", "2", by=-1)
-    counter.inc("1", "2", by=0)
-    assert counter.value("1", "2") == 0
-
-
-def test_bad_names_and_duplicates_are_refused():
-    with pytest.raises(BadMetricName, match="metric name: '1abc'"):
-        Counter("1abc", "x")
-    with pytest.raises(BadMetricName, match="label name: 'a-b'"):
-        Counter("ok_total", "x", ("a-b",))
-    registry = Registry("p_")
-    registry.register(Gauge("g", "x"))
-    with pytest.raises(DuplicateMetric, match="'p_g' is already registered"):
-        registry.register(Counter("g", "y"))
-
-
-def test_values_are_formatted_as_the_format_spells_them():
-    assert [format_value(v) for v in (3, 3.0, 0.25, 1e-3, math.inf, -math.inf, math.nan)] == [
-        "3", "3", "0.25", "0.001", "+Inf", "-Inf", "NaN"]
-
-
-def test_histogram_buckets_are_inclusive_and_cumulative():
-    histogram = Histogram("lat_seconds", "x", (0.001, 0.01, 1.0))
+def test_bucket_counts_are_inclusive_and_cumulative_with_le_spelled_as_before():
+    counter = BucketCounter((0.001, 0.01, 1.0, 10))
     for value in (-0.5, 0.0, 0.001, 0.0011, 0.01, 0.5, 1.0, 1.0001, 99):
-        histogram.observe(value)
-    assert histogram.bucket_counts() == (3, 5, 7, 9)  # le=0.001, 0.01, 1, +Inf
-    registry = Registry()
-    registry.register(histogram)
-    samples = parse(registry.render())
-    assert samples[("lat_seconds_bucket", 'le="0.001"')] == 3
-    assert samples[("lat_seconds_bucket", 'le="1"')] == 7
-    assert samples[("lat_seconds_bucket", 'le="+Inf"')] == 9
-    assert samples[("lat_seconds_count", "")] == 9
-    assert samples[("lat_seconds_sum", "")] == pytest.approx(101.0122)
-
-
-def test_an_empty_histogram_renders_zeros():
-    registry = Registry()
-    registry.register(Histogram("h", "x", (1, 2)))
-    assert parse(registry.render()) == {
-        ("h_bucket", 'le="1"'): 0, ("h_bucket", 'le="2"'): 0, ("h_bucket", 'le="+Inf"'): 0,
-        ("h_sum", ""): 0, ("h_count", ""): 0}
-
-
-def test_histogram_refuses_nan():
-    histogram = Histogram("h", "x", (1,))
-    with pytest.raises(MetricError, match="cannot observe NaN"):
-        histogram.observe(math.nan)
-    assert histogram.count == 0
+        counter.observe(value)
+    counts = counter.snapshot()
+    assert counts.cumulative() == (3, 5, 7, 8, 9)  # le=0.001, 0.01, 1, 10, +Inf
+    assert counts.count == 9 and counts.sum == pytest.approx(101.0122)
+    registry = new_registry()
+    family = histogram_family("lat_seconds", "x", counts + counts)  # two incarnations
+    registry.register(type("One", (), {"collect": lambda self: [family]})())
+    samples = parse(render(registry))
+    assert samples[("lat_seconds_bucket", 'le="0.001"')] == 6
+    assert samples[("lat_seconds_bucket", 'le="1"')] == 14  # "1", not "1.0": unchanged
+    assert samples[("lat_seconds_bucket", 'le="10"')] == 16
+    assert samples[("lat_seconds_bucket", 'le="+Inf"')] == 18
+    assert samples[("lat_seconds_count", "")] == 18
+    assert samples[("lat_seconds_sum", "")] == pytest.approx(202.0244)
 
 
 @pytest.mark.parametrize("bounds", [(), (1, 1), (2, 1), (1, math.inf), (math.nan,)])
 def test_histogram_bounds_must_be_finite_and_increasing(bounds):
     with pytest.raises(BadBuckets, match="strictly increasing"):
-        Histogram("h", "x", bounds)
-
-
-def test_sampled_metrics_are_read_at_render_time():
-    state = {"n": 1}
-    registry = Registry()
-    registry.register(Sampled("n", "x", "gauge", lambda: {("a",): state["n"]}, ("kind",)))
-    registry.register(Sampled("none", "x", "counter", lambda: {}))
-    assert parse(registry.render()) == {("n", 'kind="a"'): 1}
-    state["n"] = 5
-    assert parse(registry.render()) == {("n", 'kind="a"'): 5}
-
-
-def test_sampled_values_with_wrong_labels_fail_loudly():
-    registry = Registry()
-    registry.register(Sampled("n", "x", "gauge", lambda: {("a", "b"): 1}, ("kind",)))
-    with pytest.raises(BadLabels):
-        registry.render()
+        BucketCounter(bounds)
 
 
 # -- the worker's metrics ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FakeSchedulerStatistics:
-    jobs: int
-    fires: int
-    misfires: int
-    retries_pending: int
-    outbox: int
-    firing: bool
 
 
 class FakeScheduler(Actor[str]):
@@ -203,8 +137,8 @@ class FakeScheduler(Actor[str]):
         super().__init__(inbox)
         self.fires, self.jobs = fires, jobs
 
-    def statistics_detail(self) -> FakeSchedulerStatistics:
-        return FakeSchedulerStatistics(self.jobs, self.fires, 0, 0, 0, True)
+    def statistics_detail(self) -> SchedulerStatistics:
+        return SchedulerStatistics(self.jobs, self.fires, 0, 0, 0, True)
 
 
 def test_worker_counts_add_up_across_restarts_and_gauges_do_not():
@@ -212,9 +146,10 @@ def test_worker_counts_add_up_across_restarts_and_gauges_do_not():
     before = parse(metrics.render())
     assert (W + "fires_total", "") not in before  # nothing tracked yet: no sample
     assert before[(W + "runs_total", 'status="succeeded"')] == 0
+    assert before[(W + "fire_lateness_seconds_count", "")] == 0
     address, inbox = open_mailbox[str](4, name="scheduler")
-    metrics.track(FakeScheduler(inbox, fires=5, jobs=3))
-    metrics.track(FakeScheduler(inbox, fires=2, jobs=4))  # rebuilt after a crash
+    metrics.scheduler.track(FakeScheduler(inbox, fires=5, jobs=3))
+    metrics.scheduler.track(FakeScheduler(inbox, fires=2, jobs=4))  # rebuilt after a crash
     address.send_nowait("queued")
     samples = parse(metrics.render())
     assert samples[(W + "fires_total", "")] == 7
@@ -225,34 +160,41 @@ def test_worker_counts_add_up_across_restarts_and_gauges_do_not():
 
 
 class FakeExecutor(Actor[str]):
-    def __init__(self, inbox: Inbox[str], not_allowed: int, unknown: int) -> None:
+    def __init__(self, inbox: Inbox[str], not_allowed: int, unknown: int,
+                 tally: RunTally | None = None) -> None:
         super().__init__(inbox)
         self.not_allowed, self.unknown = not_allowed, unknown
+        self.tally = tally or RunTally()
 
     def statistics_detail(self) -> ExecutorStatistics:
         return ExecutorStatistics(0, 0, 0, 0, 0, 0, 0, user_not_allowed=self.not_allowed,
-                                  unknown_user=self.unknown)
+                                  unknown_user=self.unknown, runs=self.tally.statistics())
 
 
 def test_runs_refused_for_their_user_are_counted_by_reason_across_restarts():
     metrics = WorkerMetrics()
     _, inbox = open_mailbox[str](4, name="executor")
-    metrics.track(FakeExecutor(inbox, not_allowed=2, unknown=0))
+    metrics.executor.track(FakeExecutor(inbox, not_allowed=2, unknown=0))
     assert parse(metrics.render())[(W + "runs_refused_total", 'reason="unknown_user"')] == 0
-    metrics.track(FakeExecutor(inbox, not_allowed=1, unknown=3))  # rebuilt after a crash
+    metrics.executor.track(FakeExecutor(inbox, not_allowed=1, unknown=3))  # rebuilt
     samples = parse(metrics.render())
     assert samples[(W + "runs_refused_total", 'reason="user_not_allowed"')] == 3
     assert samples[(W + "runs_refused_total", 'reason="unknown_user"')] == 3
 
 
-def test_lateness_is_observed_for_scheduled_fires_only():
+def test_lateness_is_observed_for_scheduled_fires_only_and_adds_up_across_restarts():
     metrics = WorkerMetrics()
-    metrics.run_started(RunTrigger.SCHEDULE, planned_ms=10_000, start_ms=10_004)
-    metrics.run_started(RunTrigger.SCHEDULE, planned_ms=10_000, start_ms=13_000)
-    metrics.run_started(RunTrigger.RETRY, planned_ms=10_000, start_ms=70_000)
-    metrics.run_started(RunTrigger.MANUAL, planned_ms=10_000, start_ms=10_001)
-    metrics.run_finished(RunStatus.SUCCEEDED)
-    metrics.run_finished(RunStatus.TIMEOUT)
+    _, inbox = open_mailbox[str](4, name="executor")
+    first, second = RunTally(), RunTally()
+    metrics.executor.track(FakeExecutor(inbox, 0, 0, first))
+    first.started(RunTrigger.SCHEDULE, planned_ms=10_000, start_ms=10_004)
+    first.started(RunTrigger.RETRY, planned_ms=10_000, start_ms=70_000)
+    first.ended(RunStatus.SUCCEEDED)
+    metrics.executor.track(FakeExecutor(inbox, 0, 0, second))  # rebuilt after a crash
+    second.started(RunTrigger.SCHEDULE, planned_ms=10_000, start_ms=13_000)
+    second.started(RunTrigger.MANUAL, planned_ms=10_000, start_ms=10_001)
+    second.ended(RunStatus.TIMEOUT)
+    second.ended(RunStatus.SUCCEEDED)
     samples = parse(metrics.render())
     assert LATENESS_BOUNDS_S[0] == 0.001 and LATENESS_BOUNDS_S[-1] == 10
     assert samples[(W + "fire_lateness_seconds_count", "")] == 2
@@ -260,8 +202,18 @@ def test_lateness_is_observed_for_scheduled_fires_only():
     assert samples[(W + "fire_lateness_seconds_bucket", 'le="2.5"')] == 1
     assert samples[(W + "fire_lateness_seconds_bucket", 'le="5"')] == 2
     assert samples[(W + "fire_lateness_seconds_sum", "")] == pytest.approx(3.004)
-    assert samples[(W + "runs_total", 'status="succeeded"')] == 1
+    assert samples[(W + "runs_total", 'status="succeeded"')] == 2
     assert samples[(W + "runs_total", 'status="timeout"')] == 1
+    assert samples[(W + "runs_total", 'status="lost"')] == 0
+
+
+def test_tracking_the_same_incarnation_again_counts_it_once():
+    metrics = WorkerMetrics()
+    _, inbox = open_mailbox[str](4, name="scheduler")
+    scheduler = FakeScheduler(inbox, fires=5, jobs=3)
+    metrics.scheduler.track(scheduler)
+    metrics.scheduler.track(scheduler)  # a ready instance, rerun as is
+    assert parse(metrics.render())[(W + "fires_total", "")] == 5
 
 
 # -- the /metrics server ---------------------------------------------------------------------
@@ -272,8 +224,8 @@ def status_of(response: bytes) -> int:
 
 
 def test_respond_routes_and_methods():
-    def render() -> str:
-        return "x 1\n"
+    def render() -> bytes:
+        return b"x 1\n"
 
     ok = respond(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", render)
     assert status_of(ok) == 200 and ok.endswith(b"\r\n\r\nx 1\n")
@@ -289,7 +241,7 @@ def test_respond_routes_and_methods():
 
 
 def test_a_failing_render_is_a_500_not_a_crash(caplog):
-    def render() -> str:
+    def render() -> bytes:
         raise RuntimeError("metric bug")
 
     assert status_of(respond(b"GET /metrics HTTP/1.1\r\n\r\n", render)) == 500
@@ -297,7 +249,7 @@ def test_a_failing_render_is_a_500_not_a_crash(caplog):
 
 
 async def test_server_on_any_free_port_serves_until_stopped():
-    server = MetricsServer(lambda: "up 1\n", 0)
+    server = MetricsServer(lambda: b"up 1\n", 0)
     async with trio.open_nursery() as nursery:
         url = await nursery.start(server.run)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/metrics", url)
@@ -322,7 +274,7 @@ async def test_a_port_in_use_is_a_clear_error():
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(CannotServeMetrics, match=f"cannot serve metrics on 127.0.0.1:{port}"):
-            await MetricsServer(lambda: "", port).run()
+            await MetricsServer(lambda: b"", port).run()
 
 
 # -- a real worker, scraped -------------------------------------------------------------
