@@ -52,6 +52,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds a listening TCP socket on ``port``.
+
+    Why: ``free_port`` cannot reserve the port, so another server started at the same
+    moment (a concurrent test run) may take it; a health check on the port would then
+    reach that server and call ours healthy while ours is failing to bind (seen: a
+    "frozen" private etcd that still answered)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    sockets = set()
+    for fd in fds:
+        try:
+            sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:  # closed meanwhile (the listing's own fd, for one)
+            pass
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port \
+                    and f"socket:[{inode}]" in sockets:
+                return True
+    return False
+
+
 def _clean_env() -> dict[str, str]:
     # etcd reads every ETCD_* variable as a flag: never let the caller's leak in.
     return {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
@@ -186,6 +217,8 @@ class EtcdServer:
                 f"etcd exited with {self.process.returncode}\n"
                 + self.log_path.read_text(errors="replace")[-2000:]
             )
+        if self.process is not None and not listens_on(self.process.pid, self.client_port):
+            return False  # not ours yet: whatever answers on the port is someone else
         try:
             with urllib.request.urlopen(f"{self.client_url}/health", timeout=1,
                                         context=self._ssl_context()) as r:
