@@ -50,7 +50,7 @@ Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
   Scheduler and the JobWatcher). Handling never blocks on a process, so it drains fast.
 - LogSink: ``send`` waits while it is full (backpressure), a record is never dropped.
-- Locker: ``LoadChanged`` is a gauge sent with ``send_nowait`` after every start and
+- Locker: ``LoadChanged`` is a gauge offered (``Address.offer``) after every start and
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
   next one carries the current value anyway.
 
@@ -70,7 +70,6 @@ lease ends (nothing is left to release them).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -79,7 +78,7 @@ from dataclasses import dataclass
 
 import trio
 
-from actors import Actor, ActorError, Inbox, MailboxClosed
+from actors import Actor, Inbox
 from cluster.store import RunRecord, RunStatus
 
 from . import drop
@@ -305,9 +304,7 @@ class Executor(Actor[ExecutorMsg]):
         self._forget(active)
         assert self._background is not None
         self._background.start_soon(self._release_quietly, active.run)
-        try:
-            await self._ctx.peers.scheduler.send(RunEnded(active.run, record.status))
-        except MailboxClosed:
+        if not await self._ctx.peers.scheduler.tell(RunEnded(active.run, record.status)):
             log.info("scheduler stopped: end of run %s not reported", record.run_id)
 
     async def _execute(self, active: _Active) -> RunRecord:
@@ -443,9 +440,7 @@ class Executor(Actor[ExecutorMsg]):
                        start_ms=None, end_ms=self._ctx.clock.now_ms())
 
     async def _write(self, record: RunRecord) -> None:
-        try:
-            await self._ctx.peers.log_sink.send(Write(record))
-        except MailboxClosed:
+        if not await self._ctx.peers.log_sink.tell(Write(record)):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", record.to_json())
         self._finished += 1
@@ -457,13 +452,10 @@ class Executor(Actor[ExecutorMsg]):
             record = _record(active.run.fire, self._ctx.worker_id, status=RunStatus.KILLED,
                              err="[scheduler] run killed: the executor was stopped abruptly",
                              start_ms=None, end_ms=self._ctx.clock.now_ms())
-        try:
-            self._ctx.peers.log_sink.send_nowait(Write(record))
-        except ActorError:
+        if not self._ctx.peers.log_sink.offer(Write(record)):
             self._records_lost += 1
             log.error("run record lost (executor cancelled): %s", record.to_json())
-        with contextlib.suppress(ActorError):
-            self._ctx.peers.scheduler.send_nowait(RunEnded(active.run, record.status))
+        self._ctx.peers.scheduler.offer(RunEnded(active.run, record.status))
         self._forget(active)
 
     def _forget(self, active: _Active) -> None:
@@ -475,8 +467,7 @@ class Executor(Actor[ExecutorMsg]):
 
     def _publish_load(self) -> None:
         # Full or closed: skipped, it is a gauge; the next start or end sends the value.
-        with contextlib.suppress(ActorError):
-            self._ctx.peers.locker.send_nowait(LoadChanged(len(self._active)))
+        self._ctx.peers.locker.offer(LoadChanged(len(self._active)))
 
     async def _release_quietly(self, run: Run) -> None:
         try:
