@@ -19,6 +19,7 @@ import logging
 import trio
 
 from actors import Inbox
+from cluster.backoff import Backoff
 from cluster.store import InvalidQuery, RunStore, StoreError, open_store
 
 from .context import MasterContext
@@ -88,20 +89,19 @@ class LogManager(RequestActor[LogManagerMsg]):
 
     async def _keep_open(self) -> None:
         """Open the store and keep it open; reopen with backoff if opening fails."""
-        delay_s = OPEN_RETRY_S
+        backoff = Backoff(OPEN_RETRY_S, OPEN_RETRY_MAX_S)
         while True:
             try:
                 async with open_store(self._ctx.config.db, self._ctx.store_settings) as store:
                     self._store = store
-                    delay_s = OPEN_RETRY_S
+                    backoff.succeeded()
                     await self._probe(store)  # never returns
             except StoreError as exc:
                 self._why_closed = str(exc)
                 self._mark(up=False, reason=str(exc))
             finally:
                 self._store = None
-            await trio.sleep(delay_s)
-            delay_s = min(2 * delay_s, OPEN_RETRY_MAX_S)
+            await trio.sleep(backoff.failed())
 
     async def _probe(self, store: RunStore) -> None:
         while True:
