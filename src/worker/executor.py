@@ -60,8 +60,8 @@ so that a survivor runs them (its record then replaces ours); runs already waiti
 their mark or planned instant start then (they are ours: no other worker would run them);
 runs in progress get ``shutdown_grace_s`` to finish, then are killed (SIGTERM, SIGKILL
 after ``kill_grace_s``) and recorded; ``drain`` returns once every run is recorded. The
-supervisor's grace for this actor must exceed ``shutdown_grace_s + kill_grace_s``.
-Its grace should also cover ``process.PIPE_DRAIN_S`` and ``RELEASE_WAIT_S`` (5 s in all).
+supervisor's grace for this actor is ``ExecutorBudget.grace_s`` (``worker.shutdown_budget``):
+those two, the pipes' drain and the pending releases' wait, and a margin.
 If the Executor is cancelled outright, every process group is SIGKILLed, and a
 ``killed`` record is offered to the LogSink without waiting (logged if it does not fit),
 ``RunEnded`` likewise to the Scheduler; the run's etcd keys then stay until the session
@@ -106,13 +106,13 @@ from .process import (
 )
 from .orphan_access import orphan_command
 from .run_as import REFUSAL_REASONS, Account, JobUsers, UserRefused
+from .shutdown_budget import ExecutorBudget
 from .start_at import can_wait_in_shell, held_argv
 from .start_marks import Marks
 
 log = logging.getLogger(__name__)
 
 _GONE_REASON = "its claim vanished with the session lease before it started"
-RELEASE_WAIT_S = 2.0  # after the drain: how long pending releases may still finish
 SHUTDOWN_REASON = "worker shutting down"
 # Its key is kept (a LOST record is not ours to release): it goes with the session lease
 # at the end of the stop, still ``claimed``, and a survivor runs the fire (``start_marks``).
@@ -172,9 +172,11 @@ class _Active:
 
 class Executor(Actor[ExecutorMsg]):
     def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
-                 release: Release, marks: Marks, users: JobUsers | None = None) -> None:
+                 release: Release, marks: Marks, users: JobUsers | None = None,
+                 budget: ExecutorBudget | None = None) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._budget = budget or ExecutorBudget.from_config(ctx.config)
         self._users = users or JobUsers.as_worker()
         self._release = release
         self._marks = marks
@@ -204,7 +206,7 @@ class Executor(Actor[ExecutorMsg]):
                 await self.serve()  # ends with drain(): every run recorded
             marking.cancel()  # every run has ended: nothing is left to mark
             # Pending releases get a little longer, then are cancelled on leaving.
-            background.cancel_scope.deadline = trio.current_time() + RELEASE_WAIT_S
+            background.cancel_scope.deadline = trio.current_time() + self._budget.release_wait_s
 
     async def _serve_marks(self, scope: trio.CancelScope) -> None:
         with scope:
@@ -215,7 +217,7 @@ class Executor(Actor[ExecutorMsg]):
         super().request_stop()
 
     async def drain(self) -> None:
-        with trio.move_on_after(self._ctx.config.shutdown_grace_s):
+        with trio.move_on_after(self._budget.jobs_s):
             await self._idle.wait()
         for active in list(self._active.values()):
             if active.kill(RunStatus.KILLED, SHUTDOWN_REASON, self._ctx.clock.now_ms()):
