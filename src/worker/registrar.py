@@ -22,8 +22,9 @@ TTL without renewal" never overestimates how long the lease lives. Trio clock.
 
 Mailbox-full policy: sends to the Locker and Executor await (backpressure). The
 running-count call gives up after RUNNING_COUNT_TIMEOUT_S and the last count is
-published. A peer that has stopped (``Address.tell`` answers False) is skipped. The Registrar's own inbox
-carries no messages (``RegistrarMsg`` is empty): sealing it is the graceful stop.
+published. A peer that has stopped (``Address.tell`` answers False) is skipped. The
+Registrar's own inbox carries no messages (``RegistrarMsg`` is empty): sealing it is
+the graceful stop; its flush and revocation then fit ``RegistrarBudget``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUNNING_COUNT_TIMEOUT_S = 0.5
-REVOKE_TIMEOUT_S = 2.0
+REVOKE_TIMEOUT_S = 2.0  # a revocation when fenced; at a graceful stop: RegistrarBudget
 REGISTER_RETRY_S = 0.1  # first wait before registering again while etcd is down
 REGISTER_RETRY_MAX_S = 5.0
 
