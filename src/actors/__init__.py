@@ -31,6 +31,8 @@ Writing an actor
         address, inbox = open_mailbox[CounterMsg](16, name="counter")
         await address.send(Increment(1))          # waits while full: backpressure
         address.send_nowait(Increment(1))         # or raises MailboxFull
+        delivered = await address.tell(Increment(1))  # as send; False once it stopped
+        queued = address.offer(Increment(1))      # never blocks: False if full or stopped
         with trio.fail_after(1):                  # the caller owns the deadline
             n = await call(address, lambda reply: Get(reply))
 
@@ -58,7 +60,8 @@ Supervising
     Children start in order and stop in reverse order; on a graceful stop each is
     sealed (new sends raise MailboxClosed, queued ones are handled), drained, and
     cancelled after its grace. Senders that may outlive their receivers during a
-    shutdown catch MailboxClosed. Supervisors nest: a supervisor is a child like any.
+    shutdown use ``tell`` (or ``offer``), which answer False instead of raising
+    MailboxClosed. Supervisors nest: a supervisor is a child like any.
 
 Errors
     ActorError ── MailboxFull (also trio.WouldBlock), MailboxClosed (also

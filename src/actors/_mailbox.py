@@ -94,6 +94,33 @@ class Address(Generic[M]):
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise MailboxClosed(self._box.name) from None
 
+    async def tell(self, msg: M) -> bool:
+        """Queue ``msg``, waiting while the mailbox is full; False if the actor has stopped.
+
+        ``send`` for a sender that outlives its receiver in a shutdown: the wait for room
+        is the same backpressure, but a mailbox closed for good (before or during the
+        wait) is an answer, not an error. False means "not delivered"; the caller decides
+        whether that is worth a log line or a count (it is never silent by itself).
+        """
+        try:
+            await self.send(msg)
+        except MailboxClosed:
+            return False
+        return True
+
+    def offer(self, msg: M) -> bool:
+        """Queue ``msg`` if there is room now; False if the mailbox is full or closed.
+
+        Never blocks, never raises. For values where the next message supersedes this one
+        (a gauge), or for a sender that must not wait (a task being cancelled). Use
+        ``send_nowait`` where a full mailbox must be told apart from a stopped actor.
+        """
+        try:
+            self.send_nowait(msg)
+        except (MailboxFull, MailboxClosed):
+            return False
+        return True
+
     def statistics(self) -> MailboxStatistics:
         return self._box.statistics()
 

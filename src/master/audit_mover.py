@@ -21,6 +21,7 @@ import logging
 import trio
 
 from actors import Actor, Inbox
+from cluster.backoff import Backoff
 from cluster.etcd import Delete, Etcd, EtcdError, KeyValue
 from cluster.store import AuditEntry, InvalidAuditEntry, StoreError
 
@@ -102,10 +103,13 @@ class AuditMover(Actor[AuditMoverMsg]):
         return True
 
     async def _every_interval(self) -> None:
+        # A failed pass waits twice the interval, then twice that, up to MAX_BACKOFF_S.
+        backoff = Backoff(2 * self._interval_s, MAX_BACKOFF_S)
         delay_s = self._interval_s
         while True:
             await trio.sleep(delay_s)
             if await self.move_once():
+                backoff.succeeded()
                 delay_s = self._interval_s
             else:
-                delay_s = min(2 * delay_s, MAX_BACKOFF_S)
+                delay_s = backoff.failed()

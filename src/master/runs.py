@@ -25,6 +25,7 @@ import logging
 import trio
 
 from actors import Inbox
+from cluster.backoff import Backoff
 from cluster.store import InvalidQuery, RunStore, StoreError, open_store
 
 from .context import MasterContext
@@ -98,12 +99,12 @@ class LogManager(RequestActor[LogManagerMsg]):
 
         Reports started after the first check, whichever way it went (``store_up`` set).
         """
-        delay_s = OPEN_RETRY_S
+        backoff = Backoff(OPEN_RETRY_S, OPEN_RETRY_MAX_S)
         while True:
             try:
                 async with open_store(self._ctx.config.db, self._ctx.store_settings) as store:
                     self._store = store
-                    delay_s = OPEN_RETRY_S
+                    backoff.succeeded()
                     await self._check(store)
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED  # its started() is a no-op
@@ -115,8 +116,7 @@ class LogManager(RequestActor[LogManagerMsg]):
                 self._store = None
             task_status.started()
             task_status = trio.TASK_STATUS_IGNORED
-            await trio.sleep(delay_s)
-            delay_s = min(2 * delay_s, OPEN_RETRY_MAX_S)
+            await trio.sleep(backoff.failed())
 
     async def _probe(self, store: RunStore) -> None:
         while True:

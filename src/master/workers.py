@@ -25,6 +25,7 @@ import logging
 import trio
 
 from actors import Actor, Inbox
+from cluster.backoff import Backoff
 from cluster.etcd import (
     Etcd,
     EtcdUnavailable,
@@ -96,13 +97,13 @@ class WorkerManager(Actor[WorkerManagerMsg]):
     # -- mirroring etcd ---------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        delay_s = READ_RETRY_S
+        backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
         prefix = self._ctx.keyspace.workers_prefix
         while True:
             try:
                 snapshot = await self._etcd.get_prefix(prefix)
                 self._load(snapshot.kvs)
-                delay_s = READ_RETRY_S
+                backoff.succeeded()
                 async with self._etcd.watch_prefix(
                         prefix, start_revision=snapshot.revision + 1) as events:
                     self._stream = events
@@ -115,8 +116,7 @@ class WorkerManager(Actor[WorkerManagerMsg]):
                 self._last_error = str(exc)
                 self._synced = False
                 log.warning("reading the worker list: %s; retrying", exc)
-                await trio.sleep(delay_s)
-                delay_s = min(2 * delay_s, READ_RETRY_MAX_S)
+                await trio.sleep(backoff.failed())
             finally:
                 self._stream = None
 

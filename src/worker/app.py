@@ -15,7 +15,8 @@ Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
 
 So a SIGTERM stops new fires first, lets running jobs finish (up to the grace), flushes
 their records (a run's ``running`` key goes only once its record is durable), revokes
-the lease, then stops the sink.
+the lease, then stops the sink. Every grace, and the deadline of the whole stop, come
+from one ``ShutdownBudget`` (``worker.shutdown_budget``).
 
 Metrics: every actor factory below passes its new incarnation to that actor's
 ``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
@@ -50,14 +51,10 @@ from .metrics_http import MetricsServer
 from .registrar import Registrar
 from .run_as import JobUsers
 from .scheduler import Scheduler
+from .shutdown_budget import ShutdownBudget
 from .start_marks import StartMarks
 
 log = logging.getLogger("worker")
-
-PIPELINE_GRACE_S = 5.0
-REGISTRAR_GRACE_S = 5.0
-SINK_GRACE_S = 30.0
-METRICS_GRACE_S = 1.0
 
 
 def default_worker_id() -> str:
@@ -65,19 +62,11 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-def executor_grace_s(config: Config) -> float:
-    return config.shutdown_grace_s + config.kill_grace_s + 5.0
-
-
-def total_grace_s(config: Config) -> float:
-    return (PIPELINE_GRACE_S + executor_grace_s(config) + REGISTRAR_GRACE_S + SINK_GRACE_S
-            + METRICS_GRACE_S)
-
-
 def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
                users: JobUsers | None = None) -> Supervisor:
     config = ctx.config
     metrics = WorkerMetrics()
+    budget = ShutdownBudget.from_config(config)
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     pipeline = Supervisor(
@@ -88,25 +77,27 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             ChildSpec("job-watcher", lambda: metrics.job_watcher.track(
                 JobWatcher(inboxes.job_watcher, ctx, etcd))),
         ],
-        name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=PIPELINE_GRACE_S / 3,
+        name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=budget.pipeline_child_grace_s,
     )
     children = [
         ChildSpec("log-sink", lambda: metrics.log_sink.track(
-            LogSink(inboxes.log_sink, ctx, on_durable=release_running)), grace_s=SINK_GRACE_S),
+            LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink)),
+                  grace_s=budget.log_sink.grace_s),
         ChildSpec("registrar", lambda: metrics.registrar.track(
-            Registrar(inboxes.registrar, ctx, etcd)), grace_s=REGISTRAR_GRACE_S),
+            Registrar(inboxes.registrar, ctx, etcd, budget=budget.registrar)),
+                  grace_s=budget.registrar.grace_s),
         ChildSpec("executor", lambda: metrics.executor.track(Executor(
             inboxes.executor, ctx, release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
-                             size=config.mailbox_size), users=users)),
-                  grace_s=executor_grace_s(config)),
-        ChildSpec("pipeline", pipeline, grace_s=PIPELINE_GRACE_S),
+                             size=config.mailbox_size), users=users, budget=budget.executor)),
+                  grace_s=budget.executor.grace_s),
+        ChildSpec("pipeline", pipeline, grace_s=budget.pipeline_grace_s),
     ]
     port = config.metrics_port
     if port is not None:
         children.insert(0, ChildSpec("metrics-http", lambda: MetricsServer(
             metrics.render, port, max_connections=config.metrics_max_connections),
-            grace_s=METRICS_GRACE_S))
+            grace_s=budget.metrics_grace_s))
     return Supervisor(children, name="worker", strategy=Strategy.ONE_FOR_ONE,
                       max_restarts=5, max_seconds=30)
 
@@ -133,7 +124,8 @@ async def run_worker(
     async with open_cluster_etcd(config) as etcd:
         root = build_tree(ctx, inboxes, etcd, users)
         started = _Announce(worker_id, task_status)
-        report = await run_until_signalled(root, grace_s=total_grace_s(config), task_status=started)
+        budget = ShutdownBudget.from_config(config)
+        report = await run_until_signalled(root, grace_s=budget.total_s, task_status=started)
     log.info("worker %s stopped (%s)", worker_id, report)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from cluster.backoff import Backoff
 from cluster.etcd import (
     Compare,
     Delete,
@@ -182,18 +183,18 @@ async def release_running(
 
 async def _until_done(call: Callable[[], Awaitable[object]], what: str,
                       *, retry_max_s: float = 5.0) -> None:
-    delay_s = 0.05
+    backoff = Backoff(0.05, retry_max_s)
     while True:
         try:
             await call()
             return
         except EtcdUnavailable as exc:
+            delay_s = backoff.failed()
             log.warning("%s: %s; retrying in %.1f s", what, exc, delay_s)
         except EtcdError as exc:
             log.error("%s failed: %s", what, exc)
             return
         await trio.sleep(delay_s)
-        delay_s = min(delay_s * 2, retry_max_s)
 
 
 def batchable(fire: Fire) -> bool:

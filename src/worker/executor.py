@@ -50,7 +50,7 @@ Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
   Scheduler and the JobWatcher). Handling never blocks on a process, so it drains fast.
 - LogSink: ``send`` waits while it is full (backpressure), a record is never dropped.
-- Locker: ``LoadChanged`` is a gauge sent with ``send_nowait`` after every start and
+- Locker: ``LoadChanged`` is a gauge offered (``Address.offer``) after every start and
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
   next one carries the current value anyway.
 
@@ -60,8 +60,8 @@ so that a survivor runs them (its record then replaces ours); runs already waiti
 their mark or planned instant start then (they are ours: no other worker would run them);
 runs in progress get ``shutdown_grace_s`` to finish, then are killed (SIGTERM, SIGKILL
 after ``kill_grace_s``) and recorded; ``drain`` returns once every run is recorded. The
-supervisor's grace for this actor must exceed ``shutdown_grace_s + kill_grace_s``.
-Its grace should also cover ``process.PIPE_DRAIN_S`` and ``RELEASE_WAIT_S`` (5 s in all).
+supervisor's grace for this actor is ``ExecutorBudget.grace_s`` (``worker.shutdown_budget``):
+those two, the pipes' drain and the pending releases' wait, and a margin.
 If the Executor is cancelled outright, every process group is SIGKILLed, and a
 ``killed`` record is offered to the LogSink without waiting (logged if it does not fit),
 ``RunEnded`` likewise to the Scheduler; the run's etcd keys then stay until the session
@@ -70,7 +70,6 @@ lease ends (nothing is left to release them).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -79,7 +78,7 @@ from dataclasses import dataclass
 
 import trio
 
-from actors import Actor, ActorError, Inbox, MailboxClosed
+from actors import Actor, Inbox
 from cluster.store import RunRecord, RunStatus
 
 from . import drop
@@ -109,13 +108,13 @@ from .process import (
 from .orphan_access import orphan_command
 from .run_as import REFUSAL_REASONS, Account, JobUsers, UserRefused
 from .run_tally import RunTally, RunTallyStatistics
+from .shutdown_budget import ExecutorBudget
 from .start_at import can_wait_in_shell, held_argv
 from .start_marks import Marks
 
 log = logging.getLogger(__name__)
 
 _GONE_REASON = "its claim vanished with the session lease before it started"
-RELEASE_WAIT_S = 2.0  # after the drain: how long pending releases may still finish
 SHUTDOWN_REASON = "worker shutting down"
 # Its key is kept (a LOST record is not ours to release): it goes with the session lease
 # at the end of the stop, still ``claimed``, and a survivor runs the fire (``start_marks``).
@@ -176,9 +175,11 @@ class _Active:
 
 class Executor(Actor[ExecutorMsg]):
     def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
-                 release: Release, marks: Marks, users: JobUsers | None = None) -> None:
+                 release: Release, marks: Marks, users: JobUsers | None = None,
+                 budget: ExecutorBudget | None = None) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._budget = budget or ExecutorBudget.from_config(ctx.config)
         self._users = users or JobUsers.as_worker()
         self._release = release
         self._marks = marks
@@ -210,7 +211,7 @@ class Executor(Actor[ExecutorMsg]):
                 await self.serve()  # ends with drain(): every run recorded
             marking.cancel()  # every run has ended: nothing is left to mark
             # Pending releases get a little longer, then are cancelled on leaving.
-            background.cancel_scope.deadline = trio.current_time() + RELEASE_WAIT_S
+            background.cancel_scope.deadline = trio.current_time() + self._budget.release_wait_s
 
     async def _serve_marks(self, scope: trio.CancelScope) -> None:
         with scope:
@@ -221,7 +222,7 @@ class Executor(Actor[ExecutorMsg]):
         super().request_stop()
 
     async def drain(self) -> None:
-        with trio.move_on_after(self._ctx.config.shutdown_grace_s):
+        with trio.move_on_after(self._budget.jobs_s):
             await self._idle.wait()
         for active in list(self._active.values()):
             if active.kill(RunStatus.KILLED, SHUTDOWN_REASON, self._ctx.clock.now_ms()):
@@ -318,9 +319,7 @@ class Executor(Actor[ExecutorMsg]):
         self._forget(active)
         assert self._background is not None
         self._background.start_soon(self._release_quietly, active.run)
-        try:
-            await self._ctx.peers.scheduler.send(RunEnded(active.run, record.status))
-        except MailboxClosed:
+        if not await self._ctx.peers.scheduler.tell(RunEnded(active.run, record.status)):
             log.info("scheduler stopped: end of run %s not reported", record.run_id)
 
     async def _execute(self, active: _Active) -> RunRecord:
@@ -456,9 +455,7 @@ class Executor(Actor[ExecutorMsg]):
                        start_ms=None, end_ms=self._ctx.clock.now_ms())
 
     async def _write(self, record: RunRecord) -> None:
-        try:
-            await self._ctx.peers.log_sink.send(Write(record))
-        except MailboxClosed:
+        if not await self._ctx.peers.log_sink.tell(Write(record)):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", record.to_json())
         self._finished += 1
@@ -470,13 +467,10 @@ class Executor(Actor[ExecutorMsg]):
             record = _record(active.run.fire, self._ctx.worker_id, status=RunStatus.KILLED,
                              err="[scheduler] run killed: the executor was stopped abruptly",
                              start_ms=None, end_ms=self._ctx.clock.now_ms())
-        try:
-            self._ctx.peers.log_sink.send_nowait(Write(record))
-        except ActorError:
+        if not self._ctx.peers.log_sink.offer(Write(record)):
             self._records_lost += 1
             log.error("run record lost (executor cancelled): %s", record.to_json())
-        with contextlib.suppress(ActorError):
-            self._ctx.peers.scheduler.send_nowait(RunEnded(active.run, record.status))
+        self._ctx.peers.scheduler.offer(RunEnded(active.run, record.status))
         self._forget(active)
 
     def _forget(self, active: _Active) -> None:
@@ -488,8 +482,7 @@ class Executor(Actor[ExecutorMsg]):
 
     def _publish_load(self) -> None:
         # Full or closed: skipped, it is a gauge; the next start or end sends the value.
-        with contextlib.suppress(ActorError):
-            self._ctx.peers.locker.send_nowait(LoadChanged(len(self._active)))
+        self._ctx.peers.locker.offer(LoadChanged(len(self._active)))
 
     async def _release_quietly(self, run: Run) -> None:
         try:

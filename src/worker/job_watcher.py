@@ -32,10 +32,10 @@ After a compaction, kill keys written and trigger keys created in the gap are st
 delivered (their revisions tell); running keys that vanished in the gap cannot be
 told lost from ended, and are only logged (those the last read had seen).
 
-Mailbox-full policy: every send awaits (``Address.send``). A full peer stalls that
+Mailbox-full policy: every send awaits (``Address.tell``). A full peer stalls that
 watch loop, which then stops pulling from etcd (the adapter reads a stream only when
-asked, so etcd holds the rest): backpressure, never a drop. A send that meets
-MailboxClosed (the peer stopped during a shutdown) is ignored. The JobWatcher's own
+asked, so etcd holds the rest): backpressure, never a drop. A peer that stopped
+during a shutdown (``tell`` answers False) is skipped. The JobWatcher's own
 inbox carries no messages (``JobWatcherMsg`` is empty): sealing it stops the loops.
 """
 
@@ -50,7 +50,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from actors import Actor, Address, Inbox, MailboxClosed
+from actors import Actor, Address, Inbox
+from cluster.backoff import Backoff
 from cluster.etcd import (
     Etcd,
     EtcdUnavailable,
@@ -218,19 +219,17 @@ class JobWatcher(Actor[JobWatcherMsg]):
 
     async def _read(self, prefix: str) -> PrefixSnapshot:
         """A prefix read, retried with backoff while etcd is unreachable."""
-        delay_s = READ_RETRY_S
+        backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
         while True:
             try:
                 return await self._etcd.get_prefix(prefix)
             except EtcdUnavailable as exc:
+                delay_s = backoff.failed()
                 log.warning("reading %s: %s; retrying in %.1f s", prefix, exc, delay_s)
             await trio.sleep(delay_s)
-            delay_s = min(2 * delay_s, READ_RETRY_MAX_S)
 
     async def _send(self, address: Address[M], msg: M) -> None:
-        try:
-            await address.send(msg)
-        except MailboxClosed:
+        if not await address.tell(msg):
             log.debug("%s has stopped: %s not delivered", address.name, type(msg).__name__)
 
     # -- jobs/ --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import trio
 
-from actors import Actor, Inbox, MailboxClosed
+from actors import Actor, Inbox
 from cluster.etcd import (
     Compare,
     Etcd,
@@ -373,16 +373,12 @@ class Locker(Actor[LockerMsg]):
                 await trio.sleep(0.05)
 
     async def _granted(self, run: Run) -> None:
-        try:
-            await self._ctx.peers.scheduler.send(Granted(run))
-        except MailboxClosed:
+        if not await self._ctx.peers.scheduler.tell(Granted(run)):
             # Shutting down: the Scheduler is gone but the claim is ours; run it anyway.
             await self._ctx.peers.executor.send(StartRun(run))
 
     async def _tell_scheduler(self, msg: Denied | LostClaimed) -> None:
-        try:
-            await self._ctx.peers.scheduler.send(msg)
-        except MailboxClosed:
+        if not await self._ctx.peers.scheduler.tell(msg):
             log.info("scheduler stopped: %s not delivered", type(msg).__name__)
 
     # -- runs of dead workers -------------------------------------------------------

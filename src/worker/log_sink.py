@@ -40,7 +40,7 @@ store) + one spill chunk (in flight to the disk) records.
 ``Flush(reply)`` is answered once every record received before it is in the store or
 in the fsync'd spill file; while the store is down it spills them instead of waiting.
 
-Stop (drain): memory is written to the store for at most ``drain_store_s`` if the store
+Stop (drain): memory is written to the store for at most ``budget.store_drain_s`` if the store
 is up, and the rest is spilled (fsync) — nothing is lost on SIGTERM. A crash or a
 cancel (grace exceeded) also spills memory before the actor ends, so the next
 incarnation, or the next process, replays it. Only a hard kill (SIGKILL, power loss)
@@ -67,6 +67,7 @@ from typing import NamedTuple, Protocol
 import trio
 
 from actors import Actor, Inbox, Reply
+from cluster.backoff import Backoff
 from cluster.config import DbUrl
 from cluster.store import (
     RunRecord,
@@ -81,14 +82,13 @@ from cluster.store import (
 
 from .context import WorkerContext
 from .messages import Flush, LogSinkMsg, Write
+from .shutdown_budget import LogSinkBudget
 from .spill import Rejection, SpillError, SpillFile
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
-DRAIN_STORE_S = 10.0  # on stop, store writes before the rest is spilled (app grace: 30 s)
-DURABLE_AT_STOP_S = 5.0  # on stop, how long on_durable may take after the final spill
 FINAL_SPILL_S = 10.0  # shielded spill on a crash or cancel
 SPILL_CHUNK_MIN = 100  # records per spill append at least: one fsync per chunk
 SLOW_WRITE_S = 1.0  # a write in flight longer than this: the store is slow, spill
@@ -126,22 +126,8 @@ class _Entry(NamedTuple):
     record: RunRecord
 
 
-class _Backoff:
-    """Exponential backoff on the trio clock."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.retry_at = -math.inf
-
-    def failed(self) -> float:
-        delay_s = min(BACKOFF_MIN_S * 2.0**self.failures, BACKOFF_MAX_S)
-        self.failures += 1
-        self.retry_at = trio.current_time() + delay_s
-        return delay_s
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.retry_at = -math.inf
+def _backoff() -> Backoff:
+    return Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
 
 
 def store_settings(db_timeout_s: float) -> StoreSettings:
@@ -152,9 +138,9 @@ def store_settings(db_timeout_s: float) -> StoreSettings:
 class LogSink(Actor[LogSinkMsg]):
     """The worker's run-record writer (module doc). Ready at once, store or not.
 
-    ``opener`` opens the store (tests pass fakes); ``drain_store_s`` bounds store writes
-    during a graceful stop, after which the rest is spilled: keep it well under the
-    supervisor's grace for this child.
+    ``opener`` opens the store (tests pass fakes); ``budget`` bounds the graceful stop:
+    store writes for ``store_drain_s``, then the rest is spilled, then ``on_durable``
+    gets ``durable_s``; its sum is the supervisor's grace for this child.
     """
 
     def __init__(
@@ -163,7 +149,7 @@ class LogSink(Actor[LogSinkMsg]):
         ctx: WorkerContext,
         *,
         opener: StoreOpener = open_store,
-        drain_store_s: float = DRAIN_STORE_S,
+        budget: LogSinkBudget = LogSinkBudget(),
         on_durable: OnDurable | None = None,
     ) -> None:
         super().__init__(inbox)
@@ -176,7 +162,7 @@ class LogSink(Actor[LogSinkMsg]):
         self._commit_timeout_s = cfg.job_log_commit_timeout_s
         self._memory_bound = cfg.sink_memory_records
         self._spill_chunk = max(cfg.job_log_batch_size, SPILL_CHUNK_MIN)
-        self._drain_store_s = drain_store_s
+        self._budget = budget
         self._spill: SpillFile | None = None
         self._store: BatchStore | None = None
         # Invariant: memory is sorted by seq; every record received is in exactly one
@@ -186,8 +172,8 @@ class LogSink(Actor[LogSinkMsg]):
         self._transit_keys = itertools.count()
         self._flushes: deque[tuple[int, Reply[None]]] = deque()  # (records before it, reply)
         self._received = 0
-        self._store_backoff = _Backoff()
-        self._spill_backoff = _Backoff()
+        self._store_backoff = _backoff()
+        self._spill_backoff = _backoff()
         self._wake = trio.Event()  # the writer waits on it: work may be due
         self._write_started_at: float | None = None  # trio time; None: no write in flight
         self._write_done = trio.Event()  # set after each write attempt
@@ -259,7 +245,7 @@ class LogSink(Actor[LogSinkMsg]):
 
     async def _hold_store(self) -> None:
         target = self._ctx.config.db  # parsed: the password never enters a string
-        backoff = _Backoff()
+        backoff = _backoff()
         while True:
             try:
                 async with self._opener(target, self._settings) as store:
@@ -294,7 +280,7 @@ class LogSink(Actor[LogSinkMsg]):
         # Sealed and emptied: a graceful stop. The writer's step in progress (a store
         # call may hang up to its timeout) shares the drain's deadline.
         self._stopping = True
-        self._drain_deadline = trio.current_time() + self._drain_store_s
+        self._drain_deadline = trio.current_time() + self._budget.store_drain_s
         self._step_scope.deadline = self._drain_deadline
         self._wake.set()
 
@@ -484,7 +470,7 @@ class LogSink(Actor[LogSinkMsg]):
             log.info("spilled %d run records at stop", len(entries))
         self._memory.clear()
         self._transit.clear()
-        with trio.move_on_after(DURABLE_AT_STOP_S, shield=True):
+        with trio.move_on_after(self._budget.durable_s, shield=True):
             await self._durable([e.record for e in entries])
         self._answer_flushes()
 

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from actors import MailboxClosed
 from cluster.store import RunTrigger
 
 from .clock import WallClock
@@ -34,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class ClaimOutbox:
-    def __init__(self, send: Callable[[Claim | ClaimLost], Awaitable[None]], clock: WallClock, *,
+    def __init__(self, send: Callable[[Claim | ClaimLost], Awaitable[bool]], clock: WallClock, *,
                  grace_ms: int, on_stale: Callable[[Fire, int], None]) -> None:
         self._send = send
         self._clock = clock
@@ -60,9 +59,7 @@ class ClaimOutbox:
             if isinstance(claim, Claim) and (waited_ms := self._stale_ms(claim.fire)):
                 self._on_stale(claim.fire, waited_ms)
                 continue
-            try:
-                await self._send(claim)
-            except MailboxClosed:
+            if not await self._send(claim):
                 log.info("locker stopped: %d queued fires not claimed", len(self._queue) + 1)
                 self._queue.clear()
                 return

@@ -22,8 +22,9 @@ TTL without renewal" never overestimates how long the lease lives. Trio clock.
 
 Mailbox-full policy: sends to the Locker and Executor await (backpressure). The
 running-count call gives up after RUNNING_COUNT_TIMEOUT_S and the last count is
-published. MailboxClosed (a peer stopping) is ignored. The Registrar's own inbox
-carries no messages (``RegistrarMsg`` is empty): sealing it is the graceful stop.
+published. A peer that has stopped (``Address.tell`` answers False) is skipped. The
+Registrar's own inbox carries no messages (``RegistrarMsg`` is empty): sealing it is
+the graceful stop; its flush and revocation then fit ``RegistrarBudget``.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from actors import Actor, Address, CallFailed, Inbox, MailboxClosed, call
+from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdUnavailable, Lease, LeaseExpired
 from cluster.presence import WorkerInfo
 
 from .messages import Fenced, Flush, RegistrarMsg, RunningCount, SessionChanged
+from .shutdown_budget import RegistrarBudget
 
 if TYPE_CHECKING:
     from .context import WorkerContext
@@ -49,8 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUNNING_COUNT_TIMEOUT_S = 0.5
-REVOKE_TIMEOUT_S = 2.0
-FLUSH_TIMEOUT_S = 20.0  # the sink writes for up to 10 s, then spills: durable either way
+REVOKE_TIMEOUT_S = 2.0  # a revocation when fenced; at a graceful stop: RegistrarBudget
 REGISTER_RETRY_S = 0.1  # first wait before registering again while etcd is down
 REGISTER_RETRY_MAX_S = 5.0
 
@@ -79,9 +81,11 @@ class RegistrarStatistics:
 
 
 class Registrar(Actor[RegistrarMsg]):
-    def __init__(self, inbox: Inbox[RegistrarMsg], ctx: WorkerContext, etcd: Etcd) -> None:
+    def __init__(self, inbox: Inbox[RegistrarMsg], ctx: WorkerContext, etcd: Etcd, *,
+                 budget: RegistrarBudget = RegistrarBudget()) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._budget = budget
         self._etcd = etcd
         self._key = ctx.keyspace.worker(ctx.worker_id)
         self._host = socket.gethostname()
@@ -115,7 +119,7 @@ class Registrar(Actor[RegistrarMsg]):
         The flush comes first because a run's ``running`` key lives until its record is
         durable: revoking earlier would make the survivors record finished runs as lost.
         """
-        with trio.move_on_after(FLUSH_TIMEOUT_S):
+        with trio.move_on_after(self._budget.flush_s):
             try:
                 await call(self._ctx.peers.log_sink, Flush)
             except (MailboxClosed, CallFailed) as exc:
@@ -123,7 +127,7 @@ class Registrar(Actor[RegistrarMsg]):
         session, self._session = self._session, None
         if session is None:
             return
-        with trio.move_on_after(REVOKE_TIMEOUT_S, shield=True):
+        with trio.move_on_after(self._budget.revoke_s, shield=True):
             try:
                 await self._etcd.revoke_lease(session.lease.id)
                 log.info("worker %s left: lease %#x revoked", self._ctx.worker_id,
@@ -182,10 +186,9 @@ class Registrar(Actor[RegistrarMsg]):
 
     async def _register(self) -> Session:
         """A new lease with our info on it, retrying with backoff while etcd is down."""
-        delay_s = REGISTER_RETRY_S
+        backoff = Backoff(REGISTER_RETRY_S, REGISTER_RETRY_MAX_S)
         while (session := await self._try_register()) is None:
-            await trio.sleep(delay_s)
-            delay_s = min(2 * delay_s, REGISTER_RETRY_MAX_S)
+            await trio.sleep(backoff.failed())
         self._session = session
         self._counts["registrations"] += 1
         log.info("worker %s registered on lease %#x (ttl %d s)", self._ctx.worker_id,
@@ -247,7 +250,5 @@ class Registrar(Actor[RegistrarMsg]):
         await self._tell(self._ctx.peers.executor, SessionChanged(lease_id))
 
     async def _tell(self, address: Address[M], msg: M) -> None:
-        try:
-            await address.send(msg)
-        except MailboxClosed:
+        if not await address.tell(msg):
             log.debug("%s has stopped: %s not delivered", address.name, type(msg).__name__)

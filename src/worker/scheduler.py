@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import trio
 
-from actors import Actor, Inbox, MailboxClosed
+from actors import Actor, Inbox
+from cluster.backoff import exponential_s
 from cluster.presence import ORPHANED, RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
@@ -98,7 +99,7 @@ class Scheduler(Actor[SchedulerMsg]):
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
         self._misfires = MisfireLog(self._grace_ms)
         self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
-        self._outbox = ClaimOutbox(ctx.peers.locker.send, ctx.clock, grace_ms=self._grace_ms,
+        self._outbox = ClaimOutbox(ctx.peers.locker.tell, ctx.clock, grace_ms=self._grace_ms,
                                    on_stale=self._stale)
 
     # -- loop -----------------------------------------------------------------------
@@ -263,7 +264,7 @@ class Scheduler(Actor[SchedulerMsg]):
         entry = self._plan.get(name)
         if entry is None or status not in RETRYABLE or fire.attempt > entry.spec.retries:
             return
-        backoff_s = min(entry.spec.retry_backoff_s * 2 ** (fire.attempt - 1), MAX_RETRY_BACKOFF_S)
+        backoff_s = exponential_s(entry.spec.retry_backoff_s, MAX_RETRY_BACKOFF_S, fire.attempt - 1)
         due_ms = self._ctx.clock.now_ms() + round(backoff_s * 1000)
         retry = Fire(entry.spec, fire.planned_ms, due_ms, RunTrigger.RETRY,
                      new_run_id(), fire.attempt + 1)
@@ -302,9 +303,7 @@ class Scheduler(Actor[SchedulerMsg]):
                                    "it waited for the locker")
 
     async def _send_executor(self, msg: StartRun | KillRun) -> None:
-        try:
-            await self._ctx.peers.executor.send(msg)
-        except MailboxClosed:
+        if not await self._ctx.peers.executor.tell(msg):
             log.warning("executor stopped: %s not delivered", type(msg).__name__)
 
     async def _record(self, record: RunRecord) -> None:

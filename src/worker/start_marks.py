@@ -35,6 +35,7 @@ from typing import Protocol
 
 import trio
 
+from cluster.backoff import Backoff
 from cluster.etcd import Compare, Etcd, EtcdError, Get, GetResult, Put
 from cluster.keyspace import Keyspace
 from cluster.presence import STARTED, PresenceDecodeError, RunningInfo
@@ -92,7 +93,7 @@ class StartMarks:
 
     async def mark(self, run: Run) -> bool:
         """Mark ``run`` started; False if its key is gone. Retries until it knows."""
-        delay_s = RETRY_FIRST_S
+        backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         while True:
             match await self._queue.submit(run):
                 case Mark.STARTED:
@@ -101,8 +102,7 @@ class StartMarks:
                     return False
                 case Mark.AGAIN:
                     continue
-            await trio.sleep(delay_s)
-            delay_s = min(delay_s * 2, RETRY_MAX_S)
+            await trio.sleep(backoff.failed())
 
     async def _send(self, batch: list[Pending[Run, Mark]]) -> None:
         now_ms = self._clock.now_ms()

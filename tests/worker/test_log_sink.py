@@ -36,6 +36,7 @@ from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
 from worker.log_sink import SLOW_WRITE_S, LogSink, LogSinkStatistics, StoreOpener
 from worker.messages import Flush, LogSinkMsg, Write
+from worker.shutdown_budget import LogSinkBudget
 from worker.spill import SpillFile, SpillFileBusy, SpillIOError
 
 T0 = 1_700_000_000_000
@@ -353,7 +354,7 @@ async def test_slow_store_write_makes_the_receiver_spill(tmp_path, autojump_cloc
     store = FakeStore()
     store.hang = True  # a frozen database: the write answers only at its timeout
     cfg = sink_config(tmp_path, job_log_batch_size=10, sink_memory_records=50, log_chan_len=5)
-    async with running_sink(cfg, opener=store.opener(), drain_store_s=0.1) as h:
+    async with running_sink(cfg, opener=store.opener(), budget=LogSinkBudget(store_drain_s=0.1)) as h:
         start = trio.current_time()
         await h.write_all(records(300))
         assert trio.current_time() - start == pytest.approx(SLOW_WRITE_S, abs=0.1)
@@ -564,7 +565,7 @@ async def test_stop_with_slow_store_spills_after_drain_bound(tmp_path, autojump_
     store = FakeStore()
     store.hang = True
     cfg = sink_config(tmp_path, job_log_commit_timeout_s=3600.0)
-    async with running_sink(cfg, opener=store.opener(), drain_store_s=3.0) as h:
+    async with running_sink(cfg, opener=store.opener(), budget=LogSinkBudget(store_drain_s=3.0)) as h:
         await h.write_all(records(30))
         start = trio.current_time()
     assert store.hang_ended_at - start == pytest.approx(3.0, abs=0.1)  # then spilled

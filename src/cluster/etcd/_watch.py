@@ -34,7 +34,6 @@ again with a new token; a denial is believed only when a fresh token gets it too
 from __future__ import annotations
 
 import collections
-import random
 import threading
 from dataclasses import dataclass
 from typing import Iterator
@@ -42,6 +41,8 @@ from typing import Iterator
 import grpc
 import trio
 from etcd3 import etcdrpc
+
+from ..backoff import Backoff
 
 from ._access import Metadata
 from ._connection import ClosedConnection, Connection, Member
@@ -159,7 +160,7 @@ class WatchStream:
     _closed: bool
     _reading: bool
     _reader: trio.CapacityLimiter
-    _backoff_s: float
+    _backoff: Backoff
     _reconnects: int
     _last_error: str | None
 
@@ -184,7 +185,7 @@ class WatchStream:
         self._closed = False
         self._reading = False  # one consumer at a time, as for a trio stream
         self._reader = trio.CapacityLimiter(1)  # at most one thread reads this watch
-        self._backoff_s = INITIAL_BACKOFF_S
+        self._backoff = Backoff(INITIAL_BACKOFF_S, MAX_BACKOFF_S, jitter=0.5)
         self._reconnects = 0
         self._last_error = None
         return self
@@ -284,7 +285,7 @@ class WatchStream:
                 raise self._failure
             self._renewed = False
             self._confirmed = True
-            self._backoff_s = INITIAL_BACKOFF_S
+            self._backoff.succeeded()
             self._connection.succeeded(call.member)
             return True
         if response.canceled:
@@ -300,8 +301,7 @@ class WatchStream:
     async def _pause(self, reason: str) -> None:
         self._reconnects += 1
         self._last_error = reason
-        delay_s, self._backoff_s = self._backoff_s, min(self._backoff_s * 2, MAX_BACKOFF_S)
-        await trio.sleep(delay_s * random.uniform(0.5, 1.0))
+        await trio.sleep(self._backoff.failed())  # in [0.5, 1] x the exponential delay
 
     def _drop_call(self) -> None:
         if self._call is not None:
