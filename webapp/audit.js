@@ -1,8 +1,8 @@
 // Audit view: every change (put, delete, pause, resume, run, kill) with the name and role
 // of the token that made it, newest first; filters by job and token name; cursor paging.
 
-import { apiPath, request } from "./client.js";
 import { badge, el, replace, table, timeElement } from "./dom.js";
+import { cursorList, onLoadMore } from "./paging.js";
 
 const PAGE_SIZE = 50;
 const HEADERS = ["Time", "Token", "Role", "Action", "Job", "Via", "Change"];
@@ -10,7 +10,7 @@ const HEADERS = ["Time", "Token", "Role", "Action", "Job", "Via", "Change"];
 /** Build the view for `params` (URLSearchParams: job, token). */
 export function auditView(ctx, params) {
   const state = { job: params.get("job") || "", token: params.get("token") || "",
-    entries: [], nextCursor: null, partial: false };
+    partial: false };
   const jobInput = el("input", { type: "search", placeholder: "All jobs", value: state.job,
     "aria-label": "Job name", class: "mono" });
   const tokenInput = el("input", { type: "search", placeholder: "All tokens",
@@ -24,25 +24,24 @@ export function auditView(ctx, params) {
       el("form", { class: "filters", on: { submit: (e) => { e.preventDefault(); apply(); } } },
         jobInput, tokenInput, el("button", { type: "submit" }, "Apply"))),
     note, body, el("div", { class: "more" }, more));
-  more.addEventListener("click", () => loadMore());
-
   const query = (cursor) => ({ job: state.job, token: state.token, limit: PAGE_SIZE, cursor });
+  const entries = cursorList({ path: "audit", key: "entries", idOf: (e) => e.id, query });
+  onLoadMore(more, ctx, entries, render);
 
   function render() {
-    more.hidden = !state.nextCursor;
+    more.hidden = !entries.nextCursor;
     note.hidden = !state.partial;
-    if (state.entries.length === 0) {
+    if (entries.items.length === 0) {
       replace(body, el("p", { class: "empty" }, "No changes recorded."));
       return;
     }
-    replace(body, table(HEADERS, state.entries.map(entryRow), { className: "audit" }));
+    replace(body, table(HEADERS, entries.items.map(entryRow), { className: "audit" }));
   }
 
   async function apply() {
     state.job = jobInput.value.trim();
     state.token = tokenInput.value.trim();
-    state.entries = [];
-    state.nextCursor = null;
+    entries.reset();
     const search = new URLSearchParams();
     if (state.job) search.set("job", state.job);
     if (state.token) search.set("token", state.token);
@@ -53,28 +52,9 @@ export function auditView(ctx, params) {
 
   /** Newest page, merged in front of what is shown so that "load more" pages stay. */
   async function refresh() {
-    const page = await request("GET", apiPath("audit"), { query: query(null) });
-    const known = new Set(state.entries.map((e) => e.id));
-    const fresh = (page.entries || []).filter((e) => !known.has(e.id));
-    if (state.entries.length === 0) state.nextCursor = page.nextCursor || null;
-    state.entries = [...fresh, ...state.entries];
+    const page = await entries.refresh();
     state.partial = Boolean(page.partial);
     render();
-  }
-
-  async function loadMore() {
-    more.disabled = true;
-    try {
-      const page = await request("GET", apiPath("audit"), { query: query(state.nextCursor) });
-      const known = new Set(state.entries.map((e) => e.id));
-      state.entries.push(...(page.entries || []).filter((e) => !known.has(e.id)));
-      state.nextCursor = page.nextCursor || null;
-      render();
-    } catch (err) {
-      ctx.notify(err.describe ? err.describe() : String(err), "error");
-    } finally {
-      more.disabled = false;
-    }
   }
 
   return { root, refresh };

@@ -1,7 +1,7 @@
 // Runs view: newest first, global or per job, status filter, cursor paging, outputs.
 
-import { apiPath, request } from "./client.js";
 import { badge, el, formatDuration, replace, table, timeElement } from "./dom.js";
+import { cursorList, onLoadMore } from "./paging.js";
 
 const PAGE_SIZE = 50;
 const STATUSES = ["succeeded", "failed", "timeout", "killed", "lost", "skipped"];
@@ -11,7 +11,7 @@ const HEADERS = ["Started", "Job", "Status", "Trigger", "Attempt", "Worker", "Du
 /** Build the view for `params` (URLSearchParams: job, status). */
 export function runsView(ctx, params) {
   const state = { job: params.get("job") || "", status: params.get("status") || "",
-    runs: [], nextCursor: null, open: new Set() };
+    open: new Set() };
   const jobInput = el("input", { type: "search", placeholder: "All jobs", value: state.job,
     "aria-label": "Job name", class: "mono" });
   const statusSelect = el("select", { "aria-label": "Status" },
@@ -27,27 +27,27 @@ export function runsView(ctx, params) {
         jobInput, statusSelect, el("button", { type: "submit" }, "Apply"))),
     body, el("div", { class: "more" }, more));
   statusSelect.addEventListener("change", () => apply());
-  more.addEventListener("click", () => loadMore());
-
   const query = (cursor) => ({ job: state.job, status: state.status, limit: PAGE_SIZE,
     cursor });
+  const runs = cursorList({ path: "runs", key: "runs", idOf: (r) => r.runId, query,
+    order: (items) => items.sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0)) });
+  onLoadMore(more, ctx, runs, render);
 
   function render() {
     replace(title, state.job ? `Runs of job ${state.job}` : "Runs");
-    more.hidden = !state.nextCursor;
-    if (state.runs.length === 0) {
+    more.hidden = !runs.nextCursor;
+    if (runs.items.length === 0) {
       replace(body, el("p", { class: "empty" }, "No runs match."));
       return;
     }
-    replace(body, table(HEADERS, state.runs.flatMap((run) => runRows(run, state.open, render)),
+    replace(body, table(HEADERS, runs.items.flatMap((run) => runRows(run, state.open, render)),
       { className: "runs" }));
   }
 
   async function apply() {
     state.job = jobInput.value.trim();
     state.status = statusSelect.value;
-    state.runs = [];
-    state.nextCursor = null;
+    runs.reset();
     const search = new URLSearchParams();
     if (state.job) search.set("job", state.job);
     if (state.status) search.set("status", state.status);
@@ -58,29 +58,8 @@ export function runsView(ctx, params) {
 
   /** Newest page; merged into what is shown so that "load more" pages stay. */
   async function refresh() {
-    const page = await request("GET", apiPath("runs"), { query: query(null) });
-    const known = new Set(state.runs.map((r) => r.runId));
-    const fresh = (page.runs || []).filter((r) => !known.has(r.runId));
-    if (state.runs.length === 0) state.nextCursor = page.nextCursor || null;
-    const updated = new Map((page.runs || []).map((r) => [r.runId, r]));
-    state.runs = [...fresh, ...state.runs.map((r) => updated.get(r.runId) || r)]
-      .sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0));
+    await runs.refresh();
     render();
-  }
-
-  async function loadMore() {
-    more.disabled = true;
-    try {
-      const page = await request("GET", apiPath("runs"), { query: query(state.nextCursor) });
-      const known = new Set(state.runs.map((r) => r.runId));
-      state.runs.push(...(page.runs || []).filter((r) => !known.has(r.runId)));
-      state.nextCursor = page.nextCursor || null;
-      render();
-    } catch (err) {
-      ctx.notify(err.describe ? err.describe() : String(err), "error");
-    } finally {
-      more.disabled = false;
-    }
   }
 
   return { root, refresh };

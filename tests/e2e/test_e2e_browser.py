@@ -336,14 +336,15 @@ function ajax(method, url, fields) {
     xhr.send(fields ? new URLSearchParams(fields).toString() : null);
   });
 }
-window.seed = async (job) => {
-  const saved = await ajax("POST", "/job/save", {job: JSON.stringify(job)});
-  const listed = await ajax("GET", "/job/list");
-  const killed = await ajax("POST", "/job/kill", {name: job.name});
-  const log = await ajax("GET", "/job/log?name=" + encodeURIComponent(job.name));
-  const deleted = await ajax("POST", "/job/delete", {name: job.name});
-  return {saved, listed, killed, log, deleted};
-};
+window.save = async (job) => ({
+  saved: await ajax("POST", "/job/save", {job: JSON.stringify(job)}),
+  listed: await ajax("GET", "/job/list"),
+});
+window.remove = async (name) => ({
+  killed: await ajax("POST", "/job/kill", {name}),
+  log: await ajax("GET", "/job/log?name=" + encodeURIComponent(name)),
+  deleted: await ajax("POST", "/job/delete", {name}),
+});
 """
 
 
@@ -363,11 +364,10 @@ def test_the_seeds_page_served_by_the_master_still_drives_the_seed_endpoints(
             page = chromium.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(master.url + "/")
-            page.wait_for_function("() => typeof window.seed === 'function'")
-            stored_midway = []
-            page.on("requestfinished", lambda request: stored_midway.append(
-                master.etcd_keys("jobs/")) if request.url.endswith("/job/list") else None)
-            answers = page.evaluate("(job) => window.seed(job)", job)
+            page.wait_for_function("() => typeof window.remove === 'function'")
+            answers = page.evaluate("(job) => window.save(job)", job)
+            stored = master.etcd_keys("jobs/")
+            answers |= page.evaluate("(name) => window.remove(name)", job["name"])
     finally:
         master.process.terminate()
     for step in ("saved", "listed", "killed", "log", "deleted"):
@@ -376,5 +376,5 @@ def test_the_seeds_page_served_by_the_master_still_drives_the_seed_endpoints(
     assert answers["saved"][1]["data"] is None  # no previous job
     assert job in answers["listed"][1]["data"]
     assert answers["deleted"][1]["data"]["name"] == "seed-page"
-    assert stored_midway == [[etcd_prefix + "jobs/seed-page"]]  # it was really stored
+    assert stored == [etcd_prefix + "jobs/seed-page"]  # it was really stored
     assert master.etcd_keys("jobs/") == []  # and really deleted
