@@ -36,11 +36,14 @@ Writing an actor
         with trio.fail_after(1):                  # the caller owns the deadline
             n = await call(address, lambda reply: Get(reply))
 
-    Override ``run`` to set up before ``task_status.started()``, then ``await
-    self.serve()``. Override ``drain`` to flush on a graceful stop. Each actor documents
-    what it does when a mailbox it sends to is full (wait, or count and spill; never a
-    silent drop). A server error reaches the caller as CallFailed (``reply.fail(exc)``,
-    or automatically when ``handle`` crashes while holding the reply).
+    An actor declares what it needs and the runtime (``Actor.run``) runs it: ``setup``
+    before it is ready, ``background`` tasks that live as long as it does, a timer
+    (``timer_deadline`` / ``on_timer``), ``spawn`` for handling that must not hold up the
+    mailbox (at most ``task_limit`` tasks; beyond, it stops reading: backpressure), and
+    ``drain`` for a graceful stop. See ``actors._actor`` for the order of a life. Each
+    actor documents what it does when a mailbox it sends to is full (wait, or count and
+    spill; never a silent drop). A server error reaches the caller as CallFailed
+    (``reply.fail(exc)``, or automatically when ``handle`` crashes while holding the reply).
 
 Supervising
     ::

@@ -1,6 +1,7 @@
-"""The Actor base class: one task, its own state, one Inbox, one message union.
+"""The Actor base class: an actor declares its handling, the runtime runs it.
 
-The common shape needs only ``handle``::
+An actor is its state, one Inbox, one message union and the hooks it needs; ``run``
+belongs to the runtime. The common shape needs only ``handle``::
 
     class Counter(Actor[CounterMsg]):
         def __init__(self, inbox: Inbox[CounterMsg]) -> None:
@@ -14,15 +15,38 @@ The common shape needs only ``handle``::
                 case Get(reply):
                     reply.send(self.count)
 
-An actor that must set up first, or wait on more than its inbox, overrides ``run``
-and calls ``task_status.started()`` once it is ready to serve, then ``self.serve()``
-(or its own loop over ``self.inbox``).
+The hooks, each optional, in the order of an actor's life:
+
+``setup()``
+    Work before the actor is ready (open a file, register). What it returns is what the
+    actor reports to its supervisor as started.
+``background()``
+    Tasks that live as long as the actor: watches, batchers, keep-alives. A task that
+    takes ``task_status`` is started with ``nursery.start`` (the actor is ready only
+    once it reports), any other with ``start_soon``.
+``timer_deadline()`` / ``on_timer()``
+    ``on_timer`` runs whenever the trio time ``timer_deadline()`` passes while the actor
+    waits for a message. The deadline is asked again after every message and every tick,
+    and a due timer goes before queued messages.
+``handle(msg)``
+    Each message, in order. Work that must not hold up the mailbox goes to
+    ``spawn(fn, *args)``: a task of the actor's own, at most ``task_limit`` at once;
+    while all are taken the actor stops reading its mailbox (backpressure).
+``drain()``
+    The graceful stop (``request_stop`` seals the inbox): runs once every queued message
+    is handled. Then the spawned tasks are awaited, then the background is cancelled.
+
+A crash anywhere (a handler, a spawned or background task) crashes the actor; a crash in
+``handle`` fails the caller's Reply (CallFailed) first.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -30,6 +54,8 @@ from ._call import fail_unanswered
 from ._mailbox import Address, Inbox, MailboxStatistics
 
 M = TypeVar("M")
+
+Task = Callable[..., Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +71,16 @@ class ActorStatistics:
 class Actor(Generic[M]):
     """Base class of actors. A supervisor builds a fresh one on the same inbox per restart.
 
-    Graceful stop (``request_stop``) seals the inbox: the loop in ``serve`` handles what
-    is still queued, then awaits ``drain()`` and returns; the supervisor cancels the
-    actor if that takes longer than its grace. A crash in ``handle`` fails the caller's
-    Reply (CallFailed) before it propagates to the supervisor.
+    ``task_limit`` bounds the tasks ``spawn`` runs at once (None: the actor's docstring
+    says what bounds them instead).
     """
 
-    def __init__(self, inbox: Inbox[M]) -> None:
+    def __init__(self, inbox: Inbox[M], *, task_limit: int | None = None) -> None:
         self.inbox = inbox
         self._restarts = inbox._attach()  # noqa: SLF001 (package-internal)
+        self._task_slots = trio.Semaphore(task_limit) if task_limit is not None else None
+        self._tasks: trio.Nursery | None = None
+        self.tasks_running = 0
 
     @property
     def name(self) -> str:
@@ -63,31 +90,98 @@ class Actor(Generic[M]):
     def address(self) -> Address[M]:
         return self.inbox.address
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Report ready at once, then serve until stopped. Override to set up first."""
-        task_status.started()
-        await self.serve()
+    # -- the runtime ------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """setup, background, ready, serve until stopped, drain, tasks end, background stops."""
+        ready = await self.setup()
+        async with trio.open_nursery() as background:
+            for task in self.background():
+                if "task_status" in inspect.signature(task).parameters:
+                    await background.start(task)
+                else:
+                    background.start_soon(task)
+            # Nested: spawned tasks end (and may use the background) before it stops.
+            async with trio.open_nursery() as tasks:
+                self._tasks = tasks
+                task_status.started(ready)
+                await self.serve()
+            self._tasks = None
+            background.cancel_scope.cancel()
 
     async def serve(self) -> None:
         """Handle every message until the inbox is sealed and empty, then drain()."""
-        async for msg in self.inbox:
-            try:
-                await self.handle(msg)
-            except Exception as exc:
-                fail_unanswered(msg, exc)
-                raise
+        if type(self).timer_deadline is Actor.timer_deadline:
+            async for msg in self.inbox:
+                await self._handle_one(msg)
+        else:
+            await self._serve_with_timer()
         await self.drain()
+
+    async def _serve_with_timer(self) -> None:
+        while True:
+            with trio.move_on_at(self.timer_deadline()) as timer:
+                try:
+                    msg = await self.inbox.receive()
+                except trio.EndOfChannel:
+                    return
+            # Outside the timer's scope: a tick never cancels a handler, nor the reverse.
+            if timer.cancelled_caught:
+                await self.on_timer()
+            else:
+                await self._handle_one(msg)
+
+    async def _handle_one(self, msg: M) -> None:
+        try:
+            await self.handle(msg)
+        except Exception as exc:
+            fail_unanswered(msg, exc)
+            raise
+
+    async def spawn(self, fn: Task, *args: object) -> None:
+        """Run ``fn(*args)`` in a task of the actor's; waits while ``task_limit`` run."""
+        if self._tasks is None:
+            raise RuntimeError(f"{self.name}: spawn() is for handlers, while the actor serves")
+        if self._task_slots is not None:
+            await self._task_slots.acquire()
+        self.tasks_running += 1
+        self._tasks.start_soon(self._run_task, fn, args)
+
+    async def _run_task(self, fn: Task, args: tuple[object, ...]) -> None:
+        try:
+            await fn(*args)
+        finally:
+            self.tasks_running -= 1
+            if self._task_slots is not None:
+                self._task_slots.release()
+
+    # -- the hooks ----------------------------------------------------------------------
+
+    async def setup(self) -> object:
+        """Work before the actor is ready; the value is reported as started."""
+        return None
+
+    def background(self) -> Iterable[Task]:
+        """Tasks that live as long as the actor (called once per incarnation)."""
+        return ()
+
+    def timer_deadline(self) -> float:
+        """The trio time at which ``on_timer`` runs next (inf: none)."""
+        return math.inf
+
+    async def on_timer(self) -> None:
+        """Runs when ``timer_deadline()`` passed while waiting for a message."""
 
     async def handle(self, msg: M) -> None:
         """Handle one message; dispatch with ``match`` on the actor's message union."""
-        raise NotImplementedError(f"{type(self).__name__} must define handle() or run()")
+        raise NotImplementedError(f"{type(self).__name__} must define handle()")
 
     async def drain(self) -> None:
         """Graceful-stop hook: flush, finish work in flight. Runs within the grace."""
 
     def request_stop(self) -> None:
         """Ask for a graceful stop by sealing the inbox; never blocks. Override to wake
-        a run loop that waits on something else, and call super()."""
+        a task that waits on something else, and call super()."""
         self.inbox.seal()
 
     def statistics(self) -> ActorStatistics:
