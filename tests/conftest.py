@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import services  # noqa: E402  (scripts/ is not a package)
 
+from cluster.etcd import open_etcd  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def etcd_endpoint(tmp_path_factory) -> str:
@@ -44,6 +46,14 @@ def etcd_endpoint(tmp_path_factory) -> str:
 def etcd_prefix() -> str:
     """A key prefix no other test uses, shaped like the production ``/cron/``."""
     return f"/t-{uuid.uuid4().hex[:12]}/"
+
+
+@pytest.fixture
+async def etcd(etcd_endpoint, etcd_prefix):
+    """A client of the shared etcd; the test's prefix is deleted afterwards."""
+    async with open_etcd([etcd_endpoint], timeout_s=5.0) as client:
+        yield client
+        await client.delete_prefix(etcd_prefix)
 
 
 @pytest.fixture(scope="session")

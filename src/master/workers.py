@@ -1,9 +1,8 @@
 """The WorkerManager: the live worker list, mirrored from etcd's workers/ prefix.
 
 Each worker republishes its info on its session lease every few seconds (DESIGN §3);
-the key vanishes with the lease. We read the prefix, then watch it from the read's
-revision + 1; the adapter resumes broken streams by itself, and on WatchCompacted we
-read again (state converges). For each worker we keep:
+the key vanishes with the lease. A ``PrefixMirror`` follows the prefix (read, watch,
+read again when history is lost: state converges). For each worker we keep:
 
 - ``lastSeen``: the master's clock when its info last changed (every republication
   changes at least its wall clock, so this is its last sign of life);
@@ -21,20 +20,13 @@ Mailbox full: callers wait (backpressure); answers come from memory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 
 import trio
 
 from actors import Actor, Inbox
-from cluster.backoff import Backoff
-from cluster.etcd import (
-    Etcd,
-    EtcdUnavailable,
-    EventType,
-    KeyValue,
-    WatchCompacted,
-    WatchEvent,
-    WatchStream,
-)
+from cluster.etcd import Etcd, EtcdUnavailable, EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.mirror import PrefixMirror
 from cluster.presence import PresenceDecodeError, WorkerInfo
 
 from .context import MasterContext
@@ -46,8 +38,6 @@ __all__ = ["WorkerManager"]
 
 log = logging.getLogger(__name__)
 
-READ_RETRY_S = 0.1
-READ_RETRY_MAX_S = 5.0
 CONNECT_WAIT_S = 1.0
 CONNECT_POLL_S = 0.05
 
@@ -58,16 +48,13 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         self._ctx = ctx
         self._etcd = etcd
         self._workers: dict[str, WorkerView] = {}
-        self._synced = False  # a first read completed
-        self._stream: WatchStream | None = None
-        self._last_error = "the worker list is being read"
+        self._mirror = PrefixMirror(etcd, ctx.keyspace.workers_prefix,
+                                    on_unavailable=self._etcd_failed)
+        self._mirror.last_error = "the worker list is being read"
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._follow)
-            task_status.started()
-            await self.serve()
-            nursery.cancel_scope.cancel()
+    def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
+        # Not started-before-ready: the list answers EtcdDown until its first read.
+        return (lambda: self._mirror.run(self._load, self._apply),)
 
     async def handle(self, msg: WorkerManagerMsg) -> None:
         match msg:
@@ -88,42 +75,19 @@ class WorkerManager(Actor[WorkerManagerMsg]):
             while not self._fresh():
                 await trio.sleep(CONNECT_POLL_S)
         if not self._fresh():
-            raise EtcdDown(f"the worker list may be stale ({self._last_error})")
+            raise EtcdDown(f"the worker list may be stale ({self._mirror.last_error})")
 
     def _fresh(self) -> bool:
-        stream = self._stream
-        return self._synced and stream is not None and stream.statistics().connected
+        return self._mirror.synced
 
     # -- mirroring etcd ---------------------------------------------------------------------
 
-    async def _follow(self) -> None:
-        backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
-        prefix = self._ctx.keyspace.workers_prefix
-        while True:
-            try:
-                snapshot = await self._etcd.get_prefix(prefix)
-                self._load(snapshot.kvs)
-                backoff.succeeded()
-                async with self._etcd.watch_prefix(
-                        prefix, start_revision=snapshot.revision + 1) as events:
-                    self._stream = events
-                    async for event in events:
-                        self._apply(event)
-            except WatchCompacted as exc:
-                log.info("workers watch compacted (%s): reading again", exc)
-            except EtcdUnavailable as exc:
-                self._ctx.metrics.etcd_errors.inc()
-                self._last_error = str(exc)
-                self._synced = False
-                log.warning("reading the worker list: %s; retrying", exc)
-                await trio.sleep(backoff.failed())
-            finally:
-                self._stream = None
-
-    def _load(self, kvs: tuple[KeyValue, ...]) -> None:
+    def _etcd_failed(self, exc: EtcdUnavailable) -> None:
+        self._ctx.metrics.etcd_errors.inc()
+    async def _load(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
         now = self._ctx.clock()
         table: dict[str, WorkerView] = {}
-        for kv in kvs:
+        for kv in snapshot.kvs:
             worker_id = self._ctx.keyspace.parse_worker(kv.key)
             view = None if worker_id is None else self._decode(kv, now)
             if worker_id is not None and view is not None:
@@ -131,10 +95,9 @@ class WorkerManager(Actor[WorkerManagerMsg]):
                 # Unchanged since we last saw it (a re-read): keep when we saw it.
                 table[worker_id] = old if old is not None and old.info == view.info else view
         self._workers = table
-        self._synced = True
         self._ctx.metrics.workers.set(len(table))
 
-    def _apply(self, event: WatchEvent) -> None:
+    async def _apply(self, event: WatchEvent) -> None:
         worker_id = self._ctx.keyspace.parse_worker(event.key)
         if worker_id is None:
             return

@@ -35,13 +35,6 @@ from worker.messages import (
 ME = "w1"
 
 
-@pytest.fixture
-async def etcd(etcd_endpoint, etcd_prefix):
-    async with open_etcd([etcd_endpoint], timeout_s=5.0) as client:
-        yield client
-        await client.delete_prefix(etcd_prefix)
-
-
 def job(name: str, **fields: object) -> str:
     return json.dumps({"name": name, "command": "true", "cronExpr": "* * * * *", **fields})
 

@@ -16,7 +16,7 @@ import trio
 
 from actors import Inbox, open_mailbox
 from cluster.config import Config
-from cluster.etcd import Etcd, LeaseExpired, open_etcd
+from cluster.etcd import Etcd, LeaseExpired
 from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from worker.clock import SystemClock
@@ -26,13 +26,6 @@ from worker.registrar import Registrar, RegistrarMsg
 
 ME = "w1"
 RUNNING = 3  # what the fake Executor answers
-
-
-@pytest.fixture
-async def etcd(etcd_endpoint, etcd_prefix):
-    async with open_etcd([etcd_endpoint], timeout_s=5.0) as client:
-        yield client
-        await client.delete_prefix(etcd_prefix)
 
 
 def make_registrar(etcd: Etcd, prefix: str) -> tuple[Registrar, Inboxes]:
