@@ -10,8 +10,8 @@ import trio.testing
 
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
-from worker.claim_batch import BatchQueue, Outcome, distinct_jobs
 from worker.group_commit import Pending
+from worker.locker.claim_batch import BatchQueue, Outcome, distinct_jobs
 from worker.messages import Fire, Run
 
 T0 = 1_700_000_000_000

@@ -22,21 +22,15 @@ from cluster.store import RunRecord, RunStatus, RunTrigger
 from test_process import pid_alive, wait_group_gone
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.early_kills import EarlyKill, EarlyKills
-from worker.executor import Executor
-from worker.run_as import JobUsers
-from worker.messages import (
-    Fenced,
-    Fire,
-    KillRun,
-    LoadChanged,
-    Run,
-    RunEnded,
-    RunningCount,
-    SessionChanged,
-    StartRun,
-    Write,
-)
+from worker.executor.actor import Executor
+from worker.executor.early_kills import EarlyKill, EarlyKills
+from worker.executor.messages import Fenced, KillRun, RunningCount, StartRun
+from worker.executor.run_as import JobUsers
+from worker.locker.messages import LoadChanged
+from worker.log_sink.messages import Write
+from worker.messages import Fire, Run
+from worker.registrar.messages import SessionChanged
+from worker.scheduler.messages import RunEnded
 
 LEASE = 0x1234
 WAIT_S = 10  # generous bound for anything that should take well under a second

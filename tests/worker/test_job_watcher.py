@@ -21,15 +21,15 @@ from cluster.spec import JobSpec
 from cluster.store import RunStatus
 from worker.clock import SystemClock
 from worker.context import Inboxes, WorkerContext, open_mailboxes
-from worker.job_watcher import JobWatcher, JobWatcherMsg
-from worker.messages import (
+from worker.executor.messages import KillRun
+from worker.job_watcher.actor import JobWatcher, JobWatcherMsg
+from worker.locker.messages import WorkersChanged
+from worker.scheduler.messages import (
     JobDeleted,
     JobSaved,
     JobsSnapshot,
-    KillRun,
     RunVanished,
     TriggerRequested,
-    WorkersChanged,
 )
 
 ME = "w1"

@@ -16,18 +16,12 @@ from cluster.store import RunStatus, RunTrigger
 from worker import claims
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.locker import Locker
-from worker.scheduler import skipped_record
-from worker.messages import (
-    Claim,
-    ClaimLost,
-    Denied,
-    Fire,
-    Granted,
-    LostClaimed,
-    SessionChanged,
-    WorkersChanged,
-)
+from worker.locker.actor import Locker
+from worker.locker.messages import Claim, ClaimLost, WorkersChanged
+from worker.messages import Fire
+from worker.registrar.messages import SessionChanged
+from worker.scheduler.actor import skipped_record
+from worker.scheduler.messages import Denied, Granted, LostClaimed
 
 IDS = ("w1", "w2", "w3")
 

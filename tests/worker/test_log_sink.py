@@ -34,10 +34,10 @@ from cluster.store import (
 )
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.log_sink import SLOW_WRITE_S, LogSink, LogSinkStatistics, StoreOpener
-from worker.messages import Flush, LogSinkMsg, Write
+from worker.log_sink.actor import SLOW_WRITE_S, LogSink, LogSinkStatistics, StoreOpener
+from worker.log_sink.messages import Flush, LogSinkMsg, Write
+from worker.log_sink.spill import SpillFile, SpillFileBusy, SpillIOError
 from worker.shutdown_budget import LogSinkBudget
-from worker.spill import SpillFile, SpillFileBusy, SpillIOError
 
 T0 = 1_700_000_000_000
 MIB = 1024 * 1024

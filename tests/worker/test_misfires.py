@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from worker.misfires import MisfireLog
+from worker.scheduler.misfires import MisfireLog
 
 
 def test_a_burst_of_misfires_is_one_warning_then_a_summary(caplog, monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("worker.misfires.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("worker.scheduler.misfires.time.monotonic", lambda: clock[0])
     misfires = MisfireLog(5000, interval_s=1.0)
     with caplog.at_level(logging.WARNING, logger="worker.scheduler"):
         for i in range(500):

@@ -1,5 +1,5 @@
 """A held run whose worker died before telling it to start settles the run with etcd
-itself (``worker.orphan``), against a real etcd: it runs iff the run is marked started
+itself (``worker.executor.orphan``), against a real etcd: it runs iff the run is marked started
 by its own compare-and-set or already was; never when the key is gone or not its own."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import trio
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.presence import CLAIMED, ORPHANED, STARTED, RunningInfo
-from worker import orphan
+from worker.executor import orphan
 
 WAIT_S = 10
 
@@ -86,9 +86,9 @@ def test_an_unreachable_etcd_means_do_not_run():
 # argv: endpoint, key, worker id, planned ms, command, revoke first (1/0)
 DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
-    from worker import orphan
-    from worker.process import start_process
-    from worker.start_at import held_argv
+    from worker.executor import orphan
+    from worker.executor.process import start_process
+    from worker.executor.start_at import held_argv
 
     async def main():
         endpoint, key, worker_id, planned_ms, command = sys.argv[1:6]
@@ -135,10 +135,10 @@ async def test_a_worker_killed_between_claim_and_mark(etcd_endpoint, etcd_prefix
 # command is to run as ``user`` (``drop``), the worker (root) keeping the rest.
 DYING_WORKER_AS = textwrap.dedent("""
     import os, signal, sys, trio
-    from worker import drop, orphan
-    from worker.process import SpawnAs, start_process
-    from worker.run_as import find_tools, lookup_account
-    from worker.start_at import held_argv
+    from worker.executor import drop, orphan
+    from worker.executor.process import SpawnAs, start_process
+    from worker.executor.run_as import find_tools, lookup_account
+    from worker.executor.start_at import held_argv
 
     async def main():
         endpoint, key, worker_id, planned_ms, command, user = sys.argv[1:7]

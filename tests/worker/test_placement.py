@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from cluster.presence import WorkerInfo
-from worker.placement import claim_delay_s, rank_of
+from worker.locker.placement import claim_delay_s, rank_of
 
 
 def workers(*specs: tuple[str, dict]) -> tuple[WorkerInfo, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cluster.spec import JobSpec
-from worker.plan import PlanTable
+from worker.scheduler.plan import PlanTable
 
 T0 = 1_700_000_000_000  # a whole second (and minute) in UTC: 2023-11-14T22:13:20Z
 

@@ -9,12 +9,7 @@ import time
 import pytest
 import trio
 
-from worker.process import (
-    PIPE_DRAIN_S,
-    SpawnFailed,
-    decode_output,
-    start_process,
-)
+from worker.executor.process import PIPE_DRAIN_S, SpawnFailed, decode_output, start_process
 
 BASH = "/bin/bash"
 

@@ -21,8 +21,10 @@ from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from worker.clock import SystemClock
 from worker.context import Inboxes, WorkerContext, open_mailboxes
-from worker.messages import ExecutorMsg, Fenced, Flush, LogSinkMsg, RunningCount, SessionChanged
-from worker.registrar import Registrar, RegistrarMsg
+from worker.executor.messages import ExecutorMsg, Fenced, RunningCount
+from worker.log_sink.messages import Flush, LogSinkMsg
+from worker.registrar.actor import Registrar, RegistrarMsg
+from worker.registrar.messages import SessionChanged
 
 ME = "w1"
 RUNNING = 3  # what the fake Executor answers

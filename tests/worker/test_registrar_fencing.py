@@ -16,8 +16,9 @@ from cluster.etcd import EtcdUnavailable, Lease, LeaseExpired
 from cluster.keyspace import Keyspace
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.messages import Fenced, RunningCount, SessionChanged
-from worker.registrar import Registrar, RegistrarMsg
+from worker.executor.messages import Fenced, RunningCount
+from worker.registrar.actor import Registrar, RegistrarMsg
+from worker.registrar.messages import SessionChanged
 
 TTL_S = 3
 ME = "w1"

@@ -23,9 +23,9 @@ from cluster.config import Config
 from cluster.store import RunStatus
 from test_executor import WAIT_S, executor, make_run, read_fifo
 from test_process import live_members, wait_group_gone
-from worker import run_as
-from worker.messages import KillRun, StartRun
-from worker.run_as import JobUsers, lookup_account
+from worker.executor import run_as
+from worker.executor.messages import KillRun, StartRun
+from worker.executor.run_as import JobUsers, lookup_account
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root (CI is root)")
 SHELLS = ["/bin/bash", "/bin/sh"]  # held (the drop at the final exec) and spawned as the user

@@ -15,24 +15,21 @@ from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.messages import (
-    Claim,
-    ClaimLost,
+from worker.executor.messages import KillRun, StartRun
+from worker.locker.messages import Claim, ClaimLost
+from worker.log_sink.messages import Write
+from worker.messages import Fire, Run
+from worker.scheduler.actor import Scheduler
+from worker.scheduler.messages import (
     Denied,
-    Fire,
     Granted,
     JobDeleted,
     JobSaved,
     JobsSnapshot,
-    KillRun,
     RunEnded,
     RunVanished,
-    StartRun,
-    Run,
     TriggerRequested,
-    Write,
 )
-from worker.scheduler import Scheduler
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a whole second
 

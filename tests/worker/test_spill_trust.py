@@ -19,7 +19,13 @@ import pytest
 
 from cluster.store import RunRecord
 from worker.clock import SystemClock
-from worker.spill import Rejection, SpillDirUnsafe, SpillFile, SpillFileUnsafe, is_spill_name
+from worker.log_sink.spill import (
+    Rejection,
+    SpillDirUnsafe,
+    SpillFile,
+    SpillFileUnsafe,
+    is_spill_name,
+)
 from test_log_sink import records
 
 ROOT = Path(__file__).resolve().parents[2]

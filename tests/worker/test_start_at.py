@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from worker.start_at import can_wait_in_shell, held_argv
+from worker.executor.start_at import can_wait_in_shell, held_argv
 
 WAIT_S = 10  # generous bound for what should take well under a second
 
 # argv: command, seconds until the planned instant, commit (1/0), orphan argv...
 DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
-    from worker.process import start_process
-    from worker.start_at import held_argv
+    from worker.executor.process import start_process
+    from worker.executor.start_at import held_argv
 
     async def main():
         command, wait_s, commit, orphan = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
@@ -95,7 +95,7 @@ async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(tmp_path: Path):
     # held process give up on its live worker and ask the orphan command after TMOUT s.
     import trio
 
-    from worker.process import start_process
+    from worker.executor.process import start_process
 
     out, asked = tmp_path / "ran", tmp_path / "asked"
     argv = held_argv("/bin/bash", f'echo "ran TMOUT=$TMOUT" > {out}',

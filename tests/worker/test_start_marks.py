@@ -13,8 +13,8 @@ from cluster.spec import JobSpec
 from cluster.store import RunTrigger
 from worker import claims
 from worker.clock import SystemClock
+from worker.executor.start_marks import StartMarks
 from worker.messages import Fire, Run
-from worker.start_marks import StartMarks
 
 WAIT_S = 10
 

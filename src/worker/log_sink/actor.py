@@ -80,9 +80,9 @@ from cluster.store import (
     open_store,
 )
 
-from .context import WorkerContext
+from worker.context import WorkerContext
+from worker.shutdown_budget import LogSinkBudget
 from .messages import Flush, LogSinkMsg, Write
-from .shutdown_budget import LogSinkBudget
 from .spill import Rejection, SpillError, SpillFile
 
 log = logging.getLogger(__name__)

@@ -40,10 +40,10 @@ from cluster.etcd import Compare, Etcd, EtcdError, Get, GetResult, Put
 from cluster.keyspace import Keyspace
 from cluster.presence import STARTED, PresenceDecodeError, RunningInfo
 
-from . import claims
-from .clock import WallClock
-from .group_commit import GroupQueue, Pending
-from .messages import Run
+from worker import claims
+from worker.clock import WallClock
+from worker.group_commit import GroupQueue, Pending
+from worker.messages import Run
 
 log = logging.getLogger(__name__)
 

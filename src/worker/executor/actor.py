@@ -81,34 +81,20 @@ import trio
 from actors import Actor, Inbox
 from cluster.store import RunRecord, RunStatus
 
+from worker.context import WorkerContext
+from worker.locker.messages import LoadChanged
+from worker.log_sink.messages import Write
+from worker.messages import Fire, Run
+from worker.registrar.messages import SessionChanged
+from worker.scheduler.messages import RunEnded
+from worker.shutdown_budget import ExecutorBudget
 from . import drop
-from .context import WorkerContext
 from .early_kills import EarlyKill, EarlyKills
-from .messages import (
-    ExecutorMsg,
-    Fenced,
-    Fire,
-    KillRun,
-    LoadChanged,
-    Run,
-    RunEnded,
-    RunningCount,
-    SessionChanged,
-    StartRun,
-    Write,
-)
-from .process import (
-    GroupProcess,
-    ProcessResult,
-    SpawnAs,
-    SpawnFailed,
-    decode_output,
-    start_process,
-)
+from .messages import ExecutorMsg, Fenced, KillRun, RunningCount, StartRun
 from .orphan_access import orphan_command
+from .process import GroupProcess, ProcessResult, SpawnAs, SpawnFailed, decode_output, start_process
 from .run_as import REFUSAL_REASONS, Account, JobUsers, UserRefused
 from .run_tally import RunTally, RunTallyStatistics
-from .shutdown_budget import ExecutorBudget
 from .start_at import can_wait_in_shell, held_argv
 from .start_marks import Marks
 

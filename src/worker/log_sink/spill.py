@@ -70,7 +70,7 @@ from cluster.private_files import (
 )
 from cluster.store import RunRecord
 
-from .clock import WallClock
+from worker.clock import WallClock
 
 log = logging.getLogger(__name__)
 

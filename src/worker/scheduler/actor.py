@@ -37,25 +37,23 @@ from cluster.presence import ORPHANED, RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
-from .clock import trio_deadline_for
-from .context import WorkerContext
+from worker.clock import trio_deadline_for
+from worker.context import WorkerContext
+from worker.executor.messages import KillRun, StartRun
+from worker.locker.messages import Claim, ClaimLost
+from worker.log_sink.messages import Write
+from worker.messages import Fire
 from .messages import (
-    Claim,
-    ClaimLost,
     Denied,
-    Fire,
     Granted,
     JobDeleted,
     JobSaved,
     JobsSnapshot,
-    KillRun,
     LostClaimed,
     RunEnded,
     RunVanished,
     SchedulerMsg,
-    StartRun,
     TriggerRequested,
-    Write,
 )
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox

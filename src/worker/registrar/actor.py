@@ -43,11 +43,13 @@ from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdUnavailable, Lease, LeaseExpired
 from cluster.presence import WorkerInfo
 
-from .messages import Fenced, Flush, RegistrarMsg, RunningCount, SessionChanged
-from .shutdown_budget import RegistrarBudget
+from worker.executor.messages import Fenced, RunningCount
+from worker.log_sink.messages import Flush
+from worker.shutdown_budget import RegistrarBudget
+from .messages import RegistrarMsg, SessionChanged
 
 if TYPE_CHECKING:
-    from .context import WorkerContext
+    from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 

@@ -66,19 +66,19 @@ from cluster.presence import STARTED, PresenceDecodeError, RunningInfo, WorkerIn
 from cluster.spec import JobSpec, SpecError
 from cluster.store import RunStatus
 
-from .messages import (
+from worker.executor.messages import KillRun
+from worker.locker.messages import WorkersChanged
+from worker.scheduler.messages import (
     JobDeleted,
     JobSaved,
-    JobWatcherMsg,
     JobsSnapshot,
-    KillRun,
     RunVanished,
     TriggerRequested,
-    WorkersChanged,
 )
+from .messages import JobWatcherMsg
 
 if TYPE_CHECKING:
-    from .context import WorkerContext
+    from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ import trio
 
 from cluster.store import RunTrigger
 
-from .clock import WallClock
-from .messages import Claim, ClaimLost, Fire
+from worker.clock import WallClock
+from worker.locker.messages import Claim, ClaimLost
+from worker.messages import Fire
 
 log = logging.getLogger(__name__)
 

@@ -36,23 +36,14 @@ from cluster.etcd import (
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import RunTrigger
 
-from . import claims
+from worker import claims
+from worker.context import WorkerContext
+from worker.executor.messages import StartRun
+from worker.messages import Fire, Run
+from worker.registrar.messages import SessionChanged
+from worker.scheduler.messages import Denied, Granted, LostClaimed
 from .claim_batch import BatchQueue, Outcome, PendingClaim, Result, distinct_jobs
-from .context import WorkerContext
-from .messages import (
-    Claim,
-    ClaimLost,
-    Denied,
-    Fire,
-    Granted,
-    LoadChanged,
-    LockerMsg,
-    LostClaimed,
-    Run,
-    SessionChanged,
-    StartRun,
-    WorkersChanged,
-)
+from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
 from .placement import claim_delay_s, rank_of
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 
-from .group_commit import GroupQueue, Pending
-from .messages import Fire, Run
+from worker.group_commit import GroupQueue, Pending
+from worker.messages import Fire, Run
 
 # Each claimed fire adds 3 success ops (running, lock, state) and 1 compare and 1 read:
 # below etcd's default --max-txn-ops (128) per list, with room to spare.
