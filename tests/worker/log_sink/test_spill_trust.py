@@ -28,7 +28,7 @@ from worker.log_sink.spill import (
 )
 from test_log_sink import records
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOBODY = 65534
 
 

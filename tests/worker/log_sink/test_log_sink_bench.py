@@ -1,6 +1,6 @@
 """Throughput of the LogSink into MariaDB (records/s), marked slow; the target is 20,000.
 
-    .venv/bin/python -m pytest tests/worker/test_log_sink_bench.py -m slow -s -q
+    .venv/bin/python -m pytest tests/worker/log_sink/test_log_sink_bench.py -m slow -s -q
 
 Measured from the first Write to the answer of a Flush sent after the last one, with
 records of ~200 bytes of output sent as fast as the mailbox takes them.
