@@ -17,7 +17,7 @@
    store, is the ground truth here). Reports fires missed (target 0), duplicates, and
    the lateness before the kill, in the seconds after it (until the victim's session
    lease has expired), and after; and how many of the victim's fires their own process
-   started after the kill (claimed, not yet told to start: ``worker/orphan.py``).
+   started after the kill (claimed, not yet told to start: ``worker/executor/orphan.py``).
    ``--rounds N`` repeats it with a new fleet each time, killing at a random phase of
    the second, and tabulates the rounds (a kill lands in a claim's few milliseconds
    only now and then: one round proves little).
@@ -41,7 +41,7 @@ import trio
 from cluster.etcd import Etcd, open_etcd
 from cluster.keyspace import Keyspace, encode_kill_value
 from cluster.store import RunStatus
-from worker.scheduler import ORPHAN_NOTE
+from worker.scheduler.actor import ORPHAN_NOTE
 
 from ._load import Load, put_jobs
 from ._machine import machine_info, machine_line
@@ -270,7 +270,7 @@ def failover_figures(load: Load, ran: list[tuple[str, int, int]], records: list,
         "lateness_after": lateness(lease_gone_ms, end_ms),
         "record_statuses": status_counts(records),
         # Fires the victim had claimed but not yet told to start when it died: their own
-        # process settled them with etcd and started them (``worker/orphan.py``).
+        # process settled them with etcd and started them (``worker/executor/orphan.py``).
         "orphaned": sum(1 for r in records if r.status is RunStatus.LOST and ORPHAN_NOTE in r.err),
         "records_missing": len(due) - len({(r.job_name, r.plan_time) for r in records}),
     }

@@ -4,7 +4,7 @@
 
 Prints the functions with the most samples on the stack (inclusive) and at its top
 (self), as a share of all samples; ``--match`` keeps only stacks through a frame
-containing TEXT (e.g. ``locker.py``), to read one actor's path alone.
+containing TEXT (e.g. ``locker/actor.py``), to read one actor's path alone.
 """
 
 from __future__ import annotations

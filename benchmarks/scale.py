@@ -35,7 +35,7 @@ import trio
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.spec import JobSpec
-from worker.plan import PlanTable
+from worker.scheduler.plan import PlanTable
 
 from ._load import Load, put_jobs
 from ._machine import machine_info, machine_line

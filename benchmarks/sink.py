@@ -36,8 +36,8 @@ from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, open_store
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.log_sink import LogSink
-from worker.messages import Flush, LogSinkMsg, Write
+from worker.log_sink.actor import LogSink
+from worker.log_sink.messages import Flush, LogSinkMsg, Write
 
 from ._machine import machine_info, machine_line
 from ._progress import Progress

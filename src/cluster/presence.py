@@ -23,7 +23,7 @@ from typing import Any
 # States of a run under running/ (see RunningInfo).
 CLAIMED = "claimed"
 STARTED = "started"
-ORPHANED = "orphaned"  # started by its own process after its worker died (worker.orphan)
+ORPHANED = "orphaned"  # started by its own process after its worker died (worker.executor.orphan)
 
 
 class PresenceDecodeError(ValueError):
@@ -97,7 +97,7 @@ class RunningInfo:
     before the run's command was committed to start (``state``).
 
     ``state``: ``claimed`` from the claim until the run's process is committed to start
-    its command; then ``started`` (``worker.start_marks``), or ``orphaned`` if the
+    its command; then ``started`` (``worker.executor.start_marks``), or ``orphaned`` if the
     process committed itself after its worker died. A value without a state is read as
     ``started``: nothing may run twice on a guess.
     """

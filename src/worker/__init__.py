@@ -1,1 +1,45 @@
-"""placeholder"""
+"""The worker (``python -m worker``): six actors that run the cluster's jobs, and the app
+that wires them. This docstring is the map.
+
+The actors, one package each (``actor.py`` its handling, ``messages.py`` what it is sent):
+
+- ``job_watcher``: watches etcd (jobs, triggers, kills, running runs, live workers) and
+  tells the others what changed. Is sent nothing (``JobWatcherMsg`` is empty).
+- ``scheduler``: owns the plan, which job fires when (``plan``, ``misfires``); hands fires
+  to the Locker (``outbox``), records skips, retries and lost runs. ``SchedulerMsg``.
+- ``locker``: claims fires in etcd, one worker per fire, ranked among the live workers
+  (``placement``, ``claim_batch``). ``LockerMsg``.
+- ``executor``: starts, watches and kills the processes of the runs it won (``process``,
+  ``start_at``, ``start_marks``, ``early_kills``, ``run_as``, ``drop``, ``run_tally``,
+  ``orphan`` and ``orphan_access``). ``ExecutorMsg``.
+- ``log_sink``: writes run records to the store in batches; spills them to disk while
+  the store is down (``spill``). ``LogSinkMsg``.
+- ``registrar``: keeps the worker's session lease and its presence in etcd; fences the
+  runs when the lease is lost. Is sent nothing (``RegistrarMsg`` is empty); it defines
+  ``SessionChanged``, which it sends to the Locker and the Executor.
+
+Shared modules, at the top level:
+
+- ``__main__`` (command line, start-up checks), ``app`` (opens the mailboxes, starts
+  and supervises the actors), ``context`` (what every actor is given: configuration,
+  identity, clock, the peers' addresses), ``clock``;
+- ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``);
+- ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
+  and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
+  ``claim_batch``, the Executor's ``start_marks``);
+- ``metrics``, ``metrics_http`` (read the actors' statistics from outside),
+  ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
+
+Who may import what: an actor's modules import ``actors``, ``cluster``, the shared
+modules and other actors' ``messages`` (to send them), never another actor's ``actor``
+or parts. A ``messages`` module imports only ``actors``, ``cluster``,
+``worker.messages`` and other ``messages`` (``context`` imports every actor's). Only
+``app``, ``metrics`` and ``__main__`` import actors' ``actor`` modules and parts from
+outside, and ``shutdown_budget`` the Executor's ``process`` (its pipe-drain time). The master and the CLI never
+import the worker (they talk to it through etcd); tests and benchmarks may import any
+module.
+
+This package imports nothing: ``import worker`` (and ``python -m worker --help``) does
+not load the actors. The actors' packages re-export their names lazily
+(``worker._lazy``), so that importing one actor's ``messages`` loads no actor.
+"""

@@ -28,10 +28,15 @@ from cluster.private_files import (
 from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
+from .executor.orphan_access import (
+    GatewayRefused,
+    PasswordFileError,
+    check_gateway,
+    write_password_file,
+)
+from .executor.run_as import JobUsers, RunAsError
 from .fd_limit import raise_fd_limit
-from .orphan_access import GatewayRefused, PasswordFileError, check_gateway, write_password_file
-from .run_as import JobUsers, RunAsError
-from .spill import SpillError, check_own_files
+from .log_sink.spill import SpillError, check_own_files
 
 DESCRIPTION = """\
 Run a Scheduler worker: it watches the jobs in etcd, fires each one exactly once per
@@ -85,7 +90,7 @@ def prepare_dirs(config: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Before anything is created (spill files, runs.db and its -wal/-shm): private from
-    # their creation. Jobs get the original umask back (worker.process).
+    # their creation. Jobs get the original umask back (worker.executor.process).
     restrict_umask()
     try:
         config = config_from_cli(args)

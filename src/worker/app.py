@@ -42,17 +42,17 @@ from cluster.keyspace import Keyspace
 from . import claims
 from .clock import SystemClock, WallClock
 from .context import Inboxes, WorkerContext, open_mailboxes
-from .executor import Executor
-from .job_watcher import JobWatcher
-from .locker import Locker
-from .log_sink import LogSink
+from .executor.actor import Executor
+from .executor.run_as import JobUsers
+from .executor.start_marks import StartMarks
+from .job_watcher.actor import JobWatcher
+from .locker.actor import Locker
+from .log_sink.actor import LogSink
 from .metrics import WorkerMetrics
 from .metrics_http import MetricsServer
-from .registrar import Registrar
-from .run_as import JobUsers
-from .scheduler import Scheduler
+from .registrar.actor import Registrar
+from .scheduler.actor import Scheduler
 from .shutdown_budget import ShutdownBudget
-from .start_marks import StartMarks
 
 log = logging.getLogger("worker")
 

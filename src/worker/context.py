@@ -17,14 +17,12 @@ from cluster.config import Config
 from cluster.keyspace import Keyspace
 
 from .clock import WallClock
-from .messages import (
-    ExecutorMsg,
-    JobWatcherMsg,
-    LockerMsg,
-    LogSinkMsg,
-    RegistrarMsg,
-    SchedulerMsg,
-)
+from .executor.messages import ExecutorMsg
+from .job_watcher.messages import JobWatcherMsg
+from .locker.messages import LockerMsg
+from .log_sink.messages import LogSinkMsg
+from .registrar.messages import RegistrarMsg
+from .scheduler.messages import SchedulerMsg
 
 
 @dataclass(frozen=True)

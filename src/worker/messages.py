@@ -1,4 +1,5 @@
-"""Every message the worker's actors exchange, defined once: one union per actor.
+"""The payloads several actors share: ``Fire`` and ``Run``. Each actor's own messages
+(its ``...Msg`` union) are in its package: ``worker.<actor>.messages``.
 
 Flow (DESIGN §3)::
 
@@ -17,14 +18,10 @@ after it was sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Never
 
-from actors import Reply
-from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
-from cluster.store import RunRecord, RunStatus, RunTrigger
+from cluster.store import RunTrigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,169 +46,3 @@ class Run:
     fire: Fire
     session_lease: int
     guarded: bool  # it also holds ``active/<name>`` (concurrency forbid/replace)
-
-
-# --- Scheduler ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class JobsSnapshot:
-    """Every valid job at ``revision``: the table converges on it (start, compaction)."""
-
-    specs: tuple[JobSpec, ...]
-    revision: int
-    last_fired_ms: Mapping[str, int]  # from state/<name>: where catch-up starts
-
-
-@dataclass(frozen=True, slots=True)
-class JobSaved:
-    spec: JobSpec
-
-
-@dataclass(frozen=True, slots=True)
-class JobDeleted:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerRequested:
-    """``trigger/<name>/<run_id>`` appeared: somebody asked for one manual run."""
-
-    name: str
-    run_id: str
-    requested_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Granted:
-    run: Run
-
-
-@dataclass(frozen=True, slots=True)
-class Denied:
-    """The claim was not ours. ``record_skip``: we won the right to record it skipped."""
-
-    fire: Fire
-    reason: str
-    record_skip: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class LostClaimed:
-    """We won the right to record a vanished run as lost (and to retry it)."""
-
-    info: RunningInfo
-
-
-@dataclass(frozen=True, slots=True)
-class RunVanished:
-    """Another worker's run went with that worker's lease: it died or lost its session."""
-
-    info: RunningInfo
-
-
-@dataclass(frozen=True, slots=True)
-class RunEnded:
-    run: Run
-    status: RunStatus
-
-
-SchedulerMsg = (
-    JobsSnapshot | JobSaved | JobDeleted | TriggerRequested
-    | Granted | Denied | LostClaimed | RunVanished | RunEnded
-)
-
-
-# --- Locker ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    fire: Fire
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimLost:
-    """Record a vanished run as ``lost`` (its command may have started), if nobody else does."""
-
-    info: RunningInfo
-
-
-@dataclass(frozen=True, slots=True)
-class WorkersChanged:
-    workers: tuple[WorkerInfo, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionChanged:
-    """The worker's session lease: None while it has none (lost, re-registering)."""
-
-    lease_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class LoadChanged:
-    running: int
-
-
-LockerMsg = Claim | ClaimLost | WorkersChanged | SessionChanged | LoadChanged
-
-
-# --- Executor ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StartRun:
-    run: Run
-
-
-@dataclass(frozen=True, slots=True)
-class KillRun:
-    """Kill the job's runs on this worker: one (``run_id``) or all of the job's."""
-
-    name: str
-    run_id: str | None
-    status: RunStatus = RunStatus.KILLED
-    reason: str = "kill requested"
-
-
-@dataclass(frozen=True, slots=True)
-class Fenced:
-    """The session lease was lost: every run here is fenced and must die."""
-
-    lease_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunningCount:
-    reply: Reply[int]
-
-
-ExecutorMsg = StartRun | KillRun | Fenced | SessionChanged | RunningCount
-
-
-# --- LogSink -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    record: RunRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Flush:
-    """Answer once every record received before this one is in the store (or spilled)."""
-
-    reply: Reply[None]
-
-
-LogSinkMsg = Write | Flush
-
-
-
-# --- Registrar and JobWatcher ------------------------------------------------------
-# Nothing is sent to them: their inboxes exist so that the runtime can stop them
-# (sealing an inbox is the graceful stop).
-
-RegistrarMsg = Never
-JobWatcherMsg = Never

@@ -29,14 +29,14 @@ from actors import ActorStatistics
 from cluster.metrics import BucketCounts, histogram_family, new_registry, render
 from cluster.store import RunStatus
 
-from .executor import ExecutorStatistics
-from .job_watcher import JobWatcherStatistics
-from .locker import LockerStatistics
-from .log_sink import LogSinkStatistics
-from .registrar import RegistrarStatistics
-from .run_as import UNKNOWN_USER, USER_NOT_ALLOWED
-from .run_tally import LATENESS_BOUNDS_S
-from .scheduler import SchedulerStatistics
+from .executor.actor import ExecutorStatistics
+from .executor.run_as import UNKNOWN_USER, USER_NOT_ALLOWED
+from .executor.run_tally import LATENESS_BOUNDS_S
+from .job_watcher.actor import JobWatcherStatistics
+from .locker.actor import LockerStatistics
+from .log_sink.actor import LogSinkStatistics
+from .registrar.actor import RegistrarStatistics
+from .scheduler.actor import SchedulerStatistics
 
 __all__ = ["PREFIX", "ActorMetrics", "Level", "Observed", "Spread", "Total", "WorkerMetrics"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 
 from cluster.config import Config
 
-from .process import PIPE_DRAIN_S
+from .executor.process import PIPE_DRAIN_S
 
 __all__ = ["ExecutorBudget", "LogSinkBudget", "RegistrarBudget", "ShutdownBudget"]
 

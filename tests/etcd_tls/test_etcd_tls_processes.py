@@ -36,8 +36,8 @@ from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.presence import CLAIMED, ORPHANED, RunningInfo
 from cluster.store import RunStatus, open_store
-from worker import orphan
-from worker.orphan_access import orphan_command, write_password_file
+from worker.executor import orphan
+from worker.executor.orphan_access import orphan_command, write_password_file
 
 WINDOW_S = 20
 

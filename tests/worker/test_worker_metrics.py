@@ -26,11 +26,11 @@ from cluster.keyspace import Keyspace
 from cluster.metrics import BadBuckets, BucketCounter, histogram_family, new_registry, render
 from cluster.store import RunStatus, RunTrigger
 from master.metrics import Metrics
-from worker.executor import ExecutorStatistics
+from worker.executor.actor import ExecutorStatistics
+from worker.executor.run_tally import LATENESS_BOUNDS_S, RunTally
 from worker.metrics import WorkerMetrics
 from worker.metrics_http import MAX_HEAD_BYTES, CannotServeMetrics, MetricsServer, respond
-from worker.run_tally import LATENESS_BOUNDS_S, RunTally
-from worker.scheduler import SchedulerStatistics
+from worker.scheduler.actor import SchedulerStatistics
 
 ROOT = Path(__file__).resolve().parents[2]
 W = "scheduler_worker_"

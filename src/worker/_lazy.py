@@ -1,0 +1,30 @@
+"""Lazy re-exports for the actors' packages (PEP 562 ``__getattr__``).
+
+``worker.<actor>`` re-exports its actor, statistics and messages, but must not import the
+actor when only a sibling module is wanted: ``worker.context`` imports every actor's
+``messages``, which imports that actor's package ``__init__``, and every actor imports
+``worker.context``. An eager re-export would close that circle; a lazy one imports
+``actor.py`` on the first use of one of its names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+
+
+def lazy_exports(
+    package: str, where: Mapping[str, str]
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``: name -> its module (``".actor"``)."""
+
+    def __getattr__(name: str) -> object:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module, package), name)
+
+    def __dir__() -> list[str]:
+        return sorted(where)
+
+    return __getattr__, __dir__

@@ -1,0 +1,34 @@
+"""The Locker: claims fires in etcd (who runs what), with placement among the live workers.
+
+``actor.py`` holds its handling, ``messages.py`` what it is sent (``LockerMsg``); its
+parts: ``claim_batch``, ``placement``. The map of the actors is in ``worker``.
+
+Public names are re-exported lazily (``worker._lazy``): importing
+``worker.locker.messages`` does not import the actor. Who may import it: ``worker.app``
+and ``worker.metrics`` (the actor and its statistics), other actors (its messages only),
+tests.
+"""
+
+from __future__ import annotations
+
+from worker._lazy import lazy_exports
+
+__all__ = [
+    "Locker",
+    "LockerStatistics",
+    "Claim",
+    "ClaimLost",
+    "WorkersChanged",
+    "LoadChanged",
+    "LockerMsg",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Locker": ".actor",
+    "LockerStatistics": ".actor",
+    "Claim": ".messages",
+    "ClaimLost": ".messages",
+    "WorkersChanged": ".messages",
+    "LoadChanged": ".messages",
+    "LockerMsg": ".messages",
+})

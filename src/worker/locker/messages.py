@@ -1,0 +1,43 @@
+"""What the Locker is sent (``LockerMsg``): fires to claim and vanished runs to record
+from the Scheduler, the live workers from the JobWatcher, the session lease from the
+Registrar (``SessionChanged``, defined with the Registrar's messages, its sender) and
+the running count from the Executor.
+
+Mailbox: bounded (``mailbox_size``); senders wait, never a drop, except ``LoadChanged``:
+a gauge the Executor offers, skipped while the mailbox is full (the next one carries the
+current value). See ``worker.locker.actor``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cluster.presence import RunningInfo, WorkerInfo
+
+from worker.messages import Fire
+from worker.registrar.messages import SessionChanged
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    fire: Fire
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLost:
+    """Record a vanished run as ``lost`` (its command may have started), if nobody else does."""
+
+    info: RunningInfo
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersChanged:
+    workers: tuple[WorkerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadChanged:
+    running: int
+
+
+LockerMsg = Claim | ClaimLost | WorkersChanged | SessionChanged | LoadChanged

@@ -1,0 +1,32 @@
+"""The LogSink: writes run records to the store in batches, spilling to disk while it is
+down.
+
+``actor.py`` holds its handling, ``messages.py`` what it is sent (``LogSinkMsg``); its
+parts: ``spill`` (also checked by ``worker.__main__`` at start). The map of the actors is
+in ``worker``.
+
+Public names are re-exported lazily (``worker._lazy``): importing
+``worker.log_sink.messages`` does not import the actor. Who may import it: ``worker.app``
+and ``worker.metrics`` (the actor and its statistics), other actors (its messages only),
+tests.
+"""
+
+from __future__ import annotations
+
+from worker._lazy import lazy_exports
+
+__all__ = [
+    "LogSink",
+    "LogSinkStatistics",
+    "Write",
+    "Flush",
+    "LogSinkMsg",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "LogSink": ".actor",
+    "LogSinkStatistics": ".actor",
+    "Write": ".messages",
+    "Flush": ".messages",
+    "LogSinkMsg": ".messages",
+})

@@ -1,0 +1,256 @@
+"""The Registrar: holds the worker's session lease, and with it its place in the fleet.
+
+The session lease carries ``workers/<id>`` and every ``running``/``active`` key of this
+worker (DESIGN §4, §6): while it lives, others see the worker and its runs; when it
+goes, they vanish in one revision and another worker records the runs lost. So:
+
+- Start: grant a lease of ``session_ttl_s``, publish ``WorkerInfo`` on it, tell the
+  Locker and the Executor (``SessionChanged``), then ``started(lease_id)``.
+- Every ``ttl / 3`` s: renew it (``keepalive_once``), then republish the info (running
+  count asked of the Executor, wall clock for the master's skew display).
+- Fenced: once etcd says the lease is gone (LeaseExpired), or no renewal was confirmed
+  for a whole TTL (etcd unreachable: the lease may be gone and the runs taken over),
+  the worker can no longer vouch for its runs. It tells the Locker and the Executor
+  ``SessionChanged(None)`` (claim nothing), the Executor ``Fenced`` (kill every run),
+  revokes the old lease if it still lives, then registers anew (retrying with backoff
+  while etcd is down) and announces the new lease.
+- Graceful stop: revoke the lease (bounded, shielded) so the worker leaves at once,
+  not a TTL later. The supervisor stops the Executor first: its runs are over by then.
+
+Time: a renewal counts from when it was *sent* (etcd renewed no earlier), so "a whole
+TTL without renewal" never overestimates how long the lease lives. Trio clock.
+
+Mailbox-full policy: sends to the Locker and Executor await (backpressure). The
+running-count call gives up after RUNNING_COUNT_TIMEOUT_S and the last count is
+published. A peer that has stopped (``Address.tell`` answers False) is skipped. The
+Registrar's own inbox carries no messages (``RegistrarMsg`` is empty): sealing it is
+the graceful stop; its flush and revocation then fit ``RegistrarBudget``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
+
+from actors import Actor, Address, CallFailed, Inbox, MailboxClosed, call
+from cluster.backoff import Backoff
+from cluster.etcd import Etcd, EtcdError, EtcdUnavailable, Lease, LeaseExpired
+from cluster.presence import WorkerInfo
+
+from worker.executor.messages import Fenced, RunningCount
+from worker.log_sink.messages import Flush
+from worker.shutdown_budget import RegistrarBudget
+from .messages import RegistrarMsg, SessionChanged
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+RUNNING_COUNT_TIMEOUT_S = 0.5
+REVOKE_TIMEOUT_S = 2.0  # a revocation when fenced; at a graceful stop: RegistrarBudget
+REGISTER_RETRY_S = 0.1  # first wait before registering again while etcd is down
+REGISTER_RETRY_MAX_S = 5.0
+
+M = TypeVar("M")
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("scheduler")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    lease: Lease
+    granted_at: float  # trio clock, read before the grant was asked for
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarStatistics:
+    lease_id: int | None  # None while fenced and not yet registered again
+    registrations: int
+    fenced: int
+    renewals_failed: int  # etcd unreachable or too slow for one renewal
+
+
+class Registrar(Actor[RegistrarMsg]):
+    def __init__(self, inbox: Inbox[RegistrarMsg], ctx: WorkerContext, etcd: Etcd, *,
+                 budget: RegistrarBudget = RegistrarBudget()) -> None:
+        super().__init__(inbox)
+        self._ctx = ctx
+        self._budget = budget
+        self._etcd = etcd
+        self._key = ctx.keyspace.worker(ctx.worker_id)
+        self._host = socket.gethostname()
+        self._version = package_version()
+        self._started_ms = ctx.clock.now_ms()
+        self._running = 0  # the Executor's last answer
+        self._session: Session | None = None
+        self._counts = {"registrations": 0, "fenced": 0, "renewals_failed": 0}
+
+    async def run(  # type: ignore[override]  # reports the lease id, not None
+        self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        session = await self._register()
+        task_status.started(session.lease.id)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep, session)
+            await self._until_stopped()
+            nursery.cancel_scope.cancel()  # no renewal may race the revocation below
+        await self.drain()
+
+    async def _until_stopped(self) -> None:
+        async for msg in self.inbox:  # ends once sealed: the graceful stop
+            await self.handle(msg)
+
+    async def handle(self, msg: RegistrarMsg) -> None:
+        log.warning("registrar: unexpected message %r ignored", msg)
+
+    async def drain(self) -> None:
+        """Leave the fleet: flush the run records, then revoke the lease at once.
+
+        The flush comes first because a run's ``running`` key lives until its record is
+        durable: revoking earlier would make the survivors record finished runs as lost.
+        """
+        with trio.move_on_after(self._budget.flush_s):
+            try:
+                await call(self._ctx.peers.log_sink, Flush)
+            except (MailboxClosed, CallFailed) as exc:
+                log.warning("could not flush the run records before leaving: %s", exc)
+        session, self._session = self._session, None
+        if session is None:
+            return
+        with trio.move_on_after(self._budget.revoke_s, shield=True):
+            try:
+                await self._etcd.revoke_lease(session.lease.id)
+                log.info("worker %s left: lease %#x revoked", self._ctx.worker_id,
+                         session.lease.id)
+            except EtcdError as exc:
+                log.warning("could not revoke lease %#x (%s): it expires within %d s",
+                            session.lease.id, exc, session.lease.ttl_s)
+
+    def statistics_detail(self) -> RegistrarStatistics:
+        lease_id = self._session.lease.id if self._session else None
+        return RegistrarStatistics(lease_id, **self._counts)
+
+    # -- the session ------------------------------------------------------------------
+
+    async def _keep(self, session: Session) -> None:
+        """Hold the session; whenever it is lost, fence and register anew. Forever."""
+        while True:
+            try:
+                await self._hold(session)
+            except LeaseExpired:
+                log.error("session lease %#x is gone: fencing worker %s", session.lease.id,
+                          self._ctx.worker_id)
+            await self._fence(session.lease.id)
+            session = await self._register()
+
+    async def _hold(self, session: Session) -> None:
+        """Renew every ttl/3 s. Returns after a whole TTL without a confirmed renewal;
+        raises LeaseExpired when etcd says the lease is gone."""
+        ttl_s = session.lease.ttl_s
+        interval_s = ttl_s / 3
+        vouched_until = session.granted_at + ttl_s
+        next_at = session.granted_at + interval_s
+        while True:
+            await trio.sleep_until(min(next_at, vouched_until))
+            sent_at = trio.current_time()
+            if sent_at >= vouched_until:
+                log.error("no renewal of lease %#x confirmed for %d s: fencing worker %s",
+                          session.lease.id, ttl_s, self._ctx.worker_id)
+                return
+            next_at = sent_at + interval_s
+            renewed_ttl_s = await self._renew(session.lease.id, min(next_at, vouched_until))
+            if renewed_ttl_s is not None:
+                vouched_until = sent_at + renewed_ttl_s
+                with trio.move_on_at(next_at):
+                    await self._republish(session.lease.id)
+
+    async def _renew(self, lease_id: int, deadline: float) -> int | None:
+        """The lease's new TTL, or None if etcd did not answer by ``deadline``."""
+        with trio.move_on_at(deadline):
+            try:
+                return await self._etcd.keepalive_once(lease_id)
+            except EtcdUnavailable as exc:
+                log.warning("renewing lease %#x: %s", lease_id, exc)
+        self._counts["renewals_failed"] += 1
+        return None
+
+    async def _register(self) -> Session:
+        """A new lease with our info on it, retrying with backoff while etcd is down."""
+        backoff = Backoff(REGISTER_RETRY_S, REGISTER_RETRY_MAX_S)
+        while (session := await self._try_register()) is None:
+            await trio.sleep(backoff.failed())
+        self._session = session
+        self._counts["registrations"] += 1
+        log.info("worker %s registered on lease %#x (ttl %d s)", self._ctx.worker_id,
+                 session.lease.id, session.lease.ttl_s)
+        await self._announce(session.lease.id)
+        return session
+
+    async def _try_register(self) -> Session | None:
+        granted_at = trio.current_time()
+        try:
+            lease = await self._etcd.grant_lease(self._ctx.config.session_ttl_s)
+            # If this put fails, the lease holds nothing and expires by itself.
+            await self._etcd.put(self._key, self._info().to_bytes(), lease_id=lease.id)
+        except (EtcdUnavailable, LeaseExpired) as exc:
+            log.warning("registering worker %s: %s; retrying", self._ctx.worker_id, exc)
+            return None
+        return Session(lease, granted_at)
+
+    async def _fence(self, lease_id: int) -> None:
+        self._session = None
+        self._counts["fenced"] += 1
+        await self._announce(None)
+        await self._tell(self._ctx.peers.executor, Fenced(lease_id))
+        # If etcd still holds it (we only lost touch), its keys must go now: they
+        # stand for runs that are being killed.
+        with trio.move_on_after(REVOKE_TIMEOUT_S):
+            try:
+                await self._etcd.revoke_lease(lease_id)
+            except EtcdError as exc:
+                log.info("old lease %#x not revoked (%s): it expires by itself", lease_id, exc)
+
+    async def _republish(self, lease_id: int) -> None:
+        """Rewrite our info on the lease; raises LeaseExpired, other failures wait."""
+        await self._refresh_running()
+        try:
+            await self._etcd.put(self._key, self._info().to_bytes(), lease_id=lease_id)
+        except EtcdUnavailable as exc:
+            log.warning("republishing %s: %s", self._key, exc)
+
+    async def _refresh_running(self) -> None:
+        with trio.move_on_after(RUNNING_COUNT_TIMEOUT_S):
+            try:
+                self._running = await call(self._ctx.peers.executor, RunningCount)
+            except (MailboxClosed, CallFailed) as exc:
+                log.debug("running count unavailable: %s", exc)
+
+    def _info(self) -> WorkerInfo:
+        cfg = self._ctx.config
+        return WorkerInfo(
+            worker_id=self._ctx.worker_id, host=self._host, pid=os.getpid(),
+            labels=cfg.labels, version=self._version, started_ms=self._started_ms,
+            running=self._running, capacity=cfg.capacity, wall_ms=self._ctx.clock.now_ms(),
+        )
+
+    # -- telling the peers --------------------------------------------------------------
+
+    async def _announce(self, lease_id: int | None) -> None:
+        await self._tell(self._ctx.peers.locker, SessionChanged(lease_id))
+        await self._tell(self._ctx.peers.executor, SessionChanged(lease_id))
+
+    async def _tell(self, address: Address[M], msg: M) -> None:
+        if not await address.tell(msg):
+            log.debug("%s has stopped: %s not delivered", address.name, type(msg).__name__)

@@ -1,0 +1,21 @@
+"""The Registrar's messages: it is sent none (``RegistrarMsg`` is empty: its inbox exists
+so that the runtime can stop it; sealing it is the graceful stop), and it sends
+``SessionChanged`` to two actors, the Locker and the Executor: defined here, with its
+sender, and part of both their unions.
+
+Sends to the Locker and the Executor await (backpressure). See ``worker.registrar.actor``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Never
+
+RegistrarMsg = Never
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """The worker's session lease: None while it has none (lost, re-registering)."""
+
+    lease_id: int | None

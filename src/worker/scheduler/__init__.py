@@ -1,0 +1,45 @@
+"""The Scheduler: owns the plan: which job fires when; hands fires to the Locker, runs to the
+Executor, records skips and retries.
+
+``actor.py`` holds its handling, ``messages.py`` what it is sent (``SchedulerMsg``); its
+parts: ``misfires``, ``outbox``, ``plan``. The map of the actors is in ``worker``.
+
+Public names are re-exported lazily (``worker._lazy``): importing
+``worker.scheduler.messages`` does not import the actor. Who may import it: ``worker.app``
+and ``worker.metrics`` (the actor and its statistics), other actors (its messages only),
+tests.
+"""
+
+from __future__ import annotations
+
+from worker._lazy import lazy_exports
+
+__all__ = [
+    "Scheduler",
+    "SchedulerStatistics",
+    "JobsSnapshot",
+    "JobSaved",
+    "JobDeleted",
+    "TriggerRequested",
+    "Granted",
+    "Denied",
+    "LostClaimed",
+    "RunVanished",
+    "RunEnded",
+    "SchedulerMsg",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Scheduler": ".actor",
+    "SchedulerStatistics": ".actor",
+    "JobsSnapshot": ".messages",
+    "JobSaved": ".messages",
+    "JobDeleted": ".messages",
+    "TriggerRequested": ".messages",
+    "Granted": ".messages",
+    "Denied": ".messages",
+    "LostClaimed": ".messages",
+    "RunVanished": ".messages",
+    "RunEnded": ".messages",
+    "SchedulerMsg": ".messages",
+})

@@ -1,0 +1,349 @@
+"""The Scheduler: turns the plan table into fires, and run outcomes into retries.
+
+It sleeps exactly until the earliest fire is due (plan table or pending retry), or
+until a message arrives; it never scans the table and never does I/O itself. A
+scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
+time (see ``plan``): its claim, an etcd transaction of milliseconds (more in a burst),
+is settled when the time comes, and the command starts at the planned instant, never
+before (the Executor, ``start_at``). An edit, pause or kill of the job within that
+window meets a fire already claimed: edits and pauses apply from the next fire; a kill
+stops it before its command starts. Retries, catch-up and manual runs are due at once.
+Policy lives here and only here: pause, catch-up after an outage
+(``startingDeadline``), misfires beyond the grace, retries with backoff, and what is
+recorded for skipped or lost runs. Claims, processes and storage belong to the
+Locker, Executor and LogSink.
+
+Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on
+the JobWatcher's watch and the Locker's replies). Fires go to the Locker through an
+``outbox`` with a task of its own, so that the loop keeps reading the Locker's replies
+while the Locker is full (the two would otherwise wait on each other); a scheduled
+fire that waited there beyond the misfire grace is a misfire, never a late claim.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import trio
+
+from actors import Actor, Inbox
+from cluster.backoff import exponential_s
+from cluster.presence import ORPHANED, RunningInfo
+from cluster.spec import JobSpec
+from cluster.store import RunRecord, RunStatus, RunTrigger
+
+from worker.clock import trio_deadline_for
+from worker.context import WorkerContext
+from worker.executor.messages import KillRun, StartRun
+from worker.locker.messages import Claim, ClaimLost
+from worker.log_sink.messages import Write
+from worker.messages import Fire
+from .messages import (
+    Denied,
+    Granted,
+    JobDeleted,
+    JobSaved,
+    JobsSnapshot,
+    LostClaimed,
+    RunEnded,
+    RunVanished,
+    SchedulerMsg,
+    TriggerRequested,
+)
+from .misfires import MisfireLog
+from .outbox import ClaimOutbox
+from .plan import PlanTable
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
+MAX_CATCHUP_FIRES = 10  # per job after an outage: the most recent ones
+MAX_RETRY_BACKOFF_S = 3600.0
+# A run-now request may arrive before its job (two watch streams, no common order):
+# it waits this long for the job to appear.
+PENDING_TRIGGER_S = 30.0
+ORPHAN_NOTE = "its process started it on its own"  # in lost records of orphaned runs
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStatistics:
+    jobs: int
+    fires: int
+    misfires: int  # fire times passed over because they were later than the grace
+    retries_pending: int
+    outbox: int  # fires waiting for room in the Locker's mailbox
+    firing: bool
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Scheduler(Actor[SchedulerMsg]):
+    def __init__(self, inbox: Inbox[SchedulerMsg], ctx: WorkerContext) -> None:
+        super().__init__(inbox)
+        self._ctx = ctx
+        self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
+        self._retries: list[tuple[int, int, Fire]] = []  # (due_ms, seq, fire)
+        self._seq = itertools.count()
+        self._firing = True
+        self._fires = 0
+        self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
+        self._misfires = MisfireLog(self._grace_ms)
+        self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
+        self._outbox = ClaimOutbox(ctx.peers.locker.tell, ctx.clock, grace_ms=self._grace_ms,
+                                   on_stale=self._stale)
+
+    # -- loop -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._outbox.forward)
+            task_status.started()
+            await self._loop()
+            await self.drain()
+            if self._outbox:
+                log.info("stopping: %d queued fires not claimed", len(self._outbox))
+            nursery.cancel_scope.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            msg = None
+            with trio.move_on_at(self._wake_deadline()):
+                try:
+                    msg = await self.inbox.receive()
+                except trio.EndOfChannel:
+                    return
+            # Handled outside the timer's scope: a wake-up never cancels a handler.
+            if msg is not None:
+                await self.handle(msg)
+            await self._fire_due()
+
+    def request_stop(self) -> None:
+        self._firing = False  # graceful stop: no new fires, replies still handled
+        super().request_stop()
+
+    def _wake_deadline(self) -> float:
+        candidates = [t for t in (self._plan.next_due_ms(), self._next_retry_ms()) if t is not None]
+        if not candidates or not self._firing:
+            return trio.current_time() + MAX_SLEEP_S
+        return trio_deadline_for(self._ctx.clock, min(candidates), max_sleep_s=MAX_SLEEP_S)
+
+    def _next_retry_ms(self) -> int | None:
+        return self._retries[0][0] if self._retries else None
+
+    def statistics_detail(self) -> SchedulerStatistics:
+        return SchedulerStatistics(
+            len(self._plan), self._fires, self._misfires.count, len(self._retries),
+            len(self._outbox), self._firing,
+        )
+
+    # -- messages -------------------------------------------------------------------
+
+    async def handle(self, msg: SchedulerMsg) -> None:
+        match msg:
+            case JobsSnapshot(specs, _revision, last_fired_ms):
+                await self._converge(specs, last_fired_ms)
+            case JobSaved(spec):
+                self._plan.upsert(spec, self._ctx.clock.now_ms())
+                await self._release_triggers(spec.name)
+            case JobDeleted(name):
+                if self._plan.remove(name) is not None:
+                    await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
+            case TriggerRequested(name, run_id, requested_ms):
+                await self._trigger(name, run_id, requested_ms)
+            case Granted(run):
+                await self._send_executor(StartRun(run))
+                name = run.fire.spec.name
+                if name not in self._plan:  # deleted while its claim was in flight
+                    await self._send_executor(
+                        KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
+            case Denied(fire, reason, record_skip):
+                if record_skip:
+                    await self._record(skipped_record(fire, self._ctx.worker_id, reason))
+            case RunVanished(info):
+                await self._on_vanished(info)
+            case LostClaimed(info):
+                await self._on_lost(info)
+            case RunEnded(run, status):
+                self._maybe_retry(run.fire.spec.name, run.fire, status)
+
+    async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int]) -> None:
+        now_ms = self._ctx.clock.now_ms()
+        known = self._plan.names()
+        for name in self._plan.replace_all(specs, now_ms):
+            await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
+        for spec in specs:
+            if spec.name not in known and spec.name in last_fired_ms:
+                await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
+            await self._release_triggers(spec.name)
+
+    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int) -> None:
+        """Fire the times missed while no worker ran, within ``startingDeadline``."""
+        if spec.starting_deadline_s <= 0 or spec.paused:
+            return
+        earliest_ms = now_ms - round(spec.starting_deadline_s * 1000)
+        schedule = spec.schedule()
+        t = schedule.next_after(max(last_fired_ms, earliest_ms - 1))
+        missed: list[int] = []
+        while t is not None and t <= now_ms:
+            missed.append(t)
+            t = schedule.next_after(t)
+        for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
+            await self._claim(spec, planned_ms, RunTrigger.CATCHUP)
+
+    async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
+        entry = self._plan.get(name)
+        if entry is None:
+            self._hold_trigger(name, run_id, requested_ms)
+            return
+        fire = Fire(entry.spec, requested_ms, self._ctx.clock.now_ms(), RunTrigger.MANUAL, run_id)
+        await self._send_locker(Claim(fire))
+
+    def _hold_trigger(self, name: str, run_id: str, requested_ms: int) -> None:
+        """Keep a run-now request for a job not seen yet; forget it after a while."""
+        oldest_ms = self._ctx.clock.now_ms() - round(PENDING_TRIGGER_S * 1000)
+        for held_name, held in list(self._pending_triggers.items()):
+            fresh = [(r, t) for r, t in held if t >= oldest_ms]
+            if len(fresh) < len(held):
+                log.warning("run-now request for unknown job %r dropped after %.0f s",
+                            held_name, PENDING_TRIGGER_S)
+            if fresh:
+                self._pending_triggers[held_name] = fresh
+            else:
+                del self._pending_triggers[held_name]
+        self._pending_triggers.setdefault(name, []).append((run_id, requested_ms))
+
+    async def _release_triggers(self, name: str) -> None:
+        for run_id, requested_ms in self._pending_triggers.pop(name, ()):
+            await self._trigger(name, run_id, requested_ms)
+
+    async def _on_vanished(self, info: RunningInfo) -> None:
+        """Another worker's run went with its lease. If its command was never committed
+        to start (``start_marks``), claim the fire again and run it, on whichever live
+        worker ranks first (every survivor sees the same run); otherwise, or if the job
+        is gone or paused, one survivor records it lost."""
+        entry = self._plan.get(info.job_name)
+        trigger = _trigger_of(info)
+        if info.started or entry is None or entry.spec.paused or trigger is None \
+                or not self._recent(info):
+            await self._send_locker(ClaimLost(info))
+            return
+        log.warning("run %s of %r never started on worker %r, which is gone: running it again",
+                    info.run_id, info.job_name, info.worker_id)
+        await self._send_locker(Claim(Fire(
+            entry.spec, info.planned_ms, self._ctx.clock.now_ms(), trigger,
+            info.run_id, info.attempt, recovers=info.worker_id)))
+
+    def _recent(self, info: RunningInfo) -> bool:
+        """Claimed recently enough that its lost key, if another worker took it, still
+        exists: a deletion replayed late (a stalled watch) must not run a fire again
+        after it was run once already. Lost keys live at least 2/3 of ``lock_ttl_s``."""
+        cfg = self._ctx.config
+        window_ms = (cfg.lock_ttl_s * 2 / 3 - cfg.max_clock_skew_s) * 1000
+        return self._ctx.clock.now_ms() - info.started_ms < window_ms
+
+    async def _on_lost(self, info: RunningInfo) -> None:
+        entry = self._plan.get(info.job_name)
+        command = entry.spec.command if entry else ""
+        await self._record(lost_record(info, command, self._ctx.clock.now_ms()))
+        if entry is not None:
+            fire = Fire(entry.spec, info.planned_ms, info.started_ms,
+                        RunTrigger(info.trigger), info.run_id, info.attempt)
+            self._maybe_retry(info.job_name, fire, RunStatus.LOST)
+
+    def _maybe_retry(self, name: str, fire: Fire, status: RunStatus) -> None:
+        entry = self._plan.get(name)
+        if entry is None or status not in RETRYABLE or fire.attempt > entry.spec.retries:
+            return
+        backoff_s = exponential_s(entry.spec.retry_backoff_s, MAX_RETRY_BACKOFF_S, fire.attempt - 1)
+        due_ms = self._ctx.clock.now_ms() + round(backoff_s * 1000)
+        retry = Fire(entry.spec, fire.planned_ms, due_ms, RunTrigger.RETRY,
+                     new_run_id(), fire.attempt + 1)
+        heapq.heappush(self._retries, (due_ms, next(self._seq), retry))
+
+    # -- firing ---------------------------------------------------------------------
+
+    async def _fire_due(self) -> None:
+        if not self._firing:
+            return
+        now_ms = self._ctx.clock.now_ms()
+        for due in self._plan.pop_due(now_ms, self._grace_ms):
+            if due.late:
+                self._misfires.passed_over(due.spec.name, due.planned_ms,
+                                           now_ms - due.planned_ms, "the worker was stalled")
+            elif not due.spec.paused:
+                await self._claim(due.spec, due.planned_ms, RunTrigger.SCHEDULE)
+        while self._retries and self._retries[0][0] <= now_ms:
+            _, _, retry = heapq.heappop(self._retries)
+            entry = self._plan.get(retry.spec.name)
+            if entry is not None and not entry.spec.paused:
+                await self._send_locker(Claim(_with_spec(retry, entry.spec, now_ms)))
+
+    async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger) -> None:
+        fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id())
+        self._fires += 1
+        await self._send_locker(Claim(fire))
+
+    # -- sending (peers may be stopping during a shutdown) ---------------------------
+
+    async def _send_locker(self, msg: Claim | ClaimLost) -> None:
+        self._outbox.put(msg)  # never waits: see ``outbox``
+
+    def _stale(self, fire: Fire, waited_ms: int) -> None:
+        self._misfires.passed_over(fire.spec.name, fire.planned_ms, waited_ms,
+                                   "it waited for the locker")
+
+    async def _send_executor(self, msg: StartRun | KillRun) -> None:
+        if not await self._ctx.peers.executor.tell(msg):
+            log.warning("executor stopped: %s not delivered", type(msg).__name__)
+
+    async def _record(self, record: RunRecord) -> None:
+        await self._ctx.peers.log_sink.send(Write(record))
+
+
+def _trigger_of(info: RunningInfo) -> RunTrigger | None:
+    try:
+        return RunTrigger(info.trigger)
+    except ValueError:
+        return None
+
+
+def _with_spec(fire: Fire, spec: JobSpec, now_ms: int) -> Fire:
+    """A retry runs the job as it is now, not as it was when the first attempt failed."""
+    return Fire(spec, fire.planned_ms, now_ms, fire.trigger, fire.run_id, fire.attempt)
+
+
+def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
+    return RunRecord(
+        run_id=fire.run_id, job_name=fire.spec.name, worker=worker_id,
+        command=fire.spec.command, output="", err=f"skipped: {reason}", exit_code=None,
+        status=RunStatus.SKIPPED, trigger=fire.trigger, attempt=fire.attempt,
+        plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
+        start_time=None, end_time=None,
+    )
+
+
+def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
+    """What the survivors know of a run whose worker vanished: that its command was
+    committed to start, not whether (or when) it did or how it ended, so ``start_time``
+    stays empty."""
+    if info.state == ORPHANED:
+        why = f"died before starting the run; {ORPHAN_NOTE}"
+    elif info.started:
+        why = "died or lost its session after starting the run"
+    else:
+        why = "died or lost its session before starting the run (its job is gone or paused)"
+    return RunRecord(
+        run_id=info.run_id, job_name=info.job_name, worker=info.worker_id,
+        command=command, output="", err=f"lost: worker {info.worker_id} {why}",
+        exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
+        attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
+        start_time=None, end_time=now_ms,
+    )

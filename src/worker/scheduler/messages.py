@@ -1,0 +1,86 @@
+"""What the Scheduler is sent (``SchedulerMsg``): jobs and manual triggers from the
+JobWatcher, claim outcomes from the Locker, vanished runs, and ends of runs from the Executor.
+
+Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on the
+JobWatcher's watch and the Locker's replies); only an Executor cancelled mid-run
+offers its ``RunEnded`` without waiting. See ``worker.scheduler.actor``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Mapping
+
+from cluster.presence import RunningInfo
+from cluster.spec import JobSpec
+from cluster.store import RunStatus
+
+from worker.messages import Fire, Run
+
+
+@dataclass(frozen=True, slots=True)
+class JobsSnapshot:
+    """Every valid job at ``revision``: the table converges on it (start, compaction)."""
+
+    specs: tuple[JobSpec, ...]
+    revision: int
+    last_fired_ms: Mapping[str, int]  # from state/<name>: where catch-up starts
+
+
+@dataclass(frozen=True, slots=True)
+class JobSaved:
+    spec: JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class JobDeleted:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRequested:
+    """``trigger/<name>/<run_id>`` appeared: somebody asked for one manual run."""
+
+    name: str
+    run_id: str
+    requested_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """The claim was not ours. ``record_skip``: we won the right to record it skipped."""
+
+    fire: Fire
+    reason: str
+    record_skip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LostClaimed:
+    """We won the right to record a vanished run as lost (and to retry it)."""
+
+    info: RunningInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RunVanished:
+    """Another worker's run went with that worker's lease: it died or lost its session."""
+
+    info: RunningInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnded:
+    run: Run
+    status: RunStatus
+
+
+SchedulerMsg = (
+    JobsSnapshot | JobSaved | JobDeleted | TriggerRequested
+    | Granted | Denied | LostClaimed | RunVanished | RunEnded
+)

@@ -1,0 +1,163 @@
+"""One command in its own process group, with real processes and wall-time bounds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import trio
+
+from worker.executor.process import PIPE_DRAIN_S, SpawnFailed, decode_output, start_process
+
+BASH = "/bin/bash"
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of ``pid`` from /proc, None once it is fully gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces
+    return fields[0], int(fields[2])
+
+
+def live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are still running. A zombie counts as dead:
+    it runs nothing and holds nothing but its pid, until its (new) parent reaps it."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            state, group = stat
+            if group == pgid and state not in "ZX":
+                members.append(int(entry.name))
+    return members
+
+
+def pid_alive(pid: int) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in "ZX"
+
+
+async def wait_group_gone(pgid: int, *, within_s: float = 1.0) -> None:
+    """Fails unless every member of the group is dead within ``within_s``. A SIGKILL
+    is delivered asynchronously, so the check polls (observation only, no logic)."""
+    with trio.fail_after(within_s):
+        while live_members(pgid):
+            await trio.sleep(0.01)
+
+
+async def run(command: str, *, cap_bytes: int = 65536, kill_grace_s: float = 1.0,
+              timeout_s: float = 0):
+    process = await start_process([BASH, "-c", command], env=os.environ, cap_bytes=cap_bytes,
+                                  kill_grace_s=kill_grace_s, timeout_s=timeout_s)
+    return process, await process.wait()
+
+
+async def test_captures_stdout_stderr_and_exit_code():
+    _, result = await run("echo out; echo err >&2; exit 7")
+    assert (result.stdout, result.stderr, result.returncode) == (b"out\n", b"err\n", 7)
+    assert not result.truncated and result.kill_reason is None and not result.timed_out
+
+
+async def test_keeps_exactly_the_cap_and_reads_the_rest_without_blocking():
+    with trio.fail_after(10):
+        _, result = await run("yes 0123456789 | head -c 1048576; yes e | head -c 300000 >&2;"
+                              " exit 3", cap_bytes=1000)
+    assert result.stdout == (b"0123456789\n" * 100)[:1000]
+    assert result.stderr == b"e\n" * 500
+    assert result.truncated and result.returncode == 3
+
+
+async def test_output_exactly_at_the_cap_is_not_truncated():
+    _, result = await run("printf 'abcd'", cap_bytes=4)
+    assert result.stdout == b"abcd" and not result.truncated
+
+
+async def test_timeout_terminates_the_whole_group():
+    start = time.monotonic()
+    with trio.fail_after(10):
+        process, result = await run("sleep 300 & sleep 300; echo never", timeout_s=0.5)
+    assert 0.4 < time.monotonic() - start < 3
+    assert result.timed_out and result.kill_reason == "timed out after 0.5 s"
+    assert result.returncode == -signal.SIGTERM and result.stdout == b""
+    await wait_group_gone(process.pid)
+
+
+async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace():
+    start = time.monotonic()
+    with trio.fail_after(10):
+        process, result = await run("trap '' TERM; sleep 300", kill_grace_s=0.5, timeout_s=0.3)
+    assert 0.7 < time.monotonic() - start < 3
+    assert result.timed_out and result.returncode == -signal.SIGKILL
+    await wait_group_gone(process.pid)
+
+
+async def test_kill_first_reason_wins_and_timeout_does_not_overwrite_it():
+    process = await start_process([BASH, "-c", "sleep 300"], env=os.environ, cap_bytes=10,
+                                  kill_grace_s=1, timeout_s=0.3)
+    assert process.kill("job deleted")
+    assert not process.kill("again")
+    with trio.fail_after(5):
+        result = await process.wait()
+    assert result.kill_reason == "job deleted" and not result.timed_out
+
+
+async def test_kill_after_exit_does_nothing():
+    process, result = await run("exit 0")
+    assert not process.kill("too late")
+    assert result.returncode == 0 and result.kill_reason is None
+
+
+async def test_background_children_are_killed_when_bash_exits():
+    with trio.fail_after(10):
+        process, result = await run("sleep 100 & echo $!")
+    assert result.returncode == 0
+    child = int(result.stdout)
+    await wait_group_gone(process.pid)
+    assert not pid_alive(child)
+
+
+async def test_a_process_that_left_the_group_cannot_hold_the_run_open():
+    # `setsid` gives the sleep a session of its own: out of our reach, holding our stdout.
+    # bash waits until the sleep really is a session leader (field 6 of its stat).
+    command = ("setsid sleep 30 & until [ \"$(cut -d' ' -f6 /proc/$!/stat)\" = $! ]; do :; done;"
+               " echo $!")
+    start = time.monotonic()
+    with trio.fail_after(10):
+        _, result = await run(command)
+    escaped = int(result.stdout)
+    try:
+        assert result.returncode == 0 and pid_alive(escaped)
+        assert PIPE_DRAIN_S - 0.1 < time.monotonic() - start < PIPE_DRAIN_S + 2
+    finally:
+        os.kill(escaped, signal.SIGKILL)
+
+
+async def test_cancelling_wait_kills_and_reaps_the_group():
+    process = await start_process([BASH, "-c", "sleep 300 & sleep 300"], env=os.environ,
+                                  cap_bytes=10, kill_grace_s=1)
+    with trio.move_on_after(0.3):
+        await process.wait()
+    await wait_group_gone(process.pid)
+
+
+async def test_spawn_failure_is_a_named_error():
+    with pytest.raises(SpawnFailed, match=r"cannot start '/nonexistent/bash'.*errno 2"):
+        await start_process(["/nonexistent/bash", "-c", "true"], env=os.environ,
+                            cap_bytes=10, kill_grace_s=1)
+
+
+async def test_environment_is_exactly_the_one_given():
+    process = await start_process([BASH, "-c", 'echo "$ONLY_HERE ${HOME-unset}"'],
+                                  env={"ONLY_HERE": "yes", "PATH": "/usr/bin:/bin"},
+                                  cap_bytes=100, kill_grace_s=1)
+    result = await process.wait()
+    assert result.stdout == b"yes unset\n"
+
+
+def test_decode_output_replaces_bad_bytes_and_drops_nul():
+    assert decode_output(b"a\x00b\xffc\xc3\xa9") == "ab\ufffdc\u00e9"

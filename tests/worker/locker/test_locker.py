@@ -1,0 +1,237 @@
+"""The Locker against real etcd: one winner per fire, forbid, manual runs, lost runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import trio
+
+from cluster.config import Config
+from cluster.etcd import open_etcd
+from cluster.keyspace import Keyspace
+from cluster.presence import RunningInfo, WorkerInfo
+from cluster.spec import JobSpec
+from cluster.store import RunStatus, RunTrigger
+from worker import claims
+from worker.clock import SystemClock
+from worker.context import WorkerContext, open_mailboxes
+from worker.locker.actor import Locker
+from worker.locker.messages import Claim, ClaimLost, WorkersChanged
+from worker.messages import Fire
+from worker.registrar.messages import SessionChanged
+from worker.scheduler.actor import skipped_record
+from worker.scheduler.messages import Denied, Granted, LostClaimed
+
+IDS = ("w1", "w2", "w3")
+
+
+def spec(name: str, **extra) -> JobSpec:
+    return JobSpec.from_json({"name": name, "command": "true", "cronExpr": "* * * * * *", **extra})
+
+
+def fire(job: JobSpec, planned_ms: int, trigger=RunTrigger.SCHEDULE, run_id=None) -> Fire:
+    return Fire(job, planned_ms, planned_ms, trigger, run_id or uuid.uuid4().hex)
+
+
+class Fleet:
+    """Three Lockers sharing one etcd prefix, as three workers would."""
+
+    def __init__(self, etcd, prefix: str, ids=IDS) -> None:
+        self.etcd = etcd
+        self.ks = Keyspace(prefix)
+        self.lockers: dict[str, tuple] = {}
+        self.ids = ids
+
+    async def start(self, nursery: trio.Nursery, *, listed=IDS, **config) -> None:
+        infos = tuple(WorkerInfo(w, "h", 1) for w in listed)
+        for worker_id in self.ids:
+            cfg = dataclasses.replace(Config(), **config)
+            peers, inboxes = open_mailboxes(cfg)
+            ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock(), peers)
+            locker = Locker(inboxes.locker, ctx, self.etcd)
+            await nursery.start(locker.run)
+            lease = await self.etcd.grant_lease(10)
+            await peers.locker.send(SessionChanged(lease.id))
+            await peers.locker.send(WorkersChanged(infos))
+            self.lockers[worker_id] = (peers, inboxes)
+
+    async def everyone(self, msg) -> None:
+        for peers, _ in self.lockers.values():
+            await peers.locker.send(msg)
+
+    async def replies(self, wait_s: float = 1.5) -> dict[str, list]:
+        await trio.sleep(wait_s)
+        out: dict[str, list] = {}
+        for worker_id, (_, inboxes) in self.lockers.items():
+            out[worker_id] = []
+            while True:
+                try:
+                    out[worker_id].append(inboxes.scheduler.receive_nowait())
+                except trio.WouldBlock:
+                    break
+        return out
+
+
+def granted(replies: dict[str, list]) -> list[tuple[str, Granted]]:
+    return [(w, m) for w, msgs in replies.items() for m in msgs if isinstance(m, Granted)]
+
+
+async def test_each_fire_is_won_by_exactly_one_worker_and_spread(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("spread", concurrency="allow")
+        fires = [fire(job, 1_700_000_000_000 + i * 1000) for i in range(30)]
+        for f in fires:
+            # Each worker plans the fire with its own run id; only one may win.
+            for peers, _ in fleet.lockers.values():
+                await peers.locker.send(Claim(dataclasses.replace(f, run_id=uuid.uuid4().hex)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    wins = granted(replies)
+    assert sorted(m.run.fire.planned_ms for _, m in wins) == [f.planned_ms for f in fires]
+    per_worker = {w: sum(1 for x, _ in wins if x == w) for w in IDS}
+    assert all(n >= 3 for n in per_worker.values()), per_worker
+    # Every winner holds its running key and the fire's lock names it.
+    async with open_etcd([etcd_endpoint]) as etcd:
+        for worker_id, m in wins:
+            f = m.run.fire
+            lock = await etcd.get(claims.lock_key(fleet.ks, f))
+            assert lock is not None and f.run_id.encode() in lock.value
+            running = await etcd.get(fleet.ks.running(f.spec.name, f.run_id))
+            assert RunningInfo.from_bytes(running.value).worker_id == worker_id
+
+
+async def test_a_dead_preferred_owner_is_covered_by_the_next_in_rank(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        # w3 is listed (its lease not expired yet) but runs no Locker: it is dead.
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1", "w2"))
+        await fleet.start(nursery, listed=IDS)
+        job = spec("failover", concurrency="allow")
+        for i in range(30):
+            await fleet.everyone(Claim(fire(job, 1_700_000_000_000 + i * 1000)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    assert len(granted(replies)) == 30
+
+
+async def test_forbid_skips_a_fire_while_the_job_runs_and_records_it_once(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("busy")  # concurrency defaults to forbid
+        await etcd.put(fleet.ks.active("busy"), "someone-elses-run")
+        await fleet.everyone(Claim(fire(job, 1_700_000_000_000)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    assert granted(replies) == []
+    skips = [m for msgs in replies.values() for m in msgs if isinstance(m, Denied)]
+    assert len(skips) == 1 and skips[0].record_skip and "forbid" in skips[0].reason
+
+
+async def test_allow_runs_beside_a_running_instance(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("parallel", concurrency="allow")
+        await etcd.put(fleet.ks.active("parallel"), "someone-elses-run")
+        await fleet.everyone(Claim(fire(job, 1_700_000_000_000)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    assert len(granted(replies)) == 1
+
+
+async def test_a_manual_trigger_runs_once(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("manual")
+        await etcd.put(fleet.ks.trigger("manual", "run-1"), b"{}")
+        await fleet.everyone(Claim(fire(job, 1_700_000_000_000, RunTrigger.MANUAL, "run-1")))
+        replies = await fleet.replies()
+        trigger_left = await etcd.get(fleet.ks.trigger("manual", "run-1"))
+        nursery.cancel_scope.cancel()
+    [(_, win)] = granted(replies)
+    assert win.run.fire.run_id == "run-1"
+    assert trigger_left is None
+
+
+async def test_a_vanished_run_is_claimed_as_lost_by_exactly_one_survivor(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        info = RunningInfo("run-9", "job", "dead-worker", 1_700_000_000_000, 1, "schedule", 1)
+        await fleet.everyone(ClaimLost(info))
+        replies = await fleet.replies(0.5)
+        nursery.cancel_scope.cancel()
+    lost = [m for msgs in replies.values() for m in msgs if isinstance(m, LostClaimed)]
+    assert lost == [LostClaimed(info)]
+
+
+async def test_a_run_that_never_started_is_claimed_again_by_exactly_one_survivor(
+        etcd_endpoint, etcd_prefix):
+    """Every survivor sees the same vanished run and claims it again under its lost key:
+    one runs it, under the same run id, holding a fresh running key of its own; the
+    fire's own lock (still the dead worker's) does not stop it."""
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("again", concurrency="forbid")
+        original = fire(job, 1_700_000_000_000)
+        await etcd.put(claims.lock_key(fleet.ks, original), claims.lock_value(original, "dead"))
+        recovery = dataclasses.replace(original, recovers="dead")
+        await fleet.everyone(Claim(recovery))
+        replies = await fleet.replies()
+        [(winner, win)] = granted(replies)
+        running = await etcd.get(fleet.ks.running("again", original.run_id))
+        state = await etcd.get(fleet.ks.state("again"))
+        nursery.cancel_scope.cancel()
+    assert win.run.fire == recovery and win.run.guarded
+    info = RunningInfo.from_bytes(running.value)
+    assert (info.worker_id, info.started) == (winner, False)  # claimed, to be marked again
+    assert state is None  # an old fire claimed again does not move the job's last fire time
+
+
+async def test_a_vanished_run_is_either_run_again_or_recorded_lost_never_both(
+        etcd_endpoint, etcd_prefix):
+    """Survivors may disagree (one no longer knows the job): the lost key decides."""
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("race", concurrency="allow")
+        for i in range(10):
+            original = fire(job, 1_700_000_000_000 + i * 1000)
+            info = claims.running_info(original, "dead", original.planned_ms)
+            for n, (peers, _) in enumerate(fleet.lockers.values()):
+                msg = ClaimLost(info) if n == i % 3 else Claim(
+                    dataclasses.replace(original, recovers="dead"))
+                await peers.locker.send(msg)
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    outcomes = sorted((m.run.fire.planned_ms if isinstance(m, Granted) else m.info.planned_ms)
+                      for msgs in replies.values() for m in msgs
+                      if isinstance(m, Granted | LostClaimed))
+    assert outcomes == [1_700_000_000_000 + i * 1000 for i in range(10)]
+
+
+async def test_the_guard_goes_at_run_end_the_running_key_once_the_record_is_durable(
+        etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
+        await fleet.start(nursery, listed=("w1",))
+        await fleet.everyone(Claim(fire(spec("rel"), 1_700_000_000_000)))
+        [(_, win)] = granted(await fleet.replies(0.5))
+        ks, run_id = fleet.ks, win.run.fire.run_id
+        assert await etcd.get(ks.active("rel")) is not None
+        await claims.release_guard(etcd, ks, win.run)
+        assert await etcd.get(ks.active("rel")) is None
+        assert await etcd.get(ks.running("rel", run_id)) is not None  # record not durable yet
+        record = skipped_record(win.run.fire, "w1", "-")
+        done = dataclasses.replace(record, status=RunStatus.SUCCEEDED)
+        await claims.release_running(etcd, ks, "w1", [record])  # skipped: not a run of ours
+        assert await etcd.get(ks.running("rel", run_id)) is not None
+        await claims.release_running(etcd, ks, "w1", [done])
+        assert await etcd.get(ks.running("rel", run_id)) is None
+        assert await etcd.get(claims.lock_key(ks, win.run.fire)) is not None  # kept: fenced fire
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,105 @@
+"""The Registrar's timing against a fake etcd on trio's mock clock (no wall time).
+
+When etcd cannot be reached, the lease must be taken as lost one TTL after the last
+renewal etcd confirmed: not later (others may own our runs by then), not much earlier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import trio
+
+from actors import open_mailbox
+from cluster.config import Config
+from cluster.etcd import EtcdUnavailable, Lease, LeaseExpired
+from cluster.keyspace import Keyspace
+from worker.clock import TrioWallClock
+from worker.context import WorkerContext, open_mailboxes
+from worker.executor.messages import Fenced, RunningCount
+from worker.registrar.actor import Registrar, RegistrarMsg
+from worker.registrar.messages import SessionChanged
+
+TTL_S = 3
+ME = "w1"
+KEY = Keyspace().worker(ME)
+
+
+class FakeEtcd:
+    """Leases and puts in memory; every call fails while ``down``."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.leases: set[int] = set()
+        self.keys: dict[str, int] = {}  # key → lease id
+        self.renewed_at: list[float] = []
+        self._next_id = 100
+
+    def _reach(self, operation: str) -> None:
+        if self.down:
+            raise EtcdUnavailable(operation, "test: etcd is down")
+
+    async def grant_lease(self, ttl_s: int) -> Lease:
+        await trio.sleep(0.01)
+        self._reach("grant lease")
+        self._next_id += 1
+        self.leases.add(self._next_id)
+        return Lease(self._next_id, ttl_s)
+
+    async def keepalive_once(self, lease_id: int) -> int:
+        await trio.sleep(0.01)
+        self._reach("lease keepalive")
+        if lease_id not in self.leases:
+            raise LeaseExpired(lease_id)
+        self.renewed_at.append(trio.current_time())
+        return TTL_S
+
+    async def put(self, key: str, value: bytes, *, lease_id: int = 0) -> int:
+        await trio.sleep(0.01)
+        self._reach(f"put {key!r}")
+        if lease_id not in self.leases:
+            raise LeaseExpired(lease_id)
+        self.keys[key] = lease_id
+        return 1
+
+    async def revoke_lease(self, lease_id: int) -> bool:
+        await trio.sleep(0.01)
+        self._reach("revoke lease")
+        self.leases.discard(lease_id)
+        self.keys = {k: v for k, v in self.keys.items() if v != lease_id}
+        return True
+
+
+async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojump_clock):
+    etcd = FakeEtcd()
+    config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0), addresses)
+    registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd)
+    executor = inboxes.executor
+    async with trio.open_nursery() as nursery:
+        first = await nursery.start(registrar.run)
+        assert executor.receive_nowait() == SessionChanged(first)
+        await trio.sleep(30)  # ten TTLs: renewed all along (nobody answers RunningCount)
+        assert etcd.keys == {KEY: first} and len(etcd.renewed_at) >= 25
+        etcd.down = True
+        down_at = trio.current_time()
+        while isinstance(msg := await executor.receive(), RunningCount):
+            pass
+        fenced_after_s = trio.current_time() - down_at
+        last_renewal_sent = etcd.renewed_at[-1] - 0.01
+        assert msg == SessionChanged(None)
+        assert abs(trio.current_time() - (last_renewal_sent + TTL_S)) < 1e-6
+        assert TTL_S - TTL_S / 3 - 0.1 < fenced_after_s <= TTL_S
+        assert await executor.receive() == Fenced(first)
+        await trio.sleep(60)  # still down: it keeps trying, with backoff
+        assert registrar.statistics_detail().lease_id is None
+        etcd.down = False
+        while isinstance(msg := await executor.receive(), RunningCount):
+            pass
+        assert msg.lease_id is not None and msg.lease_id != first
+        assert etcd.keys == {KEY: msg.lease_id}
+        assert [inboxes.locker.receive_nowait() for _ in range(3)] == [
+            SessionChanged(first), SessionChanged(None), SessionChanged(msg.lease_id)]
+        registrar.request_stop()
+    assert etcd.keys == {} and etcd.leases == {first}  # the old one was never revoked: down

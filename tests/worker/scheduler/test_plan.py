@@ -1,0 +1,118 @@
+"""The plan table: heap order, unchanged schedules kept, parking, lazy deletion."""
+
+from __future__ import annotations
+
+from cluster.spec import JobSpec
+from worker.scheduler.plan import PlanTable
+
+T0 = 1_700_000_000_000  # a whole second (and minute) in UTC: 2023-11-14T22:13:20Z
+
+
+def spec(name: str, expr: str, **extra) -> JobSpec:
+    return JobSpec.from_json({"name": name, "command": "true", "cronExpr": expr, **extra})
+
+
+def drain(table: PlanTable, now_ms: int, grace_ms: int = 5_000) -> list[tuple[str, int]]:
+    return [(d.spec.name, d.planned_ms) for d in table.pop_due(now_ms, grace_ms)]
+
+
+def test_fires_come_out_in_time_order_across_jobs():
+    table = PlanTable()
+    table.upsert(spec("every-2s", "*/2 * * * * *"), T0)
+    table.upsert(spec("every-3s", "*/3 * * * * *"), T0)
+    table.upsert(spec("minutely", "* * * * *"), T0)
+    fired = drain(table, T0 + 60_000, grace_ms=120_000)
+    times = [t for _, t in fired]
+    assert times == sorted(times)
+    assert fired.count(("minutely", T0 + 40_000)) == 1  # 22:14:00
+    assert sum(1 for n, _ in fired if n == "every-2s") == 30
+    assert sum(1 for n, _ in fired if n == "every-3s") == 20
+
+
+def test_next_fire_is_the_earliest_and_skips_stale_heap_items():
+    table = PlanTable()
+    table.upsert(spec("a", "*/10 * * * * *"), T0)
+    table.upsert(spec("b", "*/7 * * * * *"), T0)
+    assert table.next_due_ms() == T0 + 1_000  # 22:13:21 (*/7 = 0, 7, ..., 21, ...)
+    table.remove("b")
+    assert table.next_due_ms() == T0 + 10_000
+    table.upsert(spec("a", "*/5 * * * * *"), T0)  # a changed schedule recomputes
+    assert table.next_due_ms() == T0 + 5_000
+    assert drain(table, T0 + 5_000) == [("a", T0 + 5_000)]
+
+
+def test_saving_an_unchanged_schedule_keeps_the_next_fire():
+    table = PlanTable()
+    table.upsert(spec("daily", "0 0 11 * * *"), T0)
+    first = table.next_due_ms()
+    # Saved again a second before it is due, with another command: same next fire.
+    table.upsert(spec("daily", "0 0 11 * * *", command="echo changed"), first - 1_000)
+    assert table.next_due_ms() == first
+    assert table.get("daily").spec.command == "echo changed"
+
+
+def test_an_expression_without_future_time_is_parked_not_looped():
+    table = PlanTable()
+    entry = table.upsert(spec("feb30", "0 0 0 30 2 * *"), T0)
+    assert entry.next_ms is None
+    assert table.next_due_ms() is None
+    assert drain(table, T0 + 10**9) == []
+    past_year = table.upsert(spec("y2020", "0 0 0 1 1 * 2020"), T0)
+    assert past_year.next_ms is None
+
+
+def test_years_field_fires_only_in_that_year():
+    table = PlanTable()
+    table.upsert(spec("newyear-2030", "0 0 0 1 1 * 2030"), T0)
+    assert table.next_due_ms() == 1_893_456_000_000  # 2030-01-01T00:00:00Z
+
+
+def test_a_stall_longer_than_the_grace_skips_ahead_instead_of_replaying():
+    table = PlanTable()
+    table.upsert(spec("secondly", "* * * * * *"), T0)
+    due = list(table.pop_due(T0 + 3_600_000, 5_000))
+    late = [d for d in due if d.late]
+    on_time = [d for d in due if not d.late]
+    assert len(late) == 1  # one report for the whole stall
+    assert [d.planned_ms for d in on_time] == [T0 + 3_600_000 - 4_000 + i * 1000 for i in range(5)]
+    assert table.next_due_ms() == T0 + 3_601_000
+
+
+def test_replace_all_converges_on_a_snapshot():
+    table = PlanTable()
+    for name in ("a", "b", "c"):
+        table.upsert(spec(name, "* * * * * *"), T0)
+    removed = table.replace_all([spec("b", "* * * * * *"), spec("d", "*/2 * * * * *")], T0)
+    assert removed == {"a", "c"}
+    assert table.names() == {"b", "d"}
+    assert {n for n, _ in drain(table, T0 + 2_000)} == {"b", "d"}
+
+
+def test_heap_stays_bounded_under_many_updates():
+    table = PlanTable()
+    for i in range(10_000):
+        table.upsert(spec("x", f"*/{i % 50 + 1} * * * * *"), T0)
+    assert len(table._heap) <= 2 * len(table) + 64
+
+
+def test_a_lead_hands_allow_fires_over_early_and_never_marks_them_late():
+    table = PlanTable(lead_ms=50)
+    table.upsert(spec("s", "* * * * * *", concurrency="allow"), T0)
+    assert table.next_due_ms() == T0 + 950
+    assert drain(table, T0 + 949) == []
+    due = list(table.pop_due(T0 + 950, 5_000))
+    assert [(d.planned_ms, d.late) for d in due] == [(T0 + 1000, False)]
+    assert table.next_due_ms() == T0 + 1950  # it advanced past the fire let out early
+
+
+def test_guarded_jobs_get_no_lead_and_a_concurrency_change_moves_the_hand_over():
+    table = PlanTable(lead_ms=50)
+    table.upsert(spec("f", "*/2 * * * * *"), T0)  # forbid, the default
+    table.upsert(spec("a", "* * * * * *", concurrency="allow"), T0)
+    assert drain(table, T0 + 1950) == [("a", T0 + 1000), ("a", T0 + 2000)]
+    assert drain(table, T0 + 1999) == []
+    assert drain(table, T0 + 2000) == [("f", T0 + 2000)]
+    table.upsert(spec("f", "*/2 * * * * *", concurrency="replace"), T0 + 2000)
+    assert drain(table, T0 + 3900) == [("a", T0 + 3000)]
+    table.upsert(spec("f", "*/2 * * * * *", concurrency="allow"), T0 + 3900)
+    assert drain(table, T0 + 3999) == [("a", T0 + 4000), ("f", T0 + 4000)]

@@ -1,0 +1,346 @@
+"""The Scheduler under a mock clock: exact wake-ups, pause, delete, skip, retry, catch-up."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import trio
+import trio.testing
+
+from cluster.config import Config
+from cluster.keyspace import Keyspace
+from cluster.presence import CLAIMED, STARTED, RunningInfo
+from cluster.spec import JobSpec
+from cluster.store import RunStatus, RunTrigger
+from worker.clock import TrioWallClock
+from worker.context import WorkerContext, open_mailboxes
+from worker.executor.messages import KillRun, StartRun
+from worker.locker.messages import Claim, ClaimLost
+from worker.log_sink.messages import Write
+from worker.messages import Fire, Run
+from worker.scheduler.actor import Scheduler
+from worker.scheduler.messages import (
+    Denied,
+    Granted,
+    JobDeleted,
+    JobSaved,
+    JobsSnapshot,
+    RunEnded,
+    RunVanished,
+    TriggerRequested,
+)
+
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a whole second
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def spec(name: str, expr: str, **extra) -> JobSpec:
+    return JobSpec.from_json({"name": name, "command": "true", "cronExpr": expr, **extra})
+
+
+class Harness:
+    def __init__(self, nursery: trio.Nursery, **config) -> None:
+        cfg = dataclasses.replace(Config(), **config)
+        self.clock = TrioWallClock(T0)
+        self.peers, self.inboxes = open_mailboxes(cfg)
+        self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock, self.peers)
+        self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx)
+        nursery.start_soon(self.scheduler.run)
+
+    async def send(self, msg) -> None:
+        await self.peers.scheduler.send(msg)
+
+    async def claims_until(self, wall_ms: int) -> list[tuple[Claim, int]]:
+        """Every Claim sent to the Locker until the wall clock reads ``wall_ms``,
+        with the wall time it was received at."""
+        got = []
+        with trio.move_on_at(trio.current_time() + (wall_ms - self.clock.now_ms()) / 1000):
+            async for msg in self.inboxes.locker:
+                got.append((msg, self.clock.now_ms()))
+        return got
+
+    def pending(self, inbox) -> list:
+        out = []
+        while True:
+            try:
+                out.append(inbox.receive_nowait())
+            except trio.WouldBlock:
+                return out
+
+
+@pytest.mark.parametrize(("lead_s", "concurrency", "early_ms"), [
+    (0.0, "allow", 0), (0.05, "allow", 50), (0.3, "allow", 300),
+    (0.05, "forbid", 0), (0.3, "replace", 0),  # judged at the fire time itself
+])
+async def test_fires_exactly_when_due(autojump_clock, lead_s, concurrency, early_ms):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=lead_s)
+        jobs = (spec("two", "*/2 * * * * *", concurrency=concurrency),
+                spec("five", "*/5 * * * * *", concurrency=concurrency))
+        await h.send(JobsSnapshot(jobs, 1, {}))
+        got = await h.claims_until(T0 + 10_500)
+        nursery.cancel_scope.cancel()
+    fires = [(c.fire.spec.name, c.fire.planned_ms) for c, _ in got]
+    assert [t for _, t in fires] == sorted(t for _, t in fires)
+    assert sorted(fires) == sorted([
+        ("two", T0 + 2000), ("two", T0 + 4000), ("five", T0 + 5000), ("two", T0 + 6000),
+        ("two", T0 + 8000), ("five", T0 + 10000), ("two", T0 + 10000),
+    ])
+    for claim, received_ms in got:
+        # Neither a ms late nor early: the claim is settled by the time it is due.
+        assert received_ms == claim.fire.planned_ms - early_ms == claim.fire.fired_ms
+        assert claim.fire.trigger is RunTrigger.SCHEDULE
+    assert len({c.fire.run_id for c, _ in got}) == 7
+
+
+async def test_paused_job_never_fires_and_resumes_without_reset(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("p", "* * * * * *", paused=True),), 1, {}))
+        assert await h.claims_until(T0 + 5_500) == []
+        await h.send(JobSaved(spec("p", "* * * * * *")))
+        got = await h.claims_until(T0 + 8_500)
+        nursery.cancel_scope.cancel()
+    assert [c.fire.planned_ms for c, _ in got] == [T0 + 6000, T0 + 7000, T0 + 8000]
+
+
+async def test_deleting_a_job_stops_its_fires_and_kills_its_runs(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("d", "* * * * * *"),), 1, {}))
+        assert len(await h.claims_until(T0 + 2_500)) == 2
+        await h.send(JobDeleted("d"))
+        assert await h.claims_until(T0 + 6_000) == []
+        kills = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    assert kills == [KillRun("d", None, RunStatus.KILLED, "job deleted")]
+
+
+async def test_a_claim_granted_after_its_job_was_deleted_is_killed_before_it_starts(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("d", "* * * * * *"),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 1_500)
+        await h.send(JobDeleted("d"))  # while the claim was in flight
+        run = Run(claim.fire, session_lease=7, guarded=False)
+        await h.send(Granted(run))
+        await trio.testing.wait_all_tasks_blocked()
+        sent = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    # The run is handed over (its keys are released with its record) and stopped.
+    assert sent == [KillRun("d", None, RunStatus.KILLED, "job deleted"), StartRun(run),
+                    KillRun("d", claim.fire.run_id, RunStatus.KILLED, "job deleted")]
+
+
+async def test_a_denied_fire_with_skip_right_is_recorded_as_skipped(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("f", "* * * * * *"),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 1_500)
+        await h.send(Denied(claim.fire, "still running (concurrency forbid)", record_skip=True))
+        await h.send(Denied(claim.fire, "taken"))  # someone else's: nothing to record
+        await trio.testing.wait_all_tasks_blocked()
+        records = h.pending(h.inboxes.log_sink)
+        nursery.cancel_scope.cancel()
+    assert len(records) == 1 and isinstance(records[0], Write)
+    record = records[0].record
+    assert record.status is RunStatus.SKIPPED
+    assert (record.job_name, record.plan_time, record.run_id) == ("f", T0 + 1000, claim.fire.run_id)
+    assert "forbid" in record.err
+
+
+async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("r", "0 * * * * *", retries=2, retryBackoff=3)
+        await h.send(JobsSnapshot((job,), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 40_500)  # 22:14:00
+        await h.send(RunEnded(Run(claim.fire, 1, False), RunStatus.FAILED))
+        got = await h.claims_until(T0 + 45_000)
+        [(retry, at_ms)] = got
+        assert retry.fire.trigger is RunTrigger.RETRY and retry.fire.attempt == 2
+        assert retry.fire.planned_ms == claim.fire.planned_ms
+        assert at_ms == T0 + 40_500 + 3_000
+        await h.send(RunEnded(Run(retry.fire, 1, False), RunStatus.TIMEOUT))
+        [(third, at_ms)] = await h.claims_until(T0 + 52_000)
+        assert third.fire.attempt == 3 and at_ms == T0 + 45_000 + 6_000  # doubled
+        await h.send(RunEnded(Run(third.fire, 1, False), RunStatus.FAILED))
+        later = await h.claims_until(T0 + 100_500)  # retries used up; 22:15:00 is next
+        nursery.cancel_scope.cancel()
+    assert [c.fire.trigger for c, _ in later] == [RunTrigger.SCHEDULE]
+
+
+async def test_no_retry_after_success(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("s", "*/30 * * * * *", retries=3, retryBackoff=1),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 10_500)
+        await h.send(RunEnded(Run(claim.fire, 1, False), RunStatus.SUCCEEDED))
+        got = await h.claims_until(T0 + 20_000)
+        nursery.cancel_scope.cancel()
+    assert got == []
+
+
+async def test_catch_up_fires_missed_times_within_starting_deadline(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("c", "*/10 * * * * *", startingDeadline=45)
+        # Last fired 22:12:00; now 22:13:20: within 45 s are :40, :50, :00, :10, :20.
+        await h.send(JobsSnapshot((job,), 1, {"c": T0 - 80_000}))
+        got = await h.claims_until(T0 + 500)
+        nursery.cancel_scope.cancel()
+    assert [c.fire.planned_ms for c, _ in got] == [T0 - 40_000, T0 - 30_000, T0 - 20_000, T0 - 10_000, T0]
+    assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
+
+
+async def test_no_catch_up_without_starting_deadline(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("c", "*/10 * * * * *"),), 1, {"c": T0 - 80_000}))
+        got = await h.claims_until(T0 + 500)
+        nursery.cancel_scope.cancel()
+    assert got == []
+
+
+async def test_manual_trigger_claims_one_run_with_the_requested_id(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("m", "@yearly"),), 1, {}))
+        await h.send(TriggerRequested("m", "run-42", T0))
+        await h.send(TriggerRequested("unknown", "run-43", T0))
+        got = await h.claims_until(T0 + 1_000)
+        nursery.cancel_scope.cancel()
+    [(claim, _)] = got
+    assert (claim.fire.run_id, claim.fire.trigger) == ("run-42", RunTrigger.MANUAL)
+
+
+async def test_fires_that_waited_for_the_locker_beyond_the_grace_are_misfires(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        # A one-slot Locker mailbox that nobody reads for 10 s: fires queue in the outbox.
+        h = Harness(nursery, misfire_grace_s=2.0, mailbox_size=1)
+        await h.send(JobsSnapshot((spec("x", "* * * * * *"),), 1, {}))
+        await trio.sleep(9.5)
+        queued = h.scheduler.statistics_detail().outbox
+        got = await h.claims_until(T0 + 10_500)
+        stats = h.scheduler.statistics_detail()
+        nursery.cancel_scope.cancel()
+    assert queued == 7  # 3000..9000: 1000 sits in the mailbox, 2000 waits to go in
+    # 3000..7000 waited more than 2 s when the Locker made room: passed over.
+    assert [c.fire.planned_ms - T0 for c, _ in got] == [1000, 2000, 8000, 9000, 10000]
+    assert stats.misfires == 5 and stats.fires == 10 and stats.outbox == 0
+
+
+async def test_a_full_locker_never_stops_the_scheduler_reading_its_replies(autojump_clock):
+    """Many fires due at once, a Locker that (like the real one) stops reading while its
+    claims are in flight and answers from those claims: everything still gets started."""
+    jobs, seconds = 40, 3
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, mailbox_size=4)
+        nursery.start_soon(fake_locker, h, nursery)
+        started = []
+        nursery.start_soon(collect_starts, h, started)
+        await h.send(JobsSnapshot(tuple(spec(f"j{i}", "* * * * * *") for i in range(jobs)), 1, {}))
+        with trio.fail_after(30):
+            while len(started) < jobs * seconds:
+                await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert len({run.fire.run_id for run in started}) == len(started)
+    assert h.scheduler.statistics_detail().misfires == 0
+
+
+async def fake_locker(h: Harness, nursery: trio.Nursery) -> None:
+    in_flight = trio.Semaphore(4)
+
+    async def grant(claim: Claim) -> None:
+        await trio.sleep(0.01)  # the transaction
+        await h.send(Granted(Run(claim.fire, session_lease=7, guarded=False)))
+        in_flight.release()
+
+    async for claim in h.inboxes.locker:
+        await in_flight.acquire()  # all taken: stop reading the mailbox
+        nursery.start_soon(grant, claim)
+
+
+async def collect_starts(h: Harness, started: list) -> None:
+    async for msg in h.inboxes.executor:
+        if isinstance(msg, StartRun):
+            started.append(msg.run)
+
+
+async def test_stop_means_no_more_fires(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("s", "* * * * * *"),), 1, {}))
+        assert len(await h.claims_until(T0 + 1_500)) == 1
+        h.scheduler.request_stop()
+        assert await h.claims_until(T0 + 5_000) == []
+
+
+async def test_a_run_now_request_that_arrives_before_its_job_waits_for_it(autojump_clock):
+    """Jobs and triggers come on two watch streams with no common order."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((), 1, {}))
+        await h.send(TriggerRequested("early", "run-7", T0))
+        assert await h.claims_until(T0 + 2_000) == []
+        await h.send(JobSaved(spec("early", "@yearly")))
+        got = await h.claims_until(T0 + 3_000)
+        # One that never sees its job is dropped after a while, not kept for ever.
+        await h.send(TriggerRequested("never", "run-8", T0 + 3_000))
+        await trio.sleep(60)
+        await h.send(TriggerRequested("other", "run-9", T0 + 63_000))
+        await trio.testing.wait_all_tasks_blocked()  # the Scheduler has handled it
+        pending = dict(h.scheduler._pending_triggers)
+        nursery.cancel_scope.cancel()
+    [(claim, _)] = got
+    assert (claim.fire.run_id, claim.fire.trigger) == ("run-7", RunTrigger.MANUAL)
+    assert set(pending) == {"other"}
+
+
+async def test_a_vanished_run_that_never_started_is_claimed_again(autojump_clock):
+    """Same run id, fire time, trigger and attempt; only the lost key tells it apart."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("v", "@yearly", concurrency="allow")
+        await h.send(JobsSnapshot((job,), 1, {}))
+        await trio.sleep(5)
+        info = RunningInfo("run-4", "v", "dead", T0 + 1000, 2, "retry", T0 + 900, CLAIMED)
+        await h.send(RunVanished(info))
+        [(claim, _)] = await h.claims_until(T0 + 6_000)
+        nursery.cancel_scope.cancel()
+    assert claim == Claim(Fire(job, T0 + 1000, claim.fire.fired_ms, RunTrigger.RETRY, "run-4", 2,
+                               recovers="dead"))
+    assert claim.fire.fired_ms >= T0 + 5000
+
+
+@pytest.mark.parametrize("case", ["started", "unknown job", "paused job"])
+async def test_a_vanished_run_that_may_have_started_is_recorded_lost_by_one(autojump_clock, case):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("v", "@yearly", paused=case == "paused job")
+        await h.send(JobsSnapshot((job,) if case != "unknown job" else (), 1, {}))
+        state = STARTED if case == "started" else CLAIMED
+        info = RunningInfo("run-4", "v", "dead", T0 + 1000, 1, "schedule", T0 + 900, state)
+        await h.send(RunVanished(info))
+        got = await h.claims_until(T0 + 1_000)
+        nursery.cancel_scope.cancel()
+    assert [msg for msg, _ in got] == [ClaimLost(info)]
+
+
+async def test_a_vanished_run_seen_too_late_is_recorded_lost_not_run_again(autojump_clock):
+    """A deletion replayed after the lost keys may have expired (a stalled watch): another
+    worker may have run it again already, so it must not be claimed again."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, lock_ttl_s=60, max_clock_skew_s=5.0)
+        await h.send(JobsSnapshot((spec("v", "@yearly", concurrency="allow"),), 1, {}))
+        await trio.sleep(36)  # claimed 36 s ago: past 2/3 x 60 - 5 = 35 s
+        info = RunningInfo("run-5", "v", "dead", T0 + 200, 1, "schedule", T0, CLAIMED)
+        await h.send(RunVanished(info))
+        got = await h.claims_until(T0 + 37_000)
+        nursery.cancel_scope.cancel()
+    assert [msg for msg, _ in got] == [ClaimLost(info)]
