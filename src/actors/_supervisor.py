@@ -192,6 +192,11 @@ class Supervisor:
         if escalation is not None:
             raise escalation  # bare, outside our nursery: the parent sees one error
 
+    @property
+    def children(self) -> tuple[ChildSpec, ...]:
+        """The child specs in start order (tools draw the tree from them)."""
+        return self._specs
+
     def request_stop(self) -> None:
         """Stop the children gracefully, in reverse start order; never blocks."""
         if self._stop_requested:
