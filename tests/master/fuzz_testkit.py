@@ -29,8 +29,7 @@ from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import open_store
-from master import MasterContext, build_tree, open_mailboxes
-from master.services import Services
+from master import MasterContext, Services, build_tree, open_mailboxes
 from master.openapi import EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC
 
 from master_testkit import record

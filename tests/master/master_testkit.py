@@ -21,9 +21,8 @@ from cluster.config import Config
 from cluster.etcd import Etcd, open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord
-from master import MasterContext, build_tree, create_app, open_mailboxes
+from master import MasterContext, Services, build_tree, create_app, open_mailboxes
 from master.context import Clock, wall_ms
-from master.services import Services
 
 TOKEN = "s3cret-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
