@@ -4,10 +4,12 @@ Public names are loaded on first use, so that importing ``master.cli`` (the sche
 client, which only speaks HTTP) does not pull in Quart, hypercorn and etcd.
 
     run_master(config, *, clock=wall_ms, task_status)   run until SIGINT/SIGTERM
-    build_tree(ctx, inboxes, etcd, *, serve_http=True)  the supervisor of one master
-    create_app(ctx)                                     the Quart-trio app
+    build_tree(ctx, inboxes, etcd, services, *, serve_http=True)
+                                                        the supervisor of one master
+    create_app(ctx, services)                           the Quart-trio app
     MasterContext.create(config, addresses)             what every part is given
     open_mailboxes(config)                              the actors' addresses and inboxes
+    Services.create(ctx, etcd)                          the JobManager and LogManager
     openapi_document()                                  the OpenAPI 3.1 description
 """
 
@@ -20,14 +22,16 @@ if TYPE_CHECKING:
     from .app import build_tree, run_master
     from .context import MasterContext, open_mailboxes
     from .openapi import openapi_document
+    from .services import Services
     from .web import create_app
 
-__all__ = ["MasterContext", "build_tree", "create_app", "open_mailboxes", "openapi_document",
-           "run_master"]
+__all__ = ["MasterContext", "Services", "build_tree", "create_app", "open_mailboxes",
+           "openapi_document", "run_master"]
 
 _WHERE = {
     "run_master": ".app", "build_tree": ".app", "create_app": ".web",
     "MasterContext": ".context", "open_mailboxes": ".context", "openapi_document": ".openapi",
+    "Services": ".services",
 }
 
 

@@ -1,6 +1,6 @@
 """The JSON REST API under /api/v1 (docs/api.md): jobs, runs, workers, cron preview.
 
-Handlers validate what the client sent (``inputs``), ask one actor (``ask``, under a
+Handlers validate what the client sent (``inputs``), ask one service (``ask``, under a
 deadline) and shape the answer (``views``); every failure is an ApiError rendered by
 the app. Job names in paths use ``JobNameConverter`` (see there), so that ``a%2Fb``
 and an empty name get a 400 naming the rule, not a puzzling 404.
@@ -22,6 +22,7 @@ from .audit import Author
 from .caller import caller
 from .context import MasterContext
 from .errors import BadRequest, RunNotFound
+from .jobs import JobManager
 from .inputs import (
     MAX_SAFE_INT,
     check_job_name,
@@ -31,20 +32,9 @@ from .inputs import (
     query_statuses,
     read_json_object,
 )
-from .messages import (
-    DeleteJob,
-    GetJob,
-    GetRun,
-    KillJob,
-    ListJobs,
-    ListWorkers,
-    QueryRuns,
-    RunJob,
-    RunQuery,
-    SaveJob,
-    SetPaused,
-)
 from .responses import json_response
+from .runs import LogManager, RunQuery
+from .services import Services
 from .views import JobView, SaveOutcome, WorkerView
 
 __all__ = ["JobNameConverter", "UNDOCUMENTED_ENDPOINTS", "api_routes"]
@@ -79,24 +69,24 @@ def by() -> Author:
     return Author(caller(), "api")
 
 
-def api_routes(ctx: MasterContext) -> Blueprint:
+def api_routes(ctx: MasterContext, services: Services) -> Blueprint:
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
-    _job_routes(bp, ctx)
-    _run_routes(bp, ctx)
+    _job_routes(bp, ctx, services.jobs)
+    _run_routes(bp, ctx, services.runs)
     _other_routes(bp, ctx)
     return bp
 
 
-def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
+def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager) -> None:
     @bp.get("/jobs")
     async def list_jobs() -> Response:
-        views: list[JobView] = await ask_jobs(ctx, ListJobs)
+        views: list[JobView] = await ask_jobs(ctx, jobs.list_jobs)
         return json_response({"jobs": [v.to_json() for v in views]})
 
     @bp.get("/jobs/<job:name>")
     async def get_job(name: str) -> Response:
         check_job_name(name)
-        view: JobView = await ask_jobs(ctx, lambda reply: GetJob(name, reply))
+        view: JobView = await ask_jobs(ctx, jobs.get, name)
         return json_response({"job": view.to_json()})
 
     @bp.put("/jobs/<job:name>")
@@ -105,7 +95,7 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
         document = await read_json_object(request, field="job")
         assert document is not None
         spec = job_from_document(document, name)
-        outcome: SaveOutcome = await ask_jobs(ctx, lambda reply: SaveJob(spec, by(), reply))
+        outcome: SaveOutcome = await ask_jobs(ctx, jobs.save, spec, by())
         previous = None if outcome.previous is None else outcome.previous.to_json()
         return json_response({"job": outcome.view.to_json(), "previous": previous,
                               "warnings": outcome.warnings},
@@ -114,8 +104,7 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
     @bp.delete("/jobs/<job:name>")
     async def delete_job(name: str) -> Response:
         check_job_name(name)
-        document: dict[str, Any] = await ask_jobs(
-            ctx, lambda reply: DeleteJob(name, by(), reply))
+        document: dict[str, Any] = await ask_jobs(ctx, jobs.delete, name, by())
         return json_response({"job": document})
 
     @bp.post("/jobs/<path:name>/kill")
@@ -127,32 +116,32 @@ def _job_routes(bp: Blueprint, ctx: MasterContext) -> None:
             raise BadRequest(unknown[0], "unknown field (known: runId)")
         # Absent means every run; present must be a run id (null too is refused).
         run_id = check_run_id(body["runId"]) if "runId" in body else None
-        await ask_jobs(ctx, lambda reply: KillJob(name, run_id, by(), reply))
+        await ask_jobs(ctx, jobs.kill, name, run_id, by())
         return json_response({"job": name, "runId": run_id}, 202)
 
     @bp.post("/jobs/<path:name>/run")
     async def run_job(name: str) -> Response:
         check_job_name(name)
-        run_id: str = await ask_jobs(ctx, lambda reply: RunJob(name, by(), reply))
+        run_id: str = await ask_jobs(ctx, jobs.run_now, name, by())
         return json_response({"job": name, "runId": run_id}, 202)
 
     @bp.post("/jobs/<path:name>/pause")
     async def pause_job(name: str) -> Response:
         check_job_name(name)
-        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, True, by(), reply))
+        view: JobView = await ask_jobs(ctx, jobs.set_paused, name, True, by())
         return json_response({"job": view.to_json()})
 
     @bp.post("/jobs/<path:name>/resume")
     async def resume_job(name: str) -> Response:
         check_job_name(name)
-        view: JobView = await ask_jobs(ctx, lambda reply: SetPaused(name, False, by(), reply))
+        view: JobView = await ask_jobs(ctx, jobs.set_paused, name, False, by())
         return json_response({"job": view.to_json()})
 
 
-def _run_routes(bp: Blueprint, ctx: MasterContext) -> None:
+def _run_routes(bp: Blueprint, ctx: MasterContext, run_log: LogManager) -> None:
     async def run_page(job_name: str | None) -> Response:
         query = run_query(job_name)
-        page: RunPage = await ask_runs(ctx, lambda reply: QueryRuns(query, reply))
+        page: RunPage = await ask_runs(ctx, run_log.query_runs, query)
         return json_response({"runs": [r.to_json() for r in page.records],
                               "nextCursor": page.next_cursor})
 
@@ -167,7 +156,7 @@ def _run_routes(bp: Blueprint, ctx: MasterContext) -> None:
 
     @bp.get("/runs/<path:runId>")
     async def get_run(runId: str) -> Response:  # noqa: N803 (the API's name for it)
-        record: RunRecord | None = await ask_runs(ctx, lambda reply: GetRun(runId, reply))
+        record: RunRecord | None = await ask_runs(ctx, run_log.get_run, runId)
         if record is None:
             raise RunNotFound(runId)
         return json_response({"run": record.to_json()})
@@ -176,7 +165,7 @@ def _run_routes(bp: Blueprint, ctx: MasterContext) -> None:
 def _other_routes(bp: Blueprint, ctx: MasterContext) -> None:
     @bp.get("/workers")
     async def workers() -> Response:
-        views: list[WorkerView] = await ask_workers(ctx, ListWorkers)
+        views: list[WorkerView] = await ask_workers(ctx)
         return json_response({"workers": [w.to_json() for w in views]})
 
     @bp.get("/cron/preview")

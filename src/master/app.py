@@ -3,8 +3,7 @@
 Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
 
     master (one_for_one)
-    ├── runs          LogManager: owns the run store (opened in the background)
-    ├── jobs          JobManager: etcd reads and writes
+    ├── store         StoreKeeper: opens the LogManager's run store, checks it, closes it
     ├── workers       WorkerManager: the live worker list (watch on workers/)
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
@@ -12,7 +11,9 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
 So a SIGTERM first stops accepting connections and lets in-flight requests finish,
-then stops the actors they were talking to, and closes the store last.
+then stops the actors, and closes the store last. The JobManager and LogManager are
+services (``services``), not children: their requests run in the HTTP handlers' tasks
+(and Retention's and the AuditMover's), so they stop with those.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from cluster.etcd_access import open_cluster_etcd
 
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
-from .jobs import JobManager
 from .retention import Retention
-from .runs import LogManager
+from .runs import StoreKeeper
 from .server import HTTP_GRACE_S, HttpServer, hypercorn_config
+from .services import Services
 from .web import create_app, create_metrics_app
 from .workers import WorkerManager
 
@@ -44,19 +45,23 @@ ACTOR_GRACE_S = 5.0
 HTTP_CHILD_GRACE_S = 2 * HTTP_GRACE_S + 1.0  # requests' grace, then the lifespan's
 
 
-def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, *,
+def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Services, *,
                serve_http: bool = True) -> Supervisor:
-    """The master's supervisor; without ``serve_http`` (tests) only the actors run."""
+    """The master's supervisor; without ``serve_http`` (tests) only the actors run.
+
+    ``services`` must be built on the same ``ctx`` and ``etcd``; an app made apart
+    (tests) with the same ``services`` sees the store this tree opens.
+    """
     config = ctx.config
+    runs = services.runs
     children = [
-        ChildSpec("runs", lambda: LogManager(inboxes.runs, ctx)),
-        ChildSpec("jobs", lambda: JobManager(inboxes.jobs, ctx, etcd)),
+        ChildSpec("store", lambda: StoreKeeper(runs)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
-        ChildSpec("retention", lambda: Retention(inboxes.retention, ctx)),
-        ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd)),
+        ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
+        ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
     ]
     if serve_http:
-        app = create_app(ctx)
+        app = create_app(ctx, services)
         api = hypercorn_config(config.api_host, config.api_port,
                                read_timeout_s=config.api_read_timeout_s)
         children.append(ChildSpec("http", lambda: HttpServer(app, api),
@@ -74,7 +79,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, *,
 def total_grace_s(config: Config) -> float:
     """Covers every child's grace, in the order they stop."""
     http = HTTP_CHILD_GRACE_S * (2 if config.metrics_port is not None else 1)
-    return http + 5 * ACTOR_GRACE_S + 5.0
+    return http + 4 * ACTOR_GRACE_S + 5.0
 
 
 async def run_master(config: Config, *, clock: Clock = wall_ms,
@@ -86,7 +91,7 @@ async def run_master(config: Config, *, clock: Clock = wall_ms,
     addresses, inboxes = open_mailboxes(config)
     ctx = MasterContext.create(config, addresses, clock=clock)
     async with open_cluster_etcd(config) as etcd:
-        root = build_tree(ctx, inboxes, etcd)
+        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd))
         started = _Announce(task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config),
                                            task_status=started)

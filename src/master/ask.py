@@ -1,7 +1,8 @@
-"""``ask``: how an HTTP handler calls an actor, with a deadline, and what a failure means.
+"""``ask``: how an HTTP handler calls a service or an actor, with a deadline, and what a
+failure means.
 
 The handler owns the deadline (``trio.fail_after``). Whatever goes wrong becomes an
-``ApiError`` with the right status: the actor's own ApiError passes through; an
+``ApiError`` with the right status: the service's own ApiError passes through; an
 unreachable etcd or store, or no answer in time, is a 503 naming which; a stopped
 actor means the master is shutting down. Anything else is re-raised as it was, so
 the app's 500 handler logs the real traceback.
@@ -9,62 +10,70 @@ the app's 500 handler logs the real traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, TypeVarTuple
 
 import trio
 
-from actors import Address, CallFailed, MailboxClosed, Reply, call
+from actors import CallFailed, MailboxClosed, call
 from cluster.etcd import EtcdUnavailable
 from cluster.store import (InvalidCursor, InvalidQuery, StoreClosedError, StoreConfigError,
                            StoreSchemaError, StoreUnavailable)
 
 from .context import MasterContext
 from .errors import ApiError, BadRequest, EtcdDown, ShuttingDown, StoreDown, Unavailable
-from .messages import JobManagerMsg, LogManagerMsg, WorkerManagerMsg
+from .messages import ListWorkers
+from .views import WorkerView
 
 __all__ = ["as_api_error", "ask", "ask_jobs", "ask_runs", "ask_workers"]
 
-M = TypeVar("M")
 R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 # RunStore argument names -> the API's query parameter names.
 _QUERY_FIELDS = {"since_ms": "since", "until_ms": "until"}
 
 
-async def ask(address: Address[M], make_request: Callable[[Reply[R]], M], *,
-              timeout_s: float, down: type[EtcdDown] | type[StoreDown]) -> R:
-    """``call`` the actor within ``timeout_s``; ``down`` names the dependency behind it."""
+async def ask(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts, timeout_s: float,
+              down: type[EtcdDown] | type[StoreDown]) -> R:
+    """``await fn(*args)`` within ``timeout_s``; ``down`` names the dependency behind it."""
     try:
         with trio.fail_after(timeout_s):
-            return await call(address, make_request)
+            return await fn(*args)
     except trio.TooSlowError:
         raise down(f"no answer within {timeout_s:g} s") from None
     except MailboxClosed:
         raise ShuttingDown() from None
-    except CallFailed as exc:
+    except CallFailed as exc:  # an actor failed the reply
         mapped = as_api_error(exc.cause)
         if mapped is None:
             raise exc.cause from None  # unexpected: the 500 handler logs its traceback
         raise mapped from exc.cause
+    except Exception as exc:
+        mapped = as_api_error(exc)
+        if mapped is None or mapped is exc:
+            raise  # an ApiError as it is; anything unexpected for the 500 handler
+        raise mapped from exc
 
 
-async def ask_jobs(ctx: MasterContext, make_request: Callable[[Reply[R]], JobManagerMsg]) -> R:
-    return await ask(ctx.peers.jobs, make_request, timeout_s=ctx.jobs_timeout_s, down=EtcdDown)
+async def ask_jobs(ctx: MasterContext, fn: Callable[[*Ts], Awaitable[R]], *args: *Ts) -> R:
+    """A JobManager request (``fn`` one of its methods) under the etcd deadline."""
+    return await ask(fn, *args, timeout_s=ctx.jobs_timeout_s, down=EtcdDown)
 
 
-async def ask_runs(ctx: MasterContext, make_request: Callable[[Reply[R]], LogManagerMsg]) -> R:
-    return await ask(ctx.peers.runs, make_request, timeout_s=ctx.runs_timeout_s, down=StoreDown)
+async def ask_runs(ctx: MasterContext, fn: Callable[[*Ts], Awaitable[R]], *args: *Ts) -> R:
+    """A LogManager query (``fn`` one of its methods) under the store deadline."""
+    return await ask(fn, *args, timeout_s=ctx.runs_timeout_s, down=StoreDown)
 
 
-async def ask_workers(ctx: MasterContext,
-                      make_request: Callable[[Reply[R]], WorkerManagerMsg]) -> R:
-    return await ask(ctx.peers.workers, make_request, timeout_s=ctx.workers_timeout_s,
+async def ask_workers(ctx: MasterContext) -> list[WorkerView]:
+    """The live workers, from the WorkerManager actor."""
+    return await ask(call, ctx.peers.workers, ListWorkers, timeout_s=ctx.workers_timeout_s,
                      down=EtcdDown)
 
 
 def as_api_error(error: BaseException) -> ApiError | None:
-    """The API error for an actor's failure; None for a bug (a 500)."""
+    """The API error for a service's failure; None for a bug (a 500)."""
     match error:
         case ApiError():
             return error

@@ -24,8 +24,8 @@ from .audit import AuditQuery, merge_page
 from .context import MasterContext
 from .errors import BadRequest, StoreDown
 from .inputs import check_job_name, query_int
-from .messages import PendingAudit, QueryAudit
 from .responses import json_response
+from .services import Services
 
 __all__ = ["DEFAULT_AUDIT_LIMIT", "MAX_AUDIT_LIMIT", "audit_routes"]
 
@@ -34,16 +34,15 @@ MAX_AUDIT_LIMIT = 1000
 _CURSOR_VERSION = "a1"
 
 
-def audit_routes(ctx: MasterContext) -> Blueprint:
+def audit_routes(ctx: MasterContext, services: Services) -> Blueprint:
     bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
     @bp.get("/audit")
     async def audit_log() -> Response:
         query = audit_query()
-        pending: list[AuditEntry] = await ask_jobs(ctx, PendingAudit)  # etcd first
+        pending: list[AuditEntry] = await ask_jobs(ctx, services.jobs.pending_audit)  # etcd first
         try:
-            stored: list[AuditEntry] = await ask_runs(
-                ctx, lambda reply: QueryAudit(query, reply))
+            stored: list[AuditEntry] = await ask_runs(ctx, services.runs.query_audit, query)
             partial = False
         except StoreDown:
             stored, partial = [], True

@@ -28,7 +28,8 @@ from cluster.store import AuditEntry, InvalidAuditEntry, StoreError
 from .ask import ask
 from .context import MasterContext
 from .errors import ApiError, StoreDown
-from .messages import AuditMoverMsg, WriteAudit
+from .messages import AuditMoverMsg
+from .runs import LogManager
 
 __all__ = ["AuditMover"]
 
@@ -41,11 +42,12 @@ WRITE_TIMEOUT_S = 30.0
 
 
 class AuditMover(Actor[AuditMoverMsg]):
-    def __init__(self, inbox: Inbox[AuditMoverMsg], ctx: MasterContext, etcd: Etcd, *,
-                 interval_s: float = MOVE_INTERVAL_S) -> None:
+    def __init__(self, inbox: Inbox[AuditMoverMsg], ctx: MasterContext, etcd: Etcd,
+                 runs: LogManager, *, interval_s: float = MOVE_INTERVAL_S) -> None:
         super().__init__(inbox)
         self._ctx = ctx
         self._etcd = etcd
+        self._runs = runs
         self._interval_s = interval_s
         self.moved = 0
         self._pending = 0  # what the audit_entries_pending gauge shows
@@ -85,8 +87,8 @@ class AuditMover(Actor[AuditMoverMsg]):
         if not entries:
             return True
         try:
-            await ask(self._ctx.peers.runs, lambda reply: WriteAudit(tuple(entries), reply),
-                      timeout_s=WRITE_TIMEOUT_S, down=StoreDown)
+            await ask(self._runs.write_audit, tuple(entries), timeout_s=WRITE_TIMEOUT_S,
+                      down=StoreDown)
         except (ApiError, StoreError) as exc:
             log.warning("%d audit entries wait in etcd: %s", len(entries), exc)
             return False

@@ -1,9 +1,10 @@
 """What every part of the master is given: configuration, keyspace, clock, metrics,
-and the addresses of its actors.
+and the addresses of its actors (the WorkerManager, Retention, the AuditMover).
 
 Mailboxes are opened before any actor exists (``open_mailboxes``), so the HTTP app
 can be built with the actors' addresses before they run, and a restarted actor is
-found where it was.
+found where it was. The JobManager and LogManager are services, not actors
+(``services``): they have no address.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.store import StoreSettings
 
-from .messages import (AuditMoverMsg, JobManagerMsg, LogManagerMsg, RetentionMsg,
-                       WorkerManagerMsg)
+from .messages import AuditMoverMsg, RetentionMsg, WorkerManagerMsg
 from .metrics import Metrics
 
 __all__ = ["Addresses", "Clock", "Inboxes", "MasterContext", "open_mailboxes", "wall_ms"]
 
 Clock = Callable[[], int]  # epoch milliseconds (the wall clock: fire times, createdAt)
 
-# Head room over a dependency's own timeout before a handler gives up on an actor.
+# Head room over a dependency's own timeout before a handler gives up on a service.
 CALL_MARGIN_S = 1.0
 WORKERS_CALL_TIMEOUT_S = 3.0  # the WorkerManager answers from memory (or waits <= 1 s)
 
@@ -36,8 +36,6 @@ def wall_ms() -> int:
 
 @dataclass(frozen=True)
 class Addresses:
-    jobs: Address[JobManagerMsg]
-    runs: Address[LogManagerMsg]
     workers: Address[WorkerManagerMsg]
     retention: Address[RetentionMsg]
     audit: Address[AuditMoverMsg]
@@ -45,8 +43,6 @@ class Addresses:
 
 @dataclass(frozen=True)
 class Inboxes:
-    jobs: Inbox[JobManagerMsg]
-    runs: Inbox[LogManagerMsg]
     workers: Inbox[WorkerManagerMsg]
     retention: Inbox[RetentionMsg]
     audit: Inbox[AuditMoverMsg]
@@ -56,13 +52,11 @@ def open_mailboxes(config: Config) -> tuple[Addresses, Inboxes]:
     """One bounded mailbox per actor: a full one makes HTTP handlers wait (within
     their deadline), which is the backpressure on clients."""
     size = config.mailbox_size
-    jobs = open_mailbox[JobManagerMsg](size, name="jobs")
-    runs = open_mailbox[LogManagerMsg](size, name="runs")
     workers = open_mailbox[WorkerManagerMsg](size, name="workers")
     retention = open_mailbox[RetentionMsg](1, name="retention")
     audit = open_mailbox[AuditMoverMsg](1, name="audit")
-    return (Addresses(jobs[0], runs[0], workers[0], retention[0], audit[0]),
-            Inboxes(jobs[1], runs[1], workers[1], retention[1], audit[1]))
+    return (Addresses(workers[0], retention[0], audit[0]),
+            Inboxes(workers[1], retention[1], audit[1]))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ read back: if its audit entry is there, the change landed with it.
 Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
 transaction, so they are never written for a job that does not exist.
 
-Requests run concurrently (RequestActor); mailbox full: callers wait (backpressure).
+A plain service object, not an actor: it holds no state a request could change (only
+the log-once set of invalid jobs), so each request runs in its caller's task, under
+its caller's deadline. At most CONCURRENCY requests talk to etcd at once (a capacity
+limiter); beyond that callers wait for a slot within their own deadlines
+(backpressure, never a drop). An etcd error of any request counts in
+``etcd_errors_total``. Graceful stop needs nothing of its own: requests live in the
+HTTP server's tasks, which get their grace before anything else stops.
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 import trio
 
-from actors import Inbox
 from cluster.etcd import (
     Compare,
     Delete,
@@ -51,24 +57,14 @@ from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 from .audit import Author, new_entry
 from .context import MasterContext
 from .errors import EditConflict, InvalidStoredJob, JobNotFound
-from .messages import (
-    CheckEtcd,
-    DeleteJob,
-    GetJob,
-    JobManagerMsg,
-    KillJob,
-    ListJobs,
-    PendingAudit,
-    RunJob,
-    SaveJob,
-    SetPaused,
-)
-from .request_actor import RequestActor
 from .views import JobView, SaveOutcome
 
 __all__ = ["JobManager", "StoredJob"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 CONCURRENCY = 32  # requests in flight; the etcd adapter bounds its threads on its own
 SAVE_ATTEMPTS = 3
@@ -113,40 +109,61 @@ class StoredJob:
         return value if isinstance(value, dict) else {"name": self.name}
 
 
-class JobManager(RequestActor[JobManagerMsg]):
-    def __init__(self, inbox: Inbox[JobManagerMsg], ctx: MasterContext, etcd: Etcd) -> None:
-        super().__init__(inbox, concurrency=CONCURRENCY)
+class JobManager:
+    """Every etcd request of the master; the public methods are its requests."""
+
+    def __init__(self, ctx: MasterContext, etcd: Etcd) -> None:
         self._ctx = ctx
         self._ks = ctx.keyspace
         self._etcd = etcd
+        self._slots = trio.CapacityLimiter(CONCURRENCY)
         self._reported: set[tuple[str, int]] = set()
 
-    async def answer(self, msg: JobManagerMsg) -> object:
-        match msg:
-            case ListJobs():
-                return await self._list()
-            case GetJob(name):
-                return await self._view(name)
-            case SaveJob(spec, by):
-                return await self._save(spec, by)
-            case DeleteJob(name, by):
-                return await self._delete(name, by)
-            case KillJob(name, run_id, by):
-                await self._kill(name, run_id, by)
-                return None
-            case RunJob(name, by):
-                return await self._run_now(name, by)
-            case SetPaused(name, paused, by):
-                return await self._set_paused(name, paused, by)
-            case CheckEtcd():
-                await self._etcd.get(self._ks.jobs_prefix)
-                return None
-            case PendingAudit():
-                return await self._pending_audit()
+    @property
+    def in_flight(self) -> int:
+        return self._slots.borrowed_tokens
 
-    def on_error(self, msg: JobManagerMsg, error: Exception) -> None:
-        if isinstance(error, EtcdError):
-            self._ctx.metrics.etcd_errors.inc()
+    async def list_jobs(self) -> list[JobView]:
+        return await self._request(self._list)
+
+    async def get(self, name: str) -> JobView:
+        return await self._request(self._view, name)
+
+    async def save(self, spec: JobSpec, by: Author) -> SaveOutcome:
+        """``spec`` validated; its created_at_ms as the client sent it (kept only for a
+        new job). Every change is written with its audit entry naming ``by``."""
+        return await self._request(self._save, spec, by)
+
+    async def delete(self, name: str, by: Author) -> dict[str, Any]:
+        """Returns the deleted document."""
+        return await self._request(self._delete, name, by)
+
+    async def kill(self, name: str, run_id: str | None, by: Author) -> None:
+        """``run_id`` None: every run of the job."""
+        await self._request(self._kill, name, run_id, by)
+
+    async def run_now(self, name: str, by: Author) -> str:
+        """Returns the new run's id."""
+        return await self._request(self._run_now, name, by)
+
+    async def set_paused(self, name: str, paused: bool, by: Author) -> JobView:
+        return await self._request(self._set_paused, name, paused, by)
+
+    async def check_etcd(self) -> None:
+        await self._request(self._etcd.get, self._ks.jobs_prefix)
+
+    async def pending_audit(self) -> list[AuditEntry]:
+        """The audit entries still in etcd (not yet moved to the run store), oldest first."""
+        return await self._request(self._pending_audit)
+
+    async def _request(self, fn: Callable[[*Ts], Awaitable[R]], *args: *Ts) -> R:
+        """Run one request in a free slot (wait for one), counting etcd errors."""
+        async with self._slots:
+            try:
+                return await fn(*args)
+            except EtcdError:
+                self._ctx.metrics.etcd_errors.inc()
+                raise
 
     # -- reads --------------------------------------------------------------------------
 

@@ -21,10 +21,10 @@ from quart import Blueprint, Response
 from .ask import ask
 from .context import MasterContext
 from .errors import ApiError, EtcdDown, StoreDown
-from .messages import CheckEtcd, PingStore
 from .metrics import CONTENT_TYPE
 from .openapi import openapi_document
 from .responses import json_response
+from .services import Services
 
 __all__ = ["HEALTH_TIMEOUT_S", "PUBLIC_ENDPOINTS", "ops_routes"]
 
@@ -45,16 +45,16 @@ async def _check(probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return {"ok": True}
 
 
-def ops_routes(ctx: MasterContext,
+def ops_routes(ctx: MasterContext, services: Services,
                has_valid_token: Callable[[], Awaitable[bool]]) -> Blueprint:
     """``has_valid_token()``: whether the current request may see /healthz's detail."""
     bp = Blueprint("ops", __name__)
 
     async def etcd_probe() -> None:
-        await ask(ctx.peers.jobs, CheckEtcd, timeout_s=HEALTH_TIMEOUT_S, down=EtcdDown)
+        await ask(services.jobs.check_etcd, timeout_s=HEALTH_TIMEOUT_S, down=EtcdDown)
 
     async def store_probe() -> None:
-        await ask(ctx.peers.runs, PingStore, timeout_s=HEALTH_TIMEOUT_S, down=StoreDown)
+        await ask(services.runs.ping, timeout_s=HEALTH_TIMEOUT_S, down=StoreDown)
 
     @bp.get("/healthz")
     async def healthz() -> Response:

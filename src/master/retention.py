@@ -26,7 +26,8 @@ from cluster.store import StoreError
 from .ask import ask
 from .context import MasterContext
 from .errors import ApiError, StoreDown
-from .messages import Prune, RetentionMsg
+from .messages import RetentionMsg
+from .runs import LogManager
 
 __all__ = ["Retention"]
 
@@ -40,10 +41,11 @@ DAY_MS = 86_400_000
 
 
 class Retention(Actor[RetentionMsg]):
-    def __init__(self, inbox: Inbox[RetentionMsg], ctx: MasterContext, *,
+    def __init__(self, inbox: Inbox[RetentionMsg], ctx: MasterContext, runs: LogManager, *,
                  interval_s: float = INTERVAL_S, first_delay_s: float = FIRST_DELAY_S) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._runs = runs
         self._interval_s = interval_s
         self._first_delay_s = first_delay_s
         self.passes = 0
@@ -72,10 +74,8 @@ class Retention(Actor[RetentionMsg]):
         older_than_ms = None if days is None else self._ctx.clock() - days * DAY_MS
         max_per_job = config.log_retention_max_per_job
         try:
-            deleted: int = await ask(
-                self._ctx.peers.runs,
-                lambda reply: Prune(older_than_ms, max_per_job, BATCH_SIZE, reply),
-                timeout_s=PASS_TIMEOUT_S, down=StoreDown)
+            deleted = await ask(self._runs.prune, older_than_ms, max_per_job, BATCH_SIZE,
+                                timeout_s=PASS_TIMEOUT_S, down=StoreDown)
         except (ApiError, StoreError) as exc:
             log.warning("retention pass skipped: %s", exc)
             return None

@@ -1,42 +1,54 @@
 """The LogManager: owns the run store and answers every run-history query.
 
 The master must start, and serve jobs, while MySQL is down (DESIGN §9, §11): only run
-queries answer 503 then. So the store is opened here, in the background, and kept
-open; a probe pings it every PROBE_INTERVAL_S, which creates the table as soon as the
-server is reachable and keeps the ``store_up`` gauge true without traffic. If opening
-itself fails, it is retried with backoff; meanwhile queries fail with StoreDown.
+queries answer 503 then. So the store is opened in the background by a child of the
+supervision tree, ``StoreKeeper``, and kept open; a probe pings it every
+PROBE_INTERVAL_S, which creates the table as soon as the server is reachable and keeps
+the ``store_up`` gauge true without traffic. If opening itself fails, it is retried
+with backoff; meanwhile queries fail with StoreDown.
 
-The LogManager reports started once the first check is done, up or down: before it,
+The StoreKeeper reports started once the first check is done, up or down: before it,
 ``store_up`` would read 0 though nobody had looked (a fresh master's /metrics said
 "store down" for its first moments). That check is bounded by the store's call timeout,
 so a store that is down delays the start by at most that, and a refused connection
 (the usual "down") not at all.
 
-Queries run concurrently (RequestActor); each is bounded by the store's own call
-timeout. Mailbox full: callers wait (backpressure). Retention's pruning comes through
-here too (``Prune``), and so does the audit trail (``WriteAudit`` from the AuditMover,
-``QueryAudit`` from GET /api/v1/audit), so one component owns the connection pool.
+``LogManager`` itself is a plain service object, not an actor: a query runs in its
+caller's task, under its caller's deadline, bounded by the store's own call timeout.
+At most CONCURRENCY queries run at once (a capacity limiter); beyond that callers
+wait for a slot (backpressure, never a drop). Retention's pruning comes through here
+too (``prune``), and so does the audit trail (``write_audit`` from the AuditMover,
+``query_audit`` from GET /api/v1/audit), so one component owns the connection pool.
+
+Why the StoreKeeper is a supervised child: the store is a resource with a lifetime
+(opened in the background, reopened after a failure, closed last at shutdown), and
+its health check is a loop of its own. As the tree's first child it stops last: every
+caller (HTTP, Retention, AuditMover) has stopped before it, and it waits for the
+queries still in flight (within its grace) before closing the store.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
-from actors import Inbox
 from cluster.backoff import Backoff
-from cluster.store import InvalidQuery, RunStore, StoreError, open_store
+from cluster.store import (AuditEntry, InvalidQuery, RunPage, RunRecord, RunStore, StoreError,
+                           open_store)
 
+from .audit import AuditQuery
 from .context import MasterContext
-from .errors import StoreDown
-from .messages import (GetRun, LogManagerMsg, PingStore, Prune, QueryAudit, QueryOffset,
-                       QueryRuns, WriteAudit)
-from .request_actor import RequestActor
+from .errors import ShuttingDown, StoreDown
 
-__all__ = ["LogManager"]
+__all__ = ["LogManager", "RunQuery", "StoreKeeper"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 CONCURRENCY = 16  # the MySQL pool has 4 connections; SQLite one: the rest queue there
 PROBE_INTERVAL_S = 15.0
@@ -44,76 +56,157 @@ OPEN_RETRY_S = 0.5
 OPEN_RETRY_MAX_S = 30.0
 
 
-class LogManager(RequestActor[LogManagerMsg]):
-    def __init__(self, inbox: Inbox[LogManagerMsg], ctx: MasterContext) -> None:
-        super().__init__(inbox, concurrency=CONCURRENCY)
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters of a run listing; see RunStore.query."""
+
+    job_name: str | None = None
+    statuses: tuple[str, ...] = ()  # empty: any status
+    since_ms: int | None = None
+    until_ms: int | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+class LogManager:
+    """Every run-store query of the master; the public methods are its queries."""
+
+    def __init__(self, ctx: MasterContext) -> None:
         self._ctx = ctx
-        self._store: RunStore | None = None
+        self._store: RunStore | None = None  # set by the StoreKeeper while open
         self._why_closed = "it is being opened"
+        self._stopping = False
         self._up: bool | None = None  # last known state, for logging transitions only
+        self._slots = trio.CapacityLimiter(CONCURRENCY)
+        self._idle = trio.Event()
 
-    async def start_background(self, nursery: trio.Nursery) -> None:
-        await nursery.start(self._keep_open)  # returns once the first check is done
+    @property
+    def in_flight(self) -> int:
+        return self._slots.borrowed_tokens
 
-    async def answer(self, msg: LogManagerMsg) -> object:
-        store = self._store
-        if store is None:
-            raise StoreDown(self._why_closed)
-        result = await self._query(store, msg)
-        self._mark(up=True)
+    async def query_runs(self, q: RunQuery) -> RunPage:
+        return await self._request(lambda store: store.query(
+            job_name=q.job_name, status=q.statuses or None, since_ms=q.since_ms,
+            until_ms=q.until_ms, cursor=q.cursor, limit=q.limit))
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return await self._request(lambda store: store.get(run_id))
+
+    async def query_offset(self, job_name: str, offset: int, limit: int) -> list[RunRecord]:
+        return await self._request(lambda store: store.query_offset(job_name, offset, limit))
+
+    async def prune(self, older_than_ms: int | None, max_per_job: int | None,
+                    batch_size: int) -> int:
+        """Returns how many records were deleted."""
+        return await self._request(lambda store: store.prune(
+            older_than_ms=older_than_ms, max_per_job=max_per_job, batch_size=batch_size))
+
+    async def ping(self) -> None:
+        await self._request(lambda store: store.ping())
+
+    async def write_audit(self, entries: tuple[AuditEntry, ...]) -> None:
+        await self._request(lambda store: store.write_audit(entries))
+
+    async def query_audit(self, q: AuditQuery) -> list[AuditEntry]:
+        """At most ``q.limit + 1`` entries, newest first."""
+        return await self._request(lambda store: store.query_audit(
+            job_name=q.job, token=q.token, before_id=q.before_id, limit=q.limit + 1))
+
+    async def _request(self, query: Callable[[RunStore], Awaitable[R]]) -> R:
+        """Run one query on the open store in a free slot (wait for one); a store
+        error counts in ``store_errors_total`` and sets ``store_up`` to 0."""
+        async with self._slots:
+            try:
+                store = self._open_store()
+                result = await query(store)
+            except StoreError as exc:
+                if not isinstance(exc, InvalidQuery):
+                    self._ctx.metrics.store_errors.inc()
+                    self.mark(up=False, reason=str(exc))
+                raise
+            finally:
+                if self._slots.borrowed_tokens == 1:  # ours, given back on leaving
+                    self._idle.set()
+        self.mark(up=True)
         return result
 
-    def on_error(self, msg: LogManagerMsg, error: Exception) -> None:
-        if isinstance(error, StoreError) and not isinstance(error, InvalidQuery):
-            self._ctx.metrics.store_errors.inc()
-            self._mark(up=False, reason=str(error))
+    def _open_store(self) -> RunStore:
+        if self._stopping:
+            raise ShuttingDown()
+        if self._store is None:
+            raise StoreDown(self._why_closed)
+        return self._store
 
-    async def _query(self, store: RunStore, msg: LogManagerMsg) -> object:
-        match msg:
-            case QueryRuns(q):
-                return await store.query(
-                    job_name=q.job_name, status=q.statuses or None, since_ms=q.since_ms,
-                    until_ms=q.until_ms, cursor=q.cursor, limit=q.limit)
-            case GetRun(run_id):
-                return await store.get(run_id)
-            case QueryOffset(job_name, offset, limit):
-                return await store.query_offset(job_name, offset, limit)
-            case Prune(older_than_ms, max_per_job, batch_size):
-                return await store.prune(older_than_ms=older_than_ms, max_per_job=max_per_job,
-                                         batch_size=batch_size)
-            case PingStore():
-                await store.ping()
-                return None
-            case WriteAudit(entries):
-                await store.write_audit(entries)
-                return None
-            case QueryAudit(q):
-                return await store.query_audit(job_name=q.job, token=q.token,
-                                               before_id=q.before_id, limit=q.limit + 1)
+    async def _drained(self) -> None:
+        """Returns once no query is in flight."""
+        while self._slots.borrowed_tokens:
+            self._idle = trio.Event()
+            await self._idle.wait()
+            await trio.lowlevel.checkpoint()  # the last one has left its slot by now
 
-    # -- the store's lifetime ---------------------------------------------------------------
+    def mark(self, *, up: bool, reason: str = "") -> None:
+        self._ctx.metrics.store_up.set(1 if up else 0)
+        if up != self._up:
+            if up:
+                log.info("run store %s is reachable", self._ctx.config.db.redacted())
+            else:
+                log.warning("run store unavailable: %s", reason)
+        self._up = up
+
+
+class StoreKeeper:
+    """A supervisor child: opens the LogManager's store, checks it, closes it last.
+
+    Build a fresh one per (re)start; the LogManager outlives it.
+    """
+
+    def __init__(self, runs: LogManager) -> None:
+        self._runs = runs
+        self._ctx = runs._ctx
+        self._stop = trio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Keep the store open until asked to stop; then let queries in flight finish
+        and close it. Reports started after the first check (``store_up`` set)."""
+        runs = self._runs
+        runs._stopping = False
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._keep_open)
+                task_status.started()
+                await self._stop.wait()
+                runs._stopping = True  # new queries: ShuttingDown
+                await runs._drained()
+                nursery.cancel_scope.cancel()
+        finally:
+            runs._store = None
 
     async def _keep_open(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                          ) -> None:
         """Open the store and keep it open; reopen with backoff if opening fails.
 
-        Reports started after the first check, whichever way it went (``store_up`` set).
+        Reports started after the first check, whichever way it went.
         """
+        runs = self._runs
         backoff = Backoff(OPEN_RETRY_S, OPEN_RETRY_MAX_S)
         while True:
             try:
                 async with open_store(self._ctx.config.db, self._ctx.store_settings) as store:
-                    self._store = store
+                    runs._store = store
                     backoff.succeeded()
                     await self._check(store)
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED  # its started() is a no-op
                     await self._probe(store)  # never returns
             except StoreError as exc:
-                self._why_closed = str(exc)
-                self._mark(up=False, reason=str(exc))
+                runs._why_closed = str(exc)
+                runs.mark(up=False, reason=str(exc))
             finally:
-                self._store = None
+                runs._store = None
             task_status.started()
             task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(backoff.failed())
@@ -128,17 +221,8 @@ class LogManager(RequestActor[LogManagerMsg]):
         try:
             with trio.fail_after(self._ctx.store_settings.call_timeout_s):
                 await store.ping()
-            self._mark(up=True)
+            self._runs.mark(up=True)
         except (StoreError, trio.TooSlowError) as exc:
             if not isinstance(exc, InvalidQuery):
                 self._ctx.metrics.store_errors.inc()
-            self._mark(up=False, reason=str(exc) or "ping timed out")
-
-    def _mark(self, *, up: bool, reason: str = "") -> None:
-        self._ctx.metrics.store_up.set(1 if up else 0)
-        if up != self._up:
-            if up:
-                log.info("run store %s is reachable", self._ctx.config.db.redacted())
-            else:
-                log.warning("run store unavailable: %s", reason)
-        self._up = up
+            self._runs.mark(up=False, reason=str(exc) or "ping timed out")

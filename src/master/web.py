@@ -5,7 +5,7 @@ Request pipeline::
     routing ─> before: browser guard (Host, then Origin on writes: browser_guard.py)
             ─> before: bearer token and its role (except /healthz and the UI files),
                body size
-            ─> handler (validates, asks an actor under a deadline, shapes JSON)
+            ─> handler (validates, asks a service under a deadline, shapes JSON)
             ─> after: security headers, no-store, request metrics
 
 Errors: an ApiError renders itself; werkzeug's own HTTP errors (unknown route, wrong
@@ -47,6 +47,7 @@ from .metrics import method_label
 from .responses import SECURITY_HEADERS, api_error
 from .roles import required_role
 from .seed import seed_routes
+from .services import Services
 
 __all__ = ["create_app", "create_metrics_app"]
 
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 PUBLIC_ENDPOINTS = static.PUBLIC_ENDPOINTS | ops.PUBLIC_ENDPOINTS
 
 
-def create_app(ctx: MasterContext) -> QuartTrio:
+def create_app(ctx: MasterContext, services: Services) -> QuartTrio:
     """The full app: API, seed endpoints, operations endpoints and the web UI."""
     app = _bare_app(ctx.config)
     app.url_map.converters["asset"] = static.AssetConverter
@@ -87,10 +88,10 @@ def create_app(ctx: MasterContext) -> QuartTrio:
         return auth.enabled and auth.identify(request.headers.get("Authorization")) is not None
 
     _install_common(app, ctx)
-    app.register_blueprint(api_routes(ctx))
-    app.register_blueprint(audit_routes(ctx))
-    app.register_blueprint(seed_routes(ctx))
-    app.register_blueprint(ops.ops_routes(ctx, has_valid_token))
+    app.register_blueprint(api_routes(ctx, services))
+    app.register_blueprint(audit_routes(ctx, services))
+    app.register_blueprint(seed_routes(ctx, services))
+    app.register_blueprint(ops.ops_routes(ctx, services, has_valid_token))
     app.register_blueprint(static.ui_routes(ctx.config.webapp_path))
     return app
 

@@ -29,7 +29,7 @@ from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import open_store
-from master import MasterContext, build_tree, open_mailboxes
+from master import MasterContext, Services, build_tree, open_mailboxes
 from master.openapi import EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC
 
 from master_testkit import record
@@ -95,7 +95,7 @@ async def _serve(config: Config, ready: queue.Queue[Any]) -> None:
     async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
         await _plant_etcd(etcd, ctx.keyspace)
         await _plant_runs(config)
-        root = build_tree(ctx, inboxes, etcd, serve_http=True)
+        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd), serve_http=True)
         stop = trio.Event()
         try:
             async with trio.open_nursery() as nursery:

@@ -1,4 +1,4 @@
-"""A master's actors running in-process, with its app and Quart's test client.
+"""A master's actors and services running in-process, with its app and Quart's test client.
 
 The HTTP server itself is not started here (``serve_http=False``): requests go
 through ``app.test_client()``, which runs the app in the test's own trio run. One
@@ -21,7 +21,7 @@ from cluster.config import Config
 from cluster.etcd import Etcd, open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord
-from master import MasterContext, build_tree, create_app, open_mailboxes
+from master import MasterContext, Services, build_tree, create_app, open_mailboxes
 from master.context import Clock, wall_ms
 
 TOKEN = "s3cret-test-token"
@@ -75,6 +75,7 @@ class Master:
     app: Any
     etcd: Etcd
     config: Config
+    services: Services
 
     @property
     def keyspace(self) -> Keyspace:
@@ -109,12 +110,13 @@ async def running_master(config: Config, *, clock: Clock = wall_ms) -> AsyncIter
     addresses, inboxes = open_mailboxes(config)
     ctx = MasterContext.create(config, addresses, clock=clock)
     async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
-        root = build_tree(ctx, inboxes, etcd, serve_http=False)
+        services = Services.create(ctx, etcd)
+        root = build_tree(ctx, inboxes, etcd, services, serve_http=False)
         async with trio.open_nursery() as nursery:
             with trio.fail_after(START_TIMEOUT_S):
                 await nursery.start(root.run)
             try:
-                yield Master(ctx, create_app(ctx), etcd, config)
+                yield Master(ctx, create_app(ctx, services), etcd, config, services)
             finally:
                 root.request_stop()  # graceful; a stuck stop is cut short:
                 nursery.cancel_scope.deadline = trio.current_time() + STOP_TIMEOUT_S

@@ -8,6 +8,7 @@ from actors import open_mailbox
 from cluster.store import open_store
 from master import MasterContext, open_mailboxes
 from master.retention import DAY_MS, PASS_TIMEOUT_S, Retention
+from master.runs import LogManager
 
 from master_testkit import make_config, record, running_master
 
@@ -16,7 +17,14 @@ NOW_MS = 1_800_000_000_000
 
 def retention(master, **kwargs) -> Retention:
     _, inbox = open_mailbox(1, name="retention-under-test")
-    return Retention(inbox, master.ctx, **kwargs)
+    return Retention(inbox, master.ctx, master.services.runs, **kwargs)
+
+
+class StuckLogManager(LogManager):
+    """A run store that never answers a prune: each pass waits out its timeout."""
+
+    async def prune(self, older_than_ms, max_per_job, batch_size) -> int:
+        await trio.sleep_forever()
 
 
 async def write(master, records) -> None:
@@ -75,9 +83,10 @@ async def test_prunes_again_every_interval(tmp_path, etcd_endpoint, etcd_prefix)
 async def test_disabled_policy_never_prunes(tmp_path, autojump_clock):
     config = make_config(tmp_path, "127.0.0.1:1", "/x/", log_retention_days=None,
                          log_retention_max_per_job=None)
-    addresses, inboxes = open_mailboxes(config)  # no LogManager: a pass would time out
-    actor = Retention(inboxes.retention, MasterContext.create(config, addresses),
-                      interval_s=1, first_delay_s=0)
+    addresses, inboxes = open_mailboxes(config)
+    ctx = MasterContext.create(config, addresses)  # a stuck store: a pass would time out
+    actor = Retention(inboxes.retention, ctx, StuckLogManager(ctx), interval_s=1,
+                      first_delay_s=0)
     assert not actor.enabled
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
@@ -89,11 +98,12 @@ async def test_disabled_policy_never_prunes(tmp_path, autojump_clock):
 async def test_enabled_policy_passes_at_each_interval(tmp_path, autojump_clock):
     config = make_config(tmp_path, "127.0.0.1:1", "/x/", log_retention_days=1)
     addresses, inboxes = open_mailboxes(config)
-    actor = Retention(inboxes.retention, MasterContext.create(config, addresses),
-                      interval_s=300, first_delay_s=60)
+    ctx = MasterContext.create(config, addresses)
+    actor = Retention(inboxes.retention, ctx, StuckLogManager(ctx), interval_s=300,
+                      first_delay_s=60)
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
-        # Nobody serves the LogManager's mailbox: each pass waits out its timeout.
+        # The store never answers: each pass waits out its timeout.
         await trio.sleep(60 + 2 * (PASS_TIMEOUT_S + 300) - 1)
         assert actor.passes == 2
         actor.request_stop()
