@@ -17,6 +17,7 @@ Its inbox carries no messages (``AuditMoverMsg`` is empty): sealing it is the st
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -52,12 +53,8 @@ class AuditMover(Actor[AuditMoverMsg]):
         self.moved = 0
         self._pending = 0  # what the audit_entries_pending gauge shows
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._every_interval)
-            task_status.started()
-            await self.serve()
-            nursery.cancel_scope.cancel()
+    def background(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        return (self._every_interval,)
 
     async def handle(self, msg: AuditMoverMsg) -> None:
         log.warning("audit mover: unexpected message %r ignored", msg)

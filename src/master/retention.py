@@ -17,6 +17,7 @@ Its inbox carries no messages (``RetentionMsg`` is empty): sealing it is the sto
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -56,13 +57,8 @@ class Retention(Actor[RetentionMsg]):
         return config.log_retention_days is not None \
             or config.log_retention_max_per_job is not None
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            if self.enabled:
-                nursery.start_soon(self._every_interval)
-            task_status.started()
-            await self.serve()
-            nursery.cancel_scope.cancel()
+    def background(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        return (self._every_interval,) if self.enabled else ()
 
     async def handle(self, msg: RetentionMsg) -> None:
         log.warning("retention: unexpected message %r ignored", msg)
