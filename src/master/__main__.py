@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 import trio
 
-from cluster.config import (
-    ConfigError,
-    add_config_flags,
-    config_from_cli,
-    fields_for,
-    secret_flag_warnings,
-)
+from cluster.config import ConfigError, config_from_cli, fields_for
 from cluster.etcd import EtcdAccessError
 from cluster.etcd_access import check_etcd
 from cluster.private_files import (
@@ -23,8 +15,8 @@ from cluster.private_files import (
     ensure_private_dir,
     restrict_umask,
 )
+from cluster.startup import parse_process_args, start_logging
 from cluster.store import StoreTlsError, check_tls_files
-
 from cluster.tokens import TokensFileError
 
 from .app import run_master
@@ -79,17 +71,8 @@ answer is waited for); 1 if it cannot listen.
 """
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m master", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_flags(parser, fields_for("master"))
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_process_args("master", DESCRIPTION, argv)
     # Before anything is created: runs.db and its -wal/-shm (job output) must be 0600
     # from their creation; the master starts no other process, so no umask to give back.
     restrict_umask()
@@ -105,17 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             CannotMakeDirectory, TokensFileError, EtcdAccessError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     master_fields = set(fields_for("master"))
     settings = {k: v for k, v in config.redacted().items() if k in master_fields}
-    for warning in secret_flag_warnings(args):
-        logging.getLogger("master").warning("%s", warning)
-    logging.getLogger("master").info("settings: %s", settings)
-    if etcd_note is not None:
-        logging.getLogger("master").warning("%s", etcd_note)
+    start_logging("master", config, args, settings, etcd_note)
     try:
         check_listen(config.api_host, config.api_port)
         if config.metrics_port is not None:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import functools
-import logging
 import sys
 
 import trio
 
-from cluster.config import (
-    Config,
-    ConfigError,
-    add_config_flags,
-    config_from_cli,
-    fields_for,
-    secret_flag_warnings,
-)
+from cluster.config import Config, ConfigError, config_from_cli
 from cluster.etcd import EtcdAccessError
 from cluster.etcd_access import check_etcd
 from cluster.private_files import (
@@ -25,6 +16,7 @@ from cluster.private_files import (
     ensure_private_dir,
     restrict_umask,
 )
+from cluster.startup import parse_process_args, start_logging
 from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
@@ -68,15 +60,6 @@ answer at start-up is waited for.
 """
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m worker", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_flags(parser, fields_for("worker"))
-    return parser.parse_args(argv)
-
-
 def prepare_dirs(config: Config) -> None:
     """Create the state and spill directories (0700) or refuse unsafe ones: a spill
     directory another user can write lets them forge the run records we replay."""
@@ -88,7 +71,7 @@ def prepare_dirs(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_process_args("worker", DESCRIPTION, argv)
     # Before anything is created (spill files, runs.db and its -wal/-shm): private from
     # their creation. Jobs get the original umask back (worker.executor.process).
     restrict_umask()
@@ -102,15 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             SpillError, EtcdAccessError, GatewayRefused, PasswordFileError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for warning in secret_flag_warnings(args):
-        logging.getLogger("worker").warning("%s", warning)
-    logging.getLogger("worker").info("settings: %s", config.redacted())
-    if etcd_note is not None:
-        logging.getLogger("worker").warning("%s", etcd_note)
+    start_logging("worker", config, args, config.redacted(), etcd_note)
     raise_fd_limit(config)
     trio.run(functools.partial(run_worker, config, users=users))
     return 0
