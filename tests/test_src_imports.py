@@ -3,8 +3,8 @@
 A circle means a module cannot be imported, or read, on its own, and the order of
 imports decides whether a name exists yet. Every import counts: lazy ones inside a
 function, and the package ``__init__`` that importing a submodule runs first. (Only
-``if TYPE_CHECKING:`` blocks do not: they never run.) The config package has a test of
-its own with the same rule (tests/config/test_config_imports.py).
+``if TYPE_CHECKING:`` blocks do not: they never run.) A circle once hid in the config
+package (``_settings`` <-> ``_sources``, through a lazy import inside a method).
 """
 
 from __future__ import annotations
