@@ -57,7 +57,9 @@ def make_watcher(etcd: Etcd, prefix: str, **settings: object) -> tuple[JobWatche
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock(), addresses)
     _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
-    return JobWatcher(inbox, ctx, etcd), inboxes
+    watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
+                         executor=addresses.executor, locker=addresses.locker)
+    return watcher, inboxes
 
 
 @asynccontextmanager
@@ -278,12 +280,13 @@ async def test_a_deletion_without_its_last_value_is_never_taken_as_unstarted(etc
     watcher, inboxes = make_watcher(etcd, etcd_prefix)
     claimed = run_of("w2", "r1").with_state(CLAIMED)
     key = ks.running("a", "r1")
-    watcher._running[key] = claimed  # as read at start-up, before its mark
+    fleet = watcher._fleet
+    fleet.running[key] = claimed  # as read at start-up, before its mark
 
     def deleted(k: str, revision: int) -> WatchEvent:
         return WatchEvent(EventType.DELETE, KeyValue(k, b"", 0, revision, 0, 0), None)
 
-    await watcher._running_event(deleted(key, 50))
-    await watcher._worker_event(deleted(ks.worker("w2"), 50))
+    await fleet.running_event(deleted(key, 50))
+    await fleet.worker_event(deleted(ks.worker("w2"), 50))
     vanished = inboxes.scheduler.receive_nowait()
     assert vanished == RunVanished(claimed.with_state(STARTED))
