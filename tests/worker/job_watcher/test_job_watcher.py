@@ -84,6 +84,41 @@ async def next_of(inbox: Inbox, kind: type, timeout_s: float = 10.0):
         return msg
 
 
+# -- start-up ---------------------------------------------------------------------------
+
+
+async def test_prefixes_start_one_after_another_and_the_watcher_after_the_last(etcd, etcd_prefix):
+    """The Locker knows the fleet before the Scheduler gets its table, and triggers come
+    after the table: while the Locker is full, start-up waits at workers/ and nothing of
+    jobs/ or trigger/ is delivered."""
+    ks = Keyspace(etcd_prefix)
+    await etcd.put(ks.job("a"), job("a"))
+    await etcd.put(ks.trigger("a", "r0"), "")
+    watcher, inboxes = make_watcher(etcd, etcd_prefix, mailbox_size=1)
+    inboxes.locker.address.send_nowait(WorkersChanged(()))  # full: the workers/ read waits
+    started = trio.Event()
+
+    async def start(nursery: trio.Nursery) -> None:
+        await nursery.start(watcher.run)
+        started.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(start, nursery)
+        with trio.fail_after(10):
+            while inboxes.locker.statistics().senders_waiting == 0:
+                await trio.sleep(0.01)
+        await trio.sleep(0.3)  # time enough for a prefix that did not wait its turn
+        assert (started.is_set(), inboxes.scheduler.statistics().depth) == (False, 0)
+        assert inboxes.locker.receive_nowait() == WorkersChanged(())
+        assert await receive(inboxes.locker) == WorkersChanged(())  # the read of workers/
+        assert isinstance(await receive(inboxes.scheduler), JobsSnapshot)
+        trigger = await receive(inboxes.scheduler)  # room for one: after the snapshot
+        assert isinstance(trigger, TriggerRequested) and trigger.run_id == "r0"
+        with trio.fail_after(10):
+            await started.wait()
+        watcher.request_stop()
+
+
 # -- jobs/ ----------------------------------------------------------------------------
 
 
