@@ -64,6 +64,9 @@ class JobWatcherStatistics:
 
 
 class JobWatcher(Actor[JobWatcherMsg]):
+    """Five mirrors and their listeners; the peers' addresses stay on the actor (the flow
+    diagram finds them here) and go to the listeners that send to them."""
+
     def __init__(self, inbox: Inbox[JobWatcherMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
                  locker: Address[LockerMsg]) -> None:
@@ -79,6 +82,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
         follow: list[tuple[PrefixMirror, OnRead, OnEvent]] = [  # in start-up order
             (PrefixMirror(etcd, ks.workers_prefix),
              self._fleet.workers_read, self._fleet.worker_event),
+            # Only a run's deletion matters, with its last value: etcd sends no puts.
             (PrefixMirror(etcd, ks.running_prefix(), deletions_only=True),
              self._fleet.running_read, self._fleet.running_event),
             (PrefixMirror(etcd, ks.jobs_prefix), self._jobs.on_read, self._jobs.on_event),
