@@ -31,7 +31,7 @@ import trio
 from .backoff import Backoff
 from .etcd import Etcd, EtcdUnavailable, PrefixSnapshot, WatchCompacted, WatchEvent, WatchStream
 
-__all__ = ["MirrorStatistics", "OnEvent", "OnRead", "PrefixMirror"]
+__all__ = ["MirrorStatistics", "OnEvent", "OnRead", "PrefixMirror", "read_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +108,28 @@ class PrefixMirror:
         return MirrorStatistics(self.prefix, self._reads, self._compactions, self.synced)
 
     async def _read(self) -> PrefixSnapshot:
-        backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
-        while True:
-            try:
-                snapshot = await self._etcd.get_prefix(self.prefix)
-            except EtcdUnavailable as exc:
-                self._failed(exc)
-                delay_s = backoff.failed()
-                log.warning("reading %s: %s; retrying in %.1f s", self.prefix, exc, delay_s)
-                await trio.sleep(delay_s)
-            else:
-                self._reads += 1
-                return snapshot
+        snapshot = await read_prefix(self._etcd, self.prefix, on_unavailable=self._failed)
+        self._reads += 1
+        return snapshot
 
     def _failed(self, exc: EtcdUnavailable) -> None:
         self.last_error = str(exc)
         if self._on_unavailable is not None:
             self._on_unavailable(exc)
+
+
+async def read_prefix(etcd: Etcd, prefix: str, *,
+                      on_unavailable: Callable[[EtcdUnavailable], None] | None = None,
+                      ) -> PrefixSnapshot:
+    """One read of ``prefix``, retried with backoff while etcd is unreachable: the mirror's
+    reads, and a listener's read of a range it needs beside its own (never a stale view)."""
+    backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
+    while True:
+        try:
+            return await etcd.get_prefix(prefix)
+        except EtcdUnavailable as exc:
+            if on_unavailable is not None:
+                on_unavailable(exc)
+            delay_s = backoff.failed()
+            log.warning("reading %s: %s; retrying in %.1f s", prefix, exc, delay_s)
+            await trio.sleep(delay_s)

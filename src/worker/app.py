@@ -75,7 +75,9 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
                 Scheduler(inboxes.scheduler, ctx))),
             ChildSpec("job-watcher", lambda: metrics.job_watcher.track(
-                JobWatcher(inboxes.job_watcher, ctx, etcd))),
+                JobWatcher(inboxes.job_watcher, ctx, etcd,
+                           scheduler=inboxes.scheduler.address,
+                           executor=inboxes.executor.address, locker=inboxes.locker.address))),
         ],
         name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=budget.pipeline_child_grace_s,
     )

@@ -1,8 +1,11 @@
 """The JobWatcher: watches etcd (jobs, triggers, kills, running runs, workers) and tells the
 others what changed.
 
-``actor.py`` holds its handling, ``messages.py`` what it is sent (``JobWatcherMsg``). The
-map of the actors is in ``worker``.
+``actor.py`` holds the actor (five ``cluster.mirror.PrefixMirror``s and their statistics),
+``messages.py`` what it is sent (``JobWatcherMsg``); each prefix's listener turns what
+etcd holds into messages: ``fleet.py`` (workers/, running/; with ``lost_runs.py``, which
+tells a lost run from an ended one), ``jobs.py`` (jobs/), ``run_requests.py`` (killer/,
+trigger/); ``deliver.py`` is how they send. The map of the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.job_watcher.messages`` does not import the actor. Who may import it:
@@ -24,6 +27,6 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, {
     "JobWatcher": ".actor",
     "JobWatcherStatistics": ".actor",
-    "LostRunMatcher": ".actor",
+    "LostRunMatcher": ".lost_runs",
     "JobWatcherMsg": ".messages",
 })

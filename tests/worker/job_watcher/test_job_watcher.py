@@ -57,7 +57,9 @@ def make_watcher(etcd: Etcd, prefix: str, **settings: object) -> tuple[JobWatche
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock(), addresses)
     _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
-    return JobWatcher(inbox, ctx, etcd), inboxes
+    watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
+                         executor=addresses.executor, locker=addresses.locker)
+    return watcher, inboxes
 
 
 @asynccontextmanager
@@ -80,6 +82,41 @@ async def next_of(inbox: Inbox, kind: type, timeout_s: float = 10.0):
         while not isinstance(msg := await inbox.receive(), kind):
             pass
         return msg
+
+
+# -- start-up ---------------------------------------------------------------------------
+
+
+async def test_prefixes_start_one_after_another_and_the_watcher_after_the_last(etcd, etcd_prefix):
+    """The Locker knows the fleet before the Scheduler gets its table, and triggers come
+    after the table: while the Locker is full, start-up waits at workers/ and nothing of
+    jobs/ or trigger/ is delivered."""
+    ks = Keyspace(etcd_prefix)
+    await etcd.put(ks.job("a"), job("a"))
+    await etcd.put(ks.trigger("a", "r0"), "")
+    watcher, inboxes = make_watcher(etcd, etcd_prefix, mailbox_size=1)
+    inboxes.locker.address.send_nowait(WorkersChanged(()))  # full: the workers/ read waits
+    started = trio.Event()
+
+    async def start(nursery: trio.Nursery) -> None:
+        await nursery.start(watcher.run)
+        started.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(start, nursery)
+        with trio.fail_after(10):
+            while inboxes.locker.statistics().senders_waiting == 0:
+                await trio.sleep(0.01)
+        await trio.sleep(0.3)  # time enough for a prefix that did not wait its turn
+        assert (started.is_set(), inboxes.scheduler.statistics().depth) == (False, 0)
+        assert inboxes.locker.receive_nowait() == WorkersChanged(())
+        assert await receive(inboxes.locker) == WorkersChanged(())  # the read of workers/
+        assert isinstance(await receive(inboxes.scheduler), JobsSnapshot)
+        trigger = await receive(inboxes.scheduler)  # room for one: after the snapshot
+        assert isinstance(trigger, TriggerRequested) and trigger.run_id == "r0"
+        with trio.fail_after(10):
+            await started.wait()
+        watcher.request_stop()
 
 
 # -- jobs/ ----------------------------------------------------------------------------
@@ -278,12 +315,13 @@ async def test_a_deletion_without_its_last_value_is_never_taken_as_unstarted(etc
     watcher, inboxes = make_watcher(etcd, etcd_prefix)
     claimed = run_of("w2", "r1").with_state(CLAIMED)
     key = ks.running("a", "r1")
-    watcher._running[key] = claimed  # as read at start-up, before its mark
+    fleet = watcher._fleet
+    fleet.running[key] = claimed  # as read at start-up, before its mark
 
     def deleted(k: str, revision: int) -> WatchEvent:
         return WatchEvent(EventType.DELETE, KeyValue(k, b"", 0, revision, 0, 0), None)
 
-    await watcher._running_event(deleted(key, 50))
-    await watcher._worker_event(deleted(ks.worker("w2"), 50))
+    await fleet.running_event(deleted(key, 50))
+    await fleet.worker_event(deleted(ks.worker("w2"), 50))
     vanished = inboxes.scheduler.receive_nowait()
     assert vanished == RunVanished(claimed.with_state(STARTED))

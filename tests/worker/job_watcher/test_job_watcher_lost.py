@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cluster.presence import RunningInfo
-from worker.job_watcher.actor import LostRunMatcher
+from worker.job_watcher.lost_runs import LostRunMatcher
 
 
 def run_of(worker_id: str, run_id: str) -> RunningInfo:

@@ -1,0 +1,131 @@
+"""workers/ and running/ → the live fleet for the Locker, lost runs for the Scheduler.
+
+workers/: every change → ``WorkersChanged`` (the live workers, sorted by id). running/:
+a deletion that went with its worker's key → ``RunVanished`` with the run's last value
+(claimed or started); both prefixes feed one ``LostRunMatcher``, hence one listener for
+the two mirrors. Every run is put twice (claimed, started) and deleted once: only its
+deletion matters, so its mirror asks etcd for deletions only, with their last value.
+Running keys that vanished during a compaction gap cannot be told lost from ended, and
+are only logged (those the last read had seen).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from actors import Address
+from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.keyspace import Keyspace
+from cluster.presence import STARTED, PresenceDecodeError, RunningInfo, WorkerInfo
+
+from worker.locker.messages import LockerMsg, WorkersChanged
+from worker.scheduler.messages import RunVanished, SchedulerMsg
+from .deliver import deliver
+from .lost_runs import LostRunMatcher
+
+log = logging.getLogger(__name__)
+
+
+class FleetListener:
+    """Listens to the workers/ and running/ mirrors (``workers_*``, ``running_*``)."""
+
+    def __init__(self, keyspace: Keyspace, worker_id: str, *, locker: Address[LockerMsg],
+                 scheduler: Address[SchedulerMsg]) -> None:
+        self._ks = keyspace
+        self._worker_id = worker_id  # our own runs are never ours to report lost
+        self._locker = locker
+        self._scheduler = scheduler
+        self.workers: dict[str, WorkerInfo] = {}
+        # key → another worker's run, as of the last read of running/ (puts are not watched)
+        self.running: dict[str, RunningInfo] = {}
+        self.lost = LostRunMatcher()
+        self.lost_runs = 0  # RunVanished sent
+
+    # -- workers/ -----------------------------------------------------------------------
+
+    async def workers_read(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
+        self.workers = {}
+        for kv in snapshot.kvs:
+            self._add_worker(kv)
+        await self._send_workers()
+
+    async def worker_event(self, event: WatchEvent) -> None:
+        worker_id = self._ks.parse_worker(event.key)
+        if worker_id is None:
+            log.warning("ignoring %s: not a worker key", event.key)
+            return
+        if event.type is EventType.PUT:
+            self._add_worker(event.kv)
+            await self._send_workers()
+            return
+        self.workers.pop(worker_id, None)
+        await self._send_workers()
+        for info in self.lost.worker_deleted(worker_id, event.revision, trio.current_time()):
+            await self._vanished(info)
+
+    def _add_worker(self, kv: KeyValue) -> None:
+        """Record a registration; an unreadable one makes its worker ineligible."""
+        worker_id = self._ks.parse_worker(kv.key)
+        if worker_id is None:
+            return
+        self.workers.pop(worker_id, None)
+        try:
+            info = WorkerInfo.from_bytes(kv.value)
+        except PresenceDecodeError as err:
+            log.warning("worker %r is ignored: %s", worker_id, err)
+            return
+        if info.worker_id != worker_id:
+            log.warning("worker key %r holds worker %r: ignored", worker_id, info.worker_id)
+            return
+        self.workers[worker_id] = info
+
+    async def _send_workers(self) -> None:
+        workers = tuple(sorted(self.workers.values(), key=lambda w: w.worker_id))
+        await deliver(self._locker, WorkersChanged(workers))
+
+    # -- running/ -----------------------------------------------------------------------
+
+    async def running_read(self, snapshot: PrefixSnapshot, resumed_after: int | None) -> None:
+        fresh = {kv.key: info for kv in snapshot.kvs
+                 if (info := self._running_info(kv)) is not None}
+        vanished = self.running.keys() - fresh.keys()
+        if resumed_after is not None and vanished:
+            log.warning("%d runs of other workers ended during a compaction gap: "
+                        "whether any was lost cannot be told", len(vanished))
+        self.running = fresh
+
+    async def running_event(self, event: WatchEvent) -> None:
+        if event.type is EventType.PUT:  # only if etcd ignored the filter: nothing to do
+            return
+        # Its last value tells whether it had started. Without it (etcd omits prev_kv
+        # once that revision is compacted), the value of our last read may predate its
+        # mark (no puts are watched): take it as started, never run anything twice.
+        known = self.running.pop(event.key, None)
+        if event.prev is not None:
+            info = self._running_info(event.prev)
+        else:
+            info = known.with_state(STARTED) if known is not None else None
+            log.warning("run deletion %s came without its last value%s", event.key,
+                        "" if known else ": not known, ignored")
+        if info is not None and self.lost.run_deleted(info, event.revision, trio.current_time()):
+            await self._vanished(info)
+
+    def _running_info(self, kv: KeyValue) -> RunningInfo | None:
+        """Another worker's run under ``kv``; None for ours or an unreadable one."""
+        if self._ks.parse_running(kv.key) is None:
+            log.warning("ignoring %s: not a running key", kv.key)
+            return None
+        try:
+            info = RunningInfo.from_bytes(kv.value)
+        except PresenceDecodeError as err:
+            log.warning("ignoring %s: %s", kv.key, err)
+            return None
+        return None if info.worker_id == self._worker_id else info
+
+    async def _vanished(self, info: RunningInfo) -> None:
+        self.lost_runs += 1
+        log.warning("run %s of job %r vanished with worker %r", info.run_id, info.job_name,
+                    info.worker_id)
+        await deliver(self._scheduler, RunVanished(info))

@@ -1,0 +1,83 @@
+"""killer/ and trigger/ → operators' requests: kills to the Executor, run-nows to the Scheduler.
+
+killer/: a put → ``KillRun``. Keys present at start-up are old news (they concern runs
+that began before this worker). trigger/: a creation → ``TriggerRequested``, keys
+present at start-up included (a run-now asked while no worker watched is not lost).
+After a compaction, kill keys written and trigger keys created in the gap are still
+delivered: their revisions tell.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from actors import Address
+from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.keyspace import Keyspace, KillValueError, parse_kill_value
+from cluster.store import RunStatus
+
+from worker.clock import WallClock
+from worker.executor.messages import ExecutorMsg, KillRun
+from worker.scheduler.messages import SchedulerMsg, TriggerRequested
+from .deliver import deliver
+
+log = logging.getLogger(__name__)
+
+
+class KillsListener:
+    """The killer/ mirror's listener; ``executor`` receives the kills."""
+
+    def __init__(self, keyspace: Keyspace, executor: Address[ExecutorMsg]) -> None:
+        self._ks = keyspace
+        self._executor = executor
+
+    async def on_read(self, snapshot: PrefixSnapshot, resumed_after: int | None) -> None:
+        if resumed_after is None:
+            return  # start-up: these concern runs that began before this worker
+        for kv in snapshot.kvs:
+            if kv.mod_revision > resumed_after:  # written during the compaction gap
+                await self._kill(kv)
+
+    async def on_event(self, event: WatchEvent) -> None:
+        if event.type is EventType.PUT:
+            await self._kill(event.kv)
+
+    async def _kill(self, kv: KeyValue) -> None:
+        name = self._ks.parse_killer(kv.key)
+        if name is None:
+            log.warning("ignoring %s: not a kill key", kv.key)
+            return
+        try:
+            request = parse_kill_value(kv.value)
+        except KillValueError as err:
+            log.warning("job %r: ignoring kill request: %s", name, err)
+            return
+        await deliver(self._executor,
+                      KillRun(name, request.run_id, RunStatus.KILLED, "kill requested"))
+
+
+class TriggersListener:
+    """The trigger/ mirror's listener; ``scheduler`` receives the run-now requests."""
+
+    def __init__(self, keyspace: Keyspace, clock: WallClock,
+                 scheduler: Address[SchedulerMsg]) -> None:
+        self._ks = keyspace
+        self._clock = clock
+        self._scheduler = scheduler
+
+    async def on_read(self, snapshot: PrefixSnapshot, resumed_after: int | None) -> None:
+        for kv in snapshot.kvs:
+            if resumed_after is None or kv.create_revision > resumed_after:
+                await self._trigger(kv)
+
+    async def on_event(self, event: WatchEvent) -> None:
+        if event.type is EventType.PUT and event.kv.version == 1:  # created, not rewritten
+            await self._trigger(event.kv)
+
+    async def _trigger(self, kv: KeyValue) -> None:
+        parsed = self._ks.parse_trigger(kv.key)
+        if parsed is None:
+            log.warning("ignoring %s: not a trigger key", kv.key)
+            return
+        name, run_id = parsed
+        await deliver(self._scheduler, TriggerRequested(name, run_id, self._clock.now_ms()))
