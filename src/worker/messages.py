@@ -1,16 +1,7 @@
 """The payloads several actors share: ``Fire`` and ``Run``. Each actor's own messages
 (its ``...Msg`` union) are in its package: ``worker.<actor>.messages``.
 
-Flow (DESIGN §3)::
-
-    etcd ──watch──> JobWatcher ──Jobs*/TriggerRequested──> Scheduler
-                    JobWatcher ──KillRun──> Executor
-                    JobWatcher ──RunVanished──> Scheduler
-                    JobWatcher ──WorkersChanged──> Locker
-    Scheduler ──Claim/ClaimLost──> Locker ──Granted/Denied/LostClaimed──> Scheduler
-    Scheduler ──StartRun──> Executor ──RunEnded──> Scheduler
-                            Executor ──Write──> LogSink ──batches──> store
-    Registrar ──SessionChanged──> Locker, Executor
+Who sends what to whom: ``python -m worker.flow``, shown in DESIGN §0.
 
 Shared values (``Fire``, ``Run``) are frozen so that a message can never be changed
 after it was sent.
