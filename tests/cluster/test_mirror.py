@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import etcd3
+from etcd_history import compact
 import trio
 
 from cluster.etcd import EventType, PrefixSnapshot, WatchEvent, open_etcd
@@ -40,15 +40,6 @@ class Listener:
         with trio.fail_after(timeout_s):
             while not predicate():
                 await self.changed.wait()
-
-
-def compact(endpoint: str, revision: int) -> None:
-    host, port = endpoint.rsplit(":", 1)
-    client = etcd3.client(host, int(port), timeout=10)
-    try:
-        client.compact(revision, physical=True)
-    finally:
-        client.close()
 
 
 async def test_first_read_then_every_change_in_order(etcd, etcd_prefix):

@@ -6,20 +6,10 @@ from __future__ import annotations
 import threading
 import urllib.request
 
-import etcd3
+from etcd_history import compact
 import trio
 
 from cluster.etcd import Compare, Etcd, EtcdUnavailable, Put
-
-
-def compact(endpoint: str, revision: int) -> None:
-    """Compact etcd's history up to ``revision`` with etcd3's own RPC (blocking)."""
-    host, port = endpoint.rsplit(":", 1)
-    client = etcd3.client(host, int(port), timeout=10)
-    try:
-        client.compact(revision, physical=True)
-    finally:
-        client.close()
 
 
 def etcd_watchers(endpoint: str) -> int:

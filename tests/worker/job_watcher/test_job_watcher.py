@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import etcd3
+from etcd_history import compact
 import pytest
 import trio
 
@@ -163,16 +163,6 @@ async def test_an_invalid_spec_is_logged_and_unscheduled_without_a_crash(etcd, e
     assert any("'good'" in w and "cronExpr:" in w for w in warnings), warnings
     assert any("'alias'" in w and "'other' differs from its key" in w for w in warnings), warnings
     assert watcher.statistics_detail().invalid_specs == 3
-
-
-def compact(endpoint: str, revision: int) -> None:
-    """Compact etcd's history up to ``revision`` (blocking; etcd3's own RPC)."""
-    host, port = endpoint.rsplit(":", 1)
-    client = etcd3.client(host, int(port), timeout=10)
-    try:
-        client.compact(revision, physical=True)
-    finally:
-        client.close()
 
 
 async def test_after_a_compaction_a_fresh_snapshot_makes_the_table_converge(etcd_factory):
