@@ -72,7 +72,9 @@ class Harness:
         self.released: list[Run] = []
         self.release_error: Exception | None = None
         self.marks = FakeMarks()
-        self.executor = Executor(self.inboxes.executor, self.ctx, release=self._release,
+        self.executor = Executor(self.inboxes.executor, self.ctx,
+                                 scheduler=self.peers.scheduler, log_sink=self.peers.log_sink,
+                                 locker=self.peers.locker, release=self._release,
                                  marks=self.marks, users=users)
 
     async def _release(self, run: Run) -> None:
