@@ -6,9 +6,9 @@ held, marked, at its planned instant), ``active`` (why a run stops: first reason
 ``record`` (the record it ends in), ``environment`` (what a job sees), ``releases``
 (its keys given back in the background), ``process`` and ``spawn`` (the process group).
 
-Messages in (``ExecutorMsg``): ``StartRun`` from the Locker (a won fire), ``KillRun``
-from the JobWatcher and the Scheduler, ``Fenced``, ``SessionChanged`` and
-``RunningCount`` from the Registrar.
+Messages in (``ExecutorMsg``): ``StartRun`` (a won fire) from the Scheduler, or from
+the Locker directly; ``KillRun`` from the JobWatcher and the Scheduler; ``Fenced``,
+``SessionChanged`` and ``RunningCount`` from the Registrar.
 
 Messages out, after a run ends in exactly one record:
 
@@ -38,7 +38,8 @@ plain integers, without a checkpoint. ``worker.metrics`` reads them from the sta
 
 Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
-  Locker and the JobWatcher). Handling never blocks on a process, so it drains fast.
+  Scheduler, the Locker and the JobWatcher). Handling never blocks on a process, so it
+  drains fast.
 - LogSink: ``tell`` waits while it is full (backpressure), a record is never dropped.
 - Locker: ``LoadChanged`` is a gauge offered (``Address.offer``) after every start and
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
