@@ -260,25 +260,22 @@ class Executor(Actor[ExecutorMsg]):
             self._tasks_over.set()
 
     async def _run_one(self, active: ActiveRun) -> None:
-        try:
-            await self._run_to_its_record(active)
-        finally:
-            self._run_task_over()
-
-    async def _run_to_its_record(self, active: ActiveRun) -> None:
         end: RunRecord | None = None
         written = False
         try:
-            end = await self._execute(active)
-            await self._write(end)
-            written = True
+            try:
+                end = await self._execute(active)
+                await self._write(end)
+                written = True
+            finally:
+                if not written:  # cancelled (or crashed): the process group is dead already
+                    self._offer_abandoned(active, end)
+            self._forget(active)
+            self._releases.start(active.run)
+            if not await self._scheduler.tell(RunEnded(active.run, end.status)):
+                log.info("scheduler stopped: end of run %s not reported", end.run_id)
         finally:
-            if not written:  # cancelled (or crashed): the process group is dead already
-                self._offer_abandoned(active, end)
-        self._forget(active)
-        self._releases.start(active.run)
-        if not await self._scheduler.tell(RunEnded(active.run, end.status)):
-            log.info("scheduler stopped: end of run %s not reported", end.run_id)
+            self._run_task_over()
 
     async def _execute(self, active: ActiveRun) -> RunRecord:
         fire = active.run.fire
@@ -327,20 +324,17 @@ class Executor(Actor[ExecutorMsg]):
     async def _commit(self, active: ActiveRun, scope: trio.CancelScope) -> None:
         """A held run: mark it started, then tell its process to start the command."""
         try:
-            await self._mark_and_start(active, scope)
+            if await marked(self._marks, active, scope):
+                fire = active.run.fire
+                now_ms = self._ctx.clock.now_ms()
+                assert active.process is not None
+                if active.process.commit((fire.planned_ms - now_ms) / 1000):
+                    self._started_at(active, now_ms)
+            elif active.cause is None:  # its key went with our session: fenced
+                if active.kill(RunStatus.LOST, GONE_REASON, self._ctx.clock.now_ms()):
+                    self._killed += 1
         finally:
             self._run_task_over()
-
-    async def _mark_and_start(self, active: ActiveRun, scope: trio.CancelScope) -> None:
-        if await marked(self._marks, active, scope):
-            fire = active.run.fire
-            now_ms = self._ctx.clock.now_ms()
-            assert active.process is not None
-            if active.process.commit((fire.planned_ms - now_ms) / 1000):
-                self._started_at(active, now_ms)
-        elif active.cause is None:  # its key went with our session: fenced
-            if active.kill(RunStatus.LOST, GONE_REASON, self._ctx.clock.now_ms()):
-                self._killed += 1
 
     def _started_at(self, active: ActiveRun, now_ms: int) -> None:
         fire = active.run.fire
