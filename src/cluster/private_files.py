@@ -13,7 +13,7 @@ write it.
 the worker's main: then every file any library creates for us (SQLite's ``-wal`` and
 ``-shm``, a log file) is private too, even where we cannot pass a mode. Job processes
 must not inherit it (a job's files are the job's business): the worker gives them
-``original_umask()`` back (``worker.executor.process``).
+``original_umask()`` back (``worker.executor.spawn``).
 
 Errors (one line each, for a start-up message and exit code 2)::
 

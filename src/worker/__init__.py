@@ -9,9 +9,10 @@ The actors, one package each (``actor.py`` its handling, ``messages.py`` what it
   to the Locker (``outbox``), records skips, retries and lost runs. ``SchedulerMsg``.
 - ``locker``: claims fires in etcd, one worker per fire, ranked among the live workers
   (``placement``, ``claim_batch``). ``LockerMsg``.
-- ``executor``: starts, watches and kills the processes of the runs it won (``process``,
-  ``start_at``, ``start_marks``, ``early_kills``, ``run_as``, ``drop``, ``run_tally``,
-  ``orphan`` and ``orphan_access``). ``ExecutorMsg``.
+- ``executor``: starts, watches and kills the processes of the runs it won (``launch``,
+  ``start_at``, ``start_marks``, ``active``, ``early_kills``, ``record``, ``environment``,
+  ``releases``, ``process``, ``spawn``, ``run_as``, ``drop``, ``run_tally``, ``orphan``
+  and ``orphan_access``). ``ExecutorMsg``.
 - ``log_sink``: writes run records to the store in batches; spills them to disk while
   the store is down (``spill``). ``LogSinkMsg``.
 - ``registrar``: keeps the worker's session lease and its presence in etcd; fences the

@@ -73,7 +73,7 @@ def prepare_dirs(config: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_process_args("worker", DESCRIPTION, argv)
     # Before anything is created (spill files, runs.db and its -wal/-shm): private from
-    # their creation. Jobs get the original umask back (worker.executor.process).
+    # their creation. Jobs get the original umask back (worker.executor.spawn).
     restrict_umask()
     try:
         config = config_from_cli(args)

@@ -1,8 +1,17 @@
 """The Executor: starts, watches and kills the job processes it won; writes their run records.
 
 ``actor.py`` holds its handling, ``messages.py`` what it is sent (``ExecutorMsg``);
-its parts: ``drop``, ``early_kills``, ``orphan`` (a stdlib-only script run by path),
-``orphan_access``, ``process``, ``run_as``, ``run_tally``, ``start_at``, ``start_marks``.
+its parts, one idea each:
+
+- how a run starts: ``launch`` (the steps, in order), ``start_at`` (the held bash),
+  ``start_marks`` (the commit point in etcd), ``orphan`` (a stdlib-only script run by
+  path, settling a run whose worker died) and ``orphan_access`` (its etcd access);
+- who runs it: ``run_as`` (the account), ``drop`` (the change of user at the ``exec``);
+- why it stops: ``active`` (first reason wins), ``early_kills`` (kills before their run);
+- the process: ``process`` (its group: capture, timeout, kill), ``spawn`` (the child);
+- what it ends in: ``record``, ``environment`` (what a job sees), ``releases`` (its keys
+  given back), ``run_tally`` (its metrics).
+
 The map of the actors is in ``worker``. ``worker.__main__`` and ``worker.app`` also use
 ``run_as``, ``orphan_access`` and ``start_marks`` (checks at start, wiring).
 

@@ -31,6 +31,7 @@ from worker.log_sink.messages import Write
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import RunEnded
+from worker.shutdown_budget import ExecutorBudget
 
 LEASE = 0x1234
 WAIT_S = 10  # generous bound for anything that should take well under a second
@@ -52,9 +53,13 @@ class FakeMarks:
         self.asked: list[Run] = []
         self.gone = False
         self.delay_s = 0.0
+        self.stopped_at: float | None = None  # trio time its serve() was cancelled
 
     async def serve(self) -> None:
-        await trio.sleep_forever()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.stopped_at = trio.current_time()
 
     async def mark(self, run: Run) -> bool:
         self.asked.append(run)
@@ -65,20 +70,30 @@ class FakeMarks:
 class Harness:
     """An Executor on real mailboxes; tests read what it sent to its peers."""
 
-    def __init__(self, users: JobUsers | None = None, **config) -> None:
+    def __init__(self, users: JobUsers | None = None, *,
+                 budget: ExecutorBudget | None = None, **config) -> None:
         cfg = dataclasses.replace(Config(), kill_grace_s=1.0, **config)
         self.peers, self.inboxes = open_mailboxes(cfg)
         self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock(), self.peers)
         self.released: list[Run] = []
         self.release_error: Exception | None = None
+        self.release_hangs = False  # a release then waits until it is cancelled
+        self.releases_cancelled_at: list[float] = []  # trio times
         self.marks = FakeMarks()
-        self.executor = Executor(self.inboxes.executor, self.ctx, release=self._release,
-                                 marks=self.marks, users=users)
+        self.executor = Executor(self.inboxes.executor, self.ctx,
+                                 scheduler=self.peers.scheduler, log_sink=self.peers.log_sink,
+                                 locker=self.peers.locker, release=self._release,
+                                 marks=self.marks, users=users, budget=budget)
 
     async def _release(self, run: Run) -> None:
         self.released.append(run)
         if self.release_error is not None:
             raise self.release_error
+        if self.release_hangs:
+            try:
+                await trio.sleep_forever()
+            finally:
+                self.releases_cancelled_at.append(trio.current_time())
 
     async def send(self, msg) -> None:
         await self.peers.executor.send(msg)
@@ -444,70 +459,6 @@ async def test_a_failing_release_does_not_disturb_other_runs():
         await h.send(StartRun(make_run("r2", "echo still here")))
         record = await h.record()
     assert record.output == "still here\n" and len(h.released) == 2
-
-
-# -- stopping -------------------------------------------------------------------------------
-
-
-async def test_graceful_stop_lets_short_runs_finish_and_kills_long_ones_after_the_grace(fifo):
-    short = make_run("short", "sleep 0.2; echo finished")
-    long = make_run("long", f"echo $$ > {fifo}; sleep 300")
-    h = Harness(shutdown_grace_s=1.0)
-    with trio.fail_after(WAIT_S):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(h.executor.run)
-            await h.send(StartRun(short))
-            await h.send(StartRun(long))
-            pgid = int(await read_fifo(fifo))
-            stop_at = time.monotonic()
-            h.executor.request_stop()
-        stopped_after = time.monotonic() - stop_at  # run() returned: drained
-    records = await h.records(2)
-    assert records[short.fire.run_id].status is RunStatus.SUCCEEDED
-    assert records[long.fire.run_id].status is RunStatus.KILLED
-    assert "worker shutting down" in records[long.fire.run_id].err
-    assert 0.9 < stopped_after < 3
-    await wait_group_gone(pgid, within_s=1.0)
-
-
-async def test_runs_queued_when_the_stop_came_are_left_to_another_worker_unstarted():
-    run = make_run("late", "echo should not run")
-    h = Harness()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(h.executor.run)
-        h.peers.executor.send_nowait(StartRun(run))  # no checkpoint before the stop
-        h.executor.request_stop()
-    record = await h.record()
-    # Lost, so its running key is not released: it goes with the session lease, still
-    # claimed, and a survivor runs the fire (whose record then replaces this one).
-    assert record.status is RunStatus.LOST and record.start_time is None
-    assert "left for another worker" in record.err and record.output == ""
-    assert h.released == [run]  # its guard, if it holds one, is given back
-    assert h.marks.asked == []  # never marked started: a survivor may run it
-
-
-async def test_cancelled_executor_kills_its_groups_and_offers_records(fifo):
-    run = make_run("abrupt", f"echo $$ > {fifo}; sleep 300")
-    h = Harness()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(h.executor.run)
-        await h.send(StartRun(run))
-        pgid = int(await read_fifo(fifo))
-        nursery.cancel_scope.cancel()
-    await wait_group_gone(pgid, within_s=1.0)
-    record = await h.record()
-    assert record.run_id == run.fire.run_id and record.status is RunStatus.KILLED
-    assert "stopped abruptly" in record.err
-
-
-async def test_scheduler_gone_during_shutdown_is_tolerated():
-    async with executor() as h:
-        h.inboxes.scheduler.close()
-        h.inboxes.locker.close()
-        await h.send(StartRun(make_run("alone", "echo ok")))
-        record = await h.record()
-        assert await h.running() == 0
-    assert record.status is RunStatus.SUCCEEDED
 
 
 async def test_a_kill_that_comes_before_its_run_stops_the_run_before_it_starts(tmp_path):

@@ -136,7 +136,8 @@ async def test_a_worker_killed_between_claim_and_mark(etcd_endpoint, etcd_prefix
 DYING_WORKER_AS = textwrap.dedent("""
     import os, signal, sys, trio
     from worker.executor import drop, orphan
-    from worker.executor.process import SpawnAs, start_process
+    from worker.executor.process import start_process
+    from worker.executor.spawn import SpawnAs
     from worker.executor.run_as import find_tools, lookup_account
     from worker.executor.start_at import held_argv
 

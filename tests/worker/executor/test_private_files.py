@@ -1,5 +1,5 @@
 """cluster.private_files: our files are private (umask 077), jobs' are not (a job gets
-the umask the worker started with: ``worker.executor.process``); private directories, made and
+the umask the worker started with: ``worker.executor.spawn``); private directories, made and
 checked."""
 
 from __future__ import annotations

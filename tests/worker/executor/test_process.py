@@ -9,7 +9,8 @@ import time
 import pytest
 import trio
 
-from worker.executor.process import PIPE_DRAIN_S, SpawnFailed, decode_output, start_process
+from worker.executor.process import PIPE_DRAIN_S, decode_output, start_process
+from worker.executor.spawn import SpawnFailed
 
 BASH = "/bin/bash"
 
