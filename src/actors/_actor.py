@@ -138,14 +138,15 @@ class Actor(Generic[M]):
             fail_unanswered(msg, exc)
             raise
 
-    async def spawn(self, fn: Task, *args: object) -> None:
-        """Run ``fn(*args)`` in a task of the actor's; waits while ``task_limit`` run."""
+    async def spawn(self, fn: Task, *args: object, name: str | None = None) -> None:
+        """Run ``fn(*args)`` in a task of the actor's; waits while ``task_limit`` run.
+        ``name`` is the task's, for tracebacks (default: ``fn``'s)."""
         if self._tasks is None:
             raise RuntimeError(f"{self.name}: spawn() is for handlers, while the actor serves")
         if self._task_slots is not None:
             await self._task_slots.acquire()
         self.tasks_running += 1
-        self._tasks.start_soon(self._run_task, fn, args)
+        self._tasks.start_soon(self._run_task, fn, args, name=name or fn)
 
     async def _run_task(self, fn: Task, args: tuple[object, ...]) -> None:
         try:

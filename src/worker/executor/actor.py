@@ -222,7 +222,9 @@ class Executor(Actor[ExecutorMsg]):
         self._active[run_id] = active
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         self._started += 1
-        await self._spawn_run_task(self._run_one, active)
+        fire = active.run.fire
+        await self._spawn_run_task(self._run_one, active,
+                                   name=f"run {fire.spec.name}/{fire.run_id}")
         self._publish_load()
 
     def _matching(self, name: str, run_id: str | None) -> Iterator[ActiveRun]:
@@ -247,12 +249,12 @@ class Executor(Actor[ExecutorMsg]):
 
     # -- one run ----------------------------------------------------------------------
 
-    async def _spawn_run_task(self, fn: Task, *args: object) -> None:
+    async def _spawn_run_task(self, fn: Task, *args: object, name: str) -> None:
         """``spawn``, counted in _run_tasks; never a checkpoint (no task_limit)."""
         if self._run_tasks == 0:
             self._tasks_over = trio.Event()
         self._run_tasks += 1
-        await self.spawn(fn, *args)
+        await self.spawn(fn, *args, name=name)
 
     def _run_task_over(self) -> None:
         self._run_tasks -= 1
@@ -306,7 +308,8 @@ class Executor(Actor[ExecutorMsg]):
         if held:
             # The scope exists before the task does: a run that ends first cancels it.
             active.waiting = trio.CancelScope()
-            await self._spawn_run_task(self._commit, active, active.waiting)
+            await self._spawn_run_task(self._commit, active, active.waiting,
+                                       name=f"commit {active.run.fire.run_id}")
         else:
             self._started_at(active, self._ctx.clock.now_ms())
         result = await process.wait()
