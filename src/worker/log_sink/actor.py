@@ -179,39 +179,54 @@ class LogSink(Actor[LogSinkMsg]):
         self._write_done = trio.Event()  # set after each write attempt
         self._stopping = False
         self._step_scope = trio.CancelScope()  # the writer's current step
+        self._writer_stopped = trio.Event()
         self._drain_deadline = math.inf
         self._written_total = self._spilled_total = self._replayed_total = self._batches = 0
         self._last_error: str | None = None
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- the hooks ------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def setup(self) -> None:
+        """Lock the spill file (adopting orphans); the store opens in the background."""
         cfg = self._ctx.config
-        spill = self._spill = await SpillFile.open(cfg.spill_path, self._ctx.worker_id,
-                                                   self._ctx.clock)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._hold_store)
-                nursery.start_soon(self._receive)
-                task_status.started()
-                while not self._stopping:
-                    self._wake = trio.Event()  # before looking: no wake-up is missed
-                    with self._step_scope:
-                        await self._step()
-                    self._step_scope = trio.CancelScope()
-                await self.drain()
-                nursery.cancel_scope.cancel()
-        finally:
-            with trio.move_on_after(FINAL_SPILL_S, shield=True):
-                await self._spill_rest()
-            spill.close()
+        self._spill = await SpillFile.open(cfg.spill_path, self._ctx.worker_id, self._ctx.clock)
+
+    def background(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        return (self._hold_store, self._write_loop)
+
+    async def handle(self, msg: LogSinkMsg) -> None:
+        match msg:
+            case Write(record):
+                self._accept(record)
+                await self._keep_memory_bounded()
+            case Flush(reply):
+                self._flushes.append((self._received, reply))
+                self._answer_flushes()
+                self._wake.set()
 
     async def drain(self) -> None:
-        """Graceful stop: memory to the store while it works (bounded), the rest spilled."""
+        """Graceful stop: memory to the store while it works (bounded), the rest spilled.
+
+        The writer's step in progress (a store call may hang up to its timeout) shares
+        the drain's deadline; it is awaited, so that one writer writes at a time.
+        """
+        self._stopping = True
+        self._drain_deadline = trio.current_time() + self._budget.store_drain_s
+        self._step_scope.deadline = self._drain_deadline
+        self._wake.set()
+        await self._writer_stopped.wait()
         with trio.move_on_at(self._drain_deadline):
             while self._memory and self._store is not None and not self._store_backoff.failures:
                 await self._write_memory_batch()
         await self._spill_everything()
+
+    async def teardown(self) -> None:
+        """However it ends (a crash, a cancel: grace exceeded), memory is spilled
+        (shielded, bounded) so that the next incarnation or process replays it."""
+        with trio.move_on_after(FINAL_SPILL_S, shield=True):
+            await self._spill_rest()
+        assert self._spill is not None  # setup opened it
+        self._spill.close()
 
     async def _spill_rest(self) -> None:
         """After a crash, a cancel, or a failed drain: the last chance to keep records."""
@@ -265,24 +280,7 @@ class LogSink(Actor[LogSinkMsg]):
                         target.redacted(), exc, delay_s)
                 await trio.sleep(delay_s)
 
-    # -- the receiver ---------------------------------------------------------------
-
-    async def _receive(self) -> None:
-        async for msg in self.inbox:
-            match msg:
-                case Write(record):
-                    self._accept(record)
-                    await self._keep_memory_bounded()
-                case Flush(reply):
-                    self._flushes.append((self._received, reply))
-                    self._answer_flushes()
-                    self._wake.set()
-        # Sealed and emptied: a graceful stop. The writer's step in progress (a store
-        # call may hang up to its timeout) shares the drain's deadline.
-        self._stopping = True
-        self._drain_deadline = trio.current_time() + self._budget.store_drain_s
-        self._step_scope.deadline = self._drain_deadline
-        self._wake.set()
+    # -- receiving -----------------------------------------------------------------
 
     def _accept(self, record: RunRecord) -> None:
         self._memory.append(_Entry(self._received, trio.current_time(), record))
@@ -315,6 +313,17 @@ class LogSink(Actor[LogSinkMsg]):
         return deadline if trio.current_time() < deadline else None
 
     # -- the writer -----------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        """One step at a time until drain stops it; drain then awaits ``_writer_stopped``."""
+        try:
+            while not self._stopping:
+                self._wake = trio.Event()  # before looking: no wake-up is missed
+                with self._step_scope:
+                    await self._step()
+                self._step_scope = trio.CancelScope()
+        finally:
+            self._writer_stopped.set()
 
     async def _step(self) -> None:
         now = trio.current_time()
