@@ -39,8 +39,9 @@ Writing an actor
     An actor declares what it needs and the runtime (``Actor.run``) runs it: ``setup``
     before it is ready, ``background`` tasks that live as long as it does, a timer
     (``timer_deadline`` / ``on_timer``), ``spawn`` for handling that must not hold up the
-    mailbox (at most ``task_limit`` tasks; beyond, it stops reading: backpressure), and
-    ``drain`` for a graceful stop. See ``actors._actor`` for the order of a life. Each
+    mailbox (at most ``task_limit`` tasks; beyond, it stops reading: backpressure),
+    ``drain`` for a graceful stop, and ``teardown`` for what must happen however it ends
+    (crash and cancel included). See ``actors._actor`` for the order of a life. Each
     actor documents what it does when a mailbox it sends to is full (wait, or count and
     spill; never a silent drop). A server error reaches the caller as CallFailed
     (``reply.fail(exc)``, or automatically when ``handle`` crashes while holding the reply).

@@ -35,6 +35,11 @@ The hooks, each optional, in the order of an actor's life:
 ``drain()``
     The graceful stop (``request_stop`` seals the inbox): runs once every queued message
     is handled. Then the spawned tasks are awaited, then the background is cancelled.
+``teardown()``
+    Runs however the actor ends (stopped, crashed, cancelled), once ``setup`` returned
+    and the background has stopped: the last chance to keep what must not be lost (the
+    LogSink spills its memory). After a cancel it runs in the cancelled scope: shield
+    what must block, and bound it (``trio.move_on_after(s, shield=True)``).
 
 A crash anywhere (a handler, a spawned or background task) crashes the actor; a crash in
 ``handle`` fails the caller's Reply (CallFailed) first.
@@ -93,21 +98,25 @@ class Actor(Generic[M]):
     # -- the runtime ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        """setup, background, ready, serve until stopped, drain, tasks end, background stops."""
+        """setup, background, ready, serve until stopped, drain, tasks end, background
+        stops, teardown (also after a crash or a cancel)."""
         ready = await self.setup()
-        async with trio.open_nursery() as background:
-            for task in self.background():
-                if "task_status" in inspect.signature(task).parameters:
-                    await background.start(task)
-                else:
-                    background.start_soon(task)
-            # Nested: spawned tasks end (and may use the background) before it stops.
-            async with trio.open_nursery() as tasks:
-                self._tasks = tasks
-                task_status.started(ready)
-                await self.serve()
-            self._tasks = None
-            background.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as background:
+                for task in self.background():
+                    if "task_status" in inspect.signature(task).parameters:
+                        await background.start(task)
+                    else:
+                        background.start_soon(task)
+                # Nested: spawned tasks end (and may use the background) before it stops.
+                async with trio.open_nursery() as tasks:
+                    self._tasks = tasks
+                    task_status.started(ready)
+                    await self.serve()
+                self._tasks = None
+                background.cancel_scope.cancel()
+        finally:
+            await self.teardown()
 
     async def serve(self) -> None:
         """Handle every message until the inbox is sealed and empty, then drain()."""
@@ -179,6 +188,10 @@ class Actor(Generic[M]):
 
     async def drain(self) -> None:
         """Graceful-stop hook: flush, finish work in flight. Runs within the grace."""
+
+    async def teardown(self) -> None:
+        """Runs at every end once setup returned, after the background stopped. Shield
+        what must block (it may run cancelled), bounded."""
 
     def request_stop(self) -> None:
         """Ask for a graceful stop by sealing the inbox; never blocks. Override to wake

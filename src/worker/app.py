@@ -86,7 +86,9 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink)),
                   grace_s=budget.log_sink.grace_s),
         ChildSpec("registrar", lambda: metrics.registrar.track(
-            Registrar(inboxes.registrar, ctx, etcd, budget=budget.registrar)),
+            Registrar(inboxes.registrar, ctx, etcd, log_sink=ctx.peers.log_sink,
+                      executor=ctx.peers.executor, locker=ctx.peers.locker,
+                      budget=budget.registrar)),
                   grace_s=budget.registrar.grace_s),
         ChildSpec("executor", lambda: metrics.executor.track(Executor(
             inboxes.executor, ctx, scheduler=inboxes.scheduler.address,

@@ -215,3 +215,74 @@ async def test_spawn_outside_serving_is_refused() -> None:
     probe, _ = _probe()
     with pytest.raises(RuntimeError, match="spawn"):
         await probe.spawn(trio.sleep, 0)
+
+
+class TornDown(Probe):
+    """A Probe whose teardown takes ``teardown_s`` (shielded, as the hook asks)."""
+
+    teardown_s = 3.0
+    setup_fails = False
+
+    async def setup(self) -> object:
+        if self.setup_fails:
+            raise OSError("setup failed")
+        return await super().setup()
+
+    async def teardown(self) -> None:
+        with trio.move_on_after(10, shield=True):
+            await trio.sleep(self.teardown_s)
+            self.journal.log("teardown")
+
+
+def _torn_down() -> tuple[TornDown, Journal]:
+    address, inbox = open_mailbox[Msg](4, name="torn-down")
+    journal = Journal()
+    return TornDown(inbox, journal), journal
+
+
+async def test_teardown_runs_last_on_a_graceful_stop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor, journal = _torn_down()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        actor.request_stop()
+    names = journal.names()
+    assert names[-1] == "teardown" and names.index("drain") < names.index("watch stopped")
+
+
+async def test_teardown_runs_after_a_crash_once_the_background_stopped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor, journal = _torn_down()
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="spawned task failed"),
+                            flatten_subgroups=True):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            await actor.address.send(Explode())
+            await trio.sleep_forever()
+    names = journal.names()
+    assert "drain" not in names and names[-1] == "teardown"
+    assert {"watch stopped", "batcher stopped"} <= set(names[:-1])
+
+
+async def test_teardown_runs_after_a_cancel_and_may_shield_its_work(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    actor, journal = _torn_down()
+    with trio.move_on_after(10) as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    teardown_at = dict(journal.entries)["teardown"]
+    assert teardown_at == pytest.approx(10 + actor.teardown_s)  # its shielded sleep ran
+    assert journal.names()[-1] == "teardown"
+
+
+async def test_no_teardown_when_setup_failed(autojump_clock: trio.testing.MockClock) -> None:
+    actor, journal = _torn_down()
+    actor.setup_fails = True
+    with pytest.raises(OSError, match="setup failed"):
+        await actor.run()
+    assert journal.names() == []

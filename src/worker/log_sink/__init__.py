@@ -1,9 +1,11 @@
 """The LogSink: writes run records to the store in batches, spilling to disk while it is
 down.
 
-``actor.py`` holds its handling, ``messages.py`` what it is sent (``LogSinkMsg``); its
-parts: ``spill`` (also checked by ``worker.__main__`` at start). The map of the actors is
-in ``worker``.
+``actor.py`` holds its handling and its policy (when to write, replay or spill),
+``messages.py`` what it is sent (``LogSinkMsg``); its parts: ``ledger`` (where each
+record is until durable, and the waiting Flushes), ``store_writer`` (the run store:
+opening it, writing a batch, its failures), ``spill`` (the files on local disk; also
+checked by ``worker.__main__`` at start). The map of the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.log_sink.messages`` does not import the actor. Who may import it: ``worker.app``

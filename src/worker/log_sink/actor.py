@@ -2,34 +2,37 @@
 
 ::
 
-    Write ──mailbox──> receiver ──> memory ──────── writer ──write_batch──> run store
-                                      │ beyond sink_memory_records,        ▲
-                                      │ oldest first (fsync'd)             │ replay, oldest
-                                      └──────────> spill file ─────────────┘ first
+    Write ──mailbox──> handle ──> memory ──────── writer ──write_batch──> run store
+                                    │ beyond sink_memory_records,        ▲
+                                    │ oldest first (fsync'd)             │ replay, oldest
+                                    └──────────> spill file ─────────────┘ first
 
 Three tasks, so that the mailbox keeps draining while a store call hangs (up to its
-timeout): the *receiver* moves messages into memory, spilling the oldest records to the
+timeout): ``handle`` moves messages into memory, spilling the oldest records to the
 spill file while memory holds more than ``sink_memory_records``, unless a write to a
 healthy store is in flight for less than ``SLOW_WRITE_S``: then it waits for that write
 instead, because under a merely fast producer spilling and reading back costs more CPU
 than the write itself (measured: ~70,000 records/s appended, ~43,000/s read back,
-~35,000/s into MariaDB: spilling would halve the throughput). The *writer* writes one
-batch at a time with one ``write_batch``: the spill file's oldest lines first (replay,
-including those a previous process left), then memory once ``job_log_batch_size``
-records wait, the oldest has waited ``job_log_commit_timeout_s``, or a Flush asks; the
-*store holder* opens the store in the background (retried with backoff), since the
-worker must start and run jobs while the database is down.
+~35,000/s into MariaDB: spilling would halve the throughput). The *writer* (a
+background task) writes one batch at a time with one ``write_batch``: the spill file's
+oldest lines first (replay, including those a previous process left), then memory once
+``job_log_batch_size`` records wait, the oldest has waited ``job_log_commit_timeout_s``,
+or a Flush asks; the *store holder* (a background task) opens the store, retried with
+backoff, since the worker must start and run jobs while the database is down.
 
-Failures
-    StoreUnavailable, a store-wide error (wrong credentials, a TLS certificate refused,
-    unusable table) or a store not open yet: the batch goes back to memory and the writer retries after a backoff
-    (0.1 s doubling to 5 s); records keep arriving and spill beyond the bound. Any other
-    error is blamed on the rows: the batch is bisected, so a bad row costs O(log n)
-    extra writes and never its neighbours (DESIGN §11: one oversize output must not
-    lose a batch of 100); a row that fails alone goes to the rejected file with the
-    reason, counted and logged at ERROR (see ``spill``).
+Parts: ``ledger`` (where each record is until durable; the waiting Flushes),
+``store_writer`` (the store: opening it, writing a batch, its failures), ``spill``
+(the files on disk). This module is the policy: when to write, replay or spill.
 
-Mailbox full: senders wait (backpressure), never a drop. The receiver only pauses while
+Failures: while the store fails as a whole (``store_writer``), records stay in memory
+and spill beyond the bound, and the writer retries after a backoff; a row the store
+refuses for good goes to the rejected file. The disk refusing a spill: the records
+stay in memory and the spill is retried with the same backoff (0.1 s doubling to 5 s).
+
+Sends to: no actor. ``on_durable`` (a callback, not a message) is told of records once
+they are durable: the worker deletes their running keys.
+
+Mailbox full: senders wait (backpressure), never a drop. ``handle`` only pauses while
 it appends to the spill file, while memory is over its bound and a healthy store write
 is in flight (at most ``SLOW_WRITE_S``), or while the disk refuses the spill (it retries
 with backoff): so the mailbox stays near empty, even while the store is down.
@@ -42,9 +45,9 @@ in the fsync'd spill file; while the store is down it spills them instead of wai
 
 Stop (drain): memory is written to the store for at most ``budget.store_drain_s`` if the store
 is up, and the rest is spilled (fsync) — nothing is lost on SIGTERM. A crash or a
-cancel (grace exceeded) also spills memory before the actor ends, so the next
-incarnation, or the next process, replays it. Only a hard kill (SIGKILL, power loss)
-loses the records still in memory; records in the spill file survive it.
+cancel (grace exceeded) also spills memory before the actor ends (``teardown``), so the
+next incarnation, or the next process, replays it. Only a hard kill (SIGKILL, power
+loss) loses the records still in memory; records in the spill file survive it.
 
 Worker id: the spill file is named after the worker id, but a stable id is not needed:
 a new process adopts every spill file that no live process holds, if it is one of
@@ -53,56 +56,28 @@ ours: a regular file owned by our user, named ``<worker id>.jsonl`` (``spill``).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple, Protocol
 
 import trio
 
-from actors import Actor, Inbox, Reply
-from cluster.backoff import Backoff
-from cluster.config import DbUrl
-from cluster.store import (
-    RunRecord,
-    StoreClosedError,
-    StoreConfigError,
-    StoreError,
-    StoreSchemaError,
-    StoreSettings,
-    StoreUnavailable,
-    open_store,
-)
+from actors import Actor, Inbox
+from cluster.store import RunRecord, open_store
 
 from worker.context import WorkerContext
 from worker.shutdown_budget import LogSinkBudget
+from .ledger import Entry, Ledger
 from .messages import Flush, LogSinkMsg, Write
 from .spill import Rejection, SpillError, SpillFile
+from .store_writer import StoreOpener, StoreWriter, retry_backoff, store_settings
 
 log = logging.getLogger(__name__)
 
-BACKOFF_MIN_S = 0.1
-BACKOFF_MAX_S = 5.0
 FINAL_SPILL_S = 10.0  # shielded spill on a crash or cancel
 SPILL_CHUNK_MIN = 100  # records per spill append at least: one fsync per chunk
-SLOW_WRITE_S = 1.0  # a write in flight longer than this: the store is slow, spill
-# Errors of the store as a whole, not of the rows: retrying later is the only cure.
-STORE_WIDE_ERRORS = (StoreUnavailable, StoreConfigError, StoreSchemaError, StoreClosedError)
 
-
-class BatchStore(Protocol):
-    """What the LogSink needs of a RunStore."""
-
-    async def write_batch(self, records: Sequence[RunRecord]) -> None: ...
-
-
-StoreOpener = Callable[[DbUrl, StoreSettings], AbstractAsyncContextManager[BatchStore]]
 # Called with records once they are durable; the worker deletes their running keys.
 OnDurable = Callable[[Sequence[RunRecord]], Awaitable[None]]
 
@@ -118,21 +93,6 @@ class LogSinkStatistics:
     batches: int  # batches written
     last_error: str | None
     store_up: bool  # open, and the last write did not fail
-
-
-class _Entry(NamedTuple):
-    seq: int  # arrival order; unique, so entries sort without comparing records
-    received_at: float  # trio time
-    record: RunRecord
-
-
-def _backoff() -> Backoff:
-    return Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
-
-
-def store_settings(db_timeout_s: float) -> StoreSettings:
-    """``db_timeout_s`` bounds the connect and the query of one store call, each."""
-    return StoreSettings(connect_timeout_s=db_timeout_s, query_timeout_s=db_timeout_s)
 
 
 class LogSink(Actor[LogSinkMsg]):
@@ -155,172 +115,125 @@ class LogSink(Actor[LogSinkMsg]):
         super().__init__(inbox)
         cfg = ctx.config
         self._ctx = ctx
-        self._opener = opener
         self._on_durable = on_durable
-        self._settings = store_settings(cfg.db_timeout_s)
         self._batch_size = cfg.job_log_batch_size
         self._commit_timeout_s = cfg.job_log_commit_timeout_s
         self._memory_bound = cfg.sink_memory_records
         self._spill_chunk = max(cfg.job_log_batch_size, SPILL_CHUNK_MIN)
         self._budget = budget
-        self._spill: SpillFile | None = None
-        self._store: BatchStore | None = None
-        # Invariant: memory is sorted by seq; every record received is in exactly one
-        # of memory, a transit batch (being written or spilled), the store, the spill file.
-        self._memory: deque[_Entry] = deque()
-        self._transit: dict[int, list[_Entry]] = {}
-        self._transit_keys = itertools.count()
-        self._flushes: deque[tuple[int, Reply[None]]] = deque()  # (records before it, reply)
-        self._received = 0
-        self._store_backoff = _backoff()
-        self._spill_backoff = _backoff()
+        self._spill: SpillFile | None = None  # opened by setup
+        self._store = StoreWriter(opener, cfg.db, store_settings(cfg.db_timeout_s),
+                                  on_open=self._wake_writer, reject=self._reject)
+        self._ledger = Ledger()
+        self._spill_backoff = retry_backoff()
         self._wake = trio.Event()  # the writer waits on it: work may be due
-        self._write_started_at: float | None = None  # trio time; None: no write in flight
-        self._write_done = trio.Event()  # set after each write attempt
         self._stopping = False
         self._step_scope = trio.CancelScope()  # the writer's current step
+        self._writer_stopped = trio.Event()
         self._drain_deadline = math.inf
-        self._written_total = self._spilled_total = self._replayed_total = self._batches = 0
-        self._last_error: str | None = None
+        self._spilled_total = self._replayed_total = 0
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- the hooks ------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def setup(self) -> None:
+        """Lock the spill file (adopting orphans); the store opens in the background."""
         cfg = self._ctx.config
-        spill = self._spill = await SpillFile.open(cfg.spill_path, self._ctx.worker_id,
-                                                   self._ctx.clock)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._hold_store)
-                nursery.start_soon(self._receive)
-                task_status.started()
-                while not self._stopping:
-                    self._wake = trio.Event()  # before looking: no wake-up is missed
-                    with self._step_scope:
-                        await self._step()
-                    self._step_scope = trio.CancelScope()
-                await self.drain()
-                nursery.cancel_scope.cancel()
-        finally:
-            with trio.move_on_after(FINAL_SPILL_S, shield=True):
-                await self._spill_rest()
-            spill.close()
+        self._spill = await SpillFile.open(cfg.spill_path, self._ctx.worker_id, self._ctx.clock)
+
+    def background(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        return (self._store.hold, self._write_loop)
+
+    async def handle(self, msg: LogSinkMsg) -> None:
+        match msg:
+            case Write(record):
+                self._accept(record)
+                await self._keep_memory_bounded()
+            case Flush(reply):
+                self._ledger.add_flush(reply)
+                self._wake.set()
 
     async def drain(self) -> None:
-        """Graceful stop: memory to the store while it works (bounded), the rest spilled."""
-        with trio.move_on_at(self._drain_deadline):
-            while self._memory and self._store is not None and not self._store_backoff.failures:
-                await self._write_memory_batch()
-        await self._spill_everything()
+        """Graceful stop: memory to the store while it works (bounded), the rest spilled.
 
-    async def _spill_rest(self) -> None:
-        """After a crash, a cancel, or a failed drain: the last chance to keep records."""
-        try:
-            await self._spill_everything()
-        except SpillError as exc:
-            log.critical("%d run records LOST: the spill file failed at stop: %s",
-                         self._queued(), exc)
-            for _, reply in self._flushes:
-                reply.fail(exc)
-            self._flushes.clear()
-
-    def statistics_detail(self) -> LogSinkStatistics:
-        spill = self._spill
-        return LogSinkStatistics(
-            queued=self._queued(),
-            spilled=spill.pending if spill else 0,
-            written_total=self._written_total,
-            spilled_total=self._spilled_total,
-            replayed_total=self._replayed_total,
-            rejected_total=spill.rejected_total if spill else 0,
-            batches=self._batches,
-            last_error=self._last_error,
-            store_up=self._store is not None and not self._store_backoff.failures,
-        )
-
-    def _queued(self) -> int:
-        return len(self._memory) + sum(map(len, self._transit.values()))
-
-    # -- the store holder -----------------------------------------------------------
-
-    async def _hold_store(self) -> None:
-        target = self._ctx.config.db  # parsed: the password never enters a string
-        backoff = _backoff()
-        while True:
-            try:
-                async with self._opener(target, self._settings) as store:
-                    self._store = store
-                    self._wake.set()
-                    try:
-                        await trio.sleep_forever()
-                    finally:
-                        self._store = None
-            except (StoreError, OSError) as exc:
-                delay_s = backoff.failed()
-                said = _describe(exc)
-                # One line per new reason: a CA file that stays unreadable is said once.
-                level = logging.WARNING if said != self._last_error else logging.DEBUG
-                self._last_error = said
-                log.log(level, "run store %s cannot be opened (%s); retry in %.1f s",
-                        target.redacted(), exc, delay_s)
-                await trio.sleep(delay_s)
-
-    # -- the receiver ---------------------------------------------------------------
-
-    async def _receive(self) -> None:
-        async for msg in self.inbox:
-            match msg:
-                case Write(record):
-                    self._accept(record)
-                    await self._keep_memory_bounded()
-                case Flush(reply):
-                    self._flushes.append((self._received, reply))
-                    self._answer_flushes()
-                    self._wake.set()
-        # Sealed and emptied: a graceful stop. The writer's step in progress (a store
-        # call may hang up to its timeout) shares the drain's deadline.
+        The writer's step in progress (a store call may hang up to its timeout) shares
+        the drain's deadline; it is awaited, so that one writer writes at a time.
+        """
         self._stopping = True
         self._drain_deadline = trio.current_time() + self._budget.store_drain_s
         self._step_scope.deadline = self._drain_deadline
         self._wake.set()
+        await self._writer_stopped.wait()
+        with trio.move_on_at(self._drain_deadline):
+            while self._ledger.memory and self._store.up:
+                await self._write_memory_batch()
+        await self._spill_everything()
+
+    async def teardown(self) -> None:
+        """However it ends (a crash, a cancel: grace exceeded), memory is spilled
+        (shielded, bounded) so that the next incarnation or process replays it."""
+        with trio.move_on_after(FINAL_SPILL_S, shield=True):
+            await self._spill_rest()
+        assert self._spill is not None  # setup opened it
+        self._spill.close()
+
+    def statistics_detail(self) -> LogSinkStatistics:
+        spill = self._spill
+        return LogSinkStatistics(
+            queued=self._ledger.queued,
+            spilled=spill.pending if spill else 0,
+            written_total=self._store.written_total,
+            spilled_total=self._spilled_total,
+            replayed_total=self._replayed_total,
+            rejected_total=spill.rejected_total if spill else 0,
+            batches=self._store.batches,
+            last_error=self._store.last_error,
+            store_up=self._store.up,
+        )
+
+    # -- receiving ------------------------------------------------------------------
 
     def _accept(self, record: RunRecord) -> None:
-        self._memory.append(_Entry(self._received, trio.current_time(), record))
-        self._received += 1
-        if len(self._memory) == 1 or len(self._memory) >= self._batch_size:
+        self._ledger.accept(record, trio.current_time())
+        waiting = len(self._ledger.memory)
+        if waiting == 1 or waiting >= self._batch_size:
             self._wake.set()
 
     async def _keep_memory_bounded(self) -> None:
         """While memory is over its bound: wait for a store write that is keeping up,
         else spill the oldest records; while the disk refuses, wait (the mailbox fills:
         backpressure) rather than drop."""
-        while len(self._memory) > self._memory_bound:
-            if (deadline := self._keeping_up_until()) is not None:
+        while len(self._ledger.memory) > self._memory_bound:
+            if (deadline := self._store.keeping_up_until()) is not None:
                 with trio.move_on_at(deadline):
-                    await self._write_done.wait()
+                    await self._store.write_finished()
                 continue
             if trio.current_time() < self._spill_backoff.retry_at:
                 await trio.sleep_until(self._spill_backoff.retry_at)
                 continue
-            excess = len(self._memory) - self._memory_bound
-            await self._spill_entries(self._pop(max(excess, self._spill_chunk)))
-
-    def _keeping_up_until(self) -> float | None:
-        """While a write to a healthy store is in flight and not yet slow: when it
-        becomes slow. Spilling costs more than waiting for such a write (module doc)."""
-        started = self._write_started_at
-        if started is None or self._store_backoff.failures:
-            return None
-        deadline = started + SLOW_WRITE_S
-        return deadline if trio.current_time() < deadline else None
+            excess = len(self._ledger.memory) - self._memory_bound
+            await self._spill_entries(self._ledger.pop(max(excess, self._spill_chunk)))
 
     # -- the writer -----------------------------------------------------------------
 
+    async def _write_loop(self) -> None:
+        """One step at a time until drain stops it; drain then awaits ``_writer_stopped``."""
+        try:
+            while not self._stopping:
+                self._wake = trio.Event()  # before looking: no wake-up is missed
+                with self._step_scope:
+                    await self._step()
+                self._step_scope = trio.CancelScope()
+        finally:
+            self._writer_stopped.set()
+
+    def _wake_writer(self) -> None:
+        self._wake.set()
+
     async def _step(self) -> None:
         now = trio.current_time()
-        if self._store is None or now < self._store_backoff.retry_at:
-            if self._flush_blocked() and now >= self._spill_backoff.retry_at:
-                await self._spill_for_flush()
+        if now < self._store.retry_at():  # not open, or backing off
+            if self._ledger.flush_blocked() and now >= self._spill_backoff.retry_at:
+                await self._spill_entries(self._ledger.pop(self._ledger.blocking_last_flush()))
             else:
                 await self._wait_until(self._retry_deadline())
         elif self._spill is not None and self._spill.pending:
@@ -331,34 +244,36 @@ class LogSink(Actor[LogSinkMsg]):
             await self._wait_until(self._batch_deadline())
 
     def _retry_deadline(self) -> float:
-        deadline = math.inf if self._store is None else self._store_backoff.retry_at
-        if self._flush_blocked():
+        deadline = self._store.retry_at()
+        if self._ledger.flush_blocked():
             deadline = min(deadline, self._spill_backoff.retry_at)
         return deadline
 
     def _batch_due(self, now: float) -> bool:
-        return bool(self._memory) and (
-            len(self._memory) >= self._batch_size
-            or now >= self._memory[0].received_at + self._commit_timeout_s
-            or self._flush_blocked()
+        memory = self._ledger.memory
+        return bool(memory) and (
+            len(memory) >= self._batch_size
+            or now >= memory[0].received_at + self._commit_timeout_s
+            or self._ledger.flush_blocked()
         )
 
     def _batch_deadline(self) -> float:
-        return self._memory[0].received_at + self._commit_timeout_s if self._memory else math.inf
+        memory = self._ledger.memory
+        return memory[0].received_at + self._commit_timeout_s if memory else math.inf
 
     async def _wait_until(self, deadline: float) -> None:
         with trio.move_on_at(deadline):
             await self._wake.wait()
 
     async def _write_memory_batch(self) -> None:
-        entries = self._pop(self._batch_size)
-        key = self._enter_transit(entries)
+        entries = self._ledger.pop(self._batch_size)
+        key = self._ledger.enter_transit(entries)
         records = [e.record for e in entries]
-        ok = await self._write(records)
-        self._leave_transit(key, restore=not ok)
+        ok = await self._store.write(records)
+        self._ledger.leave_transit(key, restore=not ok)
         if ok:
             await self._durable(records)
-            self._answer_flushes()
+            self._ledger.answer_flushes()
 
     async def _durable(self, records: list[RunRecord]) -> None:
         """Tell the owner these records are safe (in the store or the spill file).
@@ -371,136 +286,55 @@ class LogSink(Actor[LogSinkMsg]):
     async def _replay_batch(self) -> None:
         assert self._spill is not None
         batch = await self._spill.read_batch(self._batch_size)
-        if await self._write(batch.records):
+        if await self._store.write(batch.records):
             await self._spill.commit(batch)
             self._replayed_total += len(batch.records)
             if not self._spill.pending:
                 log.info("spill file replayed: %d records in total", self._replayed_total)
 
-    async def _write(self, records: list[RunRecord]) -> bool:
-        """One batch to the store, bisecting around bad rows; False: retry later."""
-        store = self._store
-        if store is None:
-            return False
-        self._write_started_at = trio.current_time()
-        try:
-            rejected = await self._write_bisecting(store, records)
-        except STORE_WIDE_ERRORS as exc:
-            self._store_failed(exc)
-            return False
-        finally:
-            self._write_started_at = None
-            self._write_done.set()
-            self._write_done = trio.Event()
-        if rejected:
-            assert self._spill is not None
-            await self._spill.reject(rejected)
-        if self._store_backoff.failures:
-            log.info("run store back after %d failed attempts", self._store_backoff.failures)
-        self._store_backoff.succeeded()
-        self._written_total += len(records) - len(rejected)
-        self._batches += 1
-        return True
+    async def _reject(self, rejections: Sequence[Rejection]) -> None:
+        assert self._spill is not None
+        await self._spill.reject(rejections)
 
-    async def _write_bisecting(
-        self, store: BatchStore, records: list[RunRecord]
-    ) -> list[Rejection]:
-        """Write ``records``; return those that failed alone. Raises STORE_WIDE_ERRORS
-        (the caller retries the whole batch: upserts make rewriting the rest harmless)."""
-        try:
-            await store.write_batch(records)
-            return []
-        except STORE_WIDE_ERRORS:
-            raise
-        except Exception as exc:  # blamed on the rows: one bad row must not sink the others
-            if len(records) == 1:
-                return [Rejection(_describe(exc), record=records[0])]
-            log.warning("a batch of %d run records failed (%s); bisecting", len(records), exc)
-            mid = len(records) // 2
-            return [*await self._write_bisecting(store, records[:mid]),
-                    *await self._write_bisecting(store, records[mid:])]
+    # -- spilling -------------------------------------------------------------------
 
-    def _store_failed(self, exc: StoreError) -> None:
-        delay_s = self._store_backoff.failed()
-        self._last_error = _describe(exc)
-        level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
-        if self._store_backoff.failures == 1:
-            log.log(level, "run store failed (%s): keeping records, retrying with backoff", exc)
-        else:
-            log.debug("run store still failing (%s); retry in %.1f s", exc, delay_s)
-
-    # -- spilling and flushing ------------------------------------------------------
-
-    def _flush_blocked(self) -> bool:
-        """A Flush waits on a record still in memory."""
-        return bool(self._flushes and self._memory
-                    and self._memory[0].seq < self._flushes[-1][0])
-
-    async def _spill_for_flush(self) -> None:
-        target = self._flushes[-1][0]
-        n = sum(1 for e in itertools.takewhile(lambda e: e.seq < target, self._memory))
-        await self._spill_entries(self._pop(n))
-
-    async def _spill_entries(self, entries: list[_Entry]) -> None:
+    async def _spill_entries(self, entries: list[Entry]) -> None:
         """Append to the spill file; on failure, back to memory and back off."""
         assert self._spill is not None
-        key = self._enter_transit(entries)
+        key = self._ledger.enter_transit(entries)
         try:
             await self._spill.append([e.record for e in entries])
         except SpillError as exc:
-            self._leave_transit(key, restore=True)
+            self._ledger.leave_transit(key, restore=True)
             delay_s = self._spill_backoff.failed()
-            self._last_error = _describe(exc)
+            self._store.note_error(exc)
             log.error("cannot spill %d run records (%s); kept in memory, retry in %.1f s",
                       len(entries), exc, delay_s)
             return
-        self._leave_transit(key, restore=False)
+        self._ledger.leave_transit(key, restore=False)
         self._spill_backoff.succeeded()
         self._spilled_total += len(entries)
         await self._durable([e.record for e in entries])
-        self._answer_flushes()
+        self._ledger.answer_flushes()
 
     async def _spill_everything(self) -> None:
         """Memory and batches in flight to the spill file (SpillError: nothing changed)."""
-        entries = sorted([*self._memory, *itertools.chain(*self._transit.values())])
+        entries = self._ledger.everything()
         if entries:
             assert self._spill is not None
             await self._spill.append([e.record for e in entries])
             self._spilled_total += len(entries)
             log.info("spilled %d run records at stop", len(entries))
-        self._memory.clear()
-        self._transit.clear()
+        self._ledger.clear()
         with trio.move_on_after(self._budget.durable_s, shield=True):
             await self._durable([e.record for e in entries])
-        self._answer_flushes()
+        self._ledger.answer_flushes()
 
-    def _answer_flushes(self) -> None:
-        durable_below = min((batch[0].seq for batch in self._transit.values()),
-                            default=self._received)
-        if self._memory:
-            durable_below = min(durable_below, self._memory[0].seq)
-        while self._flushes and self._flushes[0][0] <= durable_below:
-            self._flushes.popleft()[1].send(None)
-
-    # -- memory bookkeeping ---------------------------------------------------------
-
-    def _pop(self, n: int) -> list[_Entry]:
-        return [self._memory.popleft() for _ in range(min(n, len(self._memory)))]
-
-    def _enter_transit(self, entries: list[_Entry]) -> int:
-        key = next(self._transit_keys)
-        if entries:
-            self._transit[key] = entries
-        return key
-
-    def _leave_transit(self, key: int, *, restore: bool) -> None:
-        entries = self._transit.pop(key, [])
-        if restore and entries:
-            if not self._memory or entries[-1].seq < self._memory[0].seq:
-                self._memory.extendleft(reversed(entries))
-            else:  # records left memory meanwhile: merge, keeping it sorted by seq
-                self._memory = deque(heapq.merge(entries, self._memory))
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    async def _spill_rest(self) -> None:
+        """After a crash, a cancel, or a failed drain: the last chance to keep records."""
+        try:
+            await self._spill_everything()
+        except SpillError as exc:
+            log.critical("%d run records LOST: the spill file failed at stop: %s",
+                         self._ledger.queued, exc)
+            self._ledger.fail_flushes(exc)

@@ -5,7 +5,8 @@ worker (DESIGN §4, §6): while it lives, others see the worker and its runs; wh
 goes, they vanish in one revision and another worker records the runs lost. So:
 
 - Start: grant a lease of ``session_ttl_s``, publish ``WorkerInfo`` on it, tell the
-  Locker and the Executor (``SessionChanged``), then ``started(lease_id)``.
+  Locker and the Executor (``SessionChanged``): ``setup``, whose lease id is reported
+  as started.
 - Every ``ttl / 3`` s: renew it (``keepalive_once``), then republish the info (running
   count asked of the Executor, wall clock for the master's skew display).
 - Fenced: once etcd says the lease is gone (LeaseExpired), or no renewal was confirmed
@@ -14,11 +15,16 @@ goes, they vanish in one revision and another worker records the runs lost. So:
   ``SessionChanged(None)`` (claim nothing), the Executor ``Fenced`` (kill every run),
   revokes the old lease if it still lives, then registers anew (retrying with backoff
   while etcd is down) and announces the new lease.
-- Graceful stop: revoke the lease (bounded, shielded) so the worker leaves at once,
-  not a TTL later. The supervisor stops the Executor first: its runs are over by then.
+- Graceful stop (``drain``): flush the LogSink while the lease is still renewed, stop
+  the keep-alive and wait until it has ended, then revoke the lease (bounded, shielded)
+  so the worker leaves at once, not a TTL later. The supervisor stops the Executor
+  first: its runs are over by then.
 
 Time: a renewal counts from when it was *sent* (etcd renewed no earlier), so "a whole
 TTL without renewal" never overestimates how long the lease lives. Trio clock.
+
+Sends to: the Locker and the Executor (``SessionChanged``), the Executor (``Fenced``,
+``RunningCount``), the LogSink (``Flush``); their addresses are constructor arguments.
 
 Mailbox-full policy: sends to the Locker and Executor await (backpressure). The
 running-count call gives up after RUNNING_COUNT_TIMEOUT_S and the last count is
@@ -33,6 +39,7 @@ import importlib.metadata
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -43,8 +50,9 @@ from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdUnavailable, Lease, LeaseExpired
 from cluster.presence import WorkerInfo
 
-from worker.executor.messages import Fenced, RunningCount
-from worker.log_sink.messages import Flush
+from worker.executor.messages import ExecutorMsg, Fenced, RunningCount
+from worker.locker.messages import LockerMsg
+from worker.log_sink.messages import Flush, LogSinkMsg
 from worker.shutdown_budget import RegistrarBudget
 from .messages import RegistrarMsg, SessionChanged
 
@@ -83,12 +91,20 @@ class RegistrarStatistics:
 
 
 class Registrar(Actor[RegistrarMsg]):
+    """The session holder (module doc): ``setup`` registers and reports the lease id,
+    the keep-alive is its one background task, ``drain`` leaves the fleet."""
+
     def __init__(self, inbox: Inbox[RegistrarMsg], ctx: WorkerContext, etcd: Etcd, *,
+                 log_sink: Address[LogSinkMsg], executor: Address[ExecutorMsg],
+                 locker: Address[LockerMsg],
                  budget: RegistrarBudget = RegistrarBudget()) -> None:
         super().__init__(inbox)
         self._ctx = ctx
         self._budget = budget
         self._etcd = etcd
+        self._log_sink = log_sink
+        self._executor = executor
+        self._locker = locker
         self._key = ctx.keyspace.worker(ctx.worker_id)
         self._host = socket.gethostname()
         self._version = package_version()
@@ -96,36 +112,37 @@ class Registrar(Actor[RegistrarMsg]):
         self._running = 0  # the Executor's last answer
         self._session: Session | None = None
         self._counts = {"registrations": 0, "fenced": 0, "renewals_failed": 0}
+        # The keep-alive runs inside this scope; drain cancels it and waits for the
+        # task to end, so no renewal or re-registration races the revocation.
+        self._keep_scope = trio.CancelScope()
+        self._keep_stopped = trio.Event()
 
-    async def run(  # type: ignore[override]  # reports the lease id, not None
-        self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def setup(self) -> int:
+        """Register (retrying while etcd is down); the lease id is reported as started."""
         session = await self._register()
-        task_status.started(session.lease.id)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._keep, session)
-            await self._until_stopped()
-            nursery.cancel_scope.cancel()  # no renewal may race the revocation below
-        await self.drain()
+        return session.lease.id
 
-    async def _until_stopped(self) -> None:
-        async for msg in self.inbox:  # ends once sealed: the graceful stop
-            await self.handle(msg)
+    def background(self) -> tuple[Callable[..., Awaitable[None]], ...]:
+        return (self._keep_alive,)
 
     async def handle(self, msg: RegistrarMsg) -> None:
         log.warning("registrar: unexpected message %r ignored", msg)
 
     async def drain(self) -> None:
-        """Leave the fleet: flush the run records, then revoke the lease at once.
+        """Leave the fleet: flush the run records, stop the keep-alive, revoke the lease.
 
         The flush comes first because a run's ``running`` key lives until its record is
         durable: revoking earlier would make the survivors record finished runs as lost.
+        The lease is kept alive meanwhile; then the keep-alive is stopped and awaited,
+        so that no renewal (nor a re-registration) races the revocation.
         """
         with trio.move_on_after(self._budget.flush_s):
             try:
-                await call(self._ctx.peers.log_sink, Flush)
+                await call(self._log_sink, Flush)
             except (MailboxClosed, CallFailed) as exc:
                 log.warning("could not flush the run records before leaving: %s", exc)
+        self._keep_scope.cancel()
+        await self._keep_stopped.wait()
         session, self._session = self._session, None
         if session is None:
             return
@@ -143,6 +160,18 @@ class Registrar(Actor[RegistrarMsg]):
         return RegistrarStatistics(lease_id, **self._counts)
 
     # -- the session ------------------------------------------------------------------
+
+    async def _keep_alive(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The background task: hold the session ``setup`` made until ``drain`` stops it."""
+        try:
+            with self._keep_scope:
+                task_status.started()
+                assert self._session is not None  # setup registered
+                await self._keep(self._session)
+        finally:
+            self._keep_stopped.set()
 
     async def _keep(self, session: Session) -> None:
         """Hold the session; whenever it is lost, fence and register anew. Forever."""
@@ -213,7 +242,7 @@ class Registrar(Actor[RegistrarMsg]):
         self._session = None
         self._counts["fenced"] += 1
         await self._announce(None)
-        await self._tell(self._ctx.peers.executor, Fenced(lease_id))
+        await self._tell(self._executor, Fenced(lease_id))
         # If etcd still holds it (we only lost touch), its keys must go now: they
         # stand for runs that are being killed.
         with trio.move_on_after(REVOKE_TIMEOUT_S):
@@ -233,7 +262,7 @@ class Registrar(Actor[RegistrarMsg]):
     async def _refresh_running(self) -> None:
         with trio.move_on_after(RUNNING_COUNT_TIMEOUT_S):
             try:
-                self._running = await call(self._ctx.peers.executor, RunningCount)
+                self._running = await call(self._executor, RunningCount)
             except (MailboxClosed, CallFailed) as exc:
                 log.debug("running count unavailable: %s", exc)
 
@@ -248,8 +277,8 @@ class Registrar(Actor[RegistrarMsg]):
     # -- telling the peers --------------------------------------------------------------
 
     async def _announce(self, lease_id: int | None) -> None:
-        await self._tell(self._ctx.peers.locker, SessionChanged(lease_id))
-        await self._tell(self._ctx.peers.executor, SessionChanged(lease_id))
+        await self._tell(self._locker, SessionChanged(lease_id))
+        await self._tell(self._executor, SessionChanged(lease_id))
 
     async def _tell(self, address: Address[M], msg: M) -> None:
         if not await address.tell(msg):

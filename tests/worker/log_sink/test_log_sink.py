@@ -34,7 +34,8 @@ from cluster.store import (
 )
 from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
-from worker.log_sink.actor import SLOW_WRITE_S, LogSink, LogSinkStatistics, StoreOpener
+from worker.log_sink.actor import LogSink, LogSinkStatistics
+from worker.log_sink.store_writer import SLOW_WRITE_S, StoreOpener
 from worker.log_sink.messages import Flush, LogSinkMsg, Write
 from worker.log_sink.spill import SpillFile, SpillFileBusy, SpillIOError
 from worker.shutdown_budget import LogSinkBudget

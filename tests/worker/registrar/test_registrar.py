@@ -35,7 +35,8 @@ def make_registrar(etcd: Etcd, prefix: str) -> tuple[Registrar, Inboxes]:
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock(), addresses)
     _, inbox = open_mailbox[RegistrarMsg](1, name="registrar")
-    return Registrar(inbox, ctx, etcd), inboxes
+    return Registrar(inbox, ctx, etcd, log_sink=addresses.log_sink,
+                     executor=addresses.executor, locker=addresses.locker), inboxes
 
 
 @asynccontextmanager

@@ -17,7 +17,9 @@ from cluster.keyspace import Keyspace
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext, open_mailboxes
 from worker.executor.messages import Fenced, RunningCount
+from worker.log_sink.messages import Flush
 from worker.registrar.actor import Registrar, RegistrarMsg
+from worker.shutdown_budget import RegistrarBudget
 from worker.registrar.messages import SessionChanged
 
 TTL_S = 3
@@ -33,6 +35,7 @@ class FakeEtcd:
         self.leases: set[int] = set()
         self.keys: dict[str, int] = {}  # key → lease id
         self.renewed_at: list[float] = []
+        self.revoked_at: list[float] = []
         self._next_id = 100
 
     def _reach(self, operation: str) -> None:
@@ -65,6 +68,7 @@ class FakeEtcd:
     async def revoke_lease(self, lease_id: int) -> bool:
         await trio.sleep(0.01)
         self._reach("revoke lease")
+        self.revoked_at.append(trio.current_time())
         self.leases.discard(lease_id)
         self.keys = {k: v for k, v in self.keys.items() if v != lease_id}
         return True
@@ -75,7 +79,9 @@ async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojum
     config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0), addresses)
-    registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd)
+    registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd,
+                          log_sink=addresses.log_sink, executor=addresses.executor,
+                          locker=addresses.locker)
     executor = inboxes.executor
     async with trio.open_nursery() as nursery:
         first = await nursery.start(registrar.run)
@@ -103,3 +109,37 @@ async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojum
             SessionChanged(first), SessionChanged(None), SessionChanged(msg.lease_id)]
         registrar.request_stop()
     assert etcd.keys == {} and etcd.leases == {first}  # the old one was never revoked: down
+
+
+async def test_a_graceful_stop_keeps_the_lease_alive_through_the_flush_then_no_renewal_races_the_revocation(
+        autojump_clock):
+    etcd = FakeEtcd()
+    config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0), addresses)
+    registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd,
+                          log_sink=addresses.log_sink, executor=addresses.executor,
+                          locker=addresses.locker)
+    flush_s = RegistrarBudget().flush_s - 0.5  # within the budget; renewals are due meanwhile
+    flushed: list[tuple[float, float]] = []
+
+    async def slow_log_sink() -> None:
+        msg = await inboxes.log_sink.receive()
+        assert isinstance(msg, Flush)
+        asked_at = trio.current_time()
+        await trio.sleep(flush_s)
+        flushed.append((asked_at, trio.current_time()))
+        msg.reply.send(None)
+
+    async with trio.open_nursery() as nursery:
+        lease_id = await nursery.start(registrar.run)
+        nursery.start_soon(slow_log_sink)
+        await trio.sleep(TTL_S + 0.5)
+        registrar.request_stop()
+    (asked_at, answered_at), = flushed
+    assert flush_s > TTL_S / 3
+    assert any(asked_at < t < answered_at for t in etcd.renewed_at)  # alive all along
+    assert etcd.revoked_at and etcd.revoked_at[0] >= answered_at
+    # The keep-alive had ended before the revocation was sent: no renewal after it.
+    assert max(etcd.renewed_at) < etcd.revoked_at[0] - 0.01 + 1e-9
+    assert etcd.keys == {} and lease_id not in etcd.leases
