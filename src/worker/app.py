@@ -71,7 +71,9 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     pipeline = Supervisor(
         [
-            ChildSpec("locker", lambda: metrics.locker.track(Locker(inboxes.locker, ctx, etcd))),
+            ChildSpec("locker", lambda: metrics.locker.track(Locker(
+                inboxes.locker, ctx, etcd, scheduler=inboxes.scheduler.address,
+                executor=inboxes.executor.address))),
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
                 Scheduler(inboxes.scheduler, ctx))),
             ChildSpec("job-watcher", lambda: metrics.job_watcher.track(

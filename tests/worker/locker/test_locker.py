@@ -49,7 +49,8 @@ class Fleet:
             cfg = dataclasses.replace(Config(), **config)
             peers, inboxes = open_mailboxes(cfg)
             ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock(), peers)
-            locker = Locker(inboxes.locker, ctx, self.etcd)
+            locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
+                            executor=peers.executor)
             await nursery.start(locker.run)
             lease = await self.etcd.grant_lease(10)
             await peers.locker.send(SessionChanged(lease.id))

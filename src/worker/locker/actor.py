@@ -1,0 +1,262 @@
+"""The Locker: claims fires in etcd so that each runs exactly once in the cluster.
+
+Every worker plans every job; for each fire the live eligible workers are ranked by
+rendezvous hashing (``placement``). The first claims at once, the others after a
+backoff that grows with their rank and load, so the fleet shares the work evenly and
+a dead first choice is covered a step later. The claim itself is one transaction
+(``transport``): a lost claim is dropped at once, never waited on. A fire whose job is
+still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
+
+In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
+JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
+Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
+Executor when the Scheduler has stopped (the claim is ours: it runs).
+
+Mailbox: bounded; senders wait. Each claim runs as a task of its own (``spawn``: a
+backoff must not hold up other claims); at most ``mailbox_size`` are in flight, beyond
+which the Locker stops taking messages and the Scheduler waits: backpressure, not loss.
+The group-commit batchers are background tasks; the runtime stops them only once every
+claim task has ended, so a claim in a transaction always finishes through its batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import trio
+
+from actors import Actor, Address, Inbox
+from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
+from cluster.presence import RunningInfo, WorkerInfo
+from cluster.store import RunTrigger
+
+from worker import claims
+from worker.context import WorkerContext
+from worker.executor.messages import ExecutorMsg, StartRun
+from worker.messages import Fire, Run
+from worker.registrar.messages import SessionChanged
+from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
+from .claim_batch import BatchQueue, Outcome, PendingClaim
+from .lock_leases import LockLeases
+from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
+from .placement import claim_delay_s, rank_of
+from .replace import NotReplaced, Replacer
+from .transport import ClaimTransport
+
+log = logging.getLogger(__name__)
+
+ETCD_RETRY_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class LockerStatistics:
+    won: int
+    taken: int  # another worker had it
+    skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
+    failed: int  # etcd did not answer before the fire's grace ran out
+    in_flight: int
+
+
+class Locker(Actor[LockerMsg]):
+    def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
+                 scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg]) -> None:
+        super().__init__(inbox, task_limit=ctx.config.mailbox_size)
+        self._ctx = ctx
+        self._scheduler = scheduler
+        self._executor = executor
+        lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
+        self._lock_leases = lock_leases
+        self._transport = ClaimTransport(etcd, ctx.keyspace, ctx.worker_id, ctx.clock, lock_leases)
+        self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
+                                  kill_grace_s=ctx.config.kill_grace_s)
+        self._workers: tuple[WorkerInfo, ...] = ()
+        self._session: int | None = None
+        self._running = 0
+        self._stopping = False
+        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0}
+        # First choices claim together; backups check together whether it is still free.
+        self._claims = BatchQueue(ctx.config.mailbox_size)
+        self._checks = BatchQueue(ctx.config.mailbox_size)
+
+    def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
+        return (functools.partial(self._claims.serve, self._claim_batch),
+                functools.partial(self._checks.serve, self._transport.check_batch, min_batch=2))
+
+    async def drain(self) -> None:
+        # Claims still backing off give up; those in a transaction finish (their
+        # outcome must reach the Executor, or their keys would outlive the run): the
+        # runtime awaits every claim task before it stops the batchers.
+        self._stopping = True
+
+    def statistics_detail(self) -> LockerStatistics:
+        return LockerStatistics(**self._counts, in_flight=self.tasks_running)
+
+    async def handle(self, msg: LockerMsg) -> None:
+        match msg:
+            case Claim(fire):
+                await self.spawn(self._claim, fire)  # all slots taken: stop reading the mailbox
+            case ClaimLost(info):
+                if info.worker_id != self._ctx.worker_id:
+                    await self.spawn(self._claim_lost, info)
+            case WorkersChanged(workers):
+                self._workers = workers
+            case SessionChanged(lease_id):
+                self._session = lease_id
+            case LoadChanged(running):
+                self._running = running
+
+    def _failed(self, what: str, arg: object, exc: EtcdError) -> None:
+        # One refused claim must not restart the whole pipeline: say which, go on.
+        self._counts["failed"] += 1
+        log.error("%s(%r) failed: %s", what, arg, exc)
+
+    # -- claiming a fire ------------------------------------------------------------
+
+    async def _claim(self, fire: Fire) -> None:
+        try:
+            delay_s = self._delay_for(fire)
+            if delay_s is None:
+                await self._skip_unless_claimed(fire)
+                return
+            if delay_s > 0:
+                await trio.sleep(delay_s)
+            if self._stopping or self._session is None:
+                return
+            run = await self._claim_batched(fire, first_choice=delay_s == 0)
+            if run is not None:
+                self._counts["won"] += 1
+                await self._granted(run)
+        except EtcdError as exc:
+            self._failed("_claim", fire, exc)
+
+    async def _claim_batched(self, fire: Fire, *, first_choice: bool) -> Run | None:
+        """Through a batch when the fire can share one (``claim_batch``), else alone."""
+        if claims.batchable(fire):
+            queue = self._claims if first_choice else self._checks
+            match await queue.submit(fire):
+                case Run() as run:
+                    return run
+                case Outcome.TAKEN:
+                    self._counts["taken"] += 1
+                    return None
+                case Outcome.UNKNOWN:
+                    return await self._transport.claimed_anyway(fire, self._session)
+                case Outcome.NO_SESSION:
+                    return None
+        return await self._try_claim(fire)
+
+    async def _claim_batch(self, batch: list[PendingClaim]) -> None:
+        await self._transport.claim_batch(batch, self._session)  # the session as the batch goes
+
+    async def _skip_unless_claimed(self, fire: Fire) -> None:
+        """Not ours to run (full, or not eligible): if nobody runs it, record why.
+
+        Waits until every eligible worker has had its turn; the skip is a claim of its
+        own, so exactly one worker records it and only if no worker took the fire.
+        """
+        eligible = [w for w in self._workers if w.matches(fire.spec.selector)]
+        me_eligible = all(self._ctx.config.labels.get(k) == v for k, v in fire.spec.selector.items())
+        if eligible and not me_eligible:
+            return  # the eligible ones run it, or record it
+        await trio.sleep((len(self._workers) + 2) * 2 * self._ctx.config.claim_step_s)
+        if self._stopping or self._session is None:
+            return
+        reason = "no worker had free capacity" if eligible else "no live worker matches the selector"
+        try:
+            await self._record_skip(fire, reason)
+        except EtcdUnavailable as exc:
+            log.error("job %r fire at %d: not run (%s), not recorded: %s",
+                      fire.spec.name, fire.planned_ms, reason, exc)
+
+    def _delay_for(self, fire: Fire) -> float | None:
+        cfg = self._ctx.config
+        # Manual runs have no fire time of their own to hash: their run id stands in.
+        manual = fire.trigger is RunTrigger.MANUAL
+        fire_key = fire.run_id if manual else f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
+        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, self._workers, fire.spec.selector)
+        if rank is None:
+            return None
+        return claim_delay_s(rank, self._running, cfg.capacity, step_s=cfg.claim_step_s)
+
+    async def _try_claim(self, fire: Fire) -> Run | None:
+        """One claim transaction, retried while etcd is unreachable within the grace."""
+        # A fire claimed again after its worker died is late already: its grace counts
+        # from when it was handed over again.
+        since_ms = max(fire.planned_ms, fire.fired_ms) if fire.recovers else fire.planned_ms
+        deadline_ms = since_ms + round(self._ctx.config.misfire_grace_s * 1000)
+        while True:
+            try:
+                return await self._claim_once(fire)
+            except EtcdOutcomeUnknown:
+                return await self._transport.claimed_anyway(fire, self._session)
+            except LeaseExpired:
+                log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
+                return None
+            except EtcdUnavailable as exc:
+                if self._ctx.clock.now_ms() >= deadline_ms or self._stopping:
+                    self._counts["failed"] += 1
+                    log.error("job %r fire at %d not claimed: %s", fire.spec.name, fire.planned_ms, exc)
+                    return None
+            await trio.sleep(ETCD_RETRY_S)
+
+    async def _claim_once(self, fire: Fire) -> Run | None:
+        session = self._session
+        if session is None:
+            return None
+        match await self._transport.claim_once(fire, session):
+            case Run() as run:
+                return run
+            case Outcome.TAKEN:
+                self._counts["taken"] += 1
+                return None
+        # GUARDED: a run of the job is still going somewhere. An old fire claimed again
+        # never replaces a newer run: it is skipped, as for forbid.
+        if fire.spec.concurrency == "replace" and not fire.recovers:
+            return await self._replace(fire, session)
+        await self._record_skip(fire, "still running (concurrency forbid)")
+        return None
+
+    async def _replace(self, fire: Fire, session: int) -> Run | None:
+        """Concurrency ``replace`` (``replace``): take the fire, kill the running instance."""
+        match await self._replacer.replace(fire, session, await self._lock_leases.current()):
+            case Run() as run:
+                return run
+            case NotReplaced.TAKEN:
+                self._counts["taken"] += 1
+            case NotReplaced.WOULD_NOT_DIE as why:
+                await self._tell_scheduler(Denied(fire, why.value, record_skip=True))
+        return None
+
+    async def _record_skip(self, fire: Fire, reason: str) -> None:
+        if await self._transport.claim_skip(fire):
+            self._counts["skipped"] += 1
+            await self._tell_scheduler(Denied(fire, reason, record_skip=True))
+        else:
+            self._counts["taken"] += 1
+
+    async def _granted(self, run: Run) -> None:
+        if not await self._scheduler.tell(Granted(run)):
+            # Shutting down: the Scheduler is gone but the claim is ours; run it anyway.
+            await self._executor.send(StartRun(run))
+
+    async def _tell_scheduler(self, msg: Denied | LostClaimed) -> None:
+        if not await self._scheduler.tell(msg):
+            log.info("scheduler stopped: %s not delivered", type(msg).__name__)
+
+    # -- runs of dead workers -------------------------------------------------------
+
+    async def _claim_lost(self, info: RunningInfo) -> None:
+        """Exactly one surviving worker records a vanished run as lost."""
+        try:
+            won = await self._transport.claim_lost(info)
+        except EtcdUnavailable as exc:
+            log.error("run %s of %r vanished; could not claim it: %s", info.run_id, info.job_name, exc)
+            return
+        except EtcdError as exc:
+            self._failed("_claim_lost", info, exc)
+            return
+        if won:
+            await self._tell_scheduler(LostClaimed(info))
