@@ -39,7 +39,7 @@ from worker.executor.messages import ExecutorMsg, StartRun
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
-from .claim_batch import BatchQueue, Outcome, PendingClaim
+from .claim_batch import BatchQueue, Outcome
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
 from .placement import claim_delay_s, rank_of
@@ -69,7 +69,8 @@ class Locker(Actor[LockerMsg]):
         self._executor = executor
         lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
         self._lock_leases = lock_leases
-        self._transport = ClaimTransport(etcd, ctx.keyspace, ctx.worker_id, ctx.clock, lock_leases)
+        self._transport = ClaimTransport(etcd, ctx.keyspace, ctx.worker_id, ctx.clock, lock_leases,
+                                         session=lambda: self._session)
         self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                                   kill_grace_s=ctx.config.kill_grace_s)
         self._workers: tuple[WorkerInfo, ...] = ()
@@ -82,7 +83,7 @@ class Locker(Actor[LockerMsg]):
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
-        return (functools.partial(self._claims.serve, self._claim_batch),
+        return (functools.partial(self._claims.serve, self._transport.claim_batch),
                 functools.partial(self._checks.serve, self._transport.check_batch, min_batch=2))
 
     async def drain(self) -> None:
@@ -143,13 +144,10 @@ class Locker(Actor[LockerMsg]):
                     self._counts["taken"] += 1
                     return None
                 case Outcome.UNKNOWN:
-                    return await self._transport.claimed_anyway(fire, self._session)
+                    return await self._transport.claimed_anyway(fire)
                 case Outcome.NO_SESSION:
                     return None
         return await self._try_claim(fire)
-
-    async def _claim_batch(self, batch: list[PendingClaim]) -> None:
-        await self._transport.claim_batch(batch, self._session)  # the session as the batch goes
 
     async def _skip_unless_claimed(self, fire: Fire) -> None:
         """Not ours to run (full, or not eligible): if nobody runs it, record why.
@@ -191,7 +189,7 @@ class Locker(Actor[LockerMsg]):
             try:
                 return await self._claim_once(fire)
             except EtcdOutcomeUnknown:
-                return await self._transport.claimed_anyway(fire, self._session)
+                return await self._transport.claimed_anyway(fire)
             except LeaseExpired:
                 log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
                 return None

@@ -11,9 +11,18 @@ back: it tells whether the claim went in. Retries, backoff and counting are the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from cluster.etcd import Compare, Etcd, EtcdOutcomeUnknown, EtcdUnavailable, EtcdError, GetResult, \
-    LeaseExpired, Put
+from cluster.etcd import (
+    Compare,
+    Etcd,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EtcdUnavailable,
+    GetResult,
+    LeaseExpired,
+    Put,
+)
 from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo
 
@@ -27,19 +36,25 @@ log = logging.getLogger(__name__)
 
 
 class ClaimTransport:
-    """The transactions of this worker's claims; the session is given with each claim."""
+    """The transactions of this worker's claims.
+
+    ``session`` reads the Locker's current session lease (None: unsettled): a batch takes
+    the one current when it goes, not when its fires were submitted.
+    """
 
     def __init__(self, etcd: Etcd, keyspace: Keyspace, worker_id: str, clock: WallClock,
-                 lock_leases: LockLeases) -> None:
+                 lock_leases: LockLeases, *, session: Callable[[], int | None]) -> None:
+        self._session = session
         self._etcd = etcd
         self._ks = keyspace
         self._worker_id = worker_id
         self._clock = clock
         self._lock_leases = lock_leases
 
-    async def claim_batch(self, batch: list[PendingClaim], session: int | None) -> None:
+    async def claim_batch(self, batch: list[PendingClaim]) -> None:
         """Claim several first-choice fires in one transaction (all or none)."""
         batch = distinct_jobs(batch)
+        session = self._session()
         if session is None:
             return  # unsettled: the single path decides
         fires = [p.item for p in batch]
@@ -77,7 +92,8 @@ class ClaimTransport:
                 pending.settle(Outcome.TAKEN)
 
     async def claim_once(self, fire: Fire, session: int) -> Run | Outcome:
-        """One claim transaction: the run, or TAKEN, or GUARDED (raises EtcdError)."""
+        """One claim transaction under ``session``: the run, or TAKEN, or GUARDED (raises
+        EtcdError)."""
         lock_lease = await self._lock_leases.current()
         compares, ops = claims.claim_ops(self._ks, fire, self._worker_id, session=session,
                                          lock_lease=lock_lease, now_ms=self._clock.now_ms())
@@ -86,8 +102,9 @@ class ClaimTransport:
             return Run(fire, session, claims.is_guarded(fire))
         return Outcome.TAKEN if _taken(fire, result.responses[0]) else Outcome.GUARDED
 
-    async def claimed_anyway(self, fire: Fire, session: int | None) -> Run | None:
+    async def claimed_anyway(self, fire: Fire) -> Run | None:
         """The answer was lost: read our running key back to learn if the claim went in."""
+        session = self._session()
         try:
             kv = await self._etcd.get(self._ks.running(fire.spec.name, fire.run_id))
         except EtcdUnavailable:
