@@ -8,7 +8,7 @@ The actors, one package each (``actor.py`` its handling, ``messages.py`` what it
 - ``scheduler``: owns the plan, which job fires when (``plan``, ``misfires``); hands fires
   to the Locker (``outbox``), records skips, retries and lost runs. ``SchedulerMsg``.
 - ``locker``: claims fires in etcd, one worker per fire, ranked among the live workers
-  (``placement``, ``claim_batch``). ``LockerMsg``.
+  (``placement``, ``transport``, ``claim_batch``, ``lock_leases``, ``replace``). ``LockerMsg``.
 - ``executor``: starts, watches and kills the processes of the runs it won (``launch``,
   ``start_at``, ``start_marks``, ``active``, ``early_kills``, ``record``, ``environment``,
   ``releases``, ``process``, ``spawn``, ``run_as``, ``drop``, ``run_tally``, ``orphan``

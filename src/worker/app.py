@@ -71,9 +71,13 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     pipeline = Supervisor(
         [
-            ChildSpec("locker", lambda: metrics.locker.track(Locker(inboxes.locker, ctx, etcd))),
+            ChildSpec("locker", lambda: metrics.locker.track(Locker(
+                inboxes.locker, ctx, etcd, scheduler=inboxes.scheduler.address,
+                executor=inboxes.executor.address))),
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
-                Scheduler(inboxes.scheduler, ctx))),
+                Scheduler(inboxes.scheduler, ctx, locker=inboxes.locker.address,
+                          executor=inboxes.executor.address,
+                          log_sink=inboxes.log_sink.address))),
             ChildSpec("job-watcher", lambda: metrics.job_watcher.track(
                 JobWatcher(inboxes.job_watcher, ctx, etcd,
                            scheduler=inboxes.scheduler.address,

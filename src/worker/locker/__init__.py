@@ -1,7 +1,9 @@
 """The Locker: claims fires in etcd (who runs what), with placement among the live workers.
 
 ``actor.py`` holds its handling, ``messages.py`` what it is sent (``LockerMsg``); its
-parts: ``claim_batch``, ``placement``. The map of the actors is in ``worker``.
+parts: ``placement`` (who claims first), ``transport`` (the claim transactions), ``claim_batch``
+(their group commit), ``lock_leases``, ``replace`` (concurrency ``replace``). The map of
+the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.locker.messages`` does not import the actor. Who may import it: ``worker.app``

@@ -4,52 +4,51 @@ Every worker plans every job; for each fire the live eligible workers are ranked
 rendezvous hashing (``placement``). The first claims at once, the others after a
 backoff that grows with their rank and load, so the fleet shares the work evenly and
 a dead first choice is covered a step later. The claim itself is one transaction
-(``claims``): a lost claim is dropped at once, never waited on.
+(``transport``): a lost claim is dropped at once, never waited on. A fire whose job is
+still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
 
-Mailbox: bounded; senders wait. Each claim runs as a task of its own (a backoff must
-not hold up other claims); at most ``mailbox_size`` are in flight, beyond which the
-Locker stops taking messages and the Scheduler waits: backpressure, not loss.
+In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
+JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
+Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
+Executor when the Scheduler has stopped (the claim is ours: it runs).
+
+Mailbox: bounded; senders wait. Each claim runs as a task of its own (``spawn``: a
+backoff must not hold up other claims); at most ``mailbox_size`` are in flight, beyond
+which the Locker stops taking messages and the Scheduler waits: backpressure, not loss.
+The group-commit batchers are background tasks; the runtime stops them only once every
+claim task has ended, so a claim in a transaction always finishes through its batch.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import trio
 
-from actors import Actor, Inbox
-from cluster.etcd import (
-    Compare,
-    Etcd,
-    EtcdError,
-    EtcdOutcomeUnknown,
-    EtcdUnavailable,
-    GetResult,
-    LeaseExpired,
-    Put,
-)
+from actors import Actor, Address, Inbox
+from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import RunTrigger
 
 from worker import claims
 from worker.context import WorkerContext
-from worker.executor.messages import StartRun
+from worker.executor.messages import ExecutorMsg, StartRun
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
-from worker.scheduler.messages import Denied, Granted, LostClaimed
-from .claim_batch import BatchQueue, Outcome, PendingClaim, Result, distinct_jobs
+from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
+from .claim_batch import BatchQueue, Outcome
+from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
 from .placement import claim_delay_s, rank_of
+from .replace import NotReplaced, Replacer
+from .transport import ClaimTransport
 
 log = logging.getLogger(__name__)
 
 ETCD_RETRY_S = 0.1
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,81 +60,48 @@ class LockerStatistics:
     in_flight: int
 
 
-class LockLeases:
-    """Lock keys share one lease, replaced every ``ttl_s / 3``: never a lease per fire.
-
-    A lock key therefore lives between 2/3 and all of ``ttl_s`` (kept above the largest
-    tolerated clock skew), long enough that no worker can claim the same fire again.
-    """
-
-    def __init__(self, etcd: Etcd, ttl_s: int) -> None:
-        self._etcd = etcd
-        self._ttl_s = ttl_s
-        self._lease: int | None = None
-        self._granted_at = 0.0
-        self._lock = trio.Lock()
-
-    async def current(self) -> int:
-        if self._fresh():
-            return self._lease  # type: ignore[return-value]  # _fresh() checked it
-        async with self._lock:
-            if not self._fresh():
-                self._lease = (await self._etcd.grant_lease(self._ttl_s)).id
-                self._granted_at = trio.current_time()
-        return self._lease  # type: ignore[return-value]
-
-    def _fresh(self) -> bool:
-        return self._lease is not None and trio.current_time() - self._granted_at < self._ttl_s / 3
-
-
 class Locker(Actor[LockerMsg]):
-    def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd) -> None:
-        super().__init__(inbox)
+    def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
+                 scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg]) -> None:
+        super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
-        self._etcd = etcd
-        self._ks = ctx.keyspace
-        self._lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
+        self._scheduler = scheduler
+        self._executor = executor
+        lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
+        self._lock_leases = lock_leases
+        self._transport = ClaimTransport(etcd, ctx.keyspace, ctx.worker_id, ctx.clock, lock_leases,
+                                         session=lambda: self._session)
+        self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
+                                  kill_grace_s=ctx.config.kill_grace_s)
         self._workers: tuple[WorkerInfo, ...] = ()
         self._session: int | None = None
         self._running = 0
-        self._in_flight = trio.Semaphore(ctx.config.mailbox_size)
-        self._idle = trio.Event()  # set exactly when no claim task is running
-        self._idle.set()
-        self._in_flight_max = ctx.config.mailbox_size
         self._stopping = False
         self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0}
-        self._nursery: trio.Nursery | None = None
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._claims.serve, self._claim_batch)
-            nursery.start_soon(functools.partial(self._checks.serve, self._check_batch,
-                                                 min_batch=2))
-            task_status.started()
-            await self.serve()
-            await self._idle.wait()  # claims in a transaction finish, through the batches
-            self._claims.close()
-            self._checks.close()
+    def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
+        return (functools.partial(self._claims.serve, self._transport.claim_batch),
+                functools.partial(self._checks.serve, self._transport.check_batch, min_batch=2))
 
     async def drain(self) -> None:
         # Claims still backing off give up; those in a transaction finish (their
-        # outcome must reach the Executor, or their keys would outlive the run).
+        # outcome must reach the Executor, or their keys would outlive the run): the
+        # runtime awaits every claim task before it stops the batchers.
         self._stopping = True
 
     def statistics_detail(self) -> LockerStatistics:
-        return LockerStatistics(**self._counts, in_flight=self._in_flight_max - self._in_flight.value)
+        return LockerStatistics(**self._counts, in_flight=self.tasks_running)
 
     async def handle(self, msg: LockerMsg) -> None:
         match msg:
             case Claim(fire):
-                await self._spawn(self._claim, fire)
+                await self.spawn(self._claim, fire)  # all slots taken: stop reading the mailbox
             case ClaimLost(info):
                 if info.worker_id != self._ctx.worker_id:
-                    await self._spawn(self._claim_lost, info)
+                    await self.spawn(self._claim_lost, info)
             case WorkersChanged(workers):
                 self._workers = workers
             case SessionChanged(lease_id):
@@ -143,40 +109,29 @@ class Locker(Actor[LockerMsg]):
             case LoadChanged(running):
                 self._running = running
 
-    async def _spawn(self, fn: Callable[[T], Awaitable[None]], arg: T) -> None:
-        await self._in_flight.acquire()  # all taken: stop reading the mailbox
-        assert self._nursery is not None
-        if self._idle.is_set():
-            self._idle = trio.Event()
-        self._nursery.start_soon(self._release_after, fn, arg)
-
-    async def _release_after(self, fn: Callable[[T], Awaitable[None]], arg: T) -> None:
-        try:
-            await fn(arg)
-        except EtcdError as exc:
-            # One refused claim must not restart the whole pipeline: say which, go on.
-            self._counts["failed"] += 1
-            log.error("%s(%r) failed: %s", fn.__name__, arg, exc)
-        finally:
-            self._in_flight.release()
-            if self._in_flight.value == self._in_flight_max:
-                self._idle.set()
+    def _failed(self, what: str, arg: object, exc: EtcdError) -> None:
+        # One refused claim must not restart the whole pipeline: say which, go on.
+        self._counts["failed"] += 1
+        log.error("%s(%r) failed: %s", what, arg, exc)
 
     # -- claiming a fire ------------------------------------------------------------
 
     async def _claim(self, fire: Fire) -> None:
-        delay_s = self._delay_for(fire)
-        if delay_s is None:
-            await self._skip_unless_claimed(fire)
-            return
-        if delay_s > 0:
-            await trio.sleep(delay_s)
-        if self._stopping or self._session is None:
-            return
-        run = await self._claim_batched(fire, first_choice=delay_s == 0)
-        if run is not None:
-            self._counts["won"] += 1
-            await self._granted(run)
+        try:
+            delay_s = self._delay_for(fire)
+            if delay_s is None:
+                await self._skip_unless_claimed(fire)
+                return
+            if delay_s > 0:
+                await trio.sleep(delay_s)
+            if self._stopping or self._session is None:
+                return
+            run = await self._claim_batched(fire, first_choice=delay_s == 0)
+            if run is not None:
+                self._counts["won"] += 1
+                await self._granted(run)
+        except EtcdError as exc:
+            self._failed("_claim", fire, exc)
 
     async def _claim_batched(self, fire: Fire, *, first_choice: bool) -> Run | None:
         """Through a batch when the fire can share one (``claim_batch``), else alone."""
@@ -189,50 +144,10 @@ class Locker(Actor[LockerMsg]):
                     self._counts["taken"] += 1
                     return None
                 case Outcome.UNKNOWN:
-                    return await self._claimed_anyway(fire)
+                    return await self._transport.claimed_anyway(fire)
                 case Outcome.NO_SESSION:
                     return None
         return await self._try_claim(fire)
-
-    async def _claim_batch(self, batch: list[PendingClaim]) -> None:
-        """Claim several first-choice fires in one transaction (all or none)."""
-        batch = distinct_jobs(batch)
-        session = self._session
-        if session is None:
-            return  # unsettled: the single path decides
-        fires = [p.item for p in batch]
-        try:
-            lock_lease = await self._lock_leases.current()
-            compares, success, failure = claims.batch_claim_ops(
-                self._ks, fires, self._ctx.worker_id, session=session, lock_lease=lock_lease,
-                now_ms=self._ctx.clock.now_ms())
-            result = await self._etcd.txn(compares, success, failure)
-        except EtcdOutcomeUnknown:
-            return _settle_all(batch, Outcome.UNKNOWN)
-        except LeaseExpired:
-            log.warning("batch claim of %d fires: session lease gone", len(batch))
-            return _settle_all(batch, Outcome.NO_SESSION)
-        except EtcdError as exc:  # unavailable, or refused: each fire retries alone
-            log.warning("batch claim of %d fires failed (%s); claiming them one by one",
-                        len(batch), exc)
-            return
-        if result.succeeded:
-            for pending in batch:
-                pending.settle(Run(pending.item, session, False))
-            return
-        for pending, probe in zip(batch, result.responses):
-            if self._taken(pending.item, probe):
-                pending.settle(Outcome.TAKEN)
-
-    async def _check_batch(self, batch: list[PendingClaim]) -> None:
-        """Backups: one read tells which fires their owner took; only the rest claim."""
-        try:
-            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.item for p in batch]))
-        except EtcdError:
-            return  # unsettled: the single path decides
-        for pending, probe in zip(batch, result.responses):
-            if self._taken(pending.item, probe):
-                pending.settle(Outcome.TAKEN)
 
     async def _skip_unless_claimed(self, fire: Fire) -> None:
         """Not ours to run (full, or not eligible): if nobody runs it, record why.
@@ -274,7 +189,7 @@ class Locker(Actor[LockerMsg]):
             try:
                 return await self._claim_once(fire)
             except EtcdOutcomeUnknown:
-                return await self._claimed_anyway(fire)
+                return await self._transport.claimed_anyway(fire)
             except LeaseExpired:
                 log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
                 return None
@@ -289,87 +204,44 @@ class Locker(Actor[LockerMsg]):
         session = self._session
         if session is None:
             return None
-        lock_lease = await self._lock_leases.current()
-        compares, ops = claims.claim_ops(self._ks, fire, self._ctx.worker_id, session=session,
-                                         lock_lease=lock_lease, now_ms=self._ctx.clock.now_ms())
-        result = await self._etcd.txn(compares, ops, claims.claim_probe(self._ks, fire))
-        if result.succeeded:
-            return Run(fire, session, claims.is_guarded(fire))
-        if self._taken(fire, result.responses[0]):
-            self._counts["taken"] += 1
-            return None
-        # Not taken: the job's guard is held, a run of it is still going somewhere. An
-        # old fire claimed again never replaces a newer run: it is skipped, as for forbid.
+        match await self._transport.claim_once(fire, session):
+            case Run() as run:
+                return run
+            case Outcome.TAKEN:
+                self._counts["taken"] += 1
+                return None
+        # GUARDED: a run of the job is still going somewhere. An old fire claimed again
+        # never replaces a newer run: it is skipped, as for forbid.
         if fire.spec.concurrency == "replace" and not fire.recovers:
             return await self._replace(fire, session)
         await self._record_skip(fire, "still running (concurrency forbid)")
         return None
 
-    @staticmethod
-    def _taken(fire: Fire, probe: object) -> bool:
-        """Did another worker claim it? (Else only the job's guard stopped us.)"""
-        if not isinstance(probe, GetResult):
-            return True
-        if claims.by_trigger_key(fire):
-            return not probe.kvs  # somebody deleted the trigger key: theirs
-        return bool(probe.kvs)  # the lock key exists: theirs
-
-    async def _claimed_anyway(self, fire: Fire) -> Run | None:
-        """The answer was lost: read our running key back to learn if the claim went in."""
-        session = self._session
-        try:
-            kv = await self._etcd.get(self._ks.running(fire.spec.name, fire.run_id))
-        except EtcdUnavailable:
-            kv = None  # unknowable now: if it went in, the key dies with our lease
-        if kv is None or session is None or kv.lease_id != session:
-            return None  # not ours: a run id claimed again lives on another worker's lease
-        return Run(fire, session, claims.is_guarded(fire))
+    async def _replace(self, fire: Fire, session: int) -> Run | None:
+        """Concurrency ``replace`` (``replace``): take the fire, kill the running instance."""
+        match await self._replacer.replace(fire, session, await self._lock_leases.current()):
+            case Run() as run:
+                return run
+            case NotReplaced.TAKEN:
+                self._counts["taken"] += 1
+            case NotReplaced.WOULD_NOT_DIE as why:
+                await self._tell_scheduler(Denied(fire, why.value, record_skip=True))
+        return None
 
     async def _record_skip(self, fire: Fire, reason: str) -> None:
-        lock_lease = await self._lock_leases.current()
-        compares, ops = claims.skip_claim_ops(self._ks, fire, self._ctx.worker_id, lock_lease=lock_lease)
-        if (await self._etcd.txn(compares, ops)).succeeded:
+        if await self._transport.claim_skip(fire):
             self._counts["skipped"] += 1
             await self._tell_scheduler(Denied(fire, reason, record_skip=True))
         else:
             self._counts["taken"] += 1
 
-    async def _replace(self, fire: Fire, session: int) -> Run | None:
-        """Concurrency ``replace``: take the fire, kill the running instance, then start."""
-        lock_lease = await self._lock_leases.current()
-        compares, ops = claims.skip_claim_ops(self._ks, fire, self._ctx.worker_id, lock_lease=lock_lease)
-        if not (await self._etcd.txn(compares, ops)).succeeded:
-            self._counts["taken"] += 1
-            return None
-        name = fire.spec.name
-        active = await self._etcd.get(self._ks.active(name))
-        if active is not None:
-            kill = json.dumps({"runId": active.value.decode(), "reason": "replaced"})
-            await self._etcd.put(self._ks.killer(name), kill, lease_id=lock_lease)
-            await self._wait_gone(self._ks.active(name))
-        running = claims.running_info(fire, self._ctx.worker_id, self._ctx.clock.now_ms())
-        result = await self._etcd.txn(
-            [Compare.create_revision(self._ks.active(name), "==", 0)],
-            [Put(self._ks.running(name, fire.run_id), running.to_bytes(), session),
-             Put(self._ks.active(name), fire.run_id, session)],
-        )
-        if not result.succeeded:
-            await self._tell_scheduler(Denied(fire, "previous run would not die", record_skip=True))
-            return None
-        return Run(fire, session, guarded=True)
-
-    async def _wait_gone(self, key: str) -> None:
-        with trio.move_on_after(self._ctx.config.kill_grace_s + 2.0):
-            while await self._etcd.get(key) is not None:
-                await trio.sleep(0.05)
-
     async def _granted(self, run: Run) -> None:
-        if not await self._ctx.peers.scheduler.tell(Granted(run)):
+        if not await self._scheduler.tell(Granted(run)):
             # Shutting down: the Scheduler is gone but the claim is ours; run it anyway.
-            await self._ctx.peers.executor.send(StartRun(run))
+            await self._executor.send(StartRun(run))
 
     async def _tell_scheduler(self, msg: Denied | LostClaimed) -> None:
-        if not await self._ctx.peers.scheduler.tell(msg):
+        if not await self._scheduler.tell(msg):
             log.info("scheduler stopped: %s not delivered", type(msg).__name__)
 
     # -- runs of dead workers -------------------------------------------------------
@@ -377,19 +249,12 @@ class Locker(Actor[LockerMsg]):
     async def _claim_lost(self, info: RunningInfo) -> None:
         """Exactly one surviving worker records a vanished run as lost."""
         try:
-            lock_lease = await self._lock_leases.current()
-            key = claims.lost_key(self._ks, info)
-            result = await self._etcd.txn(
-                [Compare.create_revision(key, "==", 0)],
-                [Put(key, self._ctx.worker_id, lock_lease)],
-            )
+            won = await self._transport.claim_lost(info)
         except EtcdUnavailable as exc:
             log.error("run %s of %r vanished; could not claim it: %s", info.run_id, info.job_name, exc)
             return
-        if result.succeeded:
+        except EtcdError as exc:
+            self._failed("_claim_lost", info, exc)
+            return
+        if won:
             await self._tell_scheduler(LostClaimed(info))
-
-
-def _settle_all(batch: list[PendingClaim], result: Result) -> None:
-    for pending in batch:
-        pending.settle(result)

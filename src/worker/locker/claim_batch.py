@@ -24,6 +24,7 @@ class Outcome(enum.Enum):
     SINGLE = "single"  # not decided here: take the single-fire path
     UNKNOWN = "unknown"  # the transaction's answer was lost: read the running key back
     NO_SESSION = "no session"  # our session lease is gone: nothing is claimed
+    GUARDED = "guarded"  # single path only: the job's guard is held, a run of it goes on
 
 
 Result = Run | Outcome

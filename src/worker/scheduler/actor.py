@@ -13,10 +13,17 @@ Policy lives here and only here: pause, catch-up after an outage
 recorded for skipped or lost runs. Claims, processes and storage belong to the
 Locker, Executor and LogSink.
 
+In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
+``TriggerRequested``, ``RunVanished``), claim outcomes from the Locker (``Granted``,
+``Denied``, ``LostClaimed``), ``RunEnded`` from the Executor. Out: ``Claim`` and
+``ClaimLost`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
+(skipped and lost records) to the LogSink. Firing is the runtime's timer
+(``timer_deadline``/``on_timer``): a due fire goes before queued messages.
+
 Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on
 the JobWatcher's watch and the Locker's replies). Fires go to the Locker through an
-``outbox`` with a task of its own, so that the loop keeps reading the Locker's replies
-while the Locker is full (the two would otherwise wait on each other); a scheduled
+``outbox`` forwarded by a background task, so that the actor keeps reading the Locker's
+replies while the Locker is full (the two would otherwise wait on each other); a scheduled
 fire that waited there beyond the misfire grace is a misfire, never a late claim.
 """
 
@@ -26,12 +33,12 @@ import heapq
 import itertools
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import trio
 
-from actors import Actor, Inbox
+from actors import Actor, Address, Inbox
 from cluster.backoff import exponential_s
 from cluster.presence import ORPHANED, RunningInfo
 from cluster.spec import JobSpec
@@ -39,9 +46,9 @@ from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from worker.clock import trio_deadline_for
 from worker.context import WorkerContext
-from worker.executor.messages import KillRun, StartRun
-from worker.locker.messages import Claim, ClaimLost
-from worker.log_sink.messages import Write
+from worker.executor.messages import ExecutorMsg, KillRun, StartRun
+from worker.locker.messages import Claim, ClaimLost, LockerMsg
+from worker.log_sink.messages import LogSinkMsg, Write
 from worker.messages import Fire
 from .messages import (
     Denied,
@@ -86,9 +93,14 @@ def new_run_id() -> str:
 
 
 class Scheduler(Actor[SchedulerMsg]):
-    def __init__(self, inbox: Inbox[SchedulerMsg], ctx: WorkerContext) -> None:
+    def __init__(self, inbox: Inbox[SchedulerMsg], ctx: WorkerContext, *,
+                 locker: Address[LockerMsg], executor: Address[ExecutorMsg],
+                 log_sink: Address[LogSinkMsg]) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._locker = locker
+        self._executor = executor
+        self._log_sink = log_sink
         self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
         self._retries: list[tuple[int, int, Fire]] = []  # (due_ms, seq, fire)
         self._seq = itertools.count()
@@ -97,46 +109,36 @@ class Scheduler(Actor[SchedulerMsg]):
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
         self._misfires = MisfireLog(self._grace_ms)
         self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
-        self._outbox = ClaimOutbox(ctx.peers.locker.tell, ctx.clock, grace_ms=self._grace_ms,
+        self._outbox = ClaimOutbox(locker.tell, ctx.clock, grace_ms=self._grace_ms,
                                    on_stale=self._stale)
 
-    # -- loop -----------------------------------------------------------------------
+    # -- hooks ----------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._outbox.forward)
-            task_status.started()
-            await self._loop()
-            await self.drain()
-            if self._outbox:
-                log.info("stopping: %d queued fires not claimed", len(self._outbox))
-            nursery.cancel_scope.cancel()
+    def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
+        return (self._outbox.forward,)
 
-    async def _loop(self) -> None:
-        while True:
-            msg = None
-            with trio.move_on_at(self._wake_deadline()):
-                try:
-                    msg = await self.inbox.receive()
-                except trio.EndOfChannel:
-                    return
-            # Handled outside the timer's scope: a wake-up never cancels a handler.
-            if msg is not None:
-                await self.handle(msg)
-            await self._fire_due()
+    def timer_deadline(self) -> float:
+        """When the earliest fire (plan table or pending retry) is due, on the trio clock.
 
-    def request_stop(self) -> None:
-        self._firing = False  # graceful stop: no new fires, replies still handled
-        super().request_stop()
-
-    def _wake_deadline(self) -> float:
+        Asked after every message: one that makes a fire due now gives a deadline of now,
+        which is past once the runtime waits on it (trio cancels a scope entered at or
+        after its deadline), so the fire goes before the next message, never later.
+        """
         candidates = [t for t in (self._plan.next_due_ms(), self._next_retry_ms()) if t is not None]
         if not candidates or not self._firing:
             return trio.current_time() + MAX_SLEEP_S
         return trio_deadline_for(self._ctx.clock, min(candidates), max_sleep_s=MAX_SLEEP_S)
 
-    def _next_retry_ms(self) -> int | None:
-        return self._retries[0][0] if self._retries else None
+    async def on_timer(self) -> None:
+        await self._fire_due()
+
+    def request_stop(self) -> None:
+        self._firing = False  # graceful stop: no new fires, replies still handled
+        super().request_stop()
+
+    async def drain(self) -> None:
+        if self._outbox:
+            log.info("stopping: %d queued fires not claimed", len(self._outbox))
 
     def statistics_detail(self) -> SchedulerStatistics:
         return SchedulerStatistics(
@@ -286,6 +288,9 @@ class Scheduler(Actor[SchedulerMsg]):
             if entry is not None and not entry.spec.paused:
                 await self._send_locker(Claim(_with_spec(retry, entry.spec, now_ms)))
 
+    def _next_retry_ms(self) -> int | None:
+        return self._retries[0][0] if self._retries else None
+
     async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger) -> None:
         fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id())
         self._fires += 1
@@ -301,11 +306,11 @@ class Scheduler(Actor[SchedulerMsg]):
                                    "it waited for the locker")
 
     async def _send_executor(self, msg: StartRun | KillRun) -> None:
-        if not await self._ctx.peers.executor.tell(msg):
+        if not await self._executor.tell(msg):
             log.warning("executor stopped: %s not delivered", type(msg).__name__)
 
     async def _record(self, record: RunRecord) -> None:
-        await self._ctx.peers.log_sink.send(Write(record))
+        await self._log_sink.send(Write(record))
 
 
 def _trigger_of(info: RunningInfo) -> RunTrigger | None:

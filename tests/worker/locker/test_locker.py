@@ -1,4 +1,5 @@
-"""The Locker against real etcd: one winner per fire, forbid, manual runs, lost runs."""
+"""The Locker against real etcd: one winner per fire, forbid, replace, manual runs, lost
+runs, a graceful stop."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from worker.clock import SystemClock
 from worker.context import WorkerContext, open_mailboxes
 from worker.locker.actor import Locker
 from worker.locker.messages import Claim, ClaimLost, WorkersChanged
+from worker.locker.placement import rank_of
 from worker.messages import Fire
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.actor import skipped_record
@@ -49,7 +51,8 @@ class Fleet:
             cfg = dataclasses.replace(Config(), **config)
             peers, inboxes = open_mailboxes(cfg)
             ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock(), peers)
-            locker = Locker(inboxes.locker, ctx, self.etcd)
+            locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
+                            executor=peers.executor)
             await nursery.start(locker.run)
             lease = await self.etcd.grant_lease(10)
             await peers.locker.send(SessionChanged(lease.id))
@@ -235,3 +238,63 @@ async def test_the_guard_goes_at_run_end_the_running_key_once_the_record_is_dura
         assert await etcd.get(ks.running("rel", run_id)) is None
         assert await etcd.get(claims.lock_key(ks, win.run.fire)) is not None  # kept: fenced fire
         nursery.cancel_scope.cancel()
+
+
+async def test_replace_takes_the_place_of_the_running_instance(etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        ks = fleet.ks
+        await etcd.put(ks.active("rep"), "old-run")
+
+        async def dies_when_asked() -> None:  # what the old run's Executor does
+            while await etcd.get(ks.killer("rep")) is None:
+                await trio.sleep(0.02)
+            await etcd.delete(ks.active("rep"))
+
+        nursery.start_soon(dies_when_asked)
+        await fleet.everyone(Claim(fire(spec("rep", concurrency="replace"), 1_700_000_000_000)))
+        replies = await fleet.replies()
+        active = await etcd.get(ks.active("rep"))
+        nursery.cancel_scope.cancel()
+    [(_, win)] = granted(replies)
+    assert win.run.guarded and active.value.decode() == win.run.fire.run_id
+    assert not [m for msgs in replies.values() for m in msgs if isinstance(m, Denied)]
+
+
+async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoint, etcd_prefix):
+    """``in_flight`` counts the claim tasks. At a graceful stop the claims already under
+    way end through their batch (the batchers stop only after them); the claims still
+    backing off give up and claim nothing."""
+    async with open_etcd([etcd_endpoint]) as etcd:
+        cfg = dataclasses.replace(Config(), claim_step_s=1.0)
+        peers, inboxes = open_mailboxes(cfg)
+        ctx = WorkerContext(cfg, "w1", Keyspace(etcd_prefix), SystemClock(), peers)
+        locker = Locker(inboxes.locker, ctx, etcd, scheduler=peers.scheduler,
+                        executor=peers.executor)
+        infos = tuple(WorkerInfo(w, "h", 1) for w in IDS)
+        job = spec("stop", concurrency="allow")
+        fires = [fire(job, 1_700_000_000_000 + i * 1000) for i in range(12)]
+        first = [f for f in fires if rank_of("w1", cfg.labels, f"stop@{f.planned_ms}#1",
+                                             infos, {}) == 0]
+        assert 0 < len(first) < len(fires)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(locker.run)
+            await peers.locker.send(SessionChanged((await etcd.grant_lease(10)).id))
+            await peers.locker.send(WorkersChanged(infos))
+            for f in fires:
+                await peers.locker.send(Claim(f))
+            await trio.sleep(0.5)  # first choices won; the others wait a step (1 s) or more
+            assert locker.statistics_detail().in_flight == len(fires) - len(first)
+            locker.request_stop()
+        replies = []
+        while True:
+            try:
+                replies.append(inboxes.scheduler.receive_nowait())
+            except trio.WouldBlock:
+                break
+        locks = [await etcd.get(claims.lock_key(ctx.keyspace, f)) for f in fires]
+    assert sorted(m.run.fire.planned_ms for m in replies if isinstance(m, Granted)) \
+        == [f.planned_ms for f in first]
+    assert sum(lock is not None for lock in locks) == len(first)
+    assert locker.statistics_detail().in_flight == 0

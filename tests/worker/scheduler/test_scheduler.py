@@ -49,7 +49,8 @@ class Harness:
         self.clock = TrioWallClock(T0)
         self.peers, self.inboxes = open_mailboxes(cfg)
         self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock, self.peers)
-        self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx)
+        self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx, locker=self.peers.locker,
+                                   executor=self.peers.executor, log_sink=self.peers.log_sink)
         nursery.start_soon(self.scheduler.run)
 
     async def send(self, msg) -> None:
@@ -279,6 +280,20 @@ async def test_stop_means_no_more_fires(autojump_clock):
         assert len(await h.claims_until(T0 + 1_500)) == 1
         h.scheduler.request_stop()
         assert await h.claims_until(T0 + 5_000) == []
+
+
+async def test_a_message_that_makes_a_fire_due_fires_it_at_once(mock_clock):
+    """The firing timer is asked again after each message: a job saved inside its
+    claim lead is due already, and is claimed without the clock moving at all."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.5)
+        mock_clock.jump(0.7)  # T0 + 700: the next fire (T0 + 1000) is due from T0 + 500
+        await h.send(JobSaved(spec("j", "* * * * * *", concurrency="allow")))
+        await trio.testing.wait_all_tasks_blocked()
+        [claim] = h.pending(h.inboxes.locker)
+        assert claim.fire.planned_ms == T0 + 1000
+        assert claim.fire.fired_ms == h.clock.now_ms() == T0 + 700
+        nursery.cancel_scope.cancel()
 
 
 async def test_a_run_now_request_that_arrives_before_its_job_waits_for_it(autojump_clock):

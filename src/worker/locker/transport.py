@@ -1,0 +1,144 @@
+"""The claim transport: the etcd transactions that claim a fire, alone or in a batch.
+
+A claim is one transaction (``claims``): it wins the fire, or its failure branch tells
+whether another worker holds it (``Outcome.TAKEN``) or only the job's guard stopped it
+(``Outcome.GUARDED``: a run of the job goes on; what then is the Locker's policy). First
+choices claim together and backups check together (``claim_batch``); whatever a batch
+leaves undecided takes the single path. When an answer is lost the running key is read
+back: it tells whether the claim went in. Retries, backoff and counting are the Locker's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from cluster.etcd import (
+    Compare,
+    Etcd,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EtcdUnavailable,
+    GetResult,
+    LeaseExpired,
+    Put,
+)
+from cluster.keyspace import Keyspace
+from cluster.presence import RunningInfo
+
+from worker import claims
+from worker.clock import WallClock
+from worker.messages import Fire, Run
+from .claim_batch import Outcome, PendingClaim, Result, distinct_jobs
+from .lock_leases import LockLeases
+
+log = logging.getLogger(__name__)
+
+
+class ClaimTransport:
+    """The transactions of this worker's claims.
+
+    ``session`` reads the Locker's current session lease (None: unsettled): a batch takes
+    the one current when it goes, not when its fires were submitted.
+    """
+
+    def __init__(self, etcd: Etcd, keyspace: Keyspace, worker_id: str, clock: WallClock,
+                 lock_leases: LockLeases, *, session: Callable[[], int | None]) -> None:
+        self._session = session
+        self._etcd = etcd
+        self._ks = keyspace
+        self._worker_id = worker_id
+        self._clock = clock
+        self._lock_leases = lock_leases
+
+    async def claim_batch(self, batch: list[PendingClaim]) -> None:
+        """Claim several first-choice fires in one transaction (all or none)."""
+        batch = distinct_jobs(batch)
+        session = self._session()
+        if session is None:
+            return  # unsettled: the single path decides
+        fires = [p.item for p in batch]
+        try:
+            lock_lease = await self._lock_leases.current()
+            compares, success, failure = claims.batch_claim_ops(
+                self._ks, fires, self._worker_id, session=session, lock_lease=lock_lease,
+                now_ms=self._clock.now_ms())
+            result = await self._etcd.txn(compares, success, failure)
+        except EtcdOutcomeUnknown:
+            return _settle_all(batch, Outcome.UNKNOWN)
+        except LeaseExpired:
+            log.warning("batch claim of %d fires: session lease gone", len(batch))
+            return _settle_all(batch, Outcome.NO_SESSION)
+        except EtcdError as exc:  # unavailable, or refused: each fire retries alone
+            log.warning("batch claim of %d fires failed (%s); claiming them one by one",
+                        len(batch), exc)
+            return
+        if result.succeeded:
+            for pending in batch:
+                pending.settle(Run(pending.item, session, False))
+            return
+        for pending, probe in zip(batch, result.responses):
+            if _taken(pending.item, probe):
+                pending.settle(Outcome.TAKEN)
+
+    async def check_batch(self, batch: list[PendingClaim]) -> None:
+        """Backups: one read tells which fires their owner took; only the rest claim."""
+        try:
+            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.item for p in batch]))
+        except EtcdError:
+            return  # unsettled: the single path decides
+        for pending, probe in zip(batch, result.responses):
+            if _taken(pending.item, probe):
+                pending.settle(Outcome.TAKEN)
+
+    async def claim_once(self, fire: Fire, session: int) -> Run | Outcome:
+        """One claim transaction under ``session``: the run, or TAKEN, or GUARDED (raises
+        EtcdError)."""
+        lock_lease = await self._lock_leases.current()
+        compares, ops = claims.claim_ops(self._ks, fire, self._worker_id, session=session,
+                                         lock_lease=lock_lease, now_ms=self._clock.now_ms())
+        result = await self._etcd.txn(compares, ops, claims.claim_probe(self._ks, fire))
+        if result.succeeded:
+            return Run(fire, session, claims.is_guarded(fire))
+        return Outcome.TAKEN if _taken(fire, result.responses[0]) else Outcome.GUARDED
+
+    async def claimed_anyway(self, fire: Fire) -> Run | None:
+        """The answer was lost: read our running key back to learn if the claim went in."""
+        session = self._session()
+        try:
+            kv = await self._etcd.get(self._ks.running(fire.spec.name, fire.run_id))
+        except EtcdUnavailable:
+            kv = None  # unknowable now: if it went in, the key dies with our lease
+        if kv is None or session is None or kv.lease_id != session:
+            return None  # not ours: a run id claimed again lives on another worker's lease
+        return Run(fire, session, claims.is_guarded(fire))
+
+    async def claim_skip(self, fire: Fire) -> bool:
+        """Claim the fire to record it skipped (nobody runs it); False: another worker has it."""
+        lock_lease = await self._lock_leases.current()
+        compares, ops = claims.skip_claim_ops(self._ks, fire, self._worker_id, lock_lease=lock_lease)
+        return (await self._etcd.txn(compares, ops)).succeeded
+
+    async def claim_lost(self, info: RunningInfo) -> bool:
+        """Claim the recording of a vanished run as lost; False: another worker has it."""
+        lock_lease = await self._lock_leases.current()
+        key = claims.lost_key(self._ks, info)
+        result = await self._etcd.txn(
+            [Compare.create_revision(key, "==", 0)],
+            [Put(key, self._worker_id, lock_lease)],
+        )
+        return result.succeeded
+
+
+def _taken(fire: Fire, probe: object) -> bool:
+    """Did another worker claim it? (Else only the job's guard stopped us.)"""
+    if not isinstance(probe, GetResult):
+        return True
+    if claims.by_trigger_key(fire):
+        return not probe.kvs  # somebody deleted the trigger key: theirs
+    return bool(probe.kvs)  # the lock key exists: theirs
+
+
+def _settle_all(batch: list[PendingClaim], result: Result) -> None:
+    for pending in batch:
+        pending.settle(result)
