@@ -35,7 +35,8 @@ from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, open_store
 from worker.clock import SystemClock
-from worker.context import WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import open_mailboxes
 from worker.log_sink.actor import LogSink
 from worker.log_sink.messages import Flush, LogSinkMsg, Write
 
@@ -74,7 +75,7 @@ async def running_sink(db_url: str, spill_dir: Path, batch: int) -> AsyncIterato
     cfg = dataclasses.replace(Config(), db_url=db_url, spill_dir=str(spill_dir),
                               job_log_batch_size=batch)
     peers, inboxes = open_mailboxes(cfg)
-    ctx = WorkerContext(cfg, f"sink-bench-{batch}", Keyspace("/cron/"), SystemClock(), peers)
+    ctx = WorkerContext(cfg, f"sink-bench-{batch}", Keyspace("/cron/"), SystemClock())
     sink = LogSink(inboxes.log_sink, ctx)
     async with trio.open_nursery() as nursery:
         await nursery.start(sink.run)

@@ -21,9 +21,11 @@ The actors, one package each (``actor.py`` its handling, ``messages.py`` what it
 
 Shared modules, at the top level:
 
-- ``__main__`` (command line, start-up checks), ``app`` (opens the mailboxes, starts
-  and supervises the actors), ``context`` (what every actor is given: configuration,
-  identity, clock, the peers' addresses), ``clock``;
+- ``__main__`` (command line, start-up checks), ``app`` (wires the actors: each gets the
+  addresses it sends to; starts and supervises them), ``mailboxes`` (one per actor,
+  opened before any actor exists), ``context`` (what every actor is given:
+  configuration, identity, keyspace, clock), ``clock``, ``flow`` (draws the message
+  flow from the wiring: ``python -m worker.flow``);
 - ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``);
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
   and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
@@ -34,9 +36,10 @@ Shared modules, at the top level:
 Who may import what: an actor's modules import ``actors``, ``cluster``, the shared
 modules and other actors' ``messages`` (to send them), never another actor's ``actor``
 or parts. A ``messages`` module imports only ``actors``, ``cluster``,
-``worker.messages`` and other ``messages`` (``context`` imports every actor's). Only
-``app``, ``metrics`` and ``__main__`` import actors' ``actor`` modules and parts from
-outside, and ``shutdown_budget`` the Executor's ``process`` (its pipe-drain time). The master and the CLI never
+``worker.messages`` and other ``messages`` (``mailboxes`` imports every actor's). Only
+``app``, ``flow``, ``metrics`` and ``__main__`` import actors' ``actor`` modules and
+parts from outside, and ``shutdown_budget`` the Executor's ``process`` (its pipe-drain
+time). The master and the CLI never
 import the worker (they talk to it through etcd); tests and benchmarks may import any
 module.
 

@@ -1,10 +1,11 @@
 """Lazy re-exports for the actors' packages (PEP 562 ``__getattr__``).
 
 ``worker.<actor>`` re-exports its actor, statistics and messages, but must not import the
-actor when only a sibling module is wanted: ``worker.context`` imports every actor's
-``messages``, which imports that actor's package ``__init__``, and every actor imports
-``worker.context``. An eager re-export would close that circle; a lazy one imports
-``actor.py`` on the first use of one of its names.
+actor when only its ``messages`` is wanted: actors send to one another both ways (the
+Scheduler to the Locker and back), so each imports the other's ``messages``; an eager
+re-export would make that import load the other actor, which imports the first one's
+``messages`` back: a circle. A lazy one imports ``actor.py`` on the first use of one of
+its names.
 """
 
 from __future__ import annotations

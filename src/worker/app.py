@@ -18,6 +18,9 @@ their records (a run's ``running`` key goes only once its record is durable), re
 the lease, then stops the sink. Every grace, and the deadline of the whole stop, come
 from one ``ShutdownBudget`` (``worker.shutdown_budget``).
 
+Wiring: each actor is given, by name, the addresses of the actors it sends to, and no
+others; ``python -m worker.flow`` draws the resulting flow (DESIGN §0).
+
 Metrics: every actor factory below passes its new incarnation to that actor's
 ``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
 time; the metrics server renders them.
@@ -41,7 +44,8 @@ from cluster.keyspace import Keyspace
 
 from . import claims
 from .clock import SystemClock, WallClock
-from .context import Inboxes, WorkerContext, open_mailboxes
+from .context import WorkerContext
+from .mailboxes import Inboxes, open_mailboxes
 from .executor.actor import Executor
 from .executor.run_as import JobUsers
 from .executor.start_marks import StartMarks
@@ -90,8 +94,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink)),
                   grace_s=budget.log_sink.grace_s),
         ChildSpec("registrar", lambda: metrics.registrar.track(
-            Registrar(inboxes.registrar, ctx, etcd, log_sink=ctx.peers.log_sink,
-                      executor=ctx.peers.executor, locker=ctx.peers.locker,
+            Registrar(inboxes.registrar, ctx, etcd, log_sink=inboxes.log_sink.address,
+                      executor=inboxes.executor.address, locker=inboxes.locker.address,
                       budget=budget.registrar)),
                   grace_s=budget.registrar.grace_s),
         ChildSpec("executor", lambda: metrics.executor.track(Executor(
@@ -129,8 +133,8 @@ async def run_worker(
     if users.warning is not None:
         log.warning("%s", users.warning)  # once per worker: the policy is built once
     worker_id = config.worker_id or default_worker_id()
-    addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock(), addresses)
+    _, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock())
     async with open_cluster_etcd(config) as etcd:
         root = build_tree(ctx, inboxes, etcd, users)
         started = _Announce(worker_id, task_status)

@@ -28,9 +28,10 @@ from cluster.keyspace import Keyspace
 
 from .app import build_tree
 from .clock import SystemClock
-from .context import WorkerContext, open_mailboxes
+from .context import WorkerContext
+from .mailboxes import open_mailboxes
 
-__all__ = ["Arrow", "arrows", "render"]
+__all__ = ["Arrow", "arrows", "messages_accepted", "render"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -43,9 +44,10 @@ class Arrow:
 
 
 def arrows() -> list[Arrow]:
-    """Every sender → receiver pair of the worker, in the order the actors start."""
+    """Every sender → receiver pair, the senders in the order a fire meets them (the
+    reverse of the order they start in)."""
     found = []
-    for actor in _actors(_build()):
+    for actor in reversed(list(_actors(_build()))):
         for receiver in _addresses_held(actor):
             found.append(Arrow(actor.name, receiver, _messages_sent(actor.name, receiver)))
     return found
@@ -59,8 +61,8 @@ def render(found: list[Arrow]) -> str:
 
 def _build() -> Supervisor:
     config = Config()
-    addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, "flow", Keyspace(config.prefix), SystemClock(), addresses)
+    _, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, "flow", Keyspace(config.prefix), SystemClock())
     return build_tree(ctx, inboxes, etcd=None)  # type: ignore[arg-type]  # never called
 
 
@@ -83,7 +85,7 @@ def _package(actor_name: str) -> str:
 
 
 def _messages_sent(sender: str, receiver: str) -> tuple[str, ...]:
-    accepted = _message_names(receiver)
+    accepted = messages_accepted(receiver)
     built: set[str] = set()
     for path in sorted((PACKAGE_DIR / _package(sender)).glob("*.py")):
         if path.name != "messages.py":
@@ -91,7 +93,7 @@ def _messages_sent(sender: str, receiver: str) -> tuple[str, ...]:
     return tuple(sorted(accepted & built))
 
 
-def _message_names(receiver: str) -> set[str]:
+def messages_accepted(receiver: str) -> set[str]:
     module = importlib.import_module(f"worker.{_package(receiver)}.messages")
     names: set[str] = set()
     for value in vars(module).values():  # the union (``LockerMsg = Claim | ...``)

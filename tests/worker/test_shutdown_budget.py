@@ -64,7 +64,7 @@ async def test_the_tree_gives_each_child_its_budgeted_grace(etcd_endpoint) -> No
     config = dataclasses.replace(Config(), metrics_port=0, shutdown_grace_s=3.0,
                                  etcd_endpoints=(etcd_endpoint,))
     addresses, inboxes = app.open_mailboxes(config)
-    ctx = app.WorkerContext(config, "w1", app.Keyspace("/budget/"), app.SystemClock(), addresses)
+    ctx = app.WorkerContext(config, "w1", app.Keyspace("/budget/"), app.SystemClock())
     budget = ShutdownBudget.from_config(config)
     async with app.open_cluster_etcd(config) as etcd:
         root = app.build_tree(ctx, inboxes, etcd)

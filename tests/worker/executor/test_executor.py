@@ -21,7 +21,8 @@ from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 from test_process import pid_alive, wait_group_gone
 from worker.clock import SystemClock
-from worker.context import WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import open_mailboxes
 from worker.executor.actor import Executor
 from worker.executor.early_kills import EarlyKill, EarlyKills
 from worker.executor.messages import Fenced, KillRun, RunningCount, StartRun
@@ -74,7 +75,7 @@ class Harness:
                  budget: ExecutorBudget | None = None, **config) -> None:
         cfg = dataclasses.replace(Config(), kill_grace_s=1.0, **config)
         self.peers, self.inboxes = open_mailboxes(cfg)
-        self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock(), self.peers)
+        self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock())
         self.released: list[Run] = []
         self.release_error: Exception | None = None
         self.release_hangs = False  # a release then waits until it is cancelled

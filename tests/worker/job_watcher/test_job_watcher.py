@@ -20,7 +20,8 @@ from cluster.presence import CLAIMED, STARTED, RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 from worker.clock import SystemClock
-from worker.context import Inboxes, WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import Inboxes, open_mailboxes
 from worker.executor.messages import KillRun
 from worker.job_watcher.actor import JobWatcher, JobWatcherMsg
 from worker.locker.messages import WorkersChanged
@@ -55,7 +56,7 @@ def run_of(worker_id: str, run_id: str, name: str = "a") -> RunningInfo:
 def make_watcher(etcd: Etcd, prefix: str, **settings: object) -> tuple[JobWatcher, Inboxes]:
     config = dataclasses.replace(Config(), **settings)
     addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock(), addresses)
+    ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock())
     _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
     watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
                          executor=addresses.executor, locker=addresses.locker)

@@ -16,7 +16,8 @@ from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
 from worker import claims
 from worker.clock import SystemClock
-from worker.context import WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import open_mailboxes
 from worker.locker.actor import Locker
 from worker.locker.messages import Claim, ClaimLost, WorkersChanged
 from worker.locker.placement import rank_of
@@ -50,7 +51,7 @@ class Fleet:
         for worker_id in self.ids:
             cfg = dataclasses.replace(Config(), **config)
             peers, inboxes = open_mailboxes(cfg)
-            ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock(), peers)
+            ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock())
             locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
                             executor=peers.executor)
             await nursery.start(locker.run)
@@ -269,7 +270,7 @@ async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoi
     async with open_etcd([etcd_endpoint]) as etcd:
         cfg = dataclasses.replace(Config(), claim_step_s=1.0)
         peers, inboxes = open_mailboxes(cfg)
-        ctx = WorkerContext(cfg, "w1", Keyspace(etcd_prefix), SystemClock(), peers)
+        ctx = WorkerContext(cfg, "w1", Keyspace(etcd_prefix), SystemClock())
         locker = Locker(inboxes.locker, ctx, etcd, scheduler=peers.scheduler,
                         executor=peers.executor)
         infos = tuple(WorkerInfo(w, "h", 1) for w in IDS)

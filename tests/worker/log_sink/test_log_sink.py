@@ -33,7 +33,8 @@ from cluster.store import (
     open_store,
 )
 from worker.clock import SystemClock
-from worker.context import WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import open_mailboxes
 from worker.log_sink.actor import LogSink, LogSinkStatistics
 from worker.log_sink.store_writer import SLOW_WRITE_S, StoreOpener
 from worker.log_sink.messages import Flush, LogSinkMsg, Write
@@ -113,7 +114,7 @@ async def running_sink(cfg: Config, *, worker_id: str = "w1", opener: StoreOpene
                        **kwargs) -> AsyncIterator[SinkHarness]:
     """A started LogSink; stopped gracefully (drained) when the block ends."""
     peers, inboxes = open_mailboxes(cfg)
-    ctx = WorkerContext(cfg, worker_id, Keyspace("/cron/"), SystemClock(), peers)
+    ctx = WorkerContext(cfg, worker_id, Keyspace("/cron/"), SystemClock())
     sink = LogSink(inboxes.log_sink, ctx, opener=opener, **kwargs)
     spill_dir = Path(cfg.spill_dir)
     async with trio.open_nursery() as nursery:
@@ -518,7 +519,7 @@ async def test_cancel_mid_write_spills_memory_and_batch_in_flight(tmp_path, auto
     store.hang = True
     cfg = sink_config(tmp_path, job_log_batch_size=10, job_log_commit_timeout_s=3600.0)
     peers, inboxes = open_mailboxes(cfg)
-    ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), SystemClock(), peers)
+    ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), SystemClock())
     sink = LogSink(inboxes.log_sink, ctx, opener=store.opener())
     async with trio.open_nursery() as nursery:
         await nursery.start(sink.run)
@@ -537,7 +538,7 @@ async def test_crash_spills_memory_and_next_incarnation_replays(tmp_path, autoju
     store = FakeStore()
     cfg = sink_config(tmp_path, job_log_batch_size=10, job_log_commit_timeout_s=3600.0)
     peers, inboxes = open_mailboxes(cfg)
-    ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), SystemClock(), peers)
+    ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), SystemClock())
 
     async def bug(self: LogSink) -> None:
         raise RuntimeError("a bug in the writer")

@@ -20,7 +20,8 @@ from cluster.etcd import Etcd, LeaseExpired
 from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from worker.clock import SystemClock
-from worker.context import Inboxes, WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import Inboxes, open_mailboxes
 from worker.executor.messages import ExecutorMsg, Fenced, RunningCount
 from worker.log_sink.messages import Flush, LogSinkMsg
 from worker.registrar.actor import Registrar, RegistrarMsg
@@ -33,7 +34,7 @@ RUNNING = 3  # what the fake Executor answers
 def make_registrar(etcd: Etcd, prefix: str) -> tuple[Registrar, Inboxes]:
     config = dataclasses.replace(Config(), session_ttl_s=2, capacity=7, labels={"zone": "a"})
     addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock(), addresses)
+    ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock())
     _, inbox = open_mailbox[RegistrarMsg](1, name="registrar")
     return Registrar(inbox, ctx, etcd, log_sink=addresses.log_sink,
                      executor=addresses.executor, locker=addresses.locker), inboxes

@@ -15,7 +15,8 @@ from cluster.config import Config
 from cluster.etcd import EtcdUnavailable, Lease, LeaseExpired
 from cluster.keyspace import Keyspace
 from worker.clock import TrioWallClock
-from worker.context import WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import open_mailboxes
 from worker.executor.messages import Fenced, RunningCount
 from worker.log_sink.messages import Flush
 from worker.registrar.actor import Registrar, RegistrarMsg
@@ -78,7 +79,7 @@ async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojum
     etcd = FakeEtcd()
     config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
     addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0), addresses)
+    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0))
     registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd,
                           log_sink=addresses.log_sink, executor=addresses.executor,
                           locker=addresses.locker)
@@ -116,7 +117,7 @@ async def test_a_graceful_stop_keeps_the_lease_alive_through_the_flush_then_no_r
     etcd = FakeEtcd()
     config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
     addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0), addresses)
+    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0))
     registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd,
                           log_sink=addresses.log_sink, executor=addresses.executor,
                           locker=addresses.locker)

@@ -14,7 +14,8 @@ from cluster.presence import CLAIMED, STARTED, RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
 from worker.clock import TrioWallClock
-from worker.context import WorkerContext, open_mailboxes
+from worker.context import WorkerContext
+from worker.mailboxes import open_mailboxes
 from worker.executor.messages import KillRun, StartRun
 from worker.locker.messages import Claim, ClaimLost
 from worker.log_sink.messages import Write
@@ -48,7 +49,7 @@ class Harness:
         cfg = dataclasses.replace(Config(), **config)
         self.clock = TrioWallClock(T0)
         self.peers, self.inboxes = open_mailboxes(cfg)
-        self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock, self.peers)
+        self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock)
         self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx, locker=self.peers.locker,
                                    executor=self.peers.executor, log_sink=self.peers.log_sink)
         nursery.start_soon(self.scheduler.run)
