@@ -72,6 +72,9 @@ Errors
     trio.BrokenResourceError), CallFailed, AlreadyReplied, RestartIntensityExceeded.
     An Inbox raises trio.EndOfChannel once sealed and empty, trio.ClosedResourceError
     after you closed it. See ``actors._errors`` for when each happens.
+
+Who may import it: anyone. It imports trio and nothing of ours, so that it can be read,
+tested and reused on its own.
 """
 
 from ._actor import Actor, ActorStatistics

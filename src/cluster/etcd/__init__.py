@@ -15,6 +15,10 @@ Modules: ``_client`` (the ``Etcd`` calls), ``_watch`` (resuming watch streams),
 error tree, drawn in its docstring), ``_connection`` (threads' side: endpoints and
 fail-over), ``_access`` (TLS files, user, auth token), ``_probe`` (why a TLS
 handshake fails, for start-up).
+
+Who may import it: everything that talks to etcd (``cluster.mirror``, ``cluster.etcd_access``,
+the worker's actors, the master's services); it is the only code that touches the blocking
+client. It imports nothing of ours outside ``cluster``.
 """
 
 import os as _os

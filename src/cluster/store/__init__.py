@@ -5,6 +5,9 @@
         page = await store.query(job_name="backup", limit=20)
 
 The error tree is drawn in ``_errors``; only ``StoreUnavailable`` is worth retrying.
+
+Who may import it: the worker's LogSink, the master's LogManager, and tests; the database
+drivers load only with it. It imports nothing of ours outside ``cluster``.
 """
 
 from cluster.config import redact_db_url as redact

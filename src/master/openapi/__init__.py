@@ -13,6 +13,9 @@ too; operations that need more than ``read`` also list the 403 a weaker token ge
 
 Modules: ``_schemas`` (the components: what is sent and answered), ``_paths`` (the
 routes, their parameters and responses); this one assembles the document.
+
+Who may import it: the master's HTTP layer (``/openapi.json``, the role table) and tests.
+It imports ``cluster.spec`` for the spec's limits and nothing of the worker.
 """
 
 from __future__ import annotations
