@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 
 
 def lazy_exports(
-    package: str, where: Mapping[str, str]
-) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: name -> its module (``".actor"``)."""
+    package: str, modules: Mapping[str, tuple[str, ...]]
+) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
+    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``, from each module
+    (``".actor"``) to the names it exports."""
+    where = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> object:
         module = where.get(name)
@@ -28,4 +30,4 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(where)
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, list(where)

@@ -25,22 +25,7 @@ from __future__ import annotations
 
 from worker._lazy import lazy_exports
 
-__all__ = [
-    "Executor",
-    "ExecutorStatistics",
-    "StartRun",
-    "KillRun",
-    "Fenced",
-    "RunningCount",
-    "ExecutorMsg",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Executor": ".actor",
-    "ExecutorStatistics": ".actor",
-    "StartRun": ".messages",
-    "KillRun": ".messages",
-    "Fenced": ".messages",
-    "RunningCount": ".messages",
-    "ExecutorMsg": ".messages",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".actor": ("Executor", "ExecutorStatistics"),
+    ".messages": ("StartRun", "KillRun", "Fenced", "RunningCount", "ExecutorMsg"),
 })

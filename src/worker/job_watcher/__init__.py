@@ -17,16 +17,8 @@ from __future__ import annotations
 
 from worker._lazy import lazy_exports
 
-__all__ = [
-    "JobWatcher",
-    "JobWatcherStatistics",
-    "LostRunMatcher",
-    "JobWatcherMsg",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "JobWatcher": ".actor",
-    "JobWatcherStatistics": ".actor",
-    "LostRunMatcher": ".lost_runs",
-    "JobWatcherMsg": ".messages",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".actor": ("JobWatcher", "JobWatcherStatistics"),
+    ".lost_runs": ("LostRunMatcher",),
+    ".messages": ("JobWatcherMsg",),
 })

@@ -15,22 +15,7 @@ from __future__ import annotations
 
 from worker._lazy import lazy_exports
 
-__all__ = [
-    "Locker",
-    "LockerStatistics",
-    "Claim",
-    "ClaimLost",
-    "WorkersChanged",
-    "LoadChanged",
-    "LockerMsg",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Locker": ".actor",
-    "LockerStatistics": ".actor",
-    "Claim": ".messages",
-    "ClaimLost": ".messages",
-    "WorkersChanged": ".messages",
-    "LoadChanged": ".messages",
-    "LockerMsg": ".messages",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".actor": ("Locker", "LockerStatistics"),
+    ".messages": ("Claim", "ClaimLost", "WorkersChanged", "LoadChanged", "LockerMsg"),
 })

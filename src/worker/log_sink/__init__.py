@@ -17,18 +17,7 @@ from __future__ import annotations
 
 from worker._lazy import lazy_exports
 
-__all__ = [
-    "LogSink",
-    "LogSinkStatistics",
-    "Write",
-    "Flush",
-    "LogSinkMsg",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "LogSink": ".actor",
-    "LogSinkStatistics": ".actor",
-    "Write": ".messages",
-    "Flush": ".messages",
-    "LogSinkMsg": ".messages",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".actor": ("LogSink", "LogSinkStatistics"),
+    ".messages": ("Write", "Flush", "LogSinkMsg"),
 })

@@ -14,16 +14,7 @@ from __future__ import annotations
 
 from worker._lazy import lazy_exports
 
-__all__ = [
-    "Registrar",
-    "RegistrarStatistics",
-    "SessionChanged",
-    "RegistrarMsg",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Registrar": ".actor",
-    "RegistrarStatistics": ".actor",
-    "SessionChanged": ".messages",
-    "RegistrarMsg": ".messages",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".actor": ("Registrar", "RegistrarStatistics"),
+    ".messages": ("SessionChanged", "RegistrarMsg"),
 })

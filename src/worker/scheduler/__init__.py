@@ -14,32 +14,10 @@ from __future__ import annotations
 
 from worker._lazy import lazy_exports
 
-__all__ = [
-    "Scheduler",
-    "SchedulerStatistics",
-    "JobsSnapshot",
-    "JobSaved",
-    "JobDeleted",
-    "TriggerRequested",
-    "Granted",
-    "Denied",
-    "LostClaimed",
-    "RunVanished",
-    "RunEnded",
-    "SchedulerMsg",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Scheduler": ".actor",
-    "SchedulerStatistics": ".actor",
-    "JobsSnapshot": ".messages",
-    "JobSaved": ".messages",
-    "JobDeleted": ".messages",
-    "TriggerRequested": ".messages",
-    "Granted": ".messages",
-    "Denied": ".messages",
-    "LostClaimed": ".messages",
-    "RunVanished": ".messages",
-    "RunEnded": ".messages",
-    "SchedulerMsg": ".messages",
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".actor": ("Scheduler", "SchedulerStatistics"),
+    ".messages": (
+        "JobsSnapshot", "JobSaved", "JobDeleted", "TriggerRequested", "Granted", "Denied",
+        "LostClaimed", "RunVanished", "RunEnded", "SchedulerMsg",
+    ),
 })
