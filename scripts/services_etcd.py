@@ -12,8 +12,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services_process import LOOPBACK, ServiceError, clean_env, free_port, listens_on, need, \
-    stop_pid, wait_until
+from services_process import LOOPBACK, ServiceError, clean_env, free_port, kill, listens_on, \
+    need, raise_if_exited, spawn, stop, wait_until
 
 
 @dataclass(frozen=True)
@@ -93,20 +93,12 @@ class EtcdServer:
         Path(self.base_dir).mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self.data_dir.chmod(0o700)  # etcd refuses a group- or world-readable dir
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=log, env=clean_env(),
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+        self.process = spawn(self.command(), self.log_path, env=clean_env())
         wait_until(self.healthy, timeout_s, f"etcd on {self.endpoint}", self.log_path)
         return self
 
     def healthy(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise ServiceError(
-                f"etcd exited with {self.process.returncode}\n"
-                + self.log_path.read_text(errors="replace")[-2000:]
-            )
+        raise_if_exited(self.process, "etcd", self.log_path)
         if self.process is not None and not listens_on(self.process.pid, self.client_port):
             return False  # not ours yet: whatever answers on the port is someone else
         try:
@@ -151,11 +143,7 @@ class EtcdServer:
 
     def kill(self) -> None:
         """SIGKILL: a crash, for fault tests. The data dir survives for a restart."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
+        kill(self.process)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_pid(self.process.pid)
-            self.process.wait()
+        stop(self.process, grace_s=10.0)

@@ -11,7 +11,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services_process import LOOPBACK, ServiceError, free_port, need, stop_pid, wait_until
+from services_process import LOOPBACK, ServiceError, free_port, kill, need, raise_if_exited, \
+    spawn, stop, wait_until
 
 MYSQL_USER = "scheduler"
 MYSQL_PASSWORD = "scheduler-test"  # throw-away instance on loopback only
@@ -67,11 +68,7 @@ class MariaDBServer:
         first_start = not (self.data_dir / "mysql").exists()
         if first_start:
             self._install()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self._server_command(), stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+        self.process = spawn(self._server_command(), self.log_path)
         wait_until(self._accepting, timeout_s, f"MariaDB on port {self.port}", self.log_path)
         if first_start:
             self._create_user()
@@ -101,11 +98,7 @@ class MariaDBServer:
         ]
 
     def _accepting(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise ServiceError(
-                f"mariadbd exited with {self.process.returncode}\n"
-                + self.log_path.read_text(errors="replace")[-2000:]
-            )
+        raise_if_exited(self.process, "mariadbd", self.log_path)
         if not self.socket_path.exists():
             return False
         try:
@@ -135,14 +128,10 @@ class MariaDBServer:
         return done.stdout
 
     def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
+        kill(self.process)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_pid(self.process.pid, grace_s=30.0)
-            self.process.wait()
+        stop(self.process, grace_s=30.0)
 
 
 def mysql_cli(url: str, statement: str) -> str:

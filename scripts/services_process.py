@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -91,6 +92,34 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> None:
     except ProcessLookupError:
         return
     reap(pid)
+
+
+def spawn(command: list[str], log_path: Path, env: dict[str, str] | None = None
+          ) -> subprocess.Popen:
+    """Start a server in a session of its own, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def raise_if_exited(process: subprocess.Popen | None, name: str, log_path: Path) -> None:
+    """A server that died while we wait for it: say so at once, with its log's tail."""
+    if process is not None and process.poll() is not None:
+        raise ServiceError(f"{name} exited with {process.returncode}\n"
+                           + log_path.read_text(errors="replace")[-2000:])
+
+
+def kill(process: subprocess.Popen | None) -> None:
+    """SIGKILL: a crash, for fault tests. The data dir survives for a restart."""
+    if process is not None:
+        process.kill()
+        process.wait()
+
+
+def stop(process: subprocess.Popen | None, grace_s: float) -> None:
+    if process is not None:
+        stop_pid(process.pid, grace_s)
+        process.wait()
 
 
 def reap(pid: int) -> None:
