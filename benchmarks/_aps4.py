@@ -142,7 +142,7 @@ class RedisServer:
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.base_dir)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        services()._wait_until(self._accepting, 20, "redis", self.base_dir / "redis.log")
+        services().wait_until(self._accepting, 20, "redis", self.base_dir / "redis.log")
         return self
 
     def _accepting(self) -> bool:

@@ -1,51 +1,25 @@
 """The same RunStore behaviour against both backends: SQLite in tmp_path and MariaDB
-(a fresh database per test, from the ``mysql_url`` fixture)."""
+(a fresh database per test, from the ``mysql_url`` fixture): writes, queries, pages,
+pruning, opening. Bounded calls and connections are in test_store_connections, the
+audit log in test_store_audit."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import pytest
-import trio
 
-from cluster.store import (InvalidCursor, InvalidQuery, RunRecord, RunStatus,
-                           StoreAccessDenied, StoreClosedError, StoreConfigError,
-                           StoreSchemaError, StoreSettings, StoreUnavailable, open_store)
+from cluster.store import (
+    InvalidCursor,
+    InvalidQuery,
+    RunStatus,
+    StoreClosedError,
+    StoreSchemaError,
+    open_store,
+)
 from cluster.store import _store
 
-T0 = 1_700_000_000_000
-MIB = 1024 * 1024
-
-
-def run(i: int, **overrides: object) -> RunRecord:
-    """Run ``i`` of job-<i % 3>, started at T0 + i s."""
-    fields: dict[str, object] = dict(
-        run_id=f"run-{i:05d}", job_name=f"job-{i % 3}", worker="w1", command=f"echo {i}",
-        output=f"out {i}\n", err="", exit_code=0, status="succeeded", trigger="schedule",
-        attempt=1, plan_time=T0 + i * 1000, schedule_time=T0 + i * 1000 + 3,
-        start_time=T0 + i * 1000 + 5, end_time=T0 + i * 1000 + 900,
-    )
-    fields.update(overrides)
-    return RunRecord(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def store_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/runs.db"  # tmp_path is absolute: sqlite:////...
-    return request.getfixturevalue("mysql_url")
-
-
-@pytest.fixture
-async def store(store_url):
-    async with open_store(store_url) as opened:
-        yield opened
-
-
-async def all_ids(store) -> list[str]:
-    page = await store.query(limit=1000)
-    return [r.run_id for r in page.records]
+from store_testkit import MIB, T0, all_ids, run
 
 
 async def test_round_trip_keeps_every_field(store):
@@ -253,167 +227,3 @@ async def test_a_foreign_job_log_table_is_a_schema_error(store_url, tmp_path):
     async with open_store(store_url) as store:
         with pytest.raises(StoreSchemaError, match="job_log"):
             await store.write_batch([run(1)])
-
-
-# --- bounded calls and discarded connections ------------------------------------------
-
-FAST = StoreSettings(connect_timeout_s=1.0, query_timeout_s=0.5)
-SLOW_QUERY = {
-    "sqlite": ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-               "WHERE i < 1000000000) SELECT max(i) FROM n"),
-    "mysql": "SELECT SLEEP(5)",
-}
-
-
-async def test_a_slow_call_times_out_and_the_store_recovers(store_url):
-    slow = SLOW_QUERY[store_url.partition(":")[0]]
-    async with open_store(store_url, FAST) as store:
-        await store.write_batch([run(1)])
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable, match="no answer within 1.5 s"):
-            await store._backend.fetch(slow)
-        assert time.monotonic() - started < 4.0
-        assert await store.get("run-00001") == run(1)
-        stats = store.statistics()
-        assert stats.timeouts == 1 and stats.discarded_connections == 1
-
-
-async def test_a_cancelled_call_is_cancelled_and_the_store_recovers(store_url):
-    slow = SLOW_QUERY[store_url.partition(":")[0]]
-    async with open_store(store_url, FAST) as store:
-        await store.ping()
-        with trio.move_on_after(0.2) as scope:
-            await store._backend.fetch(slow)
-        assert scope.cancelled_caught  # Cancelled, not turned into an error
-        await store.write_batch([run(1)])
-        assert await store.get("run-00001") == run(1)
-        assert store.statistics().discarded_connections == 1
-
-
-# --- MySQL only -------------------------------------------------------------------------
-
-async def test_wrong_password_is_a_config_error(mysql_url):
-    bad = mysql_url.replace(":scheduler-test@", ":wrong-password@")
-    async with open_store(bad) as store:
-        with pytest.raises(StoreAccessDenied, match="access denied") as info:
-            await store.ping()
-    assert isinstance(info.value, StoreConfigError)
-    assert "wrong-password" not in str(info.value)
-
-
-async def test_refused_connection_is_unavailable_at_once():
-    async with open_store("mysql://u:p@127.0.0.1:1/db") as store:
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable):
-            await store.ping()
-        assert time.monotonic() - started < 2.0
-
-
-async def test_store_uses_a_trio_asyncio_loop_that_is_already_running(mysql_url):
-    import trio_asyncio
-
-    async with trio_asyncio.open_loop() as loop:
-        async with open_store(mysql_url) as store:
-            assert store._backend._loop is loop
-            await store.write_batch([run(1)])
-            assert await store.get("run-00001") == run(1)
-
-
-async def test_concurrent_callers_share_one_store(store):
-    async def writer(k: int) -> None:
-        await store.write_batch([run(k * 10 + j) for j in range(10)])
-        assert len((await store.query(limit=5)).records) == 5
-
-    async with trio.open_nursery() as nursery:
-        for k in range(12):  # more callers than MySQL pool connections
-            nursery.start_soon(writer, k)
-    assert await store.count() == 120
-
-
-async def test_sqlite_relative_path_is_fixed_at_open(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    async with open_store("sqlite:///nested/dir/runs.db") as store:
-        monkeypatch.chdir("/")
-        await store.write_batch([run(1)])
-    assert (tmp_path / "nested" / "dir" / "runs.db").exists()
-
-
-async def test_sqlite_store_works_under_an_autojump_clock(tmp_path, autojump_clock):
-    # Actor tests run on a MockClock that jumps whenever every task waits, as ours
-    # does on its thread: the SQLite deadline must not follow that clock. (A generous
-    # wall deadline: the mock clock would jump past it at once if it followed it.)
-    generous = StoreSettings(connect_timeout_s=30.0, query_timeout_s=30.0)
-    async with open_store(f"sqlite:///{tmp_path}/runs.db", generous) as store:
-        await store.write_batch([run(i) for i in range(200)])
-        assert await store.count() == 200
-        assert store.statistics().timeouts == 0
-
-
-async def test_a_table_dropped_under_the_store_is_recreated(store_url):
-    async with open_store(store_url) as store:
-        await store.write_batch([run(1)])
-        if store_url.startswith("sqlite"):
-            with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:
-                conn.execute("DROP TABLE job_log")
-        else:
-            from services import mysql_cli
-            mysql_cli(store_url, f"DROP TABLE {store_url.rpartition('/')[2]}.job_log")
-        with pytest.raises(StoreUnavailable):  # the LogSink retries this...
-            await store.write_batch([run(2)])
-        await store.write_batch([run(2)])  # ...and the retry finds a new table
-        assert await all_ids(store) == ["run-00002"]
-
-
-async def test_sqlite_opens_a_database_another_connection_is_writing(tmp_path):
-    """Switching a new file to WAL fails at once while another connection holds it:
-    the store waits for it (within the connect timeout) instead of giving up."""
-    path = tmp_path / "shared.db"
-    other = sqlite3.connect(path, check_same_thread=False)
-    other.execute("CREATE TABLE t (x)")
-    other.execute("BEGIN IMMEDIATE")  # rollback journal, write lock held
-
-    def release_soon() -> None:
-        time.sleep(0.3)
-        other.rollback()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.to_thread.run_sync, release_soon)
-        async with open_store(f"sqlite:///{path}") as store:
-            await store.write_batch([run(1)])
-            assert await all_ids(store) == [run(1).run_id]
-    other.close()
-    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def audit_entry(i: int, job: str = "job-a", token: str = "alice") -> "AuditEntry":
-    from cluster.store import AuditAction, AuditEntry
-
-    return AuditEntry(f"{T0 + i:016d}-{i:016x}", T0 + i, token, "admin", AuditAction.PUT,
-                      job, "api", {"spec": {"command": f"echo {i} ünï"}, "created": True})
-
-
-async def test_audit_entries_round_trip_newest_first_and_page(store):
-    entries = [audit_entry(i, job=f"job-{i % 2}", token="alice" if i < 4 else "bob")
-               for i in range(6)]
-    await store.write_audit(entries[:4])
-    await store.write_audit(entries[2:])  # a move retried: stored once each
-    newest = await store.query_audit(limit=100)
-    assert newest == entries[::-1]
-    first = await store.query_audit(limit=2)
-    assert first == [entries[5], entries[4]]
-    after = await store.query_audit(before_id=first[-1].entry_id, limit=100)
-    assert after == entries[3::-1]
-    assert await store.query_audit(job_name="job-1", limit=100) == [entries[5], entries[3],
-                                                                     entries[1]]
-    assert await store.query_audit(token="bob", job_name="job-0", limit=100) == [entries[4]]
-    assert await store.query_audit(token="carol", limit=100) == []
-
-
-async def test_the_run_table_alone_never_creates_the_audit_table(tmp_path):
-    """Workers only write runs: their store never creates audit_log."""
-    async with open_store(f"sqlite:///{tmp_path}/runs.db") as store:
-        await store.write_batch([run(1)])
-    with sqlite3.connect(f"{tmp_path}/runs.db") as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
-                                             "WHERE type = 'table'")}
-    assert "job_log" in tables and "audit_log" not in tables

@@ -8,7 +8,7 @@ import time
 import trio
 
 from cluster.store import RunStatus
-from test_executor import WAIT_S, Harness, executor, fifo, make_run, read_fifo  # noqa: F401 (fixture)
+from executor_testkit import WAIT_S, Harness, executor, make_run, read_fifo
 from test_process import wait_group_gone
 from worker.executor.messages import StartRun
 from worker.scheduler.messages import RunEnded

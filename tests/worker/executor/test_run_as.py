@@ -21,7 +21,7 @@ import trio
 
 from cluster.config import Config
 from cluster.store import RunStatus
-from test_executor import WAIT_S, executor, make_run, read_fifo
+from executor_testkit import WAIT_S, executor, make_run, read_fifo
 from test_process import live_members, wait_group_gone
 from worker.executor import run_as
 from worker.executor.messages import KillRun, StartRun

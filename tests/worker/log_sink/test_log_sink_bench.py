@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from test_log_sink import record, running_sink, sink_config
+from log_sink_testkit import record, running_sink, sink_config
 
 OUTPUT = ("line of job output " * 11)[:200]
 TOTAL = 50_000

@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 
 from cluster.store import open_store
-from test_log_sink import MIB, record, records, running_sink, sink_config, stored_ids, wait_until
+from log_sink_testkit import MIB, record, records, running_sink, sink_config, stored_ids, wait_until
 
 
 async def test_mysql_batches_and_oversize_output(mysql_url, tmp_path):

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from cluster.store import StoreTlsError, open_store
-from test_log_sink import autojump_clock, records, running_sink, sink_config  # noqa: F401
+from log_sink_testkit import records, running_sink, sink_config
 
 PASSWORD = "S3cret-in-no-log"
 

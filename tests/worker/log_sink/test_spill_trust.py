@@ -26,7 +26,7 @@ from worker.log_sink.spill import (
     SpillFileUnsafe,
     is_spill_name,
 )
-from test_log_sink import records
+from log_sink_testkit import records
 
 ROOT = Path(__file__).resolve().parents[3]
 NOBODY = 65534

@@ -1,0 +1,102 @@
+"""schedctl against a stand-in master: runs (filters, cursor, follow), one run's
+output, workers and preview.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_testkit import NOW_MS, RUN, FakeMaster, ok, run, run_with
+from cli_testkit import utc_and_token  # noqa: F401 (an autouse fixture: applies where imported)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def test_runs_sends_filters_and_prints_the_cursor(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeMaster({("GET", "/api/v1/runs"): ok({"runs": [RUN], "nextCursor": "cur-2"})})
+    code = run(fake, "runs", "--job", "backup", "--status", "failed", "--since", "-1h30m",
+               "--until", "2024-05-01T11:00:00+00:00", "--limit", "10", "--cursor", "cur-1")
+    assert code == 0
+    assert dict(fake.last.url.params) == {
+        "job": "backup", "status": "failed", "since": str(NOW_MS - 5_400_000),
+        "until": str(NOW_MS - 3_600_000), "limit": "10", "cursor": "cur-1"}
+    out = capsys.readouterr().out
+    assert "b" * 32 in out and "succeeded" in out and "1.500s" in out
+    assert out.rstrip().endswith("(more: add --cursor cur-2)")
+
+
+def test_follow_prints_each_new_run_once_oldest_first_until_ctrl_c(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    history = [run_with(f"old{i}", NOW_MS - i * 60_000) for i in range(3, 8)]
+    pages = iter([
+        [run_with("r2", NOW_MS - 1000), run_with("r1", NOW_MS - 2000), *history],
+        [run_with("r3", NOW_MS), run_with("r2", NOW_MS - 1000), run_with("r1", NOW_MS - 2000),
+         *history],
+        [run_with("r4", NOW_MS + 1), run_with("r3", NOW_MS), *history],
+    ])
+    fake = FakeMaster({("GET", "/api/v1/runs"): lambda request: ok({"runs": next(pages),
+                                                                     "nextCursor": None})})
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+
+    assert run(fake, "runs", "--job", "backup", "--follow", "--limit", "2", sleep=sleep) == 0
+    assert sleeps == [1.0, 1.0, 1.0]
+    assert [r.url.params["limit"] for r in fake.requests] == ["100", "100", "100"]
+    assert all(r.url.params["job"] == "backup" for r in fake.requests)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("RUN ID")
+    # only the newest 2 of the first page; older history is never printed later
+    assert [line.split()[0] for line in lines[1:]] == ["r1", "r2", "r3", "r4"]
+
+
+def test_follow_json_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeMaster({("GET", "/api/v1/runs"): ok({"runs": [RUN], "nextCursor": None})})
+
+    def stop(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    assert run(fake, "--json", "runs", "-f", sleep=stop) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [RUN]
+
+
+def test_run_shows_output_with_control_characters_escaped(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeMaster({("GET", f"/api/v1/runs/{RUN['runId']}"): ok({"run": RUN})})
+    assert run(fake, "run", str(RUN["runId"])) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mred\\x1b[0m" in out
+    assert "--- output ---\ndone\n" in out and "--- err: empty ---" in out
+    assert "2024-05-01T11:59:00+00:00" in out  # planned
+
+
+def test_workers_table_warns_about_skew(capsys: pytest.CaptureFixture[str]) -> None:
+    workers = [{"id": "w1", "host": "h1", "pid": 10, "labels": {"zone": "eu"},
+                "version": "0.1.0", "startedAt": NOW_MS - 3_600_000, "running": 1,
+                "capacity": 8, "wallClock": NOW_MS, "lastSeen": NOW_MS - 2000, "skewMs": 12},
+               {"id": "w2", "host": "h2", "pid": 11, "labels": {}, "version": "0.1.0",
+                "startedAt": NOW_MS, "running": 0, "capacity": 4, "wallClock": NOW_MS,
+                "lastSeen": NOW_MS, "skewMs": -2500}]
+    fake = FakeMaster({("GET", "/api/v1/workers"): ok({"workers": workers})})
+    assert run(fake, "workers") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "zone=eu" in lines[1] and "1/8" in lines[1] and "2s ago" in lines[1]
+    assert lines[1].endswith("+12ms") and lines[2].endswith("-2500ms !! above 1s")
+
+
+def test_preview_passes_expr_zone_and_count(capsys: pytest.CaptureFixture[str]) -> None:
+    times = [NOW_MS + 60_000, NOW_MS + 120_000]
+    fake = FakeMaster({("GET", "/api/v1/cron/preview"):
+                       ok({"expr": "* * * * *", "timezone": "Asia/Tokyo", "times": times})})
+    assert run(fake, "preview", "* * * * *", "--tz", "Asia/Tokyo", "-n", "2") == 0
+    assert dict(fake.last.url.params) == {"expr": "* * * * *", "tz": "Asia/Tokyo", "n": "2"}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["#", "TIME", "(Asia/Tokyo)"]
+    assert "2024-05-01T21:01:00+09:00" in lines[1] and "2024-05-01T12:01:00+00:00" in lines[1]
+    assert lines[2].endswith("in 2m")
