@@ -8,7 +8,7 @@ import stat
 
 import local_cluster
 from cluster.config import config_from_cli
-from master.__main__ import parse_args
+from cluster.startup import parse_process_args
 
 
 def test_the_master_gets_its_token_by_file_never_on_its_command_line(tmp_path) -> None:
@@ -17,7 +17,8 @@ def test_the_master_gets_its_token_by_file_never_on_its_command_line(tmp_path) -
         path.write_text(token + "\n")
         flags = local_cluster.master_flags(["--etcd", "127.0.0.1:1"], 8070, path)
         assert not any(token in flag for flag in flags)
-        assert config_from_cli(parse_args(flags)).api_token == token
+        args = parse_process_args("master", "", flags)  # the master's own flags
+        assert config_from_cli(args).api_token == token
 
 
 def test_the_state_directory_keeps_one_token_made_0600_at_creation(tmp_path) -> None:
