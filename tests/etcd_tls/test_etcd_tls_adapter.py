@@ -118,7 +118,7 @@ async def test_the_start_up_check_names_each_wrong_setting(secure_etcd, secure_p
 async def test_tls_towards_a_plain_etcd_is_named_and_a_dead_one_is_only_unavailable(
         secure_etcd, etcd_endpoint):
     access = secure_etcd.access(user=None, password=None)
-    async with open_etcd([etcd_endpoint], timeout_s=3.0, access=access) as etcd:
+    async with open_etcd([etcd_endpoint], timeout_s=15.0, access=access) as etcd:
         with pytest.raises(EtcdTlsFailed, match="speaks plain TCP"):
             await etcd.check_access("/cron/")
     async with open_etcd(["127.0.0.1:1"], timeout_s=1.0, access=secure_etcd.access()) as etcd:
