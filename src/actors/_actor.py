@@ -32,6 +32,10 @@ The hooks, each optional, in the order of an actor's life:
     Each message, in order. Work that must not hold up the mailbox goes to
     ``spawn(fn, *args)``: a task of the actor's own, at most ``task_limit`` at once;
     while all are taken the actor stops reading its mailbox (backpressure).
+``request_stop()``
+    Called by the supervisor to ask for a graceful stop: it seals the inbox. Override it
+    only to stop something at once as well (the Scheduler stops firing); never block,
+    and call ``super()``.
 ``drain()``
     The graceful stop (``request_stop`` seals the inbox): runs once every queued message
     is handled. Then the spawned tasks are awaited, then the background is cancelled.

@@ -10,6 +10,7 @@ the others (the trio pitfall that ``clone()`` exists to avoid).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Generic, TypeVar, final
 
@@ -107,6 +108,13 @@ class Address(Generic[M]):
         except MailboxClosed:
             return False
         return True
+
+    async def tell_or_log(self, msg: M, log: logging.Logger, level: int = logging.DEBUG) -> bool:
+        """``tell``, and when the actor has stopped, one line in ``log`` at ``level``."""
+        if await self.tell(msg):
+            return True
+        log.log(level, "%s has stopped: %s not delivered", self.name, type(msg).__name__)
+        return False
 
     def offer(self, msg: M) -> bool:
         """Queue ``msg`` if there is room now; False if the mailbox is full or closed.

@@ -7,9 +7,9 @@ client, which only speaks HTTP) does not pull in Quart, hypercorn and etcd.
     build_tree(ctx, inboxes, etcd, services, *, serve_http=True)
                                                         the supervisor of one master
     create_app(ctx, services)                           the Quart-trio app
-    MasterContext.create(config, addresses)             what every part is given
+    MasterContext.create(config)                        what every part is given
     open_mailboxes(config)                              the actors' addresses and inboxes
-    Services.create(ctx, etcd)                          the JobManager and LogManager
+    Services.create(ctx, etcd, addresses.workers)       what the HTTP handlers ask
     openapi_document()                                  the OpenAPI 3.1 description
 """
 

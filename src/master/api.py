@@ -14,6 +14,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 from werkzeug.routing import PathConverter
 
+from actors import Address
 from cluster.cron import CronError, TimeZoneError, parse_schedule
 from cluster.store import RunPage, RunRecord
 
@@ -23,6 +24,7 @@ from .caller import caller
 from .context import MasterContext
 from .errors import BadRequest, RunNotFound
 from .jobs import JobManager
+from .messages import WorkerManagerMsg
 from .inputs import (
     MAX_SAFE_INT,
     check_job_name,
@@ -73,7 +75,7 @@ def api_routes(ctx: MasterContext, services: Services) -> Blueprint:
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
     _job_routes(bp, ctx, services.jobs)
     _run_routes(bp, ctx, services.runs)
-    _other_routes(bp, ctx)
+    _other_routes(bp, ctx, services.workers)
     return bp
 
 
@@ -162,10 +164,11 @@ def _run_routes(bp: Blueprint, ctx: MasterContext, run_log: LogManager) -> None:
         return json_response({"run": record.to_json()})
 
 
-def _other_routes(bp: Blueprint, ctx: MasterContext) -> None:
+def _other_routes(bp: Blueprint, ctx: MasterContext,
+                  worker_list: Address[WorkerManagerMsg]) -> None:
     @bp.get("/workers")
     async def workers() -> Response:
-        views: list[WorkerView] = await ask_workers(ctx)
+        views: list[WorkerView] = await ask_workers(ctx, worker_list)
         return json_response({"workers": [w.to_json() for w in views]})
 
     @bp.get("/cron/preview")

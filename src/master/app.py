@@ -89,9 +89,9 @@ async def run_master(config: Config, *, clock: Clock = wall_ms,
     Reports the API's base URL (with the real port when ``api_port`` is 0).
     """
     addresses, inboxes = open_mailboxes(config)
-    ctx = MasterContext.create(config, addresses, clock=clock)
+    ctx = MasterContext.create(config, clock=clock)
     async with open_cluster_etcd(config) as etcd:
-        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd))
+        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd, addresses.workers))
         started = _Announce(task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config),
                                            task_status=started)

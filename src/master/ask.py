@@ -15,14 +15,14 @@ from typing import TypeVar, TypeVarTuple
 
 import trio
 
-from actors import CallFailed, MailboxClosed, call
+from actors import Address, CallFailed, MailboxClosed, call
 from cluster.etcd import EtcdUnavailable
 from cluster.store import (InvalidCursor, InvalidQuery, StoreClosedError, StoreConfigError,
                            StoreSchemaError, StoreUnavailable)
 
 from .context import MasterContext
 from .errors import ApiError, BadRequest, EtcdDown, ShuttingDown, StoreDown, Unavailable
-from .messages import ListWorkers
+from .messages import ListWorkers, WorkerManagerMsg
 from .views import WorkerView
 
 __all__ = ["as_api_error", "ask", "ask_jobs", "ask_runs", "ask_workers"]
@@ -66,9 +66,10 @@ async def ask_runs(ctx: MasterContext, fn: Callable[[*Ts], Awaitable[R]], *args:
     return await ask(fn, *args, timeout_s=ctx.runs_timeout_s, down=StoreDown)
 
 
-async def ask_workers(ctx: MasterContext) -> list[WorkerView]:
+async def ask_workers(ctx: MasterContext,
+                      workers: Address[WorkerManagerMsg]) -> list[WorkerView]:
     """The live workers, from the WorkerManager actor."""
-    return await ask(call, ctx.peers.workers, ListWorkers, timeout_s=ctx.workers_timeout_s,
+    return await ask(call, workers, ListWorkers, timeout_s=ctx.workers_timeout_s,
                      down=EtcdDown)
 
 

@@ -1,10 +1,9 @@
-"""What every part of the master is given: configuration, keyspace, clock, metrics,
-and the addresses of its actors (the WorkerManager, Retention, the AuditMover).
+"""What every part of the master is given: configuration, keyspace, clock, metrics.
 
-Mailboxes are opened before any actor exists (``open_mailboxes``), so the HTTP app
-can be built with the actors' addresses before they run, and a restarted actor is
-found where it was. The JobManager and LogManager are services, not actors
-(``services``): they have no address.
+Not the actors' addresses: mailboxes are opened before any actor exists
+(``open_mailboxes``), so the HTTP app can be given the one it calls (the WorkerManager's,
+in ``Services``) before the actors run, and a restarted actor is found where it was.
+The JobManager and LogManager are services, not actors (``services``): no address.
 """
 
 from __future__ import annotations
@@ -62,15 +61,14 @@ def open_mailboxes(config: Config) -> tuple[Addresses, Inboxes]:
 @dataclass(frozen=True)
 class MasterContext:
     config: Config
-    peers: Addresses
     keyspace: Keyspace
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = wall_ms
 
     @classmethod
-    def create(cls, config: Config, peers: Addresses, *, clock: Clock = wall_ms,
+    def create(cls, config: Config, *, clock: Clock = wall_ms,
                metrics: Metrics | None = None) -> MasterContext:
-        return cls(config, peers, Keyspace(config.prefix), metrics or Metrics(), clock)
+        return cls(config, Keyspace(config.prefix), metrics or Metrics(), clock)
 
     @property
     def store_settings(self) -> StoreSettings:

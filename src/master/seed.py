@@ -73,7 +73,7 @@ def seed_routes(ctx: MasterContext, services: Services) -> Blueprint:
 
     @bp.get("/worker/list")
     async def workers() -> Response:
-        views: list[WorkerView] = await ask_workers(ctx)
+        views: list[WorkerView] = await ask_workers(ctx, services.workers)
         return seed_ok([w.info.worker_id for w in views])
 
     return bp

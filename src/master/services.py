@@ -1,7 +1,9 @@
-"""The master's two request services, built once and shared by the app and the tree.
+"""What the HTTP handlers ask, built once and shared by the app and the tree.
 
 ``jobs`` (JobManager) speaks to etcd; ``runs`` (LogManager) to the run store, which the
-tree's StoreKeeper child keeps open. Neither is an actor: a request runs in its
+tree's StoreKeeper child keeps open; ``workers`` is the address of the WorkerManager
+actor (the live worker list, from memory): the only actor the handlers call. The
+services are not actors: a request runs in its
 caller's task under its caller's deadline (``ask``), and each service bounds how many
 requests reach its dependency at once.
 """
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actors import Address
 from cluster.etcd import Etcd
 
 from .context import MasterContext
 from .jobs import JobManager
+from .messages import WorkerManagerMsg
 from .runs import LogManager
 
 __all__ = ["Services"]
@@ -23,7 +27,9 @@ __all__ = ["Services"]
 class Services:
     jobs: JobManager
     runs: LogManager
+    workers: Address[WorkerManagerMsg]
 
     @classmethod
-    def create(cls, ctx: MasterContext, etcd: Etcd) -> Services:
-        return cls(JobManager(ctx, etcd), LogManager(ctx))
+    def create(cls, ctx: MasterContext, etcd: Etcd,
+               workers: Address[WorkerManagerMsg]) -> Services:
+        return cls(JobManager(ctx, etcd), LogManager(ctx), workers)

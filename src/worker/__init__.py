@@ -4,7 +4,8 @@ that wires them. This docstring is the map.
 The actors, one package each (``actor.py`` its handling, ``messages.py`` what it is sent):
 
 - ``job_watcher``: watches etcd (jobs, triggers, kills, running runs, live workers) and
-  tells the others what changed. Is sent nothing (``JobWatcherMsg`` is empty).
+  tells the others what changed (``fleet``, ``lost_runs``, ``jobs``, ``run_requests``:
+  one listener per prefix). Is sent nothing (``JobWatcherMsg`` is empty).
 - ``scheduler``: owns the plan, which job fires when (``plan``, ``misfires``); hands fires
   to the Locker (``outbox``), records skips, retries and lost runs. ``SchedulerMsg``.
 - ``locker``: claims fires in etcd, one worker per fire, ranked among the live workers
@@ -13,8 +14,9 @@ The actors, one package each (``actor.py`` its handling, ``messages.py`` what it
   ``start_at``, ``start_marks``, ``active``, ``early_kills``, ``record``, ``environment``,
   ``releases``, ``process``, ``spawn``, ``run_as``, ``drop``, ``run_tally``, ``orphan``
   and ``orphan_access``). ``ExecutorMsg``.
-- ``log_sink``: writes run records to the store in batches; spills them to disk while
-  the store is down (``spill``). ``LogSinkMsg``.
+- ``log_sink``: writes run records to the store in batches (``ledger``,
+  ``store_writer``); spills them to disk while the store is down (``spill``).
+  ``LogSinkMsg``.
 - ``registrar``: keeps the worker's session lease and its presence in etcd; fences the
   runs when the lease is lost. Is sent nothing (``RegistrarMsg`` is empty); it defines
   ``SessionChanged``, which it sends to the Locker and the Executor.

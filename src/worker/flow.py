@@ -9,7 +9,10 @@ rather than from anyone's memory of it:
 - the messages: the receiver's message classes that the sender's package constructs
   (a call ``Granted(run)``, or a class handed to ``call(address, Flush)``).
 
-docs/DESIGN.md shows this output as its flow diagram, and a test keeps the two equal.
+A message is drawn on every arrow from its sender to a receiver that accepts it: the
+sender's package is read as a whole, not each address's call sites (``SessionChanged``
+really goes to both the Locker and the Executor). docs/DESIGN.md shows this output as its
+flow diagram, and a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def _package(actor_name: str) -> str:
 def _messages_sent(sender: str, receiver: str) -> tuple[str, ...]:
     accepted = messages_accepted(receiver)
     built: set[str] = set()
-    for path in sorted((PACKAGE_DIR / _package(sender)).glob("*.py")):
+    for path in sorted((PACKAGE_DIR / _package(sender)).rglob("*.py")):
         if path.name != "messages.py":
             built |= _constructed_names(path)
     return tuple(sorted(accepted & built))

@@ -20,7 +20,6 @@ from .registrar.messages import RegistrarMsg
 from .scheduler.messages import SchedulerMsg
 
 
-
 @dataclass(frozen=True)
 class Addresses:
     scheduler: Address[SchedulerMsg]

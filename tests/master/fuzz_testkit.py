@@ -91,11 +91,12 @@ async def _plant_runs(config: Config) -> None:
 
 async def _serve(config: Config, ready: queue.Queue[Any]) -> None:
     addresses, inboxes = open_mailboxes(config)
-    ctx = MasterContext.create(config, addresses)
+    ctx = MasterContext.create(config)
     async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
         await _plant_etcd(etcd, ctx.keyspace)
         await _plant_runs(config)
-        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd), serve_http=True)
+        services = Services.create(ctx, etcd, addresses.workers)
+        root = build_tree(ctx, inboxes, etcd, services, serve_http=True)
         stop = trio.Event()
         try:
             async with trio.open_nursery() as nursery:

@@ -108,9 +108,9 @@ class Master:
 @asynccontextmanager
 async def running_master(config: Config, *, clock: Clock = wall_ms) -> AsyncIterator[Master]:
     addresses, inboxes = open_mailboxes(config)
-    ctx = MasterContext.create(config, addresses, clock=clock)
+    ctx = MasterContext.create(config, clock=clock)
     async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
-        services = Services.create(ctx, etcd)
+        services = Services.create(ctx, etcd, addresses.workers)
         root = build_tree(ctx, inboxes, etcd, services, serve_http=False)
         async with trio.open_nursery() as nursery:
             with trio.fail_after(START_TIMEOUT_S):

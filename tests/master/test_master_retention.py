@@ -83,8 +83,8 @@ async def test_prunes_again_every_interval(tmp_path, etcd_endpoint, etcd_prefix)
 async def test_disabled_policy_never_prunes(tmp_path, autojump_clock):
     config = make_config(tmp_path, "127.0.0.1:1", "/x/", log_retention_days=None,
                          log_retention_max_per_job=None)
-    addresses, inboxes = open_mailboxes(config)
-    ctx = MasterContext.create(config, addresses)  # a stuck store: a pass would time out
+    _, inboxes = open_mailboxes(config)
+    ctx = MasterContext.create(config)  # a stuck store: a pass would time out
     actor = Retention(inboxes.retention, ctx, StuckLogManager(ctx), interval_s=1,
                       first_delay_s=0)
     assert not actor.enabled
@@ -97,8 +97,8 @@ async def test_disabled_policy_never_prunes(tmp_path, autojump_clock):
 
 async def test_enabled_policy_passes_at_each_interval(tmp_path, autojump_clock):
     config = make_config(tmp_path, "127.0.0.1:1", "/x/", log_retention_days=1)
-    addresses, inboxes = open_mailboxes(config)
-    ctx = MasterContext.create(config, addresses)
+    _, inboxes = open_mailboxes(config)
+    ctx = MasterContext.create(config)
     actor = Retention(inboxes.retention, ctx, StuckLogManager(ctx), interval_s=300,
                       first_delay_s=60)
     async with trio.open_nursery() as nursery:

@@ -11,7 +11,7 @@ import trio
 from trio.testing import wait_all_tasks_blocked
 
 from cluster.store import RunStore, StoreClosedError
-from master import MasterContext, open_mailboxes
+from master import MasterContext
 from master.errors import ShuttingDown, StoreDown
 from master.runs import CONCURRENCY, LogManager, StoreKeeper
 
@@ -20,8 +20,7 @@ from master_testkit import make_config
 
 def log_manager(tmp_path) -> LogManager:
     config = make_config(tmp_path, "127.0.0.1:1", "/x/")  # etcd is never used here
-    addresses, _ = open_mailboxes(config)
-    return LogManager(MasterContext.create(config, addresses))
+    return LogManager(MasterContext.create(config))
 
 
 def hold_pings(monkeypatch) -> trio.Event:

@@ -28,7 +28,8 @@ def test_the_flow_carries_a_fire_from_the_watcher_to_the_sink() -> None:
     sends = {(a.sender, a.receiver): set(a.messages) for a in arrows()}
     assert "JobSaved" in sends["job-watcher", "scheduler"]
     assert "Claim" in sends["scheduler", "locker"]
-    assert "StartRun" in sends["locker", "executor"]
+    assert "Granted" in sends["locker", "scheduler"]
+    assert "StartRun" in sends["scheduler", "executor"]
     assert "Write" in sends["executor", "log-sink"]
 
 

@@ -1,5 +1,6 @@
-"""What the Executor is sent (``ExecutorMsg``): runs to start from the Scheduler, kills
-from the JobWatcher, and fencing, the session lease (``SessionChanged``, defined with the
+"""What the Executor is sent (``ExecutorMsg``): runs to start from the Scheduler (or the
+Locker, once the Scheduler has stopped), kills from the JobWatcher and the Scheduler, and
+fencing, the session lease (``SessionChanged``, defined with the
 Registrar's messages, its sender) and running-count questions from the Registrar.
 
 Mailbox: bounded (``mailbox_size``); senders wait when it is full (backpressure), never

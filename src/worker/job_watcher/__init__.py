@@ -5,7 +5,7 @@ others what changed.
 ``messages.py`` what it is sent (``JobWatcherMsg``); each prefix's listener turns what
 etcd holds into messages: ``fleet.py`` (workers/, running/; with ``lost_runs.py``, which
 tells a lost run from an ended one), ``jobs.py`` (jobs/), ``run_requests.py`` (killer/,
-trigger/); ``deliver.py`` is how they send. The map of the actors is in ``worker``.
+trigger/); they send with ``Address.tell_or_log``. The map of the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.job_watcher.messages`` does not import the actor. Who may import it:

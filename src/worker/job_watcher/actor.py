@@ -19,7 +19,7 @@ are background tasks taking ``task_status``), and the actor is started after the
 a started worker has its plan table loaded, its Locker already knew the fleet, and
 triggers found their jobs.
 
-Mailbox-full policy: every send awaits (``deliver``). A full peer stalls that prefix's
+Mailbox-full policy: every send awaits (``Address.tell_or_log``). A full peer stalls that prefix's
 mirror, which then stops pulling from etcd (the adapter reads a stream only when asked,
 so etcd holds the rest): backpressure, never a drop. A peer that stopped during a
 shutdown is skipped. The JobWatcher's own inbox carries no messages (``JobWatcherMsg``

@@ -22,7 +22,6 @@ from cluster.presence import STARTED, PresenceDecodeError, RunningInfo, WorkerIn
 
 from worker.locker.messages import LockerMsg, WorkersChanged
 from worker.scheduler.messages import RunVanished, SchedulerMsg
-from .deliver import deliver
 from .lost_runs import LostRunMatcher
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class FleetListener:
 
     async def _send_workers(self) -> None:
         workers = tuple(sorted(self.workers.values(), key=lambda w: w.worker_id))
-        await deliver(self._locker, WorkersChanged(workers))
+        await self._locker.tell_or_log(WorkersChanged(workers), log)
 
     # -- running/ -----------------------------------------------------------------------
 
@@ -128,4 +127,4 @@ class FleetListener:
         self.lost_runs += 1
         log.warning("run %s of job %r vanished with worker %r", info.run_id, info.job_name,
                     info.worker_id)
-        await deliver(self._scheduler, RunVanished(info))
+        await self._scheduler.tell_or_log(RunVanished(info), log)

@@ -20,7 +20,6 @@ from cluster.mirror import read_prefix
 from cluster.spec import JobSpec, SpecError
 
 from worker.scheduler.messages import JobDeleted, JobSaved, JobsSnapshot, SchedulerMsg
-from .deliver import deliver
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,8 @@ class JobsListener:
         state = await read_prefix(self._etcd, self._ks.state_prefix)
         specs = tuple(spec for kv in snapshot.kvs if (spec := self._spec(kv)) is not None)
         self.snapshots += 1
-        await deliver(self._scheduler,
-                      JobsSnapshot(specs, snapshot.revision, self._last_fired(state)))
+        msg = JobsSnapshot(specs, snapshot.revision, self._last_fired(state))
+        await self._scheduler.tell_or_log(msg, log)
 
     async def on_event(self, event: WatchEvent) -> None:
         name = self._ks.name_from_job_key(event.key)
@@ -50,7 +49,8 @@ class JobsListener:
             log.warning("ignoring %s: not a job key", event.key)
             return
         spec = self._spec(event.kv) if event.type is EventType.PUT else None
-        await deliver(self._scheduler, JobDeleted(name) if spec is None else JobSaved(spec))
+        msg = JobDeleted(name) if spec is None else JobSaved(spec)
+        await self._scheduler.tell_or_log(msg, log)
 
     def _spec(self, kv: KeyValue) -> JobSpec | None:
         """The valid spec under a job key, else None (logged: operators must see it)."""

@@ -19,7 +19,6 @@ from cluster.store import RunStatus
 from worker.clock import WallClock
 from worker.executor.messages import ExecutorMsg, KillRun
 from worker.scheduler.messages import SchedulerMsg, TriggerRequested
-from .deliver import deliver
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,8 @@ class KillsListener:
         except KillValueError as err:
             log.warning("job %r: ignoring kill request: %s", name, err)
             return
-        await deliver(self._executor,
-                      KillRun(name, request.run_id, RunStatus.KILLED, "kill requested"))
+        msg = KillRun(name, request.run_id, RunStatus.KILLED, "kill requested")
+        await self._executor.tell_or_log(msg, log)
 
 
 class TriggersListener:
@@ -80,4 +79,5 @@ class TriggersListener:
             log.warning("ignoring %s: not a trigger key", kv.key)
             return
         name, run_id = parsed
-        await deliver(self._scheduler, TriggerRequested(name, run_id, self._clock.now_ms()))
+        msg = TriggerRequested(name, run_id, self._clock.now_ms())
+        await self._scheduler.tell_or_log(msg, log)

@@ -241,8 +241,7 @@ class Locker(Actor[LockerMsg]):
             await self._executor.send(StartRun(run))
 
     async def _tell_scheduler(self, msg: Denied | LostClaimed) -> None:
-        if not await self._scheduler.tell(msg):
-            log.info("scheduler stopped: %s not delivered", type(msg).__name__)
+        await self._scheduler.tell_or_log(msg, log, logging.INFO)
 
     # -- runs of dead workers -------------------------------------------------------
 

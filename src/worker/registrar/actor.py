@@ -41,7 +41,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -65,8 +65,6 @@ RUNNING_COUNT_TIMEOUT_S = 0.5
 REVOKE_TIMEOUT_S = 2.0  # a revocation when fenced; at a graceful stop: RegistrarBudget
 REGISTER_RETRY_S = 0.1  # first wait before registering again while etcd is down
 REGISTER_RETRY_MAX_S = 5.0
-
-M = TypeVar("M")
 
 
 def package_version() -> str:
@@ -242,7 +240,7 @@ class Registrar(Actor[RegistrarMsg]):
         self._session = None
         self._counts["fenced"] += 1
         await self._announce(None)
-        await self._tell(self._executor, Fenced(lease_id))
+        await self._executor.tell_or_log(Fenced(lease_id), log)
         # If etcd still holds it (we only lost touch), its keys must go now: they
         # stand for runs that are being killed.
         with trio.move_on_after(REVOKE_TIMEOUT_S):
@@ -277,9 +275,5 @@ class Registrar(Actor[RegistrarMsg]):
     # -- telling the peers --------------------------------------------------------------
 
     async def _announce(self, lease_id: int | None) -> None:
-        await self._tell(self._locker, SessionChanged(lease_id))
-        await self._tell(self._executor, SessionChanged(lease_id))
-
-    async def _tell(self, address: Address[M], msg: M) -> None:
-        if not await address.tell(msg):
-            log.debug("%s has stopped: %s not delivered", address.name, type(msg).__name__)
+        await self._locker.tell_or_log(SessionChanged(lease_id), log)
+        await self._executor.tell_or_log(SessionChanged(lease_id), log)

@@ -98,7 +98,7 @@ class Scheduler(Actor[SchedulerMsg]):
                  log_sink: Address[LogSinkMsg]) -> None:
         super().__init__(inbox)
         self._ctx = ctx
-        self._locker = locker
+        self._locker = locker  # used through the outbox; kept here: it is our wiring
         self._executor = executor
         self._log_sink = log_sink
         self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
@@ -206,7 +206,7 @@ class Scheduler(Actor[SchedulerMsg]):
             self._hold_trigger(name, run_id, requested_ms)
             return
         fire = Fire(entry.spec, requested_ms, self._ctx.clock.now_ms(), RunTrigger.MANUAL, run_id)
-        await self._send_locker(Claim(fire))
+        self._queue_claim(Claim(fire))
 
     def _hold_trigger(self, name: str, run_id: str, requested_ms: int) -> None:
         """Keep a run-now request for a job not seen yet; forget it after a while."""
@@ -235,11 +235,11 @@ class Scheduler(Actor[SchedulerMsg]):
         trigger = _trigger_of(info)
         if info.started or entry is None or entry.spec.paused or trigger is None \
                 or not self._recent(info):
-            await self._send_locker(ClaimLost(info))
+            self._queue_claim(ClaimLost(info))
             return
         log.warning("run %s of %r never started on worker %r, which is gone: running it again",
                     info.run_id, info.job_name, info.worker_id)
-        await self._send_locker(Claim(Fire(
+        self._queue_claim(Claim(Fire(
             entry.spec, info.planned_ms, self._ctx.clock.now_ms(), trigger,
             info.run_id, info.attempt, recovers=info.worker_id)))
 
@@ -286,7 +286,7 @@ class Scheduler(Actor[SchedulerMsg]):
             _, _, retry = heapq.heappop(self._retries)
             entry = self._plan.get(retry.spec.name)
             if entry is not None and not entry.spec.paused:
-                await self._send_locker(Claim(_with_spec(retry, entry.spec, now_ms)))
+                self._queue_claim(Claim(_with_spec(retry, entry.spec, now_ms)))
 
     def _next_retry_ms(self) -> int | None:
         return self._retries[0][0] if self._retries else None
@@ -294,11 +294,11 @@ class Scheduler(Actor[SchedulerMsg]):
     async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger) -> None:
         fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id())
         self._fires += 1
-        await self._send_locker(Claim(fire))
+        self._queue_claim(Claim(fire))
 
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
-    async def _send_locker(self, msg: Claim | ClaimLost) -> None:
+    def _queue_claim(self, msg: Claim | ClaimLost) -> None:
         self._outbox.put(msg)  # never waits: see ``outbox``
 
     def _stale(self, fire: Fire, waited_ms: int) -> None:
@@ -306,8 +306,7 @@ class Scheduler(Actor[SchedulerMsg]):
                                    "it waited for the locker")
 
     async def _send_executor(self, msg: StartRun | KillRun) -> None:
-        if not await self._executor.tell(msg):
-            log.warning("executor stopped: %s not delivered", type(msg).__name__)
+        await self._executor.tell_or_log(msg, log, logging.WARNING)
 
     async def _record(self, record: RunRecord) -> None:
         await self._log_sink.send(Write(record))
