@@ -16,6 +16,8 @@ from pathlib import Path
 
 import trio
 
+from mailbox_kit import queued
+
 from actors import call
 from cluster.config import Config
 from cluster.keyspace import Keyspace
@@ -111,12 +113,7 @@ class Harness:
             return await call(self.peers.executor, RunningCount)
 
     def drained(self, inbox) -> list:
-        out = []
-        while True:
-            try:
-                out.append(inbox.receive_nowait())
-            except trio.WouldBlock:
-                return out
+        return queued(inbox)
 
 
 @asynccontextmanager

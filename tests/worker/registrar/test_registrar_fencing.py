@@ -16,7 +16,7 @@ from cluster.etcd import EtcdUnavailable, Lease, LeaseExpired
 from cluster.keyspace import Keyspace
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext
-from worker.mailboxes import open_mailboxes
+from worker.mailboxes import Inboxes, open_mailboxes
 from worker.executor.messages import Fenced, RunningCount
 from worker.log_sink.messages import Flush
 from worker.registrar.actor import Registrar, RegistrarMsg
@@ -75,14 +75,20 @@ class FakeEtcd:
         return True
 
 
-async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojump_clock):
-    etcd = FakeEtcd()
+def fake_etcd_registrar(etcd: FakeEtcd) -> tuple[Registrar, Inboxes]:
+    """A Registrar on ``etcd``, its session TTL_S, its peers' inboxes to read."""
     config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0))
     registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd,
                           log_sink=addresses.log_sink, executor=addresses.executor,
                           locker=addresses.locker)
+    return registrar, inboxes
+
+
+async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojump_clock):
+    etcd = FakeEtcd()
+    registrar, inboxes = fake_etcd_registrar(etcd)
     executor = inboxes.executor
     async with trio.open_nursery() as nursery:
         first = await nursery.start(registrar.run)
@@ -115,12 +121,7 @@ async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojum
 async def test_a_graceful_stop_keeps_the_lease_alive_through_the_flush_then_no_renewal_races_the_revocation(
         autojump_clock):
     etcd = FakeEtcd()
-    config = dataclasses.replace(Config(), session_ttl_s=TTL_S)
-    addresses, inboxes = open_mailboxes(config)
-    ctx = WorkerContext(config, ME, Keyspace(), TrioWallClock(0))
-    registrar = Registrar(open_mailbox[RegistrarMsg](1, name="registrar")[1], ctx, etcd,
-                          log_sink=addresses.log_sink, executor=addresses.executor,
-                          locker=addresses.locker)
+    registrar, inboxes = fake_etcd_registrar(etcd)
     flush_s = RegistrarBudget().flush_s - 0.5  # within the budget; renewals are due meanwhile
     flushed: list[tuple[float, float]] = []
 

@@ -8,6 +8,8 @@ import pytest
 import trio
 import trio.testing
 
+from mailbox_kit import queued
+
 from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.presence import CLAIMED, STARTED, RunningInfo
@@ -67,12 +69,7 @@ class Harness:
         return got
 
     def pending(self, inbox) -> list:
-        out = []
-        while True:
-            try:
-                out.append(inbox.receive_nowait())
-            except trio.WouldBlock:
-                return out
+        return queued(inbox)
 
 
 @pytest.mark.parametrize(("lead_s", "concurrency", "early_ms"), [
