@@ -299,3 +299,49 @@ async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoi
         == [f.planned_ms for f in first]
     assert sum(lock is not None for lock in locks) == len(first)
     assert locker.statistics_detail().in_flight == 0
+
+
+def offsets_seen_by(worker_id: str, clocks_ms: dict[str, int]) -> dict[str, int]:
+    """What ``worker_id``'s JobWatcher measures: every clock minus its own."""
+    return {w: c - clocks_ms[worker_id] for w, c in clocks_ms.items()}
+
+
+async def test_a_worker_out_of_step_with_the_fleet_claims_nothing_first(etcd_endpoint, etcd_prefix):
+    clocks = {"w1": 3_000, "w2": 0, "w3": 40}  # w1 ahead by 3 s; w2, w3 within 1 s
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        infos = tuple(WorkerInfo(w, "h", 1) for w in IDS)
+        for worker_id, (peers, _) in fleet.lockers.items():
+            await peers.locker.send(WorkersChanged(infos, offsets_seen_by(worker_id, clocks)))
+        job = spec("skewed", concurrency="allow")
+        fires = [fire(job, 1_700_000_000_000 + i * 1000) for i in range(30)]
+        for f in fires:
+            for peers, _ in fleet.lockers.values():
+                await peers.locker.send(Claim(dataclasses.replace(f, run_id=uuid.uuid4().hex)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    wins = granted(replies)
+    assert sorted(m.run.fire.planned_ms for _, m in wins) == [f.planned_ms for f in fires]
+    assert {w for w, _ in wins} == {"w2", "w3"}  # the two in step share every fire
+
+
+async def test_an_ahead_worker_alone_waits_out_its_lead(etcd_endpoint, etcd_prefix):
+    """w2 and w3 are listed but take no claims (dead): w1, 1.5 s ahead of the fleet,
+    claims the fire, but not before its time on the fleet's clock: never early."""
+    clocks = {"w1": 1_500, "w2": 0, "w3": 0}
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
+        await fleet.start(nursery)
+        (peers, inboxes), = fleet.lockers.values()
+        infos = tuple(WorkerInfo(w, "h", 1) for w in IDS)
+        await peers.locker.send(WorkersChanged(infos, offsets_seen_by("w1", clocks)))
+        planned_ms = SystemClock().now_ms() + 200  # w1's own clock: due in 0.2 s
+        await peers.locker.send(Claim(fire(spec("lone", concurrency="allow"), planned_ms)))
+        with trio.fail_after(10):
+            reply = await inboxes.scheduler.receive()
+        won_at_ms = SystemClock().now_ms()
+        nursery.cancel_scope.cancel()
+    assert isinstance(reply, Granted)
+    assert won_at_ms >= planned_ms + 1_500  # the fire's time by the fleet's clock
+    assert won_at_ms <= planned_ms + 1_500 + 1_000  # then at once (after the rank steps)
