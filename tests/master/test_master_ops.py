@@ -218,6 +218,7 @@ async def test_a_skewed_worker_is_warned_about_once_per_change(master, caplog):
     assert answer.json["clock"]["ok"] is False
     assert answer.json["clock"]["error"].startswith("worker 'w9' clock -300")
     assert (await master.get("/healthz", auth=False)).json == {"status": "ok"}
+    assert (await master.get("/api/v1/workers")).json["maxClockSkewMs"] == 1000
     await publish(100)
     await until(lambda: master.ctx.metrics.value("workers_clock_skewed") == 0)
     assert await clock_health() == {"ok": True}
