@@ -3,7 +3,8 @@
 import { apiPath, request } from "./client.js";
 import { badge, el, formatPairs, relativeElement, replace, table, timeElement } from "./dom.js";
 
-// Above this clock difference a worker judges fire times late or early (DESIGN §6).
+// Above this clock difference a worker may start fires late or early (DESIGN §12); the
+// master sends its --max-clock-skew-s as maxClockSkewMs (an older master: none, 1 s).
 const SKEW_WARNING_MS = 1000;
 const HEADERS = ["ID", "Host", "PID", "Labels", "Running", "Version", "Started", "Last seen",
   "Clock skew"];
@@ -14,19 +15,23 @@ export function workersView() {
     el("div", { class: "toolbar" }, el("h2", {}, "Workers")), body);
 
   async function refresh() {
-    const workers = (await request("GET", apiPath("workers"))).workers || [];
+    const answer = await request("GET", apiPath("workers"));
+    const workers = answer.workers || [];
+    const limitMs = Number.isInteger(answer.maxClockSkewMs) && answer.maxClockSkewMs > 0
+      ? answer.maxClockSkewMs : SKEW_WARNING_MS;
     if (workers.length === 0) {
       replace(body, el("p", { class: "empty warning" },
         "No live workers: no job can run until one registers."));
       return;
     }
-    replace(body, table(HEADERS, workers.map(workerRow), { className: "workers" }));
+    replace(body, table(HEADERS, workers.map((w) => workerRow(w, limitMs)),
+      { className: "workers" }));
   }
 
   return { root, refresh };
 }
 
-function workerRow(worker) {
+function workerRow(worker, limitMs) {
   const labels = formatPairs(worker.labels);
   return el("tr", { dataset: { worker: worker.id } },
     el("td", { class: "name" }, worker.id),
@@ -38,7 +43,7 @@ function workerRow(worker) {
     el("td", {}, worker.version),
     el("td", {}, timeElement(worker.startedAt)),
     el("td", {}, relativeElement(worker.lastSeen)),
-    el("td", { class: "num" }, skew(worker.skewMs)));
+    el("td", { class: "num" }, skew(worker.skewMs, limitMs)));
 }
 
 function load(running, capacity) {
@@ -48,10 +53,10 @@ function load(running, capacity) {
     ` ${running ?? "?"}/${capacity ?? "?"}`);
 }
 
-function skew(skewMs) {
+function skew(skewMs, limitMs) {
   if (typeof skewMs !== "number") return el("span", { class: "muted" }, "—");
   const text = `${skewMs > 0 ? "+" : ""}${Math.round(skewMs)} ms`;
-  if (Math.abs(skewMs) <= SKEW_WARNING_MS) return text;
-  return el("span", { title: "Clock differs from the master's by more than 1 s" },
+  if (Math.abs(skewMs) <= limitMs) return text;
+  return el("span", { title: `Clock differs from the master's by more than ${limitMs / 1000} s` },
     badge(`⚠ ${text}`, "warning"));
 }

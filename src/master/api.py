@@ -169,7 +169,8 @@ def _other_routes(bp: Blueprint, ctx: MasterContext,
     @bp.get("/workers")
     async def workers() -> Response:
         views: list[WorkerView] = await ask_workers(ctx, worker_list)
-        return json_response({"workers": [w.to_json() for w in views]})
+        return json_response({"workers": [w.to_json() for w in views],
+                              "maxClockSkewMs": round(ctx.config.max_clock_skew_s * 1000)})
 
     @bp.get("/cron/preview")
     async def cron_preview() -> Response:

@@ -1,6 +1,7 @@
 """The message unions of the master's actors, defined once.
 
-Only the WorkerManager takes requests: ``ListWorkers`` carries its Reply, the HTTP
+Only the WorkerManager takes requests: ``ListWorkers`` (and ``ClockWarnings``, for
+/healthz) carries its Reply, the HTTP
 handlers ``call`` it (through ``ask_workers``), and it answers with the list or fails
 the reply with EtcdDown. Retention and the AuditMover take no messages (their inboxes
 only stop them). The JobManager and LogManager are services called directly (``jobs``,
@@ -24,7 +25,14 @@ class ListWorkers:
     reply: Reply[list[WorkerView]]
 
 
-WorkerManagerMsg = ListWorkers
+@dataclass(frozen=True, slots=True)
+class ClockWarnings:
+    """One line per live worker whose clock is off (``master.clock_watch``)."""
+
+    reply: Reply[list[str]]
+
+
+WorkerManagerMsg = ListWorkers | ClockWarnings
 
 RetentionMsg = Never  # nothing is sent to Retention; its inbox only stops it
 AuditMoverMsg = Never  # nor to the AuditMover

@@ -57,6 +57,14 @@ class Metrics:
             registry=registry)
         self.workers = Gauge(PREFIX + "workers", "Live workers registered in etcd.",
                              registry=registry)
+        self.worker_clock_skew_max = Gauge(
+            PREFIX + "worker_clock_skew_max_seconds",
+            "Largest absolute difference between a live worker's clock and the master's, "
+            "at its last publication.", registry=registry)
+        self.workers_clock_skewed = Gauge(
+            PREFIX + "workers_clock_skewed",
+            "Live workers whose clock is further than --max-clock-skew-s from the master's.",
+            registry=registry)
         self.retention_deleted = Counter(
             PREFIX + "retention_deleted_total",
             "Run records deleted by the retention policy.", registry=registry)

@@ -6,7 +6,11 @@ LogManager). 200 when both answer, else 503: a load balancer acts on the status.
 Anyone gets ``{"status": "ok"}`` or ``{"status": "unavailable"}`` and nothing else:
 a dependency's error names its host, port, user and database, which are for the
 operator only. A caller with a valid token gets the detail, for each dependency
-``{"ok", "error"?}``, with ``"status": "degraded"`` when one failed.
+``{"ok", "error"?}``, with ``"status": "degraded"`` when one failed. It also gets
+``"clock"``: ``{"ok": false, "error"}`` names every worker whose clock is further than
+``--max-clock-skew-s`` from the master's (``master.clock_watch``). That is a warning:
+``"status": "degraded"``, but the code stays 200 and the anonymous answer ``ok``, since
+the master itself serves and fires still run (``worker.locker.fleet_clock``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from typing import Any
 import trio
 from quart import Blueprint, Response
 
+from actors import call
+
 from .ask import ask
 from .context import MasterContext
 from .errors import ApiError, EtcdDown, StoreDown
+from .messages import ClockWarnings
 from .metrics import CONTENT_TYPE
 from .openapi import openapi_document
 from .responses import json_response
@@ -56,6 +63,14 @@ def ops_routes(ctx: MasterContext, services: Services,
     async def store_probe() -> None:
         await ask(services.runs.ping, timeout_s=HEALTH_TIMEOUT_S, down=StoreDown)
 
+    async def clock_check() -> dict[str, Any]:
+        try:
+            warnings = await ask(call, services.workers, ClockWarnings,
+                                 timeout_s=HEALTH_TIMEOUT_S, down=EtcdDown)
+        except ApiError as exc:
+            return {"ok": False, "error": exc.message}
+        return {"ok": False, "error": "; ".join(warnings)} if warnings else {"ok": True}
+
     @bp.get("/healthz")
     async def healthz() -> Response:
         results: dict[str, dict[str, Any]] = {}
@@ -70,8 +85,10 @@ def ops_routes(ctx: MasterContext, services: Services,
         status = 200 if healthy else 503
         if not await has_valid_token():
             return json_response({"status": "ok" if healthy else "unavailable"}, status)
-        return json_response({"status": "ok" if healthy else "degraded",
-                              "etcd": results["etcd"], "store": results["store"]}, status)
+        clock = await clock_check()
+        return json_response({"status": "ok" if healthy and clock["ok"] else "degraded",
+                              "etcd": results["etcd"], "store": results["store"],
+                              "clock": clock}, status)
 
     @bp.get("/metrics")
     async def metrics() -> Response:

@@ -7,7 +7,9 @@ read again when history is lost: state converges). For each worker we keep:
 - ``lastSeen``: the master's clock when its info last changed (every republication
   changes at least its wall clock, so this is its last sign of life);
 - ``skewMs``: its wall clock minus ours when we saw the publication (on the first
-  read the info may be a few seconds old: the next publication corrects it).
+  read the info may be a few seconds old: the next publication corrects it). Skews
+  seen as they happen go to the ``ClockWatch``, which warns about those beyond
+  ``max_clock_skew_s`` (``ClockWarnings`` asks it, for /healthz).
 
 A list answered while etcd is unreachable could be stale without anyone knowing, so
 ``ListWorkers`` fails with EtcdDown until the first read is done, and whenever the
@@ -29,9 +31,10 @@ from cluster.etcd import Etcd, EtcdUnavailable, EventType, KeyValue, PrefixSnaps
 from cluster.mirror import PrefixMirror
 from cluster.presence import PresenceDecodeError, WorkerInfo
 
+from .clock_watch import ClockWatch
 from .context import MasterContext
 from .errors import EtcdDown
-from .messages import ListWorkers, WorkerManagerMsg
+from .messages import ClockWarnings, ListWorkers, WorkerManagerMsg
 from .views import WorkerView
 
 __all__ = ["WorkerManager"]
@@ -48,6 +51,7 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         self._ctx = ctx
         self._etcd = etcd
         self._workers: dict[str, WorkerView] = {}
+        self._clock = ClockWatch(ctx.config.max_clock_skew_s, ctx.metrics)
         self._mirror = PrefixMirror(etcd, ctx.keyspace.workers_prefix,
                                     on_unavailable=self._etcd_failed)
         self._mirror.last_error = "the worker list is being read"
@@ -65,6 +69,8 @@ class WorkerManager(Actor[WorkerManagerMsg]):
                     reply.fail(exc)
                 else:
                     reply.send(sorted(self._workers.values(), key=lambda w: w.info.worker_id))
+            case ClockWarnings(reply):
+                reply.send(self._clock.warnings())
 
     def workers(self) -> list[WorkerView]:
         """The current table (for tests and statistics), sorted by id."""
@@ -95,6 +101,7 @@ class WorkerManager(Actor[WorkerManagerMsg]):
                 # Unchanged since we last saw it (a re-read): keep when we saw it.
                 table[worker_id] = old if old is not None and old.info == view.info else view
         self._workers = table
+        self._clock.retain(set(table))
         self._ctx.metrics.workers.set(len(table))
 
     async def _apply(self, event: WatchEvent) -> None:
@@ -105,8 +112,10 @@ class WorkerManager(Actor[WorkerManagerMsg]):
             else self._decode(event.kv, self._ctx.clock())
         if view is None:  # gone, or no longer readable: never show a stale entry
             self._workers.pop(worker_id, None)
+            self._clock.retain(set(self._workers))
         else:
             self._workers[worker_id] = view
+            self._clock.observed(worker_id, view.skew_ms)
         self._ctx.metrics.workers.set(len(self._workers))
 
     def _decode(self, kv: KeyValue, now_ms: int) -> WorkerView | None:

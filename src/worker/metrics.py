@@ -227,6 +227,11 @@ def _locker() -> ActorMetrics[LockerStatistics]:
                          ("failed",): s.failed}, ("result",)),
     ), levels=(
         Level("claims_in_flight", "Fires being claimed now.", lambda s: s.in_flight),
+        Level("clock_offset_seconds", "This worker's clock minus the median of the live "
+              "workers' clocks (0 with fewer than three).", lambda s: s.clock_offset_ms / 1000),
+        Level("clock_out_of_step", "1 while this worker's clock is further than "
+              "--max-clock-skew-s from that median: it claims fires only as a last resort.",
+              lambda s: int(s.out_of_step)),
     ))
 
 

@@ -96,14 +96,16 @@ class Cluster:
         self.workers.append(master)  # stopped with the others
         return master
 
-    def add_worker(self, worker_id: str, *more_args: str) -> ServiceProcess:
+    def add_worker(self, worker_id: str, *more_args: str,
+                   env: dict[str, str] | None = None) -> ServiceProcess:
         spill = self.base_dir / "spill"
         spill.mkdir(mode=0o700, parents=True, exist_ok=True)
         args = [
             "--etcd", self.etcd_endpoint, "--prefix", self.prefix, "--db", self.db_url,
             "--id", worker_id, "--spill-dir", str(spill), *self.extra_args, *more_args,
         ]
-        worker = ServiceProcess(worker_id, args, self.base_dir / f"{worker_id}.log").start()
+        worker = ServiceProcess(worker_id, args, self.base_dir / f"{worker_id}.log",
+                                env=env or {}).start()
         self.workers.append(worker)
         return worker
 

@@ -90,6 +90,15 @@ def test_workers_table_warns_about_skew(capsys: pytest.CaptureFixture[str]) -> N
     assert lines[1].endswith("+12ms") and lines[2].endswith("-2500ms !! above 1s")
 
 
+def test_workers_table_warns_beyond_the_masters_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    workers = [{"id": "w1", "skewMs": -2500}, {"id": "w2", "skewMs": 4000}]
+    fake = FakeMaster({("GET", "/api/v1/workers"): ok({"workers": workers,
+                                                       "maxClockSkewMs": 3000})})
+    assert run(fake, "workers") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("-2500ms") and lines[2].endswith("+4000ms !! above 3s")
+
+
 def test_preview_passes_expr_zone_and_count(capsys: pytest.CaptureFixture[str]) -> None:
     times = [NOW_MS + 60_000, NOW_MS + 120_000]
     fake = FakeMaster({("GET", "/api/v1/cron/preview"):

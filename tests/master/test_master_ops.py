@@ -29,7 +29,8 @@ async def test_healthz_is_public_and_ok(master):
 async def test_healthz_details_each_dependency_to_a_valid_token_only(master):
     answer = await master.get("/healthz")
     assert answer.status == 200
-    assert answer.json == {"status": "ok", "etcd": {"ok": True}, "store": {"ok": True}}
+    assert answer.json == {"status": "ok", "etcd": {"ok": True}, "store": {"ok": True},
+                           "clock": {"ok": True}}
     wrong = await master.get("/healthz", auth=False, headers={"Authorization": "Bearer no"})
     assert wrong.status == 200 and wrong.json == {"status": "ok"}
 
@@ -186,3 +187,42 @@ async def test_workers_show_last_seen_and_skew(master):
     with trio.fail_after(10):
         while (await master.get("/api/v1/workers")).json["workers"]:
             await trio.sleep(0.05)
+
+
+async def test_a_skewed_worker_is_warned_about_once_per_change(master, caplog):
+    """Beyond --max-clock-skew-s (1 s): one log line, /healthz names it, the gauges say
+    so; back within: one line, and it all clears. A republication changes nothing."""
+    lease = await master.etcd.grant_lease(30)
+
+    async def publish(skew_ms: int) -> None:
+        info = WorkerInfo("w9", host="box", pid=1, wall_ms=master.ctx.clock() + skew_ms)
+        await master.etcd.put(master.keyspace.worker("w9"), info.to_bytes(), lease_id=lease.id)
+
+    async def clock_health() -> dict:
+        return (await master.get("/healthz")).json["clock"]
+
+    async def until(predicate) -> None:
+        with trio.fail_after(10):
+            while not predicate():
+                await trio.sleep(0.05)
+
+    await publish(0)  # seen as it happened from here on (the first read may be old)
+    await until(lambda: master.ctx.metrics.value("worker_clock_skew_max_seconds") is not None
+                and master.ctx.metrics.value("workers_clock_skewed") == 0)
+    for _ in range(3):
+        await publish(-3_000)
+    await until(lambda: (master.ctx.metrics.value("worker_clock_skew_max_seconds") or 0) >= 2.9)
+    assert master.ctx.metrics.value("workers_clock_skewed") == 1
+    answer = await master.get("/healthz")
+    assert answer.status == 200 and answer.json["status"] == "degraded"
+    assert answer.json["clock"]["ok"] is False
+    assert answer.json["clock"]["error"].startswith("worker 'w9' clock -300")
+    assert (await master.get("/healthz", auth=False)).json == {"status": "ok"}
+    assert (await master.get("/api/v1/workers")).json["maxClockSkewMs"] == 1000
+    await publish(100)
+    await until(lambda: master.ctx.metrics.value("workers_clock_skewed") == 0)
+    assert await clock_health() == {"ok": True}
+    lines = [r.getMessage() for r in caplog.records if "clock skew: worker 'w9'" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "clock -300" in lines[0] and "back within 1 s" in lines[1]
+    await master.etcd.revoke_lease(lease.id)

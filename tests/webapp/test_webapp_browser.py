@@ -254,6 +254,18 @@ def test_workers_show_skew_warning_and_html_ids_as_text(browser: Browser) -> Non
     _assert_clean(browser)
 
 
+def test_workers_flag_skew_beyond_the_masters_limit(browser: Browser, state: FakeState) -> None:
+    state.max_clock_skew_ms = 3000  # --max-clock-skew-s 3: w2's 2.5 s is within it
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Workers").click()
+    table = page.locator("table.workers")
+    sync_api.expect(table.locator("tbody tr")).to_have_count(2)
+    assert table.locator("tbody tr").nth(1).locator("td").last.text_content() == "+2500 ms"
+    assert table.locator(".badge-warning").count() == 0
+    _assert_clean(browser)
+
+
 def test_503_shows_the_banner_until_the_api_recovers(browser: Browser, state: FakeState) -> None:
     browser.log_in()
     page = browser.page

@@ -73,6 +73,7 @@ class FakeState:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
+    max_clock_skew_ms: int | None = 1000  # the master's --max-clock-skew-s
     requests: list[Recorded] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     unavailable: bool = False
@@ -221,7 +222,7 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
     if (req.method, path) == ("GET", "/api/v1/runs"):
         return 200, _runs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/workers"):
-        return 200, {"workers": state.workers}
+        return 200, {"workers": state.workers, "maxClockSkewMs": state.max_clock_skew_ms}
     if (req.method, path) == ("GET", "/api/v1/audit"):
         return 200, _audit_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/cron/preview"):

@@ -178,8 +178,11 @@ class ConfigFields:
                                   check=checks.at_least_one, used_by=_WORKER)
     lock_ttl_s: int = _setting(60, "TTL of fire-claim lock keys, seconds (> max skew)",
                                check=checks.at_least_one, used_by=_WORKER)
-    max_clock_skew_s: float = _setting(5.0, "largest clock skew tolerated between workers",
-                                       check=checks.positive, used_by=_WORKER)
+    max_clock_skew_s: float = _setting(
+        1.0, "largest clock skew tolerated, seconds: a worker further than this from the "
+        "fleet's median clock claims fires only as a last resort, and the master warns "
+        "(log, /healthz, metrics) about a worker this far from its own clock",
+        check=checks.positive)
     log_chan_len: int = _setting(1000, "bound of the log sink's mailbox",
                                  seed=("logChanLen",), check=checks.at_least_one,
                                  used_by=_WORKER)

@@ -140,7 +140,8 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_workers(ctx: Context, args: argparse.Namespace) -> None:
     data = ctx.api.get(api_path("workers"))
-    ctx.emit(data, lambda: workers_table(data.get("workers", []), ctx.now_ms()))
+    ctx.emit(data, lambda: workers_table(data.get("workers", []), ctx.now_ms(),
+                                         data.get("maxClockSkewMs")))
 
 
 def cmd_preview(ctx: Context, args: argparse.Namespace) -> None:

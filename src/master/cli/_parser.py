@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _leaf(commands, common, "run", cmd.cmd_run, "show one run with its output and error text",
           ).add_argument("run_id", metavar="RUN_ID", help="the run's id (see `runs`)")
     _leaf(commands, common, "workers", cmd.cmd_workers,
-          "list live workers: labels, load, last seen and clock skew (warned above 1 s)")
+          "list live workers: labels, load, last seen and clock skew (warned above the "
+          "master's --max-clock-skew-s)")
     preview = _leaf(commands, common, "preview", cmd.cmd_preview,
                     "show the next fire times of a cron expression (the master computes them)")
     preview.add_argument("expr", metavar="EXPR", help="cron expression, e.g. '*/5 * * * *'")

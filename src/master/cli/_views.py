@@ -142,24 +142,27 @@ def describe_run(run: Mapping[str, Any]) -> str:
     return "\n".join(sections)
 
 
-def workers_table(workers: Sequence[Mapping[str, Any]], now_ms: int) -> str:
+def workers_table(workers: Sequence[Mapping[str, Any]], now_ms: int,
+                  limit_ms: Any = None) -> str:
+    """``limit_ms``: the master's --max-clock-skew-s (an older master sends none: 1 s)."""
+    limit = limit_ms if isinstance(limit_ms, int) and limit_ms > 0 else SKEW_WARNING_MS
     if not workers:
         return "no live workers"
     rows = [[cell(w.get("id")), cell(w.get("host")), cell(w.get("pid")),
              cell(pairs_text(w.get("labels")), 40),
              f"{cell(w.get('running'))}/{cell(w.get('capacity'))}", cell(w.get("version")),
              relative(w.get("startedAt"), now_ms), relative(w.get("lastSeen"), now_ms),
-             skew(w.get("skewMs"))] for w in workers]
+             skew(w.get("skewMs"), limit)] for w in workers]
     return format_table(["ID", "HOST", "PID", "LABELS", "RUNNING", "VERSION", "STARTED",
                          "LAST SEEN", "CLOCK SKEW"], rows)
 
 
-def skew(skew_ms: Any) -> str:
-    """Signed skew; beyond 1 s it gets a warning (fires would be judged late or early)."""
+def skew(skew_ms: Any, limit_ms: int = SKEW_WARNING_MS) -> str:
+    """Signed skew; beyond the limit it gets a warning (fires may start late or early)."""
     if not isinstance(skew_ms, int | float):
         return "-"
     text = f"{skew_ms:+.0f}ms"
-    return f"{text} !! above 1s" if abs(skew_ms) > SKEW_WARNING_MS else text
+    return f"{text} !! above {limit_ms / 1000:g}s" if abs(skew_ms) > limit_ms else text
 
 
 def preview_table(data: Mapping[str, Any], expr: str, now_ms: int) -> str:

@@ -214,7 +214,10 @@ def _other_paths() -> dict[str, Schema]:
     health = {"oneOf": [ref("HealthSummary"), ref("Health")]}
     return {
         "/api/v1/workers": {"get": _op("Live workers", {
-            "200": _json(closed({"workers": {"type": "array", "items": ref("Worker")}}),
+            "200": _json(closed({"workers": {"type": "array", "items": ref("Worker")},
+                                 "maxClockSkewMs": {"type": "integer", "description":
+                                                    "--max-clock-skew-s: a skewMs beyond "
+                                                    "it is warned about"}}),
                          "the workers, sorted by id"),
             **_errors("Unauthorized", "NotFound", "Unavailable")}, tag="workers")},
         "/api/v1/cron/preview": {"get": _op("Next fire times of a cron expression", {

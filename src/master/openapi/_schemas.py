@@ -198,6 +198,9 @@ def component_schemas() -> dict[str, Schema]:
         "HealthSummary": closed({"status": {"type": "string", "enum": ["ok", "unavailable"]}},
                                 description="what anyone is told"),
         "Health": closed({"status": {"type": "string", "enum": ["ok", "degraded"]},
-                          "etcd": ref("Dependency"), "store": ref("Dependency")},
-                         description="what a caller with a valid token is told"),
+                          "etcd": ref("Dependency"), "store": ref("Dependency"),
+                          "clock": ref("Dependency")},
+                         description="what a caller with a valid token is told; 'clock' "
+                         "names the workers whose clock is further than "
+                         "--max-clock-skew-s from the master's (a warning: 200)"),
     }

@@ -75,7 +75,8 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._executor = executor
         self._locker = locker
         ks = ctx.keyspace
-        self._fleet = FleetListener(ks, ctx.worker_id, locker=locker, scheduler=scheduler)
+        self._fleet = FleetListener(ks, ctx.worker_id, locker=locker, scheduler=scheduler,
+                                    clock=ctx.clock)
         self._jobs = JobsListener(etcd, ks, scheduler)
         kills = KillsListener(ks, executor)
         triggers = TriggersListener(ks, ctx.clock, scheduler)

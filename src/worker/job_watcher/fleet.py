@@ -1,6 +1,8 @@
 """workers/ and running/ → the live fleet for the Locker, lost runs for the Scheduler.
 
-workers/: every change → ``WorkersChanged`` (the live workers, sorted by id). running/:
+workers/: every change → ``WorkersChanged`` (the live workers, sorted by id, and the
+offset of each one's clock from ours, learnt from its publications as they happen:
+``worker.locker.fleet_clock``). running/:
 a deletion that went with its worker's key → ``RunVanished`` with the run's last value
 (claimed or started); both prefixes feed one ``LostRunMatcher``, hence one listener for
 the two mirrors. Every run is put twice (claimed, started) and deleted once: only its
@@ -16,6 +18,7 @@ import logging
 import trio
 
 from actors import Address
+from worker.clock import WallClock
 from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace
 from cluster.presence import STARTED, PresenceDecodeError, RunningInfo, WorkerInfo
@@ -31,12 +34,16 @@ class FleetListener:
     """Listens to the workers/ and running/ mirrors (``workers_*``, ``running_*``)."""
 
     def __init__(self, keyspace: Keyspace, worker_id: str, *, locker: Address[LockerMsg],
-                 scheduler: Address[SchedulerMsg]) -> None:
+                 scheduler: Address[SchedulerMsg], clock: WallClock) -> None:
         self._ks = keyspace
         self._worker_id = worker_id  # our own runs are never ours to report lost
+        self._clock = clock
         self._locker = locker
         self._scheduler = scheduler
         self.workers: dict[str, WorkerInfo] = {}
+        # worker id → its clock minus ours (ms), from a publication seen as it happened;
+        # a read's values may be seconds old and teach nothing about clocks.
+        self.offsets_ms: dict[str, int] = {worker_id: 0}
         # key → another worker's run, as of the last read of running/ (puts are not watched)
         self.running: dict[str, RunningInfo] = {}
         self.lost = LostRunMatcher()
@@ -48,6 +55,8 @@ class FleetListener:
         self.workers = {}
         for kv in snapshot.kvs:
             self._add_worker(kv)
+        self.offsets_ms = {w: o for w, o in self.offsets_ms.items()
+                           if w in self.workers or w == self._worker_id}
         await self._send_workers()
 
     async def worker_event(self, event: WatchEvent) -> None:
@@ -56,33 +65,40 @@ class FleetListener:
             log.warning("ignoring %s: not a worker key", event.key)
             return
         if event.type is EventType.PUT:
-            self._add_worker(event.kv)
+            info = self._add_worker(event.kv)
+            if info is not None and worker_id != self._worker_id:
+                self.offsets_ms[worker_id] = info.wall_ms - self._clock.now_ms()
             await self._send_workers()
             return
         self.workers.pop(worker_id, None)
+        if worker_id != self._worker_id:
+            self.offsets_ms.pop(worker_id, None)
         await self._send_workers()
         for info in self.lost.worker_deleted(worker_id, event.revision, trio.current_time()):
             await self._vanished(info)
 
-    def _add_worker(self, kv: KeyValue) -> None:
+    def _add_worker(self, kv: KeyValue) -> WorkerInfo | None:
         """Record a registration; an unreadable one makes its worker ineligible."""
         worker_id = self._ks.parse_worker(kv.key)
         if worker_id is None:
-            return
+            return None
         self.workers.pop(worker_id, None)
         try:
             info = WorkerInfo.from_bytes(kv.value)
         except PresenceDecodeError as err:
             log.warning("worker %r is ignored: %s", worker_id, err)
-            return
+            return None
         if info.worker_id != worker_id:
             log.warning("worker key %r holds worker %r: ignored", worker_id, info.worker_id)
-            return
+            return None
         self.workers[worker_id] = info
+        return info
 
     async def _send_workers(self) -> None:
         workers = tuple(sorted(self.workers.values(), key=lambda w: w.worker_id))
-        await self._locker.tell_or_log(WorkersChanged(workers), log)
+        offsets = {w: o for w, o in self.offsets_ms.items()
+                   if w in self.workers or w == self._worker_id}
+        await self._locker.tell_or_log(WorkersChanged(workers, offsets), log)
 
     # -- running/ -----------------------------------------------------------------------
 

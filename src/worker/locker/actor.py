@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -40,6 +40,7 @@ from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome
+from .fleet_clock import deviations
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
 from .placement import claim_delay_s, rank_of
@@ -58,6 +59,8 @@ class LockerStatistics:
     skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
     failed: int  # etcd did not answer before the fire's grace ran out
     in_flight: int
+    clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
+    out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
 
 
 class Locker(Actor[LockerMsg]):
@@ -74,6 +77,8 @@ class Locker(Actor[LockerMsg]):
         self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                                   kill_grace_s=ctx.config.kill_grace_s)
         self._workers: tuple[WorkerInfo, ...] = ()
+        self._off_step: dict[str, int] = {}  # out-of-step workers → ms from the median
+        self._clock_offset_ms = 0
         self._session: int | None = None
         self._running = 0
         self._stopping = False
@@ -93,7 +98,9 @@ class Locker(Actor[LockerMsg]):
         self._stopping = True
 
     def statistics_detail(self) -> LockerStatistics:
-        return LockerStatistics(**self._counts, in_flight=self.tasks_running)
+        return LockerStatistics(**self._counts, in_flight=self.tasks_running,
+                                clock_offset_ms=self._clock_offset_ms,
+                                out_of_step=self._ctx.worker_id in self._off_step)
 
     async def handle(self, msg: LockerMsg) -> None:
         match msg:
@@ -102,8 +109,9 @@ class Locker(Actor[LockerMsg]):
             case ClaimLost(info):
                 if info.worker_id != self._ctx.worker_id:
                     await self.spawn(self._claim_lost, info)
-            case WorkersChanged(workers):
+            case WorkersChanged(workers, offsets_ms):
                 self._workers = workers
+                self._note_clocks(offsets_ms)
             case SessionChanged(lease_id):
                 self._session = lease_id
             case LoadChanged(running):
@@ -174,10 +182,39 @@ class Locker(Actor[LockerMsg]):
         # Manual runs have no fire time of their own to hash: their run id stands in.
         manual = fire.trigger is RunTrigger.MANUAL
         fire_key = fire.run_id if manual else f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
-        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, self._workers, fire.spec.selector)
+        in_step = [w for w in self._workers if w.worker_id not in self._off_step]
+        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, in_step, fire.spec.selector)
         if rank is None:
             return None
-        return claim_delay_s(rank, self._running, cfg.capacity, step_s=cfg.claim_step_s)
+        skew_ms = self._off_step.get(self._ctx.worker_id)
+        if skew_ms is None:
+            return claim_delay_s(rank, self._running, cfg.capacity, step_s=cfg.claim_step_s)
+        # Out of step (``fleet_clock``): after every in-step eligible worker, and not
+        # before the fire's time on the fleet's clock (its own clock plus its lead, if
+        # ahead; never within the claim lead, since it would start as soon as granted).
+        last = sum(1 for w in in_step if w.matches(fire.spec.selector))
+        delay_s = claim_delay_s(last, self._running, cfg.capacity, step_s=cfg.claim_step_s)
+        due_ms = fire.planned_ms + max(0, skew_ms)
+        wait_s = 0.0 if manual else max(0.0, (due_ms - self._ctx.clock.now_ms()) / 1000)
+        return None if delay_s is None else wait_s + delay_s
+
+    def _note_clocks(self, offsets_ms: Mapping[str, int]) -> None:
+        """Who is out of step now; our own change of state is logged, once."""
+        me = self._ctx.worker_id
+        limit_ms = self._ctx.config.max_clock_skew_s * 1000
+        apart = deviations(offsets_ms)
+        self._clock_offset_ms = apart.get(me, 0)
+        was = me in self._off_step
+        self._off_step = {w: d for w, d in apart.items() if abs(d) > limit_ms}
+        if me in self._off_step and not was:
+            log.warning("clock skew: this worker's clock is %+d ms from the median of %d "
+                        "workers' (limit --max-clock-skew-s %g s): it claims fires only "
+                        "when no worker in step does", self._clock_offset_ms, len(apart),
+                        self._ctx.config.max_clock_skew_s)
+        elif was and me not in self._off_step:
+            log.warning("clock skew: this worker is no longer out of step (%s)",
+                        f"{self._clock_offset_ms:+d} ms from the fleet's median" if apart
+                        else "fewer than three clocks known")
 
     async def _try_claim(self, fire: Fire) -> Run | None:
         """One claim transaction, retried while etcd is unreachable within the grace."""

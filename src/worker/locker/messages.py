@@ -10,7 +10,8 @@ current value). See ``worker.locker.actor``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cluster.presence import RunningInfo, WorkerInfo
 
@@ -32,7 +33,11 @@ class ClaimLost:
 
 @dataclass(frozen=True, slots=True)
 class WorkersChanged:
+    """The live workers; ``offsets_ms``: each known one's clock minus ours (ours is 0),
+    a measurement that says nothing of who is live, hence left out of equality."""
+
     workers: tuple[WorkerInfo, ...]
+    offsets_ms: Mapping[str, int] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,10 @@ MAX_RETRY_BACKOFF_S = 3600.0
 # A run-now request may arrive before its job (two watch streams, no common order):
 # it waits this long for the job to appear.
 PENDING_TRIGGER_S = 30.0
+# The skew the lost-run window (``_recent``) allows for between the run's claimer and
+# us, at the least: --max-clock-skew-s is when the master warns and the fleet outvotes a
+# clock (1 s by default), not a bound on how far off a clock may be.
+LOST_WINDOW_SKEW_S = 5.0
 ORPHAN_NOTE = "its process started it on its own"  # in lost records of orphaned runs
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
 
@@ -248,7 +252,8 @@ class Scheduler(Actor[SchedulerMsg]):
         exists: a deletion replayed late (a stalled watch) must not run a fire again
         after it was run once already. Lost keys live at least 2/3 of ``lock_ttl_s``."""
         cfg = self._ctx.config
-        window_ms = (cfg.lock_ttl_s * 2 / 3 - cfg.max_clock_skew_s) * 1000
+        skew_s = max(cfg.max_clock_skew_s, LOST_WINDOW_SKEW_S)
+        window_ms = (cfg.lock_ttl_s * 2 / 3 - skew_s) * 1000
         return self._ctx.clock.now_ms() - info.started_ms < window_ms
 
     async def _on_lost(self, info: RunningInfo) -> None:

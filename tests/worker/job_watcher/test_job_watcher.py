@@ -257,6 +257,24 @@ async def test_the_locker_hears_of_every_change_to_the_fleet(etcd, etcd_prefix):
         assert await receive(locker) == WorkersChanged((worker("w2"),))
 
 
+async def test_clocks_are_learnt_from_publications_seen_as_they_happen(etcd, etcd_prefix):
+    """A read's values may be seconds old: they teach nothing. A watch event's do."""
+    ks = Keyspace(etcd_prefix)
+    now_ms = SystemClock().now_ms()
+    stale = dataclasses.replace(worker("w0"), wall_ms=now_ms - 3_000)  # published 3 s ago
+    await etcd.put(ks.worker("w0"), stale.to_bytes())
+    watcher, inboxes = make_watcher(etcd, etcd_prefix)
+    async with running(watcher):
+        locker = inboxes.locker
+        assert locker.receive_nowait().offsets_ms == {ME: 0}
+        ahead = dataclasses.replace(worker("w5"), wall_ms=SystemClock().now_ms() + 3_000)
+        await etcd.put(ks.worker("w5"), ahead.to_bytes())
+        offsets = (await receive(locker)).offsets_ms
+        assert offsets.keys() == {ME, "w5"} and 2_500 <= offsets["w5"] <= 3_000, offsets
+        await etcd.delete(ks.worker("w5"))
+        assert (await receive(locker)).offsets_ms == {ME: 0}
+
+
 async def die(etcd: Etcd, ks: Keyspace, worker_id: str, *runs: RunningInfo) -> None:
     """A worker registered with runs in progress whose lease then ends at once."""
     lease = await etcd.grant_lease(60)

@@ -46,7 +46,9 @@ class Fleet:
         self.lockers: dict[str, tuple] = {}
         self.ids = ids
 
-    async def start(self, nursery: trio.Nursery, *, listed=IDS, **config) -> None:
+    async def start(self, nursery: trio.Nursery, *, listed=IDS,
+                    clocks: dict[str, int] | None = None, **config) -> None:
+        """``clocks``: each worker's clock (ms off a true one), as its peers measure it."""
         infos = tuple(WorkerInfo(w, "h", 1) for w in listed)
         for worker_id in self.ids:
             cfg = dataclasses.replace(Config(), **config)
@@ -57,12 +59,19 @@ class Fleet:
             await nursery.start(locker.run)
             lease = await self.etcd.grant_lease(10)
             await peers.locker.send(SessionChanged(lease.id))
-            await peers.locker.send(WorkersChanged(infos))
+            offsets = offsets_seen_by(worker_id, clocks) if clocks else {}
+            await peers.locker.send(WorkersChanged(infos, offsets))
             self.lockers[worker_id] = (peers, inboxes)
 
     async def everyone(self, msg) -> None:
         for peers, _ in self.lockers.values():
             await peers.locker.send(msg)
+
+    async def claim_each(self, fires: list[Fire]) -> None:
+        """Each worker plans every fire with its own run id; only one may win."""
+        for f in fires:
+            for peers, _ in self.lockers.values():
+                await peers.locker.send(Claim(dataclasses.replace(f, run_id=uuid.uuid4().hex)))
 
     async def replies(self, wait_s: float = 1.5) -> dict[str, list]:
         await trio.sleep(wait_s)
@@ -81,19 +90,22 @@ def granted(replies: dict[str, list]) -> list[tuple[str, Granted]]:
     return [(w, m) for w, msgs in replies.items() for m in msgs if isinstance(m, Granted)]
 
 
-async def test_each_fire_is_won_by_exactly_one_worker_and_spread(etcd_endpoint, etcd_prefix):
+async def thirty_fires(etcd_endpoint: str, etcd_prefix: str, name: str, **start):
+    """Thirty past fires of an ``allow`` job, planned by every worker of a fleet of
+    three; the fleet, the fires and who won which."""
     async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
         fleet = Fleet(etcd, etcd_prefix)
-        await fleet.start(nursery)
-        job = spec("spread", concurrency="allow")
+        await fleet.start(nursery, **start)
+        job = spec(name, concurrency="allow")
         fires = [fire(job, 1_700_000_000_000 + i * 1000) for i in range(30)]
-        for f in fires:
-            # Each worker plans the fire with its own run id; only one may win.
-            for peers, _ in fleet.lockers.values():
-                await peers.locker.send(Claim(dataclasses.replace(f, run_id=uuid.uuid4().hex)))
+        await fleet.claim_each(fires)
         replies = await fleet.replies()
         nursery.cancel_scope.cancel()
-    wins = granted(replies)
+    return fleet, fires, granted(replies)
+
+
+async def test_each_fire_is_won_by_exactly_one_worker_and_spread(etcd_endpoint, etcd_prefix):
+    fleet, fires, wins = await thirty_fires(etcd_endpoint, etcd_prefix, "spread")
     assert sorted(m.run.fire.planned_ms for _, m in wins) == [f.planned_ms for f in fires]
     per_worker = {w: sum(1 for x, _ in wins if x == w) for w in IDS}
     assert all(n >= 3 for n in per_worker.values()), per_worker
@@ -299,3 +311,36 @@ async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoi
         == [f.planned_ms for f in first]
     assert sum(lock is not None for lock in locks) == len(first)
     assert locker.statistics_detail().in_flight == 0
+
+
+def offsets_seen_by(worker_id: str, clocks_ms: dict[str, int]) -> dict[str, int]:
+    """What ``worker_id``'s JobWatcher measures: every clock minus its own."""
+    return {w: c - clocks_ms[worker_id] for w, c in clocks_ms.items()}
+
+
+async def test_a_worker_out_of_step_with_the_fleet_claims_nothing_first(etcd_endpoint, etcd_prefix):
+    clocks = {"w1": 3_000, "w2": 0, "w3": 40}  # w1 ahead by 3 s; w2, w3 within 1 s
+    _, fires, wins = await thirty_fires(etcd_endpoint, etcd_prefix, "skewed", clocks=clocks)
+    assert sorted(m.run.fire.planned_ms for _, m in wins) == [f.planned_ms for f in fires]
+    assert {w for w, _ in wins} == {"w2", "w3"}  # the two in step share every fire
+
+
+async def test_an_ahead_worker_alone_waits_out_its_lead(etcd_endpoint, etcd_prefix):
+    """w2 and w3 are listed but take no claims (dead): w1, 1.5 s ahead of the fleet,
+    claims the fire, but not before its time on the fleet's clock: never early."""
+    clocks = {"w1": 1_500, "w2": 0, "w3": 0}
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
+        await fleet.start(nursery)
+        (peers, inboxes), = fleet.lockers.values()
+        infos = tuple(WorkerInfo(w, "h", 1) for w in IDS)
+        await peers.locker.send(WorkersChanged(infos, offsets_seen_by("w1", clocks)))
+        planned_ms = SystemClock().now_ms() + 200  # w1's own clock: due in 0.2 s
+        await peers.locker.send(Claim(fire(spec("lone", concurrency="allow"), planned_ms)))
+        with trio.fail_after(10):
+            reply = await inboxes.scheduler.receive()
+        won_at_ms = SystemClock().now_ms()
+        nursery.cancel_scope.cancel()
+    assert isinstance(reply, Granted)
+    assert won_at_ms >= planned_ms + 1_500  # the fire's time by the fleet's clock
+    assert won_at_ms <= planned_ms + 1_500 + 1_000  # then at once (after the rank steps)

@@ -345,11 +345,14 @@ async def test_a_vanished_run_that_may_have_started_is_recorded_lost_by_one(auto
     assert [msg for msg, _ in got] == [ClaimLost(info)]
 
 
-async def test_a_vanished_run_seen_too_late_is_recorded_lost_not_run_again(autojump_clock):
+@pytest.mark.parametrize("max_clock_skew_s", [5.0, 1.0])
+async def test_a_vanished_run_seen_too_late_is_recorded_lost_not_run_again(
+        autojump_clock, max_clock_skew_s):
     """A deletion replayed after the lost keys may have expired (a stalled watch): another
-    worker may have run it again already, so it must not be claimed again."""
+    worker may have run it again already, so it must not be claimed again. The window
+    allows for 5 s of skew even where --max-clock-skew-s (when to warn) is lower."""
     async with trio.open_nursery() as nursery:
-        h = Harness(nursery, lock_ttl_s=60, max_clock_skew_s=5.0)
+        h = Harness(nursery, lock_ttl_s=60, max_clock_skew_s=max_clock_skew_s)
         await h.send(JobsSnapshot((spec("v", "@yearly", concurrency="allow"),), 1, {}))
         await trio.sleep(36)  # claimed 36 s ago: past 2/3 x 60 - 5 = 35 s
         info = RunningInfo("run-5", "v", "dead", T0 + 200, 1, "schedule", T0, CLAIMED)
