@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -34,6 +35,31 @@ def fire_now(name: str) -> Fire:
     return Fire(spec, now_ms, now_ms, RunTrigger.SCHEDULE, uuid.uuid4().hex)
 
 
+@asynccontextmanager
+async def lone_locker(etcd, cfg: Config, ks: Keyspace):
+    """One worker's Locker with a session, the only worker listed; cancelled after."""
+    peers, inboxes = open_mailboxes(cfg)
+    ctx = WorkerContext(cfg, "w1", ks, SystemClock())
+    locker = Locker(inboxes.locker, ctx, etcd, scheduler=peers.scheduler,
+                    executor=peers.executor)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(locker.run)
+        await peers.locker.send(SessionChanged((await etcd.grant_lease(30)).id))
+        await peers.locker.send(WorkersChanged((WorkerInfo("w1", "h", 1),)))
+        yield locker, peers.locker, inboxes.scheduler
+        nursery.cancel_scope.cancel()
+
+
+def drained(inbox) -> list:
+    """What the Scheduler was sent and has not read yet."""
+    out = []
+    while True:
+        try:
+            out.append(inbox.receive_nowait())
+        except trio.WouldBlock:
+            return out
+
+
 async def claim_through_an_outage(etcd_factory, prefix: str, *, grace_s: float,
                                   down_s: float):
     """One worker's Locker claims a fire while its only etcd is down for ``down_s``."""
@@ -41,30 +67,17 @@ async def claim_through_an_outage(etcd_factory, prefix: str, *, grace_s: float,
     cfg = dataclasses.replace(Config(), misfire_grace_s=grace_s)
     ks = Keyspace(prefix)
     async with open_etcd([server.endpoint], timeout_s=5.0) as etcd:
-        peers, inboxes = open_mailboxes(cfg)
-        ctx = WorkerContext(cfg, "w1", ks, SystemClock())
-        locker = Locker(inboxes.locker, ctx, etcd, scheduler=peers.scheduler,
-                        executor=peers.executor)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(locker.run)
-            await peers.locker.send(SessionChanged((await etcd.grant_lease(30)).id))
-            await peers.locker.send(WorkersChanged((WorkerInfo("w1", "h", 1),)))
+        async with lone_locker(etcd, cfg, ks) as (locker, to_locker, to_scheduler):
             server.kill()
             fire = fire_now("retried")
-            await peers.locker.send(Claim(fire))
+            await to_locker.send(Claim(fire))
             await trio.sleep(down_s)
             await trio.to_thread.run_sync(server.start)
             await trio.sleep(grace_s + 1.5)  # past the grace: nothing is claimed late
-            replies = []
-            while True:
-                try:
-                    replies.append(inboxes.scheduler.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            lock = await etcd.get(claims.lock_key(ks, fire))
-            running = await etcd.get(ks.running(fire.spec.name, fire.run_id))
+            replies = drained(to_scheduler)
             stats = locker.statistics_detail()
-            nursery.cancel_scope.cancel()
+        lock = await etcd.get(claims.lock_key(ks, fire))
+        running = await etcd.get(ks.running(fire.spec.name, fire.run_id))
     return fire, replies, lock, running, stats
 
 
@@ -99,32 +112,21 @@ async def test_a_claim_through_a_follower_when_the_leader_dies_is_won_within_the
     cfg = Config()
     ks = Keyspace(etcd_prefix)
     async with open_etcd([*followers, leader.endpoint], timeout_s=5.0) as etcd:
-        peers, inboxes = open_mailboxes(cfg)
-        ctx = WorkerContext(cfg, "w1", ks, SystemClock())
-        locker = Locker(inboxes.locker, ctx, etcd, scheduler=peers.scheduler,
-                        executor=peers.executor)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(locker.run)
-            await peers.locker.send(SessionChanged((await etcd.grant_lease(30)).id))
-            await peers.locker.send(WorkersChanged((WorkerInfo("w1", "h", 1),)))
-            await etcd.get("/warm-up")  # the lock lease and a follower's channel are ready
+        async with lone_locker(etcd, cfg, ks) as (locker, to_locker, to_scheduler):
+            # A follower's channel is up; the lock lease is not granted yet: its grant
+            # meets the election too.
+            await etcd.get("/warm-up")
             assert etcd.statistics().preferred_endpoint == followers[0]
             fire = fire_now("through-a-follower")
             cluster.kill(leader)
             killed = time.monotonic()
-            await peers.locker.send(Claim(fire))
+            await to_locker.send(Claim(fire))
             with trio.fail_after(cfg.misfire_grace_s):
-                granted = await inboxes.scheduler.receive()
+                granted = await to_scheduler.receive()
             took_s = time.monotonic() - killed
             await trio.sleep(1.0)
-            later = []
-            while True:
-                try:
-                    later.append(inboxes.scheduler.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            later = drained(to_scheduler)
             stats = locker.statistics_detail()
-            nursery.cancel_scope.cancel()
     assert isinstance(granted, Granted) and granted.run.fire.run_id == fire.run_id
     assert later == []  # once
     assert stats.won == 1 and stats.failed == 0 and stats.retries >= 1
