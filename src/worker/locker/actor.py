@@ -189,13 +189,16 @@ class Locker(Actor[LockerMsg]):
         """One claim transaction, tried again while etcd does not answer (a member down,
         an election) until the fire's misfire grace ends; then the fire is missed, never
         claimed late. A lost answer is read back first (``read_back``): a claim that went
-        in is ours, one that did not is tried again, and none can win twice (the claim
-        creates the fire's lock key only if it is absent). Nothing here runs unless an
-        attempt fails: a claim that etcd answers costs what it always did.
+        in is ours (even read back after the grace: it is run, not left claimed), one
+        that did not is tried again, and none can win twice (a claim creates the fire's
+        lock key only if it is absent). Nothing here runs unless an attempt fails: a
+        claim that etcd answers costs what it always did.
         """
         deadline_ms = self._grace_deadline_ms(fire)
         backoff = Backoff(ETCD_RETRY_S, ETCD_RETRY_MAX_S)
-        unknown = read_back_first
+        unknown = read_back_first  # an answer was lost: read the running key back first
+        again = read_back_first  # the next claim is sent again
+        why = "its answer was lost"
         while True:
             try:
                 if unknown:
@@ -205,24 +208,33 @@ class Locker(Actor[LockerMsg]):
                         case Outcome.TAKEN:
                             self._counts["taken"] += 1
                             return None
-                    unknown = False  # it did not go in: claim again
+                    unknown = False  # it did not go in
+                if again:
+                    if self._over(deadline_ms):
+                        return self._missed(fire, why)
                     self._counts["retries"] += 1
                 return await self._claim_once(fire, self._attempt_s(deadline_ms))
             except LeaseExpired:
                 log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
                 return None
-            except EtcdOutcomeUnknown:
-                unknown = True
-                exc_text = "its answer was lost"
-            except EtcdUnavailable as exc:
-                exc_text = str(exc)
-            if self._ctx.clock.now_ms() >= deadline_ms or self._stopping:
-                self._counts["failed"] += 1
-                log.error("job %r fire at %d not claimed within its misfire grace: %s",
-                          fire.spec.name, fire.planned_ms, exc_text)
-                return None
-            self._counts["retries"] += 1
-            await trio.sleep(min(backoff.failed(), self._left_s(deadline_ms)))
+            except EtcdUnavailable as exc:  # EtcdOutcomeUnknown too
+                why = str(exc)
+                if isinstance(exc, EtcdOutcomeUnknown):
+                    unknown = True  # read back, even past the grace: it may be ours
+                elif self._over(deadline_ms):
+                    return self._missed(fire, why)
+                again = True
+            if not self._over(deadline_ms):
+                await trio.sleep(min(backoff.failed(), self._left_s(deadline_ms)))
+
+    def _over(self, deadline_ms: int) -> bool:
+        return self._stopping or self._ctx.clock.now_ms() >= deadline_ms
+
+    def _missed(self, fire: Fire, why: str) -> None:
+        self._counts["failed"] += 1
+        log.error("job %r fire at %d not claimed within its misfire grace: %s",
+                  fire.spec.name, fire.planned_ms, why)
+        return None
 
     def _grace_deadline_ms(self, fire: Fire) -> int:
         """Until when a failed claim is tried again. A scheduled fire's grace counts from
