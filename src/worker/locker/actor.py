@@ -213,7 +213,7 @@ class Locker(Actor[LockerMsg]):
                     if self._over(deadline_ms):
                         return self._missed(fire, why)
                     self._counts["retries"] += 1
-                return await self._claim_once(fire, self._attempt_s(deadline_ms))
+                return await self._claim_once(fire, self._attempt_s(deadline_ms), again=again)
             except LeaseExpired:
                 log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
                 return None
@@ -257,11 +257,12 @@ class Locker(Actor[LockerMsg]):
             return None
         return min(CLAIM_ATTEMPT_S, max(left_s, MIN_ATTEMPT_S))
 
-    async def _claim_once(self, fire: Fire, timeout_s: float | None) -> Run | None:
+    async def _claim_once(self, fire: Fire, timeout_s: float | None, *,
+                          again: bool = False) -> Run | None:
         session = self._session
         if session is None:
             return None
-        match await self._transport.claim_once(fire, session, timeout_s=timeout_s):
+        match await self._transport.claim_once(fire, session, timeout_s=timeout_s, again=again):
             case Run() as run:
                 return run
             case Outcome.TAKEN:

@@ -100,9 +100,12 @@ class ClaimTransport:
                 pending.settle(Outcome.TAKEN)
 
     async def claim_once(self, fire: Fire, session: int, *,
-                         timeout_s: float | None = CLAIM_ATTEMPT_S) -> Run | Outcome:
+                         timeout_s: float | None = CLAIM_ATTEMPT_S,
+                         again: bool = False) -> Run | Outcome:
         """One claim transaction under ``session``: the run, or TAKEN, or GUARDED (raises
-        EtcdError)."""
+        EtcdError). ``again``: an earlier attempt failed, and may have gone in after all
+        (a request etcd applied after its read-back was answered): a lock that names
+        this run is ours."""
         lock_lease = await self._lock_leases.current()
         compares, ops = claims.claim_ops(self._ks, fire, self._worker_id, session=session,
                                          lock_lease=lock_lease, now_ms=self._clock.now_ms())
@@ -110,7 +113,15 @@ class ClaimTransport:
                                       timeout_s=timeout_s)
         if result.succeeded:
             return Run(fire, session, claims.is_guarded(fire))
-        return Outcome.TAKEN if _taken(fire, result.responses[0]) else Outcome.GUARDED
+        probe = result.responses[0]
+        if again and self._names_this_run(fire, probe):
+            return Run(fire, session, claims.is_guarded(fire))
+        return Outcome.TAKEN if _taken(fire, probe) else Outcome.GUARDED
+
+    def _names_this_run(self, fire: Fire, probe: object) -> bool:
+        if claims.by_trigger_key(fire) or not isinstance(probe, GetResult) or not probe.kvs:
+            return False
+        return probe.kvs[0].value == claims.lock_value(fire, self._worker_id)
 
     async def read_back(self, fire: Fire, *,
                         timeout_s: float | None = CLAIM_ATTEMPT_S) -> Run | Outcome:

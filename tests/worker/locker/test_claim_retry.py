@@ -5,6 +5,8 @@ a private etcd this test stops and starts again."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -132,3 +134,33 @@ async def test_a_claim_through_a_follower_when_the_leader_dies_is_won_within_the
     assert stats.won == 1 and stats.failed == 0 and stats.retries >= 1
     print(f"leader killed: claim granted after {took_s:.2f} s, {stats.retries} retries")
     assert took_s < 4.0, took_s
+
+
+async def test_a_claim_whose_answer_was_lost_is_ours_once(etcd_factory, etcd_prefix):
+    """etcd freezes (SIGSTOP) with the claim in its socket: the attempt's deadline
+    passes, the answer is lost. Once thawed, etcd applies the claim (and the reads sent
+    since, in any order): whether the read-back or the claim sent again learns it, the
+    claim is ours, granted once, and its running key is not left behind unclaimed."""
+    server = etcd_factory()
+    cfg = Config()
+    ks = Keyspace(etcd_prefix)
+    async with open_etcd([server.endpoint], timeout_s=5.0) as etcd:
+        async with lone_locker(etcd, cfg, ks) as (locker, to_locker, to_scheduler):
+            await etcd.grant_lease(5)  # the channel is up
+            fire = fire_now("answer-lost")
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                await to_locker.send(Claim(fire))
+                await trio.sleep(1.5)  # the 1 s attempt is over: its answer is lost
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            with trio.fail_after(cfg.misfire_grace_s):
+                granted = await to_scheduler.receive()
+            await trio.sleep(1.0)
+            later = drained(to_scheduler)
+            stats = locker.statistics_detail()
+        lock = await etcd.get(claims.lock_key(ks, fire))
+    assert isinstance(granted, Granted) and granted.run.fire.run_id == fire.run_id
+    assert later == []
+    assert lock is not None and lock.value == claims.lock_value(fire, "w1")
+    assert stats.won == 1 and stats.failed == 0 and stats.taken == 0
