@@ -11,13 +11,15 @@ Used two ways:
 * as a command, ``python scripts/services.py start --dir DIR`` starts both servers in
   the background, creates a TCP user and prints ``KEY=value`` lines (source them), and
   ``python scripts/services.py stop --dir DIR`` stops what ``start`` started;
-* as a module (``EtcdServer``, ``MariaDBServer``) from the pytest fixtures, which start
-  private instances for fault tests; ``EtcdServer(..., tls=EtcdTls(...))`` serves https
+* as a module (``EtcdServer``, ``EtcdCluster``, ``MariaDBServer``) from the pytest
+  fixtures, which start private instances for fault tests (``EtcdCluster``: three
+  members, its leader found, a member killed and restarted); ``EtcdServer(..., tls=EtcdTls(...))`` serves https
   with client certificates required, and ``enable_auth`` turns on etcd's users and roles
   (the certificates themselves are made by the tests: this script has no crypto).
 
 This file is the command line and the one name importers use; the servers live beside
-it, one module each: ``services_etcd.py``, ``services_mariadb.py`` (and ``mysql_cli``),
+it, one module each: ``services_etcd.py`` (and ``services_etcd_cluster.py``),
+``services_mariadb.py`` (and ``mysql_cli``),
 and what both share (ports, waiting, stopping, finding binaries) in
 ``services_process.py``.
 
@@ -37,12 +39,13 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from services_etcd import EtcdServer, EtcdTls  # noqa: E402
+from services_etcd_cluster import EtcdCluster  # noqa: E402
 from services_mariadb import MYSQL_PASSWORD, MYSQL_USER, MariaDBServer, MariaDBTls, \
     mysql_cli  # noqa: E402
 from services_process import LOOPBACK, ServiceError, free_port, listens_on, stop_pid, \
     wait_until  # noqa: E402
 
-__all__ = ["EtcdServer", "EtcdTls", "LOOPBACK", "MYSQL_PASSWORD", "MYSQL_USER",
+__all__ = ["EtcdCluster", "EtcdServer", "EtcdTls", "LOOPBACK", "MYSQL_PASSWORD", "MYSQL_USER",
            "MariaDBServer", "MariaDBTls", "ServiceError", "free_port", "listens_on",
            "mysql_cli", "stop_pid", "wait_until", "main"]
 

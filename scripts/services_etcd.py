@@ -1,4 +1,5 @@
-"""A private single-member etcd on loopback, optionally with TLS and auth.
+"""A private etcd on loopback, optionally with TLS and auth: a single member, or one
+member of a cluster (``services_etcd_cluster.py`` starts three).
 
 Part of ``scripts/services.py`` (see its docstring); standard library only, like it.
 """
@@ -46,6 +47,10 @@ class EtcdServer:
     tls: EtcdTls | None = None
     auth_token_ttl_s: int | None = None
     process: subprocess.Popen | None = None
+    # A member of a cluster: its name and ``name=peer-url,...`` of every member.
+    name: str = "scheduler-test"
+    initial_cluster: str | None = None
+    cluster_token: str = "scheduler-test"
 
     @property
     def endpoint(self) -> str:
@@ -54,6 +59,10 @@ class EtcdServer:
     @property
     def client_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.peer_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -65,16 +74,17 @@ class EtcdServer:
 
     def command(self) -> list[str]:
         client = self.client_url
-        peer = f"http://{LOOPBACK}:{self.peer_port}"
+        peer = self.peer_url
         return [
             need("etcd"),
-            "--name", "scheduler-test",
+            "--name", self.name,
             "--data-dir", str(self.data_dir),
             "--listen-client-urls", client,
             "--advertise-client-urls", client,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"scheduler-test={peer}",
+            "--initial-cluster", self.initial_cluster or f"{self.name}={peer}",
+            "--initial-cluster-token", self.cluster_token,
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", self.compaction_retention,
             "--log-outputs", "stderr",
@@ -90,12 +100,17 @@ class EtcdServer:
                 "--trusted-ca-file", str(self.tls.trusted_ca_file), "--client-cert-auth"]
 
     def start(self, timeout_s: float = 30.0) -> "EtcdServer":
+        self.spawn()
+        wait_until(self.healthy, timeout_s, f"etcd on {self.endpoint}", self.log_path)
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting: a cluster's members are healthy only once
+        a quorum of them runs, so the cluster spawns them all, then waits."""
         Path(self.base_dir).mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self.data_dir.chmod(0o700)  # etcd refuses a group- or world-readable dir
         self.process = spawn(self.command(), self.log_path, env=clean_env())
-        wait_until(self.healthy, timeout_s, f"etcd on {self.endpoint}", self.log_path)
-        return self
 
     def healthy(self) -> bool:
         raise_if_exited(self.process, "etcd", self.log_path)
@@ -107,6 +122,17 @@ class EtcdServer:
                 return json.loads(r.read()).get("health") == "true"
         except (OSError, ValueError):
             return False
+
+    def status(self) -> dict | None:
+        """This member's ``/v3/maintenance/status`` (etcd's JSON gateway): its
+        ``header.member_id`` and the ``leader`` it knows; None if it does not answer."""
+        request = urllib.request.Request(f"{self.client_url}/v3/maintenance/status",
+                                         data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=1, context=self._ssl_context()) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.tls is None:

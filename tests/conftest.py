@@ -97,6 +97,22 @@ def etcd_factory(tmp_path):
 
 
 @pytest.fixture
+def etcd_cluster_factory(tmp_path):
+    """Start private 3-member etcd clusters (``factory()``) on loopback: ``leader()``,
+    ``kill(member)`` (SIGKILL) and ``restart(member)``; every member stopped after."""
+    clusters: list[services.EtcdCluster] = []
+
+    def factory(**kwargs) -> services.EtcdCluster:
+        cluster = services.EtcdCluster(tmp_path / f"etcd-cluster{len(clusters)}", **kwargs)
+        clusters.append(cluster)  # before start: a half-started cluster is stopped too
+        return cluster.start()
+
+    yield factory
+    for cluster in reversed(clusters):
+        cluster.stop()
+
+
+@pytest.fixture
 def mariadb_factory(tmp_path):
     """Start private MariaDB servers that this test may stop and start again
     (``factory(tls=services.MariaDBTls(...))`` for one that serves TLS)."""

@@ -225,6 +225,9 @@ def _locker() -> ActorMetrics[LockerStatistics]:
               "skipped (recorded skipped), failed (etcd did not answer in time).",
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
                          ("failed",): s.failed}, ("result",)),
+        Total.of("claim_retries_total", "Claim attempts made again within the fire's misfire "
+                 "grace because etcd did not answer (a member down, an election) or its "
+                 "answer was lost.", lambda s: s.retries),
     ), levels=(
         Level("claims_in_flight", "Fires being claimed now.", lambda s: s.in_flight),
         Level("clock_offset_seconds", "This worker's clock minus the median of the live "

@@ -93,9 +93,11 @@ class Etcd:
 
     # --- keys -----------------------------------------------------------------
 
-    async def get(self, key: Key) -> KeyValue | None:
+    async def get(self, key: Key, *, timeout_s: float | None = None) -> KeyValue | None:
+        """``timeout_s``: this call's deadline instead of the adapter's (see ``txn``)."""
         request = etcdrpc.RangeRequest(key=encode_key(key))
-        response = await self._unary(lambda m: m.kv.Range, request, f"get {key!r}")
+        response = await self._unary(lambda m: m.kv.Range, request, f"get {key!r}",
+                                     timeout_s=timeout_s)
         return KeyValue.from_proto(response.kvs[0]) if response.kvs else None
 
     async def get_prefix(self, prefix: Key) -> PrefixSnapshot:
@@ -136,29 +138,35 @@ class Etcd:
         compare: Sequence[Compare],
         success: Sequence[Op] = (),
         failure: Sequence[Op] = (),
+        *,
+        timeout_s: float | None = None,
     ) -> TxnResult:
         """If every compare holds, run ``success``, else ``failure``; atomically.
 
         Raises LeaseExpired when a Put names a lease that is gone (nothing applied),
         EtcdOutcomeUnknown when a writing transaction's answer was lost.
+        ``timeout_s``: this call's deadline instead of the adapter's, for a caller that
+        reads a lost answer back and tries again (the Locker): a request forwarded to
+        a leader that died is never answered, so only a deadline ends it.
         """
         request = txn_request(compare, success, failure)
         leases = lease_ids([*success, *failure])
         response = await self._unary(
             lambda m: m.kv.Txn, request, "txn",
             write=not (is_read_only(success) and is_read_only(failure)),
-            lease_id=leases[0] if leases else 0,
+            lease_id=leases[0] if leases else 0, timeout_s=timeout_s,
         )
         return txn_result(response)
 
     # --- leases ---------------------------------------------------------------
 
-    async def grant_lease(self, ttl_s: int) -> Lease:
+    async def grant_lease(self, ttl_s: int, *, timeout_s: float | None = None) -> Lease:
+        """``timeout_s``: this call's deadline instead of the adapter's (see ``txn``)."""
         if ttl_s < 1:
             raise ValueError(f"lease ttl_s must be at least 1, not {ttl_s}")
         request = etcdrpc.LeaseGrantRequest(TTL=ttl_s)
         response = await self._unary(lambda m: m.lease.LeaseGrant, request, "grant lease",
-                                     write=True)
+                                     write=True, timeout_s=timeout_s)
         if response.error:
             raise EtcdRejected("grant lease", "LEASE", response.error)
         return Lease(response.ID, response.TTL)
@@ -265,9 +273,11 @@ class Etcd:
         *,
         write: bool = False,
         lease_id: int = 0,
+        timeout_s: float | None = None,
     ) -> T:
+        timeout_s = self._timeout_s if timeout_s is None else timeout_s
         return await self._run(lambda: self._connection.unary(
-            method, request, operation=operation, timeout_s=self._timeout_s,
+            method, request, operation=operation, timeout_s=timeout_s,
             write=write, lease_id=lease_id))
 
     async def _run(self, fn: Callable[[], T]) -> T:

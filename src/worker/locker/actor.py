@@ -4,7 +4,9 @@ Every worker plans every job; for each fire the live eligible workers are ranked
 rendezvous hashing (``placement``). The first claims at once, the others after a
 backoff that grows with their rank and load, so the fleet shares the work evenly and
 a dead first choice is covered a step later. The claim itself is one transaction
-(``transport``): a lost claim is dropped at once, never waited on. A fire whose job is
+(``transport``): a claim another worker won is dropped at once, never waited on; one
+etcd did not answer (a member down, an election) is tried again within the fire's
+misfire grace (``_try_claim``), and counted. A fire whose job is
 still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
 
 In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import trio
 
 from actors import Actor, Address, Inbox
+from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import RunTrigger
@@ -45,11 +48,13 @@ from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
 from .placement import claim_delay_s, rank_of
 from .replace import NotReplaced, Replacer
-from .transport import ClaimTransport
+from .transport import CLAIM_ATTEMPT_S, ClaimTransport
 
 log = logging.getLogger(__name__)
 
-ETCD_RETRY_S = 0.1
+ETCD_RETRY_S = 0.1  # first wait before a claim is tried again; doubles up to the max
+ETCD_RETRY_MAX_S = 0.5
+MIN_ATTEMPT_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class LockerStatistics:
     taken: int  # another worker had it
     skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
     failed: int  # etcd did not answer before the fire's grace ran out
+    retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
     in_flight: int
     clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
     out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
@@ -82,7 +88,7 @@ class Locker(Actor[LockerMsg]):
         self._session: int | None = None
         self._running = 0
         self._stopping = False
-        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0}
+        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0, "retries": 0}
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
@@ -152,7 +158,7 @@ class Locker(Actor[LockerMsg]):
                     self._counts["taken"] += 1
                     return None
                 case Outcome.UNKNOWN:
-                    return await self._transport.claimed_anyway(fire)
+                    return await self._try_claim(fire, read_back_first=True)
                 case Outcome.NO_SESSION:
                     return None
         return await self._try_claim(fire)
@@ -216,32 +222,84 @@ class Locker(Actor[LockerMsg]):
                         f"{self._clock_offset_ms:+d} ms from the fleet's median" if apart
                         else "fewer than three clocks known")
 
-    async def _try_claim(self, fire: Fire) -> Run | None:
-        """One claim transaction, retried while etcd is unreachable within the grace."""
-        # A fire claimed again after its worker died is late already: its grace counts
-        # from when it was handed over again.
-        since_ms = max(fire.planned_ms, fire.fired_ms) if fire.recovers else fire.planned_ms
-        deadline_ms = since_ms + round(self._ctx.config.misfire_grace_s * 1000)
+    async def _try_claim(self, fire: Fire, *, read_back_first: bool = False) -> Run | None:
+        """One claim transaction, tried again while etcd does not answer (a member down,
+        an election) until the fire's misfire grace ends; then the fire is missed, never
+        claimed late. A lost answer is read back first (``read_back``): a claim that went
+        in is ours (even read back after the grace: it is run, not left claimed), one
+        that did not is tried again, and none can win twice (a claim creates the fire's
+        lock key only if it is absent). Nothing here runs unless an attempt fails: a
+        claim that etcd answers costs what it always did.
+        """
+        deadline_ms = self._grace_deadline_ms(fire)
+        backoff = Backoff(ETCD_RETRY_S, ETCD_RETRY_MAX_S)
+        unknown = read_back_first  # an answer was lost: read the running key back first
+        again = read_back_first  # the next claim is sent again
+        why = "its answer was lost"
         while True:
             try:
-                return await self._claim_once(fire)
-            except EtcdOutcomeUnknown:
-                return await self._transport.claimed_anyway(fire)
+                if unknown:
+                    match await self._transport.read_back(fire, timeout_s=self._attempt_s(deadline_ms)):
+                        case Run() as run:
+                            return run
+                        case Outcome.TAKEN:
+                            self._counts["taken"] += 1
+                            return None
+                    unknown = False  # it did not go in
+                if again:
+                    if self._over(deadline_ms):
+                        return self._missed(fire, why)
+                    self._counts["retries"] += 1
+                return await self._claim_once(fire, self._attempt_s(deadline_ms), again=again)
             except LeaseExpired:
                 log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
                 return None
-            except EtcdUnavailable as exc:
-                if self._ctx.clock.now_ms() >= deadline_ms or self._stopping:
-                    self._counts["failed"] += 1
-                    log.error("job %r fire at %d not claimed: %s", fire.spec.name, fire.planned_ms, exc)
-                    return None
-            await trio.sleep(ETCD_RETRY_S)
+            except EtcdUnavailable as exc:  # EtcdOutcomeUnknown too
+                why = str(exc)
+                if isinstance(exc, EtcdOutcomeUnknown):
+                    unknown = True  # read back, even past the grace: it may be ours
+                elif self._over(deadline_ms):
+                    return self._missed(fire, why)
+                again = True
+            if not self._over(deadline_ms):
+                await trio.sleep(min(backoff.failed(), self._left_s(deadline_ms)))
 
-    async def _claim_once(self, fire: Fire) -> Run | None:
+    def _over(self, deadline_ms: int) -> bool:
+        return self._stopping or self._ctx.clock.now_ms() >= deadline_ms
+
+    def _missed(self, fire: Fire, why: str) -> None:
+        self._counts["failed"] += 1
+        log.error("job %r fire at %d not claimed within its misfire grace: %s",
+                  fire.spec.name, fire.planned_ms, why)
+        return None
+
+    def _grace_deadline_ms(self, fire: Fire) -> int:
+        """Until when a failed claim is tried again. A scheduled fire's grace counts from
+        its time; any other (manual, retry, catch-up, one claimed again after its worker
+        died) is late by design, and its grace counts from when it was handed over."""
+        since_ms = fire.planned_ms
+        if fire.trigger is not RunTrigger.SCHEDULE or fire.recovers:
+            since_ms = max(fire.planned_ms, fire.fired_ms)
+        return since_ms + round(self._ctx.config.misfire_grace_s * 1000)
+
+    def _left_s(self, deadline_ms: int) -> float:
+        return max(0.0, (deadline_ms - self._ctx.clock.now_ms()) / 1000)
+
+    def _attempt_s(self, deadline_ms: int) -> float | None:
+        """One attempt's deadline: ``CLAIM_ATTEMPT_S``, cut to what is left of the grace
+        (``MIN_ATTEMPT_S`` at least); None (the adapter's own) for a last chance, when
+        the grace is over already and nothing would be tried again."""
+        left_s = self._left_s(deadline_ms)
+        if left_s <= 0:
+            return None
+        return min(CLAIM_ATTEMPT_S, max(left_s, MIN_ATTEMPT_S))
+
+    async def _claim_once(self, fire: Fire, timeout_s: float | None, *,
+                          again: bool = False) -> Run | None:
         session = self._session
         if session is None:
             return None
-        match await self._transport.claim_once(fire, session):
+        match await self._transport.claim_once(fire, session, timeout_s=timeout_s, again=again):
             case Run() as run:
                 return run
             case Outcome.TAKEN:

@@ -11,6 +11,11 @@ import trio
 
 from cluster.etcd import Etcd
 
+# A grant whose answer is lost is sent again: the lost lease, if any, expires unused.
+# Cut short like the claims it serves (``transport.CLAIM_ATTEMPT_S``): during an election
+# a grant forwarded to the dead leader is never answered.
+GRANT_TIMEOUT_S = 1.0
+
 
 class LockLeases:
     """Lock keys share one lease, replaced every ``ttl_s / 3``: never a lease per fire.
@@ -31,7 +36,8 @@ class LockLeases:
             return self._lease  # type: ignore[return-value]  # _fresh() checked it
         async with self._lock:
             if not self._fresh():
-                self._lease = (await self._etcd.grant_lease(self._ttl_s)).id
+                self._lease = (await self._etcd.grant_lease(
+                    self._ttl_s, timeout_s=GRANT_TIMEOUT_S)).id
                 self._granted_at = trio.current_time()
         return self._lease  # type: ignore[return-value]
 

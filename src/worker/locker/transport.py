@@ -6,6 +6,12 @@ whether another worker holds it (``Outcome.TAKEN``) or only the job's guard stop
 choices claim together and backups check together (``claim_batch``); whatever a batch
 leaves undecided takes the single path. When an answer is lost the running key is read
 back: it tells whether the claim went in. Retries, backoff and counting are the Locker's.
+
+Deadlines: a claim's transactions and reads take ``CLAIM_ATTEMPT_S`` at most (less when
+the fire's grace ends sooner: ``timeout_s``), not the adapter's default. A request that
+a follower forwarded to a leader which then died is never answered: etcd waits for the
+request's deadline. Cut short, it is a lost answer, read back and tried again while an
+election ends (about 1-2 s with etcd's defaults), not one stall of the whole default.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from cluster.etcd import (
     Etcd,
     EtcdError,
     EtcdOutcomeUnknown,
-    EtcdUnavailable,
     GetResult,
     LeaseExpired,
     Put,
@@ -33,6 +38,8 @@ from .claim_batch import Outcome, PendingClaim, Result, distinct_jobs
 from .lock_leases import LockLeases
 
 log = logging.getLogger(__name__)
+
+CLAIM_ATTEMPT_S = 1.0  # a healthy claim takes milliseconds; a burst of 100 about 0.1 s
 
 
 class ClaimTransport:
@@ -63,7 +70,7 @@ class ClaimTransport:
             compares, success, failure = claims.batch_claim_ops(
                 self._ks, fires, self._worker_id, session=session, lock_lease=lock_lease,
                 now_ms=self._clock.now_ms())
-            result = await self._etcd.txn(compares, success, failure)
+            result = await self._etcd.txn(compares, success, failure, timeout_s=CLAIM_ATTEMPT_S)
         except EtcdOutcomeUnknown:
             return _settle_all(batch, Outcome.UNKNOWN)
         except LeaseExpired:
@@ -84,33 +91,54 @@ class ClaimTransport:
     async def check_batch(self, batch: list[PendingClaim]) -> None:
         """Backups: one read tells which fires their owner took; only the rest claim."""
         try:
-            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.item for p in batch]))
+            result = await self._etcd.txn([], claims.lock_reads(self._ks, [p.item for p in batch]),
+                                          timeout_s=CLAIM_ATTEMPT_S)
         except EtcdError:
             return  # unsettled: the single path decides
         for pending, probe in zip(batch, result.responses):
             if _taken(pending.item, probe):
                 pending.settle(Outcome.TAKEN)
 
-    async def claim_once(self, fire: Fire, session: int) -> Run | Outcome:
+    async def claim_once(self, fire: Fire, session: int, *,
+                         timeout_s: float | None = CLAIM_ATTEMPT_S,
+                         again: bool = False) -> Run | Outcome:
         """One claim transaction under ``session``: the run, or TAKEN, or GUARDED (raises
-        EtcdError)."""
+        EtcdError). ``again``: an earlier attempt failed, and may have gone in after all
+        (a request etcd applied after its read-back was answered): a lock that names
+        this run is ours."""
         lock_lease = await self._lock_leases.current()
         compares, ops = claims.claim_ops(self._ks, fire, self._worker_id, session=session,
                                          lock_lease=lock_lease, now_ms=self._clock.now_ms())
-        result = await self._etcd.txn(compares, ops, claims.claim_probe(self._ks, fire))
+        result = await self._etcd.txn(compares, ops, claims.claim_probe(self._ks, fire),
+                                      timeout_s=timeout_s)
         if result.succeeded:
             return Run(fire, session, claims.is_guarded(fire))
-        return Outcome.TAKEN if _taken(fire, result.responses[0]) else Outcome.GUARDED
+        probe = result.responses[0]
+        if again and self._names_this_run(fire, probe):
+            return Run(fire, session, claims.is_guarded(fire))
+        return Outcome.TAKEN if _taken(fire, probe) else Outcome.GUARDED
 
-    async def claimed_anyway(self, fire: Fire) -> Run | None:
-        """The answer was lost: read our running key back to learn if the claim went in."""
+    def _names_this_run(self, fire: Fire, probe: object) -> bool:
+        if claims.by_trigger_key(fire) or not isinstance(probe, GetResult) or not probe.kvs:
+            return False
+        return probe.kvs[0].value == claims.lock_value(fire, self._worker_id)
+
+    async def read_back(self, fire: Fire, *,
+                        timeout_s: float | None = CLAIM_ATTEMPT_S) -> Run | Outcome:
+        """The answer was lost: read our running key back to learn if the claim went in.
+
+        The run if it did; TAKEN if the key is another worker's (a run id claimed again
+        lives on its lease); SINGLE if it did not go in: trying again is safe, since a
+        claim only creates the fire's lock key, so no two claims of a fire can both win.
+        Raises EtcdUnavailable when the read gets no answer either.
+        """
         session = self._session()
-        try:
-            kv = await self._etcd.get(self._ks.running(fire.spec.name, fire.run_id))
-        except EtcdUnavailable:
-            kv = None  # unknowable now: if it went in, the key dies with our lease
-        if kv is None or session is None or kv.lease_id != session:
-            return None  # not ours: a run id claimed again lives on another worker's lease
+        kv = await self._etcd.get(self._ks.running(fire.spec.name, fire.run_id),
+                                  timeout_s=timeout_s)
+        if kv is None:
+            return Outcome.SINGLE
+        if session is None or kv.lease_id != session:
+            return Outcome.TAKEN
         return Run(fire, session, claims.is_guarded(fire))
 
     async def claim_skip(self, fire: Fire) -> bool:
