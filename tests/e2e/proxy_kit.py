@@ -1,0 +1,75 @@
+"""Workers behind an ``EtcdProxy``, for the partition and slow-etcd tests.
+
+A worker whose ``--etcd`` is a proxy's endpoint reaches etcd only through it; the
+others (and the test itself) go direct. ``Timeline`` is the log of what happened when;
+``LeaseWatch`` polls one worker's key directly, so the test knows when etcd let its
+lease go and when it came back on a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trio
+
+from cluster.etcd import Etcd
+from cluster.keyspace import Keyspace
+from e2e_harness import Cluster, ServiceProcess
+
+POLL_S = 0.02
+
+
+class Timeline:
+    """What happened when, in seconds from the start of the test."""
+
+    def __init__(self) -> None:
+        self.t0 = trio.current_time()
+        self.lines: list[str] = []
+
+    def note(self, what: str, at: float | None = None) -> float:
+        at = (trio.current_time() if at is None else at) - self.t0
+        self.lines.append(f"{at:7.2f} s  {what}")
+        return at
+
+    def __str__(self) -> str:
+        return "\n".join(sorted(self.lines, key=lambda line: float(line.split()[0])))
+
+
+def add_worker_via(cluster: Cluster, endpoint: str, worker_id: str,
+                   *more_args: str) -> ServiceProcess:
+    """A worker of ``cluster`` whose only way to etcd is ``endpoint`` (a proxy)."""
+    behind = Cluster(endpoint, cluster.prefix, cluster.db_url, cluster.base_dir,
+                     cluster.extra_args)
+    worker = behind.add_worker(worker_id, *more_args)
+    cluster.workers.append(worker)  # stopped with the others
+    return worker
+
+
+@dataclass
+class LeaseWatch:
+    """The lease of ``workers/<id>`` as etcd holds it, polled every POLL_S: when the
+    key went (the lease expired or was revoked), and each lease it was seen on."""
+
+    etcd: Etcd
+    ks: Keyspace
+    worker_id: str
+    leases: list[tuple[float, int]] = field(default_factory=list)  # (first seen, id)
+    gone_at: list[float] = field(default_factory=list)
+
+    async def run(self) -> None:
+        present = True
+        while True:
+            kv = await self.etcd.get(self.ks.worker(self.worker_id))
+            now = trio.current_time()
+            if kv is None and present:
+                self.gone_at.append(now)
+            elif kv is not None and (not self.leases or self.leases[-1][1] != kv.lease_id):
+                self.leases.append((now, kv.lease_id))
+            present = kv is not None
+            await trio.sleep(POLL_S)
+
+    async def wait_new_lease(self, after: int, timeout_s: float) -> float:
+        with trio.fail_after(timeout_s):
+            while len(self.leases) <= after:
+                await trio.sleep(POLL_S)
+        return self.leases[-1][0]

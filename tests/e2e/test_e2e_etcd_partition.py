@@ -1,0 +1,179 @@
+"""A worker cut off from etcd while it lives (issue #11, item 2).
+
+Three workers share five jobs due every second; one of them, ``cut``, reaches etcd
+only through an ``EtcdProxy`` and alone runs a long job (its selector). The proxy
+stops forwarding (``pause``: silence, no error). Two cases:
+
+- released *after* the lease expired: ``cut`` must kill the long job before etcd can
+  have let its lease go (the process is gone before its ``workers/`` key is), record
+  it ``lost`` as fenced, claim nothing more; the other two run every fire meanwhile;
+  after the release ``cut`` rejoins on a new lease and runs fires again;
+- released *before* it could expire (a cut shorter than the TTL less a renewal
+  interval): nothing is fenced, the long job lives on, the requests held in the
+  proxy arrive late and win nothing twice.
+
+Both: every fire in the window recorded once (0 missed, 0 doubled), no record lost.
+The store is reachable throughout (``cut`` reaches MariaDB directly), so records go
+straight to it; none waits in the spill. A timeline is printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from cluster.etcd import open_etcd
+from cluster.keyspace import Keyspace
+from cluster.store import RunStatus, open_store
+from e2e_harness import Cluster, all_records, check_fires, put_every_second, put_job, \
+    wait_registered, wall_ms
+from etcd_proxy import EtcdProxy
+from proxy_kit import LeaseWatch, Timeline, add_worker_via
+
+pytestmark = pytest.mark.slow
+
+TTL_S = 3  # --session-ttl-s of every worker: renewals every second
+TICKS = [f"tick{j}" for j in range(5)]
+CUT = "cut"
+SETTLE_S = 3.0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_pid(pidfile: Path, timeout_s: float) -> int:
+    with trio.fail_after(timeout_s):
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            await trio.sleep(0.05)
+    return int(pidfile.read_text().split()[0])
+
+
+async def watch_pid(pid: int, out: list[float]) -> None:
+    while pid_alive(pid):
+        await trio.sleep(0.01)
+    out.append(trio.current_time())
+
+
+def at_second(ms: int) -> str:
+    """A 6-field cron expression due once, at the wall second ``ms`` falls in (UTC)."""
+    import time
+    t = time.gmtime(ms // 1000)
+    return f"{t.tm_sec} {t.tm_min} {t.tm_hour} {t.tm_mday} {t.tm_mon} *"
+
+
+async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: str,
+                   mysql_url: str, tmp_path: Path) -> None:
+    timeline = Timeline()
+    ks = Keyspace(etcd_prefix)
+    cluster = Cluster(etcd_endpoint, etcd_prefix, mysql_url, tmp_path,
+                      ["--session-ttl-s", str(TTL_S), "--shutdown-grace-s", "1"])
+    pidfile = tmp_path / "long.pid"
+    long_killed: list[float] = []
+    try:
+        async with open_etcd([etcd_endpoint]) as etcd, EtcdProxy(etcd_endpoint) as proxy, \
+                trio.open_nursery() as nursery:
+            add_worker_via(cluster, proxy.endpoint, CUT, "--labels", "side=cut")
+            for worker_id in ("w1", "w2"):
+                cluster.add_worker(worker_id)
+            await wait_registered(etcd, ks, {CUT, "w1", "w2"})
+            watch = LeaseWatch(etcd, ks, CUT)
+            nursery.start_soon(watch.run)
+            window_start = await put_every_second(etcd, ks, TICKS, "echo fired")
+            await put_job(etcd, ks, "long", f"echo $$ > {pidfile}; sleep 300",
+                          at_second(window_start + 1000), selector={"side": "cut"})
+            timeline.note(f"3 workers ({CUT} through the proxy), ttl {TTL_S} s, "
+                          f"{len(TICKS)} jobs every second from {window_start}")
+            pid = await wait_pid(pidfile, 10)
+            timeline.note(f"the long job runs on {CUT}: pid {pid}")
+            nursery.start_soon(watch_pid, pid, long_killed)
+            await trio.sleep(SETTLE_S)
+
+            proxy.pause()
+            cut_ms = wall_ms()
+            timeline.note("proxy paused: cut cannot reach etcd")
+            cut_t = trio.current_time()
+            leases_before = len(watch.leases)
+            if release_after_expiry:
+                with trio.fail_after(TTL_S + 5):
+                    while not watch.gone_at:
+                        await trio.sleep(0.02)
+                expired_t = watch.gone_at[0]
+                timeline.note(f"{CUT}'s key gone from etcd (lease expired)", expired_t)
+                await trio.sleep(SETTLE_S)  # the others run every fire meanwhile
+            else:
+                await trio.sleep(TTL_S - TTL_S / 3 - 0.4)  # before any fence can come
+            proxy.resume()
+            released_t = trio.current_time()
+            timeline.note(f"proxy released after {released_t - cut_t:.2f} s")
+            if release_after_expiry:
+                rejoined_t = await watch.wait_new_lease(leases_before, 15)
+                rejoined_ms = wall_ms()
+                timeline.note(f"{CUT} rejoined on lease {watch.leases[-1][1]:#x}, "
+                              f"{rejoined_t - released_t:.2f} s after the release", rejoined_t)
+            await trio.sleep(SETTLE_S)
+            window_end = (wall_ms() // 1000 - 1) * 1000
+            await trio.sleep(1.5)  # the window's last fires end and are recorded
+            nursery.cancel_scope.cancel()
+            leases_seen = [lease for _, lease in watch.leases]
+        for worker in cluster.workers:
+            assert worker.alive(), cluster.logs()
+        if long_killed:
+            timeline.note(f"the long job's process gone ({long_killed[0] - cut_t:.2f} s "
+                          "after the cut)", long_killed[0])
+        cluster.stop_all()
+        timeline.note("workers stopped (SIGTERM)")
+        assert all(w.process.returncode == 0 for w in cluster.workers), cluster.logs()
+    finally:
+        cluster.stop_all()
+        print(timeline)
+    async with open_store(mysql_url) as store:
+        everything = await all_records(store)
+    ticks = [r for r in everything if r.job_name in TICKS
+             and window_start <= r.plan_time < window_end]
+    fires = check_fires(ticks, TICKS, window_start, window_end)
+    longs = [r for r in everything if r.job_name == "long"]
+    expected = len(TICKS) * (window_end - window_start) // 1000
+    print(f"case released {'after' if release_after_expiry else 'before'} expiry: "
+          f"expected {expected}, run {len(ticks)}, doubled {len(fires.repeated)}, "
+          f"missed {len(fires.missed)}, long job records {[(r.status, r.err) for r in longs]}, "
+          f"statuses {sorted({r.status for r in ticks})}, by {CUT}: "
+          f"{sum(r.worker == CUT for r in ticks)}; leases of {CUT}: {len(leases_seen)}")
+    assert fires.unexpected == set()
+    assert fires.repeated == []
+    assert fires.missed == []
+    assert {r.status for r in ticks} == {RunStatus.SUCCEEDED}
+    assert len(longs) <= 1
+    if release_after_expiry:
+        # It claimed nothing while cut off (a fire claimed just before the cut may
+        # still start), and claims again once back.
+        assert [r for r in ticks if r.worker == CUT
+                and cut_ms + 1000 <= r.plan_time < rejoined_ms] == []
+        assert any(r.worker == CUT and r.plan_time > rejoined_ms for r in ticks)
+        assert long_killed and long_killed[0] < expired_t, (long_killed, expired_t)
+        assert [r.status for r in longs] == [RunStatus.LOST]
+        assert "fenced" in longs[0].err, longs[0]
+    else:
+        # Never fenced: the long job ran on until the workers' graceful stop killed it,
+        # and the worker kept its one lease.
+        assert not long_killed
+        assert [r.status for r in longs] == [RunStatus.KILLED], longs
+        assert "shutting down" in longs[0].err, longs[0]
+        assert len(leases_seen) == 1, leases_seen
+
+
+async def test_cut_off_worker_released_after_its_lease_expired(
+        etcd_endpoint, etcd_prefix, mysql_url, tmp_path):
+    await run_case(True, etcd_endpoint, etcd_prefix, mysql_url, tmp_path)
+
+
+async def test_cut_off_worker_released_before_its_lease_could_expire(
+        etcd_endpoint, etcd_prefix, mysql_url, tmp_path):
+    await run_case(False, etcd_endpoint, etcd_prefix, mysql_url, tmp_path)
