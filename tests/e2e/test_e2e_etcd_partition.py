@@ -1,7 +1,8 @@
 """A worker cut off from etcd while it lives (issue #11, item 2).
 
 Three workers share five jobs due every second; one of them, ``cut``, reaches etcd
-only through an ``EtcdProxy`` and alone runs a long job (its selector). The proxy
+only through an ``EtcdProxy`` and alone runs a long job (its selector), which ignores
+SIGTERM (only the SIGKILL that follows ``kill_grace_s``, 5 s, ends it). The proxy
 stops forwarding (``pause``: silence, no error). Two cases:
 
 - released *after* the lease expired: ``cut`` must kill the long job before etcd can
@@ -9,7 +10,7 @@ stops forwarding (``pause``: silence, no error). Two cases:
   it ``lost`` as fenced, claim nothing more; the other two run every fire meanwhile;
   after the release ``cut`` rejoins on a new lease and runs fires again;
 - released *before* it could expire (a cut shorter than the TTL less a renewal
-  interval): nothing is fenced, the long job lives on, the requests held in the
+  interval and the fence lead; a TTL of 6 s to make it 2.6 s): nothing is fenced, the long job lives on, the requests held in the
   proxy arrive late and win nothing twice.
 
 Both: every fire in the window recorded once (0 missed, 0 doubled), no record lost.
@@ -32,10 +33,11 @@ from e2e_harness import Cluster, all_records, check_fires, put_every_second, put
     wait_registered, wall_ms
 from etcd_proxy import EtcdProxy
 from proxy_kit import LeaseWatch, Timeline, add_worker_via
+from worker.registrar.actor import FENCE_LEAD_S
 
 pytestmark = pytest.mark.slow
 
-TTL_S = 3  # --session-ttl-s of every worker: renewals every second
+TTL_S = {True: 3, False: 6}  # --session-ttl-s, by case (released after expiry?)
 TICKS = [f"tick{j}" for j in range(5)]
 CUT = "cut"
 SETTLE_S = 3.0
@@ -72,9 +74,10 @@ def at_second(ms: int) -> str:
 async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: str,
                    mysql_url: str, tmp_path: Path) -> None:
     timeline = Timeline()
+    ttl_s = TTL_S[release_after_expiry]
     ks = Keyspace(etcd_prefix)
     cluster = Cluster(etcd_endpoint, etcd_prefix, mysql_url, tmp_path,
-                      ["--session-ttl-s", str(TTL_S), "--shutdown-grace-s", "1"])
+                      ["--session-ttl-s", str(ttl_s), "--shutdown-grace-s", "1"])
     pidfile = tmp_path / "long.pid"
     long_killed: list[float] = []
     try:
@@ -87,9 +90,9 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
             watch = LeaseWatch(etcd, ks, CUT)
             nursery.start_soon(watch.run)
             window_start = await put_every_second(etcd, ks, TICKS, "echo fired")
-            await put_job(etcd, ks, "long", f"echo $$ > {pidfile}; sleep 300",
+            await put_job(etcd, ks, "long", f"trap '' TERM; echo $$ > {pidfile}; sleep 300",
                           at_second(window_start + 1000), selector={"side": "cut"})
-            timeline.note(f"3 workers ({CUT} through the proxy), ttl {TTL_S} s, "
+            timeline.note(f"3 workers ({CUT} through the proxy), ttl {ttl_s} s, "
                           f"{len(TICKS)} jobs every second from {window_start}")
             pid = await wait_pid(pidfile, 10)
             timeline.note(f"the long job runs on {CUT}: pid {pid}")
@@ -102,14 +105,16 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
             cut_t = trio.current_time()
             leases_before = len(watch.leases)
             if release_after_expiry:
-                with trio.fail_after(TTL_S + 5):
+                with trio.fail_after(ttl_s + 5):
                     while not watch.gone_at:
                         await trio.sleep(0.02)
                 expired_t = watch.gone_at[0]
                 timeline.note(f"{CUT}'s key gone from etcd (lease expired)", expired_t)
                 await trio.sleep(SETTLE_S)  # the others run every fire meanwhile
             else:
-                await trio.sleep(TTL_S - TTL_S / 3 - 0.4)  # before any fence can come
+                # The last renewal was sent at most ttl/3 before the cut: no fence
+                # can come before ttl - ttl/3 - FENCE_LEAD_S after it.
+                await trio.sleep(ttl_s - ttl_s / 3 - FENCE_LEAD_S - 0.4)
             proxy.resume()
             released_t = trio.current_time()
             timeline.note(f"proxy released after {released_t - cut_t:.2f} s")
@@ -118,7 +123,7 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
                 rejoined_ms = wall_ms()
                 timeline.note(f"{CUT} rejoined on lease {watch.leases[-1][1]:#x}, "
                               f"{rejoined_t - released_t:.2f} s after the release", rejoined_t)
-            await trio.sleep(SETTLE_S)
+            await trio.sleep(2 * SETTLE_S if release_after_expiry else SETTLE_S)
             window_end = (wall_ms() // 1000 - 1) * 1000
             await trio.sleep(1.5)  # the window's last fires end and are recorded
             nursery.cancel_scope.cancel()

@@ -37,12 +37,16 @@ class ActiveRun:
     cause: KillCause | None = None  # set once: the first reason to stop wins
     waiting: trio.CancelScope | None = None  # set while it waits for its mark or time
     start_ms: int | None = None  # when its command starts (committed): None until then
+    grace_s: float | None = None  # the kill's own SIGTERM-to-SIGKILL bound (a fence's)
 
-    def kill(self, status: RunStatus, reason: str, at_ms: int) -> bool:
-        """Ask the run to stop; False if it is already stopping or has ended."""
+    def kill(self, status: RunStatus, reason: str, at_ms: int,
+             grace_s: float | None = None) -> bool:
+        """Ask the run to stop (SIGKILL after ``grace_s`` at most, if given); False if
+        it is already stopping or has ended."""
         if self.cause is not None:
             return False
-        if self.process is not None and not self.process.kill(reason):
+        self.grace_s = grace_s
+        if self.process is not None and not self.process.kill(reason, grace_s):
             return False  # it exited, or its timeout came first
         self.cause = KillCause(status, reason, at_ms)
         if self.waiting is not None:
@@ -53,7 +57,7 @@ class ActiveRun:
         """The process is up; a kill that came while it was spawning applies now."""
         self.process = process
         if self.cause is not None:
-            process.kill(self.cause.reason)
+            process.kill(self.cause.reason, self.grace_s)
 
 
 def gone(now_ms: int) -> KillCause:

@@ -191,9 +191,10 @@ class Executor(Actor[ExecutorMsg]):
                     self._early_kills.remember(run_id, EarlyKill(status, reason),
                                                trio.current_time())
                 self._kill_all(iter(matching), status, reason)
-            case Fenced(lease_id):
+            case Fenced(lease_id, kill_within_s):
                 self._kill_all(self._fenced_by(lease_id), RunStatus.LOST,
-                               f"the session lease {lease_id} was lost: the run was fenced")
+                               f"the session lease {lease_id} was lost: the run was fenced",
+                               kill_within_s)
             case SessionChanged(lease_id):
                 self._session = lease_id
                 if lease_id is not None:
@@ -240,9 +241,10 @@ class Executor(Actor[ExecutorMsg]):
             if lease == lease_id or lease != self._session:
                 yield active
 
-    def _kill_all(self, runs: Iterator[ActiveRun], status: RunStatus, reason: str) -> None:
+    def _kill_all(self, runs: Iterator[ActiveRun], status: RunStatus, reason: str,
+                  grace_s: float | None = None) -> None:
         for active in runs:
-            if active.kill(status, reason, self._ctx.clock.now_ms()):
+            if active.kill(status, reason, self._ctx.clock.now_ms(), grace_s):
                 self._killed += 1
                 log.info("killing run %s of %r: %s", active.run.fire.run_id,
                          active.run.fire.spec.name, reason)

@@ -35,9 +35,12 @@ class KillRun:
 
 @dataclass(frozen=True, slots=True)
 class Fenced:
-    """The session lease was lost: every run here is fenced and must die."""
+    """The session lease was lost: every run here is fenced and must die, SIGKILLed
+    ``kill_within_s`` after this at the latest (before the lease can have expired on
+    the server); None: the usual ``kill_grace_s``."""
 
     lease_id: int
+    kill_within_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

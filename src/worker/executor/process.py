@@ -162,14 +162,18 @@ class GroupProcess:
     def kill_reason(self) -> str | None:
         return self._kill_reason
 
-    def kill(self, reason: str) -> bool:
-        """SIGTERM the group now, SIGKILL it after the grace; never blocks.
+    def kill(self, reason: str, grace_s: float | None = None) -> bool:
+        """SIGTERM the group now, SIGKILL it after the grace (``grace_s`` if given,
+        capped by ``kill_grace_s``: a fenced run must be gone before its lease can
+        expire); never blocks.
 
         Returns False, doing nothing, if a kill (or the timeout) came first or bash has
         already exited: the run then ends for the earlier reason.
         """
         if self._exited or self._kill_reason is not None:
             return False
+        if grace_s is not None:
+            self._kill_grace_s = max(0.0, min(self._kill_grace_s, grace_s))
         self._kill_reason = reason
         signal_group(self._pid, signal.SIGTERM)
         self._kill_requested.set()

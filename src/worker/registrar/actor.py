@@ -10,9 +10,10 @@ goes, they vanish in one revision and another worker records the runs lost. So:
 - Every ``ttl / 3`` s: renew it (``keepalive_once``), then republish the info (running
   count asked of the Executor, wall clock for the master's skew display).
 - Fenced: once etcd says the lease is gone (LeaseExpired), or no renewal was confirmed
-  for a whole TTL (etcd unreachable: the lease may be gone and the runs taken over),
-  the worker can no longer vouch for its runs. It tells the Locker and the Executor
-  ``SessionChanged(None)`` (claim nothing), the Executor ``Fenced`` (kill every run),
+  for a whole TTL less ``FENCE_LEAD_S`` (etcd unreachable: the lease may soon be gone
+  and the runs taken over), the worker can no longer vouch for its runs. It tells the Locker and the Executor
+  ``SessionChanged(None)`` (claim nothing), the Executor ``Fenced`` (kill every run,
+  SIGKILL at the latest ``KILL_MARGIN_S`` before the lease can have expired),
   revokes the old lease if it still lives, then registers anew (retrying with backoff
   while etcd is down) and announces the new lease.
 - Graceful stop (``drain``): flush the LogSink while the lease is still renewed, stop
@@ -21,7 +22,9 @@ goes, they vanish in one revision and another worker records the runs lost. So:
   first: its runs are over by then.
 
 Time: a renewal counts from when it was *sent* (etcd renewed no earlier), so "a whole
-TTL without renewal" never overestimates how long the lease lives. Trio clock.
+TTL without renewal" never overestimates how long the lease lives. Trio clock. The
+fence comes ``FENCE_LEAD_S`` (at most ttl/3) before that instant, so that the runs are
+dead, and the worker claims nothing, before the lease can be gone on the server.
 
 Sends to: the Locker and the Executor (``SessionChanged``), the Executor (``Fenced``,
 ``RunningCount``), the LogSink (``Flush``); their addresses are constructor arguments.
@@ -65,6 +68,11 @@ RUNNING_COUNT_TIMEOUT_S = 0.5
 REVOKE_TIMEOUT_S = 2.0  # a revocation when fenced; at a graceful stop: RegistrarBudget
 REGISTER_RETRY_S = 0.1  # first wait before registering again while etcd is down
 REGISTER_RETRY_MAX_S = 5.0
+# Fence this long (at most a renewal interval) before the lease can have expired, and
+# have every fenced run SIGKILLed KILL_MARGIN_S before then: a run that ignores SIGTERM
+# must not outlive the lease, or it would run beside the fire's next owner.
+FENCE_LEAD_S = 1.0
+KILL_MARGIN_S = 0.2
 
 
 def package_version() -> str:
@@ -174,30 +182,36 @@ class Registrar(Actor[RegistrarMsg]):
     async def _keep(self, session: Session) -> None:
         """Hold the session; whenever it is lost, fence and register anew. Forever."""
         while True:
+            kill_within_s = 0.0
             try:
-                await self._hold(session)
+                vouched_until = await self._hold(session)
+                kill_within_s = max(0.0, vouched_until - KILL_MARGIN_S - trio.current_time())
             except LeaseExpired:
                 log.error("session lease %#x is gone: fencing worker %s", session.lease.id,
                           self._ctx.worker_id)
-            await self._fence(session.lease.id)
+            await self._fence(session.lease.id, kill_within_s)
             session = await self._register()
 
-    async def _hold(self, session: Session) -> None:
-        """Renew every ttl/3 s. Returns after a whole TTL without a confirmed renewal;
-        raises LeaseExpired when etcd says the lease is gone."""
+    async def _hold(self, session: Session) -> float:
+        """Renew every ttl/3 s. Returns, with the earliest instant the lease can expire,
+        once no renewal was confirmed for a TTL less the fence lead; raises
+        LeaseExpired when etcd says the lease is gone."""
         ttl_s = session.lease.ttl_s
         interval_s = ttl_s / 3
+        lead_s = min(FENCE_LEAD_S, interval_s)
         vouched_until = session.granted_at + ttl_s
         next_at = session.granted_at + interval_s
         while True:
-            await trio.sleep_until(min(next_at, vouched_until))
+            fence_at = vouched_until - lead_s
+            await trio.sleep_until(min(next_at, fence_at))
             sent_at = trio.current_time()
-            if sent_at >= vouched_until:
-                log.error("no renewal of lease %#x confirmed for %d s: fencing worker %s",
-                          session.lease.id, ttl_s, self._ctx.worker_id)
-                return
+            if sent_at >= fence_at:
+                log.error("no renewal of lease %#x confirmed for %.1f s (it may expire in "
+                          "%.1f s): fencing worker %s", session.lease.id, ttl_s - lead_s,
+                          lead_s, self._ctx.worker_id)
+                return vouched_until
             next_at = sent_at + interval_s
-            renewed_ttl_s = await self._renew(session.lease.id, min(next_at, vouched_until))
+            renewed_ttl_s = await self._renew(session.lease.id, min(next_at, fence_at))
             if renewed_ttl_s is not None:
                 vouched_until = sent_at + renewed_ttl_s
                 with trio.move_on_at(next_at):
@@ -236,11 +250,11 @@ class Registrar(Actor[RegistrarMsg]):
             return None
         return Session(lease, granted_at)
 
-    async def _fence(self, lease_id: int) -> None:
+    async def _fence(self, lease_id: int, kill_within_s: float) -> None:
         self._session = None
         self._counts["fenced"] += 1
         await self._announce(None)
-        await self._executor.tell_or_log(Fenced(lease_id), log)
+        await self._executor.tell_or_log(Fenced(lease_id, kill_within_s), log)
         # If etcd still holds it (we only lost touch), its keys must go now: they
         # stand for runs that are being killed.
         with trio.move_on_after(REVOKE_TIMEOUT_S):

@@ -73,7 +73,7 @@ class Harness:
 
     def __init__(self, users: JobUsers | None = None, *,
                  budget: ExecutorBudget | None = None, **config) -> None:
-        cfg = dataclasses.replace(Config(), kill_grace_s=1.0, **config)
+        cfg = dataclasses.replace(Config(), **{"kill_grace_s": 1.0, **config})
         self.peers, self.inboxes = open_mailboxes(cfg)
         self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock())
         self.released: list[Run] = []

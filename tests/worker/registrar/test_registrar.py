@@ -135,7 +135,7 @@ async def test_a_lease_revoked_behind_its_back_fences_the_runs_then_it_registers
             assert inboxes.locker.receive_nowait() == SessionChanged(old)
             await etcd.revoke_lease(old)
             assert await receive(executor) == SessionChanged(None)
-            assert await receive(executor) == Fenced(old)
+            assert await receive(executor) == Fenced(old, 0.0)  # gone: SIGKILL at once
             new = (await receive(executor)).lease_id
             assert new is not None and new != old
             assert [await receive(inboxes.locker) for _ in range(2)] == [

@@ -1,7 +1,8 @@
 """The Registrar's timing against a fake etcd on trio's mock clock (no wall time).
 
-When etcd cannot be reached, the lease must be taken as lost one TTL after the last
-renewal etcd confirmed: not later (others may own our runs by then), not much earlier.
+When etcd cannot be reached, the lease must be taken as lost FENCE_LEAD_S before one
+TTL after the last renewal etcd confirmed: not later (its runs must be dead before
+others may own them), not much earlier.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from worker.context import WorkerContext
 from worker.mailboxes import Inboxes, open_mailboxes
 from worker.executor.messages import Fenced, RunningCount
 from worker.log_sink.messages import Flush
-from worker.registrar.actor import Registrar, RegistrarMsg
+from worker.registrar.actor import FENCE_LEAD_S, KILL_MARGIN_S, Registrar, RegistrarMsg
 from worker.shutdown_budget import RegistrarBudget
 from worker.registrar.messages import SessionChanged
 
@@ -102,9 +103,13 @@ async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojum
         fenced_after_s = trio.current_time() - down_at
         last_renewal_sent = etcd.renewed_at[-1] - 0.01
         assert msg == SessionChanged(None)
-        assert abs(trio.current_time() - (last_renewal_sent + TTL_S)) < 1e-6
-        assert TTL_S - TTL_S / 3 - 0.1 < fenced_after_s <= TTL_S
-        assert await executor.receive() == Fenced(first)
+        # One fence lead before the lease can have expired; the runs are SIGKILLed at
+        # the latest KILL_MARGIN_S before that instant.
+        assert abs(trio.current_time() - (last_renewal_sent + TTL_S - FENCE_LEAD_S)) < 1e-6
+        assert TTL_S - TTL_S / 3 - FENCE_LEAD_S - 0.1 < fenced_after_s <= TTL_S - FENCE_LEAD_S
+        fenced = await executor.receive()
+        assert isinstance(fenced, Fenced) and fenced.lease_id == first
+        assert abs(fenced.kill_within_s - (FENCE_LEAD_S - KILL_MARGIN_S)) < 1e-6
         await trio.sleep(60)  # still down: it keeps trying, with backoff
         assert registrar.statistics_detail().lease_id is None
         etcd.down = False
