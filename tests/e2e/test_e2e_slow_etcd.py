@@ -5,9 +5,10 @@ direct); five jobs fire every second. After a baseline, the proxy holds every re
 200 ms for 30 s. Meanwhile a job is added and one deleted: the workers learn both by
 their watches, which must survive the slowness. Asserted: 0 doubled, 0 missed; the
 added job runs from within a couple of seconds of its creation, the deleted one stops;
-the lateness of fires (start − planned time) grows with the delay, bounded by two
-delays at the median and three at p95 (the issue's target, one delay, is not met: see
-the assertion). A timeline and the lateness figures are printed.
+the lateness of fires (start − planned time) grows by about the delay and no more,
+with ``--claim-lead-s 0.5`` (a claim lead above etcd's round trip; the default, 0.2 s,
+lets it grow by two delays: see the assertion). A timeline and the lateness figures
+are printed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ DELAY_S = 0.2
 SLOW_FOR_S = 30.0
 BASELINE_S = 8.0
 TICKS = [f"tick{j}" for j in range(5)]
+CLAIM_LEAD_S = 0.5  # above the slow round trip (the default 0.2 s is not: see below)
 WATCH_WITHIN_MS = 2500  # a job saved while etcd is slow runs from this soon after
 
 
@@ -46,7 +48,7 @@ async def test_slow_etcd_neither_doubles_nor_misses_and_lateness_grows_by_the_de
     timeline = Timeline()
     ks = Keyspace(etcd_prefix)
     cluster = Cluster(etcd_endpoint, etcd_prefix, mysql_url, tmp_path,
-                      ["--shutdown-grace-s", "1"])
+                      ["--shutdown-grace-s", "1", "--claim-lead-s", str(CLAIM_LEAD_S)])
     try:
         async with open_etcd([etcd_endpoint]) as etcd, EtcdProxy(etcd_endpoint) as proxy:
             for worker_id in ("w0", "w1"):
@@ -88,13 +90,15 @@ async def test_slow_etcd_neither_doubles_nor_misses_and_lateness_grows_by_the_de
     fires = check_fires(ticks, TICKS, window_start, window_end)
     base = lateness(ticks, window_start, slow_from)
     slow = lateness(ticks, slow_from + 1000, slow_to)  # the first slow second settles
+    after = lateness(ticks, slow_to + 1000, window_end)
     added = sorted(r.plan_time for r in everything if r.job_name == "added")
     doomed_after = [r for r in everything if r.job_name == "doomed"
                     and r.plan_time > added_ms + WATCH_WITHIN_MS]
     print(f"slow etcd: expected {len(TICKS) * (window_end - window_start) // 1000}, run "
           f"{len(ticks)}, doubled {len(fires.repeated)}, missed {len(fires.missed)}; "
           f"lateness ms baseline p50 {pct(base, .5)} p95 {pct(base, .95)} max {base[-1]}, "
-          f"slow p50 {pct(slow, .5)} p95 {pct(slow, .95)} max {slow[-1]}; 'added' first "
+          f"slow p50 {pct(slow, .5)} p95 {pct(slow, .95)} max {slow[-1]}, after p50 "
+          f"{pct(after, .5)} max {after[-1]}; 'added' first "
           f"ran {added[0] - added_ms if added else None} ms after its save; 'doomed' "
           f"runs after its deletion: {len(doomed_after)}")
     assert fires.unexpected == set()
@@ -105,11 +109,13 @@ async def test_slow_etcd_neither_doubles_nor_misses_and_lateness_grows_by_the_de
     assert added and added[0] - added_ms <= WATCH_WITHIN_MS
     assert set(range(added[0], window_end, 1000)) <= set(added)
     assert doomed_after == []
-    # Lateness grows with the delay and is bounded by it. Measured: by two delays at
-    # the median, three at p95, not by the one the issue asks for: a fire waits for its
-    # claim (sent claim_lead_s = 0.2 s ahead, which a 0.2 s delay no longer covers)
-    # and then for the write that marks it started (DESIGN §12, "slow etcd").
+    # Lateness grows by about the delay and no more: the claim, sent CLAIM_LEAD_S
+    # ahead, is won before the fire's time; the fire then waits for the one write that
+    # marks it started (DESIGN §6). With the default claim_lead_s (0.2 s, which a
+    # 0.2 s delay does not cover) it grew by two delays at the median, three at p95
+    # (DESIGN §12, "slow etcd").
     delay_ms = DELAY_S * 1000
-    assert pct(slow, .5) - pct(base, .5) <= 2 * delay_ms + 50, (base, slow)
-    assert pct(slow, .95) - pct(base, .95) <= 3 * delay_ms + 100, (base, slow)
-    assert slow[-1] <= 4 * delay_ms + 200, slow
+    assert pct(slow, .5) - pct(base, .5) <= delay_ms + 50, (base, slow)
+    assert pct(slow, .95) - pct(base, .95) <= delay_ms + 100, (base, slow)
+    assert slow[-1] <= 3 * delay_ms, slow  # the worst of ~150 fires: 318–524 ms measured
+    assert pct(after, .5) <= pct(base, .5) + 50, (base, after)  # and back once it is fast
