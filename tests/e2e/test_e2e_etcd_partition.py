@@ -10,8 +10,8 @@ stops forwarding (``pause``: silence, no error). Two cases:
   it ``lost`` as fenced, claim nothing more; the other two run every fire meanwhile;
   after the release ``cut`` rejoins on a new lease and runs fires again;
 - released *before* it could expire (a cut shorter than the TTL less a renewal
-  interval and the fence lead; a TTL of 6 s to make it 2.6 s): nothing is fenced, the long job lives on, the requests held in the
-  proxy arrive late and win nothing twice.
+  interval and the fence lead; a TTL of 6 s to make it 2.6 s): nothing is fenced, the long job lives on, what the proxy held is let
+  through late, and nothing is won twice.
 
 Both: every fire in the window recorded once (0 missed, 0 doubled), no record lost.
 The store is reachable throughout (``cut`` reaches MariaDB directly), so records go
