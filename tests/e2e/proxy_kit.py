@@ -8,6 +8,7 @@ lease go and when it came back on a new one.
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, field
 
 import trio
@@ -36,13 +37,27 @@ class Timeline:
 
 
 def add_worker_via(cluster: Cluster, endpoint: str, worker_id: str,
-                   *more_args: str) -> ServiceProcess:
-    """A worker of ``cluster`` whose only way to etcd is ``endpoint`` (a proxy)."""
-    behind = Cluster(endpoint, cluster.prefix, cluster.db_url, cluster.base_dir,
+                   *more_args: str, db_url: str | None = None) -> ServiceProcess:
+    """A worker of ``cluster`` whose only way to etcd is ``endpoint`` (a proxy), and to
+    the store ``db_url`` if given (another proxy)."""
+    behind = Cluster(endpoint, cluster.prefix, db_url or cluster.db_url, cluster.base_dir,
                      cluster.extra_args)
     worker = behind.add_worker(worker_id, *more_args)
     cluster.workers.append(worker)  # stopped with the others
     return worker
+
+
+def db_target(db_url: str) -> str:
+    """``host:port`` of a ``mysql://`` URL."""
+    u = urllib.parse.urlsplit(db_url)
+    return f"{u.hostname}:{u.port or 3306}"
+
+
+def db_url_via(db_url: str, endpoint: str) -> str:
+    """``db_url`` with its host and port replaced by ``endpoint`` (a proxy's)."""
+    u = urllib.parse.urlsplit(db_url)
+    userinfo = u.netloc.rpartition("@")[0]
+    return urllib.parse.urlunsplit(u._replace(netloc=f"{userinfo}@{endpoint}"))
 
 
 @dataclass

@@ -14,8 +14,11 @@ stops forwarding (``pause``: silence, no error). Two cases:
   through late, and nothing is won twice.
 
 Both: every fire in the window recorded once (0 missed, 0 doubled), no record lost.
-The store is reachable throughout (``cut`` reaches MariaDB directly), so records go
-straight to it; none waits in the spill. A timeline is printed.
+The store is reachable throughout (through a proxy that keeps flowing), so records go
+straight to it. A third case pauses the store's proxy with etcd's: ``cut``'s records,
+the fenced one included, wait in its LogSink (for a cut of ~6 s the batch in flight
+just hangs: no write fails, nothing reaches the spill file) and reach the store after
+the release. A timeline is printed.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from cluster.store import RunStatus, open_store
 from e2e_harness import Cluster, all_records, check_fires, put_every_second, put_job, \
     wait_registered, wall_ms
 from etcd_proxy import EtcdProxy
-from proxy_kit import LeaseWatch, Timeline, add_worker_via
+from proxy_kit import LeaseWatch, Timeline, add_worker_via, db_target, db_url_via
 from worker.registrar.actor import FENCE_LEAD_S
 
 pytestmark = pytest.mark.slow
@@ -72,7 +75,7 @@ def at_second(ms: int) -> str:
 
 
 async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: str,
-                   mysql_url: str, tmp_path: Path) -> None:
+                   mysql_url: str, tmp_path: Path, store_cut: bool = False) -> None:
     timeline = Timeline()
     ttl_s = TTL_S[release_after_expiry]
     ks = Keyspace(etcd_prefix)
@@ -82,8 +85,9 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
     long_killed: list[float] = []
     try:
         async with open_etcd([etcd_endpoint]) as etcd, EtcdProxy(etcd_endpoint) as proxy, \
-                trio.open_nursery() as nursery:
-            add_worker_via(cluster, proxy.endpoint, CUT, "--labels", "side=cut")
+                EtcdProxy(db_target(mysql_url)) as db_proxy, trio.open_nursery() as nursery:
+            add_worker_via(cluster, proxy.endpoint, CUT, "--labels", "side=cut",
+                           db_url=db_url_via(mysql_url, db_proxy.endpoint))
             for worker_id in ("w1", "w2"):
                 cluster.add_worker(worker_id)
             await wait_registered(etcd, ks, {CUT, "w1", "w2"})
@@ -100,8 +104,10 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
             await trio.sleep(SETTLE_S)
 
             proxy.pause()
+            if store_cut:
+                db_proxy.pause()
             cut_ms = wall_ms()
-            timeline.note("proxy paused: cut cannot reach etcd")
+            timeline.note(f"proxy paused: cut cannot reach etcd{' nor the store' * store_cut}")
             cut_t = trio.current_time()
             leases_before = len(watch.leases)
             if release_after_expiry:
@@ -116,6 +122,7 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
                 # can come before ttl - ttl/3 - FENCE_LEAD_S after it.
                 await trio.sleep(ttl_s - ttl_s / 3 - FENCE_LEAD_S - 0.4)
             proxy.resume()
+            db_proxy.resume()
             released_t = trio.current_time()
             timeline.note(f"proxy released after {released_t - cut_t:.2f} s")
             if release_after_expiry:
@@ -164,19 +171,32 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
         assert any(r.worker == CUT and r.plan_time > rejoined_ms for r in ticks)
         assert long_killed and long_killed[0] < expired_t, (long_killed, expired_t)
         assert [r.status for r in longs] == [RunStatus.LOST]
-        assert "fenced" in longs[0].err, longs[0]
+        # One row per run: the worker's own record ("... was fenced") or the one the
+        # survivors write when its lease expires ("... lost its session ..."), which
+        # overwrites it when it comes later (a race, issue #11 notes).
+        assert "fenced" in longs[0].err or "lost its session" in longs[0].err, longs[0]
     else:
         # Never fenced: the long job ran on until the workers' graceful stop killed it,
-        # and the worker kept its one lease.
+        # and the worker kept its one lease. Its record: the worker's own ("killed:
+        # worker shutting down"), or the survivors' "lost" when they saw its lease
+        # revoked at its stop before its record was durable (the same race as above).
         assert not long_killed
-        assert [r.status for r in longs] == [RunStatus.KILLED], longs
-        assert "shutting down" in longs[0].err, longs[0]
+        assert len(longs) == 1 and "fenced" not in longs[0].err, longs
+        assert (longs[0].status, "shutting down" in longs[0].err) in {
+            (RunStatus.KILLED, True), (RunStatus.LOST, False)}, longs
         assert len(leases_seen) == 1, leases_seen
 
 
 async def test_cut_off_worker_released_after_its_lease_expired(
         etcd_endpoint, etcd_prefix, mysql_url, tmp_path):
     await run_case(True, etcd_endpoint, etcd_prefix, mysql_url, tmp_path)
+
+
+async def test_cut_off_from_etcd_and_the_store_its_records_wait_in_its_spill(
+        etcd_endpoint, etcd_prefix, mysql_url, tmp_path):
+    """The store behind a proxy too, paused and released with etcd's: the fenced record
+    (written while neither could be reached) and every other reach the store after."""
+    await run_case(True, etcd_endpoint, etcd_prefix, mysql_url, tmp_path, store_cut=True)
 
 
 async def test_cut_off_worker_released_before_its_lease_could_expire(
