@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from mailbox_kit import queued
+
 from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
@@ -52,16 +54,6 @@ async def lone_locker(etcd, cfg: Config, ks: Keyspace):
         nursery.cancel_scope.cancel()
 
 
-def drained(inbox) -> list:
-    """What the Scheduler was sent and has not read yet."""
-    out = []
-    while True:
-        try:
-            out.append(inbox.receive_nowait())
-        except trio.WouldBlock:
-            return out
-
-
 async def claim_through_an_outage(etcd_factory, prefix: str, *, grace_s: float,
                                   down_s: float):
     """One worker's Locker claims a fire while its only etcd is down for ``down_s``."""
@@ -76,7 +68,7 @@ async def claim_through_an_outage(etcd_factory, prefix: str, *, grace_s: float,
             await trio.sleep(down_s)
             await trio.to_thread.run_sync(server.start)
             await trio.sleep(grace_s + 1.5)  # past the grace: nothing is claimed late
-            replies = drained(to_scheduler)
+            replies = queued(to_scheduler)
             stats = locker.statistics_detail()
         lock = await etcd.get(claims.lock_key(ks, fire))
         running = await etcd.get(ks.running(fire.spec.name, fire.run_id))
@@ -127,7 +119,7 @@ async def test_a_claim_through_a_follower_when_the_leader_dies_is_won_within_the
                 granted = await to_scheduler.receive()
             took_s = time.monotonic() - killed
             await trio.sleep(1.0)
-            later = drained(to_scheduler)
+            later = queued(to_scheduler)
             stats = locker.statistics_detail()
     assert isinstance(granted, Granted) and granted.run.fire.run_id == fire.run_id
     assert later == []  # once
@@ -157,7 +149,7 @@ async def test_a_claim_whose_answer_was_lost_is_ours_once(etcd_factory, etcd_pre
             with trio.fail_after(cfg.misfire_grace_s):
                 granted = await to_scheduler.receive()
             await trio.sleep(1.0)
-            later = drained(to_scheduler)
+            later = queued(to_scheduler)
             stats = locker.statistics_detail()
         lock = await etcd.get(claims.lock_key(ks, fire))
     assert isinstance(granted, Granted) and granted.run.fire.run_id == fire.run_id
