@@ -84,6 +84,7 @@ class Locker(Actor[LockerMsg]):
                                   kill_grace_s=ctx.config.kill_grace_s)
         self._workers: tuple[WorkerInfo, ...] = ()
         self._off_step: dict[str, int] = {}  # out-of-step workers → ms from the median
+        self._in_step: tuple[WorkerInfo, ...] = ()  # _workers minus _off_step, per change
         self._clock_offset_ms = 0
         self._session: int | None = None
         self._running = 0
@@ -188,7 +189,7 @@ class Locker(Actor[LockerMsg]):
         # Manual runs have no fire time of their own to hash: their run id stands in.
         manual = fire.trigger is RunTrigger.MANUAL
         fire_key = fire.run_id if manual else f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
-        in_step = [w for w in self._workers if w.worker_id not in self._off_step]
+        in_step = self._in_step
         rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, in_step, fire.spec.selector)
         if rank is None:
             return None
@@ -212,6 +213,7 @@ class Locker(Actor[LockerMsg]):
         self._clock_offset_ms = apart.get(me, 0)
         was = me in self._off_step
         self._off_step = {w: d for w, d in apart.items() if abs(d) > limit_ms}
+        self._in_step = tuple(w for w in self._workers if w.worker_id not in self._off_step)
         if me in self._off_step and not was:
             log.warning("clock skew: this worker's clock is %+d ms from the median of %d "
                         "workers' (limit --max-clock-skew-s %g s): it claims fires only "
