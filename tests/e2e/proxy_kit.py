@@ -15,7 +15,8 @@ import trio
 
 from cluster.etcd import Etcd
 from cluster.keyspace import Keyspace
-from e2e_harness import Cluster, ServiceProcess
+from cluster.store import RunRecord, open_store
+from e2e_harness import Cluster, ServiceProcess, all_records, check_fires
 
 POLL_S = 0.02
 
@@ -34,6 +35,24 @@ class Timeline:
 
     def __str__(self) -> str:
         return "\n".join(sorted(self.lines, key=lambda line: float(line.split()[0])))
+
+
+def stop_workers_cleanly(cluster: Cluster, timeline: Timeline) -> None:
+    """Every worker lived through the fault, then stops on SIGTERM with status 0."""
+    for worker in cluster.workers:
+        assert worker.alive(), cluster.logs()
+    cluster.stop_all()
+    timeline.note("workers stopped (SIGTERM)")
+    assert all(w.process.returncode == 0 for w in cluster.workers), cluster.logs()
+
+
+async def records_and_ticks(db_url: str, names: list[str], start_ms: int, end_ms: int):
+    """Every record in the store, those of ``names`` planned in [start, end), and the
+    check of those fires (doubled, missed)."""
+    async with open_store(db_url) as store:
+        everything: list[RunRecord] = await all_records(store)
+    ticks = [r for r in everything if r.job_name in names and start_ms <= r.plan_time < end_ms]
+    return everything, ticks, check_fires(ticks, names, start_ms, end_ms)
 
 
 def add_worker_via(cluster: Cluster, endpoint: str, worker_id: str,

@@ -31,11 +31,11 @@ import trio
 
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
-from cluster.store import RunStatus, open_store
-from e2e_harness import Cluster, all_records, check_fires, put_every_second, put_job, \
-    wait_registered, wall_ms
+from cluster.store import RunStatus
+from e2e_harness import Cluster, put_every_second, put_job, wait_registered, wall_ms
 from etcd_proxy import EtcdProxy
-from proxy_kit import LeaseWatch, Timeline, add_worker_via, db_target, db_url_via
+from proxy_kit import (LeaseWatch, Timeline, add_worker_via, db_target, db_url_via,
+                       records_and_ticks, stop_workers_cleanly)
 from worker.registrar.actor import FENCE_LEAD_S
 
 pytestmark = pytest.mark.slow
@@ -135,22 +135,15 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
             await trio.sleep(1.5)  # the window's last fires end and are recorded
             nursery.cancel_scope.cancel()
             leases_seen = [lease for _, lease in watch.leases]
-        for worker in cluster.workers:
-            assert worker.alive(), cluster.logs()
         if long_killed:
             timeline.note(f"the long job's process gone ({long_killed[0] - cut_t:.2f} s "
                           "after the cut)", long_killed[0])
-        cluster.stop_all()
-        timeline.note("workers stopped (SIGTERM)")
-        assert all(w.process.returncode == 0 for w in cluster.workers), cluster.logs()
+        stop_workers_cleanly(cluster, timeline)
     finally:
         cluster.stop_all()
         print(timeline)
-    async with open_store(mysql_url) as store:
-        everything = await all_records(store)
-    ticks = [r for r in everything if r.job_name in TICKS
-             and window_start <= r.plan_time < window_end]
-    fires = check_fires(ticks, TICKS, window_start, window_end)
+    everything, ticks, fires = await records_and_ticks(mysql_url, TICKS, window_start,
+                                                       window_end)
     longs = [r for r in everything if r.job_name == "long"]
     expected = len(TICKS) * (window_end - window_start) // 1000
     print(f"case released {'after' if release_after_expiry else 'before'} expiry: "

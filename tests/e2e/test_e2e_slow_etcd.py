@@ -18,11 +18,10 @@ import trio
 
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
-from cluster.store import RunStatus, open_store
-from e2e_harness import Cluster, all_records, check_fires, put_every_second, put_job, \
-    wait_registered, wall_ms
+from cluster.store import RunStatus
+from e2e_harness import Cluster, put_every_second, put_job, wait_registered, wall_ms
 from etcd_proxy import EtcdProxy
-from proxy_kit import Timeline, add_worker_via
+from proxy_kit import Timeline, add_worker_via, records_and_ticks, stop_workers_cleanly
 
 pytestmark = pytest.mark.slow
 
@@ -75,19 +74,12 @@ async def test_slow_etcd_neither_doubles_nor_misses_and_lateness_grows_by_the_de
             await trio.sleep(3)
             window_end = (wall_ms() // 1000 - 1) * 1000
             await trio.sleep(1.5)
-        for worker in cluster.workers:
-            assert worker.alive(), cluster.logs()
-        cluster.stop_all()
-        timeline.note("workers stopped (SIGTERM)")
-        assert all(w.process.returncode == 0 for w in cluster.workers), cluster.logs()
+        stop_workers_cleanly(cluster, timeline)
     finally:
         cluster.stop_all()
         print(timeline)
-    async with open_store(mysql_url) as store:
-        everything = await all_records(store)
-    ticks = [r for r in everything if r.job_name in TICKS
-             and window_start <= r.plan_time < window_end]
-    fires = check_fires(ticks, TICKS, window_start, window_end)
+    everything, ticks, fires = await records_and_ticks(mysql_url, TICKS, window_start,
+                                                       window_end)
     base = lateness(ticks, window_start, slow_from)
     slow = lateness(ticks, slow_from + 1000, slow_to)  # the first slow second settles
     after = lateness(ticks, slow_to + 1000, window_end)
