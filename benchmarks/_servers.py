@@ -1,5 +1,7 @@
 """Throw-away etcd and MariaDB for one benchmark run, from ``scripts/services.py``.
 
+``etcd_proxy_class`` is the TCP proxy of the partition tests, from the same directory.
+
 Why private servers rather than the shared test ones: a benchmark loads etcd with
 hundreds of writes a second and must neither disturb tests running beside it nor be
 disturbed by them; and the fault benchmarks stop servers on purpose.
@@ -34,6 +36,14 @@ def services() -> ModuleType:
     sys.modules["services"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def etcd_proxy_class() -> type:
+    """``EtcdProxy`` from ``scripts/etcd_proxy.py``: the fault tests' proxy, one copy."""
+    services()  # puts scripts/ on sys.path
+    from etcd_proxy import EtcdProxy
+
+    return EtcdProxy
 
 
 @contextmanager

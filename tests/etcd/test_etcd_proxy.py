@@ -1,4 +1,4 @@
-"""The test proxy itself (``tests/etcd_proxy.py``): it forwards, holds, and delays.
+"""The test proxy itself (``scripts/etcd_proxy.py``): it forwards, holds, and delays.
 
 The partition and slow-etcd tests rely on it; if pausing let bytes through, or the
 delay did not delay, they would pass without testing anything.

@@ -6,6 +6,11 @@ sees no error, only silence), ``resume()`` lets the held bytes through, ``delay(
 holds every request ``s`` seconds before passing it on (a slow link). Runs in the test's
 trio loop: ``async with EtcdProxy(target) as proxy`` listens on ``proxy.endpoint``
 and closes every connection on exit.
+
+It lives in ``scripts/`` because the fault tests and ``benchmarks.fault_partition``
+both use it (one copy); unlike ``services.py`` it needs trio, so it is imported from the
+project's venv only (tests: ``scripts/`` is on ``sys.path`` by ``tests/conftest.py``;
+benchmarks: ``benchmarks/_servers.py``), never run before the venv exists.
 """
 
 from __future__ import annotations
