@@ -1,6 +1,6 @@
 """Throw-away etcd and MariaDB for one benchmark run, from ``scripts/services.py``.
 
-``etcd_proxy_class`` is the TCP proxy of the partition tests, from the same directory.
+``from_scripts`` loads the partition tests' proxy and lease watch from the same directory.
 
 Why private servers rather than the shared test ones: a benchmark loads etcd with
 hundreds of writes a second and must neither disturb tests running beside it nor be
@@ -38,12 +38,12 @@ def services() -> ModuleType:
     return module
 
 
-def etcd_proxy_class() -> type:
-    """``EtcdProxy`` from ``scripts/etcd_proxy.py``: the fault tests' proxy, one copy."""
-    services()  # puts scripts/ on sys.path
-    from etcd_proxy import EtcdProxy
-
-    return EtcdProxy
+def from_scripts(name: str) -> ModuleType:
+    """A trio module of ``scripts/`` shared with the fault tests (``etcd_proxy``,
+    ``lease_watch``): one copy, imported by name once ``services()`` put the directory
+    on ``sys.path``."""
+    services()
+    return importlib.import_module(name)
 
 
 @contextmanager

@@ -1,8 +1,8 @@
-"""Kill latency, and SIGKILL of one of three workers.
+"""Kill latency, SIGKILL of one of three workers, and one cut off from etcd.
 
     python -m benchmarks.faults [--kills 20] [--jobs 60] [--before-s 8] [--after-s 20]
-                                [--rounds 1]
-                                [--skip kill|failover]
+                                [--rounds 1] [--partition-rounds 1]
+                                [--skip kill,failover,partition]
 
 1. kill: one worker runs ``sleep 300`` (a manual run); we ask for a kill and time it
    until every process of the run's group is gone (read from /proc, not from the
@@ -21,6 +21,10 @@
    ``--rounds N`` repeats it with a new fleet each time, killing at a random phase of
    the second, and tabulates the rounds (a kill lands in a claim's few milliseconds
    only now and then: one round proves little).
+3. partition: three workers, ``--jobs`` jobs every second; one reaches etcd through a
+   TCP proxy that stops forwarding, released after its lease expired and before it
+   could; fires doubled, missed and recovered, the times to take over and to come
+   back, records lost (``benchmarks/fault_partition.py`` says how).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from cluster.keyspace import Keyspace, encode_kill_value
 from cluster.store import RunStatus
 from worker.scheduler.actor import ORPHAN_NOTE
 
+from . import fault_partition
+from ._ledger import ledger_command, read_ledger
 from ._load import Load, put_jobs
 from ._machine import machine_info, machine_line
 from ._procs import alive, group_members, has_env, pids_with_cmdline
@@ -196,21 +202,6 @@ async def run_kill(args: argparse.Namespace, etcd_endpoint: str, base: Path,
 # -- failover -------------------------------------------------------------------------
 
 
-def ledger_command(path: Path) -> str:
-    """The probe, appending "job planned lateness" to a file (O_APPEND: lines stay whole)."""
-    lateness = "$(( ${EPOCHREALTIME//[!0-9]/} / 1000 - SCHEDULER_PLAN_TIME_MS ))"
-    return f'echo "$SCHEDULER_JOB_NAME $SCHEDULER_PLAN_TIME_MS {lateness}" >> {path}'
-
-
-def read_ledger(path: Path) -> list[tuple[str, int, int]]:
-    out = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        parts = line.split()
-        if len(parts) == 3 and all(p.lstrip("-").isdigit() for p in parts[1:]):
-            out.append((parts[0], int(parts[1]), int(parts[2])))
-    return out
-
-
 async def run_failover(args: argparse.Namespace, etcd_endpoint: str, base: Path,
                        progress: Progress, *, kill_phase_ms: int = 500) -> dict[str, object]:
     prefix = f"/faults-fo-{uuid.uuid4().hex[:8]}/"
@@ -297,6 +288,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             out["failover"] = rounds[-1]
             if args.rounds > 1:
                 out["failover_rounds"] = [round_summary(r) for r in rounds]
+        if "partition" not in args.skip:
+            out["partition"] = await fault_partition.run_cases(args, etcd.endpoint, base,
+                                                               progress)
     return out
 
 
@@ -340,6 +334,7 @@ def report(result: dict[str, object]) -> str:
         lines.append(f"\nOver {len(rounds)} rounds: missed "  # type: ignore[arg-type]
                      f"{sum(r['missed'] for r in rounds)}, duplicates "  # type: ignore[index]
                      f"{sum(r['duplicates'] for r in rounds)}")  # type: ignore[index]
+    lines += fault_partition.report(result.get("partition", []))  # type: ignore[arg-type]
     return "\n".join(lines)
 
 
@@ -348,22 +343,26 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20, help="kills per path")
     parser.add_argument("--no-api", action="store_true", help="etcd kill key only")
-    parser.add_argument("--jobs", type=int, default=60, help="failover: fires per second")
+    parser.add_argument("--jobs", type=int, default=60, help="failover and partition: fires per second")
     parser.add_argument("--before-s", type=float, default=8.0)
     parser.add_argument("--after-s", type=float, default=20.0)
     parser.add_argument("--session-ttl-s", type=int, default=SESSION_TTL_S)
-    parser.add_argument("--skip", default="", help="kill or failover")
+    parser.add_argument("--skip", default="",
+                        help="cases to skip, comma-separated: kill, failover, partition")
     parser.add_argument("--rounds", type=int, default=1,
                         help="failover rounds, each with a new fleet and a kill at a random "
                              "phase of its second")
+    fault_partition.add_arguments(parser)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--tag", default="", help="suffix of the results files")
     args = parser.parse_args(argv)
     meta = machine_info("benchmarks.faults")
     result = trio.run(main_async, args)
     text = report(result)
     print(text)
-    write_json(RESULTS_DIR / "faults.json", {"meta": meta, **result})
-    write_text(RESULTS_DIR / "faults.md", f"# Faults\n\nMachine: {machine_line(meta)}\n\n"
+    stem = f"faults-{args.tag}" if args.tag else "faults"
+    write_json(RESULTS_DIR / f"{stem}.json", {"meta": meta, **result})
+    write_text(RESULTS_DIR / f"{stem}.md", f"# Faults\n\nMachine: {machine_line(meta)}\n\n"
                f"Command: `{meta['command']}`\n\n{text}")
     return 0
 

@@ -2,23 +2,23 @@
 
 A worker whose ``--etcd`` is a proxy's endpoint reaches etcd only through it; the
 others (and the test itself) go direct. ``Timeline`` is the log of what happened when;
-``LeaseWatch`` polls one worker's key directly, so the test knows when etcd let its
-lease go and when it came back on a new one.
+``LeaseWatch`` (``scripts/lease_watch.py``, shared with the benchmarks) polls one
+worker's key directly, so the test knows when etcd let its lease go and when it came
+back on a new one.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass, field
 
 import trio
 
-from cluster.etcd import Etcd
-from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, open_store
 from e2e_harness import Cluster, ServiceProcess, all_records, check_fires
+from lease_watch import LeaseWatch
 
-POLL_S = 0.02
+__all__ = ["LeaseWatch", "Timeline", "add_worker_via", "db_target", "db_url_via",
+           "records_and_ticks", "stop_workers_cleanly"]
 
 
 class Timeline:
@@ -77,33 +77,3 @@ def db_url_via(db_url: str, endpoint: str) -> str:
     u = urllib.parse.urlsplit(db_url)
     userinfo = u.netloc.rpartition("@")[0]
     return urllib.parse.urlunsplit(u._replace(netloc=f"{userinfo}@{endpoint}"))
-
-
-@dataclass
-class LeaseWatch:
-    """The lease of ``workers/<id>`` as etcd holds it, polled every POLL_S: when the
-    key went (the lease expired or was revoked), and each lease it was seen on."""
-
-    etcd: Etcd
-    ks: Keyspace
-    worker_id: str
-    leases: list[tuple[float, int]] = field(default_factory=list)  # (first seen, id)
-    gone_at: list[float] = field(default_factory=list)
-
-    async def run(self) -> None:
-        present = True
-        while True:
-            kv = await self.etcd.get(self.ks.worker(self.worker_id))
-            now = trio.current_time()
-            if kv is None and present:
-                self.gone_at.append(now)
-            elif kv is not None and (not self.leases or self.leases[-1][1] != kv.lease_id):
-                self.leases.append((now, kv.lease_id))
-            present = kv is not None
-            await trio.sleep(POLL_S)
-
-    async def wait_new_lease(self, after: int, timeout_s: float) -> float:
-        with trio.fail_after(timeout_s):
-            while len(self.leases) <= after:
-                await trio.sleep(POLL_S)
-        return self.leases[-1][0]

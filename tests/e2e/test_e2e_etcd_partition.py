@@ -111,10 +111,7 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
             cut_t = trio.current_time()
             leases_before = len(watch.leases)
             if release_after_expiry:
-                with trio.fail_after(ttl_s + 5):
-                    while not watch.gone_at:
-                        await trio.sleep(0.02)
-                expired_t = watch.gone_at[0]
+                expired_t = await watch.wait_gone(ttl_s + 5)
                 timeline.note(f"{CUT}'s key gone from etcd (lease expired)", expired_t)
                 await trio.sleep(SETTLE_S)  # the others run every fire meanwhile
             else:
