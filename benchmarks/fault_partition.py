@@ -30,12 +30,12 @@ import json
 import statistics
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
-from cluster.etcd import Etcd, open_etcd
+from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from worker.locker.placement import rank_of
@@ -45,7 +45,7 @@ from ._ledger import ledger_command, read_ledger
 from ._load import Load, put_jobs
 from ._progress import Progress
 from ._records import read_records
-from ._servers import etcd_proxy_class
+from ._servers import from_scripts
 from ._stats import Spread
 from ._timing import next_second_ms, sleep_until_ms, wall_ms
 from ._workers import Fleet, wait_registered
@@ -56,7 +56,6 @@ SIDE_ENV = "BENCH_SIDE"  # in each worker's environment, so in its jobs': "cut" 
 LONG_JOB = "partition-long"
 SETTLE_S = 3.0  # before the cut, and after an expiry before the release
 AFTER_S = 5.0  # measured after the cut-off worker is back
-POLL_S = 0.02
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,25 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Marks:
-    """Wall-clock instants (epoch ms) of one round, read by polling etcd and /proc."""
+    """Wall-clock instants (epoch ms) of one round; ``lease`` polls etcd for the cut-off
+    worker's key (when it went, each lease it was on), ``watch_pid`` /proc."""
 
+    lease: object  # scripts/lease_watch.py's LeaseWatch, on wall_ms
     cut_ms: int = 0
     release_ms: int = 0
-    key_gone_ms: list[int] = field(default_factory=list)  # the worker's key left etcd
-    leases: list[tuple[int, int]] = field(default_factory=list)  # (first seen, lease id)
     long_gone_ms: int | None = None  # the long job's process ended
-
-    async def watch_key(self, etcd: Etcd, ks: Keyspace) -> None:
-        present = True
-        while True:
-            kv = await etcd.get(ks.worker(CUT))
-            now = wall_ms()
-            if kv is None and present:
-                self.key_gone_ms.append(now)
-            elif kv is not None and (not self.leases or self.leases[-1][1] != kv.lease_id):
-                self.leases.append((now, kv.lease_id))
-            present = kv is not None
-            await trio.sleep(POLL_S)
 
     async def watch_pid(self, pid: int) -> None:
         while Path(f"/proc/{pid}").exists():
@@ -108,10 +95,10 @@ async def run_round(args: argparse.Namespace, etcd_endpoint: str, base: Path,
     db_url = f"sqlite:///{base / 'partition-runs.db'}"
     load = Load("spread", args.jobs, (wall_ms() // 1000 - 60) * 1000)
     pidfile = base / "long.pid"
-    marks = Marks()
+    lease_watch = from_scripts("lease_watch")
     worker_args = ["--session-ttl-s", str(ttl_s), "--shutdown-grace-s", "1"]
     async with open_etcd([etcd_endpoint]) as etcd, \
-            etcd_proxy_class()(etcd_endpoint) as proxy:
+            from_scripts("etcd_proxy").EtcdProxy(etcd_endpoint) as proxy:
         ledger = ledger_command(base / f"ledger-${SIDE_ENV}.txt")
         await put_jobs(etcd, ks, [load.spec(i, ledger) for i in range(args.jobs)] + [
             {"name": LONG_JOB, "command": f"trap '' TERM; echo $$ > {pidfile}; sleep 300",
@@ -128,8 +115,9 @@ async def run_round(args: argparse.Namespace, etcd_endpoint: str, base: Path,
             await etcd.put(ks.trigger(LONG_JOB, uuid.uuid4().hex),
                            json.dumps({"requestedBy": "bench"}))
             pid = await first_line(pidfile, 10)
+            marks = Marks(lease_watch.LeaseWatch(etcd, ks, CUT, clock=wall_ms))
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(marks.watch_key, etcd, ks)
+                nursery.start_soon(marks.lease.run)
                 nursery.start_soon(marks.watch_pid, pid)
                 await sleep_until_ms(start_ms + int(SETTLE_S * 1000))
                 await cut_and_release(proxy, marks, case, ttl_s, progress)
@@ -156,21 +144,17 @@ async def cut_and_release(proxy: object, marks: Marks, case: str, ttl_s: int,
     marks.cut_ms = wall_ms()
     progress.update(f"partition ({case}): cut")
     if case == "after":
-        with trio.fail_after(ttl_s + 5):
-            while not marks.key_gone_ms:
-                await trio.sleep(POLL_S)
+        await marks.lease.wait_gone(ttl_s + 5)  # type: ignore[attr-defined]
         await trio.sleep(SETTLE_S)  # the others run every fire meanwhile
     else:
         await trio.sleep(ttl_s - ttl_s / 3 - FENCE_LEAD_S - 0.4)
-    leases_before = len(marks.leases)
+    leases_before = len(marks.lease.leases)  # type: ignore[attr-defined]
     proxy.resume()  # type: ignore[attr-defined]
     marks.release_ms = wall_ms()
     progress.update(f"partition ({case}): released after "
                     f"{(marks.release_ms - marks.cut_ms) / 1000:.1f} s")
     if case == "after":
-        with trio.fail_after(15):
-            while len(marks.leases) <= leases_before:
-                await trio.sleep(POLL_S)
+        await marks.lease.wait_new_lease(leases_before, 15)  # type: ignore[attr-defined]
 
 
 def figures(case: str, ttl_s: int, load: Load, ids: list[str], ran: list, records: list,
@@ -190,7 +174,8 @@ def figures(case: str, ttl_s: int, load: Load, ids: list[str], ran: list, record
     by_itself = sum(1 for job, planned, _, side in ran if side == CUT and (job, planned) in theirs)
     stored = {(r.job_name, r.plan_time) for r in records}
     longs = [r for r in records if r.job_name == LONG_JOB]
-    gone = marks.key_gone_ms[0] if marks.key_gone_ms else None
+    gone = marks.lease.gone_at[0] if marks.lease.gone_at else None
+    leases = marks.lease.leases
 
     def after_cut_s(ms: int | None) -> float | None:
         return None if ms is None else round((ms - marks.cut_ms) / 1000, 2)
@@ -213,8 +198,8 @@ def figures(case: str, ttl_s: int, load: Load, ids: list[str], ran: list, record
         "fenced_before_expiry_s": None if gone is None or marks.long_gone_ms is None
         else round((gone - marks.long_gone_ms) / 1000, 2),
         "back_s": round((back_ms - marks.release_ms) / 1000, 2) if back else None,
-        "new_lease_s": round((marks.leases[-1][0] - marks.release_ms) / 1000, 2)
-        if len(marks.leases) > 1 else None,
+        "new_lease_s": round((leases[-1][0] - marks.release_ms) / 1000, 2)
+        if len(leases) > 1 else None,
         "records_lost": len(set(counts) - stored),
         "long_job_records": [f"{r.status}: {r.err.strip()}" for r in longs],
     }
