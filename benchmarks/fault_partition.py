@@ -121,7 +121,7 @@ async def run_round(args: argparse.Namespace, etcd_endpoint: str, base: Path,
                 nursery.start_soon(marks.watch_pid, pid)
                 await sleep_until_ms(start_ms + int(SETTLE_S * 1000))
                 await cut_and_release(proxy, marks, case, ttl_s, progress)
-                await sleep_until_ms(wall_ms() + int(AFTER_S * 1000))
+                await trio.sleep(AFTER_S)
                 end_ms = (wall_ms() // 1000 - 1) * 1000
                 await trio.sleep(1.5)  # the window's last fires end and are written
                 cut.check_alive()
