@@ -21,6 +21,10 @@ from one ``ShutdownBudget`` (``worker.shutdown_budget``).
 Wiring: each actor is given, by name, the addresses of the actors it sends to, and no
 others; ``python -m worker.flow`` draws the resulting flow (DESIGN §0).
 
+Shared state: one ``SpillRoom`` per tree (``worker.spill_room``), changed by the LogSink
+alone, read by the Locker (no new claim while the spill is full), the Registrar (the
+registration's ``problems``) and ``/healthz``; it outlives every incarnation.
+
 Metrics: every actor factory below passes its new incarnation to that actor's
 ``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
 time; the metrics server renders them.
