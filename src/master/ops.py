@@ -88,12 +88,19 @@ def ops_routes(ctx: MasterContext, services: Services,
         status = 200 if healthy else 503
         if not await has_valid_token():
             return json_response({"status": "ok" if healthy else "unavailable"}, status)
-        clock = await warnings_check(ClockWarnings)
-        workers = await warnings_check(WorkerProblems)
-        fine = healthy and clock["ok"] and workers["ok"]
+        warnings: dict[str, dict[str, Any]] = {}
+
+        async def warn(name: str, message: type[ClockWarnings] | type[WorkerProblems]) -> None:
+            warnings[name] = await warnings_check(message)
+
+        async with trio.open_nursery() as nursery:  # at once: each bounded alike
+            nursery.start_soon(warn, "clock", ClockWarnings)
+            nursery.start_soon(warn, "workers", WorkerProblems)
+        fine = healthy and all(w["ok"] for w in warnings.values())
         return json_response({"status": "ok" if fine else "degraded",
                               "etcd": results["etcd"], "store": results["store"],
-                              "clock": clock, "workers": workers}, status)
+                              "clock": warnings["clock"], "workers": warnings["workers"]},
+                             status)
 
     @bp.get("/metrics")
     async def metrics() -> Response:
