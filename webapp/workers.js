@@ -1,4 +1,5 @@
-// Workers view: who is alive, how loaded, and whether its clock can be trusted.
+// Workers view: who is alive, how loaded, whether its clock can be trusted, and what it
+// says keeps it from taking work (its "problems", e.g. "spill: disk full").
 
 import { apiPath, request } from "./client.js";
 import { badge, el, formatPairs, relativeElement, replace, table, timeElement } from "./dom.js";
@@ -34,7 +35,7 @@ export function workersView() {
 function workerRow(worker, limitMs) {
   const labels = formatPairs(worker.labels);
   return el("tr", { dataset: { worker: worker.id } },
-    el("td", { class: "name" }, worker.id),
+    el("td", { class: "name" }, worker.id, problems(worker.problems)),
     el("td", {}, worker.host),
     el("td", { class: "num" }, worker.pid),
     el("td", {}, labels.length ? labels.map((l) => el("span", { class: "chip" }, l))
@@ -44,6 +45,12 @@ function workerRow(worker, limitMs) {
     el("td", {}, timeElement(worker.startedAt)),
     el("td", {}, relativeElement(worker.lastSeen)),
     el("td", { class: "num" }, skew(worker.skewMs, limitMs)));
+}
+
+function problems(lines) {
+  if (!Array.isArray(lines)) return [];
+  return lines.map((line) => el("span", { class: "problem", title: "This worker claims no new fire" },
+    " ", badge(`⚠ ${line}`, "failed")));
 }
 
 function load(running, capacity) {

@@ -60,6 +60,8 @@ class WorkerInfo:
     running: int = 0
     capacity: int = 0
     wall_ms: int = 0  # the worker's clock when it published: the master shows the skew
+    # What keeps it from taking work, one line each ("spill: disk full"); () when healthy.
+    problems: tuple[str, ...] = ()
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         """True when this worker carries every label the selector asks for."""
@@ -71,6 +73,7 @@ class WorkerInfo:
             "labels": dict(self.labels), "version": self.version,
             "startedAt": self.started_ms, "running": self.running,
             "capacity": self.capacity, "wallClock": self.wall_ms,
+            "problems": list(self.problems),
         })
 
     @classmethod
@@ -83,6 +86,7 @@ class WorkerInfo:
                 version=str(v.get("version", "")), started_ms=int(v.get("startedAt", 0)),
                 running=int(v.get("running", 0)), capacity=int(v.get("capacity", 0)),
                 wall_ms=int(v.get("wallClock", 0)),
+                problems=tuple(str(p) for p in v.get("problems", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PresenceDecodeError("worker info", repr(exc)) from None

@@ -1,7 +1,7 @@
 """The message unions of the master's actors, defined once.
 
-Only the WorkerManager takes requests: ``ListWorkers`` (and ``ClockWarnings``, for
-/healthz) carries its Reply, the HTTP
+Only the WorkerManager takes requests: ``ListWorkers`` (and ``ClockWarnings`` and
+``WorkerProblems``, for /healthz) carries its Reply, the HTTP
 handlers ``call`` it (through ``ask_workers``), and it answers with the list or fails
 the reply with EtcdDown. Retention and the AuditMover take no messages (their inboxes
 only stop them). The JobManager and LogManager are services called directly (``jobs``,
@@ -32,7 +32,14 @@ class ClockWarnings:
     reply: Reply[list[str]]
 
 
-WorkerManagerMsg = ListWorkers | ClockWarnings
+@dataclass(frozen=True, slots=True)
+class WorkerProblems:
+    """One line per problem a live worker published (``spill: disk full``), by worker."""
+
+    reply: Reply[list[str]]
+
+
+WorkerManagerMsg = ListWorkers | ClockWarnings | WorkerProblems
 
 RetentionMsg = Never  # nothing is sent to Retention; its inbox only stops it
 AuditMoverMsg = Never  # nor to the AuditMover

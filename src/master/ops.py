@@ -10,7 +10,9 @@ operator only. A caller with a valid token gets the detail, for each dependency
 ``"clock"``: ``{"ok": false, "error"}`` names every worker whose clock is further than
 ``--max-clock-skew-s`` from the master's (``master.clock_watch``). That is a warning:
 ``"status": "degraded"``, but the code stays 200 and the anonymous answer ``ok``, since
-the master itself serves and fires still run (``worker.locker.fleet_clock``).
+the master itself serves and fires still run (``worker.locker.fleet_clock``). So is
+``"workers"``: ``{"ok": false, "error"}`` names every worker that published a problem
+(``spill: disk full``: that worker claims no new fire, the others take its fires).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from actors import call
 from .ask import ask
 from .context import MasterContext
 from .errors import ApiError, EtcdDown, StoreDown
-from .messages import ClockWarnings
+from .messages import ClockWarnings, WorkerProblems
 from .metrics import CONTENT_TYPE
 from .openapi import openapi_document
 from .responses import json_response
@@ -63,9 +65,10 @@ def ops_routes(ctx: MasterContext, services: Services,
     async def store_probe() -> None:
         await ask(services.runs.ping, timeout_s=HEALTH_TIMEOUT_S, down=StoreDown)
 
-    async def clock_check() -> dict[str, Any]:
+    async def warnings_check(message: type[ClockWarnings] | type[WorkerProblems]
+                             ) -> dict[str, Any]:
         try:
-            warnings = await ask(call, services.workers, ClockWarnings,
+            warnings = await ask(call, services.workers, message,
                                  timeout_s=HEALTH_TIMEOUT_S, down=EtcdDown)
         except ApiError as exc:
             return {"ok": False, "error": exc.message}
@@ -85,10 +88,19 @@ def ops_routes(ctx: MasterContext, services: Services,
         status = 200 if healthy else 503
         if not await has_valid_token():
             return json_response({"status": "ok" if healthy else "unavailable"}, status)
-        clock = await clock_check()
-        return json_response({"status": "ok" if healthy and clock["ok"] else "degraded",
+        warnings: dict[str, dict[str, Any]] = {}
+
+        async def warn(name: str, message: type[ClockWarnings] | type[WorkerProblems]) -> None:
+            warnings[name] = await warnings_check(message)
+
+        async with trio.open_nursery() as nursery:  # at once: each bounded alike
+            nursery.start_soon(warn, "clock", ClockWarnings)
+            nursery.start_soon(warn, "workers", WorkerProblems)
+        fine = healthy and all(w["ok"] for w in warnings.values())
+        return json_response({"status": "ok" if fine else "degraded",
                               "etcd": results["etcd"], "store": results["store"],
-                              "clock": clock}, status)
+                              "clock": warnings["clock"], "workers": warnings["workers"]},
+                             status)
 
     @bp.get("/metrics")
     async def metrics() -> Response:

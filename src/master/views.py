@@ -90,6 +90,7 @@ class WorkerView:
             "version": i.version, "startedAt": i.started_ms, "running": i.running,
             "capacity": i.capacity, "wallClock": i.wall_ms,
             "lastSeen": self.last_seen_ms, "skewMs": self.skew_ms,
+            "problems": list(i.problems),
         }
 
 

@@ -9,7 +9,10 @@ read again when history is lost: state converges). For each worker we keep:
 - ``skewMs``: its wall clock minus ours when we saw the publication (on the first
   read the info may be a few seconds old: the next publication corrects it). Skews
   seen as they happen go to the ``ClockWatch``, which warns about those beyond
-  ``max_clock_skew_s`` (``ClockWarnings`` asks it, for /healthz).
+  ``max_clock_skew_s`` (``ClockWarnings`` asks it, for /healthz);
+- ``problems``: what the worker says keeps it from taking work (``spill: disk full``:
+  it claims no new fire). Shown as published; a change is logged once per worker
+  (WARNING), and ``WorkerProblems`` lists them for /healthz.
 
 A list answered while etcd is unreachable could be stale without anyone knowing, so
 ``ListWorkers`` fails with EtcdDown until the first read is done, and whenever the
@@ -34,7 +37,7 @@ from cluster.presence import PresenceDecodeError, WorkerInfo
 from .clock_watch import ClockWatch
 from .context import MasterContext
 from .errors import EtcdDown
-from .messages import ClockWarnings, ListWorkers, WorkerManagerMsg
+from .messages import ClockWarnings, ListWorkers, WorkerManagerMsg, WorkerProblems
 from .views import WorkerView
 
 __all__ = ["WorkerManager"]
@@ -71,6 +74,9 @@ class WorkerManager(Actor[WorkerManagerMsg]):
                     reply.send(sorted(self._workers.values(), key=lambda w: w.info.worker_id))
             case ClockWarnings(reply):
                 reply.send(self._clock.warnings())
+            case WorkerProblems(reply):
+                reply.send([f"worker {w.info.worker_id!r}: {p}" for w in self.workers()
+                            for p in w.info.problems])
 
     def workers(self) -> list[WorkerView]:
         """The current table (for tests and statistics), sorted by id."""
@@ -114,8 +120,10 @@ class WorkerManager(Actor[WorkerManagerMsg]):
             self._workers.pop(worker_id, None)
             self._clock.retain(set(self._workers))
         else:
+            old = self._workers.get(worker_id)
             self._workers[worker_id] = view
             self._clock.observed(worker_id, view.skew_ms)
+            _note_problems(worker_id, old.info.problems if old else (), view.info.problems)
         self._ctx.metrics.workers.set(len(self._workers))
 
     def _decode(self, kv: KeyValue, now_ms: int) -> WorkerView | None:
@@ -125,3 +133,10 @@ class WorkerManager(Actor[WorkerManagerMsg]):
             log.warning("ignoring %s: %s", kv.key, exc)
             return None
         return WorkerView(info, last_seen_ms=now_ms, skew_ms=info.wall_ms - now_ms)
+
+
+def _note_problems(worker_id: str, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+    """One log line when a worker's problems change, not one per publication."""
+    if new != old:
+        log.warning("worker %r: %s", worker_id, "; ".join(new) if new else
+                    f"no longer {'; '.join(old)}")

@@ -32,7 +32,9 @@ Shared modules, at the top level:
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
   and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
   ``claim_batch``, the Executor's ``start_marks``);
-- ``metrics``, ``metrics_http`` (read the actors' statistics from outside),
+- ``spill_room``: whether the spill directory has room (the LogSink changes it; the
+  Locker claims no new fire while it is full; the Registrar and ``/healthz`` say so);
+- ``metrics``, ``metrics_http`` (read the actors' statistics from outside; /healthz),
   ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
 
 Who may import what: an actor's modules import ``actors``, ``cluster``, the shared

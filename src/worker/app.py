@@ -3,7 +3,7 @@
 Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
 
     worker (one_for_one)
-    ├── metrics-http GET /metrics on 127.0.0.1:<metrics_port>, only when it is set;
+    ├── metrics-http GET /metrics and /healthz on 127.0.0.1:<metrics_port>, if set;
     │                up first and down last, so start-up and shutdown can be watched
     ├── log-sink     first actor up, last down: every record is flushed or spilled
     ├── registrar    the session lease; revoked on the way down, after the runs end
@@ -20,6 +20,10 @@ from one ``ShutdownBudget`` (``worker.shutdown_budget``).
 
 Wiring: each actor is given, by name, the addresses of the actors it sends to, and no
 others; ``python -m worker.flow`` draws the resulting flow (DESIGN §0).
+
+Shared state: one ``SpillRoom`` per tree (``worker.spill_room``), changed by the LogSink
+alone, read by the Locker (no new claim while the spill is full), the Registrar (the
+registration's ``problems``) and ``/healthz``; it outlives every incarnation.
 
 Metrics: every actor factory below passes its new incarnation to that actor's
 ``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
@@ -57,6 +61,7 @@ from .metrics_http import MetricsServer
 from .registrar.actor import Registrar
 from .scheduler.actor import Scheduler
 from .shutdown_budget import ShutdownBudget
+from .spill_room import SpillRoom
 
 log = logging.getLogger("worker")
 
@@ -71,13 +76,14 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     config = ctx.config
     metrics = WorkerMetrics()
     budget = ShutdownBudget.from_config(config)
+    room = SpillRoom()  # the LogSink changes it; the Locker, /healthz, the Registrar read it
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     pipeline = Supervisor(
         [
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
                 inboxes.locker, ctx, etcd, scheduler=inboxes.scheduler.address,
-                executor=inboxes.executor.address))),
+                executor=inboxes.executor.address, room=room))),
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
                 Scheduler(inboxes.scheduler, ctx, locker=inboxes.locker.address,
                           executor=inboxes.executor.address,
@@ -91,12 +97,13 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     )
     children = [
         ChildSpec("log-sink", lambda: metrics.log_sink.track(
-            LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink)),
+            LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink,
+                    room=room)),
                   grace_s=budget.log_sink.grace_s),
         ChildSpec("registrar", lambda: metrics.registrar.track(
             Registrar(inboxes.registrar, ctx, etcd, log_sink=inboxes.log_sink.address,
                       executor=inboxes.executor.address, locker=inboxes.locker.address,
-                      budget=budget.registrar)),
+                      budget=budget.registrar, problems=room.problems)),
                   grace_s=budget.registrar.grace_s),
         ChildSpec("executor", lambda: metrics.executor.track(Executor(
             inboxes.executor, ctx, scheduler=inboxes.scheduler.address,
@@ -110,7 +117,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     port = config.metrics_port
     if port is not None:
         children.insert(0, ChildSpec("metrics-http", lambda: MetricsServer(
-            metrics.render, port, max_connections=config.metrics_max_connections),
+            metrics.render, port, max_connections=config.metrics_max_connections,
+            health=room.problems),
             grace_s=budget.metrics_grace_s))
     return Supervisor(children, name="worker", strategy=Strategy.ONE_FOR_ONE,
                       max_restarts=5, max_seconds=30)

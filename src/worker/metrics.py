@@ -222,9 +222,11 @@ def _scheduler() -> ActorMetrics[SchedulerStatistics]:
 def _locker() -> ActorMetrics[LockerStatistics]:
     return ActorMetrics[LockerStatistics](totals=(
         Total("claims_total", "Fire claims, by result: won, taken (another worker had it), "
-              "skipped (recorded skipped), failed (etcd did not answer in time).",
+              "skipped (recorded skipped), failed (etcd did not answer in time), "
+              "spill_full (not claimed: the spill directory is full while the store is "
+              "down).",
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
-                         ("failed",): s.failed}, ("result",)),
+                         ("failed",): s.failed, ("spill_full",): s.spill_full}, ("result",)),
         Total.of("claim_retries_total", "Claim attempts made again within the fire's misfire "
                  "grace because etcd did not answer (a member down, an election) or its "
                  "answer was lost.", lambda s: s.retries),
@@ -281,6 +283,8 @@ def _log_sink() -> ActorMetrics[LogSinkStatistics]:
               lambda s: s.spilled),
         Level("store_up", "1 when the run store is open and its last write succeeded.",
               lambda s: s.store_up),
+        Level("spill_full", "1 while the spill file cannot grow (disk full) and records "
+              "wait in memory: the worker claims no new fire.", lambda s: s.spill_full),
     ))
 
 

@@ -1,6 +1,7 @@
-"""``GET /metrics`` on the loopback for Prometheus: a tiny HTTP server written on trio.
+"""``GET /metrics`` (for Prometheus) and ``GET /healthz`` on the loopback: a tiny HTTP
+server written on trio.
 
-Why by hand and not hypercorn: one route, one answer per connection, and a worker
+Why by hand and not hypercorn: two routes, one answer per connection, and a worker
 that must stay small; the whole protocol needed is a request line and a response head.
 Loopback only: the worker has no host setting, and its metrics are not for the world.
 
@@ -18,7 +19,10 @@ flood can make scrapes wait, never stop a fire; put a firewall on the port anywa
 
 - ``GET``/``HEAD /metrics`` (any query string) → 200, text format 0.0.4 as
   ``render()`` returns it (``generate_latest`` of the worker's registry)
-- ``/metrics`` with another method → 405; any other path → 404; a malformed request
+- ``GET``/``HEAD /healthz`` → 200 ``ok``, or 503 with one line per problem that keeps
+  the worker from taking work (``health()``: ``spill: disk full``, see
+  ``worker.spill_room``), for a load balancer, systemd or a person with curl
+- either path with another method → 405; any other path → 404; a malformed request
   line → 400; an oversized head → 431
 - rendering raised → 500, logged: a bug in one metric must not stop the scrapes.
 
@@ -49,6 +53,12 @@ DEFAULT_MAX_CONNECTIONS = 32
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_RETRY_S = 0.1
 PATH = b"/metrics"
+HEALTH_PATH = b"/healthz"
+Health = Callable[[], Sequence[str]]  # one line per problem; empty when healthy
+
+
+def no_problems() -> Sequence[str]:
+    return ()
 
 
 class CannotServeMetrics(Exception):
@@ -64,7 +74,8 @@ class _HeadTooLarge(Exception):
 
 
 class MetricsServer:
-    """A supervisor child serving the bytes of ``render()`` at ``/metrics``; fresh per start.
+    """A supervisor child serving the bytes of ``render()`` at ``/metrics`` and the lines
+    of ``health()`` at ``/healthz``; fresh per start.
 
     ``port`` 0 binds any free port. ``started()`` reports the URL actually bound.
     ``request_stop()`` closes the listener and drops connections at once: answers are
@@ -72,8 +83,10 @@ class MetricsServer:
     """
 
     def __init__(self, render: Callable[[], bytes], port: int, *, host: str = LOOPBACK,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 health: Health = no_problems) -> None:
         self._render = render
+        self._health = health
         self._port = port
         self._host = host
         # Invariant: one token per accepted connection, given back when it is closed.
@@ -126,7 +139,7 @@ class MetricsServer:
                     await stream.send_all(_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE))
                     return
                 if head is not None:
-                    await stream.send_all(respond(head, self._render))
+                    await stream.send_all(respond(head, self._render, self._health))
         except trio.BrokenResourceError:
             pass  # the client went away: nothing to answer
         finally:
@@ -147,22 +160,37 @@ async def _read_head(stream: trio.SocketStream) -> bytes | None:
     return bytes(head)
 
 
-def respond(head: bytes, render: Callable[[], bytes]) -> bytes:
+def respond(head: bytes, render: Callable[[], bytes], health: Health = no_problems) -> bytes:
     """The whole response to one request head (pure: the server's logic, testable alone)."""
     parts = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
         return _response(HTTPStatus.BAD_REQUEST)
     method, target = parts[0], parts[1]
-    if target.split(b"?", 1)[0] != PATH:
+    path = target.split(b"?", 1)[0]
+    if path not in (PATH, HEALTH_PATH):
         return _response(HTTPStatus.NOT_FOUND)
     if method not in (b"GET", b"HEAD"):
         return _response(HTTPStatus.METHOD_NOT_ALLOWED, extra=("Allow: GET, HEAD",))
+    if path == HEALTH_PATH:
+        return _health_response(health, send_body=method == b"GET")
     try:
         body = render()
     except Exception:  # a fault barrier: one broken metric must not stop the server
         log.exception("rendering the metrics failed")
         return _response(HTTPStatus.INTERNAL_SERVER_ERROR)
     return _response(HTTPStatus.OK, body, CONTENT_TYPE, send_body=method == b"GET")
+
+
+def _health_response(health: Health, *, send_body: bool) -> bytes:
+    try:
+        problems = list(health())
+    except Exception:  # a fault barrier, as for the metrics
+        log.exception("checking the worker's health failed")
+        problems = ["health check failed: the worker's log has the details"]
+    if not problems:
+        return _response(HTTPStatus.OK, b"ok\n", send_body=send_body)
+    body = "".join(f"{p}\n" for p in problems).encode("utf-8", "backslashreplace")
+    return _response(HTTPStatus.SERVICE_UNAVAILABLE, body, send_body=send_body)
 
 
 def _response(status: HTTPStatus, body: bytes | None = None,

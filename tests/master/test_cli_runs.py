@@ -99,6 +99,17 @@ def test_workers_table_warns_beyond_the_masters_limit(capsys: pytest.CaptureFixt
     assert lines[1].endswith("-2500ms") and lines[2].endswith("+4000ms !! above 3s")
 
 
+def test_workers_table_lists_each_workers_problems_below(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    workers = [{"id": "w1", "skewMs": 0, "problems": ["spill: disk full"]},
+               {"id": "w2", "skewMs": 0, "problems": []}, {"id": "old", "skewMs": 0}]
+    fake = FakeMaster({("GET", "/api/v1/workers"): ok({"workers": workers})})
+    assert run(fake, "workers") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and lines[1].endswith("+0ms")
+    assert lines[4] == "!! worker w1: spill: disk full"
+
+
 def test_preview_passes_expr_zone_and_count(capsys: pytest.CaptureFixture[str]) -> None:
     times = [NOW_MS + 60_000, NOW_MS + 120_000]
     fake = FakeMaster({("GET", "/api/v1/cron/preview"):

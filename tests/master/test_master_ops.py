@@ -30,7 +30,7 @@ async def test_healthz_details_each_dependency_to_a_valid_token_only(master):
     answer = await master.get("/healthz")
     assert answer.status == 200
     assert answer.json == {"status": "ok", "etcd": {"ok": True}, "store": {"ok": True},
-                           "clock": {"ok": True}}
+                           "clock": {"ok": True}, "workers": {"ok": True}}
     wrong = await master.get("/healthz", auth=False, headers={"Authorization": "Bearer no"})
     assert wrong.status == 200 and wrong.json == {"status": "ok"}
 

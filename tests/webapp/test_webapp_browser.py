@@ -266,6 +266,19 @@ def test_workers_flag_skew_beyond_the_masters_limit(browser: Browser, state: Fak
     _assert_clean(browser)
 
 
+def test_a_worker_with_a_full_spill_is_flagged(browser: Browser, state: FakeState) -> None:
+    state.workers[0]["problems"] = ["spill: disk full"]
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Workers").click()
+    table = page.locator("table.workers")
+    sync_api.expect(table.locator("tbody tr")).to_have_count(2)
+    rows = table.locator("tbody tr")
+    assert rows.first.locator(".badge-failed").text_content() == "⚠ spill: disk full"
+    assert rows.nth(1).locator(".badge-failed").count() == 0
+    _assert_clean(browser)
+
+
 def test_503_shows_the_banner_until_the_api_recovers(browser: Browser, state: FakeState) -> None:
     browser.log_in()
     page = browser.page

@@ -112,7 +112,8 @@ class ConfigFields:
     db_timeout_s: float = _setting(5.0, "timeout of one run-store query, seconds",
                                    check=checks.positive)
     metrics_port: int | None = _setting(
-        None, "Prometheus metrics port (master: also at /metrics); unset = off",
+        None, "Prometheus metrics port (master: also at /metrics; worker: /metrics and "
+        "/healthz on 127.0.0.1); unset = off",
         check=checks.port)
     log_level: str = _setting("INFO", "log level", check=checks.log_level, metavar="LEVEL")
     mailbox_size: int = _setting(1000, "bound of each actor's mailbox",

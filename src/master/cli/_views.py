@@ -153,8 +153,12 @@ def workers_table(workers: Sequence[Mapping[str, Any]], now_ms: int,
              f"{cell(w.get('running'))}/{cell(w.get('capacity'))}", cell(w.get("version")),
              relative(w.get("startedAt"), now_ms), relative(w.get("lastSeen"), now_ms),
              skew(w.get("skewMs"), limit)] for w in workers]
-    return format_table(["ID", "HOST", "PID", "LABELS", "RUNNING", "VERSION", "STARTED",
-                         "LAST SEEN", "CLOCK SKEW"], rows)
+    table = format_table(["ID", "HOST", "PID", "LABELS", "RUNNING", "VERSION", "STARTED",
+                          "LAST SEEN", "CLOCK SKEW"], rows)
+    # What keeps a worker from taking work ("spill: disk full"), one line each, below.
+    notes = [f"!! worker {cell(w.get('id'))}: {cell(p, 200)}" for w in workers
+             for p in (w.get("problems") or ()) if isinstance(w.get("problems"), list)]
+    return "\n".join([table, *notes])
 
 
 def skew(skew_ms: Any, limit_ms: int = SKEW_WARNING_MS) -> str:

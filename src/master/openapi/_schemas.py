@@ -153,6 +153,10 @@ def component_schemas() -> dict[str, Schema]:
             "wallClock": EPOCH_MS,
             "lastSeen": {**EPOCH_MS, "description": "master's clock when the info changed"},
             "skewMs": {"type": "integer", "description": "worker clock - master clock"},
+            "problems": {"type": "array", "items": {"type": "string"},
+                         "description": "what keeps the worker from taking work, one "
+                                        "line each, e.g. 'spill: disk full' (it claims no "
+                                        "new fire); empty when healthy"},
         }),
         "Error": closed({"error": closed({
             "code": {"type": "string", "enum": ERROR_CODES},
@@ -199,8 +203,9 @@ def component_schemas() -> dict[str, Schema]:
                                 description="what anyone is told"),
         "Health": closed({"status": {"type": "string", "enum": ["ok", "degraded"]},
                           "etcd": ref("Dependency"), "store": ref("Dependency"),
-                          "clock": ref("Dependency")},
+                          "clock": ref("Dependency"), "workers": ref("Dependency")},
                          description="what a caller with a valid token is told; 'clock' "
                          "names the workers whose clock is further than "
-                         "--max-clock-skew-s from the master's (a warning: 200)"),
+                         "--max-clock-skew-s from the master's, 'workers' those that "
+                         "published a problem such as 'spill: disk full' (warnings: 200)"),
     }

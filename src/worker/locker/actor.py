@@ -8,6 +8,10 @@ a dead first choice is covered a step later. The claim itself is one transaction
 etcd did not answer (a member down, an election) is tried again within the fire's
 misfire grace (``_try_claim``), and counted. A fire whose job is
 still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
+While the spill directory is full (``worker.spill_room``: the store down and the disk
+refusing the spill), no new fire is claimed and no skip recorded: each would add a
+run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
+the other workers, after their rank's step; with none, they are missed.
 
 In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
 JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
@@ -41,6 +45,7 @@ from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
+from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome
 from .fleet_clock import deviations
@@ -63,6 +68,7 @@ class LockerStatistics:
     taken: int  # another worker had it
     skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
     failed: int  # etcd did not answer before the fire's grace ran out
+    spill_full: int  # not claimed (nor recorded skipped): the spill directory is full
     retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
     in_flight: int
     clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
@@ -71,9 +77,12 @@ class LockerStatistics:
 
 class Locker(Actor[LockerMsg]):
     def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
-                 scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg]) -> None:
+                 scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
+                 room: SpillRoom | None = None) -> None:
+        """``room``: the worker's ``SpillRoom`` (read only; a fresh one if not given)."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
+        self._room = room if room is not None else SpillRoom()
         self._scheduler = scheduler
         self._executor = executor
         lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
@@ -89,7 +98,8 @@ class Locker(Actor[LockerMsg]):
         self._session: int | None = None
         self._running = 0
         self._stopping = False
-        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0, "retries": 0}
+        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0, "spill_full": 0,
+                        "retries": 0}
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
@@ -139,7 +149,7 @@ class Locker(Actor[LockerMsg]):
                 return
             if delay_s > 0:
                 await trio.sleep(delay_s)
-            if self._stopping or self._session is None:
+            if self._stopping or self._session is None or self._spill_full():
                 return
             run = await self._claim_batched(fire, first_choice=delay_s == 0)
             if run is not None:
@@ -175,7 +185,7 @@ class Locker(Actor[LockerMsg]):
         if eligible and not me_eligible:
             return  # the eligible ones run it, or record it
         await trio.sleep((len(self._workers) + 2) * 2 * self._ctx.config.claim_step_s)
-        if self._stopping or self._session is None:
+        if self._stopping or self._session is None or self._spill_full():
             return
         reason = "no worker had free capacity" if eligible else "no live worker matches the selector"
         try:
@@ -183,6 +193,12 @@ class Locker(Actor[LockerMsg]):
         except EtcdUnavailable as exc:
             log.error("job %r fire at %d: not run (%s), not recorded: %s",
                       fire.spec.name, fire.planned_ms, reason, exc)
+
+    def _spill_full(self) -> bool:
+        """Counted once per fire; said once per change, by the ``SpillRoom``."""
+        if self._room.full:
+            self._counts["spill_full"] += 1
+        return self._room.full
 
     def _delay_for(self, fire: Fire) -> float | None:
         cfg = self._ctx.config

@@ -26,8 +26,18 @@ Parts: ``ledger`` (where each record is until durable; the waiting Flushes),
 
 Failures: while the store fails as a whole (``store_writer``), records stay in memory
 and spill beyond the bound, and the writer retries after a backoff; a row the store
-refuses for good goes to the rejected file. The disk refusing a spill: the records
-stay in memory and the spill is retried with the same backoff (0.1 s doubling to 5 s).
+refuses for good goes to the rejected file.
+
+Disk full (or any failure of a spill append): the records stay in memory and the spill
+is retried with the same backoff (0.1 s doubling to 5 s: space that returns is found
+within 5 s). The ``SpillRoom`` (``worker.spill_room``) says so once, in the log, the
+metrics and ``/healthz``, and the Locker claims no new fire meanwhile: only the runs
+already claimed still send records. They are never dropped: memory holds its bound
+(below), then the mailbox (``log_chan_len``) fills, then senders wait (backpressure: a
+run's task waits to hand over its record, its ``running`` key stays). The state ends
+when a spill append succeeds, or when the store took a batch and memory is back
+within its bound. A stop in this state (store down, disk full) has nowhere to put
+memory: its records are logged CRITICAL as lost, with their count (``teardown``).
 
 Sends to: no actor. ``on_durable`` (a callback, not a message) is told of records once
 they are durable: the worker deletes their running keys.
@@ -68,6 +78,7 @@ from cluster.store import RunRecord, open_store
 
 from worker.context import WorkerContext
 from worker.shutdown_budget import LogSinkBudget
+from worker.spill_room import SpillRoom
 from .ledger import Entry, Ledger
 from .messages import Flush, LogSinkMsg, Write
 from .spill import Rejection, SpillError, SpillFile
@@ -93,6 +104,7 @@ class LogSinkStatistics:
     batches: int  # batches written
     last_error: str | None
     store_up: bool  # open, and the last write did not fail
+    spill_full: bool  # the last spill append failed; the Locker claims no new fire
 
 
 class LogSink(Actor[LogSinkMsg]):
@@ -100,7 +112,8 @@ class LogSink(Actor[LogSinkMsg]):
 
     ``opener`` opens the store (tests pass fakes); ``budget`` bounds the graceful stop:
     store writes for ``store_drain_s``, then the rest is spilled, then ``on_durable``
-    gets ``durable_s``; its sum is the supervisor's grace for this child.
+    gets ``durable_s``; its sum is the supervisor's grace for this child. ``room``: the
+    worker's ``SpillRoom``, which this actor alone changes (a fresh one if not given).
     """
 
     def __init__(
@@ -111,6 +124,7 @@ class LogSink(Actor[LogSinkMsg]):
         opener: StoreOpener = open_store,
         budget: LogSinkBudget = LogSinkBudget(),
         on_durable: OnDurable | None = None,
+        room: SpillRoom | None = None,
     ) -> None:
         super().__init__(inbox)
         cfg = ctx.config
@@ -121,6 +135,7 @@ class LogSink(Actor[LogSinkMsg]):
         self._memory_bound = cfg.sink_memory_records
         self._spill_chunk = max(cfg.job_log_batch_size, SPILL_CHUNK_MIN)
         self._budget = budget
+        self._room = room if room is not None else SpillRoom()
         self._spill: SpillFile | None = None  # opened by setup
         self._store = StoreWriter(opener, cfg.db, store_settings(cfg.db_timeout_s),
                                   on_open=self._wake_writer, reject=self._reject)
@@ -188,6 +203,7 @@ class LogSink(Actor[LogSinkMsg]):
             batches=self._store.batches,
             last_error=self._store.last_error,
             store_up=self._store.up,
+            spill_full=self._room.full,
         )
 
     # -- receiving ------------------------------------------------------------------
@@ -272,8 +288,15 @@ class LogSink(Actor[LogSinkMsg]):
         ok = await self._store.write(records)
         self._ledger.leave_transit(key, restore=not ok)
         if ok:
+            self._store_took_records()
             await self._durable(records)
             self._ledger.answer_flushes()
+
+    def _store_took_records(self) -> None:
+        """Nothing needs the spill while the store takes batches and memory is within
+        its bound: the disk being full no longer matters."""
+        if len(self._ledger.memory) <= self._memory_bound:
+            self._room.has_room("the run store took the records")
 
     async def _durable(self, records: list[RunRecord]) -> None:
         """Tell the owner these records are safe (in the store or the spill file).
@@ -289,6 +312,7 @@ class LogSink(Actor[LogSinkMsg]):
         if await self._store.write(batch.records):
             await self._spill.commit(batch)
             self._replayed_total += len(batch.records)
+            self._store_took_records()
             if not self._spill.pending:
                 log.info("spill file replayed: %d records in total", self._replayed_total)
 
@@ -306,13 +330,16 @@ class LogSink(Actor[LogSinkMsg]):
             await self._spill.append([e.record for e in entries])
         except SpillError as exc:
             self._ledger.leave_transit(key, restore=True)
+            self._wake.set()  # the writer may have found memory empty meanwhile: look again
             delay_s = self._spill_backoff.failed()
             self._store.note_error(exc)
-            log.error("cannot spill %d run records (%s); kept in memory, retry in %.1f s",
-                      len(entries), exc, delay_s)
+            if not self._room.refused(exc, self._ledger.queued):  # said once, per change
+                log.debug("still cannot spill %d run records (%s); retry in %.1f s",
+                          len(entries), exc, delay_s)
             return
         self._ledger.leave_transit(key, restore=False)
         self._spill_backoff.succeeded()
+        self._room.has_room("the spill file takes records again")
         self._spilled_total += len(entries)
         await self._durable([e.record for e in entries])
         self._ledger.answer_flushes()

@@ -8,7 +8,9 @@ goes, they vanish in one revision and another worker records the runs lost. So:
   Locker and the Executor (``SessionChanged``): ``setup``, whose lease id is reported
   as started.
 - Every ``ttl / 3`` s: renew it (``keepalive_once``), then republish the info (running
-  count asked of the Executor, wall clock for the master's skew display).
+  count asked of the Executor, wall clock for the master's skew display, and the
+  worker's ``problems``: "spill: disk full" while its ``SpillRoom`` is full, so the
+  master's /api/v1/workers and /healthz show it within ttl/3).
 - Fenced: once etcd says the lease is gone (LeaseExpired), or no renewal was confirmed
   for a whole TTL less ``FENCE_LEAD_S`` (etcd unreachable: the lease may soon be gone
   and the runs taken over), the worker can no longer vouch for its runs. It tells the Locker and the Executor
@@ -103,8 +105,12 @@ class Registrar(Actor[RegistrarMsg]):
     def __init__(self, inbox: Inbox[RegistrarMsg], ctx: WorkerContext, etcd: Etcd, *,
                  log_sink: Address[LogSinkMsg], executor: Address[ExecutorMsg],
                  locker: Address[LockerMsg],
-                 budget: RegistrarBudget = RegistrarBudget()) -> None:
+                 budget: RegistrarBudget = RegistrarBudget(),
+                 problems: Callable[[], tuple[str, ...]] = tuple) -> None:
+        """``problems``: what keeps the worker from taking work now, read at each
+        publication (``SpillRoom.problems``)."""
         super().__init__(inbox)
+        self._problems = problems
         self._ctx = ctx
         self._budget = budget
         self._etcd = etcd
@@ -284,6 +290,7 @@ class Registrar(Actor[RegistrarMsg]):
             worker_id=self._ctx.worker_id, host=self._host, pid=os.getpid(),
             labels=cfg.labels, version=self._version, started_ms=self._started_ms,
             running=self._running, capacity=cfg.capacity, wall_ms=self._ctx.clock.now_ms(),
+            problems=self._problems(),
         )
 
     # -- telling the peers --------------------------------------------------------------

@@ -44,24 +44,28 @@ class Fleet:
         self.etcd = etcd
         self.ks = Keyspace(prefix)
         self.lockers: dict[str, tuple] = {}
+        self.actors: dict[str, Locker] = {}
         self.ids = ids
 
     async def start(self, nursery: trio.Nursery, *, listed=IDS,
-                    clocks: dict[str, int] | None = None, **config) -> None:
-        """``clocks``: each worker's clock (ms off a true one), as its peers measure it."""
+                    clocks: dict[str, int] | None = None, rooms: dict | None = None,
+                    **config) -> None:
+        """``clocks``: each worker's clock (ms off a true one), as its peers measure it;
+        ``rooms``: a worker's ``SpillRoom``."""
         infos = tuple(WorkerInfo(w, "h", 1) for w in listed)
         for worker_id in self.ids:
             cfg = dataclasses.replace(Config(), **config)
             peers, inboxes = open_mailboxes(cfg)
             ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock())
             locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
-                            executor=peers.executor)
+                            executor=peers.executor, room=(rooms or {}).get(worker_id))
             await nursery.start(locker.run)
             lease = await self.etcd.grant_lease(10)
             await peers.locker.send(SessionChanged(lease.id))
             offsets = offsets_seen_by(worker_id, clocks) if clocks else {}
             await peers.locker.send(WorkersChanged(infos, offsets))
             self.lockers[worker_id] = (peers, inboxes)
+            self.actors[worker_id] = locker
 
     async def everyone(self, msg) -> None:
         for peers, _ in self.lockers.values():

@@ -6,6 +6,7 @@ Wall-clock tests: etcd expires leases on its own clock. TTL 2 s keeps them short
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -26,18 +27,19 @@ from worker.executor.messages import ExecutorMsg, Fenced, RunningCount
 from worker.log_sink.messages import Flush, LogSinkMsg
 from worker.registrar.actor import Registrar, RegistrarMsg
 from worker.registrar.messages import SessionChanged
+from worker.spill_room import SpillRoom
 
 ME = "w1"
 RUNNING = 3  # what the fake Executor answers
 
 
-def make_registrar(etcd: Etcd, prefix: str) -> tuple[Registrar, Inboxes]:
+def make_registrar(etcd: Etcd, prefix: str, **kwargs) -> tuple[Registrar, Inboxes]:
     config = dataclasses.replace(Config(), session_ttl_s=2, capacity=7, labels={"zone": "a"})
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(prefix), SystemClock())
     _, inbox = open_mailbox[RegistrarMsg](1, name="registrar")
     return Registrar(inbox, ctx, etcd, log_sink=addresses.log_sink,
-                     executor=addresses.executor, locker=addresses.locker), inboxes
+                     executor=addresses.executor, locker=addresses.locker, **kwargs), inboxes
 
 
 @asynccontextmanager
@@ -120,6 +122,28 @@ async def test_keeps_its_lease_alive_past_the_ttl_and_republishes(etcd, etcd_pre
             assert info.wall_ms > first.wall_ms and info.started_ms == first.started_ms
             stats = registrar.statistics_detail()
             assert (stats.lease_id, stats.registrations, stats.fenced) == (lease_id, 1, 0)
+            registrar.request_stop()
+
+
+async def test_publishes_the_spill_rooms_state_at_each_republication(etcd, etcd_prefix):
+    """``spill: disk full`` reaches the master through the registration (ttl/3 late)."""
+    room = SpillRoom()
+    registrar, inboxes = make_registrar(etcd, etcd_prefix, problems=room.problems)
+    key = Keyspace(etcd_prefix).worker(ME)
+
+    async def published() -> tuple[str, ...]:
+        return WorkerInfo.from_bytes((await etcd.get(key)).value).problems
+
+    async with fake_executor(inboxes.executor), fake_log_sink(inboxes.log_sink, etcd, key):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(registrar.run)
+            assert await published() == ()
+            room.refused(OSError(errno.ENOSPC, "No space left on device"), kept=1)
+            await trio.sleep(2 / 3 + 0.5)  # one renewal interval (ttl 2 s), and its put
+            assert await published() == ("spill: disk full",)
+            room.has_room("the run store took the records")
+            await trio.sleep(2 / 3 + 0.5)
+            assert await published() == ()
             registrar.request_stop()
 
 

@@ -46,4 +46,5 @@ class SpillIOError(SpillError):
     def __init__(self, path: Path, action: str, error: OSError) -> None:
         self.path = path
         self.action = action
+        self.errno = error.errno  # ENOSPC: the disk is full (``worker.spill_room``)
         super().__init__(f"spill file {path}: {action} failed: {error}")
