@@ -150,6 +150,9 @@ class JobManager:
         return await self._request(self._set_paused, name, paused, by)
 
     async def check_etcd(self) -> None:
+        """For /healthz: a cluster without quorum is named as such (EtcdNoQuorum),
+        before a read that would only time out."""
+        await self._request(self._etcd.check_quorum)
         await self._request(self._etcd.get, self._ks.jobs_prefix)
 
     async def pending_audit(self) -> list[AuditEntry]:

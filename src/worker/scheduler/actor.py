@@ -15,7 +15,8 @@ Locker, Executor and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
 ``TriggerRequested``, ``RunVanished``), claim outcomes from the Locker (``Granted``,
-``Denied``, ``LostClaimed``), ``RunEnded`` from the Executor. Out: ``Claim`` and
+``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd outage),
+``RunEnded`` from the Executor. Out: ``Claim`` and
 ``ClaimLost`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
 (skipped and lost records) to the LogSink. Firing is the runtime's timer
 (``timer_deadline``/``on_timer``): a due fire goes before queued messages.
@@ -57,6 +58,7 @@ from .messages import (
     JobSaved,
     JobsSnapshot,
     LostClaimed,
+    QuorumBack,
     RunEnded,
     RunVanished,
     SchedulerMsg,
@@ -179,6 +181,8 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._on_lost(info)
             case RunEnded(run, status):
                 self._maybe_retry(run.fire.spec.name, run.fire, status)
+            case QuorumBack(lost_since_ms):
+                await self._after_outage(lost_since_ms)
 
     async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int]) -> None:
         now_ms = self._ctx.clock.now_ms()
@@ -203,6 +207,20 @@ class Scheduler(Actor[SchedulerMsg]):
             t = schedule.next_after(t)
         for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
             await self._claim(spec, planned_ms, RunTrigger.CATCHUP)
+
+    async def _after_outage(self, lost_since_ms: int) -> None:
+        """etcd had no quorum from ``lost_since_ms``: the Locker claimed nothing, and
+        claims begun up to a grace before were dropped. Catch those fires up as after
+        any outage; one that did run keeps its lock, so its catch-up is taken, not run."""
+        now_ms = self._ctx.clock.now_ms()
+        for name in self._plan.names():
+            entry = self._plan.get(name)
+            if entry is None:
+                continue
+            # Fires already handed over ahead of their time (``claim_lead_s``) were
+            # dropped too: up to the plan's next one. (None starts before its time.)
+            upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
+            await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1, upto_ms)
 
     async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
         entry = self._plan.get(name)
