@@ -194,15 +194,17 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
             await self._release_triggers(spec.name)
 
-    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int) -> None:
-        """Fire the times missed while no worker ran, within ``startingDeadline``."""
+    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int,
+                        upto_ms: int | None = None) -> None:
+        """Fire the times missed while no worker ran, within ``startingDeadline``
+        (counted back from ``now_ms``), up to ``upto_ms`` (default: now)."""
         if spec.starting_deadline_s <= 0 or spec.paused:
             return
         earliest_ms = now_ms - round(spec.starting_deadline_s * 1000)
         schedule = spec.schedule()
         t = schedule.next_after(max(last_fired_ms, earliest_ms - 1))
         missed: list[int] = []
-        while t is not None and t <= now_ms:
+        while t is not None and t <= (now_ms if upto_ms is None else upto_ms):
             missed.append(t)
             t = schedule.next_after(t)
         for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
@@ -220,7 +222,7 @@ class Scheduler(Actor[SchedulerMsg]):
             # Fires already handed over ahead of their time (``claim_lead_s``) were
             # dropped too: up to the plan's next one. (None starts before its time.)
             upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
-            await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1, upto_ms)
+            await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1, now_ms, upto_ms)
 
     async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
         entry = self._plan.get(name)
