@@ -16,7 +16,8 @@ A list answered while etcd is unreachable could be stale without anyone knowing,
 watch is disconnected (after waiting up to CONNECT_WAIT_S for it to come back, which
 covers the moment right after a stream is re-created). A watch on a member without a
 leader stays connected but hears nothing: so the list also fails, with NoQuorum, while
-etcd has no quorum (checked every QUORUM_POLL_S; logged and gauged once per change).
+etcd has no quorum (checked every QUORUM_POLL_S; no leader for LOST_AFTER_S, longer
+than an election; logged and gauged once per change).
 
 Mailbox full: callers wait (backpressure); answers come from memory.
 """
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 CONNECT_WAIT_S = 1.0
 CONNECT_POLL_S = 0.05
 QUORUM_POLL_S = 0.5
+LOST_AFTER_S = 2.0  # no leader for this long: not an election, quorum is lost
 
 
 class WorkerManager(Actor[WorkerManagerMsg]):
@@ -95,11 +97,18 @@ class WorkerManager(Actor[WorkerManagerMsg]):
     # -- mirroring etcd ---------------------------------------------------------------------
 
     async def _watch_quorum(self) -> None:
+        leaderless_since: float | None = None
         while True:
             try:
-                lost = not await self._etcd.has_quorum()
+                leaderless = not await self._etcd.has_quorum()
             except EtcdUnavailable:
-                lost = False  # nobody answers: the mirror says so (EtcdDown)
+                leaderless = False  # nobody answers: the mirror says so (EtcdDown)
+            if not leaderless:
+                leaderless_since = None
+            elif leaderless_since is None:
+                leaderless_since = trio.current_time()
+            lost = leaderless_since is not None \
+                and trio.current_time() - leaderless_since >= LOST_AFTER_S
             if lost != self._quorum_lost:
                 self._quorum_lost = lost
                 self._ctx.metrics.etcd_no_quorum.set(int(lost))

@@ -10,6 +10,10 @@ Scheduler, which catches up the fires of the outage within each job's
 ``startingDeadline`` (a fire's lock names its time: a fire that did run is not run
 again).
 
+A leader election (the leader died, 1-2 s with etcd's default timings) also leaves
+the members without a leader for a moment: the claims' retries cover that, so quorum
+counts as lost only once no leader was seen for LOST_AFTER_S.
+
 An etcd that does not answer at all is not this state (the claims' own retries and
 the Registrar's lease handle it): only "members answer, no leader" is.
 """
@@ -28,6 +32,7 @@ from worker.clock import WallClock
 log = logging.getLogger(__name__)
 
 QUORUM_POLL_S = 0.5  # a leader's return is seen within this (plus one Status call)
+LOST_AFTER_S = 2.0  # no leader for this long: no election, quorum is lost
 
 
 class QuorumWatch:
@@ -41,6 +46,7 @@ class QuorumWatch:
         self._clock = clock
         self._on_back = on_back
         self.lost_since_ms: int | None = None
+        self._leaderless_since_ms: int | None = None
 
     @property
     def lost(self) -> bool:
@@ -52,8 +58,13 @@ class QuorumWatch:
                 has_quorum = await self._etcd.has_quorum()
             except EtcdUnavailable:
                 has_quorum = None  # nobody answers: another fault, judged elsewhere
-            if has_quorum is False and self.lost_since_ms is None:
-                self.lost_since_ms = self._clock.now_ms()
+            now_ms = self._clock.now_ms()
+            leaderless_ms = None if has_quorum is not False else \
+                self._leaderless_since_ms if self._leaderless_since_ms is not None else now_ms
+            self._leaderless_since_ms = leaderless_ms
+            if leaderless_ms is not None and self.lost_since_ms is None \
+                    and now_ms - leaderless_ms >= LOST_AFTER_S * 1000:
+                self.lost_since_ms = leaderless_ms
                 log.error("etcd: no quorum (members answer, none has a leader): this "
                           "worker stops claiming fires until a leader is back")
             elif has_quorum and self.lost_since_ms is not None:
