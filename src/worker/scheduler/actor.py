@@ -15,7 +15,8 @@ Locker, Executor and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
 ``TriggerRequested``, ``RunVanished``), claim outcomes from the Locker (``Granted``,
-``Denied``, ``LostClaimed``), ``RunEnded`` from the Executor. Out: ``Claim`` and
+``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd outage),
+``RunEnded`` from the Executor. Out: ``Claim`` and
 ``ClaimLost`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
 (skipped and lost records) to the LogSink. Firing is the runtime's timer
 (``timer_deadline``/``on_timer``): a due fire goes before queued messages.
@@ -57,6 +58,7 @@ from .messages import (
     JobSaved,
     JobsSnapshot,
     LostClaimed,
+    QuorumBack,
     RunEnded,
     RunVanished,
     SchedulerMsg,
@@ -179,6 +181,8 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._on_lost(info)
             case RunEnded(run, status):
                 self._maybe_retry(run.fire.spec.name, run.fire, status)
+            case QuorumBack(lost_since_ms):
+                await self._after_outage(lost_since_ms)
 
     async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int]) -> None:
         now_ms = self._ctx.clock.now_ms()
@@ -190,19 +194,35 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
             await self._release_triggers(spec.name)
 
-    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int) -> None:
-        """Fire the times missed while no worker ran, within ``startingDeadline``."""
+    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int,
+                        upto_ms: int | None = None) -> None:
+        """Fire the times missed while no worker ran, within ``startingDeadline``
+        (counted back from ``now_ms``), up to ``upto_ms`` (default: now)."""
         if spec.starting_deadline_s <= 0 or spec.paused:
             return
         earliest_ms = now_ms - round(spec.starting_deadline_s * 1000)
         schedule = spec.schedule()
         t = schedule.next_after(max(last_fired_ms, earliest_ms - 1))
         missed: list[int] = []
-        while t is not None and t <= now_ms:
+        while t is not None and t <= (now_ms if upto_ms is None else upto_ms):
             missed.append(t)
             t = schedule.next_after(t)
         for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
             await self._claim(spec, planned_ms, RunTrigger.CATCHUP)
+
+    async def _after_outage(self, lost_since_ms: int) -> None:
+        """etcd had no quorum from ``lost_since_ms``: the Locker claimed nothing, and
+        claims begun up to a grace before were dropped. Catch those fires up as after
+        any outage; one that did run keeps its lock, so its catch-up is taken, not run."""
+        now_ms = self._ctx.clock.now_ms()
+        for name in self._plan.names():
+            entry = self._plan.get(name)
+            if entry is None:
+                continue
+            # Fires already handed over ahead of their time (``claim_lead_s``) were
+            # dropped too: up to the plan's next one. (None starts before its time.)
+            upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
+            await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1, now_ms, upto_ms)
 
     async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
         entry = self._plan.get(name)

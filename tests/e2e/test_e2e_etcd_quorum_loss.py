@@ -1,0 +1,180 @@
+"""A 3-member etcd cluster loses quorum (two members stopped) for 20 s while two workers
+run 20 jobs every second: no fire runs twice, the fleet says "no quorum" once per
+change of state, and scheduling resumes as soon as quorum is back.
+
+Every process gets all three endpoints (``--etcd a,b,c``). Two members are SIGKILLed
+at once and restarted 20 s later; the one left has no leader and answers nothing that
+needs one. Meanwhile /healthz and /api/v1/workers are polled every 0.5 s. The jobs
+have a ``startingDeadline`` of 30 s: the fires of the outage are caught up once the
+cluster has a leader again (each one by one worker: the fire's lock names its time).
+A job of 3 s (``long``) is running when quorum goes: it finishes and is recorded.
+The log of what happened when is printed (pytest shows it when the test fails).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+import trio
+
+from cluster.etcd import open_etcd
+from cluster.keyspace import Keyspace
+from cluster.store import RunStatus, RunTrigger, open_store
+from e2e_harness import Cluster, Timeline, all_records, check_fires, start_fleet, wall_ms
+
+import services
+
+pytestmark = pytest.mark.slow
+
+JOBS = 20
+NAMES = [f"q{j:02d}" for j in range(JOBS)]
+OUTAGE_S = 20.0
+SETTLE_S = 4.0
+AFTER_S = 10.0
+STARTING_DEADLINE_S = 30
+RESUME_TARGET_S = 5.0
+POLL_S = 0.5
+
+
+async def poll_master(api: httpx.AsyncClient, seen: list[tuple[int, str, int, str]]) -> None:
+    """(wall ms, /healthz code and etcd error, /api/v1/workers code and message)."""
+    while True:
+        at = wall_ms()
+        try:
+            health = await api.get("/healthz", timeout=5)
+            workers = await api.get("/api/v1/workers", timeout=5)
+            etcd_error = health.json().get("etcd", {}).get("error", "")
+            message = "" if workers.status_code == 200 else workers.text[:200]
+            seen.append((at, health.status_code, etcd_error, workers.status_code, message))
+        except httpx.TransportError as exc:
+            seen.append((at, -1, str(exc), -1, ""))
+        await trio.sleep(POLL_S)
+
+
+async def metric(port: int, name: str) -> str:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    return "\n".join(line for line in text.splitlines() if line.startswith(name))
+
+
+async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
+        etcd_cluster_factory, etcd_prefix, mysql_url, tmp_path):
+    timeline = Timeline()
+    etcd_cluster = etcd_cluster_factory()
+    cluster = Cluster(etcd_cluster.etcd_arg, etcd_prefix, mysql_url, tmp_path)
+    ks = Keyspace(etcd_prefix)
+    ports = {w: services.free_port() for w in ("w0", "w1")}
+    master_port, token = services.free_port(), "e2e-" + uuid.uuid4().hex
+    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{master_port}",
+                            headers={"Authorization": f"Bearer {token}"})
+    seen: list[tuple[int, int, str, int, str]] = []
+    gauges: dict[str, str] = {}
+    try:
+        async with open_etcd(etcd_cluster.endpoints) as etcd, trio.open_nursery() as nursery:
+            await start_fleet(cluster, etcd, ks, ports, master_port, token)
+            for name in NAMES:
+                spec = {"name": name, "command": "sleep 0.2; echo fired",
+                        "cronExpr": "* * * * * *", "concurrency": "allow",
+                        "startingDeadline": STARTING_DEADLINE_S}
+                await etcd.put(ks.job(name), json.dumps(spec))
+            await etcd.put(ks.job("long"), json.dumps({
+                "name": "long", "command": "sleep 3; echo done", "cronExpr": "*/5 * * * * *",
+                "concurrency": "allow"}))
+            window_start = (wall_ms() // 1000 + 2) * 1000
+            timeline.note(f"2 workers, {JOBS} jobs every second; window from {window_start}")
+            await trio.sleep((window_start - wall_ms()) / 1000 + SETTLE_S)
+            nursery.start_soon(poll_master, api, seen)
+
+            leader = await trio.to_thread.run_sync(etcd_cluster.wait_leader)
+            await trio.sleep(((6500 - wall_ms() % 5000) % 5000) / 1000)  # `long` runs 1.5 s
+            victims = [m for m in etcd_cluster.members if m is not leader]
+            lost_ms = wall_ms()
+            for victim in victims:
+                etcd_cluster.kill(victim)
+            timeline.note(f"SIGKILL {[v.name for v in victims]}: quorum lost; "
+                          f"{leader.name} left alone")
+            await trio.sleep(OUTAGE_S / 2)
+            for worker_id, port in ports.items():
+                gauges[worker_id] = await metric(port, "scheduler_worker_etcd_no_quorum")
+            await trio.sleep(OUTAGE_S / 2)
+            for victim in victims:
+                await trio.to_thread.run_sync(etcd_cluster.restart, victim)
+            back_ms = wall_ms()
+            timeline.note(f"{[v.name for v in victims]} restarted: quorum back "
+                          f"after {(back_ms - lost_ms) / 1000:.1f} s")
+            await trio.sleep(AFTER_S)
+            window_end = (wall_ms() // 1000 - 2) * 1000
+            await trio.sleep(2.0)
+            nursery.cancel_scope.cancel()
+        for worker in cluster.workers:
+            assert worker.alive(), cluster.logs()
+        cluster.stop_all()
+        timeline.note("workers stopped")
+    finally:
+        await api.aclose()
+        cluster.stop_all()
+        print(timeline)
+    async with open_store(mysql_url) as store:
+        every = await all_records(store)
+    records = [r for r in every if window_start <= r.plan_time < window_end
+               and r.job_name != "long"]
+    long_runs = [r for r in every if r.job_name == "long" and r.start_time is not None
+                 and r.start_time < lost_ms < (r.end_time or 0)]
+    logs = {w.worker_id: (tmp_path / f"{w.worker_id}.log").read_text() for w in cluster.workers}
+
+    fires = check_fires(records, NAMES, window_start, window_end)
+    outage = range((lost_ms // 1000 + 1) * 1000, back_ms, 1000)
+    ran = [r for r in records if r.status is RunStatus.SUCCEEDED]
+    resumed = sorted(r.start_time for r in ran if r.start_time and r.start_time >= back_ms
+                     and r.trigger is RunTrigger.SCHEDULE)
+    caught_up = [r for r in records if r.trigger is RunTrigger.CATCHUP]
+    missed_in_outage = [f for f in fires.missed if f[1] in outage]
+    statuses = {}
+    for r in records:
+        statuses[r.status.value] = statuses.get(r.status.value, 0) + 1
+    print(f"fires expected {JOBS * (window_end - window_start) // 1000}, records "
+          f"{len(records)} {statuses}, missed {len(fires.missed)} (in the outage "
+          f"{len(missed_in_outage)} of {JOBS * len(outage)}), doubled {len(fires.repeated)}, "
+          f"caught up {len(caught_up)}; first scheduled start after quorum's return "
+          f"{(resumed[0] - back_ms) / 1000 if resumed else None} s")
+    for at, hcode, herr, wcode, wmsg in seen:
+        print(f"{(at - lost_ms) / 1000:7.2f} s  healthz {hcode} {herr!r}  workers {wcode} {wmsg!r}")
+    print("gauges during the outage:", gauges)
+    for worker_id, text in logs.items():
+        lines = text.splitlines()
+        print(f"{worker_id}: {len(lines)} log lines; no quorum: "
+              f"{sum('quorum' in line for line in lines)}; misfire grace: "
+              f"{sum('misfire grace' in line for line in lines)}; error: "
+              f"{sum(' ERROR ' in line for line in lines)}")
+        print("\n".join(lines[-40:]))
+    print("runs going when quorum was lost:", [(r.status.value, r.output.strip()) for r in long_runs])
+    assert fires.repeated == []  # 0 doubled
+    assert fires.unexpected == set()
+    assert {r.status for r in records} == {RunStatus.SUCCEEDED}
+    # Runs already going finish, and their records are kept.
+    assert [(r.status, r.output.strip()) for r in long_runs] == [(RunStatus.SUCCEEDED, "done")]
+    # Before and after the outage nothing is missed; of the outage's fires, those
+    # within startingDeadline are caught up (the Scheduler's most recent 10 a job).
+    assert [f for f in fires.missed if f[1] < outage.start - 1000 or f[1] >= back_ms] == []
+    per_job = {name: sum(1 for r in caught_up if r.job_name == name) for name in NAMES}
+    assert set(per_job.values()) == {10}, per_job
+    # Scheduling resumes within 5 s of quorum's return.
+    assert resumed and resumed[0] - back_ms <= RESUME_TARGET_S * 1000
+    # The master says so: 503 "etcd: no quorum" on /healthz and /api/v1/workers.
+    during = [s for s in seen if lost_ms + 5000 <= s[0] <= lost_ms + OUTAGE_S * 1000 - 1000]
+    assert during and all(h == 503 and herr.startswith("etcd: no quorum") and w == 503
+                          and "etcd: no quorum" in wmsg for _, h, herr, w, wmsg in during), during
+    assert [s[1:4:2] for s in seen if s[0] >= back_ms + RESUME_TARGET_S * 1000][-3:] == \
+        [(200, 200)] * 3
+    # Workers: a 0/1 gauge, and one line per change of state, not one per fire.
+    assert all(text.endswith(" 1.0") for text in gauges.values()), gauges
+    for worker_id in ports:
+        lines = logs[worker_id].splitlines()
+        assert sum("etcd: no quorum" in line for line in lines) == 1, lines
+        assert sum("etcd: quorum is back" in line for line in lines) == 1, lines
+        assert not any("misfire grace" in line for line in lines), lines
+    master_lines = logs["master"].splitlines()
+    assert sum("etcd: no quorum" in line for line in master_lines) == 1, master_lines

@@ -1,0 +1,81 @@
+"""QuorumWatch: an election is not an outage; an outage is one state, said once each
+way, and its end hands the Scheduler the time it began."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+from cluster.etcd import EtcdUnavailable
+from worker.clock import TrioWallClock
+from worker.locker.quorum import LOST_AFTER_S, QUORUM_POLL_S, QuorumWatch
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+class ScriptedEtcd:
+    """``has_quorum`` answers by the time (seconds from the start): each (until_s,
+    answer) holds until then; True after the last. "down" raises EtcdUnavailable."""
+
+    def __init__(self, script: list[tuple[float, object]]) -> None:
+        self.script = script
+        self.t0 = trio.current_time()
+
+    async def has_quorum(self) -> bool:
+        at = trio.current_time() - self.t0
+        for until_s, answer in self.script:
+            if at < until_s:
+                if answer == "down":
+                    raise EtcdUnavailable("status", "no member answered")
+                return bool(answer)
+        return True
+
+
+async def watch(script, run_for_s: float) -> tuple[list[int], list[bool]]:
+    backs: list[int] = []
+    states: list[bool] = []
+    etcd = ScriptedEtcd(script)
+    quorum = QuorumWatch(etcd, TrioWallClock(T0), on_back=lambda since: _note(backs, since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(quorum.run)
+        for _ in range(round(run_for_s / QUORUM_POLL_S)):
+            await trio.sleep(QUORUM_POLL_S)
+            states.append(quorum.lost)
+        nursery.cancel_scope.cancel()
+    return backs, states
+
+
+async def _note(backs: list[int], since_ms: int) -> None:
+    backs.append(since_ms)
+
+
+async def test_an_election_shorter_than_the_limit_is_not_quorum_lost(autojump_clock, caplog):
+    caplog.set_level(logging.WARNING)
+    backs, states = await watch([(1.0, True), (1.0 + LOST_AFTER_S - 0.6, False)], 8.0)
+    assert not any(states) and backs == []
+    assert "quorum" not in caplog.text
+
+
+async def test_an_etcd_that_does_not_answer_is_not_quorum_lost(autojump_clock):
+    backs, states = await watch([(1.0, True), (10.0, "down")], 12.0)
+    assert not any(states) and backs == []
+
+
+async def test_quorum_lost_is_one_state_said_once_each_way(autojump_clock, caplog):
+    caplog.set_level(logging.WARNING)
+    backs, states = await watch([(1.0, True), (21.0, False)], 25.0)
+    assert backs == [T0 + 1000]  # when no leader was first seen
+    lost_at = states.index(True) * QUORUM_POLL_S + QUORUM_POLL_S
+    assert LOST_AFTER_S + 1.0 <= lost_at <= LOST_AFTER_S + 1.0 + 2 * QUORUM_POLL_S
+    back_at = (len(states) - states[::-1].index(True)) * QUORUM_POLL_S + QUORUM_POLL_S
+    assert 21.0 <= back_at <= 21.0 + 2 * QUORUM_POLL_S  # seen back within a poll
+    assert caplog.text.count("etcd: no quorum") == 1
+    assert caplog.text.count("etcd: quorum is back") == 1
