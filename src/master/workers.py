@@ -102,7 +102,10 @@ class WorkerManager(Actor[WorkerManagerMsg]):
             try:
                 leaderless = not await self._etcd.has_quorum()
             except EtcdUnavailable:
-                leaderless = False  # nobody answers: the mirror says so (EtcdDown)
+                # Nobody answers: the mirror says so (EtcdDown). Not news of a leader:
+                # a lost quorum stays lost (one probe timing out under load must not
+                # flip the state, and its log line, back and forth).
+                leaderless = self._quorum_lost
             if not leaderless:
                 leaderless_since = None
             elif leaderless_since is None:
