@@ -11,9 +11,10 @@ import pytest
 import trio
 import trio.testing
 
+from quorum_kit import ScriptedEtcd
+
 from actors import open_mailbox
 from cluster.config import Config
-from cluster.etcd import EtcdUnavailable
 from master.context import MasterContext
 from master.errors import NoQuorum
 from master.workers import LOST_AFTER_S, QUORUM_POLL_S, WorkerManager
@@ -22,24 +23,6 @@ from master.workers import LOST_AFTER_S, QUORUM_POLL_S, WorkerManager
 @pytest.fixture
 def autojump_clock():
     return trio.testing.MockClock(autojump_threshold=0)
-
-
-class ScriptedEtcd:
-    """``has_quorum`` by the time (seconds from the start): each (until_s, answer)
-    holds until then; True after the last. "down" raises EtcdUnavailable."""
-
-    def __init__(self, script: list[tuple[float, object]]) -> None:
-        self.script = script
-        self.t0 = trio.current_time()
-
-    async def has_quorum(self) -> bool:
-        at = trio.current_time() - self.t0
-        for until_s, answer in self.script:
-            if at < until_s:
-                if answer == "down":
-                    raise EtcdUnavailable("status", "no member answered")
-                return bool(answer)
-        return True
 
 
 async def lost_states(script, run_for_s: float) -> tuple[WorkerManager, list[bool]]:

@@ -9,7 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from cluster.etcd import EtcdUnavailable
+from quorum_kit import ScriptedEtcd
+
 from worker.clock import TrioWallClock
 from worker.locker.quorum import LOST_AFTER_S, QUORUM_POLL_S, QuorumWatch
 
@@ -19,24 +20,6 @@ T0 = 1_700_000_000_000
 @pytest.fixture
 def autojump_clock():
     return trio.testing.MockClock(autojump_threshold=0)
-
-
-class ScriptedEtcd:
-    """``has_quorum`` answers by the time (seconds from the start): each (until_s,
-    answer) holds until then; True after the last. "down" raises EtcdUnavailable."""
-
-    def __init__(self, script: list[tuple[float, object]]) -> None:
-        self.script = script
-        self.t0 = trio.current_time()
-
-    async def has_quorum(self) -> bool:
-        at = trio.current_time() - self.t0
-        for until_s, answer in self.script:
-            if at < until_s:
-                if answer == "down":
-                    raise EtcdUnavailable("status", "no member answered")
-                return bool(answer)
-        return True
 
 
 async def watch(script, run_for_s: float) -> tuple[list[int], list[bool]]:
