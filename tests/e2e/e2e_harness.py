@@ -245,16 +245,17 @@ async def start_fleet(cluster: Cluster, etcd: Etcd, ks: Keyspace, metrics_ports:
 
 
 class Timeline:
-    """What happened when, in seconds from the start of the test."""
+    """What happened when, in seconds from the start of the test (``at``: a
+    ``trio.current_time()`` other than now), in order of time."""
 
     def __init__(self) -> None:
         self.t0 = trio.current_time()
         self.lines: list[str] = []
 
-    def note(self, what: str) -> float:
-        at = trio.current_time() - self.t0
+    def note(self, what: str, at: float | None = None) -> float:
+        at = (trio.current_time() if at is None else at) - self.t0
         self.lines.append(f"{at:7.2f} s  {what}")
         return at
 
     def __str__(self) -> str:
-        return "\n".join(self.lines)
+        return "\n".join(sorted(self.lines, key=lambda line: float(line.split()[0])))
