@@ -2,7 +2,7 @@
 
     python -m benchmarks.faults [--kills 20] [--jobs 60] [--before-s 8] [--after-s 20]
                                 [--rounds 1]
-                                [--skip kill|failover]
+                                [--skip kill,failover,quorum] [--quorum-rounds 1]
 
 1. kill: one worker runs ``sleep 300`` (a manual run); we ask for a kill and time it
    until every process of the run's group is gone (read from /proc, not from the
@@ -21,6 +21,8 @@
    ``--rounds N`` repeats it with a new fleet each time, killing at a random phase of
    the second, and tabulates the rounds (a kill lands in a claim's few milliseconds
    only now and then: one round proves little).
+3. quorum: two of a 3-member etcd cluster's members killed for ``--outage-s``; see
+   ``benchmarks/fault_quorum.py``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ._servers import ROOT, etcd_server, scratch_dir, services
 from ._stats import Spread
 from ._timing import next_second_ms, sleep_until_ms, wall_ms
 from ._workers import Fleet, wait_registered
+from .fault_quorum import add_arguments as add_quorum_arguments, quorum_report, run_quorum
 
 KILL_JOB = "kill-victim"
 START_TIMEOUT_S = 10.0
@@ -297,6 +300,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             out["failover"] = rounds[-1]
             if args.rounds > 1:
                 out["failover_rounds"] = [round_summary(r) for r in rounds]
+    if "quorum" not in args.skip:  # a 3-member cluster of its own each round
+        with scratch_dir("faults-quorum", keep=args.keep) as base:
+            out["quorum"] = await run_quorum(args, base, progress)
     return out
 
 
@@ -340,6 +346,7 @@ def report(result: dict[str, object]) -> str:
         lines.append(f"\nOver {len(rounds)} rounds: missed "  # type: ignore[arg-type]
                      f"{sum(r['missed'] for r in rounds)}, duplicates "  # type: ignore[index]
                      f"{sum(r['duplicates'] for r in rounds)}")  # type: ignore[index]
+    lines += quorum_report(result.get("quorum"))  # type: ignore[arg-type]
     return "\n".join(lines)
 
 
@@ -352,11 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before-s", type=float, default=8.0)
     parser.add_argument("--after-s", type=float, default=20.0)
     parser.add_argument("--session-ttl-s", type=int, default=SESSION_TTL_S)
-    parser.add_argument("--skip", default="", help="kill or failover")
+    parser.add_argument("--skip", default="", help="kill, failover, quorum (comma-separated)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="failover rounds, each with a new fleet and a kill at a random "
                              "phase of its second")
     parser.add_argument("--keep", action="store_true")
+    add_quorum_arguments(parser)
     args = parser.parse_args(argv)
     meta = machine_info("benchmarks.faults")
     result = trio.run(main_async, args)
