@@ -262,7 +262,7 @@ class Locker(Actor[LockerMsg]):
                     unknown = False  # it did not go in
                 if again:
                     if self._over(deadline_ms):
-                        return self._missed(fire, why)
+                        return await self._missed(fire, why)
                     self._counts["retries"] += 1
                 return await self._claim_once(fire, self._attempt_s(deadline_ms), again=again)
             except LeaseExpired:
@@ -276,7 +276,7 @@ class Locker(Actor[LockerMsg]):
                 if isinstance(exc, EtcdOutcomeUnknown):
                     unknown = True  # read back, even past the grace: it may be ours
                 elif self._over(deadline_ms):
-                    return self._missed(fire, why)
+                    return await self._missed(fire, why)
                 again = True
             if not self._over(deadline_ms):
                 await trio.sleep(min(backoff.failed(), self._left_s(deadline_ms)))
@@ -292,7 +292,13 @@ class Locker(Actor[LockerMsg]):
     def _over(self, deadline_ms: int) -> bool:
         return self._stopping or self._ctx.clock.now_ms() >= deadline_ms
 
-    def _missed(self, fire: Fire, why: str) -> None:
+    async def _missed(self, fire: Fire, why: str) -> None:
+        """The grace ran out. If etcd answers without a leader, wait until the quorum
+        watch judges it: a fire missed to a lost quorum is counted, not said (the
+        state's one line says it), and caught up after."""
+        if await self._quorum.judged_lost():
+            self._counts["no_quorum"] += 1
+            return None
         self._counts["failed"] += 1
         log.error("job %r fire at %d not claimed within its misfire grace: %s",
                   fire.spec.name, fire.planned_ms, why)

@@ -52,6 +52,15 @@ class QuorumWatch:
     def lost(self) -> bool:
         return self.lost_since_ms is not None
 
+    async def judged_lost(self) -> bool:
+        """Whether quorum is lost, once this watch knows: while members answer without
+        a leader for less than LOST_AFTER_S yet, wait until it is judged (lost, or a
+        leader or silence seen). A claim whose grace ends then is part of the outage
+        (said once, by its state line) or it is not (its own error line)."""
+        while self._leaderless_since_ms is not None and not self.lost:
+            await trio.sleep(QUORUM_POLL_S / 5)
+        return self.lost
+
     async def run(self) -> None:
         while True:
             try:

@@ -62,3 +62,29 @@ async def test_quorum_lost_is_one_state_said_once_each_way(autojump_clock, caplo
     assert 21.0 <= back_at <= 21.0 + 2 * QUORUM_POLL_S  # seen back within a poll
     assert caplog.text.count("etcd: no quorum") == 1
     assert caplog.text.count("etcd: quorum is back") == 1
+
+
+async def judged_at(script, ask_at_s: float) -> tuple[bool, float]:
+    """``judged_lost()`` asked at ``ask_at_s``: its answer, and when it came."""
+    quorum = QuorumWatch(ScriptedEtcd(script), TrioWallClock(T0), on_back=lambda since: _note([], since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(quorum.run)
+        t0 = trio.current_time()
+        await trio.sleep(ask_at_s)
+        answer = await quorum.judged_lost()
+        at = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    return answer, at
+
+
+async def test_a_claim_ending_while_leaderless_waits_for_the_judgement(autojump_clock):
+    # No leader from 1 s on: asked at 1.6 s, it is lost once no leader was seen for
+    # LOST_AFTER_S (a poll to see it go, one to pass the limit).
+    lost, at = await judged_at([(1.0, True), (30.0, False)], 1.6)
+    assert lost and 1.0 + LOST_AFTER_S <= at <= 1.0 + LOST_AFTER_S + 2 * QUORUM_POLL_S
+    # An election (a leader again at 2 s): not lost, said as soon as the leader is seen.
+    lost, at = await judged_at([(1.0, True), (2.0, False)], 1.6)
+    assert not lost and 2.0 <= at <= 2.0 + 2 * QUORUM_POLL_S
+    # A leader all along: no wait.
+    lost, at = await judged_at([], 1.6)
+    assert not lost and at == pytest.approx(1.6)
