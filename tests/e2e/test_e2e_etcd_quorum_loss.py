@@ -166,6 +166,7 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
             for worker_id, port in ports.items():
                 gauges[worker_id] = await metric(port, "scheduler_worker_etcd_no_quorum")
             await trio.sleep(OUTAGE_S / 2)
+            restart_ms = wall_ms()  # quorum cannot be back before this
             for victim in victims:
                 await trio.to_thread.run_sync(etcd_cluster.restart, victim)
             back_ms = wall_ms()
@@ -210,7 +211,7 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
     catchup_due = {t for lines in said.values() for _, _, _, first, last in lines
                    for t in range(first, last + 1, 1000)}
     missed_in_outage = [f for f in fires.missed if f[1] in outage]
-    statuses = {}
+    statuses: dict[str, int] = {}
     for r in records:
         statuses[r.status.value] = statuses.get(r.status.value, 0) + 1
     print(f"fires expected {JOBS * (window_end - window_start) // 1000}, records "
@@ -233,7 +234,14 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
     print("runs going when quorum was lost:", [(r.status.value, r.output.strip()) for r in long_runs])
     assert fires.repeated == []  # 0 doubled
     assert fires.unexpected == set()
-    assert {r.status for r in records} == {RunStatus.SUCCEEDED}
+    # Every run that started succeeded. A fire claimed before the loss whose start mark
+    # (§6.3: what makes a start once only) had not landed yet never starts: it is
+    # recorded lost when the session is fenced. Only fires claimed before the kill (at
+    # most claim_lead_s ahead) can be such; on a loaded machine some of its second are.
+    lead_ms = round(Config().claim_lead_s * 1000)
+    never_started = [r for r in records if r.status is not RunStatus.SUCCEEDED]
+    assert all(r.status is RunStatus.LOST and r.start_time is None and "fenced" in r.err
+               and r.plan_time < lost_ms + lead_ms for r in never_started), never_started
     # Runs already going finish, and their records are kept.
     assert [(r.status, r.output.strip()) for r in long_runs] == [(RunStatus.SUCCEEDED, "done")]
     # Before and after the outage nothing is missed; of the outage's fires, those
@@ -256,8 +264,8 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
     assert resumed and resumed[0] - leader_ms <= RESUME_TARGET_S * 1000
     # The master says so: 503 "etcd: no quorum" on /healthz and /api/v1/workers,
     # from when its polls can have seen the leader gone for LOST_AFTER_S until the
-    # leader is back; 200 again within 5 s after.
-    during = [s for s in seen if leaderless_ms + MASTER_SAYS_S * 1000 <= s[0] <= leader_ms - 1000]
+    # members are restarted; 200 again within 5 s after the leader is back.
+    during = [s for s in seen if leaderless_ms + MASTER_SAYS_S * 1000 <= s[0] < restart_ms]
     assert during and all(h == 503 and herr.startswith("etcd: no quorum") and w == 503
                           and "etcd: no quorum" in wmsg for _, h, herr, w, wmsg in during), during
     assert [s[1:4:2] for s in seen if s[0] >= leader_ms + RESUME_TARGET_S * 1000][-3:] == \
