@@ -7,7 +7,7 @@ run:             ## etcd + master on 127.0.0.1:8070 + two workers, SQLite, state
 test:            ## install what the tests need, start etcd + MariaDB, run pytest, stop them
 	bash scripts/test.sh
 
-bench:           ## the standard benchmark set (about 6 min on 2 cores); see BENCHMARKS.md
+bench:           ## the standard benchmark set (about 7 min on 2 cores); see BENCHMARKS.md
 	test -x .venv/bin/python || python3 -m venv .venv
 	.venv/bin/python -m pip install -q -e '.[bench]'
 	.venv/bin/python -m benchmarks.latency --mode spread --json benchmarks/results/latency-spread.json

@@ -5,7 +5,7 @@
     python -m benchmarks.scale     1k / 10k / 100k jobs: load time, RSS, CPU per fire
     python -m benchmarks.sink      run records/s through the LogSink into MariaDB, and a
                                    MariaDB outage: records lost, time to drain
-    python -m benchmarks.faults    kill latency, and SIGKILL of one of three workers
+    python -m benchmarks.faults    kill latency, SIGKILL of one of three workers, etcd quorum loss
 
 Each starts its own throw-away servers (``scripts/services.py``) so that its load never
 disturbs tests that share the long-running ones, prints a progress line on stderr, and

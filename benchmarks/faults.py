@@ -1,8 +1,8 @@
 """Kill latency, SIGKILL of one of three workers, and one cut off from etcd.
 
     python -m benchmarks.faults [--kills 20] [--jobs 60] [--before-s 8] [--after-s 20]
-                                [--rounds 1] [--partition-rounds 1]
-                                [--skip kill,failover,partition]
+                                [--rounds 1] [--partition-rounds 1] [--quorum-rounds 1]
+                                [--skip kill,failover,partition,quorum]
 
 1. kill: one worker runs ``sleep 300`` (a manual run); we ask for a kill and time it
    until every process of the run's group is gone (read from /proc, not from the
@@ -25,6 +25,8 @@
    TCP proxy that stops forwarding, released after its lease expired and before it
    could; fires doubled, missed and recovered, the times to take over and to come
    back, records lost (``benchmarks/fault_partition.py`` says how).
+4. quorum: two of a 3-member etcd cluster's members killed for ``--outage-s``; see
+   ``benchmarks/fault_quorum.py``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from ._servers import ROOT, etcd_server, scratch_dir, services
 from ._stats import Spread
 from ._timing import next_second_ms, sleep_until_ms, wall_ms
 from ._workers import Fleet, wait_registered
+from .fault_quorum import add_arguments as add_quorum_arguments, quorum_report, run_quorum
 
 KILL_JOB = "kill-victim"
 START_TIMEOUT_S = 10.0
@@ -291,6 +294,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         if "partition" not in args.skip:
             out["partition"] = await fault_partition.run_cases(args, etcd.endpoint, base,
                                                                progress)
+    if "quorum" not in args.skip:  # a 3-member cluster of its own each round
+        with scratch_dir("faults-quorum", keep=args.keep) as base:
+            out["quorum"] = await run_quorum(args, base, progress)
     return out
 
 
@@ -335,6 +341,7 @@ def report(result: dict[str, object]) -> str:
                      f"{sum(r['missed'] for r in rounds)}, duplicates "  # type: ignore[index]
                      f"{sum(r['duplicates'] for r in rounds)}")  # type: ignore[index]
     lines += fault_partition.report(result.get("partition", []))  # type: ignore[arg-type]
+    lines += quorum_report(result.get("quorum"))  # type: ignore[arg-type]
     return "\n".join(lines)
 
 
@@ -348,13 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after-s", type=float, default=20.0)
     parser.add_argument("--session-ttl-s", type=int, default=SESSION_TTL_S)
     parser.add_argument("--skip", default="",
-                        help="cases to skip, comma-separated: kill, failover, partition")
+                        help="cases to skip, comma-separated: kill, failover, partition, quorum")
     parser.add_argument("--rounds", type=int, default=1,
                         help="failover rounds, each with a new fleet and a kill at a random "
                              "phase of its second")
     fault_partition.add_arguments(parser)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the results files")
+    add_quorum_arguments(parser)
     args = parser.parse_args(argv)
     meta = machine_info("benchmarks.faults")
     result = trio.run(main_async, args)

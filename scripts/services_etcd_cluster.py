@@ -72,6 +72,17 @@ class EtcdCluster:
             return None
         return ids.get(leaders.pop())
 
+    def knows_leader(self) -> bool | None:
+        """Whether a running member that answers Status knows a leader (what a client's
+        quorum check reads: False when members answer and none does, i.e. no quorum);
+        None when no member answers."""
+        answers = [status for m in self.members
+                   if m.process is not None and m.process.poll() is None
+                   and (status := m.status()) is not None]
+        if not answers:
+            return None
+        return any(str(a.get("leader", "0")) != "0" for a in answers)
+
     def wait_leader(self, timeout_s: float = 30.0) -> EtcdServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -16,12 +16,12 @@ from typing import TypeVar, TypeVarTuple
 import trio
 
 from actors import Address, CallFailed, MailboxClosed, call
-from cluster.etcd import EtcdUnavailable
+from cluster.etcd import EtcdNoQuorum, EtcdUnavailable
 from cluster.store import (InvalidCursor, InvalidQuery, StoreClosedError, StoreConfigError,
                            StoreSchemaError, StoreUnavailable)
 
 from .context import MasterContext
-from .errors import ApiError, BadRequest, EtcdDown, ShuttingDown, StoreDown, Unavailable
+from .errors import ApiError, BadRequest, EtcdDown, NoQuorum, ShuttingDown, StoreDown, Unavailable
 from .messages import ListWorkers, WorkerManagerMsg
 from .views import WorkerView
 
@@ -78,6 +78,8 @@ def as_api_error(error: BaseException) -> ApiError | None:
     match error:
         case ApiError():
             return error
+        case EtcdNoQuorum():
+            return NoQuorum()
         case EtcdUnavailable():
             return EtcdDown(str(error))
         case StoreUnavailable() | StoreClosedError():

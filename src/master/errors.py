@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ApiError", "BadRequest", "Conflict", "CrossOriginRefused", "EditConflict", "EtcdDown",
     "Forbidden", "Internal", "InvalidStoredJob", "JobNotFound", "MethodNotAllowed",
-    "MisdirectedRequest", "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound",
+    "MisdirectedRequest", "NoQuorum", "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound",
     "ShuttingDown", "StoreDown", "Unauthorized", "Unavailable", "UnsupportedMediaType",
 ]
 
@@ -178,6 +178,15 @@ class Unavailable(ApiError):
 class EtcdDown(Unavailable):
     def __init__(self, detail: str) -> None:
         super().__init__(f"etcd is unreachable: {_clip(detail)}")
+
+
+class NoQuorum(EtcdDown):
+    """etcd's members answer, but none has a leader: a majority is down or cut off."""
+
+    def __init__(self) -> None:
+        ApiError.__init__(self, "etcd: no quorum (its members answer, but none has a "
+                                "leader): no change is saved and the worker list may be "
+                                "stale until it is back")
 
 
 class StoreDown(Unavailable):

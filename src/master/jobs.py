@@ -45,7 +45,9 @@ from cluster.etcd import (
     Delete,
     Etcd,
     EtcdError,
+    EtcdNoQuorum,
     EtcdOutcomeUnknown,
+    EtcdUnavailable,
     KeyValue,
     Put,
 )
@@ -150,6 +152,15 @@ class JobManager:
         return await self._request(self._set_paused, name, paused, by)
 
     async def check_etcd(self) -> None:
+        """For /healthz: a cluster without quorum is named as such (EtcdNoQuorum),
+        before a read that would only time out. Status unanswered proves nothing (a
+        member may refuse it): the read decides then."""
+        try:
+            await self._request(self._etcd.check_quorum)
+        except EtcdNoQuorum:
+            raise
+        except EtcdUnavailable:
+            pass
         await self._request(self._etcd.get, self._ks.jobs_prefix)
 
     async def pending_audit(self) -> list[AuditEntry]:

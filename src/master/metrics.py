@@ -61,6 +61,9 @@ class Metrics:
             PREFIX + "worker_clock_skew_max_seconds",
             "Largest absolute difference between a live worker's clock and the master's, "
             "at its last publication.", registry=registry)
+        self.etcd_no_quorum = Gauge(
+            PREFIX + "etcd_no_quorum", "1 while etcd's members answer but none has a leader: "
+            "nothing is written, /healthz and /api/v1/workers answer 503.", registry=registry)
         self.workers_clock_skewed = Gauge(
             PREFIX + "workers_clock_skewed",
             "Live workers whose clock is further than --max-clock-skew-s from the master's.",

@@ -17,7 +17,10 @@ read again when history is lost: state converges). For each worker we keep:
 A list answered while etcd is unreachable could be stale without anyone knowing, so
 ``ListWorkers`` fails with EtcdDown until the first read is done, and whenever the
 watch is disconnected (after waiting up to CONNECT_WAIT_S for it to come back, which
-covers the moment right after a stream is re-created).
+covers the moment right after a stream is re-created). A watch on a member without a
+leader stays connected but hears nothing: so the list also fails, with NoQuorum, while
+etcd has no quorum (checked every QUORUM_POLL_S; no leader for LOST_AFTER_S, longer
+than an election; logged and gauged once per change).
 
 Mailbox full: callers wait (backpressure); answers come from memory.
 """
@@ -36,7 +39,7 @@ from cluster.presence import PresenceDecodeError, WorkerInfo
 
 from .clock_watch import ClockWatch
 from .context import MasterContext
-from .errors import EtcdDown
+from .errors import EtcdDown, NoQuorum
 from .messages import ClockWarnings, ListWorkers, WorkerManagerMsg, WorkerProblems
 from .views import WorkerView
 
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_WAIT_S = 1.0
 CONNECT_POLL_S = 0.05
+QUORUM_POLL_S = 0.5
+LOST_AFTER_S = 2.0  # no leader for this long: not an election, quorum is lost
 
 
 class WorkerManager(Actor[WorkerManagerMsg]):
@@ -58,10 +63,11 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         self._mirror = PrefixMirror(etcd, ctx.keyspace.workers_prefix,
                                     on_unavailable=self._etcd_failed)
         self._mirror.last_error = "the worker list is being read"
+        self._quorum_lost = False
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
         # Not started-before-ready: the list answers EtcdDown until its first read.
-        return (lambda: self._mirror.run(self._load, self._apply),)
+        return (lambda: self._mirror.run(self._load, self._apply), self._watch_quorum)
 
     async def handle(self, msg: WorkerManagerMsg) -> None:
         match msg:
@@ -83,6 +89,8 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         return sorted(self._workers.values(), key=lambda w: w.info.worker_id)
 
     async def _wait_fresh(self) -> None:
+        if self._quorum_lost:
+            raise NoQuorum()
         with trio.move_on_after(CONNECT_WAIT_S):
             while not self._fresh():
                 await trio.sleep(CONNECT_POLL_S)
@@ -93,6 +101,32 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         return self._mirror.synced
 
     # -- mirroring etcd ---------------------------------------------------------------------
+
+    async def _watch_quorum(self) -> None:
+        leaderless_since: float | None = None
+        while True:
+            try:
+                leaderless = not await self._etcd.has_quorum()
+            except EtcdUnavailable:
+                # Nobody answers: the mirror says so (EtcdDown). Not news of a leader:
+                # a lost quorum stays lost (one probe timing out under load must not
+                # flip the state, and its log line, back and forth).
+                leaderless = self._quorum_lost
+            if not leaderless:
+                leaderless_since = None
+            elif leaderless_since is None:
+                leaderless_since = trio.current_time()
+            lost = leaderless_since is not None \
+                and trio.current_time() - leaderless_since >= LOST_AFTER_S
+            if lost != self._quorum_lost:
+                self._quorum_lost = lost
+                self._ctx.metrics.etcd_no_quorum.set(int(lost))
+                if lost:
+                    log.error("etcd: no quorum (its members answer, none has a leader): "
+                              "/healthz and /api/v1/workers answer 503 until it is back")
+                else:
+                    log.warning("etcd: quorum is back")
+            await trio.sleep(QUORUM_POLL_S)
 
     def _etcd_failed(self, exc: EtcdUnavailable) -> None:
         self._ctx.metrics.etcd_errors.inc()

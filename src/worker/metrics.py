@@ -224,14 +224,18 @@ def _locker() -> ActorMetrics[LockerStatistics]:
         Total("claims_total", "Fire claims, by result: won, taken (another worker had it), "
               "skipped (recorded skipped), failed (etcd did not answer in time), "
               "spill_full (not claimed: the spill directory is full while the store is "
-              "down).",
+              "down), no_quorum (not tried: etcd had no leader; caught up after).",
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
-                         ("failed",): s.failed, ("spill_full",): s.spill_full}, ("result",)),
+                         ("failed",): s.failed, ("spill_full",): s.spill_full,
+                         ("no_quorum",): s.no_quorum}, ("result",)),
         Total.of("claim_retries_total", "Claim attempts made again within the fire's misfire "
                  "grace because etcd did not answer (a member down, an election) or its "
                  "answer was lost.", lambda s: s.retries),
     ), levels=(
         Level("claims_in_flight", "Fires being claimed now.", lambda s: s.in_flight),
+        Level("etcd_no_quorum", "1 while etcd's members answer but none has a leader: "
+              "this worker claims nothing until quorum is back.",
+              lambda s: int(s.quorum_lost)),
         Level("clock_offset_seconds", "This worker's clock minus the median of the live "
               "workers' clocks (0 with fewer than three).", lambda s: s.clock_offset_ms / 1000),
         Level("clock_out_of_step", "1 while this worker's clock is further than "

@@ -230,3 +230,32 @@ async def wait_healthy(url: str, master: ServiceProcess, timeout_s: float = 30.0
                     pass
                 assert master.alive(), master.log_tail()
                 await trio.sleep(0.2)
+
+
+async def start_fleet(cluster: Cluster, etcd: Etcd, ks: Keyspace, metrics_ports: dict[str, int],
+                      master_port: int, token: str) -> ServiceProcess:
+    """Workers (each with its metrics port) and a master; returns once every worker is
+    registered and the master healthy."""
+    for worker_id, port in metrics_ports.items():
+        cluster.add_worker(worker_id, "--metrics-port", str(port))
+    master = cluster.add_master(master_port, token)
+    await wait_registered(etcd, ks, set(metrics_ports))
+    await wait_healthy(f"http://127.0.0.1:{master_port}", master)
+    return master
+
+
+class Timeline:
+    """What happened when, in seconds from the start of the test (``at``: a
+    ``trio.current_time()`` other than now), in order of time."""
+
+    def __init__(self) -> None:
+        self.t0 = trio.current_time()
+        self.lines: list[str] = []
+
+    def note(self, what: str, at: float | None = None) -> float:
+        at = (trio.current_time() if at is None else at) - self.t0
+        self.lines.append(f"{at:7.2f} s  {what}")
+        return at
+
+    def __str__(self) -> str:
+        return "\n".join(sorted(self.lines, key=lambda line: float(line.split()[0])))

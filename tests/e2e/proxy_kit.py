@@ -14,27 +14,11 @@ import urllib.parse
 import trio
 
 from cluster.store import RunRecord, open_store
-from e2e_harness import Cluster, ServiceProcess, all_records, check_fires
+from e2e_harness import Cluster, ServiceProcess, Timeline, all_records, check_fires
 from lease_watch import LeaseWatch
 
 __all__ = ["LeaseWatch", "Timeline", "add_worker_via", "db_target", "db_url_via",
            "records_and_ticks", "stop_workers_cleanly"]
-
-
-class Timeline:
-    """What happened when, in seconds from the start of the test."""
-
-    def __init__(self) -> None:
-        self.t0 = trio.current_time()
-        self.lines: list[str] = []
-
-    def note(self, what: str, at: float | None = None) -> float:
-        at = (trio.current_time() if at is None else at) - self.t0
-        self.lines.append(f"{at:7.2f} s  {what}")
-        return at
-
-    def __str__(self) -> str:
-        return "\n".join(sorted(self.lines, key=lambda line: float(line.split()[0])))
 
 
 def stop_workers_cleanly(cluster: Cluster, timeline: Timeline) -> None:

@@ -21,8 +21,8 @@ import trio
 from cluster.etcd import EtcdError, open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunStatus, open_store
-from e2e_harness import Cluster, all_records, check_fires, put_every_second, \
-    wait_healthy, wait_registered, wall_ms
+from e2e_harness import Cluster, Timeline, all_records, check_fires, put_every_second, \
+    start_fleet, wall_ms
 
 import services
 
@@ -34,22 +34,6 @@ DOWN_S = 4.0  # how long a killed member stays down
 SETTLE_S = 4.0  # between faults, and after the last one
 PROBE_EVERY_S = 0.1
 RECOVERY_TARGET_S = 2.0  # from the kill (a follower) or from the new leader's election
-
-
-class Timeline:
-    """What happened when, in seconds from the start of the test."""
-
-    def __init__(self) -> None:
-        self.t0 = trio.current_time()
-        self.lines: list[str] = []
-
-    def note(self, what: str) -> float:
-        at = trio.current_time() - self.t0
-        self.lines.append(f"{at:7.2f} s  {what}")
-        return at
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines)
 
 
 class Probe:
@@ -126,11 +110,7 @@ async def test_leader_and_follower_killed_nothing_missed_or_doubled(
     retries: dict[str, float] = {}
     try:
         async with open_etcd(etcd_cluster.endpoints) as etcd, trio.open_nursery() as nursery:
-            for worker_id, port in ports.items():
-                cluster.add_worker(worker_id, "--metrics-port", str(port))
-            master = cluster.add_master(master_port, token)
-            await wait_registered(etcd, ks, set(ports))
-            await wait_healthy(str(api.base_url), master)
+            await start_fleet(cluster, etcd, ks, ports, master_port, token)
             window_start = await put_every_second(etcd, ks, NAMES, "echo fired")
             timeline.note(f"2 workers, {JOBS} jobs every second; window from {window_start}")
             probe = Probe(etcd_cluster.endpoints, f"{etcd_prefix}probe")

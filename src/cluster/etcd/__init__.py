@@ -43,6 +43,7 @@ from ._errors import (  # noqa: E402
     EtcdAuthFailed,
     EtcdCredentialsUnreadable,
     EtcdError,
+    EtcdNoQuorum,
     EtcdOutcomeUnknown,
     EtcdPermissionDenied,
     EtcdRejected,
@@ -71,7 +72,7 @@ from ._watch import WatchStatistics, WatchStream  # noqa: E402
 __all__ = [
     "Compare", "CompareOp", "CompareTarget", "Delete", "DeleteResult", "Etcd",
     "EtcdAccess", "EtcdAccessError", "EtcdAuthFailed", "EtcdCredentialsUnreadable",
-    "EtcdError", "EtcdOutcomeUnknown", "EtcdPermissionDenied", "EtcdRejected",
+    "EtcdError", "EtcdNoQuorum", "EtcdOutcomeUnknown", "EtcdPermissionDenied", "EtcdRejected",
     "EtcdStatistics", "EtcdTlsFailed", "EtcdUnavailable", "EventType", "Get",
     "GetResult", "KeyValue", "Lease", "LeaseExpired", "Op", "OpResult", "PrefixSnapshot", "Put", "PutResult",
     "TxnResult", "WatchCompacted", "WatchEvent", "WatchStatistics", "WatchStream",

@@ -19,7 +19,7 @@ from etcd3 import etcdrpc
 
 from ._access import EtcdAccess, Metadata
 from ._connection import ClosedConnection, Connection, Member, first_response
-from ._errors import EtcdRejected, EtcdUnavailable, LeaseExpired
+from ._errors import EtcdNoQuorum, EtcdRejected, EtcdUnavailable, LeaseExpired
 from ._probe import diagnose_tls
 from ._txn import Compare, Op, TxnResult, is_read_only, lease_ids, txn_request, txn_result
 from ._types import (
@@ -34,6 +34,8 @@ from ._types import (
 from ._watch import WatchStream
 
 T = TypeVar("T")
+
+QUORUM_PROBE_S = 0.5  # each member's Status: a local answer, fast when it comes at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,27 @@ class Etcd:
         except LeaseExpired:
             return False
         return True
+
+    # --- the cluster ------------------------------------------------------------
+
+    async def has_quorum(self, *, timeout_s: float = QUORUM_PROBE_S) -> bool:
+        """True when a member that answers knows a leader; False when members answer
+        but none does (no quorum: ``EtcdNoQuorum``). Raises EtcdUnavailable when no
+        member answers at all (down, or unreachable: not the same fault)."""
+        try:
+            await self.check_quorum(timeout_s=timeout_s)
+        except EtcdNoQuorum:
+            return False
+        return True
+
+    async def check_quorum(self, *, timeout_s: float = QUORUM_PROBE_S) -> None:
+        """Raises EtcdNoQuorum when members answer but none knows a leader, and
+        EtcdUnavailable when none answers."""
+        leaders = await self._run(lambda: self._connection.leaders(timeout_s))
+        if not leaders:
+            raise EtcdUnavailable("status", "no member answered")
+        if not any(leaders):
+            raise EtcdNoQuorum("status", len(leaders))
 
     # --- start-up -------------------------------------------------------------
 

@@ -74,6 +74,7 @@ class Member:
     lease: etcdrpc.LeaseStub
     watch: etcdrpc.WatchStub
     auth: etcdrpc.AuthStub
+    maintenance: etcdrpc.MaintenanceStub
 
     @classmethod
     def connect(cls, host: str, port: int, retry_s: float,
@@ -82,7 +83,8 @@ class Member:
                                   creds=credentials, time_retry=retry_s, opts=GRPC_OPTIONS)
         channel = endpoint.channel
         return cls(endpoint, etcdrpc.KVStub(channel), etcdrpc.LeaseStub(channel),
-                   etcdrpc.WatchStub(channel), etcdrpc.AuthStub(channel))
+                   etcdrpc.WatchStub(channel), etcdrpc.AuthStub(channel),
+                   etcdrpc.MaintenanceStub(channel))
 
     @property
     def name(self) -> str:
@@ -212,6 +214,25 @@ class Connection:
     ) -> T:
         """``call`` for a unary RPC, e.g. ``unary(lambda m: m.kv.Range, request, ...)``."""
         return self.call(lambda m, t, md: method(m)(request, timeout=t, metadata=md), **kwargs)
+
+    def leaders(self, timeout_s: float) -> list[int]:
+        """The leader each answering member knows (0: none), asking every member in
+        turn within ``timeout_s`` each. Status is served by the member itself, without
+        its leader, so it answers while the cluster has no quorum. Blocking."""
+        if self._closed:
+            raise ClosedConnection()
+        seen = []
+        for member in self._members:
+            try:
+                metadata = self.tokens.metadata(member.auth, timeout_s)
+                status = member.maintenance.Status(etcdrpc.StatusRequest(), timeout=timeout_s,
+                                                   metadata=metadata)
+            except (grpc.RpcError, ValueError):
+                if self._closed:
+                    raise ClosedConnection() from None
+                continue
+            seen.append(status.leader)
+        return seen
 
     def close(self) -> None:
         """Close every channel; gRPC cancels the calls in flight, so their threads end."""

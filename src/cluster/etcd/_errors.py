@@ -5,8 +5,10 @@ The tree (catch the narrowest class that changes what you do)::
     EtcdError                  anything the adapter raises on purpose
     ├── EtcdUnavailable        no endpoint answered in time (refused, down, deadline):
     │   │                      retry later; a read or an unsent write had no effect
-    │   └── EtcdOutcomeUnknown a write reached the wire but its answer was lost:
-    │                          it may or may not have been applied (check, then retry)
+    │   ├── EtcdOutcomeUnknown a write reached the wire but its answer was lost:
+    │   │                      it may or may not have been applied (check, then retry)
+    │   └── EtcdNoQuorum       members answer, but none has a leader (a majority is
+    │                          down): nothing that needs one can succeed until it is back
     ├── EtcdRejected           the server refused the request (bad argument, too large,
     │                          no space): the same request will fail again
     ├── EtcdAccessError        we may not, or cannot safely, talk to etcd as configured:
@@ -78,6 +80,17 @@ class EtcdOutcomeUnknown(EtcdUnavailable):
 
     def _message(self) -> str:
         return f"etcd {self.operation} may or may not have been applied: {self.detail}"
+
+
+class EtcdNoQuorum(EtcdUnavailable):
+    """Members answer, but none knows a leader: a majority of the cluster is down or
+    cut off. Reads, writes, leases all wait for a leader; ``Etcd.has_quorum`` tells."""
+
+    def __init__(self, operation: str, answering: int) -> None:
+        super().__init__(operation, f"{answering} member(s) answer, none has a leader")
+
+    def _message(self) -> str:
+        return "etcd: no quorum"
 
 
 class EtcdRejected(EtcdError):

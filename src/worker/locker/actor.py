@@ -6,8 +6,9 @@ backoff that grows with their rank and load, so the fleet shares the work evenly
 a dead first choice is covered a step later. The claim itself is one transaction
 (``transport``): a claim another worker won is dropped at once, never waited on; one
 etcd did not answer (a member down, an election) is tried again within the fire's
-misfire grace (``_try_claim``), and counted. A fire whose job is
-still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
+misfire grace (``_try_claim``), and counted. While etcd has no quorum (``quorum``)
+no fire is claimed at all: one state, logged once; the Scheduler catches up after.
+A fire whose job is still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
 While the spill directory is full (``worker.spill_room``: the store down and the disk
 refusing the spill), no new fire is claimed and no skip recorded: each would add a
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
@@ -46,12 +47,13 @@ from worker.executor.messages import ExecutorMsg, StartRun
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
-from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
+from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome
 from .fleet_clock import deviations
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
 from .placement import claim_delay_s, rank_of
+from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
 from .transport import CLAIM_ATTEMPT_S, ClaimTransport
 
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 ETCD_RETRY_S = 0.1  # first wait before a claim is tried again; doubles up to the max
 ETCD_RETRY_MAX_S = 0.5
 MIN_ATTEMPT_S = 0.2
+SESSION_WAIT_S = 30.0  # after quorum's return, for the Registrar's new lease (if fenced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ class LockerStatistics:
     in_flight: int
     clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
     out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
+    no_quorum: int  # fires not claimed because etcd had no quorum (caught up after)
+    quorum_lost: bool  # etcd answers without a leader now: nothing is claimed
 
 
 class Locker(Actor[LockerMsg]):
@@ -99,14 +104,16 @@ class Locker(Actor[LockerMsg]):
         self._running = 0
         self._stopping = False
         self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0, "spill_full": 0,
-                        "retries": 0}
+                        "retries": 0, "no_quorum": 0}
+        self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
         return (functools.partial(self._claims.serve, self._transport.claim_batch),
-                functools.partial(self._checks.serve, self._transport.check_batch, min_batch=2))
+                functools.partial(self._checks.serve, self._transport.check_batch, min_batch=2),
+                self._quorum.run)
 
     async def drain(self) -> None:
         # Claims still backing off give up; those in a transaction finish (their
@@ -117,7 +124,8 @@ class Locker(Actor[LockerMsg]):
     def statistics_detail(self) -> LockerStatistics:
         return LockerStatistics(**self._counts, in_flight=self.tasks_running,
                                 clock_offset_ms=self._clock_offset_ms,
-                                out_of_step=self._ctx.worker_id in self._off_step)
+                                out_of_step=self._ctx.worker_id in self._off_step,
+                                quorum_lost=self._quorum.lost)
 
     async def handle(self, msg: LockerMsg) -> None:
         match msg:
@@ -150,6 +158,9 @@ class Locker(Actor[LockerMsg]):
             if delay_s > 0:
                 await trio.sleep(delay_s)
             if self._stopping or self._session is None or self._spill_full():
+                return
+            if self._quorum.lost:
+                self._counts["no_quorum"] += 1
                 return
             run = await self._claim_batched(fire, first_choice=delay_s == 0)
             if run is not None:
@@ -266,7 +277,7 @@ class Locker(Actor[LockerMsg]):
                     unknown = False  # it did not go in
                 if again:
                     if self._over(deadline_ms):
-                        return self._missed(fire, why)
+                        return await self._missed(fire, why)
                     self._counts["retries"] += 1
                 return await self._claim_once(fire, self._attempt_s(deadline_ms), again=again)
             except LeaseExpired:
@@ -274,18 +285,35 @@ class Locker(Actor[LockerMsg]):
                 return None
             except EtcdUnavailable as exc:  # EtcdOutcomeUnknown too
                 why = str(exc)
+                if self._quorum.lost:  # one state, said once: no error line per fire
+                    self._counts["no_quorum"] += 1
+                    return None
                 if isinstance(exc, EtcdOutcomeUnknown):
                     unknown = True  # read back, even past the grace: it may be ours
                 elif self._over(deadline_ms):
-                    return self._missed(fire, why)
+                    return await self._missed(fire, why)
                 again = True
             if not self._over(deadline_ms):
                 await trio.sleep(min(backoff.failed(), self._left_s(deadline_ms)))
 
+    async def _quorum_back(self, lost_since_ms: int) -> None:
+        """Tell the Scheduler to catch up; once we have a session again, if the
+        Registrar fenced us meanwhile (else the catch-up claims would be dropped)."""
+        with trio.move_on_after(SESSION_WAIT_S):
+            while self._session is None and not self._stopping:
+                await trio.sleep(0.05)
+        await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
+
     def _over(self, deadline_ms: int) -> bool:
         return self._stopping or self._ctx.clock.now_ms() >= deadline_ms
 
-    def _missed(self, fire: Fire, why: str) -> None:
+    async def _missed(self, fire: Fire, why: str) -> None:
+        """The grace ran out. If etcd answers without a leader, wait until the quorum
+        watch judges it: a fire missed to a lost quorum is counted, not said (the
+        state's one line says it), and caught up after."""
+        if await self._quorum.judged_lost():
+            self._counts["no_quorum"] += 1
+            return None
         self._counts["failed"] += 1
         log.error("job %r fire at %d not claimed within its misfire grace: %s",
                   fire.spec.name, fire.planned_ms, why)

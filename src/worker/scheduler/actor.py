@@ -15,7 +15,8 @@ Locker, Executor and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
 ``TriggerRequested``, ``RunVanished``), claim outcomes from the Locker (``Granted``,
-``Denied``, ``LostClaimed``), ``RunEnded`` from the Executor. Out: ``Claim`` and
+``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd outage),
+``RunEnded`` from the Executor. Out: ``Claim`` and
 ``ClaimLost`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
 (skipped and lost records) to the LogSink. Firing is the runtime's timer
 (``timer_deadline``/``on_timer``): a due fire goes before queued messages.
@@ -29,6 +30,7 @@ fire that waited there beyond the misfire grace is a misfire, never a late claim
 
 from __future__ import annotations
 
+import datetime
 import heapq
 import itertools
 import logging
@@ -57,6 +59,7 @@ from .messages import (
     JobSaved,
     JobsSnapshot,
     LostClaimed,
+    QuorumBack,
     RunEnded,
     RunVanished,
     SchedulerMsg,
@@ -179,6 +182,8 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._on_lost(info)
             case RunEnded(run, status):
                 self._maybe_retry(run.fire.spec.name, run.fire, status)
+            case QuorumBack(lost_since_ms):
+                await self._after_outage(lost_since_ms)
 
     async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int]) -> None:
         now_ms = self._ctx.clock.now_ms()
@@ -190,19 +195,45 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
             await self._release_triggers(spec.name)
 
-    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int) -> None:
-        """Fire the times missed while no worker ran, within ``startingDeadline``."""
+    async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int,
+                        upto_ms: int | None = None) -> list[int]:
+        """Fire the times missed while no worker ran, within ``startingDeadline``
+        (counted back from ``now_ms``), up to ``upto_ms`` (default: now); returns them."""
         if spec.starting_deadline_s <= 0 or spec.paused:
-            return
+            return []
         earliest_ms = now_ms - round(spec.starting_deadline_s * 1000)
         schedule = spec.schedule()
         t = schedule.next_after(max(last_fired_ms, earliest_ms - 1))
         missed: list[int] = []
-        while t is not None and t <= now_ms:
+        while t is not None and t <= (now_ms if upto_ms is None else upto_ms):
             missed.append(t)
             t = schedule.next_after(t)
         for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
             await self._claim(spec, planned_ms, RunTrigger.CATCHUP)
+        return missed[-MAX_CATCHUP_FIRES:]
+
+    async def _after_outage(self, lost_since_ms: int) -> None:
+        """etcd had no quorum from ``lost_since_ms``: the Locker claimed nothing, and
+        claims begun up to a grace before were dropped. Catch those fires up as after
+        any outage; one that did run keeps its lock, so its catch-up is taken, not run.
+        Said in one line: how many, and the planned times they span."""
+        now_ms = self._ctx.clock.now_ms()
+        fired: dict[str, list[int]] = {}
+        for name in self._plan.names():
+            entry = self._plan.get(name)
+            if entry is None:
+                continue
+            # Fires already handed over ahead of their time (``claim_lead_s``) were
+            # dropped too: up to the plan's next one. (None starts before its time.)
+            upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
+            fired[name] = await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1,
+                                               now_ms, upto_ms)
+        times = sorted(t for ts in fired.values() for t in ts)
+        log.warning("etcd quorum back: catching up %d fires of %d jobs missed since %s, "
+                    "planned %s to %s (within startingDeadline, at most %d a job)",
+                    len(times), sum(1 for ts in fired.values() if ts), _utc(lost_since_ms),
+                    _utc(times[0]) if times else "-", _utc(times[-1]) if times else "-",
+                    MAX_CATCHUP_FIRES)
 
     async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
         entry = self._plan.get(name)
@@ -356,3 +387,7 @@ def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
         attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
         start_time=None, end_time=now_ms,
     )
+
+
+def _utc(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat(timespec="milliseconds")

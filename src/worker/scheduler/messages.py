@@ -75,6 +75,14 @@ class RunVanished:
 
 
 @dataclass(frozen=True, slots=True)
+class QuorumBack:
+    """etcd has a leader again after ``lost_since_ms``: the Locker claimed nothing
+    meanwhile, so the fires of the outage are caught up (``startingDeadline``)."""
+
+    lost_since_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnded:
     run: Run
     status: RunStatus
@@ -82,5 +90,5 @@ class RunEnded:
 
 SchedulerMsg = (
     JobsSnapshot | JobSaved | JobDeleted | TriggerRequested
-    | Granted | Denied | LostClaimed | RunVanished | RunEnded
+    | Granted | Denied | LostClaimed | RunVanished | RunEnded | QuorumBack
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 import trio
@@ -29,6 +30,7 @@ from worker.scheduler.messages import (
     JobDeleted,
     JobSaved,
     JobsSnapshot,
+    QuorumBack,
     RunEnded,
     RunVanished,
     TriggerRequested,
@@ -195,6 +197,33 @@ async def test_catch_up_fires_missed_times_within_starting_deadline(autojump_clo
         nursery.cancel_scope.cancel()
     assert [c.fire.planned_ms for c, _ in got] == [T0 - 40_000, T0 - 30_000, T0 - 20_000, T0 - 10_000, T0]
     assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
+
+
+async def test_after_quorum_returns_the_outage_fires_are_caught_up(autojump_clock, caplog):
+    """etcd had no quorum from T0+30 s: the Locker claimed nothing. Once it is back
+    (T0+69.8 s), every fire within startingDeadline (25 s) is claimed again as a
+    catch-up, including the one handed over ahead of its time (lead 0.3 s: 70 s); a
+    job without startingDeadline gets none. One line says so, with the span."""
+    caplog.set_level(logging.WARNING)
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.3)
+        jobs = (spec("c", "*/10 * * * * *", startingDeadline=25, concurrency="allow"),
+                spec("n", "*/10 * * * * *", concurrency="allow"))
+        await h.send(JobsSnapshot(jobs, 1, {}))
+        scheduled = await h.claims_until(T0 + 69_800)
+        await h.send(QuorumBack(T0 + 30_000))
+        got = await h.claims_until(T0 + 69_900)
+        nursery.cancel_scope.cancel()
+    assert sorted(c.fire.planned_ms for c, _ in scheduled if c.fire.spec.name == "c") == \
+        [T0 + 10_000 * i for i in range(1, 8)]
+    assert [(c.fire.spec.name, c.fire.planned_ms) for c, _ in got] == \
+        [("c", T0 + 50_000), ("c", T0 + 60_000), ("c", T0 + 70_000)]
+    assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
+    lines = [r.getMessage() for r in caplog.records if "quorum back" in r.getMessage()]
+    assert lines == ["etcd quorum back: catching up 3 fires of 1 jobs missed since "
+                     "2023-11-14T22:13:50.000+00:00, planned 2023-11-14T22:14:10.000+00:00 "
+                     "to 2023-11-14T22:14:30.000+00:00 (within startingDeadline, at most 10 "
+                     "a job)"]
 
 
 async def test_no_catch_up_without_starting_deadline(autojump_clock):

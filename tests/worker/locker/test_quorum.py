@@ -1,0 +1,90 @@
+"""QuorumWatch: an election is not an outage; an outage is one state, said once each
+way, and its end hands the Scheduler the time it began."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+from quorum_kit import ScriptedEtcd
+
+from worker.clock import TrioWallClock
+from worker.locker.quorum import LOST_AFTER_S, QUORUM_POLL_S, QuorumWatch
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def watch(script, run_for_s: float) -> tuple[list[int], list[bool]]:
+    backs: list[int] = []
+    states: list[bool] = []
+    etcd = ScriptedEtcd(script)
+    quorum = QuorumWatch(etcd, TrioWallClock(T0), on_back=lambda since: _note(backs, since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(quorum.run)
+        for _ in range(round(run_for_s / QUORUM_POLL_S)):
+            await trio.sleep(QUORUM_POLL_S)
+            states.append(quorum.lost)
+        nursery.cancel_scope.cancel()
+    return backs, states
+
+
+async def _note(backs: list[int], since_ms: int) -> None:
+    backs.append(since_ms)
+
+
+async def test_an_election_shorter_than_the_limit_is_not_quorum_lost(autojump_clock, caplog):
+    caplog.set_level(logging.WARNING)
+    backs, states = await watch([(1.0, True), (1.0 + LOST_AFTER_S - 0.6, False)], 8.0)
+    assert not any(states) and backs == []
+    assert "quorum" not in caplog.text
+
+
+async def test_an_etcd_that_does_not_answer_is_not_quorum_lost(autojump_clock):
+    backs, states = await watch([(1.0, True), (10.0, "down")], 12.0)
+    assert not any(states) and backs == []
+
+
+async def test_quorum_lost_is_one_state_said_once_each_way(autojump_clock, caplog):
+    caplog.set_level(logging.WARNING)
+    backs, states = await watch([(1.0, True), (21.0, False)], 25.0)
+    assert backs == [T0 + 1000]  # when no leader was first seen
+    lost_at = states.index(True) * QUORUM_POLL_S + QUORUM_POLL_S
+    assert LOST_AFTER_S + 1.0 <= lost_at <= LOST_AFTER_S + 1.0 + 2 * QUORUM_POLL_S
+    back_at = (len(states) - states[::-1].index(True)) * QUORUM_POLL_S + QUORUM_POLL_S
+    assert 21.0 <= back_at <= 21.0 + 2 * QUORUM_POLL_S  # seen back within a poll
+    assert caplog.text.count("etcd: no quorum") == 1
+    assert caplog.text.count("etcd: quorum is back") == 1
+
+
+async def judged_at(script, ask_at_s: float) -> tuple[bool, float]:
+    """``judged_lost()`` asked at ``ask_at_s``: its answer, and when it came."""
+    quorum = QuorumWatch(ScriptedEtcd(script), TrioWallClock(T0), on_back=lambda since: _note([], since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(quorum.run)
+        t0 = trio.current_time()
+        await trio.sleep(ask_at_s)
+        answer = await quorum.judged_lost()
+        at = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    return answer, at
+
+
+async def test_a_claim_ending_while_leaderless_waits_for_the_judgement(autojump_clock):
+    # No leader from 1 s on: asked at 1.6 s, it is lost once no leader was seen for
+    # LOST_AFTER_S (a poll to see it go, one to pass the limit).
+    lost, at = await judged_at([(1.0, True), (30.0, False)], 1.6)
+    assert lost and 1.0 + LOST_AFTER_S <= at <= 1.0 + LOST_AFTER_S + 2 * QUORUM_POLL_S
+    # An election (a leader again at 2 s): not lost, said as soon as the leader is seen.
+    lost, at = await judged_at([(1.0, True), (2.0, False)], 1.6)
+    assert not lost and 2.0 <= at <= 2.0 + 2 * QUORUM_POLL_S
+    # A leader all along: no wait.
+    lost, at = await judged_at([], 1.6)
+    assert not lost and at == pytest.approx(1.6)
