@@ -51,12 +51,13 @@ from cluster.etcd import (
 )
 from cluster.keyspace import encode_kill_value
 from cluster.presence import PresenceDecodeError, RunningInfo
-from cluster.spec import JobSpec, SpecError
+from cluster.spec import JobSpec, SpecError, chain_cycle, describe_cycle
 from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
 from .audit import Author, new_entry
+from .chains import downstream_map
 from .context import MasterContext
-from .errors import EditConflict, InvalidStoredJob, JobNotFound
+from .errors import ChainCycle, EditConflict, InvalidStoredJob, JobNotFound
 from .views import JobView, SaveOutcome
 
 __all__ = ["JobManager", "StoredJob"]
@@ -191,7 +192,7 @@ class JobManager:
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
         now = self._ctx.clock()
-        views = []
+        specs = []
         for kv in snapshot.kvs:
             name = self._ks.name_from_job_key(kv.key)
             if name is None:
@@ -200,8 +201,11 @@ class JobManager:
             if stored.spec is None:
                 self._report_invalid(stored)
                 continue
-            views.append(JobView.of(stored.spec, now, running.get(name, ())))
-        return views  # sorted by name: etcd returns a prefix sorted by key
+            specs.append(stored.spec)
+        downstream = downstream_map(specs)
+        # sorted by name: etcd returns a prefix sorted by key
+        return [JobView.of(spec, now, running.get(spec.name, ()), downstream.get(spec.name, ()))
+                for spec in specs]
 
     async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
         if spec is None:
@@ -210,7 +214,18 @@ class JobManager:
                 raise JobNotFound(name)
             spec = stored.valid()
         running = await self._running(name)
-        return JobView.of(spec, self._ctx.clock(), running.get(name, ()))
+        downstream = downstream_map(await self._specs())
+        return JobView.of(spec, self._ctx.clock(), running.get(name, ()),
+                          downstream.get(name, ()))
+
+    async def _specs(self) -> list[JobSpec]:
+        """Every valid stored job (for the chains: who runs after whom)."""
+        specs = []
+        for kv in (await self._etcd.get_prefix(self._ks.jobs_prefix)).kvs:
+            name = self._ks.name_from_job_key(kv.key)
+            if name is not None and (spec := StoredJob.decode(name, kv).spec) is not None:
+                specs.append(spec)
+        return specs
 
     def _report_invalid(self, stored: StoredJob) -> None:
         mark = (stored.name, stored.kv.mod_revision)
@@ -260,16 +275,44 @@ class JobManager:
             self._ctx.metrics.audit_written.inc()
         return landed
 
+    async def _upstream_guards(self, new: JobSpec) -> list[Compare]:
+        """Refuse a chain cycle (``ChainCycle``, 422); else the guards that keep the
+        jobs read along ``new``'s chain as they were, so that two saves racing to close
+        a cycle cannot both land. A chain to a job that does not exist yet is accepted
+        (as in dkron and xxl-job): it starts when that job is saved and runs."""
+        if new.after is None:
+            return []
+        guards: list[Compare] = []
+        read: dict[str, str | None] = {}  # job → the job it runs after, as stored
+        current: str | None = new.after.job
+        while current is not None and current not in read and current != new.name:
+            stored = await self._read(current)
+            key = self._ks.job(current)
+            if stored is None:
+                guards.append(Compare.create_revision(key, "==", 0))
+                read[current] = None
+            else:
+                guards.append(Compare.mod_revision(key, "==", stored.kv.mod_revision))
+                after = stored.spec.after if stored.spec is not None else None
+                read[current] = None if after is None else after.job
+            current = read[current]
+        cycle = chain_cycle(new.name, new.after, lambda name: read.get(name))
+        if cycle is not None:
+            raise ChainCycle(describe_cycle(cycle))
+        return guards
+
     async def _write(self, stored: StoredJob | None, new: JobSpec,
                      audit: tuple[Put, str]) -> bool:
-        """Put ``new`` if jobs/<name> is still what we read; False if it changed."""
+        """Put ``new`` if jobs/<name> is still what we read (and the jobs upstream of
+        it too); False if one changed."""
         key = self._ks.job(new.name)
         if stored is None:
             guard = Compare.create_revision(key, "==", 0)
         else:
             guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
+        guards = [guard, *await self._upstream_guards(new)]
         try:
-            return await self._commit([guard], [Put(key, new.to_bytes())], audit)
+            return await self._commit(guards, [Put(key, new.to_bytes())], audit)
         except EtcdOutcomeUnknown:
             return False  # not landed: read again and retry
 
