@@ -5,17 +5,24 @@ even when the worker that ran A is SIGKILLed right after it."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
+
+import services
 
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, RunStatus, RunTrigger, open_store
-from e2e_harness import all_records, put_job, start_workers, wait_registered
+from e2e_harness import all_records, put_job, start_workers, wait_healthy, wait_registered
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +143,46 @@ async def test_a_chained_run_survives_the_upstream_worker_dying_right_after(
         assert a_runs[a_run].status is RunStatus.SUCCEEDED
     # Any other A run (the doomed worker may have started one more) chained at most once.
     assert set(Counter(upstream_of(r) for r in b_runs).values()) == {1}
+
+
+async def test_through_the_master_a_cycle_is_422_and_one_line_in_schedctl_and_a_run_now_chains(
+        make_cluster, mysql_url):
+    token = "e2e-token-" + uuid.uuid4().hex
+    cluster = make_cluster(mysql_url)
+    port = services.free_port()
+    master = cluster.add_master(port, token)
+    cluster.add_worker("w1")
+    url = f"http://127.0.0.1:{port}"
+    await wait_healthy(url, master)
+    async with httpx.AsyncClient(base_url=url,
+                                 headers={"Authorization": f"Bearer {token}"}) as api:
+        assert (await api.put("/api/v1/jobs/A", json={"command": "true",
+                                                      "cronExpr": "@yearly"})).status_code == 201
+        assert (await api.put("/api/v1/jobs/B", json={
+            "command": "echo chained", "after": {"job": "A"}})).status_code == 201
+        cycle = await api.put("/api/v1/jobs/A", json={"command": "true", "cronExpr": "@yearly",
+                                                      "after": {"job": "B"}})
+        assert cycle.status_code == 422
+        assert cycle.json()["error"] == {
+            "code": "chain_cycle", "field": "after",
+            "message": "chain cycle A → B → A: job 'A' would run after a job that runs after it"}
+
+        env = {**os.environ, "SCHEDULER_URL": url, "SCHEDULER_API_TOKEN": token}
+        put = await trio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, "-m", "master.cli", "jobs", "put", "A", "--command", "true",
+             "--cron", "@yearly", "--after", "B"],
+            env=env, capture_output=True, text=True, timeout=30))
+        assert put.returncode != 0 and put.stdout == ""
+        [line] = put.stderr.strip().splitlines()
+        assert "chain cycle A → B → A" in line and "Traceback" not in put.stderr
+
+        a = (await api.get("/api/v1/jobs/A")).json()["job"]
+        assert a["after"] is None and a["downstream"] == [{"job": "B", "on": "succeeded"}]
+        run_id = (await api.post("/api/v1/jobs/A/run")).json()["runId"]
+        with trio.fail_after(20):
+            while not (runs := (await api.get("/api/v1/jobs/B/runs")).json()["runs"]):
+                await trio.sleep(0.3)
+        [b] = runs
+        assert b["trigger"] == "chain" and b["status"] == "succeeded"
+        assert b["output"] == "chained\n"
+        assert f"chained after run {run_id} of job 'A' (succeeded)" in b["err"]
