@@ -51,13 +51,13 @@ from cluster.etcd import (
 )
 from cluster.keyspace import encode_kill_value
 from cluster.presence import PresenceDecodeError, RunningInfo
-from cluster.spec import JobSpec, SpecError, chain_cycle, describe_cycle
+from cluster.spec import JobSpec, SpecError
 from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
 from .audit import Author, new_entry
-from .chains import downstream_map
+from .chains import downstream_map, upstream_guards
 from .context import MasterContext
-from .errors import ChainCycle, EditConflict, InvalidStoredJob, JobNotFound
+from .errors import EditConflict, InvalidStoredJob, JobNotFound
 from .views import JobView, SaveOutcome
 
 __all__ = ["JobManager", "StoredJob"]
@@ -275,32 +275,6 @@ class JobManager:
             self._ctx.metrics.audit_written.inc()
         return landed
 
-    async def _upstream_guards(self, new: JobSpec) -> list[Compare]:
-        """Refuse a chain cycle (``ChainCycle``, 422); else the guards that keep the
-        jobs read along ``new``'s chain as they were, so that two saves racing to close
-        a cycle cannot both land. A chain to a job that does not exist yet is accepted
-        (as in dkron and xxl-job): it starts when that job is saved and runs."""
-        if new.after is None:
-            return []
-        guards: list[Compare] = []
-        read: dict[str, str | None] = {}  # job → the job it runs after, as stored
-        current: str | None = new.after.job
-        while current is not None and current not in read and current != new.name:
-            stored = await self._read(current)
-            key = self._ks.job(current)
-            if stored is None:
-                guards.append(Compare.create_revision(key, "==", 0))
-                read[current] = None
-            else:
-                guards.append(Compare.mod_revision(key, "==", stored.kv.mod_revision))
-                after = stored.spec.after if stored.spec is not None else None
-                read[current] = None if after is None else after.job
-            current = read[current]
-        cycle = chain_cycle(new.name, new.after, lambda name: read.get(name))
-        if cycle is not None:
-            raise ChainCycle(describe_cycle(cycle))
-        return guards
-
     async def _write(self, stored: StoredJob | None, new: JobSpec,
                      audit: tuple[Put, str]) -> bool:
         """Put ``new`` if jobs/<name> is still what we read (and the jobs upstream of
@@ -310,7 +284,7 @@ class JobManager:
             guard = Compare.create_revision(key, "==", 0)
         else:
             guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
-        guards = [guard, *await self._upstream_guards(new)]
+        guards = [guard, *await upstream_guards(new, self._read, self._ks.job)]
         try:
             return await self._commit(guards, [Put(key, new.to_bytes())], audit)
         except EtcdOutcomeUnknown:
@@ -359,10 +333,19 @@ class JobManager:
             audit = self._audit(by, AuditAction.DELETE, name, {"spec": stored.document()})
             try:
                 if await self._commit([guard], [Delete(key)], audit):
+                    await self._drop_triggers(name)
                     return stored.document()
             except EtcdOutcomeUnknown:
                 continue  # not landed: read again and retry
         raise EditConflict(name, SAVE_ATTEMPTS)
+
+    async def _drop_triggers(self, name: str) -> None:
+        """A deleted job's pending run requests: chained runs' have no lease, and no
+        worker would ever take them. Best effort: a failure only leaves them there."""
+        try:
+            await self._etcd.delete_prefix(self._ks.trigger_prefix_of(name))
+        except EtcdError as exc:
+            log.warning("job %r deleted; its pending run requests stay: %s", name, exc)
 
     async def _put_if_job_exists(self, name: str, key: str, value: bytes, ttl_s: int,
                                  audit: tuple[Put, str]) -> None:

@@ -46,3 +46,14 @@ async def test_a_job_shows_its_downstream_jobs_and_a_chained_job_without_cron(ma
     assert chained["cronExpr"] == "" and chained["nextFire"] is None
     assert chained["schedulable"] is True and chained["downstream"] == []
     assert chained["reason"] == "no cronExpr: runs only after job 'a'"
+
+
+async def test_deleting_a_job_drops_its_pending_chained_runs(master):
+    await master.put("/api/v1/jobs/a", json=CRON)
+    await master.put("/api/v1/jobs/b", json={"command": "true", "after": {"job": "a"}})
+    ks = master.keyspace
+    await master.etcd.put(ks.trigger("b", "c" * 32), b'{"requestedAt":1,"after":{}}')
+    await master.etcd.put(ks.trigger("a", "d" * 32), b'{"requestedAt":1}')
+    assert (await master.delete("/api/v1/jobs/b")).status == 200
+    assert not (await master.etcd.get_prefix(ks.trigger_prefix_of("b"))).kvs
+    assert len((await master.etcd.get_prefix(ks.trigger_prefix_of("a"))).kvs) == 1
