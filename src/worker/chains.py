@@ -35,7 +35,7 @@ from cluster.store import RunRecord, RunStatus
 
 import trio
 
-from .claims import running_info
+from .claims import NOT_OURS_TO_RELEASE, running_info
 from .messages import Run, Upstream
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,13 @@ async def mark_ended(etcd: Etcd, ks: Keyspace, worker_id: str, clock_ms, run: Ru
 
     Tried again until etcd answers (the compare makes a repeat harmless); it ends
     without writing if the key is gone (the session was lost: survivors record the run
-    ``lost`` and write its triggers). Nothing to do for a job nothing runs after.
+    ``lost`` and write its triggers). Nothing to do for a job nothing runs after, nor
+    for a run this worker records ``lost`` or ``skipped``.
     """
-    if not run.fire.chains or end.status is RunStatus.SKIPPED:
+    if not run.fire.chains or end.status in NOT_OURS_TO_RELEASE:
+        # A run this worker records ``lost`` is not its to end: its key either went with
+        # the session (survivors write its triggers) or is left ``claimed`` at a stop
+        # for another worker to run (marking it ``ended`` would stop that).
         return
     compares, ops = end_mark_ops(ks, run, worker_id, end, clock_ms())
     backoff = Backoff(0.05, retry_max_s)

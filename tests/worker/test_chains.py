@@ -133,14 +133,20 @@ async def test_the_end_mark_writes_the_matching_triggers_once(etcd, etcd_prefix)
     assert len((await etcd.get_prefix(ks.trigger_prefix)).kvs) == 1
 
 
-async def test_no_end_mark_for_a_job_nothing_runs_after(etcd, etcd_prefix):
+@pytest.mark.parametrize(("links", "status"), [
+    ((), RunStatus.SUCCEEDED),  # nothing runs after the job
+    ((("b-any", "completed"),), RunStatus.LOST),  # left claimed at a stop, or fenced
+    ((("b-any", "completed"),), RunStatus.SKIPPED),
+])
+async def test_no_end_mark_when_there_is_nothing_of_ours_to_end(etcd, etcd_prefix, links, status):
     ks = Keyspace(etcd_prefix)
-    fire = Fire(A_ALLOW, T0 + 2000, T0, RunTrigger.SCHEDULE, "up-3")
+    fire = Fire(A_ALLOW, T0 + 2000, T0, RunTrigger.SCHEDULE, "up-3", chains=links)
     run = await _claimed(etcd, ks, fire)
     before = await etcd.get(ks.running("A", "up-3"))
-    await chains.mark_ended(etcd, ks, "w1", lambda: T0, run, _record(fire, RunStatus.SUCCEEDED))
+    await chains.mark_ended(etcd, ks, "w1", lambda: T0, run, _record(fire, status))
     after = await etcd.get(ks.running("A", "up-3"))
-    assert after.mod_revision == before.mod_revision  # not one write more
+    assert after.mod_revision == before.mod_revision  # not one write more: still claimed
+    assert not (await etcd.get_prefix(ks.trigger_prefix)).kvs
 
 
 def test_a_lost_runs_triggers_match_on_failed_and_completed():
