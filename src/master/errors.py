@@ -34,7 +34,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "ApiError", "BadRequest", "ChainCycle", "Conflict", "CrossOriginRefused", "EditConflict", "EtcdDown",
+    "ApiError", "BadRequest", "ChainCycle", "Conflict", "CrossOriginRefused", "EditConflict",
+    "EtcdDown",
     "Forbidden", "Internal", "InvalidStoredJob", "JobNotFound", "MethodNotAllowed",
     "MisdirectedRequest", "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound",
     "ShuttingDown", "StoreDown", "Unauthorized", "Unavailable", "UnsupportedMediaType",

@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+import trio
 
 from cluster.backoff import Backoff
 from cluster.etcd import Compare, Etcd, EtcdError, EtcdUnavailable, LeaseExpired, Op, Put
@@ -32,8 +34,6 @@ from cluster.keyspace import Keyspace
 from cluster.presence import ENDED
 from cluster.spec import JobSpec, chain_matches
 from cluster.store import RunRecord, RunStatus
-
-import trio
 
 from .claims import NOT_OURS_TO_RELEASE, running_info
 from .messages import Run, Upstream
@@ -121,8 +121,8 @@ def end_mark_ops(ks: Keyspace, run: Run, worker_id: str, end: RunRecord,
                       *trigger_puts(ks, fire.chains, upstream, now_ms)]
 
 
-async def mark_ended(etcd: Etcd, ks: Keyspace, worker_id: str, clock_ms, run: Run,
-                     end: RunRecord, *, retry_max_s: float = 2.0) -> None:
+async def mark_ended(etcd: Etcd, ks: Keyspace, worker_id: str, clock_ms: Callable[[], int],
+                     run: Run, end: RunRecord, *, retry_max_s: float = 2.0) -> None:
     """Write a chained job's end (``end_mark_ops``) before its record goes anywhere.
 
     Tried again until etcd answers (the compare makes a repeat harmless); it ends
@@ -154,7 +154,8 @@ async def mark_ended(etcd: Etcd, ks: Keyspace, worker_id: str, clock_ms, run: Ru
             return
         if result is None or not result.succeeded:
             log.info("end of run %s of %r: its key is gone or ended already; its chained "
-                     "runs are not this worker's to trigger", run.fire.run_id, run.fire.spec.name)
+                     "runs are not this worker's to trigger", run.fire.run_id,
+                     run.fire.spec.name)
         return
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import trio
 
+import services  # scripts/services.py: on sys.path in tests (tests/conftest.py)
+
 from cluster.etcd import Etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, RunStore
@@ -230,3 +232,13 @@ async def wait_healthy(url: str, master: ServiceProcess, timeout_s: float = 30.0
                     pass
                 assert master.alive(), master.log_tail()
                 await trio.sleep(0.2)
+
+
+async def serve_master(cluster: Cluster, token: str, worker_id: str) -> str:
+    """A master (on a free port) and one worker; the master's URL once it is healthy."""
+    port = services.free_port()
+    master = cluster.add_master(port, token)
+    cluster.add_worker(worker_id)
+    url = f"http://127.0.0.1:{port}"
+    await wait_healthy(url, master)
+    return url

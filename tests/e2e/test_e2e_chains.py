@@ -17,12 +17,10 @@ import httpx
 import pytest
 import trio
 
-import services
-
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, RunStatus, RunTrigger, open_store
-from e2e_harness import all_records, put_job, start_workers, wait_healthy, wait_registered
+from e2e_harness import all_records, put_job, serve_master, start_workers, wait_registered
 
 pytestmark = pytest.mark.slow
 
@@ -148,12 +146,7 @@ async def test_a_chained_run_survives_the_upstream_worker_dying_right_after(
 async def test_through_the_master_a_cycle_is_422_and_one_line_in_schedctl_and_a_run_now_chains(
         make_cluster, mysql_url):
     token = "e2e-token-" + uuid.uuid4().hex
-    cluster = make_cluster(mysql_url)
-    port = services.free_port()
-    master = cluster.add_master(port, token)
-    cluster.add_worker("w1")
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, master)
+    url = await serve_master(make_cluster(mysql_url), token, "w1")
     async with httpx.AsyncClient(base_url=url,
                                  headers={"Authorization": f"Bearer {token}"}) as api:
         assert (await api.put("/api/v1/jobs/A", json={"command": "true",

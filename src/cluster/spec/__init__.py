@@ -51,7 +51,8 @@ from ._fields import (ENV_NAME_RE, LABEL_KEY_RE, MAX_COMMAND_BYTES, MAX_CREATED_
                       FrozenStrMap)
 from ._job import JobSpec, schedule_changed
 
-__all__ = ["After", "ChainOn", "chain_cycle", "chain_matches", "describe_cycle", "ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
+__all__ = ["After", "ChainOn", "chain_cycle", "chain_matches", "describe_cycle",
+           "ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
            "MAX_DOCUMENT_BYTES", "MAX_ENV_BYTES", "MAX_ENV_ENTRIES", "MAX_LABEL_VALUE_CHARS",
            "MAX_NAME_CHARS", "MAX_RETRIES", "MAX_RETRY_BACKOFF_S", "MAX_SELECTOR_ENTRIES",
            "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE", "Concurrency",
