@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 CRON = {"command": "true", "cronExpr": "*/5 * * * *"}
 
 
@@ -57,3 +59,11 @@ async def test_deleting_a_job_drops_its_pending_chained_runs(master):
     assert (await master.delete("/api/v1/jobs/b")).status == 200
     assert not (await master.etcd.get_prefix(ks.trigger_prefix_of("b"))).kvs
     assert len((await master.etcd.get_prefix(ks.trigger_prefix_of("a"))).kvs) == 1
+
+
+async def test_the_seed_save_refuses_a_self_chain_in_its_envelope(master):
+    job = json.dumps({"name": "s", "command": "true", "after": {"job": "s"}})
+    answer = await master.post("/job/save", form={"job": job})
+    assert answer.status == 422
+    assert answer.json == {"errno": 422, "msg": "job 's' cannot run after itself", "data": None}
+    assert await master.stored("s") is None
