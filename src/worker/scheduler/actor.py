@@ -10,7 +10,9 @@ window meets a fire already claimed: edits and pauses apply from the next fire; 
 stops it before its command starts. Retries, catch-up and manual runs are due at once.
 Policy lives here and only here: pause, catch-up after an outage
 (``startingDeadline``), misfires beyond the grace, retries with backoff, and what is
-recorded for skipped or lost runs. Claims, processes and storage belong to the
+recorded for skipped or lost runs; and chains: each fire it hands over carries the
+jobs chained after its job (``worker.chains.ChainIndex``), and a trigger naming an
+upstream run becomes a ``chain`` run. Claims, processes and storage belong to the
 Locker, Executor and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
