@@ -13,9 +13,9 @@ const FIELDS = [
     help: "Letters, digits, “.”, “_”, “-”; up to 128 characters. Fixed once created." },
   { name: "command", label: "Command", kind: "textarea", mono: true, required: true,
     help: "Run with bash -c on a worker." },
-  { name: "cronExpr", label: "Cron expression", kind: "text", mono: true, required: true,
+  { name: "cronExpr", label: "Cron expression", kind: "text", mono: true,
     help: "5 fields (minute first), 6 (seconds first) or 7 (+ year); @daily, @hourly…; " +
-      "@every 90s." },
+      "@every 90s. May be empty for a job that runs after another (below)." },
   { name: "timezone", label: "Time zone", kind: "text", initial: "UTC", list: "time-zones",
     help: "IANA name; the cron expression is read in this zone." },
   { name: "timeout", label: "Timeout (s)", kind: "number", initial: "0",
@@ -38,6 +38,14 @@ const FIELDS = [
   { name: "user", label: "Run as user", kind: "text", mono: true, placeholder: "backup",
     help: "Empty: the worker's --run-as user. A user runs the job only on workers whose " +
       "--allowed-users list it; elsewhere its runs fail." },
+  // `after: {job, on}` is one spec field shown as two controls (readSpec, fill).
+  { name: "after", label: "Run after job", kind: "text", mono: true, placeholder: "nightly-dump",
+    help: "Run once per finished run of this job that matches below (trigger “chain”). " +
+      "Empty: no chain. A chain that loops back is refused." },
+  { name: "afterOn", label: "… when its run", kind: "select", initial: "succeeded",
+    options: [["succeeded", "succeeded"],
+      ["failed", "failed (also timeout, killed, lost)"],
+      ["completed", "completed (any end)"]] },
 ];
 
 /** Build the editor for a new job (name null) or an existing one. */
@@ -48,8 +56,9 @@ export function editorView(ctx, name) {
   const preview = el("div", { class: "cron-preview", "aria-live": "polite" });
   // An existing job that can never fire says so at the top (the API's `reason`).
   const unschedulable = el("p", { class: "never unschedulable", role: "status", hidden: true });
+  const downstream = el("p", { class: "muted downstream", role: "status", hidden: true });
   const form = el("form", { class: "editor", novalidate: true },
-    formError, unschedulable,
+    formError, unschedulable, downstream,
     FIELDS.map((field) => fieldRow(field, controls, errors,
       field.name === "cronExpr" ? preview : null)),
     el("div", { class: "buttons" },
@@ -68,7 +77,8 @@ export function editorView(ctx, name) {
   });
   if (name) {
     controls.get("name").readOnly = true;
-    load(name, controls, errorsView, unschedulable).then(() => updatePreview(controls, preview));
+    load(name, controls, errorsView, unschedulable, downstream)
+      .then(() => updatePreview(controls, preview));
   }
   return { root };
 }
@@ -129,7 +139,7 @@ function zoneList() {
     ["UTC", ...zones].map((zone) => el("option", { value: zone })));
 }
 
-async function load(name, controls, errorsView, unschedulable) {
+async function load(name, controls, errorsView, unschedulable, downstream) {
   try {
     const { job } = await request("GET", apiPath("jobs", name));
     fill(controls, job);
@@ -137,15 +147,23 @@ async function load(name, controls, errorsView, unschedulable) {
       unschedulable.textContent = `This job will never fire: ${job.reason}.`;
       unschedulable.hidden = false;
     }
+    const next = job.downstream || [];
+    if (next.length) {
+      downstream.textContent = "Jobs that run after this one: " +
+        next.map((d) => `${d.job} (when it ${d.on})`).join(", ") + ".";
+      downstream.hidden = false;
+    }
   } catch (err) {
     showErrors(errorsView, err);
   }
 }
 
 function fill(controls, job) {
+  const chained = { after: job.after ? job.after.job : null,
+    afterOn: job.after ? job.after.on : "succeeded" };
   for (const field of FIELDS) {
     const control = controls.get(field.name);
-    const value = job[field.name];
+    const value = field.name in chained ? chained[field.name] : job[field.name];
     if (field.kind === "checkbox") control.checked = Boolean(value);
     else if (field.kind === "pairs") {
       control.value = Object.entries(value || {}).map(([k, v]) => `${k}=${v}`).join("\n");
@@ -172,6 +190,9 @@ export function readSpec(controls) {
   }
   if (!spec.timezone) delete spec.timezone;
   spec.user = spec.user.trim() || null;  // empty: the worker's default
+  const upstream = spec.after.trim();
+  spec.after = upstream ? { job: upstream, on: spec.afterOn } : null;
+  delete spec.afterOn;
   return spec;
 }
 

@@ -46,7 +46,11 @@ function jobRow(job, ctx, refresh) {
   return el("tr", { dataset: { job: job.name } },
     el("td", { class: "name" }, job.name),
     el("td", { class: "schedule" },
-      el("code", {}, job.cronExpr),
+      job.cronExpr ? el("code", {}, job.cronExpr) : null,
+      job.after ? el("div", { class: "chain small" },
+        `after ${job.after.job} (${job.after.on})`) : null,
+      (job.downstream || []).length ? el("div", { class: "muted small" },
+        `then: ${job.downstream.map((d) => d.job).join(", ")}`) : null,
       job.timezone && job.timezone !== "UTC" ? el("div", { class: "muted small" }, job.timezone)
         : null),
     el("td", {}, nextFire(job)),

@@ -24,6 +24,7 @@ from typing import Any
 CLAIMED = "claimed"
 STARTED = "started"
 ORPHANED = "orphaned"  # started by its own process after its worker died (worker.executor.orphan)
+ENDED = "ended"  # ended, and its chained runs' triggers written (worker.chains)
 
 
 class PresenceDecodeError(ValueError):
@@ -102,8 +103,9 @@ class RunningInfo:
 
     ``state``: ``claimed`` from the claim until the run's process is committed to start
     its command; then ``started`` (``worker.executor.start_marks``), or ``orphaned`` if the
-    process committed itself after its worker died. A value without a state is read as
-    ``started``: nothing may run twice on a guess.
+    process committed itself after its worker died; ``ended`` once a run whose job has
+    chained jobs ended and their triggers were written (``worker.chains``). A value
+    without a state is read as ``started``: nothing may run twice on a guess.
     """
 
     run_id: str
@@ -140,7 +142,7 @@ class RunningInfo:
                 run_id=str(v["runId"]), job_name=str(v["jobName"]), worker_id=str(v["worker"]),
                 planned_ms=int(v["planTime"]), attempt=int(v.get("attempt", 1)),
                 trigger=str(v.get("trigger", "schedule")), started_ms=int(v.get("startTime", 0)),
-                state=v["state"] if v.get("state") in (CLAIMED, ORPHANED) else STARTED,
+                state=v["state"] if v.get("state") in (CLAIMED, ORPHANED, ENDED) else STARTED,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PresenceDecodeError("running run", repr(exc)) from None

@@ -21,6 +21,7 @@ and anything unexpected becomes ``Internal`` with its traceback in the log only:
      ├── PayloadTooLarge ....... 413 payload_too_large
      ├── UnsupportedMediaType .. 415 unsupported_media_type
      ├── MisdirectedRequest .... 421 misdirected_request: a Host the master does not serve
+     ├── ChainCycle ............ 422 chain_cycle: ``after`` would close a cycle of jobs
      ├── Unavailable ........... 503 unavailable: names the dependency
      │    ├── EtcdDown
      │    ├── StoreDown
@@ -33,7 +34,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "ApiError", "BadRequest", "Conflict", "CrossOriginRefused", "EditConflict", "EtcdDown",
+    "ApiError", "BadRequest", "ChainCycle", "Conflict", "CrossOriginRefused", "EditConflict",
+    "EtcdDown",
     "Forbidden", "Internal", "InvalidStoredJob", "JobNotFound", "MethodNotAllowed",
     "MisdirectedRequest", "NoQuorum", "NotFound", "PayloadTooLarge", "RouteNotFound", "RunNotFound",
     "ShuttingDown", "StoreDown", "Unauthorized", "Unavailable", "UnsupportedMediaType",
@@ -169,6 +171,15 @@ class MisdirectedRequest(ApiError):
     def __init__(self, host: str) -> None:
         super().__init__(f"this master does not answer to Host {_clip(host)!r}: list the "
                          f"name in --allowed-hosts, or set --public-url")
+
+
+class ChainCycle(ApiError):
+    """The job is valid alone, but with the jobs stored its ``after`` closes a cycle."""
+
+    status, code = 422, "chain_cycle"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="after")
 
 
 class Unavailable(ApiError):

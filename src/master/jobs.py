@@ -57,6 +57,7 @@ from cluster.spec import JobSpec, SpecError
 from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
 from .audit import Author, new_entry
+from .chains import downstream_map, upstream_guards
 from .context import MasterContext
 from .errors import EditConflict, InvalidStoredJob, JobNotFound
 from .views import JobView, SaveOutcome
@@ -202,7 +203,7 @@ class JobManager:
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
         now = self._ctx.clock()
-        views = []
+        specs = []
         for kv in snapshot.kvs:
             name = self._ks.name_from_job_key(kv.key)
             if name is None:
@@ -211,8 +212,11 @@ class JobManager:
             if stored.spec is None:
                 self._report_invalid(stored)
                 continue
-            views.append(JobView.of(stored.spec, now, running.get(name, ())))
-        return views  # sorted by name: etcd returns a prefix sorted by key
+            specs.append(stored.spec)
+        downstream = downstream_map(specs)
+        # sorted by name: etcd returns a prefix sorted by key
+        return [JobView.of(spec, now, running.get(spec.name, ()), downstream.get(spec.name, ()))
+                for spec in specs]
 
     async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
         if spec is None:
@@ -221,7 +225,18 @@ class JobManager:
                 raise JobNotFound(name)
             spec = stored.valid()
         running = await self._running(name)
-        return JobView.of(spec, self._ctx.clock(), running.get(name, ()))
+        downstream = downstream_map(await self._specs())
+        return JobView.of(spec, self._ctx.clock(), running.get(name, ()),
+                          downstream.get(name, ()))
+
+    async def _specs(self) -> list[JobSpec]:
+        """Every valid stored job (for the chains: who runs after whom)."""
+        specs = []
+        for kv in (await self._etcd.get_prefix(self._ks.jobs_prefix)).kvs:
+            name = self._ks.name_from_job_key(kv.key)
+            if name is not None and (spec := StoredJob.decode(name, kv).spec) is not None:
+                specs.append(spec)
+        return specs
 
     def _report_invalid(self, stored: StoredJob) -> None:
         mark = (stored.name, stored.kv.mod_revision)
@@ -273,14 +288,16 @@ class JobManager:
 
     async def _write(self, stored: StoredJob | None, new: JobSpec,
                      audit: tuple[Put, str]) -> bool:
-        """Put ``new`` if jobs/<name> is still what we read; False if it changed."""
+        """Put ``new`` if jobs/<name> is still what we read (and the jobs upstream of
+        it too); False if one changed."""
         key = self._ks.job(new.name)
         if stored is None:
             guard = Compare.create_revision(key, "==", 0)
         else:
             guard = Compare.mod_revision(key, "==", stored.kv.mod_revision)
+        guards = [guard, *await upstream_guards(new, self._read, self._ks.job)]
         try:
-            return await self._commit([guard], [Put(key, new.to_bytes())], audit)
+            return await self._commit(guards, [Put(key, new.to_bytes())], audit)
         except EtcdOutcomeUnknown:
             return False  # not landed: read again and retry
 
@@ -327,10 +344,19 @@ class JobManager:
             audit = self._audit(by, AuditAction.DELETE, name, {"spec": stored.document()})
             try:
                 if await self._commit([guard], [Delete(key)], audit):
+                    await self._drop_triggers(name)
                     return stored.document()
             except EtcdOutcomeUnknown:
                 continue  # not landed: read again and retry
         raise EditConflict(name, SAVE_ATTEMPTS)
+
+    async def _drop_triggers(self, name: str) -> None:
+        """A deleted job's pending run requests: chained runs' have no lease, and no
+        worker would ever take them. Best effort: a failure only leaves them there."""
+        try:
+            await self._etcd.delete_prefix(self._ks.trigger_prefix_of(name))
+        except EtcdError as exc:
+            log.warning("job %r deleted; its pending run requests stay: %s", name, exc)
 
     async def _put_if_job_exists(self, name: str, key: str, value: bytes, ttl_s: int,
                                  audit: tuple[Put, str]) -> None:

@@ -35,16 +35,20 @@ class JobView:
     running: tuple[RunningInfo, ...]
     schedulable: bool = True
     reason: str | None = None
+    downstream: tuple[JobSpec, ...] = ()  # the jobs that run after this one
 
     @classmethod
-    def of(cls, spec: JobSpec, now_ms: int, running: tuple[RunningInfo, ...]) -> JobView:
+    def of(cls, spec: JobSpec, now_ms: int, running: tuple[RunningInfo, ...],
+           downstream: tuple[JobSpec, ...] = ()) -> JobView:
         schedule = spec.schedule()
         next_fire = schedule.next_after(now_ms)
         if next_fire is None:
-            return cls(spec, None, running, False, schedule.no_fire_reason())
+            # A chained job without cronExpr fires on its upstream's runs: schedulable.
+            chained_only = not spec.cron_expr and spec.after is not None
+            return cls(spec, None, running, chained_only, schedule.no_fire_reason(), downstream)
         if spec.paused:
-            return cls(spec, None, running, True, PAUSED_REASON)
-        return cls(spec, next_fire, running)
+            return cls(spec, None, running, True, PAUSED_REASON, downstream)
+        return cls(spec, next_fire, running, downstream=downstream)
 
     def to_json(self) -> dict[str, Any]:
         body = self.spec.to_json()
@@ -56,6 +60,8 @@ class JobView:
              "attempt": r.attempt, "trigger": r.trigger}
             for r in sorted(self.running, key=lambda r: (r.started_ms, r.run_id))
         ]
+        body["downstream"] = [{"job": d.name, "on": d.after.on.value}
+                              for d in self.downstream if d.after is not None]
         return body
 
 

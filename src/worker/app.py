@@ -46,7 +46,7 @@ from cluster.etcd import Etcd
 from cluster.etcd_access import open_cluster_etcd
 from cluster.keyspace import Keyspace
 
-from . import claims
+from . import chains, claims
 from .clock import SystemClock, WallClock
 from .context import WorkerContext
 from .mailboxes import Inboxes, open_mailboxes
@@ -79,6 +79,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     room = SpillRoom()  # the LogSink changes it; the Locker, /healthz, the Registrar read it
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
+    end_mark = functools.partial(chains.mark_ended, etcd, ctx.keyspace, ctx.worker_id,
+                                 ctx.clock.now_ms)
     pipeline = Supervisor(
         [
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
@@ -110,7 +112,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             log_sink=inboxes.log_sink.address, locker=inboxes.locker.address,
             release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
-                             size=config.mailbox_size), users=users, budget=budget.executor)),
+                             size=config.mailbox_size), users=users, budget=budget.executor,
+            end_mark=end_mark)),
                   grace_s=budget.executor.grace_s),
         ChildSpec("pipeline", pipeline, grace_s=budget.pipeline_grace_s),
     ]

@@ -68,9 +68,9 @@ def _lost(ks: Keyspace, name: str, run_id: str, holder: str) -> str:
 
 
 def by_trigger_key(fire: Fire) -> bool:
-    """A manual run is claimed by deleting its trigger key (exactly one worker can);
-    once recovered, by its lost key like any other."""
-    return fire.trigger is RunTrigger.MANUAL and not fire.recovers
+    """A manual or chained run is claimed by deleting its trigger key (exactly one
+    worker can); once recovered, by its lost key like any other."""
+    return fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN) and not fire.recovers
 
 
 def is_guarded(fire: Fire) -> bool:

@@ -16,6 +16,15 @@ from cluster.store import RunTrigger
 
 
 @dataclass(frozen=True, slots=True)
+class Upstream:
+    """The finished run a chained run runs after (``worker.chains``)."""
+
+    job: str
+    run_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class Fire:
     """One planned execution of a job, before anybody claimed it."""
 
@@ -28,6 +37,10 @@ class Fire:
     # Non-empty: a run that worker ``recovers`` claimed, then died before its command
     # was committed to start; the fire is claimed again under the same run id.
     recovers: str = ""
+    # Chains: the jobs that run after this one, as (name, on) when the fire was claimed;
+    # for a chained run (trigger ``chain``), the upstream run it runs after.
+    chains: tuple[tuple[str, str], ...] = ()
+    upstream: Upstream | None = None
 
 
 @dataclass(frozen=True, slots=True)

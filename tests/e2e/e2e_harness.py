@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import trio
 
+import services  # scripts/services.py: on sys.path in tests (tests/conftest.py)
+
 from cluster.etcd import Etcd
 from cluster.keyspace import Keyspace
 from cluster.store import RunRecord, RunStore
@@ -259,3 +261,13 @@ class Timeline:
 
     def __str__(self) -> str:
         return "\n".join(sorted(self.lines, key=lambda line: float(line.split()[0])))
+
+
+async def serve_master(cluster: Cluster, token: str, worker_id: str) -> str:
+    """A master (on a free port) and one worker; the master's URL once it is healthy."""
+    port = services.free_port()
+    master = cluster.add_master(port, token)
+    cluster.add_worker(worker_id)
+    url = f"http://127.0.0.1:{port}"
+    await wait_healthy(url, master)
+    return url

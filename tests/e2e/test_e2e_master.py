@@ -13,8 +13,7 @@ import httpx
 import pytest
 import trio
 
-import services
-from e2e_harness import wait_healthy
+from e2e_harness import serve_master
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +22,7 @@ TOKEN = "e2e-token-" + uuid.uuid4().hex
 
 @pytest.fixture
 async def master_url(make_cluster, mysql_url):
-    cluster = make_cluster(mysql_url)
-    port = services.free_port()
-    master = cluster.add_master(port, TOKEN)
-    cluster.add_worker("mw1")
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, master)
-    yield url
+    yield await serve_master(make_cluster(mysql_url), TOKEN, "mw1")
 
 
 def api(url: str) -> httpx.AsyncClient:

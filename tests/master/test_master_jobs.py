@@ -26,7 +26,7 @@ async def test_save_get_list_delete_round_trip(master):
     assert job["user"] is None
     assert job["schedulable"] is True and job["reason"] is None
     assert created.json["warnings"] == []
-    view_only = ("nextFire", "schedulable", "reason", "running", "user")
+    view_only = ("nextFire", "schedulable", "reason", "running", "user", "after", "downstream")
     assert stored == {k: v for k, v in job.items() if k not in view_only}
     assert JobSpec.from_json(stored).created_at_ms == job["createdAt"]
 
@@ -38,7 +38,7 @@ async def test_save_get_list_delete_round_trip(master):
     assert [j["name"] for j in listed.json["jobs"]] == ["another", "backup"]
 
     deleted = await master.delete("/api/v1/jobs/backup")
-    assert deleted.status == 200 and deleted.json["job"] == {**stored, "user": None}
+    assert deleted.status == 200 and deleted.json["job"] == {**stored, "user": None, "after": None}
     assert await master.stored("backup") is None
     assert (await master.get("/api/v1/jobs/backup")).status == 404
     assert (await master.delete("/api/v1/jobs/backup")).status == 404

@@ -43,13 +43,14 @@ def test_full_spec_round_trips() -> None:
     spec = JobSpec.from_json(job(
         timezone="Europe/Berlin", timeout=2.5, concurrency="replace", paused=True, retries=3,
         retryBackoff=30, startingDeadline=600, selector={"role": "batch", "zone": "eu-1"},
-        env={"LANG": "C.UTF-8", "B": "ü"}, createdAt=T0, user="backup"))
+        env={"LANG": "C.UTF-8", "B": "ü"}, createdAt=T0, user="backup",
+        after={"job": "upstream", "on": "failed"}))
     assert spec.to_json() == {
         "name": "job1", "command": "echo hello", "cronExpr": "*/5 * * * * *",
         "timezone": "Europe/Berlin", "timeout": 2.5, "concurrency": "replace",
         "paused": True, "retries": 3, "retryBackoff": 30, "startingDeadline": 600,
         "selector": {"role": "batch", "zone": "eu-1"}, "env": {"B": "ü", "LANG": "C.UTF-8"},
-        "createdAt": T0, "user": "backup"}
+        "createdAt": T0, "user": "backup", "after": {"job": "upstream", "on": "failed"}}
     assert JobSpec.from_json(spec.to_bytes()) == spec
     assert JobSpec.from_json(spec.to_json()) == spec
     assert list(spec.to_json()) == list(JobSpec.from_json(SEED_JOB).to_json())  # stable keys

@@ -164,7 +164,8 @@ def test_editor_shows_server_error_next_to_field_and_live_preview(
     assert put.body == {"name": "nightly", "command": "echo nightly", "cronExpr": "* * * *",
                         "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
                         "paused": False, "retries": 0, "retryBackoff": 10,
-                        "startingDeadline": 0, "selector": {}, "env": {}, "user": None}
+                        "startingDeadline": 0, "selector": {}, "env": {}, "user": None,
+                        "after": None}
     browser.screenshot("scheduler-ui-editor.png", shots)
 
     page.fill("#field-cronExpr", "*/5 * * * *")  # editing the field clears its error
@@ -188,6 +189,33 @@ def test_editor_loads_an_existing_job(browser: Browser) -> None:
     sync_api.expect(page.locator("#field-selector")).to_have_value("zone=eu")
     sync_api.expect(page.locator("#field-user")).to_have_value("backup")
     assert page.locator("#field-name").get_attribute("readonly") is not None
+
+
+def test_the_editor_saves_a_chain_and_both_ends_show_it(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("button", name="New job").click()
+    page.fill("#field-name", "notify")
+    page.fill("#field-command", "echo chained")
+    page.fill("#field-after", "backup")
+    page.select_option("#field-afterOn", "failed")
+    page.get_by_role("button", name="Save").click()
+    sync_api.expect(page.locator("#notice")).to_contain_text("Created job notify")
+    put = state.api_requests("PUT", "/api/v1/jobs/notify")[-1]
+    assert put.body["after"] == {"job": "backup", "on": "failed"} and put.body["cronExpr"] == ""
+    sync_api.expect(browser.job_row("notify").locator(".chain")).to_have_text(
+        "after backup (failed)")
+    sync_api.expect(browser.job_row("backup")).to_contain_text("then: notify")
+
+    browser.job_row("notify").get_by_role("button", name="Edit").click()
+    sync_api.expect(page.locator("#field-after")).to_have_value("backup")
+    sync_api.expect(page.locator("#field-afterOn")).to_have_value("failed")
+    page.get_by_role("button", name="Cancel").click()
+    browser.job_row("backup").get_by_role("button", name="Edit").click()
+    sync_api.expect(page.locator(".downstream")).to_have_text(
+        "Jobs that run after this one: notify (when it failed).")
+    sync_api.expect(page.locator("#field-after")).to_have_value("")
+    _assert_clean(browser)
 
 
 def test_a_job_that_never_fires_shows_why_in_the_list_and_on_its_page(

@@ -40,7 +40,8 @@ def _defaults(name: str) -> dict[str, Any]:
     return {"name": name, "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
             "paused": False, "retries": 0, "retryBackoff": 10, "startingDeadline": 0,
             "selector": {}, "env": {}, "createdAt": _now_ms() - 86_400_000, "user": None,
-            "nextFire": None, "schedulable": True, "reason": None, "running": []}
+            "nextFire": None, "schedulable": True, "reason": None, "running": [],
+            "after": None, "downstream": []}
 
 
 def _make_job(name: str, command: str, cron: str, **extra: Any) -> dict[str, Any]:
@@ -218,7 +219,8 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
     """(status, JSON) for one API request, following docs/api.md."""
     path = req.path
     if (req.method, path) == ("GET", "/api/v1/jobs"):
-        return 200, {"jobs": sorted(state.jobs.values(), key=lambda j: j["name"])}
+        return 200, {"jobs": [_with_downstream(state, j)
+                              for j in sorted(state.jobs.values(), key=lambda j: j["name"])]}
     if (req.method, path) == ("GET", "/api/v1/runs"):
         return 200, _runs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/workers"):
@@ -284,12 +286,20 @@ def _job_route(state: FakeState, method: str, name: str, body: Any) -> tuple[int
         return _not_found("job", name)
     if method == "DELETE":
         return 200, {"job": state.jobs.pop(name)}
-    return 200, {"job": state.jobs[name]}
+    return 200, {"job": _with_downstream(state, state.jobs[name])}
+
+
+def _with_downstream(state: FakeState, job: dict[str, Any]) -> dict[str, Any]:
+    """The jobs whose `after` names this one, as the master lists them."""
+    return {**job, "downstream": [{"job": j["name"], "on": j["after"]["on"]}
+                                  for j in sorted(state.jobs.values(), key=lambda j: j["name"])
+                                  if (j.get("after") or {}).get("job") == job["name"]]}
 
 
 def _put(state: FakeState, name: str, body: Any) -> tuple[int, Any]:
     cron = str(body.get("cronExpr", ""))
-    if len(cron.split()) not in (5, 6, 7) and not cron.startswith("@"):
+    chained_only = not cron and body.get("after")
+    if len(cron.split()) not in (5, 6, 7) and not cron.startswith("@") and not chained_only:
         return 400, {"error": {"code": "bad_request", "field": "cronExpr",
                                "message": f"cronExpr: expected 5, 6 or 7 fields, "
                                           f"got {len(cron.split())}"}}

@@ -20,6 +20,9 @@ expressions raise SpecError naming the JSON field.
     selector          labels a worker must have (<= 32, key <= 63 chars, value <= 255)
     env               extra environment (<= 128 names, <= 64 KiB in all)
     createdAt         epoch ms: the `@every` anchor, kept across updates; null = unset
+    after             {job, on}: run once per matching finished run of that job
+                      (on: succeeded | failed | completed; ``_chains``); with it,
+                      cronExpr may be omitted (the job then runs only after it)
     user              run as this user; a worker honours it only if it allows it
                       (`--allowed-users`); null = the worker's `--run-as` (or its own)
 
@@ -35,9 +38,11 @@ One idea per private module, everything public re-exported here (import from
 `cluster.spec`, never from its parts; any package may import it):
   _job      JobSpec itself: construction, schedule, JSON in and out; schedule_changed
   _fields   each field's bounds, value types (Concurrency, FrozenStrMap) and validator
+  _chains   ``after``: its value, the matching rule and the cycle check
   _errors   SpecError
 """
 
+from ._chains import (After, ChainOn, chain_cycle, chain_matches, describe_cycle)
 from ._errors import SpecError
 from ._fields import (ENV_NAME_RE, LABEL_KEY_RE, MAX_COMMAND_BYTES, MAX_CREATED_AT_MS,
                       MAX_DOCUMENT_BYTES, MAX_ENV_BYTES, MAX_ENV_ENTRIES, MAX_LABEL_VALUE_CHARS,
@@ -46,7 +51,8 @@ from ._fields import (ENV_NAME_RE, LABEL_KEY_RE, MAX_COMMAND_BYTES, MAX_CREATED_
                       FrozenStrMap)
 from ._job import JobSpec, schedule_changed
 
-__all__ = ["ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
+__all__ = ["After", "ChainOn", "chain_cycle", "chain_matches", "describe_cycle",
+           "ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
            "MAX_DOCUMENT_BYTES", "MAX_ENV_BYTES", "MAX_ENV_ENTRIES", "MAX_LABEL_VALUE_CHARS",
            "MAX_NAME_CHARS", "MAX_RETRIES", "MAX_RETRY_BACKOFF_S", "MAX_SELECTOR_ENTRIES",
            "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE", "Concurrency",

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from ..cron import CronError, CronSchedule, TimeZoneError, parse_schedule
+from ..cron import CronError, CronSchedule, TimeZoneError, load_zone, parse_schedule
+from ._chains import After, ChainOnlySchedule, after_json, parse_after
 from ._errors import SpecError
 from ._fields import (_EMPTY, MAX_CREATED_AT_MS, MAX_DOCUMENT_BYTES, MAX_RETRIES,
                       MAX_RETRY_BACKOFF_S, MAX_STARTING_DEADLINE_S, MAX_TIMEOUT_S, Concurrency,
@@ -36,6 +37,7 @@ class JobSpec:
     env: Mapping[str, str] = field(default=_EMPTY)
     created_at_ms: int | None = None
     user: str | None = None
+    after: After | None = None  # runs after another job's runs (``_chains``)
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -44,9 +46,10 @@ class JobSpec:
         _expect(self.timezone, str, "timezone", "a string")
         if self.created_at_ms is not None:
             _count(self.created_at_ms, "createdAt", MAX_CREATED_AT_MS)
-        self.schedule()  # validates cronExpr and timezone (cached by expr and zone)
         self._set("timeout_s", _seconds(self.timeout_s, "timeout", MAX_TIMEOUT_S))
         self._set("concurrency", _concurrency(self.concurrency))
+        self._set("after", parse_after(self.after))
+        self.schedule()  # validates cronExpr and timezone (cached by expr and zone)
         _expect(self.paused, bool, "paused", "a boolean")
         _count(self.retries, "retries", MAX_RETRIES)
         self._set("retry_backoff_s",
@@ -71,7 +74,14 @@ class JobSpec:
         return zlib.crc32(self.name.encode("utf-8"))
 
     def schedule(self) -> CronSchedule:
-        """The parsed schedule in the job's zone (parsing is cached; this is cheap)."""
+        """The parsed schedule in the job's zone (parsing is cached; this is cheap). A
+        chained job may leave ``cronExpr`` empty: it then runs only after its upstream."""
+        if not self.cron_expr and self.after is not None:
+            try:
+                load_zone(self.timezone)
+            except TimeZoneError as err:
+                raise SpecError("timezone", err.reason) from None
+            return ChainOnlySchedule(self.timezone, self.after.job)
         try:
             return parse_schedule(self.cron_expr, timezone=self.timezone,
                                   anchor_ms=self.anchor_ms)
@@ -94,9 +104,12 @@ class JobSpec:
             raise SpecError(str(unknown[0]), "unknown field (known: "
                             + ", ".join(_FROM_JSON) + ")")
         for key in _REQUIRED:
+            if key == "cronExpr" and document.get("after") is not None:
+                continue  # a chained job may have no schedule of its own
             if key not in document:
                 raise SpecError(key, "required field is missing")
         kwargs = {_FROM_JSON[key]: value for key, value in document.items()}
+        kwargs.setdefault("cron_expr", "")
         return cls(**kwargs)
 
     def to_json(self) -> dict[str, Any]:
@@ -116,17 +129,19 @@ class JobSpec:
             "env": dict(sorted(self.env.items())),
             "createdAt": self.created_at_ms,
             "user": self.user,
+            "after": after_json(self.after),
         }
 
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON: the value stored under jobs/<name>.
 
-        A job with no `user` is stored without the key: workers of the previous version
+        A job with no `user` (or `after`) is stored without the key: workers of the previous version
         reject unknown fields, and during a rolling upgrade they must still read every
         job that does not need the new field."""
         data = self.to_json()
-        if data["user"] is None:
-            del data["user"]
+        for optional in ("user", "after"):
+            if data[optional] is None:
+                del data[optional]
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -149,7 +164,7 @@ _FROM_JSON: Final = {
     "timeout": "timeout_s", "concurrency": "concurrency", "paused": "paused",
     "retries": "retries", "retryBackoff": "retry_backoff_s",
     "startingDeadline": "starting_deadline_s", "selector": "selector", "env": "env",
-    "createdAt": "created_at_ms", "user": "user",
+    "createdAt": "created_at_ms", "user": "user", "after": "after",
 }
 _REQUIRED: Final = ("name", "command", "cronExpr")
 

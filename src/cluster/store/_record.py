@@ -39,6 +39,7 @@ class RunTrigger(StrEnum):
     MANUAL = "manual"
     CATCHUP = "catchup"
     RETRY = "retry"
+    CHAIN = "chain"  # after a matching finished run of the job's ``after`` job
 
 
 @dataclass(frozen=True, slots=True)

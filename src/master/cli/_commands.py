@@ -46,7 +46,7 @@ _SPEC_FLAGS: Final = {
     "command": "command", "cron": "cronExpr", "tz": "timezone", "job_timeout_s": "timeout",
     "concurrency": "concurrency", "retries": "retries", "retry_backoff_s": "retryBackoff",
     "starting_deadline_s": "startingDeadline", "selector": "selector", "paused": "paused",
-    "user": "user",
+    "user": "user", "after": "after",
 }
 
 
@@ -60,7 +60,7 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     if args.env is not None:
         spec["env"] = dict(args.env)
     missing = [f"--{flag}" for flag, field in (("command", "command"), ("cron", "cronExpr"))
-               if field not in spec]
+               if field not in spec and not (field == "cronExpr" and spec.get("after"))]
     if missing:
         raise UsageError(f"jobs put: {' and '.join(missing)} required (or give --file)")
     return spec

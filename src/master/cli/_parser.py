@@ -158,6 +158,10 @@ def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
                      help="run as this user; only workers whose --allowed-users list it "
                           "run the job (on others its runs fail); default: the worker's "
                           "--run-as user")
+    put.add_argument("--after", type=_after, metavar="JOB[:ON]",
+                     help="run once per finished run of JOB that matches ON: succeeded "
+                          "(default), failed (also timeout, killed, lost) or completed; "
+                          "with it --cron may be left out (the job then runs only after JOB)")
     put.add_argument("--paused", action=argparse.BooleanOptionalAction, default=None,
                      help="create the job paused (--no-paused: active)")
 
@@ -216,6 +220,18 @@ def _selector(text: str) -> dict[str, str]:
     """`k=v,k2=v2` (empty = no selector) for --selector."""
     pairs = [p for p in text.split(",") if p.strip()]
     return dict(_key_value(p) for p in pairs)
+
+
+def _after(text: str) -> dict[str, str]:
+    """`JOB` or `JOB:ON` for --after."""
+    job, _, on = text.partition(":")
+    if not job.strip():
+        raise argparse.ArgumentTypeError(f"expected JOB or JOB:ON, got {text!r}")
+    on = on.strip() or "succeeded"
+    if on not in ("succeeded", "failed", "completed"):
+        raise argparse.ArgumentTypeError(
+            f"ON must be succeeded, failed or completed, got {on!r}")
+    return {"job": job.strip(), "on": on}
 
 
 def _key_value(text: str) -> tuple[str, str]:

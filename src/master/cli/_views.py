@@ -24,7 +24,7 @@ FOLLOW_WIDTHS: Final = [32, 24, 9, 8, 7, 20, 25, 9, 4]
 def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
     if not jobs:
         return "no jobs"
-    rows = [[cell(j.get("name")), cell(j.get("cronExpr")), cell(j.get("timezone", "UTC")),
+    rows = [[cell(j.get("name")), schedule_cell(j), cell(j.get("timezone", "UTC")),
              next_fire(j, now_ms), "paused" if j.get("paused") else "active",
              str(len(j.get("running") or [])), cell(j.get("command"), COMMAND_WIDTH)]
             for j in jobs]
@@ -32,14 +32,39 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
         ["NAME", "SCHEDULE", "TZ", "NEXT FIRE", "STATE", "RUNNING", "COMMAND"], rows)
 
 
+def schedule_cell(job: Mapping[str, Any]) -> str:
+    """The cron expression and, for a chained job, `after JOB (ON)`."""
+    parts = [cell(job["cronExpr"])] if job.get("cronExpr") else []
+    after = job.get("after")
+    if isinstance(after, Mapping):
+        parts.append(f"after {cell(after.get('job'))} ({cell(after.get('on'))})")
+    return " + ".join(parts) or "-"
+
+
+def chained_after(job: Mapping[str, Any]) -> str:
+    after = job.get("after")
+    if not isinstance(after, Mapping):
+        return "none"
+    return f"each {cell(after.get('on'))} run of {cell(after.get('job'))}"
+
+
+def downstream_text(job: Mapping[str, Any]) -> str:
+    jobs = job.get("downstream") or []
+    return ", ".join(f"{cell(d.get('job'))} (on {cell(d.get('on'))})" for d in jobs) or "none"
+
+
 def next_fire(job: Mapping[str, Any], now_ms: int) -> str:
     """The job's next fire time, local and relative to now; `-` if it has none
-    (paused), `never: <reason>` if its expression has no future time."""
+    (paused), `never: <reason>` if its expression has no future time, `none: runs only
+    after JOB` for a chained job without one."""
     ms = job.get("nextFire")
     if ms is not None:
         return f"{local_iso(ms)} ({relative(ms, now_ms)})"
     if job.get("schedulable") is False:
         return f"never: {cell(job.get('reason'))}"
+    after = job.get("after")
+    if not job.get("cronExpr") and isinstance(after, Mapping) and not job.get("paused"):
+        return f"none: runs only after {cell(after.get('job'))}"
     return "-"
 
 
@@ -49,6 +74,8 @@ def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
         ("name", cell(job.get("name"))),
         ("command", safe_text(str(job.get("command", "")))),
         ("schedule", f"{cell(job.get('cronExpr'))} ({cell(job.get('timezone', 'UTC'))})"),
+        ("after", chained_after(job)),
+        ("downstream", downstream_text(job)),
         ("next fire", next_fire(job, now_ms)),
         ("state", "paused" if job.get("paused") else "active"),
         ("concurrency", cell(job.get("concurrency"))),

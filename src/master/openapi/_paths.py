@@ -47,12 +47,15 @@ _ERROR_RESPONSES = {
     "Conflict": "409: the job changed concurrently, or the stored job is invalid",
     "PayloadTooLarge": f"413: the body is larger than {MAX_BODY_BYTES} bytes",
     "UnsupportedMediaType": "415: the body is not of the expected media type",
+    "ChainCycle": "422: `after` would close a cycle of chained jobs (or chain a job to "
+                  "itself); the message names the cycle",
     "Unavailable": "503: etcd or the run store cannot be reached (the message says which)",
     "Error": "any other error, in the same shape",
 }
 _STATUS_OF = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403",
               "NotFound": "404", "Conflict": "409", "PayloadTooLarge": "413",
-              "UnsupportedMediaType": "415", "Unavailable": "503", "Error": "default"}
+              "UnsupportedMediaType": "415", "ChainCycle": "422", "Unavailable": "503",
+              "Error": "default"}
 
 
 def _errors(*names: str, seed: bool = False) -> dict[str, Schema]:
@@ -145,7 +148,8 @@ def _job_paths() -> dict[str, Schema]:
                                                                               "Conflict")}),
             "put": _op("Create or replace a job (createdAt of an existing job is kept)", {
                 "200": _json(saved, "updated"), "201": _json(saved, "created"),
-                **_errors(*errors, "Conflict", "PayloadTooLarge", "UnsupportedMediaType")},
+                **_errors(*errors, "Conflict", "PayloadTooLarge", "UnsupportedMediaType",
+                          "ChainCycle")},
                 body=put_body),
             "delete": _op("Delete a job (workers kill its running instance)", {
                 "200": _json(closed({"job": deleted}), "the deleted job"),
@@ -289,7 +293,7 @@ def _seed_paths() -> dict[str, Schema]:
     return {
         "/job/save": {"post": _op("Seed: save a job; data is the previous job or null", {
             "200": envelope(maybe_job, warnings=True), **errors,
-            **_errors("Conflict", seed=True)},
+            **_errors("Conflict", "ChainCycle", seed=True)},
             body=form("job", {"minLength": 1, "contentMediaType": JSON,
                               "contentSchema": ref("JobSpec"), "examples": [job_text],
                               "description": "the job spec as JSON, with its name"}),

@@ -32,7 +32,7 @@ EXAMPLE_SPEC = {"command": "tar czf /backups/etc.tgz /etc", "cronExpr": "30 2 * 
                 "timezone": "Europe/Berlin", "concurrency": "forbid", "retries": 2}
 ERROR_CODES = ["bad_request", "unauthorized", "cross_origin", "forbidden", "not_found",
                "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type",
-               "misdirected_request", "unavailable", "internal"]
+               "misdirected_request", "chain_cycle", "unavailable", "internal"]
 
 
 def ref(name: str) -> Schema:
@@ -81,11 +81,13 @@ def _spec_properties() -> dict[str, Schema]:
                     "pattern": NO_NUL,
                     "description": "run with bash -c; not blank, no NUL, at most 64 KiB "
                                    "of UTF-8"},
-        "cronExpr": {"type": "string", "minLength": 1, "maxLength": 1024,
+        "cronExpr": {"type": "string", "maxLength": 1024,
                      "examples": ["30 2 * * *", "@every 90s"],
                      "description": "5 fields (minutes), 6 (seconds first), 7 (+ year), "
                                     "@yearly/@monthly/@weekly/@daily/@hourly, or "
-                                    "@every <duration>"},
+                                    "@every <duration>; required unless `after` is set, "
+                                    "and then empty or absent means the job runs only "
+                                    "after its upstream job"},
         "timezone": {"type": "string", "minLength": 1, "examples": ["Europe/Berlin"],
                      "description": "IANA zone, default UTC"},
         "timeout": {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_S,
@@ -106,6 +108,17 @@ def _spec_properties() -> dict[str, Schema]:
                          description="run as this user; a worker runs the job so only if "
                                      "its --allowed-users lists it (else the run fails); "
                                      "null = the worker's --run-as user (or its own)"),
+        "after": {"type": ["object", "null"], "properties": {
+                      "job": {"type": "string", "pattern": NAME_PATTERN,
+                              "description": "the upstream job (it may not exist yet)"},
+                      "on": {"type": "string", "enum": ["succeeded", "failed", "completed"],
+                             "description": "which of its finished runs start this job: "
+                             "succeeded; failed (also timeout, killed, lost); completed "
+                             "(any). Default succeeded"}},
+                  "required": ["job"], "additionalProperties": False,
+                  "examples": [{"job": "nightly-dump", "on": "succeeded"}],
+                  "description": "run once per matching finished run of that job "
+                                 "(trigger `chain`); a cycle is refused with 422"},
     }
 
 
@@ -116,9 +129,10 @@ def component_schemas() -> dict[str, Schema]:
         "attempt": {"type": "integer"}, "trigger": {"type": "string"},
     })
     return {
-        "JobSpec": closed(spec, ["command", "cronExpr"],
+        "JobSpec": closed(spec, ["command"],
                           "A job as a client sends it; name optional in PUT (must equal "
-                          "the path). Unknown fields are rejected."),
+                          "the path); cronExpr required unless `after` is set. Unknown "
+                          "fields are rejected."),
         "Job": closed(spec, None, "A stored job spec, every field present."),
         "JobView": closed({
             **spec,
@@ -130,8 +144,13 @@ def component_schemas() -> dict[str, Schema]:
             "reason": nullable("string", examples=["no time matches before 2100", "paused"],
                                description="why the job does not fire; null when it "
                                "fires at nextFire"),
-            "running": {"type": "array", "items": ref("RunningRun")}},
-            None, "A job with its next fire time and running instances."),
+            "running": {"type": "array", "items": ref("RunningRun")},
+            "downstream": {"type": "array", "description": "the jobs chained after this "
+                           "one (their `after` names it)", "items": closed({
+                               "job": {"type": "string"},
+                               "on": {"type": "string",
+                                      "enum": ["succeeded", "failed", "completed"]}})}},
+            None, "A job with its next fire time, running instances and downstream jobs."),
         "RunningRun": running,
         "Run": closed({
             "runId": {"type": "string"}, "jobName": {"type": "string"},

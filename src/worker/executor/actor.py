@@ -10,7 +10,8 @@ Messages in (``ExecutorMsg``): ``StartRun`` (a won fire) from the Scheduler, or 
 the Locker directly; ``KillRun`` from the JobWatcher and the Scheduler; ``Fenced``,
 ``SessionChanged`` and ``RunningCount`` from the Registrar.
 
-Messages out, after a run ends in exactly one record:
+Messages out, after a run ends in exactly one record (and, for a job that other jobs
+run after, once ``end_mark`` wrote their triggers to etcd: ``worker.chains``):
 
 - ``Write(record)`` to the LogSink;
 - ``RunEnded`` to the Scheduler (retries, concurrency); skipped if the Scheduler has
@@ -98,6 +99,8 @@ SHUTDOWN_REASON = "worker shutting down"
 LEFT_REASON = "worker shutting down: left for another worker to run"
 
 Task = Callable[..., Awaitable[object]]
+# Writes the end of a run whose job has chained jobs, with their triggers (worker.chains).
+EndMark = Callable[[Run, RunRecord], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,8 @@ class Executor(Actor[ExecutorMsg]):
     def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
                  scheduler: Address[SchedulerMsg], log_sink: Address[LogSinkMsg],
                  locker: Address[LockerMsg], release: Release, marks: Marks,
-                 users: JobUsers | None = None, budget: ExecutorBudget | None = None) -> None:
+                 users: JobUsers | None = None, budget: ExecutorBudget | None = None,
+                 end_mark: EndMark | None = None) -> None:
         super().__init__(inbox)  # no task_limit: see the module docstring
         self._ctx = ctx
         self._scheduler = scheduler
@@ -128,6 +132,7 @@ class Executor(Actor[ExecutorMsg]):
         self._users = users or JobUsers.as_worker()
         self._launcher = Launcher(ctx.config, ctx.keyspace, ctx.worker_id, self._users)
         self._marks = marks
+        self._end_mark = end_mark  # a chained job's end, written before its record
         self._marking = trio.CancelScope()  # cancelled once no run is left to mark
         self._releases = Releases(release, wait_s=self._budget.release_wait_s)
         self._active: dict[str, ActiveRun] = {}  # by run id
@@ -269,6 +274,8 @@ class Executor(Actor[ExecutorMsg]):
         try:
             try:
                 end = await self._execute(active)
+                if self._end_mark is not None:
+                    await self._end_mark(active.run, end)  # chains: ``worker.chains``
                 await self._write(end)
                 written = True
             finally:

@@ -4,7 +4,9 @@ The worker's own, minus ``SCHEDULER_*`` (the worker's settings, which may hold d
 and etcd credentials), plus, when it runs as an account, that account's ``HOME``,
 ``USER`` and ``LOGNAME``, plus the job's ``env``, plus ``SCHEDULER_JOB_NAME``,
 ``SCHEDULER_RUN_ID``, ``SCHEDULER_PLAN_TIME_MS`` (the planned fire, epoch ms: a job can
-measure its own lateness), ``SCHEDULER_TRIGGER`` and ``SCHEDULER_ATTEMPT``.
+measure its own lateness), ``SCHEDULER_TRIGGER`` and ``SCHEDULER_ATTEMPT``; for a
+chained run (trigger ``chain``) also ``SCHEDULER_UPSTREAM_JOB``,
+``SCHEDULER_UPSTREAM_RUN_ID`` and ``SCHEDULER_UPSTREAM_STATUS``: the run it follows.
 """
 
 from __future__ import annotations
@@ -33,4 +35,8 @@ def job_env(fire: Fire, base: Mapping[str, str] | None = None, *,
         SCHEDULER_TRIGGER=str(fire.trigger),
         SCHEDULER_ATTEMPT=str(fire.attempt),
     )
+    if fire.upstream is not None:
+        env.update(SCHEDULER_UPSTREAM_JOB=fire.upstream.job,
+                   SCHEDULER_UPSTREAM_RUN_ID=fire.upstream.run_id,
+                   SCHEDULER_UPSTREAM_STATUS=fire.upstream.status)
     return env

@@ -4,7 +4,8 @@ Once stopped, the first reason wins (``active``); otherwise the exit code decide
 ``succeeded`` on 0, ``failed`` on anything else; a command that cannot be started is
 ``failed`` too. A run stopped before its command started has no start time and no
 output; its ``err`` says why. The reason a run was stopped is appended to its ``err``
-as a ``[scheduler]`` line, so that a reader of the record sees it beside the output.
+as a ``[scheduler]`` line, so that a reader of the record sees it beside the output;
+so is, for a chained run, the upstream run it followed.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def outcome(cause: KillCause | None, result: ProcessResult) -> tuple[RunStatus, 
 def record(fire: Fire, worker_id: str, *, status: RunStatus, err: str,
            start_ms: int | None, end_ms: int, output: str = "",
            exit_code: int | None = None, truncated: bool = False) -> RunRecord:
+    if fire.upstream is not None:  # a chained run says which run it followed
+        up = fire.upstream
+        err = _append_line(err, f"[scheduler] chained after run {up.run_id} of job "
+                                f"{up.job!r} ({up.status})")
     return RunRecord(
         run_id=fire.run_id, job_name=fire.spec.name, worker=worker_id,
         command=fire.spec.command, output=output, err=err, exit_code=exit_code,

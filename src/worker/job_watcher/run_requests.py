@@ -2,7 +2,8 @@
 
 killer/: a put → ``KillRun``. Keys present at start-up are old news (they concern runs
 that began before this worker). trigger/: a creation → ``TriggerRequested``, keys
-present at start-up included (a run-now asked while no worker watched is not lost).
+present at start-up included (a run-now asked while no worker watched is not lost); a
+chained run's key names its upstream run (``worker.chains``).
 After a compaction, kill keys written and trigger keys created in the gap are still
 delivered: their revisions tell.
 """
@@ -16,6 +17,7 @@ from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace, KillValueError, parse_kill_value
 from cluster.store import RunStatus
 
+from worker.chains import parse_upstream
 from worker.clock import WallClock
 from worker.executor.messages import ExecutorMsg, KillRun
 from worker.scheduler.messages import SchedulerMsg, TriggerRequested
@@ -79,5 +81,5 @@ class TriggersListener:
             log.warning("ignoring %s: not a trigger key", kv.key)
             return
         name, run_id = parsed
-        msg = TriggerRequested(name, run_id, self._clock.now_ms())
+        msg = TriggerRequested(name, run_id, self._clock.now_ms(), parse_upstream(kv.value))
         await self._scheduler.tell_or_log(msg, log)

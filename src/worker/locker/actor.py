@@ -131,9 +131,9 @@ class Locker(Actor[LockerMsg]):
         match msg:
             case Claim(fire):
                 await self.spawn(self._claim, fire)  # all slots taken: stop reading the mailbox
-            case ClaimLost(info):
+            case ClaimLost(info, chains):
                 if info.worker_id != self._ctx.worker_id:
-                    await self.spawn(self._claim_lost, info)
+                    await self.spawn(self._claim_lost, info, chains)
             case WorkersChanged(workers, offsets_ms):
                 self._workers = workers
                 self._note_clocks(offsets_ms)
@@ -213,8 +213,9 @@ class Locker(Actor[LockerMsg]):
 
     def _delay_for(self, fire: Fire) -> float | None:
         cfg = self._ctx.config
-        # Manual runs have no fire time of their own to hash: their run id stands in.
-        manual = fire.trigger is RunTrigger.MANUAL
+        # Manual and chained runs have no fire time of their own to hash: their run id
+        # stands in.
+        manual = fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN)
         fire_key = fire.run_id if manual else f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
         in_step = self._in_step
         rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, in_step, fire.spec.selector)
@@ -386,10 +387,11 @@ class Locker(Actor[LockerMsg]):
 
     # -- runs of dead workers -------------------------------------------------------
 
-    async def _claim_lost(self, info: RunningInfo) -> None:
-        """Exactly one surviving worker records a vanished run as lost."""
+    async def _claim_lost(self, info: RunningInfo, chains: tuple[tuple[str, str], ...]) -> None:
+        """Exactly one surviving worker records a vanished run as lost (and triggers the
+        jobs chained after it on a failure: ``worker.chains``)."""
         try:
-            won = await self._transport.claim_lost(info)
+            won = await self._transport.claim_lost(info, chains)
         except EtcdUnavailable as exc:
             log.error("run %s of %r vanished; could not claim it: %s", info.run_id, info.job_name, exc)
             return

@@ -26,9 +26,11 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class ClaimLost:
-    """Record a vanished run as ``lost`` (its command may have started), if nobody else does."""
+    """Record a vanished run as ``lost`` (its command may have started), if nobody else
+    does; ``chains``: the jobs chained after it, (name, on), whose triggers go with it."""
 
     info: RunningInfo
+    chains: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo
 
 from worker import claims
+from worker.chains import lost_chain_ops
 from worker.clock import WallClock
 from worker.messages import Fire, Run
 from .claim_batch import Outcome, PendingClaim, Result, distinct_jobs
@@ -147,13 +148,17 @@ class ClaimTransport:
         compares, ops = claims.skip_claim_ops(self._ks, fire, self._worker_id, lock_lease=lock_lease)
         return (await self._etcd.txn(compares, ops)).succeeded
 
-    async def claim_lost(self, info: RunningInfo) -> bool:
-        """Claim the recording of a vanished run as lost; False: another worker has it."""
+    async def claim_lost(self, info: RunningInfo,
+                         chains: tuple[tuple[str, str], ...] = ()) -> bool:
+        """Claim the recording of a vanished run as lost; False: another worker has it.
+        The triggers of the jobs chained after it go in the same transaction."""
         lock_lease = await self._lock_leases.current()
         key = claims.lost_key(self._ks, info)
+        triggers = lost_chain_ops(self._ks, chains, info.job_name, info.run_id,
+                                  self._clock.now_ms())
         result = await self._etcd.txn(
             [Compare.create_revision(key, "==", 0)],
-            [Put(key, self._worker_id, lock_lease)],
+            [Put(key, self._worker_id, lock_lease), *triggers],
         )
         return result.succeeded
 

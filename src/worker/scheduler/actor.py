@@ -10,7 +10,9 @@ window meets a fire already claimed: edits and pauses apply from the next fire; 
 stops it before its command starts. Retries, catch-up and manual runs are due at once.
 Policy lives here and only here: pause, catch-up after an outage
 (``startingDeadline``), misfires beyond the grace, retries with backoff, and what is
-recorded for skipped or lost runs. Claims, processes and storage belong to the
+recorded for skipped or lost runs; and chains: each fire it hands over carries the
+jobs chained after its job (``worker.chains.ChainIndex``), and a trigger naming an
+upstream run becomes a ``chain`` run. Claims, processes and storage belong to the
 Locker, Executor and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
@@ -36,13 +38,13 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
 from actors import Actor, Address, Inbox
 from cluster.backoff import exponential_s
-from cluster.presence import ORPHANED, RunningInfo
+from cluster.presence import ENDED, ORPHANED, RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
@@ -51,7 +53,8 @@ from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, KillRun, StartRun
 from worker.locker.messages import Claim, ClaimLost, LockerMsg
 from worker.log_sink.messages import LogSinkMsg, Write
-from worker.messages import Fire
+from worker.chains import ChainIndex
+from worker.messages import Fire, Upstream
 from .messages import (
     Denied,
     Granted,
@@ -115,7 +118,9 @@ class Scheduler(Actor[SchedulerMsg]):
         self._fires = 0
         self._grace_ms = round(ctx.config.misfire_grace_s * 1000)
         self._misfires = MisfireLog(self._grace_ms)
-        self._pending_triggers: dict[str, list[tuple[str, int]]] = {}  # name -> (run id, asked)
+        # name -> (run id, asked, upstream run of a chained run)
+        self._pending_triggers: dict[str, list[tuple[str, int, Upstream | None]]] = {}
+        self._chains = ChainIndex()  # who runs after whom: stamped on each claimed fire
         self._outbox = ClaimOutbox(locker.tell, ctx.clock, grace_ms=self._grace_ms,
                                    on_stale=self._stale)
 
@@ -161,12 +166,14 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._converge(specs, last_fired_ms)
             case JobSaved(spec):
                 self._plan.upsert(spec, self._ctx.clock.now_ms())
+                self._chains.saved(spec)
                 await self._release_triggers(spec.name)
             case JobDeleted(name):
+                self._chains.deleted(name)
                 if self._plan.remove(name) is not None:
                     await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
-            case TriggerRequested(name, run_id, requested_ms):
-                await self._trigger(name, run_id, requested_ms)
+            case TriggerRequested(name, run_id, requested_ms, upstream):
+                await self._trigger(name, run_id, requested_ms, upstream)
             case Granted(run):
                 await self._send_executor(StartRun(run))
                 name = run.fire.spec.name
@@ -188,6 +195,7 @@ class Scheduler(Actor[SchedulerMsg]):
     async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int]) -> None:
         now_ms = self._ctx.clock.now_ms()
         known = self._plan.names()
+        self._chains.replace_all(specs)
         for name in self._plan.replace_all(specs, now_ms):
             await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
         for spec in specs:
@@ -235,19 +243,24 @@ class Scheduler(Actor[SchedulerMsg]):
                     _utc(times[0]) if times else "-", _utc(times[-1]) if times else "-",
                     MAX_CATCHUP_FIRES)
 
-    async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
+    async def _trigger(self, name: str, run_id: str, requested_ms: int,
+                       upstream: Upstream | None = None) -> None:
+        """A run now, or a chained run (``upstream``): claimed by its trigger key."""
         entry = self._plan.get(name)
         if entry is None:
-            self._hold_trigger(name, run_id, requested_ms)
+            self._hold_trigger(name, run_id, requested_ms, upstream)
             return
-        fire = Fire(entry.spec, requested_ms, self._ctx.clock.now_ms(), RunTrigger.MANUAL, run_id)
+        trigger = RunTrigger.MANUAL if upstream is None else RunTrigger.CHAIN
+        fire = Fire(entry.spec, requested_ms, self._ctx.clock.now_ms(), trigger, run_id,
+                    upstream=upstream)
         self._queue_claim(Claim(fire))
 
-    def _hold_trigger(self, name: str, run_id: str, requested_ms: int) -> None:
+    def _hold_trigger(self, name: str, run_id: str, requested_ms: int,
+                      upstream: Upstream | None) -> None:
         """Keep a run-now request for a job not seen yet; forget it after a while."""
         oldest_ms = self._ctx.clock.now_ms() - round(PENDING_TRIGGER_S * 1000)
         for held_name, held in list(self._pending_triggers.items()):
-            fresh = [(r, t) for r, t in held if t >= oldest_ms]
+            fresh = [(r, t, u) for r, t, u in held if t >= oldest_ms]
             if len(fresh) < len(held):
                 log.warning("run-now request for unknown job %r dropped after %.0f s",
                             held_name, PENDING_TRIGGER_S)
@@ -255,11 +268,11 @@ class Scheduler(Actor[SchedulerMsg]):
                 self._pending_triggers[held_name] = fresh
             else:
                 del self._pending_triggers[held_name]
-        self._pending_triggers.setdefault(name, []).append((run_id, requested_ms))
+        self._pending_triggers.setdefault(name, []).append((run_id, requested_ms, upstream))
 
     async def _release_triggers(self, name: str) -> None:
-        for run_id, requested_ms in self._pending_triggers.pop(name, ()):
-            await self._trigger(name, run_id, requested_ms)
+        for run_id, requested_ms, upstream in self._pending_triggers.pop(name, ()):
+            await self._trigger(name, run_id, requested_ms, upstream)
 
     async def _on_vanished(self, info: RunningInfo) -> None:
         """Another worker's run went with its lease. If its command was never committed
@@ -270,7 +283,10 @@ class Scheduler(Actor[SchedulerMsg]):
         trigger = _trigger_of(info)
         if info.started or entry is None or entry.spec.paused or trigger is None \
                 or not self._recent(info):
-            self._queue_claim(ClaimLost(info))
+            # Ended: its worker wrote its chained runs' triggers. Else it is lost, and
+            # whoever records it so writes them (``worker.chains``).
+            links = () if info.state == ENDED else self._chains.links(info.job_name)
+            self._queue_claim(ClaimLost(info, links))
             return
         log.warning("run %s of %r never started on worker %r, which is gone: running it again",
                     info.run_id, info.job_name, info.worker_id)
@@ -335,6 +351,8 @@ class Scheduler(Actor[SchedulerMsg]):
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
     def _queue_claim(self, msg: Claim | ClaimLost) -> None:
+        if isinstance(msg, Claim):  # the jobs that run after it, as they are now
+            msg = Claim(replace(msg.fire, chains=self._chains.links(msg.fire.spec.name)))
         self._outbox.put(msg)  # never waits: see ``outbox``
 
     def _stale(self, fire: Fire, waited_ms: int) -> None:

@@ -15,7 +15,7 @@ from cluster.presence import RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 
-from worker.messages import Fire, Run
+from worker.messages import Fire, Run, Upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +39,13 @@ class JobDeleted:
 
 @dataclass(frozen=True, slots=True)
 class TriggerRequested:
-    """``trigger/<name>/<run_id>`` appeared: somebody asked for one manual run."""
+    """``trigger/<name>/<run_id>`` appeared: somebody asked for one manual run, or a run
+    of the job's ``after`` job ended as it waits for (``upstream``: a chained run)."""
 
     name: str
     run_id: str
     requested_ms: int
+    upstream: Upstream | None = None
 
 
 @dataclass(frozen=True, slots=True)
