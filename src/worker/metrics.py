@@ -225,6 +225,13 @@ def _locker() -> ActorMetrics[LockerStatistics]:
               "skipped (recorded skipped), failed (etcd did not answer in time).",
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
                          ("failed",): s.failed}, ("result",)),
+        Total("fires_skipped_total", "Fires not run, each counted by one worker of the "
+              "cluster: running (its job still ran: forbid, or a replace whose run would "
+              "not die; one skipped record per run), no_capacity (no eligible worker had "
+              "room), unschedulable (no live worker matches its selector; no record).",
+              lambda s: {("running",): s.skipped_running,
+                         ("no_capacity",): s.skipped_no_capacity,
+                         ("unschedulable",): s.unschedulable}, ("reason",)),
         Total.of("claim_retries_total", "Claim attempts made again within the fire's misfire "
                  "grace because etcd did not answer (a member down, an election) or its "
                  "answer was lost.", lambda s: s.retries),

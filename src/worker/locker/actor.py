@@ -39,14 +39,14 @@ from cluster.store import RunTrigger
 from worker import claims
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
-from worker.messages import Fire, Run
+from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import Denied, Granted, LostClaimed, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome
 from .fleet_clock import deviations
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
-from .placement import claim_delay_s, rank_of
+from .placement import claim_delay_s, first_of, rank_of
 from .replace import NotReplaced, Replacer
 from .transport import CLAIM_ATTEMPT_S, ClaimTransport
 
@@ -62,6 +62,9 @@ class LockerStatistics:
     won: int
     taken: int  # another worker had it
     skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
+    skipped_running: int  # of which: its job still ran (forbid; replace that would not die)
+    skipped_no_capacity: int  # of which: no eligible worker had room
+    unschedulable: int  # not run: no live worker matches its selector (nothing recorded)
     failed: int  # etcd did not answer before the fire's grace ran out
     retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
     in_flight: int
@@ -89,7 +92,9 @@ class Locker(Actor[LockerMsg]):
         self._session: int | None = None
         self._running = 0
         self._stopping = False
-        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0, "retries": 0}
+        self._counts = {"won": 0, "taken": 0, "skipped": 0, "skipped_running": 0,
+                        "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
+                        "retries": 0}
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
@@ -174,23 +179,28 @@ class Locker(Actor[LockerMsg]):
         me_eligible = all(self._ctx.config.labels.get(k) == v for k, v in fire.spec.selector.items())
         if eligible and not me_eligible:
             return  # the eligible ones run it, or record it
+        if not me_eligible:
+            # No live worker can run it: the master shows the job ``schedulable:
+            # false`` (and raises the alert once); a record per fire would be noise.
+            # One worker, the same for every worker's view of the fleet, counts it.
+            if first_of(self._fire_key(fire), self._ctx.worker_id, self._workers):
+                self._counts["unschedulable"] += 1
+            return
         await trio.sleep((len(self._workers) + 2) * 2 * self._ctx.config.claim_step_s)
         if self._stopping or self._session is None:
             return
-        reason = "no worker had free capacity" if eligible else "no live worker matches the selector"
         try:
-            await self._record_skip(fire, reason)
+            await self._record_skip(fire, "no worker had free capacity", "skipped_no_capacity")
         except EtcdUnavailable as exc:
-            log.error("job %r fire at %d: not run (%s), not recorded: %s",
-                      fire.spec.name, fire.planned_ms, reason, exc)
+            log.error("job %r fire at %d: not run (no worker had free capacity), "
+                      "not recorded: %s", fire.spec.name, fire.planned_ms, exc)
 
     def _delay_for(self, fire: Fire) -> float | None:
         cfg = self._ctx.config
-        # Manual runs have no fire time of their own to hash: their run id stands in.
         manual = fire.trigger is RunTrigger.MANUAL
-        fire_key = fire.run_id if manual else f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
         in_step = self._in_step
-        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, in_step, fire.spec.selector)
+        rank = rank_of(self._ctx.worker_id, cfg.labels, self._fire_key(fire), in_step,
+                       fire.spec.selector)
         if rank is None:
             return None
         skew_ms = self._off_step.get(self._ctx.worker_id)
@@ -204,6 +214,13 @@ class Locker(Actor[LockerMsg]):
         due_ms = fire.planned_ms + max(0, skew_ms)
         wait_s = 0.0 if manual else max(0.0, (due_ms - self._ctx.clock.now_ms()) / 1000)
         return None if delay_s is None else wait_s + delay_s
+
+    @staticmethod
+    def _fire_key(fire: Fire) -> str:
+        # Manual runs have no fire time of their own to hash: their run id stands in.
+        if fire.trigger is RunTrigger.MANUAL:
+            return fire.run_id
+        return f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
 
     def _note_clocks(self, offsets_ms: Mapping[str, int]) -> None:
         """Who is out of step now; our own change of state is logged, once."""
@@ -311,8 +328,25 @@ class Locker(Actor[LockerMsg]):
         # never replaces a newer run: it is skipped, as for forbid.
         if fire.spec.concurrency == "replace" and not fire.recovers:
             return await self._replace(fire, session)
-        await self._record_skip(fire, "still running (concurrency forbid)")
+        await self._skip_busy(fire, f"still running (concurrency {fire.spec.concurrency})")
         return None
+
+    async def _skip_busy(self, fire: Fire, reason: str) -> None:
+        """Skip a fire while a run of its job goes on: counted into that run's one
+        record (``worker.skips``); a manual run, or a skip that finds no run to count
+        into any more, is recorded on its own."""
+        if claims.by_trigger_key(fire):
+            await self._record_skip(fire, reason, "skipped_running")
+            return
+        match await self._transport.claim_busy_skip(fire):
+            case SkipTally() as tally:
+                self._counts["skipped"] += 1
+                self._counts["skipped_running"] += 1
+                await self._tell_scheduler(Denied(fire, reason, record_skip=True, tally=tally))
+            case Outcome.TAKEN:
+                self._counts["taken"] += 1
+            case _:
+                await self._record_skip(fire, reason, "skipped_running")
 
     async def _replace(self, fire: Fire, session: int) -> Run | None:
         """Concurrency ``replace`` (``replace``): take the fire, kill the running instance."""
@@ -322,12 +356,16 @@ class Locker(Actor[LockerMsg]):
             case NotReplaced.TAKEN:
                 self._counts["taken"] += 1
             case NotReplaced.WOULD_NOT_DIE as why:
+                self._counts["skipped"] += 1
+                self._counts["skipped_running"] += 1
                 await self._tell_scheduler(Denied(fire, why.value, record_skip=True))
         return None
 
-    async def _record_skip(self, fire: Fire, reason: str) -> None:
+    async def _record_skip(self, fire: Fire, reason: str, why: str) -> None:
+        """Skip the fire with a record of its own; ``why``: the count it goes into."""
         if await self._transport.claim_skip(fire):
             self._counts["skipped"] += 1
+            self._counts[why] += 1
             await self._tell_scheduler(Denied(fire, reason, record_skip=True))
         else:
             self._counts["taken"] += 1

@@ -44,12 +44,15 @@ class Fleet:
         self.etcd = etcd
         self.ks = Keyspace(prefix)
         self.lockers: dict[str, tuple] = {}
+        self.actors: dict[str, Locker] = {}
         self.ids = ids
 
     async def start(self, nursery: trio.Nursery, *, listed=IDS,
                     clocks: dict[str, int] | None = None, **config) -> None:
-        """``clocks``: each worker's clock (ms off a true one), as its peers measure it."""
-        infos = tuple(WorkerInfo(w, "h", 1) for w in listed)
+        """``clocks``: each worker's clock (ms off a true one), as its peers measure it.
+        ``labels`` (in ``config``): every worker's, in the list as in its own config."""
+        labels = config.get("labels", {})
+        infos = tuple(WorkerInfo(w, "h", 1, labels=labels) for w in listed)
         for worker_id in self.ids:
             cfg = dataclasses.replace(Config(), **config)
             peers, inboxes = open_mailboxes(cfg)
@@ -57,6 +60,7 @@ class Fleet:
             locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
                             executor=peers.executor)
             await nursery.start(locker.run)
+            self.actors[worker_id] = locker
             lease = await self.etcd.grant_lease(10)
             await peers.locker.send(SessionChanged(lease.id))
             offsets = offsets_seen_by(worker_id, clocks) if clocks else {}
