@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -50,7 +50,7 @@ from cluster.etcd import (
     Put,
 )
 from cluster.keyspace import encode_kill_value
-from cluster.presence import PresenceDecodeError, RunningInfo
+from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo
 from cluster.spec import JobSpec, SpecError
 from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
@@ -187,9 +187,20 @@ class JobManager:
             runs.setdefault(parsed[0], []).append(info)
         return {job: tuple(infos) for job, infos in runs.items()}
 
+    async def _fleet(self) -> list[Mapping[str, str]]:
+        """The live workers' labels (workers/ keys): who could run a job now."""
+        fleet = []
+        for kv in (await self._etcd.get_prefix(self._ks.workers_prefix)).kvs:
+            try:
+                fleet.append(WorkerInfo.from_bytes(kv.value).labels)
+            except PresenceDecodeError as exc:
+                log.debug("ignoring %s: %s", kv.key, exc)
+        return fleet
+
     async def _list(self) -> list[JobView]:
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
+        fleet = await self._fleet()
         now = self._ctx.clock()
         views = []
         for kv in snapshot.kvs:
@@ -200,7 +211,7 @@ class JobManager:
             if stored.spec is None:
                 self._report_invalid(stored)
                 continue
-            views.append(JobView.of(stored.spec, now, running.get(name, ())))
+            views.append(JobView.of(stored.spec, now, running.get(name, ()), fleet))
         return views  # sorted by name: etcd returns a prefix sorted by key
 
     async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
@@ -210,7 +221,8 @@ class JobManager:
                 raise JobNotFound(name)
             spec = stored.valid()
         running = await self._running(name)
-        return JobView.of(spec, self._ctx.clock(), running.get(name, ()))
+        fleet = await self._fleet()
+        return JobView.of(spec, self._ctx.clock(), running.get(name, ()), fleet)
 
     def _report_invalid(self, stored: StoredJob) -> None:
         mark = (stored.name, stored.kv.mod_revision)
