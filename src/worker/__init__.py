@@ -28,9 +28,11 @@ Shared modules, at the top level:
   opened before any actor exists), ``context`` (what every actor is given:
   configuration, identity, keyspace, clock), ``clock``, ``flow`` (draws the message
   flow from the wiring: ``python -m worker.flow``);
-- ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``);
+- ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``,
+  ``SkipTally``);
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
-  and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
+  and ``app``); ``skips``: the fires skipped while a run goes on, one tally and one
+  record per run (the Locker counts, the Scheduler records); ``group_commit``: one etcd transaction for many requests (the Locker's
   ``claim_batch``, the Executor's ``start_marks``);
 - ``metrics``, ``metrics_http`` (read the actors' statistics from outside),
   ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
