@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
 import trio
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 SETTLE_S = 5.0  # a state must hold this long to be announced (a worker's restart does not)
 IDLE_WAKE_S = 60.0
 
+T = TypeVar("T")
 OnSchedulableChanged = Callable[[SchedulableChanged], Awaitable[None]]
 Selector = tuple[tuple[str, str], ...]
 
@@ -77,51 +79,33 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
     # -- the two ranges ---------------------------------------------------------------
 
     async def _load_jobs(self, snapshot: PrefixSnapshot, _after: int | None) -> None:
-        jobs = {}
-        for kv in snapshot.kvs:
-            name = self._ctx.keyspace.name_from_job_key(kv.key)
-            entry = None if name is None else _job(kv.value)
-            if name is not None and entry is not None:
-                jobs[name] = entry
+        jobs = _decoded(snapshot, self._ctx.keyspace.name_from_job_key, _job)
         for gone in self._jobs.keys() - jobs.keys():
-            self._tracker.forget(gone)
+            self._forget(gone)
         self._jobs = jobs
         self._read["jobs"] = True
         self._observe_all()
 
     async def _job_event(self, event: WatchEvent) -> None:
-        name = self._ctx.keyspace.name_from_job_key(event.key)
-        if name is None:
-            return
-        entry = None if event.type is EventType.DELETE else _job(event.value)
-        if entry is None:
-            self._jobs.pop(name, None)
-            self._tracker.forget(name)
-        else:
-            self._jobs[name] = entry
+        name = _apply(event, self._ctx.keyspace.name_from_job_key, _job, self._jobs)
+        if name is not None and name in self._jobs:
             self._observe(name)
+        elif name is not None:
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """A deleted job: nothing more to say about it (no alert clears by itself)."""
+        self._tracker.forget(name)
+        self._ctx.metrics.jobs_unschedulable.set(self._tracker.unschedulable)
 
     async def _load_workers(self, snapshot: PrefixSnapshot, _after: int | None) -> None:
-        workers = {}
-        for kv in snapshot.kvs:
-            worker_id = self._ctx.keyspace.parse_worker(kv.key)
-            labels = None if worker_id is None else _labels(kv.value)
-            if worker_id is not None and labels is not None:
-                workers[worker_id] = labels
-        self._workers = workers
+        self._workers = _decoded(snapshot, self._ctx.keyspace.parse_worker, _labels)
         self._read["workers"] = True
         self._fleet_changed(force=True)
 
     async def _worker_event(self, event: WatchEvent) -> None:
-        worker_id = self._ctx.keyspace.parse_worker(event.key)
-        if worker_id is None:
-            return
-        labels = None if event.type is EventType.DELETE else _labels(event.value)
-        if labels is None:
-            self._workers.pop(worker_id, None)
-        else:
-            self._workers[worker_id] = labels
-        self._fleet_changed()
+        if _apply(event, self._ctx.keyspace.parse_worker, _labels, self._workers) is not None:
+            self._fleet_changed()
 
     def _fleet_changed(self, *, force: bool = False) -> None:
         fleet = frozenset(tuple(sorted(labels.items())) for labels in self._workers.values())
@@ -171,6 +155,33 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
             await self._on_change(change)
         except Exception:
             log.exception("the schedulable-change hook failed for job %r", change.job)
+
+
+def _decoded(snapshot: PrefixSnapshot, parse: Callable[[str], str | None],
+             decode: Callable[[bytes], T | None]) -> dict[str, T]:
+    """Every key of the range that parses, with its value if it decodes."""
+    out: dict[str, T] = {}
+    for kv in snapshot.kvs:
+        key = parse(kv.key)
+        value = None if key is None else decode(kv.value)
+        if key is not None and value is not None:
+            out[key] = value
+    return out
+
+
+def _apply(event: WatchEvent, parse: Callable[[str], str | None],
+           decode: Callable[[bytes], T | None], table: dict[str, T]) -> str | None:
+    """One change of the range into ``table`` (a value that does not decode removes
+    its key); the key it was about, None if it was none of ours."""
+    key = parse(event.key)
+    if key is None:
+        return None
+    value = None if event.type is EventType.DELETE else decode(event.value)
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+    return key
 
 
 def _job(value: bytes) -> tuple[Selector, bool] | None:

@@ -111,6 +111,10 @@ async def test_the_watch_announces_each_change_once_to_its_hook(master):
         assert [(c.job, c.schedulable) for c in changes[1:]] == [("zoned", True)]
         await master.etcd.revoke_lease(lease)  # it leaves: unschedulable again
         await trio.sleep(0.8)
+        assert metrics.value("jobs_unschedulable") == 1
+        await master.delete("/api/v1/jobs/zoned")  # gone: nothing more about it
+        await trio.sleep(0.8)
+        assert metrics.value("jobs_unschedulable") == 0
         nursery.cancel_scope.cancel()
     assert [(c.job, c.schedulable) for c in changes] == [
         ("zoned", False), ("zoned", True), ("zoned", False)]
