@@ -7,7 +7,8 @@ a dead first choice is covered a step later. The claim itself is one transaction
 (``transport``): a claim another worker won is dropped at once, never waited on; one
 etcd did not answer (a member down, an election) is tried again within the fire's
 misfire grace (``_try_claim``), and counted. A fire whose job is
-still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
+still running is skipped (concurrency ``forbid``: counted into that run's one record,
+``worker.skips``) or takes its place (``replace``).
 
 In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
 JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
@@ -173,7 +174,8 @@ class Locker(Actor[LockerMsg]):
         """Not ours to run (full, or not eligible): if nobody runs it, record why.
 
         Waits until every eligible worker has had its turn; the skip is a claim of its
-        own, so exactly one worker records it and only if no worker took the fire.
+        own, so exactly one worker records it and only if no worker took the fire. A
+        fire no live worker is eligible for is only counted (by one worker): no record.
         """
         eligible = [w for w in self._workers if w.matches(fire.spec.selector)]
         me_eligible = all(self._ctx.config.labels.get(k) == v for k, v in fire.spec.selector.items())
