@@ -90,15 +90,18 @@ def total_grace_s(config: Config) -> float:
 
 
 async def run_master(config: Config, *, clock: Clock = wall_ms,
+                     on_schedulable_changed: OnSchedulableChanged | None = None,
                      task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one master until SIGINT/SIGTERM, then shut down gracefully.
 
     Reports the API's base URL (with the real port when ``api_port`` is 0).
+    ``on_schedulable_changed``: see ``build_tree``.
     """
     addresses, inboxes = open_mailboxes(config)
     ctx = MasterContext.create(config, clock=clock)
     async with open_cluster_etcd(config) as etcd:
-        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd, addresses.workers))
+        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd, addresses.workers),
+                          on_schedulable_changed=on_schedulable_changed)
         started = _Announce(task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config),
                                            task_status=started)
