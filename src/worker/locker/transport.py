@@ -165,7 +165,10 @@ class ClaimTransport:
             compares, ops = skips.skip_ops(ks, fire, self._worker_id,
                                            lock_lease=await self._lock_leases.current(),
                                            guard=guard, current=current, tally=tally)
-            result = await self._etcd.txn(compares, ops, skips.reads(ks, fire))
+            try:
+                result = await self._etcd.txn(compares, ops, skips.reads(ks, fire))
+            except LeaseExpired:  # the guard's lease, ending as we count: no run to count into
+                return Outcome.SINGLE
             if result.succeeded:
                 return tally
         return Outcome.SINGLE

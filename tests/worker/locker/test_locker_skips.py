@@ -10,7 +10,12 @@ import uuid
 import trio
 
 from cluster.etcd import open_etcd
+from cluster.keyspace import Keyspace
 from worker import claims
+from worker.clock import SystemClock
+from worker.locker.claim_batch import Outcome
+from worker.locker.lock_leases import LockLeases
+from worker.locker.transport import ClaimTransport
 from worker.locker.messages import Claim
 from worker.messages import Fire, Run
 from worker.scheduler.messages import Denied
@@ -96,3 +101,23 @@ async def test_a_manual_run_of_a_busy_job_is_recorded_on_its_own(etcd_endpoint, 
         nursery.cancel_scope.cancel()
     assert len(skips) == 1 and skips[0].record_skip and skips[0].tally is None
     assert skips[0].fire.run_id == run_id
+
+
+async def test_a_busy_skip_without_a_run_to_count_into_falls_back_or_yields(
+        etcd_endpoint, etcd_prefix):
+    async with open_etcd([etcd_endpoint]) as etcd:
+        ks = Keyspace(etcd_prefix)
+        transport = ClaimTransport(etcd, ks, "w1", SystemClock(), LockLeases(etcd, 60),
+                                   session=lambda: None)
+        job = spec("gone")
+        # The run ended before the skip: no guard, so the fire is recorded on its own.
+        assert await transport.claim_busy_skip(fire(job, T0)) is Outcome.SINGLE
+        # Another worker holds the fire already.
+        await etcd.put(ks.active("gone"), "run-x")
+        taken = fire(job, T0 + 1000)
+        await etcd.put(claims.lock_key(ks, taken), "theirs")
+        assert await transport.claim_busy_skip(taken) is Outcome.TAKEN
+        # A tally left by an earlier run (its guard was taken over): counted anew.
+        await etcd.put(ks.skipped("gone"), SkipTally("run-old", 7, 1, 1, 7).to_bytes())
+        assert await transport.claim_busy_skip(fire(job, T0 + 2000)) == \
+            SkipTally("run-x", 1, T0 + 2000, T0 + 2000, T0 + 2000)
