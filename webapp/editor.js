@@ -144,7 +144,9 @@ async function load(name, controls, errorsView, unschedulable, downstream) {
     const { job } = await request("GET", apiPath("jobs", name));
     fill(controls, job);
     if (job.schedulable === false) {
-      unschedulable.textContent = `This job will never fire: ${job.reason}.`;
+      unschedulable.textContent = job.nextFire === null
+        ? `This job will never fire: ${job.reason}.`
+        : `No worker runs this job now: ${job.reason}.`;
       unschedulable.hidden = false;
     }
     const next = job.downstream || [];

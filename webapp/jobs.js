@@ -64,6 +64,11 @@ function jobRow(job, ctx, refresh) {
 }
 
 function nextFire(job) {
+  if (job.schedulable === false && job.nextFire !== null && job.nextFire !== undefined) {
+    // Planned, but no live worker matches its selector: say so beside the time.
+    return [timeElement(job.nextFire), el("div", { class: "never unschedulable small",
+      title: "No live worker can run this job" }, `Unschedulable: ${job.reason}`)];
+  }
   if (job.schedulable === false) {  // the expression has no future time: say why
     return el("span", { class: "never", title: "This job will never fire again" },
       `Never: ${job.reason}`);

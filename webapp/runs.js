@@ -76,7 +76,8 @@ function runRows(run, open, render) {
   const row = el("tr", { dataset: { run: run.runId } },
     el("td", {}, timeElement(run.startTime)),
     el("td", { class: "name" }, run.jobName),
-    el("td", {}, badge(run.status, run.status)),
+    el("td", {}, badge(run.status === "skipped" && run.skipCount > 1
+      ? `skipped ×${run.skipCount}` : run.status, run.status)),
     el("td", {}, run.trigger),
     el("td", { class: "num" }, run.attempt),
     el("td", {}, run.worker),
@@ -95,7 +96,10 @@ function detailRow(run) {
         fact("Command", el("code", {}, run.command)),
         fact("Planned", timeElement(run.planTime)),
         fact("Scheduled", timeElement(run.scheduleTime)),
-        fact("Ended", timeElement(run.endTime))),
+        fact("Ended", timeElement(run.endTime)),
+        ...(run.status === "skipped" && run.skipCount
+          ? fact("Skipped fires", [`${run.skipCount}, planned `, timeElement(run.firstSkipTime),
+            " to ", timeElement(run.lastSkipTime)]) : [])),
       outputBlock(run.outputTruncated ? "Output (truncated)" : "Output", run.output),
       outputBlock("Error", run.err)));
 }

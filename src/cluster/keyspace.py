@@ -9,6 +9,7 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
                                      so that a job's locks sort by fire time
     <p>running/<name>/<run_id>       run in progress
     <p>active/<name>                 the one run allowed now (forbid / replace)
+    <p>skipped/<name>                fires skipped while that run goes on (a tally)
     <p>workers/<worker_id>           worker info JSON
     <p>state/<name>                  last fired planned time (catch-up)
     <p>audit/<entry_id>              audit entry of one change, written in the change's own
@@ -240,6 +241,9 @@ class Keyspace:
 
     def active(self, name: str) -> str:
         return f"{self.prefix}active/{_check_name(name)}"
+
+    def skipped(self, name: str) -> str:
+        return f"{self.prefix}skipped/{_check_name(name)}"
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}workers/{_check_id('worker id', worker_id)}"

@@ -5,6 +5,7 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     master (one_for_one)
     ├── store         StoreKeeper: opens the LogManager's run store, checks it, closes it
     ├── workers       WorkerManager: the live worker list (watch on workers/)
+    ├── schedulable   SchedulableWatch: jobs no live worker can run, once per change
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
     ├── http          hypercorn serving the app (API, seed endpoints, UI)
@@ -31,6 +32,7 @@ from cluster.etcd_access import open_cluster_etcd
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
+from .schedulable_watch import OnSchedulableChanged, SchedulableWatch
 from .runs import StoreKeeper
 from .server import HTTP_GRACE_S, HttpServer, hypercorn_config
 from .services import Services
@@ -46,8 +48,11 @@ HTTP_CHILD_GRACE_S = 2 * HTTP_GRACE_S + 1.0  # requests' grace, then the lifespa
 
 
 def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Services, *,
-               serve_http: bool = True) -> Supervisor:
+               serve_http: bool = True,
+               on_schedulable_changed: OnSchedulableChanged | None = None) -> Supervisor:
     """The master's supervisor; without ``serve_http`` (tests) only the actors run.
+    ``on_schedulable_changed``: awaited once per job that becomes unschedulable or
+    schedulable again (``schedulable_watch``; the ``unschedulable`` alert).
 
     ``services`` must be built on the same ``ctx`` and ``etcd``; an app made apart
     (tests) with the same ``services`` sees the store this tree opens.
@@ -57,6 +62,8 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
     children = [
         ChildSpec("store", lambda: StoreKeeper(runs)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
+        ChildSpec("schedulable", lambda: SchedulableWatch(
+            inboxes.schedulable, ctx, etcd, on_change=on_schedulable_changed)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
     ]
@@ -79,19 +86,22 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
 def total_grace_s(config: Config) -> float:
     """Covers every child's grace, in the order they stop."""
     http = HTTP_CHILD_GRACE_S * (2 if config.metrics_port is not None else 1)
-    return http + 4 * ACTOR_GRACE_S + 5.0
+    return http + 5 * ACTOR_GRACE_S + 5.0
 
 
 async def run_master(config: Config, *, clock: Clock = wall_ms,
+                     on_schedulable_changed: OnSchedulableChanged | None = None,
                      task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one master until SIGINT/SIGTERM, then shut down gracefully.
 
     Reports the API's base URL (with the real port when ``api_port`` is 0).
+    ``on_schedulable_changed``: see ``build_tree``.
     """
     addresses, inboxes = open_mailboxes(config)
     ctx = MasterContext.create(config, clock=clock)
     async with open_cluster_etcd(config) as etcd:
-        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd, addresses.workers))
+        root = build_tree(ctx, inboxes, etcd, Services.create(ctx, etcd, addresses.workers),
+                          on_schedulable_changed=on_schedulable_changed)
         started = _Announce(task_status)
         report = await run_until_signalled(root, grace_s=total_grace_s(config),
                                            task_status=started)

@@ -17,7 +17,7 @@ from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.store import StoreSettings
 
-from .messages import AuditMoverMsg, RetentionMsg, WorkerManagerMsg
+from .messages import AuditMoverMsg, RetentionMsg, SchedulableWatchMsg, WorkerManagerMsg
 from .metrics import Metrics
 
 __all__ = ["Addresses", "Clock", "Inboxes", "MasterContext", "open_mailboxes", "wall_ms"]
@@ -38,6 +38,7 @@ class Addresses:
     workers: Address[WorkerManagerMsg]
     retention: Address[RetentionMsg]
     audit: Address[AuditMoverMsg]
+    schedulable: Address[SchedulableWatchMsg]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Inboxes:
     workers: Inbox[WorkerManagerMsg]
     retention: Inbox[RetentionMsg]
     audit: Inbox[AuditMoverMsg]
+    schedulable: Inbox[SchedulableWatchMsg]
 
 
 def open_mailboxes(config: Config) -> tuple[Addresses, Inboxes]:
@@ -54,8 +56,9 @@ def open_mailboxes(config: Config) -> tuple[Addresses, Inboxes]:
     workers = open_mailbox[WorkerManagerMsg](size, name="workers")
     retention = open_mailbox[RetentionMsg](1, name="retention")
     audit = open_mailbox[AuditMoverMsg](1, name="audit")
-    return (Addresses(workers[0], retention[0], audit[0]),
-            Inboxes(workers[1], retention[1], audit[1]))
+    schedulable = open_mailbox[SchedulableWatchMsg](1, name="schedulable")
+    return (Addresses(workers[0], retention[0], audit[0], schedulable[0]),
+            Inboxes(workers[1], retention[1], audit[1], schedulable[1]))
 
 
 @dataclass(frozen=True)

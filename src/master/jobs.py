@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -52,7 +52,7 @@ from cluster.etcd import (
     Put,
 )
 from cluster.keyspace import encode_kill_value
-from cluster.presence import PresenceDecodeError, RunningInfo
+from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo
 from cluster.spec import JobSpec, SpecError
 from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
@@ -199,9 +199,20 @@ class JobManager:
             runs.setdefault(parsed[0], []).append(info)
         return {job: tuple(infos) for job, infos in runs.items()}
 
+    async def _fleet(self) -> list[Mapping[str, str]]:
+        """The live workers' labels (workers/ keys): who could run a job now."""
+        fleet = []
+        for kv in (await self._etcd.get_prefix(self._ks.workers_prefix)).kvs:
+            try:
+                fleet.append(WorkerInfo.from_bytes(kv.value).labels)
+            except PresenceDecodeError as exc:
+                log.debug("ignoring %s: %s", kv.key, exc)
+        return fleet
+
     async def _list(self) -> list[JobView]:
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
+        fleet = await self._fleet()
         now = self._ctx.clock()
         specs = []
         for kv in snapshot.kvs:
@@ -215,7 +226,8 @@ class JobManager:
             specs.append(stored.spec)
         downstream = downstream_map(specs)
         # sorted by name: etcd returns a prefix sorted by key
-        return [JobView.of(spec, now, running.get(spec.name, ()), downstream.get(spec.name, ()))
+        return [JobView.of(spec, now, running.get(spec.name, ()), downstream.get(spec.name, ()),
+                           fleet)
                 for spec in specs]
 
     async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
@@ -226,8 +238,9 @@ class JobManager:
             spec = stored.valid()
         running = await self._running(name)
         downstream = downstream_map(await self._specs())
+        fleet = await self._fleet()
         return JobView.of(spec, self._ctx.clock(), running.get(name, ()),
-                          downstream.get(name, ()))
+                          downstream.get(name, ()), fleet)
 
     async def _specs(self) -> list[JobSpec]:
         """Every valid stored job (for the chains: who runs after whom)."""

@@ -43,3 +43,4 @@ WorkerManagerMsg = ListWorkers | ClockWarnings | WorkerProblems
 
 RetentionMsg = Never  # nothing is sent to Retention; its inbox only stops it
 AuditMoverMsg = Never  # nor to the AuditMover
+SchedulableWatchMsg = Never  # nor to the SchedulableWatch

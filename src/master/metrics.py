@@ -83,6 +83,15 @@ class Metrics:
             "Audit entries in etcd not yet moved to the run store, at the last look.",
             registry=registry)
 
+        self.jobs_unschedulable = Gauge(
+            PREFIX + "jobs_unschedulable",
+            "Jobs no live worker can run (their selector matches none), as announced "
+            "(master.schedulable_watch).", registry=registry)
+        self.schedulable_changes = Counter(
+            PREFIX + "schedulable_changes_total",
+            "Jobs that became unschedulable (no live worker matches their selector) or "
+            "schedulable again, by the state they went to.", ("to",), registry=registry)
+
     def render(self) -> bytes:
         return render(self.registry)
 

@@ -7,12 +7,15 @@ change them together.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunRecord
+
+from .schedulable import no_worker_reason
 
 __all__ = ["JobView", "SaveOutcome", "WorkerView", "seed_job", "seed_log_entry"]
 
@@ -25,9 +28,13 @@ class JobView:
     """A job as the API shows it: the spec, when it fires next, what runs now.
 
     `schedulable` is False when the job can never fire again (its expression has no
-    future time), paused or not; `reason` says why the job does not fire (that, or
-    "paused") and is None when it fires at `next_fire_ms`. The alerts (issue 12) read
-    `schedulable`; a job saved unschedulable gets a warning (`SaveOutcome.warnings`).
+    future time), paused or not, or when no live worker can run it (its selector
+    matches none: ``schedulable.no_worker_reason``; `next_fire_ms` is then when it is
+    planned, for whichever worker joins first); `reason` says why the job does not fire
+    (one of those, or "paused", which goes before the workers: a paused job fires
+    nowhere anyway) and is None when it fires at `next_fire_ms`. A job saved that can
+    never fire gets a warning (`SaveOutcome.warnings`); the ``unschedulable`` alert
+    follows the workers' side (``schedulable_watch``).
     """
 
     spec: JobSpec
@@ -39,7 +46,9 @@ class JobView:
 
     @classmethod
     def of(cls, spec: JobSpec, now_ms: int, running: tuple[RunningInfo, ...],
-           downstream: tuple[JobSpec, ...] = ()) -> JobView:
+           downstream: tuple[JobSpec, ...] = (),
+           fleet: Iterable[Mapping[str, str]] | None = None) -> JobView:
+        """``fleet``: the live workers' labels (None: not known, not judged)."""
         schedule = spec.schedule()
         next_fire = schedule.next_after(now_ms)
         if next_fire is None:
@@ -48,6 +57,9 @@ class JobView:
             return cls(spec, None, running, chained_only, schedule.no_fire_reason(), downstream)
         if spec.paused:
             return cls(spec, None, running, True, PAUSED_REASON, downstream)
+        no_worker = None if fleet is None else no_worker_reason(spec.selector, fleet)
+        if no_worker is not None:
+            return cls(spec, next_fire, running, False, no_worker, downstream)
         return cls(spec, next_fire, running, downstream=downstream)
 
     def to_json(self) -> dict[str, Any]:
@@ -75,8 +87,8 @@ class SaveOutcome:
     def warnings(self) -> list[str]:
         """What the saver should know though the save succeeded (the `warnings` list)."""
         view = self.view
-        if view.schedulable:
-            return []
+        if view.schedulable or view.next_fire_ms is not None:
+            return []  # a job no live worker can run now may well run later
         return [f"job {view.spec.name!r} will never fire: {view.reason} "
                 f"(cronExpr {view.spec.cron_expr!r}, timezone {view.spec.timezone!r})"]
 

@@ -28,12 +28,15 @@ Shared modules, at the top level:
   opened before any actor exists), ``context`` (what every actor is given:
   configuration, identity, keyspace, clock), ``clock``, ``flow`` (draws the message
   flow from the wiring: ``python -m worker.flow``);
-- ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``);
+- ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``,
+  ``SkipTally``);
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
-  and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
-  ``claim_batch``, the Executor's ``start_marks``); ``chains``: job chains, the index of
-  who runs after whom (Scheduler), the end mark with the chained runs' triggers
-  (Executor, through ``app``) and those of a lost run (Locker);
+  and ``app``); ``skips``: the fires skipped while a run goes on, one tally and one
+  record per run (the Locker counts, the Scheduler records); ``group_commit``: one etcd
+  transaction for many requests (the Locker's ``claim_batch``, the Executor's
+  ``start_marks``); ``chains``: job chains, the index of who runs after whom
+  (Scheduler), the end mark with the chained runs' triggers (Executor, through ``app``)
+  and those of a lost run (Locker);
 - ``spill_room``: whether the spill directory has room (the LogSink changes it; the
   Locker claims no new fire while it is full; the Registrar and ``/healthz`` say so);
 - ``metrics``, ``metrics_http`` (read the actors' statistics from outside; /healthz),

@@ -144,14 +144,16 @@ async def release_guard(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: floa
     Retries until etcd answers: a guard left behind would block a ``forbid`` job for
     as long as this worker lives. Gives up only when cancelled (shutdown), in which
     case the guard goes with the session lease. The ``running`` key stays until the
-    run's record is durable (``release_running``).
+    run's record is durable (``release_running``). The tally of the fires skipped
+    while it ran (``worker.skips``) goes with the guard: it names this run.
     """
     if not run.guarded:
         return
     name, run_id = run.fire.spec.name, run.fire.run_id
     active = ks.active(name)
     await _until_done(
-        lambda: etcd.txn([Compare.value(active, "==", run_id)], [Delete(active)]),
+        lambda: etcd.txn([Compare.value(active, "==", run_id)],
+                         [Delete(active), Delete(ks.skipped(name))]),
         f"releasing the guard of run {run_id} of {name!r}", retry_max_s=retry_max_s,
     )
 

@@ -1,4 +1,4 @@
-"""The payloads several actors share: ``Fire`` and ``Run``. Each actor's own messages
+"""The payloads several actors share: ``Fire``, ``Run`` and ``SkipTally``. Each actor's own messages
 (its ``...Msg`` union) are in its package: ``worker.<actor>.messages``.
 
 Who sends what to whom: ``python -m worker.flow``, shown in DESIGN §0.
@@ -9,6 +9,7 @@ after it was sent.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from cluster.spec import JobSpec
@@ -50,3 +51,44 @@ class Run:
     fire: Fire
     session_lease: int
     guarded: bool  # it also holds ``active/<name>`` (concurrency forbid/replace)
+
+
+@dataclass(frozen=True, slots=True)
+class SkipTally:
+    """The fires skipped while run ``run_id`` held the job's guard (``worker.skips``)."""
+
+    run_id: str  # the run that was still going
+    count: int
+    first_planned_ms: int
+    first_fired_ms: int
+    last_planned_ms: int
+
+    @classmethod
+    def first(cls, run_id: str, fire: Fire) -> SkipTally:
+        return cls(run_id, 1, fire.planned_ms, fire.fired_ms, fire.planned_ms)
+
+    def plus(self, fire: Fire) -> SkipTally:
+        return SkipTally(self.run_id, self.count + 1, min(self.first_planned_ms, fire.planned_ms),
+                         self.first_fired_ms, max(self.last_planned_ms, fire.planned_ms))
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"runId": self.run_id, "count": self.count,
+                           "firstPlanned": self.first_planned_ms,
+                           "firstFired": self.first_fired_ms,
+                           "lastPlanned": self.last_planned_ms},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> SkipTally | None:
+        """None for a value that is not a tally (the key is then written anew)."""
+        try:
+            d = json.loads(value)
+            tally = cls(d["runId"], d["count"], d["firstPlanned"], d["firstFired"],
+                        d["lastPlanned"])
+        except (ValueError, TypeError, KeyError):
+            return None
+        ints = (tally.count, tally.first_planned_ms, tally.first_fired_ms, tally.last_planned_ms)
+        if not isinstance(tally.run_id, str) or not all(
+                isinstance(n, int) and not isinstance(n, bool) for n in ints):
+            return None
+        return tally

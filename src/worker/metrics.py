@@ -228,6 +228,13 @@ def _locker() -> ActorMetrics[LockerStatistics]:
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
                          ("failed",): s.failed, ("spill_full",): s.spill_full,
                          ("no_quorum",): s.no_quorum}, ("result",)),
+        Total("fires_skipped_total", "Fires not run, each counted by one worker of the "
+              "cluster: running (its job still ran: forbid, or a replace whose run would "
+              "not die; one skipped record per run), no_capacity (no eligible worker had "
+              "room), unschedulable (no live worker matches its selector; no record).",
+              lambda s: {("running",): s.skipped_running,
+                         ("no_capacity",): s.skipped_no_capacity,
+                         ("unschedulable",): s.unschedulable}, ("reason",)),
         Total.of("claim_retries_total", "Claim attempts made again within the fire's misfire "
                  "grace because etcd did not answer (a member down, an election) or its "
                  "answer was lost.", lambda s: s.retries),

@@ -48,6 +48,18 @@ def test_from_json_inverts_to_json():
     assert RunRecord.from_json(r.to_json()) == r
 
 
+def test_a_skip_record_round_trips_and_an_older_spill_line_still_loads():
+    r = record(status="skipped", start_time=None, end_time=None, exit_code=None,
+               skip_count=9, first_skip_time=1, last_skip_time=9)
+    assert RunRecord.from_json(r.to_json()) == r
+    older = record().to_json()  # as a worker before the skip fields wrote it
+    for key in ("skipCount", "firstSkipTime", "lastSkipTime"):
+        del older[key]
+    assert RunRecord.from_json(older) == record()
+    with pytest.raises(InvalidRunRecord, match="skip_count"):
+        record(skip_count=None)
+
+
 def test_from_json_names_a_missing_field():
     data = record().to_json()
     del data["planTime"]

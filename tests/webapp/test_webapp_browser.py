@@ -363,3 +363,30 @@ def test_audit_view_lists_changes_as_text_and_filters(browser: Browser,
                                                                     "limit": "50"}
     assert page.evaluate("location.hash") == "#audit?job=backup"
     _assert_clean(browser)
+
+
+def test_a_job_no_worker_can_run_and_a_run_of_skips_say_so(
+        browser: Browser, state: FakeState) -> None:
+    now_ms = state.jobs["backup"]["nextFire"] - 3_600_000
+    why = "no live worker has zone=b"
+    state.jobs["zoned"] = {**state.jobs["backup"], "name": "zoned", "running": [],
+                           "selector": {"zone": "b"}, "schedulable": False, "reason": why,
+                           "nextFire": now_ms + 1000}
+    skipped = {**state.runs[2], "runId": "long-run.skipped", "status": "skipped",
+               "startTime": None, "endTime": None, "exitCode": None, "skipCount": 9,
+               "firstSkipTime": now_ms - 9000, "lastSkipTime": now_ms - 1000}
+    state.runs.insert(0, skipped)
+    browser.log_in()
+    page = browser.page
+    zoned = browser.job_row("zoned")
+    sync_api.expect(zoned.locator(".unschedulable")).to_have_text(f"Unschedulable: {why}")
+    assert zoned.locator("time").count() == 1  # its planned time is still shown
+    zoned.get_by_role("button", name="Edit").click()
+    sync_api.expect(page.locator(".unschedulable")).to_have_text(
+        f"No worker runs this job now: {why}.")
+    page.get_by_role("link", name="Runs").click()
+    row = page.locator('tr[data-run="long-run.skipped"]')
+    sync_api.expect(row.locator(".badge-skipped")).to_have_text("skipped ×9")
+    row.get_by_role("button", name="Output").click()
+    sync_api.expect(page.locator("tr.detail dl")).to_contain_text("Skipped fires9, planned")
+    _assert_clean(browser)

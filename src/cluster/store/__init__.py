@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._open import open_store
 from ._tls import check_tls_files
-from ._record import RunRecord, RunStatus, RunTrigger
+from ._record import RUN_ID_MAX_CHARS, RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
@@ -41,6 +41,7 @@ __all__ = [
     "InvalidAuditEntry",
     "MAX_PAGE_LIMIT",
     "MAX_TEXT_BYTES",
+    "RUN_ID_MAX_CHARS",
     "InvalidCursor",
     "InvalidQuery",
     "InvalidRunRecord",

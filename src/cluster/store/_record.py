@@ -61,6 +61,12 @@ class RunRecord:
     start_time: int | None
     end_time: int | None
     output_truncated: bool = False
+    # A ``skipped`` record stands for every fire skipped while one run went on
+    # (``worker.skips``): how many, and the first and last of their planned times.
+    # Other records: 0, None, None.
+    skip_count: int = 0
+    first_skip_time: int | None = None
+    last_skip_time: int | None = None
 
     def __post_init__(self) -> None:
         # Coerce plain strings to the enums so equality, hashing and JSON agree.
@@ -76,6 +82,9 @@ class RunRecord:
         for name in ("plan_time", "schedule_time"):
             _check_int(name, getattr(self, name), optional=False)
         for name in ("start_time", "end_time"):
+            _check_int(name, getattr(self, name), optional=True)
+        _check_int("skip_count", self.skip_count, optional=False)
+        for name in ("first_skip_time", "last_skip_time"):
             _check_int(name, getattr(self, name), optional=True)
         if not isinstance(self.output_truncated, bool):
             raise InvalidRunRecord("output_truncated", self.output_truncated, "a bool")
@@ -104,15 +113,22 @@ class RunRecord:
             "startTime": self.start_time,
             "endTime": self.end_time,
             "outputTruncated": self.output_truncated,
+            "skipCount": self.skip_count,
+            "firstSkipTime": self.first_skip_time,
+            "lastSkipTime": self.last_skip_time,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        """Inverse of ``to_json``; raises InvalidRunRecord on a missing or bad field."""
+        """Inverse of ``to_json``; raises InvalidRunRecord on a missing or bad field.
+        The skip fields may be missing (spill files written before they existed)."""
         try:
-            return cls(**{field: data[key] for key, field in _JSON_FIELDS.items()})
+            fields = {field: data[key] for key, field in _JSON_FIELDS.items()}
         except KeyError as exc:
             raise InvalidRunRecord(str(exc.args[0]), None, "present") from None
+        fields.update({field: data[key] for key, field in _OPTIONAL_JSON_FIELDS.items()
+                       if key in data})
+        return cls(**fields)
 
 
 _JSON_FIELDS = {
@@ -121,6 +137,10 @@ _JSON_FIELDS = {
     "trigger": "trigger", "attempt": "attempt", "planTime": "plan_time",
     "scheduleTime": "schedule_time", "startTime": "start_time", "endTime": "end_time",
     "outputTruncated": "output_truncated",
+}
+_OPTIONAL_JSON_FIELDS = {
+    "skipCount": "skip_count", "firstSkipTime": "first_skip_time",
+    "lastSkipTime": "last_skip_time",
 }
 
 

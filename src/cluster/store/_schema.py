@@ -22,7 +22,7 @@ TABLE = "job_log"
 COLUMNS = (
     "run_id", "job_name", "worker", "command", "output", "err", "exit_code", "status",
     "`trigger`", "attempt", "plan_time", "schedule_time", "start_time", "end_time",
-    "output_truncated", "sort_time",
+    "output_truncated", "skip_count", "first_skip_time", "last_skip_time", "sort_time",
 )
 # Read columns: the ordering key first, then the record's fields (sort_time is derived).
 SELECT_LIST = "id, " + ", ".join(COLUMNS[-1:] + COLUMNS[:-1])
@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     start_time BIGINT NULL,
     end_time BIGINT NULL,
     output_truncated BOOLEAN NOT NULL DEFAULT FALSE,
+    skip_count INT NOT NULL DEFAULT 0,
+    first_skip_time BIGINT NULL,
+    last_skip_time BIGINT NULL,
     sort_time BIGINT NOT NULL,
     UNIQUE KEY ux_job_log_run_id (run_id),
     KEY ix_job_log_job_time (job_name, sort_time),
@@ -72,10 +75,32 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     start_time INTEGER NULL,
     end_time INTEGER NULL,
     output_truncated INTEGER NOT NULL DEFAULT 0,
+    skip_count INTEGER NOT NULL DEFAULT 0,
+    first_skip_time INTEGER NULL,
+    last_skip_time INTEGER NULL,
     sort_time INTEGER NOT NULL
 )
 """
 # AUTOINCREMENT: ids are never re-used after the newest rows are deleted, as in InnoDB.
+
+# Columns added since the table was first released, each with the clause that adds it
+# to a table made before (the same in both dialects). The schema has no version number:
+# ``RunStore`` probes each column and adds the missing ones, in this order, at its first
+# use; several processes doing it at once are harmless (a second ADD fails, the probe
+# then finds the column). Existing rows get the defaults: not a coalesced skip.
+ADDED_COLUMNS = (
+    ("skip_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("first_skip_time", "BIGINT NULL"),
+    ("last_skip_time", "BIGINT NULL"),
+)
+
+
+def column_probe(column: str) -> str:
+    return f"SELECT {column} FROM {TABLE} WHERE 1 = 0"
+
+
+def add_column(column: str, definition: str) -> str:
+    return f"ALTER TABLE {TABLE} ADD COLUMN {column} {definition}"
 
 _SQLITE_INDEXES = tuple(
     f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})"
@@ -111,9 +136,11 @@ class Dialect:
         return f"DELETE FROM {TABLE} WHERE {where} ORDER BY sort_time, id LIMIT {self.mark}"
 
 
-# Invariant: ``status`` is assigned last, because MySQL evaluates the assignments of
-# ON DUPLICATE KEY UPDATE in order and the guard below must read the old status.
-_UPDATED = [c for c in COLUMNS if c not in ("run_id", "status")] + ["status"]
+# Invariant: ``skip_count`` then ``status`` are assigned last, because MySQL evaluates
+# the assignments of ON DUPLICATE KEY UPDATE in order and the guard below must read the
+# old values (``status`` reads the new ``skip_count``, which is the old one if kept).
+_UPDATED = [c for c in COLUMNS if c not in ("run_id", "status", "skip_count")] + [
+    "skip_count", "status"]
 
 # A ``lost`` record (written by a survivor when a worker's lease vanished) never replaces
 # the record of a run that finished: the worker that ran it knew better. A real record
@@ -121,7 +148,10 @@ _UPDATED = [c for c in COLUMNS if c not in ("run_id", "status")] + ["status"]
 # and a run id is reused only for a run claimed again after its worker died (or lost its
 # session) before starting it; that worker writes at most a ``lost`` record of it, unless
 # a kill of that very run reached it in the same instant (a double fault we accept).
-_MYSQL_KEEP_OLD = "VALUES(status) = 'lost' AND status <> 'lost'"
+# Nor does a coalesced ``skipped`` record (``worker.skips``) replace one with a higher
+# count: workers write it as the tally grows, and their writes may land out of order.
+_MYSQL_KEEP_OLD = ("(VALUES(status) = 'lost' AND status <> 'lost') OR (VALUES(status) = "
+                   "'skipped' AND status = 'skipped' AND VALUES(skip_count) < skip_count)")
 
 MYSQL = Dialect(
     name="mysql",
@@ -139,7 +169,9 @@ SQLITE = Dialect(
     create_statements=(_SQLITE_TABLE, *_SQLITE_INDEXES),
     upsert_suffix="ON CONFLICT(run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
-    + f" WHERE NOT (excluded.status = 'lost' AND {TABLE}.status <> 'lost')",
+    + f" WHERE NOT ((excluded.status = 'lost' AND {TABLE}.status <> 'lost') OR "
+    f"(excluded.status = 'skipped' AND {TABLE}.status = 'skipped' "
+    f"AND excluded.skip_count < {TABLE}.skip_count))",
     delete_via_subquery=True,
 )
 

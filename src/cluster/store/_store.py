@@ -19,7 +19,8 @@ from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
-from ._schema import ORDER_NEWEST_FIRST, SCHEMA_PROBE, SELECT_LIST, TABLE
+from ._schema import (ADDED_COLUMNS, ORDER_NEWEST_FIRST, SCHEMA_PROBE, SELECT_LIST, TABLE,
+                      add_column, column_probe)
 
 T = TypeVar("T")
 MAX_PAGE_LIMIT = 1000
@@ -274,10 +275,25 @@ class RunStore:
             try:
                 for statement in self._backend.dialect.create_statements:
                     await self._backend.execute(statement)
+                await self._add_missing_columns()
                 await self._backend.fetch(SCHEMA_PROBE)
             except StoreQueryError as exc:
                 raise StoreSchemaError(self._backend.display, exc.reason) from exc
             self._schema_ready = True
+
+
+    async def _add_missing_columns(self) -> None:
+        """Bring a table made by an older release up to date (``ADDED_COLUMNS``)."""
+        for column, definition in ADDED_COLUMNS:
+            try:
+                await self._backend.fetch(column_probe(column))
+                continue
+            except StoreQueryError:
+                pass
+            try:
+                await self._backend.execute(add_column(column, definition))
+            except StoreQueryError:
+                await self._backend.fetch(column_probe(column))  # added by another process?
 
 
 def _where(conditions: list[str]) -> str:
@@ -322,19 +338,23 @@ def _row(r: RunRecord) -> Row:
     return (
         _text(r.run_id)[0], _text(r.job_name)[0], _text(r.worker)[0], command, output, err,
         r.exit_code, r.status.value, r.trigger.value, r.attempt, r.plan_time, r.schedule_time,
-        r.start_time, r.end_time, int(truncated), r.sort_time,
+        r.start_time, r.end_time, int(truncated), r.skip_count, r.first_skip_time,
+        r.last_skip_time, r.sort_time,
     )
 
 
 def _record(row: Row) -> RunRecord:
     # row = (id, sort_time, run_id, job_name, ..., output_truncated): see SELECT_LIST.
     (_, _, run_id, job_name, worker, command, output, err, exit_code, status, trigger,
-     attempt, plan_time, schedule_time, start_time, end_time, output_truncated) = row
+     attempt, plan_time, schedule_time, start_time, end_time, output_truncated,
+     skip_count, first_skip_time, last_skip_time) = row
     return RunRecord(
         run_id=run_id, job_name=job_name, worker=worker, command=command, output=output,
         err=err, exit_code=exit_code, status=status, trigger=trigger, attempt=int(attempt),
         plan_time=int(plan_time), schedule_time=int(schedule_time),
         start_time=None if start_time is None else int(start_time),
         end_time=None if end_time is None else int(end_time),
-        output_truncated=bool(output_truncated),
+        output_truncated=bool(output_truncated), skip_count=int(skip_count),
+        first_skip_time=None if first_skip_time is None else int(first_skip_time),
+        last_skip_time=None if last_skip_time is None else int(last_skip_time),
     )

@@ -18,14 +18,14 @@ SKEW_WARNING_MS: Final = 1000
 RUN_HEADERS: Final = ["RUN ID", "JOB", "STATUS", "TRIGGER", "ATTEMPT", "WORKER",
                       "STARTED", "DURATION", "EXIT"]
 # --follow prints rows as they come, so its columns have fixed widths.
-FOLLOW_WIDTHS: Final = [32, 24, 9, 8, 7, 20, 25, 9, 4]
+FOLLOW_WIDTHS: Final = [32, 24, 12, 8, 7, 20, 25, 9, 4]
 
 
 def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
     if not jobs:
         return "no jobs"
     rows = [[cell(j.get("name")), schedule_cell(j), cell(j.get("timezone", "UTC")),
-             next_fire(j, now_ms), "paused" if j.get("paused") else "active",
+             next_fire(j, now_ms), job_state(j),
              str(len(j.get("running") or [])), cell(j.get("command"), COMMAND_WIDTH)]
             for j in jobs]
     return format_table(
@@ -68,6 +68,15 @@ def next_fire(job: Mapping[str, Any], now_ms: int) -> str:
     return "-"
 
 
+def job_state(job: Mapping[str, Any]) -> str:
+    """`paused`, `active`, or `unschedulable: <reason>` when no live worker can run it."""
+    if job.get("paused"):
+        return "paused"
+    if job.get("schedulable") is False and job.get("nextFire") is not None:
+        return f"unschedulable: {cell(job.get('reason'))}"
+    return "active"
+
+
 def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
     """A job as aligned `field  value` lines, then its running instances."""
     pairs = [
@@ -77,7 +86,7 @@ def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
         ("after", chained_after(job)),
         ("downstream", downstream_text(job)),
         ("next fire", next_fire(job, now_ms)),
-        ("state", "paused" if job.get("paused") else "active"),
+        ("state", job_state(job)),
         ("concurrency", cell(job.get("concurrency"))),
         ("timeout", _seconds(job.get("timeout"), "none")),
         ("retries", f"{cell(job.get('retries', 0))} (backoff "
@@ -104,10 +113,18 @@ def _seconds(value: Any, zero: str) -> str:
 
 
 def run_row(run: Mapping[str, Any], widths: Sequence[int] | None = None) -> list[str]:
-    values = [run.get("runId"), run.get("jobName"), run.get("status"), run.get("trigger"),
+    values = [run.get("runId"), run.get("jobName"), run_status(run), run.get("trigger"),
               run.get("attempt"), run.get("worker"), local_iso(run.get("startTime")),
               duration(run.get("startTime"), run.get("endTime")), run.get("exitCode")]
     return [cell(v, widths[i] if widths else None) for i, v in enumerate(values)]
+
+
+def run_status(run: Mapping[str, Any]) -> str:
+    """The status; a `skipped` record that stands for several fires says how many."""
+    count = run.get("skipCount")
+    if run.get("status") == "skipped" and isinstance(count, int) and count > 1:
+        return f"skipped×{count}"
+    return cell(run.get("status"))
 
 
 def runs_table(data: Mapping[str, Any]) -> str:
@@ -150,7 +167,7 @@ def describe_run(run: Mapping[str, Any]) -> str:
     """One run's fields, then its output and error text in full (escaped)."""
     fields = format_fields([
         ("run id", cell(run.get("runId"))), ("job", cell(run.get("jobName"))),
-        ("status", cell(run.get("status"))), ("exit code", cell(run.get("exitCode"))),
+        ("status", run_status(run)), ("exit code", cell(run.get("exitCode"))),
         ("trigger", f"{cell(run.get('trigger'))} (attempt {cell(run.get('attempt'))})"),
         ("worker", cell(run.get("worker"))),
         ("planned", local_iso(run.get("planTime"))),
@@ -159,6 +176,9 @@ def describe_run(run: Mapping[str, Any]) -> str:
         ("ended", local_iso(run.get("endTime"))),
         ("duration", duration(run.get("startTime"), run.get("endTime"))),
         ("command", safe_text(str(run.get("command", "")))),
+        *([("skipped fires", f"{cell(run.get('skipCount'))}, planned "
+            f"{local_iso(run.get('firstSkipTime'))} to {local_iso(run.get('lastSkipTime'))}")]
+          if run.get("status") == "skipped" and run.get("skipCount") else []),
     ])
     sections = [fields]
     truncated = " (truncated)" if run.get("outputTruncated") else ""

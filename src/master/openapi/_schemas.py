@@ -140,8 +140,11 @@ def component_schemas() -> dict[str, Schema]:
                                  "never again (then `reason` says which)"),
             "schedulable": {"type": "boolean", "description":
                             "false when the job can never fire again (its expression has "
-                            "no future time), paused or not"},
-            "reason": nullable("string", examples=["no time matches before 2100", "paused"],
+                            "no future time), paused or not; or when no live worker "
+                            "matches its selector (not paused; nextFire is then when it "
+                            "is planned)"},
+            "reason": nullable("string", examples=["no time matches before 2100", "paused",
+                                                   "no live worker has zone=b"],
                                description="why the job does not fire; null when it "
                                "fires at nextFire"),
             "running": {"type": "array", "items": ref("RunningRun")},
@@ -162,6 +165,13 @@ def component_schemas() -> dict[str, Schema]:
             "attempt": {"type": "integer"}, "planTime": EPOCH_MS, "scheduleTime": EPOCH_MS,
             "startTime": nullable("integer"), "endTime": nullable("integer"),
             "outputTruncated": {"type": "boolean"},
+            "skipCount": {"type": "integer", "minimum": 0, "description":
+                          "a `skipped` record: how many fires it stands for (every fire "
+                          "skipped while one run of the job went on); 0 otherwise"},
+            "firstSkipTime": nullable("integer", description="planned time (epoch ms) of "
+                                      "the first of those fires; null unless skipped"),
+            "lastSkipTime": nullable("integer", description="planned time (epoch ms) of "
+                                     "the last of those fires; null unless skipped"),
         }, None, "One run of a job (times in epoch ms)."),
         "RunPage": closed({"runs": {"type": "array", "items": ref("Run")},
                            "nextCursor": nullable("string")}),

@@ -8,7 +8,8 @@ a dead first choice is covered a step later. The claim itself is one transaction
 etcd did not answer (a member down, an election) is tried again within the fire's
 misfire grace (``_try_claim``), and counted. While etcd has no quorum (``quorum``)
 no fire is claimed at all: one state, logged once; the Scheduler catches up after.
-A fire whose job is still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
+A fire whose job is still running is skipped (concurrency ``forbid``: counted into
+that run's one record, ``worker.skips``) or takes its place (``replace``).
 While the spill directory is full (``worker.spill_room``: the store down and the disk
 refusing the spill), no new fire is claimed and no skip recorded: each would add a
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
@@ -44,7 +45,7 @@ from cluster.store import RunTrigger
 from worker import claims
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
-from worker.messages import Fire, Run
+from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
@@ -52,7 +53,7 @@ from .claim_batch import BatchQueue, Outcome
 from .fleet_clock import deviations
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
-from .placement import claim_delay_s, rank_of
+from .placement import claim_delay_s, first_of, rank_of
 from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
 from .transport import CLAIM_ATTEMPT_S, ClaimTransport
@@ -70,6 +71,9 @@ class LockerStatistics:
     won: int
     taken: int  # another worker had it
     skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
+    skipped_running: int  # of which: its job still ran (forbid; replace that would not die)
+    skipped_no_capacity: int  # of which: no eligible worker had room
+    unschedulable: int  # not run: no live worker matches its selector (nothing recorded)
     failed: int  # etcd did not answer before the fire's grace ran out
     spill_full: int  # not claimed (nor recorded skipped): the spill directory is full
     retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
@@ -103,8 +107,9 @@ class Locker(Actor[LockerMsg]):
         self._session: int | None = None
         self._running = 0
         self._stopping = False
-        self._counts = {"won": 0, "taken": 0, "skipped": 0, "failed": 0, "spill_full": 0,
-                        "retries": 0, "no_quorum": 0}
+        self._counts = {"won": 0, "taken": 0, "skipped": 0, "skipped_running": 0,
+                        "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
+                        "spill_full": 0, "retries": 0, "no_quorum": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
@@ -189,21 +194,28 @@ class Locker(Actor[LockerMsg]):
         """Not ours to run (full, or not eligible): if nobody runs it, record why.
 
         Waits until every eligible worker has had its turn; the skip is a claim of its
-        own, so exactly one worker records it and only if no worker took the fire.
+        own, so exactly one worker records it and only if no worker took the fire. A
+        fire no live worker is eligible for is only counted (by one worker): no record.
         """
         eligible = [w for w in self._workers if w.matches(fire.spec.selector)]
         me_eligible = all(self._ctx.config.labels.get(k) == v for k, v in fire.spec.selector.items())
         if eligible and not me_eligible:
             return  # the eligible ones run it, or record it
+        if not me_eligible:
+            # No live worker can run it: the master shows the job ``schedulable:
+            # false`` (and raises the alert once); a record per fire would be noise.
+            # One worker, the same for every worker's view of the fleet, counts it.
+            if first_of(self._fire_key(fire), self._ctx.worker_id, self._workers):
+                self._counts["unschedulable"] += 1
+            return
         await trio.sleep((len(self._workers) + 2) * 2 * self._ctx.config.claim_step_s)
         if self._stopping or self._session is None or self._spill_full():
             return
-        reason = "no worker had free capacity" if eligible else "no live worker matches the selector"
         try:
-            await self._record_skip(fire, reason)
+            await self._record_skip(fire, "no worker had free capacity", "skipped_no_capacity")
         except EtcdUnavailable as exc:
-            log.error("job %r fire at %d: not run (%s), not recorded: %s",
-                      fire.spec.name, fire.planned_ms, reason, exc)
+            log.error("job %r fire at %d: not run (no worker had free capacity), "
+                      "not recorded: %s", fire.spec.name, fire.planned_ms, exc)
 
     def _spill_full(self) -> bool:
         """Counted once per fire; said once per change, by the ``SpillRoom``."""
@@ -213,12 +225,10 @@ class Locker(Actor[LockerMsg]):
 
     def _delay_for(self, fire: Fire) -> float | None:
         cfg = self._ctx.config
-        # Manual and chained runs have no fire time of their own to hash: their run id
-        # stands in.
         manual = fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN)
-        fire_key = fire.run_id if manual else f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
         in_step = self._in_step
-        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key, in_step, fire.spec.selector)
+        rank = rank_of(self._ctx.worker_id, cfg.labels, self._fire_key(fire), in_step,
+                       fire.spec.selector)
         if rank is None:
             return None
         skew_ms = self._off_step.get(self._ctx.worker_id)
@@ -232,6 +242,14 @@ class Locker(Actor[LockerMsg]):
         due_ms = fire.planned_ms + max(0, skew_ms)
         wait_s = 0.0 if manual else max(0.0, (due_ms - self._ctx.clock.now_ms()) / 1000)
         return None if delay_s is None else wait_s + delay_s
+
+    @staticmethod
+    def _fire_key(fire: Fire) -> str:
+        # Manual and chained runs have no fire time of their own to hash: their run id
+        # stands in.
+        if fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN):
+            return fire.run_id
+        return f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
 
     def _note_clocks(self, offsets_ms: Mapping[str, int]) -> None:
         """Who is out of step now; our own change of state is logged, once."""
@@ -356,8 +374,25 @@ class Locker(Actor[LockerMsg]):
         # never replaces a newer run: it is skipped, as for forbid.
         if fire.spec.concurrency == "replace" and not fire.recovers:
             return await self._replace(fire, session)
-        await self._record_skip(fire, "still running (concurrency forbid)")
+        await self._skip_busy(fire, f"still running (concurrency {fire.spec.concurrency})")
         return None
+
+    async def _skip_busy(self, fire: Fire, reason: str) -> None:
+        """Skip a fire while a run of its job goes on: counted into that run's one
+        record (``worker.skips``); a manual run, or a skip that finds no run to count
+        into any more, is recorded on its own."""
+        if claims.by_trigger_key(fire):
+            await self._record_skip(fire, reason, "skipped_running")
+            return
+        match await self._transport.claim_busy_skip(fire):
+            case SkipTally() as tally:
+                self._counts["skipped"] += 1
+                self._counts["skipped_running"] += 1
+                await self._tell_scheduler(Denied(fire, reason, record_skip=True, tally=tally))
+            case Outcome.TAKEN:
+                self._counts["taken"] += 1
+            case _:
+                await self._record_skip(fire, reason, "skipped_running")
 
     async def _replace(self, fire: Fire, session: int) -> Run | None:
         """Concurrency ``replace`` (``replace``): take the fire, kill the running instance."""
@@ -367,12 +402,16 @@ class Locker(Actor[LockerMsg]):
             case NotReplaced.TAKEN:
                 self._counts["taken"] += 1
             case NotReplaced.WOULD_NOT_DIE as why:
+                self._counts["skipped"] += 1
+                self._counts["skipped_running"] += 1
                 await self._tell_scheduler(Denied(fire, why.value, record_skip=True))
         return None
 
-    async def _record_skip(self, fire: Fire, reason: str) -> None:
+    async def _record_skip(self, fire: Fire, reason: str, why: str) -> None:
+        """Skip the fire with a record of its own; ``why``: the count it goes into."""
         if await self._transport.claim_skip(fire):
             self._counts["skipped"] += 1
+            self._counts[why] += 1
             await self._tell_scheduler(Denied(fire, reason, record_skip=True))
         else:
             self._counts["taken"] += 1

@@ -46,6 +46,15 @@ def rank_of(
     return rank
 
 
+def first_of(fire_key: str, worker_id: str, workers: Iterable[WorkerInfo]) -> bool:
+    """Is this worker the first of all live workers (whatever their labels) for the
+    fire? For what exactly one worker must do about a fire that nobody can claim
+    (count it). This worker counts in, listed or not."""
+    key = fire_key.encode()
+    mine = _score(key, worker_id)
+    return all(w.worker_id == worker_id or _score(key, w.worker_id) < mine for w in workers)
+
+
 def claim_delay_s(rank: int, running: int, capacity: int, *, step_s: float) -> float | None:
     """How long to wait before claiming; None when this worker must not claim at all.
 

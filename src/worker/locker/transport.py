@@ -25,22 +25,24 @@ from cluster.etcd import (
     EtcdError,
     EtcdOutcomeUnknown,
     GetResult,
+    KeyValue,
     LeaseExpired,
     Put,
 )
 from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo
 
-from worker import claims
+from worker import claims, skips
 from worker.chains import lost_chain_ops
 from worker.clock import WallClock
-from worker.messages import Fire, Run
+from worker.messages import Fire, Run, SkipTally
 from .claim_batch import Outcome, PendingClaim, Result, distinct_jobs
 from .lock_leases import LockLeases
 
 log = logging.getLogger(__name__)
 
 CLAIM_ATTEMPT_S = 1.0  # a healthy claim takes milliseconds; a burst of 100 about 0.1 s
+BUSY_SKIP_ATTEMPTS = 5  # tally updates lost to other workers' skips before giving up
 
 
 class ClaimTransport:
@@ -148,6 +150,30 @@ class ClaimTransport:
         compares, ops = claims.skip_claim_ops(self._ks, fire, self._worker_id, lock_lease=lock_lease)
         return (await self._etcd.txn(compares, ops)).succeeded
 
+    async def claim_busy_skip(self, fire: Fire) -> SkipTally | Outcome:
+        """Skip a fire of a job whose run goes on, counted into that run's tally
+        (``worker.skips``): the tally, or TAKEN (another worker has the fire), or SINGLE
+        (no tally: the guard is gone, or the tally kept changing; record it alone)."""
+        ks = self._ks
+        result = await self._etcd.txn([], skips.reads(ks, fire))
+        for _ in range(BUSY_SKIP_ATTEMPTS):
+            lock, guard, current = (_kv(r) for r in result.responses)
+            if lock is not None:
+                return Outcome.TAKEN
+            if guard is None:
+                return Outcome.SINGLE
+            tally = skips.next_tally(guard, current, fire)
+            compares, ops = skips.skip_ops(ks, fire, self._worker_id,
+                                           lock_lease=await self._lock_leases.current(),
+                                           guard=guard, current=current, tally=tally)
+            try:
+                result = await self._etcd.txn(compares, ops, skips.reads(ks, fire))
+            except LeaseExpired:  # the guard's lease, ending as we count: no run to count into
+                return Outcome.SINGLE
+            if result.succeeded:
+                return tally
+        return Outcome.SINGLE
+
     async def claim_lost(self, info: RunningInfo,
                          chains: tuple[tuple[str, str], ...] = ()) -> bool:
         """Claim the recording of a vanished run as lost; False: another worker has it.
@@ -161,6 +187,10 @@ class ClaimTransport:
             [Put(key, self._worker_id, lock_lease), *triggers],
         )
         return result.succeeded
+
+
+def _kv(response: object) -> KeyValue | None:
+    return response.kvs[0] if isinstance(response, GetResult) and response.kvs else None
 
 
 def _taken(fire: Fire, probe: object) -> bool:

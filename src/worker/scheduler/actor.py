@@ -55,6 +55,7 @@ from worker.locker.messages import Claim, ClaimLost, LockerMsg
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.chains import ChainIndex
 from worker.messages import Fire, Upstream
+from worker.skips import tally_record
 from .messages import (
     Denied,
     Granted,
@@ -180,8 +181,10 @@ class Scheduler(Actor[SchedulerMsg]):
                 if name not in self._plan:  # deleted while its claim was in flight
                     await self._send_executor(
                         KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
-            case Denied(fire, reason, record_skip):
-                if record_skip:
+            case Denied(fire, reason, record_skip, tally):
+                if record_skip and tally is not None:
+                    await self._record(tally_record(fire, self._ctx.worker_id, reason, tally))
+                elif record_skip:
                     await self._record(skipped_record(fire, self._ctx.worker_id, reason))
             case RunVanished(info):
                 await self._on_vanished(info)
@@ -384,7 +387,8 @@ def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
         command=fire.spec.command, output="", err=f"skipped: {reason}", exit_code=None,
         status=RunStatus.SKIPPED, trigger=fire.trigger, attempt=fire.attempt,
         plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
-        start_time=None, end_time=None,
+        start_time=None, end_time=None, skip_count=1, first_skip_time=fire.planned_ms,
+        last_skip_time=fire.planned_ms,
     )
 
 

@@ -15,7 +15,7 @@ from cluster.presence import RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 
-from worker.messages import Fire, Run, Upstream
+from worker.messages import Fire, Run, SkipTally, Upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +55,14 @@ class Granted:
 
 @dataclass(frozen=True, slots=True)
 class Denied:
-    """The claim was not ours. ``record_skip``: we won the right to record it skipped."""
+    """The claim was not ours. ``record_skip``: we won the right to record it skipped;
+    with a ``tally``, as one of the fires skipped while that run went on (one record
+    per run, ``worker.skips``), else as a record of its own."""
 
     fire: Fire
     reason: str
     record_skip: bool = False
+    tally: SkipTally | None = None
 
 
 @dataclass(frozen=True, slots=True)

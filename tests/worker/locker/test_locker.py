@@ -51,8 +51,10 @@ class Fleet:
                     clocks: dict[str, int] | None = None, rooms: dict | None = None,
                     **config) -> None:
         """``clocks``: each worker's clock (ms off a true one), as its peers measure it;
-        ``rooms``: a worker's ``SpillRoom``."""
-        infos = tuple(WorkerInfo(w, "h", 1) for w in listed)
+        ``rooms``: a worker's ``SpillRoom``. ``labels`` (in ``config``): every worker's,
+        in the list as in its own config."""
+        labels = config.get("labels", {})
+        infos = tuple(WorkerInfo(w, "h", 1, labels=labels) for w in listed)
         for worker_id in self.ids:
             cfg = dataclasses.replace(Config(), **config)
             peers, inboxes = open_mailboxes(cfg)
@@ -60,6 +62,7 @@ class Fleet:
             locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
                             executor=peers.executor, room=(rooms or {}).get(worker_id))
             await nursery.start(locker.run)
+            self.actors[worker_id] = locker
             lease = await self.etcd.grant_lease(10)
             await peers.locker.send(SessionChanged(lease.id))
             offsets = offsets_seen_by(worker_id, clocks) if clocks else {}
