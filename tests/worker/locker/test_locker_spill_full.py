@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import errno
 
+import pytest
 import trio
 
 from cluster.etcd import open_etcd
 from worker import claims
-from worker.locker.messages import Claim
+from worker.locker.messages import Claim, LoadChanged
 from worker.spill_room import SpillRoom
 
 from test_locker import IDS, Fleet, fire, granted, spec
@@ -68,18 +69,24 @@ async def test_a_lone_worker_with_a_full_spill_claims_again_once_there_is_room(
     assert stats.won == 5 and stats.spill_full == 5
 
 
-async def test_a_full_spill_records_no_skip(etcd_endpoint, etcd_prefix):
-    """A skip is a record too: a worker whose spill is full leaves it to the others."""
-    room = full_room()
+@pytest.mark.parametrize("full", [True, False])
+async def test_a_full_spill_records_no_skip(etcd_endpoint, etcd_prefix, full):
+    """A skip is a record too: a worker whose spill is full leaves it unrecorded (the
+    control: with room, the same fire is recorded skipped)."""
+    room = full_room() if full else SpillRoom()
     async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
         fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
-        # w1 is not eligible (selector), and no listed worker is: normally w1 records
-        # the skip "no live worker matches the selector".
-        await fleet.start(nursery, listed=IDS, rooms={"w1": room}, claim_step_s=0.01)
+        # w1 is the only worker and it is at capacity: normally it records the skip
+        # "no worker had free capacity".
+        await fleet.start(nursery, listed=("w1",), rooms={"w1": room}, claim_step_s=0.01,
+                          capacity=1)
         (peers, _), = fleet.lockers.values()
-        f = fire(spec("picky", concurrency="allow", selector={"zone": "nowhere"}), T0)
+        await peers.locker.send(LoadChanged(1))
+        f = fire(spec("busy", concurrency="allow"), T0)
         await peers.locker.send(Claim(f))
         replies = await fleet.replies()
         stats = fleet.actors["w1"].statistics_detail()
         nursery.cancel_scope.cancel()
-    assert replies == {"w1": []} and stats.skipped == 0 and stats.spill_full == 1
+    recorded = [m.reason for m in replies["w1"] if getattr(m, "record_skip", False)]
+    assert recorded == ([] if full else ["no worker had free capacity"])
+    assert (stats.skipped, stats.spill_full) == ((0, 1) if full else (1, 0))
