@@ -32,7 +32,7 @@ _EMAIL_RE: Final = re.compile(r"[^@\s]+@[^@\s]+", re.ASCII)
 _FORMATS: Final = ("json", "slack")
 _WEBHOOK_KEYS: Final = {"type", "url", "secret", "format"}
 _EMAIL_KEYS: Final = {"type", "host", "port", "from", "to", "username", "password",
-                      "passwordFile", "passwordEnv", "starttls"}
+                      "passwordFile", "passwordEnv", "starttls", "caFile"}
 _SECRET_KEYS: Final = ("secret", "password")
 
 
@@ -111,7 +111,7 @@ def parse_channel(name: str, data: object) -> Channel:
         if (not isinstance(to, list) or not to or len(to) > 32
                 or not all(isinstance(a, str) and _EMAIL_RE.fullmatch(a) for a in to)):
             raise AlertSettingsError("to", "a list of 1 to 32 email addresses")
-        for key in ("username", "password", "passwordFile", "passwordEnv"):
+        for key in ("username", "password", "passwordFile", "passwordEnv", "caFile"):
             _text(data, key, max_chars=1024)
         if not isinstance(data.get("starttls", True), bool):
             raise AlertSettingsError("starttls", "a boolean")

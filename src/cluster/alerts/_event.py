@@ -90,20 +90,27 @@ class AlertEvent:
 class AlertSettings:
     """The cluster-wide settings, in etcd under ``alerts/settings`` (the master writes
     them at start from its config): the repeat interval, the default policy, the UI's
-    public URL for links."""
+    public URL for links, and the cap of the delivery backoff (retries wait 5 s,
+    doubling up to it, for 24 h)."""
 
     repeat_s: float = 3600.0
     default: dict[str, Any] | None = None  # an AlertPolicy's JSON; None: every event
     public_url: str | None = None
+    backoff_max_s: float = 900.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"repeatS": self.repeat_s, "default": self.default, "publicUrl": self.public_url}
+        return {"repeatS": self.repeat_s, "default": self.default,
+                "publicUrl": self.public_url, "backoffMaxS": self.backoff_max_s}
 
     @classmethod
     def from_json(cls, data: object) -> AlertSettings:
         if not isinstance(data, dict):
             return cls()
-        repeat = data.get("repeatS", 3600.0)
-        if not isinstance(repeat, (int, float)) or isinstance(repeat, bool) or repeat < 0:
-            repeat = 3600.0
-        return cls(float(repeat), data.get("default"), data.get("publicUrl"))
+        return cls(_seconds(data.get("repeatS"), 3600.0), data.get("default"),
+                   data.get("publicUrl"), max(_seconds(data.get("backoffMaxS"), 900.0), 1.0))
+
+
+def _seconds(value: object, default: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        return default
+    return float(min(value, 86_400))

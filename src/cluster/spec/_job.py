@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from ..alerts import AlertPolicy, AlertSettingsError, parse_policy
 from ..cron import CronError, CronSchedule, TimeZoneError, parse_schedule
 from ._errors import SpecError
 from ._fields import (_EMPTY, MAX_CREATED_AT_MS, MAX_DOCUMENT_BYTES, MAX_RETRIES,
@@ -36,6 +37,7 @@ class JobSpec:
     env: Mapping[str, str] = field(default=_EMPTY)
     created_at_ms: int | None = None
     user: str | None = None
+    alerts: AlertPolicy | None = None  # None: the cluster's default policy
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -57,6 +59,11 @@ class JobSpec:
         self._set("env", _env(self.env))
         if self.user is not None:
             _check_user(self.user)
+        if self.alerts is not None:
+            try:
+                self._set("alerts", parse_policy(self.alerts))
+            except AlertSettingsError as err:
+                raise SpecError(err.field, err.reason) from None
 
     def _set(self, attr: str, value: object) -> None:
         object.__setattr__(self, attr, value)
@@ -116,6 +123,7 @@ class JobSpec:
             "env": dict(sorted(self.env.items())),
             "createdAt": self.created_at_ms,
             "user": self.user,
+            "alerts": None if self.alerts is None else self.alerts.to_json(),
         }
 
     def to_bytes(self) -> bytes:
@@ -125,8 +133,9 @@ class JobSpec:
         reject unknown fields, and during a rolling upgrade they must still read every
         job that does not need the new field."""
         data = self.to_json()
-        if data["user"] is None:
-            del data["user"]
+        for optional in ("user", "alerts"):
+            if data[optional] is None:
+                del data[optional]
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -149,7 +158,7 @@ _FROM_JSON: Final = {
     "timeout": "timeout_s", "concurrency": "concurrency", "paused": "paused",
     "retries": "retries", "retryBackoff": "retry_backoff_s",
     "startingDeadline": "starting_deadline_s", "selector": "selector", "env": "env",
-    "createdAt": "created_at_ms", "user": "user",
+    "createdAt": "created_at_ms", "user": "user", "alerts": "alerts",
 }
 _REQUIRED: Final = ("name", "command", "cronExpr")
 

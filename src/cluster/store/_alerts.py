@@ -140,9 +140,10 @@ class AlertOutbox:
                       now_ms: int | None = None) -> tuple[str, list[Any]]:
         delivery_id = event.event_id if not channel else f"{event.event_id}>{channel}"
         sql = insert_ignoring(self._backend.dialect.name, self._m, OUTBOX_TABLE, OUTBOX_COLUMNS)
+        # A channel's row counts its 24 h from when it was made, not from the run.
+        made_ms = event.time_ms if now_ms is None else now_ms
         return sql, [delivery_id, event.event_id, event.kind.value, event.job, channel,
-                     event.time_ms, event.to_stored(), "pending", 0,
-                     event.time_ms if now_ms is None else now_ms, "", 0, None, None]
+                     made_ms, event.to_stored(), "pending", 0, made_ms, "", 0, None, None]
 
     async def _states(self, jobs: set[str]) -> dict[str, JobAlertState]:
         names = sorted(jobs)

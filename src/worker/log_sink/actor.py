@@ -71,7 +71,7 @@ from worker.shutdown_budget import LogSinkBudget
 from .ledger import Entry, Ledger
 from .messages import Flush, LogSinkMsg, Write
 from .spill import Rejection, SpillError, SpillFile
-from .store_writer import StoreOpener, StoreWriter, retry_backoff, store_settings
+from .store_writer import AfterWrite, StoreOpener, StoreWriter, retry_backoff, store_settings
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class LogSink(Actor[LogSinkMsg]):
         opener: StoreOpener = open_store,
         budget: LogSinkBudget = LogSinkBudget(),
         on_durable: OnDurable | None = None,
+        after_write: AfterWrite | None = None,
     ) -> None:
         super().__init__(inbox)
         cfg = ctx.config
@@ -123,7 +124,8 @@ class LogSink(Actor[LogSinkMsg]):
         self._budget = budget
         self._spill: SpillFile | None = None  # opened by setup
         self._store = StoreWriter(opener, cfg.db, store_settings(cfg.db_timeout_s),
-                                  on_open=self._wake_writer, reject=self._reject)
+                                  on_open=self._wake_writer, reject=self._reject,
+                                  after_write=after_write)
         self._ledger = Ledger()
         self._spill_backoff = retry_backoff()
         self._wake = trio.Event()  # the writer waits on it: work may be due
