@@ -31,6 +31,7 @@ class WebhookReceiver:
     hang: bool = False  # accept and never answer
     events: list[dict] = field(default_factory=list)  # bodies accepted, in order
     refused: list[str] = field(default_factory=list)  # why a request was refused
+    requests: int = 0  # POSTs received (hanging ones included)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _release: threading.Event = field(default_factory=threading.Event)
@@ -41,6 +42,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.requests += 1
                 if receiver.hang:
                     receiver._release.wait(120)
                     return

@@ -80,3 +80,12 @@ async def test_an_undelivered_row_expires_after_24_hours(store):
     [d] = await store.alerts.claim_due("w1", T0 + 3 * M, lease_ms=60_000)
     assert not await store.alerts.mark_failed(d, T0 + 24 * 60 * M, 3_600_000, "down")
     assert (await store.alerts.counts())[("ops", "expired")] == 1
+
+
+async def test_recovered_is_raised_by_a_success_in_the_same_batch_as_the_last_failure(store):
+    # Regression: the batch's state of the job was forgotten after the failure, so the
+    # success right after it looked like one of a healthy job.
+    batch = [failing(1), failing(2), run(3, job_name="job-x", end_time=T0 + 3 * M)]
+    await store.alerts.observe(batch, repeat_s=3600)
+    rows = await store.alerts.rows("job-x")
+    assert [r["event_id"] for r in rows] == ["run-00001:failed", "run-00003:recovered"]

@@ -10,6 +10,7 @@ secret; the deliverer retries it later.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import smtplib
 import ssl
@@ -24,6 +25,10 @@ import trio
 from cluster.alerts import HEADER, AlertEvent, Channel, sign
 
 __all__ = ["DeliveryFailed", "Senders", "webhook_body"]
+
+# httpx logs every request's URL at INFO; a webhook URL can hold a token (Slack's and
+# Mattermost's do), and no secret may reach a log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 WEBHOOK_TIMEOUT_S: Final = 10.0
 EMAIL_TIMEOUT_S: Final = 20.0

@@ -92,12 +92,18 @@ class AlertOutbox:
         await self.ensure()
         states = await self._states({r.job_name for r in relevant})
         raised = 0
+        stale: set[str] = set()  # jobs whose state this batch changed: read again
         for record in sorted(relevant, key=_time_ms):
-            state = states.get(record.job_name)
+            job = record.job_name
+            if job in stale:
+                states.update(await self._states({job}))
+                stale.discard(job)
+            state = states.get(job)
             if record.status.value == "succeeded" and (state is None or not state.failing):
                 continue
             raised += await self._apply(record, state, repeat_s)
-            states.pop(record.job_name, None)  # read again if the batch has more
+            states.pop(job, None)
+            stale.add(job)
         return raised
 
     async def _apply(self, record: RunRecord, state: JobAlertState | None,
