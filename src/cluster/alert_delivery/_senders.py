@@ -93,8 +93,9 @@ class Senders:
                                                    headers=headers, timeout=WEBHOOK_TIMEOUT_S)
         except trio.TooSlowError:
             raise DeliveryFailed(f"no answer within {WEBHOOK_TIMEOUT_S:g} s") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+        except httpx.HTTPError as exc:  # its text never holds the URL
+            said = f": {exc}" if str(exc) else ""
+            raise DeliveryFailed(f"{type(exc).__name__}{said}") from None
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"HTTP {response.status_code}")
 
