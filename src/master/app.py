@@ -7,6 +7,7 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     ├── workers       WorkerManager: the live worker list (watch on workers/)
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
+    ├── alerts        publishes the alert settings, then delivers alerts (MasterAlerts)
     ├── http          hypercorn serving the app (API, seed endpoints, UI)
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
@@ -28,6 +29,7 @@ from cluster.config import Config
 from cluster.etcd import Etcd
 from cluster.etcd_access import open_cluster_etcd
 
+from .alerts import MasterAlerts, load_alerts_file
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
@@ -54,11 +56,13 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
     """
     config = ctx.config
     runs = services.runs
+    alerts_file = None if config.alerts_file is None else load_alerts_file(config.alerts_file)
     children = [
         ChildSpec("store", lambda: StoreKeeper(runs)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
+        ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),
     ]
     if serve_http:
         app = create_app(ctx, services)
@@ -79,7 +83,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
 def total_grace_s(config: Config) -> float:
     """Covers every child's grace, in the order they stop."""
     http = HTTP_CHILD_GRACE_S * (2 if config.metrics_port is not None else 1)
-    return http + 4 * ACTOR_GRACE_S + 5.0
+    return http + 5 * ACTOR_GRACE_S + 5.0
 
 
 async def run_master(config: Config, *, clock: Clock = wall_ms,

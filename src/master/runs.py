@@ -37,6 +37,7 @@ from typing import TypeVar
 import trio
 
 from cluster.backoff import Backoff
+from cluster.alerts import AlertEvent
 from cluster.store import (AuditEntry, InvalidQuery, RunPage, RunRecord, RunStore, StoreError,
                            open_store)
 
@@ -106,6 +107,10 @@ class LogManager:
 
     async def write_audit(self, entries: tuple[AuditEntry, ...]) -> None:
         await self._request(lambda store: store.write_audit(entries))
+
+    async def enqueue_alert(self, event: AlertEvent) -> None:
+        """A test event, into the outbox as one row for its channel."""
+        await self._request(lambda store: store.alerts.enqueue_for(event, event.extra["channel"]))
 
     async def query_audit(self, q: AuditQuery) -> list[AuditEntry]:
         """At most ``q.limit + 1`` entries, newest first."""

@@ -73,11 +73,11 @@ def check_channel_name(name: object, where: str = "name") -> str:
 
 def _text(data: Mapping[str, Any], key: str, *, required: bool = False,
           max_chars: int = 2048) -> str | None:
-    value = data.get(key)
-    if value is None:
+    if key not in data:
         if required:
             raise AlertSettingsError(key, "required")
         return None
+    value = data[key]
     if not isinstance(value, str) or not value or len(value) > max_chars:
         raise AlertSettingsError(key, f"a non-empty string of at most {max_chars} characters")
     return value

@@ -142,6 +142,12 @@ class AlertOutbox:
         sql, params = self._insert_event(event)
         await self._backend.execute(sql, params)
 
+    async def enqueue_for(self, event: AlertEvent, channel: str) -> None:
+        """Put an event in the outbox for one channel, due now (a test event)."""
+        await self.ensure()
+        sql, params = self._insert_event(event, channel, event.time_ms)
+        await self._backend.execute(sql, params)
+
     def _insert_event(self, event: AlertEvent, channel: str = "",
                       now_ms: int | None = None) -> tuple[str, list[Any]]:
         delivery_id = event.event_id if not channel else f"{event.event_id}>{channel}"
