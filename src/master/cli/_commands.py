@@ -59,6 +59,13 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
             spec[field] = value
     if args.env is not None:
         spec["env"] = dict(args.env)
+    if args.alerts_on is not None or args.alerts_channels is not None:
+        alerts = dict(spec.get("alerts") or {})
+        if args.alerts_on is not None:
+            alerts["on"] = args.alerts_on
+        if args.alerts_channels is not None:
+            alerts["channels"] = args.alerts_channels
+        spec["alerts"] = alerts
     missing = [f"--{flag}" for flag, field in (("command", "command"), ("cron", "cronExpr"))
                if field not in spec]
     if missing:
