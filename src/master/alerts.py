@@ -25,7 +25,8 @@ import trio
 from cluster.alert_delivery import (AlertMetrics, AlertService, DeliveryStatistics,
                                     EtcdAlertSource)
 from cluster.alerts import (AlertEvent, AlertKind, AlertSettings, AlertSettingsError,
-                            Channel, check_channel_name, parse_channel, parse_policy)
+                            Channel, check_channel_name, parse_channel, parse_policy,
+                            unschedulable_event)
 from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError
 
@@ -152,6 +153,13 @@ class AlertManager:
         missing = [n for n in names if n not in known]
         if missing:
             raise UnknownChannel(missing, known)
+
+    async def unschedulable(self, job: str, reason: str, since_ms: int) -> None:
+        """Raise ``unschedulable`` for ``job`` (once per spell: see
+        ``cluster.alerts.unschedulable_event``); the job's policy decides where it goes."""
+        await self._runs.enqueue_event(unschedulable_event(job, reason, since_ms))
+        if self.service is not None:
+            self.service.wake()
 
     async def send_test(self, name: str) -> str:
         """Queue a test event for one channel; the master's deliverer sends it at once."""

@@ -112,6 +112,10 @@ class LogManager:
         """A test event, into the outbox as one row for its channel."""
         await self._request(lambda store: store.alerts.enqueue_for(event, event.extra["channel"]))
 
+    async def enqueue_event(self, event: AlertEvent) -> None:
+        """An event into the outbox, to resolve by its job's policy (unschedulable)."""
+        await self._request(lambda store: store.alerts.enqueue(event))
+
     async def query_audit(self, q: AuditQuery) -> list[AuditEntry]:
         """At most ``q.limit + 1`` entries, newest first."""
         return await self._request(lambda store: store.query_audit(

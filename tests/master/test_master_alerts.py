@@ -115,3 +115,25 @@ async def test_the_alerts_file_publishes_settings_and_channels(tmp_path, etcd_en
         assert str(exc) == f"alerts file {path}: type: webhook or email"
     else:
         raise AssertionError("a bad alerts file was accepted")
+
+
+async def test_unschedulable_is_raised_once_per_spell_and_follows_the_job_policy(master):
+    hook = WebhookReceiver().start()
+    try:
+        await master.put("/api/v1/alert-channels/ops", json={"type": "webhook",
+                                                             "url": hook.url})
+        await master.put("/api/v1/jobs/zoned", json={
+            **SPEC, "selector": {"zone": "b"},
+            "alerts": {"on": ["unschedulable"], "channels": ["ops"]}})
+        for _ in range(3):  # three observers (or three checks) of the same spell
+            await master.services.alerts.unschedulable("zoned", "no live worker has zone=b",
+                                                       1_700_000_000_000)
+        with trio.fail_after(10):
+            while not hook.events:
+                await trio.sleep(0.05)
+        await trio.sleep(1.5)  # a second send would arrive by now
+        [event] = hook.events
+        assert (event["kind"], event["job"], event["reason"]) == (
+            "unschedulable", "zoned", "no live worker has zone=b")
+    finally:
+        hook.stop()

@@ -11,14 +11,15 @@ The outbox that keeps events until they are sent is the run store's
   _decision   the flapping rule (first failure, then once per repeat_s; recovered)
   _signature  the webhook's X-Scheduler-Signature
   _channels   Channel, AlertPolicy (a job's ``alerts``), their validation
-  _event      AlertEvent (JSON body, summary, link), AlertSettings
+  _event      AlertEvent (JSON body, summary, link), AlertSettings,
+              unschedulable_event (the one call for "a job no worker may run")
 """
 
 from ._channels import (CHANNEL_NAME_RE, DEFAULT_POLICY, MAX_CHANNELS_PER_JOB, AlertPolicy,
                         AlertSettingsError, Channel, check_channel_name, parse_channel,
                         parse_policy)
 from ._decision import DEFAULT_REPEAT_S, AlertDecision, JobAlertState, decide
-from ._event import EXCERPT_CHARS, AlertEvent, AlertSettings, excerpt
+from ._event import EXCERPT_CHARS, AlertEvent, AlertSettings, excerpt, unschedulable_event
 from ._kinds import FAILURE_KINDS, JOB_KINDS, AlertKind
 from ._signature import HEADER, SignatureError, sign, verify
 
@@ -26,4 +27,5 @@ __all__ = ["CHANNEL_NAME_RE", "DEFAULT_POLICY", "DEFAULT_REPEAT_S", "EXCERPT_CHA
            "FAILURE_KINDS", "HEADER", "JOB_KINDS", "MAX_CHANNELS_PER_JOB", "AlertDecision",
            "AlertEvent", "AlertKind", "AlertPolicy", "AlertSettings", "AlertSettingsError",
            "Channel", "JobAlertState", "SignatureError", "check_channel_name", "decide",
-           "excerpt", "parse_channel", "parse_policy", "sign", "verify"]
+           "excerpt", "parse_channel", "parse_policy", "sign", "unschedulable_event",
+           "verify"]

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ._kinds import AlertKind
 
-__all__ = ["AlertEvent", "AlertSettings", "EXCERPT_CHARS", "excerpt"]
+__all__ = ["AlertEvent", "AlertSettings", "EXCERPT_CHARS", "excerpt", "unschedulable_event"]
 
 EXCERPT_CHARS: Final = 2000  # the tail of the output (and of stderr) an alert carries
 
@@ -84,6 +84,20 @@ class AlertEvent:
         return cls(d["id"], AlertKind(d["kind"]), d["job"], int(d["time"]), int(d["count"]),
                    int(d.get("streak") or 0), d.get("run"), d.get("reason"),
                    dict(d.get("extra") or {}))
+
+
+def unschedulable_event(job: str, reason: str, since_ms: int) -> AlertEvent:
+    """The ``unschedulable`` event of ``job`` since ``since_ms``.
+
+    For the code that finds a job unschedulable (issue 12, "Semantics" 4): pass the
+    time the job *became* unschedulable, as every observer sees it (e.g. kept in
+    etcd with the job's state), not the time of the check: the event id is derived
+    from it, so every worker and master that raises it writes one outbox row, and the
+    job alerts once per spell, not once per fire. Queue it with
+    ``RunStore.alerts.enqueue(event)`` (the master: ``AlertManager.unschedulable``).
+    """
+    return AlertEvent(f"unschedulable:{job}:{since_ms}", AlertKind.UNSCHEDULABLE, job,
+                      since_ms, 1, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
