@@ -38,7 +38,29 @@ const FIELDS = [
   { name: "user", label: "Run as user", kind: "text", mono: true, placeholder: "backup",
     help: "Empty: the worker's --run-as user. A user runs the job only on workers whose " +
       "--allowed-users list it; elsewhere its runs fail." },
+  // `alerts` is {on, channels}: two text controls, read and filled by alertsOf/alertText.
+  { name: "alertsOn", label: "Alert on", kind: "text", mono: true,
+    placeholder: "failed, timeout, lost, killed, recovered, unschedulable",
+    help: "Events that alert, comma-separated; empty: all of them." },
+  { name: "alerts", label: "Alert channels", kind: "text", mono: true, placeholder: "ops",
+    help: "Alert channel names, comma-separated (an admin makes them). Both empty: the " +
+      "cluster's default." },
 ];
+
+const names = (text) => text.split(",").map((n) => n.trim()).filter(Boolean);
+
+/** The spec's `alerts` from the two controls' text: null when both are empty. */
+export function alertsOf(onText, channelsText) {
+  const on = names(onText);
+  const channels = names(channelsText);
+  if (!on.length && !channels.length) return null;
+  return on.length ? { on, channels } : { channels };
+}
+
+function alertText(job, fieldName) {
+  if (!job.alerts) return "";
+  return (fieldName === "alertsOn" ? job.alerts.on : job.alerts.channels || []).join(", ");
+}
 
 /** Build the editor for a new job (name null) or an existing one. */
 export function editorView(ctx, name) {
@@ -146,7 +168,9 @@ function fill(controls, job) {
   for (const field of FIELDS) {
     const control = controls.get(field.name);
     const value = job[field.name];
-    if (field.kind === "checkbox") control.checked = Boolean(value);
+    if (field.name === "alerts" || field.name === "alertsOn") {
+      control.value = alertText(job, field.name);
+    } else if (field.kind === "checkbox") control.checked = Boolean(value);
     else if (field.kind === "pairs") {
       control.value = Object.entries(value || {}).map(([k, v]) => `${k}=${v}`).join("\n");
     } else if (value !== undefined && value !== null) control.value = String(value);
@@ -172,6 +196,8 @@ export function readSpec(controls) {
   }
   if (!spec.timezone) delete spec.timezone;
   spec.user = spec.user.trim() || null;  // empty: the worker's default
+  spec.alerts = alertsOf(spec.alertsOn, spec.alerts);
+  delete spec.alertsOn;
   return spec;
 }
 

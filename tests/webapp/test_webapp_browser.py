@@ -164,16 +164,19 @@ def test_editor_shows_server_error_next_to_field_and_live_preview(
     assert put.body == {"name": "nightly", "command": "echo nightly", "cronExpr": "* * * *",
                         "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
                         "paused": False, "retries": 0, "retryBackoff": 10,
-                        "startingDeadline": 0, "selector": {}, "env": {}, "user": None}
+                        "startingDeadline": 0, "selector": {}, "env": {}, "user": None,
+                        "alerts": None}
     browser.screenshot("scheduler-ui-editor.png", shots)
 
     page.fill("#field-cronExpr", "*/5 * * * *")  # editing the field clears its error
     sync_api.expect(error).to_be_hidden()
     sync_api.expect(preview.locator("li")).to_have_count(5)
     page.fill("#field-user", " backup ")
+    page.fill("#field-alerts", "ops, mail")
     page.get_by_role("button", name="Save").click()
     sync_api.expect(page.locator("#notice")).to_contain_text("Created job nightly")
-    assert state.api_requests("PUT", "/api/v1/jobs/nightly")[-1].body["user"] == "backup"
+    body = state.api_requests("PUT", "/api/v1/jobs/nightly")[-1].body
+    assert body["user"] == "backup" and body["alerts"] == {"channels": ["ops", "mail"]}
     sync_api.expect(browser.job_row("nightly")).to_be_visible()
     _assert_clean(browser)
 
@@ -187,6 +190,8 @@ def test_editor_loads_an_existing_job(browser: Browser) -> None:
     sync_api.expect(page.locator("#field-timezone")).to_have_value("Europe/Paris")
     sync_api.expect(page.locator("#field-selector")).to_have_value("zone=eu")
     sync_api.expect(page.locator("#field-user")).to_have_value("backup")
+    sync_api.expect(page.locator("#field-alertsOn")).to_have_value("failed, recovered")
+    sync_api.expect(page.locator("#field-alerts")).to_have_value("ops")
     assert page.locator("#field-name").get_attribute("readonly") is not None
 
 

@@ -40,6 +40,7 @@ def _defaults(name: str) -> dict[str, Any]:
     return {"name": name, "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
             "paused": False, "retries": 0, "retryBackoff": 10, "startingDeadline": 0,
             "selector": {}, "env": {}, "createdAt": _now_ms() - 86_400_000, "user": None,
+            "alerts": None,
             "nextFire": None, "schedulable": True, "reason": None, "running": []}
 
 
@@ -92,7 +93,7 @@ def canned_state() -> FakeState:
     for job in (
         _make_job("backup", "tar czf /backup.tgz /srv && echo done", "0 3 * * *",
              timezone="Europe/Paris", nextFire=now_ms + 3_600_000, selector={"zone": "eu"},
-             user="backup",
+             user="backup", alerts={"on": ["failed", "recovered"], "channels": ["ops"]},
              running=[{"runId": "r-running", "worker": "w1", "startTime": now_ms - 5000,
                        "attempt": 1, "trigger": "schedule"}]),
         _make_job(EVIL_NAME, EVIL_OUTPUT, "*/5 * * * *", nextFire=now_ms + 120_000),
