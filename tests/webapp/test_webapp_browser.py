@@ -246,6 +246,32 @@ def test_runs_filters_by_job_and_status(browser: Browser, state: FakeState) -> N
     assert last.query == {"job": "backup", "status": "timeout", "limit": "50"}
 
 
+def test_alert_channels_are_listed_for_admins_and_a_test_is_sent(
+        browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Alerts").click()
+    table = page.locator("table.channels")
+    sync_api.expect(table.locator("tbody tr")).to_have_count(2)
+    assert table.locator("td.name").first.text_content() == "<b>ops</b>"  # text, not HTML
+    assert table.locator("b").count() == 0
+    assert "smtp.example:587 → ops@example.org" in table.text_content()
+    table.locator("tbody tr").first.get_by_role("button", name="Send test").click()
+    sync_api.expect(page.locator("#notice")).to_contain_text(
+        "Test alert test:1:ab queued for <b>ops</b>")
+    assert len(state.api_requests("POST", "/api/v1/alert-channels/%3Cb%3Eops%3C%2Fb%3E/test")
+               + state.api_requests("POST", "/api/v1/alert-channels/<b>ops</b>/test")) == 1
+    _assert_clean(browser)
+
+
+def test_alert_channels_say_admin_only_to_a_read_token(browser: Browser) -> None:
+    browser.log_in(READ_TOKEN)
+    page = browser.page
+    page.get_by_role("link", name="Alerts").click()
+    sync_api.expect(page.locator(".view .empty")).to_have_text(
+        "Alert channels are shown to admin tokens only.")
+
+
 def test_workers_show_skew_warning_and_html_ids_as_text(browser: Browser) -> None:
     browser.log_in()
     page = browser.page

@@ -156,7 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         record = self._record(method, url)
         authorization = self.headers.get("Authorization")
-        if authorization == f"Bearer {READ_TOKEN}" and method != "GET":
+        if authorization == f"Bearer {READ_TOKEN}" and (
+                method != "GET" or url.path.startswith("/api/v1/alert-channels")):
             self._error(403, "forbidden", "token 'viewer' has role read; this needs role "
                                           + ("admin" if method in ("PUT", "DELETE") else "operate"))
         elif authorization not in (f"Bearer {TOKEN}", f"Bearer {READ_TOKEN}"):
@@ -226,6 +227,15 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
         return 200, {"workers": state.workers, "maxClockSkewMs": state.max_clock_skew_ms}
     if (req.method, path) == ("GET", "/api/v1/audit"):
         return 200, _audit_page(state, req.query)
+    if (req.method, path) == ("GET", "/api/v1/alert-channels"):  # admin only
+        return 200, {"channels": [
+            {"name": "<b>ops</b>", "type": "webhook", "url": "https://hooks.example/x",
+             "hasSecret": True},
+            {"name": "mail", "type": "email", "host": "smtp.example", "port": 587,
+             "from": "cron@example.org", "to": ["ops@example.org"]}]}
+    if req.method == "POST" and path.startswith("/api/v1/alert-channels/") \
+            and path.endswith("/test"):
+        return 202, {"channel": path.split("/")[4], "eventId": "test:1:ab"}
     if (req.method, path) == ("GET", "/api/v1/cron/preview"):
         return _preview(req.query)
     if match := _JOB_ACTION.fullmatch(path):
