@@ -14,12 +14,11 @@ as a flag value (it would show in ``ps``).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from ._client import api_path
+from ._commands import read_object_file
 from ._context import Context
 from ._errors import UsageError
 from ._format import cell, format_fields, format_table
@@ -74,15 +73,7 @@ def cmd_alerts_test(ctx: Context, args: argparse.Namespace) -> None:
 
 def build_channel(args: argparse.Namespace) -> dict[str, Any]:
     if args.file:
-        try:
-            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-            body = json.loads(text)
-        except OSError as err:
-            raise UsageError(f"cannot read --file {args.file}: {err.strerror}") from None
-        except ValueError as err:
-            raise UsageError(f"--file {args.file} is not valid JSON: {err}") from None
-        if not isinstance(body, dict):
-            raise UsageError(f"--file {args.file}: expected a JSON object")
+        body = read_object_file(args.file, "the channel")
     elif args.webhook:
         body = {"type": "webhook", "url": args.webhook}
     else:

@@ -74,20 +74,25 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_spec_file(path: str) -> dict[str, Any]:
+    return read_object_file(path, "the job spec")
+
+
+def read_object_file(path: str, what: str) -> dict[str, Any]:
+    """The JSON object in ``--file`` (``-`` = stdin); UsageError in one line."""
     try:
         if path == "-":
             text = sys.stdin.read()
         else:
             with open(path, encoding="utf-8") as file:
                 text = file.read()
-        spec = json.loads(text)
+        data = json.loads(text)
     except OSError as err:
         raise UsageError(f"cannot read --file {path}: {err.strerror or err}") from None
     except ValueError as err:
         raise UsageError(f"--file {path} is not valid JSON: {err}") from None
-    if not isinstance(spec, dict):
-        raise UsageError(f"--file {path} must hold a JSON object (the job spec)")
-    return spec
+    if not isinstance(data, dict):
+        raise UsageError(f"--file {path} must hold a JSON object ({what})")
+    return data
 
 
 def cmd_jobs_delete(ctx: Context, args: argparse.Namespace) -> None:
