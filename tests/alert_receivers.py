@@ -9,6 +9,7 @@ counts deliveries per event id, so a test can assert "every alert, each once".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -123,8 +124,11 @@ class SmtpReceiver:
             return AuthResult(success=ok, handled=False)
 
         self.port = free_port()
+        # A loop of its own, made directly: once trio_asyncio is imported (the MySQL
+        # store), its policy refuses asyncio.new_event_loop() inside trio.
         self._controller = Controller(
-            Handler(), hostname="127.0.0.1", port=self.port, tls_context=context,
+            Handler(), loop=asyncio.SelectorEventLoop(), hostname="127.0.0.1",
+            port=self.port, tls_context=context,
             require_starttls=True, authenticator=authenticate, auth_require_tls=True)
 
     def start(self) -> "SmtpReceiver":

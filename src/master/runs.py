@@ -98,9 +98,15 @@ class LogManager:
 
     async def prune(self, older_than_ms: int | None, max_per_job: int | None,
                     batch_size: int) -> int:
-        """Returns how many records were deleted."""
-        return await self._request(lambda store: store.prune(
-            older_than_ms=older_than_ms, max_per_job=max_per_job, batch_size=batch_size))
+        """Returns how many records were deleted. Finished alert deliveries older than
+        ``older_than_ms`` go too (the outbox keeps pending ones whatever their age)."""
+        async def prune(store: RunStore) -> int:
+            deleted = await store.prune(older_than_ms=older_than_ms, max_per_job=max_per_job,
+                                        batch_size=batch_size)
+            if older_than_ms is not None:
+                await store.alerts.prune(older_than_ms)
+            return deleted
+        return await self._request(prune)
 
     async def ping(self) -> None:
         await self._request(lambda store: store.ping())

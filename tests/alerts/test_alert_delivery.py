@@ -172,3 +172,41 @@ async def test_an_email_with_a_wrong_password_fails_and_stays_pending(tmp_path, 
             assert "wrong" not in row["last_error"]
     finally:
         smtp.stop()
+
+
+class FailingSenders:
+    async def send(self, channel, event, public_url):
+        from cluster.alert_delivery import DeliveryFailed
+        raise DeliveryFailed("HTTP 503")
+
+
+class RecordingOutbox:
+    """Hands out one delivery again and again, counting its attempts; records delays."""
+
+    def __init__(self, event):
+        self.delays: list[int] = []
+        self.event = event
+
+    async def claim_due(self, owner, now_ms, lease_ms, limit=20):
+        from cluster.store import Delivery
+        return [Delivery("d>ops", self.event, "ops", len(self.delays), now_ms, "c")]
+
+    async def mark_failed(self, delivery, now_ms, retry_in_ms, error):
+        self.delays.append(retry_in_ms)
+        return True
+
+    async def counts(self):
+        return {("ops", "pending"): 1}
+
+
+async def test_retries_back_off_from_5_s_doubling_to_the_settings_cap():
+    source = Source({"ops": {"type": "webhook", "url": "http://127.0.0.1:9/"}},
+                    settings=AlertSettings(backoff_max_s=300))
+    outbox = RecordingOutbox(AlertEvent("e", AlertKind.FAILED, "j", T0))
+    deliverer = Deliverer(source, FailingSenders(), "w1")
+    for _ in range(9):
+        await deliverer.round(outbox)
+    assert outbox.delays == [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000,
+                             300_000, 300_000]
+    assert deliverer.statistics().failed == {"ops": 9}
+    assert deliverer.statistics().pending == {"ops": 1}

@@ -88,6 +88,7 @@ class Deliverer:
                 await self.round(outbox)
             except (StoreError, EtcdError) as exc:
                 log.debug("alert delivery round failed: %s", exc)
+                outbox.forget_schema()  # the server may come back empty: check the tables
             with trio.move_on_after(self._poll_s):
                 await self._wake.wait()
             self._wake = trio.Event()
