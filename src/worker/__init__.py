@@ -32,6 +32,8 @@ Shared modules, at the top level:
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
   and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
   ``claim_batch``, the Executor's ``start_marks``);
+- ``app`` also runs ``alerts``, the deliverer of ``cluster.alert_delivery`` (no actor:
+  a supervisor child of its own, which sends alerts from the run store's outbox);
 - ``metrics``, ``metrics_http`` (read the actors' statistics from outside),
   ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
 

@@ -5,7 +5,10 @@ Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
     worker (one_for_one)
     ├── metrics-http GET /metrics on 127.0.0.1:<metrics_port>, only when it is set;
     │                up first and down last, so start-up and shutdown can be watched
-    ├── log-sink     first actor up, last down: every record is flushed or spilled
+    ├── log-sink     first actor up, last down: every record is flushed or spilled;
+    │                after each batch it applies the alert rule (the run store's outbox)
+    ├── alerts       sends alerts from the outbox (cluster.alert_delivery): a store
+    │                connection and an HTTP client of its own, apart from scheduling
     ├── registrar    the session lease; revoked on the way down, after the runs end
     ├── executor     drains: running jobs get shutdown_grace_s, then are killed
     └── pipeline (one_for_all: they share the plan and its claims in flight)

@@ -30,7 +30,10 @@ refuses for good goes to the rejected file. The disk refusing a spill: the recor
 stay in memory and the spill is retried with the same backoff (0.1 s doubling to 5 s).
 
 Sends to: no actor. ``on_durable`` (a callback, not a message) is told of records once
-they are durable: the worker deletes their running keys.
+they are durable: the worker deletes their running keys. ``after_write`` (a callback)
+is given each batch the store took, in the same write step: the worker applies the
+alert rule there (``RunStore.alerts.observe``); a store-wide error in it fails the batch,
+which is written and observed again (both idempotent), any other is logged.
 
 Mailbox full: senders wait (backpressure), never a drop. ``handle`` only pauses while
 it appends to the spill file, while memory is over its bound and a healthy store write
