@@ -93,8 +93,11 @@ async def test_a_receiver_down_60_s_and_a_worker_sigkilled_with_alerts_pending_g
             cluster.add_worker("k2", "--labels", "zone=b")
             await wait_registered(etcd, ks, {"k1", "k2"})
             down_at = trio.current_time()
-            await put_job(etcd, ks, "broken", "sleep 0.3; exit 1", "* * * * * *",
-                          selector={"zone": "a"}, alerts={"channels": ["hook"]})
+            # Runs overlap (1.5 s each, every second): one is always in flight, so the
+            # kill leaves runs for the survivor to record lost.
+            await put_job(etcd, ks, "broken", "sleep 1.5; exit 1", "* * * * * *",
+                          concurrency="allow", selector={"zone": "a"},
+                          alerts={"channels": ["hook"]})
             await trio.sleep(10)
             doomed.kill()
             async with open_store(mysql_url) as store:
