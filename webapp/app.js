@@ -9,6 +9,7 @@ import { editorView } from "./editor.js";
 import { jobsView } from "./jobs.js";
 import { runsView } from "./runs.js";
 import { workersView } from "./workers.js";
+import { alertsView } from "./alerts.js";
 
 const REFRESH_MS = 5000;
 const NOTICE_MS = 6000;
@@ -45,12 +46,13 @@ function route() {
     runs: () => runsView(ctx, params),
     workers: () => workersView(ctx),
     audit: () => auditView(ctx, params),
+    alerts: () => alertsView(ctx),
     new: () => editorView(ctx, null),
     edit: () => editorView(ctx, params.get("name")),
   };
   current = (views[name] || (() => jobsView(ctx)))();
   page.view.replaceChildren(current.root);
-  const section = ["runs", "workers", "audit"].includes(name) ? name : "jobs";
+  const section = ["runs", "workers", "audit", "alerts"].includes(name) ? name : "jobs";
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

@@ -46,7 +46,29 @@ const FIELDS = [
     options: [["succeeded", "succeeded"],
       ["failed", "failed (also timeout, killed, lost)"],
       ["completed", "completed (any end)"]] },
+  // `alerts` is {on, channels}: two text controls, read and filled by alertsOf/alertText.
+  { name: "alertsOn", label: "Alert on", kind: "text", mono: true,
+    placeholder: "failed, timeout, lost, killed, recovered, unschedulable",
+    help: "Events that alert, comma-separated; empty: all of them." },
+  { name: "alerts", label: "Alert channels", kind: "text", mono: true, placeholder: "ops",
+    help: "Alert channel names, comma-separated (an admin makes them). Both empty: the " +
+      "cluster's default." },
 ];
+
+const names = (text) => text.split(",").map((n) => n.trim()).filter(Boolean);
+
+/** The spec's `alerts` from the two controls' text: null when both are empty. */
+export function alertsOf(onText, channelsText) {
+  const on = names(onText);
+  const channels = names(channelsText);
+  if (!on.length && !channels.length) return null;
+  return on.length ? { on, channels } : { channels };
+}
+
+function alertText(job, fieldName) {
+  if (!job.alerts) return "";
+  return (fieldName === "alertsOn" ? job.alerts.on : job.alerts.channels || []).join(", ");
+}
 
 /** Build the editor for a new job (name null) or an existing one. */
 export function editorView(ctx, name) {
@@ -166,7 +188,9 @@ function fill(controls, job) {
   for (const field of FIELDS) {
     const control = controls.get(field.name);
     const value = field.name in chained ? chained[field.name] : job[field.name];
-    if (field.kind === "checkbox") control.checked = Boolean(value);
+    if (field.name === "alerts" || field.name === "alertsOn") {
+      control.value = alertText(job, field.name);
+    } else if (field.kind === "checkbox") control.checked = Boolean(value);
     else if (field.kind === "pairs") {
       control.value = Object.entries(value || {}).map(([k, v]) => `${k}=${v}`).join("\n");
     } else if (value !== undefined && value !== null) control.value = String(value);
@@ -195,6 +219,8 @@ export function readSpec(controls) {
   const upstream = spec.after.trim();
   spec.after = upstream ? { job: upstream, on: spec.afterOn } : null;
   delete spec.afterOn;
+  spec.alerts = alertsOf(spec.alertsOn, spec.alerts);
+  delete spec.alertsOn;
   return spec;
 }
 

@@ -12,6 +12,8 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>skipped/<name>                fires skipped while that run goes on (a tally)
     <p>workers/<worker_id>           worker info JSON
     <p>state/<name>                  last fired planned time (catch-up)
+    <p>alert-channels/<name>         an alert channel's JSON (secrets included; issue 12)
+    <p>alerts/settings               the cluster's alert settings (written by the master)
     <p>audit/<entry_id>              audit entry of one change, written in the change's own
                                      transaction; moved to the run store by the master
                                      (entry_id = 16-digit time ms, '-', 16 hex digits, so
@@ -47,6 +49,8 @@ JOB_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 #: Run ids and worker ids: one key segment too (host names, uuids, `host:pid` fit).
 ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}", re.ASCII)
 PLANNED_MS_DIGITS: Final = 16
+#: Alert channel names (cluster.alerts.CHANNEL_NAME_RE is the same rule).
+ALERT_CHANNEL_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 #: Audit entry ids: the entry's time (ms, zero-padded like lock keys) and a random part.
 AUDIT_ID_RE: Final = re.compile(r"[0-9]{16}-[0-9a-f]{16}", re.ASCII)
 _MAX_PLANNED_MS: Final = 10**PLANNED_MS_DIGITS - 1
@@ -202,6 +206,21 @@ class Keyspace:
     @property
     def audit_prefix(self) -> str:
         return f"{self.prefix}audit/"
+
+    @property
+    def alert_channels_prefix(self) -> str:
+        return f"{self.prefix}alert-channels/"
+
+    @property
+    def alert_settings(self) -> str:
+        """The cluster's alert settings (repeat interval, default policy, public URL)."""
+        return f"{self.prefix}alerts/settings"
+
+    def alert_channel(self, name: str) -> str:
+        if not isinstance(name, str) or ALERT_CHANNEL_RE.fullmatch(name) is None:
+            raise KeyspaceError("alert channel name", name,
+                                f"must match {ALERT_CHANNEL_RE.pattern}")
+        return f"{self.prefix}alert-channels/{name}"
 
     def lock_prefix(self, name: str | None = None) -> str:
         """All locks, or one job's (its locks sort by fire time)."""

@@ -19,6 +19,7 @@ from cluster.startup import parse_process_args, start_logging
 from cluster.store import StoreTlsError, check_tls_files
 from cluster.tokens import TokensFileError
 
+from .alerts import AlertsFileError, load_alerts_file
 from .app import run_master
 from .auth import ExposureRefused, check_exposure, load_auth
 from .server import CannotListen, check_listen
@@ -64,9 +65,13 @@ etcd with TLS and auth: --etcd-ca (TLS on), --etcd-cert/--etcd-key (a client
 certificate), --etcd-user with its password in SCHEDULER_ETCD_PASSWORD or
 --etcd-password-file (never as a flag).
 
+Alerts: channels and the default policy come from --alerts-file (a JSON file read at
+start; its channels are put into etcd) and /api/v1/alert-channels; the master sends
+alerts too, so they go out while no worker lives.
+
 Exit status: 0 after a signal; 2 for a configuration error, an unsafe
 state directory or a bad tokens file, or etcd refusing the
-credentials, TLS or prefix at start-up (one line on stderr; an etcd that does not
+credentials, TLS or prefix at start-up, or a bad --alerts-file (one line on stderr; an etcd that does not
 answer is waited for); 1 if it cannot listen.
 """
 
@@ -83,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         if config.state_dir or config.db_url is None:
             ensure_private_dir(config.state_path, "state directory")
         load_auth(config)  # a bad tokens file stops us here, in one line
+        if config.alerts_file is not None:
+            load_alerts_file(config.alerts_file)  # so does a bad alerts file
         etcd_note = trio.run(check_etcd, config)  # before logging: a refusal is one line
     except (ConfigError, ExposureRefused, StoreTlsError, UnsafeDirectory,
-            CannotMakeDirectory, TokensFileError, EtcdAccessError) as exc:
+            CannotMakeDirectory, TokensFileError, EtcdAccessError, AlertsFileError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     master_fields = set(fields_for("master"))

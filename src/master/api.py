@@ -18,6 +18,7 @@ from actors import Address
 from cluster.cron import CronError, TimeZoneError, parse_schedule
 from cluster.store import RunPage, RunRecord
 
+from .alerts import AlertManager
 from .ask import ask_jobs, ask_runs, ask_workers
 from .audit import Author
 from .caller import caller
@@ -73,13 +74,14 @@ def by() -> Author:
 
 def api_routes(ctx: MasterContext, services: Services) -> Blueprint:
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
-    _job_routes(bp, ctx, services.jobs)
+    _job_routes(bp, ctx, services.jobs, services.alerts)
     _run_routes(bp, ctx, services.runs)
     _other_routes(bp, ctx, services.workers)
     return bp
 
 
-def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager) -> None:
+def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager,
+                services_alerts: AlertManager) -> None:
     @bp.get("/jobs")
     async def list_jobs() -> Response:
         views: list[JobView] = await ask_jobs(ctx, jobs.list_jobs)
@@ -97,6 +99,8 @@ def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager) -> None:
         document = await read_json_object(request, field="job")
         assert document is not None
         spec = job_from_document(document, name)
+        if spec.alerts is not None:  # 422 for a channel that does not exist
+            await ask_jobs(ctx, services_alerts.check_job_channels, spec.alerts.channels)
         outcome: SaveOutcome = await ask_jobs(ctx, jobs.save, spec, by())
         previous = None if outcome.previous is None else outcome.previous.to_json()
         return json_response({"job": outcome.view.to_json(), "previous": previous,

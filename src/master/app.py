@@ -8,6 +8,7 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     ├── schedulable   SchedulableWatch: jobs no live worker can run, once per change
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
+    ├── alerts        publishes the alert settings, then delivers alerts (MasterAlerts)
     ├── http          hypercorn serving the app (API, seed endpoints, UI)
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
@@ -29,6 +30,7 @@ from cluster.config import Config
 from cluster.etcd import Etcd
 from cluster.etcd_access import open_cluster_etcd
 
+from .alerts import MasterAlerts, load_alerts_file
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
@@ -59,6 +61,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
     """
     config = ctx.config
     runs = services.runs
+    alerts_file = None if config.alerts_file is None else load_alerts_file(config.alerts_file)
     children = [
         ChildSpec("store", lambda: StoreKeeper(runs)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
@@ -66,6 +69,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
             inboxes.schedulable, ctx, etcd, on_change=on_schedulable_changed)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
+        ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),
     ]
     if serve_http:
         app = create_app(ctx, services)

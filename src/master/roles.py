@@ -37,6 +37,12 @@ REQUIRED_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/api/v1/workers"): READ,
     ("GET", "/api/v1/cron/preview"): READ,
     ("GET", "/api/v1/audit"): READ,
+    # Channels hold secrets and decide where failures are told: admin only, reads too.
+    ("GET", "/api/v1/alert-channels"): ADMIN,
+    ("GET", "/api/v1/alert-channels/{name}"): ADMIN,
+    ("PUT", "/api/v1/alert-channels/{name}"): ADMIN,
+    ("DELETE", "/api/v1/alert-channels/{name}"): ADMIN,
+    ("POST", "/api/v1/alert-channels/{name}/test"): ADMIN,
     ("GET", "/metrics"): READ,
     ("GET", "/openapi.json"): READ,
     ("POST", "/job/save"): ADMIN,

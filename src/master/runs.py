@@ -37,6 +37,7 @@ from typing import TypeVar
 import trio
 
 from cluster.backoff import Backoff
+from cluster.alerts import AlertEvent
 from cluster.store import (AuditEntry, InvalidQuery, RunPage, RunRecord, RunStore, StoreError,
                            open_store)
 
@@ -97,15 +98,29 @@ class LogManager:
 
     async def prune(self, older_than_ms: int | None, max_per_job: int | None,
                     batch_size: int) -> int:
-        """Returns how many records were deleted."""
-        return await self._request(lambda store: store.prune(
-            older_than_ms=older_than_ms, max_per_job=max_per_job, batch_size=batch_size))
+        """Returns how many records were deleted. Finished alert deliveries older than
+        ``older_than_ms`` go too (the outbox keeps pending ones whatever their age)."""
+        async def prune(store: RunStore) -> int:
+            deleted = await store.prune(older_than_ms=older_than_ms, max_per_job=max_per_job,
+                                        batch_size=batch_size)
+            if older_than_ms is not None:
+                await store.alerts.prune(older_than_ms)
+            return deleted
+        return await self._request(prune)
 
     async def ping(self) -> None:
         await self._request(lambda store: store.ping())
 
     async def write_audit(self, entries: tuple[AuditEntry, ...]) -> None:
         await self._request(lambda store: store.write_audit(entries))
+
+    async def enqueue_alert(self, event: AlertEvent) -> None:
+        """A test event, into the outbox as one row for its channel."""
+        await self._request(lambda store: store.alerts.enqueue_for(event, event.extra["channel"]))
+
+    async def enqueue_event(self, event: AlertEvent) -> None:
+        """An event into the outbox, to resolve by its job's policy (unschedulable)."""
+        await self._request(lambda store: store.alerts.enqueue(event))
 
     async def query_audit(self, q: AuditQuery) -> list[AuditEntry]:
         """At most ``q.limit + 1`` entries, newest first."""

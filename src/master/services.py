@@ -2,7 +2,8 @@
 
 ``jobs`` (JobManager) speaks to etcd; ``runs`` (LogManager) to the run store, which the
 tree's StoreKeeper child keeps open; ``workers`` is the address of the WorkerManager
-actor (the live worker list, from memory): the only actor the handlers call. The
+actor (the live worker list, from memory): the only actor the handlers call;
+``alerts`` (AlertManager) the alert channels in etcd and test events. The
 services are not actors: a request runs in its
 caller's task under its caller's deadline (``ask``), and each service bounds how many
 requests reach its dependency at once.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from actors import Address
 from cluster.etcd import Etcd
 
+from .alerts import AlertManager
 from .context import MasterContext
 from .jobs import JobManager
 from .messages import WorkerManagerMsg
@@ -28,8 +30,10 @@ class Services:
     jobs: JobManager
     runs: LogManager
     workers: Address[WorkerManagerMsg]
+    alerts: AlertManager
 
     @classmethod
     def create(cls, ctx: MasterContext, etcd: Etcd,
                workers: Address[WorkerManagerMsg]) -> Services:
-        return cls(JobManager(ctx, etcd), LogManager(ctx), workers)
+        runs = LogManager(ctx)
+        return cls(JobManager(ctx, etcd), runs, workers, AlertManager(ctx, etcd, runs))

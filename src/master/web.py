@@ -27,6 +27,7 @@ from cluster.config import Config
 
 from . import browser_guard, ops, static
 from .api import JobNameConverter, api_routes
+from .alerts_api import alert_routes
 from .audit_api import audit_routes
 from .auth import TokensReloader
 from .caller import set_caller
@@ -90,6 +91,7 @@ def create_app(ctx: MasterContext, services: Services) -> QuartTrio:
     _install_common(app, ctx)
     app.register_blueprint(api_routes(ctx, services))
     app.register_blueprint(audit_routes(ctx, services))
+    app.register_blueprint(alert_routes(ctx, services))
     app.register_blueprint(seed_routes(ctx, services))
     app.register_blueprint(ops.ops_routes(ctx, services, has_valid_token))
     app.register_blueprint(static.ui_routes(ctx.config.webapp_path))

@@ -39,6 +39,8 @@ Shared modules, at the top level:
   and those of a lost run (Locker);
 - ``spill_room``: whether the spill directory has room (the LogSink changes it; the
   Locker claims no new fire while it is full; the Registrar and ``/healthz`` say so);
+- ``app`` also runs ``alerts``, the deliverer of ``cluster.alert_delivery`` (no actor:
+  a supervisor child of its own, which sends alerts from the run store's outbox);
 - ``metrics``, ``metrics_http`` (read the actors' statistics from outside; /healthz),
   ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
 

@@ -5,7 +5,10 @@ Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
     worker (one_for_one)
     ├── metrics-http GET /metrics and /healthz on 127.0.0.1:<metrics_port>, if set;
     │                up first and down last, so start-up and shutdown can be watched
-    ├── log-sink     first actor up, last down: every record is flushed or spilled
+    ├── log-sink     first actor up, last down: every record is flushed or spilled;
+    │                after each batch it applies the alert rule (the run store's outbox)
+    ├── alerts       sends alerts from the outbox (cluster.alert_delivery): a store
+    │                connection and an HTTP client of its own, apart from scheduling
     ├── registrar    the session lease; revoked on the way down, after the runs end
     ├── executor     drains: running jobs get shutdown_grace_s, then are killed
     └── pipeline (one_for_all: they share the plan and its claims in flight)
@@ -41,6 +44,7 @@ import socket
 import trio
 
 from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
+from cluster.alert_delivery import AlertMetrics, AlertService, EtcdAlertSource
 from cluster.config import Config
 from cluster.etcd import Etcd
 from cluster.etcd_access import open_cluster_etcd
@@ -56,6 +60,7 @@ from .executor.start_marks import StartMarks
 from .job_watcher.actor import JobWatcher
 from .locker.actor import Locker
 from .log_sink.actor import LogSink
+from .log_sink.store_writer import store_settings
 from .metrics import WorkerMetrics
 from .metrics_http import MetricsServer
 from .registrar.actor import Registrar
@@ -81,6 +86,15 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     end_mark = functools.partial(chains.mark_ended, etcd, ctx.keyspace, ctx.worker_id,
                                  ctx.clock.now_ms)
+    alert_source = EtcdAlertSource(etcd, ctx.keyspace)
+    alerts = AlertService(alert_source, config.db, ctx.worker_id,
+                          settings=store_settings(config.db_timeout_s))
+    metrics.registry.register(AlertMetrics("scheduler_worker", alerts.statistics))
+
+    async def observe_alerts(store, records) -> None:  # the flapping rule, after each batch
+        if (outbox := getattr(store, "alerts", None)) is not None:
+            await outbox.observe(records, repeat_s=alert_source.repeat_s)
+
     pipeline = Supervisor(
         [
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
@@ -100,8 +114,11 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     children = [
         ChildSpec("log-sink", lambda: metrics.log_sink.track(
             LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink,
-                    room=room)),
+                    room=room, after_write=observe_alerts)),
                   grace_s=budget.log_sink.grace_s),
+        # Sends alerts from the run store's outbox: a child of its own, with its own
+        # store connection and HTTP client, so that no send touches scheduling.
+        ChildSpec("alerts", alerts, grace_s=budget.alerts_grace_s),
         ChildSpec("registrar", lambda: metrics.registrar.track(
             Registrar(inboxes.registrar, ctx, etcd, log_sink=inboxes.log_sink.address,
                       executor=inboxes.executor.address, locker=inboxes.locker.address,

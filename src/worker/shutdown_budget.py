@@ -13,10 +13,11 @@ once, each actor reads its own part, and the sums are computed (and checked) her
     registrar    flush_s (the sink's Flush) + revoke_s (the session lease)
     log-sink     store_drain_s + spill_s + durable_s
     metrics-http metrics_grace_s (counted even when metrics are off: 1 s of slack)
+    alerts       alerts_grace_s (the alert deliverer: its sends are cut, rows stay due)
     ───────────
     total_s      what run_until_signalled is given
 
-With the default Config (30 s for jobs, 5 s kill grace): 5 + 40 + 5 + 30 + 1 = 81 s.
+With the default Config (30 s for jobs, 5 s kill grace): 5 + 40 + 5 + 30 + 1 + 1 = 82 s.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ __all__ = ["ExecutorBudget", "LogSinkBudget", "RegistrarBudget", "ShutdownBudget
 
 PIPELINE_GRACE_S = 5.0
 METRICS_GRACE_S = 1.0
+# The alert deliverer stops at once: a send cut short leaves its row claimed, and it is
+# sent again after the lease (receivers dedupe by event id).
+ALERTS_GRACE_S = 1.0
 
 
 class _Parts:
@@ -94,6 +98,7 @@ class ShutdownBudget:
     total_s: float  # given to run_until_signalled: the sum of the children's graces
     pipeline_grace_s: float = PIPELINE_GRACE_S
     metrics_grace_s: float = METRICS_GRACE_S
+    alerts_grace_s: float = ALERTS_GRACE_S
 
     def __post_init__(self) -> None:
         parts = self.children_grace_s()
@@ -107,7 +112,7 @@ class ShutdownBudget:
         executor = ExecutorBudget.from_config(config)
         registrar, log_sink = RegistrarBudget(), LogSinkBudget()
         total_s = (PIPELINE_GRACE_S + executor.grace_s + registrar.grace_s
-                   + log_sink.grace_s + METRICS_GRACE_S)
+                   + log_sink.grace_s + METRICS_GRACE_S + ALERTS_GRACE_S)
         return cls(executor, registrar, log_sink, total_s)
 
     @property
@@ -118,6 +123,7 @@ class ShutdownBudget:
         """Each child of the worker's root supervisor, and its grace."""
         return {
             "metrics-http": self.metrics_grace_s,
+            "alerts": self.alerts_grace_s,
             "log-sink": self.log_sink.grace_s,
             "registrar": self.registrar.grace_s,
             "executor": self.executor.grace_s,

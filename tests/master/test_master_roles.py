@@ -29,6 +29,7 @@ METHODS = ("get", "put", "post", "delete")
 # Path parameters the document gives no example for (the UI's files).
 PATH_DEFAULTS = {"asset": "app.js", "path": "sub/note.txt"}
 # What each changing operation writes into the audit trail: (action, via).
+ALERT_CHANNELS = "/api/v1/alert-channels"  # not in the (jobs') audit trail
 CHANGES = {
     ("PUT", "/api/v1/jobs/{name}"): ("put", "api"),
     ("DELETE", "/api/v1/jobs/{name}"): ("delete", "api"),
@@ -127,13 +128,16 @@ async def master(tmp_path, etcd_endpoint, etcd_prefix, tokens_file):
 
 
 async def plant(master, *, paused: bool) -> None:
-    """The job, run and worker the document's examples name, as etcd holds them."""
+    """The job, run, worker and alert channel the document's examples name, as etcd
+    holds them."""
     keys = master.keyspace
     spec = JobSpec.from_json({**EXAMPLE_SPEC, "name": EXAMPLE_JOB, "paused": paused})
     await master.etcd.put(keys.job(EXAMPLE_JOB), spec.to_bytes())
     running = RunningInfo(EXAMPLE_RUN, EXAMPLE_JOB, "w1", 1_000, 1, "schedule", 2_000)
     await master.etcd.put(keys.running(EXAMPLE_JOB, EXAMPLE_RUN), running.to_bytes())
     await master.etcd.put(keys.worker("w1"), WorkerInfo("w1", "h", 1).to_bytes())
+    await master.etcd.put(keys.alert_channel("ops"),  # the channel the examples name
+                          b'{"type": "webhook", "url": "http://127.0.0.1:9/x"}')
 
 
 def test_the_document_declares_a_role_for_every_authenticated_operation():
@@ -211,11 +215,16 @@ async def test_each_identity_gets_what_its_role_allows(master, method, template)
 
 def test_the_table_is_the_documented_policy():
     """read: what changes nothing; operate: run now, kill, pause, resume; admin: put and
-    delete (docs/api.md "Roles"), stated here independently of the table."""
+    delete, and everything about alert channels, reads too: they hold secrets (docs/api.md
+    "Roles"), stated here independently of the table."""
     for (method, template), role in REQUIRED_ROLES.items():
+        if template.startswith(ALERT_CHANNELS):
+            assert role is Role.ADMIN, (method, template)
+            continue
         action = CHANGES.get((method, template), (None,))[0]
         expected = {None: Role.READ, "put": Role.ADMIN, "delete": Role.ADMIN}.get(
             action, Role.OPERATE)
         assert role is expected, (method, template)
-    changing = {(m, t) for m, t in operations() if m != "GET"} - {("POST", "/job/list")}
+    changing = {(m, t) for m, t in operations()
+                if m != "GET" and not t.startswith(ALERT_CHANNELS)} - {("POST", "/job/list")}
     assert changing == set(CHANGES)

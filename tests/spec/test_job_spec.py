@@ -44,13 +44,15 @@ def test_full_spec_round_trips() -> None:
         timezone="Europe/Berlin", timeout=2.5, concurrency="replace", paused=True, retries=3,
         retryBackoff=30, startingDeadline=600, selector={"role": "batch", "zone": "eu-1"},
         env={"LANG": "C.UTF-8", "B": "ü"}, createdAt=T0, user="backup",
-        after={"job": "upstream", "on": "failed"}))
+        after={"job": "upstream", "on": "failed"},
+        alerts={"channels": ["ops"], "on": ["recovered", "failed"]}))
     assert spec.to_json() == {
         "name": "job1", "command": "echo hello", "cronExpr": "*/5 * * * * *",
         "timezone": "Europe/Berlin", "timeout": 2.5, "concurrency": "replace",
         "paused": True, "retries": 3, "retryBackoff": 30, "startingDeadline": 600,
         "selector": {"role": "batch", "zone": "eu-1"}, "env": {"B": "ü", "LANG": "C.UTF-8"},
-        "createdAt": T0, "user": "backup", "after": {"job": "upstream", "on": "failed"}}
+        "createdAt": T0, "user": "backup", "after": {"job": "upstream", "on": "failed"},
+        "alerts": {"on": ["failed", "recovered"], "channels": ["ops"]}}
     assert JobSpec.from_json(spec.to_bytes()) == spec
     assert JobSpec.from_json(spec.to_json()) == spec
     assert list(spec.to_json()) == list(JobSpec.from_json(SEED_JOB).to_json())  # stable keys
@@ -230,3 +232,14 @@ def test_a_job_without_user_is_stored_without_the_key_for_older_workers() -> Non
     with_user = JobSpec.from_json({**SEED_JOB, "user": "nobody"})
     assert json.loads(with_user.to_bytes())["user"] == "nobody"
     assert JobSpec.from_json(with_user.to_bytes()) == with_user
+
+
+def test_alerts_pick_events_and_channels_and_an_unknown_event_is_refused() -> None:
+    spec = JobSpec.from_json(job(alerts={"on": ["failed", "recovered"], "channels": ["ops"]}))
+    assert spec.to_json()["alerts"] == {"on": ["failed", "recovered"], "channels": ["ops"]}
+    assert JobSpec.from_json(spec.to_bytes()) == spec
+    assert b'"alerts"' not in JobSpec.from_json(SEED_JOB).to_bytes()  # older workers
+    with pytest.raises(SpecError, match=r"^alerts\.on: unknown event 'paged'"):
+        JobSpec.from_json(job(alerts={"on": ["paged"]}))
+    with pytest.raises(SpecError, match=r"^alerts: expected an object"):
+        JobSpec.from_json(job(alerts=["failed"]))

@@ -165,16 +165,18 @@ def test_editor_shows_server_error_next_to_field_and_live_preview(
                         "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
                         "paused": False, "retries": 0, "retryBackoff": 10,
                         "startingDeadline": 0, "selector": {}, "env": {}, "user": None,
-                        "after": None}
+                        "after": None, "alerts": None}
     browser.screenshot("scheduler-ui-editor.png", shots)
 
     page.fill("#field-cronExpr", "*/5 * * * *")  # editing the field clears its error
     sync_api.expect(error).to_be_hidden()
     sync_api.expect(preview.locator("li")).to_have_count(5)
     page.fill("#field-user", " backup ")
+    page.fill("#field-alerts", "ops, mail")
     page.get_by_role("button", name="Save").click()
     sync_api.expect(page.locator("#notice")).to_contain_text("Created job nightly")
-    assert state.api_requests("PUT", "/api/v1/jobs/nightly")[-1].body["user"] == "backup"
+    body = state.api_requests("PUT", "/api/v1/jobs/nightly")[-1].body
+    assert body["user"] == "backup" and body["alerts"] == {"channels": ["ops", "mail"]}
     sync_api.expect(browser.job_row("nightly")).to_be_visible()
     _assert_clean(browser)
 
@@ -188,6 +190,8 @@ def test_editor_loads_an_existing_job(browser: Browser) -> None:
     sync_api.expect(page.locator("#field-timezone")).to_have_value("Europe/Paris")
     sync_api.expect(page.locator("#field-selector")).to_have_value("zone=eu")
     sync_api.expect(page.locator("#field-user")).to_have_value("backup")
+    sync_api.expect(page.locator("#field-alertsOn")).to_have_value("failed, recovered")
+    sync_api.expect(page.locator("#field-alerts")).to_have_value("ops")
     assert page.locator("#field-name").get_attribute("readonly") is not None
 
 
@@ -267,6 +271,32 @@ def test_runs_filters_by_job_and_status(browser: Browser, state: FakeState) -> N
     sync_api.expect(page.locator("table.runs tbody tr")).to_have_count(1)
     last = state.api_requests("GET", "/api/v1/runs")[-1]
     assert last.query == {"job": "backup", "status": "timeout", "limit": "50"}
+
+
+def test_alert_channels_are_listed_for_admins_and_a_test_is_sent(
+        browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("link", name="Alerts").click()
+    table = page.locator("table.channels")
+    sync_api.expect(table.locator("tbody tr")).to_have_count(2)
+    assert table.locator("td.name").first.text_content() == "<b>ops</b>"  # text, not HTML
+    assert table.locator("b").count() == 0
+    assert "smtp.example:587 → ops@example.org" in table.text_content()
+    table.locator("tbody tr").first.get_by_role("button", name="Send test").click()
+    sync_api.expect(page.locator("#notice")).to_contain_text(
+        "Test alert test:1:ab queued for <b>ops</b>")
+    assert len(state.api_requests("POST", "/api/v1/alert-channels/%3Cb%3Eops%3C%2Fb%3E/test")
+               + state.api_requests("POST", "/api/v1/alert-channels/<b>ops</b>/test")) == 1
+    _assert_clean(browser)
+
+
+def test_alert_channels_say_admin_only_to_a_read_token(browser: Browser) -> None:
+    browser.log_in(READ_TOKEN)
+    page = browser.page
+    page.get_by_role("link", name="Alerts").click()
+    sync_api.expect(page.locator(".view .empty")).to_have_text(
+        "Alert channels are shown to admin tokens only.")
 
 
 def test_workers_show_skew_warning_and_html_ids_as_text(browser: Browser) -> None:

@@ -40,6 +40,7 @@ def _defaults(name: str) -> dict[str, Any]:
     return {"name": name, "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
             "paused": False, "retries": 0, "retryBackoff": 10, "startingDeadline": 0,
             "selector": {}, "env": {}, "createdAt": _now_ms() - 86_400_000, "user": None,
+            "alerts": None,
             "nextFire": None, "schedulable": True, "reason": None, "running": [],
             "after": None, "downstream": []}
 
@@ -93,7 +94,7 @@ def canned_state() -> FakeState:
     for job in (
         _make_job("backup", "tar czf /backup.tgz /srv && echo done", "0 3 * * *",
              timezone="Europe/Paris", nextFire=now_ms + 3_600_000, selector={"zone": "eu"},
-             user="backup",
+             user="backup", alerts={"on": ["failed", "recovered"], "channels": ["ops"]},
              running=[{"runId": "r-running", "worker": "w1", "startTime": now_ms - 5000,
                        "attempt": 1, "trigger": "schedule"}]),
         _make_job(EVIL_NAME, EVIL_OUTPUT, "*/5 * * * *", nextFire=now_ms + 120_000),
@@ -156,7 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         record = self._record(method, url)
         authorization = self.headers.get("Authorization")
-        if authorization == f"Bearer {READ_TOKEN}" and method != "GET":
+        if authorization == f"Bearer {READ_TOKEN}" and (
+                method != "GET" or url.path.startswith("/api/v1/alert-channels")):
             self._error(403, "forbidden", "token 'viewer' has role read; this needs role "
                                           + ("admin" if method in ("PUT", "DELETE") else "operate"))
         elif authorization not in (f"Bearer {TOKEN}", f"Bearer {READ_TOKEN}"):
@@ -227,6 +229,15 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
         return 200, {"workers": state.workers, "maxClockSkewMs": state.max_clock_skew_ms}
     if (req.method, path) == ("GET", "/api/v1/audit"):
         return 200, _audit_page(state, req.query)
+    if (req.method, path) == ("GET", "/api/v1/alert-channels"):  # admin only
+        return 200, {"channels": [
+            {"name": "<b>ops</b>", "type": "webhook", "url": "https://hooks.example/x",
+             "hasSecret": True},
+            {"name": "mail", "type": "email", "host": "smtp.example", "port": 587,
+             "from": "cron@example.org", "to": ["ops@example.org"]}]}
+    if req.method == "POST" and path.startswith("/api/v1/alert-channels/") \
+            and path.endswith("/test"):
+        return 202, {"channel": path.split("/")[4], "eventId": "test:1:ab"}
     if (req.method, path) == ("GET", "/api/v1/cron/preview"):
         return _preview(req.query)
     if match := _JOB_ACTION.fullmatch(path):

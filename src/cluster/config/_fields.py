@@ -158,6 +158,11 @@ class ConfigFields:
     log_retention_max_per_job: int | None = _setting(
         None, "keep at most this many run records per job; unset = no limit",
         check=checks.at_least_one, used_by=_MASTER)
+    alerts_file: str | None = _setting(
+        None, "JSON file of the alert settings: {repeatS, default: {on, channels}, "
+        "channels: {NAME: {...}}}; read at start, its channels put into etcd (replacing "
+        "same-named ones); unset = repeat 3600 s, channels from the API only",
+        check=checks.non_empty, used_by=_MASTER, metavar="FILE")
     # -- worker
     worker_id: str | None = _setting(
         None, "this worker's unique id; unset = derived from host name and pid",

@@ -25,6 +25,8 @@ expressions raise SpecError naming the JSON field.
                       cronExpr may be omitted (the job then runs only after it)
     user              run as this user; a worker honours it only if it allows it
                       (`--allowed-users`); null = the worker's `--run-as` (or its own)
+    alerts            {on: [failed, timeout, lost, killed, recovered, unschedulable],
+                      channels: [names]}; null = the cluster's default (cluster.alerts)
 
 `@every` jobs without createdAt (seed jobs) are anchored on a stable per-name phase,
 crc32(name) milliseconds after the epoch, so that such jobs do not all fire together

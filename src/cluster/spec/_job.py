@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from ..alerts import AlertPolicy, AlertSettingsError, parse_policy
 from ..cron import CronError, CronSchedule, TimeZoneError, load_zone, parse_schedule
 from ._chains import After, ChainOnlySchedule, after_json, parse_after
 from ._errors import SpecError
@@ -38,6 +39,7 @@ class JobSpec:
     created_at_ms: int | None = None
     user: str | None = None
     after: After | None = None  # runs after another job's runs (``_chains``)
+    alerts: AlertPolicy | None = None  # None: the cluster's default policy
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -60,6 +62,11 @@ class JobSpec:
         self._set("env", _env(self.env))
         if self.user is not None:
             _check_user(self.user)
+        if self.alerts is not None:
+            try:
+                self._set("alerts", parse_policy(self.alerts))
+            except AlertSettingsError as err:
+                raise SpecError(err.field, err.reason) from None
 
     def _set(self, attr: str, value: object) -> None:
         object.__setattr__(self, attr, value)
@@ -130,16 +137,17 @@ class JobSpec:
             "createdAt": self.created_at_ms,
             "user": self.user,
             "after": after_json(self.after),
+            "alerts": None if self.alerts is None else self.alerts.to_json(),
         }
 
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON: the value stored under jobs/<name>.
 
-        A job with no `user` (or `after`) is stored without the key: workers of the previous version
+        A job with no `user` (or `after`, or `alerts`) is stored without the key: workers of the previous version
         reject unknown fields, and during a rolling upgrade they must still read every
         job that does not need the new field."""
         data = self.to_json()
-        for optional in ("user", "after"):
+        for optional in ("user", "after", "alerts"):
             if data[optional] is None:
                 del data[optional]
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -164,7 +172,7 @@ _FROM_JSON: Final = {
     "timeout": "timeout_s", "concurrency": "concurrency", "paused": "paused",
     "retries": "retries", "retryBackoff": "retry_backoff_s",
     "startingDeadline": "starting_deadline_s", "selector": "selector", "env": "env",
-    "createdAt": "created_at_ms", "user": "user", "after": "after",
+    "createdAt": "created_at_ms", "user": "user", "after": "after", "alerts": "alerts",
 }
 _REQUIRED: Final = ("name", "command", "cronExpr")
 

@@ -12,6 +12,7 @@ drivers load only with it. It imports nothing of ours outside ``cluster``.
 
 from cluster.config import redact_db_url as redact
 
+from ._alerts import MAX_DELIVERY_AGE_MS, AlertOutbox, Delivery
 from ._audit import AuditAction, AuditEntry
 from ._backend import StoreStatistics
 from ._errors import (
@@ -36,6 +37,9 @@ from ._settings import StoreSettings
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
+    "AlertOutbox",
+    "Delivery",
+    "MAX_DELIVERY_AGE_MS",
     "AuditAction",
     "AuditEntry",
     "InvalidAuditEntry",

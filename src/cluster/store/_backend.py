@@ -57,4 +57,9 @@ class Backend(Protocol):
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         """Run one query; return all its rows."""
 
+    async def execute_guarded(self, guard: tuple[str, Params],
+                              then: Sequence[tuple[str, Params]]) -> bool:
+        """In one transaction: run ``guard``; unless it changed exactly one row, roll
+        back and answer False; else run ``then`` and commit (a compare-and-set)."""
+
     def statistics(self) -> StoreStatistics: ...

@@ -144,6 +144,22 @@ class MySQLBackend:
                 return list(await cur.fetchall())
         return await self._call(op)
 
+    async def execute_guarded(self, guard: tuple[str, Params],
+                              then: Sequence[tuple[str, Params]]) -> bool:
+        # The connection is in autocommit mode: BEGIN makes the statements one
+        # transaction; an error closes the connection, and the server rolls back.
+        async def op(conn: Any) -> bool:
+            await conn.begin()
+            async with conn.cursor() as cur:
+                if int(await cur.execute(guard[0], tuple(guard[1]))) != 1:
+                    await conn.rollback()
+                    return False
+                for sql, params in then:
+                    await cur.execute(sql, tuple(params))
+            await conn.commit()
+            return True
+        return await self._call(op)
+
     async def aclose(self) -> None:
         if self._closed:
             return

@@ -87,6 +87,17 @@ class SQLiteBackend:
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         return await self._call(lambda conn: conn.execute(sql, params).fetchall())
 
+    async def execute_guarded(self, guard: tuple[str, Params],
+                              then: Sequence[tuple[str, Params]]) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            if conn.execute(*guard).rowcount != 1:
+                conn.rollback()
+                return False
+            for sql, params in then:
+                conn.execute(sql, params)
+            return True
+        return await self._call(work)
+
     async def aclose(self) -> None:
         self._closed = True
         # Shielded but bounded: a thread still holding the limiter ends by its deadline.

@@ -15,6 +15,7 @@ import trio
 
 from ._audit import (AUDIT_PROBE, AUDIT_SELECT, AuditEntry, audit_create_statements,
                      audit_insert)
+from ._alerts import AlertOutbox
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
@@ -54,6 +55,7 @@ class RunStore:
         self._schema_ready = False
         self._audit_schema_ready = False
         self._schema_lock = trio.Lock()
+        self.alerts = AlertOutbox(backend)  # the alert state and outbox (issue 12)
 
     def __repr__(self) -> str:
         return f"<RunStore {self._backend.display}>"
@@ -246,6 +248,7 @@ class RunStore:
             return await call
         except StoreUnavailable:
             self._schema_ready = self._audit_schema_ready = False
+            self.alerts.forget_schema()
             raise
 
     async def _audit_ready(self) -> None:

@@ -59,6 +59,13 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
             spec[field] = value
     if args.env is not None:
         spec["env"] = dict(args.env)
+    if args.alerts_on is not None or args.alerts_channels is not None:
+        alerts = dict(spec.get("alerts") or {})
+        if args.alerts_on is not None:
+            alerts["on"] = args.alerts_on
+        if args.alerts_channels is not None:
+            alerts["channels"] = args.alerts_channels
+        spec["alerts"] = alerts
     missing = [f"--{flag}" for flag, field in (("command", "command"), ("cron", "cronExpr"))
                if field not in spec and not (field == "cronExpr" and spec.get("after"))]
     if missing:
@@ -67,20 +74,25 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_spec_file(path: str) -> dict[str, Any]:
+    return read_object_file(path, "the job spec")
+
+
+def read_object_file(path: str, what: str) -> dict[str, Any]:
+    """The JSON object in ``--file`` (``-`` = stdin); UsageError in one line."""
     try:
         if path == "-":
             text = sys.stdin.read()
         else:
             with open(path, encoding="utf-8") as file:
                 text = file.read()
-        spec = json.loads(text)
+        data = json.loads(text)
     except OSError as err:
         raise UsageError(f"cannot read --file {path}: {err.strerror or err}") from None
     except ValueError as err:
         raise UsageError(f"--file {path} is not valid JSON: {err}") from None
-    if not isinstance(spec, dict):
-        raise UsageError(f"--file {path} must hold a JSON object (the job spec)")
-    return spec
+    if not isinstance(data, dict):
+        raise UsageError(f"--file {path} must hold a JSON object ({what})")
+    return data
 
 
 def cmd_jobs_delete(ctx: Context, args: argparse.Namespace) -> None:

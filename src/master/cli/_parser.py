@@ -16,6 +16,7 @@ from typing import Final, TypeAlias
 from cluster.tokens import ROLE_NAMES
 
 from . import _commands as cmd
+from ._alerts import add_alerts
 from . import _tokens as tokens
 from ._context import Handler
 from ._settings import (DEFAULT_HTTP_TIMEOUT_S, DEFAULT_URL, PROG, TOKEN_ENV, TOKENS_FILE_ENV,
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
                "  schedctl runs --job backup --since -1d\n"
                "  schedctl preview '*/10 * * * * *' -n 3\n  schedctl audit --job backup\n"
+               "  schedctl alerts channels put ops --webhook https://hooks.example/x \\\n"
+               "          --secret-file /etc/scheduler/ops.secret\n"
+               "  schedctl alerts test ops\n"
                "  TOKEN=$(schedctl token add ci --role operate \\\n"
                "          --tokens-file /etc/scheduler/tokens)")
     parser.add_argument("--timeout", dest="http_timeout_s", type=_seconds_arg,
@@ -72,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("-n", type=_positive_int(1, 100), default=5,
                          help="how many times, 1-100 (default: %(default)s)")
     _add_audit(commands, common)
+    add_alerts(commands, common, _leaf)
     _add_token(commands, common)
     return parser
 
@@ -164,6 +169,11 @@ def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
                           "with it --cron may be left out (the job then runs only after JOB)")
     put.add_argument("--paused", action=argparse.BooleanOptionalAction, default=None,
                      help="create the job paused (--no-paused: active)")
+    put.add_argument("--alerts-on", dest="alerts_on", type=_names, metavar="EVENT,...",
+                     help="events that alert: failed, timeout, lost, killed, recovered, "
+                          "unschedulable (default: all, or the cluster's default)")
+    put.add_argument("--alerts-channels", dest="alerts_channels", type=_names,
+                     metavar="NAME,...", help="alert channels (see `schedctl alerts`)")
 
 
 def _add_runs(commands: Commands, common: argparse.ArgumentParser) -> None:
@@ -214,6 +224,10 @@ def _add_token(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------- argument types
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _selector(text: str) -> dict[str, str]:

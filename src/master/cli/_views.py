@@ -21,6 +21,13 @@ RUN_HEADERS: Final = ["RUN ID", "JOB", "STATUS", "TRIGGER", "ATTEMPT", "WORKER",
 FOLLOW_WIDTHS: Final = [32, 24, 12, 8, 7, 20, 25, 9, 4]
 
 
+def alerts_text(alerts: Mapping[str, Any] | None) -> str:
+    if not alerts:
+        return "the cluster's default"
+    on = ", ".join(alerts.get("on") or []) or "no event"
+    return cell(f"{on} -> {', '.join(alerts.get('channels') or []) or 'no channel'}")
+
+
 def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
     if not jobs:
         return "no jobs"
@@ -95,6 +102,7 @@ def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
         ("selector", cell(pairs_text(job.get("selector")))),
         ("env", cell(pairs_text(job.get("env")))),
         ("user", cell(job.get("user") or "the worker's (--run-as)")),
+        ("alerts", alerts_text(job.get("alerts"))),
         ("created", local_iso(job.get("createdAt"))),
     ]
     running = job.get("running") or []

@@ -19,13 +19,13 @@ from ..audit_api import DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT
 from ..inputs import MAX_BODY_BYTES, MAX_SAFE_INT
 from ..seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
 from ..static import CONTENT_TYPES
-from ._schemas import (EPOCH_MS, EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC, JSON, NAME_PATTERN,
+from ._schemas import (CHANNEL_PATTERN, EPOCH_MS, EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC, JSON, NAME_PATTERN,
                        WARNINGS, Schema, closed, nullable, ref)
 
 
 def all_paths() -> dict[str, Schema]:
-    return {**_job_paths(), **_run_paths(), **_audit_paths(), **_other_paths(),
-            **_seed_paths(), **_ui_paths()}
+    return {**_job_paths(), **_run_paths(), **_audit_paths(), **_alert_paths(),
+            **_other_paths(), **_seed_paths(), **_ui_paths()}
 
 
 # ---------------------------------------------------------------- responses
@@ -47,14 +47,15 @@ _ERROR_RESPONSES = {
     "Conflict": "409: the job changed concurrently, or the stored job is invalid",
     "PayloadTooLarge": f"413: the body is larger than {MAX_BODY_BYTES} bytes",
     "UnsupportedMediaType": "415: the body is not of the expected media type",
-    "ChainCycle": "422: `after` would close a cycle of chained jobs (or chain a job to "
-                  "itself); the message names the cycle",
+    "Unprocessable": "422: the job names an alert channel that does not exist "
+                     "(unknown_channel), or `after` would close a cycle of chained jobs or "
+                     "chain a job to itself (chain_cycle); the message names the cycle",
     "Unavailable": "503: etcd or the run store cannot be reached (the message says which)",
     "Error": "any other error, in the same shape",
 }
 _STATUS_OF = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403",
               "NotFound": "404", "Conflict": "409", "PayloadTooLarge": "413",
-              "UnsupportedMediaType": "415", "ChainCycle": "422", "Unavailable": "503",
+              "UnsupportedMediaType": "415", "Unprocessable": "422", "Unavailable": "503",
               "Error": "default"}
 
 
@@ -149,7 +150,7 @@ def _job_paths() -> dict[str, Schema]:
             "put": _op("Create or replace a job (createdAt of an existing job is kept)", {
                 "200": _json(saved, "updated"), "201": _json(saved, "created"),
                 **_errors(*errors, "Conflict", "PayloadTooLarge", "UnsupportedMediaType",
-                          "ChainCycle")},
+                          "Unprocessable")},
                 body=put_body),
             "delete": _op("Delete a job (workers kill its running instance)", {
                 "200": _json(closed({"job": deleted}), "the deleted job"),
@@ -206,6 +207,41 @@ def _audit_paths() -> dict[str, Schema]:
             _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_LIMIT,
                              "default": DEFAULT_AUDIT_LIMIT}, "entries per page")],
         tag="audit")}}
+
+
+def _alert_paths() -> dict[str, Schema]:
+    name = _path("name", {"type": "string", "pattern": CHANNEL_PATTERN, "examples": ["ops"]},
+                 "alert channel name")
+    one = _json(closed({"channel": ref("AlertChannelView")}), "the channel")
+    errors = ("BadRequest", "Unauthorized", "NotFound", "Unavailable")
+    body = {"required": True, "content": {JSON: {"schema": ref("AlertChannel"), "example": {
+        "type": "webhook", "url": "https://hooks.example/x", "secret": "change-me",
+        "format": "json"}}}}
+    return {
+        "/api/v1/alert-channels": {"get": _op(
+            "List the alert channels (never their secrets)",
+            {"200": _json(closed({"channels": {"type": "array",
+                                               "items": ref("AlertChannelView")}}),
+                          "the channels"), **_errors("Unauthorized", "Unavailable")},
+            tag="alerts")},
+        "/api/v1/alert-channels/{name}": {
+            "parameters": [name],
+            "get": _op("Get an alert channel", {"200": one, **_errors(*errors)},
+                       tag="alerts"),
+            "put": _op("Create or replace an alert channel", {
+                "200": one, "201": _json(closed({"channel": ref("AlertChannelView")}),
+                                         "created"),
+                **_errors(*errors, "PayloadTooLarge", "UnsupportedMediaType")},
+                body=body, tag="alerts"),
+            "delete": _op("Delete an alert channel", {"200": one, **_errors(*errors)},
+                          tag="alerts"),
+        },
+        "/api/v1/alert-channels/{name}/test": {"parameters": [name], "post": _op(
+            "Send a test event to the channel (queued in the outbox, sent at once)",
+            {"202": _json(closed({"channel": {"type": "string"},
+                                  "eventId": {"type": "string"}}), "queued"),
+             **_errors(*errors)}, tag="alerts")},
+    }
 
 
 def _other_paths() -> dict[str, Schema]:
@@ -293,7 +329,7 @@ def _seed_paths() -> dict[str, Schema]:
     return {
         "/job/save": {"post": _op("Seed: save a job; data is the previous job or null", {
             "200": envelope(maybe_job, warnings=True), **errors,
-            **_errors("Conflict", "ChainCycle", seed=True)},
+            **_errors("Conflict", "Unprocessable", seed=True)},
             body=form("job", {"minLength": 1, "contentMediaType": JSON,
                               "contentSchema": ref("JobSpec"), "examples": [job_text],
                               "description": "the job spec as JSON, with its name"}),

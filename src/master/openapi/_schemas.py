@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cluster.alerts import CHANNEL_NAME_RE, JOB_KINDS, MAX_CHANNELS_PER_JOB
 from cluster.keyspace import AUDIT_ID_RE, JOB_NAME_RE
 from cluster.spec import (ENV_NAME_RE, LABEL_KEY_RE, MAX_COMMAND_BYTES, MAX_ENV_ENTRIES,
                           MAX_LABEL_VALUE_CHARS, MAX_RETRIES, MAX_RETRY_BACKOFF_S,
@@ -32,7 +33,8 @@ EXAMPLE_SPEC = {"command": "tar czf /backups/etc.tgz /etc", "cronExpr": "30 2 * 
                 "timezone": "Europe/Berlin", "concurrency": "forbid", "retries": 2}
 ERROR_CODES = ["bad_request", "unauthorized", "cross_origin", "forbidden", "not_found",
                "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type",
-               "misdirected_request", "chain_cycle", "unavailable", "internal"]
+               "misdirected_request", "chain_cycle", "unavailable", "internal",
+               "unknown_channel"]
 
 
 def ref(name: str) -> Schema:
@@ -119,7 +121,51 @@ def _spec_properties() -> dict[str, Schema]:
                   "examples": [{"job": "nightly-dump", "on": "succeeded"}],
                   "description": "run once per matching finished run of that job "
                                  "(trigger `chain`); a cycle is refused with 422"},
+        "alerts": {"anyOf": [ref("AlertPolicy"), {"type": "null"}],
+                   "description": "which events alert, and where; null = the cluster's "
+                                  "default (--alerts-file)"},
     }
+
+
+CHANNEL_PATTERN = f"^{CHANNEL_NAME_RE.pattern}$"
+
+
+_EMAIL = {"type": "string", "maxLength": 255, "pattern": r"^[^@\s]+@[^@\s]+$"}
+
+
+def _text(max_chars: int, nullable_: bool = False, **extra: Any) -> Schema:
+    schema: Schema = {"type": "string", "minLength": 1, "maxLength": max_chars, **extra}
+    return {"anyOf": [schema, {"type": "null"}]} if nullable_ else schema
+
+
+def _channel_shapes(*, secrets: bool) -> tuple[dict[str, Schema], dict[str, Schema]]:
+    """The properties of a webhook channel and of an email channel, as
+    ``cluster.alerts.parse_channel`` accepts them (secrets only in requests)."""
+    webhook: dict[str, Schema] = {
+        "type": {"type": "string", "const": "webhook"},
+        "url": _text(2048, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$",
+                     description="the URL to POST to"),
+        "format": {"type": "string", "enum": ["json", "slack"],
+                   "description": "the event's JSON (default), or Slack's {text}"},
+    }
+    email: dict[str, Schema] = {
+        "type": {"type": "string", "const": "email"},
+        "host": _text(255, description="SMTP server"),
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 587},
+        "from": _EMAIL, "to": {"type": "array", "minItems": 1, "maxItems": 32,
+                               "items": _EMAIL},
+        "username": _text(1024),
+        "passwordFile": _text(1024, description="read on the sending host"),
+        "passwordEnv": _text(1024, description="a variable of the sending process"),
+        "caFile": _text(1024, description="CA to trust for STARTTLS (default: system)"),
+        "starttls": {"type": "boolean", "default": True},
+    }
+    if secrets:
+        webhook["secret"] = _text(256, True, description="the HMAC key of "
+                                  "X-Scheduler-Signature; omitted: kept; null: removed")
+        email["password"] = _text(1024, True, description="inline (prefer passwordFile); "
+                                  "omitted: kept; null: removed")
+    return webhook, email
 
 
 def component_schemas() -> dict[str, Schema]:
@@ -226,6 +272,27 @@ def component_schemas() -> dict[str, Schema]:
             "partial": {"type": "boolean", "description": "true when the run store could "
                                                           "not be read: only the entries "
                                                           "not yet moved out of etcd"}}),
+        "AlertPolicy": closed({
+            "on": {"type": "array", "items": {"type": "string",
+                                              "enum": [k.value for k in JOB_KINDS]},
+                   "description": "events that alert (default: all six)"},
+            "channels": {"type": "array", "maxItems": MAX_CHANNELS_PER_JOB,
+                         "items": {"type": "string", "pattern": CHANNEL_PATTERN},
+                         "description": "names of alert channels (each must exist: else "
+                                        "422 unknown_channel)"}},
+            [], "A job's alerts: {on: [events], channels: [names]}"),
+        "AlertChannel": {"oneOf": [
+            closed(_channel_shapes(secrets=True)[0], ["type", "url"], "a webhook"),
+            closed(_channel_shapes(secrets=True)[1], ["type", "host", "from", "to"],
+                   "an email over SMTP (STARTTLS unless starttls: false)")],
+            "description": "A channel as an admin sends it. Omitted secrets (secret, "
+                           "password) keep the stored ones."},
+        "AlertChannelView": {"oneOf": [
+            closed({"name": {"type": "string"}, **_channel_shapes(secrets=False)[0],
+                    "hasSecret": {"type": "boolean"}}, ["name", "type", "url", "hasSecret"]),
+            closed({"name": {"type": "string"}, **_channel_shapes(secrets=False)[1]},
+                   ["name", "type", "host", "from", "to"])],
+            "description": "A channel as the API shows it: never its secrets"},
         "Dependency": closed({"ok": {"type": "boolean"}, "error": {"type": "string"}},
                              ["ok"]),
         "HealthSummary": closed({"status": {"type": "string", "enum": ["ok", "unavailable"]}},

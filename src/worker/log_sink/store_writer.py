@@ -58,6 +58,9 @@ class BatchStore(Protocol):
 
 
 StoreOpener = Callable[[DbUrl, StoreSettings], AbstractAsyncContextManager[BatchStore]]
+# Called after each batch is written (the alert rule, issue 12): idempotent, so a batch
+# whose hook failed with a store-wide error is simply written and observed again.
+AfterWrite = Callable[[BatchStore, Sequence[RunRecord]], Awaitable[object]]
 Reject = Callable[[Sequence[Rejection]], Awaitable[None]]
 
 
@@ -84,12 +87,14 @@ class StoreWriter:
     """
 
     def __init__(self, opener: StoreOpener, target: DbUrl, settings: StoreSettings, *,
-                 on_open: Callable[[], None], reject: Reject) -> None:
+                 on_open: Callable[[], None], reject: Reject,
+                 after_write: AfterWrite | None = None) -> None:
         self._opener = opener
         self._target = target  # parsed: the password never enters a string
         self._settings = settings
         self._on_open = on_open
         self._reject = reject
+        self._after_write = after_write
         self._store: BatchStore | None = None
         self._backoff = retry_backoff()
         self._write_started_at: float | None = None  # trio time; None: no write in flight
@@ -154,6 +159,8 @@ class StoreWriter:
         self._write_started_at = trio.current_time()
         try:
             rejected = await self._write_bisecting(store, records)
+            if self._after_write is not None:
+                await self._observe(store, records, rejected)
         except STORE_WIDE_ERRORS as exc:
             self._failed(exc)
             return False
@@ -187,6 +194,19 @@ class StoreWriter:
             mid = len(records) // 2
             return [*await self._write_bisecting(store, records[:mid]),
                     *await self._write_bisecting(store, records[mid:])]
+
+    async def _observe(self, store: BatchStore, records: list[RunRecord],
+                       rejected: list[Rejection]) -> None:
+        """The after-write hook on what was written. A store-wide error is the batch's
+        (retried whole); any other is logged: alerts never cost a record."""
+        assert self._after_write is not None
+        refused = {id(r.record) for r in rejected}
+        try:
+            await self._after_write(store, [r for r in records if id(r) not in refused])
+        except STORE_WIDE_ERRORS:
+            raise
+        except Exception:
+            log.exception("alert rule failed on a batch of %d run records", len(records))
 
     def _failed(self, exc: StoreError) -> None:
         delay_s = self._backoff.failed()
