@@ -16,6 +16,9 @@ A list answered while etcd is unreachable could be stale without anyone knowing,
 watch is disconnected (after waiting up to CONNECT_WAIT_S for it to come back, which
 covers the moment right after a stream is re-created).
 
+A worker of the seed registers its IP with an empty value: it is listed too, as the
+seed's master listed it (``WorkerView.seed_registered``: no clock, no load).
+
 Mailbox full: callers wait (backpressure); answers come from memory.
 """
 
@@ -29,7 +32,7 @@ import trio
 from actors import Actor, Inbox
 from cluster.etcd import Etcd, EtcdUnavailable, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.mirror import PrefixMirror
-from cluster.presence import PresenceDecodeError, WorkerInfo
+from cluster.presence import PresenceDecodeError, WorkerInfo, is_seed_registration
 
 from .clock_watch import ClockWatch
 from .context import MasterContext
@@ -95,7 +98,7 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         table: dict[str, WorkerView] = {}
         for kv in snapshot.kvs:
             worker_id = self._ctx.keyspace.parse_worker(kv.key)
-            view = None if worker_id is None else self._decode(kv, now)
+            view = None if worker_id is None else self._decode(worker_id, kv, now)
             if worker_id is not None and view is not None:
                 old = self._workers.get(worker_id)
                 # Unchanged since we last saw it (a re-read): keep when we saw it.
@@ -109,16 +112,19 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         if worker_id is None:
             return
         view = None if event.type is EventType.DELETE \
-            else self._decode(event.kv, self._ctx.clock())
+            else self._decode(worker_id, event.kv, self._ctx.clock())
         if view is None:  # gone, or no longer readable: never show a stale entry
             self._workers.pop(worker_id, None)
             self._clock.retain(set(self._workers))
         else:
             self._workers[worker_id] = view
-            self._clock.observed(worker_id, view.skew_ms)
+            if view.skew_ms is not None:
+                self._clock.observed(worker_id, view.skew_ms)
         self._ctx.metrics.workers.set(len(self._workers))
 
-    def _decode(self, kv: KeyValue, now_ms: int) -> WorkerView | None:
+    def _decode(self, worker_id: str, kv: KeyValue, now_ms: int) -> WorkerView | None:
+        if is_seed_registration(kv.value):
+            return WorkerView.seed_registered(worker_id, now_ms)
         try:
             info = WorkerInfo.from_bytes(kv.value)
         except PresenceDecodeError as exc:

@@ -147,12 +147,16 @@ def component_schemas() -> dict[str, Schema]:
         "RunPage": closed({"runs": {"type": "array", "items": ref("Run")},
                            "nextCursor": nullable("string")}),
         "Worker": closed({
-            "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
-            "labels": STRING_MAP, "version": {"type": "string"}, "startedAt": EPOCH_MS,
-            "running": {"type": "integer"}, "capacity": {"type": "integer"},
-            "wallClock": EPOCH_MS,
+            "id": {"type": "string"}, "host": {"type": "string"}, "pid": nullable("integer"),
+            "labels": STRING_MAP, "version": {"type": "string"},
+            "startedAt": nullable("integer", description="epoch milliseconds"),
+            "running": nullable("integer"), "capacity": nullable("integer"),
+            "wallClock": nullable("integer", description="epoch milliseconds"),
             "lastSeen": {**EPOCH_MS, "description": "master's clock when the info changed"},
-            "skewMs": {"type": "integer", "description": "worker clock - master clock"},
+            "skewMs": nullable("integer", description="worker clock - master clock"),
+            "seed": {"type": "boolean", "description":
+                     "registered by the seed's worker (an empty value under workers/): "
+                     "pid, startedAt, running, capacity, wallClock and skewMs are null"},
         }),
         "Error": closed({"error": closed({
             "code": {"type": "string", "enum": ERROR_CODES},
