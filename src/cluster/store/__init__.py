@@ -33,11 +33,13 @@ from ._open import open_store
 from ._tls import check_tls_files
 from ._record import RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
+from ._follow import FollowPage
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
     "AuditAction",
     "AuditEntry",
+    "FollowPage",
     "InvalidAuditEntry",
     "MAX_PAGE_LIMIT",
     "MAX_TEXT_BYTES",

@@ -146,6 +146,12 @@ def component_schemas() -> dict[str, Schema]:
         }, None, "One run of a job (times in epoch ms)."),
         "RunPage": closed({"runs": {"type": "array", "items": ref("Run")},
                            "nextCursor": nullable("string")}),
+        "FollowPage": closed({
+            "runs": {"type": "array", "items": ref("Run"), "description": "oldest first"},
+            "after": {"type": "string", "description": "pass it back as `after`"},
+            "caughtUp": {"type": "boolean",
+                         "description": "false: more runs are waiting, ask again at once"},
+        }, None, "Runs recorded after a follow cursor, each once (`schedctl runs -f`)."),
         "Worker": closed({
             "id": {"type": "string"}, "host": {"type": "string"}, "pid": nullable("integer"),
             "labels": STRING_MAP, "version": {"type": "string"},
