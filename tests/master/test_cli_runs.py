@@ -125,3 +125,13 @@ def test_preview_passes_expr_zone_and_count(capsys: pytest.CaptureFixture[str]) 
     assert lines[0].split()[:3] == ["#", "TIME", "(Asia/Tokyo)"]
     assert "2024-05-01T21:01:00+09:00" in lines[1] and "2024-05-01T12:01:00+00:00" in lines[1]
     assert lines[2].endswith("in 2m")
+
+
+def test_workers_table_shows_a_seed_worker_with_dashes(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = {"id": "10.0.0.7", "host": "10.0.0.7", "pid": None, "labels": {}, "version": "",
+            "startedAt": None, "running": None, "capacity": None, "wallClock": None,
+            "lastSeen": NOW_MS, "skewMs": None, "seed": True}
+    fake = FakeMaster({("GET", "/api/v1/workers"): ok({"workers": [seed]})})
+    assert run(fake, "workers") == 0
+    [_, row] = capsys.readouterr().out.splitlines()
+    assert row.split() == ["10.0.0.7", "10.0.0.7", "-", "-", "-/-", "seed", "-", "now", "-"]
