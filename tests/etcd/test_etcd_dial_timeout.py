@@ -71,3 +71,11 @@ async def test_the_seed_config_etcd_dial_timeout_is_the_one_used(
     async with open_cluster_etcd(config) as etcd:
         assert etcd._connection.dial_timeout_s == 0.5
         assert await etcd.get(etcd_prefix + "k") is None
+
+
+async def test_a_short_deadline_is_not_all_spent_waiting_on_a_member_still_connecting(
+        silent_endpoint, etcd_endpoint, etcd_prefix):
+    # A claim's 1 s deadline with the default 5 s dial timeout: half of it at most.
+    async with open_etcd([silent_endpoint, etcd_endpoint], timeout_s=1.0,
+                         dial_timeout_s=5.0) as etcd:
+        assert await etcd.get(etcd_prefix + "k") is None

@@ -23,8 +23,9 @@ Dial timeout (``dial_timeout_s``, the seed's ``etcdDialTimeout``): how long one 
 to connect to a member may take (gRPC's connect timeout; without it, 100 ms, too short
 for a TLS handshake over a slow link), and how long a call waits for a member that is
 still connecting before it moves on to the next one (nothing was sent): a member that
-swallows connections (a dead host, dropped packets) costs that much, at most the call's
-deadline. A refused connection still moves on at once.
+swallows connections (a dead host, dropped packets) costs that much, and never more than
+half of the call's remaining deadline while other members are left to try. A refused
+connection still moves on at once.
 
 Channel options: gRPC's default reconnect backoff grows to 120 s, which would keep
 a restarted etcd unused for minutes; keepalive pings detect a peer that vanished
@@ -201,13 +202,17 @@ class Connection:
         """
         deadline = time.monotonic() + timeout_s
         last = "no endpoint tried"
-        for member in self.candidates():
+        candidates = self.candidates()
+        for index, member in enumerate(candidates, 1):
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
                 last = f"the {timeout_s:g} s deadline passed; {last}"
                 break
+            # A member still connecting may hold at most half of what is left when others
+            # could answer: a short claim deadline is not all spent on a dead host.
+            dial_s = remaining_s / 2 if index < len(candidates) else remaining_s
             if self.dial_timeout_s is not None and \
-                    not member.dialled(min(self.dial_timeout_s, remaining_s)):
+                    not member.dialled(min(self.dial_timeout_s, dial_s)):
                 self.failed(member)  # nothing was sent: the next member may have it
                 last = (f"{member.name}: not connected within the {self.dial_timeout_s:g} s "
                         "dial timeout")
