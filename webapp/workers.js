@@ -41,7 +41,7 @@ function workerRow(worker, limitMs) {
     el("td", {}, labels.length ? labels.map((l) => el("span", { class: "chip" }, l))
       : el("span", { class: "muted" }, "—")),
     el("td", {}, load(worker.running, worker.capacity)),
-    el("td", {}, worker.version),
+    el("td", {}, worker.seed === true ? "seed" : worker.version),
     el("td", {}, timeElement(worker.startedAt)),
     el("td", {}, relativeElement(worker.lastSeen)),
     el("td", { class: "num" }, skew(worker.skewMs, limitMs)));

@@ -29,9 +29,9 @@ def etcd_access(config: Config) -> EtcdAccess:
 
 
 def open_cluster_etcd(config: Config) -> AbstractAsyncContextManager[Etcd]:
-    """``open_etcd`` with this process's endpoints, timeout, TLS and credentials."""
+    """``open_etcd`` with this process's endpoints, timeouts, TLS and credentials."""
     return open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s,
-                     access=etcd_access(config))
+                     access=etcd_access(config), dial_timeout_s=config.etcd_dial_timeout_s)
 
 
 async def check_etcd(config: Config) -> str | None:

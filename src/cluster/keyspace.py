@@ -3,7 +3,8 @@
 Keys under a configurable prefix (default `/cron/`; tests use one per test):
 
     <p>jobs/<name>                   job spec JSON
-    <p>killer/<name>                 kill request (JSON with optional runId, or plain `kill`)
+    <p>killer/<name>                 kill request (JSON with optional runId and replacedBy,
+                                     or plain `kill`)
     <p>trigger/<name>/<run_id>       manual "run now" request
     <p>lock/<name>/<planned_ms>      claim of one fire; planned_ms zero-padded to 16 digits
                                      so that a job's locks sort by fire time
@@ -388,9 +389,14 @@ _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
 
 @dataclass(frozen=True, slots=True)
 class KillRequest:
-    """Kill one run (run_id) or every run of the job (None, the seed's plain `kill`)."""
+    """Kill one run (run_id) or every run of the job (None, the seed's plain `kill`).
+
+    ``replaced_by``: the run that takes this one's place (concurrency ``replace``), so
+    that the killed run's record says what replaced it; None for an operator's kill.
+    """
 
     run_id: str | None = None
+    replaced_by: str | None = None
 
 
 def parse_kill_value(value: bytes | str) -> KillRequest:
@@ -405,14 +411,17 @@ def parse_kill_value(value: bytes | str) -> KillRequest:
         raise KillValueError(raw, "expected JSON or 'kill'") from None
     if not isinstance(data, dict):
         raise KillValueError(raw, "expected a JSON object")
-    run_id = data.get("runId")
-    if run_id is not None and (not isinstance(run_id, str) or not ID_RE.fullmatch(run_id)):
-        raise KillValueError(raw, f"runId must be a run id matching {ID_RE.pattern}")
-    return KillRequest(run_id)
+    run_id, replaced_by = data.get("runId"), data.get("replacedBy")
+    for field, value in (("runId", run_id), ("replacedBy", replaced_by)):
+        if value is not None and (not isinstance(value, str) or not ID_RE.fullmatch(value)):
+            raise KillValueError(raw, f"{field} must be a run id matching {ID_RE.pattern}")
+    return KillRequest(run_id, replaced_by)
 
 
-def encode_kill_value(run_id: str | None = None) -> bytes:
-    """The value to put under killer/<name>: `{}` (all runs) or `{"runId": ...}`."""
-    if run_id is None:
-        return b"{}"
-    return json.dumps({"runId": _check_id("run id", run_id)}).encode("ascii")
+def encode_kill_value(run_id: str | None = None, *, replaced_by: str | None = None) -> bytes:
+    """The value to put under killer/<name>: `{}` (all runs) or `{"runId": ...}`, with
+    `"replacedBy"` when a newer run of a ``replace`` job takes the run's place."""
+    data = {} if run_id is None else {"runId": _check_id("run id", run_id)}
+    if replaced_by is not None:
+        data["replacedBy"] = _check_id("run id", replaced_by)
+    return json.dumps(data).encode("ascii")

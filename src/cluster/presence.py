@@ -44,6 +44,16 @@ def _load(what: str, data: bytes | str) -> dict[str, Any]:
     return value
 
 
+def is_seed_registration(value: bytes | str) -> bool:
+    """The seed's worker registers itself as ``workers/<its IP>`` with an empty value.
+
+    Such a worker is live (its key is on its lease) but says nothing else about itself:
+    the master lists it, as the seed's master did; our workers never place fires on it
+    (it does not take part in our claims)."""
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    return not raw.strip()
+
+
 def _dump(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 

@@ -16,7 +16,7 @@ from werkzeug.routing import PathConverter
 
 from actors import Address
 from cluster.cron import CronError, TimeZoneError, parse_schedule
-from cluster.store import RunPage, RunRecord
+from cluster.store import FollowPage, RunPage, RunRecord
 
 from .alerts import AlertManager
 from .ask import ask_jobs, ask_runs, ask_workers
@@ -147,6 +147,12 @@ def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager,
 def _run_routes(bp: Blueprint, ctx: MasterContext, run_log: LogManager) -> None:
     async def run_page(job_name: str | None) -> Response:
         query = run_query(job_name)
+        if (after := request.args.get("after")) is not None:
+            if query.cursor is not None:
+                raise BadRequest("after", "give either cursor (older pages) or after (newer runs)")
+            landed: FollowPage = await ask_runs(ctx, run_log.follow_runs, query, after)
+            return json_response({"runs": [r.to_json() for r in landed.records],
+                                  "after": landed.after, "caughtUp": landed.caught_up})
         page: RunPage = await ask_runs(ctx, run_log.query_runs, query)
         return json_response({"runs": [r.to_json() for r in page.records],
                               "nextCursor": page.next_cursor})

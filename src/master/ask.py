@@ -86,6 +86,8 @@ def as_api_error(error: BaseException) -> ApiError | None:
             return StoreDown(str(error))
         case StoreSchemaError() | StoreConfigError():
             return StoreDown(str(error))
+        case InvalidCursor(argument="after"):
+            return BadRequest("after", "not a follow cursor this API issued (pass after back)")
         case InvalidCursor():
             return BadRequest("cursor", "not a cursor this API issued (pass nextCursor back)")
         case InvalidQuery():

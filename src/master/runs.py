@@ -38,8 +38,8 @@ import trio
 
 from cluster.backoff import Backoff
 from cluster.alerts import AlertEvent
-from cluster.store import (AuditEntry, InvalidQuery, RunPage, RunRecord, RunStore, StoreError,
-                           open_store)
+from cluster.store import (AuditEntry, FollowPage, InvalidQuery, RunPage, RunRecord, RunStore,
+                           StoreError, open_store)
 
 from .audit import AuditQuery
 from .context import MasterContext
@@ -53,6 +53,7 @@ R = TypeVar("R")
 
 CONCURRENCY = 16  # the MySQL pool has 4 connections; SQLite one: the rest queue there
 PROBE_INTERVAL_S = 15.0
+FOLLOW_FROM_NOW = "now"  # after=now: a follow cursor at the newest record
 OPEN_RETRY_S = 0.5
 OPEN_RETRY_MAX_S = 30.0
 
@@ -89,6 +90,17 @@ class LogManager:
         return await self._request(lambda store: store.query(
             job_name=q.job_name, status=q.statuses or None, since_ms=q.since_ms,
             until_ms=q.until_ms, cursor=q.cursor, limit=q.limit))
+
+    async def follow_runs(self, q: RunQuery, after: str) -> FollowPage:
+        """Runs recorded after the follow cursor ``after``; ``now``: none, only the
+        cursor at the newest record (``runs --follow`` starts there)."""
+        now_ms = self._ctx.clock()
+        if after == FOLLOW_FROM_NOW:
+            cursor = await self._request(lambda store: store.follow_start(now_ms))
+            return FollowPage([], cursor, caught_up=True)
+        return await self._request(lambda store: store.follow(
+            after, now_ms=now_ms, job_name=q.job_name, status=q.statuses or None,
+            since_ms=q.since_ms, until_ms=q.until_ms, limit=q.limit))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._request(lambda store: store.get(run_id))

@@ -99,15 +99,25 @@ class WorkerView:
 
     info: WorkerInfo
     last_seen_ms: int  # master's clock when the info last changed
-    skew_ms: int  # worker clock - master clock, when the master saw the publication
+    skew_ms: int | None  # worker clock - master clock at the publication; None: unknown
+    # Registered by the seed's worker (an empty value, its IP as the id): all we know is
+    # that it is live; the fields it does not publish are null.
+    seed: bool = False
+
+    @classmethod
+    def seed_registered(cls, worker_id: str, last_seen_ms: int) -> "WorkerView":
+        return cls(WorkerInfo(worker_id, host=worker_id, pid=0), last_seen_ms, None, seed=True)
 
     def to_json(self) -> dict[str, Any]:
-        i = self.info
+        i, known = self.info, not self.seed
         return {
-            "id": i.worker_id, "host": i.host, "pid": i.pid, "labels": dict(i.labels),
-            "version": i.version, "startedAt": i.started_ms, "running": i.running,
-            "capacity": i.capacity, "wallClock": i.wall_ms,
-            "lastSeen": self.last_seen_ms, "skewMs": self.skew_ms,
+            "id": i.worker_id, "host": i.host, "pid": i.pid if known else None,
+            "labels": dict(i.labels), "version": i.version,
+            "startedAt": i.started_ms if known else None,
+            "running": i.running if known else None,
+            "capacity": i.capacity if known else None,
+            "wallClock": i.wall_ms if known else None,
+            "lastSeen": self.last_seen_ms, "skewMs": self.skew_ms, "seed": self.seed,
             "problems": list(i.problems),
         }
 

@@ -22,6 +22,9 @@ leader stays connected but hears nothing: so the list also fails, with NoQuorum,
 etcd has no quorum (checked every QUORUM_POLL_S; no leader for LOST_AFTER_S, longer
 than an election; logged and gauged once per change).
 
+A worker of the seed registers its IP with an empty value: it is listed too, as the
+seed's master listed it (``WorkerView.seed_registered``: no clock, no load).
+
 Mailbox full: callers wait (backpressure); answers come from memory.
 """
 
@@ -35,7 +38,7 @@ import trio
 from actors import Actor, Inbox
 from cluster.etcd import Etcd, EtcdUnavailable, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.mirror import PrefixMirror
-from cluster.presence import PresenceDecodeError, WorkerInfo
+from cluster.presence import PresenceDecodeError, WorkerInfo, is_seed_registration
 
 from .clock_watch import ClockWatch
 from .context import MasterContext
@@ -135,7 +138,7 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         table: dict[str, WorkerView] = {}
         for kv in snapshot.kvs:
             worker_id = self._ctx.keyspace.parse_worker(kv.key)
-            view = None if worker_id is None else self._decode(kv, now)
+            view = None if worker_id is None else self._decode(worker_id, kv, now)
             if worker_id is not None and view is not None:
                 old = self._workers.get(worker_id)
                 # Unchanged since we last saw it (a re-read): keep when we saw it.
@@ -149,18 +152,21 @@ class WorkerManager(Actor[WorkerManagerMsg]):
         if worker_id is None:
             return
         view = None if event.type is EventType.DELETE \
-            else self._decode(event.kv, self._ctx.clock())
+            else self._decode(worker_id, event.kv, self._ctx.clock())
         if view is None:  # gone, or no longer readable: never show a stale entry
             self._workers.pop(worker_id, None)
             self._clock.retain(set(self._workers))
         else:
             old = self._workers.get(worker_id)
             self._workers[worker_id] = view
-            self._clock.observed(worker_id, view.skew_ms)
+            if view.skew_ms is not None:
+                self._clock.observed(worker_id, view.skew_ms)
             _note_problems(worker_id, old.info.problems if old else (), view.info.problems)
         self._ctx.metrics.workers.set(len(self._workers))
 
-    def _decode(self, kv: KeyValue, now_ms: int) -> WorkerView | None:
+    def _decode(self, worker_id: str, kv: KeyValue, now_ms: int) -> WorkerView | None:
+        if is_seed_registration(kv.value):
+            return WorkerView.seed_registered(worker_id, now_ms)
         try:
             info = WorkerInfo.from_bytes(kv.value)
         except PresenceDecodeError as exc:

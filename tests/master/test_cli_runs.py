@@ -30,34 +30,50 @@ def test_runs_sends_filters_and_prints_the_cursor(capsys: pytest.CaptureFixture[
 
 def test_follow_prints_each_new_run_once_oldest_first_until_ctrl_c(
         capsys: pytest.CaptureFixture[str]) -> None:
-    history = [run_with(f"old{i}", NOW_MS - i * 60_000) for i in range(3, 8)]
-    pages = iter([
-        [run_with("r2", NOW_MS - 1000), run_with("r1", NOW_MS - 2000), *history],
-        [run_with("r3", NOW_MS), run_with("r2", NOW_MS - 1000), run_with("r1", NOW_MS - 2000),
-         *history],
-        [run_with("r4", NOW_MS + 1), run_with("r3", NOW_MS), *history],
-    ])
-    fake = FakeMaster({("GET", "/api/v1/runs"): lambda request: ok({"runs": next(pages),
-                                                                     "nextCursor": None})})
+    newest = [run_with("r2", NOW_MS - 1000), run_with("r1", NOW_MS - 2000)]
+    follow_pages = {
+        "now": {"runs": [], "after": "c0", "caughtUp": True},
+        # r2 landed between the cursor and the newest page: it comes twice, printed once
+        "c0": {"runs": [run_with("r2", NOW_MS - 1000), run_with("r3", NOW_MS)],
+               "after": "c1", "caughtUp": False},
+        "c1": {"runs": [run_with("r4", NOW_MS + 1)], "after": "c2", "caughtUp": True},
+        "c2": {"runs": [], "after": "c2", "caughtUp": True},
+    }
+
+    def answer(request):
+        after = request.url.params.get("after")
+        if after is None:
+            return ok({"runs": newest, "nextCursor": "older"})
+        return ok(follow_pages[after])
+
+    fake = FakeMaster({("GET", "/api/v1/runs"): answer})
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        if len(sleeps) == 3:
+        if len(sleeps) == 2:
             raise KeyboardInterrupt
 
     assert run(fake, "runs", "--job", "backup", "--follow", "--limit", "2", sleep=sleep) == 0
-    assert sleeps == [1.0, 1.0, 1.0]
-    assert [r.url.params["limit"] for r in fake.requests] == ["100", "100", "100"]
-    assert all(r.url.params["job"] == "backup" for r in fake.requests)
+    assert sleeps == [0.5, 0.5]  # only once caught up: c0's full page is followed at once
+    params = [dict(r.url.params) for r in fake.requests]
+    assert params == [{"job": "backup", "after": "now"}, {"job": "backup", "limit": "2"},
+                          {"job": "backup", "after": "c0", "limit": "1000"},
+                          {"job": "backup", "after": "c1", "limit": "1000"},
+                          {"job": "backup", "after": "c2", "limit": "1000"}]
+    assert all("cursor" not in p for p in params)  # never re-reads the newest page
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("RUN ID")
-    # only the newest 2 of the first page; older history is never printed later
     assert [line.split()[0] for line in lines[1:]] == ["r1", "r2", "r3", "r4"]
 
 
 def test_follow_json_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    fake = FakeMaster({("GET", "/api/v1/runs"): ok({"runs": [RUN], "nextCursor": None})})
+    def answer(request):
+        if request.url.params.get("after") is None:
+            return ok({"runs": [RUN], "nextCursor": None})
+        return ok({"runs": [], "after": "c", "caughtUp": True})
+
+    fake = FakeMaster({("GET", "/api/v1/runs"): answer})
 
     def stop(seconds: float) -> None:
         raise KeyboardInterrupt
@@ -120,3 +136,13 @@ def test_preview_passes_expr_zone_and_count(capsys: pytest.CaptureFixture[str]) 
     assert lines[0].split()[:3] == ["#", "TIME", "(Asia/Tokyo)"]
     assert "2024-05-01T21:01:00+09:00" in lines[1] and "2024-05-01T12:01:00+00:00" in lines[1]
     assert lines[2].endswith("in 2m")
+
+
+def test_workers_table_shows_a_seed_worker_with_dashes(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = {"id": "10.0.0.7", "host": "10.0.0.7", "pid": None, "labels": {}, "version": "",
+            "startedAt": None, "running": None, "capacity": None, "wallClock": None,
+            "lastSeen": NOW_MS, "skewMs": None, "seed": True}
+    fake = FakeMaster({("GET", "/api/v1/workers"): ok({"workers": [seed]})})
+    assert run(fake, "workers") == 0
+    [_, row] = capsys.readouterr().out.splitlines()
+    assert row.split() == ["10.0.0.7", "10.0.0.7", "-", "-", "-/-", "seed", "-", "now", "-"]

@@ -86,3 +86,26 @@ async def test_one_run_by_id(master_with_runs):
 async def test_runs_of_a_job_without_runs(master_with_runs):
     answer = await master_with_runs.get("/api/v1/jobs/job-z/runs")
     assert answer.status == 200 and answer.json == {"runs": [], "nextCursor": None}
+
+
+async def test_after_follows_runs_recorded_since_each_once(master_with_runs):
+    master = master_with_runs
+    start = await master.get("/api/v1/runs?after=now")
+    assert start.status == 200, start.body
+    assert start.json["runs"] == [] and start.json["caughtUp"] is True
+    async with open_store(master.config.db_url) as store:
+        await store.write_batch([record("n1", "job-a", start=1), record("n2", "job-b"),
+                                 record("n3", "job-a", start=99_000)])
+    page = (await master.get(f"/api/v1/jobs/job-a/runs?after={start.json['after']}&limit=2")).json
+    assert [r["runId"] for r in page["runs"]] == ["n1"] and page["caughtUp"] is False
+    page = (await master.get(f"/api/v1/jobs/job-a/runs?after={page['after']}&limit=2")).json
+    assert [r["runId"] for r in page["runs"]] == ["n3"] and page["caughtUp"] is True
+    page = (await master.get(f"/api/v1/runs?after={page['after']}")).json
+    assert page["runs"] == []
+
+
+@pytest.mark.parametrize("query", ["after=bogus", "after=now&cursor=abc"])
+async def test_a_bad_follow_cursor_is_a_400_naming_after(master_with_runs, query):
+    answer = await master_with_runs.get(f"/api/v1/runs?{query}")
+    assert answer.status == 400, answer.body
+    assert answer.error["field"] == "after"

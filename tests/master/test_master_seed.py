@@ -126,3 +126,31 @@ async def test_worker_list_is_worker_ids(master):
     assert data == ["w-a", "w-b"]
     await master.etcd.revoke_lease(lease.id)
 
+
+
+async def test_seed_registered_workers_are_listed_as_the_seed_master_listed_them(master):
+    # The seed's worker registers /cron/workers/<its IP> with an empty value on a lease.
+    lease = await master.etcd.grant_lease(30)
+    await master.etcd.put(master.keyspace.worker("10.0.0.7"), b"", lease_id=lease.id)
+    ours = WorkerInfo("w-a", host="h", pid=1, capacity=4, wall_ms=master.ctx.clock())
+    await master.etcd.put(master.keyspace.worker("w-a"), ours.to_bytes(), lease_id=lease.id)
+    with trio.fail_after(5):
+        while len(data := envelope_ok(await master.get("/worker/list"))) < 2:
+            await trio.sleep(0.05)
+    assert data == ["10.0.0.7", "w-a"]
+    answer = await master.get("/api/v1/workers")
+    assert answer.status == 200, answer.body
+    seed, mine = answer.json["workers"]
+    now_ms = master.ctx.clock()
+    assert abs(seed.pop("lastSeen") - now_ms) < 10_000
+    assert seed == {"id": "10.0.0.7", "host": "10.0.0.7", "pid": None, "labels": {},
+                    "version": "", "startedAt": None, "running": None, "capacity": None,
+                    "wallClock": None, "skewMs": None, "seed": True}
+    assert (mine["id"], mine["pid"], mine["capacity"], mine["seed"]) == ("w-a", 1, 4, False)
+    assert isinstance(mine["skewMs"], int)
+    # Its key gone with its lease: it is gone from both lists.
+    await master.etcd.delete(master.keyspace.worker("10.0.0.7"))
+    with trio.fail_after(5):
+        while envelope_ok(await master.get("/worker/list")) != ["w-a"]:
+            await trio.sleep(0.05)
+    await master.etcd.revoke_lease(lease.id)

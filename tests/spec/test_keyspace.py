@@ -136,13 +136,15 @@ def test_parsed_keys_support_match() -> None:
     (b"{}", KillRequest()), (b'{"runId": null}', KillRequest()),
     (b'{"runId": "r-1"}', KillRequest("r-1")), ('{"runId": "r-2"}', KillRequest("r-2")),
     (b'{"runId": "r-3", "by": "ops"}', KillRequest("r-3")),
+    (b'{"runId": "r-4", "replacedBy": "r-5"}', KillRequest("r-4", replaced_by="r-5")),
 ])
 def test_kill_values(value: bytes | str, expected: KillRequest) -> None:
     assert parse_kill_value(value) == expected
 
 
 @pytest.mark.parametrize("value", [b"stop", b"[1]", b'{"runId": 5}', b'{"runId": "a/b"}',
-                                   b"\xff\xfe", b'"kill"'])
+                                   b"\xff\xfe", b'"kill"',
+                                   b'{"runId": "r-1", "replacedBy": "a b"}'])
 def test_bad_kill_values(value: bytes) -> None:
     with pytest.raises(KillValueError, match="invalid kill request"):
         parse_kill_value(value)
@@ -152,6 +154,8 @@ def test_encoded_kill_values_parse_back() -> None:
     assert parse_kill_value(encode_kill_value()) == KillRequest()
     assert parse_kill_value(encode_kill_value("r-7")) == KillRequest("r-7")
     assert json.loads(encode_kill_value("r-7")) == {"runId": "r-7"}
+    replaced = encode_kill_value("r-7", replaced_by="r-8")
+    assert parse_kill_value(replaced) == KillRequest("r-7", replaced_by="r-8")
 
 
 def test_retry_locks_and_lost_claims_round_trip():

@@ -419,4 +419,20 @@ def test_a_job_no_worker_can_run_and_a_run_of_skips_say_so(
     sync_api.expect(row.locator(".badge-skipped")).to_have_text("skipped ×9")
     row.get_by_role("button", name="Output").click()
     sync_api.expect(page.locator("tr.detail dl")).to_contain_text("Skipped fires9, planned")
+
+
+def test_a_seed_worker_is_a_row_with_dashes_for_what_it_does_not_publish(
+        browser: Browser, state: FakeState) -> None:
+    now_ms = state.workers[0]["lastSeen"]
+    state.workers.append({"id": "10.0.0.7", "host": "10.0.0.7", "pid": None, "labels": {},
+                          "version": "", "startedAt": None, "running": None,
+                          "capacity": None, "wallClock": None, "lastSeen": now_ms,
+                          "skewMs": None, "seed": True})
+    browser.log_in()
+    browser.page.get_by_role("link", name="Workers").click()
+    row = browser.page.locator("table.workers tbody tr[data-worker='10.0.0.7']")
+    sync_api.expect(row).to_have_count(1)
+    cells = [c.strip() for c in row.locator("td").all_text_contents()]
+    assert cells[0] == "10.0.0.7" and cells[5] == "seed"  # VERSION says what it is
+    assert cells[2] == "" and cells[4] == "?/?" and cells[6] == "—" and cells[8] == "—"
     _assert_clean(browser)

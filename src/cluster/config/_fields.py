@@ -59,7 +59,8 @@ class ConfigFields:
         ("127.0.0.1:2379",), "etcd members, comma-separated host:port", flag="--etcd",
         seed=("etcdEndpoints",), check=checks.endpoints, metavar="HOST:PORT,...")
     etcd_dial_timeout_s: float = _setting(
-        5.0, "timeout to connect to etcd, seconds", seed=("etcdDialTimeout",),
+        5.0, "timeout of one attempt to connect to an etcd member (a call moves on to "
+        "the next member after it), seconds", seed=("etcdDialTimeout",),
         seed_ms=True, check=checks.positive)
     etcd_request_timeout_s: float = _setting(
         5.0, "timeout of one etcd request, seconds", check=checks.positive)

@@ -56,15 +56,19 @@ async def open_etcd(
     max_threads: int = 16,
     endpoint_retry_s: float = 2.0,
     access: EtcdAccess = EtcdAccess(),
+    dial_timeout_s: float | None = None,
 ) -> AsyncIterator["Etcd"]:
     """Connect to an etcd cluster (``"host:port"`` endpoints; nothing is dialled yet).
 
     ``timeout_s`` bounds each call, fail-over included; ``max_threads`` bounds the
     unary calls in flight (each watch has one more thread of its own);
     ``endpoint_retry_s`` is how long a failed endpoint goes to the back of the order;
-    ``access``: TLS and credentials (its files are read here: EtcdCredentialsUnreadable).
+    ``access``: TLS and credentials (its files are read here: EtcdCredentialsUnreadable);
+    ``dial_timeout_s``: how long a call waits for a member to connect before it tries
+    the next one (None: the call's deadline is the only bound).
     """
-    connection = Connection(endpoints, endpoint_retry_s=endpoint_retry_s, access=access)
+    connection = Connection(endpoints, endpoint_retry_s=endpoint_retry_s, access=access,
+                            dial_timeout_s=dial_timeout_s)
     etcd = Etcd._create(connection, trio.CapacityLimiter(max_threads), timeout_s)
     try:
         yield etcd

@@ -19,6 +19,14 @@ every call carries the cluster's auth token as metadata (``attempt`` gets it as 
 third argument), and a call etcd refuses for a stale token is sent once more, to the
 same member, with a new one.
 
+Dial timeout (``dial_timeout_s``, the seed's ``etcdDialTimeout``): how long one attempt
+to connect to a member may take (gRPC's connect timeout; without it, 100 ms, too short
+for a TLS handshake over a slow link), and how long a call waits for a member that is
+still connecting before it moves on to the next one (nothing was sent): a member that
+swallows connections (a dead host, dropped packets) costs that much, and never more than
+half of the call's remaining deadline while other members are left to try. A refused
+connection still moves on at once.
+
 Channel options: gRPC's default reconnect backoff grows to 120 s, which would keep
 a restarted etcd unused for minutes; keepalive pings detect a peer that vanished
 without closing the connection (etcd allows a ping every 5 s on an active stream).
@@ -28,7 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import etcd3
@@ -42,6 +50,8 @@ T = TypeVar("T")
 
 GRPC_OPTIONS: list[tuple[str, int]] = [
     ("grpc.initial_reconnect_backoff_ms", 100),
+    # Despite its name, gRPC's *connect timeout* of one attempt (never below 100 ms):
+    # the dial timeout replaces it (``channel_options``).
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 10_000),
@@ -49,6 +59,17 @@ GRPC_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),  # a big prefix read
 ]
+
+
+def channel_options(dial_timeout_s: float | None) -> list[tuple[str, int]]:
+    """GRPC_OPTIONS with gRPC's connect timeout set to the dial timeout, if given."""
+    if dial_timeout_s is None:
+        return GRPC_OPTIONS
+    dial_ms = max(100, round(dial_timeout_s * 1000))
+    return [(k, dial_ms if k == "grpc.min_reconnect_backoff_ms" else v) for k, v in GRPC_OPTIONS]
+
+
+_DIALLING = (grpc.ChannelConnectivity.IDLE, grpc.ChannelConnectivity.CONNECTING)
 
 
 class ClosedConnection(Exception):
@@ -75,16 +96,42 @@ class Member:
     watch: etcdrpc.WatchStub
     auth: etcdrpc.AuthStub
     maintenance: etcdrpc.MaintenanceStub
+    # The channel's connectivity, as gRPC reports it (from its own thread).
+    state: grpc.ChannelConnectivity = grpc.ChannelConnectivity.IDLE
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     @classmethod
     def connect(cls, host: str, port: int, retry_s: float,
-                credentials: grpc.ChannelCredentials | None) -> "Member":
+                credentials: grpc.ChannelCredentials | None,
+                options: list[tuple[str, int]] = GRPC_OPTIONS) -> "Member":
         endpoint = etcd3.Endpoint(host, port, secure=credentials is not None,
-                                  creds=credentials, time_retry=retry_s, opts=GRPC_OPTIONS)
+                                  creds=credentials, time_retry=retry_s, opts=options)
         channel = endpoint.channel
-        return cls(endpoint, etcdrpc.KVStub(channel), etcdrpc.LeaseStub(channel),
-                   etcdrpc.WatchStub(channel), etcdrpc.AuthStub(channel),
-                   etcdrpc.MaintenanceStub(channel))
+        member = cls(endpoint, etcdrpc.KVStub(channel), etcdrpc.LeaseStub(channel),
+                     etcdrpc.WatchStub(channel), etcdrpc.AuthStub(channel),
+                     etcdrpc.MaintenanceStub(channel))
+        channel.subscribe(member._observe, try_to_connect=True)
+        return member
+
+    def _observe(self, state: grpc.ChannelConnectivity) -> None:
+        with self.changed:
+            self.state = state
+            self.changed.notify_all()
+
+    def dialled(self, timeout_s: float) -> bool:
+        """False if the channel is not connected after ``timeout_s`` and still trying
+        (idle channels are asked to connect). A failing one is left to the call: it
+        fails fast, and the next member is tried at once."""
+        with self.changed:
+            if self.state is grpc.ChannelConnectivity.READY:
+                return True
+        kick = grpc.channel_ready_future(self.endpoint.channel)  # connects an idle channel
+        try:
+            with self.changed:
+                return self.changed.wait_for(lambda: self.state not in _DIALLING,
+                                             timeout=max(timeout_s, 0))
+        finally:
+            kick.cancel()
 
     @property
     def name(self) -> str:
@@ -95,14 +142,16 @@ class Connection:
     """All endpoints of one cluster and the order in which calls try them."""
 
     def __init__(self, endpoints: Sequence[str], *, endpoint_retry_s: float,
-                 access: EtcdAccess = EtcdAccess()) -> None:
+                 access: EtcdAccess = EtcdAccess(), dial_timeout_s: float | None = None) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.access = access
+        self.dial_timeout_s = dial_timeout_s
         self.tokens = Tokens(access.user, access.password)
         credentials = access.channel_credentials()  # reads the files: fails here
-        self._members = [Member.connect(*parse_endpoint(e), endpoint_retry_s, credentials)
-                         for e in endpoints]
+        options = channel_options(dial_timeout_s)
+        self._members = [Member.connect(*parse_endpoint(e), endpoint_retry_s, credentials,
+                                        options) for e in endpoints]
         self._lock = threading.Lock()
         self._preferred = 0  # index of the member that last answered
         self._closed = False
@@ -155,11 +204,21 @@ class Connection:
         """
         deadline = time.monotonic() + timeout_s
         last = "no endpoint tried"
-        for member in self.candidates():
+        candidates = self.candidates()
+        for index, member in enumerate(candidates, 1):
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
                 last = f"the {timeout_s:g} s deadline passed; {last}"
                 break
+            # A member still connecting may hold at most half of what is left when others
+            # could answer: a short claim deadline is not all spent on a dead host.
+            dial_s = remaining_s / 2 if index < len(candidates) else remaining_s
+            if self.dial_timeout_s is not None and \
+                    not member.dialled(min(self.dial_timeout_s, dial_s)):
+                self.failed(member)  # nothing was sent: the next member may have it
+                last = (f"{member.name}: not connected within the {self.dial_timeout_s:g} s "
+                        "dial timeout")
+                continue
             try:
                 metadata = self.tokens.metadata(member.auth, remaining_s)
             except (grpc.RpcError, ValueError) as exc:

@@ -15,7 +15,8 @@ expressions raise SpecError naming the JSON field.
     concurrency       allow | forbid | replace (default forbid, the seed's behaviour)
     paused            bool
     retries           0..100 extra attempts after a failure
-    retryBackoff      seconds before a retry (default 10, <= 1 day)
+    retryBackoff      seconds before the first retry, doubled for each next one up to
+                      MAX_RETRY_BACKOFF_S (default 10, <= 1 day: the same cap)
     startingDeadline  seconds a missed fire may still be caught up; 0 = no catch-up
     selector          labels a worker must have (<= 32, key <= 63 chars, value <= 255)
     env               extra environment (<= 128 names, <= 64 KiB in all)

@@ -34,6 +34,7 @@ from ._open import open_store
 from ._tls import check_tls_files
 from ._record import RUN_ID_MAX_CHARS, RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
+from ._follow import FollowPage
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_DELIVERY_AGE_MS",
     "AuditAction",
     "AuditEntry",
+    "FollowPage",
     "InvalidAuditEntry",
     "MAX_PAGE_LIMIT",
     "MAX_TEXT_BYTES",

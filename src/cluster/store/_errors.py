@@ -116,10 +116,11 @@ class InvalidQuery(StoreError, ValueError):
 
 
 class InvalidCursor(InvalidQuery):
-    """A page cursor that is malformed or was not issued by ``RunStore.query``."""
+    """A page cursor (``cursor``) or follow cursor (``after``) that is malformed or was
+    not issued by ``RunStore.query`` / ``RunStore.follow``."""
 
-    def __init__(self, cursor: str) -> None:
-        super().__init__("cursor", cursor, "a cursor returned by RunStore.query")
+    def __init__(self, cursor: str, argument: str = "cursor") -> None:
+        super().__init__(argument, cursor, f"a {argument} the run store issued")
 
 
 class InvalidRunRecord(StoreError, ValueError):

@@ -18,6 +18,7 @@ from ._audit import (AUDIT_PROBE, AUDIT_SELECT, AuditEntry, audit_create_stateme
 from ._alerts import AlertOutbox
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
+from ._follow import START_LOOKBACK, FollowCursor, FollowPage
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
 from ._schema import (ADDED_COLUMNS, ORDER_NEWEST_FIRST, SCHEMA_PROBE, SELECT_LIST, TABLE,
@@ -134,6 +135,44 @@ class RunStore:
         more = len(rows) > limit
         return RunPage([_record(r) for r in page],
                        encode_cursor(page[-1][1], page[-1][0]) if more else None)
+
+    async def follow_start(self, now_ms: int) -> str:
+        """A follow cursor at the newest record: ``follow`` then gives what lands after."""
+        await self._ready()
+        rows = await self._fetch(f"SELECT id FROM {TABLE} ORDER BY id DESC LIMIT {self._mark}",
+                                 [START_LOOKBACK])
+        return FollowCursor.start([int(r[0]) for r in rows], now_ms).encode()
+
+    async def follow(
+        self,
+        after: str,
+        *,
+        now_ms: int,
+        job_name: str | None = None,
+        status: str | Collection[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 1000,
+    ) -> FollowPage:
+        """Records that landed after the follow cursor ``after`` (``follow_start``'s or
+        a page's), in id order, each once; ``after`` of the page continues from it."""
+        _check_range("limit", limit, 1, MAX_PAGE_LIMIT)
+        cursor = FollowCursor.decode(after)
+        where, params = self._filters(job_name, status, since_ms, until_ms)
+        m = self._mark
+        holes = cursor.hole_ids
+        landed = f"id > {m}" + (f" OR id IN ({', '.join([m] * len(holes))})" if holes else "")
+        await self._ready()
+        # Every id that landed, matched or not: the cursor must move past all of them.
+        ids = [int(r[0]) for r in await self._fetch(
+            f"SELECT id FROM {TABLE} WHERE {landed} ORDER BY id LIMIT {m}",
+            [cursor.after, *holes, limit])]
+        rows: list[Row] = []
+        if ids:
+            where.append(f"id IN ({', '.join([m] * len(ids))})")
+            rows = await self._select(f"{_where(where)} ORDER BY id", [*params, *ids])
+        return FollowPage([_record(r) for r in rows], cursor.advance(ids, now_ms).encode(),
+                          caught_up=len(ids) < limit)
 
     async def query_offset(self, job_name: str, offset: int, limit: int) -> list[RunRecord]:
         """The seed's ``/job/log`` paging: newest first, skip ``offset`` runs."""

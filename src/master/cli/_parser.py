@@ -188,7 +188,8 @@ def _add_runs(commands: Commands, common: argparse.ArgumentParser) -> None:
                       help="at most N runs (1-1000; API default 50)")
     runs.add_argument("--cursor", help="next page, as printed after a full page")
     runs.add_argument("-f", "--follow", action="store_true",
-                      help="keep polling every second and print new runs until Ctrl-C")
+                      help="then print every run recorded since, each once, oldest first, "
+                           "until Ctrl-C (pages by cursor: no burst is too fast)")
 
 
 def _add_audit(commands: Commands, common: argparse.ArgumentParser) -> None:

@@ -205,7 +205,8 @@ def workers_table(workers: Sequence[Mapping[str, Any]], now_ms: int,
         return "no live workers"
     rows = [[cell(w.get("id")), cell(w.get("host")), cell(w.get("pid")),
              cell(pairs_text(w.get("labels")), 40),
-             f"{cell(w.get('running'))}/{cell(w.get('capacity'))}", cell(w.get("version")),
+             f"{cell(w.get('running'))}/{cell(w.get('capacity'))}",
+             "seed" if w.get("seed") is True else cell(w.get("version")),
              relative(w.get("startedAt"), now_ms), relative(w.get("lastSeen"), now_ms),
              skew(w.get("skewMs"), limit)] for w in workers]
     table = format_table(["ID", "HOST", "PID", "LABELS", "RUNNING", "VERSION", "STARTED",

@@ -99,6 +99,10 @@ def _run_filters(with_job: bool) -> list[Schema]:
         _query("until", EPOCH_QUERY, "runs that started before (epoch ms)"),
         _query("cursor", {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
                "nextCursor of the previous page (opaque: any other value is a 400)"),
+        _query("after", {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
+               "follow: `now` for a cursor at the newest run, then the previous answer's "
+               "`after`; answers the runs recorded since, oldest first, each once "
+               "(a FollowPage; opaque: any other value is a 400; not with cursor)"),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
                "runs per page"),
     ]
@@ -174,7 +178,8 @@ def _job_paths() -> dict[str, Schema]:
 
 
 def _run_paths() -> dict[str, Schema]:
-    page = _json(ref("RunPage"), "a page of runs, newest first")
+    page = _json({"oneOf": [ref("RunPage"), ref("FollowPage")]},
+                 "a page of runs, newest first; with `after`, the runs recorded since")
     errors = _errors("BadRequest", "Unauthorized", "NotFound", "Unavailable")
     return {
         "/api/v1/jobs/{name}/runs": {"parameters": [NAME_PARAM], "get": _op(

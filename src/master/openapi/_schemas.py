@@ -221,17 +221,27 @@ def component_schemas() -> dict[str, Schema]:
         }, None, "One run of a job (times in epoch ms)."),
         "RunPage": closed({"runs": {"type": "array", "items": ref("Run")},
                            "nextCursor": nullable("string")}),
+        "FollowPage": closed({
+            "runs": {"type": "array", "items": ref("Run"), "description": "oldest first"},
+            "after": {"type": "string", "description": "pass it back as `after`"},
+            "caughtUp": {"type": "boolean",
+                         "description": "false: more runs are waiting, ask again at once"},
+        }, None, "Runs recorded after a follow cursor, each once (`schedctl runs -f`)."),
         "Worker": closed({
-            "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
-            "labels": STRING_MAP, "version": {"type": "string"}, "startedAt": EPOCH_MS,
-            "running": {"type": "integer"}, "capacity": {"type": "integer"},
-            "wallClock": EPOCH_MS,
+            "id": {"type": "string"}, "host": {"type": "string"}, "pid": nullable("integer"),
+            "labels": STRING_MAP, "version": {"type": "string"},
+            "startedAt": nullable("integer", description="epoch milliseconds"),
+            "running": nullable("integer"), "capacity": nullable("integer"),
+            "wallClock": nullable("integer", description="epoch milliseconds"),
             "lastSeen": {**EPOCH_MS, "description": "master's clock when the info changed"},
-            "skewMs": {"type": "integer", "description": "worker clock - master clock"},
+            "skewMs": nullable("integer", description="worker clock - master clock"),
             "problems": {"type": "array", "items": {"type": "string"},
                          "description": "what keeps the worker from taking work, one "
                                         "line each, e.g. 'spill: disk full' (it claims no "
                                         "new fire); empty when healthy"},
+            "seed": {"type": "boolean", "description":
+                     "registered by the seed's worker (an empty value under workers/): "
+                     "pid, startedAt, running, capacity, wallClock and skewMs are null"},
         }),
         "Error": closed({"error": closed({
             "code": {"type": "string", "enum": ERROR_CODES},

@@ -21,7 +21,8 @@ from actors import Address
 from worker.clock import WallClock
 from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace
-from cluster.presence import STARTED, PresenceDecodeError, RunningInfo, WorkerInfo
+from cluster.presence import (STARTED, PresenceDecodeError, RunningInfo, WorkerInfo,
+                              is_seed_registration)
 
 from worker.locker.messages import LockerMsg, WorkersChanged
 from worker.scheduler.messages import RunVanished, SchedulerMsg
@@ -83,6 +84,10 @@ class FleetListener:
         if worker_id is None:
             return None
         self.workers.pop(worker_id, None)
+        if is_seed_registration(kv.value):  # the seed's worker: it never claims our fires
+            log.info("worker %r is a seed worker (empty registration): no fire is placed on it",
+                     worker_id)
+            return None
         try:
             info = WorkerInfo.from_bytes(kv.value)
         except PresenceDecodeError as err:

@@ -53,7 +53,9 @@ class KillsListener:
         except KillValueError as err:
             log.warning("job %r: ignoring kill request: %s", name, err)
             return
-        msg = KillRun(name, request.run_id, RunStatus.KILLED, "kill requested")
+        reason = ("kill requested" if request.replaced_by is None
+                  else f"replaced by run {request.replaced_by} (concurrency replace)")
+        msg = KillRun(name, request.run_id, RunStatus.KILLED, reason)
         await self._executor.tell_or_log(msg, log)
 
 

@@ -2,20 +2,20 @@
 
 The Locker's claim found the job's guard held (a run of it goes on somewhere). With
 ``replace`` the fire is claimed anyway, the running instance is asked to die (a
-``killer`` key its Executor watches), and once its ``active`` key is gone this fire
-takes it. Each step is a compare in etcd, so of two workers replacing at once only one
+``killer`` key its Executor watches, naming the run that replaces it: its ``killed``
+record says so), and once its ``active`` key is gone, which happens only after its
+whole process group is dead, this fire takes it. Each step is a compare in etcd, so of two workers replacing at once only one
 goes on, and a run that will not die keeps its place (the fire is recorded skipped).
 """
 
 from __future__ import annotations
 
 import enum
-import json
 
 import trio
 
 from cluster.etcd import Compare, Etcd, Put
-from cluster.keyspace import Keyspace
+from cluster.keyspace import Keyspace, encode_kill_value
 
 from worker import claims
 from worker.clock import WallClock
@@ -45,7 +45,7 @@ class Replacer:
         name = fire.spec.name
         active = await self._etcd.get(self._ks.active(name))
         if active is not None:
-            kill = json.dumps({"runId": active.value.decode(), "reason": "replaced"})
+            kill = encode_kill_value(active.value.decode(), replaced_by=fire.run_id)
             await self._etcd.put(self._ks.killer(name), kill, lease_id=lock_lease)
             await self._wait_gone(self._ks.active(name))
         running = claims.running_info(fire, self._worker_id, self._clock.now_ms())

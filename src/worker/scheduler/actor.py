@@ -45,7 +45,7 @@ import trio
 from actors import Actor, Address, Inbox
 from cluster.backoff import exponential_s
 from cluster.presence import ENDED, ORPHANED, RunningInfo
-from cluster.spec import JobSpec
+from cluster.spec import MAX_RETRY_BACKOFF_S, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from worker.clock import trio_deadline_for
@@ -77,7 +77,6 @@ log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
 MAX_CATCHUP_FIRES = 10  # per job after an outage: the most recent ones
-MAX_RETRY_BACKOFF_S = 3600.0
 # A run-now request may arrive before its job (two watch streams, no common order):
 # it waits this long for the job to appear.
 PENDING_TRIGGER_S = 30.0

@@ -257,6 +257,19 @@ async def test_the_locker_hears_of_every_change_to_the_fleet(etcd, etcd_prefix):
         assert await receive(locker) == WorkersChanged((worker("w2"),))
 
 
+async def test_a_seed_worker_is_never_a_placement_target(etcd, etcd_prefix, caplog):
+    # The seed's worker registers workers/<its IP> with an empty value; it never claims.
+    ks = Keyspace(etcd_prefix)
+    await etcd.put(ks.worker("10.0.0.7"), b"")
+    await etcd.put(ks.worker("w0"), worker("w0").to_bytes())
+    watcher, inboxes = make_watcher(etcd, etcd_prefix)
+    async with running(watcher):
+        assert inboxes.locker.receive_nowait() == WorkersChanged((worker("w0"),))
+        await etcd.put(ks.worker("10.0.0.8"), b"")
+        assert await receive(inboxes.locker) == WorkersChanged((worker("w0"),))
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "10.0.0" in r.message]
+
+
 async def test_clocks_are_learnt_from_publications_seen_as_they_happen(etcd, etcd_prefix):
     """A read's values may be seconds old: they teach nothing. A watch event's do."""
     ks = Keyspace(etcd_prefix)

@@ -50,7 +50,7 @@ async def test_replace_kills_the_running_instance_then_takes_its_place(etcd_endp
         running = await etcd.get(ks.running("rep", f.run_id))
         lock = await etcd.get(claims.lock_key(ks, f))
     assert outcome == Run(f, session, guarded=True)
-    assert kill == {"runId": "old-run", "reason": "replaced"}
+    assert kill == {"runId": "old-run", "replacedBy": f.run_id}  # its record names the new run
     assert (active.value.decode(), active.lease_id) == (f.run_id, session)
     assert (running.lease_id, RunningInfo.from_bytes(running.value).worker_id) == (session, "w1")
     assert lock is not None and lock.lease_id == lock_lease  # no other worker claims the fire

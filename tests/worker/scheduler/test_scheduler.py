@@ -14,7 +14,7 @@ from mailbox_kit import queued
 from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.presence import CLAIMED, STARTED, RunningInfo
-from cluster.spec import JobSpec
+from cluster.spec import MAX_RETRY_BACKOFF_S, JobSpec, SpecError
 from cluster.store import RunStatus, RunTrigger
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext
@@ -174,6 +174,39 @@ async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clo
         later = await h.claims_until(T0 + 100_500)  # retries used up; 22:15:00 is next
         nursery.cancel_scope.cancel()
     assert [c.fire.trigger for c, _ in later] == [RunTrigger.SCHEDULE]
+
+
+async def test_the_retry_backoff_cap_is_the_largest_retry_backoff_a_spec_accepts(autojump_clock):
+    # Regression: the spec accepted retryBackoff up to 1 day while the Scheduler capped
+    # every wait at 1 h, so a job saved with 2 h was retried after 1 h.
+    assert spec("ok", "0 0 0 * * *", retryBackoff=MAX_RETRY_BACKOFF_S).retry_backoff_s \
+        == MAX_RETRY_BACKOFF_S
+    with pytest.raises(SpecError, match="retryBackoff"):
+        spec("too-long", "0 0 0 * * *", retryBackoff=MAX_RETRY_BACKOFF_S + 1)
+    first_s = 7_200  # 2 h: more than the old cap
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("r", "0 0 0 * * *", retries=5, retryBackoff=first_s, startingDeadline=0)
+        await h.send(JobsSnapshot((job,), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 6_500_000)  # midnight
+        fire, ended_ms, waits = claim.fire, h.clock.now_ms(), []
+        for _ in range(5):
+            await h.send(RunEnded(Run(fire, 1, False), RunStatus.FAILED))
+            fire, at_ms = await next_retry(h, ended_ms + 2 * MAX_RETRY_BACKOFF_S * 1000)
+            waits.append((at_ms - ended_ms) / 1000)
+            ended_ms = at_ms
+        nursery.cancel_scope.cancel()
+    # 2 h, 4 h, 8 h, 16 h, then the cap: the largest backoff a spec may ask for (1 day).
+    assert waits == [7_200, 14_400, 28_800, 57_600, MAX_RETRY_BACKOFF_S]
+
+
+async def next_retry(h: Harness, until_ms: int) -> tuple[Fire, int]:
+    """The next retry claimed, and the wall time it was claimed at (schedule fires aside)."""
+    with trio.move_on_at(trio.current_time() + (until_ms - h.clock.now_ms()) / 1000):
+        async for claim in h.inboxes.locker:
+            if claim.fire.trigger is RunTrigger.RETRY:
+                return claim.fire, h.clock.now_ms()
+    raise AssertionError(f"no retry claimed by {until_ms}")
 
 
 async def test_no_retry_after_success(autojump_clock):
