@@ -31,8 +31,10 @@ def connect_attempt_s(endpoint: str, dial_timeout_s: float | None) -> float:
     connection = Connection([endpoint], endpoint_retry_s=1.0, dial_timeout_s=dial_timeout_s)
     [member] = connection._members
     try:
+        member.dialled(0)  # a channel dials on its first use: this asks it to
         with member.changed:
-            member.changed.wait_for(lambda: member.state.name == "CONNECTING", timeout=5)
+            assert member.changed.wait_for(lambda: member.state.name == "CONNECTING",
+                                           timeout=5)
             started = time.monotonic()
             member.changed.wait_for(lambda: member.state.name != "CONNECTING", timeout=10)
             return time.monotonic() - started

@@ -110,7 +110,10 @@ class Member:
         member = cls(endpoint, etcdrpc.KVStub(channel), etcdrpc.LeaseStub(channel),
                      etcdrpc.WatchStub(channel), etcdrpc.AuthStub(channel),
                      etcdrpc.MaintenanceStub(channel))
-        channel.subscribe(member._observe, try_to_connect=True)
+        # try_to_connect=False, here and everywhere: gRPC's polling thread then ends by
+        # itself when the channel closes (with a connect request pending it would poll
+        # the closed channel and die with a traceback on stderr). The first call dials.
+        channel.subscribe(member._observe, try_to_connect=False)
         return member
 
     def _observe(self, state: grpc.ChannelConnectivity) -> None:
@@ -120,18 +123,15 @@ class Member:
 
     def dialled(self, timeout_s: float) -> bool:
         """False if the channel is not connected after ``timeout_s`` and still trying
-        (idle channels are asked to connect). A failing one is left to the call: it
+        (an idle channel is asked to connect). A failing one is left to the call: it
         fails fast, and the next member is tried at once."""
         with self.changed:
             if self.state is grpc.ChannelConnectivity.READY:
                 return True
-        kick = grpc.channel_ready_future(self.endpoint.channel)  # connects an idle channel
-        try:
-            with self.changed:
-                return self.changed.wait_for(lambda: self.state not in _DIALLING,
-                                             timeout=max(timeout_s, 0))
-        finally:
-            kick.cancel()
+            if self.state is grpc.ChannelConnectivity.IDLE:
+                _ask_to_connect(self.endpoint.channel)
+            return self.changed.wait_for(lambda: self.state not in _DIALLING,
+                                         timeout=max(timeout_s, 0))
 
     @property
     def name(self) -> str:
@@ -302,6 +302,17 @@ class Connection:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _ask_to_connect(channel: grpc.Channel) -> None:
+    """Start connecting an idle channel, in this thread. Not ``channel_ready_future``
+    (nor ``subscribe(try_to_connect=True)``): that leaves a connect request to gRPC's
+    polling thread, which dies with a traceback on stderr when the channel closes
+    before it has made it."""
+    try:
+        channel._channel.check_connectivity_state(True)  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # another gRPC, or closed: the call will dial
+        pass
 
 
 def _describe(exc: grpc.RpcError) -> str:
