@@ -145,7 +145,7 @@ async def test_seed_registered_workers_are_listed_as_the_seed_master_listed_them
     assert abs(seed.pop("lastSeen") - now_ms) < 10_000
     assert seed == {"id": "10.0.0.7", "host": "10.0.0.7", "pid": None, "labels": {},
                     "version": "", "startedAt": None, "running": None, "capacity": None,
-                    "wallClock": None, "skewMs": None, "seed": True}
+                    "wallClock": None, "skewMs": None, "seed": True, "problems": []}
     assert (mine["id"], mine["pid"], mine["capacity"], mine["seed"]) == ("w-a", 1, 4, False)
     assert isinstance(mine["skewMs"], int)
     # Its key gone with its lease: it is gone from both lists.
