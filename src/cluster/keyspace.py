@@ -7,10 +7,11 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>trigger/<name>/<run_id>       manual "run now" request
     <p>lock/<name>/<planned_ms>      claim of one fire; planned_ms zero-padded to 16 digits
                                      so that a job's locks sort by fire time
+    <p>lock/<name>/<ms>.catchup      the one `catchUp: last` run after the fire at <ms>
     <p>running/<name>/<run_id>       run in progress
     <p>active/<name>                 the one run allowed now (forbid / replace)
     <p>workers/<worker_id>           worker info JSON
-    <p>state/<name>                  last fired planned time (catch-up)
+    <p>state/<name>                  the last fire, and the catch-up cursor (cluster.last_fire)
     <p>audit/<entry_id>              audit entry of one change, written in the change's own
                                      transaction; moved to the run store by the master
                                      (entry_id = 16-digit time ms, '-', 16 hex digits, so
@@ -231,6 +232,11 @@ class Keyspace:
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
             raise KeyspaceError("attempt", attempt, "must be an int >= 1")
         return key if attempt == 1 else f"{key}.{attempt}"
+
+    def catch_up(self, name: str, after_ms: int) -> str:
+        """The one ``catchUp: last`` run of the outage that began after the fire at
+        ``after_ms`` (its ``state/``): whichever time a worker picked, one claims it."""
+        return f"{self.lock(name, after_ms)}.catchup"
 
     def lost(self, name: str, run_id: str) -> str:
         return f"{self.prefix}lost/{_check_name(name)}/{_check_id('run id', run_id)}"

@@ -31,7 +31,8 @@ Shared modules, at the top level:
 - ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``);
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
   and ``app``); ``group_commit``: one etcd transaction for many requests (the Locker's
-  ``claim_batch``, the Executor's ``start_marks``);
+  ``claim_batch``, the Executor's ``start_marks``); ``last_fires``: ``state/<name>``
+  for the fires whose claim does not write it (manual, retry, recovered, chain);
 - ``metrics``, ``metrics_http`` (read the actors' statistics from outside),
   ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
 

@@ -32,6 +32,7 @@ from cluster.etcd import (
     Put,
 )
 from cluster.keyspace import Keyspace
+from cluster.last_fire import LastFire
 from cluster.presence import CLAIMED, RunningInfo
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
@@ -67,6 +68,13 @@ def _lost(ks: Keyspace, name: str, run_id: str, holder: str) -> str:
     return ks.lost(name, key_id)
 
 
+def catch_up_key(ks: Keyspace, fire: Fire) -> str | None:
+    """The outage's one ``catchUp: last`` run (``Keyspace.catch_up``), or None."""
+    if fire.catch_up_after_ms is None or fire.recovers:
+        return None
+    return ks.catch_up(fire.spec.name, fire.catch_up_after_ms)
+
+
 def by_trigger_key(fire: Fire) -> bool:
     """A manual run is claimed by deleting its trigger key (exactly one worker can);
     once recovered, by its lost key like any other."""
@@ -80,7 +88,8 @@ def is_guarded(fire: Fire) -> bool:
 def running_info(fire: Fire, worker_id: str, started_ms: int,
                  state: str = CLAIMED) -> RunningInfo:
     return RunningInfo(fire.run_id, fire.spec.name, worker_id, fire.planned_ms,
-                       fire.attempt, str(fire.trigger), started_ms, state)
+                       fire.attempt, str(fire.trigger), started_ms, state,
+                       fire.missed_fires, fire.first_missed_ms)
 
 
 def lock_value(fire: Fire, worker_id: str, *, skipped: bool = False) -> bytes:
@@ -109,12 +118,30 @@ def claim_ops(
         key = lock_key(ks, fire)
         compares.append(Compare.create_revision(key, "==", 0))
         ops.append(Put(key, lock_value(fire, worker_id), lock_lease))
-    if fire.trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP) and not fire.recovers:
-        ops.append(Put(ks.state(name), str(fire.planned_ms)))
+    if (outage := catch_up_key(ks, fire)) is not None:
+        compares.append(Compare.create_revision(outage, "==", 0))
+        ops.append(Put(outage, lock_value(fire, worker_id), lock_lease))
+    if (state := state_put(ks, fire, worker_id, now_ms)) is not None:
+        ops.append(state)
     if guarded:
         compares.append(Compare.create_revision(ks.active(name), "==", 0))
         ops.append(Put(ks.active(name), fire.run_id, session))
     return compares, ops
+
+
+def writes_state(fire: Fire) -> bool:
+    """Does this fire's claim write its job's ``state/`` (its last fire)? Scheduled and
+    catch-up fires do; the others merge into it once won (``worker.last_fires``)."""
+    return fire.trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP) and not fire.recovers
+
+
+def state_put(ks: Keyspace, fire: Fire, worker_id: str, now_ms: int) -> Put | None:
+    """The ``state/`` write of a claim that writes it (``writes_state``), else None."""
+    if not writes_state(fire):
+        return None
+    last = LastFire.first(fire.planned_ms, str(fire.trigger), fire.run_id, fire.attempt,
+                          worker_id, now_ms)
+    return Put(ks.state(fire.spec.name), last.to_bytes())
 
 
 def skip_claim_ops(
@@ -124,18 +151,22 @@ def skip_claim_ops(
     if by_trigger_key(fire):
         trigger = ks.trigger(fire.spec.name, fire.run_id)
         return [Compare.version(trigger, ">", 0)], [Delete(trigger)]
-    key = lock_key(ks, fire)
+    keys = [lock_key(ks, fire)]
+    if (outage := catch_up_key(ks, fire)) is not None:
+        keys.append(outage)
     return (
-        [Compare.create_revision(key, "==", 0)],
-        [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease)],
+        [Compare.create_revision(key, "==", 0) for key in keys],
+        [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease) for key in keys],
     )
 
 
 def claim_probe(ks: Keyspace, fire: Fire) -> list[Op]:
-    """Failure-branch reads: was the fire taken, or only the job busy?"""
+    """Failure-branch reads: was the fire taken, or only the job busy? The first is the
+    fire's own key; a ``catchUp: last`` fire's outage key follows."""
     if by_trigger_key(fire):
         return [Get(ks.trigger(fire.spec.name, fire.run_id))]
-    return [Get(lock_key(ks, fire))]
+    outage = catch_up_key(ks, fire)
+    return [Get(lock_key(ks, fire))] + ([] if outage is None else [Get(outage)])
 
 
 async def release_guard(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: float = 5.0) -> None:
@@ -202,9 +233,10 @@ def batchable(fire: Fire) -> bool:
 
     Only unguarded fires claimed by their lock key: a manual run is claimed by its
     trigger key, a guarded one may need the forbid/replace handling of the single
-    path, and a recovered one is rare; they keep it.
+    path, and a recovered one or a ``catchUp: last`` one (two keys) is rare; they keep it.
     """
-    return not by_trigger_key(fire) and not is_guarded(fire) and not fire.recovers
+    return (not by_trigger_key(fire) and not is_guarded(fire) and not fire.recovers
+            and fire.catch_up_after_ms is None)
 
 
 def batch_claim_ops(

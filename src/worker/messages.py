@@ -28,6 +28,14 @@ class Fire:
     # Non-empty: a run that worker ``recovers`` claimed, then died before its command
     # was committed to start; the fire is claimed again under the same run id.
     recovers: str = ""
+    # A catch-up fire: how many fire times within startingDeadline were missed, and the
+    # first (``catchUp: last`` runs one fire for them all); its record says so.
+    missed_fires: int | None = None
+    first_missed_ms: int | None = None
+    # A ``catchUp: last`` fire: the last fire before the outage (``state/``). Workers
+    # that came back at different instants pick different times; this key (beside the
+    # fire's own lock) lets one of them run it.
+    catch_up_after_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

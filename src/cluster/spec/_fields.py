@@ -19,8 +19,8 @@ from ._errors import SpecError
 __all__ = ["ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
            "MAX_DOCUMENT_BYTES", "MAX_ENV_BYTES", "MAX_ENV_ENTRIES", "MAX_LABEL_VALUE_CHARS",
            "MAX_NAME_CHARS", "MAX_RETRIES", "MAX_RETRY_BACKOFF_S", "MAX_SELECTOR_ENTRIES",
-           "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE", "Concurrency",
-           "FrozenStrMap"]
+           "MAX_CATCHUP_FIRES", "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE",
+           "CatchUp", "Concurrency", "FrozenStrMap"]
 
 MAX_NAME_CHARS: Final = 128
 MAX_COMMAND_BYTES: Final = 64 * 1024
@@ -29,6 +29,7 @@ MAX_TIMEOUT_S: Final = 30 * 86_400
 MAX_RETRIES: Final = 100
 MAX_RETRY_BACKOFF_S: Final = 86_400
 MAX_STARTING_DEADLINE_S: Final = 30 * 86_400
+MAX_CATCHUP_FIRES: Final = 100  # catchUp "all": the most fires one outage runs again
 MAX_CREATED_AT_MS: Final = 2**53
 MAX_SELECTOR_ENTRIES: Final = 32
 MAX_ENV_ENTRIES: Final = 128
@@ -46,6 +47,13 @@ class Concurrency(StrEnum):
     ALLOW = "allow"  # run in parallel
     FORBID = "forbid"  # skip this fire
     REPLACE = "replace"  # kill the running one, then run
+
+
+class CatchUp(StrEnum):
+    """What a job does with the fires it missed while no worker could run them."""
+
+    LAST = "last"  # run once, for the most recent missed fire (the record counts them)
+    ALL = "all"  # run each missed fire, in order, at most MAX_CATCHUP_FIRES
 
 
 class FrozenStrMap(Mapping[str, str]):
@@ -167,6 +175,17 @@ def _concurrency(value: object) -> Concurrency:
     except ValueError:
         raise SpecError("concurrency", f"must be allow, forbid or replace, got {value!r}") \
             from None
+
+
+def _catch_up(value: object) -> CatchUp:
+    if type(value) is CatchUp:
+        return value
+    _expect(value, str, "catchUp", "a string")
+    assert isinstance(value, str)
+    try:
+        return CatchUp(value)
+    except ValueError:
+        raise SpecError("catchUp", f"must be last or all, got {value!r}") from None
 
 
 def _string_map(value: object, field_name: str, max_entries: int) -> FrozenStrMap:

@@ -60,6 +60,11 @@ class RunRecord:
     start_time: int | None
     end_time: int | None
     output_truncated: bool = False
+    # A catch-up run (trigger ``catchup``): how many fire times within the job's
+    # startingDeadline were missed, and the first of them (``catchUp: last`` runs once
+    # for all of them). None on every other run.
+    missed_fires: int | None = None
+    first_missed: int | None = None
 
     def __post_init__(self) -> None:
         # Coerce plain strings to the enums so equality, hashing and JSON agree.
@@ -74,7 +79,7 @@ class RunRecord:
         _check_int("exit_code", self.exit_code, optional=True)
         for name in ("plan_time", "schedule_time"):
             _check_int(name, getattr(self, name), optional=False)
-        for name in ("start_time", "end_time"):
+        for name in ("start_time", "end_time", "missed_fires", "first_missed"):
             _check_int(name, getattr(self, name), optional=True)
         if not isinstance(self.output_truncated, bool):
             raise InvalidRunRecord("output_truncated", self.output_truncated, "a bool")
@@ -103,13 +108,17 @@ class RunRecord:
             "startTime": self.start_time,
             "endTime": self.end_time,
             "outputTruncated": self.output_truncated,
+            "missedFires": self.missed_fires,
+            "firstMissed": self.first_missed,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        """Inverse of ``to_json``; raises InvalidRunRecord on a missing or bad field."""
+        """Inverse of ``to_json``; raises InvalidRunRecord on a missing or bad field.
+        The catch-up fields may be missing: records spilled by an older worker."""
         try:
-            return cls(**{field: data[key] for key, field in _JSON_FIELDS.items()})
+            return cls(**{field: data[key] for key, field in _JSON_FIELDS.items()},
+                       **{field: data.get(key) for key, field in _OPTIONAL_JSON_FIELDS.items()})
         except KeyError as exc:
             raise InvalidRunRecord(str(exc.args[0]), None, "present") from None
 
@@ -121,6 +130,7 @@ _JSON_FIELDS = {
     "scheduleTime": "schedule_time", "startTime": "start_time", "endTime": "end_time",
     "outputTruncated": "output_truncated",
 }
+_OPTIONAL_JSON_FIELDS = {"missedFires": "missed_fires", "firstMissed": "first_missed"}
 
 
 def _member(enum: type[_E], field: str, value: object) -> _E:

@@ -22,7 +22,7 @@ TABLE = "job_log"
 COLUMNS = (
     "run_id", "job_name", "worker", "command", "output", "err", "exit_code", "status",
     "`trigger`", "attempt", "plan_time", "schedule_time", "start_time", "end_time",
-    "output_truncated", "sort_time",
+    "output_truncated", "missed_fires", "first_missed", "sort_time",
 )
 # Read columns: the ordering key first, then the record's fields (sort_time is derived).
 SELECT_LIST = "id, " + ", ".join(COLUMNS[-1:] + COLUMNS[:-1])
@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     start_time BIGINT NULL,
     end_time BIGINT NULL,
     output_truncated BOOLEAN NOT NULL DEFAULT FALSE,
+    missed_fires INT NULL,
+    first_missed BIGINT NULL,
     sort_time BIGINT NOT NULL,
     UNIQUE KEY ux_job_log_run_id (run_id),
     KEY ix_job_log_job_time (job_name, sort_time),
@@ -72,6 +74,8 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     start_time INTEGER NULL,
     end_time INTEGER NULL,
     output_truncated INTEGER NOT NULL DEFAULT 0,
+    missed_fires INTEGER NULL,
+    first_missed INTEGER NULL,
     sort_time INTEGER NOT NULL
 )
 """
@@ -146,3 +150,16 @@ SQLITE = Dialect(
 # Reads every column we need: fails on a foreign table that happens to be called job_log
 # (the seed's own job_log, say) before any write is attempted.
 SCHEMA_PROBE = f"SELECT {SELECT_LIST} FROM {TABLE} WHERE 1 = 0"
+
+# Columns added after the first release, each with the statement that adds it to a
+# table created before (the same in both dialects; NULL for the rows already there).
+# ``ADDED_PROBE`` fails on such a table; only then are they added, and only to a table
+# that has every original column (``ORIGINAL_PROBE``): never to a foreign job_log.
+ADDED_COLUMNS = (
+    ("missed_fires", f"ALTER TABLE {TABLE} ADD COLUMN missed_fires INTEGER NULL"),
+    ("first_missed", f"ALTER TABLE {TABLE} ADD COLUMN first_missed BIGINT NULL"),
+)
+ADDED_PROBE = (f"SELECT {', '.join(name for name, _ in ADDED_COLUMNS)} FROM {TABLE} "
+               "WHERE 1 = 0")
+ORIGINAL_PROBE = ("SELECT id, " + ", ".join(
+    c for c in COLUMNS if c not in dict(ADDED_COLUMNS)) + f" FROM {TABLE} WHERE 1 = 0")

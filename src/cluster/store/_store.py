@@ -19,7 +19,8 @@ from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
-from ._schema import ORDER_NEWEST_FIRST, SCHEMA_PROBE, SELECT_LIST, TABLE
+from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
+                      SCHEMA_PROBE, SELECT_LIST, TABLE)
 
 T = TypeVar("T")
 MAX_PAGE_LIMIT = 1000
@@ -274,10 +275,26 @@ class RunStore:
             try:
                 for statement in self._backend.dialect.create_statements:
                     await self._backend.execute(statement)
+                await self._add_columns()
                 await self._backend.fetch(SCHEMA_PROBE)
             except StoreQueryError as exc:
                 raise StoreSchemaError(self._backend.display, exc.reason) from exc
             self._schema_ready = True
+
+    async def _add_columns(self) -> None:
+        """A job_log of an earlier release lacks the columns added since: add them.
+        Two processes may do it at once: a column the other added is fine."""
+        try:
+            await self._backend.fetch(ADDED_PROBE)
+            return
+        except StoreQueryError:
+            pass
+        await self._backend.fetch(ORIGINAL_PROBE)  # a foreign job_log: not ours to alter
+        for _, statement in ADDED_COLUMNS:
+            try:
+                await self._backend.execute(statement)
+            except StoreQueryError:
+                pass  # added meanwhile by another process; the probe after tells
 
 
 def _where(conditions: list[str]) -> str:
@@ -322,14 +339,15 @@ def _row(r: RunRecord) -> Row:
     return (
         _text(r.run_id)[0], _text(r.job_name)[0], _text(r.worker)[0], command, output, err,
         r.exit_code, r.status.value, r.trigger.value, r.attempt, r.plan_time, r.schedule_time,
-        r.start_time, r.end_time, int(truncated), r.sort_time,
+        r.start_time, r.end_time, int(truncated), r.missed_fires, r.first_missed, r.sort_time,
     )
 
 
 def _record(row: Row) -> RunRecord:
     # row = (id, sort_time, run_id, job_name, ..., output_truncated): see SELECT_LIST.
     (_, _, run_id, job_name, worker, command, output, err, exit_code, status, trigger,
-     attempt, plan_time, schedule_time, start_time, end_time, output_truncated) = row
+     attempt, plan_time, schedule_time, start_time, end_time, output_truncated,
+     missed_fires, first_missed) = row
     return RunRecord(
         run_id=run_id, job_name=job_name, worker=worker, command=command, output=output,
         err=err, exit_code=exit_code, status=status, trigger=trigger, attempt=int(attempt),
@@ -337,4 +355,6 @@ def _record(row: Row) -> RunRecord:
         start_time=None if start_time is None else int(start_time),
         end_time=None if end_time is None else int(end_time),
         output_truncated=bool(output_truncated),
+        missed_fires=None if missed_fires is None else int(missed_fires),
+        first_missed=None if first_missed is None else int(first_missed),
     )

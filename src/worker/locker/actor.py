@@ -40,6 +40,7 @@ from cluster.store import RunTrigger
 from worker import claims
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
+from worker.last_fires import note_fire
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
@@ -79,6 +80,7 @@ class Locker(Actor[LockerMsg]):
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg]) -> None:
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
+        self._etcd = etcd
         self._scheduler = scheduler
         self._executor = executor
         lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
@@ -359,6 +361,9 @@ class Locker(Actor[LockerMsg]):
         if not await self._scheduler.tell(Granted(run)):
             # Shutting down: the Scheduler is gone but the claim is ours; run it anyway.
             await self._executor.send(StartRun(run))
+        if not claims.writes_state(run.fire):  # manual, retry, recovered, chain
+            await note_fire(self._etcd, self._ctx.keyspace, run.fire, self._ctx.worker_id,
+                            self._ctx.clock.now_ms())
 
     async def _tell_scheduler(self, msg: Denied | LostClaimed) -> None:
         await self._scheduler.tell_or_log(msg, log, logging.INFO)

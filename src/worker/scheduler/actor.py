@@ -43,7 +43,7 @@ import trio
 from actors import Actor, Address, Inbox
 from cluster.backoff import exponential_s
 from cluster.presence import ORPHANED, RunningInfo
-from cluster.spec import JobSpec
+from cluster.spec import MAX_CATCHUP_FIRES, CatchUp, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from worker.clock import trio_deadline_for
@@ -65,6 +65,7 @@ from .messages import (
     SchedulerMsg,
     TriggerRequested,
 )
+from .catch_up import Missed, missed_fires
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
@@ -72,7 +73,6 @@ from .plan import PlanTable
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
-MAX_CATCHUP_FIRES = 10  # per job after an outage: the most recent ones
 MAX_RETRY_BACKOFF_S = 3600.0
 # A run-now request may arrive before its job (two watch streams, no common order):
 # it waits this long for the job to appear.
@@ -196,21 +196,13 @@ class Scheduler(Actor[SchedulerMsg]):
             await self._release_triggers(spec.name)
 
     async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int,
-                        upto_ms: int | None = None) -> list[int]:
-        """Fire the times missed while no worker ran, within ``startingDeadline``
-        (counted back from ``now_ms``), up to ``upto_ms`` (default: now); returns them."""
-        if spec.starting_deadline_s <= 0 or spec.paused:
-            return []
-        earliest_ms = now_ms - round(spec.starting_deadline_s * 1000)
-        schedule = spec.schedule()
-        t = schedule.next_after(max(last_fired_ms, earliest_ms - 1))
-        missed: list[int] = []
-        while t is not None and t <= (now_ms if upto_ms is None else upto_ms):
-            missed.append(t)
-            t = schedule.next_after(t)
-        for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
-            await self._claim(spec, planned_ms, RunTrigger.CATCHUP)
-        return missed[-MAX_CATCHUP_FIRES:]
+                        upto_ms: int | None = None) -> Missed:
+        """Fire what ``spec.catch_up`` runs of the times missed after ``last_fired_ms``,
+        within ``startingDeadline`` (``catch_up``); returns them."""
+        missed = missed_fires(spec, last_fired_ms, now_ms, upto_ms)
+        for planned_ms in missed.run:
+            await self._claim(spec, planned_ms, RunTrigger.CATCHUP, missed, last_fired_ms)
+        return missed
 
     async def _after_outage(self, lost_since_ms: int) -> None:
         """etcd had no quorum from ``lost_since_ms``: the Locker claimed nothing, and
@@ -218,7 +210,7 @@ class Scheduler(Actor[SchedulerMsg]):
         any outage; one that did run keeps its lock, so its catch-up is taken, not run.
         Said in one line: how many, and the planned times they span."""
         now_ms = self._ctx.clock.now_ms()
-        fired: dict[str, list[int]] = {}
+        fired: dict[str, tuple[int, ...]] = {}
         for name in self._plan.names():
             entry = self._plan.get(name)
             if entry is None:
@@ -226,11 +218,12 @@ class Scheduler(Actor[SchedulerMsg]):
             # Fires already handed over ahead of their time (``claim_lead_s``) were
             # dropped too: up to the plan's next one. (None starts before its time.)
             upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
-            fired[name] = await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1,
-                                               now_ms, upto_ms)
+            fired[name] = (await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1,
+                                                now_ms, upto_ms)).run
         times = sorted(t for ts in fired.values() for t in ts)
         log.warning("etcd quorum back: catching up %d fires of %d jobs missed since %s, "
-                    "planned %s to %s (within startingDeadline, at most %d a job)",
+                    "planned %s to %s (within startingDeadline; catchUp last: the most "
+                    "recent, all: each, at most %d a job)",
                     len(times), sum(1 for ts in fired.values() if ts), _utc(lost_since_ms),
                     _utc(times[0]) if times else "-", _utc(times[-1]) if times else "-",
                     MAX_CATCHUP_FIRES)
@@ -276,7 +269,8 @@ class Scheduler(Actor[SchedulerMsg]):
                     info.run_id, info.job_name, info.worker_id)
         self._queue_claim(Claim(Fire(
             entry.spec, info.planned_ms, self._ctx.clock.now_ms(), trigger,
-            info.run_id, info.attempt, recovers=info.worker_id)))
+            info.run_id, info.attempt, recovers=info.worker_id,
+            missed_fires=info.missed_fires, first_missed_ms=info.first_missed_ms)))
 
     def _recent(self, info: RunningInfo) -> bool:
         """Claimed recently enough that its lost key, if another worker took it, still
@@ -327,8 +321,14 @@ class Scheduler(Actor[SchedulerMsg]):
     def _next_retry_ms(self) -> int | None:
         return self._retries[0][0] if self._retries else None
 
-    async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger) -> None:
-        fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id())
+    async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger,
+                     missed: Missed | None = None, after_ms: int | None = None) -> None:
+        """``missed``/``after_ms``: a catch-up fire, of the outage after ``after_ms``."""
+        fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id(),
+                    missed_fires=missed.count if missed else None,
+                    first_missed_ms=missed.first_ms if missed else None,
+                    catch_up_after_ms=after_ms if missed and spec.catch_up is CatchUp.LAST
+                    else None)
         self._fires += 1
         self._queue_claim(Claim(fire))
 
@@ -367,6 +367,7 @@ def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
         status=RunStatus.SKIPPED, trigger=fire.trigger, attempt=fire.attempt,
         plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
         start_time=None, end_time=None,
+        missed_fires=fire.missed_fires, first_missed=fire.first_missed_ms,
     )
 
 
@@ -386,6 +387,7 @@ def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
         exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
         attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
         start_time=None, end_time=now_ms,
+        missed_fires=info.missed_fires, first_missed=info.first_missed_ms,
     )
 
 

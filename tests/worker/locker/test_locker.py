@@ -11,6 +11,7 @@ import trio
 from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
+from cluster.last_fire import LastFire
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
@@ -196,6 +197,9 @@ async def test_a_run_that_never_started_is_claimed_again_by_exactly_one_survivor
         job = spec("again", concurrency="forbid")
         original = fire(job, 1_700_000_000_000)
         await etcd.put(claims.lock_key(fleet.ks, original), claims.lock_value(original, "dead"))
+        # Fires after it were claimed meanwhile: the job's last scheduled time is newer.
+        newer = LastFire.first(1_700_000_005_000, "schedule", "r5", 1, "w1", 1_700_000_005_000)
+        await etcd.put(fleet.ks.state("again"), newer.to_bytes())
         recovery = dataclasses.replace(original, recovers="dead")
         await fleet.everyone(Claim(recovery))
         replies = await fleet.replies()
@@ -206,7 +210,11 @@ async def test_a_run_that_never_started_is_claimed_again_by_exactly_one_survivor
     assert win.run.fire == recovery and win.run.guarded
     info = RunningInfo.from_bytes(running.value)
     assert (info.worker_id, info.started) == (winner, False)  # claimed, to be marked again
-    assert state is None  # an old fire claimed again does not move the job's last fire time
+    # state/: the recovered run is the job's last fire, but an old fire claimed again
+    # never moves the catch-up cursor back (a fleet restart would run 1-5 s again).
+    last = LastFire.from_bytes(state.value)
+    assert (last.cursor_ms, last.planned_ms, last.run_id, last.worker, last.trigger) == \
+        (newer.cursor_ms, original.planned_ms, original.run_id, winner, "schedule")
 
 
 async def test_a_vanished_run_is_either_run_again_or_recorded_lost_never_both(
@@ -344,3 +352,38 @@ async def test_an_ahead_worker_alone_waits_out_its_lead(etcd_endpoint, etcd_pref
     assert isinstance(reply, Granted)
     assert won_at_ms >= planned_ms + 1_500  # the fire's time by the fleet's clock
     assert won_at_ms <= planned_ms + 1_500 + 1_000  # then at once (after the rank steps)
+
+
+async def test_one_catch_up_last_run_per_outage_whichever_time_each_worker_picked(
+        etcd_endpoint, etcd_prefix):
+    """Three workers came back from an outage at different instants: each picked its own
+    most recent missed fire for ``catchUp: last``. One runs, fleet-wide; and a fire's
+    own lock still counts (the schedule claimed T+4 s already: that catch-up is taken)."""
+    t = 1_700_000_000_000
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        for concurrency in ("allow", "forbid"):
+            job = spec(f"outage-{concurrency}", concurrency=concurrency, startingDeadline=60)
+            for i, (peers, _) in enumerate(fleet.lockers.values(), start=1):
+                catch_up = dataclasses.replace(
+                    fire(job, t + i * 1000, RunTrigger.CATCHUP), missed_fires=i,
+                    first_missed_ms=t + 1000, catch_up_after_ms=t)
+                await peers.locker.send(Claim(catch_up))
+        later = spec("later", concurrency="allow", startingDeadline=60)
+        peers, _ = fleet.lockers["w1"]
+        await peers.locker.send(Claim(fire(later, t + 4000)))
+        await trio.sleep(0.5)
+        await fleet.lockers["w2"][0].locker.send(Claim(dataclasses.replace(
+            fire(later, t + 4000, RunTrigger.CATCHUP), catch_up_after_ms=t)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    wins = granted(replies)
+    per_job = {}
+    for _, m in wins:
+        per_job.setdefault(m.run.fire.spec.name, []).append(m.run.fire.trigger)
+    assert per_job == {"outage-allow": [RunTrigger.CATCHUP], "outage-forbid": [RunTrigger.CATCHUP],
+                       "later": [RunTrigger.SCHEDULE]}
+    # The losers were told it is taken, not skipped: no record of them.
+    denied = [m for msgs in replies.values() for m in msgs if isinstance(m, Denied)]
+    assert all(not m.record_skip for m in denied), denied
