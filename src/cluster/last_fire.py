@@ -13,7 +13,10 @@ are kept apart in it, because they move differently:
   ``worker``, ``at_ms``: when it was claimed), for operators and tools.
 
 The scheduled paths put the whole value in their claim transaction (one write, no
-read: the hot path); the others merge into it by compare-and-set
+read: the hot path), so two scheduled claims of one job that land out of order (a
+backup claiming within the misfire grace after a later fire was claimed) leave the
+earlier time: back by at most the grace, and those fires' locks (``lock_ttl_s``) keep
+a restart from running them twice. The others merge into it by compare-and-set
 (``worker.last_fires``). A value of an earlier release is the cursor alone, in decimal
 milliseconds: it still reads, with no last fire known.
 """

@@ -387,3 +387,38 @@ async def test_one_catch_up_last_run_per_outage_whichever_time_each_worker_picke
     # The losers were told it is taken, not skipped: no record of them.
     denied = [m for msgs in replies.values() for m in msgs if isinstance(m, Denied)]
     assert all(not m.record_skip for m in denied), denied
+
+
+async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
+    """state/<name> after each path's claim: the fire it names, and the catch-up cursor,
+    which only a scheduled or catch-up time moves (a manual run or a retry of an older
+    fire does not move it back). (``replace``: in test_replace; a recovered claim:
+    above.)"""
+    t = 1_700_000_000_000
+    seen = []
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
+        await fleet.start(nursery, listed=("w1",))
+        job = spec("paths", concurrency="allow")
+        peers, _ = fleet.lockers["w1"]
+        manual_id = uuid.uuid4().hex
+        await etcd.put(fleet.ks.trigger("paths", manual_id), "{}")
+        for f in (fire(job, t + 5000),  # schedule
+                  dataclasses.replace(fire(job, t + 9000, RunTrigger.CATCHUP),
+                                      missed_fires=3, first_missed_ms=t + 7000,
+                                      catch_up_after_ms=t + 6000),
+                  fire(job, t + 20_000, RunTrigger.MANUAL, run_id=manual_id),
+                  dataclasses.replace(fire(job, t + 5000, RunTrigger.RETRY), attempt=2)):
+            await peers.locker.send(Claim(f))
+            await fleet.replies(0.4)
+            kv = await etcd.get(fleet.ks.state("paths"))
+            seen.append((f, LastFire.from_bytes(kv.value)))
+        nursery.cancel_scope.cancel()
+    got = [(last.cursor_ms, last.planned_ms, last.trigger, last.run_id, last.attempt, last.worker)
+           for _, last in seen]
+    assert got == [
+        (t + 5000, t + 5000, "schedule", seen[0][0].run_id, 1, "w1"),
+        (t + 9000, t + 9000, "catchup", seen[1][0].run_id, 1, "w1"),
+        (t + 9000, t + 20_000, "manual", manual_id, 1, "w1"),
+        (t + 9000, t + 5000, "retry", seen[3][0].run_id, 2, "w1"),
+    ]
