@@ -5,6 +5,7 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>jobs/<name>                   job spec JSON
     <p>killer/<name>                 kill request (JSON with optional runId, or plain `kill`)
     <p>trigger/<name>/<run_id>       manual "run now" request
+    <p>retry/<name>/<run_id>         a pending retry: its fire, attempt and due time
     <p>lock/<name>/<planned_ms>      claim of one fire; planned_ms zero-padded to 16 digits
                                      so that a job's locks sort by fire time
     <p>lock/<name>/<ms>.catchup      the one `catchUp: last` run after the fire at <ms>
@@ -39,7 +40,7 @@ from typing import Final
 __all__ = [
     "AUDIT_ID_RE", "JOB_NAME_RE", "ActiveKey", "AuditKey", "JobKey", "KeyspaceError",
     "Keyspace", "KillRequest", "KillValueError", "KillerKey", "LockKey", "ParsedKey",
-    "RunningKey", "StateKey", "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
+    "RetryKey", "RunningKey", "StateKey", "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
 ]
 
 #: A job name is one key segment: no `/`, no leading dot (so never `.` or `..`).
@@ -113,6 +114,12 @@ class TriggerKey:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryKey:
+    name: str
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class LockKey:
     name: str
     planned_ms: int
@@ -154,8 +161,8 @@ class AuditKey:
     entry_id: str
 
 
-ParsedKey = (JobKey | KillerKey | TriggerKey | LockKey | LostKey | RunningKey | ActiveKey
-             | WorkerKey | StateKey | AuditKey)
+ParsedKey = (JobKey | KillerKey | TriggerKey | RetryKey | LockKey | LostKey | RunningKey
+             | ActiveKey | WorkerKey | StateKey | AuditKey)
 
 
 # --------------------------------------------------------------------------- keyspace
@@ -186,6 +193,10 @@ class Keyspace:
     @property
     def trigger_prefix(self) -> str:
         return f"{self.prefix}trigger/"
+
+    @property
+    def retry_prefix(self) -> str:
+        return f"{self.prefix}retry/"
 
     @property
     def workers_prefix(self) -> str:
@@ -232,6 +243,9 @@ class Keyspace:
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
             raise KeyspaceError("attempt", attempt, "must be an int >= 1")
         return key if attempt == 1 else f"{key}.{attempt}"
+
+    def retry(self, name: str, run_id: str) -> str:
+        return f"{self.prefix}retry/{_check_name(name)}/{_check_id('run id', run_id)}"
 
     def catch_up(self, name: str, after_ms: int) -> str:
         """The one ``catchUp: last`` run of the outage that began after the fire at
@@ -288,6 +302,10 @@ class Keyspace:
     def parse_lock(self, key: str | bytes) -> tuple[str, int] | None:
         parsed = self.parse(key)
         return (parsed.name, parsed.planned_ms) if isinstance(parsed, LockKey) else None
+
+    def parse_retry(self, key: str | bytes) -> tuple[str, str] | None:
+        parsed = self.parse(key)
+        return (parsed.name, parsed.run_id) if isinstance(parsed, RetryKey) else None
 
     def parse_running(self, key: str | bytes) -> tuple[str, str] | None:
         parsed = self.parse(key)
@@ -356,6 +374,7 @@ _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
     "jobs": _one_name(JobKey),
     "killer": _one_name(KillerKey),
     "trigger": _name_and_id(TriggerKey),
+    "retry": _name_and_id(RetryKey),
     "lock": _lock,
     "lost": _name_and_id(LostKey),
     "running": _name_and_id(RunningKey),

@@ -28,11 +28,13 @@ from cluster.etcd import (
     EtcdError,
     EtcdUnavailable,
     Get,
+    GetResult,
     Op,
     Put,
 )
 from cluster.keyspace import Keyspace
 from cluster.last_fire import LastFire
+from cluster.retries import RETRY_KEY_SLACK_S, PendingRetry
 from cluster.presence import CLAIMED, RunningInfo
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
@@ -73,6 +75,15 @@ def catch_up_key(ks: Keyspace, fire: Fire) -> str | None:
     if fire.catch_up_after_ms is None or fire.recovers:
         return None
     return ks.catch_up(fire.spec.name, fire.catch_up_after_ms)
+
+
+def retry_key(ks: Keyspace, fire: Fire) -> str | None:
+    """A retry is claimed by deleting its ``retry/`` key (``cluster.retries``) as well as
+    by its attempt's lock: whichever worker planned it, one runs it. None otherwise (and
+    for a retry claimed again after its worker died: that key went with its claim)."""
+    if fire.trigger is not RunTrigger.RETRY or fire.recovers:
+        return None
+    return ks.retry(fire.spec.name, fire.run_id)
 
 
 def by_trigger_key(fire: Fire) -> bool:
@@ -121,6 +132,9 @@ def claim_ops(
     if (outage := catch_up_key(ks, fire)) is not None:
         compares.append(Compare.create_revision(outage, "==", 0))
         ops.append(Put(outage, lock_value(fire, worker_id), lock_lease))
+    if (pending := retry_key(ks, fire)) is not None:
+        compares.append(Compare.version(pending, ">", 0))
+        ops.append(Delete(pending))
     if (state := state_put(ks, fire, worker_id, now_ms)) is not None:
         ops.append(state)
     if guarded:
@@ -154,19 +168,40 @@ def skip_claim_ops(
     keys = [lock_key(ks, fire)]
     if (outage := catch_up_key(ks, fire)) is not None:
         keys.append(outage)
-    return (
-        [Compare.create_revision(key, "==", 0) for key in keys],
-        [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease) for key in keys],
-    )
+    compares = [Compare.create_revision(key, "==", 0) for key in keys]
+    ops: list[Op] = [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease)
+                     for key in keys]
+    if (pending := retry_key(ks, fire)) is not None:
+        compares.append(Compare.version(pending, ">", 0))
+        ops.append(Delete(pending))
+    return compares, ops
 
 
 def claim_probe(ks: Keyspace, fire: Fire) -> list[Op]:
     """Failure-branch reads: was the fire taken, or only the job busy? The first is the
-    fire's own key; a ``catchUp: last`` fire's outage key follows."""
+    fire's own key; a ``catchUp: last`` fire's outage key or a retry's key follows
+    (``taken`` reads them)."""
     if by_trigger_key(fire):
         return [Get(ks.trigger(fire.spec.name, fire.run_id))]
-    outage = catch_up_key(ks, fire)
-    return [Get(lock_key(ks, fire))] + ([] if outage is None else [Get(outage)])
+    extra = [key for key in (catch_up_key(ks, fire), retry_key(ks, fire)) if key is not None]
+    return [Get(lock_key(ks, fire)), *(Get(key) for key in extra)]
+
+
+def taken(fire: Fire, responses: Sequence[object]) -> bool:
+    """From ``claim_probe``'s reads: did another worker claim the fire? (Else only the
+    job's guard stopped us.) A lock or outage key exists, a trigger or retry key is gone."""
+    def present(probe: object) -> bool | None:
+        return bool(probe.kvs) if isinstance(probe, GetResult) else None
+
+    found = [present(p) for p in responses]
+    if None in found or not found:
+        return True
+    if by_trigger_key(fire):
+        return not found[0]
+    rest = iter(found[1:])
+    outage = next(rest) if fire.catch_up_after_ms is not None and not fire.recovers else False
+    pending = next(rest) if fire.trigger is RunTrigger.RETRY and not fire.recovers else True
+    return bool(found[0] or outage or not pending)
 
 
 async def release_guard(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: float = 5.0) -> None:
@@ -233,10 +268,11 @@ def batchable(fire: Fire) -> bool:
 
     Only unguarded fires claimed by their lock key: a manual run is claimed by its
     trigger key, a guarded one may need the forbid/replace handling of the single
-    path, and a recovered one or a ``catchUp: last`` one (two keys) is rare; they keep it.
+    path, and a recovered one, a retry or a ``catchUp: last`` one (two keys) is rare;
+    they keep it.
     """
     return (not by_trigger_key(fire) and not is_guarded(fire) and not fire.recovers
-            and fire.catch_up_after_ms is None)
+            and fire.catch_up_after_ms is None and fire.trigger is not RunTrigger.RETRY)
 
 
 def batch_claim_ops(
@@ -260,3 +296,24 @@ def batch_claim_ops(
 def lock_reads(ks: Keyspace, fires: list[Fire]) -> list[Op]:
     """Read-only: each fire's lock key, in order (is it taken already?)."""
     return [Get(lock_key(ks, fire)) for fire in fires]
+
+
+async def persist_retry(etcd: Etcd, ks: Keyspace, retry: PendingRetry, now_ms: int,
+                        *, give_up_after_s: float = 30.0) -> bool:
+    """Write a pending retry (``cluster.retries``) on a lease of its own that outlives its
+    due time by ``RETRY_KEY_SLACK_S``; tried again while etcd does not answer. Writing
+    it twice is harmless (create only). False if it could not be written (logged)."""
+    key = ks.retry(retry.job_name, retry.run_id)
+    ttl_s = max(0, (retry.due_ms - now_ms) // 1000) + RETRY_KEY_SLACK_S
+
+    async def write() -> None:
+        lease = await etcd.grant_lease(ttl_s)
+        await etcd.txn([Compare.create_revision(key, "==", 0)],
+                       [Put(key, retry.to_bytes(), lease.id)])
+
+    with trio.move_on_after(give_up_after_s):
+        await _until_done(write, f"writing retry {retry.attempt} of {retry.job_name!r}")
+        return True
+    log.error("job %r: retry %d of the fire at %d not kept: etcd did not answer for %.0f s",
+              retry.job_name, retry.attempt, retry.planned_ms, give_up_after_s)
+    return False

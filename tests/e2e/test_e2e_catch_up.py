@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 import trio
 
 from cluster.etcd import open_etcd
@@ -17,7 +16,6 @@ from cluster.last_fire import LastFire
 from cluster.store import RunStatus, RunTrigger, open_store
 from e2e_harness import all_records, put_job, start_workers, wall_ms
 
-pytestmark = pytest.mark.slow
 
 DOWN_S = 8
 DEADLINE_S = 30

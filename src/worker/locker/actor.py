@@ -10,7 +10,8 @@ misfire grace (``_try_claim``), and counted. While etcd has no quorum (``quorum`
 no fire is claimed at all: one state, logged once; the Scheduler catches up after. A fire whose job is
 still running is skipped (concurrency ``forbid``) or takes its place (``replace``).
 
-In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
+In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
+the Scheduler, ``WorkersChanged`` from the
 JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
 Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
@@ -47,7 +48,7 @@ from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, 
 from .claim_batch import BatchQueue, Outcome
 from .fleet_clock import deviations
 from .lock_leases import LockLeases
-from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
+from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
 from .placement import claim_delay_s, rank_of
 from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
@@ -127,6 +128,9 @@ class Locker(Actor[LockerMsg]):
             case ClaimLost(info):
                 if info.worker_id != self._ctx.worker_id:
                     await self.spawn(self._claim_lost, info)
+            case PersistRetry(retry):
+                await self.spawn(claims.persist_retry, self._etcd, self._ctx.keyspace, retry,
+                                 self._ctx.clock.now_ms())
             case WorkersChanged(workers, offsets_ms):
                 self._workers = workers
                 self._note_clocks(offsets_ms)

@@ -116,8 +116,7 @@ class ClaimTransport:
         probe = result.responses[0]
         if again and self._names_this_run(fire, probe):
             return Run(fire, session, claims.is_guarded(fire))
-        taken = any(_taken(fire, p) for p in result.responses)  # its lock, or the outage's
-        return Outcome.TAKEN if taken else Outcome.GUARDED
+        return Outcome.TAKEN if claims.taken(fire, result.responses) else Outcome.GUARDED
 
     def _names_this_run(self, fire: Fire, probe: object) -> bool:
         if claims.by_trigger_key(fire) or not isinstance(probe, GetResult) or not probe.kvs:

@@ -3,34 +3,31 @@
 It sleeps exactly until the earliest fire is due (plan table or pending retry), or
 until a message arrives; it never scans the table and never does I/O itself. A
 scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
-time (see ``plan``): its claim, an etcd transaction of milliseconds (more in a burst),
-is settled when the time comes, and the command starts at the planned instant, never
-before (the Executor, ``start_at``). An edit, pause or kill of the job within that
-window meets a fire already claimed: edits and pauses apply from the next fire; a kill
-stops it before its command starts. Retries, catch-up and manual runs are due at once.
-Policy lives here and only here: pause, catch-up after an outage
-(``startingDeadline``), misfires beyond the grace, retries with backoff, and what is
-recorded for skipped or lost runs. Claims, processes and storage belong to the
-Locker, Executor and LogSink.
+time (see ``plan``): its claim is settled when the time comes, and the command starts
+at the planned instant, never before (the Executor, ``start_at``). An edit, pause or
+kill of the job within that window meets a fire already claimed: edits and pauses
+apply from the next fire; a kill stops it before its command starts. Retries,
+catch-up and manual runs are due at once. Policy lives here and only here: pause,
+catch-up after an outage (``catch_up``), misfires beyond the grace, retries with
+backoff (kept in etcd by the Locker, ``cluster.retries``: every worker plans every
+pending retry), and what is recorded for skipped or lost runs.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
-``TriggerRequested``, ``RunVanished``), claim outcomes from the Locker (``Granted``,
-``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd outage),
-``RunEnded`` from the Executor. Out: ``Claim`` and
-``ClaimLost`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
+``TriggerRequested``, ``RetryRequested``, ``RunVanished``), claim outcomes from the
+Locker (``Granted``, ``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd
+outage), ``RunEnded`` from the Executor. Out: ``Claim``, ``ClaimLost`` and
+``PersistRetry`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
 (skipped and lost records) to the LogSink. Firing is the runtime's timer
 (``timer_deadline``/``on_timer``): a due fire goes before queued messages.
 
-Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on
-the JobWatcher's watch and the Locker's replies). Fires go to the Locker through an
-``outbox`` forwarded by a background task, so that the actor keeps reading the Locker's
-replies while the Locker is full (the two would otherwise wait on each other); a scheduled
-fire that waited there beyond the misfire grace is a misfire, never a late claim.
+Mailbox: bounded (``mailbox_size``); a full one makes senders wait. Fires go to the
+Locker through an ``outbox`` forwarded by a background task, so that the actor keeps
+reading the Locker's replies while the Locker is full (the two would otherwise wait on
+each other); a scheduled fire that waited there beyond the misfire grace is a misfire.
 """
 
 from __future__ import annotations
 
-import datetime
 import heapq
 import itertools
 import logging
@@ -41,15 +38,15 @@ from dataclasses import dataclass
 import trio
 
 from actors import Actor, Address, Inbox
-from cluster.backoff import exponential_s
 from cluster.presence import ORPHANED, RunningInfo
+from cluster.retries import PendingRetry, retry_due_ms, retry_run_id
 from cluster.spec import MAX_CATCHUP_FIRES, CatchUp, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from worker.clock import trio_deadline_for
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, KillRun, StartRun
-from worker.locker.messages import Claim, ClaimLost, LockerMsg
+from worker.locker.messages import Claim, ClaimLost, LockerMsg, PersistRetry
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.messages import Fire
 from .messages import (
@@ -60,12 +57,13 @@ from .messages import (
     JobsSnapshot,
     LostClaimed,
     QuorumBack,
+    RetryRequested,
     RunEnded,
     RunVanished,
     SchedulerMsg,
     TriggerRequested,
 )
-from .catch_up import Missed, missed_fires
+from .catch_up import Missed, missed_fires, utc
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
@@ -109,7 +107,10 @@ class Scheduler(Actor[SchedulerMsg]):
         self._executor = executor
         self._log_sink = log_sink
         self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
-        self._retries: list[tuple[int, int, Fire]] = []  # (due_ms, seq, fire)
+        # Pending retries of every worker, from retry/ (``cluster.retries``): each is
+        # claimed at its due time by whichever worker ranks first.
+        self._retries: list[tuple[int, int, PendingRetry]] = []  # (due_ms, seq, retry)
+        self._retry_ids: set[str] = set()
         self._seq = itertools.count()
         self._firing = True
         self._fires = 0
@@ -167,6 +168,10 @@ class Scheduler(Actor[SchedulerMsg]):
                     await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
             case TriggerRequested(name, run_id, requested_ms):
                 await self._trigger(name, run_id, requested_ms)
+            case RetryRequested(retry):
+                if retry.run_id not in self._retry_ids:
+                    self._retry_ids.add(retry.run_id)
+                    heapq.heappush(self._retries, (retry.due_ms, next(self._seq), retry))
             case Granted(run):
                 await self._send_executor(StartRun(run))
                 name = run.fire.spec.name
@@ -224,8 +229,8 @@ class Scheduler(Actor[SchedulerMsg]):
         log.warning("etcd quorum back: catching up %d fires of %d jobs missed since %s, "
                     "planned %s to %s (within startingDeadline; catchUp last: the most "
                     "recent, all: each, at most %d a job)",
-                    len(times), sum(1 for ts in fired.values() if ts), _utc(lost_since_ms),
-                    _utc(times[0]) if times else "-", _utc(times[-1]) if times else "-",
+                    len(times), sum(1 for ts in fired.values() if ts), utc(lost_since_ms),
+                    utc(times[0]) if times else "-", utc(times[-1]) if times else "-",
                     MAX_CATCHUP_FIRES)
 
     async def _trigger(self, name: str, run_id: str, requested_ms: int) -> None:
@@ -291,14 +296,16 @@ class Scheduler(Actor[SchedulerMsg]):
             self._maybe_retry(info.job_name, fire, RunStatus.LOST)
 
     def _maybe_retry(self, name: str, fire: Fire, status: RunStatus) -> None:
+        """Keep the next attempt in etcd (the Locker writes it): every worker plans it
+        from there, so it runs even if this worker dies during the backoff."""
         entry = self._plan.get(name)
         if entry is None or status not in RETRYABLE or fire.attempt > entry.spec.retries:
             return
-        backoff_s = exponential_s(entry.spec.retry_backoff_s, MAX_RETRY_BACKOFF_S, fire.attempt - 1)
-        due_ms = self._ctx.clock.now_ms() + round(backoff_s * 1000)
-        retry = Fire(entry.spec, fire.planned_ms, due_ms, RunTrigger.RETRY,
-                     new_run_id(), fire.attempt + 1)
-        heapq.heappush(self._retries, (due_ms, next(self._seq), retry))
+        due_ms = retry_due_ms(self._ctx.clock.now_ms(), entry.spec.retry_backoff_s,
+                              MAX_RETRY_BACKOFF_S, fire.attempt)
+        run_id = retry_run_id(name, fire.planned_ms, fire.attempt + 1)
+        self._queue_claim(PersistRetry(PendingRetry(name, run_id, fire.planned_ms,
+                                                    fire.attempt + 1, due_ms)))
 
     # -- firing ---------------------------------------------------------------------
 
@@ -314,9 +321,12 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._claim(due.spec, due.planned_ms, RunTrigger.SCHEDULE)
         while self._retries and self._retries[0][0] <= now_ms:
             _, _, retry = heapq.heappop(self._retries)
-            entry = self._plan.get(retry.spec.name)
+            self._retry_ids.discard(retry.run_id)
+            entry = self._plan.get(retry.job_name)
             if entry is not None and not entry.spec.paused:
-                self._queue_claim(Claim(_with_spec(retry, entry.spec, now_ms)))
+                # The job as it is now, not as it was when the attempt before failed.
+                self._queue_claim(Claim(Fire(entry.spec, retry.planned_ms, now_ms,
+                                             RunTrigger.RETRY, retry.run_id, retry.attempt)))
 
     def _next_retry_ms(self) -> int | None:
         return self._retries[0][0] if self._retries else None
@@ -334,7 +344,7 @@ class Scheduler(Actor[SchedulerMsg]):
 
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
-    def _queue_claim(self, msg: Claim | ClaimLost) -> None:
+    def _queue_claim(self, msg: Claim | ClaimLost | PersistRetry) -> None:
         self._outbox.put(msg)  # never waits: see ``outbox``
 
     def _stale(self, fire: Fire, waited_ms: int) -> None:
@@ -353,11 +363,6 @@ def _trigger_of(info: RunningInfo) -> RunTrigger | None:
         return RunTrigger(info.trigger)
     except ValueError:
         return None
-
-
-def _with_spec(fire: Fire, spec: JobSpec, now_ms: int) -> Fire:
-    """A retry runs the job as it is now, not as it was when the first attempt failed."""
-    return Fire(spec, fire.planned_ms, now_ms, fire.trigger, fire.run_id, fire.attempt)
 
 
 def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
@@ -390,6 +395,3 @@ def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
         missed_fires=info.missed_fires, first_missed=info.first_missed_ms,
     )
 
-
-def _utc(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat(timespec="milliseconds")

@@ -15,12 +15,13 @@ Pure: no clock, no I/O; the Scheduler passes the times (tests use a mock clock).
 
 from __future__ import annotations
 
+import datetime
 from collections import deque
 from dataclasses import dataclass
 
 from cluster.spec import MAX_CATCHUP_FIRES, CatchUp, JobSpec
 
-__all__ = ["Missed", "missed_fires"]
+__all__ = ["Missed", "missed_fires", "utc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,8 @@ def missed_fires(spec: JobSpec, after_ms: int, now_ms: int,
         return NONE
     run = tuple(recent) if spec.catch_up is CatchUp.ALL else (recent[-1],)
     return Missed(run, count, first_ms)
+
+
+def utc(ms: int) -> str:
+    """An epoch-ms time as the catch-up log lines show it."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat(timespec="milliseconds")

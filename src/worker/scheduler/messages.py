@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 
 from cluster.presence import RunningInfo
+from cluster.retries import PendingRetry
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 
@@ -44,6 +45,13 @@ class TriggerRequested:
     name: str
     run_id: str
     requested_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRequested:
+    """``retry/<name>/<run_id>`` exists: a retry any worker may claim once it is due."""
+
+    retry: PendingRetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,6 @@ class RunEnded:
 
 
 SchedulerMsg = (
-    JobsSnapshot | JobSaved | JobDeleted | TriggerRequested
+    JobsSnapshot | JobSaved | JobDeleted | TriggerRequested | RetryRequested
     | Granted | Denied | LostClaimed | RunVanished | RunEnded | QuorumBack
 )

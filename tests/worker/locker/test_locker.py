@@ -12,6 +12,7 @@ from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.last_fire import LastFire
+from cluster.retries import PendingRetry
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
@@ -401,14 +402,17 @@ async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
         await fleet.start(nursery, listed=("w1",))
         job = spec("paths", concurrency="allow")
         peers, _ = fleet.lockers["w1"]
-        manual_id = uuid.uuid4().hex
+        manual_id, retry_id = uuid.uuid4().hex, uuid.uuid4().hex
         await etcd.put(fleet.ks.trigger("paths", manual_id), "{}")
+        await etcd.put(fleet.ks.retry("paths", retry_id),
+                       PendingRetry("paths", retry_id, t + 5000, 2, t).to_bytes())
         for f in (fire(job, t + 5000),  # schedule
                   dataclasses.replace(fire(job, t + 9000, RunTrigger.CATCHUP),
                                       missed_fires=3, first_missed_ms=t + 7000,
                                       catch_up_after_ms=t + 6000),
                   fire(job, t + 20_000, RunTrigger.MANUAL, run_id=manual_id),
-                  dataclasses.replace(fire(job, t + 5000, RunTrigger.RETRY), attempt=2)):
+                  dataclasses.replace(fire(job, t + 5000, RunTrigger.RETRY, run_id=retry_id),
+                                      attempt=2)):
             await peers.locker.send(Claim(f))
             await fleet.replies(0.4)
             kv = await etcd.get(fleet.ks.state("paths"))
@@ -422,3 +426,28 @@ async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
         (t + 9000, t + 20_000, "manual", manual_id, 1, "w1"),
         (t + 9000, t + 5000, "retry", seen[3][0].run_id, 2, "w1"),
     ]
+
+
+async def test_a_pending_retry_is_run_by_exactly_one_worker_and_its_key_goes(
+        etcd_endpoint, etcd_prefix):
+    """Three workers plan the same retry from retry/ and claim it when due: one wins
+    (its claim deletes the key), the others are told nothing; a worker that plans it
+    again later (a re-read) finds the key gone: taken, not run, not skipped."""
+    t = 1_700_000_000_000
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("again2", concurrency="forbid", retries=3)
+        pending = PendingRetry("again2", uuid.uuid4().hex, t, 2, t + 1000)
+        await etcd.put(fleet.ks.retry("again2", pending.run_id), pending.to_bytes())
+        retry = dataclasses.replace(fire(job, t, RunTrigger.RETRY, run_id=pending.run_id),
+                                    attempt=2)
+        await fleet.everyone(Claim(retry))
+        replies = await fleet.replies()
+        key_after = await etcd.get(fleet.ks.retry("again2", pending.run_id))
+        await fleet.everyone(Claim(retry))
+        again = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    [(_, win)] = granted(replies)
+    assert win.run.fire == retry and key_after is None
+    assert granted(again) == [] and all(not msgs for msgs in again.values())

@@ -13,14 +13,16 @@ from mailbox_kit import queued
 
 from cluster.config import Config
 from cluster.keyspace import Keyspace
+from cluster import retries
 from cluster.presence import CLAIMED, STARTED, RunningInfo
+from cluster.retries import PendingRetry
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext
 from worker.mailboxes import open_mailboxes
 from worker.executor.messages import KillRun, StartRun
-from worker.locker.messages import Claim, ClaimLost
+from worker.locker.messages import Claim, ClaimLost, PersistRetry
 from worker.log_sink.messages import Write
 from worker.messages import Fire, Run
 from worker.scheduler.actor import Scheduler
@@ -31,6 +33,7 @@ from worker.scheduler.messages import (
     JobSaved,
     JobsSnapshot,
     QuorumBack,
+    RetryRequested,
     RunEnded,
     RunVanished,
     TriggerRequested,
@@ -56,6 +59,7 @@ class Harness:
         self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock)
         self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx, locker=self.peers.locker,
                                    executor=self.peers.executor, log_sink=self.peers.log_sink)
+        self.persisted: list[tuple[PendingRetry, int]] = []
         nursery.start_soon(self.scheduler.run)
 
     async def send(self, msg) -> None:
@@ -63,10 +67,15 @@ class Harness:
 
     async def claims_until(self, wall_ms: int) -> list[tuple[Claim, int]]:
         """Every Claim sent to the Locker until the wall clock reads ``wall_ms``,
-        with the wall time it was received at."""
+        with the wall time it was received at. A pending retry to keep comes back as
+        etcd's watch brings it to every worker (``RetryRequested``), and is noted."""
         got = []
         with trio.move_on_at(trio.current_time() + (wall_ms - self.clock.now_ms()) / 1000):
             async for msg in self.inboxes.locker:
+                if isinstance(msg, PersistRetry):
+                    self.persisted.append((msg.retry, self.clock.now_ms()))
+                    await self.send(RetryRequested(msg.retry))
+                    continue
                 got.append((msg, self.clock.now_ms()))
         return got
 
@@ -155,7 +164,8 @@ async def test_a_denied_fire_with_skip_right_is_recorded_as_skipped(autojump_clo
     assert "forbid" in record.err
 
 
-async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clock):
+async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clock, monkeypatch):
+    monkeypatch.setattr(retries, "RETRY_JITTER", 0.0)  # exact times (jitter: below)
     async with trio.open_nursery() as nursery:
         h = Harness(nursery)
         job = spec("r", "0 * * * * *", retries=2, retryBackoff=3)
@@ -174,6 +184,38 @@ async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clo
         later = await h.claims_until(T0 + 100_500)  # retries used up; 22:15:00 is next
         nursery.cancel_scope.cancel()
     assert [c.fire.trigger for c, _ in later] == [RunTrigger.SCHEDULE]
+    # Each was kept in etcd first (every worker plans it from there), as it ran.
+    assert [(r.run_id, r.attempt, r.due_ms, r.planned_ms) for r, _ in h.persisted] == [
+        (retry.fire.run_id, 2, T0 + 43_500, T0 + 40_000),
+        (third.fire.run_id, 3, T0 + 51_000, T0 + 40_000)]
+
+
+async def test_a_retry_kept_by_another_worker_is_claimed_at_its_time_once(autojump_clock):
+    """A retry another worker wrote (it may have died since) comes with the watch: it is
+    claimed at its due time, as the job is now, under its own run id; seen twice (a
+    re-read of retry/), it is still claimed once."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("r", "@yearly", retries=3, command="v2"),), 1, {}))
+        pending = PendingRetry("r", "retry-7", T0 - 60_000, 3, T0 + 12_345)
+        await h.send(RetryRequested(pending))
+        await h.send(RetryRequested(pending))
+        got = await h.claims_until(T0 + 30_000)
+        nursery.cancel_scope.cancel()
+    [(claim, at_ms)] = got
+    assert at_ms == T0 + 12_345
+    f = claim.fire
+    assert (f.run_id, f.attempt, f.planned_ms, f.trigger, f.spec.command) == \
+        ("retry-7", 3, T0 - 60_000, RunTrigger.RETRY, "v2")
+
+
+def test_retry_backoff_doubles_to_its_cap_and_jitter_only_shortens():
+    import random
+    rng = random.Random(7)
+    for failed, backoff_s in ((1, 10), (2, 20), (3, 40), (8, 1280), (9, 2000), (30, 2000)):
+        dues = [retries.retry_due_ms(0, 10, 2000, failed, rng=rng) for _ in range(200)]
+        assert all(0.9 * backoff_s * 1000 <= d <= backoff_s * 1000 for d in dues), (failed, dues)
+        assert min(dues) < 0.93 * backoff_s * 1000 and max(dues) > 0.97 * backoff_s * 1000
 
 
 async def test_no_retry_after_success(autojump_clock):
