@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from ..keyspace import JOB_NAME_RE
 from ._errors import SpecError
@@ -47,6 +47,9 @@ class Concurrency(StrEnum):
     ALLOW = "allow"  # run in parallel
     FORBID = "forbid"  # skip this fire
     REPLACE = "replace"  # kill the running one, then run
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 
 class CatchUp(StrEnum):
@@ -165,27 +168,24 @@ def _count(value: object, field_name: str, maximum: int) -> None:
         raise SpecError(field_name, f"must be between 0 and {maximum}, got {value}")
 
 
-def _concurrency(value: object) -> Concurrency:
-    if type(value) is Concurrency:
-        return value
-    _expect(value, str, "concurrency", "a string")
+def _choice(value: object, enum: type[_Choice], field_name: str, choices: str) -> _Choice:
+    """A string field with a fixed set of values, as its enum member."""
+    if type(value) is enum:
+        return value  # type: ignore[return-value]
+    _expect(value, str, field_name, "a string")
     assert isinstance(value, str)
     try:
-        return Concurrency(value)
+        return enum(value)
     except ValueError:
-        raise SpecError("concurrency", f"must be allow, forbid or replace, got {value!r}") \
-            from None
+        raise SpecError(field_name, f"must be {choices}, got {value!r}") from None
+
+
+def _concurrency(value: object) -> Concurrency:
+    return _choice(value, Concurrency, "concurrency", "allow, forbid or replace")
 
 
 def _catch_up(value: object) -> CatchUp:
-    if type(value) is CatchUp:
-        return value
-    _expect(value, str, "catchUp", "a string")
-    assert isinstance(value, str)
-    try:
-        return CatchUp(value)
-    except ValueError:
-        raise SpecError("catchUp", f"must be last or all, got {value!r}") from None
+    return _choice(value, CatchUp, "catchUp", "last or all")
 
 
 def _string_map(value: object, field_name: str, max_entries: int) -> FrozenStrMap:
