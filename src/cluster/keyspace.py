@@ -6,13 +6,15 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>killer/<name>                 kill request (JSON with optional runId and replacedBy,
                                      or plain `kill`)
     <p>trigger/<name>/<run_id>       manual "run now" request
+    <p>retry/<name>/<run_id>         a pending retry: its fire, attempt and due time
     <p>lock/<name>/<planned_ms>      claim of one fire; planned_ms zero-padded to 16 digits
                                      so that a job's locks sort by fire time
+    <p>lock/<name>/<ms>.catchup      the one `catchUp: last` run after the fire at <ms>
     <p>running/<name>/<run_id>       run in progress
     <p>active/<name>                 the one run allowed now (forbid / replace)
     <p>skipped/<name>                fires skipped while that run goes on (a tally)
     <p>workers/<worker_id>           worker info JSON
-    <p>state/<name>                  last fired planned time (catch-up)
+    <p>state/<name>                  the last fire, and the catch-up cursor (cluster.last_fire)
     <p>alert-channels/<name>         an alert channel's JSON (secrets included; issue 12)
     <p>alerts/settings               the cluster's alert settings (written by the master)
     <p>audit/<entry_id>              audit entry of one change, written in the change's own
@@ -42,7 +44,7 @@ from typing import Final
 __all__ = [
     "AUDIT_ID_RE", "JOB_NAME_RE", "ActiveKey", "AuditKey", "JobKey", "KeyspaceError",
     "Keyspace", "KillRequest", "KillValueError", "KillerKey", "LockKey", "ParsedKey",
-    "RunningKey", "StateKey", "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
+    "RetryKey", "RunningKey", "StateKey", "TriggerKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
 ]
 
 #: A job name is one key segment: no `/`, no leading dot (so never `.` or `..`).
@@ -118,6 +120,12 @@ class TriggerKey:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryKey:
+    name: str
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class LockKey:
     name: str
     planned_ms: int
@@ -159,8 +167,8 @@ class AuditKey:
     entry_id: str
 
 
-ParsedKey = (JobKey | KillerKey | TriggerKey | LockKey | LostKey | RunningKey | ActiveKey
-             | WorkerKey | StateKey | AuditKey)
+ParsedKey = (JobKey | KillerKey | TriggerKey | RetryKey | LockKey | LostKey | RunningKey
+             | ActiveKey | WorkerKey | StateKey | AuditKey)
 
 
 # --------------------------------------------------------------------------- keyspace
@@ -191,6 +199,10 @@ class Keyspace:
     @property
     def trigger_prefix(self) -> str:
         return f"{self.prefix}trigger/"
+
+    @property
+    def retry_prefix(self) -> str:
+        return f"{self.prefix}retry/"
 
     @property
     def workers_prefix(self) -> str:
@@ -253,6 +265,14 @@ class Keyspace:
             raise KeyspaceError("attempt", attempt, "must be an int >= 1")
         return key if attempt == 1 else f"{key}.{attempt}"
 
+    def retry(self, name: str, run_id: str) -> str:
+        return f"{self.prefix}retry/{_check_name(name)}/{_check_id('run id', run_id)}"
+
+    def catch_up(self, name: str, after_ms: int) -> str:
+        """The one ``catchUp: last`` run of the outage that began after the fire at
+        ``after_ms`` (its ``state/``): whichever time a worker picked, one claims it."""
+        return f"{self.lock(name, after_ms)}.catchup"
+
     def lost(self, name: str, run_id: str) -> str:
         return f"{self.prefix}lost/{_check_name(name)}/{_check_id('run id', run_id)}"
 
@@ -306,6 +326,10 @@ class Keyspace:
     def parse_lock(self, key: str | bytes) -> tuple[str, int] | None:
         parsed = self.parse(key)
         return (parsed.name, parsed.planned_ms) if isinstance(parsed, LockKey) else None
+
+    def parse_retry(self, key: str | bytes) -> tuple[str, str] | None:
+        parsed = self.parse(key)
+        return (parsed.name, parsed.run_id) if isinstance(parsed, RetryKey) else None
 
     def parse_running(self, key: str | bytes) -> tuple[str, str] | None:
         parsed = self.parse(key)
@@ -374,6 +398,7 @@ _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
     "jobs": _one_name(JobKey),
     "killer": _one_name(KillerKey),
     "trigger": _name_and_id(TriggerKey),
+    "retry": _name_and_id(RetryKey),
     "lock": _lock,
     "lost": _name_and_id(LostKey),
     "running": _name_and_id(RunningKey),

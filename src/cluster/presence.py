@@ -128,6 +128,9 @@ class RunningInfo:
     # planned_ms).
     started_ms: int
     state: str = STARTED
+    # A catch-up run: the fires it stands for (kept if another worker runs it instead).
+    missed_fires: int | None = None
+    first_missed_ms: int | None = None
 
     @property
     def started(self) -> bool:
@@ -138,11 +141,14 @@ class RunningInfo:
         return dataclasses.replace(self, state=state)
 
     def to_bytes(self) -> bytes:
-        return _dump({
+        value: dict[str, object] = {
             "runId": self.run_id, "jobName": self.job_name, "worker": self.worker_id,
             "planTime": self.planned_ms, "attempt": self.attempt,
             "trigger": self.trigger, "startTime": self.started_ms, "state": self.state,
-        })
+        }
+        if self.missed_fires is not None:
+            value |= {"missedFires": self.missed_fires, "firstMissed": self.first_missed_ms}
+        return _dump(value)
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> "RunningInfo":
@@ -153,6 +159,12 @@ class RunningInfo:
                 planned_ms=int(v["planTime"]), attempt=int(v.get("attempt", 1)),
                 trigger=str(v.get("trigger", "schedule")), started_ms=int(v.get("startTime", 0)),
                 state=v["state"] if v.get("state") in (CLAIMED, ORPHANED, ENDED) else STARTED,
+                missed_fires=_optional_int(v.get("missedFires")),
+                first_missed_ms=_optional_int(v.get("firstMissed")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PresenceDecodeError("running run", repr(exc)) from None
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]

@@ -34,9 +34,10 @@ Shared modules, at the top level:
   and ``app``); ``skips``: the fires skipped while a run goes on, one tally and one
   record per run (the Locker counts, the Scheduler records); ``group_commit``: one etcd
   transaction for many requests (the Locker's ``claim_batch``, the Executor's
-  ``start_marks``); ``chains``: job chains, the index of who runs after whom
-  (Scheduler), the end mark with the chained runs' triggers (Executor, through ``app``)
-  and those of a lost run (Locker);
+  ``start_marks``); ``last_fires``: ``state/<name>`` for the fires whose claim does
+  not write it (manual, retry, recovered, chain); ``chains``: job chains, the index of
+  who runs after whom (Scheduler), the end mark with the chained runs' triggers
+  (Executor, through ``app``) and those of a lost run (Locker);
 - ``spill_room``: whether the spill directory has room (the LogSink changes it; the
   Locker claims no new fire while it is full; the Registrar and ``/healthz`` say so);
 - ``app`` also runs ``alerts``, the deliverer of ``cluster.alert_delivery`` (no actor:

@@ -28,10 +28,13 @@ from cluster.etcd import (
     EtcdError,
     EtcdUnavailable,
     Get,
+    GetResult,
     Op,
     Put,
 )
 from cluster.keyspace import Keyspace
+from cluster.last_fire import LastFire
+from cluster.retries import RETRY_KEY_SLACK_S, PendingRetry
 from cluster.presence import CLAIMED, RunningInfo
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
@@ -67,6 +70,22 @@ def _lost(ks: Keyspace, name: str, run_id: str, holder: str) -> str:
     return ks.lost(name, key_id)
 
 
+def catch_up_key(ks: Keyspace, fire: Fire) -> str | None:
+    """The outage's one ``catchUp: last`` run (``Keyspace.catch_up``), or None."""
+    if fire.catch_up_after_ms is None or fire.recovers:
+        return None
+    return ks.catch_up(fire.spec.name, fire.catch_up_after_ms)
+
+
+def retry_key(ks: Keyspace, fire: Fire) -> str | None:
+    """A retry is claimed by deleting its ``retry/`` key (``cluster.retries``) as well as
+    by its attempt's lock: whichever worker planned it, one runs it. None otherwise (and
+    for a retry claimed again after its worker died: that key went with its claim)."""
+    if fire.trigger is not RunTrigger.RETRY or fire.recovers:
+        return None
+    return ks.retry(fire.spec.name, fire.run_id)
+
+
 def by_trigger_key(fire: Fire) -> bool:
     """A manual or chained run is claimed by deleting its trigger key (exactly one
     worker can); once recovered, by its lost key like any other."""
@@ -80,7 +99,8 @@ def is_guarded(fire: Fire) -> bool:
 def running_info(fire: Fire, worker_id: str, started_ms: int,
                  state: str = CLAIMED) -> RunningInfo:
     return RunningInfo(fire.run_id, fire.spec.name, worker_id, fire.planned_ms,
-                       fire.attempt, str(fire.trigger), started_ms, state)
+                       fire.attempt, str(fire.trigger), started_ms, state,
+                       fire.missed_fires, fire.first_missed_ms)
 
 
 def lock_value(fire: Fire, worker_id: str, *, skipped: bool = False) -> bytes:
@@ -109,12 +129,33 @@ def claim_ops(
         key = lock_key(ks, fire)
         compares.append(Compare.create_revision(key, "==", 0))
         ops.append(Put(key, lock_value(fire, worker_id), lock_lease))
-    if fire.trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP) and not fire.recovers:
-        ops.append(Put(ks.state(name), str(fire.planned_ms)))
+    if (outage := catch_up_key(ks, fire)) is not None:
+        compares.append(Compare.create_revision(outage, "==", 0))
+        ops.append(Put(outage, lock_value(fire, worker_id), lock_lease))
+    if (pending := retry_key(ks, fire)) is not None:
+        compares.append(Compare.version(pending, ">", 0))
+        ops.append(Delete(pending))
+    if (state := state_put(ks, fire, worker_id, now_ms)) is not None:
+        ops.append(state)
     if guarded:
         compares.append(Compare.create_revision(ks.active(name), "==", 0))
         ops.append(Put(ks.active(name), fire.run_id, session))
     return compares, ops
+
+
+def writes_state(fire: Fire) -> bool:
+    """Does this fire's claim write its job's ``state/`` (its last fire)? Scheduled and
+    catch-up fires do; the others merge into it once won (``worker.last_fires``)."""
+    return fire.trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP) and not fire.recovers
+
+
+def state_put(ks: Keyspace, fire: Fire, worker_id: str, now_ms: int) -> Put | None:
+    """The ``state/`` write of a claim that writes it (``writes_state``), else None."""
+    if not writes_state(fire):
+        return None
+    last = LastFire.first(fire.planned_ms, str(fire.trigger), fire.run_id, fire.attempt,
+                          worker_id, now_ms)
+    return Put(ks.state(fire.spec.name), last.to_bytes())
 
 
 def skip_claim_ops(
@@ -124,18 +165,43 @@ def skip_claim_ops(
     if by_trigger_key(fire):
         trigger = ks.trigger(fire.spec.name, fire.run_id)
         return [Compare.version(trigger, ">", 0)], [Delete(trigger)]
-    key = lock_key(ks, fire)
-    return (
-        [Compare.create_revision(key, "==", 0)],
-        [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease)],
-    )
+    keys = [lock_key(ks, fire)]
+    if (outage := catch_up_key(ks, fire)) is not None:
+        keys.append(outage)
+    compares = [Compare.create_revision(key, "==", 0) for key in keys]
+    ops: list[Op] = [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease)
+                     for key in keys]
+    if (pending := retry_key(ks, fire)) is not None:
+        compares.append(Compare.version(pending, ">", 0))
+        ops.append(Delete(pending))
+    return compares, ops
 
 
 def claim_probe(ks: Keyspace, fire: Fire) -> list[Op]:
-    """Failure-branch reads: was the fire taken, or only the job busy?"""
+    """Failure-branch reads: was the fire taken, or only the job busy? The first is the
+    fire's own key; a ``catchUp: last`` fire's outage key or a retry's key follows
+    (``taken`` reads them)."""
     if by_trigger_key(fire):
         return [Get(ks.trigger(fire.spec.name, fire.run_id))]
-    return [Get(lock_key(ks, fire))]
+    extra = [key for key in (catch_up_key(ks, fire), retry_key(ks, fire)) if key is not None]
+    return [Get(lock_key(ks, fire)), *(Get(key) for key in extra)]
+
+
+def taken(fire: Fire, responses: Sequence[object]) -> bool:
+    """From ``claim_probe``'s reads: did another worker claim the fire? (Else only the
+    job's guard stopped us.) A lock or outage key exists, a trigger or retry key is gone."""
+    def present(probe: object) -> bool | None:
+        return bool(probe.kvs) if isinstance(probe, GetResult) else None
+
+    found = [present(p) for p in responses]
+    if None in found or not found:
+        return True
+    if by_trigger_key(fire):
+        return not found[0]
+    rest = iter(found[1:])
+    outage = next(rest) if fire.catch_up_after_ms is not None and not fire.recovers else False
+    pending = next(rest) if fire.trigger is RunTrigger.RETRY and not fire.recovers else True
+    return bool(found[0] or outage or not pending)
 
 
 async def release_guard(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: float = 5.0) -> None:
@@ -204,9 +270,11 @@ def batchable(fire: Fire) -> bool:
 
     Only unguarded fires claimed by their lock key: a manual run is claimed by its
     trigger key, a guarded one may need the forbid/replace handling of the single
-    path, and a recovered one is rare; they keep it.
+    path, and a recovered one, a retry or a ``catchUp: last`` one (two keys) is rare;
+    they keep it.
     """
-    return not by_trigger_key(fire) and not is_guarded(fire) and not fire.recovers
+    return (not by_trigger_key(fire) and not is_guarded(fire) and not fire.recovers
+            and fire.catch_up_after_ms is None and fire.trigger is not RunTrigger.RETRY)
 
 
 def batch_claim_ops(
@@ -230,3 +298,24 @@ def batch_claim_ops(
 def lock_reads(ks: Keyspace, fires: list[Fire]) -> list[Op]:
     """Read-only: each fire's lock key, in order (is it taken already?)."""
     return [Get(lock_key(ks, fire)) for fire in fires]
+
+
+async def persist_retry(etcd: Etcd, ks: Keyspace, retry: PendingRetry, now_ms: int,
+                        *, give_up_after_s: float = 30.0) -> bool:
+    """Write a pending retry (``cluster.retries``) on a lease of its own that outlives its
+    due time by ``RETRY_KEY_SLACK_S``; tried again while etcd does not answer. Writing
+    it twice is harmless (create only). False if it could not be written (logged)."""
+    key = ks.retry(retry.job_name, retry.run_id)
+    ttl_s = max(0, (retry.due_ms - now_ms) // 1000) + RETRY_KEY_SLACK_S
+
+    async def write() -> None:
+        lease = await etcd.grant_lease(ttl_s)
+        await etcd.txn([Compare.create_revision(key, "==", 0)],
+                       [Put(key, retry.to_bytes(), lease.id)])
+
+    with trio.move_on_after(give_up_after_s):
+        await _until_done(write, f"writing retry {retry.attempt} of {retry.job_name!r}")
+        return True
+    log.error("job %r: retry %d of the fire at %d not kept: etcd did not answer for %.0f s",
+              retry.job_name, retry.attempt, retry.planned_ms, give_up_after_s)
+    return False

@@ -42,6 +42,14 @@ class Fire:
     # for a chained run (trigger ``chain``), the upstream run it runs after.
     chains: tuple[tuple[str, str], ...] = ()
     upstream: Upstream | None = None
+    # A catch-up fire: how many fire times within startingDeadline were missed, and the
+    # first (``catchUp: last`` runs one fire for them all); its record says so.
+    missed_fires: int | None = None
+    first_missed_ms: int | None = None
+    # A ``catchUp: last`` fire: the last fire before the outage (``state/``). Workers
+    # that came back at different instants pick different times; this key (beside the
+    # fire's own lock) lets one of them run it.
+    catch_up_after_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,14 +77,14 @@ def test_jobs_put_from_flags_sends_the_spec(capsys: pytest.CaptureFixture[str]) 
     code = run(fake, "jobs", "put", "backup", "--command", "tar czf /b.tgz /srv",
                "--cron", "0 3 * * *", "--timezone", "Europe/Paris", "--timeout", "30",
                "--concurrency", "replace", "--retries", "2", "--retry-backoff", "1.5",
-               "--starting-deadline", "60", "--selector", "zone=eu,disk=ssd",
+               "--starting-deadline", "60", "--catch-up", "all", "--selector", "zone=eu,disk=ssd",
                "--env", "A=1", "--env", "B=x=y", "--paused", "--user", "backup")
     assert code == 0
     assert fake.last.headers["content-type"] == "application/json"
     assert json.loads(fake.last.content) == {
         "command": "tar czf /b.tgz /srv", "cronExpr": "0 3 * * *", "timezone": "Europe/Paris",
         "timeout": 30, "concurrency": "replace", "retries": 2, "retryBackoff": 1.5,
-        "startingDeadline": 60, "selector": {"zone": "eu", "disk": "ssd"},
+        "startingDeadline": 60, "catchUp": "all", "selector": {"zone": "eu", "disk": "ssd"},
         "env": {"A": "1", "B": "x=y"}, "paused": True, "user": "backup"}
     assert capsys.readouterr().out.startswith("created job backup; next fire: 2024-05-01T12:01")
 

@@ -22,13 +22,13 @@ async def test_save_get_list_delete_round_trip(master):
     assert job["nextFire"] % 300_000 == 0  # */5 minutes, UTC
 
     stored = await master.stored("backup")
-    # The stored form leaves out a null user and null alerts (older workers reject
-    # unknown keys).
-    assert job["user"] is None and job["alerts"] is None
+    # The stored form leaves out a null user, null alerts and the default catchUp (older
+    # workers reject unknown keys).
+    assert job["user"] is None and job["alerts"] is None and job["catchUp"] == "last"
     assert job["schedulable"] is True and job["reason"] is None
     assert created.json["warnings"] == []
     view_only = ("nextFire", "schedulable", "reason", "running", "user", "after", "downstream",
-                 "alerts")
+                 "alerts", "catchUp")
     assert stored == {k: v for k, v in job.items() if k not in view_only}
     assert JobSpec.from_json(stored).created_at_ms == job["createdAt"]
 
@@ -41,7 +41,7 @@ async def test_save_get_list_delete_round_trip(master):
 
     deleted = await master.delete("/api/v1/jobs/backup")
     assert deleted.status == 200 and deleted.json["job"] == {**stored, "user": None, "after": None,
-                                                             "alerts": None}
+                                                             "alerts": None, "catchUp": "last"}
     assert await master.stored("backup") is None
     assert (await master.get("/api/v1/jobs/backup")).status == 404
     assert (await master.delete("/api/v1/jobs/backup")).status == 404

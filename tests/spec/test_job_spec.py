@@ -9,7 +9,7 @@ import zlib
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cluster.spec import Concurrency, JobSpec, SpecError, schedule_changed
+from cluster.spec import CatchUp, Concurrency, JobSpec, SpecError, schedule_changed
 
 SEED_JOB = {"name": "job1", "command": "echo hello", "cronExpr": "*/5 * * * * *"}
 T0 = 1_750_000_000_000
@@ -42,7 +42,8 @@ def test_every_input_form_is_accepted() -> None:
 def test_full_spec_round_trips() -> None:
     spec = JobSpec.from_json(job(
         timezone="Europe/Berlin", timeout=2.5, concurrency="replace", paused=True, retries=3,
-        retryBackoff=30, startingDeadline=600, selector={"role": "batch", "zone": "eu-1"},
+        retryBackoff=30, startingDeadline=600, catchUp="all",
+        selector={"role": "batch", "zone": "eu-1"},
         env={"LANG": "C.UTF-8", "B": "ü"}, createdAt=T0, user="backup",
         after={"job": "upstream", "on": "failed"},
         alerts={"channels": ["ops"], "on": ["recovered", "failed"]}))
@@ -50,12 +51,23 @@ def test_full_spec_round_trips() -> None:
         "name": "job1", "command": "echo hello", "cronExpr": "*/5 * * * * *",
         "timezone": "Europe/Berlin", "timeout": 2.5, "concurrency": "replace",
         "paused": True, "retries": 3, "retryBackoff": 30, "startingDeadline": 600,
-        "selector": {"role": "batch", "zone": "eu-1"}, "env": {"B": "ü", "LANG": "C.UTF-8"},
+        "catchUp": "all", "selector": {"role": "batch", "zone": "eu-1"},
+        "env": {"B": "ü", "LANG": "C.UTF-8"},
         "createdAt": T0, "user": "backup", "after": {"job": "upstream", "on": "failed"},
         "alerts": {"on": ["failed", "recovered"], "channels": ["ops"]}}
     assert JobSpec.from_json(spec.to_bytes()) == spec
     assert JobSpec.from_json(spec.to_json()) == spec
     assert list(spec.to_json()) == list(JobSpec.from_json(SEED_JOB).to_json())  # stable keys
+
+
+def test_catch_up_defaults_to_last_and_is_stored_only_when_all() -> None:
+    """Workers of the previous release reject unknown fields: a job that keeps the
+    default is stored without the key, so that they still read it."""
+    default = JobSpec.from_json(SEED_JOB)
+    assert default.catch_up is CatchUp.LAST and default.to_json()["catchUp"] == "last"
+    assert b"catchUp" not in default.to_bytes()
+    every = JobSpec.from_json(job(catchUp="all"))
+    assert every.catch_up is CatchUp.ALL and b'"catchUp":"all"' in every.to_bytes()
 
 
 def test_user_is_optional_and_null_means_the_workers_default() -> None:
@@ -125,6 +137,8 @@ def test_python_construction_is_validated_too() -> None:
     (json.dumps(job(retryBackoff=None)), "retryBackoff", "got null"),
     (json.dumps(job(startingDeadline=-0.5)), "startingDeadline", "between 0 and"),
     (json.dumps(job(concurrency="sometimes")), "concurrency", "allow, forbid or replace"),
+    (json.dumps(job(catchUp="first")), "catchUp", "must be last or all, got 'first'"),
+    (json.dumps(job(catchUp=None)), "catchUp", "expected a string, got null"),
     (json.dumps(job(paused="yes")), "paused", "expected a boolean, got string"),
     (json.dumps(job(selector=["a"])), "selector", "expected an object of strings"),
     (json.dumps(job(selector={"a": 1})), "selector", "entry 'a': expected a string"),

@@ -17,7 +17,7 @@ from cluster.store import (
     StoreSchemaError,
     open_store,
 )
-from cluster.store import _store
+from cluster.store import _schema, _store
 
 from store_testkit import MIB, T0, all_ids, run
 
@@ -29,6 +29,7 @@ async def test_round_trip_keeps_every_field(store):
             status="lost", trigger="catchup", attempt=3, end_time=None, output_truncated=True),
         run(3, start_time=None, end_time=None, exit_code=None, status="skipped",
             trigger="manual", output=""),
+        run(4, trigger="catchup", missed_fires=17, first_missed=1_700_000_000_000),
     ]
     await store.write_batch(records)
     for r in records:
@@ -227,3 +228,23 @@ async def test_a_foreign_job_log_table_is_a_schema_error(store_url, tmp_path):
     async with open_store(store_url) as store:
         with pytest.raises(StoreSchemaError, match="job_log"):
             await store.write_batch([run(1)])
+
+
+async def test_a_job_log_of_an_earlier_release_gets_the_catch_up_columns(store_url):
+    """A table created before ``missed_fires``/``first_missed`` existed: its rows stay,
+    the columns are added (NULL for them), and catch-up records keep their counts."""
+    old = [c for c in (_schema.SQLITE if store_url.startswith("sqlite") else _schema.MYSQL)
+           .create_statements[0].splitlines() if "missed" not in c]
+    async with open_store(store_url) as store:
+        await store._backend.execute("\n".join(old))
+        columns = [c for c in _schema.COLUMNS if "missed" not in c]
+        await store._backend.execute(
+            f"INSERT INTO job_log ({', '.join(columns)}) VALUES "
+            f"('old-run', 'j', 'w', 'true', '', '', 0, 'succeeded', 'schedule', 1, 1, 1, 1, 2, "
+            f"0, 1)")
+    async with open_store(store_url) as store:
+        await store.write_batch([run(1, trigger="catchup", missed_fires=5, first_missed=7)])
+        assert await store.get("run-00001") == run(1, trigger="catchup", missed_fires=5,
+                                                    first_missed=7)
+        kept = await store.get("old-run")
+        assert (kept.missed_fires, kept.first_missed, kept.plan_time) == (None, None, 1)

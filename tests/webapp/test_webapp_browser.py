@@ -164,8 +164,8 @@ def test_editor_shows_server_error_next_to_field_and_live_preview(
     assert put.body == {"name": "nightly", "command": "echo nightly", "cronExpr": "* * * *",
                         "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
                         "paused": False, "retries": 0, "retryBackoff": 10,
-                        "startingDeadline": 0, "selector": {}, "env": {}, "user": None,
-                        "after": None, "alerts": None}
+                        "startingDeadline": 0, "catchUp": "last", "selector": {}, "env": {},
+                        "user": None, "after": None, "alerts": None}
     browser.screenshot("scheduler-ui-editor.png", shots)
 
     page.fill("#field-cronExpr", "*/5 * * * *")  # editing the field clears its error

@@ -39,6 +39,7 @@ def _defaults(name: str) -> dict[str, Any]:
     """A JobView's fields other than command and cronExpr, at their defaults."""
     return {"name": name, "timezone": "UTC", "timeout": 0, "concurrency": "forbid",
             "paused": False, "retries": 0, "retryBackoff": 10, "startingDeadline": 0,
+            "catchUp": "last",
             "selector": {}, "env": {}, "createdAt": _now_ms() - 86_400_000, "user": None,
             "alerts": None,
             "nextFire": None, "schedulable": True, "reason": None, "running": [],

@@ -18,6 +18,8 @@ expressions raise SpecError naming the JSON field.
     retryBackoff      seconds before the first retry, doubled for each next one up to
                       MAX_RETRY_BACKOFF_S (default 10, <= 1 day: the same cap)
     startingDeadline  seconds a missed fire may still be caught up; 0 = no catch-up
+    catchUp           last (default: run once for all the missed fires) | all (run each,
+                      in order, at most 100)
     selector          labels a worker must have (<= 32, key <= 63 chars, value <= 255)
     env               extra environment (<= 128 names, <= 64 KiB in all)
     createdAt         epoch ms: the `@every` anchor, kept across updates; null = unset
@@ -40,7 +42,7 @@ Errors:
 One idea per private module, everything public re-exported here (import from
 `cluster.spec`, never from its parts; any package may import it):
   _job      JobSpec itself: construction, schedule, JSON in and out; schedule_changed
-  _fields   each field's bounds, value types (Concurrency, FrozenStrMap) and validator
+  _fields   each field's bounds, value types (CatchUp, Concurrency, FrozenStrMap) and validator
   _chains   ``after``: its value, the matching rule and the cycle check
   _errors   SpecError
 """
@@ -50,13 +52,13 @@ from ._errors import SpecError
 from ._fields import (ENV_NAME_RE, LABEL_KEY_RE, MAX_COMMAND_BYTES, MAX_CREATED_AT_MS,
                       MAX_DOCUMENT_BYTES, MAX_ENV_BYTES, MAX_ENV_ENTRIES, MAX_LABEL_VALUE_CHARS,
                       MAX_NAME_CHARS, MAX_RETRIES, MAX_RETRY_BACKOFF_S, MAX_SELECTOR_ENTRIES,
-                      MAX_STARTING_DEADLINE_S, MAX_TIMEOUT_S, USER_NAME_RE, Concurrency,
-                      FrozenStrMap)
+                      MAX_CATCHUP_FIRES, MAX_STARTING_DEADLINE_S, MAX_TIMEOUT_S, USER_NAME_RE,
+                      CatchUp, Concurrency, FrozenStrMap)
 from ._job import JobSpec, schedule_changed
 
 __all__ = ["After", "ChainOn", "chain_cycle", "chain_matches", "describe_cycle",
            "ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
            "MAX_DOCUMENT_BYTES", "MAX_ENV_BYTES", "MAX_ENV_ENTRIES", "MAX_LABEL_VALUE_CHARS",
            "MAX_NAME_CHARS", "MAX_RETRIES", "MAX_RETRY_BACKOFF_S", "MAX_SELECTOR_ENTRIES",
-           "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE", "Concurrency",
-           "FrozenStrMap", "JobSpec", "SpecError", "schedule_changed"]
+           "MAX_CATCHUP_FIRES", "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE",
+           "CatchUp", "Concurrency", "FrozenStrMap", "JobSpec", "SpecError", "schedule_changed"]

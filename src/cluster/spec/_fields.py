@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from ..keyspace import JOB_NAME_RE
 from ._errors import SpecError
@@ -19,8 +19,8 @@ from ._errors import SpecError
 __all__ = ["ENV_NAME_RE", "LABEL_KEY_RE", "MAX_COMMAND_BYTES", "MAX_CREATED_AT_MS",
            "MAX_DOCUMENT_BYTES", "MAX_ENV_BYTES", "MAX_ENV_ENTRIES", "MAX_LABEL_VALUE_CHARS",
            "MAX_NAME_CHARS", "MAX_RETRIES", "MAX_RETRY_BACKOFF_S", "MAX_SELECTOR_ENTRIES",
-           "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE", "Concurrency",
-           "FrozenStrMap"]
+           "MAX_CATCHUP_FIRES", "MAX_STARTING_DEADLINE_S", "MAX_TIMEOUT_S", "USER_NAME_RE",
+           "CatchUp", "Concurrency", "FrozenStrMap"]
 
 MAX_NAME_CHARS: Final = 128
 MAX_COMMAND_BYTES: Final = 64 * 1024
@@ -29,6 +29,7 @@ MAX_TIMEOUT_S: Final = 30 * 86_400
 MAX_RETRIES: Final = 100
 MAX_RETRY_BACKOFF_S: Final = 86_400  # also the cap of the doubling wait between retries
 MAX_STARTING_DEADLINE_S: Final = 30 * 86_400
+MAX_CATCHUP_FIRES: Final = 100  # catchUp "all": the most fires one outage runs again
 MAX_CREATED_AT_MS: Final = 2**53
 MAX_SELECTOR_ENTRIES: Final = 32
 MAX_ENV_ENTRIES: Final = 128
@@ -46,6 +47,16 @@ class Concurrency(StrEnum):
     ALLOW = "allow"  # run in parallel
     FORBID = "forbid"  # skip this fire
     REPLACE = "replace"  # kill the running one, then run
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+class CatchUp(StrEnum):
+    """What a job does with the fires it missed while no worker could run them."""
+
+    LAST = "last"  # run once, for the most recent missed fire (the record counts them)
+    ALL = "all"  # run each missed fire, in order, at most MAX_CATCHUP_FIRES
 
 
 class FrozenStrMap(Mapping[str, str]):
@@ -157,16 +168,24 @@ def _count(value: object, field_name: str, maximum: int) -> None:
         raise SpecError(field_name, f"must be between 0 and {maximum}, got {value}")
 
 
-def _concurrency(value: object) -> Concurrency:
-    if type(value) is Concurrency:
-        return value
-    _expect(value, str, "concurrency", "a string")
+def _choice(value: object, enum: type[_Choice], field_name: str, choices: str) -> _Choice:
+    """A string field with a fixed set of values, as its enum member."""
+    if type(value) is enum:
+        return value  # type: ignore[return-value]
+    _expect(value, str, field_name, "a string")
     assert isinstance(value, str)
     try:
-        return Concurrency(value)
+        return enum(value)
     except ValueError:
-        raise SpecError("concurrency", f"must be allow, forbid or replace, got {value!r}") \
-            from None
+        raise SpecError(field_name, f"must be {choices}, got {value!r}") from None
+
+
+def _concurrency(value: object) -> Concurrency:
+    return _choice(value, Concurrency, "concurrency", "allow, forbid or replace")
+
+
+def _catch_up(value: object) -> CatchUp:
+    return _choice(value, CatchUp, "catchUp", "last or all")
 
 
 def _string_map(value: object, field_name: str, max_entries: int) -> FrozenStrMap:

@@ -13,9 +13,9 @@ from ..cron import CronError, CronSchedule, TimeZoneError, load_zone, parse_sche
 from ._chains import After, ChainOnlySchedule, after_json, parse_after
 from ._errors import SpecError
 from ._fields import (_EMPTY, MAX_CREATED_AT_MS, MAX_DOCUMENT_BYTES, MAX_RETRIES,
-                      MAX_RETRY_BACKOFF_S, MAX_STARTING_DEADLINE_S, MAX_TIMEOUT_S, Concurrency,
-                      _check_command, _check_name, _check_user, _concurrency, _count, _env,
-                      _expect, _json_type, _seconds, _selector)
+                      MAX_RETRY_BACKOFF_S, MAX_STARTING_DEADLINE_S, MAX_TIMEOUT_S, CatchUp,
+                      Concurrency, _catch_up, _check_command, _check_name, _check_user,
+                      _concurrency, _count, _env, _expect, _json_type, _seconds, _selector)
 
 __all__ = ["JobSpec", "schedule_changed"]
 
@@ -34,6 +34,7 @@ class JobSpec:
     retries: int = 0
     retry_backoff_s: float = 10
     starting_deadline_s: float = 0
+    catch_up: CatchUp = CatchUp.LAST
     selector: Mapping[str, str] = field(default=_EMPTY)
     env: Mapping[str, str] = field(default=_EMPTY)
     created_at_ms: int | None = None
@@ -58,6 +59,7 @@ class JobSpec:
                   _seconds(self.retry_backoff_s, "retryBackoff", MAX_RETRY_BACKOFF_S))
         self._set("starting_deadline_s", _seconds(
             self.starting_deadline_s, "startingDeadline", MAX_STARTING_DEADLINE_S))
+        self._set("catch_up", _catch_up(self.catch_up))
         self._set("selector", _selector(self.selector))
         self._set("env", _env(self.env))
         if self.user is not None:
@@ -132,6 +134,7 @@ class JobSpec:
             "retries": self.retries,
             "retryBackoff": self.retry_backoff_s,
             "startingDeadline": self.starting_deadline_s,
+            "catchUp": self.catch_up.value,
             "selector": dict(sorted(self.selector.items())),
             "env": dict(sorted(self.env.items())),
             "createdAt": self.created_at_ms,
@@ -143,13 +146,15 @@ class JobSpec:
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON: the value stored under jobs/<name>.
 
-        A job with no `user` (or `after`, or `alerts`) is stored without the key: workers of the previous version
-        reject unknown fields, and during a rolling upgrade they must still read every
-        job that does not need the new field."""
+        A job with no `user`, `after` or `alerts`, or the default `catchUp`, is stored
+        without the key: workers of the previous version reject unknown fields, and during
+        a rolling upgrade they must still read every job that does not need the new field."""
         data = self.to_json()
         for optional in ("user", "after", "alerts"):
             if data[optional] is None:
                 del data[optional]
+        if self.catch_up is CatchUp.LAST:
+            del data["catchUp"]
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -171,8 +176,9 @@ _FROM_JSON: Final = {
     "name": "name", "command": "command", "cronExpr": "cron_expr", "timezone": "timezone",
     "timeout": "timeout_s", "concurrency": "concurrency", "paused": "paused",
     "retries": "retries", "retryBackoff": "retry_backoff_s",
-    "startingDeadline": "starting_deadline_s", "selector": "selector", "env": "env",
-    "createdAt": "created_at_ms", "user": "user", "after": "after", "alerts": "alerts",
+    "startingDeadline": "starting_deadline_s", "catchUp": "catch_up", "selector": "selector",
+    "env": "env", "createdAt": "created_at_ms", "user": "user", "after": "after",
+    "alerts": "alerts",
 }
 _REQUIRED: Final = ("name", "command", "cronExpr")
 

@@ -67,6 +67,11 @@ class RunRecord:
     skip_count: int = 0
     first_skip_time: int | None = None
     last_skip_time: int | None = None
+    # A catch-up run (trigger ``catchup``): how many fire times within the job's
+    # startingDeadline were missed, and the first of them (``catchUp: last`` runs once
+    # for all of them). None on every other run.
+    missed_fires: int | None = None
+    first_missed: int | None = None
 
     def __post_init__(self) -> None:
         # Coerce plain strings to the enums so equality, hashing and JSON agree.
@@ -81,7 +86,7 @@ class RunRecord:
         _check_int("exit_code", self.exit_code, optional=True)
         for name in ("plan_time", "schedule_time"):
             _check_int(name, getattr(self, name), optional=False)
-        for name in ("start_time", "end_time"):
+        for name in ("start_time", "end_time", "missed_fires", "first_missed"):
             _check_int(name, getattr(self, name), optional=True)
         _check_int("skip_count", self.skip_count, optional=False)
         for name in ("first_skip_time", "last_skip_time"):
@@ -116,12 +121,15 @@ class RunRecord:
             "skipCount": self.skip_count,
             "firstSkipTime": self.first_skip_time,
             "lastSkipTime": self.last_skip_time,
+            "missedFires": self.missed_fires,
+            "firstMissed": self.first_missed,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
         """Inverse of ``to_json``; raises InvalidRunRecord on a missing or bad field.
-        The skip fields may be missing (spill files written before they existed)."""
+        The skip and catch-up fields may be missing (spill files written before they
+        existed, or by an older worker)."""
         try:
             fields = {field: data[key] for key, field in _JSON_FIELDS.items()}
         except KeyError as exc:
@@ -140,7 +148,7 @@ _JSON_FIELDS = {
 }
 _OPTIONAL_JSON_FIELDS = {
     "skipCount": "skip_count", "firstSkipTime": "first_skip_time",
-    "lastSkipTime": "last_skip_time",
+    "lastSkipTime": "last_skip_time", "missedFires": "missed_fires", "firstMissed": "first_missed",
 }
 
 

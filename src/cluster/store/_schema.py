@@ -22,7 +22,8 @@ TABLE = "job_log"
 COLUMNS = (
     "run_id", "job_name", "worker", "command", "output", "err", "exit_code", "status",
     "`trigger`", "attempt", "plan_time", "schedule_time", "start_time", "end_time",
-    "output_truncated", "skip_count", "first_skip_time", "last_skip_time", "sort_time",
+    "output_truncated", "skip_count", "first_skip_time", "last_skip_time", "missed_fires",
+    "first_missed", "sort_time",
 )
 # Read columns: the ordering key first, then the record's fields (sort_time is derived).
 SELECT_LIST = "id, " + ", ".join(COLUMNS[-1:] + COLUMNS[:-1])
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     skip_count INT NOT NULL DEFAULT 0,
     first_skip_time BIGINT NULL,
     last_skip_time BIGINT NULL,
+    missed_fires INT NULL,
+    first_missed BIGINT NULL,
     sort_time BIGINT NOT NULL,
     UNIQUE KEY ux_job_log_run_id (run_id),
     KEY ix_job_log_job_time (job_name, sort_time),
@@ -78,6 +81,8 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     skip_count INTEGER NOT NULL DEFAULT 0,
     first_skip_time INTEGER NULL,
     last_skip_time INTEGER NULL,
+    missed_fires INTEGER NULL,
+    first_missed INTEGER NULL,
     sort_time INTEGER NOT NULL
 )
 """
@@ -88,20 +93,6 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 # ``RunStore`` probes each column and adds the missing ones, in this order, at its first
 # use; several processes doing it at once are harmless (a second ADD fails, the probe
 # then finds the column). Existing rows get the defaults: not a coalesced skip.
-ADDED_COLUMNS = (
-    ("skip_count", "INTEGER NOT NULL DEFAULT 0"),
-    ("first_skip_time", "BIGINT NULL"),
-    ("last_skip_time", "BIGINT NULL"),
-)
-
-
-def column_probe(column: str) -> str:
-    return f"SELECT {column} FROM {TABLE} WHERE 1 = 0"
-
-
-def add_column(column: str, definition: str) -> str:
-    return f"ALTER TABLE {TABLE} ADD COLUMN {column} {definition}"
-
 _SQLITE_INDEXES = tuple(
     f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})"
     for name, cols in (
@@ -178,3 +169,27 @@ SQLITE = Dialect(
 # Reads every column we need: fails on a foreign table that happens to be called job_log
 # (the seed's own job_log, say) before any write is attempted.
 SCHEMA_PROBE = f"SELECT {SELECT_LIST} FROM {TABLE} WHERE 1 = 0"
+
+# Columns added after the first release, each with the statement that adds it to a
+# table created before (the same in both dialects; NULL, or 0, for the rows already
+# there).
+# ``ADDED_PROBE`` fails on such a table; only then are they added, and only to a table
+# that has every original column (``ORIGINAL_PROBE``): never to a foreign job_log.
+ADDED_COLUMNS = tuple((name, f"ALTER TABLE {TABLE} ADD COLUMN {name} {definition}")
+                      for name, definition in (
+    ("skip_count", "INTEGER NOT NULL DEFAULT 0"),  # 0 on the rows already there
+    ("first_skip_time", "BIGINT NULL"),
+    ("last_skip_time", "BIGINT NULL"),
+    ("missed_fires", "INTEGER NULL"),
+    ("first_missed", "BIGINT NULL"),
+))
+
+
+def column_probe(column: str) -> str:
+    return f"SELECT {column} FROM {TABLE} WHERE 1 = 0"
+
+
+ADDED_PROBE = (f"SELECT {', '.join(name for name, _ in ADDED_COLUMNS)} FROM {TABLE} "
+               "WHERE 1 = 0")
+ORIGINAL_PROBE = ("SELECT id, " + ", ".join(
+    c for c in COLUMNS if c not in dict(ADDED_COLUMNS)) + f" FROM {TABLE} WHERE 1 = 0")

@@ -21,8 +21,8 @@ from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
-from ._schema import (ADDED_COLUMNS, ORDER_NEWEST_FIRST, SCHEMA_PROBE, SELECT_LIST, TABLE,
-                      add_column, column_probe)
+from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
+                      SCHEMA_PROBE, SELECT_LIST, TABLE)
 
 T = TypeVar("T")
 MAX_PAGE_LIMIT = 1000
@@ -317,25 +317,26 @@ class RunStore:
             try:
                 for statement in self._backend.dialect.create_statements:
                     await self._backend.execute(statement)
-                await self._add_missing_columns()
+                await self._add_columns()
                 await self._backend.fetch(SCHEMA_PROBE)
             except StoreQueryError as exc:
                 raise StoreSchemaError(self._backend.display, exc.reason) from exc
             self._schema_ready = True
 
-
-    async def _add_missing_columns(self) -> None:
-        """Bring a table made by an older release up to date (``ADDED_COLUMNS``)."""
-        for column, definition in ADDED_COLUMNS:
+    async def _add_columns(self) -> None:
+        """A job_log of an earlier release lacks the columns added since: add them.
+        Two processes may do it at once: a column the other added is fine."""
+        try:
+            await self._backend.fetch(ADDED_PROBE)
+            return
+        except StoreQueryError:
+            pass
+        await self._backend.fetch(ORIGINAL_PROBE)  # a foreign job_log: not ours to alter
+        for _, statement in ADDED_COLUMNS:
             try:
-                await self._backend.fetch(column_probe(column))
-                continue
+                await self._backend.execute(statement)
             except StoreQueryError:
-                pass
-            try:
-                await self._backend.execute(add_column(column, definition))
-            except StoreQueryError:
-                await self._backend.fetch(column_probe(column))  # added by another process?
+                pass  # added meanwhile by another process; the probe after tells
 
 
 def _where(conditions: list[str]) -> str:
@@ -381,7 +382,7 @@ def _row(r: RunRecord) -> Row:
         _text(r.run_id)[0], _text(r.job_name)[0], _text(r.worker)[0], command, output, err,
         r.exit_code, r.status.value, r.trigger.value, r.attempt, r.plan_time, r.schedule_time,
         r.start_time, r.end_time, int(truncated), r.skip_count, r.first_skip_time,
-        r.last_skip_time, r.sort_time,
+        r.last_skip_time, r.missed_fires, r.first_missed, r.sort_time,
     )
 
 
@@ -389,7 +390,7 @@ def _record(row: Row) -> RunRecord:
     # row = (id, sort_time, run_id, job_name, ..., output_truncated): see SELECT_LIST.
     (_, _, run_id, job_name, worker, command, output, err, exit_code, status, trigger,
      attempt, plan_time, schedule_time, start_time, end_time, output_truncated,
-     skip_count, first_skip_time, last_skip_time) = row
+     skip_count, first_skip_time, last_skip_time, missed_fires, first_missed) = row
     return RunRecord(
         run_id=run_id, job_name=job_name, worker=worker, command=command, output=output,
         err=err, exit_code=exit_code, status=status, trigger=trigger, attempt=int(attempt),
@@ -399,4 +400,6 @@ def _record(row: Row) -> RunRecord:
         output_truncated=bool(output_truncated), skip_count=int(skip_count),
         first_skip_time=None if first_skip_time is None else int(first_skip_time),
         last_skip_time=None if last_skip_time is None else int(last_skip_time),
+        missed_fires=None if missed_fires is None else int(missed_fires),
+        first_missed=None if first_missed is None else int(first_missed),
     )

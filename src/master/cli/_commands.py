@@ -45,8 +45,8 @@ def cmd_jobs_put(ctx: Context, args: argparse.Namespace) -> None:
 _SPEC_FLAGS: Final = {
     "command": "command", "cron": "cronExpr", "tz": "timezone", "job_timeout_s": "timeout",
     "concurrency": "concurrency", "retries": "retries", "retry_backoff_s": "retryBackoff",
-    "starting_deadline_s": "startingDeadline", "selector": "selector", "paused": "paused",
-    "user": "user", "after": "after",
+    "starting_deadline_s": "startingDeadline", "catch_up": "catchUp", "selector": "selector",
+    "paused": "paused", "user": "user", "after": "after",
 }
 
 

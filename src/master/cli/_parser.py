@@ -155,6 +155,10 @@ def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
                      metavar="S", help="seconds before a retry")
     put.add_argument("--starting-deadline", dest="starting_deadline_s", type=_seconds_arg,
                      metavar="S", help="how late a missed fire may still run (0 = no catch-up)")
+    put.add_argument("--catch-up", dest="catch_up", choices=("last", "all"),
+                     help="after an outage, run once for all the fires missed within the "
+                          "starting deadline (last, the default) or each of them, in "
+                          "order, at most 100 (all)")
     put.add_argument("--selector", type=_selector, metavar="K=V,...",
                      help="labels a worker must have")
     put.add_argument("--env", type=_key_value, action="append", metavar="K=V",

@@ -99,6 +99,7 @@ def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
         ("retries", f"{cell(job.get('retries', 0))} (backoff "
                     f"{_seconds(job.get('retryBackoff'), 'none')})"),
         ("starting deadline", _seconds(job.get("startingDeadline"), "no catch-up")),
+        ("catch-up", cell(job.get("catchUp", "last"))),
         ("selector", cell(pairs_text(job.get("selector")))),
         ("env", cell(pairs_text(job.get("env")))),
         ("user", cell(job.get("user") or "the worker's (--run-as)")),

@@ -101,6 +101,10 @@ def _spec_properties() -> dict[str, Schema]:
         "startingDeadline": {"type": "number", "minimum": 0,
                              "maximum": MAX_STARTING_DEADLINE_S,
                              "description": "seconds a missed fire may be caught up; 0 = none"},
+        "catchUp": {"type": "string", "enum": ["last", "all"],
+                    "description": "after an outage: `last` (default) runs once for every "
+                                   "fire missed within startingDeadline, `all` runs each, "
+                                   "in order, at most 100"},
         "selector": SELECTOR,
         "env": ENV,
         "createdAt": nullable("integer", minimum=0, maximum=MAX_SAFE_INT,
@@ -218,6 +222,10 @@ def component_schemas() -> dict[str, Schema]:
                                       "the first of those fires; null unless skipped"),
             "lastSkipTime": nullable("integer", description="planned time (epoch ms) of "
                                      "the last of those fires; null unless skipped"),
+            "missedFires": nullable("integer", description="a catch-up run: how many fire "
+                                    "times within startingDeadline were missed; else null"),
+            "firstMissed": nullable("integer", description="a catch-up run: the planned "
+                                    "time of the first missed fire (epoch ms); else null"),
         }, None, "One run of a job (times in epoch ms)."),
         "RunPage": closed({"runs": {"type": "array", "items": ref("Run")},
                            "nextCursor": nullable("string")}),

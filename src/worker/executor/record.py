@@ -65,6 +65,7 @@ def record(fire: Fire, worker_id: str, *, status: RunStatus, err: str,
         status=status, trigger=fire.trigger, attempt=fire.attempt,
         plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
         start_time=start_ms, end_time=end_ms, output_truncated=truncated,
+        missed_fires=fire.missed_fires, first_missed=fire.first_missed_ms,
     )
 
 

@@ -1,6 +1,6 @@
 """The JobWatcher: mirrors etcd into messages for the Scheduler, Executor and Locker.
 
-It follows five prefixes (DESIGN §3, §4), each with a ``cluster.mirror.PrefixMirror``
+It follows six prefixes (DESIGN §3, §4), each with a ``cluster.mirror.PrefixMirror``
 (read the prefix, hand over what it holds, watch from the read's revision + 1; the
 adapter resumes broken streams by itself, no event lost or repeated; when the watch's
 history is compacted away the mirror reads again and the listener is given the last
@@ -13,6 +13,7 @@ Each prefix has a listener beside this module that turns it into messages::
                delete → JobDeleted → Scheduler                      (jobs.py)
     killer/    put → KillRun → Executor                             (run_requests.py)
     trigger/   create → TriggerRequested → Scheduler                (run_requests.py)
+    retry/     read, create → RetryRequested → Scheduler            (run_requests.py)
 
 Start-up: the mirrors start in that order, each once its first read is delivered (they
 are background tasks taking ``task_status``), and the actor is started after the last:
@@ -44,7 +45,7 @@ from worker.scheduler.messages import SchedulerMsg
 from .fleet import FleetListener
 from .jobs import JobsListener
 from .messages import JobWatcherMsg
-from .run_requests import KillsListener, TriggersListener
+from .run_requests import KillsListener, RetriesListener, TriggersListener
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext
@@ -64,7 +65,7 @@ class JobWatcherStatistics:
 
 
 class JobWatcher(Actor[JobWatcherMsg]):
-    """Five mirrors and their listeners; the peers' addresses stay on the actor (the flow
+    """Six mirrors and their listeners; the peers' addresses stay on the actor (the flow
     diagram finds them here) and go to the listeners that send to them."""
 
     def __init__(self, inbox: Inbox[JobWatcherMsg], ctx: WorkerContext, etcd: Etcd, *,
@@ -80,6 +81,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._jobs = JobsListener(etcd, ks, scheduler)
         kills = KillsListener(ks, executor)
         triggers = TriggersListener(ks, ctx.clock, scheduler)
+        retries = RetriesListener(ks, scheduler)
         follow: list[tuple[PrefixMirror, OnRead, OnEvent]] = [  # in start-up order
             (PrefixMirror(etcd, ks.workers_prefix),
              self._fleet.workers_read, self._fleet.worker_event),
@@ -89,6 +91,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
             (PrefixMirror(etcd, ks.jobs_prefix), self._jobs.on_read, self._jobs.on_event),
             (PrefixMirror(etcd, ks.killer_prefix), kills.on_read, kills.on_event),
             (PrefixMirror(etcd, ks.trigger_prefix), triggers.on_read, triggers.on_event),
+            (PrefixMirror(etcd, ks.retry_prefix), retries.on_read, retries.on_event),
         ]
         self._mirrors = [mirror for mirror, _, _ in follow]
         self._follow = [functools.partial(mirror.run, on_read, on_event)

@@ -11,19 +11,17 @@ counted.
 from __future__ import annotations
 
 import logging
-import re
 
 from actors import Address
 from cluster.etcd import Etcd, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace
+from cluster.last_fire import LastFire, LastFireDecodeError
 from cluster.mirror import read_prefix
 from cluster.spec import JobSpec, SpecError
 
 from worker.scheduler.messages import JobDeleted, JobSaved, JobsSnapshot, SchedulerMsg
 
 log = logging.getLogger(__name__)
-
-_DECIMAL_MS = re.compile(rb"\s*\d{1,16}\s*")
 
 
 class JobsListener:
@@ -74,11 +72,21 @@ class JobsListener:
         log.warning("job %r has an invalid spec, not scheduled: %s", name, reason)
 
     def _last_fired(self, state: PrefixSnapshot) -> dict[str, int]:
+        """Each job's catch-up cursor: its latest scheduled time claimed."""
         last: dict[str, int] = {}
         for kv in state.kvs:
             name = self._ks.parse_state(kv.key)
-            if name is None or not _DECIMAL_MS.fullmatch(kv.value):
-                log.warning("ignoring %s = %r: not a last fire time in ms", kv.key, kv.value[:40])
+            cursor = last_fired_of(kv.value) if name is not None else None
+            if name is None or cursor is None:
+                log.warning("ignoring %s = %r: no last scheduled fire", kv.key, kv.value[:40])
                 continue
-            last[name] = int(kv.value)
+            last[name] = cursor
         return last
+
+
+def last_fired_of(value: bytes) -> int | None:
+    """The catch-up cursor of a ``state/`` value (``cluster.last_fire``), or None."""
+    try:
+        return LastFire.from_bytes(value).cursor_ms
+    except LastFireDecodeError:
+        return None

@@ -1,11 +1,13 @@
-"""killer/ and trigger/ → operators' requests: kills to the Executor, run-nows to the Scheduler.
+"""killer/, trigger/ and retry/ → requests to kill or run: kills to the Executor, run-nows
+and pending retries to the Scheduler.
 
 killer/: a put → ``KillRun``. Keys present at start-up are old news (they concern runs
 that began before this worker). trigger/: a creation → ``TriggerRequested``, keys
 present at start-up included (a run-now asked while no worker watched is not lost); a
 chained run's key names its upstream run (``worker.chains``).
 After a compaction, kill keys written and trigger keys created in the gap are still
-delivered: their revisions tell.
+delivered: their revisions tell. retry/: every key read and every creation →
+``RetryRequested`` (the Scheduler keeps each once; its claim deletes the key).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import logging
 from actors import Address
 from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace, KillValueError, parse_kill_value
+from cluster.retries import PendingRetry, PendingRetryDecodeError
 from cluster.store import RunStatus
 
 from worker.chains import parse_upstream
 from worker.clock import WallClock
 from worker.executor.messages import ExecutorMsg, KillRun
-from worker.scheduler.messages import SchedulerMsg, TriggerRequested
+from worker.scheduler.messages import RetryRequested, SchedulerMsg, TriggerRequested
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +88,31 @@ class TriggersListener:
         name, run_id = parsed
         msg = TriggerRequested(name, run_id, self._clock.now_ms(), parse_upstream(kv.value))
         await self._scheduler.tell_or_log(msg, log)
+
+
+class RetriesListener:
+    """The retry/ mirror's listener; ``scheduler`` receives the pending retries."""
+
+    def __init__(self, keyspace: Keyspace, scheduler: Address[SchedulerMsg]) -> None:
+        self._ks = keyspace
+        self._scheduler = scheduler
+
+    async def on_read(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
+        for kv in snapshot.kvs:  # the Scheduler ignores those it has already
+            await self._retry(kv)
+
+    async def on_event(self, event: WatchEvent) -> None:
+        if event.type is EventType.PUT and event.kv.version == 1:
+            await self._retry(event.kv)
+
+    async def _retry(self, kv: KeyValue) -> None:
+        parsed = self._ks.parse_retry(kv.key)
+        if parsed is None:
+            log.warning("ignoring %s: not a retry key", kv.key)
+            return
+        try:
+            retry = PendingRetry.from_bytes(*parsed, kv.value)
+        except PendingRetryDecodeError as err:
+            log.warning("ignoring %s: %s", kv.key, err)
+            return
+        await self._scheduler.tell_or_log(RetryRequested(retry), log)

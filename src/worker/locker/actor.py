@@ -15,7 +15,8 @@ refusing the spill), no new fire is claimed and no skip recorded: each would add
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
 the other workers, after their rank's step; with none, they are missed.
 
-In: ``Claim`` and ``ClaimLost`` from the Scheduler, ``WorkersChanged`` from the
+In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
+the Scheduler, ``WorkersChanged`` from the
 JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
 Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
@@ -45,6 +46,7 @@ from cluster.store import RunTrigger
 from worker import claims
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
+from worker.last_fires import note_fire
 from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
@@ -52,7 +54,7 @@ from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, 
 from .claim_batch import BatchQueue, Outcome
 from .fleet_clock import deviations
 from .lock_leases import LockLeases
-from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, WorkersChanged
+from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
 from .placement import claim_delay_s, first_of, rank_of
 from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
@@ -92,6 +94,7 @@ class Locker(Actor[LockerMsg]):
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
+        self._etcd = etcd
         self._scheduler = scheduler
         self._executor = executor
         lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
@@ -139,6 +142,9 @@ class Locker(Actor[LockerMsg]):
             case ClaimLost(info, chains):
                 if info.worker_id != self._ctx.worker_id:
                     await self.spawn(self._claim_lost, info, chains)
+            case PersistRetry(retry):
+                await self.spawn(claims.persist_retry, self._etcd, self._ctx.keyspace, retry,
+                                 self._ctx.clock.now_ms())
             case WorkersChanged(workers, offsets_ms):
                 self._workers = workers
                 self._note_clocks(offsets_ms)
@@ -420,6 +426,9 @@ class Locker(Actor[LockerMsg]):
         if not await self._scheduler.tell(Granted(run)):
             # Shutting down: the Scheduler is gone but the claim is ours; run it anyway.
             await self._executor.send(StartRun(run))
+        if not claims.writes_state(run.fire):  # manual, retry, recovered, chain
+            await note_fire(self._etcd, self._ctx.keyspace, run.fire, self._ctx.worker_id,
+                            self._ctx.clock.now_ms())
 
     async def _tell_scheduler(self, msg: Denied | LostClaimed) -> None:
         await self._scheduler.tell_or_log(msg, log, logging.INFO)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cluster.presence import RunningInfo, WorkerInfo
+from cluster.retries import PendingRetry
 
 from worker.messages import Fire
 from worker.registrar.messages import SessionChanged
@@ -22,6 +23,13 @@ from worker.registrar.messages import SessionChanged
 @dataclass(frozen=True, slots=True)
 class Claim:
     fire: Fire
+
+
+@dataclass(frozen=True, slots=True)
+class PersistRetry:
+    """Write a pending retry to etcd (``cluster.retries``): any worker may then run it."""
+
+    retry: PendingRetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,4 +55,4 @@ class LoadChanged:
     running: int
 
 
-LockerMsg = Claim | ClaimLost | WorkersChanged | SessionChanged | LoadChanged
+LockerMsg = Claim | ClaimLost | PersistRetry | WorkersChanged | SessionChanged | LoadChanged

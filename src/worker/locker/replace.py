@@ -48,11 +48,14 @@ class Replacer:
             kill = encode_kill_value(active.value.decode(), replaced_by=fire.run_id)
             await self._etcd.put(self._ks.killer(name), kill, lease_id=lock_lease)
             await self._wait_gone(self._ks.active(name))
-        running = claims.running_info(fire, self._worker_id, self._clock.now_ms())
+        now_ms = self._clock.now_ms()
+        running = claims.running_info(fire, self._worker_id, now_ms)
+        state = claims.state_put(self._ks, fire, self._worker_id, now_ms)
         result = await self._etcd.txn(
             [Compare.create_revision(self._ks.active(name), "==", 0)],
             [Put(self._ks.running(name, fire.run_id), running.to_bytes(), session),
-             Put(self._ks.active(name), fire.run_id, session)],
+             Put(self._ks.active(name), fire.run_id, session),
+             *([] if state is None else [state])],
         )
         if not result.succeeded:
             return NotReplaced.WOULD_NOT_DIE

@@ -119,7 +119,7 @@ class ClaimTransport:
         probe = result.responses[0]
         if again and self._names_this_run(fire, probe):
             return Run(fire, session, claims.is_guarded(fire))
-        return Outcome.TAKEN if _taken(fire, probe) else Outcome.GUARDED
+        return Outcome.TAKEN if claims.taken(fire, result.responses) else Outcome.GUARDED
 
     def _names_this_run(self, fire: Fire, probe: object) -> bool:
         if claims.by_trigger_key(fire) or not isinstance(probe, GetResult) or not probe.kvs:

@@ -8,31 +8,30 @@ is settled when the time comes, and the command starts at the planned instant, n
 before (the Executor, ``start_at``). An edit, pause or kill of the job within that
 window meets a fire already claimed: edits and pauses apply from the next fire; a kill
 stops it before its command starts. Retries, catch-up and manual runs are due at once.
-Policy lives here and only here: pause, catch-up after an outage
-(``startingDeadline``), misfires beyond the grace, retries with backoff, and what is
-recorded for skipped or lost runs; and chains: each fire it hands over carries the
-jobs chained after its job (``worker.chains.ChainIndex``), and a trigger naming an
-upstream run becomes a ``chain`` run. Claims, processes and storage belong to the
-Locker, Executor and LogSink.
+Policy lives here and only here: pause, catch-up after an outage (``catch_up``),
+misfires beyond the grace, retries with backoff (kept in etcd by the Locker,
+``cluster.retries``: every worker plans every pending retry), and what is recorded for
+skipped or lost runs; and chains: each fire it hands over carries the jobs chained
+after its job (``worker.chains.ChainIndex``), and a trigger naming an upstream run
+becomes a ``chain`` run. Claims, processes and storage belong to the Locker, Executor
+and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
-``TriggerRequested``, ``RunVanished``), claim outcomes from the Locker (``Granted``,
-``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd outage),
-``RunEnded`` from the Executor. Out: ``Claim`` and
-``ClaimLost`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
+``TriggerRequested``, ``RetryRequested``, ``RunVanished``), claim outcomes from the
+Locker (``Granted``, ``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd
+outage), ``RunEnded`` from the Executor. Out: ``Claim``, ``ClaimLost`` and
+``PersistRetry`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
 (skipped and lost records) to the LogSink. Firing is the runtime's timer
 (``timer_deadline``/``on_timer``): a due fire goes before queued messages.
 
-Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on
-the JobWatcher's watch and the Locker's replies). Fires go to the Locker through an
-``outbox`` forwarded by a background task, so that the actor keeps reading the Locker's
-replies while the Locker is full (the two would otherwise wait on each other); a scheduled
-fire that waited there beyond the misfire grace is a misfire, never a late claim.
+Mailbox: bounded (``mailbox_size``); a full one makes senders wait. Fires go to the
+Locker through an ``outbox`` forwarded by a background task, so that the actor keeps
+reading the Locker's replies while the Locker is full (the two would otherwise wait on
+each other); a scheduled fire that waited there beyond the misfire grace is a misfire.
 """
 
 from __future__ import annotations
 
-import datetime
 import heapq
 import itertools
 import logging
@@ -43,15 +42,15 @@ from dataclasses import dataclass, replace
 import trio
 
 from actors import Actor, Address, Inbox
-from cluster.backoff import exponential_s
 from cluster.presence import ENDED, ORPHANED, RunningInfo
-from cluster.spec import MAX_RETRY_BACKOFF_S, JobSpec
+from cluster.retries import PendingRetry, retry_due_ms, retry_run_id
+from cluster.spec import MAX_CATCHUP_FIRES, MAX_RETRY_BACKOFF_S, CatchUp, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from worker.clock import trio_deadline_for
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, KillRun, StartRun
-from worker.locker.messages import Claim, ClaimLost, LockerMsg
+from worker.locker.messages import Claim, ClaimLost, LockerMsg, PersistRetry
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.chains import ChainIndex
 from worker.messages import Fire, Upstream
@@ -64,11 +63,13 @@ from .messages import (
     JobsSnapshot,
     LostClaimed,
     QuorumBack,
+    RetryRequested,
     RunEnded,
     RunVanished,
     SchedulerMsg,
     TriggerRequested,
 )
+from .catch_up import Missed, missed_fires, utc
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
@@ -76,7 +77,6 @@ from .plan import PlanTable
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
-MAX_CATCHUP_FIRES = 10  # per job after an outage: the most recent ones
 # A run-now request may arrive before its job (two watch streams, no common order):
 # it waits this long for the job to appear.
 PENDING_TRIGGER_S = 30.0
@@ -112,7 +112,10 @@ class Scheduler(Actor[SchedulerMsg]):
         self._executor = executor
         self._log_sink = log_sink
         self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
-        self._retries: list[tuple[int, int, Fire]] = []  # (due_ms, seq, fire)
+        # Pending retries of every worker, from retry/ (``cluster.retries``): each is
+        # claimed at its due time by whichever worker ranks first.
+        self._retries: list[tuple[int, int, PendingRetry]] = []  # (due_ms, seq, retry)
+        self._retry_ids: set[str] = set()
         self._seq = itertools.count()
         self._firing = True
         self._fires = 0
@@ -174,6 +177,10 @@ class Scheduler(Actor[SchedulerMsg]):
                     await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
             case TriggerRequested(name, run_id, requested_ms, upstream):
                 await self._trigger(name, run_id, requested_ms, upstream)
+            case RetryRequested(retry):
+                if retry.run_id not in self._retry_ids:
+                    self._retry_ids.add(retry.run_id)
+                    heapq.heappush(self._retries, (retry.due_ms, next(self._seq), retry))
             case Granted(run):
                 await self._send_executor(StartRun(run))
                 name = run.fire.spec.name
@@ -206,21 +213,13 @@ class Scheduler(Actor[SchedulerMsg]):
             await self._release_triggers(spec.name)
 
     async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int,
-                        upto_ms: int | None = None) -> list[int]:
-        """Fire the times missed while no worker ran, within ``startingDeadline``
-        (counted back from ``now_ms``), up to ``upto_ms`` (default: now); returns them."""
-        if spec.starting_deadline_s <= 0 or spec.paused:
-            return []
-        earliest_ms = now_ms - round(spec.starting_deadline_s * 1000)
-        schedule = spec.schedule()
-        t = schedule.next_after(max(last_fired_ms, earliest_ms - 1))
-        missed: list[int] = []
-        while t is not None and t <= (now_ms if upto_ms is None else upto_ms):
-            missed.append(t)
-            t = schedule.next_after(t)
-        for planned_ms in missed[-MAX_CATCHUP_FIRES:]:
-            await self._claim(spec, planned_ms, RunTrigger.CATCHUP)
-        return missed[-MAX_CATCHUP_FIRES:]
+                        upto_ms: int | None = None) -> Missed:
+        """Fire what ``spec.catch_up`` runs of the times missed after ``last_fired_ms``,
+        within ``startingDeadline`` (``catch_up``); returns them."""
+        missed = missed_fires(spec, last_fired_ms, now_ms, upto_ms)
+        for planned_ms in missed.run:
+            await self._claim(spec, planned_ms, RunTrigger.CATCHUP, missed, last_fired_ms)
+        return missed
 
     async def _after_outage(self, lost_since_ms: int) -> None:
         """etcd had no quorum from ``lost_since_ms``: the Locker claimed nothing, and
@@ -228,7 +227,7 @@ class Scheduler(Actor[SchedulerMsg]):
         any outage; one that did run keeps its lock, so its catch-up is taken, not run.
         Said in one line: how many, and the planned times they span."""
         now_ms = self._ctx.clock.now_ms()
-        fired: dict[str, list[int]] = {}
+        fired: dict[str, tuple[int, ...]] = {}
         for name in self._plan.names():
             entry = self._plan.get(name)
             if entry is None:
@@ -236,13 +235,14 @@ class Scheduler(Actor[SchedulerMsg]):
             # Fires already handed over ahead of their time (``claim_lead_s``) were
             # dropped too: up to the plan's next one. (None starts before its time.)
             upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
-            fired[name] = await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1,
-                                               now_ms, upto_ms)
+            fired[name] = (await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1,
+                                                now_ms, upto_ms)).run
         times = sorted(t for ts in fired.values() for t in ts)
         log.warning("etcd quorum back: catching up %d fires of %d jobs missed since %s, "
-                    "planned %s to %s (within startingDeadline, at most %d a job)",
-                    len(times), sum(1 for ts in fired.values() if ts), _utc(lost_since_ms),
-                    _utc(times[0]) if times else "-", _utc(times[-1]) if times else "-",
+                    "planned %s to %s (within startingDeadline; catchUp last: the most "
+                    "recent, all: each, at most %d a job)",
+                    len(times), sum(1 for ts in fired.values() if ts), utc(lost_since_ms),
+                    utc(times[0]) if times else "-", utc(times[-1]) if times else "-",
                     MAX_CATCHUP_FIRES)
 
     async def _trigger(self, name: str, run_id: str, requested_ms: int,
@@ -294,7 +294,8 @@ class Scheduler(Actor[SchedulerMsg]):
                     info.run_id, info.job_name, info.worker_id)
         self._queue_claim(Claim(Fire(
             entry.spec, info.planned_ms, self._ctx.clock.now_ms(), trigger,
-            info.run_id, info.attempt, recovers=info.worker_id)))
+            info.run_id, info.attempt, recovers=info.worker_id,
+            missed_fires=info.missed_fires, first_missed_ms=info.first_missed_ms)))
 
     def _recent(self, info: RunningInfo) -> bool:
         """Claimed recently enough that its lost key, if another worker took it, still
@@ -315,14 +316,16 @@ class Scheduler(Actor[SchedulerMsg]):
             self._maybe_retry(info.job_name, fire, RunStatus.LOST)
 
     def _maybe_retry(self, name: str, fire: Fire, status: RunStatus) -> None:
+        """Keep the next attempt in etcd (the Locker writes it): every worker plans it
+        from there, so it runs even if this worker dies during the backoff."""
         entry = self._plan.get(name)
         if entry is None or status not in RETRYABLE or fire.attempt > entry.spec.retries:
             return
-        backoff_s = exponential_s(entry.spec.retry_backoff_s, MAX_RETRY_BACKOFF_S, fire.attempt - 1)
-        due_ms = self._ctx.clock.now_ms() + round(backoff_s * 1000)
-        retry = Fire(entry.spec, fire.planned_ms, due_ms, RunTrigger.RETRY,
-                     new_run_id(), fire.attempt + 1)
-        heapq.heappush(self._retries, (due_ms, next(self._seq), retry))
+        due_ms = retry_due_ms(self._ctx.clock.now_ms(), entry.spec.retry_backoff_s,
+                              MAX_RETRY_BACKOFF_S, fire.attempt)
+        run_id = retry_run_id(name, fire.planned_ms, fire.attempt + 1)
+        self._queue_claim(PersistRetry(PendingRetry(name, run_id, fire.planned_ms,
+                                                    fire.attempt + 1, due_ms)))
 
     # -- firing ---------------------------------------------------------------------
 
@@ -338,21 +341,30 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._claim(due.spec, due.planned_ms, RunTrigger.SCHEDULE)
         while self._retries and self._retries[0][0] <= now_ms:
             _, _, retry = heapq.heappop(self._retries)
-            entry = self._plan.get(retry.spec.name)
+            self._retry_ids.discard(retry.run_id)
+            entry = self._plan.get(retry.job_name)
             if entry is not None and not entry.spec.paused:
-                self._queue_claim(Claim(_with_spec(retry, entry.spec, now_ms)))
+                # The job as it is now, not as it was when the attempt before failed.
+                self._queue_claim(Claim(Fire(entry.spec, retry.planned_ms, now_ms,
+                                             RunTrigger.RETRY, retry.run_id, retry.attempt)))
 
     def _next_retry_ms(self) -> int | None:
         return self._retries[0][0] if self._retries else None
 
-    async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger) -> None:
-        fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id())
+    async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger,
+                     missed: Missed | None = None, after_ms: int | None = None) -> None:
+        """``missed``/``after_ms``: a catch-up fire, of the outage after ``after_ms``."""
+        fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id(),
+                    missed_fires=missed.count if missed else None,
+                    first_missed_ms=missed.first_ms if missed else None,
+                    catch_up_after_ms=after_ms if missed and spec.catch_up is CatchUp.LAST
+                    else None)
         self._fires += 1
         self._queue_claim(Claim(fire))
 
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
-    def _queue_claim(self, msg: Claim | ClaimLost) -> None:
+    def _queue_claim(self, msg: Claim | ClaimLost | PersistRetry) -> None:
         if isinstance(msg, Claim):  # the jobs that run after it, as they are now
             msg = Claim(replace(msg.fire, chains=self._chains.links(msg.fire.spec.name)))
         self._outbox.put(msg)  # never waits: see ``outbox``
@@ -375,11 +387,6 @@ def _trigger_of(info: RunningInfo) -> RunTrigger | None:
         return None
 
 
-def _with_spec(fire: Fire, spec: JobSpec, now_ms: int) -> Fire:
-    """A retry runs the job as it is now, not as it was when the first attempt failed."""
-    return Fire(spec, fire.planned_ms, now_ms, fire.trigger, fire.run_id, fire.attempt)
-
-
 def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
     return RunRecord(
         run_id=fire.run_id, job_name=fire.spec.name, worker=worker_id,
@@ -388,6 +395,7 @@ def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
         plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
         start_time=None, end_time=None, skip_count=1, first_skip_time=fire.planned_ms,
         last_skip_time=fire.planned_ms,
+        missed_fires=fire.missed_fires, first_missed=fire.first_missed_ms,
     )
 
 
@@ -407,8 +415,6 @@ def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
         exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
         attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
         start_time=None, end_time=now_ms,
+        missed_fires=info.missed_fires, first_missed=info.first_missed_ms,
     )
 
-
-def _utc(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat(timespec="milliseconds")

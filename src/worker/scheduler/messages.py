@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 
 from cluster.presence import RunningInfo
+from cluster.retries import PendingRetry
 from cluster.spec import JobSpec
 from cluster.store import RunStatus
 
@@ -46,6 +47,13 @@ class TriggerRequested:
     run_id: str
     requested_ms: int
     upstream: Upstream | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRequested:
+    """``retry/<name>/<run_id>`` exists: a retry any worker may claim once it is due."""
+
+    retry: PendingRetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,6 @@ class RunEnded:
 
 
 SchedulerMsg = (
-    JobsSnapshot | JobSaved | JobDeleted | TriggerRequested
+    JobsSnapshot | JobSaved | JobDeleted | TriggerRequested | RetryRequested
     | Granted | Denied | LostClaimed | RunVanished | RunEnded | QuorumBack
 )

@@ -12,8 +12,8 @@ must: backpressure still delays fires, it just no longer blocks the replies.
 Bound: a scheduled fire that waited here longer than the misfire grace is passed over
 (``on_stale``: counted and logged as a misfire) instead of being claimed late, so a
 sustained overload holds at most about grace × fire rate fires. Manual, retry and
-catch-up fires, fires claimed again after their worker died, and lost runs are always
-forwarded.
+catch-up fires, fires claimed again after their worker died, lost runs and pending
+retries to keep are always forwarded.
 """
 
 from __future__ import annotations
@@ -27,26 +27,26 @@ import trio
 from cluster.store import RunTrigger
 
 from worker.clock import WallClock
-from worker.locker.messages import Claim, ClaimLost
+from worker.locker.messages import Claim, ClaimLost, PersistRetry
 from worker.messages import Fire
 
 log = logging.getLogger(__name__)
 
 
 class ClaimOutbox:
-    def __init__(self, send: Callable[[Claim | ClaimLost], Awaitable[bool]], clock: WallClock, *,
+    def __init__(self, send: Callable[[Claim | ClaimLost | PersistRetry], Awaitable[bool]], clock: WallClock, *,
                  grace_ms: int, on_stale: Callable[[Fire, int], None]) -> None:
         self._send = send
         self._clock = clock
         self._grace_ms = grace_ms
         self._on_stale = on_stale
-        self._queue: collections.deque[Claim | ClaimLost] = collections.deque()
+        self._queue: collections.deque[Claim | ClaimLost | PersistRetry] = collections.deque()
         self._ready = trio.Event()  # set whenever the queue is not empty
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def put(self, claim: Claim | ClaimLost) -> None:
+    def put(self, claim: Claim | ClaimLost | PersistRetry) -> None:
         self._queue.append(claim)
         self._ready.set()
 

@@ -11,6 +11,8 @@ import trio
 from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
+from cluster.last_fire import LastFire
+from cluster.retries import PendingRetry
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
@@ -203,6 +205,9 @@ async def test_a_run_that_never_started_is_claimed_again_by_exactly_one_survivor
         job = spec("again", concurrency="forbid")
         original = fire(job, 1_700_000_000_000)
         await etcd.put(claims.lock_key(fleet.ks, original), claims.lock_value(original, "dead"))
+        # Fires after it were claimed meanwhile: the job's last scheduled time is newer.
+        newer = LastFire.first(1_700_000_005_000, "schedule", "r5", 1, "w1", 1_700_000_005_000)
+        await etcd.put(fleet.ks.state("again"), newer.to_bytes())
         recovery = dataclasses.replace(original, recovers="dead")
         await fleet.everyone(Claim(recovery))
         replies = await fleet.replies()
@@ -213,7 +218,11 @@ async def test_a_run_that_never_started_is_claimed_again_by_exactly_one_survivor
     assert win.run.fire == recovery and win.run.guarded
     info = RunningInfo.from_bytes(running.value)
     assert (info.worker_id, info.started) == (winner, False)  # claimed, to be marked again
-    assert state is None  # an old fire claimed again does not move the job's last fire time
+    # state/: the recovered run is the job's last fire, but an old fire claimed again
+    # never moves the catch-up cursor back (a fleet restart would run 1-5 s again).
+    last = LastFire.from_bytes(state.value)
+    assert (last.cursor_ms, last.planned_ms, last.run_id, last.worker, last.trigger) == \
+        (newer.cursor_ms, original.planned_ms, original.run_id, winner, "schedule")
 
 
 async def test_a_vanished_run_is_either_run_again_or_recorded_lost_never_both(
@@ -351,3 +360,101 @@ async def test_an_ahead_worker_alone_waits_out_its_lead(etcd_endpoint, etcd_pref
     assert isinstance(reply, Granted)
     assert won_at_ms >= planned_ms + 1_500  # the fire's time by the fleet's clock
     assert won_at_ms <= planned_ms + 1_500 + 1_000  # then at once (after the rank steps)
+
+
+async def test_one_catch_up_last_run_per_outage_whichever_time_each_worker_picked(
+        etcd_endpoint, etcd_prefix):
+    """Three workers came back from an outage at different instants: each picked its own
+    most recent missed fire for ``catchUp: last``. One runs, fleet-wide; and a fire's
+    own lock still counts (the schedule claimed T+4 s already: that catch-up is taken)."""
+    t = 1_700_000_000_000
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        for concurrency in ("allow", "forbid"):
+            job = spec(f"outage-{concurrency}", concurrency=concurrency, startingDeadline=60)
+            for i, (peers, _) in enumerate(fleet.lockers.values(), start=1):
+                catch_up = dataclasses.replace(
+                    fire(job, t + i * 1000, RunTrigger.CATCHUP), missed_fires=i,
+                    first_missed_ms=t + 1000, catch_up_after_ms=t)
+                await peers.locker.send(Claim(catch_up))
+        later = spec("later", concurrency="allow", startingDeadline=60)
+        peers, _ = fleet.lockers["w1"]
+        await peers.locker.send(Claim(fire(later, t + 4000)))
+        await trio.sleep(0.5)
+        await fleet.lockers["w2"][0].locker.send(Claim(dataclasses.replace(
+            fire(later, t + 4000, RunTrigger.CATCHUP), catch_up_after_ms=t)))
+        replies = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    wins = granted(replies)
+    per_job = {}
+    for _, m in wins:
+        per_job.setdefault(m.run.fire.spec.name, []).append(m.run.fire.trigger)
+    assert per_job == {"outage-allow": [RunTrigger.CATCHUP], "outage-forbid": [RunTrigger.CATCHUP],
+                       "later": [RunTrigger.SCHEDULE]}
+    # The losers were told it is taken, not skipped: no record of them.
+    denied = [m for msgs in replies.values() for m in msgs if isinstance(m, Denied)]
+    assert all(not m.record_skip for m in denied), denied
+
+
+async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
+    """state/<name> after each path's claim: the fire it names, and the catch-up cursor,
+    which only a scheduled or catch-up time moves (a manual run or a retry of an older
+    fire does not move it back). (``replace``: in test_replace; a recovered claim:
+    above.)"""
+    t = 1_700_000_000_000
+    seen = []
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
+        await fleet.start(nursery, listed=("w1",))
+        job = spec("paths", concurrency="allow")
+        peers, _ = fleet.lockers["w1"]
+        manual_id, retry_id = uuid.uuid4().hex, uuid.uuid4().hex
+        await etcd.put(fleet.ks.trigger("paths", manual_id), "{}")
+        await etcd.put(fleet.ks.retry("paths", retry_id),
+                       PendingRetry("paths", retry_id, t + 5000, 2, t).to_bytes())
+        for f in (fire(job, t + 5000),  # schedule
+                  dataclasses.replace(fire(job, t + 9000, RunTrigger.CATCHUP),
+                                      missed_fires=3, first_missed_ms=t + 7000,
+                                      catch_up_after_ms=t + 6000),
+                  fire(job, t + 20_000, RunTrigger.MANUAL, run_id=manual_id),
+                  dataclasses.replace(fire(job, t + 5000, RunTrigger.RETRY, run_id=retry_id),
+                                      attempt=2)):
+            await peers.locker.send(Claim(f))
+            await fleet.replies(0.4)
+            kv = await etcd.get(fleet.ks.state("paths"))
+            seen.append((f, LastFire.from_bytes(kv.value)))
+        nursery.cancel_scope.cancel()
+    got = [(last.cursor_ms, last.planned_ms, last.trigger, last.run_id, last.attempt, last.worker)
+           for _, last in seen]
+    assert got == [
+        (t + 5000, t + 5000, "schedule", seen[0][0].run_id, 1, "w1"),
+        (t + 9000, t + 9000, "catchup", seen[1][0].run_id, 1, "w1"),
+        (t + 9000, t + 20_000, "manual", manual_id, 1, "w1"),
+        (t + 9000, t + 5000, "retry", seen[3][0].run_id, 2, "w1"),
+    ]
+
+
+async def test_a_pending_retry_is_run_by_exactly_one_worker_and_its_key_goes(
+        etcd_endpoint, etcd_prefix):
+    """Three workers plan the same retry from retry/ and claim it when due: one wins
+    (its claim deletes the key), the others are told nothing; a worker that plans it
+    again later (a re-read) finds the key gone: taken, not run, not skipped."""
+    t = 1_700_000_000_000
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix)
+        await fleet.start(nursery)
+        job = spec("again2", concurrency="forbid", retries=3)
+        pending = PendingRetry("again2", uuid.uuid4().hex, t, 2, t + 1000)
+        await etcd.put(fleet.ks.retry("again2", pending.run_id), pending.to_bytes())
+        retry = dataclasses.replace(fire(job, t, RunTrigger.RETRY, run_id=pending.run_id),
+                                    attempt=2)
+        await fleet.everyone(Claim(retry))
+        replies = await fleet.replies()
+        key_after = await etcd.get(fleet.ks.retry("again2", pending.run_id))
+        await fleet.everyone(Claim(retry))
+        again = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    [(_, win)] = granted(replies)
+    assert win.run.fire == retry and key_after is None
+    assert granted(again) == [] and all(not msgs for msgs in again.values())

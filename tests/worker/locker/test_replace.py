@@ -10,6 +10,7 @@ import trio
 
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
+from cluster.last_fire import LastFire
 from cluster.presence import RunningInfo
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
@@ -49,7 +50,11 @@ async def test_replace_kills_the_running_instance_then_takes_its_place(etcd_endp
         active = await etcd.get(ks.active("rep"))
         running = await etcd.get(ks.running("rep", f.run_id))
         lock = await etcd.get(claims.lock_key(ks, f))
+        state = LastFire.from_bytes((await etcd.get(ks.state("rep"))).value)
     assert outcome == Run(f, session, guarded=True)
+    # state/<name>: the replacing fire is the job's last, written with its claim.
+    assert (state.cursor_ms, state.planned_ms, state.trigger, state.run_id, state.worker) == \
+        (T0, T0, "schedule", f.run_id, "w1")
     assert kill == {"runId": "old-run", "replacedBy": f.run_id}  # its record names the new run
     assert (active.value.decode(), active.lease_id) == (f.run_id, session)
     assert (running.lease_id, RunningInfo.from_bytes(running.value).worker_id) == (session, "w1")

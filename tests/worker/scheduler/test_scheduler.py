@@ -13,14 +13,16 @@ from mailbox_kit import queued
 
 from cluster.config import Config
 from cluster.keyspace import Keyspace
+from cluster import retries
 from cluster.presence import CLAIMED, STARTED, RunningInfo
+from cluster.retries import PendingRetry
 from cluster.spec import MAX_RETRY_BACKOFF_S, JobSpec, SpecError
 from cluster.store import RunStatus, RunTrigger
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext
 from worker.mailboxes import open_mailboxes
 from worker.executor.messages import KillRun, StartRun
-from worker.locker.messages import Claim, ClaimLost
+from worker.locker.messages import Claim, ClaimLost, PersistRetry
 from worker.log_sink.messages import Write
 from worker.messages import Fire, Run
 from worker.scheduler.actor import Scheduler
@@ -31,6 +33,7 @@ from worker.scheduler.messages import (
     JobSaved,
     JobsSnapshot,
     QuorumBack,
+    RetryRequested,
     RunEnded,
     RunVanished,
     TriggerRequested,
@@ -56,6 +59,7 @@ class Harness:
         self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock)
         self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx, locker=self.peers.locker,
                                    executor=self.peers.executor, log_sink=self.peers.log_sink)
+        self.persisted: list[tuple[PendingRetry, int]] = []
         nursery.start_soon(self.scheduler.run)
 
     async def send(self, msg) -> None:
@@ -63,10 +67,15 @@ class Harness:
 
     async def claims_until(self, wall_ms: int) -> list[tuple[Claim, int]]:
         """Every Claim sent to the Locker until the wall clock reads ``wall_ms``,
-        with the wall time it was received at."""
+        with the wall time it was received at. A pending retry to keep comes back as
+        etcd's watch brings it to every worker (``RetryRequested``), and is noted."""
         got = []
         with trio.move_on_at(trio.current_time() + (wall_ms - self.clock.now_ms()) / 1000):
             async for msg in self.inboxes.locker:
+                if isinstance(msg, PersistRetry):
+                    self.persisted.append((msg.retry, self.clock.now_ms()))
+                    await self.send(RetryRequested(msg.retry))
+                    continue
                 got.append((msg, self.clock.now_ms()))
         return got
 
@@ -155,7 +164,8 @@ async def test_a_denied_fire_with_skip_right_is_recorded_as_skipped(autojump_clo
     assert "forbid" in record.err
 
 
-async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clock):
+async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clock, monkeypatch):
+    monkeypatch.setattr(retries, "RETRY_JITTER", 0.0)  # exact times (jitter: below)
     async with trio.open_nursery() as nursery:
         h = Harness(nursery)
         job = spec("r", "0 * * * * *", retries=2, retryBackoff=3)
@@ -174,6 +184,38 @@ async def test_failed_run_is_retried_with_backoff_for_the_same_fire(autojump_clo
         later = await h.claims_until(T0 + 100_500)  # retries used up; 22:15:00 is next
         nursery.cancel_scope.cancel()
     assert [c.fire.trigger for c, _ in later] == [RunTrigger.SCHEDULE]
+    # Each was kept in etcd first (every worker plans it from there), as it ran.
+    assert [(r.run_id, r.attempt, r.due_ms, r.planned_ms) for r, _ in h.persisted] == [
+        (retry.fire.run_id, 2, T0 + 43_500, T0 + 40_000),
+        (third.fire.run_id, 3, T0 + 51_000, T0 + 40_000)]
+
+
+async def test_a_retry_kept_by_another_worker_is_claimed_at_its_time_once(autojump_clock):
+    """A retry another worker wrote (it may have died since) comes with the watch: it is
+    claimed at its due time, as the job is now, under its own run id; seen twice (a
+    re-read of retry/), it is still claimed once."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("r", "@yearly", retries=3, command="v2"),), 1, {}))
+        pending = PendingRetry("r", "retry-7", T0 - 60_000, 3, T0 + 12_345)
+        await h.send(RetryRequested(pending))
+        await h.send(RetryRequested(pending))
+        got = await h.claims_until(T0 + 30_000)
+        nursery.cancel_scope.cancel()
+    [(claim, at_ms)] = got
+    assert at_ms == T0 + 12_345
+    f = claim.fire
+    assert (f.run_id, f.attempt, f.planned_ms, f.trigger, f.spec.command) == \
+        ("retry-7", 3, T0 - 60_000, RunTrigger.RETRY, "v2")
+
+
+def test_retry_backoff_doubles_to_its_cap_and_jitter_only_shortens():
+    import random
+    rng = random.Random(7)
+    for failed, backoff_s in ((1, 10), (2, 20), (3, 40), (8, 1280), (9, 2000), (30, 2000)):
+        dues = [retries.retry_due_ms(0, 10, 2000, failed, rng=rng) for _ in range(200)]
+        assert all(0.9 * backoff_s * 1000 <= d <= backoff_s * 1000 for d in dues), (failed, dues)
+        assert min(dues) < 0.93 * backoff_s * 1000 and max(dues) > 0.97 * backoff_s * 1000
 
 
 async def test_the_retry_backoff_cap_is_the_largest_retry_backoff_a_spec_accepts(autojump_clock):
@@ -220,27 +262,73 @@ async def test_no_retry_after_success(autojump_clock):
     assert got == []
 
 
-async def test_catch_up_fires_missed_times_within_starting_deadline(autojump_clock):
+async def catch_ups(job: JobSpec, last_fired_ms: int) -> list[Fire]:
+    """The fires a worker starting at T0 claims for ``job``, last fired at ``last_fired_ms``
+    (its state/ key), with every worker down in between."""
     async with trio.open_nursery() as nursery:
         h = Harness(nursery)
-        job = spec("c", "*/10 * * * * *", startingDeadline=45)
-        # Last fired 22:12:00; now 22:13:20: within 45 s are :40, :50, :00, :10, :20.
-        await h.send(JobsSnapshot((job,), 1, {"c": T0 - 80_000}))
+        await h.send(JobsSnapshot((job,), 1, {job.name: last_fired_ms}))
         got = await h.claims_until(T0 + 500)
         nursery.cancel_scope.cancel()
-    assert [c.fire.planned_ms for c, _ in got] == [T0 - 40_000, T0 - 30_000, T0 - 20_000, T0 - 10_000, T0]
     assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
+    return [c.fire for c, _ in got]
+
+
+async def test_catch_up_last_runs_the_job_once_for_every_missed_fire(autojump_clock):
+    # Last fired 22:12:00; now 22:13:20: within 45 s are :40, :50, :00, :10, :20.
+    [fire] = await catch_ups(spec("c", "*/10 * * * * *", startingDeadline=45), T0 - 80_000)
+    assert (fire.planned_ms, fire.missed_fires, fire.first_missed_ms) == (T0, 5, T0 - 40_000)
+    assert fire.catch_up_after_ms == T0 - 80_000  # one run per outage, fleet-wide
+
+
+async def test_catch_up_all_runs_each_missed_fire_in_order(autojump_clock):
+    fires = await catch_ups(spec("c", "*/10 * * * * *", startingDeadline=45, catchUp="all"),
+                            T0 - 80_000)
+    assert [f.planned_ms for f in fires] == [T0 - 40_000, T0 - 30_000, T0 - 20_000, T0 - 10_000, T0]
+    assert {(f.missed_fires, f.first_missed_ms) for f in fires} == {(5, T0 - 40_000)}
+    assert len({f.run_id for f in fires}) == 5
+    assert {f.catch_up_after_ms for f in fires} == {None}  # each fire's own lock is enough
+
+
+@pytest.mark.parametrize(("deadline_s", "missed"), [(40, 5), (39.999, 4), (10, 2), (9.999, 1)])
+async def test_a_fire_exactly_starting_deadline_old_is_still_caught_up(
+        autojump_clock, deadline_s, missed):
+    fires = await catch_ups(spec("c", "*/10 * * * * *", startingDeadline=deadline_s,
+                                 catchUp="all"), T0 - 80_000)
+    assert [f.planned_ms for f in fires] == [T0 - 10_000 * i for i in reversed(range(missed))]
+    assert {(f.missed_fires, f.first_missed_ms) for f in fires} == \
+        {(missed, T0 - 10_000 * (missed - 1))}
+
+
+async def test_catch_up_never_runs_more_than_100_fires_the_most_recent(autojump_clock):
+    """Every second for 300 s missed, 250 s of deadline: 251 fire times within it
+    (both ends count). ``all`` runs the 100 most recent, in order; each record says 251."""
+    job = spec("s", "* * * * * *", startingDeadline=250, catchUp="all", concurrency="allow")
+    fires = await catch_ups(job, T0 - 300_000)
+    assert [f.planned_ms for f in fires] == [T0 - 1000 * i for i in reversed(range(100))]
+    assert {(f.missed_fires, f.first_missed_ms) for f in fires} == {(251, T0 - 250_000)}
+    [last] = await catch_ups(dataclasses.replace(job, catch_up="last"), T0 - 300_000)
+    assert (last.planned_ms, last.missed_fires, last.first_missed_ms) == (T0, 251, T0 - 250_000)
+
+
+async def test_nothing_is_caught_up_when_the_last_fire_is_the_latest(autojump_clock):
+    assert await catch_ups(spec("c", "*/10 * * * * *", startingDeadline=45), T0) == []
+    # Last fired before the deadline, nothing since within it: none either.
+    assert await catch_ups(spec("c", "0 0 * * * *", startingDeadline=45), T0 - 80_000) == []
 
 
 async def test_after_quorum_returns_the_outage_fires_are_caught_up(autojump_clock, caplog):
     """etcd had no quorum from T0+30 s: the Locker claimed nothing. Once it is back
     (T0+69.8 s), every fire within startingDeadline (25 s) is claimed again as a
     catch-up, including the one handed over ahead of its time (lead 0.3 s: 70 s); a
-    job without startingDeadline gets none. One line says so, with the span."""
+    job without startingDeadline gets none. ``catchUp: all`` runs each, ``last`` (the
+    default) the latest, once, with the count. One line says so, with the span."""
     caplog.set_level(logging.WARNING)
     async with trio.open_nursery() as nursery:
         h = Harness(nursery, claim_lead_s=0.3)
-        jobs = (spec("c", "*/10 * * * * *", startingDeadline=25, concurrency="allow"),
+        jobs = (spec("c", "*/10 * * * * *", startingDeadline=25, concurrency="allow",
+                     catchUp="all"),
+                spec("l", "*/10 * * * * *", startingDeadline=25, concurrency="allow"),
                 spec("n", "*/10 * * * * *", concurrency="allow"))
         await h.send(JobsSnapshot(jobs, 1, {}))
         scheduled = await h.claims_until(T0 + 69_800)
@@ -249,14 +337,18 @@ async def test_after_quorum_returns_the_outage_fires_are_caught_up(autojump_cloc
         nursery.cancel_scope.cancel()
     assert sorted(c.fire.planned_ms for c, _ in scheduled if c.fire.spec.name == "c") == \
         [T0 + 10_000 * i for i in range(1, 8)]
-    assert [(c.fire.spec.name, c.fire.planned_ms) for c, _ in got] == \
-        [("c", T0 + 50_000), ("c", T0 + 60_000), ("c", T0 + 70_000)]
+    assert sorted((c.fire.spec.name, c.fire.planned_ms, c.fire.missed_fires)
+                  for c, _ in got) == \
+        [("c", T0 + 50_000, 3), ("c", T0 + 60_000, 3), ("c", T0 + 70_000, 3),
+         ("l", T0 + 70_000, 3)]
+    assert [c.fire.planned_ms for c, _ in got if c.fire.spec.name == "c"] == \
+        [T0 + 50_000, T0 + 60_000, T0 + 70_000]
     assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
     lines = [r.getMessage() for r in caplog.records if "quorum back" in r.getMessage()]
-    assert lines == ["etcd quorum back: catching up 3 fires of 1 jobs missed since "
+    assert lines == ["etcd quorum back: catching up 4 fires of 2 jobs missed since "
                      "2023-11-14T22:13:50.000+00:00, planned 2023-11-14T22:14:10.000+00:00 "
-                     "to 2023-11-14T22:14:30.000+00:00 (within startingDeadline, at most 10 "
-                     "a job)"]
+                     "to 2023-11-14T22:14:30.000+00:00 (within startingDeadline; catchUp "
+                     "last: the most recent, all: each, at most 100 a job)"]
 
 
 async def test_no_catch_up_without_starting_deadline(autojump_clock):
