@@ -32,9 +32,10 @@ from cluster.etcd import Etcd, EtcdError
 
 from .context import MasterContext
 from .errors import ApiError, BadRequest, NotFound
+from .schedulable import SchedulableChanged
+from .schedulable_watch import OnSchedulableChanged
 
-__all__ = ["AlertManager", "AlertsFileError", "ChannelNotFound", "MasterAlerts",
-           "UnknownChannel", "load_alerts_file"]
+__all__ = ["AlertManager", "AlertsFileError", "ChannelNotFound", "MasterAlerts", "UnknownChannel", "load_alerts_file", "unschedulable_hook"]
 
 log = logging.getLogger(__name__)
 _SECRETS = ("secret", "password")
@@ -211,3 +212,17 @@ class MasterAlerts:
                 delay_s = backoff.failed()
                 log.warning("alert settings not published (%s); retry in %.1f s", exc, delay_s)
                 await trio.sleep(delay_s)
+
+
+def unschedulable_hook(alerts: AlertManager,
+                       then: OnSchedulableChanged | None = None) -> OnSchedulableChanged:
+    """The ``SchedulableWatch``'s hook: a job that became unschedulable raises the
+    ``unschedulable`` alert, once per spell (the event id is built from when the spell
+    began); its return ends nothing (``recovered`` is about runs). ``then``: another
+    hook, awaited after (tests)."""
+    async def on_change(change: SchedulableChanged) -> None:
+        if not change.schedulable:
+            await alerts.unschedulable(change.job, change.reason or "", change.since_ms)
+        if then is not None:
+            await then(change)
+    return on_change

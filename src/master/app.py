@@ -30,7 +30,7 @@ from cluster.config import Config
 from cluster.etcd import Etcd
 from cluster.etcd_access import open_cluster_etcd
 
-from .alerts import MasterAlerts, load_alerts_file
+from .alerts import MasterAlerts, load_alerts_file, unschedulable_hook
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
@@ -54,7 +54,8 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
                on_schedulable_changed: OnSchedulableChanged | None = None) -> Supervisor:
     """The master's supervisor; without ``serve_http`` (tests) only the actors run.
     ``on_schedulable_changed``: awaited once per job that becomes unschedulable or
-    schedulable again (``schedulable_watch``; the ``unschedulable`` alert).
+    schedulable again (``schedulable_watch``), after the ``unschedulable`` alert is
+    queued (``alerts.unschedulable_hook``).
 
     ``services`` must be built on the same ``ctx`` and ``etcd``; an app made apart
     (tests) with the same ``services`` sees the store this tree opens.
@@ -66,7 +67,8 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
         ChildSpec("store", lambda: StoreKeeper(runs)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
         ChildSpec("schedulable", lambda: SchedulableWatch(
-            inboxes.schedulable, ctx, etcd, on_change=on_schedulable_changed)),
+            inboxes.schedulable, ctx, etcd,
+            on_change=unschedulable_hook(services.alerts, then=on_schedulable_changed))),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
         ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),

@@ -5,8 +5,10 @@ change of state, and scheduling resumes as soon as quorum is back.
 Every process gets all three endpoints (``--etcd a,b,c``). Two members are SIGKILLed
 at once and restarted 20 s later; the one left has no leader and answers nothing that
 needs one. Meanwhile /healthz and /api/v1/workers are polled every 0.5 s. The jobs
-have a ``startingDeadline`` of 30 s: the fires of the outage are caught up once the
-cluster has a leader again (each one by one worker: the fire's lock names its time).
+have a ``startingDeadline`` of 30 s and ``catchUp: all``: every fire of the outage is
+caught up once the cluster has a leader again (each one by one worker: the fire's lock
+names its time), so none is missed. (``catchUp: last``, the default, runs one a job:
+tests/worker/scheduler.)
 A job of 3 s (``long``) is running when quorum goes: it finishes and is recorded.
 The log of what happened when is printed (pytest shows it when the test fails).
 
@@ -31,12 +33,12 @@ import trio
 from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
+from cluster.spec import MAX_CATCHUP_FIRES
 from cluster.store import RunStatus, RunTrigger, open_store
 from e2e_harness import Cluster, Timeline, all_records, check_fires, start_fleet, wall_ms
 from master.workers import LOST_AFTER_S as MASTER_LOST_AFTER_S
 from master.workers import QUORUM_POLL_S as MASTER_POLL_S
 from worker.locker.quorum import LOST_AFTER_S, QUORUM_POLL_S
-from worker.scheduler.actor import MAX_CATCHUP_FIRES
 
 import services
 
@@ -143,7 +145,7 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
             for name in NAMES:
                 spec = {"name": name, "command": "sleep 0.2; echo fired",
                         "cronExpr": "* * * * * *", "concurrency": "allow",
-                        "startingDeadline": STARTING_DEADLINE_S}
+                        "startingDeadline": STARTING_DEADLINE_S, "catchUp": "all"}
                 await etcd.put(ks.job(name), json.dumps(spec))
             await etcd.put(ks.job("long"), json.dumps({
                 "name": "long", "command": "sleep 3; echo done", "cronExpr": "*/5 * * * * *",
@@ -205,8 +207,9 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
     resumed = sorted(r.start_time for r in ran if r.start_time and r.start_time >= leader_ms
                      and r.trigger is RunTrigger.SCHEDULE)
     caught_up = [r for r in records if r.trigger is RunTrigger.CATCHUP]
-    # What each worker caught up: its own 10 most recent a job, up to when it saw
-    # quorum back; two workers see it at different instants, so the union.
+    # What each worker caught up: every fire a job from a misfire grace before the loss
+    # up to when it saw quorum back; two workers see it at different instants, so the
+    # union.
     said = {w: catchup_lines(logs[w]) for w in ports}
     catchup_due = {t for lines in said.values() for _, _, _, first, last in lines
                    for t in range(first, last + 1, 1000)}
@@ -244,12 +247,14 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
                and r.plan_time < lost_ms + lead_ms for r in never_started), never_started
     # Runs already going finish, and their records are kept.
     assert [(r.status, r.output.strip()) for r in long_runs] == [(RunStatus.SUCCEEDED, "done")]
-    # Before and after the outage nothing is missed; of the outage's fires, those
-    # within startingDeadline are caught up (the Scheduler's most recent 10 a job).
+    # Before and after the outage nothing is missed; the outage's fires are all within
+    # startingDeadline, so with catchUp: all each is caught up.
     assert [f for f in fires.missed if f[1] < outage.start - 1000 or f[1] >= back_ms] == []
-    for worker_id, lines in said.items():  # one catch-up per worker, 10 a job, one a second
-        assert [(n, jobs, last - first) for n, jobs, _, first, last in lines] == \
-            [(JOBS * MAX_CATCHUP_FIRES, JOBS, (MAX_CATCHUP_FIRES - 1) * 1000)], (worker_id, lines)
+    for worker_id, lines in said.items():  # one catch-up per worker: each second, every job
+        assert [(n, jobs) for n, jobs, _, first, last in lines] == \
+            [(JOBS * ((lines[0][4] - lines[0][3]) // 1000 + 1), JOBS)], (worker_id, lines)
+        assert lines[0][3] <= outage.start and lines[0][4] - lines[0][3] < \
+            MAX_CATCHUP_FIRES * 1000, (worker_id, lines)
         assert lost_ms <= lines[0][2] <= back_ms, (worker_id, lines)
     first_due = min(catchup_due)
     assert [f for f in fires.missed if f[1] >= first_due] == [], first_due  # all ran once

@@ -8,7 +8,8 @@ import json
 
 import trio
 
-from master.alerts import AlertsFileError, load_alerts_file
+from master.alerts import AlertsFileError, load_alerts_file, unschedulable_hook
+from master.schedulable import SchedulableChanged
 
 from alert_receivers import WebhookReceiver
 from master_testkit import make_config, running_master
@@ -135,5 +136,37 @@ async def test_unschedulable_is_raised_once_per_spell_and_follows_the_job_policy
         [event] = hook.events
         assert (event["kind"], event["job"], event["reason"]) == (
             "unschedulable", "zoned", "no live worker has zone=b")
+    finally:
+        hook.stop()
+
+
+async def test_the_schedulable_watch_hook_raises_unschedulable_once_and_chains_on(master):
+    """``unschedulable_hook``, what the master's tree gives its SchedulableWatch: a job
+    turning unschedulable queues one alert, its return none; the next hook sees both."""
+    hook = WebhookReceiver().start()
+    seen: list[SchedulableChanged] = []
+
+    async def then(change: SchedulableChanged) -> None:
+        seen.append(change)
+
+    try:
+        await master.put("/api/v1/alert-channels/ops", json={"type": "webhook",
+                                                             "url": hook.url})
+        await master.put("/api/v1/jobs/zoned", json={
+            **SPEC, "selector": {"zone": "b"},
+            "alerts": {"on": ["unschedulable"], "channels": ["ops"]}})
+        on_change = unschedulable_hook(master.services.alerts, then=then)
+        why = "no live worker has zone=b"
+        await on_change(SchedulableChanged("zoned", False, why, 1_700_000_000_000,
+                                           1_700_000_005_000))
+        await on_change(SchedulableChanged("zoned", True, None, 1_700_000_060_000,
+                                           1_700_000_065_000))
+        with trio.fail_after(10):
+            while not hook.events:
+                await trio.sleep(0.05)
+        await trio.sleep(1.5)  # a second send would arrive by now
+        [event] = hook.events
+        assert (event["kind"], event["job"], event["reason"]) == ("unschedulable", "zoned", why)
+        assert [(c.job, c.schedulable) for c in seen] == [("zoned", False), ("zoned", True)]
     finally:
         hook.stop()
