@@ -401,7 +401,7 @@ async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
     """state/<name> after each path's claim: the fire it names, and the catch-up cursor,
     which only a scheduled or catch-up time moves (a manual run or a retry of an older
     fire does not move it back). (``replace``: in test_replace; a recovered claim:
-    above.)"""
+    above; a chained run's request is a trigger key like a manual one's.)"""
     t = 1_700_000_000_000
     seen = []
     async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
@@ -409,8 +409,9 @@ async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
         await fleet.start(nursery, listed=("w1",))
         job = spec("paths", concurrency="allow")
         peers, _ = fleet.lockers["w1"]
-        manual_id, retry_id = uuid.uuid4().hex, uuid.uuid4().hex
+        manual_id, retry_id, chain_id = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
         await etcd.put(fleet.ks.trigger("paths", manual_id), "{}")
+        await etcd.put(fleet.ks.trigger("paths", chain_id), "{}")
         await etcd.put(fleet.ks.retry("paths", retry_id),
                        PendingRetry("paths", retry_id, t + 5000, 2, t).to_bytes())
         for f in (fire(job, t + 5000),  # schedule
@@ -419,7 +420,8 @@ async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
                                       catch_up_after_ms=t + 6000),
                   fire(job, t + 20_000, RunTrigger.MANUAL, run_id=manual_id),
                   dataclasses.replace(fire(job, t + 5000, RunTrigger.RETRY, run_id=retry_id),
-                                      attempt=2)):
+                                      attempt=2),
+                  fire(job, t + 30_000, RunTrigger.CHAIN, run_id=chain_id)):
             await peers.locker.send(Claim(f))
             await fleet.replies(0.4)
             kv = await etcd.get(fleet.ks.state("paths"))
@@ -432,6 +434,7 @@ async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
         (t + 9000, t + 9000, "catchup", seen[1][0].run_id, 1, "w1"),
         (t + 9000, t + 20_000, "manual", manual_id, 1, "w1"),
         (t + 9000, t + 5000, "retry", seen[3][0].run_id, 2, "w1"),
+        (t + 9000, t + 30_000, "chain", chain_id, 1, "w1"),
     ]
 
 
