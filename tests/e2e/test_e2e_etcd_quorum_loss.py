@@ -5,10 +5,10 @@ change of state, and scheduling resumes as soon as quorum is back.
 Every process gets all three endpoints (``--etcd a,b,c``). Two members are SIGKILLed
 at once and restarted 20 s later; the one left has no leader and answers nothing that
 needs one. Meanwhile /healthz and /api/v1/workers are polled every 0.5 s. The jobs
-have a ``startingDeadline`` of 30 s and ``catchUp: all``: every fire of the outage is
-caught up once the cluster has a leader again (each one by one worker: the fire's lock
-names its time), so none is missed. (``catchUp: last``, the default, runs one a job:
-tests/worker/scheduler.)
+have a ``startingDeadline`` of 30 s and the default ``catchUp: last``: once the cluster
+has a leader again each job runs once for the fires of the outage, and its record says
+how many were missed and the first (``catchUp: all``, a run per missed fire: the
+catch-up e2e and tests/worker/scheduler).
 A job of 3 s (``long``) is running when quorum goes: it finishes and is recorded.
 The log of what happened when is printed (pytest shows it when the test fails).
 
@@ -33,7 +33,6 @@ import trio
 from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
-from cluster.spec import MAX_CATCHUP_FIRES
 from cluster.store import RunStatus, RunTrigger, open_store
 from e2e_harness import Cluster, Timeline, all_records, check_fires, start_fleet, wall_ms
 from master.workers import LOST_AFTER_S as MASTER_LOST_AFTER_S
@@ -145,7 +144,7 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
             for name in NAMES:
                 spec = {"name": name, "command": "sleep 0.2; echo fired",
                         "cronExpr": "* * * * * *", "concurrency": "allow",
-                        "startingDeadline": STARTING_DEADLINE_S, "catchUp": "all"}
+                        "startingDeadline": STARTING_DEADLINE_S}
                 await etcd.put(ks.job(name), json.dumps(spec))
             await etcd.put(ks.job("long"), json.dumps({
                 "name": "long", "command": "sleep 3; echo done", "cronExpr": "*/5 * * * * *",
@@ -247,24 +246,31 @@ async def test_quorum_lost_for_20s_nothing_doubled_caught_up_after(
                and r.plan_time < lost_ms + lead_ms for r in never_started), never_started
     # Runs already going finish, and their records are kept.
     assert [(r.status, r.output.strip()) for r in long_runs] == [(RunStatus.SUCCEEDED, "done")]
-    # Before and after the outage nothing is missed; the outage's fires are all within
-    # startingDeadline, so with catchUp: all each is caught up.
+    # Before and after the outage nothing is missed; the outage's fires, all within
+    # startingDeadline, are caught up by one run a job (catchUp: last).
     assert [f for f in fires.missed if f[1] < outage.start - 1000 or f[1] >= back_ms] == []
-    for worker_id, lines in said.items():  # one catch-up per worker: each second, every job
-        assert [(n, jobs) for n, jobs, _, first, last in lines] == \
-            [(JOBS * ((lines[0][4] - lines[0][3]) // 1000 + 1), JOBS)], (worker_id, lines)
-        assert lines[0][3] <= outage.start and lines[0][4] - lines[0][3] < \
-            MAX_CATCHUP_FIRES * 1000, (worker_id, lines)
+    for worker_id, lines in said.items():  # one catch-up per worker: one fire a job
+        assert [(n, jobs, first == last) for n, jobs, _, first, last in lines] == \
+            [(JOBS, JOBS, True)], (worker_id, lines)
         assert lost_ms <= lines[0][2] <= back_ms, (worker_id, lines)
-    first_due = min(catchup_due)
-    assert [f for f in fires.missed if f[1] >= first_due] == [], first_due  # all ran once
-    assert {(r.job_name, r.plan_time) for r in caught_up} <= \
-        {(name, t) for name in NAMES for t in catchup_due}  # nothing else caught up
-    # A due fire whose misfire grace ended before the leader was back cannot have been
-    # claimed as scheduled: it ran as a catch-up (the others, either way, once).
-    grace_ms = round(Config().misfire_grace_s * 1000)
-    outage_due = {(name, t) for name in NAMES for t in catchup_due if t + grace_ms < leader_ms}
-    assert outage_due and outage_due <= {(r.job_name, r.plan_time) for r in caught_up}
+    last_due = max(catchup_due)
+    late_missed = sorted((f[1] - lost_ms, f[0]) for f in fires.missed if f[1] >= last_due)
+    assert late_missed == [], (last_due - lost_ms, late_missed)  # all ran once (ms from the loss)
+    # One run a job for the outage, though the two workers may have picked different
+    # times: its catch-up run, which stands for every second from a misfire grace
+    # before the loss to its own; or, when that time is also the first fire claimed
+    # after the return (the Locker was back before the Scheduler heard), the scheduled
+    # run of that time, which takes the fire's lock first (no record then says how many
+    # were missed: a known gap, DESIGN §12).
+    names = [r.job_name for r in caught_up]
+    assert names and len(names) == len(set(names)) and set(names) <= set(NAMES), caught_up
+    for name in set(NAMES) - set(names):
+        assert any(r.job_name == name and r.plan_time in catchup_due
+                   and r.trigger is RunTrigger.SCHEDULE for r in ran), name
+    for r in caught_up:
+        assert r.plan_time in catchup_due and r.first_missed is not None, r
+        assert r.first_missed <= outage.start and \
+            r.missed_fires == (r.plan_time - r.first_missed) // 1000 + 1, r
     # Scheduling resumes within 5 s of quorum's return.
     assert resumed and resumed[0] - leader_ms <= RESUME_TARGET_S * 1000
     # The master says so: 503 "etcd: no quorum" on /healthz and /api/v1/workers,
