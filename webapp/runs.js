@@ -4,7 +4,7 @@ import { badge, el, formatDuration, replace, table, timeElement } from "./dom.js
 import { cursorList, onLoadMore } from "./paging.js";
 
 const PAGE_SIZE = 50;
-const STATUSES = ["succeeded", "failed", "timeout", "killed", "lost", "skipped"];
+const STATUSES = ["succeeded", "failed", "timeout", "killed", "replaced", "lost", "skipped"];
 const HEADERS = ["Started", "Job", "Status", "Trigger", "Attempt", "Worker", "Duration",
   "Exit", ""];
 

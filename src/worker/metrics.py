@@ -43,7 +43,7 @@ __all__ = ["PREFIX", "ActorMetrics", "Level", "Observed", "Spread", "Total", "Wo
 PREFIX = "scheduler_worker_"
 # The statuses an executed run can end in; their series show from the start, at 0.
 EXECUTED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMEOUT,
-                     RunStatus.KILLED, RunStatus.LOST)
+                     RunStatus.KILLED, RunStatus.REPLACED, RunStatus.LOST)
 
 S = TypeVar("S")
 S_co = TypeVar("S_co", covariant=True)

@@ -40,6 +40,17 @@ def test_each_failure_status_is_its_own_kind_and_skipped_is_ignored():
     assert [k for k, _, _ in raised] == ["lost", "recovered", "timeout"]
 
 
+def test_a_replaced_run_is_neither_failure_nor_success():
+    # concurrency replace: the run that took its place is the job's run; a replaced run
+    # neither starts nor ends a streak, nor counts in one.
+    raised, state = run_all([("replaced", 0), ("failed", 1), ("replaced", 2),
+                             ("replaced", 3), ("failed", 4)], repeat_s=0)
+    assert raised == [("failed", 1, 1), ("failed", 1, 4)]
+    assert state.failing and state.failures == 2
+    raised, state = run_all([("failed", 0), ("replaced", 1)])
+    assert raised == [("failed", 1, 0)] and state.failing  # no "recovered"
+
+
 def test_a_replayed_or_older_record_changes_nothing():
     state = JobAlertState("j")
     d1 = decide(state, run_id="a", status="failed", time_ms=100)

@@ -1,5 +1,5 @@
 """Concurrency ``replace`` with real workers: the old run dies as a whole process group,
-is recorded as replaced, and only then does the new one start; never two at once.
+is recorded ``replaced`` (a status of its own), and only then does the new one start; never two at once.
 
 Ground truth is the job's own ledger: each run appends ``start`` (with how many
 processes of an earlier run are still alive, read from /proc by ``pgrep``) and, when
@@ -89,7 +89,7 @@ async def test_replace_kills_the_old_group_before_the_new_run_starts(
     assert times == sorted(times)
     # Each run but the last was replaced by the next; the last was killed as deleted.
     for old, new in zip(records, records[1:]):
-        assert old.status is RunStatus.KILLED, old
+        assert old.status is RunStatus.REPLACED, old
         assert re.search(rf"replaced by run {new.run_id}\b", old.err), old.err
         assert old.end_time <= new.start_time
     assert records[-1].status is RunStatus.KILLED and "deleted" in records[-1].err

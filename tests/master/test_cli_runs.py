@@ -28,6 +28,15 @@ def test_runs_sends_filters_and_prints_the_cursor(capsys: pytest.CaptureFixture[
     assert out.rstrip().endswith("(more: add --cursor cur-2)")
 
 
+def test_status_choices_are_the_stores_statuses_replaced_included() -> None:
+    from cluster.store import RunStatus
+    from master.cli._parser import RUN_STATUSES
+    assert RUN_STATUSES == tuple(s.value for s in RunStatus)
+    fake = FakeMaster({("GET", "/api/v1/runs"): ok({"runs": [RUN], "nextCursor": None})})
+    assert run(fake, "runs", "--status", "replaced") == 0
+    assert dict(fake.last.url.params)["status"] == "replaced"
+
+
 def test_follow_prints_each_new_run_once_oldest_first_until_ctrl_c(
         capsys: pytest.CaptureFixture[str]) -> None:
     newest = [run_with("r2", NOW_MS - 1000), run_with("r1", NOW_MS - 2000)]

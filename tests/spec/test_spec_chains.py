@@ -6,8 +6,9 @@ import pytest
 
 from cluster.spec import After, ChainOn, JobSpec, SpecError, chain_cycle, chain_matches, describe_cycle
 from cluster.spec._chains import MAX_CHAIN_DEPTH
+from cluster.store import RunStatus
 
-STATUSES = ("succeeded", "failed", "timeout", "killed", "lost", "skipped")
+STATUSES = tuple(s.value for s in RunStatus)  # replaced and skipped match no `on`
 
 
 @pytest.mark.parametrize(("on", "expected"), [

@@ -49,6 +49,16 @@ async def test_healthy_batches_write_no_state(store):
     assert await store.alerts.state("job-0") is None
 
 
+async def test_replaced_runs_raise_nothing_and_clear_nothing(store):
+    await store.alerts.observe([failing(i, status="replaced") for i in range(5)],
+                               repeat_s=0)
+    assert await store.alerts.state("job-x") is None  # not even a state row
+    await store.alerts.observe([failing(10), failing(11, status="replaced")], repeat_s=0)
+    state = await store.alerts.state("job-x")
+    assert state.failing and state.failures == 1
+    assert [r["kind"] for r in await store.alerts.rows("job-x")] == ["failed"]
+
+
 async def test_a_claim_is_leased_and_comes_back_after_its_lease(store):
     await store.alerts.observe([failing(1)], repeat_s=3600)
     now = T0 + 10 * M

@@ -37,6 +37,16 @@ async def test_round_trip_keeps_every_field(store):
     assert await store.get("no-such-run") is None
 
 
+async def test_a_replaced_run_round_trips_and_is_its_own_status_filter(store):
+    note = "[scheduler] run replaced: replaced by run run-00002 (concurrency replace)\n"
+    replaced = run(1, status=RunStatus.REPLACED, exit_code=-15, err=note)
+    await store.write_batch([replaced, run(2), run(3, status="killed", exit_code=-15)])
+    assert await store.get(replaced.run_id) == replaced
+    assert (await store.query(status="replaced")).records == [replaced]
+    assert await store.count(status="killed") == 1
+    assert await store.count(status=["replaced", "succeeded"]) == 2
+
+
 async def test_a_batch_of_only_skipped_runs(store):
     # Columns NULL in every row: MariaDB's bulk protocol cannot type them (fallback).
     skipped = [run(i, start_time=None, end_time=None, exit_code=None, status="skipped")

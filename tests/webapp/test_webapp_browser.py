@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.store import RunStatus
 from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
 from webapp_fake_api import (
     EVIL_NAME,
@@ -267,6 +268,9 @@ def test_runs_filters_by_job_and_status(browser: Browser, state: FakeState) -> N
     browser.job_row("backup").get_by_role("button", name="Runs").click()
     page = browser.page
     sync_api.expect(page.get_by_role("heading", name="Runs of job backup")).to_be_visible()
+    # the filter offers every status a run can end in, the store's own list
+    assert page.get_by_label("Status").locator("option").all_text_contents() == [
+        "Any status", *(s.value for s in RunStatus)]
     page.get_by_label("Status").select_option("timeout")
     sync_api.expect(page.locator("table.runs tbody tr")).to_have_count(1)
     last = state.api_requests("GET", "/api/v1/runs")[-1]

@@ -146,6 +146,7 @@ def test_worker_counts_add_up_across_restarts_and_gauges_do_not():
     before = parse(metrics.render())
     assert (W + "fires_total", "") not in before  # nothing tracked yet: no sample
     assert before[(W + "runs_total", 'status="succeeded"')] == 0
+    assert before[(W + "runs_total", 'status="replaced"')] == 0  # shown from the start
     assert before[(W + "fire_lateness_seconds_count", "")] == 0
     address, inbox = open_mailbox[str](4, name="scheduler")
     metrics.scheduler.track(FakeScheduler(inbox, fires=5, jobs=3))

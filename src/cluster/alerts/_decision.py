@@ -2,10 +2,11 @@
 
 A job that keeps failing alerts on its first failure, then at most once per
 ``repeat_s`` with the count of failures since the last alert; its first success after
-one or more failures raises ``recovered``. Time is the run's own (its end, else its
-schedule time), never a clock: every writer that decides on the same record and the
-same state decides the same, which is what makes the store's compare-and-set
-(``cluster.store``'s alert state) idempotent.
+one or more failures raises ``recovered``. A ``replaced`` run (killed so that a newer
+run of a ``concurrency: replace`` job could start) is neither: it changes no streak.
+Time is the run's own (its end, else its schedule time), never a clock: every writer
+that decides on the same record and the same state decides the same, which is what
+makes the store's compare-and-set (``cluster.store``'s alert state) idempotent.
 
 Records are taken in the order they reach the store. One older than the last one seen
 (a spill replayed late, a survivor's ``lost`` record of a run whose own record came
@@ -61,7 +62,7 @@ def decide(state: JobAlertState, *, run_id: str, status: str, time_ms: int,
     try:
         kind = AlertKind(status)
     except ValueError:
-        return AlertDecision(seen, None)  # skipped: not a run of the command
+        return AlertDecision(seen, None)  # skipped, replaced: neither failure nor success
     if kind not in FAILURE_KINDS:
         return AlertDecision(seen, None)
     streak = state.failures + 1

@@ -19,7 +19,9 @@ from ._fields import _check_name, _json_type
 
 __all__ = ["After", "ChainOn", "chain_cycle", "chain_matches", "MAX_CHAIN_DEPTH"]
 
-# Statuses that count as a failure of the upstream run; ``skipped`` is not a run.
+# Statuses that count as a failure of the upstream run. ``skipped`` is not a run, and
+# a ``replaced`` one did not complete: a newer run of its job took its place, and that
+# run's end is the one that starts the chain. Neither matches any ``on``.
 FAILED_STATUSES: Final = frozenset({"failed", "timeout", "killed", "lost"})
 MAX_CHAIN_DEPTH: Final = 64  # upstream links followed at most (a longer chain is refused)
 
@@ -38,7 +40,7 @@ def chain_matches(on: ChainOn | str, status: str) -> bool:
         return on != ChainOn.FAILED
     if status in FAILED_STATUSES:
         return on != ChainOn.SUCCEEDED
-    return False  # skipped, or a status this version does not know
+    return False  # skipped, replaced, or a status this version does not know
 
 
 @dataclass(frozen=True, slots=True)

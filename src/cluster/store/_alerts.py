@@ -32,6 +32,8 @@ __all__ = ["AlertOutbox", "Delivery", "MAX_DELIVERY_AGE_MS"]
 
 MAX_DELIVERY_AGE_MS: Final = 24 * 3600 * 1000  # retried for up to 24 h, then expired
 _CAS_TRIES: Final = 8
+# The statuses the flapping rule takes: not ``skipped`` (no run), not ``replaced`` (a
+# newer run of the job took its place: neither a failure nor a success of the job).
 _WATCHED: Final = frozenset({"succeeded", "failed", "timeout", "lost", "killed"})
 
 

@@ -22,12 +22,17 @@ _E = TypeVar("_E", bound=StrEnum)
 
 
 class RunStatus(StrEnum):
-    """How a run ended (``skipped`` and ``lost`` runs may have no start/end time)."""
+    """How a run ended (``skipped`` and ``lost`` runs may have no start/end time).
+
+    ``replaced``: killed because a newer fire of its ``concurrency: replace`` job took
+    its place; neither a failure nor a success of the job (no alert, no chain, no retry).
+    """
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
     KILLED = "killed"
+    REPLACED = "replaced"
     LOST = "lost"
     SKIPPED = "skipped"
 

@@ -22,7 +22,9 @@ from ._context import Handler
 from ._settings import (DEFAULT_HTTP_TIMEOUT_S, DEFAULT_URL, PROG, TOKEN_ENV, TOKENS_FILE_ENV,
                         URL_ENV)
 
-RUN_STATUSES: Final = ("succeeded", "failed", "timeout", "killed", "lost", "skipped")
+# cluster.store.RunStatus's values (the CLI does not import the store; a test compares)
+RUN_STATUSES: Final = ("succeeded", "failed", "timeout", "killed", "replaced", "lost",
+                       "skipped")
 
 # what add_subparsers returns (no public name)
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -169,7 +171,8 @@ def _add_jobs_put(sub: Commands, common: argparse.ArgumentParser) -> None:
                           "--run-as user")
     put.add_argument("--after", type=_after, metavar="JOB[:ON]",
                      help="run once per finished run of JOB that matches ON: succeeded "
-                          "(default), failed (also timeout, killed, lost) or completed; "
+                          "(default), failed (also timeout, killed, lost) or completed "
+                          "(either; never skipped or replaced); "
                           "with it --cron may be left out (the job then runs only after JOB)")
     put.add_argument("--paused", action=argparse.BooleanOptionalAction, default=None,
                      help="create the job paused (--no-paused: active)")

@@ -120,7 +120,7 @@ def _spec_properties() -> dict[str, Schema]:
                       "on": {"type": "string", "enum": ["succeeded", "failed", "completed"],
                              "description": "which of its finished runs start this job: "
                              "succeeded; failed (also timeout, killed, lost); completed "
-                             "(any). Default succeeded"}},
+                             "(any of these; never skipped or replaced). Default succeeded"}},
                   "required": ["job"], "additionalProperties": False,
                   "examples": [{"job": "nightly-dump", "on": "succeeded"}],
                   "description": "run once per matching finished run of that job "

@@ -1,7 +1,8 @@
 """killer/, trigger/ and retry/ → requests to kill or run: kills to the Executor, run-nows
 and pending retries to the Scheduler.
 
-killer/: a put → ``KillRun``. Keys present at start-up are old news (they concern runs
+killer/: a put → ``KillRun`` (``replaced`` when the request names the run that
+replaces the killed one, else ``killed``). Keys present at start-up are old news (they concern runs
 that began before this worker). trigger/: a creation → ``TriggerRequested``, keys
 present at start-up included (a run-now asked while no worker watched is not lost); a
 chained run's key names its upstream run (``worker.chains``).
@@ -16,7 +17,7 @@ import logging
 
 from actors import Address
 from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
-from cluster.keyspace import Keyspace, KillValueError, parse_kill_value
+from cluster.keyspace import KillRequest, Keyspace, KillValueError, parse_kill_value
 from cluster.retries import PendingRetry, PendingRetryDecodeError
 from cluster.store import RunStatus
 
@@ -26,6 +27,16 @@ from worker.executor.messages import ExecutorMsg, KillRun
 from worker.scheduler.messages import RetryRequested, SchedulerMsg, TriggerRequested
 
 log = logging.getLogger(__name__)
+
+
+def kill_message(name: str, request: KillRequest) -> KillRun:
+    """The Executor's order for a kill request: a run killed so that a newer fire of its
+    ``concurrency: replace`` job takes its place ends ``replaced``, not ``killed`` (it is
+    no failure of the job); its record's note names the run that replaced it."""
+    if request.replaced_by is None:
+        return KillRun(name, request.run_id, RunStatus.KILLED, "kill requested")
+    return KillRun(name, request.run_id, RunStatus.REPLACED,
+                   f"replaced by run {request.replaced_by} (concurrency replace)")
 
 
 class KillsListener:
@@ -56,9 +67,7 @@ class KillsListener:
         except KillValueError as err:
             log.warning("job %r: ignoring kill request: %s", name, err)
             return
-        reason = ("kill requested" if request.replaced_by is None
-                  else f"replaced by run {request.replaced_by} (concurrency replace)")
-        msg = KillRun(name, request.run_id, RunStatus.KILLED, reason)
+        msg = kill_message(name, request)
         await self._executor.tell_or_log(msg, log)
 
 

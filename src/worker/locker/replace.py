@@ -2,10 +2,11 @@
 
 The Locker's claim found the job's guard held (a run of it goes on somewhere). With
 ``replace`` the fire is claimed anyway, the running instance is asked to die (a
-``killer`` key its Executor watches, naming the run that replaces it: its ``killed``
-record says so), and once its ``active`` key is gone, which happens only after its
-whole process group is dead, this fire takes it. Each step is a compare in etcd, so of two workers replacing at once only one
-goes on, and a run that will not die keeps its place (the fire is recorded skipped).
+``killer`` key its Executor watches, naming the run that replaces it: it is recorded
+``replaced`` with that name), and once its ``active`` key is gone, which happens only
+after its whole process group is dead, this fire takes it. Each step is a compare in
+etcd, so of two workers replacing at once only one goes on, and a run that will not die
+keeps its place (the fire is recorded skipped).
 """
 
 from __future__ import annotations

@@ -107,6 +107,23 @@ async def test_kill_run_kills_bash_and_its_children_within_a_second(fifo):
     assert record.exit_code == -15
 
 
+async def test_a_replaced_run_is_killed_as_a_group_and_recorded_replaced(fifo):
+    run = make_run("swap", f"echo $$ > {fifo}; sleep 300; echo done")
+    async with executor() as h:
+        await h.send(StartRun(run))
+        pgid = int(await read_fifo(fifo))
+        await h.send(KillRun("swap", run.fire.run_id, RunStatus.REPLACED,
+                             "replaced by run r9 (concurrency replace)"))
+        await wait_group_gone(pgid, within_s=1.0)
+        record = await h.record()
+        with trio.fail_after(WAIT_S):
+            ended = await h.inboxes.scheduler.receive()
+    assert record.status is RunStatus.REPLACED and record.exit_code == -15
+    assert record.err.endswith(
+        "[scheduler] run replaced: replaced by run r9 (concurrency replace)\n")
+    assert ended == RunEnded(run, RunStatus.REPLACED)  # no retry, no chain: see their tests
+
+
 # -- timeouts, kills by name, fencing ---------------------------------------------------
 
 

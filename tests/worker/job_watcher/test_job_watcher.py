@@ -214,6 +214,10 @@ async def test_kill_requests_reach_the_executor(etcd, etcd_prefix):
         await etcd.delete(ks.killer("b"))  # a kill key expiring asks for nothing
         await etcd.put(ks.killer("c"), encode_kill_value())
         assert await receive(inboxes.executor) == kill("c")
+        # concurrency replace: the run is to end ``replaced``, its note naming its successor
+        await etcd.put(ks.killer("d"), encode_kill_value("r2", replaced_by="r3"))
+        assert await receive(inboxes.executor) == KillRun(
+            "d", "r2", RunStatus.REPLACED, "replaced by run r3 (concurrency replace)")
         assert inboxes.executor.statistics().depth == 0
 
 

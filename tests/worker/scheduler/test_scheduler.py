@@ -255,15 +255,17 @@ async def next_retry(h: Harness, until_ms: int) -> tuple[Fire, int]:
     raise AssertionError(f"no retry claimed by {until_ms}")
 
 
-async def test_no_retry_after_success(autojump_clock):
+@pytest.mark.parametrize("status", [RunStatus.SUCCEEDED, RunStatus.KILLED, RunStatus.REPLACED])
+async def test_no_retry_after_success_kill_or_replace(autojump_clock, status):
+    """A replaced run is no failure: the run that took its place is the job's run."""
     async with trio.open_nursery() as nursery:
         h = Harness(nursery)
         await h.send(JobsSnapshot((spec("s", "*/30 * * * * *", retries=3, retryBackoff=1),), 1, {}))
         [(claim, _)] = await h.claims_until(T0 + 10_500)
-        await h.send(RunEnded(Run(claim.fire, 1, False), RunStatus.SUCCEEDED))
+        await h.send(RunEnded(Run(claim.fire, 1, False), status))
         got = await h.claims_until(T0 + 20_000)
         nursery.cancel_scope.cancel()
-    assert got == []
+    assert got == [] and h.persisted == []
 
 
 async def catch_ups(job: JobSpec, last_fired_ms: int) -> list[Fire]:
