@@ -1,9 +1,11 @@
 """The Locker: claims fires in etcd (who runs what), with placement among the live workers.
 
 ``actor.py`` holds its handling, ``messages.py`` what it is sent (``LockerMsg``); its
-parts: ``placement`` (who claims first), ``transport`` (the claim transactions), ``claim_batch``
-(their group commit), ``lock_leases``, ``replace`` (concurrency ``replace``). The map of
-the actors is in ``worker``.
+parts: ``placement`` (who claims first), ``claim_order`` (how long this worker waits,
+by its rank, load and clock: ``fleet_clock``), ``transport`` (the claim transactions),
+``claim_batch`` (their group commit), ``lock_leases``, ``replace`` (concurrency
+``replace``), ``quorum`` (whether etcd has a leader). The map of the actors is in
+``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.locker.messages`` does not import the actor. Who may import it: ``worker.app``

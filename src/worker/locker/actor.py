@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import trio
@@ -40,7 +40,7 @@ import trio
 from actors import Actor, Address, Inbox
 from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
-from cluster.presence import RunningInfo, WorkerInfo
+from cluster.presence import RunningInfo
 from cluster.store import RunTrigger
 
 from worker import claims
@@ -52,10 +52,10 @@ from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome
-from .fleet_clock import deviations
+from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
-from .placement import claim_delay_s, first_of, rank_of
+from .placement import first_of
 from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
 from .transport import CLAIM_ATTEMPT_S, ClaimTransport
@@ -103,10 +103,7 @@ class Locker(Actor[LockerMsg]):
                                          session=lambda: self._session)
         self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                                   kill_grace_s=ctx.config.kill_grace_s)
-        self._workers: tuple[WorkerInfo, ...] = ()
-        self._off_step: dict[str, int] = {}  # out-of-step workers → ms from the median
-        self._in_step: tuple[WorkerInfo, ...] = ()  # _workers minus _off_step, per change
-        self._clock_offset_ms = 0
+        self._order = ClaimOrder(ctx)  # who claims a fire when: the fleet, its clocks
         self._session: int | None = None
         self._running = 0
         self._stopping = False
@@ -131,8 +128,8 @@ class Locker(Actor[LockerMsg]):
 
     def statistics_detail(self) -> LockerStatistics:
         return LockerStatistics(**self._counts, in_flight=self.tasks_running,
-                                clock_offset_ms=self._clock_offset_ms,
-                                out_of_step=self._ctx.worker_id in self._off_step,
+                                clock_offset_ms=self._order.clock_offset_ms,
+                                out_of_step=self._order.out_of_step,
                                 quorum_lost=self._quorum.lost)
 
     async def handle(self, msg: LockerMsg) -> None:
@@ -146,8 +143,7 @@ class Locker(Actor[LockerMsg]):
                 await self.spawn(claims.persist_retry, self._etcd, self._ctx.keyspace, retry,
                                  self._ctx.clock.now_ms())
             case WorkersChanged(workers, offsets_ms):
-                self._workers = workers
-                self._note_clocks(offsets_ms)
+                self._order.workers_changed(workers, offsets_ms)
             case SessionChanged(lease_id):
                 self._session = lease_id
             case LoadChanged(running):
@@ -162,7 +158,7 @@ class Locker(Actor[LockerMsg]):
 
     async def _claim(self, fire: Fire) -> None:
         try:
-            delay_s = self._delay_for(fire)
+            delay_s = self._order.delay_for(fire, self._running)
             if delay_s is None:
                 await self._skip_unless_claimed(fire)
                 return
@@ -203,7 +199,7 @@ class Locker(Actor[LockerMsg]):
         own, so exactly one worker records it and only if no worker took the fire. A
         fire no live worker is eligible for is only counted (by one worker): no record.
         """
-        eligible = [w for w in self._workers if w.matches(fire.spec.selector)]
+        eligible = [w for w in self._order.workers if w.matches(fire.spec.selector)]
         me_eligible = all(self._ctx.config.labels.get(k) == v for k, v in fire.spec.selector.items())
         if eligible and not me_eligible:
             return  # the eligible ones run it, or record it
@@ -211,10 +207,10 @@ class Locker(Actor[LockerMsg]):
             # No live worker can run it: the master shows the job ``schedulable:
             # false`` (and raises the alert once); a record per fire would be noise.
             # One worker, the same for every worker's view of the fleet, counts it.
-            if first_of(self._fire_key(fire), self._ctx.worker_id, self._workers):
+            if first_of(fire_key(fire), self._ctx.worker_id, self._order.workers):
                 self._counts["unschedulable"] += 1
             return
-        await trio.sleep((len(self._workers) + 2) * 2 * self._ctx.config.claim_step_s)
+        await trio.sleep((len(self._order.workers) + 2) * 2 * self._ctx.config.claim_step_s)
         if self._stopping or self._session is None or self._spill_full():
             return
         try:
@@ -228,53 +224,6 @@ class Locker(Actor[LockerMsg]):
         if self._room.full:
             self._counts["spill_full"] += 1
         return self._room.full
-
-    def _delay_for(self, fire: Fire) -> float | None:
-        cfg = self._ctx.config
-        manual = fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN)
-        in_step = self._in_step
-        rank = rank_of(self._ctx.worker_id, cfg.labels, self._fire_key(fire), in_step,
-                       fire.spec.selector)
-        if rank is None:
-            return None
-        skew_ms = self._off_step.get(self._ctx.worker_id)
-        if skew_ms is None:
-            return claim_delay_s(rank, self._running, cfg.capacity, step_s=cfg.claim_step_s)
-        # Out of step (``fleet_clock``): after every in-step eligible worker, and not
-        # before the fire's time on the fleet's clock (its own clock plus its lead, if
-        # ahead; never within the claim lead, since it would start as soon as granted).
-        last = sum(1 for w in in_step if w.matches(fire.spec.selector))
-        delay_s = claim_delay_s(last, self._running, cfg.capacity, step_s=cfg.claim_step_s)
-        due_ms = fire.planned_ms + max(0, skew_ms)
-        wait_s = 0.0 if manual else max(0.0, (due_ms - self._ctx.clock.now_ms()) / 1000)
-        return None if delay_s is None else wait_s + delay_s
-
-    @staticmethod
-    def _fire_key(fire: Fire) -> str:
-        # Manual and chained runs have no fire time of their own to hash: their run id
-        # stands in.
-        if fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN):
-            return fire.run_id
-        return f"{fire.spec.name}@{fire.planned_ms}#{fire.attempt}"
-
-    def _note_clocks(self, offsets_ms: Mapping[str, int]) -> None:
-        """Who is out of step now; our own change of state is logged, once."""
-        me = self._ctx.worker_id
-        limit_ms = self._ctx.config.max_clock_skew_s * 1000
-        apart = deviations(offsets_ms)
-        self._clock_offset_ms = apart.get(me, 0)
-        was = me in self._off_step
-        self._off_step = {w: d for w, d in apart.items() if abs(d) > limit_ms}
-        self._in_step = tuple(w for w in self._workers if w.worker_id not in self._off_step)
-        if me in self._off_step and not was:
-            log.warning("clock skew: this worker's clock is %+d ms from the median of %d "
-                        "workers' (limit --max-clock-skew-s %g s): it claims fires only "
-                        "when no worker in step does", self._clock_offset_ms, len(apart),
-                        self._ctx.config.max_clock_skew_s)
-        elif was and me not in self._off_step:
-            log.warning("clock skew: this worker is no longer out of step (%s)",
-                        f"{self._clock_offset_ms:+d} ms from the fleet's median" if apart
-                        else "fewer than three clocks known")
 
     async def _try_claim(self, fire: Fire, *, read_back_first: bool = False) -> Run | None:
         """One claim transaction, tried again while etcd does not answer (a member down,
