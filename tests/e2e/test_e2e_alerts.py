@@ -41,6 +41,10 @@ async def test_a_failing_job_alerts_once_then_per_repeat_and_recovered_follows_t
             with trio.fail_after(30):
                 while "recovered" not in hook.kinds():
                     await trio.sleep(0.2)
+            # Every event sent before the receiver goes: one whose first attempt failed
+            # (a slow machine) is retried after its backoff, after later ones.
+            async with open_store(mysql_url) as store:
+                rows = await wait_outbox_settled(store, 60)
             await trio.sleep(2)  # anything sent twice would arrive by now
         cluster.stop_all()
     finally:
@@ -48,7 +52,6 @@ async def test_a_failing_job_alerts_once_then_per_repeat_and_recovered_follows_t
     async with open_store(mysql_url) as store:
         records = sorted((r for r in await all_records(store) if r.job_name == "flaky"),
                          key=lambda r: r.end_time)
-        rows = await wait_outbox_settled(store, 5)
     failures = [r for r in records if r.status is RunStatus.FAILED]
     first_ok = next(r for r in records if r.status is RunStatus.SUCCEEDED
                     and r.end_time > failures[-1].end_time)
@@ -62,8 +65,10 @@ async def test_a_failing_job_alerts_once_then_per_repeat_and_recovered_follows_t
             expected.append((f"{r.run_id}:failed", "failed", since))
             last_alert, since = r.end_time, 0
     expected.append((f"{first_ok.run_id}:recovered", "recovered", since))
+    # Delivery is at least once, in due order; a retried event may arrive after a later
+    # one, so the set is compared, and each id once below.
     got = [(e["id"], e["kind"], e["count"]) for e in hook.events]
-    assert got == expected, (got, expected)
+    assert sorted(got) == sorted(expected), (got, expected, rows)
     assert 2 <= len(expected) - 1 <= FAILING_S // REPEAT_S + 1
     assert hook.refused == []
     assert set(hook.ids().values()) == {1}  # each once
