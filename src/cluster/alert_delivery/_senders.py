@@ -16,13 +16,13 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Final
 
 import httpx
 import trio
 
 from cluster.alerts import HEADER, AlertEvent, Channel, sign
+from cluster.config import SecretFileError, read_secret_file
 
 __all__ = ["DeliveryFailed", "Senders", "webhook_body"]
 
@@ -56,9 +56,9 @@ def _password(config: dict) -> str | None:
         return str(config["password"])
     if path := config.get("passwordFile"):
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise DeliveryFailed(f"cannot read passwordFile {path}: {exc.strerror}") from None
+            return read_secret_file(str(path))
+        except SecretFileError as exc:
+            raise DeliveryFailed(f"passwordFile: {exc}") from None
     if name := config.get("passwordEnv"):
         value = os.environ.get(name)
         if value is None:

@@ -54,6 +54,7 @@ from ._kinds import Setting
 from ._labels import Labels
 from ._paths import default_state_dir
 from ._redact import redact_db_url
+from ._secrets import SecretFileError, read_secret_file
 from ._config import Config, load_config
 from ._sources import CONFIG_ENV
 from ._table import ENV_PREFIX, SETTINGS
@@ -62,9 +63,10 @@ from ._urls import DbUrl, MysqlUrl, SqliteUrl, parse_db_url, parse_endpoint
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "SETTINGS", "BadDbUrl", "BadEndpoint", "BadValue",
     "Config", "ConfigError", "ConfigFileError", "DbUrl", "DuplicateKey",
-    "InconsistentValues", "Labels", "MysqlUrl", "Setting", "Source", "SqliteUrl",
+    "InconsistentValues", "Labels", "MysqlUrl", "SecretFileError", "Setting", "Source",
+    "SqliteUrl",
     "UnknownKey", "add_config_flags", "config_from_cli", "default_state_dir", "fields_for",
     "load_config", "secret_flag_warnings",
-    "parse_db_url", "parse_endpoint", "read_config_file", "redact_db_url",
+    "parse_db_url", "parse_endpoint", "read_config_file", "read_secret_file", "redact_db_url",
     "strip_line_comments",
 ]

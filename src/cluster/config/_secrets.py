@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from ._errors import BadValue, InconsistentValues, Source
 from ._table import BY_NAME, Layer
 
-__all__ = ["SECRET_FILES", "read_secret_files", "secrets_in_flags"]
+__all__ = ["SECRET_FILES", "SecretFileError", "read_secret_file", "read_secret_files",
+           "secrets_in_flags"]
 
 # secret setting -> the setting naming a file that holds it
 SECRET_FILES: Mapping[str, str] = {
@@ -41,19 +42,33 @@ def read_secret_files(merged: Layer) -> None:
                           Source("file", secret, str(path)))
 
 
-def _read(path: str, setting: str, source: Source) -> str:
+class SecretFileError(ValueError):
+    """A secret file that cannot be read, or does not hold one value on one line."""
+
+
+def read_secret_file(path: str) -> str:
+    """The one value a secret file holds. Not through a symlink, at most
+    ``_MAX_SECRET_BYTES``, one line: a path given by someone else (an alert channel's
+    ``passwordFile``) cannot make us read a key file or ``/etc/shadow``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise BadValue(setting, source, f"cannot read {path}: {exc.strerror}") from None
+        raise SecretFileError(f"cannot read {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as file:
         data = file.read(_MAX_SECRET_BYTES + 1)
     if len(data) > _MAX_SECRET_BYTES:
-        raise BadValue(setting, source, f"{path} is larger than {_MAX_SECRET_BYTES} bytes")
+        raise SecretFileError(f"{path} is larger than {_MAX_SECRET_BYTES} bytes")
     text = data.decode("utf-8", "replace").strip()
     if not text or any(c.isspace() for c in text):
-        raise BadValue(setting, source, f"{path} must hold one value on one line")
+        raise SecretFileError(f"{path} must hold one value on one line")
     return text
+
+
+def _read(path: str, setting: str, source: Source) -> str:
+    try:
+        return read_secret_file(path)
+    except SecretFileError as exc:
+        raise BadValue(setting, source, str(exc)) from None
 
 
 def secrets_in_flags(flags: Mapping[str, str]) -> list[str]:
