@@ -9,7 +9,8 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>retry/<name>/<run_id>         a pending retry: its fire, attempt and due time
     <p>lock/<name>/<planned_ms>      claim of one fire; planned_ms zero-padded to 16 digits
                                      so that a job's locks sort by fire time
-    <p>lock/<name>/<ms>.catchup      the one `catchUp: last` run after the fire at <ms>
+    <p>lock/<name>/<ms>.catchup      one view of the outage after the fire at <ms>: the
+                                     one `catchUp: last` run, or who runs `all` of it
     <p>running/<name>/<run_id>       run in progress
     <p>active/<name>                 the one run allowed now (forbid / replace)
     <p>skipped/<name>                fires skipped while that run goes on (a tally)
@@ -269,8 +270,9 @@ class Keyspace:
         return f"{self.prefix}retry/{_check_name(name)}/{_check_id('run id', run_id)}"
 
     def catch_up(self, name: str, after_ms: int) -> str:
-        """The one ``catchUp: last`` run of the outage that began after the fire at
-        ``after_ms`` (its ``state/``): whichever time a worker picked, one claims it."""
+        """The outage that began after the fire at ``after_ms`` (its ``state/``): one
+        ``catchUp: last`` run, or the one worker that runs ``all`` of it
+        (``worker.outages``)."""
         return f"{self.lock(name, after_ms)}.catchup"
 
     def lost(self, name: str, run_id: str) -> str:

@@ -59,8 +59,12 @@ class LastFire:
 
     @classmethod
     def first(cls, planned_ms: int, trigger: str, run_id: str, attempt: int, worker: str,
-              at_ms: int) -> LastFire:
-        cursor = planned_ms if trigger in SCHEDULED_TRIGGERS else None
+              at_ms: int, *, cursor_ms: int | None = None) -> LastFire:
+        """``cursor_ms``: a catch-up fire's newest time of its set, where the cursor
+        goes at once (``worker.outages``); never behind ``planned_ms``."""
+        cursor = None
+        if trigger in SCHEDULED_TRIGGERS:
+            cursor = planned_ms if cursor_ms is None else max(planned_ms, cursor_ms)
         return cls(cursor, planned_ms, trigger, run_id, attempt, worker, at_ms)
 
     def to_bytes(self) -> bytes:

@@ -31,7 +31,8 @@ Shared modules, at the top level:
 - ``messages``: the payloads several actors' messages carry (``Fire``, ``Run``,
   ``SkipTally``);
 - ``claims``: the etcd transactions of a claim (Locker, the Executor's ``start_marks``
-  and ``app``); ``skips``: the fires skipped while a run goes on, one tally and one
+  and ``app``); ``outages``: a catch-up claim's outage key, one view of an outage
+  fleet-wide; ``skips``: the fires skipped while a run goes on, one tally and one
   record per run (the Locker counts, the Scheduler records); ``group_commit``: one etcd
   transaction for many requests (the Locker's ``claim_batch``, the Executor's
   ``start_marks``); ``last_fires``: ``state/<name>`` for the fires whose claim does

@@ -39,6 +39,7 @@ from cluster.presence import CLAIMED, RunningInfo
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from .messages import Fire, Run
+from .outages import catch_up_key, has_outage, outage_claim, outage_taken, owns_each
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,6 @@ def _lost(ks: Keyspace, name: str, run_id: str, holder: str) -> str:
     if len(key_id) > 128:  # the id limit of our keys; worker and run ids may be long
         key_id = hashlib.blake2b(key_id.encode(), digest_size=16).hexdigest()
     return ks.lost(name, key_id)
-
-
-def catch_up_key(ks: Keyspace, fire: Fire) -> str | None:
-    """The outage's one ``catchUp: last`` run (``Keyspace.catch_up``), or None."""
-    if fire.catch_up_after_ms is None or fire.recovers:
-        return None
-    return ks.catch_up(fire.spec.name, fire.catch_up_after_ms)
 
 
 def retry_key(ks: Keyspace, fire: Fire) -> str | None:
@@ -112,8 +106,10 @@ def lock_value(fire: Fire, worker_id: str, *, skipped: bool = False) -> bytes:
 
 def claim_ops(
     ks: Keyspace, fire: Fire, worker_id: str, *, session: int, lock_lease: int, now_ms: int,
+    outage_owned: bool = False,
 ) -> tuple[list[Compare], list[Op]]:
-    """Compares and success ops of the claim transaction for one fire."""
+    """Compares and success ops of the claim transaction for one fire. ``outage_owned``:
+    this worker holds the ``catchUp: all`` outage the fire is of (``worker.outages``)."""
     name = fire.spec.name
     guarded = is_guarded(fire)
     compares: list[Compare] = []
@@ -130,8 +126,10 @@ def claim_ops(
         compares.append(Compare.create_revision(key, "==", 0))
         ops.append(Put(key, lock_value(fire, worker_id), lock_lease))
     if (outage := catch_up_key(ks, fire)) is not None:
-        compares.append(Compare.create_revision(outage, "==", 0))
-        ops.append(Put(outage, lock_value(fire, worker_id), lock_lease))
+        c, o = outage_claim(outage, fire, worker_id, lock_lease, owned=outage_owned,
+                            value=lock_value(fire, worker_id))
+        compares += c
+        ops += o
     if (pending := retry_key(ks, fire)) is not None:
         compares.append(Compare.version(pending, ">", 0))
         ops.append(Delete(pending))
@@ -154,7 +152,7 @@ def state_put(ks: Keyspace, fire: Fire, worker_id: str, now_ms: int) -> Put | No
     if not writes_state(fire):
         return None
     last = LastFire.first(fire.planned_ms, str(fire.trigger), fire.run_id, fire.attempt,
-                          worker_id, now_ms)
+                          worker_id, now_ms, cursor_ms=fire.last_missed_ms)
     return Put(ks.state(fire.spec.name), last.to_bytes())
 
 
@@ -166,8 +164,8 @@ def skip_claim_ops(
         trigger = ks.trigger(fire.spec.name, fire.run_id)
         return [Compare.version(trigger, ">", 0)], [Delete(trigger)]
     keys = [lock_key(ks, fire)]
-    if (outage := catch_up_key(ks, fire)) is not None:
-        keys.append(outage)
+    if (outage := catch_up_key(ks, fire)) is not None and not owns_each(fire):
+        keys.append(outage)  # ``all``: each fire's lock is its skip (``worker.outages``)
     compares = [Compare.create_revision(key, "==", 0) for key in keys]
     ops: list[Op] = [Put(key, lock_value(fire, worker_id, skipped=True), lock_lease)
                      for key in keys]
@@ -179,17 +177,18 @@ def skip_claim_ops(
 
 def claim_probe(ks: Keyspace, fire: Fire) -> list[Op]:
     """Failure-branch reads: was the fire taken, or only the job busy? The first is the
-    fire's own key; a ``catchUp: last`` fire's outage key or a retry's key follows
-    (``taken`` reads them)."""
+    fire's own key; a catch-up fire's outage key or a retry's key follows (``taken``
+    reads them)."""
     if by_trigger_key(fire):
         return [Get(ks.trigger(fire.spec.name, fire.run_id))]
     extra = [key for key in (catch_up_key(ks, fire), retry_key(ks, fire)) if key is not None]
     return [Get(lock_key(ks, fire)), *(Get(key) for key in extra)]
 
 
-def taken(fire: Fire, responses: Sequence[object]) -> bool:
+def taken(fire: Fire, responses: Sequence[object], worker_id: str) -> bool:
     """From ``claim_probe``'s reads: did another worker claim the fire? (Else only the
-    job's guard stopped us.) A lock or outage key exists, a trigger or retry key is gone."""
+    job's guard stopped us.) A lock exists, or an outage key another worker holds, or a
+    trigger or retry key is gone."""
     def present(probe: object) -> bool | None:
         return bool(probe.kvs) if isinstance(probe, GetResult) else None
 
@@ -198,10 +197,21 @@ def taken(fire: Fire, responses: Sequence[object]) -> bool:
         return True
     if by_trigger_key(fire):
         return not found[0]
-    rest = iter(found[1:])
-    outage = next(rest) if fire.catch_up_after_ms is not None and not fire.recovers else False
-    pending = next(rest) if fire.trigger is RunTrigger.RETRY and not fire.recovers else True
+    rest = iter(responses[1:])
+    outage = (outage_taken(fire, next(rest), worker_id) if has_outage(fire) else False)
+    pending = present(next(rest)) if fire.trigger is RunTrigger.RETRY and not fire.recovers else True
     return bool(found[0] or outage or not pending)
+
+
+def outage_is_ours(fire: Fire, responses: Sequence[object], worker_id: str) -> bool:
+    """A ``catchUp: all`` claim that tried to create its outage key failed only because
+    this worker created it already: the fire's lock is free and the key names us."""
+    if not has_outage(fire) or not owns_each(fire) or len(responses) < 2:
+        return False
+    lock = responses[0]
+    return (isinstance(lock, GetResult) and not lock.kvs
+            and outage_taken(fire, responses[1], worker_id) is False
+            and bool(responses[1].kvs))
 
 
 async def release_guard(etcd: Etcd, ks: Keyspace, run: Run, *, retry_max_s: float = 5.0) -> None:

@@ -46,10 +46,12 @@ class Fire:
     # first (``catchUp: last`` runs one fire for them all); its record says so.
     missed_fires: int | None = None
     first_missed_ms: int | None = None
-    # A ``catchUp: last`` fire: the last fire before the outage (``state/``). Workers
-    # that came back at different instants pick different times; this key (beside the
-    # fire's own lock) lets one of them run it.
+    # A catch-up fire: the last fire before the outage (``state/``), and the newest
+    # missed time of the set it belongs to. Workers that came back at different
+    # instants see different sets; the outage key (beside the fire's own lock) lets one
+    # of them run it, and the claim moves the cursor past the set (``worker.outages``).
     catch_up_after_ms: int | None = None
+    last_missed_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

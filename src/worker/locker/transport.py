@@ -28,11 +28,12 @@ from cluster.etcd import (
     KeyValue,
     LeaseExpired,
     Put,
+    TxnResult,
 )
 from cluster.keyspace import Keyspace
 from cluster.presence import RunningInfo
 
-from worker import claims, skips
+from worker import claims, outages, skips
 from worker.chains import lost_chain_ops
 from worker.clock import WallClock
 from worker.messages import Fire, Run, SkipTally
@@ -60,6 +61,7 @@ class ClaimTransport:
         self._worker_id = worker_id
         self._clock = clock
         self._lock_leases = lock_leases
+        self._owned = outages.OwnedOutages()
 
     async def claim_batch(self, batch: list[PendingClaim]) -> None:
         """Claim several first-choice fires in one transaction (all or none)."""
@@ -109,17 +111,28 @@ class ClaimTransport:
         EtcdError). ``again``: an earlier attempt failed, and may have gone in after all
         (a request etcd applied after its read-back was answered): a lock that names
         this run is ours."""
-        lock_lease = await self._lock_leases.current()
-        compares, ops = claims.claim_ops(self._ks, fire, self._worker_id, session=session,
-                                         lock_lease=lock_lease, now_ms=self._clock.now_ms())
-        result = await self._etcd.txn(compares, ops, claims.claim_probe(self._ks, fire),
-                                      timeout_s=timeout_s)
+        outage = outages.catch_up_key(self._ks, fire)
+        result = await self._claim_txn(fire, session, timeout_s, owned=outage in self._owned)
+        if not result.succeeded and claims.outage_is_ours(fire, result.responses, self._worker_id):
+            result = await self._claim_txn(fire, session, timeout_s, owned=True)
         if result.succeeded:
+            if outage is not None and outages.owns_each(fire):
+                self._owned.add(outage)
             return Run(fire, session, claims.is_guarded(fire))
         probe = result.responses[0]
         if again and self._names_this_run(fire, probe):
             return Run(fire, session, claims.is_guarded(fire))
-        return Outcome.TAKEN if claims.taken(fire, result.responses) else Outcome.GUARDED
+        taken = claims.taken(fire, result.responses, self._worker_id)
+        return Outcome.TAKEN if taken else Outcome.GUARDED
+
+    async def _claim_txn(self, fire: Fire, session: int, timeout_s: float | None, *,
+                         owned: bool) -> TxnResult:
+        lock_lease = await self._lock_leases.current()
+        compares, ops = claims.claim_ops(self._ks, fire, self._worker_id, session=session,
+                                         lock_lease=lock_lease, now_ms=self._clock.now_ms(),
+                                         outage_owned=owned)
+        return await self._etcd.txn(compares, ops, claims.claim_probe(self._ks, fire),
+                                    timeout_s=timeout_s)
 
     def _names_this_run(self, fire: Fire, probe: object) -> bool:
         if claims.by_trigger_key(fire) or not isinstance(probe, GetResult) or not probe.kvs:

@@ -44,7 +44,7 @@ import trio
 from actors import Actor, Address, Inbox
 from cluster.presence import ENDED, ORPHANED, RunningInfo
 from cluster.retries import PendingRetry, retry_due_ms, retry_run_id
-from cluster.spec import MAX_CATCHUP_FIRES, MAX_RETRY_BACKOFF_S, CatchUp, JobSpec
+from cluster.spec import MAX_CATCHUP_FIRES, MAX_RETRY_BACKOFF_S, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
 
 from worker.clock import trio_deadline_for
@@ -357,8 +357,8 @@ class Scheduler(Actor[SchedulerMsg]):
         fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id(),
                     missed_fires=missed.count if missed else None,
                     first_missed_ms=missed.first_ms if missed else None,
-                    catch_up_after_ms=after_ms if missed and spec.catch_up is CatchUp.LAST
-                    else None)
+                    catch_up_after_ms=after_ms if missed else None,
+                    last_missed_ms=missed.run[-1] if missed else None)
         self._fires += 1
         self._queue_claim(Claim(fire))
 

@@ -397,6 +397,43 @@ async def test_one_catch_up_last_run_per_outage_whichever_time_each_worker_picke
     assert all(not m.record_skip for m in denied), denied
 
 
+async def test_one_worker_runs_a_catch_up_all_outage_and_the_cursor_moves_past_it(
+        etcd_endpoint, etcd_prefix):
+    """``catchUp: all``: w1 came back first and missed t+1..t+5 s; w2 came back two
+    seconds later and sees t+1..t+7 s (the last two are w1's scheduled fires). w1's first
+    claim makes it the outage's owner: it runs its whole set, w2 none of it, so every
+    record says 5 missed. The cursor is past the set from that first claim on: a worker
+    reading ``state/`` meanwhile starts after it, not in its middle."""
+    t = 1_700_000_000_000
+    job = spec("outage-all", concurrency="allow", startingDeadline=60, catchUp="all")
+
+    def catch_up(planned_ms: int, missed: int) -> Fire:
+        return dataclasses.replace(
+            fire(job, planned_ms, RunTrigger.CATCHUP), missed_fires=missed,
+            first_missed_ms=t + 1000, catch_up_after_ms=t, last_missed_ms=t + missed * 1000)
+
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1", "w2"))
+        await fleet.start(nursery, listed=("w1", "w2"))
+        w1, w2 = (fleet.lockers[w][0].locker for w in ("w1", "w2"))
+        await w1.send(Claim(catch_up(t + 1000, 5)))
+        first = await fleet.replies(1.0)
+        cursor = LastFire.from_bytes((await etcd.get(fleet.ks.state(job.name))).value).cursor_ms
+        for i in range(1, 8):
+            await w2.send(Claim(catch_up(t + i * 1000, 7)))
+        second = await fleet.replies()
+        for i in range(2, 6):
+            await w1.send(Claim(catch_up(t + i * 1000, 5)))
+        third = await fleet.replies()
+        nursery.cancel_scope.cancel()
+    assert [m.run.fire.planned_ms for _, m in granted(first)] == [t + 1000]
+    assert cursor == t + 5000
+    assert granted(second) == []
+    assert [m for m in second["w2"] if isinstance(m, Denied) and m.record_skip] == []
+    assert sorted((w, m.run.fire.planned_ms, m.run.fire.missed_fires) for w, m in granted(third)) \
+        == [("w1", t + i * 1000, 5) for i in range(2, 6)]
+
+
 async def test_state_is_the_last_fire_on_every_path(etcd_endpoint, etcd_prefix):
     """state/<name> after each path's claim: the fire it names, and the catch-up cursor,
     which only a scheduled or catch-up time moves (a manual run or a retry of an older

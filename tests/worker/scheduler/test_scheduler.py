@@ -285,6 +285,7 @@ async def test_catch_up_last_runs_the_job_once_for_every_missed_fire(autojump_cl
     [fire] = await catch_ups(spec("c", "*/10 * * * * *", startingDeadline=45), T0 - 80_000)
     assert (fire.planned_ms, fire.missed_fires, fire.first_missed_ms) == (T0, 5, T0 - 40_000)
     assert fire.catch_up_after_ms == T0 - 80_000  # one run per outage, fleet-wide
+    assert fire.last_missed_ms == T0
 
 
 async def test_catch_up_all_runs_each_missed_fire_in_order(autojump_clock):
@@ -293,7 +294,9 @@ async def test_catch_up_all_runs_each_missed_fire_in_order(autojump_clock):
     assert [f.planned_ms for f in fires] == [T0 - 40_000, T0 - 30_000, T0 - 20_000, T0 - 10_000, T0]
     assert {(f.missed_fires, f.first_missed_ms) for f in fires} == {(5, T0 - 40_000)}
     assert len({f.run_id for f in fires}) == 5
-    assert {f.catch_up_after_ms for f in fires} == {None}  # each fire's own lock is enough
+    # One outage, fleet-wide (whoever claims first runs the set), and each claim moves
+    # the cursor past the whole set.
+    assert {(f.catch_up_after_ms, f.last_missed_ms) for f in fires} == {(T0 - 80_000, T0)}
 
 
 @pytest.mark.parametrize(("deadline_s", "missed"), [(40, 5), (39.999, 4), (10, 2), (9.999, 1)])
