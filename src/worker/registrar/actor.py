@@ -87,7 +87,7 @@ def package_version() -> str:
 @dataclass(frozen=True, slots=True)
 class Session:
     lease: Lease
-    granted_at: float  # trio clock, read before the grant was asked for
+    granted_at: float  # trio clock, read before the grant (or its first renewal) was asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,10 +251,22 @@ class Registrar(Actor[RegistrarMsg]):
             lease = await self._etcd.grant_lease(self._ctx.config.session_ttl_s)
             # If this put fails, the lease holds nothing and expires by itself.
             await self._etcd.put(self._key, self._info().to_bytes(), lease_id=lease.id)
+            if trio.current_time() - granted_at > lease.ttl_s / 3:
+                granted_at = await self._vouch_afresh(lease)
         except (EtcdUnavailable, LeaseExpired) as exc:
             log.warning("registering worker %s: %s; retrying", self._ctx.worker_id, exc)
             return None
         return Session(lease, granted_at)
+
+    async def _vouch_afresh(self, lease: Lease) -> float:
+        """The grant was answered late (a link just back, a slow etcd): it vouches only
+        from when it was asked, most of a TTL ago, and holding it would fence at once.
+        A renewal sent now vouches from now; the instant it was sent is returned."""
+        sent_at = trio.current_time()
+        with trio.move_on_after(lease.ttl_s / 3):
+            await self._etcd.keepalive_once(lease.id)
+            return sent_at
+        raise EtcdUnavailable("lease keepalive", "no answer to the renewal after a late grant")
 
     async def _fence(self, lease_id: int, kill_within_s: float) -> None:
         self._session = None

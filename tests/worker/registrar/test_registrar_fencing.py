@@ -34,6 +34,7 @@ class FakeEtcd:
 
     def __init__(self) -> None:
         self.down = False
+        self.grant_takes_s = 0.01  # a grant answered late (a link that just came back)
         self.leases: set[int] = set()
         self.keys: dict[str, int] = {}  # key → lease id
         self.renewed_at: list[float] = []
@@ -45,7 +46,7 @@ class FakeEtcd:
             raise EtcdUnavailable(operation, "test: etcd is down")
 
     async def grant_lease(self, ttl_s: int) -> Lease:
-        await trio.sleep(0.01)
+        await trio.sleep(self.grant_takes_s)
         self._reach("grant lease")
         self._next_id += 1
         self.leases.add(self._next_id)
@@ -150,3 +151,30 @@ async def test_a_graceful_stop_keeps_the_lease_alive_through_the_flush_then_no_r
     # The keep-alive had ended before the revocation was sent: no renewal after it.
     assert max(etcd.renewed_at) < etcd.revoked_at[0] - 0.01 + 1e-9
     assert etcd.keys == {} and lease_id not in etcd.leases
+
+
+async def test_a_grant_answered_late_is_vouched_for_by_a_fresh_renewal_not_fenced_at_once(
+        autojump_clock):
+    """A worker rejoining over a link that is slow to answer: its grant came back after
+    most of a TTL. The lease was granted at some instant in between, so the grant alone
+    vouches for almost nothing; a renewal sent at once does. Without it the worker
+    fenced its new session right after rejoining."""
+    etcd = FakeEtcd()
+    etcd.grant_takes_s = TTL_S * 0.9
+    registrar, inboxes = fake_etcd_registrar(etcd)
+    executor = inboxes.executor
+    async with trio.open_nursery() as nursery:
+        first = await nursery.start(registrar.run)
+        registered_at = trio.current_time()
+        assert executor.receive_nowait() == SessionChanged(first)
+        assert etcd.renewed_at and etcd.renewed_at[0] <= registered_at  # before it says so
+        await trio.sleep(10 * TTL_S)
+        seen = []
+        while True:
+            try:
+                seen.append(executor.receive_nowait())
+            except trio.WouldBlock:
+                break
+        assert [m for m in seen if not isinstance(m, RunningCount)] == []  # never fenced
+        assert registrar.statistics_detail().lease_id == first
+        registrar.request_stop()
