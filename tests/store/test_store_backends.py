@@ -82,6 +82,21 @@ async def test_a_finished_run_replaces_its_lost_record(store):
     assert await store.get(lost.run_id) == done
 
 
+@pytest.mark.parametrize("fenced_first", [True, False])
+async def test_the_workers_own_fenced_record_wins_over_a_survivors_lost(store, fenced_first):
+    """A partitioned worker kills its run and records it fenced (with its start and
+    output); the survivors record it lost when its lease expires (no start: they cannot
+    know). The two land in either order, one row: the fenced one."""
+    fenced = run(9, status=RunStatus.LOST, output="half done\n", exit_code=-9,
+                 err="the session lease 7 was lost: the run was fenced")
+    survivors = run(9, status=RunStatus.LOST, output="", exit_code=None, start_time=None,
+                    err="lost: worker w1 died or lost its session after starting the run")
+    for record in ([fenced, survivors] if fenced_first else [survivors, fenced]):
+        await store.write_batch([record])
+    assert await store.get(fenced.run_id) == fenced
+    assert await store.count() == 1
+
+
 async def test_a_batch_with_the_same_run_twice_keeps_the_last(store):
     await store.write_batch([run(1, status="failed"), run(1, status="succeeded")])
     assert (await store.get("run-00001")).status is RunStatus.SUCCEEDED

@@ -127,22 +127,26 @@ class Dialect:
         return f"DELETE FROM {TABLE} WHERE {where} ORDER BY sort_time, id LIMIT {self.mark}"
 
 
-# Invariant: ``skip_count`` then ``status`` are assigned last, because MySQL evaluates
-# the assignments of ON DUPLICATE KEY UPDATE in order and the guard below must read the
-# old values (``status`` reads the new ``skip_count``, which is the old one if kept).
-_UPDATED = [c for c in COLUMNS if c not in ("run_id", "status", "skip_count")] + [
-    "skip_count", "status"]
+# Invariant: ``start_time``, ``skip_count`` then ``status`` are assigned last, because
+# MySQL evaluates the assignments of ON DUPLICATE KEY UPDATE in order and the guard below
+# must read the old values (each reads the new values of those before it, which are the
+# old ones if kept, and cannot turn the guard true if replaced).
+_GUARDED = ("start_time", "skip_count", "status")
+_UPDATED = [c for c in COLUMNS if c not in ("run_id", *_GUARDED)] + list(_GUARDED)
 
 # A ``lost`` record (written by a survivor when a worker's lease vanished) never replaces
-# the record of a run that finished: the worker that ran it knew better. A real record
-# does replace a ``lost`` one. Everything else is last-write-wins: replays are identical,
+# the record of a run that finished: the worker that ran it knew better. Nor does a
+# survivor's ``lost`` (no start time: it cannot know one) replace the run's own worker's
+# ``lost`` ("fenced": it started the run and killed it, with its output), whichever
+# lands first. A real record does replace a ``lost`` one. Everything else is last-write-wins: replays are identical,
 # and a run id is reused only for a run claimed again after its worker died (or lost its
 # session) before starting it; that worker writes at most a ``lost`` record of it, unless
 # a kill of that very run reached it in the same instant (a double fault we accept).
 # Nor does a coalesced ``skipped`` record (``worker.skips``) replace one with a higher
 # count: workers write it as the tally grows, and their writes may land out of order.
-_MYSQL_KEEP_OLD = ("(VALUES(status) = 'lost' AND status <> 'lost') OR (VALUES(status) = "
-                   "'skipped' AND status = 'skipped' AND VALUES(skip_count) < skip_count)")
+_MYSQL_KEEP_OLD = ("(VALUES(status) = 'lost' AND (status <> 'lost' OR (VALUES(start_time) IS "
+                   "NULL AND start_time IS NOT NULL))) OR (VALUES(status) = 'skipped' AND "
+                   "status = 'skipped' AND VALUES(skip_count) < skip_count)")
 
 MYSQL = Dialect(
     name="mysql",
@@ -160,7 +164,8 @@ SQLITE = Dialect(
     create_statements=(_SQLITE_TABLE, *_SQLITE_INDEXES),
     upsert_suffix="ON CONFLICT(run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
-    + f" WHERE NOT ((excluded.status = 'lost' AND {TABLE}.status <> 'lost') OR "
+    + f" WHERE NOT ((excluded.status = 'lost' AND ({TABLE}.status <> 'lost' OR "
+    f"(excluded.start_time IS NULL AND {TABLE}.start_time IS NOT NULL))) OR "
     f"(excluded.status = 'skipped' AND {TABLE}.status = 'skipped' "
     f"AND excluded.skip_count < {TABLE}.skip_count))",
     delete_via_subquery=True,
