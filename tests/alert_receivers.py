@@ -3,8 +3,10 @@ signature, and an SMTP server (aiosmtpd) that speaks STARTTLS.
 
 Both run in threads of the test process and listen on 127.0.0.1 only. The webhook
 receiver can be stopped and started again on the same port (a receiver that is
-down refuses connections), or made to hang (it accepts and never answers). It
-counts deliveries per event id, so a test can assert "every alert, each once".
+down refuses connections), or made to hang (it accepts and never answers), or to
+hold an event a while before it takes it (``before_taking``, in the request's
+thread). It counts deliveries per event id, so a test can assert "every alert, each
+once".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +33,7 @@ class WebhookReceiver:
     secret: str | None = None
     port: int = 0
     hang: bool = False  # accept and never answer
+    before_taking: Callable[[dict], None] | None = None  # called with each event, then taken
     events: list[dict] = field(default_factory=list)  # bodies accepted, in order
     refused: list[str] = field(default_factory=list)  # why a request was refused
     requests: int = 0  # POSTs received (hanging ones included)
@@ -58,6 +62,8 @@ class WebhookReceiver:
                     self.send_response(401)
                     self.end_headers()
                     return
+                if receiver.before_taking is not None:
+                    receiver.before_taking(event)
                 with receiver._lock:
                     receiver.events.append(event)
                 self.send_response(204)

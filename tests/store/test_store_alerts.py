@@ -3,7 +3,10 @@ applied once per record whoever writes it, and a claimed row is leased."""
 
 from __future__ import annotations
 
+import pytest
 import trio
+
+from cluster.store import AlertOutbox, StoreUnavailable
 
 from store_testkit import T0, run
 
@@ -99,3 +102,43 @@ async def test_recovered_is_raised_by_a_success_in_the_same_batch_as_the_last_fa
     await store.alerts.observe(batch, repeat_s=3600)
     rows = await store.alerts.rows("job-x")
     assert [r["event_id"] for r in rows] == ["run-00001:failed", "run-00003:recovered"]
+
+
+class RivalWriter:
+    """The store's backend, beside a writer of the same job's records that wins the
+    next ``wins`` compare-and-sets: it moves the job's state just before each of ours."""
+
+    def __init__(self, backend, wins: int) -> None:
+        self._backend = backend
+        self.wins = wins
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    async def execute_guarded(self, guard, then):
+        if self.wins > 0:
+            self.wins -= 1
+            await self._backend.execute("UPDATE alert_state SET version = version + 1")
+        return await self._backend.execute_guarded(guard, then)
+
+
+async def test_a_record_whose_compare_and_set_keeps_losing_fails_its_batch_and_is_decided_again(
+        store):
+    """Every failure alerts here (one a minute, repeat 60 s). A rival that wins a few
+    compare-and-sets only makes the rule decide again; one that keeps winning fails
+    the batch with a retryable error (the LogSink writes and observes it again later),
+    where the rule used to give the record up after 8 tries: an alert due, never sent."""
+    await store.alerts.observe([failing(0)], repeat_s=60)
+    rival = RivalWriter(store.alerts._backend, wins=3)
+    outbox = AlertOutbox(rival)
+    assert await outbox.observe([failing(1)], repeat_s=60) == 1
+    assert rival.wins == 0
+    rival.wins = 1000
+    with pytest.raises(StoreUnavailable, match="job-x"):
+        await outbox.observe([failing(2), failing(3)], repeat_s=60)
+    rival.wins = 0
+    assert await outbox.observe([failing(2), failing(3)], repeat_s=60) == 2  # the retry
+    assert await outbox.observe([failing(2), failing(3)], repeat_s=60) == 0  # once only
+    rows = await store.alerts.rows("job-x")
+    assert [r["event_id"] for r in rows] == [f"run-0000{i}:failed" for i in range(4)]
+    assert (await store.alerts.state("job-x")).failures == 4

@@ -8,7 +8,9 @@ same run ``lost``, a batch retried after a failure) cannot both alert: a job's s
 changes by compare-and-set on its ``version``, in the same transaction as the outbox
 row of the event it raises; a record already taken (same run id) or older than the
 last one changes nothing (``cluster.alerts.decide``); event ids are derived from the
-record, and an outbox row with the same id is left as it is.
+record, and an outbox row with the same id is left as it is. A record whose
+compare-and-set loses ``_CAS_TRIES`` times in a row fails ``observe`` with
+``StoreUnavailable``: its batch is observed again later, never given up.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from cluster.alerts import AlertEvent, AlertKind, JobAlertState, decide
 from ._alert_schema import (ALERT_PROBE, OUTBOX_COLUMNS, OUTBOX_TABLE, STATE_COLUMNS,
                             STATE_TABLE, alert_create_statements, insert_ignoring)
 from ._backend import Backend, Row
-from ._errors import StoreQueryError, StoreSchemaError
+from ._errors import StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord
 
 __all__ = ["AlertOutbox", "Delivery", "MAX_DELIVERY_AGE_MS"]
@@ -136,7 +138,10 @@ class AlertOutbox:
             if await self._backend.execute_guarded(guard, then):
                 return int(decision.kind is not None)
             state = None  # someone else moved it: read again
-        return 0
+        # Never give the record up (an alert due would be lost): the batch fails, and its
+        # writer writes and observes it again after a backoff (both idempotent).
+        raise StoreUnavailable(self._backend.display, f"the alert state of job "
+                               f"{record.job_name!r} changed under {_CAS_TRIES} tries")
 
     async def enqueue(self, event: AlertEvent) -> None:
         """Put an event in the outbox (unschedulable, test); a known id is kept as is."""
