@@ -18,7 +18,8 @@ from typing import Final
 __all__ = [
     "ALERT_CHANNEL_RE", "AUDIT_ID_RE", "ID_RE", "JOB_NAME_RE", "PLANNED_MS_DIGITS",
     "ActiveKey", "AuditKey", "JobKey", "KeyspaceError", "KillerKey", "LockKey", "LostKey",
-    "ParsedKey", "RetryKey", "RunningKey", "StateKey", "TriggerKey", "WorkerKey",
+    "ParsedKey", "RetryKey", "RunningKey", "StateKey", "TriggerKey", "UnschedulableKey",
+    "WorkerKey",
     "check_id", "check_name", "check_planned", "is_valid_job_name", "parse_parts",
 ]
 
@@ -133,8 +134,13 @@ class AuditKey:
     entry_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class UnschedulableKey:
+    name: str
+
+
 ParsedKey = (JobKey | KillerKey | TriggerKey | RetryKey | LockKey | LostKey | RunningKey
-             | ActiveKey | WorkerKey | StateKey | AuditKey)
+             | ActiveKey | WorkerKey | StateKey | AuditKey | UnschedulableKey)
 
 
 # --------------------------------------------------------------------------- parsers
@@ -194,6 +200,7 @@ _PARSERS: Final[dict[str, Callable[[list[str]], ParsedKey | None]]] = {
     "workers": _worker,
     "state": _one_name(StateKey),
     "audit": _audit,
+    "unschedulable": _one_name(UnschedulableKey),
 }
 
 

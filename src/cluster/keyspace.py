@@ -22,6 +22,9 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
                                      transaction; moved to the run store by the master
                                      (entry_id = 16-digit time ms, '-', 16 hex digits, so
                                      entries sort by time). No worker reads it.
+    <p>unschedulable/<name>          the open unschedulable spell of a job (since, reason),
+                                     written and deleted by the master only, so that a
+                                     restarted master goes on with it (master.schedulable)
 
 Why names are validated here too: a `/` in a job name would move its keys into another
 job's directory (`a/b` under `jobs/` would look like job `a`'s subtree elsewhere), so
@@ -46,14 +49,14 @@ from typing import Final
 from .key_parts import (ALERT_CHANNEL_RE, AUDIT_ID_RE, ID_RE, JOB_NAME_RE, PLANNED_MS_DIGITS,
                         ActiveKey, AuditKey, JobKey, KeyspaceError, KillerKey, LockKey,
                         LostKey, ParsedKey, RetryKey, RunningKey, StateKey, TriggerKey,
-                        WorkerKey, check_id, check_name, check_planned, is_valid_job_name,
+                        UnschedulableKey, WorkerKey, check_id, check_name, check_planned, is_valid_job_name,
                         parse_parts)
 
 __all__ = [
     "AUDIT_ID_RE", "ID_RE", "JOB_NAME_RE", "PLANNED_MS_DIGITS", "ActiveKey", "AuditKey",
     "JobKey", "KeyspaceError", "Keyspace", "KillRequest", "KillValueError", "KillerKey",
     "LockKey", "LostKey", "ParsedKey", "RetryKey", "RunningKey", "StateKey", "TriggerKey",
-    "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
+    "UnschedulableKey", "WorkerKey", "encode_kill_value", "is_valid_job_name", "parse_kill_value",
 ]
 
 _KILL_WORDS: Final = frozenset({b"", b"kill"})
@@ -115,6 +118,10 @@ class Keyspace:
     @property
     def audit_prefix(self) -> str:
         return f"{self.prefix}audit/"
+
+    @property
+    def unschedulable_prefix(self) -> str:
+        return f"{self.prefix}unschedulable/"
 
     @property
     def alert_channels_prefix(self) -> str:
@@ -188,6 +195,10 @@ class Keyspace:
     def state(self, name: str) -> str:
         return f"{self.prefix}state/{check_name(name)}"
 
+    def unschedulable(self, name: str) -> str:
+        """The job's open unschedulable spell (``master.schedulable.Spell``)."""
+        return f"{self.prefix}unschedulable/{check_name(name)}"
+
     def audit(self, entry_id: str) -> str:
         if not isinstance(entry_id, str) or AUDIT_ID_RE.fullmatch(entry_id) is None:
             raise KeyspaceError("audit entry id", entry_id, f"must match {AUDIT_ID_RE.pattern}")
@@ -246,6 +257,10 @@ class Keyspace:
     def parse_audit(self, key: str | bytes) -> str | None:
         parsed = self.parse(key)
         return parsed.entry_id if isinstance(parsed, AuditKey) else None
+
+    def parse_unschedulable(self, key: str | bytes) -> str | None:
+        parsed = self.parse(key)
+        return parsed.name if isinstance(parsed, UnschedulableKey) else None
 
 
 
