@@ -20,9 +20,11 @@ actor is their only writer): put after the hook of a job turning unschedulable,
 deleted when it is schedulable again or deleted. At start they are read (retried until
 etcd answers) before anything is announced, so that a restarted master goes on with a
 spell rather than announcing (and alerting) it again; a spell of a job deleted
-meanwhile is closed. The put comes after the hook: a master that dies between the two
-alerts twice (a new spell) rather than never. A write etcd refuses is logged; the spell
-then lives in memory only.
+meanwhile is closed. The put comes after the hook, and only if the hook returned: a
+master that dies between the two, or whose hook failed (the alert not queued: the
+store down), announces the spell again after a restart, with a new start: an alert
+twice rather than never. A write etcd refuses is logged; the spell then lives in
+memory only.
 
 Cost: a worker republishes its info every few seconds; the jobs are looked at again
 only when the set of live workers' labels changes, and a job alone when it changes.
@@ -189,13 +191,17 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
         metrics.schedulable_changes.labels(
             "schedulable" if change.schedulable else "unschedulable").inc()
         metrics.jobs_unschedulable.set(self._tracker.unschedulable)
+        hooked = True
         if self._on_change is not None:
             try:
                 await self._on_change(change)
             except Exception:
+                hooked = False
                 log.exception("the schedulable-change hook failed for job %r", change.job)
-        await self._keep(change.job, None if change.schedulable
-                         else Spell(change.since_ms, change.reason or ""))
+        if change.schedulable:
+            await self._keep(change.job, None)
+        elif hooked:  # else a restarted master announces it again: its alert is retried
+            await self._keep(change.job, Spell(change.since_ms, change.reason or ""))
 
     async def _keep(self, name: str, spell: Spell | None) -> None:
         """The job's open spell into etcd (None: closed, its key deleted)."""

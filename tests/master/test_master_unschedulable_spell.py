@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 import trio
 
+from actors import open_mailbox
 from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from cluster.store import open_store
+from master import MasterContext
+from master.schedulable import SchedulableChanged
+from master.schedulable_watch import SchedulableWatch
 
 from master_testkit import make_config, running_master
 
@@ -139,3 +143,34 @@ async def test_a_deleted_job_or_one_back_while_the_master_was_down_closes_its_sp
         # One alert per job, each raised once, whatever the restarts.
         for name in names:
             assert len(await alerts_of(store, name)) == 1, name
+
+
+async def test_a_spell_whose_alert_was_not_queued_is_announced_again_after_a_restart(
+        config, etcd):
+    """The hook failed (the store down): no spell is kept, so the next master announces
+    the job again and its alert gets another chance, rather than none."""
+    ks = Keyspace(config.prefix)
+    await register(etcd, ks, "wa", zone="a")
+    await etcd.put(ks.job("zoned"), json.dumps({"name": "zoned", **ZONED}))
+    seen: list[SchedulableChanged] = []
+
+    async def failing(change: SchedulableChanged) -> None:
+        seen.append(change)
+        raise RuntimeError("the run store is down")
+
+    async def queued(change: SchedulableChanged) -> None:
+        seen.append(change)
+
+    for hook in (failing, queued, queued):  # three masters, one after the other
+        _, inbox = open_mailbox(1, name="schedulable-test")
+        watch = SchedulableWatch(inbox, MasterContext.create(config), etcd, on_change=hook,
+                                 settle_s=SETTLE_S)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watch.run)
+            await trio.sleep(QUIET_S)
+            nursery.cancel_scope.cancel()
+        if hook is failing:
+            assert await closed(etcd, ks, "zoned")
+    assert [(c.job, c.schedulable) for c in seen] == [("zoned", False), ("zoned", False)]
+    assert seen[1].since_ms > seen[0].since_ms
+    assert (await spell(etcd, ks, "zoned")) == {"since": seen[1].since_ms, "reason": WHY}
