@@ -28,7 +28,7 @@ memory only.
 
 Cost: a worker republishes its info every few seconds; the jobs are looked at again
 only when the set of live workers' labels changes, and a job alone when it changes.
-Nothing is announced before both ranges have been read. The actor takes no messages
+Nothing is announced before both ranges and the open spells have been read. The actor takes no messages
 (its inbox only stops it).
 """
 
@@ -166,6 +166,7 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
         self._ctx.metrics.jobs_unschedulable.set(self._tracker.unschedulable)
         self._read["spells"] = True
         self._observe_all()
+        self._changed.set()  # the spells not read as spells are closed at once
         await self._announcer()
 
     async def _announcer(self) -> None:
@@ -212,8 +213,8 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
             else:
                 await self._etcd.put(key, spell.to_bytes())
         except EtcdError as exc:
-            log.warning("the unschedulable spell of job %r is not kept in etcd (%s): a "
-                        "master restarted now announces it again", name, exc)
+            log.warning("the unschedulable spell of job %r is not %s in etcd (%s)", name,
+                        "deleted" if spell is None else "kept", exc)
 
 
 def _decoded(snapshot: PrefixSnapshot, parse: Callable[[str], str | None],

@@ -19,7 +19,7 @@ from cluster.keyspace import Keyspace
 from cluster.presence import WorkerInfo
 from cluster.store import open_store
 from master import MasterContext
-from master.schedulable import SchedulableChanged
+from master.schedulable import SchedulableChanged, Spell
 from master.schedulable_watch import SchedulableWatch
 
 from master_testkit import make_config, running_master
@@ -63,7 +63,8 @@ async def eventually(probe: Callable[[], Any], timeout_s: float = 10.0) -> Any:
 
 
 async def closed(etcd, ks: Keyspace, job: str) -> bool:
-    return await spell(etcd, ks, job) is None
+    """No spell of the job's is kept (its key is gone, whatever it held)."""
+    return await etcd.get(ks.unschedulable(job)) is None
 
 
 async def alerts_of(store, job: str) -> list[str]:
@@ -174,3 +175,16 @@ async def test_a_spell_whose_alert_was_not_queued_is_announced_again_after_a_res
     assert [(c.job, c.schedulable) for c in seen] == [("zoned", False), ("zoned", False)]
     assert seen[1].since_ms > seen[0].since_ms
     assert (await spell(etcd, ks, "zoned")) == {"since": seen[1].since_ms, "reason": WHY}
+
+
+async def test_a_value_that_is_not_a_spell_is_closed_at_start(config, etcd):
+    ks = Keyspace(config.prefix)
+    await etcd.put(ks.unschedulable("ghost"), b"not json")
+    await etcd.put(ks.unschedulable("stale"), Spell(5, WHY).to_bytes())  # no such job
+    _, inbox = open_mailbox(1, name="schedulable-test")
+    watch = SchedulableWatch(inbox, MasterContext.create(config), etcd, settle_s=SETTLE_S)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch.run)
+        await eventually(lambda: closed(etcd, ks, "ghost"))
+        await eventually(lambda: closed(etcd, ks, "stale"))
+        nursery.cancel_scope.cancel()
