@@ -34,7 +34,7 @@ from .alerts import MasterAlerts, load_alerts_file, unschedulable_hook
 from .audit_mover import AuditMover
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
-from .schedulable_watch import OnSchedulableChanged, SchedulableWatch
+from .schedulable_watch import SETTLE_S, OnSchedulableChanged, SchedulableWatch
 from .runs import StoreKeeper
 from .server import HTTP_GRACE_S, HttpServer, hypercorn_config
 from .services import Services
@@ -51,11 +51,13 @@ HTTP_CHILD_GRACE_S = 2 * HTTP_GRACE_S + 1.0  # requests' grace, then the lifespa
 
 def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Services, *,
                serve_http: bool = True,
-               on_schedulable_changed: OnSchedulableChanged | None = None) -> Supervisor:
+               on_schedulable_changed: OnSchedulableChanged | None = None,
+               schedulable_settle_s: float = SETTLE_S) -> Supervisor:
     """The master's supervisor; without ``serve_http`` (tests) only the actors run.
     ``on_schedulable_changed``: awaited once per job that becomes unschedulable or
     schedulable again (``schedulable_watch``), after the ``unschedulable`` alert is
-    queued (``alerts.unschedulable_hook``).
+    queued (``alerts.unschedulable_hook``); ``schedulable_settle_s``: how long such a
+    change must hold to be announced (tests shorten it).
 
     ``services`` must be built on the same ``ctx`` and ``etcd``; an app made apart
     (tests) with the same ``services`` sees the store this tree opens.
@@ -68,7 +70,8 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
         ChildSpec("schedulable", lambda: SchedulableWatch(
             inboxes.schedulable, ctx, etcd,
-            on_change=unschedulable_hook(services.alerts, then=on_schedulable_changed))),
+            on_change=unschedulable_hook(services.alerts, then=on_schedulable_changed),
+            settle_s=schedulable_settle_s)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
         ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),

@@ -11,19 +11,26 @@ a job's state (``SchedulableChanged``), which is what the ``unschedulable`` aler
 raised and cleared on: once, not once per fire. A new state must hold ``settle_ms``
 before it is announced, so that a worker restarting (gone for a second, then back)
 announces nothing. A paused job is never unschedulable: it would not fire anyway (it
-is announced when it is resumed, if no worker can run it then). State is in memory:
-after a master restart every job that no worker can run is announced again (a
-duplicate is better than a missed alert); one that became schedulable while the master
-was down is not announced. Pure arithmetic on epoch ms, no I/O: the
-``SchedulableWatch`` actor (``schedulable_watch``) feeds it and announces.
+is announced when it is resumed, if no worker can run it then).
+
+A *spell* is the time from a job's announcement as unschedulable to its return (or its
+deletion). The open ones are kept in etcd (``unschedulable/<name>``: a ``Spell``, the
+time it began and why), and a restarted master starts from them (``restore``): a job
+still unschedulable goes on with the same spell, so it is not announced again and its
+alert, whose id is built from the spell's start, is not raised twice; one that became
+schedulable while the master was down is announced schedulable once the settle time
+has passed, which closes the spell. Pure arithmetic on epoch ms, no I/O: the
+``SchedulableWatch`` actor (``schedulable_watch``) feeds it, announces, and keeps the
+spells.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["SchedulableChanged", "SchedulableTracker", "no_worker_reason"]
+__all__ = ["SchedulableChanged", "SchedulableTracker", "Spell", "no_worker_reason"]
 
 Labels = Mapping[str, str]
 
@@ -54,6 +61,33 @@ class SchedulableChanged:
     at_ms: int  # when it was announced (``since_ms`` + the settle time, or later)
 
 
+@dataclass(frozen=True, slots=True)
+class Spell:
+    """An open unschedulable spell, as kept under ``unschedulable/<name>``:
+    ``{"since": ms, "reason": str}``."""
+
+    since_ms: int  # when the job became unschedulable: the alert's id is built from it
+    reason: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"since": self.since_ms, "reason": self.reason}).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> Spell | None:
+        """None for a value that is not a spell (written by hand): it is closed."""
+        try:
+            data = json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        since, reason = data.get("since"), data.get("reason")
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0 \
+                or not isinstance(reason, str):
+            return None
+        return cls(since, reason)
+
+
 class SchedulableTracker:
     """Each job's announced state, and the changes waiting out the settle time."""
 
@@ -80,6 +114,18 @@ class SchedulableTracker:
             self._pending[job] = (reason, pending[1])  # same change, still settling
         else:
             self._pending[job] = (reason, now_ms)
+
+    def restore(self, job: str, reason: str) -> None:
+        """A spell a master before this one announced and did not close: the job is
+        unschedulable as announced, until seen otherwise (for the settle time)."""
+        self._announced[job] = reason
+
+    def announced(self) -> set[str]:
+        """The jobs announced unschedulable: each has an open spell."""
+        return set(self._announced)
+
+    def is_announced(self, job: str) -> bool:
+        return job in self._announced
 
     def forget(self, job: str) -> None:
         """The job is gone (deleted): nothing more to announce about it."""

@@ -15,9 +15,20 @@ announced, in this one place (``_announce``), in three ways:
   there. It is awaited in this actor's task; one that raises is logged and the change
   stays announced (a hook that must not lose an alert writes it durably first).
 
+The open spells are kept in etcd (``unschedulable/<name>``, ``schedulable.Spell``; this
+actor is their only writer): put after the hook of a job turning unschedulable,
+deleted when it is schedulable again or deleted. At start they are read (retried until
+etcd answers) before anything is announced, so that a restarted master goes on with a
+spell rather than announcing (and alerting) it again; a spell of a job deleted
+meanwhile is closed. The put comes after the hook, and only if the hook returned: a
+master that dies between the two, or whose hook failed (the alert not queued: the
+store down), announces the spell again after a restart, with a new start: an alert
+twice rather than never. A write etcd refuses is logged; the spell then lives in
+memory only.
+
 Cost: a worker republishes its info every few seconds; the jobs are looked at again
 only when the set of live workers' labels changes, and a job alone when it changes.
-Nothing is announced before both ranges have been read. The actor takes no messages
+Nothing is announced before both ranges and the open spells have been read. The actor takes no messages
 (its inbox only stops it).
 """
 
@@ -30,14 +41,14 @@ from typing import TypeVar
 import trio
 
 from actors import Actor, Inbox
-from cluster.etcd import Etcd, EventType, PrefixSnapshot, WatchEvent
-from cluster.mirror import PrefixMirror
+from cluster.etcd import Etcd, EtcdError, EventType, PrefixSnapshot, WatchEvent
+from cluster.mirror import PrefixMirror, read_prefix
 from cluster.presence import PresenceDecodeError, WorkerInfo
 from cluster.spec import JobSpec, SpecError
 
 from .context import MasterContext
 from .messages import SchedulableWatchMsg
-from .schedulable import SchedulableChanged, SchedulableTracker, no_worker_reason
+from .schedulable import SchedulableChanged, SchedulableTracker, Spell, no_worker_reason
 
 __all__ = ["OnSchedulableChanged", "SchedulableWatch", "SETTLE_S"]
 
@@ -57,6 +68,7 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
                  settle_s: float = SETTLE_S) -> None:
         super().__init__(inbox)
         self._ctx = ctx
+        self._etcd = etcd
         self._on_change = on_change
         self._tracker = SchedulableTracker(round(settle_s * 1000))
         self._jobs_mirror = PrefixMirror(etcd, ctx.keyspace.jobs_prefix)
@@ -64,14 +76,15 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
         self._jobs: dict[str, tuple[Selector, bool]] = {}  # name -> (selector, paused)
         self._workers: dict[str, Mapping[str, str]] = {}  # worker id -> labels
         self._fleet: frozenset[Selector] = frozenset()  # the distinct label sets
-        self._read = {"jobs": False, "workers": False}
+        self._read = {"jobs": False, "workers": False, "spells": False}
+        self._closing: set[str] = set()  # deleted jobs whose open spell is to delete
         self._changed = trio.Event()
         ctx.metrics.jobs_unschedulable.set(0)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
         return (lambda: self._jobs_mirror.run(self._load_jobs, self._job_event),
                 lambda: self._workers_mirror.run(self._load_workers, self._worker_event),
-                self._announcer)
+                self._restore_then_announce)
 
     async def handle(self, msg: SchedulableWatchMsg) -> None:
         pass  # nothing is sent to it
@@ -94,7 +107,11 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
             self._forget(name)
 
     def _forget(self, name: str) -> None:
-        """A deleted job: nothing more to say about it (no alert clears by itself)."""
+        """A deleted job: nothing more to say about it (no alert clears by itself); its
+        open spell is closed (a job of that name made later starts a spell of its own)."""
+        if self._tracker.is_announced(name):
+            self._closing.add(name)
+            self._changed.set()
         self._tracker.forget(name)
         self._ctx.metrics.jobs_unschedulable.set(self._tracker.unschedulable)
 
@@ -116,6 +133,10 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
     # -- states and transitions ---------------------------------------------------------
 
     def _observe_all(self) -> None:
+        if not all(self._read.values()):
+            return
+        for name in self._tracker.announced() - self._jobs.keys():
+            self._forget(name)  # a spell restored for a job deleted meanwhile
         for name in self._jobs:
             self._observe(name)
 
@@ -128,6 +149,26 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
         self._tracker.observe(name, reason, self._ctx.clock())
         self._changed.set()
 
+    async def _restore_then_announce(self) -> None:
+        """The spells a master before this one left open, then the announcements."""
+        ks = self._ctx.keyspace
+        snapshot = await read_prefix(self._etcd, ks.unschedulable_prefix)
+        for kv in snapshot.kvs:
+            name = ks.parse_unschedulable(kv.key)
+            spell = None if name is None else Spell.from_bytes(kv.value)
+            if spell is not None:
+                self._tracker.restore(name, spell.reason)
+                log.info("job %r is still unschedulable (since %d): %s", name,
+                         spell.since_ms, spell.reason)
+            elif name is not None:
+                log.warning("unschedulable/%s in etcd is not a spell: closed", name)
+                self._closing.add(name)
+        self._ctx.metrics.jobs_unschedulable.set(self._tracker.unschedulable)
+        self._read["spells"] = True
+        self._observe_all()
+        self._changed.set()  # the spells not read as spells are closed at once
+        await self._announcer()
+
     async def _announcer(self) -> None:
         while True:
             due_ms = self._tracker.next_due_ms()
@@ -135,6 +176,8 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
             with trio.move_on_after(wait_s):
                 await self._changed.wait()
             self._changed = trio.Event()
+            while self._closing:
+                await self._keep(self._closing.pop(), None)
             for change in self._tracker.due(self._ctx.clock()):
                 await self._announce(change)
 
@@ -149,12 +192,29 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
         metrics.schedulable_changes.labels(
             "schedulable" if change.schedulable else "unschedulable").inc()
         metrics.jobs_unschedulable.set(self._tracker.unschedulable)
-        if self._on_change is None:
-            return
+        hooked = True
+        if self._on_change is not None:
+            try:
+                await self._on_change(change)
+            except Exception:
+                hooked = False
+                log.exception("the schedulable-change hook failed for job %r", change.job)
+        if change.schedulable:
+            await self._keep(change.job, None)
+        elif hooked:  # else a restarted master announces it again: its alert is retried
+            await self._keep(change.job, Spell(change.since_ms, change.reason or ""))
+
+    async def _keep(self, name: str, spell: Spell | None) -> None:
+        """The job's open spell into etcd (None: closed, its key deleted)."""
+        key = self._ctx.keyspace.unschedulable(name)
         try:
-            await self._on_change(change)
-        except Exception:
-            log.exception("the schedulable-change hook failed for job %r", change.job)
+            if spell is None:
+                await self._etcd.delete(key)
+            else:
+                await self._etcd.put(key, spell.to_bytes())
+        except EtcdError as exc:
+            log.warning("the unschedulable spell of job %r is not %s in etcd (%s)", name,
+                        "deleted" if spell is None else "kept", exc)
 
 
 def _decoded(snapshot: PrefixSnapshot, parse: Callable[[str], str | None],

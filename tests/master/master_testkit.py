@@ -23,6 +23,7 @@ from cluster.keyspace import Keyspace
 from cluster.store import RunRecord
 from master import MasterContext, Services, build_tree, create_app, open_mailboxes
 from master.context import Clock, wall_ms
+from master.schedulable_watch import SETTLE_S
 
 TOKEN = "s3cret-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -106,12 +107,16 @@ class Master:
 
 
 @asynccontextmanager
-async def running_master(config: Config, *, clock: Clock = wall_ms) -> AsyncIterator[Master]:
+async def running_master(config: Config, *, clock: Clock = wall_ms,
+                         schedulable_settle_s: float = SETTLE_S) -> AsyncIterator[Master]:
+    """The master's actors (no HTTP server: ``Master.request`` calls the app); its
+    SchedulableWatch announces a change once it held ``schedulable_settle_s``."""
     addresses, inboxes = open_mailboxes(config)
     ctx = MasterContext.create(config, clock=clock)
     async with open_etcd(config.etcd_endpoints, timeout_s=config.etcd_request_timeout_s) as etcd:
         services = Services.create(ctx, etcd, addresses.workers)
-        root = build_tree(ctx, inboxes, etcd, services, serve_http=False)
+        root = build_tree(ctx, inboxes, etcd, services, serve_http=False,
+                          schedulable_settle_s=schedulable_settle_s)
         async with trio.open_nursery() as nursery:
             with trio.fail_after(START_TIMEOUT_S):
                 await nursery.start(root.run)

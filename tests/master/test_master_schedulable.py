@@ -6,13 +6,15 @@ against real etcd with a hook)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import pytest
 import trio
 
 from actors import open_mailbox
 from cluster.presence import WorkerInfo
 from master.metrics import Metrics
-from master.schedulable import SchedulableChanged, SchedulableTracker, no_worker_reason
+from master.schedulable import SchedulableChanged, SchedulableTracker, Spell, no_worker_reason
 from master.schedulable_watch import SchedulableWatch
 
 ZONED = {"command": "true", "cronExpr": "* * * * * *", "selector": {"zone": "b"}}
@@ -65,6 +67,37 @@ def test_a_worker_restart_inside_the_settle_time_announces_nothing():
     assert [c.reason for c in t.due(25_000)] == ["no live worker has zone=b, disk=ssd"]
     t.forget("j")  # deleted: nothing more about it
     assert t.unschedulable == 0 and t.due(99_000) == []
+
+
+def test_a_restored_spell_goes_on_until_the_job_is_seen_schedulable():
+    """A spell a master before this one left open (``unschedulable/<name>``)."""
+    t = SchedulableTracker(settle_ms=5_000)
+    why = "no live worker has zone=b"
+    t.restore("j", why)
+    t.restore("k", why)
+    assert t.unschedulable == 2 and t.announced() == {"j", "k"}
+    for now in range(0, 30_000, 1_000):  # still unschedulable: the same spell, no event
+        t.observe("j", why, now)
+        assert t.due(now) == []
+    t.observe("k", None, 1_000)  # schedulable now: its return is announced, once
+    assert t.due(5_999) == [] and t.due(6_000) == [SchedulableChanged("k", True, None,
+                                                                      1_000, 6_000)]
+    assert t.announced() == {"j"} and t.is_announced("j") and not t.is_announced("k")
+
+
+@pytest.mark.parametrize("value", [b"", b"[]", b"{}", b'{"since": "1", "reason": "x"}',
+                                   b'{"since": -1, "reason": "x"}',
+                                   b'{"since": true, "reason": "x"}',
+                                   b'{"since": 1}', b"\xff"])
+def test_a_spell_that_does_not_decode_is_none(value):
+    assert Spell.from_bytes(value) is None
+
+
+def test_a_spell_round_trips():
+    spell = Spell(1_700_000_000_000, "no live worker has zone=b")
+    assert Spell.from_bytes(spell.to_bytes()) == spell
+    assert json.loads(spell.to_bytes()) == {"since": 1_700_000_000_000,
+                                            "reason": "no live worker has zone=b"}
 
 
 async def test_the_api_shows_a_job_no_live_worker_can_run_and_when_one_joins(master):

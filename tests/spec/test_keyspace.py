@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from cluster.keyspace import (
     ActiveKey, JobKey, KeyspaceError, Keyspace, KillerKey, KillRequest, KillValueError,
-    LockKey, RunningKey, StateKey, TriggerKey, WorkerKey, encode_kill_value, parse_kill_value,
+    LockKey, RunningKey, StateKey, TriggerKey, UnschedulableKey, WorkerKey, encode_kill_value,
+    parse_kill_value,
 )
 
 KS = Keyspace()
@@ -24,6 +25,8 @@ def test_default_layout_is_the_design_table() -> None:
     assert KS.active("backup") == "/cron/active/backup"
     assert KS.worker("host-1:42") == "/cron/workers/host-1:42"
     assert KS.state("backup") == "/cron/state/backup"
+    assert KS.unschedulable("backup") == "/cron/unschedulable/backup"
+    assert KS.unschedulable_prefix == "/cron/unschedulable/"
     assert (KS.jobs_prefix, KS.killer_prefix, KS.trigger_prefix, KS.workers_prefix,
             KS.active_prefix, KS.state_prefix) == (
         "/cron/jobs/", "/cron/killer/", "/cron/trigger/", "/cron/workers/",
@@ -52,7 +55,7 @@ def test_bad_prefixes_are_rejected(prefix: object) -> None:
 
 @pytest.mark.parametrize("name", ["a/b", "..", ".", "", "a" * 129, "-a", "x y", "é"])
 def test_invalid_names_never_build_a_key(name: str) -> None:
-    for build in (KS.job, KS.killer, KS.active, KS.state, KS.lock_prefix):
+    for build in (KS.job, KS.killer, KS.active, KS.state, KS.unschedulable, KS.lock_prefix):
         with pytest.raises(KeyspaceError, match="invalid job name"):
             build(name)
     with pytest.raises(KeyspaceError):
@@ -104,6 +107,9 @@ def test_build_parse_round_trips(prefix: str, name: str, run_id: str, planned: i
     assert ks.parse_active(ks.active(name)) == name
     assert ks.parse_worker(ks.worker(run_id)) == run_id
     assert ks.parse_state(ks.state(name)) == name
+    assert ks.parse(ks.unschedulable(name)) == UnschedulableKey(name)
+    assert ks.parse_unschedulable(ks.unschedulable(name).encode()) == name
+    assert ks.parse_unschedulable(ks.state(name)) is None
     # Each parser recognises its own shape only.
     assert ks.name_from_job_key(ks.killer(name)) is None
     assert ks.parse_trigger(ks.running(name, run_id)) is None
