@@ -8,10 +8,11 @@ request, a 200 ms lead no longer covers the claim, and fires started about two
 delays late instead of one (DESIGN §12, "slow etcd"). So the lead follows what
 claims take:
 
-- the **Locker** owns the figures, the only one that changes them: it ``observed``
-  each scheduled first-choice claim of an ``allow`` fire (the fires the lead serves),
-  from the Scheduler's hand-over (``Fire.fired_ms``: the outbox and the mailbox count
-  too) to the claim's answer;
+- the **Locker** owns the figures, the only one that changes them: it notes
+  (``claimed``) each first-choice claim it won of a scheduled ``allow`` fire (the fires
+  the lead serves), from the Scheduler's hand-over (``Fire.fired_ms``: the outbox and
+  the mailbox count too) to the claim's answer. A claim another worker won, or one
+  that gave up (etcd down, no quorum: nothing a lead helps), is not noted;
 - the **Scheduler** reads ``lead_ms`` before it plans its next wake-up: the configured
   ``claim_lead_s``, or the recent claims' near-worst (p95 of the last ``WINDOW_S``,
   at most ``MAX_SAMPLES``) plus ``MARGIN_MS`` (the grant's way to the Executor and

@@ -14,7 +14,7 @@ While the spill directory is full (``worker.spill_room``: the store down and the
 refusing the spill), no new fire is claimed and no skip recorded: each would add a
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
 the other workers, after their rank's step; with none, they are missed. The time each
-first-choice claim took goes to the ``ClaimLead``, which the claim lead follows.
+first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows.
 
 In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
 the Scheduler, ``WorkersChanged`` from the
@@ -178,9 +178,9 @@ class Locker(Actor[LockerMsg]):
                 self._counts["no_quorum"] += 1
                 return
             run = await self._claim_batched(fire, first_choice=delay_s == 0)
-            if delay_s == 0:  # a first choice: how long the claim took, from hand-over
-                self._lead.claimed(fire)
             if run is not None:
+                if delay_s == 0:  # a first choice: how long its claim took from hand-over
+                    self._lead.claimed(fire)
                 self._counts["won"] += 1
                 await self._granted(run)
         except EtcdError as exc:
