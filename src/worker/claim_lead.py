@@ -64,11 +64,7 @@ class ClaimLead:
         self._configured_ms = round(configured_s * 1000)
         self._samples: deque[tuple[int, int]] = deque(maxlen=MAX_SAMPLES)  # (at, took) ms
         self._said_ms = self._configured_ms  # the lead last logged
-        self.highest_ms = self._configured_ms  # the longest lead used since the start
-
-    @property
-    def configured_ms(self) -> int:
-        return self._configured_ms
+        self._lead_ms: int | None = self._configured_ms  # None: to be worked out again
 
     def claimed(self, fire: Fire) -> None:
         """The Locker's first-choice claim of ``fire`` was answered just now: noted if
@@ -81,11 +77,16 @@ class ClaimLead:
         """A claim was answered ``took_ms`` after its fire was handed over."""
         if self._configured_ms > 0:
             self._samples.append((self._clock.now_ms(), max(0, took_ms)))
+            self._lead_ms = None
 
     def lead_ms(self) -> int:
-        """The lead to use now: never below the configured one, never above the cap."""
-        lead = self._configured_ms
+        """The lead to use now: never below the configured one, never above the cap.
+        Asked at each of the Scheduler's wake-ups: worked out again only when a claim
+        came or one aged out."""
         self._forget_old()
+        if self._lead_ms is not None:
+            return self._lead_ms
+        lead = self._configured_ms
         if self._samples and lead > 0:
             took = sorted(t for _, t in self._samples)
             near_worst = took[min(len(took) - 1, math.ceil(QUANTILE * len(took)) - 1)]
@@ -94,17 +95,18 @@ class ClaimLead:
             self._say(lead, near_worst)
         else:
             self._say(lead, None)
+        self._lead_ms = lead
         return lead
 
     def _forget_old(self) -> None:
         oldest_ms = self._clock.now_ms() - round(WINDOW_S * 1000)
         while self._samples and self._samples[0][0] < oldest_ms:
             self._samples.popleft()
+            self._lead_ms = None
 
     def _say(self, lead: int, near_worst: int | None) -> None:
         if lead == self._said_ms:
             return
-        self.highest_ms = max(self.highest_ms, lead)
         if lead == self._configured_ms:
             log.info("claim lead back to %d ms (--claim-lead-s): claims are fast again", lead)
         elif self._said_ms == self._configured_ms:
