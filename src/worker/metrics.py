@@ -216,6 +216,9 @@ def _scheduler() -> ActorMetrics[SchedulerStatistics]:
         Level("retries_pending", "Retries waiting for their backoff.", lambda s: s.retries_pending),
         Level("fires_queued", "Fires waiting for room in the Locker's mailbox.",
               lambda s: s.outbox),
+        Level("claim_lead_seconds", "How long before their time fires of 'allow' jobs are "
+              "handed over now: claim_lead_s, longer while claims are slow.",
+              lambda s: s.claim_lead_ms / 1000),
     ))
 
 

@@ -13,7 +13,8 @@ that run's one record, ``worker.skips``) or takes its place (``replace``).
 While the spill directory is full (``worker.spill_room``: the store down and the disk
 refusing the spill), no new fire is claimed and no skip recorded: each would add a
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
-the other workers, after their rank's step; with none, they are missed.
+the other workers, after their rank's step; with none, they are missed. The time each
+first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows.
 
 In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
 the Scheduler, ``WorkersChanged`` from the
@@ -44,6 +45,7 @@ from cluster.presence import RunningInfo
 from cluster.store import RunTrigger
 
 from worker import claims
+from worker.claim_lead import ClaimLead
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
@@ -89,11 +91,13 @@ class LockerStatistics:
 class Locker(Actor[LockerMsg]):
     def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
-                 room: SpillRoom | None = None) -> None:
-        """``room``: the worker's ``SpillRoom`` (read only; a fresh one if not given)."""
+                 room: SpillRoom | None = None, lead: ClaimLead | None = None) -> None:
+        """``room``: the worker's ``SpillRoom`` (read only); ``lead``: its ``ClaimLead``
+        (this Locker writes its claims' round trips); fresh ones if not given."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
+        self._lead = lead if lead is not None else ClaimLead(ctx.clock, ctx.config.claim_lead_s)
         self._etcd = etcd
         self._scheduler = scheduler
         self._executor = executor
@@ -171,6 +175,8 @@ class Locker(Actor[LockerMsg]):
                 return
             run = await self._claim_batched(fire, first_choice=delay_s == 0)
             if run is not None:
+                if delay_s == 0:  # a first choice: how long its claim took from hand-over
+                    self._lead.claimed(fire)
                 self._counts["won"] += 1
                 await self._granted(run)
         except EtcdError as exc:

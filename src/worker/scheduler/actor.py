@@ -3,8 +3,9 @@
 It sleeps exactly until the earliest fire is due (plan table or pending retry), or
 until a message arrives; it never scans the table and never does I/O itself. A
 scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
-time (see ``plan``): its claim, an etcd transaction of milliseconds (more in a burst),
-is settled when the time comes, and the command starts at the planned instant, never
+time (see ``plan``; longer while claims take longer, ``worker.claim_lead``, read at each
+wake-up): its claim, an etcd transaction of milliseconds (more in a burst), is settled
+when the time comes, and the command starts at the planned instant, never
 before (the Executor, ``start_at``). An edit, pause or kill of the job within that
 window meets a fire already claimed: edits and pauses apply from the next fire; a kill
 stops it before its command starts. Retries, catch-up and manual runs are due at once.
@@ -53,6 +54,7 @@ from worker.executor.messages import ExecutorMsg, KillRun, StartRun
 from worker.locker.messages import Claim, ClaimLost, LockerMsg, PersistRetry
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.chains import ChainIndex
+from worker.claim_lead import ClaimLead
 from worker.messages import Fire, Upstream
 from worker.skips import tally_record
 from .messages import (
@@ -96,6 +98,7 @@ class SchedulerStatistics:
     retries_pending: int
     outbox: int  # fires waiting for room in the Locker's mailbox
     firing: bool
+    claim_lead_ms: int = 0  # the plan's lead now (``worker.claim_lead``)
 
 
 def new_run_id() -> str:
@@ -105,13 +108,15 @@ def new_run_id() -> str:
 class Scheduler(Actor[SchedulerMsg]):
     def __init__(self, inbox: Inbox[SchedulerMsg], ctx: WorkerContext, *,
                  locker: Address[LockerMsg], executor: Address[ExecutorMsg],
-                 log_sink: Address[LogSinkMsg]) -> None:
+                 log_sink: Address[LogSinkMsg], lead: ClaimLead | None = None) -> None:
+        """``lead``: the worker's ``ClaimLead`` (read only; a fresh one if not given)."""
         super().__init__(inbox)
         self._ctx = ctx
         self._locker = locker  # used through the outbox; kept here: it is our wiring
         self._executor = executor
         self._log_sink = log_sink
-        self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
+        self._lead = lead if lead is not None else ClaimLead(ctx.clock, ctx.config.claim_lead_s)
+        self._plan = PlanTable(lead_ms=self._lead.lead_ms())
         # Pending retries of every worker, from retry/ (``cluster.retries``): each is
         # claimed at its due time by whichever worker ranks first.
         self._retries: list[tuple[int, int, PendingRetry]] = []  # (due_ms, seq, retry)
@@ -139,6 +144,7 @@ class Scheduler(Actor[SchedulerMsg]):
         which is past once the runtime waits on it (trio cancels a scope entered at or
         after its deadline), so the fire goes before the next message, never later.
         """
+        self._plan.set_lead(self._lead.lead_ms())  # claims got slower, or fast again
         candidates = [t for t in (self._plan.next_due_ms(), self._next_retry_ms()) if t is not None]
         if not candidates or not self._firing:
             return trio.current_time() + MAX_SLEEP_S
@@ -158,7 +164,7 @@ class Scheduler(Actor[SchedulerMsg]):
     def statistics_detail(self) -> SchedulerStatistics:
         return SchedulerStatistics(
             len(self._plan), self._fires, self._misfires.count, len(self._retries),
-            len(self._outbox), self._firing,
+            len(self._outbox), self._firing, self._plan.lead_ms,
         )
 
     # -- messages -------------------------------------------------------------------
