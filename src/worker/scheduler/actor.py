@@ -12,9 +12,9 @@ stops it before its command starts. Retries, catch-up and manual runs are due at
 Policy lives here and only here: pause, catch-up after an outage (``catch_up``),
 misfires beyond the grace, retries with backoff (kept in etcd by the Locker,
 ``cluster.retries``: every worker plans every pending retry), and what is recorded for
-skipped or lost runs; and chains: each fire it hands over carries the jobs chained
-after its job (``worker.chains.ChainIndex``), and a trigger naming an upstream run
-becomes a ``chain`` run. Claims, processes and storage belong to the Locker, Executor
+skipped or lost runs (``records``); and chains: each fire it hands over carries the
+jobs chained after its job (``worker.chains.ChainIndex``), and a trigger naming an
+upstream run becomes a ``chain`` run. Claims, processes and storage belong to the Locker, Executor
 and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from actors import Actor, Address, Inbox
-from cluster.presence import ENDED, ORPHANED, RunningInfo
+from cluster.presence import ENDED, RunningInfo
 from cluster.retries import PendingRetry, retry_due_ms, retry_run_id
 from cluster.spec import MAX_CATCHUP_FIRES, MAX_RETRY_BACKOFF_S, CatchUp, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
@@ -75,6 +75,7 @@ from .catch_up import Missed, missed_fires, utc
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
+from .records import lost_record, skipped_record
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,6 @@ PENDING_TRIGGER_S = 30.0
 # us, at the least: --max-clock-skew-s is when the master warns and the fleet outvotes a
 # clock (1 s by default), not a bound on how far off a clock may be.
 LOST_WINDOW_SKEW_S = 5.0
-ORPHAN_NOTE = "its process started it on its own"  # in lost records of orphaned runs
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
 
 
@@ -391,36 +391,3 @@ def _trigger_of(info: RunningInfo) -> RunTrigger | None:
         return RunTrigger(info.trigger)
     except ValueError:
         return None
-
-
-def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
-    return RunRecord(
-        run_id=fire.run_id, job_name=fire.spec.name, worker=worker_id,
-        command=fire.spec.command, output="", err=f"skipped: {reason}", exit_code=None,
-        status=RunStatus.SKIPPED, trigger=fire.trigger, attempt=fire.attempt,
-        plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
-        start_time=None, end_time=None, skip_count=1, first_skip_time=fire.planned_ms,
-        last_skip_time=fire.planned_ms,
-        missed_fires=fire.missed_fires, first_missed=fire.first_missed_ms,
-    )
-
-
-def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
-    """What the survivors know of a run whose worker vanished: that its command was
-    committed to start, not whether (or when) it did or how it ended, so ``start_time``
-    stays empty."""
-    if info.state == ORPHANED:
-        why = f"died before starting the run; {ORPHAN_NOTE}"
-    elif info.started:
-        why = "died or lost its session after starting the run"
-    else:
-        why = "died or lost its session before starting the run (its job is gone or paused)"
-    return RunRecord(
-        run_id=info.run_id, job_name=info.job_name, worker=info.worker_id,
-        command=command, output="", err=f"lost: worker {info.worker_id} {why}",
-        exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
-        attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
-        start_time=None, end_time=now_ms,
-        missed_fires=info.missed_fires, first_missed=info.first_missed_ms,
-    )
-

@@ -26,7 +26,7 @@ from worker.locker.messages import Claim, ClaimLost, WorkersChanged
 from worker.locker.placement import rank_of
 from worker.messages import Fire
 from worker.registrar.messages import SessionChanged
-from worker.scheduler.actor import skipped_record
+from worker.scheduler.records import skipped_record
 from worker.scheduler.messages import Denied, Granted, LostClaimed
 
 IDS = ("w1", "w2", "w3")
