@@ -81,10 +81,11 @@ def spilled_lines(path: Path) -> list[dict]:
 async def wait_fenced_in_spill(path: Path, job: str, timeout_s: float) -> list[dict]:
     """The spill file's lines, once one holds ``job``'s fenced record."""
     with trio.fail_after(timeout_s):
-        while not any(line["jobName"] == job and "fenced" in line["err"]
-                      for line in (lines := spilled_lines(path))):
+        while True:
+            lines = spilled_lines(path)
+            if any(line["jobName"] == job and "fenced" in line["err"] for line in lines):
+                return lines
             await trio.sleep(0.05)
-    return lines
 
 
 def at_second(ms: int) -> str:
@@ -153,6 +154,10 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
                 timeline.note(f"{CUT} rejoined on lease {watch.leases[-1][1]:#x}, "
                               f"{rejoined_t - released_t:.2f} s after the release", rejoined_t)
             await trio.sleep(2 * SETTLE_S if release_after_expiry else SETTLE_S)
+            if store_cut:  # replayed: none of what waited is in the spill file any more
+                left = spilled_lines(cluster.base_dir / "spill" / f"{CUT}.jsonl")
+                assert {line["runId"] for line in spilled} & {
+                    line["runId"] for line in left} == set(), left
             window_end = (wall_ms() // 1000 - 1) * 1000
             await trio.sleep(1.5)  # the window's last fires end and are recorded
             nursery.cancel_scope.cancel()
@@ -195,7 +200,6 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
             stored = {r.run_id for r in everything}
             assert {line["runId"] for line in spilled} <= stored, (spilled, stored)
             assert longs[0].run_id in {line["runId"] for line in spilled}
-            assert spilled_lines(cluster.base_dir / "spill" / f"{CUT}.jsonl") == []
     else:
         # Never fenced: the long job ran on until the workers' graceful stop killed it,
         # and the worker kept its one lease. Its record: the worker's own ("killed:
