@@ -56,10 +56,9 @@ store) + one spill chunk (in flight to the disk) records.
 ``Flush(reply)`` is answered once every record received before it is in the store or
 in the fsync'd spill file; while the store is down it spills them instead of waiting.
 
-Fenced (``SessionChanged(None)`` from the Registrar, its runs being killed): every record
-not yet known stored, in memory or in a batch whose store write hangs, is appended to the
-spill file at once, and so is each record received until the session is back
-(``fence``): a worker that dies after its fence still leaves its runs' records.
+Fenced (``SessionChanged(None)``, its runs being killed): every record not yet known
+stored (in memory, or in a store write that hangs) and each until the session is back
+is appended to the spill file at once (``fence``): a worker dying then loses none.
 
 Stop (drain): memory is written to the store for at most ``budget.store_drain_s`` if the store
 is up, and the rest is spilled (fsync) — nothing is lost on SIGTERM. A crash or a
