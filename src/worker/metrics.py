@@ -285,6 +285,8 @@ def _log_sink() -> ActorMetrics[LogSinkStatistics]:
                  "included).", lambda s: s.written_total),
         Total.of("sink_spilled_total", "Run records appended to the spill file.",
                  lambda s: s.spilled_total),
+        Total.of("sink_fence_spilled_total", "Run records spilled at once because the "
+                 "worker was fenced (its session lease lost).", lambda s: s.fence_spilled_total),
         Total.of("sink_replayed_total", "Run records written to the store from the spill "
                  "file.", lambda s: s.replayed_total),
         Total.of("sink_rejected_total", "Run records the store refused for good (in the "
