@@ -26,7 +26,9 @@ others; ``python -m worker.flow`` draws the resulting flow (DESIGN §0).
 
 Shared state: one ``SpillRoom`` per tree (``worker.spill_room``), changed by the LogSink
 alone, read by the Locker (no new claim while the spill is full), the Registrar (the
-registration's ``problems``) and ``/healthz``; it outlives every incarnation.
+registration's ``problems``) and ``/healthz``; it outlives every incarnation. One
+``ClaimLead`` (``worker.claim_lead``): the Locker notes its claims' round trips, the
+Scheduler hands fires over that far ahead.
 
 Metrics: every actor factory below passes its new incarnation to that actor's
 ``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
@@ -51,6 +53,7 @@ from cluster.etcd_access import open_cluster_etcd
 from cluster.keyspace import Keyspace
 
 from . import chains, claims
+from .claim_lead import ClaimLead
 from .clock import SystemClock, WallClock
 from .context import WorkerContext
 from .mailboxes import Inboxes, open_mailboxes
@@ -82,6 +85,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     metrics = WorkerMetrics()
     budget = ShutdownBudget.from_config(config)
     room = SpillRoom()  # the LogSink changes it; the Locker, /healthz, the Registrar read it
+    lead = ClaimLead(ctx.clock, config.claim_lead_s)  # the Locker feeds it, the Scheduler reads
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     end_mark = functools.partial(chains.mark_ended, etcd, ctx.keyspace, ctx.worker_id,
@@ -99,11 +103,11 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
         [
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
                 inboxes.locker, ctx, etcd, scheduler=inboxes.scheduler.address,
-                executor=inboxes.executor.address, room=room))),
+                executor=inboxes.executor.address, room=room, lead=lead))),
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
                 Scheduler(inboxes.scheduler, ctx, locker=inboxes.locker.address,
                           executor=inboxes.executor.address,
-                          log_sink=inboxes.log_sink.address))),
+                          log_sink=inboxes.log_sink.address, lead=lead))),
             ChildSpec("job-watcher", lambda: metrics.job_watcher.track(
                 JobWatcher(inboxes.job_watcher, ctx, etcd,
                            scheduler=inboxes.scheduler.address,

@@ -216,6 +216,9 @@ def _scheduler() -> ActorMetrics[SchedulerStatistics]:
         Level("retries_pending", "Retries waiting for their backoff.", lambda s: s.retries_pending),
         Level("fires_queued", "Fires waiting for room in the Locker's mailbox.",
               lambda s: s.outbox),
+        Level("claim_lead_seconds", "How long before their time fires of 'allow' jobs are "
+              "handed over now: claim_lead_s, longer while claims are slow.",
+              lambda s: s.claim_lead_ms / 1000),
     ))
 
 
@@ -282,6 +285,8 @@ def _log_sink() -> ActorMetrics[LogSinkStatistics]:
                  "included).", lambda s: s.written_total),
         Total.of("sink_spilled_total", "Run records appended to the spill file.",
                  lambda s: s.spilled_total),
+        Total.of("sink_fence_spilled_total", "Run records spilled at once because the "
+                 "worker was fenced (its session lease lost).", lambda s: s.fence_spilled_total),
         Total.of("sink_replayed_total", "Run records written to the store from the spill "
                  "file.", lambda s: s.replayed_total),
         Total.of("sink_rejected_total", "Run records the store refused for good (in the "

@@ -15,14 +15,16 @@ stops forwarding (``pause``: silence, no error). Two cases:
 
 Both: every fire in the window recorded once (0 missed, 0 doubled), no record lost.
 The store is reachable throughout (through a proxy that keeps flowing), so records go
-straight to it. A third case pauses the store's proxy with etcd's: ``cut``'s records,
-the fenced one included, wait in its LogSink (for a cut of ~6 s the batch in flight
-just hangs: no write fails, nothing reaches the spill file) and reach the store after
-the release. A timeline is printed.
+straight to it. A third case pauses the store's proxy with etcd's: for a cut of ~6 s
+the batch in flight to the store just hangs (no write fails), but the fence spills what
+``cut`` holds at once, and the fenced record as it comes: it is read in ``cut``'s spill
+file while the cut lasts, and reaches the store after the release (0 records lost).
+A timeline is printed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -65,6 +67,25 @@ async def watch_pid(pid: int, out: list[float]) -> None:
     while pid_alive(pid):
         await trio.sleep(0.01)
     out.append(trio.current_time())
+
+
+def spilled_lines(path: Path) -> list[dict]:
+    """The run records in a spill file now (a torn last line, mid-append, is skipped)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+async def wait_fenced_in_spill(path: Path, job: str, timeout_s: float) -> list[dict]:
+    """The spill file's lines, once one holds ``job``'s fenced record."""
+    with trio.fail_after(timeout_s):
+        while True:
+            lines = spilled_lines(path)
+            if any(line["jobName"] == job and "fenced" in line["err"] for line in lines):
+                return lines
+            await trio.sleep(0.05)
 
 
 def at_second(ms: int) -> str:
@@ -114,6 +135,11 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
                 expired_t = await watch.wait_gone(ttl_s + 5)
                 timeline.note(f"{CUT}'s key gone from etcd (lease expired)", expired_t)
                 await trio.sleep(SETTLE_S)  # the others run every fire meanwhile
+                if store_cut:  # still cut off from both: read its spill file
+                    spilled = await wait_fenced_in_spill(
+                        cluster.base_dir / "spill" / f"{CUT}.jsonl", "long", 1)
+                    timeline.note(f"{CUT}'s spill file holds {len(spilled)} records, "
+                                  "the long job's fenced one among them")
             else:
                 # The last renewal was sent at most ttl/3 before the cut: no fence
                 # can come before ttl - ttl/3 - FENCE_LEAD_S after it.
@@ -128,6 +154,10 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
                 timeline.note(f"{CUT} rejoined on lease {watch.leases[-1][1]:#x}, "
                               f"{rejoined_t - released_t:.2f} s after the release", rejoined_t)
             await trio.sleep(2 * SETTLE_S if release_after_expiry else SETTLE_S)
+            if store_cut:  # replayed: none of what waited is in the spill file any more
+                left = spilled_lines(cluster.base_dir / "spill" / f"{CUT}.jsonl")
+                assert {line["runId"] for line in spilled} & {
+                    line["runId"] for line in left} == set(), left
             window_end = (wall_ms() // 1000 - 1) * 1000
             await trio.sleep(1.5)  # the window's last fires end and are recorded
             nursery.cancel_scope.cancel()
@@ -165,6 +195,11 @@ async def run_case(release_after_expiry: bool, etcd_endpoint: str, etcd_prefix: 
         # survivors write when its lease expires ("... lost its session ..."), which
         # overwrites it when it comes later (a race, issue #11 notes).
         assert "fenced" in longs[0].err or "lost its session" in longs[0].err, longs[0]
+        if store_cut:
+            # What waited in its spill file reached the store after the release.
+            stored = {r.run_id for r in everything}
+            assert {line["runId"] for line in spilled} <= stored, (spilled, stored)
+            assert longs[0].run_id in {line["runId"] for line in spilled}
     else:
         # Never fenced: the long job ran on until the workers' graceful stop killed it,
         # and the worker kept its one lease. Its record: the worker's own ("killed:
@@ -185,7 +220,8 @@ async def test_cut_off_worker_released_after_its_lease_expired(
 async def test_cut_off_from_etcd_and_the_store_its_records_wait_in_its_spill(
         etcd_endpoint, etcd_prefix, mysql_url, tmp_path):
     """The store behind a proxy too, paused and released with etcd's: the fenced record
-    (written while neither could be reached) and every other reach the store after."""
+    (written while neither could be reached) is in the spill file while the cut lasts,
+    and it and every other reach the store after."""
     await run_case(True, etcd_endpoint, etcd_prefix, mysql_url, tmp_path, store_cut=True)
 
 

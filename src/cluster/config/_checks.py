@@ -28,7 +28,8 @@ def positive(value: float) -> str | None:
 
 def claim_lead(value: float) -> str | None:
     # Longer leads buy nothing (a claim takes milliseconds) and stretch the window in
-    # which a kill or a pause meets an already-claimed fire.
+    # which a kill or a pause meets an already-claimed fire; a slow etcd lengthens the
+    # lead by itself while it lasts (``worker.claim_lead``, at most 1 s).
     return None if 0 <= value <= 0.5 else "must be between 0 and 0.5 seconds"
 
 

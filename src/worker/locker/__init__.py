@@ -3,7 +3,8 @@
 ``actor.py`` holds its handling, ``messages.py`` what it is sent (``LockerMsg``); its
 parts: ``placement`` (who claims first), ``claim_order`` (how long this worker waits,
 by its rank, load and clock: ``fleet_clock``), ``transport`` (the claim transactions),
-``claim_batch`` (their group commit), ``lock_leases``, ``replace`` (concurrency
+``claim_batch`` (their group commit), ``claim_grace`` (how long a failed claim is tried
+again), ``lock_leases``, ``replace`` (concurrency
 ``replace``), ``quorum`` (whether etcd has a leader). The map of the actors is in
 ``worker``.
 

@@ -6,14 +6,16 @@ backoff that grows with their rank and load, so the fleet shares the work evenly
 a dead first choice is covered a step later. The claim itself is one transaction
 (``transport``): a claim another worker won is dropped at once, never waited on; one
 etcd did not answer (a member down, an election) is tried again within the fire's
-misfire grace (``_try_claim``), and counted. While etcd has no quorum (``quorum``)
-no fire is claimed at all: one state, logged once; the Scheduler catches up after.
+misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted. While etcd
+has no quorum (``quorum``) no fire is claimed at all: one state, logged once; the
+Scheduler catches up after.
 A fire whose job is still running is skipped (concurrency ``forbid``: counted into
 that run's one record, ``worker.skips``) or takes its place (``replace``).
 While the spill directory is full (``worker.spill_room``: the store down and the disk
 refusing the spill), no new fire is claimed and no skip recorded: each would add a
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
-the other workers, after their rank's step; with none, they are missed.
+the other workers, after their rank's step; with none, they are missed. The time each
+first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows.
 
 In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
 the Scheduler, ``WorkersChanged`` from the
@@ -41,9 +43,9 @@ from actors import Actor, Address, Inbox
 from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
 from cluster.presence import RunningInfo
-from cluster.store import RunTrigger
 
 from worker import claims
+from worker.claim_lead import ClaimLead
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
@@ -52,19 +54,19 @@ from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome
+from .claim_grace import ClaimGrace
 from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
 from .placement import first_of
 from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
-from .transport import CLAIM_ATTEMPT_S, ClaimTransport
+from .transport import ClaimTransport
 
 log = logging.getLogger(__name__)
 
 ETCD_RETRY_S = 0.1  # first wait before a claim is tried again; doubles up to the max
 ETCD_RETRY_MAX_S = 0.5
-MIN_ATTEMPT_S = 0.2
 SESSION_WAIT_S = 30.0  # after quorum's return, for the Registrar's new lease (if fenced)
 
 
@@ -89,11 +91,13 @@ class LockerStatistics:
 class Locker(Actor[LockerMsg]):
     def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
-                 room: SpillRoom | None = None) -> None:
-        """``room``: the worker's ``SpillRoom`` (read only; a fresh one if not given)."""
+                 room: SpillRoom | None = None, lead: ClaimLead | None = None) -> None:
+        """``room``: the worker's ``SpillRoom`` (read only); ``lead``: its ``ClaimLead``
+        (this Locker writes its claims' round trips); fresh ones if not given."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
+        self._lead = lead if lead is not None else ClaimLead(ctx.clock, ctx.config.claim_lead_s)
         self._etcd = etcd
         self._scheduler = scheduler
         self._executor = executor
@@ -171,6 +175,8 @@ class Locker(Actor[LockerMsg]):
                 return
             run = await self._claim_batched(fire, first_choice=delay_s == 0)
             if run is not None:
+                if delay_s == 0:  # a first choice: how long its claim took from hand-over
+                    self._lead.claimed(fire)
                 self._counts["won"] += 1
                 await self._granted(run)
         except EtcdError as exc:
@@ -234,7 +240,7 @@ class Locker(Actor[LockerMsg]):
         lock key only if it is absent). Nothing here runs unless an attempt fails: a
         claim that etcd answers costs what it always did.
         """
-        deadline_ms = self._grace_deadline_ms(fire)
+        grace = ClaimGrace.of(fire, self._ctx.clock, self._ctx.config.misfire_grace_s)
         backoff = Backoff(ETCD_RETRY_S, ETCD_RETRY_MAX_S)
         unknown = read_back_first  # an answer was lost: read the running key back first
         again = read_back_first  # the next claim is sent again
@@ -242,7 +248,7 @@ class Locker(Actor[LockerMsg]):
         while True:
             try:
                 if unknown:
-                    match await self._transport.read_back(fire, timeout_s=self._attempt_s(deadline_ms)):
+                    match await self._transport.read_back(fire, timeout_s=grace.attempt_s()):
                         case Run() as run:
                             return run
                         case Outcome.TAKEN:
@@ -250,10 +256,10 @@ class Locker(Actor[LockerMsg]):
                             return None
                     unknown = False  # it did not go in
                 if again:
-                    if self._over(deadline_ms):
+                    if self._over(grace):
                         return await self._missed(fire, why)
                     self._counts["retries"] += 1
-                return await self._claim_once(fire, self._attempt_s(deadline_ms), again=again)
+                return await self._claim_once(fire, grace.attempt_s(), again=again)
             except LeaseExpired:
                 log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
                 return None
@@ -264,11 +270,11 @@ class Locker(Actor[LockerMsg]):
                     return None
                 if isinstance(exc, EtcdOutcomeUnknown):
                     unknown = True  # read back, even past the grace: it may be ours
-                elif self._over(deadline_ms):
+                elif self._over(grace):
                     return await self._missed(fire, why)
                 again = True
-            if not self._over(deadline_ms):
-                await trio.sleep(min(backoff.failed(), self._left_s(deadline_ms)))
+            if not self._over(grace):
+                await trio.sleep(min(backoff.failed(), grace.left_s()))
 
     async def _quorum_back(self, lost_since_ms: int) -> None:
         """Tell the Scheduler to catch up; once we have a session again, if the
@@ -278,8 +284,8 @@ class Locker(Actor[LockerMsg]):
                 await trio.sleep(0.05)
         await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
 
-    def _over(self, deadline_ms: int) -> bool:
-        return self._stopping or self._ctx.clock.now_ms() >= deadline_ms
+    def _over(self, grace: ClaimGrace) -> bool:
+        return self._stopping or grace.passed()
 
     async def _missed(self, fire: Fire, why: str) -> None:
         """The grace ran out. If etcd answers without a leader, wait until the quorum
@@ -292,27 +298,6 @@ class Locker(Actor[LockerMsg]):
         log.error("job %r fire at %d not claimed within its misfire grace: %s",
                   fire.spec.name, fire.planned_ms, why)
         return None
-
-    def _grace_deadline_ms(self, fire: Fire) -> int:
-        """Until when a failed claim is tried again. A scheduled fire's grace counts from
-        its time; any other (manual, retry, catch-up, one claimed again after its worker
-        died) is late by design, and its grace counts from when it was handed over."""
-        since_ms = fire.planned_ms
-        if fire.trigger is not RunTrigger.SCHEDULE or fire.recovers:
-            since_ms = max(fire.planned_ms, fire.fired_ms)
-        return since_ms + round(self._ctx.config.misfire_grace_s * 1000)
-
-    def _left_s(self, deadline_ms: int) -> float:
-        return max(0.0, (deadline_ms - self._ctx.clock.now_ms()) / 1000)
-
-    def _attempt_s(self, deadline_ms: int) -> float | None:
-        """One attempt's deadline: ``CLAIM_ATTEMPT_S``, cut to what is left of the grace
-        (``MIN_ATTEMPT_S`` at least); None (the adapter's own) for a last chance, when
-        the grace is over already and nothing would be tried again."""
-        left_s = self._left_s(deadline_ms)
-        if left_s <= 0:
-            return None
-        return min(CLAIM_ATTEMPT_S, max(left_s, MIN_ATTEMPT_S))
 
     async def _claim_once(self, fire: Fire, timeout_s: float | None, *,
                           again: bool = False) -> Run | None:

@@ -5,7 +5,8 @@ down.
 ``messages.py`` what it is sent (``LogSinkMsg``); its parts: ``ledger`` (where each
 record is until durable, and the waiting Flushes), ``store_writer`` (the run store:
 opening it, writing a batch, its failures), ``spill`` (the files on local disk; also
-checked by ``worker.__main__`` at start). The map of the actors is in ``worker``.
+checked by ``worker.__main__`` at start), ``fence`` (spilling at once while the worker
+is fenced), ``statistics``. The map of the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.log_sink.messages`` does not import the actor. Who may import it: ``worker.app``

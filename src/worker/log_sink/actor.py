@@ -56,6 +56,10 @@ store) + one spill chunk (in flight to the disk) records.
 ``Flush(reply)`` is answered once every record received before it is in the store or
 in the fsync'd spill file; while the store is down it spills them instead of waiting.
 
+Fenced (``SessionChanged(None)``, its runs being killed): every record not yet known
+stored (in memory, or in a store write that hangs) and each until the session is back
+is appended to the spill file at once (``fence``): a worker dying then loses none.
+
 Stop (drain): memory is written to the store for at most ``budget.store_drain_s`` if the store
 is up, and the rest is spilled (fsync) — nothing is lost on SIGTERM. A crash or a
 cancel (grace exceeded) also spills memory before the actor ends (``teardown``), so the
@@ -72,7 +76,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import trio
 
@@ -82,9 +85,11 @@ from cluster.store import RunRecord, open_store
 from worker.context import WorkerContext
 from worker.shutdown_budget import LogSinkBudget
 from worker.spill_room import SpillRoom
+from .fence import Fence
 from .ledger import Entry, Ledger
-from .messages import Flush, LogSinkMsg, Write
+from .messages import Flush, LogSinkMsg, SessionChanged, Write
 from .spill import Rejection, SpillError, SpillFile
+from .statistics import LogSinkStatistics
 from .store_writer import AfterWrite, StoreOpener, StoreWriter, retry_backoff, store_settings
 
 log = logging.getLogger(__name__)
@@ -94,20 +99,6 @@ SPILL_CHUNK_MIN = 100  # records per spill append at least: one fsync per chunk
 
 # Called with records once they are durable; the worker deletes their running keys.
 OnDurable = Callable[[Sequence[RunRecord]], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class LogSinkStatistics:
-    queued: int  # in memory, including batches in flight
-    spilled: int  # in the spill file now, not yet replayed
-    written_total: int  # written to the store (replayed ones included)
-    spilled_total: int  # appended to the spill file
-    replayed_total: int  # written to the store from the spill file
-    rejected_total: int  # refused for good: in the rejected file
-    batches: int  # batches written
-    last_error: str | None
-    store_up: bool  # open, and the last write did not fail
-    spill_full: bool  # the last spill append failed; the Locker claims no new fire
 
 
 class LogSink(Actor[LogSinkMsg]):
@@ -152,6 +143,7 @@ class LogSink(Actor[LogSinkMsg]):
         self._writer_stopped = trio.Event()
         self._drain_deadline = math.inf
         self._spilled_total = self._replayed_total = 0
+        self._fence = Fence()
 
     # -- the hooks ------------------------------------------------------------------
 
@@ -167,10 +159,18 @@ class LogSink(Actor[LogSinkMsg]):
         match msg:
             case Write(record):
                 self._accept(record)
+                if self._fence.fenced:
+                    await self._secure_held()
                 await self._keep_memory_bounded()
             case Flush(reply):
                 self._ledger.add_flush(reply)
                 self._wake.set()
+            case SessionChanged(None):
+                assert self._spill is not None  # setup opened it
+                spilled = await self._secure_held()
+                self._fence.began(spilled, self._ledger.queued, self._spill.path)
+            case SessionChanged(lease_id) if self._fence.fenced:
+                self._fence.ended(lease_id)
 
     async def drain(self) -> None:
         """Graceful stop: memory to the store while it works (bounded), the rest spilled.
@@ -204,6 +204,7 @@ class LogSink(Actor[LogSinkMsg]):
             written_total=self._store.written_total,
             spilled_total=self._spilled_total,
             replayed_total=self._replayed_total,
+            fence_spilled_total=self._fence.spilled_total,
             rejected_total=spill.rejected_total if spill else 0,
             batches=self._store.batches,
             last_error=self._store.last_error,
@@ -288,10 +289,11 @@ class LogSink(Actor[LogSinkMsg]):
 
     async def _write_memory_batch(self) -> None:
         entries = self._ledger.pop(self._batch_size)
-        key = self._ledger.enter_transit(entries)
+        key = self._ledger.enter_transit(entries, to_store=True)
         records = [e.record for e in entries]
         ok = await self._store.write(records)
-        self._ledger.leave_transit(key, restore=not ok)
+        self._fence.store_answered(key, ok)
+        self._ledger.leave_transit(key, restore=not ok)  # a fence may have spilled it
         if ok:
             self._store_took_records()
             await self._durable(records)
@@ -314,9 +316,11 @@ class LogSink(Actor[LogSinkMsg]):
     async def _replay_batch(self) -> None:
         assert self._spill is not None
         batch = await self._spill.read_batch(self._batch_size)
-        if await self._store.write(batch.records):
+        records = self._fence.unstored(batch.records)
+        if not records or await self._store.write(records):
             await self._spill.commit(batch)
-            self._replayed_total += len(batch.records)
+            self._fence.replayed(batch.records)
+            self._replayed_total += len(records)
             self._store_took_records()
             if not self._spill.pending:
                 log.info("spill file replayed: %d records in total", self._replayed_total)
@@ -335,19 +339,42 @@ class LogSink(Actor[LogSinkMsg]):
             await self._spill.append([e.record for e in entries])
         except SpillError as exc:
             self._ledger.leave_transit(key, restore=True)
-            self._wake.set()  # the writer may have found memory empty meanwhile: look again
-            delay_s = self._spill_backoff.failed()
-            self._store.note_error(exc)
-            if not self._room.refused(exc, self._ledger.queued):  # said once, per change
-                log.debug("still cannot spill %d run records (%s); retry in %.1f s",
-                          len(entries), exc, delay_s)
+            self._spill_refused(exc, len(entries))
             return
         self._ledger.leave_transit(key, restore=False)
-        self._spill_backoff.succeeded()
-        self._room.has_room("the spill file takes records again")
-        self._spilled_total += len(entries)
+        self._spilled(len(entries))
         await self._durable([e.record for e in entries])
         self._ledger.answer_flushes()
+
+    async def _secure_held(self) -> int:
+        """Fenced: every record not yet known stored to the spill file at once (``fence``);
+        how many. While the disk refuses, they stay, and go with the next record."""
+        assert self._spill is not None
+        if trio.current_time() < self._spill_backoff.retry_at:
+            return 0
+        try:
+            count = await self._fence.secure(self._ledger, self._spill)
+        except SpillError as exc:
+            self._spill_refused(exc, self._ledger.queued)
+            return 0
+        if count:
+            self._spilled(count)
+            self._wake.set()  # the writer replays them once the store takes writes
+        return count
+
+    def _spilled(self, count: int) -> None:
+        self._spill_backoff.succeeded()
+        self._room.has_room("the spill file takes records again")
+        self._spilled_total += count
+
+    def _spill_refused(self, exc: SpillError, count: int) -> None:
+        """A spill append failed: its records are back in memory; back off."""
+        self._wake.set()  # the writer may have found memory empty meanwhile: look again
+        delay_s = self._spill_backoff.failed()
+        self._store.note_error(exc)
+        if not self._room.refused(exc, self._ledger.queued):  # said once, per change
+            log.debug("still cannot spill %d run records (%s); retry in %.1f s",
+                      count, exc, delay_s)
 
     async def _spill_everything(self) -> None:
         """Memory and batches in flight to the spill file (SpillError: nothing changed)."""

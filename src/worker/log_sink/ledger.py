@@ -6,8 +6,12 @@ store or appended to the spill file), then durable (the store or the spill file)
 failed transit goes back to memory in its place. A Flush is answered once every record
 received before it has left memory and transit for good.
 
+A fence (``secure``) takes the batches in flight to the store out of transit once the
+spill file holds them too: the store's answer then finds nothing to restore.
+
 Invariant: memory is sorted by seq; every record received is in exactly one of memory,
-a transit batch, the store, the spill file.
+a transit batch, the store, the spill file (after a fence, a record may be in both the
+store and the spill file: replay upserts on run_id).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Ledger:
         self.received = 0  # records accepted so far: the next one's seq
         self._transit: dict[int, list[Entry]] = {}
         self._transit_keys = itertools.count()
+        self._to_store: set[int] = set()  # the transit batches in flight to the store
         self._flushes: deque[tuple[int, Reply[None]]] = deque()  # (records before it, reply)
 
     @property
@@ -50,20 +55,39 @@ class Ledger:
         """The oldest ``n`` entries out of memory (put them in transit next)."""
         return [self.memory.popleft() for _ in range(min(n, len(self.memory)))]
 
-    def enter_transit(self, entries: list[Entry]) -> int:
+    def enter_transit(self, entries: list[Entry], *, to_store: bool = False) -> int:
         key = next(self._transit_keys)
         if entries:
             self._transit[key] = entries
+            if to_store:
+                self._to_store.add(key)
         return key
 
-    def leave_transit(self, key: int, *, restore: bool) -> None:
-        """The batch is durable, or (``restore``) failed and goes back to memory."""
-        entries = self._transit.pop(key, [])
-        if restore and entries:
+    def leave_transit(self, key: int, *, restore: bool) -> bool:
+        """The batch is durable, or (``restore``) failed and goes back to memory.
+
+        False if it had left already (``secure``: it is in the spill file; or empty).
+        """
+        self._to_store.discard(key)
+        entries = self._transit.pop(key, None)
+        if entries is None:
+            return False
+        if restore:
             if not self.memory or entries[-1].seq < self.memory[0].seq:
                 self.memory.extendleft(reversed(entries))
             else:  # records left memory meanwhile: merge, keeping it sorted by seq
                 self.memory = deque(heapq.merge(entries, self.memory))
+        return True
+
+    def in_flight_to_store(self) -> dict[int, list[Entry]]:
+        """The batches in flight to the store, by transit key (a fence spills them)."""
+        return {key: self._transit[key] for key in self._to_store}
+
+    def secure(self, keys: list[int]) -> None:
+        """These batches in flight to the store are in the spill file now: durable."""
+        for key in keys:
+            self._to_store.discard(key)
+            self._transit.pop(key, None)
 
     def everything(self) -> list[Entry]:
         """Memory and every transit batch, oldest first (they stay until ``clear``)."""
@@ -73,6 +97,7 @@ class Ledger:
         """Forget memory and transit: ``everything`` was made durable at once."""
         self.memory.clear()
         self._transit.clear()
+        self._to_store.clear()
 
     # -- flushes ----------------------------------------------------------------------
 

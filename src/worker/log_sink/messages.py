@@ -1,5 +1,8 @@
 """What the LogSink is sent (``LogSinkMsg``): run records to store from the Executor and
-the Scheduler, and flush requests (the Registrar, before it gives up the session).
+the Scheduler, flush requests (the Registrar, before it gives up the session), and the
+session lease (``SessionChanged``, defined with the Registrar's messages, its sender):
+``None`` means fenced, and every record not yet known stored goes to the spill file at
+once, as does every record received until the session is back.
 
 Mailbox (``log_chan_len``): full means senders wait (backpressure), never a drop; the
 one exception is an Executor cancelled mid-run, which only offers its last record and
@@ -12,6 +15,8 @@ from dataclasses import dataclass
 
 from actors import Reply
 from cluster.store import RunRecord
+
+from worker.registrar.messages import SessionChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,4 +31,4 @@ class Flush:
     reply: Reply[None]
 
 
-LogSinkMsg = Write | Flush
+LogSinkMsg = Write | Flush | SessionChanged

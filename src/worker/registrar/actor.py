@@ -15,9 +15,11 @@ goes, they vanish in one revision and another worker records the runs lost. So:
   for a whole TTL less ``FENCE_LEAD_S`` (etcd unreachable: the lease may soon be gone
   and the runs taken over), the worker can no longer vouch for its runs. It tells the Locker and the Executor
   ``SessionChanged(None)`` (claim nothing), the Executor ``Fenced`` (kill every run,
-  SIGKILL at the latest ``KILL_MARGIN_S`` before the lease can have expired),
-  revokes the old lease if it still lives, then registers anew (retrying with backoff
-  while etcd is down) and announces the new lease.
+  SIGKILL at the latest ``KILL_MARGIN_S`` before the lease can have expired), then the
+  LogSink ``SessionChanged(None)`` (the records it holds, and the fenced runs' records
+  to come, go to its spill file at once), revokes the old lease if it still lives, then
+  registers anew (retrying with backoff while etcd is down) and announces the new lease
+  to all three.
 - Graceful stop (``drain``): flush the LogSink while the lease is still renewed, stop
   the keep-alive and wait until it has ended, then revoke the lease (bounded, shielded)
   so the worker leaves at once, not a TTL later. The supervisor stops the Executor
@@ -28,10 +30,13 @@ TTL without renewal" never overestimates how long the lease lives. Trio clock. T
 fence comes ``FENCE_LEAD_S`` (at most ttl/3) before that instant, so that the runs are
 dead, and the worker claims nothing, before the lease can be gone on the server.
 
-Sends to: the Locker and the Executor (``SessionChanged``), the Executor (``Fenced``,
-``RunningCount``), the LogSink (``Flush``); their addresses are constructor arguments.
+Sends to: the Locker, the Executor and the LogSink (``SessionChanged``), the Executor
+(``Fenced``, ``RunningCount``), the LogSink (``Flush``); their addresses are constructor
+arguments.
 
-Mailbox-full policy: sends to the Locker and Executor await (backpressure). The
+Mailbox-full policy: sends to the Locker, the Executor and the LogSink await
+(backpressure); at a fence the LogSink is told last, so that a full LogSink never
+delays the kills. The
 running-count call gives up after RUNNING_COUNT_TIMEOUT_S and the last count is
 published. A peer that has stopped (``Address.tell`` answers False) is skipped. The
 Registrar's own inbox carries no messages (``RegistrarMsg`` is empty): sealing it is
@@ -273,6 +278,7 @@ class Registrar(Actor[RegistrarMsg]):
         self._counts["fenced"] += 1
         await self._announce(None)
         await self._executor.tell_or_log(Fenced(lease_id, kill_within_s), log)
+        await self._log_sink.tell_or_log(SessionChanged(None), log)
         # If etcd still holds it (we only lost touch), its keys must go now: they
         # stand for runs that are being killed.
         with trio.move_on_after(REVOKE_TIMEOUT_S):
@@ -308,5 +314,9 @@ class Registrar(Actor[RegistrarMsg]):
     # -- telling the peers --------------------------------------------------------------
 
     async def _announce(self, lease_id: int | None) -> None:
+        """To the Locker and the Executor; a new lease to the LogSink too (it learns of
+        a fence from ``_fence``, after the Executor's ``Fenced``)."""
         await self._locker.tell_or_log(SessionChanged(lease_id), log)
         await self._executor.tell_or_log(SessionChanged(lease_id), log)
+        if lease_id is not None:
+            await self._log_sink.tell_or_log(SessionChanged(lease_id), log)

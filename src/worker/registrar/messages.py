@@ -1,9 +1,9 @@
 """The Registrar's messages: it is sent none (``RegistrarMsg`` is empty: its inbox exists
 so that the runtime can stop it; sealing it is the graceful stop), and it sends
-``SessionChanged`` to two actors, the Locker and the Executor: defined here, with its
-sender, and part of both their unions.
+``SessionChanged`` to three actors, the Locker, the Executor and the LogSink: defined
+here, with its sender, and part of their unions.
 
-Sends to the Locker and the Executor await (backpressure). See ``worker.registrar.actor``.
+Sends to them await (backpressure). See ``worker.registrar.actor``.
 """
 
 from __future__ import annotations

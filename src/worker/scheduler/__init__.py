@@ -2,7 +2,8 @@
 Executor, records skips and retries.
 
 ``actor.py`` holds its handling, ``messages.py`` what it is sent (``SchedulerMsg``); its
-parts: ``misfires``, ``outbox``, ``plan``. The map of the actors is in ``worker``.
+parts: ``misfires``, ``outbox``, ``plan``, ``records`` (skipped and lost runs). The map
+of the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.scheduler.messages`` does not import the actor. Who may import it: ``worker.app``

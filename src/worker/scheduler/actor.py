@@ -3,17 +3,18 @@
 It sleeps exactly until the earliest fire is due (plan table or pending retry), or
 until a message arrives; it never scans the table and never does I/O itself. A
 scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
-time (see ``plan``): its claim, an etcd transaction of milliseconds (more in a burst),
-is settled when the time comes, and the command starts at the planned instant, never
+time (see ``plan``; longer while claims take longer, ``worker.claim_lead``, read at each
+wake-up): its claim, an etcd transaction of milliseconds (more in a burst), is settled
+when the time comes, and the command starts at the planned instant, never
 before (the Executor, ``start_at``). An edit, pause or kill of the job within that
 window meets a fire already claimed: edits and pauses apply from the next fire; a kill
 stops it before its command starts. Retries, catch-up and manual runs are due at once.
 Policy lives here and only here: pause, catch-up after an outage (``catch_up``),
 misfires beyond the grace, retries with backoff (kept in etcd by the Locker,
 ``cluster.retries``: every worker plans every pending retry), and what is recorded for
-skipped or lost runs; and chains: each fire it hands over carries the jobs chained
-after its job (``worker.chains.ChainIndex``), and a trigger naming an upstream run
-becomes a ``chain`` run. Claims, processes and storage belong to the Locker, Executor
+skipped or lost runs (``records``); and chains: each fire it hands over carries the
+jobs chained after its job (``worker.chains.ChainIndex``), and a trigger naming an
+upstream run becomes a ``chain`` run. Claims, processes and storage belong to the Locker, Executor
 and LogSink.
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
@@ -42,7 +43,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from actors import Actor, Address, Inbox
-from cluster.presence import ENDED, ORPHANED, RunningInfo
+from cluster.presence import ENDED, RunningInfo
 from cluster.retries import PendingRetry, retry_due_ms, retry_run_id
 from cluster.spec import MAX_CATCHUP_FIRES, MAX_RETRY_BACKOFF_S, JobSpec
 from cluster.store import RunRecord, RunStatus, RunTrigger
@@ -53,6 +54,7 @@ from worker.executor.messages import ExecutorMsg, KillRun, StartRun
 from worker.locker.messages import Claim, ClaimLost, LockerMsg, PersistRetry
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.chains import ChainIndex
+from worker.claim_lead import ClaimLead
 from worker.messages import Fire, Upstream
 from worker.skips import tally_record
 from .messages import (
@@ -73,6 +75,7 @@ from .catch_up import Missed, missed_fires, utc
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
+from .records import lost_record, skipped_record
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,6 @@ PENDING_TRIGGER_S = 30.0
 # us, at the least: --max-clock-skew-s is when the master warns and the fleet outvotes a
 # clock (1 s by default), not a bound on how far off a clock may be.
 LOST_WINDOW_SKEW_S = 5.0
-ORPHAN_NOTE = "its process started it on its own"  # in lost records of orphaned runs
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
 
 
@@ -96,6 +98,7 @@ class SchedulerStatistics:
     retries_pending: int
     outbox: int  # fires waiting for room in the Locker's mailbox
     firing: bool
+    claim_lead_ms: int = 0  # the plan's lead now (``worker.claim_lead``)
 
 
 def new_run_id() -> str:
@@ -105,13 +108,15 @@ def new_run_id() -> str:
 class Scheduler(Actor[SchedulerMsg]):
     def __init__(self, inbox: Inbox[SchedulerMsg], ctx: WorkerContext, *,
                  locker: Address[LockerMsg], executor: Address[ExecutorMsg],
-                 log_sink: Address[LogSinkMsg]) -> None:
+                 log_sink: Address[LogSinkMsg], lead: ClaimLead | None = None) -> None:
+        """``lead``: the worker's ``ClaimLead`` (read only; a fresh one if not given)."""
         super().__init__(inbox)
         self._ctx = ctx
         self._locker = locker  # used through the outbox; kept here: it is our wiring
         self._executor = executor
         self._log_sink = log_sink
-        self._plan = PlanTable(lead_ms=round(ctx.config.claim_lead_s * 1000))
+        self._lead = lead if lead is not None else ClaimLead(ctx.clock, ctx.config.claim_lead_s)
+        self._plan = PlanTable(lead_ms=self._lead.lead_ms())
         # Pending retries of every worker, from retry/ (``cluster.retries``): each is
         # claimed at its due time by whichever worker ranks first.
         self._retries: list[tuple[int, int, PendingRetry]] = []  # (due_ms, seq, retry)
@@ -139,6 +144,7 @@ class Scheduler(Actor[SchedulerMsg]):
         which is past once the runtime waits on it (trio cancels a scope entered at or
         after its deadline), so the fire goes before the next message, never later.
         """
+        self._plan.set_lead(self._lead.lead_ms())  # claims got slower, or fast again
         candidates = [t for t in (self._plan.next_due_ms(), self._next_retry_ms()) if t is not None]
         if not candidates or not self._firing:
             return trio.current_time() + MAX_SLEEP_S
@@ -158,7 +164,7 @@ class Scheduler(Actor[SchedulerMsg]):
     def statistics_detail(self) -> SchedulerStatistics:
         return SchedulerStatistics(
             len(self._plan), self._fires, self._misfires.count, len(self._retries),
-            len(self._outbox), self._firing,
+            len(self._outbox), self._firing, self._plan.lead_ms,
         )
 
     # -- messages -------------------------------------------------------------------
@@ -385,36 +391,3 @@ def _trigger_of(info: RunningInfo) -> RunTrigger | None:
         return RunTrigger(info.trigger)
     except ValueError:
         return None
-
-
-def skipped_record(fire: Fire, worker_id: str, reason: str) -> RunRecord:
-    return RunRecord(
-        run_id=fire.run_id, job_name=fire.spec.name, worker=worker_id,
-        command=fire.spec.command, output="", err=f"skipped: {reason}", exit_code=None,
-        status=RunStatus.SKIPPED, trigger=fire.trigger, attempt=fire.attempt,
-        plan_time=fire.planned_ms, schedule_time=fire.fired_ms,
-        start_time=None, end_time=None, skip_count=1, first_skip_time=fire.planned_ms,
-        last_skip_time=fire.planned_ms,
-        missed_fires=fire.missed_fires, first_missed=fire.first_missed_ms,
-    )
-
-
-def lost_record(info: RunningInfo, command: str, now_ms: int) -> RunRecord:
-    """What the survivors know of a run whose worker vanished: that its command was
-    committed to start, not whether (or when) it did or how it ended, so ``start_time``
-    stays empty."""
-    if info.state == ORPHANED:
-        why = f"died before starting the run; {ORPHAN_NOTE}"
-    elif info.started:
-        why = "died or lost its session after starting the run"
-    else:
-        why = "died or lost its session before starting the run (its job is gone or paused)"
-    return RunRecord(
-        run_id=info.run_id, job_name=info.job_name, worker=info.worker_id,
-        command=command, output="", err=f"lost: worker {info.worker_id} {why}",
-        exit_code=None, status=RunStatus.LOST, trigger=RunTrigger(info.trigger),
-        attempt=info.attempt, plan_time=info.planned_ms, schedule_time=info.started_ms,
-        start_time=None, end_time=now_ms,
-        missed_fires=info.missed_fires, first_missed=info.first_missed_ms,
-    )
-

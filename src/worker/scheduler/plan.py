@@ -11,6 +11,9 @@ Locker: ``next_ms - lead_ms``. The lead applies to jobs with concurrency ``allow
 only: their claim is settled ahead and the process still starts at ``next_ms``. A
 ``forbid``/``replace`` claim must judge the previous run at the fire time itself (a
 per-second job running 970 ms would otherwise be skipped or replaced every time).
+The lead may change (``set_lead``: it follows the claims' round trips,
+``worker.claim_lead``): the heap is then rebuilt with every ``allow`` entry's new due
+time, O(n), which the lead's coarse steps keep rare.
 
 Invariant: every entry whose ``next_ms`` is not None has exactly one heap item
 carrying its current generation; every other heap item for that name is stale.
@@ -88,6 +91,23 @@ class PlanTable:
         self._entries[spec.name] = entry
         self._push(entry)
         return entry
+
+    @property
+    def lead_ms(self) -> int:
+        return self._lead_ms
+
+    def set_lead(self, lead_ms: int) -> None:
+        """Hand ``allow`` fires over ``lead_ms`` before their time from now on. Fires
+        handed over already are not handed over again (their entry is past them); a
+        longer lead may make some due at once, a shorter one later."""
+        if lead_ms == self._lead_ms:
+            return
+        self._lead_ms = lead_ms
+        for entry in self._entries.values():
+            entry.lead_ms = self._lead_for(entry.spec)
+        self._heap = [(due_ms, entry.generation, name) for name, entry in self._entries.items()
+                      if (due_ms := entry.due_ms()) is not None]
+        heapq.heapify(self._heap)
 
     def remove(self, name: str) -> PlanEntry | None:
         entry = self._entries.pop(name, None)

@@ -17,6 +17,7 @@ from cluster.presence import RunningInfo, WorkerInfo
 from cluster.spec import JobSpec
 from cluster.store import RunStatus, RunTrigger
 from worker import claims
+from worker.claim_lead import ClaimLead
 from worker.clock import SystemClock
 from worker.context import WorkerContext
 from worker.mailboxes import open_mailboxes
@@ -25,7 +26,7 @@ from worker.locker.messages import Claim, ClaimLost, WorkersChanged
 from worker.locker.placement import rank_of
 from worker.messages import Fire
 from worker.registrar.messages import SessionChanged
-from worker.scheduler.actor import skipped_record
+from worker.scheduler.records import skipped_record
 from worker.scheduler.messages import Denied, Granted, LostClaimed
 
 IDS = ("w1", "w2", "w3")
@@ -51,9 +52,9 @@ class Fleet:
 
     async def start(self, nursery: trio.Nursery, *, listed=IDS,
                     clocks: dict[str, int] | None = None, rooms: dict | None = None,
-                    **config) -> None:
+                    leads: dict | None = None, **config) -> None:
         """``clocks``: each worker's clock (ms off a true one), as its peers measure it;
-        ``rooms``: a worker's ``SpillRoom``. ``labels`` (in ``config``): every worker's,
+        ``rooms``: a worker's ``SpillRoom``; ``leads``: its ``ClaimLead``. ``labels`` (in ``config``): every worker's,
         in the list as in its own config."""
         labels = config.get("labels", {})
         infos = tuple(WorkerInfo(w, "h", 1, labels=labels) for w in listed)
@@ -62,7 +63,8 @@ class Fleet:
             peers, inboxes = open_mailboxes(cfg)
             ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock())
             locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
-                            executor=peers.executor, room=(rooms or {}).get(worker_id))
+                            executor=peers.executor, room=(rooms or {}).get(worker_id),
+                            lead=(leads or {}).get(worker_id))
             await nursery.start(locker.run)
             self.actors[worker_id] = locker
             lease = await self.etcd.grant_lease(10)
@@ -111,6 +113,29 @@ async def thirty_fires(etcd_endpoint: str, etcd_prefix: str, name: str, **start)
         replies = await fleet.replies()
         nursery.cancel_scope.cancel()
     return fleet, fires, granted(replies)
+
+
+async def test_first_choice_claims_of_scheduled_allow_fires_feed_the_claim_lead(
+        etcd_endpoint, etcd_prefix):
+    """How long a claim took from its hand-over goes to the ``ClaimLead``: fires handed
+    over 400 ms ago lift the lead to cover them; forbid fires (no lead) count not."""
+    clock = SystemClock()
+    leads = {"w1": ClaimLead(clock, 0.2)}
+    async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
+        fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
+        await fleet.start(nursery, listed=("w1",), leads=leads)
+        now = clock.now_ms()
+        guarded = [Fire(spec(f"g{i}"), now, now - 400, RunTrigger.SCHEDULE, uuid.uuid4().hex)
+                   for i in range(3)]
+        await fleet.claim_each(guarded)
+        assert len(granted(await fleet.replies(0.5))) == 3
+        assert leads["w1"].lead_ms() == 200
+        job = spec("leading", concurrency="allow")
+        await fleet.claim_each([Fire(job, now + i * 1000, now - 400, RunTrigger.SCHEDULE,
+                                     uuid.uuid4().hex) for i in range(3)])
+        assert len(granted(await fleet.replies(0.5))) == 3
+        nursery.cancel_scope.cancel()
+    assert 500 <= leads["w1"].lead_ms() <= 1000  # ≥ 400 + the margin, rounded up
 
 
 async def test_each_fire_is_won_by_exactly_one_worker_and_spread(etcd_endpoint, etcd_prefix):

@@ -113,10 +113,14 @@ async def test_an_unreachable_etcd_fences_one_ttl_after_the_last_renewal(autojum
         assert abs(fenced.kill_within_s - (FENCE_LEAD_S - KILL_MARGIN_S)) < 1e-6
         await trio.sleep(60)  # still down: it keeps trying, with backoff
         assert registrar.statistics_detail().lease_id is None
+        # The LogSink learns of the fence too (it spills what it holds at once).
+        assert [inboxes.log_sink.receive_nowait() for _ in range(2)] == [
+            SessionChanged(first), SessionChanged(None)]
         etcd.down = False
         while isinstance(msg := await executor.receive(), RunningCount):
             pass
         assert msg.lease_id is not None and msg.lease_id != first
+        assert await inboxes.log_sink.receive() == SessionChanged(msg.lease_id)
         assert etcd.keys == {KEY: msg.lease_id}
         assert [inboxes.locker.receive_nowait() for _ in range(3)] == [
             SessionChanged(first), SessionChanged(None), SessionChanged(msg.lease_id)]
@@ -132,7 +136,8 @@ async def test_a_graceful_stop_keeps_the_lease_alive_through_the_flush_then_no_r
     flushed: list[tuple[float, float]] = []
 
     async def slow_log_sink() -> None:
-        msg = await inboxes.log_sink.receive()
+        while isinstance(msg := await inboxes.log_sink.receive(), SessionChanged):
+            pass
         assert isinstance(msg, Flush)
         asked_at = trio.current_time()
         await trio.sleep(flush_s)

@@ -116,3 +116,23 @@ def test_guarded_jobs_get_no_lead_and_a_concurrency_change_moves_the_hand_over()
     assert drain(table, T0 + 3900) == [("a", T0 + 3000)]
     table.upsert(spec("f", "*/2 * * * * *", concurrency="allow"), T0 + 3900)
     assert drain(table, T0 + 3999) == [("a", T0 + 4000), ("f", T0 + 4000)]
+
+
+def test_a_changed_lead_moves_allow_hand_overs_only_and_hands_no_fire_over_twice():
+    table = PlanTable(lead_ms=200)
+    table.upsert(spec("a", "* * * * * *", concurrency="allow"), T0)
+    table.upsert(spec("f", "* * * * * *"), T0)  # forbid: judged at its time, no lead
+    assert drain(table, T0 + 800) == [("a", T0 + 1000)]
+    table.set_lead(500)  # claims are slow: the next allow fire is due earlier
+    assert table.lead_ms == 500
+    assert table.next_due_ms() == T0 + 1000  # f's fire; a's next is due at 1500
+    assert drain(table, T0 + 1000) == [("f", T0 + 1000)]
+    assert drain(table, T0 + 1499) == []
+    assert drain(table, T0 + 1500) == [("a", T0 + 2000)]
+    table.set_lead(700)  # longer still: a's 3000 is due at 2300, not before
+    assert drain(table, T0 + 2299) == [("f", T0 + 2000)]
+    assert drain(table, T0 + 2300) == [("a", T0 + 3000)]
+    table.set_lead(200)  # fast again: back to 200 ms ahead
+    assert drain(table, T0 + 3799) == [("f", T0 + 3000)]
+    assert drain(table, T0 + 3800) == [("a", T0 + 4000)]
+    assert len(table._heap) <= 2 * len(table) + 64

@@ -18,6 +18,7 @@ from cluster.presence import CLAIMED, STARTED, RunningInfo
 from cluster.retries import RETRY_JITTER, PendingRetry
 from cluster.spec import MAX_RETRY_BACKOFF_S, JobSpec, SpecError
 from cluster.store import RunStatus, RunTrigger
+from worker.claim_lead import WINDOW_S, ClaimLead
 from worker.clock import TrioWallClock
 from worker.context import WorkerContext
 from worker.mailboxes import open_mailboxes
@@ -57,8 +58,10 @@ class Harness:
         self.clock = TrioWallClock(T0)
         self.peers, self.inboxes = open_mailboxes(cfg)
         self.ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), self.clock)
+        self.lead = ClaimLead(self.clock, cfg.claim_lead_s)  # the test plays the Locker
         self.scheduler = Scheduler(self.inboxes.scheduler, self.ctx, locker=self.peers.locker,
-                                   executor=self.peers.executor, log_sink=self.peers.log_sink)
+                                   executor=self.peers.executor, log_sink=self.peers.log_sink,
+                                   lead=self.lead)
         self.persisted: list[tuple[PendingRetry, int]] = []
         nursery.start_soon(self.scheduler.run)
 
@@ -106,6 +109,32 @@ async def test_fires_exactly_when_due(autojump_clock, lead_s, concurrency, early
         assert received_ms == claim.fire.planned_ms - early_ms == claim.fire.fired_ms
         assert claim.fire.trigger is RunTrigger.SCHEDULE
     assert len({c.fire.run_id for c, _ in got}) == 7
+
+
+async def test_slow_claims_hand_allow_fires_over_earlier_until_they_are_fast_again(
+        autojump_clock):
+    """The lead follows the claims (``worker.claim_lead``): read at each wake-up, so
+    the fire after the one it learns of is handed over earlier; forbid fires never are.
+    Every fire is handed over once, in time order."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.2)
+        await h.send(JobsSnapshot((spec("a", "* * * * * *", concurrency="allow"),
+                                   spec("f", "* * * * * *")), 1, {}))
+        got = await h.claims_until(T0 + 2_500)
+        for _ in range(5):  # claims took 380 ms from their hand-over: lead 500 ms
+            h.lead.observed(380)
+        got += await h.claims_until(T0 + 18_000)
+        lead_ms = h.scheduler.statistics_detail().claim_lead_ms
+        nursery.cancel_scope.cancel()
+    early = {(c.fire.spec.name, c.fire.planned_ms - T0): c.fire.planned_ms - at
+             for c, at in got}
+    assert len(early) == len(got) == 17 + 18  # each fire once: f 1..17 s, a 1..18 s
+    assert {ms for (name, _), ms in early.items() if name == "f"} == {0}
+    allow = [early[("a", s * 1000)] for s in range(1, 19)]
+    # 200 ms ahead; 500 from the fire after the wake-up that read the slow claims; back
+    # to 200 once they are WINDOW_S old (noted at 2.5 s: forgotten from 12.5 s).
+    assert allow == [200] * 3 + [500] * 10 + [200] * 5, str(allow)
+    assert round(WINDOW_S) == 10 and lead_ms == 200
 
 
 async def test_paused_job_never_fires_and_resumes_without_reset(autojump_clock):

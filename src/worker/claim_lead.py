@@ -1,0 +1,116 @@
+"""How far ahead of its time a scheduled fire is handed over: the adaptive claim lead.
+
+A fire of a job with concurrency ``allow`` is handed to the Locker ``claim_lead_s``
+before its time (``scheduler.plan``), so that its claim, an etcd transaction, is
+settled when the time comes and the command starts at the planned instant. That
+holds only while the claim fits in the lead: with etcd 200 ms slower on every
+request, a 200 ms lead no longer covers the claim, and fires started about two
+delays late instead of one (DESIGN §12, "slow etcd"). So the lead follows what
+claims take:
+
+- the **Locker** owns the figures, the only one that changes them: it notes
+  (``claimed``) each first-choice claim it won of a scheduled ``allow`` fire (the fires
+  the lead serves), from the Scheduler's hand-over (``Fire.fired_ms``: the outbox and
+  the mailbox count too) to the claim's answer. A claim another worker won, or one
+  that gave up (etcd down, no quorum: nothing a lead helps), is not noted;
+- the **Scheduler** reads ``lead_ms`` before it plans its next wake-up: the configured
+  ``claim_lead_s``, or the recent claims' near-worst (p95 of the last ``WINDOW_S``,
+  at most ``MAX_SAMPLES``) plus ``MARGIN_MS`` (the grant's way to the Executor and
+  the spawn) if more, rounded up to ``STEP_MS`` (the plan re-keys its heap on each
+  change, so it changes seldom), and never above ``MAX_LEAD_S``: a longer lead
+  stretches the window in which a kill or a pause meets a fire already claimed,
+  and a claim slower than a second has a problem a lead does not solve;
+- **decay**: claims older than ``WINDOW_S`` are forgotten, so the lead is back to the
+  configured one ``WINDOW_S`` after etcd is fast again (or no claim came).
+
+``claim_lead_s`` 0 (claim at the fire time) stays 0: no lead, nothing adapts.
+``forbid``/``replace`` fires have no lead (they are judged at their time) and are not
+measured. One log line (INFO) when the lead leaves the configured one, one when it is back.
+
+Why a shared object and not a message (as ``worker.spill_room``): the Scheduler reads
+it at every wake-up for nothing, and it outlives a restarted Locker or Scheduler. Made
+once per worker tree (``worker.app``), used only in the trio thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+
+from cluster.spec import Concurrency
+from cluster.store import RunTrigger
+
+from worker.clock import WallClock
+from worker.messages import Fire
+
+__all__ = ["ClaimLead", "MAX_LEAD_S"]
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 10.0  # claims this recent count; older ones are forgotten (the decay)
+MAX_SAMPLES = 256  # at most this many of them (a busy worker's last ones)
+QUANTILE = 0.95
+MARGIN_MS = 100  # after the claim: Granted → Scheduler → Executor, and the spawn
+STEP_MS = 50
+MAX_LEAD_S = 1.0
+
+
+class ClaimLead:
+    """The claim lead, following recent claim round trips (module doc)."""
+
+    def __init__(self, clock: WallClock, configured_s: float) -> None:
+        self._clock = clock
+        self._configured_ms = round(configured_s * 1000)
+        self._samples: deque[tuple[int, int]] = deque(maxlen=MAX_SAMPLES)  # (at, took) ms
+        self._said_ms = self._configured_ms  # the lead last logged
+        self._lead_ms: int | None = self._configured_ms  # None: to be worked out again
+
+    def claimed(self, fire: Fire) -> None:
+        """The Locker's first-choice claim of ``fire`` was answered just now: noted if
+        the lead serves it (scheduled, ``allow``), from its hand-over."""
+        if (fire.trigger is RunTrigger.SCHEDULE and not fire.recovers
+                and fire.spec.concurrency is Concurrency.ALLOW):
+            self.observed(self._clock.now_ms() - fire.fired_ms)
+
+    def observed(self, took_ms: int) -> None:
+        """A claim was answered ``took_ms`` after its fire was handed over."""
+        if self._configured_ms > 0:
+            self._samples.append((self._clock.now_ms(), max(0, took_ms)))
+            self._lead_ms = None
+
+    def lead_ms(self) -> int:
+        """The lead to use now: never below the configured one, never above the cap.
+        Asked at each of the Scheduler's wake-ups: worked out again only when a claim
+        came or one aged out."""
+        self._forget_old()
+        if self._lead_ms is not None:
+            return self._lead_ms
+        lead = self._configured_ms
+        if self._samples and lead > 0:
+            took = sorted(t for _, t in self._samples)
+            near_worst = took[min(len(took) - 1, math.ceil(QUANTILE * len(took)) - 1)]
+            wanted = math.ceil((near_worst + MARGIN_MS) / STEP_MS) * STEP_MS
+            lead = max(lead, min(wanted, round(MAX_LEAD_S * 1000)))
+            self._say(lead, near_worst)
+        else:
+            self._say(lead, None)
+        self._lead_ms = lead
+        return lead
+
+    def _forget_old(self) -> None:
+        oldest_ms = self._clock.now_ms() - round(WINDOW_S * 1000)
+        while self._samples and self._samples[0][0] < oldest_ms:
+            self._samples.popleft()
+            self._lead_ms = None
+
+    def _say(self, lead: int, near_worst: int | None) -> None:
+        if lead == self._said_ms:
+            return
+        if lead == self._configured_ms:
+            log.info("claim lead back to %d ms (--claim-lead-s): claims are fast again", lead)
+        elif self._said_ms == self._configured_ms:
+            log.info("claims are slow (p95 %s ms over the last %g s): fires of 'allow' jobs "
+                     "are claimed %d ms ahead, not %d (at most %g s)",
+                     near_worst, WINDOW_S, lead, self._configured_ms, MAX_LEAD_S)
+        self._said_ms = lead

@@ -1,0 +1,89 @@
+"""The adaptive claim lead under a mock clock: it grows with slow claims, is bounded,
+and decays once claims are fast again (``worker.claim_lead``)."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+import pytest
+
+from cluster.spec import JobSpec
+from cluster.store import RunTrigger
+from worker.claim_lead import MARGIN_MS, MAX_LEAD_S, WINDOW_S, ClaimLead
+from worker.clock import TrioWallClock
+from worker.messages import Fire
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def fire(concurrency: str, trigger: RunTrigger, fired_ms: int) -> Fire:
+    spec = JobSpec.from_json({"name": "j", "command": "true", "cronExpr": "* * * * * *",
+                              "concurrency": concurrency})
+    return Fire(spec, fired_ms + 200, fired_ms, trigger, "r1")
+
+
+async def claims_for(lead: ClaimLead, seconds: int, took_ms: int, per_s: int = 5) -> None:
+    """``per_s`` claims a second, each answered ``took_ms`` after its hand-over."""
+    for _ in range(seconds * per_s):
+        await trio.sleep(1 / per_s)
+        lead.observed(took_ms)
+
+
+async def test_fast_claims_keep_the_configured_lead(autojump_clock):
+    lead = ClaimLead(TrioWallClock(T0), 0.2)
+    assert lead.lead_ms() == 200
+    await claims_for(lead, 5, 20)  # etcd answers in 20 ms: 120 ms would do, 200 stays
+    assert lead.lead_ms() == 200
+
+
+async def test_slow_claims_grow_the_lead_bounded_and_it_decays_when_fast_again(autojump_clock):
+    clock = TrioWallClock(T0)
+    lead = ClaimLead(clock, 0.2)
+    await claims_for(lead, 3, 230)  # etcd 200 ms slower
+    assert lead.lead_ms() == 350  # 230 + the margin, rounded up to 50 ms
+    assert lead.lead_ms() >= 230 + MARGIN_MS
+    await claims_for(lead, 3, 5_000)  # far slower: the lead stops at the cap
+    assert lead.lead_ms() == round(MAX_LEAD_S * 1000)
+    # Fast again: the slow ones age out of the window, and the lead is back.
+    await claims_for(lead, round(WINDOW_S) - 1, 20)
+    assert lead.lead_ms() == round(MAX_LEAD_S * 1000)  # still within the window
+    await claims_for(lead, 2, 20)
+    assert lead.lead_ms() == 200
+    # No claim at all for a while (no allow job due) decays as well.
+    await claims_for(lead, 2, 600)
+    assert lead.lead_ms() == 700
+    await trio.sleep(WINDOW_S + 0.1)
+    assert lead.lead_ms() == 200
+
+
+async def test_a_rare_slow_claim_does_not_move_it_many_do(autojump_clock):
+    lead = ClaimLead(TrioWallClock(T0), 0.2)
+    for i in range(100):  # 2 in 100 slow: below the p95
+        await trio.sleep(0.05)
+        lead.observed(800 if i % 50 == 0 else 20)
+    assert lead.lead_ms() == 200
+    for _ in range(10):  # 12 in 110 slow: above it
+        await trio.sleep(0.05)
+        lead.observed(800)
+    assert lead.lead_ms() == 900
+
+
+async def test_only_scheduled_allow_claims_count_and_a_zero_lead_stays_zero(autojump_clock):
+    clock = TrioWallClock(T0)
+    lead = ClaimLead(clock, 0.2)
+    await trio.sleep(0.5)
+    now = clock.now_ms()
+    lead.claimed(fire("forbid", RunTrigger.SCHEDULE, now - 600))  # judged at its time
+    lead.claimed(fire("allow", RunTrigger.MANUAL, now - 600))  # no lead: due at once
+    lead.claimed(fire("allow", RunTrigger.RETRY, now - 600))
+    assert lead.lead_ms() == 200
+    lead.claimed(fire("allow", RunTrigger.SCHEDULE, now - 330))
+    assert lead.lead_ms() == 450  # 330 from its hand-over, + 100, rounded up
+    off = ClaimLead(clock, 0.0)  # --claim-lead-s 0: claim at the fire time, always
+    await claims_for(off, 2, 900)
+    assert off.lead_ms() == 0
