@@ -27,8 +27,8 @@ others; ``python -m worker.flow`` draws the resulting flow (DESIGN §0).
 Shared state: one ``SpillRoom`` per tree (``worker.spill_room``), changed by the LogSink
 alone, read by the Locker (no new claim while the spill is full), the Registrar (the
 registration's ``problems``) and ``/healthz``; it outlives every incarnation. One
-``ClaimLead`` (``worker.claim_lead``): the Locker notes its claims' round trips, the
-Scheduler hands fires over that far ahead.
+``ClaimLead`` (``worker.claim_lead``): the Locker and the Executor note how long fires
+took from hand-over to their start mark, the Scheduler hands fires over that far ahead.
 
 Metrics: every actor factory below passes its new incarnation to that actor's
 ``metrics.<actor>.track`` (see ``worker.metrics``), which reads its statistics at scrape
@@ -85,7 +85,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     metrics = WorkerMetrics()
     budget = ShutdownBudget.from_config(config)
     room = SpillRoom()  # the LogSink changes it; the Locker, /healthz, the Registrar read it
-    lead = ClaimLead(ctx.clock, config.claim_lead_s)  # the Locker feeds it, the Scheduler reads
+    lead = ClaimLead(ctx.clock, config.claim_lead_s)  # the Locker and Executor feed it
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     end_mark = functools.partial(chains.mark_ended, etcd, ctx.keyspace, ctx.worker_id,
@@ -134,7 +134,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                              size=config.mailbox_size), users=users, budget=budget.executor,
-            end_mark=end_mark)),
+            end_mark=end_mark, lead=lead)),
                   grace_s=budget.executor.grace_s),
         ChildSpec("pipeline", pipeline, grace_s=budget.pipeline_grace_s),
     ]

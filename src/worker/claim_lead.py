@@ -1,27 +1,29 @@
 """How far ahead of its time a scheduled fire is handed over: the adaptive claim lead.
 
 A fire of a job with concurrency ``allow`` is handed to the Locker ``claim_lead_s``
-before its time (``scheduler.plan``), so that its claim, an etcd transaction, is
-settled when the time comes and the command starts at the planned instant. That
-holds only while the claim fits in the lead: with etcd 200 ms slower on every
-request, a 200 ms lead no longer covers the claim, and fires started about two
-delays late instead of one (DESIGN §12, "slow etcd"). So the lead follows what
-claims take:
+before its time (``scheduler.plan``), so that its claim (an etcd transaction) and its
+start mark (another, ``executor.start_marks``) are settled when the time comes and the
+command starts at the planned instant. That holds only while both fit in the lead:
+with etcd 200 ms slower on every request, a 200 ms lead covers neither, and fires
+started two to three delays late instead of on time (DESIGN §12, "slow etcd"). So the
+lead follows what they take:
 
-- the **Locker** owns the figures, the only one that changes them: it notes
-  (``claimed``) each first-choice claim it won of a scheduled ``allow`` fire (the fires
-  the lead serves), from the Scheduler's hand-over (``Fire.fired_ms``: the outbox and
-  the mailbox count too) to the claim's answer. A claim another worker won, or one
-  that gave up (etcd down, no quorum: nothing a lead helps), is not noted;
+- the **Locker** tells (``claimed``) which claims it won as the fire's first choice,
+  of scheduled ``allow`` fires (the fires the lead serves): a backup's claim waited
+  for its rank on purpose, and a claim another worker won or one that gave up (etcd
+  down, no quorum: nothing a lead helps) is not counted;
+- the **Executor** notes (``ready``) when such a run's mark landed, from the
+  Scheduler's hand-over (``Fire.fired_ms``: the outbox, the mailboxes, the claim, the
+  spawn of the held process and the mark all count);
 - the **Scheduler** reads ``lead_ms`` before it plans its next wake-up: the configured
-  ``claim_lead_s``, or the recent claims' near-worst (p95 of the last ``WINDOW_S``,
-  at most ``MAX_SAMPLES``) plus ``MARGIN_MS`` (the grant's way to the Executor and
-  the spawn) if more, rounded up to ``STEP_MS`` (the plan re-keys its heap on each
+  ``claim_lead_s``, or the recent fires' near-worst (p95 of the last ``WINDOW_S``,
+  at most ``MAX_SAMPLES``) plus ``MARGIN_MS`` (the word to the held process and its
+  exec) if more, rounded up to ``STEP_MS`` (the plan re-keys its heap on each
   change, so it changes seldom), and never above ``MAX_LEAD_S``: a longer lead
   stretches the window in which a kill or a pause meets a fire already claimed,
   and a claim slower than a second has a problem a lead does not solve;
-- **decay**: claims older than ``WINDOW_S`` are forgotten, so the lead is back to the
-  configured one ``WINDOW_S`` after etcd is fast again (or no claim came).
+- **decay**: samples older than ``WINDOW_S`` are forgotten, so the lead is back to the
+  configured one ``WINDOW_S`` after etcd is fast again (or no fire came).
 
 ``claim_lead_s`` 0 (claim at the fire time) stays 0: no lead, nothing adapts.
 ``forbid``/``replace`` fires have no lead (they are judged at their time) and are not
@@ -50,8 +52,9 @@ log = logging.getLogger(__name__)
 
 WINDOW_S = 10.0  # claims this recent count; older ones are forgotten (the decay)
 MAX_SAMPLES = 256  # at most this many of them (a busy worker's last ones)
+MAX_PENDING = 4096  # first-choice runs claimed and not yet marked (a burst's worth)
 QUANTILE = 0.95
-MARGIN_MS = 100  # after the claim: Granted → Scheduler → Executor, and the spawn
+MARGIN_MS = 100  # after the mark: the word to the held process, and its exec
 STEP_MS = 50
 MAX_LEAD_S = 1.0
 
@@ -63,18 +66,28 @@ class ClaimLead:
         self._clock = clock
         self._configured_ms = round(configured_s * 1000)
         self._samples: deque[tuple[int, int]] = deque(maxlen=MAX_SAMPLES)  # (at, took) ms
+        self._first_choice: set[str] = set()  # run ids claimed first-choice, not yet marked
         self._said_ms = self._configured_ms  # the lead last logged
         self._lead_ms: int | None = self._configured_ms  # None: to be worked out again
 
     def claimed(self, fire: Fire) -> None:
-        """The Locker's first-choice claim of ``fire`` was answered just now: noted if
-        the lead serves it (scheduled, ``allow``), from its hand-over."""
+        """The Locker won a first-choice claim of ``fire`` just now: remembered if the
+        lead serves it (scheduled, ``allow``), so that its ``ready`` counts."""
         if (fire.trigger is RunTrigger.SCHEDULE and not fire.recovers
-                and fire.spec.concurrency is Concurrency.ALLOW):
+                and fire.spec.concurrency is Concurrency.ALLOW and self._configured_ms > 0):
+            if len(self._first_choice) >= MAX_PENDING:  # runs killed before their mark
+                self._first_choice.clear()
+            self._first_choice.add(fire.run_id)
+
+    def ready(self, fire: Fire) -> None:
+        """The Executor's mark of ``fire`` landed just now (its command may start): noted
+        from its hand-over, if its claim was a first choice (``claimed``)."""
+        if fire.run_id in self._first_choice:
+            self._first_choice.discard(fire.run_id)
             self.observed(self._clock.now_ms() - fire.fired_ms)
 
     def observed(self, took_ms: int) -> None:
-        """A claim was answered ``took_ms`` after its fire was handed over."""
+        """A fire was ready to start ``took_ms`` after it was handed over."""
         if self._configured_ms > 0:
             self._samples.append((self._clock.now_ms(), max(0, took_ms)))
             self._lead_ms = None

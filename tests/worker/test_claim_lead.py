@@ -78,12 +78,22 @@ async def test_only_scheduled_allow_claims_count_and_a_zero_lead_stays_zero(auto
     lead = ClaimLead(clock, 0.2)
     await trio.sleep(0.5)
     now = clock.now_ms()
-    lead.claimed(fire("forbid", RunTrigger.SCHEDULE, now - 600))  # judged at its time
-    lead.claimed(fire("allow", RunTrigger.MANUAL, now - 600))  # no lead: due at once
-    lead.claimed(fire("allow", RunTrigger.RETRY, now - 600))
+    for f in (fire("forbid", RunTrigger.SCHEDULE, now - 600),  # judged at its time
+              fire("allow", RunTrigger.MANUAL, now - 600),  # no lead: due at once
+              fire("allow", RunTrigger.RETRY, now - 600)):
+        lead.claimed(f)
+        lead.ready(f)
     assert lead.lead_ms() == 200
-    lead.claimed(fire("allow", RunTrigger.SCHEDULE, now - 330))
-    assert lead.lead_ms() == 450  # 330 from its hand-over, + 100, rounded up
+    backup = fire("allow", RunTrigger.SCHEDULE, now - 900)
+    lead.ready(backup)  # a backup's claim (never ``claimed``): it waited for its rank
+    assert lead.lead_ms() == 200
+    first = fire("allow", RunTrigger.SCHEDULE, now - 330)
+    lead.claimed(first)
+    assert lead.lead_ms() == 200  # claimed, not yet marked
+    lead.ready(first)
+    assert lead.lead_ms() == 450  # 330 from its hand-over to its mark, + 100, rounded up
+    lead.ready(first)  # counted once
+    assert lead.lead_ms() == 450
     off = ClaimLead(clock, 0.0)  # --claim-lead-s 0: claim at the fire time, always
     await claims_for(off, 2, 900)
     assert off.lead_ms() == 0

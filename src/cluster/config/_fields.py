@@ -223,6 +223,7 @@ class ConfigFields:
         check=checks.positive, used_by=_WORKER)
     claim_lead_s: float = _setting(
         0.2, "claim a scheduled fire of an 'allow' job this long before its time, or "
-        "longer while claims take longer (their recent p95 + 0.1 s, at most 1 s); the "
+        "longer while claims and start marks take longer (their recent p95 + 0.1 s, at "
+        "most 1 s); the "
         "command still starts at the planned instant, seconds (0: claim at the fire time)",
         check=checks.claim_lead, used_by=_WORKER)

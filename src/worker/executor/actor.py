@@ -76,7 +76,8 @@ from cluster.store import RunRecord, RunStatus
 from worker.context import WorkerContext
 from worker.locker.messages import LoadChanged, LockerMsg
 from worker.log_sink.messages import LogSinkMsg, Write
-from worker.messages import Run
+from worker.claim_lead import ClaimLead
+from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import RunEnded, SchedulerMsg
 from worker.shutdown_budget import ExecutorBudget
@@ -122,7 +123,8 @@ class Executor(Actor[ExecutorMsg]):
                  scheduler: Address[SchedulerMsg], log_sink: Address[LogSinkMsg],
                  locker: Address[LockerMsg], release: Release, marks: Marks,
                  users: JobUsers | None = None, budget: ExecutorBudget | None = None,
-                 end_mark: EndMark | None = None) -> None:
+                 end_mark: EndMark | None = None, lead: ClaimLead | None = None) -> None:
+        """``lead``: the worker's ``ClaimLead``, told when a run's mark landed."""
         super().__init__(inbox)  # no task_limit: see the module docstring
         self._ctx = ctx
         self._scheduler = scheduler
@@ -133,6 +135,7 @@ class Executor(Actor[ExecutorMsg]):
         self._launcher = Launcher(ctx.config, ctx.keyspace, ctx.worker_id, self._users)
         self._marks = marks
         self._end_mark = end_mark  # a chained job's end, written before its record
+        self._lead = lead
         self._marking = trio.CancelScope()  # cancelled once no run is left to mark
         self._releases = Releases(release, wait_s=self._budget.release_wait_s)
         self._active: dict[str, ActiveRun] = {}  # by run id
@@ -301,6 +304,7 @@ class Executor(Actor[ExecutorMsg]):
         if not held:  # no orphan to settle it: marked before it is spawned
             if not await marked(self._marks, active):
                 return self._never_started(active, active.cause or gone(self._ctx.clock.now_ms()))
+            self._ready(fire)
             await until_planned(active, (fire.planned_ms - self._ctx.clock.now_ms()) / 1000)
         if active.cause is not None:  # killed before it could start
             return self._never_started(active, active.cause)
@@ -333,11 +337,16 @@ class Executor(Actor[ExecutorMsg]):
             self._timed_out += 1
         return end
 
+    def _ready(self, fire: Fire) -> None:
+        if self._lead is not None:
+            self._lead.ready(fire)
+
     async def _commit(self, active: ActiveRun, scope: trio.CancelScope) -> None:
         """A held run: mark it started, then tell its process to start the command."""
         try:
             if await marked(self._marks, active, scope):
                 fire = active.run.fire
+                self._ready(fire)
                 now_ms = self._ctx.clock.now_ms()
                 assert active.process is not None
                 if active.process.commit((fire.planned_ms - now_ms) / 1000):
