@@ -15,15 +15,15 @@ from quart import Blueprint, Response, request
 from werkzeug.routing import PathConverter
 
 from actors import Address
-from cluster.cron import CronError, TimeZoneError, parse_schedule
-from cluster.store import FollowPage, RunPage, RunRecord
+from cluster.cron import CronError, TimeZoneError, describe_schedule, parse_schedule
+from cluster.store import FollowPage, LastRun, RunPage, RunRecord
 
 from .alerts import AlertManager
-from .ask import ask_jobs, ask_runs, ask_workers
+from .ask import ask, ask_jobs, ask_runs, ask_workers
 from .audit import Author
 from .caller import caller
 from .context import MasterContext
-from .errors import BadRequest, RunNotFound
+from .errors import BadRequest, RunNotFound, StoreDown, Unavailable
 from .jobs import JobManager
 from .messages import WorkerManagerMsg
 from .inputs import (
@@ -47,6 +47,8 @@ MAX_RUNS_LIMIT = 1000
 DEFAULT_PREVIEW_N = 5
 MAX_PREVIEW_N = 100
 MAX_EXPR_CHARS = 1024
+# The jobs list waits at most this long for the last runs; then it answers without them.
+LAST_RUNS_TIMEOUT_S = 2.0
 
 # Routes that exist only to give a precise error; the OpenAPI document does not list them.
 UNDOCUMENTED_ENDPOINTS: frozenset[str] = frozenset()
@@ -74,18 +76,25 @@ def by() -> Author:
 
 def api_routes(ctx: MasterContext, services: Services) -> Blueprint:
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
-    _job_routes(bp, ctx, services.jobs, services.alerts)
+    _job_routes(bp, ctx, services.jobs, services.alerts, services.runs)
     _run_routes(bp, ctx, services.runs)
     _other_routes(bp, ctx, services.workers)
     return bp
 
 
 def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager,
-                services_alerts: AlertManager) -> None:
+                services_alerts: AlertManager, run_log: LogManager) -> None:
     @bp.get("/jobs")
     async def list_jobs() -> Response:
         views: list[JobView] = await ask_jobs(ctx, jobs.list_jobs)
-        return json_response({"jobs": [v.to_json() for v in views]})
+        last, why = await last_runs(ctx, run_log)
+        listed = []
+        for view in views:
+            body = view.to_json()
+            run = last.get(view.spec.name)
+            body["lastRun"] = None if run is None else run.to_json()
+            listed.append(body)
+        return json_response({"jobs": listed, "lastRunsError": why})
 
     @bp.get("/jobs/<job:name>")
     async def get_job(name: str) -> Response:
@@ -187,6 +196,17 @@ def _other_routes(bp: Blueprint, ctx: MasterContext,
         return json_response(preview(request.args, ctx.clock()))
 
 
+async def last_runs(ctx: MasterContext, run_log: LogManager
+                    ) -> tuple[dict[str, LastRun], str | None]:
+    """Each job's newest run (one grouped query), and None; or, with the run store
+    down or slow, nothing and why: the jobs come from etcd and are listed anyway."""
+    timeout_s = min(ctx.runs_timeout_s, LAST_RUNS_TIMEOUT_S)
+    try:
+        return await ask(run_log.latest_runs, timeout_s=timeout_s, down=StoreDown), None
+    except Unavailable as exc:
+        return {}, exc.message
+
+
 def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
     expr = args.get("expr")
     if not expr or not expr.strip():
@@ -206,7 +226,8 @@ def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
     times = schedule.preview(n, now_ms)
     # Fewer than n times: the schedule ends; say why (null when it goes on).
     reason = schedule.no_fire_reason() if len(times) < n else None
-    return {"expr": expr, "timezone": tz, "times": times, "reason": reason}
+    return {"expr": expr, "timezone": tz, "describe": describe_schedule(schedule),
+            "times": times, "reason": reason}
 
 
 def run_query(job_name: str | None) -> RunQuery:
