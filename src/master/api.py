@@ -16,14 +16,15 @@ from werkzeug.routing import PathConverter
 
 from actors import Address
 from cluster.cron import CronError, TimeZoneError, describe_schedule, parse_schedule
-from cluster.store import FollowPage, LastRun, RunPage, RunRecord
+from cluster.store import FollowPage, RunPage, RunRecord
 
 from .alerts import AlertManager
-from .ask import ask, ask_jobs, ask_runs, ask_workers
+from .ask import ask_jobs, ask_runs, ask_workers
 from .audit import Author
 from .caller import caller
 from .context import MasterContext
-from .errors import BadRequest, RunNotFound, StoreDown, Unavailable
+from .errors import BadRequest, RunNotFound
+from .job_list import job_list
 from .jobs import JobManager
 from .messages import WorkerManagerMsg
 from .inputs import (
@@ -47,8 +48,6 @@ MAX_RUNS_LIMIT = 1000
 DEFAULT_PREVIEW_N = 5
 MAX_PREVIEW_N = 100
 MAX_EXPR_CHARS = 1024
-# The jobs list waits at most this long for the last runs; then it answers without them.
-LAST_RUNS_TIMEOUT_S = 2.0
 
 # Routes that exist only to give a precise error; the OpenAPI document does not list them.
 UNDOCUMENTED_ENDPOINTS: frozenset[str] = frozenset()
@@ -86,15 +85,7 @@ def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager,
                 services_alerts: AlertManager, run_log: LogManager) -> None:
     @bp.get("/jobs")
     async def list_jobs() -> Response:
-        views: list[JobView] = await ask_jobs(ctx, jobs.list_jobs)
-        last, why = await last_runs(ctx, run_log)
-        listed = []
-        for view in views:
-            body = view.to_json()
-            run = last.get(view.spec.name)
-            body["lastRun"] = None if run is None else run.to_json()
-            listed.append(body)
-        return json_response({"jobs": listed, "lastRunsError": why})
+        return json_response(await job_list(ctx, jobs, run_log))
 
     @bp.get("/jobs/<job:name>")
     async def get_job(name: str) -> Response:
@@ -194,17 +185,6 @@ def _other_routes(bp: Blueprint, ctx: MasterContext,
     @bp.get("/cron/preview")
     async def cron_preview() -> Response:
         return json_response(preview(request.args, ctx.clock()))
-
-
-async def last_runs(ctx: MasterContext, run_log: LogManager
-                    ) -> tuple[dict[str, LastRun], str | None]:
-    """Each job's newest run (one grouped query), and None; or, with the run store
-    down or slow, nothing and why: the jobs come from etcd and are listed anyway."""
-    timeout_s = min(ctx.runs_timeout_s, LAST_RUNS_TIMEOUT_S)
-    try:
-        return await ask(run_log.latest_runs, timeout_s=timeout_s, down=StoreDown), None
-    except Unavailable as exc:
-        return {}, exc.message
 
 
 def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
