@@ -53,6 +53,7 @@ TABLE = [
     ("0 9 * * 1-5", "America/New_York", "at 09:00 on Monday through Friday, America/New_York"),
     ("0 12 * * sat,sun", "UTC", "at 12:00 on Saturday and Sunday"),
     ("0 12 * * fri-mon", "UTC", "at 12:00 on Monday, Friday, Saturday and Sunday"),
+    ("0 12 * * tue-sun", "UTC", "at 12:00 on Tuesday through Sunday"),
     ("0 0 * * MON,WED,FRI", "UTC", "at 00:00 on Monday, Wednesday and Friday"),
     ("0 0 * * 7", "UTC", "at 00:00 on Sunday"),
     ("0 0 ? * mon", "UTC", "at 00:00 on Monday"),
@@ -167,6 +168,7 @@ def test_every_valid_expression_is_described_with_its_zone(expr: str, tz: str) -
         assert not words.endswith(f", {tz}")
 
 
+_WEEK = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _SPACING = re.compile(r"every (?:(\d+) )?(second|minute|hour)s?")
 _UNIT_MS = {"second": 1_000, "minute": 60_000, "hour": 3_600_000}
 
@@ -244,8 +246,9 @@ def _check_claims(expr: str, tz: str, schedule) -> bool:
         names = set(re.findall(r"[A-Z][a-z]+day", m.group(1)))
         assert {d.strftime("%A") for d in local} <= names
         checked = True
-    if m := re.search(r" on Monday through Friday$", words):
-        assert all(d.weekday() < 5 for d in local)
+    if m := re.search(r" on ([A-Z][a-z]+day) through ([A-Z][a-z]+day)$", words):
+        first, last = (_WEEK.index(day) for day in m.groups())
+        assert all(first <= d.weekday() <= last for d in local)  # Monday = 0
         checked = True
     if m := re.search(r" on the last ([A-Z][a-z]+day) of the month$", words):
         for d in local:

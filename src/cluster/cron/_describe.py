@@ -31,6 +31,7 @@ _MONTH_NAMES: Final = ("", "January", "February", "March", "April", "May", "June
                        "August", "September", "October", "November", "December")
 _DAY_NAMES: Final = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
                      "Saturday")
+_WEEK: Final = _DAY_NAMES[1:] + _DAY_NAMES[:1]  # Monday first: "Tuesday through Sunday"
 _LIST_MAX: Final = 4  # longer lists of values read better as a range or a step
 _CLOCK_TIMES_MAX: Final = 6  # at most this many times of day are listed one by one
 
@@ -72,9 +73,9 @@ class _Values:
 
     __slots__ = ("values", "lo", "hi")
 
-    def __init__(self, mask: int, lo: int, hi: int, order: Sequence[int] | None = None) -> None:
+    def __init__(self, mask: int, lo: int, hi: int) -> None:
         self.lo, self.hi = lo, hi
-        self.values = tuple(v for v in (order or range(lo, hi + 1)) if mask >> v & 1)
+        self.values = tuple(v for v in range(lo, hi + 1) if mask >> v & 1)
 
     @property
     def full(self) -> bool:
@@ -223,8 +224,9 @@ def _dom_items(dom: _Field) -> list[str]:
 
 def _dow_items(dow: _Field) -> tuple[list[str], bool]:
     """The weekday phrases, and whether one is "of the month" (`#`, `L`)."""
-    weekdays = _Values(dow.mask, 0, 6, order=(1, 2, 3, 4, 5, 6, 0))  # Monday first
-    named = _noun(weekdays, "day", lambda d: _DAY_NAMES[d], named=True) if weekdays.values else None
+    monday_first = sum(1 << (d - 1) % 7 for d in range(7) if dow.mask >> d & 1)
+    weekdays = _Values(monday_first, 0, 6)
+    named = _noun(weekdays, "day", lambda i: _WEEK[i], named=True) if weekdays.values else None
     of_month = [f"the {_ordinal(n)} {_DAY_NAMES[d]}" for d, n in dow.nth]
     of_month += [f"the last {_DAY_NAMES[d]}" for d in dow.last_of]
     return ([named] if named else []) + of_month, bool(of_month)
