@@ -12,7 +12,8 @@ const HEADERS = ["Name", "Schedule", "Next fire", "Last run", "State", "Running"
 export function jobsView(ctx) {
   let jobs = [];
   const filter = el("input", {
-    type: "search", placeholder: "Filter jobs", "aria-label": "Filter jobs by name or command",
+    type: "search", placeholder: "Filter jobs",
+    "aria-label": "Filter jobs by name, command or schedule in words",
   });
   const body = el("div");
   const root = el("section", { class: "view" },
@@ -26,8 +27,9 @@ export function jobsView(ctx) {
 
   function render() {
     const needle = filter.value.trim().toLowerCase();
-    const shown = jobs.filter((j) => !needle || String(j.name).toLowerCase().includes(needle) ||
-      String(j.command).toLowerCase().includes(needle));
+    const shown = jobs.filter((j) => !needle ||
+      [j.name, j.command, j.describe].some((text) => String(text ?? "").toLowerCase()
+        .includes(needle)));
     if (jobs.length === 0) {
       replace(body, el("p", { class: "empty" }, "No jobs yet. Create one with “New job”."));
     } else {

@@ -136,6 +136,11 @@ def test_jobs_show_the_masters_words_and_last_run(browser: Browser, state: FakeS
     sync_api.expect(browser.job_row(EVIL_NAME).locator("td.last-run .badge-failed")
                     ).to_have_count(1)
     sync_api.expect(browser.job_row("report").locator("td.last-run")).to_have_text("—")
+    browser.page.get_by_label("Filter jobs by name, command or schedule in words").fill(
+        "every 5 min")  # the words filter too
+    sync_api.expect(browser.page.locator("table.jobs tbody tr")).to_have_count(1)
+    sync_api.expect(browser.job_row(EVIL_NAME)).to_have_count(1)
+    browser.page.get_by_label("Filter jobs by name, command or schedule in words").fill("")
     state.last_runs_error = "the run store is unreachable: connection refused"
     sync_api.expect(browser.page.locator(".last-runs-error")).to_have_text(
         f"Last runs unknown: {state.last_runs_error}", timeout=15_000)  # the next refresh
