@@ -326,10 +326,13 @@ async function updatePreview(controls, box) {
 function previewList(answer) {
   const times = answer.times || [];
   const why = answer.reason ? `: ${answer.reason}` : "";
+  // The master's words for the expression (the jobs list shows the same).
+  const words = answer.describe ? el("p", { class: "words" }, answer.describe) : null;
   if (times.length === 0) {
-    return el("p", { class: "never" }, `This expression never fires again${why}.`);
+    return [words, el("p", { class: "never" }, `This expression never fires again${why}.`)];
   }
   return [
+    words,
     el("p", { class: "muted small" }, `Next ${times.length} fires (${answer.timezone}), ` +
       "shown in your local time:"),
     el("ol", {}, times.map((ms) => el("li", {}, formatTime(ms), " ",

@@ -1,15 +1,19 @@
-// Jobs view: the table of jobs with their next fire and actions.
+// Jobs view: the table of jobs with their schedule in words, next fire, last run and actions.
+// The words and the last runs are the master's (GET /api/v1/jobs): the UI describes nothing
+// itself, so it says what `schedctl jobs` and the API say.
 
 import { apiPath, request } from "./client.js";
-import { badge, el, formatRelative, replace, table, timeElement } from "./dom.js";
+import { badge, el, formatDuration, formatRelative, replace, table, timeElement } from "./dom.js";
 
-const HEADERS = ["Name", "Schedule", "Next fire", "State", "Running", "Command", "Actions"];
+const HEADERS = ["Name", "Schedule", "Next fire", "Last run", "State", "Running", "Command",
+  "Actions"];
 
 /** Build the view; refresh() reloads the jobs (the app calls it every few seconds). */
 export function jobsView(ctx) {
   let jobs = [];
   const filter = el("input", {
-    type: "search", placeholder: "Filter jobs", "aria-label": "Filter jobs by name or command",
+    type: "search", placeholder: "Filter jobs",
+    "aria-label": "Filter jobs by name, command or schedule in words",
   });
   const body = el("div");
   const root = el("section", { class: "view" },
@@ -23,18 +27,25 @@ export function jobsView(ctx) {
 
   function render() {
     const needle = filter.value.trim().toLowerCase();
-    const shown = jobs.filter((j) => !needle || String(j.name).toLowerCase().includes(needle) ||
-      String(j.command).toLowerCase().includes(needle));
+    const shown = jobs.filter((j) => !needle ||
+      [j.name, j.command, j.describe].some((text) => String(text ?? "").toLowerCase()
+        .includes(needle)));
     if (jobs.length === 0) {
       replace(body, el("p", { class: "empty" }, "No jobs yet. Create one with “New job”."));
     } else {
       replace(body, table(HEADERS, shown.map((job) => jobRow(job, ctx, refresh)),
-        { className: "jobs" }));
+        { className: "jobs" }),
+      lastRunsError ? el("p", { class: "muted small last-runs-error" },
+        `Last runs unknown: ${lastRunsError}`) : null);
     }
   }
 
+  let lastRunsError = null;
+
   async function refresh() {
-    jobs = (await request("GET", apiPath("jobs"))).jobs || [];
+    const answer = await request("GET", apiPath("jobs"));
+    jobs = answer.jobs || [];
+    lastRunsError = answer.lastRunsError || null;
     render();
   }
 
@@ -47,13 +58,16 @@ function jobRow(job, ctx, refresh) {
     el("td", { class: "name" }, job.name),
     el("td", { class: "schedule" },
       job.cronExpr ? el("code", {}, job.cronExpr) : null,
+      job.describe ? el("div", { class: "words small" }, job.describe) : null,
       job.after ? el("div", { class: "chain small" },
         `after ${job.after.job} (${job.after.on})`) : null,
       (job.downstream || []).length ? el("div", { class: "muted small" },
         `then: ${job.downstream.map((d) => d.job).join(", ")}`) : null,
-      job.timezone && job.timezone !== "UTC" ? el("div", { class: "muted small" }, job.timezone)
-        : null),
+      // The words name the zone (when not UTC) of an expression that has them.
+      !job.describe && job.timezone && job.timezone !== "UTC"
+        ? el("div", { class: "muted small" }, job.timezone) : null),
     el("td", {}, nextFire(job)),
+    el("td", { class: "last-run" }, lastRun(job.lastRun)),
     el("td", {}, job.paused ? badge("paused", "paused") : badge("active", "active")),
     el("td", { class: "num" }, running.length
       ? el("span", { title: running.map((r) => `${r.runId} on ${r.worker}`).join("\n") },
@@ -78,6 +92,18 @@ function nextFire(job) {
   }
   return [timeElement(job.nextFire), el("div", { class: "muted small" },
     formatRelative(job.nextFire))];
+}
+
+/** The newest run: its status, when (local time, UTC on hover), how long it took. */
+function lastRun(run) {
+  if (!run) return el("span", { class: "muted" }, "—");
+  const when = run.startTime ?? run.scheduleTime;
+  return [
+    badge(run.status, run.status), " ", timeElement(when),
+    el("div", { class: "muted small" }, formatRelative(when),
+      run.durationMs === null || run.durationMs === undefined ? ""
+        : `, took ${formatDuration(0, run.durationMs)}`),
+  ];
 }
 
 function actions(job, running, ctx, refresh) {

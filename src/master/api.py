@@ -15,7 +15,7 @@ from quart import Blueprint, Response, request
 from werkzeug.routing import PathConverter
 
 from actors import Address
-from cluster.cron import CronError, TimeZoneError, parse_schedule
+from cluster.cron import CronError, TimeZoneError, describe_schedule, parse_schedule
 from cluster.store import FollowPage, RunPage, RunRecord
 
 from .alerts import AlertManager
@@ -24,6 +24,7 @@ from .audit import Author
 from .caller import caller
 from .context import MasterContext
 from .errors import BadRequest, RunNotFound
+from .job_list import job_list
 from .jobs import JobManager
 from .messages import WorkerManagerMsg
 from .inputs import (
@@ -74,18 +75,17 @@ def by() -> Author:
 
 def api_routes(ctx: MasterContext, services: Services) -> Blueprint:
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
-    _job_routes(bp, ctx, services.jobs, services.alerts)
+    _job_routes(bp, ctx, services.jobs, services.alerts, services.runs)
     _run_routes(bp, ctx, services.runs)
     _other_routes(bp, ctx, services.workers)
     return bp
 
 
 def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager,
-                services_alerts: AlertManager) -> None:
+                services_alerts: AlertManager, run_log: LogManager) -> None:
     @bp.get("/jobs")
     async def list_jobs() -> Response:
-        views: list[JobView] = await ask_jobs(ctx, jobs.list_jobs)
-        return json_response({"jobs": [v.to_json() for v in views]})
+        return json_response(await job_list(ctx, jobs, run_log))
 
     @bp.get("/jobs/<job:name>")
     async def get_job(name: str) -> Response:
@@ -206,7 +206,8 @@ def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
     times = schedule.preview(n, now_ms)
     # Fewer than n times: the schedule ends; say why (null when it goes on).
     reason = schedule.no_fire_reason() if len(times) < n else None
-    return {"expr": expr, "timezone": tz, "times": times, "reason": reason}
+    return {"expr": expr, "timezone": tz, "describe": describe_schedule(schedule),
+            "times": times, "reason": reason}
 
 
 def run_query(job_name: str | None) -> RunQuery:

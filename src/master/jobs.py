@@ -21,7 +21,9 @@ Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
 transaction, so they are never written for a job that does not exist.
 
 A plain service object, not an actor: it holds no state a request could change (only
-the log-once set of invalid jobs), so each request runs in its caller's task, under
+the log-once set of invalid jobs, and the decoded specs of the last full read, each
+reused only while etcd holds the very same bytes: a list of 10,000 jobs would
+otherwise validate every spec again), so each request runs in its caller's task, under
 its caller's deadline. At most CONCURRENCY requests talk to etcd at once (a capacity
 limiter); beyond that callers wait for a slot within their own deadlines
 (backpressure, never a drop). An etcd error of any request counts in
@@ -34,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -121,6 +123,8 @@ class JobManager:
         self._etcd = etcd
         self._slots = trio.CapacityLimiter(CONCURRENCY)
         self._reported: set[tuple[str, int]] = set()
+        # name -> (stored bytes, spec, error) of the last full read (``_decode_all``)
+        self._decoded: dict[str, tuple[bytes, JobSpec | None, SpecError | None]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -209,17 +213,32 @@ class JobManager:
                 log.debug("ignoring %s: %s", kv.key, exc)
         return fleet
 
+    def _decode_all(self, kvs: Iterable[KeyValue]) -> list[StoredJob]:
+        """Every jobs/ key of a full read, decoded; a value whose bytes are those of the
+        previous full read is not validated again. Keeps only this read's names."""
+        previous, decoded = self._decoded, {}
+        stored_jobs = []
+        for kv in kvs:
+            name = self._ks.name_from_job_key(kv.key)
+            if name is None:
+                continue
+            hit = previous.get(name)
+            if hit is not None and hit[0] == kv.value:
+                stored = StoredJob(name, kv, hit[1], hit[2])
+            else:
+                stored = StoredJob.decode(name, kv)
+            decoded[name] = (kv.value, stored.spec, stored.error)
+            stored_jobs.append(stored)
+        self._decoded = decoded
+        return stored_jobs
+
     async def _list(self) -> list[JobView]:
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
         fleet = await self._fleet()
         now = self._ctx.clock()
         specs = []
-        for kv in snapshot.kvs:
-            name = self._ks.name_from_job_key(kv.key)
-            if name is None:
-                continue
-            stored = StoredJob.decode(name, kv)
+        for stored in self._decode_all(snapshot.kvs):
             if stored.spec is None:
                 self._report_invalid(stored)
                 continue
@@ -244,12 +263,8 @@ class JobManager:
 
     async def _specs(self) -> list[JobSpec]:
         """Every valid stored job (for the chains: who runs after whom)."""
-        specs = []
-        for kv in (await self._etcd.get_prefix(self._ks.jobs_prefix)).kvs:
-            name = self._ks.name_from_job_key(kv.key)
-            if name is not None and (spec := StoredJob.decode(name, kv).spec) is not None:
-                specs.append(spec)
-        return specs
+        snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
+        return [s.spec for s in self._decode_all(snapshot.kvs) if s.spec is not None]
 
     def _report_invalid(self, stored: StoredJob) -> None:
         mark = (stored.name, stored.kv.mod_revision)

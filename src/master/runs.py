@@ -38,8 +38,8 @@ import trio
 
 from cluster.backoff import Backoff
 from cluster.alerts import AlertEvent
-from cluster.store import (AuditEntry, FollowPage, InvalidQuery, RunPage, RunRecord, RunStore,
-                           StoreError, open_store)
+from cluster.store import (AuditEntry, FollowPage, InvalidQuery, LastRun, RunPage, RunRecord,
+                           RunStore, StoreError, open_store)
 
 from .audit import AuditQuery
 from .context import MasterContext
@@ -101,6 +101,10 @@ class LogManager:
         return await self._request(lambda store: store.follow(
             after, now_ms=now_ms, job_name=q.job_name, status=q.statuses or None,
             since_ms=q.since_ms, until_ms=q.until_ms, limit=q.limit))
+
+    async def latest_runs(self) -> dict[str, LastRun]:
+        """Each job's newest run, by job name (the jobs list): one grouped query."""
+        return await self._request(lambda store: store.latest_runs())
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._request(lambda store: store.get(run_id))

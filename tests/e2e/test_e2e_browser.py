@@ -307,6 +307,8 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
     row = page.locator("table.jobs tbody tr").filter(
         has=page.locator("td.name", has_text="ui-sleeper"))
     expect(row).to_be_visible()
+    expect(row.locator("td.schedule .words")).to_have_text("at 00:00 on day 1 of January")
+    expect(row.locator("td.last-run")).to_have_text("—")  # no run yet
 
     row.get_by_role("button", name="Run now").click()
     expect(notice).to_contain_text("Triggered ui-sleeper: run")
@@ -314,6 +316,9 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
         1, timeout=RUN_TIMEOUT_S * 1000)  # the UI refreshes every 5 s
     row.get_by_role("button", name="Kill").click()
     expect(notice).to_contain_text("Kill requested for ui-sleeper")
+    # The killed run becomes the job's last run in the list (the master's grouped query).
+    expect(row.locator("td.last-run .badge-killed")).to_have_text(
+        "killed", timeout=RUN_TIMEOUT_S * 1000)
 
     row.get_by_role("button", name="Runs").click()
     expect(page.locator(".badge-killed")).to_have_count(1, timeout=RUN_TIMEOUT_S * 1000)

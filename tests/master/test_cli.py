@@ -26,8 +26,8 @@ def test_jobs_list_prints_an_aligned_table_with_token(capsys: pytest.CaptureFixt
     assert fake.last.headers["authorization"] == f"Bearer {TOKEN}"
     assert str(fake.last.url) == "http://127.0.0.1:8070/api/v1/jobs"
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "SCHEDULE", "TZ", "NEXT", "FIRE", "STATE", "RUNNING",
-                                "COMMAND"]
+    assert lines[0].split() == ["NAME", "SCHEDULE", "IN", "WORDS", "NEXT", "FIRE", "LAST",
+                                "RUN", "STATE", "RUNNING", "COMMAND"]
     assert "backup" in lines[1] and "2024-05-01T12:01:05+00:00 (in 1m 5s)" in lines[1]
     assert "paused" in lines[2] and "x" * 40 + "…" in lines[2] and "x" * 60 not in lines[2]
     # aligned: every column starts at the same offset on every line
@@ -150,7 +150,7 @@ def test_preview_says_why_an_expression_never_fires(
     ["jobs", "put", "x", "--command", "true", "--cron", "@daily", "--retries", "-1"],
     ["runs", "--since", "yesterday-ish"],
     ["runs", "--status", "exploded"],
-    ["jobs"],
+    ["jobs", "lsit"],  # `jobs` alone lists (test_cli_jobs_list)
     ["frobnicate"],
 ])
 def test_usage_errors_exit_2_without_calling_the_api(

@@ -27,8 +27,9 @@ async def test_save_get_list_delete_round_trip(master):
     assert job["user"] is None and job["alerts"] is None and job["catchUp"] == "last"
     assert job["schedulable"] is True and job["reason"] is None
     assert created.json["warnings"] == []
+    assert job["describe"] == "every 5 minutes"
     view_only = ("nextFire", "schedulable", "reason", "running", "user", "after", "downstream",
-                 "alerts", "catchUp")
+                 "alerts", "catchUp", "describe")
     assert stored == {k: v for k, v in job.items() if k not in view_only}
     assert JobSpec.from_json(stored).created_at_ms == job["createdAt"]
 
@@ -38,6 +39,10 @@ async def test_save_get_list_delete_round_trip(master):
     await master.put("/api/v1/jobs/another", json=SPEC)
     listed = await master.get("/api/v1/jobs")
     assert [j["name"] for j in listed.json["jobs"]] == ["another", "backup"]
+    # No run yet, and the store answered: no last run, and no error about it.
+    assert [j["lastRun"] for j in listed.json["jobs"]] == [None, None]
+    assert listed.json["lastRunsError"] is None
+    assert {k: v for k, v in listed.json["jobs"][1].items() if k != "lastRun"} == job
 
     deleted = await master.delete("/api/v1/jobs/backup")
     assert deleted.status == 200 and deleted.json["job"] == {**stored, "user": None, "after": None,

@@ -67,7 +67,9 @@ async def test_master_starts_and_serves_jobs_with_the_store_down(tmp_path, etcd_
     config = make_config(tmp_path, etcd_endpoint, etcd_prefix, db_url=dead)
     async with running_master(config) as master:
         assert (await master.put("/api/v1/jobs/j", json=SPEC)).status == 201
-        assert (await master.get("/api/v1/jobs")).status == 200
+        listed = await master.get("/api/v1/jobs")  # listed, without their last runs
+        assert listed.status == 200 and [j["lastRun"] for j in listed.json["jobs"]] == [None]
+        assert listed.json["lastRunsError"].startswith("the run store is unreachable")
         for path in ("/api/v1/runs", "/api/v1/jobs/j/runs", "/api/v1/runs/abc"):
             assert_unavailable(await master.get(path), "run store")
         log = await master.get("/job/log?name=j")

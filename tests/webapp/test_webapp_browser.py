@@ -121,6 +121,49 @@ def test_jobs_render_and_html_in_data_stays_text(browser: Browser, shots: Path) 
     _assert_clean(browser)
 
 
+def test_jobs_show_the_masters_words_and_last_run(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    backup = browser.job_row("backup")
+    sync_api.expect(backup.locator("td.schedule .words")).to_have_text(
+        "at 03:00 every day, Europe/Paris")
+    sync_api.expect(browser.job_row(EVIL_NAME).locator(".words")).to_have_text(
+        "every 5 minutes")
+    newest = state.runs[1]  # run-evil (index 0) is the evil job's
+    last = backup.locator("td.last-run")
+    sync_api.expect(last.locator(f".badge-{newest['status']}")).to_have_text(newest["status"])
+    assert last.locator("time").get_attribute("title").endswith("Z")  # UTC on hover
+    sync_api.expect(last).to_contain_text("ago, took 1.234 s")
+    sync_api.expect(browser.job_row(EVIL_NAME).locator("td.last-run .badge-failed")
+                    ).to_have_count(1)
+    sync_api.expect(browser.job_row("report").locator("td.last-run")).to_have_text("—")
+    browser.page.get_by_label("Filter jobs by name, command or schedule in words").fill(
+        "every 5 min")  # the words filter too
+    sync_api.expect(browser.page.locator("table.jobs tbody tr")).to_have_count(1)
+    sync_api.expect(browser.job_row(EVIL_NAME)).to_have_count(1)
+    browser.page.get_by_label("Filter jobs by name, command or schedule in words").fill("")
+    state.last_runs_error = "the run store is unreachable: connection refused"
+    sync_api.expect(browser.page.locator(".last-runs-error")).to_have_text(
+        f"Last runs unknown: {state.last_runs_error}", timeout=15_000)  # the next refresh
+    sync_api.expect(backup.locator("td.last-run")).to_have_text("—")
+    _assert_clean(browser)
+
+
+def test_the_editor_shows_the_words_of_the_expression_as_it_changes(browser: Browser) -> None:
+    browser.log_in()
+    page = browser.page
+    page.get_by_role("button", name="New job").click()
+    words = page.locator(".cron-preview .words")
+    page.fill("#field-cronExpr", "*/5 * * * * *")
+    sync_api.expect(words).to_have_text("every 5 seconds")
+    page.fill("#field-timezone", "Europe/Berlin")
+    page.fill("#field-cronExpr", "30 2 * * *")
+    sync_api.expect(words).to_have_text("at 02:30 every day, Europe/Berlin")
+    page.fill("#field-cronExpr", "0 0 0 1 1 * 2020")  # never again: the words stay
+    sync_api.expect(words).to_have_text("at 00:00 on day 1 of January in 2020, Europe/Berlin")
+    sync_api.expect(page.locator(".cron-preview .never")).to_contain_text("never fires again")
+    _assert_clean(browser)
+
+
 def test_run_now_posts_with_the_bearer_token(browser: Browser, state: FakeState) -> None:
     browser.log_in()
     browser.job_row("backup").get_by_role("button", name="Run now").click()
@@ -233,8 +276,10 @@ def test_a_job_that_never_fires_shows_why_in_the_list_and_on_its_page(
     expired.get_by_role("button", name="Edit").click()
     sync_api.expect(page.locator(".unschedulable")).to_have_text(
         f"This job will never fire: {NEVER_REASON}.")
-    sync_api.expect(page.locator(".cron-preview")).to_have_text(
+    sync_api.expect(page.locator(".cron-preview .never")).to_have_text(
         f"This expression never fires again: {NEVER_REASON}.")
+    sync_api.expect(page.locator(".cron-preview .words")).to_have_text(  # and what it says
+        "at 00:00 on day 1 of January in 2020")
     page.get_by_role("button", name="Save").click()  # saved, with the API's warning
     notice = page.locator("#notice")
     sync_api.expect(notice).to_contain_text("Updated job expired. job 'expired' will never "

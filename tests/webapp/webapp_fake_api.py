@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cluster.cron import CronError, describe
+
 WEBAPP_DIR = Path(__file__).resolve().parents[2] / "webapp"
 TOKEN = "test-token-123"
 READ_TOKEN = "read-only-token-456"  # role read: every change is answered 403
@@ -42,12 +44,22 @@ def _defaults(name: str) -> dict[str, Any]:
             "catchUp": "last",
             "selector": {}, "env": {}, "createdAt": _now_ms() - 86_400_000, "user": None,
             "alerts": None,
-            "nextFire": None, "schedulable": True, "reason": None, "running": [],
-            "after": None, "downstream": []}
+            "nextFire": None, "schedulable": True, "reason": None, "describe": None,
+            "running": [], "after": None, "downstream": []}
 
 
 def _make_job(name: str, command: str, cron: str, **extra: Any) -> dict[str, Any]:
-    return {**_defaults(name), "command": command, "cronExpr": cron, **extra}
+    return _worded({**_defaults(name), "command": command, "cronExpr": cron, **extra})
+
+
+def _worded(job: dict[str, Any]) -> dict[str, Any]:
+    """The job with the words the master gives its expression (the real describer)."""
+    cron = job.get("cronExpr") or ""
+    try:
+        job["describe"] = describe(cron, job.get("timezone") or "UTC") if cron else None
+    except CronError:
+        job["describe"] = None  # the master would have refused it
+    return job
 
 
 def _run(run_id: str, job: str, status: str, start_ms: int, **extra: Any) -> dict[str, Any]:
@@ -80,6 +92,7 @@ class FakeState:
     requests: list[Recorded] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     unavailable: bool = False
+    last_runs_error: str | None = None  # the list's lastRunsError (the run store is down)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def api_requests(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
@@ -222,8 +235,7 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
     """(status, JSON) for one API request, following docs/api.md."""
     path = req.path
     if (req.method, path) == ("GET", "/api/v1/jobs"):
-        return 200, {"jobs": [_with_downstream(state, j)
-                              for j in sorted(state.jobs.values(), key=lambda j: j["name"])]}
+        return 200, _jobs_list(state)
     if (req.method, path) == ("GET", "/api/v1/runs"):
         return 200, _runs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/workers"):
@@ -249,6 +261,26 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
     if match := _JOB.fullmatch(path):
         return _job_route(state, req.method, match[1], req.body)
     return 404, {"error": {"code": "not_found", "message": f"no route {path}"}}
+
+
+def _jobs_list(state: FakeState) -> dict[str, Any]:
+    """Each job with its newest run (by start, or planned time), as the master lists them."""
+    newest: dict[str, dict[str, Any]] = {}
+    if state.last_runs_error is None:
+        for r in state.runs:
+            when = r["startTime"] or r["scheduleTime"]
+            kept = newest.get(r["jobName"])
+            if kept is None or when > (kept["startTime"] or kept["scheduleTime"]):
+                newest[r["jobName"]] = r
+    last = {job: {"runId": r["runId"], "status": r["status"], "trigger": r["trigger"],
+                  "scheduleTime": r["scheduleTime"], "startTime": r["startTime"],
+                  "endTime": r["endTime"],
+                  "durationMs": None if r["startTime"] is None or r["endTime"] is None
+                  else r["endTime"] - r["startTime"]}
+            for job, r in newest.items()}
+    return {"jobs": [{**_with_downstream(state, j), "lastRun": last.get(j["name"])}
+                     for j in sorted(state.jobs.values(), key=lambda j: j["name"])],
+            "lastRunsError": state.last_runs_error}
 
 
 def _not_found(kind: str, name: str) -> tuple[int, Any]:
@@ -283,10 +315,16 @@ def _preview(query: dict[str, str]) -> tuple[int, Any]:
                                "message": f"expr: expected 5, 6 or 7 fields, "
                                           f"got {len(expr.split())}"}}
     count = int(query.get("n", "5"))
+    tz = query.get("tz") or "UTC"
+    try:
+        words = describe(expr, tz)
+    except CronError as err:
+        return 400, {"error": {"code": "bad_request", "field": "expr",
+                               "message": f"expr: {err.reason}"}}
     if expr == PAST_EXPR:
-        return 200, {"expr": expr, "timezone": query.get("tz") or "UTC", "times": [],
+        return 200, {"expr": expr, "timezone": tz, "describe": words, "times": [],
                      "reason": NEVER_REASON}
-    return 200, {"expr": expr, "timezone": query.get("tz") or "UTC",
+    return 200, {"expr": expr, "timezone": tz, "describe": words,
                  "times": [_now_ms() + (i + 1) * 300_000 for i in range(count)],
                  "reason": None}
 
@@ -316,7 +354,7 @@ def _put(state: FakeState, name: str, body: Any) -> tuple[int, Any]:
                                "message": f"cronExpr: expected 5, 6 or 7 fields, "
                                           f"got {len(cron.split())}"}}
     previous = state.jobs.get(name)
-    job = {**_defaults(name), **body, "nextFire": _now_ms() + 300_000, "running": []}
+    job = _worded({**_defaults(name), **body, "nextFire": _now_ms() + 300_000, "running": []})
     warnings = []
     if cron == PAST_EXPR:
         job.update(nextFire=None, schedulable=False, reason=NEVER_REASON)

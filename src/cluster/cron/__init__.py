@@ -12,6 +12,7 @@ One idea per private module, everything public re-exported here (import from
   _parse     whole expressions, macros and `@every` -> a cached CronSchedule
   _schedule  the bounded next-time search on the wall clock, and its DST rules
   _zones     loading IANA zones (never the machine's) and offset arithmetic
+  _describe  a schedule in plain words, read from the parsed fields (the API's `describe`)
   _errors    the error classes
 
 Errors:
@@ -20,9 +21,11 @@ Errors:
           └── TimeZoneError unknown or forbidden time-zone name
 """
 
+from ._describe import describe, describe_schedule
 from ._errors import CronError, TimeZoneError
 from ._parse import MAX_EVERY_MS, MAX_EXPR_CHARS, MIN_EVERY_MS, parse_schedule  # noqa: F401
 from ._schedule import CronSchedule
 from ._zones import load_zone
 
-__all__ = ["CronError", "CronSchedule", "TimeZoneError", "load_zone", "parse_schedule"]
+__all__ = ["CronError", "CronSchedule", "TimeZoneError", "describe", "describe_schedule",
+           "load_zone", "parse_schedule"]

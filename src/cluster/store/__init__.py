@@ -35,6 +35,7 @@ from ._tls import check_tls_files
 from ._record import RUN_ID_MAX_CHARS, RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
 from ._follow import FollowPage
+from ._latest import LastRun
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidCursor",
     "InvalidQuery",
     "InvalidRunRecord",
+    "LastRun",
     "RunPage",
     "RunRecord",
     "RunStatus",

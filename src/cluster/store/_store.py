@@ -19,6 +19,7 @@ from ._alerts import AlertOutbox
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
+from ._latest import LATEST_RUNS, LastRun, latest_by_job
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
 from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
@@ -183,6 +184,11 @@ class RunStore:
         rows = await self._select(f"WHERE job_name = {m} {ORDER_NEWEST_FIRST} LIMIT {m} OFFSET {m}",
                                   [job_name, limit, offset])
         return [_record(r) for r in rows]
+
+    async def latest_runs(self) -> dict[str, LastRun]:
+        """Each job's newest run, by job name, in one grouped query (``_latest``)."""
+        await self._ready()
+        return latest_by_job(await self._fetch(LATEST_RUNS))
 
     async def count(
         self,

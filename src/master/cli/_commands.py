@@ -22,8 +22,10 @@ from ._views import (audit_table, describe_job, describe_run, jobs_table, next_f
 
 
 def cmd_jobs_list(ctx: Context, args: argparse.Namespace) -> None:
+    """`jobs list`, and `jobs` with no action."""
     data = ctx.api.get(api_path("jobs"))
-    ctx.emit(data, lambda: jobs_table(data.get("jobs", []), ctx.now_ms()))
+    ctx.emit(data, lambda: jobs_table(data.get("jobs", []), ctx.now_ms(),
+                                      data.get("lastRunsError")))
 
 
 def cmd_jobs_get(ctx: Context, args: argparse.Namespace) -> None:

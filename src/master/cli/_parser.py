@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 API error (403: the token's role may not do that), "
                "2 usage error, 3 cannot connect, 4 unauthorized\n\n"
                f"token: ${TOKEN_ENV}, or --token-file PATH (a --token flag shows in ps)\n\n"
-               "examples:\n  schedctl jobs list\n"
+               "examples:\n  schedctl jobs\n"
                "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
                "  schedctl runs --job backup --since -1d\n"
                "  schedctl preview '*/10 * * * * *' -n 3\n  schedctl audit --job backup\n"
@@ -114,11 +114,14 @@ def _leaf(commands: Commands, common: argparse.ArgumentParser, name: str, handle
 def _add_jobs(commands: Commands, common: argparse.ArgumentParser) -> None:
     jobs = commands.add_parser("jobs", help="list, show, create, change and act on jobs",
                                description="List, show, create or replace, run, kill, "
-                                           "pause, resume and delete jobs.",
+                                           "pause, resume and delete jobs. With no ACTION, "
+                                           "list them (as `jobs list`).",
                                parents=[common])
-    sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    jobs.set_defaults(handler=cmd.cmd_jobs_list)  # `schedctl jobs`: the list
+    sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
     _leaf(sub, common, "list", cmd.cmd_jobs_list,
-          "list jobs: schedule, next fire, state, running count, command")
+          "list jobs: schedule and the same in words, next fire, last run (status, when, "
+          "how long), state (paused, unschedulable), running count, command")
     for name, handler, text in (
         ("get", cmd.cmd_jobs_get, "show one job's full spec, next fire and running instances"),
         ("delete", cmd.cmd_jobs_delete, "delete a job (its running instance is killed)"),

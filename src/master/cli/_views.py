@@ -28,15 +28,34 @@ def alerts_text(alerts: Mapping[str, Any] | None) -> str:
     return cell(f"{on} -> {', '.join(alerts.get('channels') or []) or 'no channel'}")
 
 
-def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int) -> str:
+def jobs_table(jobs: Sequence[Mapping[str, Any]], now_ms: int,
+               last_runs_error: str | None = None) -> str:
+    """One line per job: its expression and the same in words (with the zone when not
+    UTC), next fire, last run, state (paused, unschedulable), running count, command.
+    `last_runs_error`: why the list came without last runs (the run store is down)."""
     if not jobs:
         return "no jobs"
-    rows = [[cell(j.get("name")), schedule_cell(j), cell(j.get("timezone", "UTC")),
-             next_fire(j, now_ms), job_state(j),
+    rows = [[cell(j.get("name")), schedule_cell(j), cell(j.get("describe")),
+             next_fire(j, now_ms), last_run(j.get("lastRun"), now_ms), job_state(j),
              str(len(j.get("running") or [])), cell(j.get("command"), COMMAND_WIDTH)]
             for j in jobs]
-    return format_table(
-        ["NAME", "SCHEDULE", "TZ", "NEXT FIRE", "STATE", "RUNNING", "COMMAND"], rows)
+    table = format_table(["NAME", "SCHEDULE", "IN WORDS", "NEXT FIRE", "LAST RUN", "STATE",
+                          "RUNNING", "COMMAND"], rows)
+    if last_runs_error:
+        table += f"\n(last runs unknown: {cell(last_runs_error)})"
+    return table
+
+
+def last_run(run: Mapping[str, Any] | None, now_ms: int) -> str:
+    """`failed 5m ago (3.500s)`: status, when (its start, or its planned time if it
+    never started), how long; `-` for none."""
+    if not isinstance(run, Mapping):
+        return "-"
+    when = run.get("startTime") or run.get("scheduleTime")
+    text = f"{cell(run.get('status'))} {relative(when, now_ms)}"
+    if run.get("durationMs") is not None:
+        text += f" ({duration(0, run['durationMs'])})"
+    return text
 
 
 def schedule_cell(job: Mapping[str, Any]) -> str:
@@ -90,6 +109,7 @@ def describe_job(job: Mapping[str, Any], now_ms: int) -> str:
         ("name", cell(job.get("name"))),
         ("command", safe_text(str(job.get("command", "")))),
         ("schedule", f"{cell(job.get('cronExpr'))} ({cell(job.get('timezone', 'UTC'))})"),
+        ("in words", cell(job.get("describe"))),
         ("after", chained_after(job)),
         ("downstream", downstream_text(job)),
         ("next fire", next_fire(job, now_ms)),
@@ -234,4 +254,6 @@ def preview_table(data: Mapping[str, Any], expr: str, now_ms: int) -> str:
         return f"{cell(expr)} never fires again" + (f": {cell(reason)}" if reason else "")
     rows = [[str(i), zone_iso(ms, zone), local_iso(ms), relative(ms, now_ms)]
             for i, ms in enumerate(times, 1)]
-    return format_table(["#", f"TIME ({cell(zone)})", "LOCAL", "WHEN"], rows)
+    table = format_table(["#", f"TIME ({cell(zone)})", "LOCAL", "WHEN"], rows)
+    words = data.get("describe")
+    return f"{cell(expr)}: {cell(words)}\n{table}" if words else table

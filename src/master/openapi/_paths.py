@@ -145,8 +145,13 @@ def _job_paths() -> dict[str, Schema]:
     errors = ("BadRequest", "Unauthorized", "NotFound", "Unavailable")
     return {
         "/api/v1/jobs": {"get": _op("List jobs, sorted by name", {
-            "200": _json(closed({"jobs": {"type": "array", "items": ref("JobView")}}),
-                         "the jobs"), **_errors("Unauthorized", "Unavailable")})},
+            "200": _json(closed({
+                "jobs": {"type": "array", "items": ref("JobView"),
+                         "description": "each with its lastRun"},
+                "lastRunsError": nullable("string", description="why no lastRun is known "
+                                          "(the run store is down or slow); null when they "
+                                          "are")}), "the jobs"),
+            **_errors("Unauthorized", "Unavailable")})},
         "/api/v1/jobs/{name}": {
             "parameters": [NAME_PARAM],
             "get": _op("Get a job", {"200": _json(job, "the job"), **_errors(*errors,
@@ -251,6 +256,9 @@ def _alert_paths() -> dict[str, Schema]:
 
 def _other_paths() -> dict[str, Schema]:
     preview = closed({"expr": {"type": "string"}, "timezone": {"type": "string"},
+                      "describe": {"type": "string", "examples": ["every 5 seconds"],
+                                   "description": "the expression in plain words, the zone "
+                                   "named when not UTC (the words the jobs list shows)"},
                       "times": {"type": "array", "items": EPOCH_MS},
                       "reason": nullable("string", examples=["no time matches before 2100"],
                                          description="why there are fewer than n times; "

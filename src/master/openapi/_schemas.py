@@ -197,13 +197,30 @@ def component_schemas() -> dict[str, Schema]:
                                                    "no live worker has zone=b"],
                                description="why the job does not fire; null when it "
                                "fires at nextFire"),
+            "describe": nullable("string", examples=["at 02:30 every day, Europe/Berlin",
+                                                     "every 5 seconds", "every 1 m 30 s"],
+                                 description="cronExpr in plain words (the zone named "
+                                 "when not UTC); null for a job without cronExpr"),
             "running": {"type": "array", "items": ref("RunningRun")},
             "downstream": {"type": "array", "description": "the jobs chained after this "
                            "one (their `after` names it)", "items": closed({
                                "job": {"type": "string"},
                                "on": {"type": "string",
-                                      "enum": ["succeeded", "failed", "completed"]}})}},
-            None, "A job with its next fire time, running instances and downstream jobs."),
+                                      "enum": ["succeeded", "failed", "completed"]}})},
+            "lastRun": {"anyOf": [ref("LastRun"), {"type": "null"}], "description":
+                        "only in GET /api/v1/jobs: the job's newest run in the history "
+                        "(null: none, or the run store did not answer: see lastRunsError)"}},
+            [*spec, "nextFire", "schedulable", "reason", "describe", "running", "downstream"],
+            "A job with its next fire time, running instances and downstream jobs."),
+        "LastRun": closed({
+            "runId": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+            "trigger": {"type": "string", "enum": [t.value for t in RunTrigger]},
+            "scheduleTime": EPOCH_MS, "startTime": nullable("integer"),
+            "endTime": nullable("integer"),
+            "durationMs": nullable("integer", minimum=0, description="endTime - startTime; "
+                                   "null for a run that never started or did not end"),
+        }, None, "A job's newest run (by start time, or planned time if it never started)."),
         "RunningRun": running,
         "Run": closed({
             "runId": {"type": "string"}, "jobName": {"type": "string"},
