@@ -115,11 +115,11 @@ class RivalWriter:
     def __getattr__(self, name):
         return getattr(self._backend, name)
 
-    async def execute_guarded(self, guard, then):
+    async def transaction(self, guards, batch, then):
         if self.wins > 0:
             self.wins -= 1
             await self._backend.execute("UPDATE alert_state SET version = version + 1")
-        return await self._backend.execute_guarded(guard, then)
+        return await self._backend.transaction(guards, batch, then)
 
 
 async def test_a_record_whose_compare_and_set_keeps_losing_fails_its_batch_and_is_decided_again(
