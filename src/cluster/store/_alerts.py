@@ -29,8 +29,9 @@ import trio
 
 from cluster.alerts import AlertEvent, JobAlertState, decide, excerpt
 
-from ._alert_schema import (ALERT_PROBE, OUTBOX_COLUMNS, OUTBOX_TABLE, STATE_COLUMNS,
-                            STATE_TABLE, alert_create_statements, insert_ignoring)
+from ._alert_schema import (ALERT_PROBE, EVENT_MS, OUTBOX_COLUMNS, OUTBOX_TABLE,
+                            STATE_COLUMNS, STATE_TABLE, alert_create_statements,
+                            insert_ignoring)
 from ._backend import Backend, Batch, Row, Statement
 from ._errors import StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord
@@ -39,6 +40,7 @@ __all__ = ["AlertOutbox", "Delivery", "MAX_DELIVERY_AGE_MS"]
 
 MAX_DELIVERY_AGE_MS: Final = 24 * 3600 * 1000  # retried for up to 24 h, then expired
 _CAS_TRIES: Final = 8
+_NEVER: Final = 2**63  # later than any event
 # The statuses the flapping rule takes: not ``skipped`` (no run), not ``replaced`` (a
 # newer run of the job took its place: neither a failure nor a success of the job).
 _WATCHED: Final = frozenset({"succeeded", "failed", "timeout", "lost", "killed"})
@@ -69,6 +71,35 @@ def _stored_run(record: RunRecord) -> dict[str, Any]:
         if isinstance(run.get(key), str):
             run[key] = excerpt(run[key])
     return run
+
+
+def _first_due(pending: Sequence[Row], now_ms: int) -> list[str]:
+    """The ids of the pending rows to send now, oldest due first.
+
+    Order per job and channel: rows (``delivery_id, event_id, job, channel, event ms,
+    next_at_ms, claimed_until_ms``) go one after another in event time (ties by event
+    id), so a receiver never gets a job's ``recovered`` before the failure it ends: a
+    row waits while an earlier one of its job and channel is pending, whether in
+    flight, or failed and due again later (order holds across retries), or not yet
+    resolved into channels (``channel`` ''). Unresolved rows never wait: resolving
+    sends nothing. Different jobs and channels never wait for one another. Events of a
+    job are made in time order (``decide`` takes no older record), so an earlier row
+    never appears after a later one was sent."""
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    for _, event_id, job, channel, event_ms, _, _ in pending:
+        key = (int(event_ms or 0), event_id)
+        if key < first.get((job, channel), (_NEVER, "")):
+            first[(job, channel)] = key
+    due = []
+    for delivery_id, event_id, job, channel, event_ms, next_at_ms, claimed_until in pending:
+        if next_at_ms > now_ms or claimed_until > now_ms:
+            continue
+        key = (int(event_ms or 0), event_id)
+        if channel and (key != first[(job, channel)]
+                        or first.get((job, ""), (_NEVER, "")) < key):
+            continue
+        due.append((int(next_at_ms), delivery_id))
+    return [delivery_id for _, delivery_id in sorted(due)]
 
 
 class AlertOutbox:
@@ -218,16 +249,17 @@ class AlertOutbox:
 
     async def claim_due(self, owner: str, now_ms: int, lease_ms: int,
                         limit: int = 20) -> list[Delivery]:
-        """Claim up to ``limit`` due rows for ``lease_ms``: pending, due, and not under
-        another deliverer's live lease (a dead deliverer's rows come back after it)."""
+        """Claim up to ``limit`` due rows for ``lease_ms``: pending, due, not under
+        another deliverer's live lease (a dead deliverer's rows come back after it),
+        and each the first of its job and channel (``_first_due``)."""
         await self.ensure()
         m = self._m
         claim = f"{owner}/{secrets.token_hex(4)}"
-        due = await self._backend.fetch(
-            f"SELECT delivery_id FROM {OUTBOX_TABLE} WHERE state = 'pending' AND "
-            f"next_at_ms <= {m} AND claimed_until_ms <= {m} ORDER BY next_at_ms LIMIT {m}",
-            [now_ms, now_ms, limit])
-        for (delivery_id,) in due:
+        pending = await self._backend.fetch(
+            f"SELECT delivery_id, event_id, job_name, channel, "
+            f"{EVENT_MS[self._backend.dialect.name]}, next_at_ms, claimed_until_ms "
+            f"FROM {OUTBOX_TABLE} WHERE state = 'pending'")
+        for delivery_id in _first_due(pending, now_ms)[:limit]:
             await self._backend.execute(
                 f"UPDATE {OUTBOX_TABLE} SET claimed_by = {m}, claimed_until_ms = {m} "
                 f"WHERE delivery_id = {m} AND state = 'pending' AND claimed_until_ms <= {m}",
