@@ -5,7 +5,7 @@ Both run in threads of the test process and listen on 127.0.0.1 only. The webhoo
 receiver can be stopped and started again on the same port (a receiver that is
 down refuses connections), or made to hang (it accepts and never answers), or to
 hold an event a while before it takes it (``before_taking``, in the request's
-thread). It counts deliveries per event id, so a test can assert "every alert, each
+thread), or refuse chosen attempts with a 503 (``refuse``). It counts deliveries per event id, so a test can assert "every alert, each
 once".
 """
 
@@ -34,6 +34,7 @@ class WebhookReceiver:
     port: int = 0
     hang: bool = False  # accept and never answer
     before_taking: Callable[[dict], None] | None = None  # called with each event, then taken
+    refuse: Callable[[dict], bool] | None = None  # True: answer 503 (an attempt that failed)
     events: list[dict] = field(default_factory=list)  # bodies accepted, in order
     refused: list[str] = field(default_factory=list)  # why a request was refused
     requests: int = 0  # POSTs received (hanging ones included)
@@ -60,6 +61,10 @@ class WebhookReceiver:
                     with receiver._lock:
                         receiver.refused.append(str(exc))
                     self.send_response(401)
+                    self.end_headers()
+                    return
+                if receiver.refuse is not None and receiver.refuse(event):
+                    self.send_response(503)
                     self.end_headers()
                     return
                 if receiver.before_taking is not None:

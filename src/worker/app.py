@@ -95,10 +95,6 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
                           settings=store_settings(config.db_timeout_s))
     metrics.registry.register(AlertMetrics("scheduler_worker", alerts.statistics))
 
-    async def observe_alerts(store, records) -> None:  # the flapping rule, after each batch
-        if (outbox := getattr(store, "alerts", None)) is not None:
-            await outbox.observe(records, repeat_s=alert_source.repeat_s)
-
     pipeline = Supervisor(
         [
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
@@ -118,7 +114,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     children = [
         ChildSpec("log-sink", lambda: metrics.log_sink.track(
             LogSink(inboxes.log_sink, ctx, on_durable=release_running, budget=budget.log_sink,
-                    room=room, after_write=observe_alerts)),
+                    room=room, alert_repeat_s=lambda: alert_source.repeat_s)),
                   grace_s=budget.log_sink.grace_s),
         # Sends alerts from the run store's outbox: a child of its own, with its own
         # store connection and HTTP client, so that no send touches scheduling.

@@ -115,11 +115,11 @@ class RivalWriter:
     def __getattr__(self, name):
         return getattr(self._backend, name)
 
-    async def execute_guarded(self, guard, then):
+    async def transaction(self, guards, batch, then):
         if self.wins > 0:
             self.wins -= 1
             await self._backend.execute("UPDATE alert_state SET version = version + 1")
-        return await self._backend.execute_guarded(guard, then)
+        return await self._backend.transaction(guards, batch, then)
 
 
 async def test_a_record_whose_compare_and_set_keeps_losing_fails_its_batch_and_is_decided_again(
@@ -142,3 +142,37 @@ async def test_a_record_whose_compare_and_set_keeps_losing_fails_its_batch_and_i
     rows = await store.alerts.rows("job-x")
     assert [r["event_id"] for r in rows] == [f"run-0000{i}:failed" for i in range(4)]
     assert (await store.alerts.state("job-x")).failures == 4
+
+
+async def test_claims_go_one_at_a_time_per_job_and_channel_in_event_time_across_retries(
+        store):
+    """A row is handed out only when it is the first pending one of its job and channel
+    (an unresolved earlier event counts for every channel): in flight, or failed and
+    due again later, it holds the later ones back; other channels and jobs go on."""
+    out = store.alerts
+    await out.observe([failing(1), run(2, job_name="job-x", end_time=T0 + 2 * M),
+                       failing(3, job="job-y")], repeat_s=3600)
+    now = T0 + 10 * M
+    unresolved = {d.event.event_id: d for d in await out.claim_due("w1", now, 60_000)}
+    assert sorted(unresolved) == ["run-00001:failed", "run-00002:recovered",
+                                  "run-00003:failed"]  # resolving sends nothing: no wait
+    await out.resolve(unresolved["run-00002:recovered"], ["ops", "mail"], now)
+    await out.resolve(unresolved["run-00003:failed"], ["ops"], now)
+
+    def names(claimed):
+        return sorted(d.delivery_id for d in claimed)
+
+    # job-x's recovered waits for its failure, not yet resolved; job-y goes.
+    assert names(await out.claim_due("w1", now + 1, 60_000)) == ["run-00003:failed>ops"]
+    await out.resolve(unresolved["run-00001:failed"], ["ops", "mail"], now + 2)
+    first = {d.channel: d for d in await out.claim_due("w1", now + 3, 60_000)}
+    assert names(first.values()) == ["run-00001:failed>mail", "run-00001:failed>ops"]
+    assert await out.claim_due("w2", now + 4, 60_000) == []  # in flight: the rest wait
+    await out.mark_sent(first["mail"], now + 5)
+    assert await out.mark_failed(first["ops"], now + 5, 5_000, "refused")
+    assert names(await out.claim_due("w1", now + 6, 60_000)) == ["run-00002:recovered>mail"]
+    assert await out.claim_due("w1", now + 7, 60_000) == []  # ops: its failure's retry first
+    [retry] = await out.claim_due("w1", now + 5_006, 60_000)
+    assert (retry.delivery_id, retry.attempts) == ("run-00001:failed>ops", 1)
+    await out.mark_sent(retry, now + 5_007)
+    assert names(await out.claim_due("w1", now + 5_008, 60_000)) == ["run-00002:recovered>ops"]

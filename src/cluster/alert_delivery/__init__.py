@@ -5,7 +5,8 @@
 
   _senders    a webhook (httpx, signed) or an email (smtplib in a thread, STARTTLS)
   _source     channels, settings and job policies from etcd (cached briefly)
-  _deliverer  claim with a lease, resolve, send, mark; backoff; statistics
+  _deliverer  claim with a lease (in order per job and channel), resolve, send, mark;
+              backoff; statistics
   _service    the deliverer as a child with its own store connection and HTTP client
   _metrics    its prometheus collector (sent, failed, pending per channel)
 """

@@ -12,6 +12,14 @@ settings' ``backoffMaxS``, 15 min by default) and stop after 24 h (``expired``,
 ``cluster.store.MAX_DELIVERY_AGE_MS``). Sends run concurrently, at most
 ``SEND_LIMIT`` at once, each bounded by its sender's timeout; nothing here shares a
 task or a lock with scheduling.
+
+Order: the rows of one job and channel go one at a time, in event time; the store
+hands out only the first pending one of each (``AlertOutbox.claim_due``), and the
+next is claimed once it is settled (the deliverer looks again at once). A row that
+failed waits for its retry and the later ones of its job and channel wait behind it.
+Different jobs and channels go concurrently: ``run`` does not wait for a round's
+sends before it claims again, so a receiver that hangs holds up only its own rows
+(its sends stay in flight, at most ``CLAIM_LIMIT`` rows are claimed at once).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 LEASE_S: Final = 60.0
 POLL_S: Final = 1.0
 SEND_LIMIT: Final = 8
+CLAIM_LIMIT: Final = 4 * SEND_LIMIT  # rows claimed and not yet settled, at most
 BACKOFF_INITIAL_S: Final = 5.0
 PENDING_EVERY_S: Final = 10.0
 
@@ -71,6 +80,7 @@ class Deliverer:
         self._pending: dict[str, int] = {}
         self._pending_at = -PENDING_EVERY_S
         self._expired = 0
+        self._in_flight = 0  # claimed rows not yet settled
         self._wake = trio.Event()
 
     def statistics(self) -> DeliveryStatistics:
@@ -82,28 +92,37 @@ class Deliverer:
         self._wake.set()
 
     async def run(self, outbox: AlertOutbox) -> None:
-        """Deliver forever; a store or etcd failure only delays the next round."""
-        while True:
-            try:
-                await self.round(outbox)
-            except (StoreError, EtcdError) as exc:
-                log.debug("alert delivery round failed: %s", exc)
-                outbox.forget_schema()  # the server may come back empty: check the tables
-            with trio.move_on_after(self._poll_s):
-                await self._wake.wait()
-            self._wake = trio.Event()
+        """Deliver forever; a store or etcd failure only delays the next round. Sends
+        outlive their round (module doc: a hanging one holds up no other job)."""
+        async with trio.open_nursery() as sends:
+            while True:
+                try:
+                    await self._round(outbox, sends)
+                except (StoreError, EtcdError) as exc:
+                    log.debug("alert delivery round failed: %s", exc)
+                    outbox.forget_schema()  # the server may come back empty: check tables
+                with trio.move_on_after(self._poll_s):
+                    await self._wake.wait()
+                self._wake = trio.Event()
 
     def _now_ms(self) -> int:
         return int(self._wall() * 1000)
 
     async def round(self, outbox: AlertOutbox) -> int:
-        """Claim what is due and handle it; returns how many rows were claimed."""
+        """Claim what is due and handle it, sends included; returns how many rows
+        were claimed."""
+        async with trio.open_nursery() as sends:
+            return await self._round(outbox, sends)
+
+    async def _round(self, outbox: AlertOutbox, sends: trio.Nursery) -> int:
+        """Claim what is due and start handling it in ``sends``."""
         await self._source.settings()  # keeps repeat_s fresh for the writers of records
-        claimed = await outbox.claim_due(self._owner, self._now_ms(), int(LEASE_S * 1000),
-                                         limit=4 * SEND_LIMIT)
-        async with trio.open_nursery() as nursery:
-            for delivery in claimed:
-                nursery.start_soon(self._one, outbox, delivery)
+        room = CLAIM_LIMIT - self._in_flight
+        claimed = [] if room <= 0 else await outbox.claim_due(
+            self._owner, self._now_ms(), int(LEASE_S * 1000), limit=room)
+        for delivery in claimed:
+            self._in_flight += 1
+            sends.start_soon(self._settle, outbox, delivery)
         if trio.current_time() - self._pending_at >= PENDING_EVERY_S or claimed:
             counts = await outbox.counts()
             self._pending = {ch: n for (ch, state), n in counts.items()
@@ -111,30 +130,39 @@ class Deliverer:
             self._pending_at = trio.current_time()
         return len(claimed)
 
-    async def _one(self, outbox: AlertOutbox, delivery: Delivery) -> None:
+    async def _settle(self, outbox: AlertOutbox, delivery: Delivery) -> None:
+        try:
+            if await self._one(outbox, delivery):
+                self.wake()  # the next row of its job and channel may go now
+        finally:
+            self._in_flight -= 1
+
+    async def _one(self, outbox: AlertOutbox, delivery: Delivery) -> bool:
+        """Resolve, send or drop one row; True if it is settled (no longer pending)."""
         try:
             if not delivery.channel:
                 await outbox.resolve(delivery, await channels_wanted(self._source, delivery.event),
                                      self._now_ms())
-                self.wake()  # its per-channel rows are due now
-                return
+                return True  # its per-channel rows are due now
             channel = (await self._source.channels()).get(delivery.channel)
             if channel is None:
                 await outbox.mark_dropped(delivery, self._now_ms(), "channel deleted")
-                return
+                return True
             settings = await self._source.settings()
             async with self._slots:
                 try:
                     await self._senders.send(channel, delivery.event, settings.public_url)
                 except DeliveryFailed as exc:
-                    await self._failed_once(outbox, delivery, str(exc))
-                    return
+                    return not await self._failed_once(outbox, delivery, str(exc))
             await outbox.mark_sent(delivery, self._now_ms())
             self._sent[delivery.channel] += 1
+            return True
         except (StoreError, EtcdError) as exc:  # the lease runs out; someone retries
             log.debug("alert %s not settled: %s", delivery.delivery_id, exc)
+            return False
 
-    async def _failed_once(self, outbox: AlertOutbox, delivery: Delivery, reason: str) -> None:
+    async def _failed_once(self, outbox: AlertOutbox, delivery: Delivery, reason: str) -> bool:
+        """Count the failed attempt; True if the row is due again (else expired)."""
         self._failed[delivery.channel] += 1
         cap_s = (await self._source.settings()).backoff_max_s
         delay_s = exponential_s(self._backoff_initial_s, cap_s, delivery.attempts)
@@ -146,3 +174,4 @@ class Deliverer:
             self._expired += 1
             log.error("alert %s to channel %r given up after 24 h (%s)",
                       delivery.event.event_id, delivery.channel, reason)
+        return alive

@@ -10,6 +10,8 @@ channels. A deliverer resolves it into one row per channel (``delivery_id`` =
 ``pending`` until ``sent``, ``dropped`` (no channel wants it, or the channel is gone)
 or ``expired`` (not delivered within 24 h). ``claimed_by``/``claimed_until_ms`` are
 the lease of the deliverer sending it; a row whose lease passed is due again.
+Delivery is ordered per job and channel by the event's ``time`` in ``payload``
+(``EVENT_MS``): no column of its own, so tables made before it need no change.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
 _CREATE: Final = {"mysql": _MYSQL, "sqlite": _SQLITE}
 _IGNORE: Final = {"mysql": "ON DUPLICATE KEY UPDATE {key} = {key}",
                   "sqlite": "ON CONFLICT({key}) DO NOTHING"}
+
+# An outbox row's event time (its run's end), from its payload: delivery is ordered by it.
+EVENT_MS: Final = {"mysql": "CAST(JSON_EXTRACT(payload, '$.time') AS SIGNED)",
+                   "sqlite": "CAST(json_extract(payload, '$.time') AS INTEGER)"}
 
 ALERT_PROBE: Final = (f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM {OUTBOX_TABLE} WHERE 1 = 0",
                       f"SELECT {', '.join(STATE_COLUMNS)} FROM {STATE_TABLE} WHERE 1 = 0")

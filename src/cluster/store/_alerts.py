@@ -1,16 +1,21 @@
 """``AlertOutbox``: the alert state and the outbox in the run store (DESIGN "Alerts").
 
-Written by whoever writes run records (``observe``, after each batch), read and
-updated by deliverers (``claim_due``, ``resolve``, ``mark_sent``, ``mark_failed``).
+Written by whoever writes run records (``write_deciding``: the records and their
+alert decisions in one transaction), read and updated by deliverers (``claim_due``,
+``resolve``, ``mark_sent``, ``mark_failed``).
 
 Idempotent throughout, so that two writers (a worker and a survivor recording the
 same run ``lost``, a batch retried after a failure) cannot both alert: a job's state
 changes by compare-and-set on its ``version``, in the same transaction as the outbox
-row of the event it raises; a record already taken (same run id) or older than the
-last one changes nothing (``cluster.alerts.decide``); event ids are derived from the
-record, and an outbox row with the same id is left as it is. A record whose
-compare-and-set loses ``_CAS_TRIES`` times in a row fails ``observe`` with
-``StoreUnavailable``: its batch is observed again later, never given up.
+rows of the events it raises and the records that raised them; a record already
+taken (same run id) or older than the last one changes nothing
+(``cluster.alerts.decide``); event ids are derived from the record, and an outbox row
+with the same id is left as it is. A batch whose compare-and-set loses ``_CAS_TRIES``
+times in a row fails with ``StoreUnavailable``: it is written again later, never
+given up.
+
+Order: a job's rows for one channel are delivered one after another, in event time
+(``claim_due``): the next waits while an earlier one is pending, retries included.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from typing import Any, Final
 
 import trio
 
-from cluster.alerts import AlertEvent, AlertKind, JobAlertState, decide
+from cluster.alerts import AlertEvent, JobAlertState, decide, excerpt
 
-from ._alert_schema import (ALERT_PROBE, OUTBOX_COLUMNS, OUTBOX_TABLE, STATE_COLUMNS,
-                            STATE_TABLE, alert_create_statements, insert_ignoring)
-from ._backend import Backend, Row
+from ._alert_schema import (ALERT_PROBE, EVENT_MS, OUTBOX_COLUMNS, OUTBOX_TABLE,
+                            STATE_COLUMNS, STATE_TABLE, alert_create_statements,
+                            insert_ignoring)
+from ._backend import Backend, Batch, Row, Statement
 from ._errors import StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord
 
@@ -34,6 +40,7 @@ __all__ = ["AlertOutbox", "Delivery", "MAX_DELIVERY_AGE_MS"]
 
 MAX_DELIVERY_AGE_MS: Final = 24 * 3600 * 1000  # retried for up to 24 h, then expired
 _CAS_TRIES: Final = 8
+_NEVER: Final = 2**63  # later than any event
 # The statuses the flapping rule takes: not ``skipped`` (no run), not ``replaced`` (a
 # newer run of the job took its place: neither a failure nor a success of the job).
 _WATCHED: Final = frozenset({"succeeded", "failed", "timeout", "lost", "killed"})
@@ -53,6 +60,46 @@ class Delivery:
 
 def _time_ms(record: RunRecord) -> int:
     return record.end_time or record.start_time or record.schedule_time
+
+
+def _stored_run(record: RunRecord) -> dict[str, Any]:
+    """The run as the event carries it: output and stderr cut to the excerpt a channel
+    sends (``cluster.alerts.excerpt``), so that an outbox row stays small whatever the
+    run printed, and cannot fail the transaction that writes the run."""
+    run = record.to_json()
+    for key in ("output", "err"):
+        if isinstance(run.get(key), str):
+            run[key] = excerpt(run[key])
+    return run
+
+
+def _first_due(pending: Sequence[Row], now_ms: int) -> list[str]:
+    """The ids of the pending rows to send now, oldest due first.
+
+    Order per job and channel: rows (``delivery_id, event_id, job, channel, event ms,
+    next_at_ms, claimed_until_ms``) go one after another in event time (ties by event
+    id), so a receiver never gets a job's ``recovered`` before the failure it ends: a
+    row waits while an earlier one of its job and channel is pending, whether in
+    flight, or failed and due again later (order holds across retries), or not yet
+    resolved into channels (``channel`` ''). Unresolved rows never wait: resolving
+    sends nothing. Different jobs and channels never wait for one another. Events of a
+    job are made in time order (``decide`` takes no older record), so an earlier row
+    never appears after a later one was sent."""
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    for _, event_id, job, channel, event_ms, _, _ in pending:
+        key = (int(event_ms or 0), event_id)
+        if key < first.get((job, channel), (_NEVER, "")):
+            first[(job, channel)] = key
+    due = []
+    for delivery_id, event_id, job, channel, event_ms, next_at_ms, claimed_until in pending:
+        if next_at_ms > now_ms or claimed_until > now_ms:
+            continue
+        key = (int(event_ms or 0), event_id)
+        if channel and (key != first[(job, channel)]
+                        or first.get((job, ""), (_NEVER, "")) < key):
+            continue
+        due.append((int(next_at_ms), delivery_id))
+    return [delivery_id for _, delivery_id in sorted(due)]
 
 
 class AlertOutbox:
@@ -85,63 +132,85 @@ class AlertOutbox:
 
     # ---- writers of run records
 
-    async def observe(self, records: Sequence[RunRecord], *, repeat_s: float) -> int:
-        """Apply the flapping rule to a batch just written; returns events raised.
+    async def write_deciding(self, records: Sequence[RunRecord], batch: Batch | None, *,
+                             repeat_s: float) -> int:
+        """Write ``batch`` (the records' rows) and apply the flapping rule to
+        ``records`` in one transaction; returns events raised (``batch`` None: decide
+        only, for records already stored).
 
-        One query for the whole batch when every job in it is healthy and succeeded
-        (the common case): only a failure, or a record of a failing job, writes."""
+        One transaction, so that no record is ever durable without its alert decided:
+        a writer that dies between the two would leave a failure nobody hears of (its
+        running key released or not, a survivor's ``lost`` record never replaces the
+        real one). The job states are read first, the decisions made, and the
+        transaction commits only if no state moved meanwhile (compare-and-set on each
+        ``version``); else everything rolls back and is decided again. The common case,
+        every job of the batch healthy and succeeded, is one query and the batch."""
         relevant = [r for r in records if r.status.value in _WATCHED]
-        if not relevant:
-            return 0
-        await self.ensure()
+        if relevant:
+            await self.ensure()
+        for _ in range(_CAS_TRIES):
+            guards, events = await self._plan(relevant, repeat_s) if relevant else ([], [])
+            if not guards:
+                if batch is not None:
+                    await self._backend.executemany(*batch)
+                return 0
+            then = [self._insert_event(e) for e in events]
+            if await self._backend.transaction(guards, batch, then):
+                return len(events)
+        # Never give the records up (an alert due would be lost): the batch fails, and
+        # its writer writes it again after a backoff (idempotent).
+        jobs = sorted({r.job_name for r in relevant})
+        raise StoreUnavailable(self._backend.display, f"the alert state of job(s) "
+                               f"{', '.join(map(repr, jobs))} changed under {_CAS_TRIES} tries")
+
+    async def observe(self, records: Sequence[RunRecord], *, repeat_s: float) -> int:
+        """Apply the flapping rule to records already stored (``write_deciding``
+        without a batch); returns events raised. Idempotent."""
+        return await self.write_deciding(records, None, repeat_s=repeat_s)
+
+    async def _plan(self, relevant: Sequence[RunRecord],
+                    repeat_s: float) -> tuple[list[Statement], list[AlertEvent]]:
+        """Each job's new state, as a compare-and-set on its version (ordered by job,
+        so that two writers lock state rows in one order), and the events raised (in
+        time order). A job without a state row gets a default one first, outside the
+        transaction: a default row says nothing, whoever wins."""
         states = await self._states({r.job_name for r in relevant})
-        raised = 0
-        stale: set[str] = set()  # jobs whose state this batch changed: read again
+        now: dict[str, JobAlertState] = dict(states)
+        events: list[AlertEvent] = []
         for record in sorted(relevant, key=_time_ms):
             job = record.job_name
-            if job in stale:
-                states.update(await self._states({job}))
-                stale.discard(job)
-            state = states.get(job)
+            state = now.get(job)
             if record.status.value == "succeeded" and (state is None or not state.failing):
-                continue
-            raised += await self._apply(record, state, repeat_s)
-            states.pop(job, None)
-            stale.add(job)
-        return raised
-
-    async def _apply(self, record: RunRecord, state: JobAlertState | None,
-                     repeat_s: float) -> int:
-        m = self._m
-        for _ in range(_CAS_TRIES):
-            if state is None:
-                await self._backend.execute(
-                    insert_ignoring(self._backend.dialect.name, m, STATE_TABLE, ("job_name",)),
-                    [record.job_name])
-                state = (await self._states({record.job_name}))[record.job_name]
+                continue  # healthy, and stays so: no state written
+            state = state or JobAlertState(job)
             decision = decide(state, run_id=record.run_id, status=record.status.value,
                               time_ms=_time_ms(record), repeat_s=repeat_s)
-            if decision.state == state:
-                return 0
-            new = decision.state
-            guard = (f"UPDATE {STATE_TABLE} SET failing = {m}, failures = {m}, unalerted = {m}, "
-                     f"last_alert_ms = {m}, last_time_ms = {m}, last_run_id = {m}, "
-                     f"version = version + 1 WHERE job_name = {m} AND version = {m}",
-                     [int(new.failing), new.failures, new.unalerted, new.last_alert_ms,
-                      new.last_time_ms, new.last_run_id, state.job, state.version])
-            then = []
+            now[job] = decision.state
             if decision.kind is not None:
-                event = AlertEvent(f"{record.run_id}:{decision.kind.value}", decision.kind,
-                                   record.job_name, _time_ms(record), decision.count,
-                                   decision.streak, record.to_json())
-                then.append(self._insert_event(event))
-            if await self._backend.execute_guarded(guard, then):
-                return int(decision.kind is not None)
-            state = None  # someone else moved it: read again
-        # Never give the record up (an alert due would be lost): the batch fails, and its
-        # writer writes and observes it again after a backoff (both idempotent).
-        raise StoreUnavailable(self._backend.display, f"the alert state of job "
-                               f"{record.job_name!r} changed under {_CAS_TRIES} tries")
+                events.append(AlertEvent(f"{record.run_id}:{decision.kind.value}",
+                                         decision.kind, job, _time_ms(record),
+                                         decision.count, decision.streak,
+                                         _stored_run(record)))
+        guards: list[Statement] = []
+        for job in sorted(now):
+            new, old = now[job], states.get(job)
+            if new == old:
+                continue
+            if old is None:
+                await self._backend.execute(
+                    insert_ignoring(self._backend.dialect.name, self._m, STATE_TABLE,
+                                    ("job_name",)), [job])
+                old = JobAlertState(job)
+            guards.append(self._guard(old, new))
+        return guards, events
+
+    def _guard(self, old: JobAlertState, new: JobAlertState) -> Statement:
+        m = self._m
+        return (f"UPDATE {STATE_TABLE} SET failing = {m}, failures = {m}, unalerted = {m}, "
+                f"last_alert_ms = {m}, last_time_ms = {m}, last_run_id = {m}, "
+                f"version = version + 1 WHERE job_name = {m} AND version = {m}",
+                [int(new.failing), new.failures, new.unalerted, new.last_alert_ms,
+                 new.last_time_ms, new.last_run_id, old.job, old.version])
 
     async def enqueue(self, event: AlertEvent) -> None:
         """Put an event in the outbox (unschedulable, test); a known id is kept as is."""
@@ -180,16 +249,17 @@ class AlertOutbox:
 
     async def claim_due(self, owner: str, now_ms: int, lease_ms: int,
                         limit: int = 20) -> list[Delivery]:
-        """Claim up to ``limit`` due rows for ``lease_ms``: pending, due, and not under
-        another deliverer's live lease (a dead deliverer's rows come back after it)."""
+        """Claim up to ``limit`` due rows for ``lease_ms``: pending, due, not under
+        another deliverer's live lease (a dead deliverer's rows come back after it),
+        and each the first of its job and channel (``_first_due``)."""
         await self.ensure()
         m = self._m
         claim = f"{owner}/{secrets.token_hex(4)}"
-        due = await self._backend.fetch(
-            f"SELECT delivery_id FROM {OUTBOX_TABLE} WHERE state = 'pending' AND "
-            f"next_at_ms <= {m} AND claimed_until_ms <= {m} ORDER BY next_at_ms LIMIT {m}",
-            [now_ms, now_ms, limit])
-        for (delivery_id,) in due:
+        pending = await self._backend.fetch(
+            f"SELECT delivery_id, event_id, job_name, channel, "
+            f"{EVENT_MS[self._backend.dialect.name]}, next_at_ms, claimed_until_ms "
+            f"FROM {OUTBOX_TABLE} WHERE state = 'pending'")
+        for delivery_id in _first_due(pending, now_ms)[:limit]:
             await self._backend.execute(
                 f"UPDATE {OUTBOX_TABLE} SET claimed_by = {m}, claimed_until_ms = {m} "
                 f"WHERE delivery_id = {m} AND state = 'pending' AND claimed_until_ms <= {m}",

@@ -1,4 +1,4 @@
-"""What ``RunStore`` needs from a database: four calls, each one bounded in time.
+"""What ``RunStore`` needs from a database: five calls, each one bounded in time.
 
 Each backend runs every call on a connection it trusts, and throws away (closes)
 any connection that saw an error or a cancellation, so a half-read reply can never
@@ -16,6 +16,8 @@ from ._schema import Dialect
 
 Params = Sequence[Any]
 Row = tuple[Any, ...]
+Statement = tuple[str, Params]
+Batch = tuple[str, Sequence[Row]]  # one statement, many rows (``executemany``)
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,15 @@ class Backend(Protocol):
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         """Run one query; return all its rows."""
 
-    async def execute_guarded(self, guard: tuple[str, Params],
-                              then: Sequence[tuple[str, Params]]) -> bool:
+    async def execute_guarded(self, guard: Statement, then: Sequence[Statement]) -> bool:
         """In one transaction: run ``guard``; unless it changed exactly one row, roll
         back and answer False; else run ``then`` and commit (a compare-and-set)."""
+
+    async def transaction(self, guards: Sequence[Statement], batch: Batch | None,
+                          then: Sequence[Statement]) -> bool:
+        """In one transaction: run each of ``guards``; unless each changed exactly one
+        row, roll back and answer False; else run ``batch`` (many rows), then ``then``,
+        and commit. A run store batch and its alert decisions are one such call: either
+        both are durable or neither is (``AlertOutbox.write_deciding``)."""
 
     def statistics(self) -> StoreStatistics: ...

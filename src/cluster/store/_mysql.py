@@ -31,7 +31,7 @@ import trio_asyncio
 
 from cluster.config import MysqlUrl
 
-from ._backend import Counters, Params, Row, StoreStatistics
+from ._backend import Batch, Counters, Params, Row, Statement, StoreStatistics
 from ._errors import (StoreAccessDenied, StoreClosedError, StoreConfigError, StoreError,
                       StoreQueryError, StoreTlsError, StoreUnavailable)
 from ._schema import MYSQL
@@ -144,16 +144,24 @@ class MySQLBackend:
                 return list(await cur.fetchall())
         return await self._call(op)
 
-    async def execute_guarded(self, guard: tuple[str, Params],
-                              then: Sequence[tuple[str, Params]]) -> bool:
+    async def execute_guarded(self, guard: Statement, then: Sequence[Statement]) -> bool:
+        return await self.transaction([guard], None, then)
+
+    async def transaction(self, guards: Sequence[Statement], batch: Batch | None,
+                          then: Sequence[Statement]) -> bool:
         # The connection is in autocommit mode: BEGIN makes the statements one
-        # transaction; an error closes the connection, and the server rolls back.
+        # transaction; an error or a cancellation closes the connection, and the
+        # server rolls back (as it does for a worker that dies mid-transaction).
         async def op(conn: Any) -> bool:
             await conn.begin()
             async with conn.cursor() as cur:
-                if int(await cur.execute(guard[0], tuple(guard[1]))) != 1:
-                    await conn.rollback()
-                    return False
+                for sql, params in guards:
+                    if int(await cur.execute(sql, tuple(params))) != 1:
+                        await conn.rollback()
+                        return False
+                if batch is not None:
+                    for chunk in _chunks(batch[1], MAX_COMMAND_BYTES):
+                        await cur.executemany(batch[0], chunk)
                 for sql, params in then:
                     await cur.execute(sql, tuple(params))
             await conn.commit()

@@ -25,7 +25,7 @@ import trio
 from cluster.config import SqliteUrl
 from cluster.private_files import create_private_file, make_private_dirs
 
-from ._backend import Counters, Params, Row, StoreStatistics
+from ._backend import Batch, Counters, Params, Row, Statement, StoreStatistics
 from ._errors import (StoreClosedError, StoreError, StoreQueryError, StoreSchemaError,
                       StoreUnavailable)
 from ._schema import SQLITE
@@ -87,12 +87,20 @@ class SQLiteBackend:
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         return await self._call(lambda conn: conn.execute(sql, params).fetchall())
 
-    async def execute_guarded(self, guard: tuple[str, Params],
-                              then: Sequence[tuple[str, Params]]) -> bool:
+    async def execute_guarded(self, guard: Statement, then: Sequence[Statement]) -> bool:
+        return await self.transaction([guard], None, then)
+
+    async def transaction(self, guards: Sequence[Statement], batch: Batch | None,
+                          then: Sequence[Statement]) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
-            if conn.execute(*guard).rowcount != 1:
-                conn.rollback()
-                return False
+            # sqlite3 opens the transaction before the first write; ``_in_thread``'s
+            # ``with conn`` commits it, or rolls it back on any error.
+            for guard in guards:
+                if conn.execute(*guard).rowcount != 1:
+                    conn.rollback()
+                    return False
+            if batch is not None:
+                conn.executemany(*batch)
             for sql, params in then:
                 conn.execute(sql, params)
             return True

@@ -70,13 +70,24 @@ class RunStore:
         await self._ready()
         await self._fetch("SELECT 1")
 
-    async def write_batch(self, records: Sequence[RunRecord]) -> None:
+    async def write_batch(self, records: Sequence[RunRecord], *,
+                          repeat_s: float | None = None) -> int:
         """Upsert ``records`` in one multi-row statement; a run_id already stored is
-        replaced, so replaying a batch after a failure never duplicates a run."""
+        replaced, so replaying a batch after a failure never duplicates a run.
+
+        With ``repeat_s``, the alert rule (issue 12) is applied to the batch in the same
+        transaction (``AlertOutbox.write_deciding``): the records are never durable
+        without their alert decisions, and a replay decides nothing again. Returns the
+        alert events raised."""
         if not records:
-            return
+            return 0
         await self._ready()
-        await self._executemany(self._backend.dialect.upsert, [_row(r) for r in records])
+        batch = (self._backend.dialect.upsert, [_row(r) for r in records])
+        if repeat_s is None:
+            await self._executemany(*batch)
+            return 0
+        return await self._unless_gone(
+            self.alerts.write_deciding(records, batch, repeat_s=repeat_s))
 
     async def write_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Store audit entries; one already stored (same id) is left as it is, so

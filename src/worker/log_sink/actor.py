@@ -40,10 +40,10 @@ within its bound. A stop in this state (store down, disk full) has nowhere to pu
 memory: its records are logged CRITICAL as lost, with their count (``teardown``).
 
 Sends to: no actor. ``on_durable`` (a callback, not a message) is told of records once
-they are durable: the worker deletes their running keys. ``after_write`` (a callback)
-is given each batch the store took, in the same write step: the worker applies the
-alert rule there (``RunStore.alerts.observe``); a store-wide error in it fails the batch,
-which is written and observed again (both idempotent), any other is logged.
+they are durable: the worker deletes their running keys. With ``alert_repeat_s`` (the
+alert settings' ``repeat_s``, read at each batch) every batch is written with its alert
+decisions in one store transaction (``RunStore.write_batch``): no record is durable,
+and no running key released, before its alert is decided (``store_writer``).
 
 Mailbox full: senders wait (backpressure), never a drop. ``handle`` only pauses while
 it appends to the spill file, while memory is over its bound and a healthy store write
@@ -90,7 +90,7 @@ from .ledger import Entry, Ledger
 from .messages import Flush, LogSinkMsg, SessionChanged, Write
 from .spill import Rejection, SpillError, SpillFile
 from .statistics import LogSinkStatistics
-from .store_writer import AfterWrite, StoreOpener, StoreWriter, retry_backoff, store_settings
+from .store_writer import RepeatS, StoreOpener, StoreWriter, retry_backoff, store_settings
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class LogSink(Actor[LogSinkMsg]):
         budget: LogSinkBudget = LogSinkBudget(),
         on_durable: OnDurable | None = None,
         room: SpillRoom | None = None,
-        after_write: AfterWrite | None = None,
+        alert_repeat_s: RepeatS | None = None,
     ) -> None:
         super().__init__(inbox)
         cfg = ctx.config
@@ -134,7 +134,7 @@ class LogSink(Actor[LogSinkMsg]):
         self._spill: SpillFile | None = None  # opened by setup
         self._store = StoreWriter(opener, cfg.db, store_settings(cfg.db_timeout_s),
                                   on_open=self._wake_writer, reject=self._reject,
-                                  after_write=after_write)
+                                  alert_repeat_s=alert_repeat_s)
         self._ledger = Ledger()
         self._spill_backoff = retry_backoff()
         self._wake = trio.Event()  # the writer waits on it: work may be due

@@ -16,6 +16,13 @@ Failures
 Slow writes: a write in flight for less than ``SLOW_WRITE_S`` on a healthy store is
 *keeping up* (``keeping_up_until``): the sink waits for it rather than spill (see
 ``worker.log_sink.actor``).
+
+Alerts (issue 12): with ``alert_repeat_s``, a batch is written together with its alert
+decisions, in one transaction (``RunStore.write_batch(records, repeat_s=...)``): a
+worker that dies mid-write leaves neither, and its batch is written again (from the
+spill file) or recorded ``lost`` by a survivor, decided then. A row that fails alone
+is tried once more without the rule before it is rejected: an alert that can never be
+decided (logged at ERROR) must not cost the record too.
 """
 
 from __future__ import annotations
@@ -52,15 +59,16 @@ STORE_WIDE_ERRORS = (StoreUnavailable, StoreConfigError, StoreSchemaError, Store
 
 
 class BatchStore(Protocol):
-    """What the LogSink needs of a RunStore."""
+    """What the LogSink needs of a RunStore (``repeat_s``: only if the sink decides
+    alerts; a store without alerts, a test's, is never given it)."""
 
-    async def write_batch(self, records: Sequence[RunRecord]) -> None: ...
+    async def write_batch(self, records: Sequence[RunRecord], *,
+                          repeat_s: float | None = None) -> object: ...
 
 
 StoreOpener = Callable[[DbUrl, StoreSettings], AbstractAsyncContextManager[BatchStore]]
-# Called after each batch is written (the alert rule, issue 12): idempotent, so a batch
-# whose hook failed with a store-wide error is simply written and observed again.
-AfterWrite = Callable[[BatchStore, Sequence[RunRecord]], Awaitable[object]]
+# The alert settings' repeat_s, read at each batch (they change in etcd).
+RepeatS = Callable[[], float]
 Reject = Callable[[Sequence[Rejection]], Awaitable[None]]
 
 
@@ -88,13 +96,13 @@ class StoreWriter:
 
     def __init__(self, opener: StoreOpener, target: DbUrl, settings: StoreSettings, *,
                  on_open: Callable[[], None], reject: Reject,
-                 after_write: AfterWrite | None = None) -> None:
+                 alert_repeat_s: RepeatS | None = None) -> None:
         self._opener = opener
         self._target = target  # parsed: the password never enters a string
         self._settings = settings
         self._on_open = on_open
         self._reject = reject
-        self._after_write = after_write
+        self._alert_repeat_s = alert_repeat_s
         self._store: BatchStore | None = None
         self._backoff = retry_backoff()
         self._write_started_at: float | None = None  # trio time; None: no write in flight
@@ -159,8 +167,6 @@ class StoreWriter:
         self._write_started_at = trio.current_time()
         try:
             rejected = await self._write_bisecting(store, records)
-            if self._after_write is not None:
-                await self._observe(store, records, rejected)
         except STORE_WIDE_ERRORS as exc:
             self._failed(exc)
             return False
@@ -183,30 +189,39 @@ class StoreWriter:
         """Write ``records``; return those that failed alone. Raises STORE_WIDE_ERRORS
         (the caller retries the whole batch: upserts make rewriting the rest harmless)."""
         try:
-            await store.write_batch(records)
+            await self._write_batch(store, records)
             return []
         except STORE_WIDE_ERRORS:
             raise
         except Exception as exc:  # blamed on the rows: one bad row must not sink the others
             if len(records) == 1:
-                return [Rejection(describe(exc), record=records[0])]
+                return await self._write_alone(store, records[0], exc)
             log.warning("a batch of %d run records failed (%s); bisecting", len(records), exc)
             mid = len(records) // 2
             return [*await self._write_bisecting(store, records[:mid]),
                     *await self._write_bisecting(store, records[mid:])]
 
-    async def _observe(self, store: BatchStore, records: list[RunRecord],
-                       rejected: list[Rejection]) -> None:
-        """The after-write hook on what was written. A store-wide error is the batch's
-        (retried whole); any other is logged: alerts never cost a record."""
-        assert self._after_write is not None
-        refused = {id(r.record) for r in rejected}
-        try:
-            await self._after_write(store, [r for r in records if id(r) not in refused])
-        except STORE_WIDE_ERRORS:
-            raise
-        except Exception:
-            log.exception("alert rule failed on a batch of %d run records", len(records))
+    async def _write_batch(self, store: BatchStore, records: list[RunRecord]) -> None:
+        if self._alert_repeat_s is None:
+            await store.write_batch(records)
+        else:
+            await store.write_batch(records, repeat_s=self._alert_repeat_s())
+
+    async def _write_alone(self, store: BatchStore, record: RunRecord,
+                           exc: Exception) -> list[Rejection]:
+        """A row that failed alone: without the alert rule, if it was on (module doc)."""
+        if self._alert_repeat_s is not None:
+            try:
+                await store.write_batch([record])
+            except STORE_WIDE_ERRORS:
+                raise
+            except Exception:
+                pass  # the row's own fault: rejected below
+            else:
+                log.error("run %s of job %r written without its alert decision: %s",
+                          record.run_id, record.job_name, describe(exc))
+                return []
+        return [Rejection(describe(exc), record=record)]
 
     def _failed(self, exc: StoreError) -> None:
         delay_s = self._backoff.failed()
