@@ -21,6 +21,7 @@ from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
+from ._stats import RunStats
 from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
                       SCHEMA_PROBE, SELECT_LIST, TABLE)
 
@@ -57,6 +58,7 @@ class RunStore:
         self._audit_schema_ready = False
         self._schema_lock = trio.Lock()
         self.alerts = AlertOutbox(backend)  # the alert state and outbox (issue 12)
+        self.stats = RunStats(backend, self._ready)  # the dashboard's figures (issue 13)
 
     def __repr__(self) -> str:
         return f"<RunStore {self._backend.display}>"
@@ -288,6 +290,7 @@ class RunStore:
         except StoreUnavailable:
             self._schema_ready = self._audit_schema_ready = False
             self.alerts.forget_schema()
+            self.stats.forget_schema()
             raise
 
     async def _audit_ready(self) -> None:
