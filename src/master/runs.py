@@ -39,7 +39,7 @@ import trio
 from cluster.backoff import Backoff
 from cluster.alerts import AlertEvent
 from cluster.store import (AuditEntry, FollowPage, InvalidQuery, RunPage, RunRecord, RunStore,
-                           StoreError, open_store)
+                           StatsSummary, StoreError, open_store)
 
 from .audit import AuditQuery
 from .context import MasterContext
@@ -101,6 +101,11 @@ class LogManager:
         return await self._request(lambda store: store.follow(
             after, now_ms=now_ms, job_name=q.job_name, status=q.statuses or None,
             since_ms=q.since_ms, until_ms=q.until_ms, limit=q.limit))
+
+    async def stats(self, window: str) -> StatsSummary:
+        """The dashboard's figures of ``window`` (``1h``, ``24h``, ``7d``) ending now."""
+        now_ms = self._ctx.clock()
+        return await self._request(lambda store: store.stats.summary(window, now_ms))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._request(lambda store: store.get(run_id))

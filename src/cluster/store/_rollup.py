@@ -69,9 +69,11 @@ _NOW_MS = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
 _ADD_CHANGED_AT = (f"ALTER TABLE {TABLE} ADD COLUMN changed_at TIMESTAMP(3) NOT NULL "
                    "DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), "
                    "ADD INDEX ix_job_log_changed (changed_at)")
-# A new rollup: changes are followed from now; everything before is backfilled.
+# A new rollup: changes are followed from now; everything before is backfilled
+# (up to the newest record, should it be ahead of the server's clock).
 _INIT_STATE = (f"INSERT INTO {STATE} (name, value) VALUES ('changed', {_NOW_MS}), "
-               f"('built_from', {_NOW_MS} DIV {MINUTE_MS} + 1) "
+               f"('built_from', GREATEST({_NOW_MS}, (SELECT COALESCE(MAX(sort_time), 0) "
+               f"FROM {TABLE})) DIV {MINUTE_MS} + 1) "
                "ON DUPLICATE KEY UPDATE value = value")  # (IGNORE would warn)
 _STATE_NOW = (f"SELECT {_NOW_MS}, (SELECT value FROM {STATE} WHERE name = 'changed'), "
               f"(SELECT value FROM {STATE} WHERE name = 'built_from')")

@@ -24,13 +24,16 @@ What counts (DESIGN §7 "Statistics"):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._backend import Backend
 from ._errors import InvalidQuery
 from ._schema import TABLE
+
+if TYPE_CHECKING:  # made by RunStore; it imports this module
+    from ._rollup import Rollup
 
 __all__ = ["FAILURE_STATUSES", "STATS_WINDOWS", "RunStats", "StatsSummary", "StatsWindow",
            "TopJob", "lateness_bucket", "lateness_percentile"]
@@ -162,13 +165,11 @@ class RunStats:
     """The statistics of one RunStore (``RunStore.stats``): from the rows (SQLite) or
     from the rollup (MySQL). ``ready`` makes job_log exist first."""
 
-    def __init__(self, backend: Backend, ready: object) -> None:
+    def __init__(self, backend: Backend, ready: Callable[[], Awaitable[None]],
+                 rollup: Rollup | None) -> None:
         self._backend = backend
-        self._ready = ready  # the RunStore's async () -> None
-        self._rollup = None
-        if backend.dialect.name == "mysql":
-            from ._rollup import Rollup
-            self._rollup = Rollup(backend)
+        self._ready = ready  # the RunStore's: job_log exists
+        self._rollup = rollup
 
     def forget_schema(self) -> None:
         if self._rollup is not None:
@@ -179,12 +180,12 @@ class RunStats:
         True once it holds every record a window can reach (SQLite: always)."""
         if self._rollup is None:
             return True
-        await self._ready()  # type: ignore[operator]
+        await self._ready()
         return await self._rollup.refresh(budget_s) is None
 
     async def summary(self, window: str | StatsWindow, now_ms: int) -> StatsSummary:
         w = window if isinstance(window, StatsWindow) else StatsWindow.named(window)
-        await self._ready()  # type: ignore[operator]
+        await self._ready()
         first, last = w.buckets(now_ms)
         day_first = (now_ms - DAY_MS) // MINUTE_MS + 1
         if self._rollup is not None:

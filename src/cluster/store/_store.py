@@ -21,6 +21,7 @@ from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
+from ._rollup import Rollup
 from ._stats import RunStats
 from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
                       SCHEMA_PROBE, SELECT_LIST, TABLE)
@@ -58,7 +59,9 @@ class RunStore:
         self._audit_schema_ready = False
         self._schema_lock = trio.Lock()
         self.alerts = AlertOutbox(backend)  # the alert state and outbox (issue 12)
-        self.stats = RunStats(backend, self._ready)  # the dashboard's figures (issue 13)
+        # The dashboard's figures (issue 13): MySQL's from a rollup, SQLite's from rows.
+        self.stats = RunStats(backend, self._ready,
+                              Rollup(backend) if backend.dialect.name == "mysql" else None)
 
     def __repr__(self) -> str:
         return f"<RunStore {self._backend.display}>"
