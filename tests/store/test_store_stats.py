@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cluster.store import InvalidQuery
+from cluster.store import InvalidQuery, open_store
 from cluster.store._stats import (MINUTE_MS, bucket_upper_ms, lateness_bucket,
                                   lateness_percentile)
 
@@ -76,6 +76,7 @@ async def test_summary_counts_buckets_lateness_and_failures(store):
     assert sum(day.runs["failed"]) == 2 and day.window.bucket_ms == 5 * MINUTE_MS
     week = await store.stats.summary("7d", NOW)
     assert sum(week.runs["failed"]) == 3 and len(week.bucket_starts) == 168
+    assert not day.partial and not week.partial
 
 
 async def test_records_written_or_replaced_later_are_counted_once(store):
@@ -86,6 +87,23 @@ async def test_records_written_or_replaced_later_are_counted_once(store):
     # The worker's own record replaces the survivor's lost one; a new run lands.
     await store.write_batch([at(1, 1, 0, status="succeeded"), at(2, 0, 0, status="failed")])
     second = await store.stats.summary("1h", NOW)
+    assert not second.partial  # regression: the first refresh after a build rebuilt it all
     assert {k: sum(v) for k, v in second.runs.items()} == {"succeeded": 1, "failed": 1}
     assert second.failures_24h == 1
     assert [(t.job_name, t.failures) for t in second.top_failing] == [(at(2, 0, 0).job_name, 1)]
+
+
+async def test_a_summary_after_the_build_does_not_rebuild_the_rollup(mysql_url):
+    """Regression: the watermark went back 30 s after the build, before the moment the
+    rows got their ``changed_at``, so the next summary saw every minute as changed and
+    started the backfill again (a million rows: 200 ms to 2 s per summary, partial)."""
+    async with open_store(mysql_url) as store:
+        # More changed minutes than a refresh follows one by one (MAX_CHANGED_MINUTES)
+        await store.write_batch([at(i, i, 0) for i in range(1500)])
+        assert await store.stats.build(30)
+        state = "SELECT value FROM job_log_rollup_state WHERE name = 'built_from'"
+        built_from = await store._backend.fetch(state)
+        await store.write_batch([at(100, 0, 0)])
+        after = await store.stats.summary("1h", NOW)
+        assert await store._backend.fetch(state) == built_from
+        assert not after.partial and sum(after.runs["succeeded"]) == 61

@@ -132,7 +132,9 @@ class Rollup:
         ``built_from`` (moved to now when so much changed that a rebuild is cheaper)."""
         found = await self._backend.fetch(_CHANGED_MINUTES, [changed, changed])
         minutes = sorted({int(m) for (m,) in found if int(m) >= built_from})
-        guard = (_CAS, [now_ms - LOOKBACK_S * 1000, "changed", changed])
+        # Never back (a row stamped before the last watermark was seen then), and always
+        # on (the guard must change its row, or the transaction is rolled back).
+        guard = (_CAS, [max(changed + 1, now_ms - LOOKBACK_S * 1000), "changed", changed])
         if len(minutes) > MAX_CHANGED_MINUTES:
             rebuild_from = now_ms // MINUTE_MS + 1
             await self._backend.execute_guarded(
