@@ -50,6 +50,7 @@ MAX_CHANGED_MINUTES: Final = 1440  # more than a day of changed minutes: rebuild
 ROLLUP_KEEP_MS: Final = 8 * 24 * HOUR_MS  # the longest window (7 d) and a day
 KINDS: Final = ("s", "l", "f")
 DERIVED_GRAINS: Final = (5 * MINUTE_MS, HOUR_MS)  # built from the minutes
+INSERT_ROWS: Final = 2000  # rollup rows per INSERT (5 placeholders each, < 65,535)
 
 _CREATE = (
     f"""CREATE TABLE IF NOT EXISTS {ROLLUP} (
@@ -142,7 +143,7 @@ class Rollup:
             return rebuild_from
         statements: list[Statement] = []
         for first, last in _ranges(minutes):
-            statements += _recompute(first, last)
+            statements += await self._recompute(first, last)
         await self._backend.execute_guarded(guard, statements)
         return built_from
 
@@ -156,7 +157,8 @@ class Rollup:
             last = built_from - 1
             first = max(floor, last - last % 60)  # back to the start of its hour
             if not await self._backend.execute_guarded(
-                    (_CAS, [first, "built_from", built_from]), _recompute(first, last)):
+                    (_CAS, [first, "built_from", built_from]),
+                    await self._recompute(first, last)):
                 break  # another master moved it: it is building
             built_from = first
         for grain in (MINUTE_MS, *DERIVED_GRAINS):  # forget what no window reaches
@@ -164,6 +166,23 @@ class Rollup:
                 f"DELETE FROM {ROLLUP} WHERE grain = %s AND kind IN ('s', 'l', 'f') "
                 "AND bucket < %s", [grain, (now_ms - ROLLUP_KEEP_MS) // grain])
         return None if built_from <= floor else built_from * MINUTE_MS
+
+    async def _recompute(self, first: int, last: int) -> list[Statement]:
+        """Statements that rebuild minutes ``first..last``, then the 5-minute buckets
+        and the hours that hold them from their minutes.
+
+        The minutes' figures are read here, by plain (consistent, non-locking) SELECTs,
+        and written back as values: an ``INSERT ... SELECT`` from job_log would take
+        shared locks on the rows it reads until the refresh commits, holding up (or
+        deadlocking with) the workers' batches of that minute. A row that changes after
+        this read is stamped after the watermark's new value, so the next refresh
+        recomputes its minute."""
+        since, until = first * MINUTE_MS, (last + 1) * MINUTE_MS
+        rows: list[list[object]] = []
+        for kind, select in raw_aggregates("mysql", "%s", MINUTE_MS).items():
+            rows += [[MINUTE_MS, kind, int(bucket), str(key), int(runs)]
+                     for bucket, key, runs in await self._backend.fetch(select, [since, until])]
+        return _rebuild(first, last, rows)
 
     async def _ensure(self) -> None:
         if self._ready:
@@ -196,18 +215,16 @@ def _ranges(minutes: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _recompute(first: int, last: int) -> list[Statement]:
-    """Statements that rebuild minutes ``first..last`` from job_log, then the
-    5-minute buckets and the hours that hold them from their minutes."""
-    since, until = first * MINUTE_MS, (last + 1) * MINUTE_MS
+def _rebuild(first: int, last: int, rows: list[list[object]]) -> list[Statement]:
     kinds = ", ".join(f"'{k}'" for k in KINDS)
     statements: list[Statement] = [
         (f"DELETE FROM {ROLLUP} WHERE grain = %s AND kind IN ({kinds}) AND bucket BETWEEN "
          "%s AND %s", [MINUTE_MS, first, last])]
-    for kind, select in raw_aggregates("mysql", "%s", MINUTE_MS).items():
-        statements.append((f"INSERT INTO {ROLLUP} (grain, kind, bucket, k, runs) "
-                           f"SELECT %s, %s, q.* FROM ({select}) q",
-                           [MINUTE_MS, kind, since, until]))
+    for start in range(0, len(rows), INSERT_ROWS):
+        chunk = rows[start:start + INSERT_ROWS]
+        statements.append((f"INSERT INTO {ROLLUP} (grain, kind, bucket, k, runs) VALUES "
+                           + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk)),
+                           [v for row in chunk for v in row]))
     for grain in DERIVED_GRAINS:
         n = grain // MINUTE_MS
         g_first, g_last = first // n, last // n

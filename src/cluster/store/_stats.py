@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from ._backend import Backend
@@ -99,7 +99,6 @@ class StatsSummary:
     failures_24h: int
     partial: bool = False
     complete_from_ms: int | None = None
-    extra: Mapping[str, int] = field(default_factory=dict)
 
 
 def lateness_bucket(lateness_ms: int) -> int:
@@ -134,7 +133,7 @@ def lateness_sql(dialect: str) -> str:
     """The SQL of ``lateness_bucket(start_time - plan_time)``."""
     late = "(start_time - plan_time)"
     if dialect == "mysql":
-        value = f"FLOOR(LOG2({late}) * {SUBBUCKETS}) + 1"
+        value = f"CAST(FLOOR(LOG2({late}) * {SUBBUCKETS}) AS SIGNED) + 1"  # not a DOUBLE
     else:  # SQLite: CAST truncates, which is floor for the positive values here
         value = f"CAST(log2({late}) * {SUBBUCKETS} AS INTEGER) + 1"
     return f"CASE WHEN {late} <= 0 THEN 0 ELSE {value} END"
