@@ -3,6 +3,7 @@
 // { root: Element, refresh?: async () => void } and never touches the page outside root.
 
 import { auditView } from "./audit.js";
+import { dashboardView } from "./dashboard.js";
 import { getToken, setToken } from "./client.js";
 import { formatTime } from "./dom.js";
 import { editorView } from "./editor.js";
@@ -38,11 +39,12 @@ const ctx = {
 };
 
 function route() {
-  const hash = location.hash.replace(/^#/, "") || "jobs";
+  const hash = location.hash.replace(/^#/, "") || "dashboard";
   const at = hash.indexOf("?");
   const name = at < 0 ? hash : hash.slice(0, at);
   const params = new URLSearchParams(at < 0 ? "" : hash.slice(at + 1));
   const views = {
+    dashboard: () => dashboardView(ctx, params),
     runs: () => runsView(ctx, params),
     workers: () => workersView(ctx),
     audit: () => auditView(ctx, params),
@@ -52,7 +54,8 @@ function route() {
   };
   current = (views[name] || (() => jobsView(ctx)))();
   page.view.replaceChildren(current.root);
-  const section = ["runs", "workers", "audit", "alerts"].includes(name) ? name : "jobs";
+  const section = ["dashboard", "runs", "workers", "audit", "alerts"].includes(name) ? name
+    : "jobs";
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

@@ -1,6 +1,7 @@
-// Runs view: newest first, global or per job, status filter, cursor paging, outputs.
+// Runs view: newest first, global or per job, status filter, time range (since/until,
+// from a dashboard bar), cursor paging, outputs.
 
-import { badge, el, formatDuration, replace, table, timeElement } from "./dom.js";
+import { badge, el, formatDuration, formatTime, replace, table, timeElement } from "./dom.js";
 import { cursorList, onLoadMore } from "./paging.js";
 
 const PAGE_SIZE = 50;
@@ -8,33 +9,46 @@ const STATUSES = ["succeeded", "failed", "timeout", "killed", "replaced", "lost"
 const HEADERS = ["Started", "Job", "Status", "Trigger", "Attempt", "Worker", "Duration",
   "Exit", ""];
 
-/** Build the view for `params` (URLSearchParams: job, status). */
+/** Build the view for `params` (URLSearchParams: job, status, since, until). */
 export function runsView(ctx, params) {
+  const epoch = (name) => (/^\d+$/.test(params.get(name) || "") ? params.get(name) : "");
   const state = { job: params.get("job") || "", status: params.get("status") || "",
-    open: new Set() };
+    since: epoch("since"), until: epoch("until"), open: new Set() };
   const jobInput = el("input", { type: "search", placeholder: "All jobs", value: state.job,
     "aria-label": "Job name", class: "mono" });
   const statusSelect = el("select", { "aria-label": "Status" },
     el("option", { value: "" }, "Any status"),
     STATUSES.map((s) => el("option", { value: s }, s)));
   statusSelect.value = state.status;
+  if (state.status && !STATUSES.includes(state.status)) {  // several, from the dashboard
+    statusSelect.append(el("option", { value: state.status }, state.status));
+    statusSelect.value = state.status;
+  }
   const title = el("h2");
+  const range = el("p", { class: "muted range", hidden: !state.since && !state.until });
+  const clearRange = el("button", { type: "button", on: { click: () => {
+    state.since = state.until = "";
+    range.hidden = true;
+    apply();
+  } } }, "Any time");
   const body = el("div");
   const more = el("button", { type: "button", hidden: true }, "Load more");
   const root = el("section", { class: "view" },
     el("div", { class: "toolbar" }, title,
       el("form", { class: "filters", on: { submit: (e) => { e.preventDefault(); apply(); } } },
         jobInput, statusSelect, el("button", { type: "submit" }, "Apply"))),
-    body, el("div", { class: "more" }, more));
+    range, body, el("div", { class: "more" }, more));
   statusSelect.addEventListener("change", () => apply());
-  const query = (cursor) => ({ job: state.job, status: state.status, limit: PAGE_SIZE,
-    cursor });
+  const query = (cursor) => ({ job: state.job, status: state.status, since: state.since,
+    until: state.until, limit: PAGE_SIZE, cursor });
   const runs = cursorList({ path: "runs", key: "runs", idOf: (r) => r.runId, query,
     order: (items) => items.sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0)) });
   onLoadMore(more, ctx, runs, render);
 
   function render() {
     replace(title, state.job ? `Runs of job ${state.job}` : "Runs");
+    replace(range, state.since ? `From ${formatTime(Number(state.since))} ` : "",
+      state.until ? `until ${formatTime(Number(state.until))} ` : "", clearRange);
     more.hidden = !runs.nextCursor;
     if (runs.items.length === 0) {
       replace(body, el("p", { class: "empty" }, "No runs match."));
@@ -51,6 +65,8 @@ export function runsView(ctx, params) {
     const search = new URLSearchParams();
     if (state.job) search.set("job", state.job);
     if (state.status) search.set("status", state.status);
+    if (state.since) search.set("since", state.since);
+    if (state.until) search.set("until", state.until);
     const suffix = search.toString();
     history.replaceState(null, "", `#runs${suffix ? `?${suffix}` : ""}`);
     await ctx.guard(refresh);

@@ -61,6 +61,7 @@ from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 from .audit import Author, new_entry
 from .chains import downstream_map, upstream_guards
 from .context import MasterContext
+from .job_counts import JobCounts, job_counts
 from .errors import EditConflict, InvalidStoredJob, JobNotFound
 from .views import JobView, SaveOutcome
 
@@ -155,6 +156,10 @@ class JobManager:
 
     async def set_paused(self, name: str, paused: bool, by: Author) -> JobView:
         return await self._request(self._set_paused, name, paused, by)
+
+    async def counts(self) -> JobCounts:
+        """Jobs, paused jobs and runs going now, for the dashboard (``job_counts``)."""
+        return await self._request(job_counts, self._etcd, self._ks)
 
     async def check_etcd(self) -> None:
         """For /healthz: a cluster without quorum is named as such (EtcdNoQuorum),

@@ -16,7 +16,7 @@ the app itself answered.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from cluster.metrics import CONTENT_TYPE, new_registry, render
 
@@ -91,6 +91,12 @@ class Metrics:
             PREFIX + "schedulable_changes_total",
             "Jobs that became unschedulable (no live worker matches their selector) or "
             "schedulable again, by the state they went to.", ("to",), registry=registry)
+
+        self.stats_query = Histogram(
+            PREFIX + "stats_query_seconds",
+            "Time the run store took to answer GET /api/v1/stats (rollup refresh "
+            "included), by window.", ("window",), registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0))
 
     def render(self) -> bytes:
         return render(self.registry)

@@ -39,7 +39,7 @@ import trio
 from cluster.backoff import Backoff
 from cluster.alerts import AlertEvent
 from cluster.store import (AuditEntry, FollowPage, InvalidQuery, LastRun, RunPage, RunRecord,
-                           RunStore, StoreError, open_store)
+                           RunStore, StatsSummary, StoreError, open_store)
 
 from .audit import AuditQuery
 from .context import MasterContext
@@ -105,6 +105,11 @@ class LogManager:
     async def latest_runs(self) -> dict[str, LastRun]:
         """Each job's newest run, by job name (the jobs list): one grouped query."""
         return await self._request(lambda store: store.latest_runs())
+
+    async def stats(self, window: str) -> StatsSummary:
+        """The dashboard's figures of ``window`` (``1h``, ``24h``, ``7d``) ending now."""
+        now_ms = self._ctx.clock()
+        return await self._request(lambda store: store.stats.summary(window, now_ms))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._request(lambda store: store.get(run_id))

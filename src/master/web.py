@@ -29,6 +29,7 @@ from . import browser_guard, ops, static
 from .api import JobNameConverter, api_routes
 from .alerts_api import alert_routes
 from .audit_api import audit_routes
+from .stats_api import stats_routes
 from .auth import TokensReloader
 from .caller import set_caller
 from .context import MasterContext
@@ -92,6 +93,7 @@ def create_app(ctx: MasterContext, services: Services) -> QuartTrio:
     app.register_blueprint(api_routes(ctx, services))
     app.register_blueprint(audit_routes(ctx, services))
     app.register_blueprint(alert_routes(ctx, services))
+    app.register_blueprint(stats_routes(ctx, services))
     app.register_blueprint(seed_routes(ctx, services))
     app.register_blueprint(ops.ops_routes(ctx, services, has_valid_token))
     app.register_blueprint(static.ui_routes(ctx.config.webapp_path))

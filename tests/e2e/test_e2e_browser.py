@@ -288,6 +288,8 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
     page.on("response", lambda r: r.status >= 400 and r.status != 401
             and not r.url.endswith("/favicon.ico") and errors.append(f"{r.status} {r.url}"))
     page.on("dialog", lambda dialog: dialog.accept())  # the kill's confirmation
+    page.on("console", lambda m: m.type == "error" and "Content Security Policy" in m.text
+            and errors.append(m.text))  # the charts too run under the master's CSP
     expect = sync_api.expect
 
     page.goto(url + "/")  # first load answers 401: the token dialog opens
@@ -297,6 +299,11 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_be_hidden()
 
+    # The landing page: the dashboard's counts and charts (uPlot under the master's CSP).
+    expect(page.locator(".count[data-count=workers] dd")).to_have_text(re.compile(r"^\d+$"))
+    expect(page.locator("#chart-runs canvas")).to_have_count(1)
+    expect(page.locator("#chart-lateness canvas")).to_have_count(1)
+    page.get_by_role("link", name="Jobs", exact=True).click()
     page.get_by_role("button", name="New job").click()
     page.fill("#field-name", "ui-sleeper")
     page.fill("#field-command", "sleep 300")

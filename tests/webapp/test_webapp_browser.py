@@ -56,8 +56,9 @@ class Browser:
         self.page.goto(f"{self.master.url}/{fragment}")
 
     def log_in(self, token: str = TOKEN) -> None:
-        """First load answers 401: the token prompt opens; give it the token."""
-        self.open()
+        """First load answers 401: the token prompt opens; give it the token. Opens the
+        jobs list (the landing page is the dashboard)."""
+        self.open("#jobs")
         dialog = self.page.locator("#token-dialog")
         sync_api.expect(dialog).to_be_visible()
         self.page.fill("#token-input", token)
@@ -484,4 +485,57 @@ def test_a_seed_worker_is_a_row_with_dashes_for_what_it_does_not_publish(
     cells = [c.strip() for c in row.locator("td").all_text_contents()]
     assert cells[0] == "10.0.0.7" and cells[5] == "seed"  # VERSION says what it is
     assert cells[2] == "" and cells[4] == "?/?" and cells[6] == "—" and cells[8] == "—"
+    _assert_clean(browser)
+
+
+def test_the_dashboard_is_the_landing_page_with_counts_and_charts(
+        browser: Browser, state: FakeState, shots: Path) -> None:
+    browser.log_in()
+    browser.open()
+    page = browser.page
+    counts = {key: page.locator(f".count[data-count={key}] dd")
+              for key in ("jobs", "pausedJobs", "running", "failures24h", "workers")}
+    sync_api.expect(counts["jobs"]).to_have_text("4")
+    assert {k: v.inner_text() for k, v in counts.items()} == {
+        "jobs": "4", "pausedJobs": "1", "running": "1", "failures24h": "2", "workers": "2"}
+    assert page.locator("nav a[aria-current=page]").inner_text() == "Dashboard"
+    sync_api.expect(page.locator("#chart-runs canvas")).to_have_count(1)
+    sync_api.expect(page.locator("#chart-lateness canvas")).to_have_count(1)
+    top = page.locator("ol.top-failing li")
+    sync_api.expect(top).to_have_count(2)
+    assert {top.nth(i).locator("a").inner_text() for i in range(2)} == {EVIL_NAME, "backup"}
+    assert browser.master.state.api_requests("GET", "/api/v1/stats")[-1].query == {
+        "window": "24h"}
+    page.select_option("#dashboard-window", "1h")
+    sync_api.expect(page.locator("#runs-title")).to_have_text("Runs per minute, by status")
+    assert browser.master.state.api_requests("GET", "/api/v1/stats")[-1].query == {
+        "window": "1h"}
+    browser.screenshot("dashboard.png", shots)
+    _assert_clean(browser)
+
+
+def test_clicking_a_bar_opens_the_runs_of_its_bucket(browser: Browser, state: FakeState) -> None:
+    browser.log_in()
+    browser.open("#dashboard?window=1h")
+    page = browser.page
+    over = page.locator("#chart-runs .u-over")
+    sync_api.expect(over).to_be_visible()
+    box = over.bounding_box()
+    assert box is not None
+    # The third minute from the end holds the canned run of now - 120 s (a timeout),
+    # whatever the second (the failed run of now - 30 s may fall in either of the last two).
+    page.mouse.move(box["x"] + box["width"] * (1 - 2.5 / 60), box["y"] + box["height"] - 2)
+    page.mouse.down()
+    page.mouse.up()
+    sync_api.expect(page.locator("nav a[aria-current=page]")).to_have_text("Runs")
+    sync_api.expect(page.locator("table.runs")).to_be_visible()  # its request was answered
+    sent = browser.master.state.api_requests("GET", "/api/v1/runs")[-1].query
+    since, until = int(sent["since"]), int(sent["until"])
+    assert until - since == 60_000 and since % 60_000 == 0
+    expected = [r for r in state.runs
+                if since <= r["startTime"] < until and r["status"] == sent.get("status",
+                                                                               r["status"])]
+    rows = page.locator("table.runs tbody tr")
+    sync_api.expect(rows).to_have_count(len(expected))
+    assert [r["status"] for r in expected] == ["timeout"] and sent["status"] == "timeout"
     _assert_clean(browser)

@@ -7,6 +7,7 @@ way around it (a later edit adding innerHTML fails here before any browser runs)
 
 from __future__ import annotations
 
+import hashlib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -39,11 +40,41 @@ def test_webapp_has_the_expected_entry_files() -> None:
     assert {"index.html", "app.js", "app.css"} <= names
 
 
+VENDOR_DIR = WEBAPP_DIR / "vendor"
+_COMMENT_LINE = re.compile(r"^\s*(//|/?\*)")
+
+
+def _code(path: Path) -> str:
+    """The text checked for external URLs: a vendored library's comment lines (its
+    homepage, the sources of its algorithms) are left out; everything it runs is in.
+    ``test_vendored_files_are_upstream_s_own`` keeps those files unedited."""
+    text = path.read_text(encoding="utf-8")
+    if VENDOR_DIR not in path.parents:
+        return text
+    return "\n".join(line for line in text.splitlines() if not _COMMENT_LINE.match(line))
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_no_forbidden_construct(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    found = {what: m.group() for what, rx in FORBIDDEN.items() if (m := rx.search(text))}
+    found = {what: m.group() for what, rx in FORBIDDEN.items()
+             if (m := rx.search(_code(path) if what == "external URL" else text))}
     assert found == {}, f"{path.name} contains {found}"
+
+
+def test_vendored_files_are_upstream_s_own() -> None:
+    """Each vendored file has the sha256 its README records (taken from the npm
+    package unchanged): a local edit, or a new version without its README, fails."""
+    readmes = sorted(VENDOR_DIR.glob("*/README.md"))
+    assert readmes, "webapp/vendor/*/README.md"
+    for readme in readmes:
+        listed = dict(re.findall(r"^\| `([^`]+)` \| [^|]+\| `([0-9a-f]{64})` \|$",
+                                 readme.read_text("utf-8"), re.M))
+        shipped = {p.name for p in readme.parent.iterdir()} - {"README.md", "LICENSE.txt"}
+        assert set(listed) == shipped and (readme.parent / "LICENSE.txt").is_file()
+        for name, digest in listed.items():
+            data = (readme.parent / name).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == digest, name
 
 
 class _Tags(HTMLParser):
@@ -84,16 +115,23 @@ def test_index_loads_only_relative_local_assets() -> None:
     parsed = _index_tags()
     scripts = [a.get("src") for t, a in parsed.tags if t == "script"]
     styles = [a.get("href") for t, a in parsed.tags if t == "link" and a.get("rel") == "stylesheet"]
-    assert scripts == ["app.js"] and styles == ["app.css"]
+    assert scripts == ["app.js"]
+    assert styles == ["static/vendor/uplot/uPlot.min.css", "app.css"]  # the charts', ours
     for _, attrs in parsed.tags:
         for name in ("src", "href"):
             value = attrs.get(name)
             if value is not None:
-                assert value.startswith("#") or (WEBAPP_DIR / value).is_file(), value
+                assert value.startswith("#") or _local(value).is_file(), value
+
+
+def _local(url: str) -> Path:
+    """The file the master serves at a relative URL: top-level files at the root,
+    anything below webapp/ under static/ (master.static)."""
+    return WEBAPP_DIR / url.removeprefix("./").removeprefix("static/")
 
 
 def test_js_imports_resolve_to_local_modules() -> None:
     for path in WEBAPP_DIR.glob("*.js"):
         for target in re.findall(r"""\bfrom\s+["']([^"']+)["']""", path.read_text("utf-8")):
             assert target.startswith("./"), f"{path.name} imports {target}"
-            assert (WEBAPP_DIR / target).is_file(), f"{path.name} imports missing {target}"
+            assert _local(target).is_file(), f"{path.name} imports missing {target}"

@@ -196,8 +196,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _static(self, path: str) -> None:
         name = "index.html" if path == "/" else path.lstrip("/")
+        if name.startswith("static/"):  # as the master: files below webapp/ (vendor/)
+            name = name.removeprefix("static/")
+            parts = name.split("/")
+            nested = any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+        else:
+            nested = "/" in name
         file = WEBAPP_DIR / name
-        if "/" in name or not file.is_file():
+        if nested or not file.is_file():
             self._send(404, b"not found", "text/plain")
             return
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -242,6 +248,8 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
         return 200, {"workers": state.workers, "maxClockSkewMs": state.max_clock_skew_ms}
     if (req.method, path) == ("GET", "/api/v1/audit"):
         return 200, _audit_page(state, req.query)
+    if (req.method, path) == ("GET", "/api/v1/stats"):
+        return _stats(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/alert-channels"):  # admin only
         return 200, {"channels": [
             {"name": "<b>ops</b>", "type": "webhook", "url": "https://hooks.example/x",
@@ -288,14 +296,53 @@ def _not_found(kind: str, name: str) -> tuple[int, Any]:
 
 
 def _runs_page(state: FakeState, query: dict[str, str]) -> dict[str, Any]:
+    since, until = int(query.get("since", 0)), int(query.get("until", 2**53))
+    statuses = query["status"].split(",") if "status" in query else None
     runs = [r for r in state.runs
             if query.get("job") in (None, r["jobName"])
-            and query.get("status") in (None, r["status"])]
+            and (statuses is None or r["status"] in statuses)
+            and since <= (r["startTime"] or r["scheduleTime"]) < until]
     offset = int(query.get("cursor", "0"))
     limit = int(query.get("limit", str(_PAGE)))
     page = runs[offset:offset + limit]
     more = offset + limit < len(runs)
     return {"runs": page, "nextCursor": str(offset + limit) if more else None}
+
+
+STATS_BUCKETS = 60  # the 1h window's, as the master answers (docs/api.md)
+
+
+def _stats(state: FakeState, query: dict[str, str]) -> tuple[int, Any]:
+    """The dashboard's answer, computed from the canned runs like the master would."""
+    window = query.get("window", "24h")
+    bucket_s = {"1h": 60, "24h": 300, "7d": 3600}.get(window)
+    if bucket_s is None:
+        return 400, {"error": {"code": "bad_request", "field": "window",
+                               "message": "one of 1h, 24h, 7d"}}
+    last = _now_ms() // (bucket_s * 1000)
+    n = {"1h": 60, "24h": 288, "7d": 168}[window]
+    buckets = [(last - n + 1 + i) * bucket_s * 1000 for i in range(n)]
+    runs: dict[str, list[int]] = {}
+    p50: list[int | None] = [None] * n
+    failures: dict[str, int] = {}
+    for r in state.runs:
+        i = ((r["startTime"] or r["scheduleTime"]) - buckets[0]) // (bucket_s * 1000)
+        if 0 <= i < n:
+            runs.setdefault(r["status"], [0] * n)[i] += 1
+            p50[i] = 20
+            if r["status"] in ("failed", "timeout", "lost", "killed"):
+                failures[r["jobName"]] = failures.get(r["jobName"], 0) + 1
+    top = sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    return 200, {
+        "window": window, "bucketS": bucket_s,
+        "counts": {"jobs": len(state.jobs),
+                   "pausedJobs": sum(1 for j in state.jobs.values() if j["paused"]),
+                   "running": sum(len(j["running"]) for j in state.jobs.values()),
+                   "failures24h": sum(failures.values()), "workers": len(state.workers)},
+        "buckets": buckets, "runs": runs, "latenessP50Ms": p50, "latenessP99Ms": p50,
+        "topFailing": [{"job": job, "failures": k} for job, k in top],
+        "failureStatuses": ["failed", "timeout", "lost", "killed"],
+        "partial": False, "completeFrom": None}
 
 
 def _audit_page(state: FakeState, query: dict[str, str]) -> dict[str, Any]:

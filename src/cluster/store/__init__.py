@@ -36,6 +36,7 @@ from ._record import RUN_ID_MAX_CHARS, RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
 from ._follow import FollowPage
 from ._latest import LastRun
+from ._stats import FAILURE_STATUSES, STATS_WINDOWS, StatsSummary, StatsWindow, TopJob
 from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
 
 __all__ = [
@@ -43,6 +44,11 @@ __all__ = [
     "Delivery",
     "MAX_DELIVERY_AGE_MS",
     "AuditAction",
+    "FAILURE_STATUSES",
+    "STATS_WINDOWS",
+    "StatsSummary",
+    "StatsWindow",
+    "TopJob",
     "AuditEntry",
     "FollowPage",
     "InvalidAuditEntry",

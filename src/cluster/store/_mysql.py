@@ -93,7 +93,8 @@ async def _create_pool(target: MysqlUrl, settings: StoreSettings,
         db=target.database, charset="utf8mb4", autocommit=True,
         connect_timeout=settings.connect_timeout_s, ssl=tls,
         # No notes ("table already exists"): asyncmy would fetch and log each one.
-        init_command="SET SESSION sql_notes = 0",
+        # UTC: the rollup's TIMESTAMP comparisons (``_rollup``) never meet a DST fold.
+        init_command="SET SESSION sql_notes = 0, time_zone = '+00:00'",
         # A statement cache turns on asyncmy's binary protocol: prepared statements
         # (no escaping) and MariaDB's bulk insert, about twice the text INSERT's rate.
         # Not over TLS: asyncmy 0.2.18 sends its TLS request without MariaDB's extended

@@ -12,6 +12,7 @@ the next caller then waits for it.)
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -166,6 +167,7 @@ class SQLiteBackend:
         conn = sqlite3.connect(self._path, timeout=self._settings.connect_timeout_s,
                                check_same_thread=False)
         try:
+            _math_functions(conn)
             self._use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe across app crashes
         except BaseException:
@@ -214,3 +216,12 @@ class SQLiteBackend:
         if primary in _NOT_A_DATABASE:
             return StoreSchemaError(self.display, f"not a usable database file ({exc})")
         return StoreQueryError(self.display, str(exc))
+
+
+def _math_functions(conn: sqlite3.Connection) -> None:
+    """``log2`` for the run statistics (``_stats``), where SQLite was built without
+    its math functions (they are a compile-time option)."""
+    try:
+        conn.execute("SELECT log2(2)")
+    except sqlite3.OperationalError:
+        conn.create_function("log2", 1, math.log2, deterministic=True)

@@ -22,6 +22,8 @@ from ._follow import START_LOOKBACK, FollowCursor, FollowPage
 from ._latest import LATEST_RUNS, LastRun, latest_by_job
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
+from ._rollup import Rollup
+from ._stats import RunStats
 from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
                       SCHEMA_PROBE, SELECT_LIST, TABLE)
 
@@ -58,6 +60,9 @@ class RunStore:
         self._audit_schema_ready = False
         self._schema_lock = trio.Lock()
         self.alerts = AlertOutbox(backend)  # the alert state and outbox (issue 12)
+        # The dashboard's figures (issue 13): MySQL's from a rollup, SQLite's from rows.
+        self.stats = RunStats(backend, self._ready,
+                              Rollup(backend) if backend.dialect.name == "mysql" else None)
 
     def __repr__(self) -> str:
         return f"<RunStore {self._backend.display}>"
@@ -305,6 +310,7 @@ class RunStore:
         except StoreUnavailable:
             self._schema_ready = self._audit_schema_ready = False
             self.alerts.forget_schema()
+            self.stats.forget_schema()
             raise
 
     async def _audit_ready(self) -> None:

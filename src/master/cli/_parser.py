@@ -17,6 +17,7 @@ from cluster.tokens import ROLE_NAMES
 
 from . import _commands as cmd
 from ._alerts import add_alerts
+from ._stats import add_stats
 from . import _tokens as tokens
 from ._context import Handler
 from ._settings import (DEFAULT_HTTP_TIMEOUT_S, DEFAULT_URL, PROG, TOKEN_ENV, TOKENS_FILE_ENV,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
                "  schedctl runs --job backup --since -1d\n"
                "  schedctl preview '*/10 * * * * *' -n 3\n  schedctl audit --job backup\n"
+               "  schedctl stats --window 1h\n"
                "  schedctl alerts channels put ops --webhook https://hooks.example/x \\\n"
                "          --secret-file /etc/scheduler/ops.secret\n"
                "  schedctl alerts test ops\n"
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how many times, 1-100 (default: %(default)s)")
     _add_audit(commands, common)
     add_alerts(commands, common, _leaf)
+    add_stats(commands, common, _leaf)
     _add_token(commands, common)
     return parser
 

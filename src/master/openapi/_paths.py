@@ -19,13 +19,14 @@ from ..audit_api import DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT
 from ..inputs import MAX_BODY_BYTES, MAX_SAFE_INT
 from ..seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
 from ..static import CONTENT_TYPES
+from ._stats import stats_paths
 from ._schemas import (CHANNEL_PATTERN, EPOCH_MS, EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC, JSON, NAME_PATTERN,
                        WARNINGS, Schema, closed, nullable, ref)
 
 
 def all_paths() -> dict[str, Schema]:
     return {**_job_paths(), **_run_paths(), **_audit_paths(), **_alert_paths(),
-            **_other_paths(), **_seed_paths(), **_ui_paths()}
+            **stats_paths(_op, _query, _errors), **_other_paths(), **_seed_paths(), **_ui_paths()}
 
 
 # ---------------------------------------------------------------- responses

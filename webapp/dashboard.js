@@ -1,0 +1,177 @@
+// Dashboard (the landing page): the counts an operator looks at first, and three plots
+// over a chosen window, all from GET /api/v1/stats (the server groups the records; the
+// browser never downloads them). Runs per bucket stacked by status and lateness
+// p50/p99 are uPlot charts (vendored, webapp/vendor/uplot); the jobs that failed most
+// are a list of meters. Clicking a bar opens the runs behind it (#runs with since,
+// until and the status under the pointer).
+
+import uPlot from "./static/vendor/uplot/uPlot.esm.js";
+import { apiPath, request } from "./client.js";
+import { el, formatTime, replace } from "./dom.js";
+
+const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
+// Drawing order, bottom of the stack first; statuses the server adds later go on top.
+const STATUS_ORDER = ["succeeded", "failed", "timeout", "killed", "lost", "replaced", "skipped"];
+const COLORS = { succeeded: "#12b76a", failed: "#d92d20", timeout: "#f79009",
+  killed: "#7a5af8", lost: "#93370d", replaced: "#98a2b3", skipped: "#d0d5dd" };
+const COUNTS = [["jobs", "Jobs"], ["pausedJobs", "Paused"], ["running", "Running now"],
+  ["failures24h", "Failures (24 h)"], ["workers", "Live workers"]];
+const CHART_HEIGHT = 220;
+
+/** Build the view for `params` (URLSearchParams: window). */
+export function dashboardView(ctx, params) {
+  const state = { window: WINDOWS.some(([w]) => w === params.get("window"))
+    ? params.get("window") : "24h", data: null };
+  const select = el("select", { id: "dashboard-window", "aria-label": "Window" },
+    WINDOWS.map(([value, label]) => el("option", { value }, label)));
+  select.value = state.window;
+  const counts = el("dl", { class: "counts" });
+  const partial = el("p", { class: "muted small", hidden: true });
+  const runsBox = el("div", { class: "chart", id: "chart-runs" });
+  const latenessBox = el("div", { class: "chart", id: "chart-lateness" });
+  const topBox = el("div", { id: "top-failing" });
+  const runsTitle = el("h3", { id: "runs-title" }, "Runs");
+  const root = el("section", { class: "view dashboard" },
+    el("div", { class: "toolbar" }, el("h2", {}, "Dashboard"),
+      el("label", { for: "dashboard-window" }, "Window "), select),
+    counts, partial,
+    el("div", { class: "panels" },
+      el("section", { class: "panel", "aria-labelledby": "runs-title" }, runsTitle,
+        el("p", { class: "muted small" }, "Click a bar to open its runs."), runsBox),
+      el("section", { class: "panel", "aria-labelledby": "lateness-title" },
+        el("h3", { id: "lateness-title" }, "Lateness (start − planned), ms"), latenessBox),
+      el("section", { class: "panel", "aria-labelledby": "top-title" },
+        el("h3", { id: "top-title" }, "Jobs that failed most"), topBox)));
+  const charts = { runs: null, lateness: null, shape: "" };
+
+  select.addEventListener("change", () => {
+    state.window = select.value;
+    history.replaceState(null, "", `#dashboard?window=${state.window}`);
+    ctx.guard(refresh);
+  });
+
+  async function refresh() {
+    const data = await request("GET", apiPath("stats"), { query: { window: state.window } });
+    state.data = data;
+    renderCounts(counts, data.counts || {});
+    partial.hidden = !data.partial;
+    replace(partial, data.partial ? `Still adding older runs to the statistics: buckets
+      before ${formatTime(data.completeFrom)} may be missing some.` : "");
+    const minutes = data.bucketS / 60;
+    replace(runsTitle, `Runs per ${minutes >= 60 ? "hour" : minutes > 1 ? `${minutes} minutes`
+      : "minute"}, by status`);
+    drawCharts(data);
+    renderTop(topBox, data);
+  }
+
+  function drawCharts(data) {
+    const statuses = orderStatuses(Object.keys(data.runs || {}));
+    const shape = `${data.window}|${statuses.join(",")}`;
+    const runsData = stackedData(data, statuses);
+    const latenessData = [data.buckets.map((t) => t), data.latenessP50Ms, data.latenessP99Ms];
+    const width = Math.max(320, (runsBox.clientWidth || 600));
+    if (charts.shape === shape && charts.runs && charts.lateness) {
+      charts.runs.setData(runsData);
+      charts.lateness.setData(latenessData);
+      return;
+    }
+    charts.runs?.destroy();
+    charts.lateness?.destroy();
+    charts.shape = shape;
+    charts.runs = new uPlot(runsOptions(statuses, width, data), runsData, runsBox);
+    charts.lateness = new uPlot(latenessOptions(width), latenessData, latenessBox);
+    charts.runs.over.addEventListener("click", () => openBucket(charts.runs, statuses));
+  }
+
+  /** The runs behind the clicked bar: its bucket, and the status under the pointer. */
+  function openBucket(u, statuses) {
+    const i = u.cursor.idx;
+    const data = state.data;
+    if (i === null || i === undefined || !data) return;
+    const since = data.buckets[i];
+    const until = since + data.bucketS * 1000;
+    const y = u.posToVal(u.cursor.top, "y");
+    let below = 0;
+    let status = "";
+    for (const s of statuses) {
+      const n = data.runs[s][i] || 0;
+      if (n > 0 && y >= below && y <= below + n) status = s;
+      below += n;
+    }
+    const query = new URLSearchParams({ since: String(since), until: String(until) });
+    if (status) query.set("status", status);
+    ctx.navigate(`#runs?${query}`);
+  }
+
+  return { root, refresh };
+}
+
+function renderCounts(node, counts) {
+  replace(node, COUNTS.map(([key, label]) => el("div", { class: "count", dataset: { count: key } },
+    el("dt", {}, label), el("dd", {}, counts[key] ?? "—"))));
+}
+
+function renderTop(node, data) {
+  const top = data.topFailing || [];
+  if (top.length === 0) {
+    replace(node, el("p", { class: "empty" }, "No failures in this window."));
+    return;
+  }
+  const max = top[0].failures;
+  const statuses = (data.failureStatuses || []).join(",");
+  const since = data.buckets[0];
+  replace(node, el("ol", { class: "top-failing" }, top.map((t) => el("li", {},
+    el("a", { href: `#runs?${new URLSearchParams({ job: t.job, status: statuses,
+      since: String(since) })}`, class: "name" }, t.job),
+    el("meter", { min: 0, max, value: t.failures, "aria-label": `failures of ${t.job}` }),
+    el("span", { class: "num" }, t.failures)))));
+}
+
+function orderStatuses(keys) {
+  const known = STATUS_ORDER.filter((s) => keys.includes(s));
+  return [...known, ...keys.filter((s) => !STATUS_ORDER.includes(s)).sort()];
+}
+
+/** uPlot data: x, then each status's running total, tallest first (drawn behind). */
+function stackedData(data, statuses) {
+  const totals = [];
+  let sum = data.buckets.map(() => 0);
+  for (const s of statuses) {
+    sum = sum.map((v, i) => v + (data.runs[s][i] || 0));
+    totals.push(sum);
+  }
+  return [data.buckets, ...totals.reverse()];
+}
+
+function axisColor() {
+  return getComputedStyle(document.body).color || "#1d2330";
+}
+
+function runsOptions(statuses, width, data) {
+  const stroke = axisColor();
+  const bars = uPlot.paths.bars({ size: [0.9, 40], align: 1 });
+  const own = (s) => (u, v, si, i) => (i === null || i === undefined ? "—"
+    : String(data.runs[s]?.[i] ?? 0));
+  return {
+    width, height: CHART_HEIGHT, ms: 1,
+    cursor: { drag: { x: false, y: false } },
+    scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    axes: [{ stroke }, { stroke, label: "runs" }],
+    series: [{}, ...statuses.slice().reverse().map((s) => ({
+      label: s, fill: COLORS[s] || "#667085", stroke: COLORS[s] || "#667085", width: 0,
+      paths: bars, points: { show: false }, value: own(s) }))],
+  };
+}
+
+function latenessOptions(width) {
+  const stroke = axisColor();
+  return {
+    width, height: CHART_HEIGHT, ms: 1,
+    cursor: { drag: { x: false, y: false } },
+    scales: { y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
+    axes: [{ stroke }, { stroke, label: "ms" }],
+    series: [{},
+      { label: "p50", stroke: "#2457c5", width: 2, spanGaps: false },
+      { label: "p99", stroke: "#d92d20", width: 2, spanGaps: false }],
+  };
+}
