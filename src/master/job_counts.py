@@ -1,7 +1,7 @@
 """The dashboard's counts from etcd: jobs, paused jobs, runs going now.
 
 Counted as the jobs list shows them: a stored job that is not a valid spec is not a
-job (as ``jobs.StoredJob.decode`` says); a run goes on while its ``running/`` key exists (the
+job (as ``stored_jobs.StoredJob.decode`` says); a run goes on while its ``running/`` key exists (the
 worker deletes it once the record is durable, DESIGN §3). Two prefix reads, no watch:
 the master keeps no jobs mirror of its own for the API (the SchedulableWatch's is
 the announcer's), and a dashboard asks every few seconds at most.

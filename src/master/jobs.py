@@ -21,9 +21,8 @@ Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
 transaction, so they are never written for a job that does not exist.
 
 A plain service object, not an actor: it holds no state a request could change (only
-the log-once set of invalid jobs, and the decoded specs of the last full read, each
-reused only while etcd holds the very same bytes: a list of 10,000 jobs would
-otherwise validate every spec again), so each request runs in its caller's task, under
+the ``stored_jobs.JobDecoder``: the decoded specs of the last full read, and the
+log-once set of invalid jobs), so each request runs in its caller's task, under
 its caller's deadline. At most CONCURRENCY requests talk to etcd at once (a capacity
 limiter); beyond that callers wait for a slot within their own deadlines
 (backpressure, never a drop). An etcd error of any request counts in
@@ -36,8 +35,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar, TypeVarTuple
 
 import trio
@@ -50,19 +49,19 @@ from cluster.etcd import (
     EtcdNoQuorum,
     EtcdOutcomeUnknown,
     EtcdUnavailable,
-    KeyValue,
     Put,
 )
 from cluster.keyspace import encode_kill_value
 from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo
-from cluster.spec import JobSpec, SpecError
+from cluster.spec import JobSpec
 from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 
 from .audit import Author, new_entry
 from .chains import downstream_map, upstream_guards
 from .context import MasterContext
 from .job_counts import JobCounts, job_counts
-from .errors import EditConflict, InvalidStoredJob, JobNotFound
+from .stored_jobs import JobDecoder, StoredJob
+from .errors import EditConflict, JobNotFound
 from .views import JobView, SaveOutcome
 
 __all__ = ["JobManager", "StoredJob"]
@@ -77,42 +76,6 @@ SAVE_ATTEMPTS = 3
 KILL_TTL_S = 30
 TRIGGER_TTL_S = 60
 REVOKE_TIMEOUT_S = 1.0
-_REPORTED_MAX = 1024  # invalid stored jobs remembered, so each is logged once
-
-
-@dataclass(frozen=True, slots=True)
-class StoredJob:
-    """What etcd holds under jobs/<name>: a valid spec, or the reason it is not one."""
-
-    name: str
-    kv: KeyValue
-    spec: JobSpec | None
-    error: SpecError | None
-
-    @classmethod
-    def decode(cls, name: str, kv: KeyValue) -> StoredJob:
-        try:
-            spec = JobSpec.from_json(kv.value)
-        except SpecError as exc:
-            return cls(name, kv, None, exc)
-        if spec.name != name:
-            return cls(name, kv, None, SpecError("name", f"{spec.name!r} stored under {name!r}"))
-        return cls(name, kv, spec, None)
-
-    def valid(self) -> JobSpec:
-        if self.spec is None:
-            raise InvalidStoredJob(self.name, str(self.error))
-        return self.spec
-
-    def document(self) -> dict[str, Any]:
-        """The stored JSON object, best effort for an invalid one."""
-        if self.spec is not None:
-            return self.spec.to_json()
-        try:
-            value = json.loads(self.kv.value)
-        except (ValueError, UnicodeDecodeError):
-            value = None
-        return value if isinstance(value, dict) else {"name": self.name}
 
 
 class JobManager:
@@ -123,9 +86,7 @@ class JobManager:
         self._ks = ctx.keyspace
         self._etcd = etcd
         self._slots = trio.CapacityLimiter(CONCURRENCY)
-        self._reported: set[tuple[str, int]] = set()
-        # name -> (stored bytes, spec, error) of the last full read (``_decode_all``)
-        self._decoded: dict[str, tuple[bytes, JobSpec | None, SpecError | None]] = {}
+        self._decoder = JobDecoder(ctx.keyspace)
 
     @property
     def in_flight(self) -> int:
@@ -218,34 +179,15 @@ class JobManager:
                 log.debug("ignoring %s: %s", kv.key, exc)
         return fleet
 
-    def _decode_all(self, kvs: Iterable[KeyValue]) -> list[StoredJob]:
-        """Every jobs/ key of a full read, decoded; a value whose bytes are those of the
-        previous full read is not validated again. Keeps only this read's names."""
-        previous, decoded = self._decoded, {}
-        stored_jobs = []
-        for kv in kvs:
-            name = self._ks.name_from_job_key(kv.key)
-            if name is None:
-                continue
-            hit = previous.get(name)
-            if hit is not None and hit[0] == kv.value:
-                stored = StoredJob(name, kv, hit[1], hit[2])
-            else:
-                stored = StoredJob.decode(name, kv)
-            decoded[name] = (kv.value, stored.spec, stored.error)
-            stored_jobs.append(stored)
-        self._decoded = decoded
-        return stored_jobs
-
     async def _list(self) -> list[JobView]:
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
         fleet = await self._fleet()
         now = self._ctx.clock()
         specs = []
-        for stored in self._decode_all(snapshot.kvs):
+        for stored in self._decoder.decode_all(snapshot.kvs):
             if stored.spec is None:
-                self._report_invalid(stored)
+                self._decoder.report_invalid(stored)
                 continue
             specs.append(stored.spec)
         downstream = downstream_map(specs)
@@ -269,16 +211,7 @@ class JobManager:
     async def _specs(self) -> list[JobSpec]:
         """Every valid stored job (for the chains: who runs after whom)."""
         snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
-        return [s.spec for s in self._decode_all(snapshot.kvs) if s.spec is not None]
-
-    def _report_invalid(self, stored: StoredJob) -> None:
-        mark = (stored.name, stored.kv.mod_revision)
-        if mark not in self._reported:
-            if len(self._reported) >= _REPORTED_MAX:
-                self._reported.clear()
-            self._reported.add(mark)
-            log.warning("job %r in etcd is not a valid spec (%s): not listed", stored.name,
-                        stored.error)
+        return [s.spec for s in self._decoder.decode_all(snapshot.kvs) if s.spec is not None]
 
     async def _pending_audit(self) -> list[AuditEntry]:
         entries = []

@@ -17,7 +17,7 @@ from cluster.store import (
     StoreSchemaError,
     open_store,
 )
-from cluster.store import _schema, _store
+from cluster.store import _rows, _schema
 
 from store_testkit import MIB, T0, all_ids, run
 
@@ -121,7 +121,7 @@ async def test_a_batch_larger_than_a_mysql_packet_writes_every_row(store):
 
 
 async def test_oversize_text_is_clipped_on_a_character_and_flagged(store, monkeypatch):
-    monkeypatch.setattr(_store, "MAX_TEXT_BYTES", 10)
+    monkeypatch.setattr(_rows, "MAX_TEXT_BYTES", 10)
     await store.write_batch([run(1, output="0123456789ABC", err="short"),
                              run(2, output="12345678😀", command="ééééééé")])
     one, two = await store.get("run-00001"), await store.get("run-00002")

@@ -37,7 +37,8 @@ from ._settings import StoreSettings
 from ._follow import FollowPage
 from ._latest import LastRun
 from ._stats import FAILURE_STATUSES, STATS_WINDOWS, StatsSummary, StatsWindow, TopJob
-from ._store import MAX_PAGE_LIMIT, MAX_TEXT_BYTES, RunPage, RunStore
+from ._rows import MAX_TEXT_BYTES
+from ._store import MAX_PAGE_LIMIT, RunPage, RunStore
 
 __all__ = [
     "AlertOutbox",

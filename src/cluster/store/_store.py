@@ -23,16 +23,13 @@ from ._latest import LATEST_RUNS, LastRun, latest_by_job
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
 from ._rollup import Rollup
+from ._rows import record_from_row, record_row
 from ._stats import RunStats
 from ._schema import (ADDED_COLUMNS, ADDED_PROBE, ORDER_NEWEST_FIRST, ORIGINAL_PROBE,
                       SCHEMA_PROBE, SELECT_LIST, TABLE)
 
 T = TypeVar("T")
 MAX_PAGE_LIMIT = 1000
-# Caps belong upstream, but one oversize run must never make a whole batch fail (§11):
-# output, err and command are clipped to this many UTF-8 bytes each, so a row always
-# fits a MEDIUMTEXT column and, all three together, MariaDB's 16 MiB packet.
-MAX_TEXT_BYTES = 4 * 1024 * 1024
 
 
 class RunPage(NamedTuple):
@@ -87,7 +84,7 @@ class RunStore:
         if not records:
             return 0
         await self._ready()
-        batch = (self._backend.dialect.upsert, [_row(r) for r in records])
+        batch = (self._backend.dialect.upsert, [record_row(r) for r in records])
         if repeat_s is None:
             await self._executemany(*batch)
             return 0
@@ -125,7 +122,7 @@ class RunStore:
     async def get(self, run_id: str) -> RunRecord | None:
         await self._ready()
         rows = await self._select(f"WHERE run_id = {self._mark}", [run_id])
-        return _record(rows[0]) if rows else None
+        return record_from_row(rows[0]) if rows else None
 
     async def query(
         self,
@@ -150,7 +147,7 @@ class RunStore:
                                   [*params, limit + 1])
         page = rows[:limit]
         more = len(rows) > limit
-        return RunPage([_record(r) for r in page],
+        return RunPage([record_from_row(r) for r in page],
                        encode_cursor(page[-1][1], page[-1][0]) if more else None)
 
     async def follow_start(self, now_ms: int) -> str:
@@ -188,7 +185,7 @@ class RunStore:
         if ids:
             where.append(f"id IN ({', '.join([m] * len(ids))})")
             rows = await self._select(f"{_where(where)} ORDER BY id", [*params, *ids])
-        return FollowPage([_record(r) for r in rows], cursor.advance(ids, now_ms).encode(),
+        return FollowPage([record_from_row(r) for r in rows], cursor.advance(ids, now_ms).encode(),
                           caught_up=len(ids) < limit)
 
     async def query_offset(self, job_name: str, offset: int, limit: int) -> list[RunRecord]:
@@ -199,7 +196,7 @@ class RunStore:
         m = self._mark
         rows = await self._select(f"WHERE job_name = {m} {ORDER_NEWEST_FIRST} LIMIT {m} OFFSET {m}",
                                   [job_name, limit, offset])
-        return [_record(r) for r in rows]
+        return [record_from_row(r) for r in rows]
 
     async def latest_runs(self) -> dict[str, LastRun]:
         """Each job's newest run, by job name, in one grouped query (``_latest``)."""
@@ -381,48 +378,3 @@ def _check_range(name: str, value: int, low: int | None, high: int | None) -> No
     if (not isinstance(value, int) or isinstance(value, bool)
             or (low is not None and value < low) or (high is not None and value > high)):
         raise InvalidQuery(name, value, f"an int in [{low or '...'}, {high or '...'}]")
-
-
-def _text(value: str) -> tuple[str, bool]:
-    """``value`` made storable: lone surrogates replaced, clipped to MAX_TEXT_BYTES of
-    UTF-8 on a character boundary. Returns it and whether it was clipped."""
-    if value.isascii():
-        if len(value) <= MAX_TEXT_BYTES:
-            return value, False
-        return value[:MAX_TEXT_BYTES], True
-    data = value.encode("utf-8", "replace")  # lone surrogates become "?"
-    if len(data) <= MAX_TEXT_BYTES:
-        return data.decode("utf-8"), False
-    return data[:MAX_TEXT_BYTES].decode("utf-8", "ignore"), True
-
-
-def _row(r: RunRecord) -> Row:
-    command, _ = _text(r.command)
-    output, output_clipped = _text(r.output)
-    err, err_clipped = _text(r.err)
-    truncated = r.output_truncated or output_clipped or err_clipped
-    return (
-        _text(r.run_id)[0], _text(r.job_name)[0], _text(r.worker)[0], command, output, err,
-        r.exit_code, r.status.value, r.trigger.value, r.attempt, r.plan_time, r.schedule_time,
-        r.start_time, r.end_time, int(truncated), r.skip_count, r.first_skip_time,
-        r.last_skip_time, r.missed_fires, r.first_missed, r.sort_time,
-    )
-
-
-def _record(row: Row) -> RunRecord:
-    # row = (id, sort_time, run_id, job_name, ..., output_truncated): see SELECT_LIST.
-    (_, _, run_id, job_name, worker, command, output, err, exit_code, status, trigger,
-     attempt, plan_time, schedule_time, start_time, end_time, output_truncated,
-     skip_count, first_skip_time, last_skip_time, missed_fires, first_missed) = row
-    return RunRecord(
-        run_id=run_id, job_name=job_name, worker=worker, command=command, output=output,
-        err=err, exit_code=exit_code, status=status, trigger=trigger, attempt=int(attempt),
-        plan_time=int(plan_time), schedule_time=int(schedule_time),
-        start_time=None if start_time is None else int(start_time),
-        end_time=None if end_time is None else int(end_time),
-        output_truncated=bool(output_truncated), skip_count=int(skip_count),
-        first_skip_time=None if first_skip_time is None else int(first_skip_time),
-        last_skip_time=None if last_skip_time is None else int(last_skip_time),
-        missed_fires=None if missed_fires is None else int(missed_fires),
-        first_missed=None if first_missed is None else int(first_missed),
-    )
