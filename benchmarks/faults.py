@@ -47,7 +47,7 @@ import trio
 from cluster.etcd import Etcd, open_etcd
 from cluster.keyspace import Keyspace, encode_kill_value
 from cluster.store import RunStatus
-from worker.scheduler.actor import ORPHAN_NOTE
+from worker.scheduler.records import ORPHAN_NOTE
 
 from . import fault_partition
 from ._ledger import ledger_command, read_ledger
