@@ -92,6 +92,18 @@ class Metrics:
             "Jobs that became unschedulable (no live worker matches their selector) or "
             "schedulable again, by the state they went to.", ("to",), registry=registry)
 
+        self.events_clients = Gauge(
+            PREFIX + "events_clients",
+            "Streams of GET /api/v1/events connected now.", registry=registry)
+        self.events_sent = Counter(
+            PREFIX + "events_sent_total",
+            "Server-sent events written to the streams of GET /api/v1/events "
+            "(heartbeats not counted).", registry=registry)
+        self.events_dropped = Counter(
+            PREFIX + "events_clients_dropped_total",
+            "Event streams ended because their client read too slowly (its queue filled).",
+            registry=registry)
+
     def render(self) -> bytes:
         return render(self.registry)
 
