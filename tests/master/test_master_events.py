@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 
 import httpx
@@ -18,7 +22,7 @@ from master import events_api
 from master.cli._sse import SseParser
 
 from events_testkit import Reader, read_events, serving_master
-from master_testkit import AUTH, make_config, record
+from master_testkit import AUTH, TOKEN, make_config, record
 
 SPEC = {"command": "true", "cronExpr": "0 0 1 1 *"}  # no worker runs it in a test
 
@@ -245,3 +249,32 @@ def test_the_parser_follows_the_browser_rules():
     assert parser.last_id == "e-4"  # an id with no data moves the id, dispatches nothing
     [plain] = parser.feed("data: x\r\n\r\n")
     assert (plain.id, plain.event) == ("e-4", "message")
+
+
+async def test_schedctl_events_prints_the_stream_of_a_real_master(config):
+    async with serving_master(config) as m:
+        env = {**os.environ, "SCHEDULER_URL": m.url, "SCHEDULER_API_TOKEN": TOKEN,
+               "TZ": "UTC", "PYTHONUNBUFFERED": "1"}
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "master.cli", "events", "--job", "app"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        lines: list[str] = []
+        try:
+            buffer, saved = b"", False
+            with trio.fail_after(20):
+                while not any("job.saved" in line for line in lines):
+                    if not saved and any("ready" in line for line in lines):
+                        saved = True
+                        await put_job(m.url, "other")  # filtered out
+                        await put_job(m.url, "app")
+                    chunk = await process.stdout.receive_some(4096)
+                    assert chunk, "schedctl events ended"
+                    buffer += chunk
+                    *done, rest = buffer.decode().split("\n")
+                    buffer = rest.encode()
+                    lines.extend(done)
+        finally:
+            process.send_signal(signal.SIGINT)  # Ctrl-C: how it ends
+            with trio.fail_after(10):
+                assert await process.wait() == 0
+    assert [line.split()[1:3] for line in lines] == [["ready", "-"], ["job.saved", "app"]]
