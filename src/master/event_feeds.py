@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 FOLLOW_POLL_S: Final = 0.2  # a finished run reaches the streams within this (+ a query)
 FOLLOW_PAGE: Final = 1000
+POSITION_WAIT_S: Final = 2.0  # the tree's start waits this long for etcd, no longer
 ALERT_POLL_S: Final = 1.0
 ALERT_WINDOW_MS: Final = 5 * 60 * 1000
 ALERT_PAGE: Final = 500
@@ -76,10 +77,16 @@ class EventFeeds:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
+        """Reports started once the etcd loop is positioned, or after POSITION_WAIT_S
+        (etcd unreachable: the master starts anyway, DESIGN §12; the streams opened
+        before it is positioned are told ``reset`` when it is)."""
+        positioned = trio.Event()
         async with trio.open_nursery() as nursery:
-            await nursery.start(self._follow_etcd)
+            nursery.start_soon(self._follow_etcd, positioned)
             nursery.start_soon(self._follow_store)
             nursery.start_soon(self._follow_alerts)
+            with trio.move_on_after(POSITION_WAIT_S):
+                await positioned.wait()
             task_status.started()
             await self._stop.wait()
             self._hub.close_all()
@@ -87,9 +94,8 @@ class EventFeeds:
 
     # ---- etcd
 
-    async def _follow_etcd(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                           ) -> None:
-        """Reports started once positioned (every later change will be published)."""
+    async def _follow_etcd(self, positioned: trio.Event) -> None:
+        """Sets ``positioned`` once every later change will be published."""
         hub, keyspace = self._hub, self._ctx.keyspace
         refused = Backoff(RETRY_S, RETRY_MAX_S)
         while True:
@@ -100,8 +106,10 @@ class EventFeeds:
                     if (name := keyspace.name_from_job_key(kv.key)) is not None:
                         hub.job_paused[name] = _paused(kv.value)
                 hub.etcd_position = (snapshot.revision + 1, 0)
-            task_status.started()
-            task_status = trio.TASK_STATUS_IGNORED
+                if hub.early_readers:  # they were told "ready" before this read
+                    hub.early_readers = False
+                    hub.reset("the event feed was not following etcd yet: reload")
+            positioned.set()
             revision, handed = hub.etcd_position
             try:
                 async with self._etcd.watch_prefix(keyspace.prefix,

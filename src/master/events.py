@@ -100,6 +100,7 @@ class EventHub:
         self.job_paused: dict[str, bool] = {}  # to tell a pause from another save
         self.alert_seen: dict[str, int] = {}  # alert event id -> its time (ms)
         self.alerts_primed = False  # the outbox was read once (older alerts not sent)
+        self.early_readers = False  # subscribed while etcd_position was None: reset them
 
     @property
     def last_id(self) -> str:
@@ -127,6 +128,8 @@ class EventHub:
         send, receive = trio.open_memory_channel[bytes](self._queue_size)
         wanted = None if jobs is None else frozenset(jobs)
         sub = Subscription(wanted, [], receive, send)
+        if self.etcd_position is None:
+            self.early_readers = True
         if last_event_id is None:
             sub.replay.append(render(self.last_id, "ready", {"resumed": False}))
         else:

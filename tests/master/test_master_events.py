@@ -18,7 +18,8 @@ import trio
 from cluster.alerts import AlertEvent, AlertKind
 from cluster.presence import RunningInfo, WorkerInfo
 from cluster.store import open_store
-from master import events_api
+from cluster.etcd import open_etcd
+from master import MasterContext, Services, build_tree, events_api, open_mailboxes
 from master.cli._sse import SseParser
 
 from events_testkit import Reader, read_events, serving_master
@@ -278,3 +279,27 @@ async def test_schedctl_events_prints_the_stream_of_a_real_master(config):
             with trio.fail_after(10):
                 assert await process.wait() == 0
     assert [line.split()[1:3] for line in lines] == [["ready", "-"], ["job.saved", "app"]]
+
+
+async def test_a_master_started_without_etcd_serves_streams_and_resets_them_when_it_is_back(
+        tmp_path, etcd_factory):
+    etcd = etcd_factory()
+    etcd.stop()  # the master starts anyway (DESIGN §12) and waits for it
+    config = make_config(tmp_path, etcd.endpoint, "/early/")
+    async with trio.open_nursery() as nursery:
+        addresses, inboxes = open_mailboxes(config)
+        ctx = MasterContext.create(config)
+        async with open_etcd(config.etcd_endpoints, timeout_s=1.0) as client:
+            services = Services.create(ctx, client, addresses.workers)
+            root = build_tree(ctx, inboxes, client, services)
+            with trio.fail_after(30):
+                started = await nursery.start(root.run)
+            reader = Reader()
+            await nursery.start(read_events, started["http"][0], reader)
+            await reader.count("ready", 1)
+            await trio.to_thread.run_sync(etcd.start)
+            await reader.count("reset", 1, timeout_s=30)
+            await client.put(ctx.keyspace.job("after"), b'{"command": "true"}')
+            await reader.count("job.saved", 1)
+            root.request_stop()
+    assert reader.kinds() == ["ready", "reset", "job.saved"]
