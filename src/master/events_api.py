@@ -21,7 +21,7 @@ from quart import Blueprint, Response, request
 
 from .context import MasterContext
 from .errors import BadRequest
-from .events import EventHub, Subscription, heartbeat_block
+from .events import EventHub, heartbeat_block
 from .inputs import check_job_name
 from .services import Services
 
@@ -45,8 +45,9 @@ def event_routes(ctx: MasterContext, services: Services) -> Blueprint:
         if last_id is not None and (len(last_id) > MAX_LAST_ID_CHARS or not last_id.strip()):
             raise BadRequest("Last-Event-ID", f"an event id of this stream "
                                               f"(at most {MAX_LAST_ID_CHARS} characters)")
-        sub = hub.subscribe(jobs, last_id)
-        response = Response(stream(hub, sub), content_type=EVENT_STREAM_TYPE)
+        if request.method == "HEAD":  # Quart would read the body anyway: it never ends
+            return Response(b"", content_type=EVENT_STREAM_TYPE)
+        response = Response(stream(hub, jobs, last_id), content_type=EVENT_STREAM_TYPE)
         response.timeout = None  # RESPONSE_TIMEOUT bounds whole answers; this has no end
         response.headers["X-Accel-Buffering"] = "no"  # a proxy must not hold events back
         return response
@@ -66,8 +67,12 @@ def job_filter(values: list[str]) -> frozenset[str] | None:
     return frozenset(check_job_name(n, "job") for n in names)
 
 
-async def stream(hub: EventHub, sub: Subscription) -> AsyncIterator[bytes]:
-    """The response body; unsubscribes however it ends (client gone: cancelled)."""
+async def stream(hub: EventHub, jobs: frozenset[str] | None, last_id: str | None
+                 ) -> AsyncIterator[bytes]:
+    """The response body. Subscribes when the body is first read, not before: a body
+    never read (HEAD, a client gone before it) must leave no reader behind; unsubscribes
+    however it ends (client gone: cancelled)."""
+    sub = hub.subscribe(jobs, last_id)
     try:
         replay = sub.replay
         sub.replay = []

@@ -198,6 +198,10 @@ async def test_bad_requests_are_refused_with_the_field(config):
             answer = await client.get("/api/v1/events", params=query, headers=headers)
             assert answer.status_code == status, answer.text
             assert answer.json()["error"].get("field") == field
+        head = await client.head("/api/v1/events", headers=AUTH)  # answered, not held open
+        assert head.status_code == 200 and head.headers["content-type"].startswith(
+            "text/event-stream")
+        assert m.metric("events_clients") == 0
 
 
 async def test_a_slow_client_is_dropped_with_a_last_event_and_resumes(config):
