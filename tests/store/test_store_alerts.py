@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import trio
 
+from cluster.alerts import AlertEvent, AlertKind
+
 from store_testkit import T0, run
 
 M = 60_000
@@ -99,3 +101,14 @@ async def test_recovered_is_raised_by_a_success_in_the_same_batch_as_the_last_fa
     await store.alerts.observe(batch, repeat_s=3600)
     rows = await store.alerts.rows("job-x")
     assert [r["event_id"] for r in rows] == ["run-00001:failed", "run-00003:recovered"]
+
+
+async def test_recent_events_lists_each_event_once_whatever_its_channels(store):
+    # What the master's event stream polls (master.event_feeds): one row per event.
+    await store.alerts.enqueue(AlertEvent("old", AlertKind.FAILED, "a", T0 - 10_000))
+    await store.alerts.enqueue(AlertEvent("e1", AlertKind.FAILED, "a", T0))
+    await store.alerts.enqueue_for(AlertEvent("e2", AlertKind.TEST, "b", T0 + 1), "ops")
+    await store.alerts.enqueue_for(AlertEvent("e2", AlertKind.TEST, "b", T0 + 1), "pager")
+    assert await store.alerts.recent_events(T0, 10) == [("e1", "failed", "a", T0),
+                                                       ("e2", "test", "b", T0 + 1)]
+    assert await store.alerts.recent_events(T0, 1) == [("e1", "failed", "a", T0)]
