@@ -123,7 +123,9 @@ async function guard(action) {
 function reportOk() {
   lastOkMs = Date.now();
   page.banner.hidden = true;
-  page.lastUpdated.textContent = `Last updated ${formatTime(lastOkMs)}`;
+  // "Live": changes arrive as events (events.js); else the view is polled every 5 s.
+  const live = liveEvents.isLive() ? "Live · " : "";
+  page.lastUpdated.textContent = `${live}Last updated ${formatTime(lastOkMs)}`;
   page.lastUpdated.classList.remove("stale");
 }
 

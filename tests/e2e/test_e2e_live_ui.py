@@ -73,6 +73,7 @@ def test_the_ui_shows_changes_within_a_second_without_polling(mysql_url, make_cl
         dialog.get_by_role("button", name="Save").click()
         expect(dialog).to_be_hidden()
         wait_for("the UI's event stream", lambda: streams() == 1)
+        expect(page.locator("#last-updated")).to_contain_text("Live · Last updated")
 
         # Live: nothing happens, nothing is fetched (the 5 s poll is off).
         time.sleep(1.0)  # the refresh that follows "ready"
