@@ -1,18 +1,25 @@
 // Entry point: hash routing between views, the auto-refresh loop, the API-health banner,
 // notices and the token prompt. Views live in their own modules; each is
-// { root: Element, refresh?: async () => void } and never touches the page outside root.
+// { root: Element, refresh?: async () => void, events?: string[] } and never touches
+// the page outside root. `events`: the kinds of live events (prefixes: "job.", "run.",
+// "worker.", "alert") after which the view refreshes, within EVENT_DELAY_MS; while
+// the stream is live (events.js) the view is polled only every LIVE_REFRESH_MS.
 
 import { auditView } from "./audit.js";
 import { dashboardView } from "./dashboard.js";
 import { getToken, setToken } from "./client.js";
 import { formatTime } from "./dom.js";
 import { editorView } from "./editor.js";
+import * as liveEvents from "./events.js";
 import { jobsView } from "./jobs.js";
 import { runsView } from "./runs.js";
 import { workersView } from "./workers.js";
 import { alertsView } from "./alerts.js";
 
 const REFRESH_MS = 5000;
+const LIVE_REFRESH_MS = 60_000;  // a safety net while events arrive
+const EVENT_DELAY_MS = 150;      // events coming together make one refresh
+const EVENT_GAP_MS = 500;        // at most two refreshes a second on a busy cluster
 const NOTICE_MS = 6000;
 
 const $ = (id) => document.getElementById(id);
@@ -29,6 +36,9 @@ let timer = null;
 let lastOkMs = null;
 let promptedFor = null;   // the token we already asked about after a 401 (ask once each)
 let noticeTimer = null;
+let eventTimer = null;    // a refresh for events is waiting or running
+let eventAgain = false;   // an event came meanwhile: refresh once more after it
+let lastEventRefresh = 0;
 
 const ctx = {
   navigate,
@@ -73,7 +83,34 @@ async function refreshNow() {
   const mine = ++generation;
   clearTimeout(timer);
   if (current && current.refresh && !document.hidden) await guard(current.refresh);
-  if (mine === generation) timer = setTimeout(refreshNow, REFRESH_MS);
+  if (mine === generation) {
+    timer = setTimeout(refreshNow, liveEvents.isLive() ? LIVE_REFRESH_MS : REFRESH_MS);
+  }
+}
+
+/** An event the current view asked for, or the stream (re)started ("ready", "reset":
+ * something may have been missed): refresh the view soon, once for many events. An
+ * event during a refresh makes one more after it (that refresh may have read before). */
+function onEvent(kind) {
+  const reload = kind === "ready" || kind === "reset";
+  const wanted = current && current.events && current.events.some((p) => kind.startsWith(p));
+  if ((!reload && !wanted) || document.hidden) return;
+  if (eventTimer !== null) eventAgain = true;
+  else refreshOnEvents();
+}
+
+function refreshOnEvents() {
+  const wait = Math.max(EVENT_DELAY_MS, lastEventRefresh + EVENT_GAP_MS - Date.now());
+  eventTimer = setTimeout(async () => {
+    eventAgain = false;
+    await refreshNow();
+    lastEventRefresh = Date.now();
+    eventTimer = null;
+    if (eventAgain) {
+      eventAgain = false;
+      refreshOnEvents();
+    }
+  }, wait);
 }
 
 /** Run an API action; success clears the banner, failure shows it. */
@@ -89,7 +126,9 @@ async function guard(action) {
 function reportOk() {
   lastOkMs = Date.now();
   page.banner.hidden = true;
-  page.lastUpdated.textContent = `Last updated ${formatTime(lastOkMs)}`;
+  // "Live": changes arrive as events (events.js); else the view is polled every 5 s.
+  const live = liveEvents.isLive() ? "Live · " : "";
+  page.lastUpdated.textContent = `${live}Last updated ${formatTime(lastOkMs)}`;
   page.lastUpdated.classList.remove("stale");
 }
 
@@ -128,12 +167,14 @@ function wireToken() {
     event.preventDefault();
     setToken(page.tokenInput.value.trim());
     page.tokenDialog.close();
+    liveEvents.reconnect();
     refreshNow();
   });
   $("token-clear").addEventListener("click", () => {
     setToken("");
     page.tokenInput.value = "";
     page.tokenDialog.close();
+    liveEvents.reconnect();
     refreshNow();
   });
   $("token-cancel").addEventListener("click", () => page.tokenDialog.close());
@@ -146,6 +187,8 @@ function start() {
   wireToken();
   $("notice-close").addEventListener("click", () => { page.notice.hidden = true; });
   window.addEventListener("hashchange", route);
+  liveEvents.subscribe(null, onEvent);
+  liveEvents.onLiveChange(() => refreshNow());
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refreshNow();
   });

@@ -49,7 +49,7 @@ export function jobsView(ctx) {
     render();
   }
 
-  return { root, refresh };
+  return { root, refresh, events: ["job.", "run.", "worker."] };  // live events that refresh it
 }
 
 function jobRow(job, ctx, refresh) {

@@ -78,7 +78,7 @@ export function runsView(ctx, params) {
     render();
   }
 
-  return { root, refresh };
+  return { root, refresh, events: ["run.finished"] };  // live events that refresh it
 }
 
 function runRows(run, open, render) {

@@ -29,7 +29,7 @@ export function workersView() {
       { className: "workers" }));
   }
 
-  return { root, refresh };
+  return { root, refresh, events: ["worker.", "run."] };  // live events that refresh it
 }
 
 function workerRow(worker, limitMs) {

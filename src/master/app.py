@@ -9,11 +9,14 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
     ├── alerts        publishes the alert settings, then delivers alerts (MasterAlerts)
+    ├── events        EventFeeds: etcd and run-store changes into the EventHub (/api/v1/events)
     ├── http          hypercorn serving the app (API, seed endpoints, UI)
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
 So a SIGTERM first stops accepting connections and lets in-flight requests finish,
-then stops the actors, and closes the store last. The JobManager and LogManager are
+then stops the actors, and closes the store last. The event streams, which never end
+by themselves, are ended as the HTTP child is asked to stop (``on_stop``): their
+clients reconnect to the next master instead of holding up the grace period. The JobManager and LogManager are
 services (``services``), not children: their requests run in the HTTP handlers' tasks
 (and Retention's and the AuditMover's), so they stop with those.
 """
@@ -32,6 +35,7 @@ from cluster.etcd_access import open_cluster_etcd
 
 from .alerts import MasterAlerts, load_alerts_file, unschedulable_hook
 from .audit_mover import AuditMover
+from .event_feeds import EventFeeds
 from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
 from .schedulable_watch import SETTLE_S, OnSchedulableChanged, SchedulableWatch
@@ -75,12 +79,14 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
         ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),
+        ChildSpec("events", lambda: EventFeeds(services.events, ctx, etcd, runs)),
     ]
     if serve_http:
         app = create_app(ctx, services)
         api = hypercorn_config(config.api_host, config.api_port,
                                read_timeout_s=config.api_read_timeout_s)
-        children.append(ChildSpec("http", lambda: HttpServer(app, api),
+        children.append(ChildSpec("http", lambda: HttpServer(app, api,
+                                                             on_stop=services.events.close_all),
                                   grace_s=HTTP_CHILD_GRACE_S))
         if config.metrics_port is not None:
             metrics_app = create_metrics_app(ctx)

@@ -97,6 +97,17 @@ class Metrics:
             "Time the run store took to answer GET /api/v1/stats (rollup refresh "
             "included), by window.", ("window",), registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0))
+        self.events_clients = Gauge(
+            PREFIX + "events_clients",
+            "Streams of GET /api/v1/events connected now.", registry=registry)
+        self.events_sent = Counter(
+            PREFIX + "events_sent_total",
+            "Server-sent events written to the streams of GET /api/v1/events "
+            "(heartbeats not counted).", registry=registry)
+        self.events_dropped = Counter(
+            PREFIX + "events_clients_dropped_total",
+            "Event streams ended because their client read too slowly (its queue filled).",
+            registry=registry)
 
     def render(self) -> bytes:
         return render(self.registry)

@@ -38,6 +38,7 @@ REQUIRED_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/api/v1/cron/preview"): READ,
     ("GET", "/api/v1/audit"): READ,
     ("GET", "/api/v1/stats"): READ,
+    ("GET", "/api/v1/events"): READ,
     # Channels hold secrets and decide where failures are told: admin only, reads too.
     ("GET", "/api/v1/alert-channels"): ADMIN,
     ("GET", "/api/v1/alert-channels/{name}"): ADMIN,

@@ -143,6 +143,10 @@ class LogManager:
         """An event into the outbox, to resolve by its job's policy (unschedulable)."""
         await self._request(lambda store: store.alerts.enqueue(event))
 
+    async def recent_alerts(self, since_ms: int, limit: int) -> list[tuple[str, str, str, int]]:
+        """Alert events raised at or after ``since_ms`` (the event stream's poll)."""
+        return await self._request(lambda store: store.alerts.recent_events(since_ms, limit))
+
     async def query_audit(self, q: AuditQuery) -> list[AuditEntry]:
         """At most ``q.limit + 1`` entries, newest first."""
         return await self._request(lambda store: store.query_audit(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -39,7 +40,14 @@ def hypercorn_config(host: str, port: int, *, read_timeout_s: float,
     config.bind = [bind_address(host, port)]
     config.accesslog = None  # off: requests are counted in /metrics instead
     config.errorlog = logging.getLogger(logger_name)
-    config.read_timeout = read_timeout_s  # type: ignore[assignment]  # float is fine
+    # The wait for a request's head: hypercorn's idle timer runs from the connection's
+    # start (and after each response) until a whole head has come, however slowly its
+    # bytes trickle in; the body's is Quart's BODY_TIMEOUT (web.py). Not hypercorn's
+    # read_timeout: it bounds every read of the connection, so it would cut a response
+    # that lasts, an event stream (/api/v1/events), after that many seconds in which
+    # the client, only listening, sent nothing.
+    config.keep_alive_timeout = read_timeout_s
+    config.read_timeout = None
     config.graceful_timeout = HTTP_GRACE_S
     config.shutdown_timeout = HTTP_GRACE_S
     config.include_server_header = False
@@ -63,8 +71,12 @@ def check_listen(host: str, port: int) -> None:
 class HttpServer:
     """A supervisor child serving ``app`` with hypercorn; build a fresh one per start."""
 
-    def __init__(self, app: Any, config: HyperConfig) -> None:
+    def __init__(self, app: Any, config: HyperConfig, *,
+                 on_stop: Callable[[], None] | None = None) -> None:
+        """``on_stop``: called when asked to stop, to end requests that never end by
+        themselves (the event streams) before the grace period runs out on them."""
         self._app = app
+        self._on_stop = on_stop
         self._config = config
         self._stopping = trio.Event()
 
@@ -75,3 +87,5 @@ class HttpServer:
 
     def request_stop(self) -> None:
         self._stopping.set()
+        if self._on_stop is not None:
+            self._on_stop()

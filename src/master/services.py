@@ -3,7 +3,9 @@
 ``jobs`` (JobManager) speaks to etcd; ``runs`` (LogManager) to the run store, which the
 tree's StoreKeeper child keeps open; ``workers`` is the address of the WorkerManager
 actor (the live worker list, from memory): the only actor the handlers call;
-``alerts`` (AlertManager) the alert channels in etcd and test events. The
+``alerts`` (AlertManager) the alert channels in etcd and test events; ``events``
+(EventHub) the numbered events the streams of /api/v1/events read (fed by the tree's
+EventFeeds child). The
 services are not actors: a request runs in its
 caller's task under its caller's deadline (``ask``), and each service bounds how many
 requests reach its dependency at once.
@@ -18,6 +20,7 @@ from cluster.etcd import Etcd
 
 from .alerts import AlertManager
 from .context import MasterContext
+from .events import EventHub
 from .jobs import JobManager
 from .messages import WorkerManagerMsg
 from .runs import LogManager
@@ -31,9 +34,11 @@ class Services:
     runs: LogManager
     workers: Address[WorkerManagerMsg]
     alerts: AlertManager
+    events: EventHub
 
     @classmethod
     def create(cls, ctx: MasterContext, etcd: Etcd,
                workers: Address[WorkerManagerMsg]) -> Services:
         runs = LogManager(ctx)
-        return cls(JobManager(ctx, etcd), runs, workers, AlertManager(ctx, etcd, runs))
+        return cls(JobManager(ctx, etcd), runs, workers, AlertManager(ctx, etcd, runs),
+                   EventHub(ctx.metrics))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -89,6 +90,14 @@ class Master:
         response = await client.open(path, method=method, headers=all_headers, **kwargs)
         return Response(response.status_code, response.headers, await response.get_data())
 
+    async def first_chunk(self, path: str, *, auth: bool = True,
+                          headers: dict[str, str] | None = None,
+                          query_string: dict[str, Any] | None = None) -> Response:
+        """A GET whose answer may never end (``/api/v1/events``): its status, headers
+        and first chunk of body (all of it for an error), then the client leaves."""
+        all_headers = {"Host": "localhost", **(AUTH if auth else {}), **(headers or {})}
+        return await first_chunk(self.app, path, all_headers, query_string or {})
+
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)
 
@@ -104,6 +113,44 @@ class Master:
     async def stored(self, name: str) -> dict[str, Any] | None:
         kv = await self.etcd.get(self.keyspace.job(name))
         return None if kv is None else json.loads(kv.value)
+
+
+async def first_chunk(app: Any, path: str, headers: dict[str, str],
+                      query: dict[str, Any]) -> Response:
+    """One GET straight through the ASGI app, left after the first chunk of its body.
+
+    Not Quart's test client: it waits for the body's end even after a disconnect.
+    Here the client goes as a real one does: ``http.disconnect``, and the app cancels
+    the request."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": urllib.parse.urlencode(query).encode(), "root_path": "",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "client": ("127.0.0.1", 1), "server": ("localhost", 80), "extensions": {}}
+    gone = trio.Event()
+    got: dict[str, Any] = {"body": b""}
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            got["status"], got["headers"] = message["status"], message["headers"]
+        elif message["type"] == "http.response.body":
+            got["body"] += message.get("body", b"")
+            if got["body"] or not message.get("more_body", False):
+                gone.set()
+
+    with trio.fail_after(10):
+        await app(scope, receive, send)
+    names = {k.decode().lower(): v.decode() for k, v in got["headers"]}
+    return Response(got["status"], names, got["body"])
 
 
 @asynccontextmanager

@@ -90,7 +90,11 @@ def fuzz_config() -> Any:
     })
 
 
-fuzzed = schemathesis.openapi.from_dict(openapi_document(), config=fuzz_config())
+# The event stream never ends by itself: every call would wait out the request timeout.
+# Its parameters are checked by tests/master/test_master_events.py instead.
+STREAMS = "/api/v1/events"
+fuzzed = schemathesis.openapi.from_dict(openapi_document(), config=fuzz_config()).exclude(
+    path=STREAMS)
 
 
 def validate_31(document: dict[str, Any]) -> list[str]:

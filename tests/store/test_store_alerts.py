@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from cluster.store import AlertOutbox, StoreUnavailable
+from cluster.alerts import AlertEvent, AlertKind
 
 from store_testkit import T0, run
 
@@ -176,3 +177,14 @@ async def test_claims_go_one_at_a_time_per_job_and_channel_in_event_time_across_
     assert (retry.delivery_id, retry.attempts) == ("run-00001:failed>ops", 1)
     await out.mark_sent(retry, now + 5_007)
     assert names(await out.claim_due("w1", now + 5_008, 60_000)) == ["run-00002:recovered>ops"]
+
+
+async def test_recent_events_lists_each_event_once_whatever_its_channels(store):
+    # What the master's event stream polls (master.event_feeds): one row per event.
+    await store.alerts.enqueue(AlertEvent("old", AlertKind.FAILED, "a", T0 - 10_000))
+    await store.alerts.enqueue(AlertEvent("e1", AlertKind.FAILED, "a", T0))
+    await store.alerts.enqueue_for(AlertEvent("e2", AlertKind.TEST, "b", T0 + 1), "ops")
+    await store.alerts.enqueue_for(AlertEvent("e2", AlertKind.TEST, "b", T0 + 1), "pager")
+    assert await store.alerts.recent_events(T0, 10) == [("e1", "failed", "a", T0),
+                                                       ("e2", "test", "b", T0 + 1)]
+    assert await store.alerts.recent_events(T0, 1) == [("e1", "failed", "a", T0)]

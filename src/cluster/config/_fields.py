@@ -125,7 +125,8 @@ class ConfigFields:
     api_port: int = _setting(8070, "HTTP API port (0 = any free port)", flag="--port",
                              seed=("apiPort",), check=checks.port, used_by=_MASTER)
     api_read_timeout_s: float = _setting(
-        5.0, "HTTP read timeout, seconds", seed=("apiReadTimeout",), seed_ms=True,
+        5.0, "HTTP read timeout, seconds: for a request's head (and an idle connection), "
+        "then for its body", seed=("apiReadTimeout",), seed_ms=True,
         check=checks.positive, used_by=_MASTER)
     api_write_timeout_s: float = _setting(
         5.0, "HTTP write timeout, seconds", seed=("apiWriteTimeout",), seed_ms=True,

@@ -322,6 +322,18 @@ class AlertOutbox:
             f"ORDER BY created_ms, delivery_id", params)
         return [dict(zip(OUTBOX_COLUMNS, r)) for r in rows]
 
+    async def recent_events(self, since_ms: int, limit: int) -> list[tuple[str, str, str, int]]:
+        """``(event id, kind, job, time ms)`` of the events whose rows were made at or
+        after ``since_ms`` (one per event, whatever its channels), oldest first: what
+        the master's event stream polls (``master.event_feeds``)."""
+        await self.ensure()
+        m = self._m
+        rows = await self._backend.fetch(
+            f"SELECT event_id, MIN(kind), MIN(job_name), MIN(created_ms) FROM {OUTBOX_TABLE} "
+            f"WHERE created_ms >= {m} GROUP BY event_id ORDER BY MIN(created_ms) LIMIT {m}",
+            [since_ms, limit])
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
     async def prune(self, older_than_ms: int) -> int:
         """Delete finished rows created before ``older_than_ms``."""
         await self.ensure()

@@ -8,7 +8,8 @@ a URL httpx cannot use is UsageError.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -46,6 +47,36 @@ class Api:
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params)[1]
+
+    @contextmanager
+    def stream(self, path: str, *, params: Mapping[str, Any], headers: Mapping[str, str],
+               read_timeout_s: float) -> Iterator[Iterator[str]]:
+        """A GET whose body is read as it comes (an event stream): its text chunks.
+        An error answer raises as in ``call``; a transport failure before or while
+        reading is ConnectError (``read_timeout_s``: silence for that long is one)."""
+        timeout = httpx.Timeout(self._timeout_s, read=read_timeout_s)
+        try:
+            with self._client.stream("GET", path, params=dict(params), headers=dict(headers),
+                                     timeout=timeout) as response:
+                if not 200 <= response.status_code < 300:
+                    response.read()
+                    _decode(response)  # raises the error it holds
+                yield _chunks(response, self._url, read_timeout_s)
+        except httpx.UnsupportedProtocol:
+            raise UsageError(f"--url {self._url!r} is not an http:// or https:// URL") from None
+        except httpx.InvalidURL as err:
+            raise UsageError(f"--url {self._url!r} is invalid: {err}") from None
+        except httpx.RequestError as err:
+            raise ConnectError(self._url, _transport_reason(err, self._timeout_s)) from None
+
+
+def _chunks(response: httpx.Response, url: str, read_timeout_s: float) -> Iterator[str]:
+    try:
+        yield from response.iter_text()
+    except httpx.ReadTimeout:
+        raise ConnectError(url, f"the stream was silent for {read_timeout_s:g} s") from None
+    except httpx.RequestError as err:
+        raise ConnectError(url, f"the stream broke: {type(err).__name__}") from None
 
 
 def api_path(*segments: str) -> str:

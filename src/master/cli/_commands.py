@@ -14,6 +14,7 @@ from typing import Any, Final
 from ._client import api_path
 from ._context import Context
 from ._errors import UsageError
+from ._events import follow_events
 from ._follow import FOLLOW_FIRST_PAGE, follow_runs
 from ._format import cell, safe_text
 from ._times import parse_time_ms
@@ -156,6 +157,10 @@ def cmd_workers(ctx: Context, args: argparse.Namespace) -> None:
     data = ctx.api.get(api_path("workers"))
     ctx.emit(data, lambda: workers_table(data.get("workers", []), ctx.now_ms(),
                                          data.get("maxClockSkewMs")))
+
+
+def cmd_events(ctx: Context, args: argparse.Namespace) -> None:
+    follow_events(ctx, args.jobs or [])
 
 
 def cmd_preview(ctx: Context, args: argparse.Namespace) -> None:

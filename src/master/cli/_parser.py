@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                "examples:\n  schedctl jobs\n"
                "  schedctl jobs put backup --command 'tar czf /b.tgz /srv' --cron '0 3 * * *'\n"
                "  schedctl runs --job backup --since -1d\n"
+               "  schedctl events --job backup\n"
                "  schedctl preview '*/10 * * * * *' -n 3\n  schedctl audit --job backup\n"
                "  schedctl stats --window 1h\n"
                "  schedctl alerts channels put ops --webhook https://hooks.example/x \\\n"
@@ -73,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     _leaf(commands, common, "workers", cmd.cmd_workers,
           "list live workers: labels, load, last seen and clock skew (warned above the "
           "master's --max-clock-skew-s)")
+    events = _leaf(commands, common, "events", cmd.cmd_events,
+                   "print the master's live events, one line each, until Ctrl-C: job "
+                   "saves, pauses and deletions, runs starting and finishing, workers "
+                   "joining and leaving, alerts (reconnects by itself, missing none)")
+    events.add_argument("--job", dest="jobs", action="append", metavar="NAME",
+                        help="only this job's events (repeat for several)")
     preview = _leaf(commands, common, "preview", cmd.cmd_preview,
                     "show the next fire times of a cron expression (the master computes them)")
     preview.add_argument("expr", metavar="EXPR", help="cron expression, e.g. '*/5 * * * *'")

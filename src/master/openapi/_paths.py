@@ -20,13 +20,15 @@ from ..inputs import MAX_BODY_BYTES, MAX_SAFE_INT
 from ..seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
 from ..static import CONTENT_TYPES
 from ._stats import stats_paths
-from ._schemas import (CHANNEL_PATTERN, EPOCH_MS, EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC, JSON, NAME_PATTERN,
-                       WARNINGS, Schema, closed, nullable, ref)
+from ._schemas import (CHANNEL_PATTERN, EPOCH_MS, EXAMPLE_JOB, EXAMPLE_RUN, EXAMPLE_SPEC, JSON,
+                       JOB_NAME_LIST_PATTERN, NAME_PATTERN, WARNINGS, Schema, closed,
+                       nullable, ref)
 
 
 def all_paths() -> dict[str, Schema]:
     return {**_job_paths(), **_run_paths(), **_audit_paths(), **_alert_paths(),
-            **stats_paths(_op, _query, _errors), **_other_paths(), **_seed_paths(), **_ui_paths()}
+            **stats_paths(_op, _query, _errors), **_event_paths(), **_other_paths(),
+            **_seed_paths(), **_ui_paths()}
 
 
 # ---------------------------------------------------------------- responses
@@ -218,6 +220,32 @@ def _audit_paths() -> dict[str, Schema]:
             _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_LIMIT,
                              "default": DEFAULT_AUDIT_LIMIT}, "entries per page")],
         tag="audit")}}
+
+
+EVENT_KINDS = ("ready", "reset", "dropped", "job.saved", "job.paused", "job.resumed",
+               "job.deleted", "run.started", "run.finished", "worker.joined", "worker.left",
+               "alert")
+
+
+def _event_paths() -> dict[str, Schema]:
+    names = JOB_NAME_LIST_PATTERN
+    stream = {"description": "a server-sent event stream that does not end by itself: "
+                             "blocks `id: <epoch>-<seq>`, `event: <kind>`, `data: <JSON>`, "
+                             "and `: heartbeat` comments (with an `id:`) every 15 s; kinds: "
+                             + ", ".join(EVENT_KINDS) + " (docs/api.md, Events)",
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    return {"/api/v1/events": {"get": _op(
+        "Live events: job changes, runs starting and finishing, workers, alerts",
+        {"200": stream, **_errors("BadRequest", "Unauthorized")},
+        params=[
+            _query("job", {"type": "string", "pattern": names, "examples": [EXAMPLE_JOB]},
+                   "only the events of these jobs (and the control events): a name, or "
+                   "several comma-separated; the parameter may also be repeated"),
+            {"name": "Last-Event-ID", "in": "header", "required": False,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+             "description": "the id of the last event received: resume after it (or get "
+                            "`reset` when it cannot be resumed)"}],
+        tag="events")}}
 
 
 def _alert_paths() -> dict[str, Schema]:

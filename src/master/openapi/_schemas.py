@@ -25,6 +25,7 @@ Schema = dict[str, Any]
 
 JSON = "application/json"
 NAME_PATTERN = f"^{JOB_NAME_RE.pattern}$"
+JOB_NAME_LIST_PATTERN = f"^{JOB_NAME_RE.pattern}(,{JOB_NAME_RE.pattern})*$"
 # Examples, one per kind of value: they document the API, and the fuzz run sends them
 # first, so success paths get exercised too (its master has this job and run).
 EXAMPLE_JOB = "nightly-backup"
