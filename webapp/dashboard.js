@@ -103,7 +103,7 @@ export function dashboardView(ctx, params) {
     ctx.navigate(`#runs?${query}`);
   }
 
-  return { root, refresh };
+  return { root, refresh, events: ["job.", "run.", "worker."] };  // live events that refresh it
 }
 
 function renderCounts(node, counts) {
