@@ -66,7 +66,7 @@ def test_the_ui_shows_changes_within_a_second_without_polling(mysql_url, make_cl
         page.on("pageerror", lambda e: errors.append(str(e)))
         expect = sync_api.expect
 
-        page.goto(url + "/")
+        page.goto(url + "/#jobs")  # the landing page is the dashboard
         dialog = page.locator("#token-dialog")
         expect(dialog).to_be_visible()
         page.fill("#token-input", token)
