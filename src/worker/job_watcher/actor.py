@@ -78,7 +78,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
         ks = ctx.keyspace
         self._fleet = FleetListener(ks, ctx.worker_id, locker=locker, scheduler=scheduler,
                                     clock=ctx.clock)
-        self._jobs = JobsListener(etcd, ks, scheduler)
+        self._jobs = JobsListener(etcd, ks, scheduler, ctx.worker_id)
         kills = KillsListener(ks, executor)
         triggers = TriggersListener(ks, ctx.clock, scheduler)
         retries = RetriesListener(ks, scheduler)

@@ -1,7 +1,8 @@
 """jobs/ → the Scheduler's plan table: a full snapshot per read, one message per change.
 
 A read (start-up, or after the watch's history was compacted away) becomes a
-``JobsSnapshot``, with the last fired times read from state/ beside it, so the table
+``JobsSnapshot``, with the last fired times read from state/ beside it (and the jobs
+whose outage a worker back before this one catches up, ``returns``), so the table
 converges on etcd instead of drifting. A put becomes ``JobSaved``, or ``JobDeleted`` when
 the spec is invalid (an invalid spec must not keep running its older version); a
 deletion becomes ``JobDeleted``. Invalid specs are logged (operators must see them) and
@@ -20,6 +21,7 @@ from cluster.mirror import read_prefix
 from cluster.spec import JobSpec, SpecError
 
 from worker.scheduler.messages import JobDeleted, JobSaved, JobsSnapshot, SchedulerMsg
+from .returns import caught_up_elsewhere
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +29,25 @@ log = logging.getLogger(__name__)
 class JobsListener:
     """The jobs/ mirror's listener; ``scheduler`` receives what it makes of it."""
 
-    def __init__(self, etcd: Etcd, keyspace: Keyspace, scheduler: Address[SchedulerMsg]) -> None:
+    def __init__(self, etcd: Etcd, keyspace: Keyspace, scheduler: Address[SchedulerMsg],
+                 worker_id: str = "") -> None:
         self._etcd = etcd
         self._ks = keyspace
         self._scheduler = scheduler
+        self._worker_id = worker_id  # "": catches up every job itself (``returns``)
         self.snapshots = 0  # JobsSnapshot sent: one at start-up, one per re-read
         self.invalid_specs = 0  # job values rejected (logged)
 
     async def on_read(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
         state = await read_prefix(self._etcd, self._ks.state_prefix)
+        workers = await read_prefix(self._etcd, self._ks.workers_prefix)
         specs = tuple(spec for kv in snapshot.kvs if (spec := self._spec(kv)) is not None)
         self.snapshots += 1
-        msg = JobsSnapshot(specs, snapshot.revision, self._last_fired(state))
+        revisions = {name: kv.mod_revision for kv in state.kvs
+                     if (name := self._ks.parse_state(kv.key)) is not None}
+        elsewhere = (caught_up_elsewhere(self._ks, self._worker_id, workers.kvs, revisions, specs)
+                     if self._worker_id else frozenset())
+        msg = JobsSnapshot(specs, snapshot.revision, self._last_fired(state), elsewhere)
         await self._scheduler.tell_or_log(msg, log)
 
     async def on_event(self, event: WatchEvent) -> None:

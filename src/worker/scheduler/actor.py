@@ -171,8 +171,8 @@ class Scheduler(Actor[SchedulerMsg]):
 
     async def handle(self, msg: SchedulerMsg) -> None:
         match msg:
-            case JobsSnapshot(specs, _revision, last_fired_ms):
-                await self._converge(specs, last_fired_ms)
+            case JobsSnapshot(specs, _revision, last_fired_ms, elsewhere):
+                await self._converge(specs, last_fired_ms, elsewhere)
             case JobSaved(spec):
                 self._plan.upsert(spec, self._ctx.clock.now_ms())
                 self._chains.saved(spec)
@@ -207,16 +207,23 @@ class Scheduler(Actor[SchedulerMsg]):
             case QuorumBack(lost_since_ms):
                 await self._after_outage(lost_since_ms)
 
-    async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int]) -> None:
+    async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int],
+                        elsewhere: frozenset[str] = frozenset()) -> None:
         now_ms = self._ctx.clock.now_ms()
         known = self._plan.names()
         self._chains.replace_all(specs)
         for name in self._plan.replace_all(specs, now_ms):
             await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
+        left = 0
         for spec in specs:
             if spec.name not in known and spec.name in last_fired_ms:
-                await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
+                if spec.name in elsewhere:
+                    left += 1
+                else:
+                    await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
             await self._release_triggers(spec.name)
+        if left:
+            log.info("catch-up of %d jobs left to the worker(s) back before this one", left)
 
     async def _catch_up(self, spec: JobSpec, last_fired_ms: int, now_ms: int,
                         upto_ms: int | None = None) -> Missed:

@@ -26,6 +26,9 @@ class JobsSnapshot:
     specs: tuple[JobSpec, ...]
     revision: int
     last_fired_ms: Mapping[str, int]  # from state/<name>: where catch-up starts
+    # Jobs whose missed fires a worker back before this one catches up
+    # (``job_watcher.returns``): not caught up here.
+    caught_up_elsewhere: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,6 +309,17 @@ async def catch_ups(job: JobSpec, last_fired_ms: int) -> list[Fire]:
     return [c.fire for c, _ in got]
 
 
+async def test_a_job_whose_outage_a_worker_back_earlier_catches_up_is_not_caught_up_here(
+        autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        job = spec("c", "*/10 * * * * *", startingDeadline=45)
+        await h.send(JobsSnapshot((job,), 1, {job.name: T0 - 80_000}, frozenset({"c"})))
+        got = await h.claims_until(T0 + 500)
+        nursery.cancel_scope.cancel()
+    assert [c.fire.trigger for c, _ in got] == []  # its next scheduled fire is later
+
+
 async def test_catch_up_last_runs_the_job_once_for_every_missed_fire(autojump_clock):
     # Last fired 22:12:00; now 22:13:20: within 45 s are :40, :50, :00, :10, :20.
     [fire] = await catch_ups(spec("c", "*/10 * * * * *", startingDeadline=45), T0 - 80_000)
