@@ -68,6 +68,17 @@ class ClaimOrder:
                         f"{self.clock_offset_ms:+d} ms from the fleet's median" if apart
                         else "fewer than three clocks known")
 
+    def _early_s(self, fire: Fire) -> float:
+        """How much sooner than the fleet's hand-over (the fire's time less the
+        configured ``claim_lead_s``) this worker got a scheduled fire: its own lead
+        grew (``worker.claim_lead``). A backup waits its rank from the fleet's
+        hand-over, not its own: else a worker whose lead grew (its etcd slower, its
+        machine busier) would take fires from the first choices whose lead did not."""
+        if fire.trigger is not RunTrigger.SCHEDULE or fire.recovers:
+            return 0.0
+        handover_ms = fire.planned_ms - round(self._ctx.config.claim_lead_s * 1000)
+        return max(0.0, (handover_ms - self._ctx.clock.now_ms()) / 1000)
+
     def delay_for(self, fire: Fire, running: int) -> float | None:
         """Seconds to wait before claiming ``fire``; None: not this worker (not
         eligible, or full)."""
@@ -78,7 +89,8 @@ class ClaimOrder:
             return None
         skew_ms = self._off_step.get(self._ctx.worker_id)
         if skew_ms is None:
-            return claim_delay_s(rank, running, cfg.capacity, step_s=cfg.claim_step_s)
+            delay_s = claim_delay_s(rank, running, cfg.capacity, step_s=cfg.claim_step_s)
+            return delay_s if not delay_s else delay_s + self._early_s(fire)
         # Out of step (``fleet_clock``): after every in-step eligible worker, and not
         # before the fire's time on the fleet's clock (its own clock plus its lead, if
         # ahead; never within the claim lead, since it would start as soon as granted).
