@@ -37,6 +37,7 @@ export function runsView(ctx, params) {
   const body = el("div");
   const running = el("div", { class: "running-now" });
   const live = new Map();  // runId -> its open live output panel (kept across renders)
+  const rows = new Map();  // runId -> { root, line }: the rows of "Running now"
   let runningNow = [];
   const more = el("button", { type: "button", hidden: true }, "Load more");
   const root = el("section", { class: "view" },
@@ -97,33 +98,51 @@ export function runsView(ctx, params) {
     }
   }
 
+  /** Rows are kept, not redrawn: a panel taken out of the page would lose its place
+   * (its scroll position) and the end it follows. */
   function renderRunning() {
     const ids = new Set([...runningNow.map((r) => r.runId), ...live.keys()]);
+    for (const [runId, row] of rows) {
+      if (!ids.has(runId)) {
+        row.root.remove();
+        rows.delete(runId);
+      }
+    }
     if (ids.size === 0) {
       replace(running);
       return;
     }
+    if (!running.firstChild) running.append(el("h3", {}, "Running now"));
     const byId = new Map(runningNow.map((r) => [r.runId, r]));
-    replace(running, el("h3", {}, "Running now"),
-      [...ids].map((runId) => runningRow(runId, byId.get(runId))));
+    for (const runId of ids) {
+      let row = rows.get(runId);
+      if (!row) {
+        const line = el("p");
+        row = { root: el("div", { class: "running-run", dataset: { run: runId } }, line), line };
+        rows.set(runId, row);
+        running.append(row.root);
+      }
+      replace(row.line, ...runningLine(runId, byId.get(runId)));
+      const panel = live.get(runId);
+      if (panel && panel.root.parentNode !== row.root) row.root.append(panel.root);
+    }
   }
 
-  function runningRow(runId, run) {
+  function runningLine(runId, run) {
     const panel = live.get(runId);
     const toggle = el("button", { type: "button", "aria-expanded": String(Boolean(panel)),
       class: "live-toggle", on: { click: () => {
         if (panel) {
           panel.stop();
+          panel.root.remove();
           live.delete(runId);
         } else {
           live.set(runId, liveOutputPanel(runId));
         }
         renderRunning();
       } } }, panel ? "Hide output" : "Live output");
-    return el("div", { class: "running-run", dataset: { run: runId } },
-      el("p", {}, el("code", {}, runId), run ? [" on ", run.worker, ", started ",
-        timeElement(run.startTime), " "] : " (ended) ", toggle),
-      panel ? panel.root : []);
+    return [el("code", {}, runId), run ? [" on ", run.worker, ", started ",
+      timeElement(run.startTime), " "] : " (ended) ", toggle];
   }
 
   return { root, refresh, events: ["run.finished", "run.started"] };  // live events

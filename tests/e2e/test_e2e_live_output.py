@@ -101,3 +101,66 @@ async def test_schedctl_runs_logs_follow_prints_the_output_to_the_end(master_url
     assert "done\n" in done.stderr
     assert done.stderr.rstrip().endswith(f"[run {run_id} succeeded, exit 0]")
     assert time.monotonic() - started < 20
+
+
+def test_the_ui_panel_shows_lines_as_they_arrive_then_the_status(mysql_url, make_cluster,
+                                                                 tmp_path):
+    """A real Chromium on the real master: the Runs view of a job shows its run going on
+    with a "Live output" button; the panel fills while the run goes on, then says how
+    it ended."""
+    import services
+    from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without it
+
+    cluster = make_cluster(mysql_url)
+    port = services.free_port()
+    cluster.add_master(port, TOKEN)
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                          timeout=10)
+
+    def wait_for(what: str, done, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+            time.sleep(0.05)
+
+    def healthy() -> bool:
+        try:
+            return client.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for("healthy master", healthy)
+    cluster.add_worker("ui-w1")
+    wait_for("worker", lambda: len(client.get("/api/v1/workers").json()["workers"]) == 1)
+    slow = "for i in $(seq 1 20); do echo tick $i; sleep 0.3; done; echo oops >&2"
+    assert client.put("/api/v1/jobs/ui-ticker", json={"command": slow,
+                                                      "cronExpr": "@yearly"}).status_code == 201
+    with launched_chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1360, "height": 860})
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        expect = sync_api.expect
+        page.goto(url + "/#runs?job=ui-ticker")
+        page.fill("#token-input", TOKEN)
+        page.locator("#token-dialog").get_by_role("button", name="Save").click()
+        run_id = client.post("/api/v1/jobs/ui-ticker/run").json()["runId"]
+        button = page.locator(f'.running-run[data-run="{run_id}"] button.live-toggle')
+        expect(button).to_be_visible(timeout=15_000)  # run.started refreshes the view
+        button.click()
+        text = page.locator(f'.live-output[data-run="{run_id}"] pre.live-text')
+        status = page.locator(f'.live-output[data-run="{run_id}"] .live-status')
+        expect(text).to_contain_text("tick 3", timeout=10_000)
+        assert "Ended" not in status.inner_text()  # lines arrived while it ran
+        seen_mid = text.inner_text()
+        expect(status).to_contain_text("Ended: succeeded", timeout=20_000)
+        final = text.inner_text()
+        assert final.startswith(seen_mid.rstrip("\n")[:6])
+        assert all(f"tick {i}\n" in final for i in range(1, 21)) and "oops" in final
+        assert page.locator(".live-output .live-err").first.inner_text() == "oops\n"
+        # It followed the end: 21 lines overflow the box, the last one is in view.
+        assert text.evaluate("e => e.scrollHeight > e.clientHeight && "
+                             "e.scrollTop + e.clientHeight >= e.scrollHeight - 4")
+        page.screenshot(path=str(tmp_path / "live-output.png"), full_page=True)
+        assert errors == []
