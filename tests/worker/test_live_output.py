@@ -105,3 +105,19 @@ async def test_a_running_commands_output_reaches_the_store_while_it_runs(tmp_pat
         assert len(chunks) <= 2 * 19 + 1
         assert live.statistics().chunks_written == len(chunks)
         flusher.request_stop()
+
+
+def test_the_collector_exposes_the_counts_by_name() -> None:
+    from cluster.metrics import new_registry, render
+    from worker.live_output_flusher import LiveOutputMetrics
+
+    live = LiveOutput(SystemClock())
+    registry = new_registry()
+    registry.register(LiveOutputMetrics("scheduler_worker", live.statistics))
+    tap = live.tap("r")
+    tap.write("out", b"abc")
+    live.chunks_written = 7
+    text = render(registry).decode()
+    assert "scheduler_worker_live_output_chunks_written_total 7.0" in text
+    assert "scheduler_worker_live_output_read_bytes_total 3.0" in text
+    assert "scheduler_worker_live_output_pending_bytes 3.0" in text
