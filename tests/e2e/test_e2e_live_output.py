@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow
 TOKEN = "e2e-token-" + uuid.uuid4().hex
 TICKS = 10
 COMMAND = f"for i in $(seq 1 {TICKS}); do echo tick $i; sleep 0.3; done; echo done >&2"
+# The same, each line with the epoch ms it was printed at: the stream's latency.
+STAMPED = (f"for i in $(seq 1 {TICKS}); do echo tick $i $(date +%s%3N); sleep 0.3; done; "
+           "echo done >&2")
 
 
 @pytest.fixture
@@ -44,11 +47,12 @@ async def start_run(client: httpx.AsyncClient, job: str) -> str:
 
 async def test_the_stream_yields_lines_while_the_run_goes_on_then_its_end(master_url):
     async with api(master_url) as client:
-        answer = await client.put("/api/v1/jobs/ticker", json={"command": COMMAND,
+        answer = await client.put("/api/v1/jobs/ticker", json={"command": STAMPED,
                                                                 "cronExpr": "@yearly"})
         assert answer.status_code == 201, answer.text
         run_id = await start_run(client, "ticker")
         arrivals: list[tuple[float, str, dict]] = []  # (monotonic, event, data)
+        latencies: list[float] = []  # ms from a line's printing to its arrival here
         with trio.fail_after(30):
             while True:  # 404 until a worker claimed it (its running key)
                 async with client.stream("GET", f"/api/v1/runs/{run_id}/output") as stream:
@@ -62,6 +66,10 @@ async def test_the_stream_yields_lines_while_the_run_goes_on_then_its_end(master
                         for event in parser.feed(text):
                             arrivals.append((time.monotonic(), event.event,
                                              json.loads(event.data)))
+                            if event.event == "output":
+                                latencies += [time.time() * 1000 - int(line.split()[2])
+                                              for line in arrivals[-1][2]["data"].splitlines()
+                                              if line.startswith("tick ")]
                     break
         kinds = [kind for _, kind, _ in arrivals]
         assert kinds[-1] == "end" and kinds.count("end") == 1
@@ -69,12 +77,18 @@ async def test_the_stream_yields_lines_while_the_run_goes_on_then_its_end(master
         assert end["status"] == "succeeded" and end["exitCode"] == 0
         out = [(at, d["data"]) for at, kind, d in arrivals if kind == "output"
                and d["stream"] == "out"]
-        assert "".join(text for _, text in out) == "".join(f"tick {i}\n"
-                                                          for i in range(1, TICKS + 1))
+        lines = "".join(text for _, text in out).splitlines()
+        assert [" ".join(x.split()[:2]) for x in lines] == [f"tick {i}" for i in
+                                                            range(1, TICKS + 1)]
+        assert len(latencies) == TICKS
+        latencies.sort()
+        print(f"live output latency, printed to read: median {latencies[TICKS // 2]:.0f} ms, "
+              f"max {latencies[-1]:.0f} ms")
+        assert latencies[-1] < 1500  # 250 ms flush + 200 ms poll, with room for a busy box
         err = [d["data"] for _, kind, d in arrivals if kind == "output" and d["stream"] == "err"]
         assert "".join(err) == "done\n"
-        first_at = next(at for at, text in out if "tick 1\n" in text)
-        last_at = next(at for at, text in out if f"tick {TICKS}\n" in text)
+        first_at = next(at for at, text in out if "tick 1 " in text)
+        last_at = next(at for at, text in out if f"tick {TICKS} " in text)
         # Arrived as printed: tick 1 about 2.7 s before tick 10, and well before the end.
         assert last_at - first_at >= 1.5, arrivals
         assert end_at - first_at >= 2.0, arrivals
