@@ -58,24 +58,18 @@ class OutputStreams:
 
     def __init__(self, ctx: MasterContext) -> None:
         self._ctx = ctx
-        self._scopes: set[trio.CancelScope] = set()
-        self._closed = False
+        self.open = 0
+        self.closing = trio.Event()  # set when the master stops: every stream ends
 
     def close_all(self) -> None:
-        self._closed = True
-        for scope in list(self._scopes):
-            scope.cancel()
+        self.closing.set()
 
     def full(self) -> bool:
-        return self._closed or len(self._scopes) >= MAX_STREAMS
+        return self.closing.is_set() or self.open >= MAX_STREAMS
 
-    def _opened(self, scope: trio.CancelScope) -> None:
-        self._scopes.add(scope)
-        self._ctx.metrics.output_streams.set(len(self._scopes))
-
-    def _closed_one(self, scope: trio.CancelScope) -> None:
-        self._scopes.discard(scope)
-        self._ctx.metrics.output_streams.set(len(self._scopes))
+    def _count(self, change: int) -> None:
+        self.open += change
+        self._ctx.metrics.output_streams.set(self.open)
 
 
 def output_routes(ctx: MasterContext, services: Services) -> Blueprint:
@@ -158,32 +152,34 @@ class _Stream:
         self._next_gone_check = trio.current_time() + GONE_CHECK_S
 
     async def body(self) -> AsyncIterator[bytes]:
-        scope = trio.CancelScope()
-        self._streams._opened(scope)
+        """The response body. No ``yield`` inside a cancel scope (an async generator's
+        rule): the master's stop is an event the poll waits on."""
+        streams = self._streams
+        streams._count(+1)
         try:
-            with scope:
-                last_write = trio.current_time()
-                while True:
-                    chunks, self._pending = self._pending, []
-                    if not chunks:
-                        chunks = await self._read()
-                    if chunks:
-                        self._after = chunks[-1].seq
-                        self._eof = self._eof or any(c.stream == "eof" for c in chunks)
-                        last_write = trio.current_time()
-                        yield b"".join(chunk_block(c) for c in chunks)
-                        if len(chunks) == READ_LIMIT:
-                            continue  # more is waiting: no sleep
-                    end = await self._end()
-                    if end is not None:
-                        yield end
-                        return
-                    if trio.current_time() - last_write >= HEARTBEAT_S:
-                        last_write = trio.current_time()
-                        yield f": heartbeat\nid: {self._after}\n\n".encode()
-                    await trio.sleep(POLL_S)
+            last_write = trio.current_time()
+            while not streams.closing.is_set():
+                chunks, self._pending = self._pending, []
+                if not chunks:
+                    chunks = await self._read()
+                if chunks:
+                    self._after = chunks[-1].seq
+                    self._eof = self._eof or any(c.stream == "eof" for c in chunks)
+                    last_write = trio.current_time()
+                    yield b"".join(chunk_block(c) for c in chunks)
+                    if len(chunks) == READ_LIMIT:
+                        continue  # more is waiting: no sleep
+                end = await self._end()
+                if end is not None:
+                    yield end
+                    return
+                if trio.current_time() - last_write >= HEARTBEAT_S:
+                    last_write = trio.current_time()
+                    yield f": heartbeat\nid: {self._after}\n\n".encode()
+                with trio.move_on_after(POLL_S):
+                    await streams.closing.wait()
         finally:
-            self._streams._closed_one(scope)
+            streams._count(-1)
 
     async def _read(self) -> list[OutputChunk]:
         try:

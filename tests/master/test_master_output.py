@@ -143,3 +143,18 @@ async def test_errors_are_plain_answers(config):
         assert (await client.get("/api/v1/runs/x/output")).status_code == 401
         # The run's own route is unchanged beside it.
         assert (await client.get("/api/v1/runs/nothing-here", headers=AUTH)).status_code == 404
+
+
+async def test_the_masters_stop_ends_the_streams_and_refuses_new_ones(config):
+    async with serving_master(config) as m, trio.open_nursery() as nursery:
+        running = RunningInfo("run-3", "app", "w1", 1_000, 1, "schedule", 2_000)
+        await m.etcd.put(m.ctx.keyspace.running("app", "run-3"), running.to_bytes())
+        t = Tail()
+        await nursery.start(tail, m.url, "run-3", t)
+        assert t.status == 200 and m.metric("output_streams") == 1
+        m.services.close_streams()  # what the HTTP child's stop calls
+        await t.until(lambda t: t.ended)
+        assert t.events == [] and m.metric("output_streams") == 0
+        async with httpx.AsyncClient(base_url=m.url) as client:
+            again = await client.get("/api/v1/runs/run-3/output", headers=AUTH)
+        assert again.status_code == 503
