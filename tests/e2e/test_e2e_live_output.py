@@ -34,6 +34,14 @@ async def master_url(make_cluster, mysql_url):
     yield await serve_master(make_cluster(mysql_url), TOKEN, "lw1")
 
 
+@pytest.fixture(params=["mysql", "sqlite"])
+async def any_store_master_url(request, make_cluster, tmp_path):
+    """MariaDB, or one SQLite file the worker and the master share (``make run``)."""
+    url = (request.getfixturevalue("mysql_url") if request.param == "mysql"
+           else f"sqlite:///{tmp_path}/runs.db")
+    yield await serve_master(make_cluster(url), TOKEN, "lw1")
+
+
 def api(url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
                              timeout=httpx.Timeout(10.0, read=None))
@@ -45,8 +53,9 @@ async def start_run(client: httpx.AsyncClient, job: str) -> str:
     return answer.json()["runId"]
 
 
-async def test_the_stream_yields_lines_while_the_run_goes_on_then_its_end(master_url):
-    async with api(master_url) as client:
+async def test_the_stream_yields_lines_while_the_run_goes_on_then_its_end(
+        any_store_master_url):
+    async with api(any_store_master_url) as client:
         answer = await client.put("/api/v1/jobs/ticker", json={"command": STAMPED,
                                                                 "cronExpr": "@yearly"})
         assert answer.status_code == 201, answer.text
