@@ -14,8 +14,8 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
 So a SIGTERM first stops accepting connections and lets in-flight requests finish,
-then stops the actors, and closes the store last. The event and output streams, which never end
-by themselves, are ended as the HTTP child is asked to stop (``on_stop``): their
+then stops the actors, and closes the store last. The event and output streams, which
+may not end by themselves, are ended as the HTTP child is asked to stop (``on_stop``): their
 clients reconnect to the next master instead of holding up the grace period. The JobManager and LogManager are
 services (``services``), not children: their requests run in the HTTP handlers' tasks
 (and Retention's and the AuditMover's), so they stop with those.

@@ -16,13 +16,14 @@ Metrics: a prometheus collector over ``LiveOutput.statistics`` (``LiveOutputMetr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import trio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from cluster.store import OUTPUT_KEEP_MS, OutputChunk, RunStore, StoreError, StoreSettings, open_store
+from cluster.store import (OUTPUT_KEEP_MS, OutputChunk, RunStore, StoreError, StoreSettings,
+                           open_store)
 
 from .clock import WallClock
 from .live_output import FLUSH_S, LiveOutput, LiveOutputStatistics
@@ -105,12 +106,12 @@ def _size(chunks: list[OutputChunk]) -> int:
 class LiveOutputMetrics:
     """A prometheus_client collector over ``read()`` (register it in a registry)."""
 
-    def __init__(self, prefix: str, read: Any) -> None:
+    def __init__(self, prefix: str, read: Callable[[], LiveOutputStatistics]) -> None:
         self._prefix = prefix
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
-        stats: LiveOutputStatistics = self._read()
+        stats = self._read()
         p = self._prefix
         yield CounterMetricFamily(f"{p}_live_output_chunks_written",
                                   "Chunks of running runs' output written to the run store",
