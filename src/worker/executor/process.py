@@ -47,12 +47,14 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
-from worker.live_output import Tap
-
 from .spawn import AS_WORKER, Child, SpawnAs, open_pidfd
+
+if TYPE_CHECKING:  # not at run time: a held child's helper imports this module fast
+    from worker.live_output import Tap
 
 log = logging.getLogger(__name__)
 
