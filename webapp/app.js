@@ -12,6 +12,7 @@ import { formatTime } from "./dom.js";
 import { editorView } from "./editor.js";
 import * as liveEvents from "./events.js";
 import { jobsView } from "./jobs.js";
+import { outputView } from "./output.js";
 import { runsView } from "./runs.js";
 import { workersView } from "./workers.js";
 import { alertsView } from "./alerts.js";
@@ -61,11 +62,12 @@ function route() {
     alerts: () => alertsView(ctx),
     new: () => editorView(ctx, null),
     edit: () => editorView(ctx, params.get("name")),
+    output: () => outputView(ctx, params),
   };
   current = (views[name] || (() => jobsView(ctx)))();
   page.view.replaceChildren(current.root);
   const section = ["dashboard", "runs", "workers", "audit", "alerts"].includes(name) ? name
-    : "jobs";
+    : name === "output" ? "runs" : "jobs";
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

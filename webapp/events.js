@@ -144,7 +144,7 @@ function dispatch(event) {
 
 /** Server-sent events, as EventSource parses them: an id with no data still moves the
  * last id (the master's heartbeats), a block without an id keeps the previous one. */
-class Parser {
+export class Parser {
   constructor() {
     this.pending = "";
     this.lastId = "";

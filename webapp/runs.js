@@ -1,7 +1,10 @@
 // Runs view: newest first, global or per job, status filter, time range (since/until,
-// from a dashboard bar), cursor paging, outputs.
+// from a dashboard bar), cursor paging, outputs. For one job, its runs going on now
+// first, each with its live output (output.js) a click away.
 
+import { apiPath, request } from "./client.js";
 import { badge, el, formatDuration, formatTime, replace, table, timeElement } from "./dom.js";
+import { liveOutputPanel } from "./output.js";
 import { cursorList, onLoadMore } from "./paging.js";
 
 const PAGE_SIZE = 50;
@@ -32,12 +35,16 @@ export function runsView(ctx, params) {
     apply();
   } } }, "Any time");
   const body = el("div");
+  const running = el("div", { class: "running-now" });
+  const live = new Map();  // runId -> its open live output panel (kept across renders)
+  const rows = new Map();  // runId -> { root, line }: the rows of "Running now"
+  let runningNow = [];
   const more = el("button", { type: "button", hidden: true }, "Load more");
   const root = el("section", { class: "view" },
     el("div", { class: "toolbar" }, title,
       el("form", { class: "filters", on: { submit: (e) => { e.preventDefault(); apply(); } } },
         jobInput, statusSelect, el("button", { type: "submit" }, "Apply"))),
-    range, body, el("div", { class: "more" }, more));
+    range, running, body, el("div", { class: "more" }, more));
   statusSelect.addEventListener("change", () => apply());
   const query = (cursor) => ({ job: state.job, status: state.status, since: state.since,
     until: state.until, limit: PAGE_SIZE, cursor });
@@ -46,6 +53,7 @@ export function runsView(ctx, params) {
   onLoadMore(more, ctx, runs, render);
 
   function render() {
+    renderRunning();
     replace(title, state.job ? `Runs of job ${state.job}` : "Runs");
     replace(range, state.since ? `From ${formatTime(Number(state.since))} ` : "",
       state.until ? `until ${formatTime(Number(state.until))} ` : "", clearRange);
@@ -74,11 +82,70 @@ export function runsView(ctx, params) {
 
   /** Newest page; merged into what is shown so that "load more" pages stay. */
   async function refresh() {
-    await runs.refresh();
+    await Promise.all([runs.refresh(), refreshRunning()]);
     render();
   }
 
-  return { root, refresh, events: ["run.finished"] };  // live events that refresh it
+  async function refreshRunning() {
+    if (!state.job) {
+      runningNow = [];
+      return;
+    }
+    try {
+      runningNow = (await request("GET", apiPath("jobs", state.job))).job.running || [];
+    } catch {
+      runningNow = [];  // no such job (any more): its history is still listed below
+    }
+  }
+
+  /** Rows are kept, not redrawn: a panel taken out of the page would lose its place
+   * (its scroll position) and the end it follows. */
+  function renderRunning() {
+    const ids = new Set([...runningNow.map((r) => r.runId), ...live.keys()]);
+    for (const [runId, row] of rows) {
+      if (!ids.has(runId)) {
+        row.root.remove();
+        rows.delete(runId);
+      }
+    }
+    if (ids.size === 0) {
+      replace(running);
+      return;
+    }
+    if (!running.firstChild) running.append(el("h3", {}, "Running now"));
+    const byId = new Map(runningNow.map((r) => [r.runId, r]));
+    for (const runId of ids) {
+      let row = rows.get(runId);
+      if (!row) {
+        const line = el("p");
+        row = { root: el("div", { class: "running-run", dataset: { run: runId } }, line), line };
+        rows.set(runId, row);
+        running.append(row.root);
+      }
+      replace(row.line, ...runningLine(runId, byId.get(runId)));
+      const panel = live.get(runId);
+      if (panel && panel.root.parentNode !== row.root) row.root.append(panel.root);
+    }
+  }
+
+  function runningLine(runId, run) {
+    const panel = live.get(runId);
+    const toggle = el("button", { type: "button", "aria-expanded": String(Boolean(panel)),
+      class: "live-toggle", on: { click: () => {
+        if (panel) {
+          panel.stop();
+          panel.root.remove();
+          live.delete(runId);
+        } else {
+          live.set(runId, liveOutputPanel(runId));
+        }
+        renderRunning();
+      } } }, panel ? "Hide output" : "Live output");
+    return [el("code", {}, runId), run ? [" on ", run.worker, ", started ",
+      timeElement(run.startTime), " "] : " (ended) ", toggle];
+  }
+
+  return { root, refresh, events: ["run.finished", "run.started"] };  // live events
 }
 
 function runRows(run, open, render) {

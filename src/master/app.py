@@ -14,8 +14,8 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     └── metrics-http  /metrics alone on metrics_port (only when configured)
 
 So a SIGTERM first stops accepting connections and lets in-flight requests finish,
-then stops the actors, and closes the store last. The event streams, which never end
-by themselves, are ended as the HTTP child is asked to stop (``on_stop``): their
+then stops the actors, and closes the store last. The event and output streams, which
+may not end by themselves, are ended as the HTTP child is asked to stop (``on_stop``): their
 clients reconnect to the next master instead of holding up the grace period. The JobManager and LogManager are
 services (``services``), not children: their requests run in the HTTP handlers' tasks
 (and Retention's and the AuditMover's), so they stop with those.
@@ -86,7 +86,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
         api = hypercorn_config(config.api_host, config.api_port,
                                read_timeout_s=config.api_read_timeout_s)
         children.append(ChildSpec("http", lambda: HttpServer(app, api,
-                                                             on_stop=services.events.close_all),
+                                                             on_stop=services.close_streams),
                                   grace_s=HTTP_CHILD_GRACE_S))
         if config.metrics_port is not None:
             metrics_app = create_metrics_app(ctx)

@@ -147,6 +147,11 @@ class JobManager:
                 self._ctx.metrics.etcd_errors.inc()
                 raise
 
+    async def is_running(self, run_id: str) -> bool:
+        """Whether a ``running/`` key (of any job) names the run: claimed or going on."""
+        running = await self._request(self._running)
+        return any(info.run_id == run_id for infos in running.values() for info in infos)
+
     # -- reads --------------------------------------------------------------------------
 
     async def _read(self, name: str) -> StoredJob | None:

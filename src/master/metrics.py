@@ -104,6 +104,10 @@ class Metrics:
             PREFIX + "events_sent_total",
             "Server-sent events written to the streams of GET /api/v1/events "
             "(heartbeats not counted).", registry=registry)
+        self.output_streams = Gauge(
+            PREFIX + "output_streams",
+            "Streams of GET /api/v1/runs/<runId>/output (live output) open now.",
+            registry=registry)
         self.events_dropped = Counter(
             PREFIX + "events_clients_dropped_total",
             "Event streams ended because their client read too slowly (its queue filled).",

@@ -34,6 +34,7 @@ REQUIRED_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/api/v1/jobs/{name}/runs"): READ,
     ("GET", "/api/v1/runs"): READ,
     ("GET", "/api/v1/runs/{runId}"): READ,
+    ("GET", "/api/v1/runs/{runId}/output"): READ,
     ("GET", "/api/v1/workers"): READ,
     ("GET", "/api/v1/cron/preview"): READ,
     ("GET", "/api/v1/audit"): READ,

@@ -38,8 +38,8 @@ import trio
 
 from cluster.backoff import Backoff
 from cluster.alerts import AlertEvent
-from cluster.store import (AuditEntry, FollowPage, InvalidQuery, LastRun, RunPage, RunRecord,
-                           RunStore, StatsSummary, StoreError, open_store)
+from cluster.store import (AuditEntry, FollowPage, InvalidQuery, LastRun, OutputChunk, RunPage,
+                           RunRecord, RunStore, StatsSummary, StoreError, open_store)
 
 from .audit import AuditQuery
 from .context import MasterContext
@@ -110,6 +110,10 @@ class LogManager:
         """The dashboard's figures of ``window`` (``1h``, ``24h``, ``7d``) ending now."""
         now_ms = self._ctx.clock()
         return await self._request(lambda store: store.stats.summary(window, now_ms))
+
+    async def read_output(self, run_id: str, after_seq: int, limit: int) -> list[OutputChunk]:
+        """A run's live output chunks after ``after_seq`` (``output_api``)."""
+        return await self._request(lambda store: store.output.read(run_id, after_seq, limit))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._request(lambda store: store.get(run_id))

@@ -31,6 +31,7 @@ from .alerts_api import alert_routes
 from .audit_api import audit_routes
 from .stats_api import stats_routes
 from .events_api import event_routes
+from .output_api import output_routes
 from .auth import TokensReloader
 from .caller import set_caller
 from .context import MasterContext
@@ -94,6 +95,7 @@ def create_app(ctx: MasterContext, services: Services) -> QuartTrio:
     app.register_blueprint(api_routes(ctx, services))
     app.register_blueprint(audit_routes(ctx, services))
     app.register_blueprint(event_routes(ctx, services))
+    app.register_blueprint(output_routes(ctx, services))
     app.register_blueprint(alert_routes(ctx, services))
     app.register_blueprint(stats_routes(ctx, services))
     app.register_blueprint(seed_routes(ctx, services))

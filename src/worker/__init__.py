@@ -43,6 +43,9 @@ Shared modules, at the top level:
   Locker claims no new fire while it is full; the Registrar and ``/healthz`` say so);
 - ``app`` also runs ``alerts``, the deliverer of ``cluster.alert_delivery`` (no actor:
   a supervisor child of its own, which sends alerts from the run store's outbox);
+- ``live_output`` (what running commands print, per run: the Executor's pipe readers
+  write into its taps) and ``live_output_flusher`` (a supervisor child of ``app``, no
+  actor: writes it to the run store's ``run_output`` every 250 ms);
 - ``metrics``, ``metrics_http`` (read the actors' statistics from outside; /healthz),
   ``fd_limit``, ``shutdown_budget`` (how the stop time is shared among the actors).
 

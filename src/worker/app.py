@@ -9,6 +9,9 @@ Start order is dependency order, and shutdown runs it backwards (DESIGN §2)::
     │                after each batch it applies the alert rule (the run store's outbox)
     ├── alerts       sends alerts from the outbox (cluster.alert_delivery): a store
     │                connection and an HTTP client of its own, apart from scheduling
+    ├── live-output  writes what running commands print to the run store every 250 ms
+    │                (worker.live_output_flusher; a store connection of its own); stops
+    │                after the executor, so the last runs' ends are written too
     ├── registrar    the session lease; revoked on the way down, after the runs end
     ├── executor     drains: running jobs get shutdown_grace_s, then are killed
     └── pipeline (one_for_all: they share the plan and its claims in flight)
@@ -24,7 +27,9 @@ from one ``ShutdownBudget`` (``worker.shutdown_budget``).
 Wiring: each actor is given, by name, the addresses of the actors it sends to, and no
 others; ``python -m worker.flow`` draws the resulting flow (DESIGN §0).
 
-Shared state: one ``SpillRoom`` per tree (``worker.spill_room``), changed by the LogSink
+Shared state: one ``LiveOutput`` per tree (``worker.live_output``): the Executor's
+pipe readers hand it what runs print, the live-output child takes it from there.
+One ``SpillRoom`` per tree (``worker.spill_room``), changed by the LogSink
 alone, read by the Locker (no new claim while the spill is full), the Registrar (the
 registration's ``problems``) and ``/healthz``; it outlives every incarnation. One
 ``ClaimLead`` (``worker.claim_lead``): the Locker and the Executor note how long fires
@@ -64,6 +69,8 @@ from .job_watcher.actor import JobWatcher
 from .locker.actor import Locker
 from .log_sink.actor import LogSink
 from .log_sink.store_writer import store_settings
+from .live_output import LiveOutput
+from .live_output_flusher import LiveOutputFlusher, LiveOutputMetrics
 from .metrics import WorkerMetrics
 from .metrics_http import MetricsServer
 from .registrar.actor import Registrar
@@ -94,6 +101,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     alerts = AlertService(alert_source, config.db, ctx.worker_id,
                           settings=store_settings(config.db_timeout_s))
     metrics.registry.register(AlertMetrics("scheduler_worker", alerts.statistics))
+    live = LiveOutput(ctx.clock)  # the Executor's runs print into it, the flusher empties it
+    metrics.registry.register(LiveOutputMetrics("scheduler_worker", live.statistics))
 
     pipeline = Supervisor(
         [
@@ -119,6 +128,9 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
         # Sends alerts from the run store's outbox: a child of its own, with its own
         # store connection and HTTP client, so that no send touches scheduling.
         ChildSpec("alerts", alerts, grace_s=budget.alerts_grace_s),
+        ChildSpec("live-output", lambda: LiveOutputFlusher(
+            live, config.db, ctx.clock, settings=store_settings(config.db_timeout_s)),
+                  grace_s=budget.live_output_grace_s),
         ChildSpec("registrar", lambda: metrics.registrar.track(
             Registrar(inboxes.registrar, ctx, etcd, log_sink=inboxes.log_sink.address,
                       executor=inboxes.executor.address, locker=inboxes.locker.address,
@@ -130,7 +142,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                              size=config.mailbox_size), users=users, budget=budget.executor,
-            end_mark=end_mark, lead=lead)),
+            end_mark=end_mark, lead=lead, live=live)),
                   grace_s=budget.executor.grace_s),
         ChildSpec("pipeline", pipeline, grace_s=budget.pipeline_grace_s),
     ]

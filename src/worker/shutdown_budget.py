@@ -14,10 +14,12 @@ once, each actor reads its own part, and the sums are computed (and checked) her
     log-sink     store_drain_s + spill_s + durable_s
     metrics-http metrics_grace_s (counted even when metrics are off: 1 s of slack)
     alerts       alerts_grace_s (the alert deliverer: its sends are cut, rows stay due)
+    live-output  live_output_grace_s (its last flush of what runs printed)
     ───────────
     total_s      what run_until_signalled is given
 
-With the default Config (30 s for jobs, 5 s kill grace): 5 + 40 + 5 + 30 + 1 + 1 = 82 s.
+With the default Config (30 s for jobs, 5 s kill grace): 5 + 40 + 5 + 30 + 1 + 1 + 2.5
+= 84.5 s.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ METRICS_GRACE_S = 1.0
 # The alert deliverer stops at once: a send cut short leaves its row claimed, and it is
 # sent again after the lease (receivers dedupe by event id).
 ALERTS_GRACE_S = 1.0
+# The live output's last flush (``live_output_flusher.STOP_FLUSH_S``) and a margin.
+LIVE_OUTPUT_GRACE_S = 2.5
 
 
 class _Parts:
@@ -99,6 +103,7 @@ class ShutdownBudget:
     pipeline_grace_s: float = PIPELINE_GRACE_S
     metrics_grace_s: float = METRICS_GRACE_S
     alerts_grace_s: float = ALERTS_GRACE_S
+    live_output_grace_s: float = LIVE_OUTPUT_GRACE_S
 
     def __post_init__(self) -> None:
         parts = self.children_grace_s()
@@ -112,7 +117,8 @@ class ShutdownBudget:
         executor = ExecutorBudget.from_config(config)
         registrar, log_sink = RegistrarBudget(), LogSinkBudget()
         total_s = (PIPELINE_GRACE_S + executor.grace_s + registrar.grace_s
-                   + log_sink.grace_s + METRICS_GRACE_S + ALERTS_GRACE_S)
+                   + log_sink.grace_s + METRICS_GRACE_S + ALERTS_GRACE_S
+                   + LIVE_OUTPUT_GRACE_S)
         return cls(executor, registrar, log_sink, total_s)
 
     @property
@@ -124,6 +130,7 @@ class ShutdownBudget:
         return {
             "metrics-http": self.metrics_grace_s,
             "alerts": self.alerts_grace_s,
+            "live-output": self.live_output_grace_s,
             "log-sink": self.log_sink.grace_s,
             "registrar": self.registrar.grace_s,
             "executor": self.executor.grace_s,

@@ -22,8 +22,8 @@ def test_the_default_budget_is_the_sum_of_the_children_graces() -> None:
     budget = ShutdownBudget.from_config(Config())
     assert budget.children_grace_s() == {
         "metrics-http": 1.0, "alerts": 1.0, "log-sink": 30.0, "registrar": 5.0,
-        "executor": 40.0, "pipeline": 5.0}
-    assert budget.total_s == 82.0
+        "executor": 40.0, "pipeline": 5.0, "live-output": 2.5}
+    assert budget.total_s == 84.5
 
 
 def test_the_executor_grace_follows_the_config() -> None:
@@ -31,7 +31,7 @@ def test_the_executor_grace_follows_the_config() -> None:
     budget = ShutdownBudget.from_config(config)
     assert (budget.executor.jobs_s, budget.executor.kill_s) == (7.0, 0.5)
     assert budget.executor.grace_s == 7.0 + 0.5 + budget.executor.pipe_drain_s + 2.0 + 1.0
-    assert budget.total_s == 5.0 + budget.executor.grace_s + 5.0 + 30.0 + 1.0 + 1.0
+    assert budget.total_s == 5.0 + budget.executor.grace_s + 5.0 + 30.0 + 1.0 + 1.0 + 2.5
 
 
 def test_each_actors_stop_timeouts_fit_its_grace() -> None:

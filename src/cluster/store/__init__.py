@@ -31,6 +31,7 @@ from ._errors import (
     StoreUnavailable,
 )
 from ._open import open_store
+from ._output import KEEP_MS as OUTPUT_KEEP_MS, OutputChunk, RunOutput
 from ._tls import check_tls_files
 from ._record import RUN_ID_MAX_CHARS, RunRecord, RunStatus, RunTrigger
 from ._settings import StoreSettings
@@ -44,6 +45,9 @@ __all__ = [
     "AlertOutbox",
     "Delivery",
     "MAX_DELIVERY_AGE_MS",
+    "OUTPUT_KEEP_MS",
+    "OutputChunk",
+    "RunOutput",
     "AuditAction",
     "FAILURE_STATUSES",
     "STATS_WINDOWS",

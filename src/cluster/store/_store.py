@@ -16,6 +16,7 @@ import trio
 from ._audit import (AUDIT_PROBE, AUDIT_SELECT, AuditEntry, audit_create_statements,
                      audit_insert)
 from ._alerts import AlertOutbox
+from ._output import RunOutput
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
@@ -57,6 +58,7 @@ class RunStore:
         self._audit_schema_ready = False
         self._schema_lock = trio.Lock()
         self.alerts = AlertOutbox(backend)  # the alert state and outbox (issue 12)
+        self.output = RunOutput(backend)  # running runs' live output, in chunks (issue 13)
         # The dashboard's figures (issue 13): MySQL's from a rollup, SQLite's from rows.
         self.stats = RunStats(backend, self._ready,
                               Rollup(backend) if backend.dialect.name == "mysql" else None)
@@ -307,6 +309,7 @@ class RunStore:
         except StoreUnavailable:
             self._schema_ready = self._audit_schema_ready = False
             self.alerts.forget_schema()
+            self.output.forget_schema()
             self.stats.forget_schema()
             raise
 

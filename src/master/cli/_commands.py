@@ -16,6 +16,7 @@ from ._context import Context
 from ._errors import UsageError
 from ._events import follow_events
 from ._follow import FOLLOW_FIRST_PAGE, follow_runs
+from ._logs import follow_output, print_logs
 from ._format import cell, safe_text
 from ._times import parse_time_ms
 from ._views import (audit_table, describe_job, describe_run, jobs_table, next_fire,
@@ -146,6 +147,13 @@ def cmd_runs(ctx: Context, args: argparse.Namespace) -> None:
         return
     data = ctx.api.get(api_path("runs"), **query, limit=args.limit)
     ctx.emit(data, lambda: runs_table(data))
+
+
+def cmd_runs_logs(ctx: Context, args: argparse.Namespace) -> None:
+    if not args.follow:
+        print_logs(ctx, args.run_id)
+        return
+    follow_output(ctx, args.run_id)
 
 
 def cmd_run(ctx: Context, args: argparse.Namespace) -> None:

@@ -210,6 +210,14 @@ def _add_runs(commands: Commands, common: argparse.ArgumentParser) -> None:
     runs.add_argument("-f", "--follow", action="store_true",
                       help="then print every run recorded since, each once, oldest first, "
                            "until Ctrl-C (pages by cursor: no burst is too fast)")
+    sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    logs = _leaf(sub, common, "logs", cmd.cmd_runs_logs,
+                 "print a run's output (stdout to stdout, stderr to stderr); --follow: as "
+                 "the running command prints it, like tail -f, until the run ends (exit 0 "
+                 "if it succeeded, else 1)")
+    logs.add_argument("run_id", metavar="RUN_ID", help="the run's id (see `runs`, `jobs get`)")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="stream the output while the run goes on, then say how it ended")
 
 
 def _add_audit(commands: Commands, common: argparse.ArgumentParser) -> None:

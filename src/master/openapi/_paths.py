@@ -202,6 +202,22 @@ def _run_paths() -> dict[str, Schema]:
             "get": _op("One run", {"200": _json(closed({"run": ref("Run")}), "the run"),
                                    **_errors("Unauthorized", "NotFound", "Unavailable")},
                        tag="runs")},
+        "/api/v1/runs/{runId}/output": {
+            "parameters": [_path("runId", {"type": "string", "examples": [EXAMPLE_RUN]},
+                                 "run id")],
+            "get": _op("A run's live output, as it is printed, to its end", {
+                "200": {"description": "a server-sent event stream: `output` events "
+                                       "(`{stream, data, at}`, id = the chunk's number), "
+                                       "`truncated`, `eof`, then `end` (`{runId, status, "
+                                       "exitCode, endTime, outputTruncated}`) once the run "
+                                       "is recorded (docs/api.md, Live output)",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                **_errors("BadRequest", "Unauthorized", "NotFound", "Unavailable")},
+                params=[{"name": "Last-Event-ID", "in": "header", "required": False,
+                         "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                         "description": "the id of the last output event received: "
+                                        "resume after it"}],
+                tag="runs")},
     }
 
 

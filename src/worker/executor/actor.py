@@ -77,6 +77,7 @@ from worker.context import WorkerContext
 from worker.locker.messages import LoadChanged, LockerMsg
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.claim_lead import ClaimLead
+from worker.live_output import LiveOutput
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import RunEnded, SchedulerMsg
@@ -123,8 +124,10 @@ class Executor(Actor[ExecutorMsg]):
                  scheduler: Address[SchedulerMsg], log_sink: Address[LogSinkMsg],
                  locker: Address[LockerMsg], release: Release, marks: Marks,
                  users: JobUsers | None = None, budget: ExecutorBudget | None = None,
-                 end_mark: EndMark | None = None, lead: ClaimLead | None = None) -> None:
-        """``lead``: the worker's ``ClaimLead``, told when a run's mark landed."""
+                 end_mark: EndMark | None = None, lead: ClaimLead | None = None,
+                 live: LiveOutput | None = None) -> None:
+        """``lead``: the worker's ``ClaimLead``, told when a run's mark landed; ``live``:
+        where runs' output goes while they run (``worker.live_output``)."""
         super().__init__(inbox)  # no task_limit: see the module docstring
         self._ctx = ctx
         self._scheduler = scheduler
@@ -132,7 +135,7 @@ class Executor(Actor[ExecutorMsg]):
         self._locker = locker
         self._budget = budget or ExecutorBudget.from_config(ctx.config)
         self._users = users or JobUsers.as_worker()
-        self._launcher = Launcher(ctx.config, ctx.keyspace, ctx.worker_id, self._users)
+        self._launcher = Launcher(ctx.config, ctx.keyspace, ctx.worker_id, self._users, live)
         self._marks = marks
         self._end_mark = end_mark  # a chained job's end, written before its record
         self._lead = lead

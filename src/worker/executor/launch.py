@@ -29,6 +29,7 @@ import trio
 from cluster.config import Config
 from cluster.keyspace import Keyspace
 
+from worker.live_output import LiveOutput, Tap
 from worker.messages import Fire
 from . import drop
 from .active import ActiveRun
@@ -45,8 +46,10 @@ class Launcher:
     """Spawns the process of a run, held or not, as the job's account."""
 
     def __init__(self, config: Config, keyspace: Keyspace, worker_id: str,
-                 users: JobUsers) -> None:
+                 users: JobUsers, live: LiveOutput | None = None) -> None:
+        """``live``: where what the runs print goes while they run (None: nowhere)."""
         self._config = config
+        self._live = live
         self._keyspace = keyspace
         self._worker_id = worker_id
         self._users = users
@@ -56,12 +59,23 @@ class Launcher:
 
     async def spawn(self, fire: Fire, account: Account | None) -> GroupProcess:
         """Start the run's process, as ``account`` (``drop``); raises SpawnFailed."""
+        tap = None if self._live is None else self._live.tap(fire.run_id)
+        try:
+            return await self._spawn(fire, account, tap)
+        except BaseException:
+            if tap is not None:
+                tap.close()  # no process owns it
+            raise
+
+    async def _spawn(self, fire: Fire, account: Account | None, tap: Tap | None
+                     ) -> GroupProcess:
         config, held = self._config, self.holds
         env = job_env(fire, account=account)
         argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
         start = functools.partial(
             start_process, cap_bytes=config.output_cap_bytes,
-            kill_grace_s=config.kill_grace_s, timeout_s=fire.spec.timeout_s, held=held)
+            kill_grace_s=config.kill_grace_s, timeout_s=fire.spec.timeout_s, held=held,
+            tap=tap)
         if account is not None and not account.is_current():
             if not held:  # set in the child before its exec, with the job's environment
                 return await start(argv, env=env, spawn_as=SpawnAs(

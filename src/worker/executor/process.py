@@ -28,7 +28,9 @@ on a pidfd of our own, which does not reap it; trio's ``Process.wait`` reaps aft
 
 Capture: stdout and stderr are read concurrently to EOF; the first ``cap_bytes`` of
 each are kept and the rest is read and thrown away, so a chatty job never blocks on a
-full pipe. ``truncated`` says that something was thrown away.
+full pipe. ``truncated`` says that something was thrown away. With a ``tap``
+(``worker.live_output``), every chunk read is also handed to it as it comes (the live
+output: O(1), no I/O), and the tap is closed once both pipes are read to the end.
 
 Cancellation (the Executor itself is cancelled): the group gets SIGKILL and bash is
 reaped under a short shielded deadline, then Cancelled propagates.
@@ -45,10 +47,14 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
 from .spawn import AS_WORKER, Child, SpawnAs, open_pidfd
+
+if TYPE_CHECKING:  # not at run time: a held child's helper imports this module fast
+    from worker.live_output import Tap
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,7 @@ async def start_process(
     timeout_s: float = 0,
     held: bool = False,
     spawn_as: SpawnAs = AS_WORKER,
+    tap: Tap | None = None,
 ) -> GroupProcess:
     """Start ``argv`` as the leader of a new session; raise SpawnFailed if it cannot.
 
@@ -108,14 +115,17 @@ async def start_process(
     child = Child.spawn(argv, env, held=held, spawn_as=spawn_as)
     deadline = trio.current_time() + timeout_s if timeout_s > 0 and not held else math.inf
     return GroupProcess(child, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
-                        deadline=deadline, timeout_s=timeout_s)
+                        deadline=deadline, timeout_s=timeout_s, tap=tap)
 
 
 class _Capture:
     """Reads one pipe to EOF, keeping the first ``cap_bytes``."""
 
-    def __init__(self, stream: trio.abc.ReceiveStream, cap_bytes: int) -> None:
+    def __init__(self, stream: trio.abc.ReceiveStream, cap_bytes: int,
+                 tap: Tap | None = None, name: str = "out") -> None:
         self.stream = stream
+        self.tap = tap
+        self.name = name
         self.cap_bytes = cap_bytes
         self.data = bytearray()
         self.truncated = False
@@ -124,6 +134,8 @@ class _Capture:
     async def read_to_eof(self) -> None:
         try:
             while chunk := await self.stream.receive_some(READ_CHUNK_BYTES):
+                if self.tap is not None:
+                    self.tap.write(self.name, chunk)
                 room = self.cap_bytes - len(self.data)
                 if room > 0:
                     self.data += chunk[:room]
@@ -137,14 +149,15 @@ class GroupProcess:
     """A started command and its process group. Made by ``start_process`` only."""
 
     def __init__(self, proc: Child, *, cap_bytes: int, kill_grace_s: float,
-                 deadline: float, timeout_s: float) -> None:
+                 deadline: float, timeout_s: float, tap: Tap | None = None) -> None:
         self._proc = proc
+        self._tap = tap
         self._pid = proc.pid
         self._kill_grace_s = kill_grace_s
         self._deadline = deadline
         self._timeout_s = timeout_s
-        self._stdout = _Capture(proc.stdout, cap_bytes)
-        self._stderr = _Capture(proc.stderr, cap_bytes)
+        self._stdout = _Capture(proc.stdout, cap_bytes, tap, "out")
+        self._stderr = _Capture(proc.stderr, cap_bytes, tap, "err")
         self._kill_reason: str | None = None
         self._timed_out = False
         self._kill_requested = trio.Event()
@@ -217,6 +230,8 @@ class GroupProcess:
                     await self._stderr.done.wait()
                 nursery.cancel_scope.cancel()  # stops the escalation and stuck readers
         finally:
+            if self._tap is not None:
+                self._tap.close()
             await self._cleanup()
         return ProcessResult(
             returncode=returncode,

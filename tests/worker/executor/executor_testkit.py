@@ -23,6 +23,7 @@ from cluster.config import Config
 from cluster.keyspace import Keyspace
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunTrigger
+from worker.live_output import LiveOutput
 from worker.clock import SystemClock
 from worker.context import WorkerContext
 from worker.mailboxes import open_mailboxes
@@ -81,10 +82,11 @@ class Harness:
         self.release_hangs = False  # a release then waits until it is cancelled
         self.releases_cancelled_at: list[float] = []  # trio times
         self.marks = FakeMarks()
+        self.live = LiveOutput(SystemClock())  # what runs print, as the worker's tree has it
         self.executor = Executor(self.inboxes.executor, self.ctx,
                                  scheduler=self.peers.scheduler, log_sink=self.peers.log_sink,
                                  locker=self.peers.locker, release=self._release,
-                                 marks=self.marks, users=users, budget=budget)
+                                 marks=self.marks, users=users, budget=budget, live=self.live)
 
     async def _release(self, run: Run) -> None:
         self.released.append(run)

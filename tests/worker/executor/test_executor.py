@@ -75,6 +75,34 @@ async def test_output_is_decoded_leniently():
     assert record.output == "ab\ufffdc" and record.status is RunStatus.SUCCEEDED
 
 
+async def test_a_running_runs_output_is_in_its_live_output_before_its_record():
+    """The Executor's pipe readers feed the run's tap as they read (worker.live_output):
+    the first line is there while the run still sleeps; eof comes with the end."""
+    run = make_run("talker", "echo first; sleep 1; echo second >&2")
+    taken = []
+    async with executor() as h:
+        await h.send(StartRun(run))
+        with trio.fail_after(5):
+            while not any(c.data == "first\n" for c in taken):
+                taken += h.live.take()
+                await trio.sleep(0.05)
+        assert await h.running() == 1  # still going: nothing recorded yet
+        assert h.drained(h.inboxes.log_sink) == []
+        record = await h.record()
+        taken += h.live.take()
+    assert record.output == "first\n" and record.err == "second\n"
+    assert [(c.stream, c.data) for c in taken] == [("out", "first\n"), ("err", "second\n"),
+                                                   ("eof", "")]
+    assert [c.seq for c in taken] == [1, 2, 3] and {c.run_id for c in taken} == {run.fire.run_id}
+
+
+async def test_a_run_refused_or_unspawned_leaves_no_live_output():
+    async with executor(bash_path="/nonexistent/bash") as h:
+        await h.send(StartRun(make_run("nobash", "echo hi")))
+        await h.record()
+        assert h.live.take() == [] and h.live.statistics().pending_bytes == 0
+
+
 async def test_spawn_failure_is_a_failed_record_and_the_executor_carries_on():
     run = make_run("nobash", "true")
     async with executor(bash_path="/nonexistent/bash") as h:
