@@ -51,7 +51,7 @@ MAX_EXPR_CHARS = 1024
 
 # Routes that exist only to give a precise error; the OpenAPI document does not list them.
 UNDOCUMENTED_ENDPOINTS: frozenset[str] = frozenset()
-_ACTIONS = ("kill", "run", "pause", "resume", "runs")  # the routes below /jobs/<name>/
+_ACTIONS = ("kill", "run", "pause", "resume", "runs", "durations")  # the routes below /jobs/<name>/
 
 
 class JobNameConverter(PathConverter):
