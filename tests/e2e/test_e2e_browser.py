@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 import services
-from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
+from chromium_kit import (TIMEOUT_MS, canvas_pixels,  # skips without playwright
+                          launched_chromium, sync_api)
 from e2e_harness import ROOT, ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -329,7 +330,30 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
 
     row.get_by_role("button", name="Runs").click()
     expect(page.locator(".badge-killed")).to_have_count(1, timeout=RUN_TIMEOUT_S * 1000)
+    _see_the_job_page(page)
     assert errors == [], errors
+
+
+KILLED_RGB = (0x7a, 0x5a, 0xf8)  # the colour of `killed` points (webapp/dashboard.js)
+
+
+def _see_the_job_page(page: sync_api.Page) -> None:
+    """The job's page, opened from its name in the list: its killed run is a point of
+    the duration plot (uPlot under the master's CSP), and the success rate counts it."""
+    expect = sync_api.expect
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.get_by_role("link", name="ui-sleeper").click()
+    expect(page.locator(".jobpage h2")).to_have_text("Job ui-sleeper")
+    expect(page.locator("#job-spec .words")).to_have_text("at 00:00 on day 1 of January")
+    expect(page.locator("#job-fires tbody tr")).to_have_count(10)
+    chart = page.locator("#chart-durations")
+    expect(chart).to_have_attribute("data-points", "1")
+    expect(chart.locator("canvas")).to_have_count(1)
+    drawn = canvas_pixels(page, "#chart-durations canvas", KILLED_RGB)
+    assert drawn > 10, drawn  # the killed run's point, in its colour
+    expect(page.locator("#job-success-rate")).to_contain_text(
+        "Success rate: 0.0 % (0 of 1 runs that ended, among the last 1)")
+    expect(page.locator("#job-runs table.runs tbody tr .badge-killed")).to_have_count(1)
 
 
 # ---------------------------------------------------------------- the seed's own page

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
+from chromium_kit import (TIMEOUT_MS, canvas_pixels,  # skips without playwright
+                          launched_chromium, sync_api)
 from test_webapp_browser import Browser, _assert_clean
 from webapp_fake_api import TOKEN, FakeMaster, FakeState, canned_state
 
@@ -52,17 +53,7 @@ def open_job_page(browser: Browser, name: str = "backup") -> sync_api.Page:
 
 
 def _color_pixels(page: sync_api.Page, rgb: tuple[int, int, int]) -> int:
-    """Pixels of the duration chart's canvas within a few units of `rgb`."""
-    return page.evaluate("""([r, g, b]) => {
-      const c = document.querySelector('#chart-durations canvas');
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4) {
-        if (d[i + 3] > 200 && Math.abs(d[i] - r) < 8 && Math.abs(d[i + 1] - g) < 8
-            && Math.abs(d[i + 2] - b) < 8) n++;
-      }
-      return n;
-    }""", list(rgb))
+    return canvas_pixels(page, "#chart-durations canvas", rgb)
 
 
 def test_the_page_shows_spec_words_chains_and_alerts(browser: Browser) -> None:
