@@ -87,7 +87,8 @@ export function jobPageView(ctx, params) {
     const key = `${job.cronExpr}|${job.timezone}|${Math.floor(Date.now() / 60_000)}`;
     if (key === state.fireKey) return;
     const preview = await request("GET", apiPath("cron", "preview"),
-      { query: { expr: job.cronExpr, tz: job.timezone || "UTC", n: FIRES } });
+      { query: { expr: job.cronExpr, tz: job.timezone || "UTC", n: FIRES,
+        anchor: job.createdAt ?? "" } });  // @every counts from the job's creation
     state.fireKey = key;
     renderFires(firesBox, job, preview);
   }

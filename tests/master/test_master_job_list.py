@@ -166,3 +166,18 @@ async def test_durations_give_the_newest_runs_without_outputs(master_with_histor
     assert (await m.get("/api/v1/jobs/nobody/durations")).json["runs"] == []
     bad = await m.get("/api/v1/jobs/job-a/durations", query_string={"limit": "0"})
     assert bad.status == 400 and bad.json["error"]["field"] == "limit"
+
+
+async def test_the_preview_of_every_counts_from_the_anchor_given(master):
+    """The job page gives a job's createdAt: its @every fires, not a new job's."""
+    anchor = 1_700_000_000_123
+    answer = await master.get("/api/v1/cron/preview", query_string={
+        "expr": "@every 1m", "n": "3", "anchor": str(anchor)})
+    assert answer.status == 200
+    times = answer.json["times"]
+    assert [(t - anchor) % 60_000 for t in times] == [0, 0, 0]
+    assert [b - a for a, b in zip(times, times[1:])] == [60_000, 60_000]
+    assert times[0] > int(time.time() * 1000) - 1_000  # still the next ones
+    bad = await master.get("/api/v1/cron/preview", query_string={
+        "expr": "@every 1m", "anchor": "-5"})
+    assert bad.status == 400 and bad.json["error"]["field"] == "anchor"

@@ -83,7 +83,8 @@ def test_the_next_ten_fires_in_the_jobs_zone_and_the_browsers(browser: Browser,
     rows = page.locator("#job-fires tbody tr")
     sync_api.expect(rows).to_have_count(10)
     preview = state.api_requests("GET", "/api/v1/cron/preview")[-1]
-    assert preview.query == {"expr": "0 3 * * *", "tz": "Europe/Paris", "n": "10"}
+    assert preview.query == {"expr": "0 3 * * *", "tz": "Europe/Paris", "n": "10",
+                             "anchor": str(state.jobs["backup"]["createdAt"])}
     headers = page.locator("#job-fires th").all_text_contents()
     assert headers == ["In Europe/Paris (the job's zone)", f"In {BROWSER_ZONE} (this browser)"]
     for i in (0, 9):
