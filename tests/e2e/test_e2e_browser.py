@@ -275,7 +275,8 @@ def test_the_masters_own_ui_logs_in_creates_a_job_and_kills_its_run(
             _drive_the_ui(page, master.url, token)
         with master.api() as api:
             runs = api.get("/api/v1/jobs/ui-sleeper/runs").json()["runs"]
-        assert [r["status"] for r in runs] == ["killed"], runs
+        # The run the UI killed, and the one killed while the job page watched.
+        assert [r["status"] for r in runs] == ["killed", "killed"], runs
         refused = {k: v for k, v in master.http_requests().items() if k[2] in ("403", "421")}
         assert refused == {}  # the UI's own requests all passed the guard
     finally:
@@ -331,6 +332,7 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
     row.get_by_role("button", name="Runs").click()
     expect(page.locator(".badge-killed")).to_have_count(1, timeout=RUN_TIMEOUT_S * 1000)
     _see_the_job_page(page)
+    _see_the_job_page_follow_its_events(page, url, token)
     assert errors == [], errors
 
 
@@ -354,6 +356,37 @@ def _see_the_job_page(page: sync_api.Page) -> None:
     expect(page.locator("#job-success-rate")).to_contain_text(
         "Success rate: 0.0 % (0 of 1 runs that ended, among the last 1)")
     expect(page.locator("#job-runs table.runs tbody tr .badge-killed")).to_have_count(1)
+
+
+LIVE_S = 2.0  # the page applies its job's events within this (the fallback polls every 5 s)
+
+
+def _see_the_job_page_follow_its_events(page: sync_api.Page, url: str, token: str) -> None:
+    """A run started and killed outside the page (the API): once the master says so,
+    the open page shows it within LIVE_S, with no reload: the run among the running,
+    then its point in the plot."""
+    expect = sync_api.expect
+    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    with api:
+        run_id = api.post("/api/v1/jobs/ui-sleeper/run").json()["runId"]
+        _wait_for(lambda: [r["runId"] for r in api.get("/api/v1/jobs/ui-sleeper").json()
+                           ["job"]["running"]] == [run_id])
+        expect(page.locator("#job-spec")).to_contain_text(f"{run_id} on ", timeout=LIVE_S * 1000)
+        expect(page.locator(".jobpage .actions").get_by_role("button", name="Kill")).to_be_enabled(
+            timeout=LIVE_S * 1000)
+        assert api.post("/api/v1/jobs/ui-sleeper/kill").status_code == 202
+        _wait_for(lambda: len(api.get("/api/v1/jobs/ui-sleeper/durations").json()["runs"]) == 2)
+    expect(page.locator("#chart-durations")).to_have_attribute("data-points", "2",
+                                                                 timeout=LIVE_S * 1000)
+    expect(page.locator("#job-success-rate")).to_contain_text("0 of 2 runs that ended")
+    expect(page.locator("#job-runs table.runs tbody tr .badge-killed")).to_have_count(2)
+
+
+def _wait_for(condition: object, timeout_s: float = RUN_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- the seed's own page
