@@ -39,15 +39,20 @@ export function jobPageView(ctx, params) {
   const more = el("button", { type: "button", hidden: true }, "Load more runs");
   const panel = (id, heading, ...children) => el("section",
     { class: "panel", "aria-labelledby": id }, el("h3", { id }, heading), children);
+  const wide = (...args) => {
+    const section = panel(...args);
+    section.classList.add("wide");
+    return section;
+  };
   const root = el("section", { class: "view jobpage" },
     el("div", { class: "toolbar" }, title, actionsBox),
     el("div", { class: "panels" },
       panel("spec-title", "Spec", specBox),
       panel("fires-title", `Next ${FIRES} fires`, firesBox),
-      panel("durations-title", `Duration of the last ${PLOTTED} runs`, rateBox, chartBox),
+      wide("durations-title", `Duration of the last ${PLOTTED} runs`, rateBox, chartBox),
       panel("chains-title", "Chains", chainsBox),
       panel("alerts-title", "Alerts", alertsBox),
-      panel("runs-title", "Runs", runsBox, el("div", { class: "more" }, more))));
+      wide("runs-title", "Runs", runsBox, el("div", { class: "more" }, more))));
   const runs = cursorList({ path: "runs", key: "runs", idOf: (r) => r.runId,
     query: (cursor) => ({ job: name, limit: PAGE_SIZE, cursor }),
     order: (items) => items.sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0)) });

@@ -5,8 +5,10 @@ chains both ways, the alert policy, and each action calling its endpoint."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,6 +43,14 @@ def browser(state: FakeState) -> Iterator[Browser]:
                                  timezone_id=BROWSER_ZONE)
         page.set_default_timeout(TIMEOUT_MS)
         yield Browser(page, master)
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """SCHEDULER_UI_SCREENSHOT_DIR keeps the job page's screenshot (docs/job-page.png)."""
+    directory = Path(os.environ.get("SCHEDULER_UI_SCREENSHOT_DIR") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def open_job_page(browser: Browser, name: str = "backup") -> sync_api.Page:
@@ -99,7 +109,7 @@ def test_the_next_ten_fires_in_the_jobs_zone_and_the_browsers(browser: Browser,
 
 
 def test_the_duration_plot_is_drawn_with_the_runs_and_the_success_rate(
-        browser: Browser, state: FakeState) -> None:
+        browser: Browser, state: FakeState, shots: Path) -> None:
     page = open_job_page(browser)
     chart = page.locator("#chart-durations")
     sync_api.expect(chart.locator("canvas")).to_have_count(1)
@@ -116,6 +126,7 @@ def test_the_duration_plot_is_drawn_with_the_runs_and_the_success_rate(
     # The legend names the statuses drawn.
     sync_api.expect(chart.locator(".u-legend")).to_contain_text("succeeded")
     sync_api.expect(chart.locator(".u-legend")).to_contain_text("timeout")
+    assert browser.screenshot("job-page.png", shots).stat().st_size > 10_000
     _assert_clean(browser)
 
 
