@@ -26,9 +26,9 @@ import httpx
 import pytest
 
 import services
-from chromium_kit import (TIMEOUT_MS, canvas_pixels,  # skips without playwright
-                          launched_chromium, sync_api)
+from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
 from e2e_harness import ROOT, ServiceProcess
+from e2e_jobpage import see_the_job_page, see_the_job_page_follow_its_events
 
 pytestmark = pytest.mark.slow
 
@@ -331,62 +331,9 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
 
     row.get_by_role("button", name="Runs").click()
     expect(page.locator(".badge-killed")).to_have_count(1, timeout=RUN_TIMEOUT_S * 1000)
-    _see_the_job_page(page)
-    _see_the_job_page_follow_its_events(page, url, token)
+    see_the_job_page(page)
+    see_the_job_page_follow_its_events(page, url, token)
     assert errors == [], errors
-
-
-KILLED_RGB = (0x7a, 0x5a, 0xf8)  # the colour of `killed` points (webapp/dashboard.js)
-
-
-def _see_the_job_page(page: sync_api.Page) -> None:
-    """The job's page, opened from its name in the list: its killed run is a point of
-    the duration plot (uPlot under the master's CSP), and the success rate counts it."""
-    expect = sync_api.expect
-    page.get_by_role("link", name="Jobs", exact=True).click()
-    page.get_by_role("link", name="ui-sleeper").click()
-    expect(page.locator(".jobpage h2")).to_have_text("Job ui-sleeper")
-    expect(page.locator("#job-spec .words")).to_have_text("at 00:00 on day 1 of January")
-    expect(page.locator("#job-fires tbody tr")).to_have_count(10)
-    chart = page.locator("#chart-durations")
-    expect(chart).to_have_attribute("data-points", "1")
-    expect(chart.locator("canvas")).to_have_count(1)
-    drawn = canvas_pixels(page, "#chart-durations canvas", KILLED_RGB)
-    assert drawn > 10, drawn  # the killed run's point, in its colour
-    expect(page.locator("#job-success-rate")).to_contain_text(
-        "Success rate: 0.0 % (0 of 1 runs that ended, among the last 1)")
-    expect(page.locator("#job-runs table.runs tbody tr .badge-killed")).to_have_count(1)
-
-
-LIVE_S = 2.0  # the page applies its job's events within this (the fallback polls every 5 s)
-
-
-def _see_the_job_page_follow_its_events(page: sync_api.Page, url: str, token: str) -> None:
-    """A run started and killed outside the page (the API): once the master says so,
-    the open page shows it within LIVE_S, with no reload: the run among the running,
-    then its point in the plot."""
-    expect = sync_api.expect
-    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    with api:
-        run_id = api.post("/api/v1/jobs/ui-sleeper/run").json()["runId"]
-        _wait_for(lambda: [r["runId"] for r in api.get("/api/v1/jobs/ui-sleeper").json()
-                           ["job"]["running"]] == [run_id])
-        expect(page.locator("#job-spec")).to_contain_text(f"{run_id} on ", timeout=LIVE_S * 1000)
-        expect(page.locator(".jobpage .actions").get_by_role("button", name="Kill")).to_be_enabled(
-            timeout=LIVE_S * 1000)
-        assert api.post("/api/v1/jobs/ui-sleeper/kill").status_code == 202
-        _wait_for(lambda: len(api.get("/api/v1/jobs/ui-sleeper/durations").json()["runs"]) == 2)
-    expect(page.locator("#chart-durations")).to_have_attribute("data-points", "2",
-                                                                 timeout=LIVE_S * 1000)
-    expect(page.locator("#job-success-rate")).to_contain_text("0 of 2 runs that ended")
-    expect(page.locator("#job-runs table.runs tbody tr .badge-killed")).to_have_count(2)
-
-
-def _wait_for(condition: object, timeout_s: float = RUN_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- the seed's own page
