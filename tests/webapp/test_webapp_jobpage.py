@@ -16,7 +16,7 @@ import pytest
 from chromium_kit import (TIMEOUT_MS, canvas_pixels,  # skips without playwright
                           launched_chromium, sync_api)
 from test_webapp_browser import Browser, _assert_clean
-from webapp_fake_api import TOKEN, FakeMaster, FakeState, canned_state
+from webapp_fake_api import EVIL_NAME, EVIL_OUTPUT, TOKEN, FakeMaster, FakeState, canned_state
 
 BROWSER_ZONE = "America/New_York"  # not the job's (Europe/Paris), not UTC
 GREEN = (0x12, 0xb7, 0x6a)  # succeeded, as the dashboard colours it
@@ -32,6 +32,7 @@ def state() -> FakeState:
     s.runs[2]["endTime"] = s.runs[2]["startTime"] + 4_000
     s.jobs["backup"]["after"] = {"job": "report", "on": "failed"}
     s.jobs["nightly"] = {**s.jobs["report"], "name": "nightly", "paused": False,
+                         "cronExpr": "", "describe": None, "reason": None,
                          "after": {"job": "backup", "on": "succeeded"}}
     return s
 
@@ -188,3 +189,31 @@ def test_every_control_is_a_labelled_button_or_link(browser: Browser) -> None:
         assert tag in ("BUTTON", "A"), tag
         label = (control.get_attribute("aria-label") or control.text_content() or "").strip()
         assert label, control.evaluate("e => e.outerHTML")
+
+
+def test_html_in_a_job_stays_text_and_a_deleted_jobs_runs_still_show(
+        browser: Browser, state: FakeState) -> None:
+    page = open_job_page(browser, EVIL_NAME)
+    sync_api.expect(page.locator("#job-spec code").first).to_have_text(EVIL_OUTPUT)
+    sync_api.expect(page.locator("#job-runs table.runs tbody tr")).to_have_count(1)
+    sync_api.expect(page.locator("#chart-durations")).to_have_attribute("data-points", "1")
+    sync_api.expect(page.locator("#job-success-rate")).to_contain_text("0 of 1 runs")
+    _assert_clean(browser)  # no <img>, no dialog, no script ran
+    del state.jobs[EVIL_NAME]  # deleted: its page says so, its history stays
+    page.reload()
+    sync_api.expect(page.locator("#job-spec")).to_contain_text(f"No job named “{EVIL_NAME}”")
+    sync_api.expect(page.locator("#job-runs table.runs tbody tr")).to_have_count(1)
+    sync_api.expect(page.locator("#chart-durations")).to_have_attribute("data-points", "1")
+    assert page.locator(".jobpage .actions button").count() == 0
+    _assert_clean(browser)
+
+
+def test_a_chained_job_without_schedule_says_so(browser: Browser, state: FakeState) -> None:
+    page = open_job_page(browser, "nightly")
+    sync_api.expect(page.locator("#job-fires")).to_have_text(
+        "No schedule: it runs only after job backup.")
+    sync_api.expect(page.locator("#chart-durations")).to_have_text("No finished run to plot yet.")
+    sync_api.expect(page.locator("#job-success-rate")).to_have_text(
+        "Success rate: — (no run ended yet)")
+    sync_api.expect(page.locator("#job-runs")).to_have_text("No runs yet.")
+    _assert_clean(browser)
