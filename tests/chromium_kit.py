@@ -17,8 +17,8 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-__all__ = ["CHROMIUM_ARGS", "TIMEOUT_MS", "find_chromium", "launched_chromium",
-           "stock_asyncio", "sync_api"]
+__all__ = ["CHROMIUM_ARGS", "TIMEOUT_MS", "canvas_pixels", "find_chromium",
+           "launched_chromium", "stock_asyncio", "sync_api"]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -57,3 +57,21 @@ def launched_chromium(*extra_args: str) -> Iterator[sync_api.Browser]:
             yield browser
         finally:
             browser.close()
+
+
+_COUNT_PIXELS = """([selector, r, g, b]) => {
+  const c = document.querySelector(selector);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 200 && Math.abs(d[i] - r) < 8 && Math.abs(d[i + 1] - g) < 8
+        && Math.abs(d[i + 2] - b) < 8) n++;
+  }
+  return n;
+}"""
+
+
+def canvas_pixels(page: sync_api.Page, selector: str, rgb: tuple[int, int, int]) -> int:
+    """Opaque pixels of the canvas at ``selector`` within a few units of ``rgb``: a chart
+    was drawn, and with what (a series' colour), not merely a canvas put in place."""
+    return int(page.evaluate(_COUNT_PIXELS, [selector, *rgb]))

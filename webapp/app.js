@@ -4,6 +4,7 @@
 // the page outside root. `events`: the kinds of live events (prefixes: "job.", "run.",
 // "worker.", "alert") after which the view refreshes, within EVENT_DELAY_MS; while
 // the stream is live (events.js) the view is polled only every LIVE_REFRESH_MS.
+// `eventJob`: only the events of that job count (the job page).
 
 import { auditView } from "./audit.js";
 import { dashboardView } from "./dashboard.js";
@@ -11,6 +12,7 @@ import { getToken, setToken } from "./client.js";
 import { formatTime } from "./dom.js";
 import { editorView } from "./editor.js";
 import * as liveEvents from "./events.js";
+import { jobPageView } from "./jobpage.js";
 import { jobsView } from "./jobs.js";
 import { outputView } from "./output.js";
 import { runsView } from "./runs.js";
@@ -63,6 +65,7 @@ function route() {
     new: () => editorView(ctx, null),
     edit: () => editorView(ctx, params.get("name")),
     output: () => outputView(ctx, params),
+    job: () => jobPageView(ctx, params),
   };
   current = (views[name] || (() => jobsView(ctx)))();
   page.view.replaceChildren(current.root);
@@ -93,9 +96,10 @@ async function refreshNow() {
 /** An event the current view asked for, or the stream (re)started ("ready", "reset":
  * something may have been missed): refresh the view soon, once for many events. An
  * event during a refresh makes one more after it (that refresh may have read before). */
-function onEvent(kind) {
+function onEvent(kind, data) {
   const reload = kind === "ready" || kind === "reset";
-  const wanted = current && current.events && current.events.some((p) => kind.startsWith(p));
+  const wanted = current && current.events && current.events.some((p) => kind.startsWith(p))
+    && (current.eventJob === undefined || (data && data.job === current.eventJob));
   if ((!reload && !wanted) || document.hidden) return;
   if (eventTimer !== null) eventAgain = true;
   else refreshOnEvents();

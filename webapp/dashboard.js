@@ -12,7 +12,7 @@ import { el, formatTime, replace } from "./dom.js";
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
 // Drawing order, bottom of the stack first; statuses the server adds later go on top.
 const STATUS_ORDER = ["succeeded", "failed", "timeout", "killed", "lost", "replaced", "skipped"];
-const COLORS = { succeeded: "#12b76a", failed: "#d92d20", timeout: "#f79009",
+export const COLORS = { succeeded: "#12b76a", failed: "#d92d20", timeout: "#f79009",
   killed: "#7a5af8", lost: "#93370d", replaced: "#98a2b3", skipped: "#d0d5dd" };
 const COUNTS = [["jobs", "Jobs"], ["pausedJobs", "Paused"], ["running", "Running now"],
   ["failures24h", "Failures (24 h)"], ["workers", "Live workers"]];
@@ -143,7 +143,7 @@ function stackedData(data, statuses) {
   return [data.buckets, ...totals.reverse()];
 }
 
-function axisColor() {
+export function axisColor() {
   return getComputedStyle(document.body).color || "#1d2330";
 }
 

@@ -4,6 +4,7 @@
 
 import { apiPath, request } from "./client.js";
 import { badge, el, formatDuration, formatRelative, replace, table, timeElement } from "./dom.js";
+import { jobActions, jobHash } from "./jobactions.js";
 
 const HEADERS = ["Name", "Schedule", "Next fire", "Last run", "State", "Running", "Command",
   "Actions"];
@@ -55,7 +56,8 @@ export function jobsView(ctx) {
 function jobRow(job, ctx, refresh) {
   const running = job.running || [];
   return el("tr", { dataset: { job: job.name } },
-    el("td", { class: "name" }, job.name),
+    el("td", { class: "name" }, el("a", { href: jobHash(job.name),
+      title: "Open the job's page" }, job.name)),
     el("td", { class: "schedule" },
       job.cronExpr ? el("code", {}, job.cronExpr) : null,
       job.describe ? el("div", { class: "words small" }, job.describe) : null,
@@ -74,7 +76,7 @@ function jobRow(job, ctx, refresh) {
         badge(`${running.length} running`, "running"))
       : "0"),
     el("td", { class: "command" }, el("code", { title: job.command }, job.command)),
-    el("td", { class: "actions" }, actions(job, running, ctx, refresh)));
+    el("td", { class: "actions" }, jobActions(job, ctx, refresh)));
 }
 
 function nextFire(job) {
@@ -104,65 +106,4 @@ function lastRun(run) {
       run.durationMs === null || run.durationMs === undefined ? ""
         : `, took ${formatDuration(0, run.durationMs)}`),
   ];
-}
-
-function actions(job, running, ctx, refresh) {
-  const act = (label, options, perform) => el("button", {
-    type: "button", class: options.className || "", disabled: options.disabled,
-    title: options.title,
-    on: { click: (event) => runAction(event.currentTarget, ctx, refresh, perform) },
-  }, label);
-  const name = job.name;
-  return [
-    act("Run now", { title: "Run once now, whatever the schedule" }, async () => {
-      const answer = await request("POST", apiPath("jobs", name, "run"));
-      return `Triggered ${name}: run ${answer.runId}`;
-    }),
-    act("Kill", { disabled: running.length === 0, className: "danger",
-      title: "Kill every running instance" }, async () => {
-      if (!ctx.confirm(`Kill the running instances of job “${name}”?`)) return null;
-      await request("POST", apiPath("jobs", name, "kill"));
-      return `Kill requested for ${name}`;
-    }),
-    job.paused
-      ? act("Resume", {}, async () => {
-        await request("POST", apiPath("jobs", name, "resume"));
-        return `Resumed ${name}`;
-      })
-      : act("Pause", {}, async () => {
-        await request("POST", apiPath("jobs", name, "pause"));
-        return `Paused ${name}`;
-      }),
-    el("button", { type: "button", on: { click: () => ctx.navigate(editHash(name)) } }, "Edit"),
-    el("button", { type: "button", on: { click: () => ctx.navigate(runsHash(name)) } }, "Runs"),
-    act("Delete", { className: "danger", title: "Delete the job (kills its running instance)" },
-      async () => {
-        if (!ctx.confirm(`Delete job “${name}”? Its running instance is killed.`)) return null;
-        await request("DELETE", apiPath("jobs", name));
-        return `Deleted ${name}`;
-      }),
-  ];
-}
-
-/** Perform one action: button disabled meanwhile, outcome as a notice, then reload. */
-async function runAction(button, ctx, refresh, perform) {
-  button.disabled = true;
-  try {
-    const message = await perform();
-    if (message === null) return;  // the operator cancelled a confirmation
-    ctx.notify(message, "ok");
-    await refresh();
-  } catch (err) {
-    ctx.notify(err.describe ? err.describe() : String(err), "error");
-  } finally {
-    button.disabled = false;
-  }
-}
-
-export function editHash(name) {
-  return `#edit?name=${encodeURIComponent(name)}`;
-}
-
-export function runsHash(name) {
-  return `#runs?job=${encodeURIComponent(name)}`;
 }

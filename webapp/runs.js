@@ -9,7 +9,7 @@ import { cursorList, onLoadMore } from "./paging.js";
 
 const PAGE_SIZE = 50;
 const STATUSES = ["succeeded", "failed", "timeout", "killed", "replaced", "lost", "skipped"];
-const HEADERS = ["Started", "Job", "Status", "Trigger", "Attempt", "Worker", "Duration",
+export const HEADERS = ["Started", "Job", "Status", "Trigger", "Attempt", "Worker", "Duration",
   "Exit", ""];
 
 /** Build the view for `params` (URLSearchParams: job, status, since, until). */
@@ -148,7 +148,7 @@ export function runsView(ctx, params) {
   return { root, refresh, events: ["run.finished", "run.started"] };  // live events
 }
 
-function runRows(run, open, render) {
+export function runRows(run, open, render) {
   const isOpen = open.has(run.runId);
   const toggle = el("button", { type: "button", "aria-expanded": String(isOpen),
     on: { click: () => {

@@ -51,7 +51,7 @@ MAX_EXPR_CHARS = 1024
 
 # Routes that exist only to give a precise error; the OpenAPI document does not list them.
 UNDOCUMENTED_ENDPOINTS: frozenset[str] = frozenset()
-_ACTIONS = ("kill", "run", "pause", "resume", "runs")  # the routes below /jobs/<name>/
+_ACTIONS = ("kill", "run", "pause", "resume", "runs", "durations")  # the routes below /jobs/<name>/
 
 
 class JobNameConverter(PathConverter):
@@ -196,9 +196,12 @@ def preview(args: Mapping[str, str], now_ms: int) -> dict[str, Any]:
     tz = args.get("tz", "UTC")
     n = query_int(args, "n", default=DEFAULT_PREVIEW_N, low=1, high=MAX_PREVIEW_N)
     assert n is not None
+    # `@every` counts from its anchor: an existing job's createdAt (the job page gives
+    # it), else the anchor a job created now would get, so previews are truthful.
+    anchor = query_int(args, "anchor", default=now_ms, low=0, high=MAX_SAFE_INT)
+    assert anchor is not None
     try:
-        # The anchor a job created now would get, so @every previews are truthful.
-        schedule = parse_schedule(expr, timezone=tz, anchor_ms=now_ms)
+        schedule = parse_schedule(expr, timezone=tz, anchor_ms=anchor)
     except TimeZoneError as exc:
         raise BadRequest("tz", exc.reason) from None
     except CronError as exc:

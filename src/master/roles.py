@@ -32,6 +32,7 @@ REQUIRED_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("POST", "/api/v1/jobs/{name}/pause"): OPERATE,
     ("POST", "/api/v1/jobs/{name}/resume"): OPERATE,
     ("GET", "/api/v1/jobs/{name}/runs"): READ,
+    ("GET", "/api/v1/jobs/{name}/durations"): READ,
     ("GET", "/api/v1/runs"): READ,
     ("GET", "/api/v1/runs/{runId}"): READ,
     ("GET", "/api/v1/runs/{runId}/output"): READ,

@@ -106,6 +106,10 @@ class LogManager:
         """Each job's newest run, by job name (the jobs list): one grouped query."""
         return await self._request(lambda store: store.latest_runs())
 
+    async def recent_runs(self, job_name: str, limit: int) -> list[LastRun]:
+        """A job's newest runs without their outputs (the job page's duration plot)."""
+        return await self._request(lambda store: store.recent_runs(job_name, limit))
+
     async def stats(self, window: str) -> StatsSummary:
         """The dashboard's figures of ``window`` (``1h``, ``24h``, ``7d``) ending now."""
         now_ms = self._ctx.clock()

@@ -7,6 +7,10 @@ going now (``running/`` keys), live workers (the WorkerManager), failures in the
 and the ten jobs that failed most in the window (``cluster.store._stats`` says what
 counts and how precise the percentiles are). With the store down the answer is a 503
 like every run query; with etcd down, too.
+
+``GET /api/v1/jobs/<name>/durations?limit=``: a job's newest runs (200 by default)
+with their times and statuses but no outputs, for the job page's duration plot and
+success rate; a page of full runs would carry up to ``limit`` outputs for nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from cluster.store import FAILURE_STATUSES, STATS_WINDOWS, StatsSummary
+from cluster.store import FAILURE_STATUSES, STATS_WINDOWS, LastRun, StatsSummary
 
 from .ask import ask_jobs, ask_runs, ask_workers
 from .context import MasterContext
 from .errors import BadRequest
+from .inputs import check_job_name, query_int
 from .job_counts import JobCounts
 from .responses import json_response
 from .services import Services
@@ -29,6 +34,8 @@ from .views import WorkerView
 __all__ = ["DEFAULT_WINDOW", "stats_json", "stats_routes"]
 
 DEFAULT_WINDOW = "24h"
+DEFAULT_DURATIONS = 200
+MAX_DURATIONS = 1000
 
 
 def stats_routes(ctx: MasterContext, services: Services) -> Blueprint:
@@ -45,6 +52,15 @@ def stats_routes(ctx: MasterContext, services: Services) -> Blueprint:
         summary: StatsSummary = await ask_runs(ctx, services.runs.stats, window)
         ctx.metrics.stats_query.labels(window).observe(time.perf_counter() - started)
         return json_response(stats_json(summary, counts, len(workers)))
+
+    @bp.get("/jobs/<path:name>/durations")
+    async def durations(name: str) -> Response:
+        job = check_job_name(name)
+        limit = query_int(request.args, "limit", default=DEFAULT_DURATIONS, low=1,
+                          high=MAX_DURATIONS)
+        assert limit is not None
+        runs: list[LastRun] = await ask_runs(ctx, services.runs.recent_runs, job, limit)
+        return json_response({"job": job, "runs": [r.to_json() for r in runs]})
 
     return bp
 

@@ -28,6 +28,7 @@ import pytest
 import services
 from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
 from e2e_harness import ROOT, ServiceProcess
+from e2e_jobpage import see_the_job_page, see_the_job_page_follow_its_events
 
 pytestmark = pytest.mark.slow
 
@@ -274,7 +275,8 @@ def test_the_masters_own_ui_logs_in_creates_a_job_and_kills_its_run(
             _drive_the_ui(page, master.url, token)
         with master.api() as api:
             runs = api.get("/api/v1/jobs/ui-sleeper/runs").json()["runs"]
-        assert [r["status"] for r in runs] == ["killed"], runs
+        # The run the UI killed, and the one killed while the job page watched.
+        assert [r["status"] for r in runs] == ["killed", "killed"], runs
         refused = {k: v for k, v in master.http_requests().items() if k[2] in ("403", "421")}
         assert refused == {}  # the UI's own requests all passed the guard
     finally:
@@ -329,6 +331,8 @@ def _drive_the_ui(page: sync_api.Page, url: str, token: str) -> None:
 
     row.get_by_role("button", name="Runs").click()
     expect(page.locator(".badge-killed")).to_have_count(1, timeout=RUN_TIMEOUT_S * 1000)
+    see_the_job_page(page)
+    see_the_job_page_follow_its_events(page, url, token)
     assert errors == [], errors
 
 

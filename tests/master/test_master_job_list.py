@@ -159,3 +159,40 @@ async def test_a_job_changed_in_etcd_is_listed_as_it_is_now(master):
     assert (await master.get("/api/v1/jobs")).json["jobs"] == []
     await master.etcd.put(key, json.dumps(stored))  # back as it was first
     assert (await master.get("/api/v1/jobs")).json["jobs"][0]["command"] == "echo 1"
+
+
+async def test_durations_give_the_newest_runs_without_outputs(master_with_history):
+    m = master_with_history
+    answer = await m.get("/api/v1/jobs/job-a/durations")
+    assert answer.status == 200
+    runs = answer.json["runs"]
+    assert answer.json["job"] == "job-a"
+    # Newest first, every run of the job (default limit 200), none of another job.
+    assert [r["runId"] for r in runs] == ["a-failed", "a4", "a3", "a2", "a1", "a0"]
+    assert runs[0] == {"runId": "a-failed", "status": "failed", "trigger": "schedule",
+                       "scheduleTime": 20_000, "startTime": 20_000, "endTime": 23_500,
+                       "durationMs": 3_500}
+    assert all("output" not in r for r in runs)
+    two = await m.get("/api/v1/jobs/job-a/durations", query_string={"limit": "2"})
+    assert [r["runId"] for r in two.json["runs"]] == ["a-failed", "a4"]
+    # History outlives the job; a job with none has an empty list.
+    gone = await m.get("/api/v1/jobs/deleted-job/durations")
+    assert [r["runId"] for r in gone.json["runs"]] == ["gone1"]
+    assert (await m.get("/api/v1/jobs/nobody/durations")).json["runs"] == []
+    bad = await m.get("/api/v1/jobs/job-a/durations", query_string={"limit": "0"})
+    assert bad.status == 400 and bad.json["error"]["field"] == "limit"
+
+
+async def test_the_preview_of_every_counts_from_the_anchor_given(master):
+    """The job page gives a job's createdAt: its @every fires, not a new job's."""
+    anchor = 1_700_000_000_123
+    answer = await master.get("/api/v1/cron/preview", query_string={
+        "expr": "@every 1m", "n": "3", "anchor": str(anchor)})
+    assert answer.status == 200
+    times = answer.json["times"]
+    assert [(t - anchor) % 60_000 for t in times] == [0, 0, 0]
+    assert [b - a for a, b in zip(times, times[1:])] == [60_000, 60_000]
+    assert times[0] > int(time.time() * 1000) - 1_000  # still the next ones
+    bad = await master.get("/api/v1/cron/preview", query_string={
+        "expr": "@every 1m", "anchor": "-5"})
+    assert bad.status == 400 and bad.json["error"]["field"] == "anchor"

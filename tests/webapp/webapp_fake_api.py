@@ -233,6 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 _JOB_ACTION = re.compile(r"/api/v1/jobs/([^/]+)/(run|kill|pause|resume)")
 _JOB = re.compile(r"/api/v1/jobs/([^/]+)")
+_DURATIONS = re.compile(r"/api/v1/jobs/([^/]+)/durations")
 _RUN = re.compile(r"/api/v1/runs/([^/]+)")
 _PAGE = 50
 
@@ -261,6 +262,8 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
         return 202, {"channel": path.split("/")[4], "eventId": "test:1:ab"}
     if (req.method, path) == ("GET", "/api/v1/cron/preview"):
         return _preview(req.query)
+    if req.method == "GET" and (match := _DURATIONS.fullmatch(path)):
+        return 200, _durations(state, match[1], int(req.query.get("limit", "200")))
     if match := _JOB_ACTION.fullmatch(path):
         return _job_action(state, req.method, match[1], match[2], req.body)
     if match := _RUN.fullmatch(path):
@@ -280,15 +283,26 @@ def _jobs_list(state: FakeState) -> dict[str, Any]:
             kept = newest.get(r["jobName"])
             if kept is None or when > (kept["startTime"] or kept["scheduleTime"]):
                 newest[r["jobName"]] = r
-    last = {job: {"runId": r["runId"], "status": r["status"], "trigger": r["trigger"],
-                  "scheduleTime": r["scheduleTime"], "startTime": r["startTime"],
-                  "endTime": r["endTime"],
-                  "durationMs": None if r["startTime"] is None or r["endTime"] is None
-                  else r["endTime"] - r["startTime"]}
-            for job, r in newest.items()}
+    last = {job: _summary(r) for job, r in newest.items()}
     return {"jobs": [{**_with_downstream(state, j), "lastRun": last.get(j["name"])}
                      for j in sorted(state.jobs.values(), key=lambda j: j["name"])],
             "lastRunsError": state.last_runs_error}
+
+
+def _durations(state: FakeState, job: str, limit: int) -> dict[str, Any]:
+    """A job's newest runs without outputs, newest first, as the master answers them."""
+    runs = sorted((r for r in state.runs if r["jobName"] == job),
+                  key=lambda r: -(r["startTime"] or r["scheduleTime"]))[:limit]
+    return {"job": job, "runs": [_summary(r) for r in runs]}
+
+
+def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    """A run as `lastRun` and the durations list give it: no outputs."""
+    return {"runId": r["runId"], "status": r["status"], "trigger": r["trigger"],
+            "scheduleTime": r["scheduleTime"], "startTime": r["startTime"],
+            "endTime": r["endTime"],
+            "durationMs": None if r["startTime"] is None or r["endTime"] is None
+            else r["endTime"] - r["startTime"]}
 
 
 def _not_found(kind: str, name: str) -> tuple[int, Any]:

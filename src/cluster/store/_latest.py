@@ -20,13 +20,20 @@ from typing import Any
 from ._backend import Row
 from ._schema import TABLE
 
-__all__ = ["LATEST_RUNS", "LastRun", "latest_by_job"]
+__all__ = ["LATEST_RUNS", "RECENT_RUNS", "LastRun", "latest_by_job", "recent_of_job"]
 
 LATEST_RUNS = (
     f"SELECT l.job_name, l.id, l.run_id, l.status, l.`trigger`, l.schedule_time, "
     f"l.start_time, l.end_time FROM {TABLE} l JOIN (SELECT job_name, MAX(sort_time) AS "
     f"newest FROM {TABLE} GROUP BY job_name) n "
     f"ON l.job_name = n.job_name AND l.sort_time = n.newest"
+)
+
+# A job's newest runs without their outputs (the job page's duration plot): the
+# ``(job_name, sort_time)`` index gives them in order, and no output column is read.
+RECENT_RUNS = (
+    f"SELECT job_name, id, run_id, status, `trigger`, schedule_time, start_time, end_time "
+    f"FROM {TABLE} WHERE job_name = {{m}} ORDER BY sort_time DESC, id DESC LIMIT {{m}}"
 )
 
 
@@ -64,3 +71,10 @@ def latest_by_job(rows: Iterable[Row]) -> dict[str, LastRun]:
             run_id, status, trigger, int(schedule), None if start is None else int(start),
             None if end is None else int(end)))
     return {job: run for job, (_, run) in newest.items()}
+
+
+def recent_of_job(rows: Iterable[Row]) -> list[LastRun]:
+    """RECENT_RUNS' rows -> the runs in the same (newest first) order."""
+    return [LastRun(run_id, status, trigger, int(schedule), None if start is None else int(start),
+                    None if end is None else int(end))
+            for _job, _id, run_id, status, trigger, schedule, start, end in rows]

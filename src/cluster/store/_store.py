@@ -20,7 +20,7 @@ from ._output import RunOutput
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
-from ._latest import LATEST_RUNS, LastRun, latest_by_job
+from ._latest import LATEST_RUNS, RECENT_RUNS, LastRun, latest_by_job, recent_of_job
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
 from ._rollup import Rollup
@@ -204,6 +204,13 @@ class RunStore:
         """Each job's newest run, by job name, in one grouped query (``_latest``)."""
         await self._ready()
         return latest_by_job(await self._fetch(LATEST_RUNS))
+
+    async def recent_runs(self, job_name: str, limit: int) -> list[LastRun]:
+        """A job's newest ``limit`` runs, newest first, without outputs (``_latest``)."""
+        _check_range("limit", limit, 1, MAX_PAGE_LIMIT)
+        await self._ready()
+        return recent_of_job(await self._fetch(RECENT_RUNS.format(m=self._mark),
+                                               [job_name, limit]))
 
     async def count(
         self,

@@ -328,7 +328,9 @@ def _other_paths() -> dict[str, Schema]:
                               "examples": ["Europe/Berlin"]},
                        "IANA time zone"),
                 _query("n", {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
-                       "how many times")], tag="cron")},
+                       "how many times"),
+                _query("anchor", EPOCH_QUERY, "the `@every` anchor, epoch ms (a job's "
+                       "createdAt; default: now, as for a job created now)")], tag="cron")},
         "/healthz": {"get": _op("Health of the master and its dependencies", {
             "200": _json(health, "etcd and the run store answer"),
             "503": _json(health, "one of them does not; with a valid token, each failed "

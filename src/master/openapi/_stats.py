@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from cluster.store import STATS_WINDOWS
 
-from ._schemas import EPOCH_MS, JSON, Schema, closed, nullable
+from ._schemas import EPOCH_MS, EXAMPLE_JOB, JSON, NAME_PATTERN, Schema, closed, nullable, ref
 
 _COUNT: Schema = {"type": "integer", "minimum": 0}
 _SERIES_INT: Schema = {"type": "array", "items": _COUNT}
@@ -38,10 +38,26 @@ STATS: Schema = closed({
 })
 
 
+DURATIONS: Schema = closed({
+    "job": {"type": "string"},
+    "runs": {"type": "array", "items": ref("LastRun"),
+             "description": "the job's newest runs, newest first, without outputs"},
+})
+
+
 def stats_paths(_op: Callable[..., Schema], _query: Callable[..., Schema],
                 _errors: Callable[..., dict[str, Schema]]) -> dict[str, Schema]:
     """``_paths``'s helpers are passed in: this module is imported by it."""
-    return {"/api/v1/stats": {"get": _op(
+    name = {"name": "name", "in": "path", "required": True, "description": "job name",
+            "schema": {"type": "string", "pattern": NAME_PATTERN, "examples": [EXAMPLE_JOB]}}
+    return {"/api/v1/jobs/{name}/durations": {"parameters": [name], "get": _op(
+        "A job's newest runs with times and statuses but no outputs (the job page's "
+        "duration plot and success rate; history outlives the job)",
+        {"200": {"description": "newest first", "content": {JSON: {"schema": DURATIONS}}},
+         **_errors("BadRequest", "Unauthorized", "Unavailable")},
+        params=[_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                 "default": 200}, "how many runs")],
+        tag="runs")}, "/api/v1/stats": {"get": _op(
         "The dashboard: counts, runs per bucket by status, lateness p50/p99, top failing",
         {"200": {"description": "the window's figures", "content": {JSON: {"schema": STATS}}},
          **_errors("BadRequest", "Unauthorized", "Unavailable")},
