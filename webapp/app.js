@@ -8,7 +8,7 @@
 import { auditView } from "./audit.js";
 import { dashboardView } from "./dashboard.js";
 import { getToken, setToken } from "./client.js";
-import { formatTime } from "./dom.js";
+import { formatTime, formatUtc } from "./dom.js";
 import { editorView } from "./editor.js";
 import * as liveEvents from "./events.js";
 import { jobsView } from "./jobs.js";
@@ -129,6 +129,7 @@ function reportOk() {
   // "Live": changes arrive as events (events.js); else the view is polled every 5 s.
   const live = liveEvents.isLive() ? "Live · " : "";
   page.lastUpdated.textContent = `${live}Last updated ${formatTime(lastOkMs)}`;
+  page.lastUpdated.title = formatUtc(lastOkMs);
   page.lastUpdated.classList.remove("stale");
 }
 

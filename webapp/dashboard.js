@@ -7,7 +7,7 @@
 
 import uPlot from "./static/vendor/uplot/uPlot.esm.js";
 import { apiPath, request } from "./client.js";
-import { el, formatTime, replace } from "./dom.js";
+import { el, replace, timeElement } from "./dom.js";
 
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
 // Drawing order, bottom of the stack first; statuses the server adds later go on top.
@@ -55,8 +55,8 @@ export function dashboardView(ctx, params) {
     state.data = data;
     renderCounts(counts, data.counts || {});
     partial.hidden = !data.partial;
-    replace(partial, data.partial ? `Still adding older runs to the statistics: buckets
-      before ${formatTime(data.completeFrom)} may be missing some.` : "");
+    replace(partial, data.partial ? ["Still adding older runs to the statistics: buckets "
+      + "before ", timeElement(data.completeFrom), " may be missing some."] : "");
     const minutes = data.bucketS / 60;
     replace(runsTitle, `Runs per ${minutes >= 60 ? "hour" : minutes > 1 ? `${minutes} minutes`
       : "minute"}, by status`);
@@ -143,12 +143,17 @@ function stackedData(data, statuses) {
   return [data.buckets, ...totals.reverse()];
 }
 
-function axisColor() {
-  return getComputedStyle(document.body).color || "#1d2330";
+/** The axes' colours from the palette (app.css): readable in the light and the dark. */
+function axisStyle() {
+  const css = getComputedStyle(document.documentElement);
+  const stroke = css.getPropertyValue("--text").trim() || "#1d2330";
+  const line = { stroke: css.getPropertyValue("--grid").trim() || "rgba(0,0,0,0.08)",
+    width: 1 };
+  return { stroke, grid: line, ticks: line };
 }
 
 function runsOptions(statuses, width, data) {
-  const stroke = axisColor();
+  const axis = axisStyle();
   const bars = uPlot.paths.bars({ size: [0.9, 40], align: 1 });
   const own = (s) => (u, v, si, i) => (i === null || i === undefined ? "—"
     : String(data.runs[s]?.[i] ?? 0));
@@ -156,7 +161,7 @@ function runsOptions(statuses, width, data) {
     width, height: CHART_HEIGHT, ms: 1,
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-    axes: [{ stroke }, { stroke, label: "runs" }],
+    axes: [axis, { ...axis, label: "runs" }],
     series: [{}, ...statuses.slice().reverse().map((s) => ({
       label: s, fill: COLORS[s] || "#667085", stroke: COLORS[s] || "#667085", width: 0,
       paths: bars, points: { show: false }, value: own(s) }))],
@@ -164,12 +169,12 @@ function runsOptions(statuses, width, data) {
 }
 
 function latenessOptions(width) {
-  const stroke = axisColor();
+  const axis = axisStyle();
   return {
     width, height: CHART_HEIGHT, ms: 1,
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
-    axes: [{ stroke }, { stroke, label: "ms" }],
+    axes: [axis, { ...axis, label: "ms" }],
     series: [{},
       { label: "p50", stroke: "#2457c5", width: 2, spanGaps: false },
       { label: "p99", stroke: "#d92d20", width: 2, spanGaps: false }],

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from cluster.cron import describe
 from cluster.spec import JobSpec
 from cluster.store import FAILURE_STATUSES, LastRun
 
@@ -51,7 +52,8 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class JobPageQuery:
     """One page of the jobs list: at most ``limit`` jobs named after ``cursor``, among
-    those whose name or command holds ``q`` (any case) and that are in ``state``."""
+    those whose name, command or schedule in words holds ``q`` (any case) and that are
+    in ``state``."""
 
     limit: int = DEFAULT_JOBS_LIMIT
     cursor: str | None = None
@@ -81,8 +83,7 @@ async def job_page(ctx: MasterContext, jobs: JobManager, run_log: LogManager,
     snapshot, (runs, why) = await _read_both(ctx, run_log, lambda: ask_jobs(ctx, jobs.snapshot))
     needle = query.q.casefold()
     picked = [spec for spec in snapshot.specs
-              if (not needle or needle in spec.name.casefold()
-                  or needle in spec.command.casefold())
+              if (not needle or _holds(spec, needle))
               and _in_state(spec, query.state, snapshot, runs)]
     after = [spec for spec in picked if query.cursor is None or spec.name > query.cursor]
     page = after[:query.limit]
@@ -91,6 +92,14 @@ async def job_page(ctx: MasterContext, jobs: JobManager, run_log: LogManager,
             "lastRunsError": why,
             "nextCursor": page[-1].name if more else None,
             "total": len(picked)}
+
+
+def _holds(spec: JobSpec, needle: str) -> bool:
+    """The name, the command or the schedule in words (cached: cheap) holds ``needle``."""
+    if needle in spec.name.casefold() or needle in spec.command.casefold():
+        return True
+    words = describe(spec.cron_expr, spec.timezone) if spec.cron_expr else None
+    return words is not None and needle in words.casefold()
 
 
 def _in_state(spec: JobSpec, state: str | None, snapshot: JobSnapshot,

@@ -83,11 +83,13 @@ async def test_a_job_deleted_between_pages_does_not_shift_the_next(seven_jobs):
     assert second["total"] == 6
 
 
-async def test_q_matches_name_or_command_in_any_case(seven_jobs):
+async def test_q_matches_name_command_or_words_in_any_case(seven_jobs):
     body = await listed(seven_jobs, q="BACKUP")
     assert [j["name"] for j in body["jobs"]] == ["job-06"] and body["total"] == 1
     body = await listed(seven_jobs, q="JOB-0", limit="2")
     assert body["total"] == 7 and body["nextCursor"] == "job-01"
+    body = await listed(seven_jobs, q="Every 5 Minutes")  # the schedule in words
+    assert body["total"] == 6 and "job-05" not in [j["name"] for j in body["jobs"]]
     body = await listed(seven_jobs, q="nothing like it")
     assert body == {"jobs": [], "lastRunsError": None, "nextCursor": None, "total": 0}
 

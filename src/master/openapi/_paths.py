@@ -125,7 +125,8 @@ def _job_page_params() -> list[Schema]:
         _query("cursor", {"type": "string"}, "nextCursor of the previous page (the name "
                "of its last job: the page holds the names after it)"),
         _query("q", {"type": "string", "maxLength": MAX_QUERY_CHARS},
-               "only jobs whose name or command holds this text, in any case"),
+               "only jobs whose name, command or schedule in words (describe) holds "
+               "this text, in any case"),
         _query("state", {"type": "string", "enum": list(JOB_STATES)},
                "only jobs paused, unschedulable (schedulable false), running now, or "
                "whose last run failed (failed, timeout, lost, killed)"),
