@@ -9,7 +9,8 @@ per list, never once per job (``RunStore.latest_runs``).
 Paged (any of ``limit``, ``cursor``, ``q``, ``state`` given; without them the answer is
 the whole list, as clients before paging read it): the filters pick among every job,
 ``total`` counts the jobs they pick, and only the page's jobs are made JobViews (the
-next fire of 10,000 cron expressions is what a full list spends its time on). The
+next fire of 10,000 cron expressions is what a full list spends its time on) and have
+their last runs read (but with ``state=failed``, which needs every job's). The
 cursor is the name of the page's last job: jobs are sorted by name, so the next page is
 the names after it, whatever was created or deleted meanwhile.
 """
@@ -80,7 +81,11 @@ async def job_page(ctx: MasterContext, jobs: JobManager, run_log: LogManager,
                    query: JobPageQuery) -> dict[str, Any]:
     """A page's JSON: the list's, plus ``nextCursor`` (None on the last page) and
     ``total`` (the jobs the filters pick, on every page)."""
-    snapshot, (runs, why) = await _read_both(ctx, run_log, lambda: ask_jobs(ctx, jobs.snapshot))
+    if query.state == "failed":  # every job's last run decides: read them all at once
+        snapshot, (runs, why) = await _read_both(ctx, run_log,
+                                                 lambda: ask_jobs(ctx, jobs.snapshot))
+    else:  # the page's last runs only, once the page is known
+        snapshot, runs, why = await ask_jobs(ctx, jobs.snapshot), {}, None
     needle = query.q.casefold()
     picked = [spec for spec in snapshot.specs
               if (not needle or _holds(spec, needle))
@@ -88,6 +93,8 @@ async def job_page(ctx: MasterContext, jobs: JobManager, run_log: LogManager,
     after = [spec for spec in picked if query.cursor is None or spec.name > query.cursor]
     page = after[:query.limit]
     more = len(after) > query.limit
+    if query.state != "failed":
+        runs, why = await last_runs(ctx, run_log, [spec.name for spec in page])
     return {"jobs": [_listed(snapshot.view(spec), runs) for spec in page],
             "lastRunsError": why,
             "nextCursor": page[-1].name if more else None,
@@ -154,12 +161,12 @@ async def _read_both(ctx: MasterContext, run_log: LogManager,
     return read, last
 
 
-async def last_runs(ctx: MasterContext, run_log: LogManager
+async def last_runs(ctx: MasterContext, run_log: LogManager, names: list[str] | None = None
                     ) -> tuple[dict[str, LastRun], str | None]:
-    """Each job's newest run, and None; or, with the run store down or slow, nothing
-    and why."""
+    """Each job's newest run (of ``names`` only, when given), and None; or, with the run
+    store down or slow, nothing and why."""
     timeout_s = min(ctx.runs_timeout_s, LAST_RUNS_TIMEOUT_S)
     try:
-        return await ask(run_log.latest_runs, timeout_s=timeout_s, down=StoreDown), None
+        return await ask(run_log.latest_runs, names, timeout_s=timeout_s, down=StoreDown), None
     except Unavailable as exc:
         return {}, exc.message

@@ -19,7 +19,7 @@ from ._alerts import AlertOutbox
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
-from ._latest import LATEST_RUNS, LastRun, latest_by_job
+from ._latest import LATEST_RUNS, LastRun, latest_by_job, latest_runs_of
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
 from ._rollup import Rollup
@@ -198,10 +198,17 @@ class RunStore:
                                   [job_name, limit, offset])
         return [record_from_row(r) for r in rows]
 
-    async def latest_runs(self) -> dict[str, LastRun]:
-        """Each job's newest run, by job name, in one grouped query (``_latest``)."""
+    async def latest_runs(self, names: Collection[str] | None = None) -> dict[str, LastRun]:
+        """Each job's newest run, by job name, in one grouped query (``_latest``); of
+        ``names`` only when given."""
         await self._ready()
-        return latest_by_job(await self._fetch(LATEST_RUNS))
+        if names is None:
+            return latest_by_job(await self._fetch(LATEST_RUNS))
+        if not names:
+            return {}
+        named = list(names)
+        return latest_by_job(await self._fetch(latest_runs_of(len(named), self._mark),
+                                              [*named, *named]))
 
     async def count(
         self,
