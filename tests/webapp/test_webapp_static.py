@@ -141,3 +141,14 @@ def test_js_imports_resolve_to_local_modules() -> None:
         for target in re.findall(r"""\bfrom\s+["']([^"']+)["']""", path.read_text("utf-8")):
             assert target.startswith("./"), f"{path.name} imports {target}"
             assert _local(target).is_file(), f"{path.name} imports missing {target}"
+
+
+def test_every_file_index_html_links_is_there() -> None:
+    """Its stylesheets, icon, script and module preloads: a missing one is a 404 in
+    every browser's console on every load."""
+    html = (WEBAPP_DIR / "index.html").read_text(encoding="utf-8")
+    linked = re.findall(r'(?:href|src)="([^"#]+)"', html)
+    assert "favicon.svg" in linked and "app.js" in linked
+    assert len([h for h in linked if h.endswith(".js")]) >= 10
+    missing = [h for h in linked if not (WEBAPP_DIR / h.removeprefix("static/")).is_file()]
+    assert missing == []
