@@ -31,13 +31,18 @@ export function dashboardView(ctx, params) {
   const latenessBox = el("div", { class: "chart", id: "chart-lateness" });
   const topBox = el("div", { id: "top-failing" });
   const runsTitle = el("h3", { id: "runs-title" }, "Runs");
+  // The keyboard's way to the runs behind the chart (a bar is clicked with a mouse).
+  const windowRuns = el("a", { href: "#runs", id: "window-runs" }, "open the window's runs");
+  runsBox.setAttribute("role", "img");
+  latenessBox.setAttribute("role", "img");
   const root = el("section", { class: "view dashboard" },
     el("div", { class: "toolbar" }, el("h2", {}, "Dashboard"),
       el("label", { for: "dashboard-window" }, "Window "), select),
     counts, partial,
     el("div", { class: "panels" },
       el("section", { class: "panel", "aria-labelledby": "runs-title" }, runsTitle,
-        el("p", { class: "muted small" }, "Click a bar to open its runs."), runsBox),
+        el("p", { class: "muted small" }, "Click a bar to open its runs, or ", windowRuns,
+          "."), runsBox),
       el("section", { class: "panel", "aria-labelledby": "lateness-title" },
         el("h3", { id: "lateness-title" }, "Lateness (start − planned), ms"), latenessBox),
       el("section", { class: "panel", "aria-labelledby": "top-title" },
@@ -61,6 +66,7 @@ export function dashboardView(ctx, params) {
     replace(runsTitle, `Runs per ${minutes >= 60 ? "hour" : minutes > 1 ? `${minutes} minutes`
       : "minute"}, by status`);
     drawCharts(data);
+    describeCharts(data);
     renderTop(topBox, data);
   }
 
@@ -81,6 +87,26 @@ export function dashboardView(ctx, params) {
     charts.runs = new uPlot(runsOptions(statuses, width, data), runsData, runsBox);
     charts.lateness = new uPlot(latenessOptions(width), latenessData, latenessBox);
     charts.runs.over.addEventListener("click", () => openBucket(charts.runs, statuses));
+  }
+
+  /** The charts' text for those who cannot see them, and the window's runs link. */
+  function describeCharts(data) {
+    const totals = Object.entries(data.runs || {})
+      .map(([s, counts]) => [s, counts.reduce((a, n) => a + (n || 0), 0)])
+      .filter(([, n]) => n > 0);
+    const all = totals.reduce((a, [, n]) => a + n, 0);
+    runsBox.setAttribute("aria-label", `Runs over the window, by status: ${all} in all` +
+      (totals.length ? ` (${totals.map(([s, n]) => `${s} ${n}`).join(", ")})` : ""));
+    const worst = Math.max(0, ...(data.latenessP99Ms || []).filter((v) => v !== null));
+    latenessBox.setAttribute("aria-label", `Lateness p50 and p99 over the window; ` +
+      `the highest p99 ${worst} ms`);
+    const first = data.buckets[0];
+    const last = data.buckets[data.buckets.length - 1];
+    if (first !== undefined) {
+      const query = new URLSearchParams({ since: String(first),
+        until: String(last + data.bucketS * 1000) });
+      windowRuns.setAttribute("href", `#runs?${query}`);
+    }
   }
 
   /** The runs behind the clicked bar: its bucket, and the status under the pointer. */

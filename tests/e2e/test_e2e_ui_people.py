@@ -9,6 +9,7 @@ there), no error and no failed request after login.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -124,6 +125,20 @@ def test_every_view_has_named_controls_reached_by_tab_and_a_clean_console(live_m
             _tab_through(page, fragment)
         assert [s for s in statuses if s[0] >= 400] == []
         assert problems == []
+
+        # The runs chart's bars are for a mouse; the keyboard has a link to the same runs.
+        open_view(page, url, "#dashboard")
+        link = page.get_by_role("link", name="open the window's runs")
+        sync_api.expect(link).to_have_attribute("href", re.compile(r"^#runs\?since=\d+&until=\d+$"))
+        link.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"#runs\?since=\d+&until=\d+$"))
+        sync_api.expect(page.locator("table tbody tr").first).to_be_visible()
+        assert page.get_by_role("img", name=re.compile(r"^Runs over the window, by status: "
+                                                        r"\d+ in all")).count() == 0  # left
+        open_view(page, url, "#dashboard")
+        sync_api.expect(page.get_by_role("img", name=re.compile(
+            r"^Runs over the window, by status: [1-9]\d* in all \(succeeded"))).to_have_count(1)
 
         # The token dialog: opened from the keyboard, closed with Escape, focus back.
         page.focus("#token-button")
