@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -37,12 +35,12 @@ from cluster.keyspace import Keyspace
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, open_store
 
+from .events import MasterProcess
 from ._machine import machine_info, machine_line
 from ._report import RESULTS_DIR, write_json, write_text
 from ._servers import ROOT, services
 from ._stats import Spread
 
-START_TIMEOUT_S = 60.0
 EXPRESSIONS = ("*/5 * * * * *", "30 2 * * *", "@every 1m30s", "0 9 * * 1-5", "0 0 L * *",
                "0 */2 * * *", "15 10 * * 5L")
 STATUSES = ("succeeded",) * 8 + ("failed", "timeout")
@@ -99,39 +97,7 @@ async def load_records(db_url: str, jobs: int, records: int) -> None:
                 print(f"  records {first:,}/{records:,}", file=sys.stderr, flush=True)
 
 
-class Master:
-    def __init__(self, etcd: str, prefix: str, db_url: str, log_path: Path) -> None:
-        self.port = services().free_port()
-        self.token = secrets.token_hex(16)
-        env = {**os.environ, "SCHEDULER_API_TOKEN": self.token}
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "master", "--etcd", etcd, "--prefix", prefix,
-                 "--db", db_url, "--port", str(self.port), "--log-level", "WARNING",
-                 "--webapp", str(ROOT / "webapp")],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the master did not start (see {log_path})")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def time_api(master: Master, loads: int) -> dict[str, Spread]:
+def time_api(master: MasterProcess, loads: int) -> dict[str, Spread]:
     headers = {"Authorization": f"Bearer {master.token}"}
     found: dict[str, list[float]] = {"paged list (limit=100)": [], "whole list": []}
     with httpx.Client(base_url=master.url, headers=headers, timeout=30) as client:
@@ -145,7 +111,7 @@ def time_api(master: Master, loads: int) -> dict[str, Spread]:
     return {label: Spread.of(values) for label, values in found.items()}
 
 
-def time_pages(master: Master, jobs: int, loads: int) -> dict[str, Spread]:
+def time_pages(master: MasterProcess, jobs: int, loads: int) -> dict[str, Spread]:
     sys.path.insert(0, str(ROOT / "tests"))
     from chromium_kit import launched_chromium, sync_api  # noqa: PLC0415
 
@@ -196,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(load_jobs, etcd, prefix, args.jobs)
         trio.run(load_records, db_url, args.jobs, args.records)
         print(f"  loaded in {time.monotonic() - started:.0f} s", file=sys.stderr)
-        master = Master(etcd, prefix, db_url, log_path)
+        master = MasterProcess(etcd, db_url, log_path, prefix, "--webapp", str(ROOT / "webapp"))
+        trio.run(master.wait_ready)
         results = {**time_api(master, args.loads), **time_pages(master, args.jobs, args.loads)}
     finally:
         if master is not None:

@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import trio
 
-import services
 from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
+from e2e_harness import serve_master
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT_S = 30.0
 ZONE = "Asia/Kolkata"  # +05:30: a local time never equal to UTC's
 # Each view (its hash) and what shows once it has loaded.
 VIEWS = {
@@ -57,20 +57,8 @@ def wait_for(what: str, done: Callable[[], bool], timeout_s: float = 30.0) -> No
 def live_master(mysql_url, make_cluster):
     """(url, token, api): a master with a token, one worker, a job that ran, a paused one."""
     token = "people-" + os.urandom(8).hex()
-    cluster = make_cluster(mysql_url)
-    port = services.free_port()
-    cluster.add_master(port, token)
-    url = f"http://127.0.0.1:{port}"
+    url = trio.run(serve_master, make_cluster(mysql_url), token, "people-w1")
     api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-
-    def healthy() -> bool:
-        try:
-            return api.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for("healthy master", healthy, START_TIMEOUT_S)
-    cluster.add_worker("people-w1")
     assert api.put("/api/v1/jobs/people-tick", json={
         "command": "echo tick", "cronExpr": "*/2 * * * * *"}).status_code == 201
     assert api.put("/api/v1/jobs/people-paused", json={
