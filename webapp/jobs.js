@@ -78,10 +78,13 @@ export function jobsView(ctx) {
   return { root, refresh, events: ["job.", "run.", "worker."] };  // live events that refresh it
 }
 
+let rowIds = 0;  // the name cells' ids: a row's buttons are described by its job's name
+
 function jobRow(job, ctx, refresh) {
   const running = job.running || [];
+  const nameId = `job-name-${++rowIds}`;
   return el("tr", { dataset: { job: job.name } },
-    el("td", { class: "name" }, job.name),
+    el("td", { class: "name", id: nameId }, job.name),
     el("td", { class: "schedule" },
       job.cronExpr ? el("code", {}, job.cronExpr) : null,
       job.describe ? el("div", { class: "words small" }, job.describe) : null,
@@ -100,7 +103,10 @@ function jobRow(job, ctx, refresh) {
         badge(`${running.length} running`, "running"))
       : "0"),
     el("td", { class: "command" }, el("code", { title: job.command }, job.command)),
-    el("td", { class: "actions" }, actions(job, running, ctx, refresh)));
+    el("td", { class: "actions" }, actions(job, running, ctx, refresh).map((button) => {
+      button.setAttribute("aria-describedby", nameId);  // "Run now", then "backup"
+      return button;
+    })));
 }
 
 function nextFire(job) {

@@ -52,6 +52,11 @@ def test_the_jobs_view_shows_pages_of_100_and_moves_by_cursor(page, state) -> No
     sync_api.expect(where).to_have_text(f"1–100 of {total}")
     first = names(page)
     assert first == sorted(state.jobs)[:100]
+    # Each row's buttons are described by its job's name (a screen reader says which).
+    described = rows.nth(3).get_by_role("button", name="Run now").get_attribute(
+        "aria-describedby")
+    assert page.locator(f"#{described}").text_content() == first[3]
+    assert rows.nth(3).locator(f'button[aria-describedby="{described}"]').count() == 6
     assert page.get_by_role("button", name="Previous page").is_disabled()
     page.get_by_role("button", name="Next page").click()
     sync_api.expect(where).to_have_text(f"101–200 of {total}")
