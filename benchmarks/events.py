@@ -55,14 +55,15 @@ def record(i: int, stamp_ms: int) -> RunRecord:
 class MasterProcess:
     """``python -m master`` on a free port; its token in the environment, not argv."""
 
-    def __init__(self, etcd: str, db_url: str, log_path: Path) -> None:
+    def __init__(self, etcd: str, db_url: str, log_path: Path, prefix: str = "/bench/",
+                 *extra: str) -> None:
         self.port = services().free_port()
         self.token = secrets.token_hex(16)
         env = {**os.environ, "SCHEDULER_API_TOKEN": self.token}
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "master", "--etcd", etcd, "--prefix", "/bench/",
-                 "--db", db_url, "--port", str(self.port), "--log-level", "WARNING"],
+                [sys.executable, "-m", "master", "--etcd", etcd, "--prefix", prefix,
+                 "--db", db_url, "--port", str(self.port), "--log-level", "WARNING", *extra],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
 

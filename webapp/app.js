@@ -9,7 +9,7 @@
 import { auditView } from "./audit.js";
 import { dashboardView } from "./dashboard.js";
 import { getToken, setToken } from "./client.js";
-import { formatTime } from "./dom.js";
+import { formatTime, formatUtc } from "./dom.js";
 import { editorView } from "./editor.js";
 import * as liveEvents from "./events.js";
 import { jobPageView } from "./jobpage.js";
@@ -34,7 +34,8 @@ const page = {
 };
 
 let current = null;       // the mounted view
-let generation = 0;       // invariant: only the latest refreshNow() call re-arms the timer
+let refreshing = false;   // a refresh is under way (only one at a time)
+let refreshAgain = false; // asked again meanwhile: one more after it
 let timer = null;
 let lastOkMs = null;
 let promptedFor = null;   // the token we already asked about after a 401 (ask once each)
@@ -83,14 +84,27 @@ function navigate(hash) {
   else location.hash = hash;
 }
 
-/** Refresh the current view now, then every REFRESH_MS while the tab is visible. */
+/** Refresh the current view now, then every REFRESH_MS while the tab is visible. Asked
+ * again while a refresh is under way, it makes one more after it, never two at once: on
+ * load the route, the stream's "ready" and its going live all ask within a few ms, and
+ * three requests at once for 10,000 jobs delay the first answer the page waits for. */
 async function refreshNow() {
-  const mine = ++generation;
   clearTimeout(timer);
-  if (current && current.refresh && !document.hidden) await guard(current.refresh);
-  if (mine === generation) {
-    timer = setTimeout(refreshNow, liveEvents.isLive() ? LIVE_REFRESH_MS : REFRESH_MS);
+  if (refreshing) {
+    refreshAgain = true;
+    return;
   }
+  refreshing = true;
+  try {
+    do {
+      refreshAgain = false;
+      if (current && current.refresh && !document.hidden) await guard(current.refresh);
+    } while (refreshAgain);
+  } finally {
+    refreshing = false;
+  }
+  clearTimeout(timer);
+  timer = setTimeout(refreshNow, liveEvents.isLive() ? LIVE_REFRESH_MS : REFRESH_MS);
 }
 
 /** An event the current view asked for, or the stream (re)started ("ready", "reset":
@@ -135,6 +149,7 @@ function reportOk() {
   // "Live": changes arrive as events (events.js); else the view is polled every 5 s.
   const live = liveEvents.isLive() ? "Live · " : "";
   page.lastUpdated.textContent = `${live}Last updated ${formatTime(lastOkMs)}`;
+  page.lastUpdated.title = formatUtc(lastOkMs);
   page.lastUpdated.classList.remove("stale");
 }
 

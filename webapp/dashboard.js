@@ -7,7 +7,7 @@
 
 import uPlot from "./static/vendor/uplot/uPlot.esm.js";
 import { apiPath, request } from "./client.js";
-import { el, formatTime, replace } from "./dom.js";
+import { el, replace, timeElement } from "./dom.js";
 
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
 // Drawing order, bottom of the stack first; statuses the server adds later go on top.
@@ -31,13 +31,18 @@ export function dashboardView(ctx, params) {
   const latenessBox = el("div", { class: "chart", id: "chart-lateness" });
   const topBox = el("div", { id: "top-failing" });
   const runsTitle = el("h3", { id: "runs-title" }, "Runs");
+  // The keyboard's way to the runs behind the chart (a bar is clicked with a mouse).
+  const windowRuns = el("a", { href: "#runs", id: "window-runs" }, "open the window's runs");
+  runsBox.setAttribute("role", "img");
+  latenessBox.setAttribute("role", "img");
   const root = el("section", { class: "view dashboard" },
     el("div", { class: "toolbar" }, el("h2", {}, "Dashboard"),
       el("label", { for: "dashboard-window" }, "Window "), select),
     counts, partial,
     el("div", { class: "panels" },
       el("section", { class: "panel", "aria-labelledby": "runs-title" }, runsTitle,
-        el("p", { class: "muted small" }, "Click a bar to open its runs."), runsBox),
+        el("p", { class: "muted small" }, "Click a bar to open its runs, or ", windowRuns,
+          "."), runsBox),
       el("section", { class: "panel", "aria-labelledby": "lateness-title" },
         el("h3", { id: "lateness-title" }, "Lateness (start − planned), ms"), latenessBox),
       el("section", { class: "panel", "aria-labelledby": "top-title" },
@@ -55,12 +60,13 @@ export function dashboardView(ctx, params) {
     state.data = data;
     renderCounts(counts, data.counts || {});
     partial.hidden = !data.partial;
-    replace(partial, data.partial ? `Still adding older runs to the statistics: buckets
-      before ${formatTime(data.completeFrom)} may be missing some.` : "");
+    replace(partial, data.partial ? ["Still adding older runs to the statistics: buckets "
+      + "before ", timeElement(data.completeFrom), " may be missing some."] : "");
     const minutes = data.bucketS / 60;
     replace(runsTitle, `Runs per ${minutes >= 60 ? "hour" : minutes > 1 ? `${minutes} minutes`
       : "minute"}, by status`);
     drawCharts(data);
+    describeCharts(data);
     renderTop(topBox, data);
   }
 
@@ -81,6 +87,26 @@ export function dashboardView(ctx, params) {
     charts.runs = new uPlot(runsOptions(statuses, width, data), runsData, runsBox);
     charts.lateness = new uPlot(latenessOptions(width), latenessData, latenessBox);
     charts.runs.over.addEventListener("click", () => openBucket(charts.runs, statuses));
+  }
+
+  /** The charts' text for those who cannot see them, and the window's runs link. */
+  function describeCharts(data) {
+    const totals = Object.entries(data.runs || {})
+      .map(([s, counts]) => [s, counts.reduce((a, n) => a + (n || 0), 0)])
+      .filter(([, n]) => n > 0);
+    const all = totals.reduce((a, [, n]) => a + n, 0);
+    runsBox.setAttribute("aria-label", `Runs over the window, by status: ${all} in all` +
+      (totals.length ? ` (${totals.map(([s, n]) => `${s} ${n}`).join(", ")})` : ""));
+    const worst = Math.max(0, ...(data.latenessP99Ms || []).filter((v) => v !== null));
+    latenessBox.setAttribute("aria-label", `Lateness p50 and p99 over the window; ` +
+      `the highest p99 ${worst} ms`);
+    const first = data.buckets[0];
+    const last = data.buckets[data.buckets.length - 1];
+    if (first !== undefined) {
+      const query = new URLSearchParams({ since: String(first),
+        until: String(last + data.bucketS * 1000) });
+      windowRuns.setAttribute("href", `#runs?${query}`);
+    }
   }
 
   /** The runs behind the clicked bar: its bucket, and the status under the pointer. */
@@ -143,12 +169,17 @@ function stackedData(data, statuses) {
   return [data.buckets, ...totals.reverse()];
 }
 
-export function axisColor() {
-  return getComputedStyle(document.body).color || "#1d2330";
+/** The axes' colours from the palette (app.css): readable in the light and the dark. */
+export function axisStyle() {
+  const css = getComputedStyle(document.documentElement);
+  const stroke = css.getPropertyValue("--text").trim() || "#1d2330";
+  const line = { stroke: css.getPropertyValue("--grid").trim() || "rgba(0,0,0,0.08)",
+    width: 1 };
+  return { stroke, grid: line, ticks: line };
 }
 
 function runsOptions(statuses, width, data) {
-  const stroke = axisColor();
+  const axis = axisStyle();
   const bars = uPlot.paths.bars({ size: [0.9, 40], align: 1 });
   const own = (s) => (u, v, si, i) => (i === null || i === undefined ? "—"
     : String(data.runs[s]?.[i] ?? 0));
@@ -156,7 +187,7 @@ function runsOptions(statuses, width, data) {
     width, height: CHART_HEIGHT, ms: 1,
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-    axes: [{ stroke }, { stroke, label: "runs" }],
+    axes: [axis, { ...axis, label: "runs" }],
     series: [{}, ...statuses.slice().reverse().map((s) => ({
       label: s, fill: COLORS[s] || "#667085", stroke: COLORS[s] || "#667085", width: 0,
       paths: bars, points: { show: false }, value: own(s) }))],
@@ -164,12 +195,12 @@ function runsOptions(statuses, width, data) {
 }
 
 function latenessOptions(width) {
-  const stroke = axisColor();
+  const axis = axisStyle();
   return {
     width, height: CHART_HEIGHT, ms: 1,
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
-    axes: [{ stroke }, { stroke, label: "ms" }],
+    axes: [axis, { ...axis, label: "ms" }],
     series: [{},
       { label: "p50", stroke: "#2457c5", width: 2, spanGaps: false },
       { label: "p99", stroke: "#d92d20", width: 2, spanGaps: false }],

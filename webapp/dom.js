@@ -62,18 +62,24 @@ export function formatTime(ms) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-/** A <time> element: local time as text, full ISO (UTC) on hover. */
-export function timeElement(ms) {
-  if (!isTime(ms)) return el("span", { class: "muted" }, "—");
-  const iso = new Date(ms).toISOString();
-  return el("time", { datetime: iso, title: iso }, formatTime(ms));
+/** Epoch ms -> "2024-05-01T12:00:05.000Z" (ISO 8601, UTC): every shown time's hover. */
+export function formatUtc(ms) {
+  if (!isTime(ms)) return "—";
+  return new Date(ms).toISOString();
 }
 
-/** A <time> element showing "3s ago" / "in 5m", the local time on hover. */
+/** A <time> element: local time as text, UTC on hover. Every time the UI shows is one. */
+export function timeElement(ms) {
+  if (!isTime(ms)) return el("span", { class: "muted" }, "—");
+  return el("time", { datetime: new Date(ms).toISOString(), title: formatUtc(ms) },
+    formatTime(ms));
+}
+
+/** A <time> element showing "3s ago" / "in 5m"; the local time and UTC on hover. */
 export function relativeElement(ms) {
   if (!isTime(ms)) return el("span", { class: "muted" }, "—");
-  return el("time", { datetime: new Date(ms).toISOString(), title: formatTime(ms) },
-    formatRelative(ms));
+  return el("time", { datetime: new Date(ms).toISOString(),
+    title: `${formatTime(ms)} (${formatUtc(ms)})` }, formatRelative(ms));
 }
 
 /** A length of time, two units at most: 45s, 3m 5s, 2h 10m, 4d 3h. */
@@ -123,4 +129,13 @@ export function table(headers, rows, { className = "" } = {}) {
     el("table", { class: className },
       el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
+}
+
+/** `action` once calls stop coming for `delayMs` (a filter box asks the server once). */
+export function debounce(action, delayMs) {
+  let timer = null;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(action, delayMs);
+  };
 }

@@ -1,7 +1,7 @@
 // Job editor: every spec field (DESIGN §5), a live cron preview, server errors by field.
 
 import { ApiError, apiPath, request } from "./client.js";
-import { el, formatRelative, formatTime, replace } from "./dom.js";
+import { debounce, el, formatRelative, replace, timeElement } from "./dom.js";
 
 const PREVIEW_DELAY_MS = 300;
 const PREVIEW_COUNT = 5;
@@ -335,16 +335,9 @@ function previewList(answer) {
     words,
     el("p", { class: "muted small" }, `Next ${times.length} fires (${answer.timezone}), ` +
       "shown in your local time:"),
-    el("ol", {}, times.map((ms) => el("li", {}, formatTime(ms), " ",
+    el("ol", {}, times.map((ms) => el("li", {}, timeElement(ms), " ",
       el("span", { class: "muted" }, `(${formatRelative(ms)})`)))),
     answer.reason ? el("p", { class: "never" }, `Then no more${why}.`) : null,
   ];
 }
 
-function debounce(action, delayMs) {
-  let timer = null;
-  return () => {
-    clearTimeout(timer);
-    timer = setTimeout(action, delayMs);
-  };
-}

@@ -8,7 +8,7 @@
 
 import uPlot from "./static/vendor/uplot/uPlot.esm.js";
 import { ApiError, apiPath, request } from "./client.js";
-import { COLORS, axisColor } from "./dashboard.js";
+import { COLORS, axisStyle } from "./dashboard.js";
 import { badge, el, formatPairs, replace, table, timeElement } from "./dom.js";
 import { jobActions, jobHash } from "./jobactions.js";
 import { cursorList, onLoadMore } from "./paging.js";
@@ -210,12 +210,12 @@ function renderRate(node, recent) {
 }
 
 function chartOptions(statuses, width) {
-  const stroke = axisColor();
+  const { stroke, grid, ticks } = axisStyle();
   return {
     width, height: CHART_HEIGHT, ms: 1,
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(0.001, max ?? 1) * 1.1] } },
-    axes: [{ stroke }, { stroke, label: "seconds" }],
+    axes: [{ stroke, grid, ticks }, { stroke, grid, ticks, label: "seconds" }],
     series: [{}, ...statuses.map((s) => ({
       label: s, stroke: COLORS[s] || "#667085", width: 0, paths: () => null, spanGaps: false,
       points: { show: true, size: 7, fill: COLORS[s] || "#667085",

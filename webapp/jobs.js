@@ -1,62 +1,91 @@
 // Jobs view: the table of jobs with their schedule in words, next fire, last run and actions.
 // The words and the last runs are the master's (GET /api/v1/jobs): the UI describes nothing
-// itself, so it says what `schedctl jobs` and the API say.
+// itself, so it says what `schedctl jobs` and the API say. The server pages and filters.
 
 import { apiPath, request } from "./client.js";
-import { badge, el, formatDuration, formatRelative, replace, table, timeElement } from "./dom.js";
+import {
+  badge, debounce, el, formatDuration, formatRelative, replace, table, timeElement,
+} from "./dom.js";
+import { cursorPager } from "./paging.js";
 import { jobActions, jobHash } from "./jobactions.js";
 
 const HEADERS = ["Name", "Schedule", "Next fire", "Last run", "State", "Running", "Command",
   "Actions"];
 
-/** Build the view; refresh() reloads the jobs (the app calls it every few seconds). */
+const PAGE_SIZE = 100;          // jobs a page (the API's default)
+const FILTER_DELAY_MS = 250;    // typing in the filter box asks the server once it pauses
+const STATES = [["", "All jobs"], ["paused", "Paused"], ["running", "Running"],
+  ["failed", "Last run failed"], ["unschedulable", "Unschedulable"]];
+
+/** Build the view; refresh() reloads the page shown (the app calls it every few seconds
+ * and on live events). The server pages and filters (GET /api/v1/jobs?limit&cursor&q&state):
+ * with 10,000 jobs the browser holds 100. */
 export function jobsView(ctx) {
   let jobs = [];
+  let lastRunsError = null;
   const filter = el("input", {
-    type: "search", placeholder: "Filter jobs",
+    type: "search", placeholder: "Filter jobs", id: "jobs-filter",
     "aria-label": "Filter jobs by name, command or schedule in words",
   });
+  const stateSelect = el("select", { id: "jobs-state", "aria-label": "Show jobs" },
+    STATES.map(([value, label]) => el("option", { value }, label)));
   const body = el("div");
+  const pager = cursorPager({ limit: PAGE_SIZE, reload: () => ctx.guard(refresh) });
   const root = el("section", { class: "view" },
     el("div", { class: "toolbar" },
       el("h2", {}, "Jobs"),
-      filter,
+      filter, stateSelect,
       el("button", { type: "button", class: "primary", on: { click: () => ctx.navigate("#new") } },
         "New job")),
-    body);
-  filter.addEventListener("input", () => render());
+    body, pager.controls);
+  const refilter = () => {
+    pager.reset();
+    ctx.guard(refresh);
+  };
+  filter.addEventListener("input", debounce(refilter, FILTER_DELAY_MS));
+  stateSelect.addEventListener("change", refilter);
 
   function render() {
-    const needle = filter.value.trim().toLowerCase();
-    const shown = jobs.filter((j) => !needle ||
-      [j.name, j.command, j.describe].some((text) => String(text ?? "").toLowerCase()
-        .includes(needle)));
+    const filtered = filter.value.trim() !== "" || stateSelect.value !== "";
     if (jobs.length === 0) {
-      replace(body, el("p", { class: "empty" }, "No jobs yet. Create one with “New job”."));
+      replace(body, el("p", { class: "empty" }, filtered ? "No job matches the filter."
+        : "No jobs yet. Create one with “New job”."));
     } else {
-      replace(body, table(HEADERS, shown.map((job) => jobRow(job, ctx, refresh)),
+      replace(body, table(HEADERS, jobs.map((job) => jobRow(job, ctx, refresh)),
         { className: "jobs" }),
       lastRunsError ? el("p", { class: "muted small last-runs-error" },
         `Last runs unknown: ${lastRunsError}`) : null);
     }
   }
 
-  let lastRunsError = null;
+  let asked = 0;  // only the newest request's answer is shown (filters change meanwhile)
 
   async function refresh() {
-    const answer = await request("GET", apiPath("jobs"));
+    const mine = ++asked;
+    const query = { ...pager.query(), q: filter.value.trim(), state: stateSelect.value };
+    const answer = await request("GET", apiPath("jobs"), { query });
+    if (mine !== asked) return;
+    if ((answer.jobs || []).length === 0 && pager.index > 0) {  // its jobs went: first page
+      pager.reset();
+      await refresh();
+      return;
+    }
     jobs = answer.jobs || [];
     lastRunsError = answer.lastRunsError || null;
+    pager.answered(answer, jobs.length);
     render();
   }
 
   return { root, refresh, events: ["job.", "run.", "worker."] };  // live events that refresh it
 }
 
+let rowIds = 0;  // the name cells' ids: a row's buttons are described by its job's name
+
 function jobRow(job, ctx, refresh) {
   const running = job.running || [];
+  const nameId = `job-name-${++rowIds}`;
   return el("tr", { dataset: { job: job.name } },
-    el("td", { class: "name" }, el("a", { href: jobHash(job.name),
+    el("td", { class: "name", id: nameId }, el("a", { href: jobHash(job.name),
       title: "Open the job's page" }, job.name)),
     el("td", { class: "schedule" },
       job.cronExpr ? el("code", {}, job.cronExpr) : null,
@@ -76,7 +105,10 @@ function jobRow(job, ctx, refresh) {
         badge(`${running.length} running`, "running"))
       : "0"),
     el("td", { class: "command" }, el("code", { title: job.command }, job.command)),
-    el("td", { class: "actions" }, jobActions(job, ctx, refresh)));
+    el("td", { class: "actions" }, jobActions(job, ctx, refresh).map((button) => {
+      button.setAttribute("aria-describedby", nameId);  // "Run now", then "backup"
+      return button;
+    })));
 }
 
 function nextFire(job) {

@@ -24,7 +24,7 @@ from .audit import Author
 from .caller import caller
 from .context import MasterContext
 from .errors import BadRequest, RunNotFound
-from .job_list import job_list
+from .job_list import job_list, job_page, job_page_query
 from .jobs import JobManager
 from .messages import WorkerManagerMsg
 from .inputs import (
@@ -85,7 +85,10 @@ def _job_routes(bp: Blueprint, ctx: MasterContext, jobs: JobManager,
                 services_alerts: AlertManager, run_log: LogManager) -> None:
     @bp.get("/jobs")
     async def list_jobs() -> Response:
-        return json_response(await job_list(ctx, jobs, run_log))
+        query = job_page_query(request.args)
+        if query is None:
+            return json_response(await job_list(ctx, jobs, run_log))
+        return json_response(await job_page(ctx, jobs, run_log, query))
 
     @bp.get("/jobs/<job:name>")
     async def get_job(name: str) -> Response:

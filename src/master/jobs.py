@@ -36,7 +36,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, TypeVarTuple
 
 import trio
@@ -64,7 +64,7 @@ from .stored_jobs import JobDecoder, StoredJob
 from .errors import EditConflict, JobNotFound
 from .views import JobView, SaveOutcome
 
-__all__ = ["JobManager", "StoredJob"]
+__all__ = ["JobManager", "JobSnapshot", "StoredJob"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,22 @@ SAVE_ATTEMPTS = 3
 KILL_TTL_S = 30
 TRIGGER_TTL_S = 60
 REVOKE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """One read of every job (sorted by name), the runs going and the live workers:
+    ``view`` makes a job's JobView from it, as the list shows it."""
+
+    specs: list[JobSpec]
+    running: dict[str, tuple[RunningInfo, ...]]
+    fleet: list[Mapping[str, str]]
+    downstream: dict[str, tuple[JobSpec, ...]]
+    now_ms: int
+
+    def view(self, spec: JobSpec) -> JobView:
+        return JobView.of(spec, self.now_ms, self.running.get(spec.name, ()),
+                          self.downstream.get(spec.name, ()), self.fleet)
 
 
 class JobManager:
@@ -94,6 +110,11 @@ class JobManager:
 
     async def list_jobs(self) -> list[JobView]:
         return await self._request(self._list)
+
+    async def snapshot(self) -> JobSnapshot:
+        """Every valid job, with what its views need, for a list that views only the
+        jobs it shows (``job_page``: 10,000 jobs, a page of 100)."""
+        return await self._request(self._snapshot)
 
     async def get(self, name: str) -> JobView:
         return await self._request(self._view, name)
@@ -185,21 +206,22 @@ class JobManager:
         return fleet
 
     async def _list(self) -> list[JobView]:
-        snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
+        snapshot = await self._snapshot()
+        return [snapshot.view(spec) for spec in snapshot.specs]
+
+    async def _snapshot(self) -> JobSnapshot:
+        read = await self._etcd.get_prefix(self._ks.jobs_prefix)
         running = await self._running()
         fleet = await self._fleet()
         now = self._ctx.clock()
         specs = []
-        for stored in self._decoder.decode_all(snapshot.kvs):
+        for stored in self._decoder.decode_all(read.kvs):
             if stored.spec is None:
                 self._decoder.report_invalid(stored)
                 continue
             specs.append(stored.spec)
-        downstream = downstream_map(specs)
         # sorted by name: etcd returns a prefix sorted by key
-        return [JobView.of(spec, now, running.get(spec.name, ()), downstream.get(spec.name, ()),
-                           fleet)
-                for spec in specs]
+        return JobSnapshot(specs, running, fleet, downstream_map(specs), now)
 
     async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
         if spec is None:

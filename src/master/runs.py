@@ -30,7 +30,7 @@ queries still in flight (within its grace) before closing the store.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -102,9 +102,10 @@ class LogManager:
             after, now_ms=now_ms, job_name=q.job_name, status=q.statuses or None,
             since_ms=q.since_ms, until_ms=q.until_ms, limit=q.limit))
 
-    async def latest_runs(self) -> dict[str, LastRun]:
-        """Each job's newest run, by job name (the jobs list): one grouped query."""
-        return await self._request(lambda store: store.latest_runs())
+    async def latest_runs(self, names: Collection[str] | None = None) -> dict[str, LastRun]:
+        """Each job's newest run, by job name (the jobs list): one grouped query; of
+        ``names`` only when given (a page of the list)."""
+        return await self._request(lambda store: store.latest_runs(names))
 
     async def recent_runs(self, job_name: str, limit: int) -> list[LastRun]:
         """A job's newest runs without their outputs (the job page's duration plot)."""

@@ -47,3 +47,13 @@ async def test_one_query_whatever_the_number_of_jobs(store):
     assert store.statistics().calls == calls + 1
     assert len(latest) == 500
     assert latest["job-499"].run_id == "run-01499"
+
+
+async def test_of_named_jobs_only_the_same_runs_in_one_query(store):
+    await store.write_batch([run(i, job_name=f"job-{i % 500}") for i in range(1500)])
+    whole = await store.latest_runs()
+    calls = store.statistics().calls
+    named = await store.latest_runs(["job-7", "job-499", "no-such-job"])
+    assert store.statistics().calls == calls + 1
+    assert named == {"job-7": whole["job-7"], "job-499": whole["job-499"]}
+    assert await store.latest_runs([]) == {}

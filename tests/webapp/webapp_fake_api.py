@@ -242,7 +242,7 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
     """(status, JSON) for one API request, following docs/api.md."""
     path = req.path
     if (req.method, path) == ("GET", "/api/v1/jobs"):
-        return 200, _jobs_list(state)
+        return _jobs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/runs"):
         return 200, _runs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/workers"):
@@ -303,6 +303,35 @@ def _summary(r: dict[str, Any]) -> dict[str, Any]:
             "endTime": r["endTime"],
             "durationMs": None if r["startTime"] is None or r["endTime"] is None
             else r["endTime"] - r["startTime"]}
+
+
+_PAGED = ("limit", "cursor", "q", "state")
+
+
+def _jobs_page(state: FakeState, query: dict[str, str]) -> tuple[int, Any]:
+    """The whole list, or (any paging parameter) one page of it filtered as the master
+    does: ``q`` in the name, command or words, any case; ``state``; ``limit`` after ``cursor``."""
+    whole = _jobs_list(state)
+    if not any(name in query for name in _PAGED):
+        return 200, whole
+    limit = int(query.get("limit", "100"))
+    if not 1 <= limit <= 1000:
+        return 400, {"error": {"code": "bad_request", "message": "limit: 1 to 1000",
+                               "field": "limit"}}
+    needle = query.get("q", "").casefold()
+    kept = {"": lambda j: True, "paused": lambda j: j["paused"],
+            "running": lambda j: bool(j["running"]),
+            "unschedulable": lambda j: j["schedulable"] is False,
+            "failed": lambda j: (j["lastRun"] or {}).get("status") in (
+                "failed", "timeout", "lost", "killed")}[query.get("state", "")]
+    picked = [j for j in whole["jobs"] if kept(j) and (
+        needle in j["name"].casefold() or needle in j["command"].casefold()
+        or needle in (j["describe"] or "").casefold())]
+    cursor = query.get("cursor")
+    after = [j for j in picked if cursor is None or j["name"] > cursor]
+    page = after[:limit]
+    return 200, {**whole, "jobs": page, "total": len(picked),
+                 "nextCursor": page[-1]["name"] if len(after) > limit else None}
 
 
 def _not_found(kind: str, name: str) -> tuple[int, Any]:

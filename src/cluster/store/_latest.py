@@ -20,7 +20,8 @@ from typing import Any
 from ._backend import Row
 from ._schema import TABLE
 
-__all__ = ["LATEST_RUNS", "RECENT_RUNS", "LastRun", "latest_by_job", "recent_of_job"]
+__all__ = ["LATEST_RUNS", "RECENT_RUNS", "LastRun", "latest_by_job", "latest_runs_of",
+           "recent_of_job"]
 
 LATEST_RUNS = (
     f"SELECT l.job_name, l.id, l.run_id, l.status, l.`trigger`, l.schedule_time, "
@@ -35,6 +36,18 @@ RECENT_RUNS = (
     f"SELECT job_name, id, run_id, status, `trigger`, schedule_time, start_time, end_time "
     f"FROM {TABLE} WHERE job_name = {{m}} ORDER BY sort_time DESC, id DESC LIMIT {{m}}"
 )
+
+
+def latest_runs_of(count: int, mark: str) -> str:
+    """LATEST_RUNS for ``count`` jobs, named twice in the parameters (``[*names, *names]``);
+    ``mark``: the dialect's placeholder."""
+    marks = ", ".join([mark] * count)
+    return (
+        f"SELECT l.job_name, l.id, l.run_id, l.status, l.`trigger`, l.schedule_time, "
+        f"l.start_time, l.end_time FROM {TABLE} l JOIN (SELECT job_name, MAX(sort_time) AS "
+        f"newest FROM {TABLE} WHERE job_name IN ({marks}) GROUP BY job_name) n "
+        f"ON l.job_name = n.job_name AND l.sort_time = n.newest WHERE l.job_name IN ({marks})"
+    )
 
 
 @dataclass(frozen=True, slots=True)

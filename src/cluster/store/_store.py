@@ -20,7 +20,8 @@ from ._output import RunOutput
 from ._backend import Backend, Params, Row, StoreStatistics
 from ._cursor import decode_cursor, encode_cursor
 from ._follow import START_LOOKBACK, FollowCursor, FollowPage
-from ._latest import LATEST_RUNS, RECENT_RUNS, LastRun, latest_by_job, recent_of_job
+from ._latest import (LATEST_RUNS, RECENT_RUNS, LastRun, latest_by_job, latest_runs_of,
+                      recent_of_job)
 from ._errors import InvalidQuery, StoreQueryError, StoreSchemaError, StoreUnavailable
 from ._record import RunRecord, RunStatus
 from ._rollup import Rollup
@@ -200,10 +201,17 @@ class RunStore:
                                   [job_name, limit, offset])
         return [record_from_row(r) for r in rows]
 
-    async def latest_runs(self) -> dict[str, LastRun]:
-        """Each job's newest run, by job name, in one grouped query (``_latest``)."""
+    async def latest_runs(self, names: Collection[str] | None = None) -> dict[str, LastRun]:
+        """Each job's newest run, by job name, in one grouped query (``_latest``); of
+        ``names`` only when given."""
         await self._ready()
-        return latest_by_job(await self._fetch(LATEST_RUNS))
+        if names is None:
+            return latest_by_job(await self._fetch(LATEST_RUNS))
+        if not names:
+            return {}
+        named = list(names)
+        return latest_by_job(await self._fetch(latest_runs_of(len(named), self._mark),
+                                              [*named, *named]))
 
     async def recent_runs(self, job_name: str, limit: int) -> list[LastRun]:
         """A job's newest ``limit`` runs, newest first, without outputs (``_latest``)."""

@@ -16,6 +16,7 @@ from cluster.store import RunStatus
 from cluster.tokens import NAME_RE as TOKEN_NAME_RE
 
 from ..audit_api import DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT
+from ..job_list import DEFAULT_JOBS_LIMIT, JOB_STATES, MAX_JOBS_LIMIT, MAX_QUERY_CHARS
 from ..inputs import MAX_BODY_BYTES, MAX_SAFE_INT
 from ..seed import MAX_LOG_LIMIT, MAX_LOG_OFFSET
 from ..static import CONTENT_TYPES
@@ -116,6 +117,22 @@ def _run_filters(with_job: bool) -> list[Schema]:
     return params
 
 
+def _job_page_params() -> list[Schema]:
+    paged = "; any of limit, cursor, q, state pages the list (nextCursor and total)"
+    return [
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_JOBS_LIMIT,
+                         "default": DEFAULT_JOBS_LIMIT}, "jobs per page" + paged),
+        _query("cursor", {"type": "string"}, "nextCursor of the previous page (the name "
+               "of its last job: the page holds the names after it)"),
+        _query("q", {"type": "string", "maxLength": MAX_QUERY_CHARS},
+               "only jobs whose name, command or schedule in words (describe) holds "
+               "this text, in any case"),
+        _query("state", {"type": "string", "enum": list(JOB_STATES)},
+               "only jobs paused, unschedulable (schedulable false), running now, or "
+               "whose last run failed (failed, timeout, lost, killed)"),
+    ]
+
+
 # ---------------------------------------------------------------- operations
 
 
@@ -153,8 +170,14 @@ def _job_paths() -> dict[str, Schema]:
                          "description": "each with its lastRun"},
                 "lastRunsError": nullable("string", description="why no lastRun is known "
                                           "(the run store is down or slow); null when they "
-                                          "are")}), "the jobs"),
-            **_errors("Unauthorized", "Unavailable")})},
+                                          "are"),
+                "nextCursor": nullable("string", description="paged only: the cursor of "
+                                       "the next page; null on the last"),
+                "total": {"type": "integer", "minimum": 0, "description": "paged only: "
+                          "the jobs the filters pick, on every page"}},
+                required=["jobs", "lastRunsError"]), "the jobs"),
+            **_errors("BadRequest", "Unauthorized", "Unavailable")},
+            params=_job_page_params())},
         "/api/v1/jobs/{name}": {
             "parameters": [NAME_PARAM],
             "get": _op("Get a job", {"200": _json(job, "the job"), **_errors(*errors,

@@ -1,0 +1,190 @@
+"""How soon the jobs page (and the dashboard) is usable with 10,000 jobs.
+
+    python -m benchmarks.ui_load [--jobs 10000] [--records 1000000] [--loads 10]
+
+A real ``python -m master`` on the shared test servers (``/tmp/svc/env.txt``:
+SCHEDULER_TEST_ETCD and SCHEDULER_TEST_MYSQL): its own etcd prefix and a MariaDB
+database of its own (dropped after), ``--jobs`` jobs put straight into etcd (a mix of
+expressions and zones) and ``--records`` run records spread over them. Then Chromium
+(Playwright, /usr/bin/chromium) loads each page ``--loads`` times, each in a fresh
+context with the token already in sessionStorage: the time from navigation to the
+page usable is taken, median and p99. "Usable": for #jobs, the table shows its first
+page (100 rows) and a row's "Run now" button can be clicked (Playwright's actionability
+check: visible, stable, enabled, receiving events); for #dashboard, the counts show the
+number of jobs and the runs chart is drawn. Also the API alone: the paged list (what
+the page asks) and the whole list, each timed ``--loads`` times with httpx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.parse
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+import trio
+
+from cluster.etcd import Put, open_etcd
+from cluster.keyspace import Keyspace
+from cluster.spec import JobSpec
+from cluster.store import RunRecord, open_store
+
+from .events import MasterProcess
+from ._machine import machine_info, machine_line
+from ._report import RESULTS_DIR, write_json, write_text
+from ._servers import ROOT, services
+from ._stats import Spread
+
+EXPRESSIONS = ("*/5 * * * * *", "30 2 * * *", "@every 1m30s", "0 9 * * 1-5", "0 0 L * *",
+               "0 */2 * * *", "15 10 * * 5L")
+STATUSES = ("succeeded",) * 8 + ("failed", "timeout")
+TOKEN_KEY = "scheduler.apiToken"  # webapp/client.js
+PAGE_ROWS = 100
+
+
+def shared_servers() -> tuple[str, str]:
+    env = dict(os.environ)
+    path = Path("/tmp/svc/env.txt")
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            env.setdefault(key.strip(), value.strip())
+    try:
+        return env["SCHEDULER_TEST_ETCD"], env["SCHEDULER_TEST_MYSQL"]
+    except KeyError:
+        raise SystemExit("ui_load: no shared servers (SCHEDULER_TEST_ETCD, "
+                         "SCHEDULER_TEST_MYSQL; see /tmp/svc/env.txt)") from None
+
+
+async def load_jobs(etcd_endpoint: str, prefix: str, jobs: int) -> None:
+    ks = Keyspace(prefix)
+    async with open_etcd([etcd_endpoint]) as etcd:
+        ops = [Put(ks.job(f"job-{j:05d}"), JobSpec.from_json(json.dumps({
+            "name": f"job-{j:05d}", "command": f"echo {j}",
+            "cronExpr": EXPRESSIONS[j % len(EXPRESSIONS)],
+            "timezone": "Europe/Berlin" if j % 2 else "UTC",
+            "paused": j % 97 == 0}).encode()).to_bytes()) for j in range(jobs)]
+        for first in range(0, jobs, 100):  # etcd allows 128 operations per transaction
+            await etcd.txn([], ops[first:first + 100])
+
+
+async def drop_prefix(etcd_endpoint: str, prefix: str) -> None:
+    async with open_etcd([etcd_endpoint]) as etcd:
+        await etcd.delete_prefix(prefix)
+
+
+async def load_records(db_url: str, jobs: int, records: int) -> None:
+    now_ms = int(time.time() * 1000)
+    async with open_store(db_url) as store:
+        for first in range(0, records, 5_000):
+            batch = []
+            for i in range(first, min(records, first + 5_000)):
+                start = now_ms - (records - i) * 50  # the newest last, 50 ms apart
+                batch.append(RunRecord(
+                    run_id=f"r{i:08d}", job_name=f"job-{i % jobs:05d}", worker="bench",
+                    command="true", output="", err="", exit_code=0,
+                    status=STATUSES[i % len(STATUSES)], trigger="schedule", attempt=1,
+                    plan_time=start, schedule_time=start, start_time=start,
+                    end_time=start + 20 + i % 500))
+            await store.write_batch(batch)
+            if first % 100_000 == 0:
+                print(f"  records {first:,}/{records:,}", file=sys.stderr, flush=True)
+
+
+def time_api(master: MasterProcess, loads: int) -> dict[str, Spread]:
+    headers = {"Authorization": f"Bearer {master.token}"}
+    found: dict[str, list[float]] = {"paged list (limit=100)": [], "whole list": []}
+    with httpx.Client(base_url=master.url, headers=headers, timeout=30) as client:
+        for _ in range(loads):
+            for label, query in (("paged list (limit=100)", {"limit": "100"}),
+                                 ("whole list", {})):
+                started = time.perf_counter()
+                answer = client.get("/api/v1/jobs", params=query)
+                found[label].append((time.perf_counter() - started) * 1000)
+                answer.raise_for_status()
+    return {label: Spread.of(values) for label, values in found.items()}
+
+
+def time_pages(master: MasterProcess, jobs: int, loads: int) -> dict[str, Spread]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from chromium_kit import launched_chromium, sync_api  # noqa: PLC0415
+
+    found: dict[str, list[float]] = {"#jobs": [], "#dashboard": []}
+    with launched_chromium() as chromium:
+        for _ in range(loads):
+            for fragment in found:
+                context = chromium.new_context(viewport={"width": 1360, "height": 860})
+                context.add_init_script(
+                    f"sessionStorage.setItem({json.dumps(TOKEN_KEY)}, "
+                    f"{json.dumps(master.token)})")
+                page = context.new_page()
+                page.set_default_timeout(30_000)
+                started = time.perf_counter()
+                page.goto(f"{master.url}/{fragment}")
+                if fragment == "#jobs":
+                    rows = page.locator("table.jobs tbody tr")
+                    sync_api.expect(rows).to_have_count(PAGE_ROWS, timeout=30_000)
+                    rows.first.get_by_role("button", name="Run now").click(trial=True)
+                else:
+                    sync_api.expect(page.locator("#chart-runs canvas").first).to_be_visible(
+                        timeout=30_000)
+                    sync_api.expect(page.locator('[data-count="jobs"] dd')).to_have_text(
+                        str(jobs), timeout=30_000)
+                found[fragment].append((time.perf_counter() - started) * 1000)
+                context.close()
+    return {f"page {fragment}": Spread.of(values) for fragment, values in found.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ui_load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--loads", type=int, default=10)
+    args = parser.parse_args(argv)
+    etcd, server_url = shared_servers()
+    prefix = f"/bench-ui-{uuid.uuid4().hex[:8]}/"
+    database = f"b_{uuid.uuid4().hex[:12]}"
+    services().mysql_cli(server_url, f"CREATE DATABASE {database}")
+    db_url = urllib.parse.urlunsplit(urllib.parse.urlsplit(server_url)._replace(
+        path=f"/{database}"))
+    log_path = RESULTS_DIR / "ui_load-master.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    master = None
+    try:
+        started = time.monotonic()
+        trio.run(load_jobs, etcd, prefix, args.jobs)
+        trio.run(load_records, db_url, args.jobs, args.records)
+        print(f"  loaded in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        master = MasterProcess(etcd, db_url, log_path, prefix, "--webapp", str(ROOT / "webapp"))
+        trio.run(master.wait_ready)
+        results = {**time_api(master, args.loads), **time_pages(master, args.jobs, args.loads)}
+    finally:
+        if master is not None:
+            master.stop()
+        trio.run(drop_prefix, etcd, prefix)
+        services().mysql_cli(server_url, f"DROP DATABASE IF EXISTS {database}")
+    info = machine_info("benchmarks.ui_load")
+    lines = [f"ui_load: {args.jobs:,} jobs, {args.records:,} records, {args.loads} loads "
+             f"each; ms from navigation (pages) or request (API) to usable",
+             machine_line(info)]
+    lines += [f"  {label:<26} median {s.p50_ms:8.1f}  p99 {s.p99_ms:8.1f}  "
+              f"max {s.max_ms:8.1f}"
+              for label, s in results.items()]
+    text = "\n".join(lines)
+    print(text)
+    write_text(RESULTS_DIR / "ui_load.txt", text + "\n")
+    write_json(RESULTS_DIR / "ui_load.json", {
+        "jobs": args.jobs, "records": args.records, "loads": args.loads, "machine": info,
+        "ms": {k: asdict(v) for k, v in results.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
