@@ -51,6 +51,24 @@ export function replace(node, ...children) {
   return append(node, children);
 }
 
+/** Re-render `node` without losing the keyboard's place: a view refreshed by a live
+ * event every few seconds would otherwise throw the focus back to the page's start. The
+ * control focused inside it gets the focus back if an equal one (tag, text, link, row)
+ * is there after `render()`. */
+export function keepingFocus(node, render) {
+  const active = document.activeElement;
+  const key = active && active !== node && node.contains(active) ? focusKey(active) : null;
+  render();
+  if (key === null || node.contains(document.activeElement)) return;
+  const again = [...node.querySelectorAll(active.tagName)].find((e) => focusKey(e) === key);
+  if (again) again.focus({ preventScroll: true });
+}
+
+function focusKey(e) {
+  return [e.tagName, e.getAttribute("aria-describedby"), e.getAttribute("href"),
+    e.getAttribute("name"), e.textContent].join("|");
+}
+
 const pad = (n, width = 2) => String(n).padStart(width, "0");
 const isTime = (ms) => typeof ms === "number" && Number.isFinite(ms);
 

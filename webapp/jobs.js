@@ -4,7 +4,8 @@
 
 import { apiPath, request } from "./client.js";
 import {
-  badge, debounce, el, formatDuration, formatRelative, replace, table, timeElement,
+  badge, debounce, el, formatDuration, formatRelative, keepingFocus, replace, table,
+  timeElement,
 } from "./dom.js";
 import { cursorPager } from "./paging.js";
 import { jobActions, jobHash } from "./jobactions.js";
@@ -47,15 +48,17 @@ export function jobsView(ctx) {
 
   function render() {
     const filtered = filter.value.trim() !== "" || stateSelect.value !== "";
-    if (jobs.length === 0) {
-      replace(body, el("p", { class: "empty" }, filtered ? "No job matches the filter."
-        : "No jobs yet. Create one with “New job”."));
-    } else {
-      replace(body, table(HEADERS, jobs.map((job) => jobRow(job, ctx, refresh)),
-        { className: "jobs" }),
-      lastRunsError ? el("p", { class: "muted small last-runs-error" },
-        `Last runs unknown: ${lastRunsError}`) : null);
-    }
+    keepingFocus(body, () => {
+      if (jobs.length === 0) {
+        replace(body, el("p", { class: "empty" }, filtered ? "No job matches the filter."
+          : "No jobs yet. Create one with “New job”."));
+      } else {
+        replace(body, table(HEADERS, jobs.map((job) => jobRow(job, ctx, refresh)),
+          { className: "jobs" }),
+        lastRunsError ? el("p", { class: "muted small last-runs-error" },
+          `Last runs unknown: ${lastRunsError}`) : null);
+      }
+    });
   }
 
   let asked = 0;  // only the newest request's answer is shown (filters change meanwhile)
@@ -79,11 +82,12 @@ export function jobsView(ctx) {
   return { root, refresh, events: ["job.", "run.", "worker."] };  // live events that refresh it
 }
 
-let rowIds = 0;  // the name cells' ids: a row's buttons are described by its job's name
 
 function jobRow(job, ctx, refresh) {
   const running = job.running || [];
-  const nameId = `job-name-${++rowIds}`;
+  // A row's buttons are described by its job's name; the id is stable across refreshes
+  // (a job name is a valid id: letters, digits, ".", "_", "-").
+  const nameId = `job-name-${job.name}`;
   return el("tr", { dataset: { job: job.name } },
     el("td", { class: "name", id: nameId }, el("a", { href: jobHash(job.name),
       title: "Open the job's page" }, job.name)),
