@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import os
 import secrets
 import subprocess
 import sys
@@ -74,7 +75,8 @@ SESSION_TTL_S = 10  # the worker's default
 
 
 class Master:
-    """``python -m master`` on a free loopback port, with a token."""
+    """``python -m master`` on a free loopback port, with a token (in its environment:
+    a command line is visible to every user in ``ps``)."""
 
     def __init__(self, etcd_endpoint: str, prefix: str, db_url: str, log_path: Path) -> None:
         self.port = services().free_port()
@@ -82,8 +84,8 @@ class Master:
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "master", "--etcd", etcd_endpoint, "--prefix", prefix,
-                 "--db", db_url, "--port", str(self.port), "--token", self.token,
-                 "--log-level", "WARNING"],
+                 "--db", db_url, "--port", str(self.port), "--log-level", "WARNING"],
+                env={**os.environ, "SCHEDULER_API_TOKEN": self.token},
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
         self.log_path = log_path
 
