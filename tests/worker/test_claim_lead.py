@@ -97,3 +97,20 @@ async def test_only_scheduled_allow_claims_count_and_a_zero_lead_stays_zero(auto
     off = ClaimLead(clock, 0.0)  # --claim-lead-s 0: claim at the fire time, always
     await claims_for(off, 2, 900)
     assert off.lead_ms() == 0
+
+
+async def test_backups_round_trips_grow_the_lead_of_a_worker_that_won_no_claim(autojump_clock):
+    """A worker that won no first choice since etcd turned slow still learns it, from its
+    backups' checks: two round trips (the claim, the mark) plus the margin."""
+    lead = ClaimLead(TrioWallClock(T0), 0.2)
+    await claims_for(lead, 9, 20)  # 45 fast fires of its own, before
+    for _ in range(50):
+        await trio.sleep(0.01)
+        lead.round_trip(5, 1)  # fast transactions: nothing changes
+    assert lead.lead_ms() == 200
+    lead.round_trip(205, 5)  # one check of five fires, 200 ms slower
+    assert lead.lead_ms() == 2 * 205 + MARGIN_MS + 40  # rounded up to 50 ms: 550
+    lead.round_trip(3_000, 5)  # etcd failing, not slow: the retries' business
+    assert lead.lead_ms() == 550
+    await trio.sleep(WINDOW_S + 0.1)  # aged out: back to the configured lead
+    assert lead.lead_ms() == 200

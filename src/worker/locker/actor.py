@@ -15,7 +15,8 @@ While the spill directory is full (``worker.spill_room``: the store down and the
 refusing the spill), no new fire is claimed and no skip recorded: each would add a
 run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
 the other workers, after their rank's step; with none, they are missed. The time each
-first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows.
+first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows, and
+so does the round trip of every claim and check transaction.
 
 In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
 the Scheduler, ``WorkersChanged`` from the
@@ -53,7 +54,7 @@ from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import BatchQueue, Outcome
+from .claim_batch import BatchQueue, Outcome, PendingClaim
 from .claim_grace import ClaimGrace
 from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
@@ -120,9 +121,19 @@ class Locker(Actor[LockerMsg]):
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
-        return (functools.partial(self._claims.serve, self._transport.claim_batch),
-                functools.partial(self._checks.serve, self._transport.check_batch, min_batch=2),
+        return (functools.partial(self._claims.serve, self._timed(self._transport.claim_batch)),
+                functools.partial(self._checks.serve, self._timed(self._transport.check_batch),
+                                  min_batch=2),
                 self._quorum.run)
+
+    def _timed(self, send: Callable[[list[PendingClaim]], Awaitable[None]],
+               ) -> Callable[[list[PendingClaim]], Awaitable[None]]:
+        """``send``, its round trip told to the ``ClaimLead`` (module doc)."""
+        async def timed(batch: list[PendingClaim]) -> None:
+            sent_ms = self._ctx.clock.now_ms()
+            await send(batch)
+            self._lead.round_trip(self._ctx.clock.now_ms() - sent_ms, len(batch))
+        return timed
 
     async def drain(self) -> None:
         # Claims still backing off give up; those in a transaction finish (their
