@@ -9,6 +9,7 @@
 import { auditView } from "./audit.js";
 import { dashboardView } from "./dashboard.js";
 import { getToken, setToken } from "./client.js";
+import { learnRole } from "./role.js";
 import { formatTime, formatUtc } from "./dom.js";
 import { editorView } from "./editor.js";
 import * as liveEvents from "./events.js";
@@ -30,7 +31,7 @@ const page = {
   view: $("view"), banner: $("banner"), bannerText: $("banner-text"),
   bannerToken: $("banner-token"), notice: $("notice"), noticeText: $("notice-text"),
   lastUpdated: $("last-updated"), tokenDialog: $("token-dialog"), tokenForm: $("token-form"),
-  tokenInput: $("token-input"), tokenReason: $("token-reason"),
+  tokenInput: $("token-input"), tokenReason: $("token-reason"), who: $("who"),
 };
 
 let current = null;       // the mounted view
@@ -190,6 +191,7 @@ function wireToken() {
     page.tokenDialog.close();
     liveEvents.reconnect();
     refreshNow();
+    learnRole(page.who);
   });
   $("token-clear").addEventListener("click", () => {
     setToken("");
@@ -197,6 +199,7 @@ function wireToken() {
     page.tokenDialog.close();
     liveEvents.reconnect();
     refreshNow();
+    learnRole(page.who);
   });
   $("token-cancel").addEventListener("click", () => page.tokenDialog.close());
   const ask = () => promptToken("Enter the master's API token (kept in this tab only).");
@@ -214,6 +217,7 @@ function start() {
     if (!document.hidden) refreshNow();
   });
   route();
+  learnRole(page.who);
 }
 
 start();

@@ -87,7 +87,7 @@ export function editorView(ctx, name) {
     FIELDS.map((field) => fieldRow(field, controls, errors,
       field.name === "cronExpr" ? preview : null)),
     el("div", { class: "buttons" },
-      el("button", { type: "submit", class: "primary" }, "Save"),
+      el("button", { type: "submit", class: "primary", dataset: { needs: "admin" } }, "Save"),
       el("button", { type: "button", on: { click: () => ctx.navigate("#jobs") } }, "Cancel")));
   const root = el("section", { class: "view" },
     el("div", { class: "toolbar" }, el("h2", {}, name ? `Edit job ${name}` : "New job")),

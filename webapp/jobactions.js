@@ -4,6 +4,7 @@
 
 import { apiPath, request } from "./client.js";
 import { el } from "./dom.js";
+import { needs } from "./role.js";
 
 /**
  * Buttons for `job` (a JobView). `refresh`: reloads the view after an action;
@@ -14,6 +15,7 @@ export function jobActions(job, ctx, refresh, { onDeleted = null, runs = true } 
   const running = job.running || [];
   const act = (label, options, perform, after = refresh) => el("button", {
     type: "button", class: options.className || "", disabled: options.disabled,
+    dataset: { needs: options.needs || "operate" },
     title: options.title, "aria-label": options.label,
     on: { click: (event) => runAction(event.currentTarget, ctx, after, perform) },
   }, label);
@@ -38,10 +40,12 @@ export function jobActions(job, ctx, refresh, { onDeleted = null, runs = true } 
         await request("POST", apiPath("jobs", name, "pause"));
         return `Paused ${name}`;
       }),
-    el("button", { type: "button", on: { click: () => ctx.navigate(editHash(name)) } }, "Edit"),
+    needs("admin", el("button", { type: "button", on: { click: () => ctx.navigate(editHash(name)) } },
+      "Edit")),
     runs ? el("button", { type: "button", on: { click: () => ctx.navigate(runsHash(name)) } },
       "Runs") : null,
-    act("Delete", { className: "danger", title: "Delete the job (kills its running instance)" },
+    act("Delete", { className: "danger", needs: "admin",
+      title: "Delete the job (kills its running instance)" },
       async () => {
         if (!ctx.confirm(`Delete job “${name}”? Its running instance is killed.`)) return null;
         await request("DELETE", apiPath("jobs", name));

@@ -36,8 +36,8 @@ export function jobsView(ctx) {
     el("div", { class: "toolbar" },
       el("h2", {}, "Jobs"),
       filter, stateSelect,
-      el("button", { type: "button", class: "primary", on: { click: () => ctx.navigate("#new") } },
-        "New job")),
+      el("button", { type: "button", class: "primary", dataset: { needs: "admin" },
+        on: { click: () => ctx.navigate("#new") } }, "New job")),
     body, pager.controls);
   const refilter = () => {
     pager.reset();

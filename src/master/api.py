@@ -185,6 +185,12 @@ def _other_routes(bp: Blueprint, ctx: MasterContext,
         return json_response({"workers": [w.to_json() for w in views],
                               "maxClockSkewMs": round(ctx.config.max_clock_skew_s * 1000)})
 
+    @bp.get("/whoami")
+    async def whoami() -> Response:
+        """Who the token is: the UI shows only the actions its role allows."""
+        identity = caller()
+        return json_response({"name": identity.name, "role": identity.role.value})
+
     @bp.get("/cron/preview")
     async def cron_preview() -> Response:
         return json_response(preview(request.args, ctx.clock()))

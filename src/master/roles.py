@@ -37,6 +37,7 @@ REQUIRED_ROLES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/api/v1/runs/{runId}"): READ,
     ("GET", "/api/v1/runs/{runId}/output"): READ,
     ("GET", "/api/v1/workers"): READ,
+    ("GET", "/api/v1/whoami"): READ,
     ("GET", "/api/v1/cron/preview"): READ,
     ("GET", "/api/v1/audit"): READ,
     ("GET", "/api/v1/stats"): READ,

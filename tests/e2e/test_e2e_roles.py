@@ -91,6 +91,10 @@ async def test_token_commands_and_roles_and_audit_end_to_end(master_with_tokens,
     assert "403 forbidden" in refused.stderr and "needs role operate" in refused.stderr
     assert schedctl("jobs", "list", "--token-file", str(viewer_file), env=viewer
                     ).returncode == 0
+    who = schedctl("whoami", "--token-file", str(viewer_file), env=viewer)
+    assert (who.returncode, who.stdout) == (0, "viewer (read)\n"), who.stderr
+    who = schedctl("--json", "whoami", env={**viewer, "SCHEDULER_API_TOKEN": made["ci"]})
+    assert json.loads(who.stdout) == {"name": "ci", "role": "operate"}
 
     flagged = schedctl("--url", url, "--token", made["ci"], "jobs", "pause", "e2e-roles")
     assert flagged.returncode == 0, flagged.stderr

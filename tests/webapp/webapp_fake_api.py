@@ -93,6 +93,7 @@ class FakeState:
     audit: list[dict[str, Any]] = field(default_factory=list)
     unavailable: bool = False
     last_runs_error: str | None = None  # the list's lastRunsError (the run store is down)
+    role: str = "admin"  # what GET /api/v1/whoami answers
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def api_requests(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
@@ -247,6 +248,8 @@ def _answer(state: FakeState, req: Recorded) -> tuple[int, Any]:
         return 200, _runs_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/workers"):
         return 200, {"workers": state.workers, "maxClockSkewMs": state.max_clock_skew_ms}
+    if (req.method, path) == ("GET", "/api/v1/whoami"):
+        return 200, {"name": "fake-" + state.role, "role": state.role}
     if (req.method, path) == ("GET", "/api/v1/audit"):
         return 200, _audit_page(state, req.query)
     if (req.method, path) == ("GET", "/api/v1/stats"):

@@ -167,6 +167,11 @@ def cmd_workers(ctx: Context, args: argparse.Namespace) -> None:
                                          data.get("maxClockSkewMs")))
 
 
+def cmd_whoami(ctx: Context, args: argparse.Namespace) -> None:
+    data = ctx.api.get(api_path("whoami"))
+    ctx.emit(data, lambda: f"{data['name']} ({data['role']})")
+
+
 def cmd_events(ctx: Context, args: argparse.Namespace) -> None:
     follow_events(ctx, args.jobs or [])
 

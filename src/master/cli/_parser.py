@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     _leaf(commands, common, "workers", cmd.cmd_workers,
           "list live workers: labels, load, last seen and clock skew (warned above the "
           "master's --max-clock-skew-s)")
+    _leaf(commands, common, "whoami", cmd.cmd_whoami,
+          "print the token's name and role (read, operate or admin), as the master sees it")
     events = _leaf(commands, common, "events", cmd.cmd_events,
                    "print the master's live events, one line each, until Ctrl-C: job "
                    "saves, pauses and deletions, runs starting and finishing, workers "

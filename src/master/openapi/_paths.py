@@ -341,6 +341,13 @@ def _other_paths() -> dict[str, Schema]:
                                                     "it is warned about"}}),
                          "the workers, sorted by id"),
             **_errors("Unauthorized", "NotFound", "Unavailable")}, tag="workers")},
+        "/api/v1/whoami": {"get": _op("The caller: its token's name and role", {
+            "200": _json(closed({"name": {"type": "string", "examples": ["ci"],
+                                          "description": "the token's name (`admin` for "
+                                          "--token's, `anonymous` with no token configured)"},
+                                 "role": {"enum": ["read", "operate", "admin"]}}),
+                         "who the token is: the UI offers only what its role may do"),
+            **_errors("Unauthorized", "NotFound")}, tag="operations")},
         "/api/v1/cron/preview": {"get": _op("Next fire times of a cron expression", {
             "200": _json(preview, "the next times (fewer if the schedule ends)"),
             **_errors("BadRequest", "Unauthorized", "NotFound")}, params=[
