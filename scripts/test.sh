@@ -56,6 +56,9 @@ set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?
 set -e
+if [ -d artifacts/walkthrough ]; then
+  echo "== screenshots of the UI walk-through (tests/e2e/test_e2e_walkthrough.py): $PWD/artifacts/walkthrough"
+fi
 if [ "$status" = 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   status=1
