@@ -9,8 +9,8 @@ workers, stop one and see it leave; apply a ``read`` token and see every action 
 the job whose command and output are HTML still shows them as text.
 
 Screenshots go to ``$SCHEDULER_ARTIFACTS_DIR/walkthrough`` (default ``artifacts/`` at
-the top of the checkout; .ci/run says where). With ``SCHEDULER_DOCS_SCREENSHOTS=1`` the
-dashboard's and the job page's are also written to ``docs/`` (the README shows them).
+the top of the checkout; scripts/test.sh says where). The README's screenshots come from
+``scripts/ui_screenshots.py`` instead: a cluster that ran jobs for minutes.
 """
 
 from __future__ import annotations
@@ -129,10 +129,6 @@ def test_an_operator_walks_through_the_ui_on_a_real_cluster(
     print("shown after", {k: f"{v:.2f} s" for k, v in shown.items()},
           "screenshots:", shots.directory)
     assert all(v <= LIVE_S for v in shown.values()), shown
-    if os.environ.get("SCHEDULER_DOCS_SCREENSHOTS") == "1":
-        shutil.copy(shots.taken[-1], ROOT / "docs" / "dashboard.png")
-        shutil.copy(next(p for p in shots.taken if "job-page" in p.name),
-                    ROOT / "docs" / "job-page.png")
 
 
 def _healthy(api: httpx.Client) -> bool:

@@ -48,7 +48,8 @@ def browser(state: FakeState) -> Iterator[Browser]:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    """SCHEDULER_UI_SCREENSHOT_DIR keeps the job page's screenshot (docs/job-page.png)."""
+    """SCHEDULER_UI_SCREENSHOT_DIR keeps the job page's screenshot (the README's is made
+    on a real cluster by scripts/ui_screenshots.py)."""
     directory = Path(os.environ.get("SCHEDULER_UI_SCREENSHOT_DIR") or tmp_path)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
