@@ -142,8 +142,10 @@ def ranges(slot_numbers: Iterable[int]) -> tuple[tuple[int, int], ...]:
 
 @dataclass(frozen=True, slots=True)
 class SlotTable:
-    """The owners of every slot for one fleet: computed once per change of the fleet
-    (S·W hashes: ~15 ms for 256 slots and 100 workers), asked per job and per slot."""
+    """The owners of every slot for one fleet: computed once per change of the fleet,
+    asked per job and per slot. S·W hashes: ~25 ms for 256 slots and 100 workers here,
+    0.6 s for 4096; the wired worker should update it instead (a join scores only the
+    newcomer, a leave re-ranks only the leaver's slots)."""
 
     slots: int
     replicas: int
