@@ -1,6 +1,7 @@
-"""Plan-table scale: 1k, 10k, 100k jobs on one worker.
+"""Plan-table scale: 1k, 10k, 100k jobs on one worker; and the shard model (issue 14).
 
     python -m benchmarks.scale [--sizes 1000,10000,100000] [--firing 100] [--seconds 10]
+    python -m benchmarks.scale --model [--fleets 2,4,8,100] [--slots 256] [--replicas 2]
 
 For each size N, N jobs are written to a private etcd: ``--firing`` of them fire every
 second (spread evenly), the rest are yearly jobs that stay in the plan table without
@@ -18,6 +19,12 @@ firing in the window. One worker then starts and we measure:
 
 Targets (issue 5): 100k jobs load in <= 10 s, RSS <= 300 MB, CPU per fire at 100k
 within 1.5x of that at 1k.
+
+``--model`` starts no server and no worker: for each fleet size W it prints what
+placing jobs by slots (``cluster.slots``) would give, from the real slot tables: slots
+and jobs planned per worker, slots moved by a join and a leave, watch events and etcd
+requests per fire today and with slots (``benchmarks/_shard_model.py`` says where in
+the code each count comes from). A model, not a measurement.
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ import trio
 
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
+from cluster.slots import DEFAULT_REPLICAS, DEFAULT_SLOTS
 from cluster.spec import JobSpec
 from worker.scheduler.plan import PlanTable
 
+from . import _shard_model
 from ._load import Load, put_jobs
 from ._machine import machine_info, machine_line
 from ._progress import Progress
@@ -186,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--firing", type=int, default=100, help="jobs firing every second")
     parser.add_argument("--seconds", type=int, default=10, help="CPU window per size")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--model", action="store_true",
+                        help="print the shard model (no servers, no workers)")
+    parser.add_argument("--fleets", default="2,4,8,100", help="--model: fleet sizes W")
+    parser.add_argument("--slots", type=int, default=DEFAULT_SLOTS, help="--model: slots S")
+    parser.add_argument("--replicas", type=int, default=DEFAULT_REPLICAS,
+                        help="--model: owners per slot R")
     args = parser.parse_args(argv)
+    if args.model:
+        return main_model(args)
     args.size_list = [int(x) for x in args.sizes.split(",")]
     meta = machine_info("benchmarks.scale")
     results = trio.run(main_async, args)
@@ -195,6 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     write_json(RESULTS_DIR / "scale.json", {"meta": meta, "sizes": [r.to_json() for r in results]})
     write_text(RESULTS_DIR / "scale.md", f"# Scale\n\nMachine: {machine_line(meta)}\n\n"
                f"Command: `{meta['command']}`\n\n{text}")
+    return 0
+
+
+def main_model(args: argparse.Namespace) -> int:
+    fleets = [int(x) for x in args.fleets.split(",")]
+    text = _shard_model.table(_shard_model.run(fleets, args.slots, args.replicas))
+    print(text)
+    meta = machine_info("benchmarks.scale")
+    stem = "scale-model" if args.slots == DEFAULT_SLOTS else f"scale-model-s{args.slots}"
+    write_text(RESULTS_DIR / f"{stem}.md", f"# Shard model (not measured)\n\n"
+               f"Commit {meta['commit']}, {meta['date_utc']} UTC. Command: "
+               f"`{meta['command']}`\n\n{text}")
     return 0
 
 
