@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,12 +83,19 @@ def state() -> FakeState:
     return canned_state()
 
 
-@pytest.fixture
-def browser(state: FakeState) -> Iterator[Browser]:
+@contextmanager
+def browser_on(state: FakeState, **page_options: Any) -> Iterator[Browser]:
+    """A Browser on a fake master answering from `state` (`timezone_id=`...: the page's)."""
     with FakeMaster(state) as master, launched_chromium() as chromium:
-        page = chromium.new_page(viewport={"width": 1360, "height": 860})
+        page = chromium.new_page(viewport={"width": 1360, "height": 860}, **page_options)
         page.set_default_timeout(TIMEOUT_MS)
         yield Browser(page, master)
+
+
+@pytest.fixture
+def browser(state: FakeState) -> Iterator[Browser]:
+    with browser_on(state) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chromium_kit import (TIMEOUT_MS, launched_chromium,  # skips without playwright
-                          stray_dates, sync_api)
-from test_webapp_browser import Browser, _assert_clean
-from webapp_fake_api import EVIL_NAME, FakeMaster, FakeState, _now_ms, canned_state
+from chromium_kit import stray_dates, sync_api  # skips without playwright
+from test_webapp_browser import Browser, _assert_clean, browser_on
+from webapp_fake_api import EVIL_NAME, _now_ms, canned_state
 
 ZONE = "Asia/Kolkata"  # +05:30: its local time is never UTC's
 JOB_ZONE = "Europe/Paris"  # backup's, as canned
@@ -33,16 +32,9 @@ TIMES = """(ts) => ts.map((t) => [t.dateTime, t.title, t.textContent,
 
 
 @pytest.fixture
-def state() -> FakeState:
-    return canned_state()
-
-
-@pytest.fixture
-def browser(state: FakeState) -> Iterator[Browser]:
-    with FakeMaster(state) as master, launched_chromium() as chromium:
-        page = chromium.new_page(viewport={"width": 1360, "height": 900}, timezone_id=ZONE)
-        page.set_default_timeout(TIMEOUT_MS)
-        yield Browser(page, master)
+def browser() -> Iterator[Browser]:
+    with browser_on(canned_state(), timezone_id=ZONE) as opened:
+        yield opened
 
 
 def job_page_heading(page: sync_api.Page, name: str) -> None:
