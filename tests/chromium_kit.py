@@ -18,7 +18,7 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 __all__ = ["CHROMIUM_ARGS", "TIMEOUT_MS", "canvas_pixels", "find_chromium",
-           "launched_chromium", "stock_asyncio", "sync_api"]
+           "launched_chromium", "stock_asyncio", "stray_dates", "sync_api"]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -75,3 +75,21 @@ def canvas_pixels(page: sync_api.Page, selector: str, rgb: tuple[int, int, int])
     """Opaque pixels of the canvas at ``selector`` within a few units of ``rgb``: a chart
     was drawn, and with what (a series' colour), not merely a canvas put in place."""
     return int(page.evaluate(_COUNT_PIXELS, [selector, *rgb]))
+
+
+_STRAY_DATES = """() => {
+  const date = /\\d{4}-\\d{2}-\\d{2}[ T]\\d{2}:\\d{2}/;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const stray = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (date.test(n.textContent) && !n.parentElement.closest("time")) stray.push(n.textContent);
+  }
+  return stray;
+}"""
+
+
+def stray_dates(page: sync_api.Page) -> list[str]:
+    """The page's texts that read as a date and time ("2024-05-01 14:00", or ISO) outside
+    any <time>: every time the UI shows is one (local as text, UTC on hover), so a view
+    that formats a time another way shows up here."""
+    return list(page.evaluate(_STRAY_DATES))

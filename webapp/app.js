@@ -10,7 +10,7 @@ import { auditView } from "./audit.js";
 import { dashboardView } from "./dashboard.js";
 import { getToken, setToken } from "./client.js";
 import { learnRole } from "./role.js";
-import { formatTime, formatUtc } from "./dom.js";
+import { formatUtc, replace, timeElement } from "./dom.js";
 import { editorView } from "./editor.js";
 import * as liveEvents from "./events.js";
 import { jobPageView } from "./jobpage.js";
@@ -149,7 +149,7 @@ function reportOk() {
   page.banner.hidden = true;
   // "Live": changes arrive as events (events.js); else the view is polled every 5 s.
   const live = liveEvents.isLive() ? "Live · " : "";
-  page.lastUpdated.textContent = `${live}Last updated ${formatTime(lastOkMs)}`;
+  replace(page.lastUpdated, `${live}Last updated `, timeElement(lastOkMs));
   page.lastUpdated.title = formatUtc(lastOkMs);
   page.lastUpdated.classList.remove("stale");
 }
@@ -158,8 +158,8 @@ function reportError(err) {
   page.bannerText.textContent = err.describe ? err.describe() : `Error: ${err}`;
   page.bannerToken.hidden = err.status !== 401;
   page.banner.hidden = false;
-  page.lastUpdated.textContent = lastOkMs === null ? "Update failed"
-    : `Update failed; last success ${formatTime(lastOkMs)}`;
+  replace(page.lastUpdated, lastOkMs === null ? "Update failed"
+    : ["Update failed; last success ", timeElement(lastOkMs)]);
   page.lastUpdated.classList.add("stale");
   if (err.status === 401 && promptedFor !== getToken()) {
     promptedFor = getToken();

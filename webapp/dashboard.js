@@ -2,12 +2,14 @@
 // over a chosen window, all from GET /api/v1/stats (the server groups the records; the
 // browser never downloads them). Runs per bucket stacked by status and lateness
 // p50/p99 are uPlot charts (vendored, webapp/vendor/uplot); the jobs that failed most
-// are a list of meters. Clicking a bar opens the runs behind it (#runs with since,
-// until and the status under the pointer).
+// are a list of meters (a name opens its job's page, a count its failed runs).
+// Clicking a bar opens the runs behind it (#runs with since, until and the status under
+// the pointer). Times, the charts' legends' too, are dom.js's timeElement.
 
 import uPlot from "./static/vendor/uplot/uPlot.esm.js";
 import { apiPath, request } from "./client.js";
 import { el, replace, timeElement } from "./dom.js";
+import { jobHash } from "./jobactions.js";
 
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
 // Drawing order, bottom of the stack first; statuses the server adds later go on top.
@@ -146,11 +148,15 @@ function renderTop(node, data) {
   const max = top[0].failures;
   const statuses = (data.failureStatuses || []).join(",");
   const since = data.buckets[0];
+  // The name opens the job's page; the count, the failed runs it counts.
+  const failedRuns = (t) => el("a", { class: "num failed-runs",
+    href: `#runs?${new URLSearchParams({ job: t.job, status: statuses, since: String(since) })}`,
+    "aria-label": `${t.failures} failure${t.failures === 1 ? "" : "s"} of ${t.job}: `
+      + "open those runs" }, t.failures);
   replace(node, el("ol", { class: "top-failing" }, top.map((t) => el("li", {},
-    el("a", { href: `#runs?${new URLSearchParams({ job: t.job, status: statuses,
-      since: String(since) })}`, class: "name" }, t.job),
+    el("a", { href: jobHash(t.job), class: "name", title: "Open the job's page" }, t.job),
     el("meter", { min: 0, max, value: t.failures, "aria-label": `failures of ${t.job}` }),
-    el("span", { class: "num" }, t.failures)))));
+    failedRuns(t)))));
 }
 
 function orderStatuses(keys) {
@@ -178,6 +184,24 @@ export function axisStyle() {
   return { stroke, grid: line, ticks: line };
 }
 
+/** The x series of a chart over time. uPlot writes a legend cell's first text node
+ * (kept empty here); the hovered time goes after it as a timeElement (timeLegend), local
+ * with UTC on hover, like every time in the UI. */
+export function timeSeries() {
+  return { label: "Time", value: () => "" };
+}
+
+/** uPlot hooks that put the hovered time into the x series' legend cell. */
+export const timeLegend = {
+  setLegend: [(u) => {
+    const cell = u.root.querySelector(".u-legend .u-series .u-value");
+    if (!cell || !cell.firstChild) return;
+    const i = u.cursor.idx;
+    cell.replaceChildren(cell.firstChild,
+      i === null || i === undefined ? "—" : timeElement(u.data[0][i]));
+  }],
+};
+
 function runsOptions(statuses, width, data) {
   const axis = axisStyle();
   const bars = uPlot.paths.bars({ size: [0.9, 40], align: 1 });
@@ -188,7 +212,8 @@ function runsOptions(statuses, width, data) {
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [axis, { ...axis, label: "runs" }],
-    series: [{}, ...statuses.slice().reverse().map((s) => ({
+    hooks: timeLegend,
+    series: [timeSeries(), ...statuses.slice().reverse().map((s) => ({
       label: s, fill: COLORS[s] || "#667085", stroke: COLORS[s] || "#667085", width: 0,
       paths: bars, points: { show: false }, value: own(s) }))],
   };
@@ -201,7 +226,8 @@ function latenessOptions(width) {
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
     axes: [axis, { ...axis, label: "ms" }],
-    series: [{},
+    hooks: timeLegend,
+    series: [timeSeries(),
       { label: "p50", stroke: "#2457c5", width: 2, spanGaps: false },
       { label: "p99", stroke: "#d92d20", width: 2, spanGaps: false }],
   };

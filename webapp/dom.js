@@ -72,12 +72,22 @@ function focusKey(e) {
 const pad = (n, width = 2) => String(n).padStart(width, "0");
 const isTime = (ms) => typeof ms === "number" && Number.isFinite(ms);
 
-/** Epoch ms -> "2024-05-01 14:00:05" in the browser's local time zone. */
-export function formatTime(ms) {
+/** Epoch ms -> "2024-05-01 14:00:05" in the browser's local time zone, or in
+ * `timeZone` (an IANA name: a job's zone) when given. */
+export function formatTime(ms, timeZone = undefined) {
   if (!isTime(ms)) return "—";
+  if (timeZone) return zoneTime(ms, timeZone);
   const d = new Date(ms);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function zoneTime(ms, timeZone) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+    timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+    minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
 }
 
 /** Epoch ms -> "2024-05-01T12:00:05.000Z" (ISO 8601, UTC): every shown time's hover. */
@@ -86,11 +96,12 @@ export function formatUtc(ms) {
   return new Date(ms).toISOString();
 }
 
-/** A <time> element: local time as text, UTC on hover. Every time the UI shows is one. */
-export function timeElement(ms) {
+/** A <time> element: local time (or `timeZone`'s) as text, UTC on hover. Every time
+ * the UI shows is one of these or a relativeElement: none is formatted another way. */
+export function timeElement(ms, timeZone = undefined) {
   if (!isTime(ms)) return el("span", { class: "muted" }, "—");
   return el("time", { datetime: new Date(ms).toISOString(), title: formatUtc(ms) },
-    formatTime(ms));
+    formatTime(ms, timeZone));
 }
 
 /** A <time> element showing "3s ago" / "in 5m"; the local time and UTC on hover. */

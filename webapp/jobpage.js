@@ -8,7 +8,7 @@
 
 import uPlot from "./static/vendor/uplot/uPlot.esm.js";
 import { ApiError, apiPath, request } from "./client.js";
-import { COLORS, axisStyle } from "./dashboard.js";
+import { COLORS, axisStyle, timeLegend, timeSeries } from "./dashboard.js";
 import { badge, el, formatPairs, replace, table, timeElement } from "./dom.js";
 import { jobActions, jobHash } from "./jobactions.js";
 import { cursorList, onLoadMore } from "./paging.js";
@@ -173,15 +173,6 @@ function renderSpec(node, job) {
     fact("Created", timeElement(job.createdAt))));
 }
 
-/** A time as the job's zone reads it: "2024-05-01 14:00:05". */
-function zoneTime(ms, timeZone) {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
-    timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", second: "2-digit", hourCycle: "h23",
-  }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
-  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
-}
-
 function renderFires(node, job, preview) {
   const zone = job.timezone || "UTC";
   const local = Intl.DateTimeFormat().resolvedOptions().timeZone || "browser";
@@ -192,8 +183,7 @@ function renderFires(node, job, preview) {
     times.length === 0 ? el("p", { class: "never" }, `Never: ${preview.reason || "no time"}`)
       : table([`In ${zone} (the job's zone)`, `In ${local} (this browser)`],
         times.map((t) => el("tr", {},
-          el("td", { class: "mono" }, el("time", { datetime: new Date(t).toISOString(),
-            title: new Date(t).toISOString() }, zoneTime(t, zone))),
+          el("td", { class: "mono" }, timeElement(t, zone)),
           el("td", {}, timeElement(t)))), { className: "fires" }),
     times.length > 0 && preview.reason
       ? el("p", { class: "muted small" }, `No more: ${preview.reason}`) : null);
@@ -216,7 +206,8 @@ function chartOptions(statuses, width) {
     cursor: { drag: { x: false, y: false } },
     scales: { y: { range: (u, min, max) => [0, Math.max(0.001, max ?? 1) * 1.1] } },
     axes: [{ stroke, grid, ticks }, { stroke, grid, ticks, label: "seconds" }],
-    series: [{}, ...statuses.map((s) => ({
+    hooks: timeLegend,
+    series: [timeSeries(), ...statuses.map((s) => ({
       label: s, stroke: COLORS[s] || "#667085", width: 0, paths: () => null, spanGaps: false,
       points: { show: true, size: 7, fill: COLORS[s] || "#667085",
         stroke: COLORS[s] || "#667085" },

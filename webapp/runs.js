@@ -3,7 +3,8 @@
 // first, each with its live output (output.js) a click away.
 
 import { apiPath, request } from "./client.js";
-import { badge, el, formatDuration, formatTime, replace, table, timeElement } from "./dom.js";
+import { badge, el, formatDuration, replace, table, timeElement } from "./dom.js";
+import { jobHash } from "./jobactions.js";
 import { liveOutputPanel } from "./output.js";
 import { cursorList, onLoadMore } from "./paging.js";
 
@@ -54,9 +55,9 @@ export function runsView(ctx, params) {
 
   function render() {
     renderRunning();
-    replace(title, state.job ? `Runs of job ${state.job}` : "Runs");
-    replace(range, state.since ? `From ${formatTime(Number(state.since))} ` : "",
-      state.until ? `until ${formatTime(Number(state.until))} ` : "", clearRange);
+    replace(title, state.job ? ["Runs of job ", jobLink(state.job)] : "Runs");
+    replace(range, state.since ? ["From ", timeElement(Number(state.since)), " "] : "",
+      state.until ? ["until ", timeElement(Number(state.until)), " "] : "", clearRange);
     more.hidden = !runs.nextCursor;
     if (runs.items.length === 0) {
       replace(body, el("p", { class: "empty" }, "No runs match."));
@@ -158,7 +159,7 @@ export function runRows(run, open, render) {
     } } }, isOpen ? "Hide" : "Output");
   const row = el("tr", { dataset: { run: run.runId } },
     el("td", {}, timeElement(run.startTime)),
-    el("td", { class: "name" }, run.jobName),
+    el("td", { class: "name" }, jobLink(run.jobName)),
     el("td", {}, badge(run.status === "skipped" && run.skipCount > 1
       ? `skipped ×${run.skipCount}` : run.status, run.status)),
     el("td", {}, run.trigger),
@@ -168,6 +169,12 @@ export function runRows(run, open, render) {
     el("td", { class: "num" }, run.exitCode ?? "—"),
     el("td", {}, toggle));
   return isOpen ? [row, detailRow(run)] : [row];
+}
+
+/** A job's name as a link to its page (the name as text: it is the server's data). */
+function jobLink(name) {
+  if (!name) return "";
+  return el("a", { href: jobHash(name), title: "Open the job's page" }, name);
 }
 
 function detailRow(run) {

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import trio
 
-from chromium_kit import TIMEOUT_MS, launched_chromium, sync_api  # skips without playwright
+from chromium_kit import (TIMEOUT_MS, launched_chromium,  # skips without playwright
+                          stray_dates, sync_api)
 from e2e_harness import serve_master
 
 pytestmark = pytest.mark.slow
@@ -194,9 +195,18 @@ def test_times_show_in_the_browsers_zone_with_utc_on_hover(live_master):
         page.set_default_timeout(TIMEOUT_MS)
         log_in(page, url, token)
         seen = 0
-        for fragment in ("#jobs", "#runs", "#workers", "#audit"):
-            open_view(page, url, fragment)
+        now_ms = int(time.time() * 1000)
+        # The runs of a time range (a dashboard bar's): its ends are times too.
+        in_range = f"#runs?since={now_ms - 3_600_000}&until={now_ms + 60_000}"
+        for fragment in ("#jobs", "#runs", in_range, "#workers", "#audit"):
+            if fragment == in_range:
+                page.goto(f"{url}/{fragment}")
+                sync_api.expect(page.locator("p.range time")).to_have_count(2)
+            else:
+                open_view(page, url, fragment)
             sync_api.expect(page.locator("main time").first).to_be_visible()
+            # No date is written another way (outside a <time>), the header's included.
+            assert stray_dates(page) == [], fragment
             for datetime_attr, title, text in page.locator("main time").evaluate_all(
                     "(ts) => ts.map((t) => [t.dateTime, t.title, t.textContent])"):
                 utc = datetime.fromisoformat(datetime_attr.replace("Z", "+00:00"))

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,12 +83,19 @@ def state() -> FakeState:
     return canned_state()
 
 
-@pytest.fixture
-def browser(state: FakeState) -> Iterator[Browser]:
+@contextmanager
+def browser_on(state: FakeState, **page_options: Any) -> Iterator[Browser]:
+    """A Browser on a fake master answering from `state` (`timezone_id=`...: the page's)."""
     with FakeMaster(state) as master, launched_chromium() as chromium:
-        page = chromium.new_page(viewport={"width": 1360, "height": 860})
+        page = chromium.new_page(viewport={"width": 1360, "height": 860}, **page_options)
         page.set_default_timeout(TIMEOUT_MS)
         yield Browser(page, master)
+
+
+@pytest.fixture
+def browser(state: FakeState) -> Iterator[Browser]:
+    with browser_on(state) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -503,7 +512,8 @@ def test_the_dashboard_is_the_landing_page_with_counts_and_charts(
     sync_api.expect(page.locator("#chart-lateness canvas")).to_have_count(1)
     top = page.locator("ol.top-failing li")
     sync_api.expect(top).to_have_count(2)
-    assert {top.nth(i).locator("a").inner_text() for i in range(2)} == {EVIL_NAME, "backup"}
+    assert {top.nth(i).locator("a.name").inner_text() for i in range(2)} == {EVIL_NAME,
+                                                                             "backup"}
     assert browser.master.state.api_requests("GET", "/api/v1/stats")[-1].query == {
         "window": "24h"}
     page.select_option("#dashboard-window", "1h")

@@ -6,9 +6,9 @@ terminal control characters escaped (a job's output must not drive the terminal)
 When the run ends, one line on stderr says how: ``[run <id> succeeded, exit 0]`` and
 exit 0, or, when it did not succeed, ``schedctl: run <id> failed, exit 3`` and exit 1
 (``RunDidNotSucceed``), so that scripts can tell. A
-stream that breaks, or is silent past READ_TIMEOUT_S (the master sends a heartbeat
-every 15 s), is opened again with the number of the last chunk received
-(``Last-Event-ID``), after a backoff: nothing is printed twice or missed. Without
+stream that breaks, or is silent for three heartbeats, is opened again with the number
+of the last chunk received (``Last-Event-ID``), after a backoff (`_sse_stream`, shared
+with `events`): nothing is printed twice or missed. Without
 --follow: the output and error text of the run's record (a finished run).
 """
 
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Final
+from contextlib import closing
+from typing import Any
 
 from ._client import api_path
 from ._context import Context
-from ._errors import EXIT_API, CliError, ConnectError
+from ._errors import EXIT_API, CliError
 from ._format import safe_text
-from ._sse import SseEvent, SseParser
-
-READ_TIMEOUT_S: Final = 45.0
-RECONNECT_S: Final = 0.5
-RECONNECT_MAX_S: Final = 10.0
+from ._sse import SseEvent
+from ._sse_stream import sse_events
 
 
 class RunDidNotSucceed(CliError):
@@ -49,29 +47,12 @@ def print_logs(ctx: Context, run_id: str) -> None:
 def follow_output(ctx: Context, run_id: str) -> None:
     """Print the run's output as it comes, until it ends (RunDidNotSucceed unless it
     succeeded) or Ctrl-C."""
-    last_id = ""
-    delay_s = RECONNECT_S
     try:
-        while True:
-            parser = SseParser(last_id)
-            headers = {"Accept": "text/event-stream"}
-            if last_id:
-                headers["Last-Event-ID"] = last_id
-            try:
-                with ctx.api.stream(api_path("runs", run_id, "output"), params={},
-                                    headers=headers, read_timeout_s=READ_TIMEOUT_S) as chunks:
-                    for text in chunks:
-                        for event in parser.feed(text):
-                            if _show(ctx, run_id, event):
-                                return
-                            delay_s = RECONNECT_S
-                        last_id = parser.last_id
-                reason = "the stream ended before the run did"
-            except ConnectError as err:
-                reason = str(err)
-            ctx.warn(f"{reason}; reconnecting in {delay_s:g} s")
-            ctx.sleep(delay_s)
-            delay_s = min(delay_s * 2, RECONNECT_MAX_S)
+        with closing(sse_events(ctx, api_path("runs", run_id, "output"),
+                                ended="the stream ended before the run did")) as events:
+            for event in events:
+                if _show(ctx, run_id, event):
+                    return
     except KeyboardInterrupt:
         return  # Ctrl-C: the run goes on, following it was the user's to stop
 

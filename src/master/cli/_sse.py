@@ -1,4 +1,5 @@
-"""A server-sent events parser (the WHATWG rules ``EventSource`` follows), for `events`.
+"""A server-sent events parser (the WHATWG rules ``EventSource`` follows), for
+`_sse_stream` (what `events` and `runs logs --follow` read).
 
 Fed text as it arrives, in pieces of any size, it returns the complete events. As in
 the browser: ``id:`` sets the last event id when its block ends, even a block with no
