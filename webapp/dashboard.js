@@ -155,7 +155,10 @@ function renderTop(node, data) {
       + "open those runs" }, t.failures);
   replace(node, el("ol", { class: "top-failing" }, top.map((t) => el("li", {},
     el("a", { href: jobHash(t.job), class: "name", title: "Open the job's page" }, t.job),
-    el("meter", { min: 0, max, value: t.failures, "aria-label": `failures of ${t.job}` }),
+    // The optimum (0) below low, and high below 1: any failure is in the "even less
+    // good" range, which browsers colour red (without these it is "optimum", green).
+    el("meter", { min: 0, max, low: 0.5, high: 0.5, optimum: 0, value: t.failures,
+      "aria-label": `failures of ${t.job}` }),
     failedRuns(t)))));
 }
 
