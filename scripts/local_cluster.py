@@ -149,7 +149,11 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.port}"
     etcd = services.EtcdServer(state, client_port=ETCD_PORT, peer_port=ETCD_PEER_PORT)
     children: list[tuple[str, subprocess.Popen]] = []
-    # Signals become a clean shutdown below, whichever process gets them first.
+    # Signals become a clean shutdown below, whichever process gets them first. SIGINT
+    # too, explicitly: started in the background by a shell without job control (a CI
+    # script's `cmd &`), a process inherits SIGINT ignored, and Ctrl-C (or the make-run
+    # test's SIGINT to the group) would leave the cluster running.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         print(f"starting etcd on 127.0.0.1:{ETCD_PORT} (data in {etcd.data_dir})", flush=True)
