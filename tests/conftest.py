@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import urllib.parse
 import uuid
@@ -27,6 +28,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import services  # noqa: E402  (scripts/ is not a package)
 
 from cluster.etcd import open_etcd  # noqa: E402
+
+# Tests stop the CLI, make run and others with SIGINT, as Ctrl-C does. A session started
+# in the background by a shell without job control (a CI script's `cmd &`) inherits
+# SIGINT ignored, and so would every process it starts: they would never stop. A
+# handler here is reset to the default in each child at exec, which Python children
+# turn into KeyboardInterrupt as usual.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from ._access import EtcdAccess
 from ._errors import EtcdTlsFailed
 
 _READ_AFTER_HANDSHAKE_S = 0.5  # TLS 1.3: the server's verdict on our certificate comes after
+_PLAIN = "it speaks plain TCP, not TLS: give etcd --cert-file or drop --etcd-ca"
 
 
 def diagnose_tls(endpoints: Sequence[str], access: EtcdAccess,
@@ -72,8 +73,14 @@ def _handshake(raw: socket.socket, host: str, port: int, access: EtcdAccess) -> 
         if "ALERT" in (exc.reason or ""):
             return _refused_ours(access, exc.reason or "")
         if _plain_http(host, port):
-            return "it speaks plain TCP, not TLS: give etcd --cert-file or drop --etcd-ca"
+            return _PLAIN
         return None
+    except ConnectionError:
+        # A plain etcd answers a ClientHello with a close: seen as an EOF (an SSLError,
+        # above) or, as timing has it, as a reset. Either way, ask it in plain words.
+        if _plain_http(host, port):
+            return _PLAIN
+        raise  # reset, and not plain HTTP either: no verdict from this endpoint
     return None
 
 
