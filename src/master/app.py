@@ -5,7 +5,8 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
     master (one_for_one)
     ├── store         StoreKeeper: opens the LogManager's run store, checks it, closes it
     ├── workers       WorkerManager: the live worker list (watch on workers/)
-    ├── schedulable   SchedulableWatch: jobs no live worker can run, once per change
+    ├── schedulable   SchedulableWatch: jobs no live worker can run, once per change;
+    │                 its jobs/ watch keeps the JobManager's JobCache (the jobs list)
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
     ├── alerts        publishes the alert settings, then delivers alerts (MasterAlerts)
@@ -75,7 +76,7 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
         ChildSpec("schedulable", lambda: SchedulableWatch(
             inboxes.schedulable, ctx, etcd,
             on_change=unschedulable_hook(services.alerts, then=on_schedulable_changed),
-            settle_s=schedulable_settle_s)),
+            settle_s=schedulable_settle_s, jobs_cache=services.jobs.cache)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
         ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),
