@@ -39,7 +39,7 @@ __all__ = ["StatsBuilder"]
 log = logging.getLogger(__name__)
 
 STEP_S: Final = 0.1  # one step of the build (a summary waits for at most one)
-GAP_S: Final = 0.05  # between steps
+GAP_S: Final = 0.1  # between steps: the server is shared (half its time at most)
 FOLLOW_S: Final = 10.0  # once built: how often the changes are followed
 RETRY_S, RETRY_MAX_S = 0.5, 30.0
 
