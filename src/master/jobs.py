@@ -229,7 +229,9 @@ class JobManager:
             stamp = await self._etcd.stamp_prefix(self._ks.jobs_prefix)
             cached = await self.cache.current(stamp)
             if cached is not None:
+                self._ctx.metrics.job_list_reads.labels("cache").inc()
                 return cached
+        self._ctx.metrics.job_list_reads.labels("etcd").inc()
         read = await self._etcd.get_prefix(self._ks.jobs_prefix)
         specs = []
         for stored in self._decoder.decode_all(read.kvs):

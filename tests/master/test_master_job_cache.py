@@ -55,6 +55,9 @@ async def test_writes_through_the_api_are_in_the_next_list_answered_from_memory(
     after = cache.statistics()
     assert after.hits - before.hits >= 6 and after.misses == before.misses
     assert after.loads == before.loads  # followed by the watch, not read again
+    metrics = master.ctx.metrics
+    assert metrics.value("job_list_reads_total", source="cache") == after.hits
+    assert (metrics.value("job_list_reads_total", source="etcd") or 0) == after.misses
 
 
 async def test_writes_straight_into_etcd_are_in_the_next_list(master):
