@@ -30,9 +30,10 @@ the ``JobCache``, which its watch changes, and the ``stored_jobs.JobDecoder``: t
 decoded specs of the last full read, and the log-once set of invalid jobs), so each
 request runs in its caller's task, under its caller's deadline. At most CONCURRENCY
 requests talk to etcd at once (a capacity limiter); beyond that callers wait for a
-slot within their own deadlines (backpressure, never a drop). An etcd error of any request counts in
-``etcd_errors_total``. Graceful stop needs nothing of its own: requests live in the
-HTTP server's tasks, which get their grace before anything else stops.
+slot within their own deadlines (backpressure, never a drop). An etcd error of any
+request counts in ``etcd_errors_total``. Graceful stop needs nothing of its own:
+requests live in the HTTP server's tasks, which get their grace before anything else
+stops.
 """
 
 from __future__ import annotations
