@@ -20,10 +20,9 @@ read back: if its audit entry is there, the change landed with it.
 Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
 transaction, so they are never written for a job that does not exist.
 
-Lists (the whole list, a page, the dashboard's counts, a job's ``downstream``) read
-the jobs from the ``JobCache`` (``job_cache``: kept by the SchedulableWatch's watch of
-``jobs/``, never older than the request), or read the range themselves while it
-cannot say it is current.
+Lists (the list, a page, the dashboard's counts, a job's ``downstream``) take the jobs
+from the ``JobCache`` (``job_cache``: never older than the request), or read the range
+while it cannot say it is current.
 
 A plain service object, not an actor: it holds no state a request could change (only
 the ``JobCache``, which its watch changes, and the ``stored_jobs.JobDecoder``: the
