@@ -21,9 +21,8 @@ at a time, and only where rows changed:
   in steps of at most an hour whose length adapts to the rows (``_Steps``: a step
   takes about BACKFILL_BUDGET_S), for at most ``budget_s`` per refresh
   (``built_from``: minutes before it are not built yet; a summary reaching before it
-  says ``partial``). The master backfills in the background (``master.stats_builder``);
-  a summary does at most a step of its own, and waits at most for the step in
-  progress.
+  says ``partial``). The master backfills in the background (``master.stats_builder``),
+  so its summaries only follow what changed and wait at most for the step under way.
 
 ``changed_at`` is in the table as created; a table made before it gets it at the
 first refresh, without rewriting the table: the column is added with a constant
