@@ -165,6 +165,7 @@ PROFILE_JS = """(fragment) => {
 }"""
 
 PHASES = ("context", "html", "modules", "api start", "api", "render")
+RAW: dict[str, list[float]] = {}  # each load's figures, in order, for the JSON file
 
 
 def time_pages(master: MasterProcess, jobs: int, loads: int
@@ -211,6 +212,8 @@ def time_pages(master: MasterProcess, jobs: int, loads: int
         spreads[f"page {fragment}"] = Spread.of(usable[fragment])
         spreads[f"page {fragment} (wait)"] = Spread.of(waited[fragment])
     profiles = {f: {p: Spread.of(v) for p, v in phases[f].items() if v} for f in fragments}
+    RAW.update({f"page {f}": usable[f] for f in fragments})
+    RAW.update({f"{f} {p}": v for f in fragments for p, v in phases[f].items()})
     return spreads, profiles
 
 
@@ -275,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         "jobs": args.jobs, "records": args.records, "loads": args.loads, "machine": info,
         "webapp": str(args.webapp), "ms": {k: asdict(v) for k, v in results.items()},
         "profiles_ms": {f: {p: asdict(v) for p, v in found.items()}
-                        for f, found in profiles.items()}})
+                        for f, found in profiles.items()},
+        "each_load_ms": {k: [round(x, 1) for x in v] for k, v in RAW.items()}})
     return 0
 
 

@@ -39,9 +39,9 @@ __all__ = ["StatsBuilder"]
 
 log = logging.getLogger(__name__)
 
-STEP_S: Final = 0.1  # one step of the build (a summary waits for at most one)
+STEP_S: Final = 0.05  # one step of the build (a summary waits for at most one)
 FIRST_STEP_WAIT_S: Final = 2.0  # the master's start waits this long for the first
-GAP_S: Final = 0.1  # between steps: the server is shared (half its time at most)
+GAP_S: Final = 0.05  # between steps: the server is shared (half its time at most)
 FOLLOW_S: Final = 10.0  # once built: how often the changes are followed
 RETRY_S, RETRY_MAX_S = 0.5, 30.0
 

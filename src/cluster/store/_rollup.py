@@ -19,7 +19,7 @@ at a time, and only where rows changed:
   so a row stamped before its batch commits is still found;
 - records older than the rollup's first refresh are added by a backfill, newest first,
   in steps of at most an hour whose length adapts to the rows (``_Steps``: a step
-  takes about BACKFILL_BUDGET_S), for at most ``budget_s`` per refresh
+  takes about STEP_S), for at most ``budget_s`` per refresh
   (``built_from``: minutes before it are not built yet; a summary reaching before it
   says ``partial``). The master backfills in the background (``master.stats_builder``),
   so its summaries only follow what changed and wait at most for the step under way.
@@ -58,6 +58,7 @@ ROLLUP: Final = "job_log_rollup"
 STATE: Final = "job_log_rollup_state"
 LOOKBACK_S: Final = 30  # > the longest a batch statement runs before it commits
 BACKFILL_BUDGET_S: Final = 0.1  # per summary; ``refresh(budget_s=...)`` for more
+STEP_S: Final = 0.05  # what one backfill step should take (``_Steps``)
 MAX_CHANGED_MINUTES: Final = 1440  # more than a day of changed minutes: rebuild instead
 ROLLUP_KEEP_MS: Final = 8 * 24 * HOUR_MS  # the longest window (7 d) and a day
 KINDS: Final = ("s", "l", "f")
@@ -235,18 +236,18 @@ class Rollup:
 
 
 class _Steps:
-    """How many minutes one backfill step rebuilds: the step should take about
-    BACKFILL_BUDGET_S (a summary waits at most for one), so halve it after a slower
-    one and double it after a much faster one, between 1 minute and an hour. It
-    starts short: 1,200 records a minute (1,000,000 in 14 h) take ~15 ms a minute."""
+    """How many minutes one backfill step rebuilds: the step should take about STEP_S
+    (a summary waits at most for one), so halve it after a slower one and double it
+    after a much faster one, between 1 minute and an hour. It starts short: 1,200
+    records a minute (1,000,000 in 14 h) take ~15 ms a minute."""
 
     def __init__(self) -> None:
         self.minutes = 4
 
     def took(self, elapsed_s: float) -> None:
-        if elapsed_s > BACKFILL_BUDGET_S and self.minutes > 1:
+        if elapsed_s > STEP_S and self.minutes > 1:
             self.minutes //= 2
-        elif elapsed_s < BACKFILL_BUDGET_S / 4 and self.minutes < 60:
+        elif elapsed_s < STEP_S / 4 and self.minutes < 60:
             self.minutes = min(60, self.minutes * 2)
 
 
