@@ -104,6 +104,14 @@ class PrefixMirror:
         stream = self._stream
         return stream is not None and stream.statistics().connected
 
+    @property
+    def settled(self) -> bool:
+        """No event received waits to be handed over: the listener has every change of
+        the revisions it saw (etcd sends a transaction's events in one response), so
+        its view is one of etcd's states, not half of a transaction."""
+        stream = self._stream
+        return stream is None or stream.statistics().buffered == 0
+
     def statistics(self) -> MirrorStatistics:
         return MirrorStatistics(self.prefix, self._reads, self._compactions, self.synced)
 

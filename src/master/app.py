@@ -4,8 +4,10 @@ Start order is dependency order; shutdown runs it backwards (DESIGN §2)::
 
     master (one_for_one)
     ├── store         StoreKeeper: opens the LogManager's run store, checks it, closes it
+    ├── stats         StatsBuilder: builds older runs into the statistics' rollup (MySQL)
     ├── workers       WorkerManager: the live worker list (watch on workers/)
-    ├── schedulable   SchedulableWatch: jobs no live worker can run, once per change
+    ├── schedulable   SchedulableWatch: jobs no live worker can run, once per change;
+    │                 its jobs/ watch keeps the JobManager's JobCache (the jobs list)
     ├── retention     prunes old run records every few minutes
     ├── audit         AuditMover: moves audit entries from etcd to the run store
     ├── alerts        publishes the alert settings, then delivers alerts (MasterAlerts)
@@ -40,6 +42,7 @@ from .context import Clock, Inboxes, MasterContext, open_mailboxes, wall_ms
 from .retention import Retention
 from .schedulable_watch import SETTLE_S, OnSchedulableChanged, SchedulableWatch
 from .runs import StoreKeeper
+from .stats_builder import StatsBuilder
 from .server import HTTP_GRACE_S, HttpServer, hypercorn_config
 from .services import Services
 from .web import create_app, create_metrics_app
@@ -71,11 +74,12 @@ def build_tree(ctx: MasterContext, inboxes: Inboxes, etcd: Etcd, services: Servi
     alerts_file = None if config.alerts_file is None else load_alerts_file(config.alerts_file)
     children = [
         ChildSpec("store", lambda: StoreKeeper(runs)),
+        ChildSpec("stats", lambda: StatsBuilder(runs)),
         ChildSpec("workers", lambda: WorkerManager(inboxes.workers, ctx, etcd)),
         ChildSpec("schedulable", lambda: SchedulableWatch(
             inboxes.schedulable, ctx, etcd,
             on_change=unschedulable_hook(services.alerts, then=on_schedulable_changed),
-            settle_s=schedulable_settle_s)),
+            settle_s=schedulable_settle_s, jobs_cache=services.jobs.cache)),
         ChildSpec("retention", lambda: Retention(inboxes.retention, ctx, runs)),
         ChildSpec("audit", lambda: AuditMover(inboxes.audit, ctx, etcd, runs)),
         ChildSpec("alerts", MasterAlerts(services.alerts, ctx, etcd, alerts_file)),

@@ -25,9 +25,10 @@ from .errors import ApiError, BadRequest, EtcdDown, NoQuorum, ShuttingDown, Stor
 from .messages import ListWorkers, WorkerManagerMsg
 from .views import WorkerView
 
-__all__ = ["as_api_error", "ask", "ask_jobs", "ask_runs", "ask_workers"]
+__all__ = ["as_api_error", "ask", "ask_jobs", "ask_runs", "ask_workers", "both"]
 
 R = TypeVar("R")
+S = TypeVar("S")
 Ts = TypeVarTuple("Ts")
 
 # RunStore argument names -> the API's query parameter names.
@@ -71,6 +72,31 @@ async def ask_workers(ctx: MasterContext,
     """The live workers, from the WorkerManager actor."""
     return await ask(call, workers, ListWorkers, timeout_s=ctx.workers_timeout_s,
                      down=EtcdDown)
+
+
+async def both(first: Callable[[], Awaitable[R]], second: Callable[[], Awaitable[S]]
+               ) -> tuple[R, S]:
+    """``first()`` and ``second()`` at once (an etcd read and a store query take their
+    times side by side, not one after the other). The first to fail cancels the other
+    and its error is raised as it is (an ApiError stays one: not an exception group)."""
+    results: list[object] = [None, None]
+    failure: Exception | None = None
+
+    async def run(i: int, call: Callable[[], Awaitable[object]]) -> None:
+        nonlocal failure
+        try:
+            results[i] = await call()
+        except Exception as exc:  # raised below, after the nursery
+            if failure is None:
+                failure = exc
+            nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, 0, first)
+        nursery.start_soon(run, 1, second)
+    if failure is not None:
+        raise failure
+    return results[0], results[1]  # type: ignore[return-value]
 
 
 def as_api_error(error: BaseException) -> ApiError | None:

@@ -21,15 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import trio
-
 from cluster.cron import describe
 from cluster.spec import JobSpec
 from cluster.store import FAILURE_STATUSES, LastRun
 
-from .ask import ask, ask_jobs
+from .ask import ask, ask_jobs, both
 from .context import MasterContext
-from .errors import ApiError, BadRequest, StoreDown, Unavailable
+from .errors import BadRequest, StoreDown, Unavailable
 from .inputs import query_int
 from .jobs import JobManager, JobSnapshot
 from .runs import LogManager
@@ -140,25 +138,7 @@ async def _read_both(ctx: MasterContext, run_log: LogManager,
                      read_jobs: Callable[[], Awaitable[T]]
                      ) -> tuple[T, tuple[dict[str, LastRun], str | None]]:
     """``read_jobs()`` and the last runs at once; an ApiError of the jobs' read is raised."""
-    last: tuple[dict[str, LastRun], str | None] = ({}, None)
-
-    async def read_last_runs() -> None:
-        nonlocal last
-        last = await last_runs(ctx, run_log)
-
-    failure: ApiError | None = None
-    read: T | None = None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_last_runs)
-        try:
-            read = await read_jobs()
-        except ApiError as exc:  # raised after the nursery: not as an exception group
-            failure = exc
-            nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    assert read is not None
-    return read, last
+    return await both(read_jobs, lambda: last_runs(ctx, run_log))
 
 
 async def last_runs(ctx: MasterContext, run_log: LogManager, names: list[str] | None = None

@@ -20,14 +20,19 @@ read back: if its audit entry is there, the change landed with it.
 Kill and run-now are guarded by ``create_revision(jobs/<name>) > 0`` in the same
 transaction, so they are never written for a job that does not exist.
 
+Lists (the list, a page, the dashboard's counts, a job's ``downstream``) take the jobs
+from the ``JobCache`` (``job_cache``: never older than the request), or read the range
+while it cannot say it is current.
+
 A plain service object, not an actor: it holds no state a request could change (only
-the ``stored_jobs.JobDecoder``: the decoded specs of the last full read, and the
-log-once set of invalid jobs), so each request runs in its caller's task, under
-its caller's deadline. At most CONCURRENCY requests talk to etcd at once (a capacity
-limiter); beyond that callers wait for a slot within their own deadlines
-(backpressure, never a drop). An etcd error of any request counts in
-``etcd_errors_total``. Graceful stop needs nothing of its own: requests live in the
-HTTP server's tasks, which get their grace before anything else stops.
+the ``JobCache``, which its watch changes, and the ``stored_jobs.JobDecoder``: the
+decoded specs of the last full read, and the log-once set of invalid jobs), so each
+request runs in its caller's task, under its caller's deadline. At most CONCURRENCY
+requests talk to etcd at once (a capacity limiter); beyond that callers wait for a
+slot within their own deadlines (backpressure, never a drop). An etcd error of any
+request counts in ``etcd_errors_total``. Graceful stop needs nothing of its own:
+requests live in the HTTP server's tasks, which get their grace before anything else
+stops.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ from cluster.store import AuditAction, AuditEntry, InvalidAuditEntry
 from .audit import Author, new_entry
 from .chains import downstream_map, upstream_guards
 from .context import MasterContext
-from .job_counts import JobCounts, job_counts
+from .job_cache import CachedJobs, JobCache
+from .job_counts import JobCounts
 from .stored_jobs import JobDecoder, StoredJob
 from .errors import EditConflict, JobNotFound
 from .views import JobView, SaveOutcome
@@ -103,6 +109,7 @@ class JobManager:
         self._etcd = etcd
         self._slots = trio.CapacityLimiter(CONCURRENCY)
         self._decoder = JobDecoder(ctx.keyspace)
+        self.cache = JobCache(ctx.keyspace, report=self._decoder.report_invalid)
 
     @property
     def in_flight(self) -> int:
@@ -141,7 +148,7 @@ class JobManager:
 
     async def counts(self) -> JobCounts:
         """Jobs, paused jobs and runs going now, for the dashboard (``job_counts``)."""
-        return await self._request(job_counts, self._etcd, self._ks)
+        return await self._request(self._counts)
 
     async def check_etcd(self) -> None:
         """For /healthz: a cluster without quorum is named as such (EtcdNoQuorum),
@@ -210,10 +217,22 @@ class JobManager:
         return [snapshot.view(spec) for spec in snapshot.specs]
 
     async def _snapshot(self) -> JobSnapshot:
-        read = await self._etcd.get_prefix(self._ks.jobs_prefix)
+        jobs = await self._jobs()
         running = await self._running()
         fleet = await self._fleet()
-        now = self._ctx.clock()
+        return JobSnapshot(jobs.specs, running, fleet, jobs.downstream, self._ctx.clock())
+
+    async def _jobs(self) -> CachedJobs:
+        """Every valid job, sorted by name: from the cache once it is as current as
+        etcd is now (``JobCache.current``), else read from etcd."""
+        if self.cache.synced:
+            stamp = await self._etcd.stamp_prefix(self._ks.jobs_prefix)
+            cached = await self.cache.current(stamp)
+            if cached is not None:
+                self._ctx.metrics.job_list_reads.labels("cache").inc()
+                return cached
+        self._ctx.metrics.job_list_reads.labels("etcd").inc()
+        read = await self._etcd.get_prefix(self._ks.jobs_prefix)
         specs = []
         for stored in self._decoder.decode_all(read.kvs):
             if stored.spec is None:
@@ -221,7 +240,13 @@ class JobManager:
                 continue
             specs.append(stored.spec)
         # sorted by name: etcd returns a prefix sorted by key
-        return JobSnapshot(specs, running, fleet, downstream_map(specs), now)
+        return CachedJobs(specs, downstream_map(specs))
+
+    async def _counts(self) -> JobCounts:
+        jobs = await self._jobs()
+        running = await self._etcd.get_prefix(self._ks.running_prefix())
+        return JobCounts.of(jobs.specs, sum(1 for kv in running.kvs
+                                            if self._ks.parse_running(kv.key) is not None))
 
     async def _view(self, name: str, spec: JobSpec | None = None) -> JobView:
         if spec is None:
@@ -230,15 +255,10 @@ class JobManager:
                 raise JobNotFound(name)
             spec = stored.valid()
         running = await self._running(name)
-        downstream = downstream_map(await self._specs())
+        downstream = (await self._jobs()).downstream
         fleet = await self._fleet()
         return JobView.of(spec, self._ctx.clock(), running.get(name, ()),
                           downstream.get(name, ()), fleet)
-
-    async def _specs(self) -> list[JobSpec]:
-        """Every valid stored job (for the chains: who runs after whom)."""
-        snapshot = await self._etcd.get_prefix(self._ks.jobs_prefix)
-        return [s.spec for s in self._decoder.decode_all(snapshot.kvs) if s.spec is not None]
 
     async def _pending_audit(self) -> list[AuditEntry]:
         entries = []

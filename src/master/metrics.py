@@ -97,6 +97,11 @@ class Metrics:
             "Time the run store took to answer GET /api/v1/stats (rollup refresh "
             "included), by window.", ("window",), registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0))
+        self.job_list_reads = Counter(
+            PREFIX + "job_list_reads_total",
+            "Jobs lists (the list, its pages, the dashboard's counts) by where the jobs "
+            "came from: the JobCache, or etcd (the cache not synced or behind).",
+            ("source",), registry=registry)
         self.events_clients = Gauge(
             PREFIX + "events_clients",
             "Streams of GET /api/v1/events connected now.", registry=registry)

@@ -112,9 +112,16 @@ class LogManager:
         return await self._request(lambda store: store.recent_runs(job_name, limit))
 
     async def stats(self, window: str) -> StatsSummary:
-        """The dashboard's figures of ``window`` (``1h``, ``24h``, ``7d``) ending now."""
+        """The dashboard's figures of ``window`` (``1h``, ``24h``, ``7d``) ending now;
+        older records are built into the rollup by the StatsBuilder, not here."""
         now_ms = self._ctx.clock()
-        return await self._request(lambda store: store.stats.summary(window, now_ms))
+        return await self._request(lambda store: store.stats.summary(window, now_ms,
+                                                                     backfill_s=0))
+
+    async def build_stats(self, budget_s: float) -> bool:
+        """Build older records into the statistics' rollup for about ``budget_s``;
+        True once it holds every record a window reaches (``stats_builder``)."""
+        return await self._request(lambda store: store.stats.build(budget_s))
 
     async def read_output(self, run_id: str, after_seq: int, limit: int) -> list[OutputChunk]:
         """A run's live output chunks after ``after_seq`` (``output_api``)."""

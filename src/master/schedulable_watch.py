@@ -26,6 +26,10 @@ store down), announces the spell again after a restart, with a new start: an ale
 twice rather than never. A write etcd refuses is logged; the spell then lives in
 memory only.
 
+Its ``jobs/`` mirror is the master's one watch of that range: it also feeds the
+JobManager's ``JobCache`` (``jobs_cache``), which the jobs list answers from; the cache
+is told first, before anything here can await.
+
 Cost: a worker republishes its info every few seconds; the jobs are looked at again
 only when the set of live workers' labels changes, and a job alone when it changes.
 Nothing is announced before both ranges and the open spells have been read. The actor takes no messages
@@ -47,6 +51,7 @@ from cluster.presence import PresenceDecodeError, WorkerInfo
 from cluster.spec import JobSpec, SpecError
 
 from .context import MasterContext
+from .job_cache import JobCache
 from .messages import SchedulableWatchMsg
 from .schedulable import SchedulableChanged, SchedulableTracker, Spell, no_worker_reason
 
@@ -65,13 +70,16 @@ Selector = tuple[tuple[str, str], ...]
 class SchedulableWatch(Actor[SchedulableWatchMsg]):
     def __init__(self, inbox: Inbox[SchedulableWatchMsg], ctx: MasterContext, etcd: Etcd, *,
                  on_change: OnSchedulableChanged | None = None,
-                 settle_s: float = SETTLE_S) -> None:
+                 settle_s: float = SETTLE_S, jobs_cache: JobCache | None = None) -> None:
         super().__init__(inbox)
         self._ctx = ctx
         self._etcd = etcd
         self._on_change = on_change
         self._tracker = SchedulableTracker(round(settle_s * 1000))
         self._jobs_mirror = PrefixMirror(etcd, ctx.keyspace.jobs_prefix)
+        self._cache = jobs_cache
+        if jobs_cache is not None:
+            jobs_cache.follow(self._jobs_mirror)
         self._workers_mirror = PrefixMirror(etcd, ctx.keyspace.workers_prefix)
         self._jobs: dict[str, tuple[Selector, bool]] = {}  # name -> (selector, paused)
         self._workers: dict[str, Mapping[str, str]] = {}  # worker id -> labels
@@ -92,6 +100,8 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
     # -- the two ranges ---------------------------------------------------------------
 
     async def _load_jobs(self, snapshot: PrefixSnapshot, _after: int | None) -> None:
+        if self._cache is not None:
+            self._cache.load(snapshot)
         jobs = _decoded(snapshot, self._ctx.keyspace.name_from_job_key, _job)
         for gone in self._jobs.keys() - jobs.keys():
             self._forget(gone)
@@ -100,6 +110,8 @@ class SchedulableWatch(Actor[SchedulableWatchMsg]):
         self._observe_all()
 
     async def _job_event(self, event: WatchEvent) -> None:
+        if self._cache is not None:
+            self._cache.apply(event)
         name = _apply(event, self._ctx.keyspace.name_from_job_key, _job, self._jobs)
         if name is not None and name in self._jobs:
             self._observe(name)

@@ -22,7 +22,7 @@ from quart import Blueprint, Response, request
 
 from cluster.store import FAILURE_STATUSES, STATS_WINDOWS, LastRun, StatsSummary
 
-from .ask import ask_jobs, ask_runs, ask_workers
+from .ask import ask_jobs, ask_runs, ask_workers, both
 from .context import MasterContext
 from .errors import BadRequest
 from .inputs import check_job_name, query_int
@@ -46,11 +46,17 @@ def stats_routes(ctx: MasterContext, services: Services) -> Blueprint:
         window = request.args.get("window", DEFAULT_WINDOW)
         if window not in STATS_WINDOWS:
             raise BadRequest("window", "one of " + ", ".join(STATS_WINDOWS))
-        counts: JobCounts = await ask_jobs(ctx, services.jobs.counts)
-        workers: list[WorkerView] = await ask_workers(ctx, services.workers)
-        started = time.perf_counter()
-        summary: StatsSummary = await ask_runs(ctx, services.runs.stats, window)
-        ctx.metrics.stats_query.labels(window).observe(time.perf_counter() - started)
+        async def from_etcd() -> tuple[JobCounts, list[WorkerView]]:
+            return (await ask_jobs(ctx, services.jobs.counts),
+                    await ask_workers(ctx, services.workers))
+
+        async def from_store() -> StatsSummary:
+            started = time.perf_counter()
+            summary: StatsSummary = await ask_runs(ctx, services.runs.stats, window)
+            ctx.metrics.stats_query.labels(window).observe(time.perf_counter() - started)
+            return summary
+
+        (counts, workers), summary = await both(from_etcd, from_store)
         return json_response(stats_json(summary, counts, len(workers)))
 
     @bp.get("/jobs/<path:name>/durations")

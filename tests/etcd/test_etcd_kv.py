@@ -43,6 +43,21 @@ async def test_get_prefix_is_sorted_and_carries_the_read_revision(etcd, etcd_pre
     await etcd.delete(etcd_prefix[:-1] + "x")
 
 
+async def test_stamp_prefix_changes_with_every_put_and_deletion_under_it(etcd, etcd_prefix):
+    assert (await etcd.stamp_prefix(etcd_prefix))[:2] == (0, 0)
+    first = await etcd.put(etcd_prefix + "b", "1")
+    newest = await etcd.put(etcd_prefix + "a", "1")
+    await etcd.put(etcd_prefix[:-1] + "x", "outside")  # shares the text, not the prefix
+    stamp = await etcd.stamp_prefix(etcd_prefix)
+    assert (stamp.count, stamp.newest) == (2, newest) and stamp.revision > newest
+    again = await etcd.put(etcd_prefix + "b", "2")  # an update: the count stays, newest moves
+    assert (await etcd.stamp_prefix(etcd_prefix))[:2] == (2, again) and again > first
+    await etcd.delete(etcd_prefix + "a")  # a deletion alone: the count drops
+    assert (await etcd.stamp_prefix(etcd_prefix))[:2] == (1, again)
+    await etcd.delete_prefix(etcd_prefix)
+    await etcd.delete(etcd_prefix[:-1] + "x")
+
+
 async def test_delete_prefix_refuses_the_whole_keyspace(etcd):
     with pytest.raises(ValueError, match="whole keyspace"):
         await etcd.delete_prefix("")

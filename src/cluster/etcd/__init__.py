@@ -66,7 +66,7 @@ from ._txn import (  # noqa: E402
     PutResult,
     TxnResult,
 )
-from ._types import EventType, KeyValue, Lease, PrefixSnapshot, WatchEvent  # noqa: E402
+from ._types import EventType, KeyValue, Lease, PrefixSnapshot, PrefixStamp, WatchEvent  # noqa: E402
 from ._watch import WatchStatistics, WatchStream  # noqa: E402
 
 __all__ = [
@@ -74,7 +74,8 @@ __all__ = [
     "EtcdAccess", "EtcdAccessError", "EtcdAuthFailed", "EtcdCredentialsUnreadable",
     "EtcdError", "EtcdNoQuorum", "EtcdOutcomeUnknown", "EtcdPermissionDenied", "EtcdRejected",
     "EtcdStatistics", "EtcdTlsFailed", "EtcdUnavailable", "EventType", "Get",
-    "GetResult", "KeyValue", "Lease", "LeaseExpired", "Op", "OpResult", "PrefixSnapshot", "Put", "PutResult",
+    "GetResult", "KeyValue", "Lease", "LeaseExpired", "Op", "OpResult", "PrefixSnapshot",
+    "PrefixStamp", "Put", "PutResult",
     "TxnResult", "WatchCompacted", "WatchEvent", "WatchStatistics", "WatchStream",
     "open_etcd",
 ]

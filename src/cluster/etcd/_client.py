@@ -27,6 +27,7 @@ from ._types import (
     KeyValue,
     Lease,
     PrefixSnapshot,
+    PrefixStamp,
     encode_key,
     encode_value,
     prefix_range_end,
@@ -113,6 +114,18 @@ class Etcd:
         response = await self._unary(lambda m: m.kv.Range, request, f"get prefix {prefix!r}")
         kvs = tuple(KeyValue.from_proto(kv) for kv in response.kvs)
         return PrefixSnapshot(kvs, response.header.revision)
+
+    async def stamp_prefix(self, prefix: Key) -> PrefixStamp:
+        """The count and newest ``mod_revision`` of the keys under ``prefix``: one key
+        comes back (no value), so a mirror can tell whether it is current (``PrefixStamp``)
+        without reading the range."""
+        start = encode_key(prefix)
+        request = etcdrpc.RangeRequest(
+            key=start, range_end=prefix_range_end(start), limit=1, keys_only=True,
+            sort_order=etcdrpc.RangeRequest.DESCEND, sort_target=etcdrpc.RangeRequest.MOD)
+        response = await self._unary(lambda m: m.kv.Range, request, f"stamp prefix {prefix!r}")
+        newest = response.kvs[0].mod_revision if response.kvs else 0
+        return PrefixStamp(response.count, newest, response.header.revision)
 
     async def put(self, key: Key, value: bytes | str, *, lease_id: int = 0) -> int:
         """Set ``key``; returns the revision of the write. Raises LeaseExpired."""

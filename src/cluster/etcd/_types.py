@@ -57,6 +57,17 @@ class KeyValue:
         )
 
 
+class PrefixStamp(NamedTuple):
+    """What changes under a prefix whenever anything under it changes: the number of
+    keys and the newest ``mod_revision`` among them (a put raises it, a deletion alone
+    lowers the count). A mirror of the range that shows the same two figures is as
+    current as this read, whose ``revision`` it also carries."""
+
+    count: int
+    newest: int  # 0 when the range is empty
+    revision: int
+
+
 class PrefixSnapshot(NamedTuple):
     """A consistent read of a prefix: watch from ``revision + 1`` to miss nothing."""
 

@@ -53,12 +53,18 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     missed_fires INT NULL,
     first_missed BIGINT NULL,
     sort_time BIGINT NOT NULL,
+    changed_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+        ON UPDATE CURRENT_TIMESTAMP(3),
     UNIQUE KEY ux_job_log_run_id (run_id),
     KEY ix_job_log_job_time (job_name, sort_time),
     KEY ix_job_log_status_time (status, sort_time),
-    KEY ix_job_log_time (sort_time)
+    KEY ix_job_log_time (sort_time),
+    KEY ix_job_log_changed (changed_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 """
+# ``changed_at`` (MySQL only) is kept by the server, never written by us: the statistics'
+# rollup (``_rollup``) follows the rows changed since its watermark with it. A table made
+# before it had the column gets it from the rollup's first refresh.
 
 _SQLITE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (

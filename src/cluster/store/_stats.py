@@ -182,13 +182,18 @@ class RunStats:
         await self._ready()
         return await self._rollup.refresh(budget_s) is None
 
-    async def summary(self, window: str | StatsWindow, now_ms: int) -> StatsSummary:
+    async def summary(self, window: str | StatsWindow, now_ms: int, *,
+                      backfill_s: float | None = None) -> StatsSummary:
+        """``backfill_s``: how long this summary may build older records into the
+        rollup (MySQL; None: the rollup's BACKFILL_BUDGET_S). 0 when ``build`` runs
+        apart, as in the master: the summary then only follows what changed."""
         w = window if isinstance(window, StatsWindow) else StatsWindow.named(window)
         await self._ready()
         first, last = w.buckets(now_ms)
         day_first = (now_ms - DAY_MS) // MINUTE_MS + 1
         if self._rollup is not None:
-            complete_from = await self._rollup.refresh()
+            complete_from = await (self._rollup.refresh() if backfill_s is None
+                                   else self._rollup.refresh(backfill_s))
             rows = await self._rollup.read(w.bucket_ms, first, last)
             top = await self._rollup.top_failing(w.bucket_ms, first, last, TOP_JOBS)
             failures = await self._rollup.failures(day_first, now_ms // MINUTE_MS)
