@@ -18,6 +18,8 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>state/<name>                  the last fire, and the catch-up cursor (cluster.last_fire)
     <p>alert-channels/<name>         an alert channel's JSON (secrets included; issue 12)
     <p>alerts/settings               the cluster's alert settings (written by the master)
+    <p>shards                        the cluster's slot count and replication factor,
+                                     written once (cluster.shard_settings; issue 14)
     <p>audit/<entry_id>              audit entry of one change, written in the change's own
                                      transaction; moved to the run store by the master
                                      (entry_id = 16-digit time ms, '-', 16 hex digits, so
@@ -131,6 +133,11 @@ class Keyspace:
     def alert_settings(self) -> str:
         """The cluster's alert settings (repeat interval, default policy, public URL)."""
         return f"{self.prefix}alerts/settings"
+
+    @property
+    def shards(self) -> str:
+        """The cluster's shard settings (S, R): written once, read by every process."""
+        return f"{self.prefix}shards"
 
     def alert_channel(self, name: str) -> str:
         if not isinstance(name, str) or ALERT_CHANNEL_RE.fullmatch(name) is None:

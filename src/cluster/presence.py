@@ -13,8 +13,9 @@ Errors::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -58,6 +59,48 @@ def _dump(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
+def fleet_epoch(worker_ids: Iterable[str]) -> str:
+    """A short name for one membership (a set of worker ids): the same in every process,
+    whatever the order. Workers compare memberships by it instead of by their lists, so
+    that a registration stays small in a fleet of hundreds (it is republished to every
+    watcher every ``session_ttl_s``/3)."""
+    text = "\n".join(sorted(set(worker_ids)))
+    return hashlib.blake2b(f"fleet:{text}".encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What a worker of a sharded cluster says about its slots (DESIGN §6b, issue 14).
+
+    ``fleet``: the ``fleet_epoch`` of the membership the worker has loaded its slots
+    for (their jobs, states and runs read, their watches and plans running), and
+    ``fleet_size`` how many workers that membership has. The others take a joining
+    worker into their slot tables only once it publishes this, and a leaving worker
+    (``leaving``) hands over its slots once their successors publish the membership
+    without it: make before break, so no slot is ever left unserved by a move.
+
+    Absent (``WorkerInfo.serving`` None): a worker of an earlier release, or of a
+    cluster with shards off; it plans every job, as before issue 14."""
+
+    fleet: str
+    fleet_size: int
+    leaving: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"fleet": self.fleet, "fleetSize": self.fleet_size, "leaving": self.leaving}
+
+    @classmethod
+    def from_json(cls, value: object) -> "Serving | None":
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("fleet"), str) \
+                or isinstance(value.get("fleetSize"), bool) \
+                or not isinstance(value.get("fleetSize"), int) or value["fleetSize"] < 1 \
+                or not isinstance(value.get("leaving", False), bool):
+            raise TypeError(f"serving must be {{fleet, fleetSize, leaving}}, not {value!r}")
+        return cls(value["fleet"], value["fleetSize"], value.get("leaving", False))
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """A worker's registration under ``workers/<id>``; republished every few seconds."""
@@ -73,19 +116,24 @@ class WorkerInfo:
     wall_ms: int = 0  # the worker's clock when it published: the master shows the skew
     # What keeps it from taking work, one line each ("spill: disk full"); () when healthy.
     problems: tuple[str, ...] = ()
+    # The slots it has loaded, in a sharded cluster; None (not written) otherwise.
+    serving: Serving | None = None
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         """True when this worker carries every label the selector asks for."""
         return all(self.labels.get(k) == v for k, v in selector.items())
 
     def to_bytes(self) -> bytes:
-        return _dump({
+        value: dict[str, object] = {
             "id": self.worker_id, "host": self.host, "pid": self.pid,
             "labels": dict(self.labels), "version": self.version,
             "startedAt": self.started_ms, "running": self.running,
             "capacity": self.capacity, "wallClock": self.wall_ms,
             "problems": list(self.problems),
-        })
+        }
+        if self.serving is not None:  # absent otherwise: the bytes of earlier releases
+            value["serving"] = self.serving.to_json()
+        return _dump(value)
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> "WorkerInfo":
@@ -98,6 +146,7 @@ class WorkerInfo:
                 running=int(v.get("running", 0)), capacity=int(v.get("capacity", 0)),
                 wall_ms=int(v.get("wallClock", 0)),
                 problems=tuple(str(p) for p in v.get("problems", ())),
+                serving=Serving.from_json(v.get("serving")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PresenceDecodeError("worker info", repr(exc)) from None

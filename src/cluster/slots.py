@@ -52,7 +52,8 @@ from typing import Final
 from .presence import WorkerInfo
 
 __all__ = [
-    "DEFAULT_REPLICAS", "DEFAULT_SLOTS", "MAX_SLOTS", "SlotError", "SlotTable", "owners",
+    "DEFAULT_REPLICAS", "DEFAULT_SLOTS", "MAX_SLOTS", "SlotError", "SlotTable", "check_count",
+    "owners",
     "ranges", "score", "servers", "slot_of", "slots_of",
 ]
 
@@ -70,7 +71,9 @@ class SlotError(ValueError):
         super().__init__(f"invalid {what} {value!r}: {rule}")
 
 
-def _check_count(what: str, value: object, high: int | None = None) -> int:
+def check_count(what: str, value: object, high: int | None = None) -> int:
+    """``value`` if it is an int >= 1 (and <= ``high``), else SlotError: the one rule
+    for S and R, here and in ``cluster.shard_settings``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
             or (high is not None and value > high):
         limit = "" if high is None else f" and <= {high}"
@@ -90,7 +93,7 @@ def _hash64(text: str) -> int:
 
 def slot_of(job_name: str, slots: int = DEFAULT_SLOTS) -> int:
     """The slot of a job: the same in every process, release and machine."""
-    return _hash64(f"job:{job_name}") % _check_count("slot count", slots, MAX_SLOTS)
+    return _hash64(f"job:{job_name}") % check_count("slot count", slots, MAX_SLOTS)
 
 
 def score(slot: int, worker_id: str) -> int:
@@ -107,8 +110,8 @@ def owners(slot: int, workers: Iterable[str], replicas: int = DEFAULT_REPLICAS, 
            slots: int = DEFAULT_SLOTS) -> tuple[str, ...]:
     """The owners of ``slot`` among ``workers`` (ids), best first: R of them, or every
     worker when there are R or fewer."""
-    _check_slot(slot, _check_count("slot count", slots, MAX_SLOTS))
-    return _ranked(slot, workers, _check_count("replication factor", replicas))
+    _check_slot(slot, check_count("slot count", slots, MAX_SLOTS))
+    return _ranked(slot, workers, check_count("replication factor", replicas))
 
 
 def servers(slot: int, workers: Iterable[WorkerInfo], selector: Mapping[str, str],
@@ -155,8 +158,8 @@ class SlotTable:
     @classmethod
     def build(cls, workers: Iterable[str], replicas: int = DEFAULT_REPLICAS, *,
               slots: int = DEFAULT_SLOTS) -> SlotTable:
-        slots = _check_count("slot count", slots, MAX_SLOTS)
-        replicas = _check_count("replication factor", replicas)
+        slots = check_count("slot count", slots, MAX_SLOTS)
+        replicas = check_count("replication factor", replicas)
         fleet = sorted(set(workers))
         return cls(slots, replicas, tuple(fleet),
                    tuple(_ranked(s, fleet, replicas) for s in range(slots)))

@@ -10,7 +10,9 @@ goes, they vanish in one revision and another worker records the runs lost. So:
 - Every ``ttl / 3`` s: renew it (``keepalive_once``), then republish the info (running
   count asked of the Executor, wall clock for the master's skew display, and the
   worker's ``problems``: "spill: disk full" while its ``SpillRoom`` is full, so the
-  master's /api/v1/workers and /healthz show it within ttl/3).
+  master's /api/v1/workers and /healthz show it within ttl/3; in a sharded cluster,
+  its ``serving``, the membership its slots are loaded for, DESIGN §6b: not wired yet,
+  so nothing is published).
 - Fenced: once etcd says the lease is gone (LeaseExpired), or no renewal was confirmed
   for a whole TTL less ``FENCE_LEAD_S`` (etcd unreachable: the lease may soon be gone
   and the runs taken over), the worker can no longer vouch for its runs. It tells the Locker and the Executor
@@ -58,7 +60,7 @@ import trio
 from actors import Actor, Address, CallFailed, Inbox, MailboxClosed, call
 from cluster.backoff import Backoff
 from cluster.etcd import Etcd, EtcdError, EtcdUnavailable, Lease, LeaseExpired
-from cluster.presence import WorkerInfo
+from cluster.presence import Serving, WorkerInfo
 
 from worker.executor.messages import ExecutorMsg, Fenced, RunningCount
 from worker.locker.messages import LockerMsg
@@ -111,11 +113,15 @@ class Registrar(Actor[RegistrarMsg]):
                  log_sink: Address[LogSinkMsg], executor: Address[ExecutorMsg],
                  locker: Address[LockerMsg],
                  budget: RegistrarBudget = RegistrarBudget(),
-                 problems: Callable[[], tuple[str, ...]] = tuple) -> None:
+                 problems: Callable[[], tuple[str, ...]] = tuple,
+                 serving: Callable[[], Serving | None] = lambda: None) -> None:
         """``problems``: what keeps the worker from taking work now, read at each
-        publication (``SpillRoom.problems``)."""
+        publication (``SpillRoom.problems``). ``serving``: the membership its slots are
+        loaded for in a sharded cluster (DESIGN §6b), read likewise; None, the default,
+        publishes nothing, as before shards."""
         super().__init__(inbox)
         self._problems = problems
+        self._serving = serving
         self._ctx = ctx
         self._budget = budget
         self._etcd = etcd
@@ -308,7 +314,7 @@ class Registrar(Actor[RegistrarMsg]):
             worker_id=self._ctx.worker_id, host=self._host, pid=os.getpid(),
             labels=cfg.labels, version=self._version, started_ms=self._started_ms,
             running=self._running, capacity=cfg.capacity, wall_ms=self._ctx.clock.now_ms(),
-            problems=self._problems(),
+            problems=self._problems(), serving=self._serving(),
         )
 
     # -- telling the peers --------------------------------------------------------------

@@ -19,7 +19,7 @@ from actors import Inbox, open_mailbox
 from cluster.config import Config
 from cluster.etcd import Etcd, LeaseExpired
 from cluster.keyspace import Keyspace
-from cluster.presence import WorkerInfo
+from cluster.presence import Serving, WorkerInfo, fleet_epoch
 from worker.clock import SystemClock
 from worker.context import WorkerContext
 from worker.mailboxes import Inboxes, open_mailboxes
@@ -144,6 +144,41 @@ async def test_publishes_the_spill_rooms_state_at_each_republication(etcd, etcd_
             room.has_room("the run store took the records")
             await trio.sleep(2 / 3 + 0.5)
             assert await published() == ()
+            registrar.request_stop()
+
+
+async def test_publishes_serving_only_when_given_and_its_changes_at_each_republication(
+        etcd, etcd_prefix):
+    """Shards (issue 14): ``serving`` is absent by default (a cluster with shards off
+    sees the registration of earlier releases); given, each publication carries the
+    membership its slots are loaded for at that moment."""
+    loaded: list[Serving | None] = [None]
+    registrar, inboxes = make_registrar(etcd, etcd_prefix, serving=lambda: loaded[0])
+    plain, plain_inboxes = make_registrar(etcd, etcd_prefix)
+    key = Keyspace(etcd_prefix).worker(ME)
+
+    async def published() -> tuple[Serving | None, bytes]:
+        raw = (await etcd.get(key)).value
+        return WorkerInfo.from_bytes(raw).serving, raw
+
+    async with fake_executor(plain_inboxes.executor), \
+            fake_log_sink(plain_inboxes.log_sink, etcd, key):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(plain.run)
+            serving, raw = await published()
+            assert serving is None and b"serving" not in raw
+            plain.request_stop()
+    async with fake_executor(inboxes.executor), fake_log_sink(inboxes.log_sink, etcd, key):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(registrar.run)
+            serving, raw = await published()
+            assert serving is None and b"serving" not in raw
+            loaded[0] = Serving(fleet_epoch([ME, "w2"]), 2)
+            await trio.sleep(2 / 3 + 0.5)  # one renewal interval (ttl 2 s), and its put
+            assert (await published())[0] == Serving(fleet_epoch([ME, "w2"]), 2)
+            loaded[0] = Serving(fleet_epoch([ME]), 1, leaving=True)
+            await trio.sleep(2 / 3 + 0.5)
+            assert (await published())[0] == Serving(fleet_epoch([ME]), 1, leaving=True)
             registrar.request_stop()
 
 
