@@ -2,6 +2,8 @@
 
     python -m benchmarks.scale [--sizes 1000,10000,100000] [--firing 100] [--seconds 10]
     python -m benchmarks.scale --model [--fleets 2,4,8,100] [--slots 256] [--replicas 2]
+    python -m benchmarks.scale --fleet 2,4,8 [--jobs 100000] [--firing 20] [--seconds 20]
+                               [--quiet 10] [--shards S:R] [--tag NAME]
 
 For each size N, N jobs are written to a private etcd: ``--firing`` of them fire every
 second (spread evenly), the rest are yearly jobs that stay in the plan table without
@@ -25,6 +27,17 @@ placing jobs by slots (``cluster.slots``) would give, from the real slot tables:
 and jobs planned per worker, slots moved by a join and a leave, watch events and etcd
 requests per fire today and with slots (``benchmarks/_shard_model.py`` says where in
 the code each count comes from). A model, not a measurement.
+
+``--fleet W1,W2,..`` measures those counts (issue 14, target 4): for each fleet size W
+a private etcd and W real workers, ``--jobs`` jobs of which ``--firing`` fire every
+second (spread) and the rest are yearly; after they loaded, a quiet window (nothing
+fires: the background per second) and a firing window. Per fire, from etcd's own
+counters (its /metrics): requests, raft writes, watch events sent to the workers and
+watch responses, the background taken off; fires run, duplicates and missed from the
+run store; per worker RSS, plan table and (if the worker exports it) jobs planned.
+``--shards S:R`` writes ``<p>shards`` before the workers start (workers that do not
+obey it yet ignore it). ``benchmarks/_fleet_counts.py`` has the details. Results:
+``benchmarks/results/scale-fleet[-TAG].{json,md}``.
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ from cluster.slots import DEFAULT_REPLICAS, DEFAULT_SLOTS
 from cluster.spec import JobSpec
 from worker.scheduler.plan import PlanTable
 
-from . import _shard_model
+from . import _fleet_counts, _shard_model
 from ._load import Load, put_jobs
 from ._machine import machine_info, machine_line
 from ._progress import Progress
@@ -192,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--firing", type=int, default=100, help="jobs firing every second")
-    parser.add_argument("--seconds", type=int, default=10, help="CPU window per size")
+    parser.add_argument("--firing", type=int, help="jobs firing every second "
+                        "(default 100; --fleet: 20, a low rate: counts, not CPU)")
+    parser.add_argument("--seconds", type=int, help="CPU window per size (default 10); "
+                        "--fleet: the firing window per fleet size (default 20)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--model", action="store_true",
                         help="print the shard model (no servers, no workers)")
@@ -201,9 +216,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=DEFAULT_SLOTS, help="--model: slots S")
     parser.add_argument("--replicas", type=int, default=DEFAULT_REPLICAS,
                         help="--model: owners per slot R")
+    parser.add_argument("--fleet", help="measure per-fire counts for these fleet sizes W, "
+                        "e.g. 2,4,8 (issue 14 target 4)")
+    parser.add_argument("--jobs", type=int, default=100_000,
+                        help="--fleet: jobs in all, --firing of them firing")
+    parser.add_argument("--quiet", type=float, default=10.0,
+                        help="--fleet: seconds of the quiet window (the background)")
+    parser.add_argument("--shards", type=_fleet_counts.parse_shards, metavar="S:R",
+                        help="--fleet: write <prefix>shards = S slots, R replicas first")
+    parser.add_argument("--tag", default="", help="--fleet: results file suffix")
     args = parser.parse_args(argv)
     if args.model:
         return main_model(args)
+    fleet_mode = bool(args.fleet)
+    args.firing = args.firing or (20 if fleet_mode else 100)
+    args.seconds = args.seconds or (20 if fleet_mode else 10)
+    if fleet_mode:
+        return main_fleet(parser, args)
     args.size_list = [int(x) for x in args.sizes.split(",")]
     meta = machine_info("benchmarks.scale")
     results = trio.run(main_async, args)
@@ -211,6 +240,38 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     write_json(RESULTS_DIR / "scale.json", {"meta": meta, "sizes": [r.to_json() for r in results]})
     write_text(RESULTS_DIR / "scale.md", f"# Scale\n\nMachine: {machine_line(meta)}\n\n"
+               f"Command: `{meta['command']}`\n\n{text}")
+    return 0
+
+
+def main_fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        sizes = [int(x) for x in args.fleet.split(",")]
+    except ValueError:
+        parser.error(f"--fleet {args.fleet!r}: expected fleet sizes such as 2,4,8")
+    if min(sizes) < 1 or args.firing < 1 or args.jobs < args.firing:
+        parser.error("--fleet needs W >= 1, --firing >= 1 and --jobs >= --firing")
+    meta = machine_info("benchmarks.scale")
+
+    async def run() -> list[_fleet_counts.FleetResult]:
+        progress = Progress("scale")
+        results = []
+        with scratch_dir("scale-fleet", keep=args.keep) as base:
+            for workers in sizes:
+                r = await _fleet_counts.measure_fleet(workers, args, base / f"w{workers}",
+                                                      progress)
+                results.append(r)
+                progress.done(f"W={workers}: {r.run} runs of {r.due}, {r.duplicates} dup")
+        return results
+
+    results = trio.run(run)
+    text = _fleet_counts.table(results)
+    print(text)
+    stem = "scale-fleet" + (f"-{args.tag}" if args.tag else "")
+    write_json(RESULTS_DIR / f"{stem}.json",
+               {"meta": meta, "fleets": [r.to_json() for r in results]})
+    write_text(RESULTS_DIR / f"{stem}.md", f"# Cost per fire against fleet size\n\n"
+               f"Machine: {machine_line(meta)}, {meta['date_utc']} UTC\n\n"
                f"Command: `{meta['command']}`\n\n{text}")
     return 0
 
