@@ -1,0 +1,116 @@
+"""The pure parts of ``python -m benchmarks.scale --fleet`` (issue 14, target 4): reading
+etcd's /metrics text, the per-fire arithmetic with the quiet window's background taken
+off, duplicates, and the ``--shards S:R`` argument. No server: the measured part runs
+by hand (BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+pytest.importorskip("psutil", reason="the bench extra (benchmarks._workers)")
+
+from benchmarks import _fleet_counts, scale  # noqa: E402
+from benchmarks._etcd_counts import EtcdCounts, MetricsMissing, PerFire  # noqa: E402
+from cluster.shard_settings import ShardSettings  # noqa: E402
+
+
+def etcd_metrics(*, txn: int, keepalive: int, range_: int, writes: int, events: int,
+                 responses: int) -> str:
+    """A cut of etcd 3.4's /metrics, with the families and labels it really has."""
+    return f"""\
+# HELP etcd_debugging_mvcc_events_total Total number of events sent by this member.
+# TYPE etcd_debugging_mvcc_events_total counter
+etcd_debugging_mvcc_events_total {events}
+# HELP etcd_server_proposals_committed_total The total number of consensus proposals committed.
+# TYPE etcd_server_proposals_committed_total gauge
+etcd_server_proposals_committed_total {writes}
+# HELP grpc_server_msg_received_total Total number of RPC stream messages received on the server.
+# TYPE grpc_server_msg_received_total counter
+grpc_server_msg_received_total{{grpc_method="Txn",grpc_service="etcdserverpb.KV",grpc_type="unary"}} {txn}
+grpc_server_msg_received_total{{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}} {range_}
+grpc_server_msg_received_total{{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"}} {keepalive}
+grpc_server_msg_received_total{{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}} 3
+grpc_server_msg_received_total{{grpc_method="Watch",grpc_service="grpc.health.v1.Health",grpc_type="server_stream"}} 0
+# HELP grpc_server_msg_sent_total Total number of gRPC stream messages sent by the server.
+# TYPE grpc_server_msg_sent_total counter
+grpc_server_msg_sent_total{{grpc_method="Txn",grpc_service="etcdserverpb.KV",grpc_type="unary"}} {txn}
+grpc_server_msg_sent_total{{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}} {responses}
+"""
+
+
+def test_requests_are_every_message_received_writes_the_proposals_events_those_sent():
+    counts = EtcdCounts.parse(etcd_metrics(txn=40, keepalive=5, range_=2, writes=37,
+                                           events=20, responses=4))
+    assert counts.requests == 40 + 5 + 2 + 3
+    assert counts.by_method == {"Txn": 40, "Range": 2, "LeaseKeepAlive": 5, "Watch": 3}
+    assert (counts.writes, counts.watch_events, counts.watch_responses) == (37, 20, 4)
+
+
+def test_a_metrics_text_without_the_needed_counters_is_named_not_read_as_zero():
+    text = etcd_metrics(txn=1, keepalive=0, range_=0, writes=1, events=0, responses=0)
+    without = "\n".join(line for line in text.splitlines() if "mvcc_events" not in line)
+    with pytest.raises(MetricsMissing, match="etcd_debugging_mvcc_events_total"):
+        EtcdCounts.parse(without)
+
+
+def test_per_fire_takes_the_quiet_rate_off_over_the_window_then_divides_by_fires():
+    def counts(requests, writes, events, responses, txn):
+        return EtcdCounts(requests, writes, events, responses, {"Txn": txn})
+
+    before = counts(1000, 900, 500, 100, 800)
+    after = counts(1000 + 470, 900 + 430, 500 + 210, 100 + 30, 800 + 400)
+    window = after - before
+    assert window == counts(470, 430, 210, 30, 400)
+    # 10 s quiet: 6 requests, 0.5 writes, 1 event per second
+    per = PerFire(window, 20.0, 200, counts(60, 5, 10, 10, 0), 10.0)
+    assert per.background_per_s == counts(6, 0.5, 1, 1, 0)
+    assert per.gross.requests == pytest.approx(2.35)
+    assert per.net.requests == pytest.approx((470 - 120) / 200)
+    assert per.net.writes == pytest.approx((430 - 10) / 200)
+    assert per.net.watch_events == pytest.approx((210 - 20) / 200)
+    assert per.net.by_method == {"Txn": pytest.approx(2.0)}
+    assert per.to_json()["per_fire_net"]["writes"] == 2.1
+
+
+def test_duplicates_count_runs_beyond_the_first_of_each_planned_fire():
+    fires = [("a", 1000), ("a", 2000), ("a", 1000), ("b", 1000), ("a", 1000)]
+    assert _fleet_counts.duplicates(fires) == 2
+    assert _fleet_counts.duplicates(list(dict.fromkeys(fires))) == 0
+
+
+def test_gauges_are_read_from_the_worker_text_and_absent_is_none():
+    text = ("# TYPE scheduler_worker_jobs gauge\nscheduler_worker_jobs 100000.0\n"
+            "scheduler_worker_jobs_total_x 3\n")
+    assert _fleet_counts.gauge(text, "scheduler_worker_jobs") == 100_000
+    assert _fleet_counts.gauge(text, "scheduler_worker_jobs_planned") is None
+
+
+def test_shards_argument_is_s_colon_r_and_a_bad_one_is_one_line():
+    assert _fleet_counts.parse_shards("256:2") == ShardSettings(256, 2)
+    for bad, why in (("256", "expected S:R"), ("x:2", "expected S:R"),
+                     ("0:2", "invalid slot count")):
+        with pytest.raises(argparse.ArgumentTypeError, match=why):
+            _fleet_counts.parse_shards(bad)
+
+
+def test_fleet_mode_refuses_impossible_sizes_before_starting_anything(capsys):
+    for argv in (["--fleet", "2,x"], ["--fleet", "0"], ["--fleet", "2", "--jobs", "5"]):
+        with pytest.raises(SystemExit) as exited:
+            scale.main(argv)
+        assert exited.value.code == 2
+    assert "--fleet" in capsys.readouterr().err
+
+
+def test_the_table_shows_net_and_gross_per_fire_and_n_a_without_the_planned_gauge():
+    per = PerFire(EtcdCounts(470, 430, 210, 30), 20.0, 200, EtcdCounts(60, 5, 10, 10), 10.0)
+    result = _fleet_counts.FleetResult(
+        workers=2, jobs=1000, firing=10, shards="off", counts=per, due=200, run=201,
+        duplicates=1, load_s=1.0, rss_mb=[100.0, 120.0], plan_table=[1000.0, 1000.0],
+        planned=[None, None], cpu_s=1.0)
+    text = _fleet_counts.table([result])
+    row = next(line for line in text.splitlines() if line.startswith("| 2 |"))
+    assert "| 200 / 200 | 1 | 0 |" in row
+    assert "1.75 (2.35)" in row and "2.10 (2.15)" in row and "0.95 (1.05)" in row
+    assert "| 110 / 120 |" in row and row.endswith("| n/a |")
