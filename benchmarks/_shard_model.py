@@ -1,26 +1,36 @@
 """The shard model of ``python -m benchmarks.scale --model`` (issue 14): pure Python, no
 server, no worker. A model, not a measurement: the slot figures come from the real
 ``cluster.slots``; the per-fire counts are read off the code (each names where), not
-counted on the wire.
+counted on the wire (``python -m benchmarks.scale --fleet`` counts them there).
 
-Per fire of an ``allow`` job, today and with slots (the writes do not change: shards
-change who plans and who watches a fire, not what a claim writes):
+Per fire of an ``allow`` job, today and with slots (corrected after the counts on the
+wire, docs/perf-baseline-14.md §2: every request below is a raft write, the backups'
+included):
 
-    etcd writes    claim (1 txn: running/, lock/, state/)   worker/claims.py claim_ops
-                   start mark (CAS running/ -> started)     worker/executor/start_marks.py
-                   release (delete running/, once durable)  worker/claims.py release_running
+    etcd writes    claim (1 txn: running/, lock/, state/), the first choice
+                                                            worker/locker/transport.py claim_batch
+                   one losing claim txn per backup: a backup's check that goes alone
+                   (nearly all: checks are batched only when two are ready at once,
+                   ``min_batch=2``) is sent as the full claim transaction, which fails
+                   on the lock's compare but is a raft write all the same
+                                                            worker/locker/transport.py claim_once
+                   start mark (CAS running/ -> started), group-committed: ~3 marks per
+                   txn at 100 fires/s, ~1 at 20/s           worker/executor/start_marks.py
+                   release (delete running/, once durable), batched: ~50 per txn at
+                   100 fires/s                               worker/claims.py release_running
                    + 1 for forbid/replace: the guard        worker/claims.py release_guard
-    etcd reads     one check per backup worker: every eligible worker but the first
-                   reads the lock after its rank's wait     worker/locker/transport.py check_batch
+    etcd reads     none per fire in the spread shape: the read-only ``check_batch``
+                   serves only checks that coincide         worker/locker/transport.py check_batch
     watch events   each worker's running/ watch gets the run's deletion (puts filtered
-                   out: deletions_only)                      worker/job_watcher/actor.py
+                   out by etcd: deletions_only)              worker/job_watcher/actor.py
                    the master's watch of the whole prefix gets every key change: the
                    claim's 3 puts, the mark, the delete, the lock's expiry with its
                    rotating lease                            master/event_feeds.py
 
-Writes are counted unbatched: the claim, mark and release batchers
-(``claim_batch``, ``start_marks``, ``release_running``) share one transaction among
-fires ready together, which only lowers them at high rates.
+So the writes of a fire grow with the servers of its job: W today (1 claim + W - 1
+losing backup claims), R with slots, plus at most one mark and one release, which the
+batchers share among fires ready together (``MARKS_PER_FIRE`` and ``RELEASES_PER_FIRE``
+are the upper bound, one each; measured at 100 fires/s on 2 workers: 0.30 and 0.02).
 """
 
 from __future__ import annotations
@@ -29,7 +39,8 @@ from dataclasses import dataclass
 
 from cluster.slots import SlotTable, ranges, slot_of
 
-WRITES_PER_FIRE = 3  # claim, start mark, release (forbid/replace: 4)
+MARKS_PER_FIRE = 1  # at most: group-committed (0.30 per fire measured at 100 fires/s)
+RELEASES_PER_FIRE = 1  # at most: batched (0.02 per fire measured at 100 fires/s)
 MASTER_EVENTS_PER_FIRE = 6  # 3 claim puts + mark + delete + lock expiry
 PRESENCE_PERIOD_S = 10 / 3  # session_ttl_s / 3: each worker republishes workers/<id>
 MASTER_WORKER_WATCHES = 3  # master/workers.py, schedulable_watch.py, event_feeds.py
@@ -59,9 +70,13 @@ class FleetModel:
         """Watch events the workers receive per fire, all of them together."""
         return self.servers if sharded else self.workers
 
-    def reads_per_fire(self, sharded: bool) -> int:
-        """Backup checks: every eligible worker but the first."""
+    def backup_claims_per_fire(self, sharded: bool) -> int:
+        """Losing claim transactions: every eligible worker but the first (raft writes)."""
         return (self.servers if sharded else self.workers) - 1
+
+    def writes_per_fire(self, sharded: bool) -> int:
+        """Upper bound, unbatched: the claim, the backups' claims, a mark, a release."""
+        return 1 + self.backup_claims_per_fire(sharded) + MARKS_PER_FIRE + RELEASES_PER_FIRE
 
     def rss_mb(self, jobs: int, sharded: bool) -> float:
         planned = self.jobs[jobs][2] if sharded else jobs
@@ -114,7 +129,8 @@ def table(models: list[FleetModel]) -> str:
             "new worker joins / when `worker-000` leaves.\n\n"
             "| W | slots per worker | jobs planned per worker, 100k | 1M | slots moved: join "
             "/ leave | watch ranges per worker (max) | watch events per fire, today → slots "
-            "| backup reads per fire | etcd writes per fire | presence events/s | RSS per "
+            "| backup claim txns per fire | etcd writes per fire, at most | presence events/s "
+            "| RSS per "
             "worker at 1M jobs, MB, today → slots (max) |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
@@ -124,11 +140,15 @@ def table(models: list[FleetModel]) -> str:
             f"| {_mmm(m.jobs[1_000_000])} | {m.moved_join:,} / {m.moved_leave:,} "
             f"| {m.watch_ranges:,} "
             f"| {m.events_per_fire(False)} → {m.events_per_fire(True)} "
-            f"| {m.reads_per_fire(False)} → {m.reads_per_fire(True)} "
-            f"| {WRITES_PER_FIRE} → {WRITES_PER_FIRE} "
+            f"| {m.backup_claims_per_fire(False)} → {m.backup_claims_per_fire(True)} "
+            f"| {m.writes_per_fire(False)} → {m.writes_per_fire(True)} "
             f"| {m.presence_events_per_s():,.0f} "
             f"| {m.rss_mb(1_000_000, False):,.0f} → {m.rss_mb(1_000_000, True):,.0f} |")
-    notes = (f"\n\nPer fire, beside these: the master's watch of the whole prefix gets "
+    notes = (f"\n\nWrites per fire: the claim, the backups' losing claim transactions "
+             f"(raft writes: a lone backup check is sent as the full claim), at most one "
+             f"start mark and one release (both batched: measured 0.30 and 0.02 per fire "
+             f"at 100 fires/s on 2 workers, docs/perf-baseline-14.md). No reads per fire. "
+             f"Per fire, beside these: the master's watch of the whole prefix gets "
              f"{MASTER_EVENTS_PER_FIRE} events, whatever W. Presence: each worker "
              f"republishes every {PRESENCE_PERIOD_S:.1f} s to W workers and "
              f"{MASTER_WORKER_WATCHES} master watches (W·(W+3)/3.3 per second), not per "

@@ -1,6 +1,7 @@
 """The shard model of ``python -m benchmarks.scale --model`` (issue 14) counts from the
 real slot tables: every job is planned by exactly min(R, W) workers, a join moves the
-slots the newcomer takes, and the per-fire counts are W today and R with slots."""
+slots the newcomer takes, and the per-fire counts are W today and R with slots (watch
+events, and claim transactions: a backup's losing claim is a write, not a read)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def test_each_job_is_planned_by_r_workers_and_the_counts_follow_w_and_r() -> Non
         assert mean * m.workers == pytest.approx(min(2, m.workers) * jobs)
         assert low <= mean <= high
         assert (m.events_per_fire(False), m.events_per_fire(True)) == (m.workers, 2)
-        assert (m.reads_per_fire(False), m.reads_per_fire(True)) == (m.workers - 1, 1)
+        assert (m.backup_claims_per_fire(False), m.backup_claims_per_fire(True)) == \
+            (m.workers - 1, 1)
+        # the claim, W - 1 (today) or R - 1 (slots) losing claims, a mark, a release
+        assert (m.writes_per_fire(False), m.writes_per_fire(True)) == (m.workers + 2, 4)
         fleet = [f"worker-{i:03d}" for i in range(m.workers)]
         table = SlotTable.build(fleet, 2, slots=64)
         joined = SlotTable.build([*fleet, f"worker-{m.workers:03d}"], 2, slots=64)
