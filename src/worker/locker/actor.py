@@ -52,6 +52,7 @@ from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
 from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
+from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
 from .claim_batch import BatchQueue, Outcome, PendingClaim
@@ -86,15 +87,18 @@ class LockerStatistics:
     clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
     out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
     no_quorum: int  # fires not claimed because etcd had no quorum (caught up after)
+    not_served: int  # shards: fires of jobs other workers serve now (they claim them)
     quorum_lost: bool  # etcd answers without a leader now: nothing is claimed
 
 
 class Locker(Actor[LockerMsg]):
     def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
-                 room: SpillRoom | None = None, lead: ClaimLead | None = None) -> None:
+                 room: SpillRoom | None = None, lead: ClaimLead | None = None,
+                 shards: ShardState | None = None) -> None:
         """``room``: the worker's ``SpillRoom`` (read only); ``lead``: its ``ClaimLead``
-        (this Locker writes its claims' round trips); fresh ones if not given."""
+        (this Locker writes its claims' round trips); fresh ones if not given.
+        ``shards``: its ``ShardState`` (read only; none: shards off)."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
@@ -108,13 +112,13 @@ class Locker(Actor[LockerMsg]):
                                          session=lambda: self._session)
         self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                                   kill_grace_s=ctx.config.kill_grace_s)
-        self._order = ClaimOrder(ctx)  # who claims a fire when: the fleet, its clocks
+        self._order = ClaimOrder(ctx, shards)  # who claims a fire when: the fleet, its clocks
         self._session: int | None = None
         self._running = 0
         self._stopping = False
         self._counts = {"won": 0, "taken": 0, "skipped": 0, "skipped_running": 0,
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
-                        "spill_full": 0, "retries": 0, "no_quorum": 0}
+                        "spill_full": 0, "retries": 0, "no_quorum": 0, "not_served": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
@@ -173,6 +177,9 @@ class Locker(Actor[LockerMsg]):
 
     async def _claim(self, fire: Fire) -> None:
         try:
+            if not self._order.serves(fire):  # handed over while the claim was queued
+                self._counts["not_served"] += 1
+                return
             delay_s = self._order.delay_for(fire, self._running)
             if delay_s is None:
                 await self._skip_unless_claimed(fire)

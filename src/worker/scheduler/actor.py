@@ -129,6 +129,9 @@ class Scheduler(Actor[SchedulerMsg]):
         # name -> (run id, asked, upstream run of a chained run)
         self._pending_triggers: dict[str, list[tuple[str, int, Upstream | None]]] = {}
         self._chains = ChainIndex()  # who runs after whom: stamped on each claimed fire
+        # Shards: jobs dropped from the plan because other workers serve them now; a
+        # run of theirs here ends as it would (not killed), unless the job is deleted.
+        self._handed_over: set[str] = set()
         self._outbox = ClaimOutbox(locker.tell, ctx.clock, grace_ms=self._grace_ms,
                                    on_stale=self._stale)
 
@@ -171,15 +174,22 @@ class Scheduler(Actor[SchedulerMsg]):
 
     async def handle(self, msg: SchedulerMsg) -> None:
         match msg:
-            case JobsSnapshot(specs, _revision, last_fired_ms, elsewhere):
-                await self._converge(specs, last_fired_ms, elsewhere)
-            case JobSaved(spec):
+            case JobsSnapshot(specs, _revision, last_fired_ms, elsewhere, chained, handed):
+                await self._converge(specs, last_fired_ms, elsewhere, chained, handed)
+            case JobSaved(spec, True):
+                self._handed_over.discard(spec.name)
                 self._plan.upsert(spec, self._ctx.clock.now_ms())
                 self._chains.saved(spec)
                 await self._release_triggers(spec.name)
+            case JobSaved(spec, False):
+                self._chains.saved(spec)
+                if self._plan.remove(spec.name) is not None:
+                    self._handed_over.add(spec.name)
             case JobDeleted(name):
                 self._chains.deleted(name)
-                if self._plan.remove(name) is not None:
+                here = self._plan.remove(name) is not None or name in self._handed_over
+                self._handed_over.discard(name)
+                if here:
                     await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
             case TriggerRequested(name, run_id, requested_ms, upstream):
                 await self._trigger(name, run_id, requested_ms, upstream)
@@ -190,7 +200,8 @@ class Scheduler(Actor[SchedulerMsg]):
             case Granted(run):
                 await self._send_executor(StartRun(run))
                 name = run.fire.spec.name
-                if name not in self._plan:  # deleted while its claim was in flight
+                if name not in self._plan and name not in self._handed_over:
+                    # deleted while its claim was in flight
                     await self._send_executor(
                         KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
             case Denied(fire, reason, record_skip, tally):
@@ -208,12 +219,16 @@ class Scheduler(Actor[SchedulerMsg]):
                 await self._after_outage(lost_since_ms)
 
     async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int],
-                        elsewhere: frozenset[str] = frozenset()) -> None:
+                        elsewhere: frozenset[str] = frozenset(),
+                        chained: tuple[JobSpec, ...] = (),
+                        handed_over: frozenset[str] = frozenset()) -> None:
         now_ms = self._ctx.clock.now_ms()
         known = self._plan.names()
-        self._chains.replace_all(specs)
+        self._chains.replace_all((*specs, *chained))
+        self._handed_over = (self._handed_over | handed_over) - {s.name for s in specs}
         for name in self._plan.replace_all(specs, now_ms):
-            await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
+            if name not in self._handed_over:
+                await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
         left = 0
         for spec in specs:
             if spec.name not in known and spec.name in last_fired_ms:

@@ -1,0 +1,57 @@
+"""Shards on (DESIGN §6b): four worker processes each plan only the jobs the slot table
+gives them, and every fire runs exactly once, on one of its job's servers."""
+
+from __future__ import annotations
+
+import trio
+
+import services
+from cluster.etcd import open_etcd
+from cluster.keyspace import Keyspace
+from cluster.shard_settings import ShardSettings
+from cluster.store import RunStatus, open_store
+from e2e_harness import all_records, check_fires, put_every_second, wait_registered, wall_ms
+from shard_kit import expected_jobs, gauge, turn_shards_on, wait_serving
+
+SETTINGS = ShardSettings(slots=256, replicas=2)
+NAMES = [f"job{j:02d}" for j in range(40)]
+IDS = ["s0", "s1", "s2", "s3"]
+
+
+async def test_four_workers_plan_only_their_slots_jobs_and_each_fire_runs_once(
+        make_cluster, mysql_url):
+    cluster = make_cluster(mysql_url)
+    ks = Keyspace(cluster.prefix)
+    ports = {w: services.free_port() for w in IDS}
+    plan = expected_jobs(SETTINGS, IDS, NAMES)
+    async with open_etcd([cluster.etcd_endpoint]) as etcd:
+        await turn_shards_on(etcd, ks, SETTINGS)
+        await put_every_second(etcd, ks, NAMES, "true")
+        for worker_id, port in ports.items():
+            cluster.add_worker(worker_id, "--metrics-port", str(port))
+        await wait_registered(etcd, ks, set(IDS))
+        await wait_serving(etcd, ks, set(IDS))
+        planned: dict[str, float | None] = {}
+        with trio.move_on_after(15):
+            while planned != {w: len(plan[w]) for w in IDS}:
+                planned = {w: await gauge(p, "scheduler_worker_jobs_planned")
+                           for w, p in ports.items()}
+                await trio.sleep(0.2)
+        window_start = (wall_ms() // 1000 + 1) * 1000
+        await trio.sleep((window_start - wall_ms()) / 1000 + 8)
+        window_end = (wall_ms() // 1000 - 2) * 1000
+        cluster.stop_all()
+    # Each worker plans exactly its share (about R/W of the jobs, not all of them).
+    assert planned == {w: len(plan[w]) for w in IDS}
+    assert all(len(plan[w]) < len(NAMES) for w in IDS)
+    assert sum(len(jobs) for jobs in plan.values()) == SETTINGS.replicas * len(NAMES)
+    async with open_store(mysql_url) as store:
+        records = [r for r in await all_records(store)
+                   if window_start <= r.plan_time < window_end]
+    fires = check_fires(records, NAMES, window_start, window_end)
+    assert fires.missed == []
+    assert fires.repeated == []
+    assert fires.unexpected == set()
+    assert {r.status for r in records} == {RunStatus.SUCCEEDED}
+    misplaced = [(r.job_name, r.worker) for r in records if r.job_name not in plan[r.worker]]
+    assert misplaced == []  # every fire ran on one of its job's servers
