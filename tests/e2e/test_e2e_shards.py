@@ -3,6 +3,7 @@ gives them, and every fire runs exactly once, on one of its job's servers."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 import services
@@ -55,3 +56,50 @@ async def test_four_workers_plan_only_their_slots_jobs_and_each_fire_runs_once(
     assert {r.status for r in records} == {RunStatus.SUCCEEDED}
     misplaced = [(r.job_name, r.worker) for r in records if r.job_name not in plan[r.worker]]
     assert misplaced == []  # every fire ran on one of its job's servers
+
+
+@pytest.mark.slow
+async def test_workers_join_leave_and_die_with_no_fire_doubled_or_missed(make_cluster, mysql_url):
+    """2 workers, then 2 more join, one stops gracefully (it hands its slots over) and
+    one is SIGKILLed (its slots' other server covers them): every fire of the whole
+    time runs exactly once; only the killed worker's runs in progress are lost."""
+    cluster = make_cluster(mysql_url, "--session-ttl-s", "3")
+    ks = Keyspace(cluster.prefix)
+    names = NAMES[:20]
+    async with open_etcd([cluster.etcd_endpoint]) as etcd:
+        await turn_shards_on(etcd, ks, SETTINGS)
+        first = {"j0", "j1"}
+        for worker_id in sorted(first):
+            cluster.add_worker(worker_id)
+        await wait_serving(etcd, ks, first)
+        window_start = await put_every_second(etcd, ks, names, "sleep 0.3")
+        await trio.sleep((window_start - wall_ms()) / 1000 + 3)
+        for worker_id in ("j2", "j3"):
+            cluster.add_worker(worker_id)
+        await wait_serving(etcd, ks, {"j0", "j1", "j2", "j3"})
+        await trio.sleep(3)
+        leaver = cluster.workers[1]
+        assert leaver.worker_id == "j1"
+        assert leaver.terminate() == 0
+        await wait_serving(etcd, ks, {"j0", "j2", "j3"})
+        await trio.sleep(3)
+        victim = cluster.workers[2]
+        assert victim.worker_id == "j2"
+        killed_at = wall_ms()
+        victim.kill()
+        await wait_serving(etcd, ks, {"j0", "j3"}, timeout_s=15)
+        await trio.sleep(4)
+        window_end = (wall_ms() // 1000 - 2) * 1000
+        cluster.stop_all()
+    async with open_store(mysql_url) as store:
+        records = [r for r in await all_records(store)
+                   if window_start <= r.plan_time < window_end]
+    fires = check_fires(records, names, window_start, window_end)
+    assert fires.repeated == []
+    assert fires.missed == []
+    assert fires.unexpected == set()
+    lost = [r for r in records if r.status is RunStatus.LOST]
+    assert {r.worker for r in lost} <= {"j2"}
+    assert all(r.plan_time <= killed_at for r in lost)
+    assert {r.status for r in records} <= {RunStatus.SUCCEEDED, RunStatus.LOST}
+    assert {r.worker for r in records} == {"j0", "j1", "j2", "j3"}  # all took part
