@@ -10,7 +10,7 @@ import services
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.shard_settings import ShardSettings
-from cluster.store import RunStatus, open_store
+from cluster.store import RunRecord, RunStatus, open_store
 from e2e_harness import all_records, check_fires, put_every_second, wait_registered, wall_ms
 from shard_kit import expected_jobs, gauge, turn_shards_on, wait_serving
 
@@ -46,13 +46,7 @@ async def test_four_workers_plan_only_their_slots_jobs_and_each_fire_runs_once(
     assert planned == {w: len(plan[w]) for w in IDS}
     assert all(len(plan[w]) < len(NAMES) for w in IDS)
     assert sum(len(jobs) for jobs in plan.values()) == SETTINGS.replicas * len(NAMES)
-    async with open_store(mysql_url) as store:
-        records = [r for r in await all_records(store)
-                   if window_start <= r.plan_time < window_end]
-    fires = check_fires(records, NAMES, window_start, window_end)
-    assert fires.missed == []
-    assert fires.repeated == []
-    assert fires.unexpected == set()
+    records = await each_fire_once(mysql_url, NAMES, window_start, window_end)
     assert {r.status for r in records} == {RunStatus.SUCCEEDED}
     misplaced = [(r.job_name, r.worker) for r in records if r.job_name not in plan[r.worker]]
     assert misplaced == []  # every fire ran on one of its job's servers
@@ -91,15 +85,21 @@ async def test_workers_join_leave_and_die_with_no_fire_doubled_or_missed(make_cl
         await trio.sleep(4)
         window_end = (wall_ms() // 1000 - 2) * 1000
         cluster.stop_all()
-    async with open_store(mysql_url) as store:
-        records = [r for r in await all_records(store)
-                   if window_start <= r.plan_time < window_end]
-    fires = check_fires(records, names, window_start, window_end)
-    assert fires.repeated == []
-    assert fires.missed == []
-    assert fires.unexpected == set()
+    records = await each_fire_once(mysql_url, names, window_start, window_end)
     lost = [r for r in records if r.status is RunStatus.LOST]
     assert {r.worker for r in lost} <= {"j2"}
     assert all(r.plan_time <= killed_at for r in lost)
     assert {r.status for r in records} <= {RunStatus.SUCCEEDED, RunStatus.LOST}
     assert {r.worker for r in records} == {"j0", "j1", "j2", "j3"}  # all took part
+
+
+async def each_fire_once(db_url: str, names: list[str], start_ms: int,
+                         end_ms: int) -> list[RunRecord]:
+    """The window's records, once it is checked that every fire has exactly one."""
+    async with open_store(db_url) as store:
+        records = [r for r in await all_records(store) if start_ms <= r.plan_time < end_ms]
+    fires = check_fires(records, names, start_ms, end_ms)
+    assert fires.repeated == []
+    assert fires.missed == []
+    assert fires.unexpected == set()
+    return records
