@@ -1,7 +1,10 @@
 """Shards on (DESIGN §6b): four worker processes each plan only the jobs the slot table
-gives them, and every fire runs exactly once, on one of its job's servers."""
+gives them, and every fire (scheduled or run-now) runs exactly once, on one of its job's
+servers; workers that join, leave and die double or miss none."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import trio
@@ -10,7 +13,7 @@ import services
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.shard_settings import ShardSettings
-from cluster.store import RunRecord, RunStatus, open_store
+from cluster.store import RunRecord, RunStatus, RunTrigger, open_store
 from e2e_harness import all_records, check_fires, put_every_second, wait_registered, wall_ms
 from shard_kit import expected_jobs, gauge, turn_shards_on, wait_serving
 
@@ -39,7 +42,11 @@ async def test_four_workers_plan_only_their_slots_jobs_and_each_fire_runs_once(
                            for w, p in ports.items()}
                 await trio.sleep(0.2)
         window_start = (wall_ms() // 1000 + 1) * 1000
-        await trio.sleep((window_start - wall_ms()) / 1000 + 8)
+        await trio.sleep((window_start - wall_ms()) / 1000 + 2)
+        manual = {f"manual{i:02d}": NAMES[i] for i in range(0, 40, 4)}  # run-nows
+        for run_id, name in manual.items():
+            await etcd.put(ks.trigger(name, run_id), json.dumps({"requestedBy": "test"}))
+        await trio.sleep(6)
         window_end = (wall_ms() // 1000 - 2) * 1000
         cluster.stop_all()
     # Each worker plans exactly its share (about R/W of the jobs, not all of them).
@@ -47,6 +54,11 @@ async def test_four_workers_plan_only_their_slots_jobs_and_each_fire_runs_once(
     assert all(len(plan[w]) < len(NAMES) for w in IDS)
     assert sum(len(jobs) for jobs in plan.values()) == SETTINGS.replicas * len(NAMES)
     records = await each_fire_once(mysql_url, NAMES, window_start, window_end)
+    async with open_store(mysql_url) as store:
+        by_hand = [r for r in await all_records(store) if r.trigger is RunTrigger.MANUAL]
+    # Each run-now ran once, on one of its job's servers.
+    assert sorted(r.run_id for r in by_hand) == sorted(manual)
+    assert all(r.job_name in plan[r.worker] for r in by_hand)
     assert {r.status for r in records} == {RunStatus.SUCCEEDED}
     misplaced = [(r.job_name, r.worker) for r in records if r.job_name not in plan[r.worker]]
     assert misplaced == []  # every fire ran on one of its job's servers
@@ -97,7 +109,8 @@ async def each_fire_once(db_url: str, names: list[str], start_ms: int,
                          end_ms: int) -> list[RunRecord]:
     """The window's records, once it is checked that every fire has exactly one."""
     async with open_store(db_url) as store:
-        records = [r for r in await all_records(store) if start_ms <= r.plan_time < end_ms]
+        records = [r for r in await all_records(store) if start_ms <= r.plan_time < end_ms
+                   and r.trigger is not RunTrigger.MANUAL]
     fires = check_fires(records, names, start_ms, end_ms)
     assert fires.repeated == []
     assert fires.missed == []
