@@ -127,8 +127,7 @@ class ShardState:
         return self._table
 
     def servers(self, name: str, selector: Mapping[str, str]) -> tuple[str, ...]:
-        """The job's servers, best first; with shards off, every matching worker of the
-        membership (only ``serves`` and the Locker ask, and only with shards on)."""
+        """The job's servers over the membership, best first (shards on only)."""
         assert self.settings is not None, "shards are off"
         slot = slot_of(name, self.settings.slots)
         if not selector:

@@ -1,26 +1,25 @@
 """The Locker: claims fires in etcd so that each runs exactly once in the cluster.
 
-Every worker plans every job; for each fire the live eligible workers are ranked by
-rendezvous hashing (``placement``). The first claims at once, the others after a
-backoff that grows with their rank and load, so the fleet shares the work evenly and
-a dead first choice is covered a step later. The claim itself is one transaction
-(``transport``): a claim another worker won is dropped at once, never waited on; one
-etcd did not answer (a member down, an election) is tried again within the fire's
-misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted. While etcd
-has no quorum (``quorum``) no fire is claimed at all: one state, logged once; the
-Scheduler catches up after.
-A fire whose job is still running is skipped (concurrency ``forbid``: counted into
-that run's one record, ``worker.skips``) or takes its place (``replace``).
-While the spill directory is full (``worker.spill_room``: the store down and the disk
-refusing the spill), no new fire is claimed and no skip recorded: each would add a
-run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
-the other workers, after their rank's step; with none, they are missed. The time each
-first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows, and
-so does the round trip of every claim and check transaction.
+For each fire the live eligible workers (with shards on, its job's servers:
+``claim_order``) are ranked by rendezvous hashing (``placement``). The first claims at
+once, the others after a backoff that grows with their rank and load, so the fleet
+shares the work evenly and a dead first choice is covered a step later. The claim itself
+is one transaction (``transport``): a claim another worker won is dropped at once, never
+waited on; one etcd did not answer (a member down, an election) is tried again within
+the fire's misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted.
+While etcd has no quorum (``quorum``) no fire is claimed at all: one state, logged once;
+the Scheduler catches up after. A fire whose job is still running is skipped
+(concurrency ``forbid``: counted into that run's one record, ``worker.skips``) or takes
+its place (``replace``). While the spill directory is full (``worker.spill_room``: the
+store down and the disk refusing the spill), no new fire is claimed and no skip
+recorded: each would add a run record with nowhere safe to go. Such fires are counted
+(``spill_full``) and left to the other workers, after their rank's step; with none, they
+are missed. The time each first-choice claim won took goes to the ``ClaimLead``, which
+the claim lead follows, and so does the round trip of every claim and check transaction.
 
 In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
-the Scheduler, ``WorkersChanged`` from the
-JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
+the Scheduler, ``WorkersChanged`` from the JobWatcher, ``SessionChanged`` from the
+Registrar, ``LoadChanged`` from the Executor.
 Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
 
@@ -55,7 +54,7 @@ from worker.registrar.messages import SessionChanged
 from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import BatchQueue, Outcome, PendingClaim
+from .claim_batch import BatchQueue, Outcome
 from .claim_grace import ClaimGrace
 from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
@@ -96,9 +95,9 @@ class Locker(Actor[LockerMsg]):
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
                  room: SpillRoom | None = None, lead: ClaimLead | None = None,
                  shards: ShardState | None = None) -> None:
-        """``room``: the worker's ``SpillRoom`` (read only); ``lead``: its ``ClaimLead``
-        (this Locker writes its claims' round trips); fresh ones if not given.
-        ``shards``: its ``ShardState`` (read only; none: shards off)."""
+        """``room``: the worker's ``SpillRoom``, ``shards`` its ``ShardState`` (both read
+        only); ``lead``: its ``ClaimLead`` (this Locker writes its claims' round trips);
+        fresh ones if not given (shards off)."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
@@ -125,19 +124,10 @@ class Locker(Actor[LockerMsg]):
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
-        return (functools.partial(self._claims.serve, self._timed(self._transport.claim_batch)),
-                functools.partial(self._checks.serve, self._timed(self._transport.check_batch),
+        return (functools.partial(self._claims.serve, self._lead.timed(self._transport.claim_batch)),
+                functools.partial(self._checks.serve, self._lead.timed(self._transport.check_batch),
                                   min_batch=2),
                 self._quorum.run)
-
-    def _timed(self, send: Callable[[list[PendingClaim]], Awaitable[None]],
-               ) -> Callable[[list[PendingClaim]], Awaitable[None]]:
-        """``send``, its round trip told to the ``ClaimLead`` (module doc)."""
-        async def timed(batch: list[PendingClaim]) -> None:
-            sent_ms = self._ctx.clock.now_ms()
-            await send(batch)
-            self._lead.round_trip(self._ctx.clock.now_ms() - sent_ms, len(batch))
-        return timed
 
     async def drain(self) -> None:
         # Claims still backing off give up; those in a transaction finish (their
