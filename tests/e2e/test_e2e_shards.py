@@ -100,7 +100,10 @@ async def test_workers_join_leave_and_die_with_no_fire_doubled_or_missed(make_cl
     records = await each_fire_once(mysql_url, names, window_start, window_end)
     lost = [r for r in records if r.status is RunStatus.LOST]
     assert {r.worker for r in lost} <= {"j2"}
-    assert all(r.plan_time <= killed_at for r in lost)
+    # Runs it had claimed by the kill (up to a claim lead, at most 1 s, ahead): started,
+    # or started by their orphaned process (DESIGN §6), so their outcome is unknown.
+    assert all(r.plan_time <= killed_at + 1000 for r in lost), [
+        (r.job_name, r.plan_time - killed_at) for r in lost]
     assert {r.status for r in records} <= {RunStatus.SUCCEEDED, RunStatus.LOST}
     assert {r.worker for r in records} == {"j0", "j1", "j2", "j3"}  # all took part
 
