@@ -3,6 +3,7 @@ its runs here are not killed (it was not deleted); one deleted after that is."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -11,7 +12,12 @@ from worker.executor.messages import KillRun, StartRun
 from worker.messages import Run
 from worker.scheduler.messages import Granted, JobDeleted, JobSaved, JobsSnapshot
 
-from test_scheduler import T0, Harness, autojump_clock, spec  # noqa: F401 (a fixture)
+from test_scheduler import T0, Harness, spec
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def test_a_job_handed_over_stops_firing_here_and_its_claimed_run_still_starts(
