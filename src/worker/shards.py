@@ -112,9 +112,12 @@ class ShardState:
             self._loaded = self.fleet
             self._notify()
 
-    def leave(self) -> None:
-        self.leaving = True
-        self._notify()
+    def leave(self, leaving: bool = True) -> None:
+        """Say the worker is leaving (a graceful stop), or not any more (a JobWatcher
+        started again by its supervisor serves again)."""
+        if self.leaving != leaving:
+            self.leaving = leaving
+            self._notify()
 
     # -- who serves what ------------------------------------------------------------
 

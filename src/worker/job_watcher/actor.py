@@ -91,7 +91,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._etcd = etcd
         self._ks = ks = ctx.keyspace
         self._shards = shards = shards if shards is not None else ShardState(ctx.worker_id)
-        shards.leaving = False  # a new incarnation after a restart serves again
+        shards.leave(False)  # a new incarnation after a restart serves again
         self._fleet = FleetListener(ks, ctx.worker_id, locker=locker, scheduler=scheduler,
                                     clock=ctx.clock, shards=shards, etcd=etcd,
                                     on_membership=self._membership_changed)
