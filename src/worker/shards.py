@@ -141,6 +141,15 @@ class ShardState:
     def serves(self, name: str, selector: Mapping[str, str]) -> bool:
         return not self.on or self.me.worker_id in self.servers(name, selector)
 
+    def plans(self, name: str, selector: Mapping[str, str]) -> bool:
+        """Does this worker plan the job? Its servers do; a job no live worker can run
+        (its selector matches none) is planned by the first owner of its slot alone,
+        whose Locker only counts its fires unschedulable, as one worker does today."""
+        if self.serves(name, selector):
+            return True
+        return not self.servers(name, selector) and \
+            self.table.owners[slot_of(name, self.table.slots)][0] == self.me.worker_id
+
     def owns_slot_of(self, name: str) -> bool:
         """Does this worker own the job's slot, labels aside? Who handles what is left
         of a job that no longer exists (a lost run of a deleted job)."""

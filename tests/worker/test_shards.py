@@ -133,3 +133,14 @@ async def test_a_setting_that_contradicts_the_clusters_is_refused_in_one_line(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{module}: shards: "), lines
     assert "128 slots" in lines[0] and "64 slots" in lines[0]
+
+
+def test_a_job_no_live_worker_can_run_is_planned_by_one_worker_only_to_count_it():
+    """Its selector matches nobody: nobody serves it, and exactly one worker (its
+    slot's first owner) plans it, whose Locker counts its fires unschedulable."""
+    workers = [info(w, tuple("abcd")) for w in "abcd"]
+    states = [state(w, workers) for w in "abcd"]
+    for name in NAMES[:50]:
+        assert not any(s.serves(name, {"gpu": "1"}) for s in states)
+        assert sum(s.plans(name, {"gpu": "1"}) for s in states) == 1
+        assert sum(s.plans(name, {}) for s in states) == 2  # a job anyone can run: R

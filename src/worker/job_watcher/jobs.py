@@ -114,7 +114,7 @@ class JobsListener:
             spec = self._spec(kv)
             if spec is None:
                 continue
-            if shards.serves(spec.name, spec.selector):
+            if shards.plans(spec.name, spec.selector):
                 mine.append(spec)
             elif spec.after is not None:
                 chained.append(spec)
@@ -134,7 +134,7 @@ class JobsListener:
         if spec is None:
             shards.served.discard(name)
             return JobDeleted(name)
-        if shards.serves(spec.name, spec.selector):
+        if shards.plans(spec.name, spec.selector):
             if shards.on:
                 shards.served.add(name)
             return JobSaved(spec)

@@ -167,8 +167,9 @@ class Locker(Actor[LockerMsg]):
 
     async def _claim(self, fire: Fire) -> None:
         try:
-            if not self._order.serves(fire):  # handed over while the claim was queued
-                self._counts["not_served"] += 1
+            if not self._order.serves(fire):  # handed over meanwhile, or unschedulable
+                unschedulable = self._order.nobody_serves(fire)
+                self._counts["unschedulable" if unschedulable else "not_served"] += 1
                 return
             delay_s = self._order.delay_for(fire, self._running)
             if delay_s is None:

@@ -90,6 +90,10 @@ class ClaimOrder:
         """Is this worker one of the fire's job's servers? Always, with shards off."""
         return self._shards.serves(fire.spec.name, fire.spec.selector)
 
+    def nobody_serves(self, fire: Fire) -> bool:
+        """Shards on, and no live worker can run the fire (``ShardState.plans``)."""
+        return self._shards.on and not self._shards.servers(fire.spec.name, fire.spec.selector)
+
     def _candidates(self, fire: Fire) -> tuple[WorkerInfo, ...]:
         """The in-step workers the fire is ranked among: its job's servers, or all."""
         if not self._shards.on:
