@@ -18,8 +18,10 @@ from contextlib import AbstractAsyncContextManager
 
 from cluster.config import Config
 from cluster.etcd import Etcd, EtcdAccess, EtcdUnavailable, open_etcd
+from cluster.keyspace import Keyspace
+from cluster.shard_settings import ShardSettings, local_shards, shards_at_start
 
-__all__ = ["check_etcd", "etcd_access", "open_cluster_etcd"]
+__all__ = ["check_etcd", "check_shards", "etcd_access", "open_cluster_etcd"]
 
 
 def etcd_access(config: Config) -> EtcdAccess:
@@ -43,3 +45,17 @@ async def check_etcd(config: Config) -> str | None:
         except EtcdUnavailable as exc:
             return f"{exc}; starting anyway, and waiting for it"
     return None
+
+
+async def check_shards(config: Config, *, initialise: bool = False) -> ShardSettings | None:
+    """The cluster's shard settings checked against this process's own (DESIGN §6b);
+    ``initialise`` (the master): write them if the cluster has none. Raises
+    ``ShardSettingsError`` (one line) on a conflict; None: shards off, or etcd did not
+    answer (a worker reads them again when it starts its actors)."""
+    local = local_shards(config.shard_slots, config.shard_replicas)
+    async with open_cluster_etcd(config) as etcd:
+        try:
+            return await shards_at_start(etcd, Keyspace(config.prefix), local,
+                                         initialise=initialise)
+        except EtcdUnavailable:
+            return None

@@ -37,7 +37,7 @@ from .slots import DEFAULT_REPLICAS, DEFAULT_SLOTS, MAX_SLOTS, SlotError, check_
 
 __all__ = [
     "ShardSettings", "ShardSettingsConflict", "ShardSettingsError", "ShardSettingsInvalid",
-    "initialise_shards", "read_shards", "shards_at_start",
+    "initialise_shards", "local_shards", "read_shards", "shards_at_start",
 ]
 
 MIN_REPLICAS: Final = 2  # outside tests: one owner's death must not leave a slot bare
@@ -106,6 +106,12 @@ class ShardSettings:
             raise ShardSettingsInvalid(
                 'shards: stored value must be a JSON object {"slots": S, "replicas": R}')
         return cls(slots=value["slots"], replicas=value["replicas"])
+
+
+def local_shards(slots: int, replicas: int) -> ShardSettings | None:
+    """A process's own setting from its config (``shard_slots``, ``shard_replicas``):
+    None when it has none (``slots`` 0)."""
+    return ShardSettings(slots, replicas) if slots else None
 
 
 async def read_shards(etcd: Etcd, keyspace: Keyspace) -> ShardSettings | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import trio
 
 from cluster.config import ConfigError, config_from_cli, fields_for
 from cluster.etcd import EtcdAccessError
-from cluster.etcd_access import check_etcd
+from cluster.etcd_access import check_etcd, check_shards
+from cluster.shard_settings import ShardSettingsError
 from cluster.private_files import (
     CannotMakeDirectory,
     UnsafeDirectory,
@@ -69,8 +71,13 @@ Alerts: channels and the default policy come from --alerts-file (a JSON file rea
 start; its channels are put into etcd) and /api/v1/alert-channels; the master sends
 alerts too, so they go out while no worker lives.
 
+Shards (DESIGN §6b): --shard-slots S (with --shard-replicas R, default 2) turns
+them on for the cluster, by writing S and R into etcd if it holds none yet; a
+cluster's shards never change after (a setting that contradicts them: exit 2).
+
 Exit status: 0 after a signal; 2 for a configuration error, an unsafe
-state directory or a bad tokens file, or etcd refusing the
+state directory or a bad tokens file, a shard setting that contradicts the
+cluster's, or etcd refusing the
 credentials, TLS or prefix at start-up, or a bad --alerts-file (one line on stderr; an etcd that does not
 answer is waited for); 1 if it cannot listen.
 """
@@ -91,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         if config.alerts_file is not None:
             load_alerts_file(config.alerts_file)  # so does a bad alerts file
         etcd_note = trio.run(check_etcd, config)  # before logging: a refusal is one line
+        if etcd_note is None and config.shard_slots:  # turn shards on, or check them
+            trio.run(functools.partial(check_shards, config, initialise=True))
     except (ConfigError, ExposureRefused, StoreTlsError, UnsafeDirectory,
-            CannotMakeDirectory, TokensFileError, EtcdAccessError, AlertsFileError) as exc:
+            CannotMakeDirectory, TokensFileError, EtcdAccessError, AlertsFileError,
+            ShardSettingsError) as exc:
         print(f"master: {exc}", file=sys.stderr)
         return 2
     master_fields = set(fields_for("master"))

@@ -41,6 +41,9 @@ Shared modules, at the top level:
   (Executor, through ``app``) and those of a lost run (Locker);
 - ``spill_room``: whether the spill directory has room (the LogSink changes it; the
   Locker claims no new fire while it is full; the Registrar and ``/healthz`` say so);
+- ``shards``: which jobs this worker serves in a sharded cluster (DESIGN §6b; the
+  JobWatcher changes it, the Locker ranks fires by it, the Registrar publishes its
+  ``serving``; inert with shards off);
 - ``app`` also runs ``alerts``, the deliverer of ``cluster.alert_delivery`` (no actor:
   a supervisor child of its own, which sends alerts from the run store's outbox);
 - ``live_output`` (what running commands print, per run: the Executor's pipe readers

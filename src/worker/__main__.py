@@ -9,7 +9,7 @@ import trio
 
 from cluster.config import Config, ConfigError, config_from_cli
 from cluster.etcd import EtcdAccessError
-from cluster.etcd_access import check_etcd
+from cluster.etcd_access import check_etcd, check_shards
 from cluster.private_files import (
     CannotMakeDirectory,
     UnsafeDirectory,
@@ -17,6 +17,7 @@ from cluster.private_files import (
     restrict_umask,
 )
 from cluster.startup import parse_process_args, start_logging
+from cluster.shard_settings import ShardSettingsError
 from cluster.store import StoreTlsError, check_tls_files
 
 from .app import run_worker
@@ -54,7 +55,13 @@ etcd with TLS and auth: --etcd-ca (TLS on), --etcd-cert/--etcd-key (a client
 certificate, with no Common Name when etcd also has auth on), --etcd-user with its
 password in SCHEDULER_ETCD_PASSWORD or --etcd-password-file (never as a flag).
 
-Exit status: 0 after a signal; 2 for a configuration error, an unsafe directory, or etcd refusing the
+Shards (DESIGN §6b): when the cluster's etcd holds shard settings (the master's
+--shard-slots), the worker plans only the jobs it serves; its own --shard-slots and
+--shard-replicas, if given, must agree with them. On SIGTERM it hands its slots over
+first (about a second).
+
+Exit status: 0 after a signal; 2 for a configuration error, an unsafe directory, a
+shard setting that contradicts the cluster's, or etcd refusing the
 credentials, TLS or prefix at start-up (one line on stderr). An etcd that does not
 answer at start-up is waited for.
 """
@@ -82,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_dirs(config)
         etcd_note = check_etcd_access(config)
     except (ConfigError, StoreTlsError, RunAsError, UnsafeDirectory, CannotMakeDirectory,
-            SpillError, EtcdAccessError, GatewayRefused, PasswordFileError) as exc:
+            SpillError, EtcdAccessError, GatewayRefused, PasswordFileError,
+            ShardSettingsError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     start_logging("worker", config, args, config.redacted(), etcd_note)
@@ -100,6 +108,8 @@ def check_etcd_access(config: Config) -> str | None:
     secured = config.etcd_ca_file or config.etcd_cert_file or config.etcd_user
     if note is None and secured:  # where the gateway's rules can differ from gRPC's
         check_gateway(config)
+    if note is None:
+        trio.run(check_shards, config)  # a contradiction with the cluster's: one line
     return note
 
 

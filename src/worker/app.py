@@ -53,9 +53,11 @@ import trio
 from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
 from cluster.alert_delivery import AlertMetrics, AlertService, EtcdAlertSource
 from cluster.config import Config
-from cluster.etcd import Etcd
+from cluster.backoff import Backoff
+from cluster.etcd import Etcd, EtcdUnavailable
 from cluster.etcd_access import open_cluster_etcd
 from cluster.keyspace import Keyspace
+from cluster.shard_settings import ShardSettings, local_shards, shards_at_start
 
 from . import chains, claims
 from .claim_lead import ClaimLead
@@ -75,6 +77,7 @@ from .metrics import WorkerMetrics
 from .metrics_http import MetricsServer
 from .registrar.actor import Registrar
 from .scheduler.actor import Scheduler
+from .shards import ShardMetrics, ShardState
 from .shutdown_budget import ShutdownBudget
 from .spill_room import SpillRoom
 
@@ -87,7 +90,9 @@ def default_worker_id() -> str:
 
 
 def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
-               users: JobUsers | None = None) -> Supervisor:
+               users: JobUsers | None = None, shards: ShardSettings | None = None,
+               ) -> Supervisor:
+    """``shards``: the cluster's settings as read at start-up; None: shards off."""
     config = ctx.config
     metrics = WorkerMetrics()
     budget = ShutdownBudget.from_config(config)
@@ -101,6 +106,10 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     alerts = AlertService(alert_source, config.db, ctx.worker_id,
                           settings=store_settings(config.db_timeout_s))
     metrics.registry.register(AlertMetrics("scheduler_worker", alerts.statistics))
+    # Which jobs this worker serves (worker.shards): the JobWatcher writes it, the
+    # Locker and the Registrar read it. Inert with shards off.
+    shard_state = ShardState(ctx.worker_id, config.labels, shards)
+    metrics.registry.register(ShardMetrics(shard_state.statistics))
     live = LiveOutput(ctx.clock)  # the Executor's runs print into it, the flusher empties it
     metrics.registry.register(LiveOutputMetrics("scheduler_worker", live.statistics))
 
@@ -108,7 +117,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
         [
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
                 inboxes.locker, ctx, etcd, scheduler=inboxes.scheduler.address,
-                executor=inboxes.executor.address, room=room, lead=lead))),
+                executor=inboxes.executor.address, room=room, lead=lead,
+                shards=shard_state))),
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
                 Scheduler(inboxes.scheduler, ctx, locker=inboxes.locker.address,
                           executor=inboxes.executor.address,
@@ -116,7 +126,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             ChildSpec("job-watcher", lambda: metrics.job_watcher.track(
                 JobWatcher(inboxes.job_watcher, ctx, etcd,
                            scheduler=inboxes.scheduler.address,
-                           executor=inboxes.executor.address, locker=inboxes.locker.address))),
+                           executor=inboxes.executor.address, locker=inboxes.locker.address,
+                           shards=shard_state))),
         ],
         name="pipeline", strategy=Strategy.ONE_FOR_ALL, grace_s=budget.pipeline_child_grace_s,
     )
@@ -134,7 +145,9 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
         ChildSpec("registrar", lambda: metrics.registrar.track(
             Registrar(inboxes.registrar, ctx, etcd, log_sink=inboxes.log_sink.address,
                       executor=inboxes.executor.address, locker=inboxes.locker.address,
-                      budget=budget.registrar, problems=room.problems)),
+                      budget=budget.registrar, problems=room.problems,
+                      serving=shard_state.serving,
+                      serving_changed=shard_state.wait_changed if shards else None)),
                   grace_s=budget.registrar.grace_s),
         ChildSpec("executor", lambda: metrics.executor.track(Executor(
             inboxes.executor, ctx, scheduler=inboxes.scheduler.address,
@@ -176,11 +189,30 @@ async def run_worker(
     _, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock())
     async with open_cluster_etcd(config) as etcd:
-        root = build_tree(ctx, inboxes, etcd, users)
+        shards = await _shards_at_start(etcd, ctx)
+        root = build_tree(ctx, inboxes, etcd, users, shards)
         started = _Announce(worker_id, task_status)
         budget = ShutdownBudget.from_config(config)
         report = await run_until_signalled(root, grace_s=budget.total_s, task_status=started)
     log.info("worker %s stopped (%s)", worker_id, report)
+
+
+async def _shards_at_start(etcd: Etcd, ctx: WorkerContext) -> ShardSettings | None:
+    """The cluster's shard settings (``cluster.shard_settings``), waiting for etcd as
+    the actors do; a conflict with this worker's own raises ``ShardSettingsError``
+    (``python -m worker`` checked it before, to exit 2 with one line)."""
+    local = local_shards(ctx.config.shard_slots, ctx.config.shard_replicas)
+    backoff = Backoff(0.1, 2.0)
+    while True:
+        try:
+            shards = await shards_at_start(etcd, ctx.keyspace, local)
+        except EtcdUnavailable as exc:
+            log.warning("reading the cluster's shard settings: %s; retrying", exc)
+            await trio.sleep(backoff.failed())
+            continue
+        if shards is not None:
+            log.info("shards on: %s (this worker plans only the jobs it serves)", shards)
+        return shards
 
 
 class _Announce:

@@ -45,12 +45,16 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from cluster.spec import Concurrency
 from cluster.store import RunTrigger
 
 from worker.clock import WallClock
 from worker.messages import Fire
+
+T = TypeVar("T")  # what a batch holds (the Locker's pending claims)
 
 __all__ = ["ClaimLead", "MAX_LEAD_S"]
 
@@ -107,6 +111,15 @@ class ClaimLead:
             now_ms = self._clock.now_ms()
             self._trips.extend((now_ms, took_ms) for _ in range(min(fires, MAX_SAMPLES)))
             self._lead_ms = None
+
+    def timed(self, send: Callable[[list[T]], Awaitable[None]],
+              ) -> Callable[[list[T]], Awaitable[None]]:
+        """``send`` (a batch of claims or checks), its round trip told to ``round_trip``."""
+        async def timed(batch: list[T]) -> None:
+            sent_ms = self._clock.now_ms()
+            await send(batch)
+            self.round_trip(self._clock.now_ms() - sent_ms, len(batch))
+        return timed
 
     def lead_ms(self) -> int:
         """The lead to use now: never below the configured one, never above the cap.

@@ -37,6 +37,10 @@ def at_least_one(value: int) -> str | None:
     return None if value >= 1 else "must be at least 1"
 
 
+def shard_slots(value: int) -> str | None:
+    return None if 0 <= value <= 65_536 else "must be 0 (no setting) or 1..65536"
+
+
 def non_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 

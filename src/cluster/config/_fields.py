@@ -119,6 +119,15 @@ class ConfigFields:
     log_level: str = _setting("INFO", "log level", check=checks.log_level, metavar="LEVEL")
     mailbox_size: int = _setting(1000, "bound of each actor's mailbox",
                                  check=checks.at_least_one)
+    shard_slots: int = _setting(
+        0, "shards (DESIGN §6b): the slot count S of a sharded cluster; the master "
+        "writes it (with --shard-replicas) into etcd if the cluster has none, a worker "
+        "refuses to start if it contradicts the cluster's; 0 = no setting of its own "
+        "(the master turns nothing on; a worker follows the cluster, whose default is "
+        "off: every worker plans every job)", check=checks.shard_slots)
+    shard_replicas: int = _setting(
+        2, "shards: the workers that serve each slot, R (at least 2: one may die with "
+        "no fire late); read only with --shard-slots", check=checks.at_least_one)
     # -- master
     api_host: str = _setting("127.0.0.1", "address the HTTP API listens on", flag="--host",
                              check=checks.non_empty, used_by=_MASTER, metavar="HOST")

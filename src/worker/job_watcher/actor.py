@@ -20,6 +20,13 @@ are background tasks taking ``task_status``), and the actor is started after the
 a started worker has its plan table loaded, its Locker already knew the fleet, and
 triggers found their jobs.
 
+Shards (``worker.shards``, DESIGN §6b): the listeners share the worker's
+``ShardState``; a change of the membership re-plans (``JobsListener.reload``) and
+replays the gained jobs' pending run requests (``_gained``). A graceful stop first
+hands over (``drain``): the worker says it is leaving and keeps planning and claiming
+until every other serving worker has loaded its slots without it, at most
+``HANDOVER_S``.
+
 Mailbox-full policy: every send awaits (``Address.tell_or_log``). A full peer stalls that prefix's
 mirror, which then stops pulling from etcd (the adapter reads a stream only when asked,
 so etcd holds the rest): backpressure, never a drop. A peer that stopped during a
@@ -36,12 +43,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actors import Actor, Address, Inbox
+import trio
+
 from cluster.etcd import Etcd
-from cluster.mirror import OnEvent, OnRead, PrefixMirror
+from cluster.mirror import OnEvent, OnRead, PrefixMirror, read_prefix
 
 from worker.executor.messages import ExecutorMsg
 from worker.locker.messages import LockerMsg
 from worker.scheduler.messages import SchedulerMsg
+from worker.shards import ShardState, handed_over
 from .fleet import FleetListener
 from .jobs import JobsListener
 from .messages import JobWatcherMsg
@@ -51,6 +61,8 @@ if TYPE_CHECKING:
     from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
+
+HANDOVER_S = 1.2  # a leaving worker's longest wait for its successors (within its grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +82,23 @@ class JobWatcher(Actor[JobWatcherMsg]):
 
     def __init__(self, inbox: Inbox[JobWatcherMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
-                 locker: Address[LockerMsg]) -> None:
+                 locker: Address[LockerMsg], shards: ShardState | None = None) -> None:
+        """``shards``: the worker's ``ShardState`` (module doc); none: shards off."""
         super().__init__(inbox)
         self._scheduler = scheduler
         self._executor = executor
         self._locker = locker
-        ks = ctx.keyspace
+        self._etcd = etcd
+        self._ks = ks = ctx.keyspace
+        self._shards = shards = shards if shards is not None else ShardState(ctx.worker_id)
+        shards.leave(False)  # a new incarnation after a restart serves again
         self._fleet = FleetListener(ks, ctx.worker_id, locker=locker, scheduler=scheduler,
-                                    clock=ctx.clock)
-        self._jobs = JobsListener(etcd, ks, scheduler, ctx.worker_id)
+                                    clock=ctx.clock, shards=shards, etcd=etcd,
+                                    on_membership=self._membership_changed)
+        self._jobs = JobsListener(etcd, ks, scheduler, ctx.worker_id, shards, self._gained)
         kills = KillsListener(ks, executor)
-        triggers = TriggersListener(ks, ctx.clock, scheduler)
-        retries = RetriesListener(ks, scheduler)
+        self._triggers = triggers = TriggersListener(ks, ctx.clock, scheduler, shards, etcd)
+        self._retries = retries = RetriesListener(ks, scheduler, shards)
         follow: list[tuple[PrefixMirror, OnRead, OnEvent]] = [  # in start-up order
             (PrefixMirror(etcd, ks.workers_prefix),
              self._fleet.workers_read, self._fleet.worker_event),
@@ -99,6 +116,25 @@ class JobWatcher(Actor[JobWatcherMsg]):
 
     def background(self) -> Iterable[Callable[..., Awaitable[None]]]:
         return self._follow  # each takes task_status: started once its first read is handed over
+
+    async def drain(self) -> None:
+        """A graceful stop hands this worker's slots over first (module doc)."""
+        if not self._shards.on:
+            return
+        self._shards.leave()
+        with trio.move_on_after(HANDOVER_S) as waited:
+            while not handed_over(self._shards.me.worker_id, self._fleet.workers.values()):
+                await trio.sleep(0.05)
+        log.info("shards: %s", "handed over to the other workers" if not waited.cancelled_caught
+                 else f"not every other worker had loaded this one's slots in {HANDOVER_S} s")
+
+    async def _membership_changed(self) -> None:
+        await self._jobs.reload()
+
+    async def _gained(self, names: frozenset[str]) -> None:
+        """The run-nows and retries already pending for jobs this worker just gained."""
+        await self._triggers.replay(await read_prefix(self._etcd, self._ks.trigger_prefix), names)
+        await self._retries.replay(await read_prefix(self._etcd, self._ks.retry_prefix), names)
 
     async def handle(self, msg: JobWatcherMsg) -> None:
         log.warning("job watcher: unexpected message %r ignored", msg)

@@ -9,23 +9,31 @@ the two mirrors. Every run is put twice (claimed, started) and deleted once: onl
 deletion matters, so its mirror asks etcd for deletions only, with their last value.
 Running keys that vanished during a compaction gap cannot be told lost from ended, and
 are only logged (those the last read had seen).
+
+Shards on (``worker.shards``): every change of workers/ that changes the membership
+(who serves, and this worker) is adopted and the jobs are planned again
+(``on_membership``: ``JobsListener.reload``); a vanished run goes to the Scheduler only
+if this worker serves its job, or, for a job that no longer exists, owns its slot:
+those are the workers that would run it again, and one of them records it lost.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from actors import Address
 from worker.clock import WallClock
-from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.etcd import Etcd, EtcdError, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace
 from cluster.presence import (STARTED, PresenceDecodeError, RunningInfo, WorkerInfo,
                               is_seed_registration)
 
 from worker.locker.messages import LockerMsg, WorkersChanged
 from worker.scheduler.messages import RunVanished, SchedulerMsg
+from worker.shards import ShardState
 from .lost_runs import LostRunMatcher
 
 log = logging.getLogger(__name__)
@@ -35,7 +43,13 @@ class FleetListener:
     """Listens to the workers/ and running/ mirrors (``workers_*``, ``running_*``)."""
 
     def __init__(self, keyspace: Keyspace, worker_id: str, *, locker: Address[LockerMsg],
-                 scheduler: Address[SchedulerMsg], clock: WallClock) -> None:
+                 scheduler: Address[SchedulerMsg], clock: WallClock,
+                 shards: ShardState | None = None, etcd: Etcd | None = None,
+                 on_membership: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``shards``, ``etcd`` and ``on_membership``: for a sharded cluster (module doc)."""
+        self._shards = shards if shards is not None else ShardState(worker_id)
+        self._etcd = etcd
+        self._on_membership = on_membership
         self._ks = keyspace
         self._worker_id = worker_id  # our own runs are never ours to report lost
         self._clock = clock
@@ -104,6 +118,12 @@ class FleetListener:
         offsets = {w: o for w, o in self.offsets_ms.items()
                    if w in self.workers or w == self._worker_id}
         await self._locker.tell_or_log(WorkersChanged(workers, offsets), log)
+        if self._shards.on and (fleet := self._shards.proposed(workers)) is not None:
+            self._shards.adopt(fleet)
+            log.info("shards: %d workers serve now (%s); planning this worker's jobs",
+                     len(fleet), ", ".join(w.worker_id for w in fleet))
+            if self._on_membership is not None:
+                await self._on_membership()
 
     # -- running/ -----------------------------------------------------------------------
 
@@ -145,7 +165,22 @@ class FleetListener:
         return None if info.worker_id == self._worker_id else info
 
     async def _vanished(self, info: RunningInfo) -> None:
+        if not await self._handles(info.job_name):
+            return
         self.lost_runs += 1
         log.warning("run %s of job %r vanished with worker %r", info.run_id, info.job_name,
                     info.worker_id)
         await self._scheduler.tell_or_log(RunVanished(info), log)
+
+    async def _handles(self, job_name: str) -> bool:
+        """Is this worker one of those that recover a run of ``job_name`` (module doc)?"""
+        shards = self._shards
+        if not shards.on or job_name in shards.served:
+            return True
+        try:
+            if self._etcd is not None and await self._etcd.get(self._ks.job(job_name)):
+                return False  # its servers recover it
+        except EtcdError as exc:  # better two candidates (the lost key decides) than none
+            log.warning("run of %r vanished; is the job still there? %s", job_name, exc)
+            return True
+        return shards.owns_slot_of(job_name)

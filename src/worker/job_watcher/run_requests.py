@@ -9,6 +9,11 @@ chained run's key names its upstream run (``worker.chains``).
 After a compaction, kill keys written and trigger keys created in the gap are still
 delivered: their revisions tell. retry/: every key read and every creation →
 ``RetryRequested`` (the Scheduler keeps each once; its claim deletes the key).
+
+Shards on (``worker.shards``): run-nows and retries go to the Scheduler only for the
+jobs this worker serves (a run-now of a job it has not seen yet, and that etcd does not
+hold either, is passed on: the Scheduler keeps it a while for the job to come). Those
+of a job it gains are read again (``replay``): they were created before it served it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 
 from actors import Address
-from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.etcd import Etcd, EtcdError, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import KillRequest, Keyspace, KillValueError, parse_kill_value
 from cluster.retries import PendingRetry, PendingRetryDecodeError
 from cluster.store import RunStatus
@@ -25,6 +30,7 @@ from worker.chains import parse_upstream
 from worker.clock import WallClock
 from worker.executor.messages import ExecutorMsg, KillRun
 from worker.scheduler.messages import RetryRequested, SchedulerMsg, TriggerRequested
+from worker.shards import ShardState
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,10 @@ class TriggersListener:
     """The trigger/ mirror's listener; ``scheduler`` receives the run-now requests."""
 
     def __init__(self, keyspace: Keyspace, clock: WallClock,
-                 scheduler: Address[SchedulerMsg]) -> None:
+                 scheduler: Address[SchedulerMsg], shards: ShardState | None = None,
+                 etcd: Etcd | None = None) -> None:
+        self._shards = shards
+        self._etcd = etcd
         self._ks = keyspace
         self._clock = clock
         self._scheduler = scheduler
@@ -89,26 +98,56 @@ class TriggersListener:
         if event.type is EventType.PUT and event.kv.version == 1:  # created, not rewritten
             await self._trigger(event.kv)
 
+    async def replay(self, snapshot: PrefixSnapshot, names: frozenset[str]) -> None:
+        """The pending run-nows of ``names`` (jobs this worker just gained)."""
+        for kv in snapshot.kvs:
+            parsed = self._ks.parse_trigger(kv.key)
+            if parsed is not None and parsed[0] in names:
+                await self._trigger(kv)
+
     async def _trigger(self, kv: KeyValue) -> None:
         parsed = self._ks.parse_trigger(kv.key)
         if parsed is None:
             log.warning("ignoring %s: not a trigger key", kv.key)
             return
         name, run_id = parsed
+        if not await self._mine(name):
+            return
         msg = TriggerRequested(name, run_id, self._clock.now_ms(), parse_upstream(kv.value))
         await self._scheduler.tell_or_log(msg, log)
+
+
+    async def _mine(self, name: str) -> bool:
+        """Is a run-now of ``name`` this worker's to plan (module doc)?"""
+        shards = self._shards
+        if shards is None or not shards.on or name in shards.served:
+            return True
+        try:
+            return self._etcd is None or await self._etcd.get(self._ks.job(name)) is None
+        except EtcdError as exc:  # pass it on: its claim is exactly once anyway
+            log.warning("run-now of %r: is the job there? %s", name, exc)
+            return True
 
 
 class RetriesListener:
     """The retry/ mirror's listener; ``scheduler`` receives the pending retries."""
 
-    def __init__(self, keyspace: Keyspace, scheduler: Address[SchedulerMsg]) -> None:
+    def __init__(self, keyspace: Keyspace, scheduler: Address[SchedulerMsg],
+                 shards: ShardState | None = None) -> None:
         self._ks = keyspace
         self._scheduler = scheduler
+        self._shards = shards
 
     async def on_read(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
         for kv in snapshot.kvs:  # the Scheduler ignores those it has already
             await self._retry(kv)
+
+    async def replay(self, snapshot: PrefixSnapshot, names: frozenset[str]) -> None:
+        """The pending retries of ``names`` (jobs this worker just gained)."""
+        for kv in snapshot.kvs:
+            parsed = self._ks.parse_retry(kv.key)
+            if parsed is not None and parsed[0] in names:
+                await self._retry(kv)
 
     async def on_event(self, event: WatchEvent) -> None:
         if event.type is EventType.PUT and event.kv.version == 1:
@@ -119,6 +158,9 @@ class RetriesListener:
         if parsed is None:
             log.warning("ignoring %s: not a retry key", kv.key)
             return
+        shards = self._shards
+        if shards is not None and shards.on and parsed[0] not in shards.served:
+            return  # its servers claim it
         try:
             retry = PendingRetry.from_bytes(*parsed, kv.value)
         except PendingRetryDecodeError as err:

@@ -1,26 +1,25 @@
 """The Locker: claims fires in etcd so that each runs exactly once in the cluster.
 
-Every worker plans every job; for each fire the live eligible workers are ranked by
-rendezvous hashing (``placement``). The first claims at once, the others after a
-backoff that grows with their rank and load, so the fleet shares the work evenly and
-a dead first choice is covered a step later. The claim itself is one transaction
-(``transport``): a claim another worker won is dropped at once, never waited on; one
-etcd did not answer (a member down, an election) is tried again within the fire's
-misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted. While etcd
-has no quorum (``quorum``) no fire is claimed at all: one state, logged once; the
-Scheduler catches up after.
-A fire whose job is still running is skipped (concurrency ``forbid``: counted into
-that run's one record, ``worker.skips``) or takes its place (``replace``).
-While the spill directory is full (``worker.spill_room``: the store down and the disk
-refusing the spill), no new fire is claimed and no skip recorded: each would add a
-run record with nowhere safe to go. Such fires are counted (``spill_full``) and left to
-the other workers, after their rank's step; with none, they are missed. The time each
-first-choice claim won took goes to the ``ClaimLead``, which the claim lead follows, and
-so does the round trip of every claim and check transaction.
+For each fire the live eligible workers (with shards on, its job's servers:
+``claim_order``) are ranked by rendezvous hashing (``placement``). The first claims at
+once, the others after a backoff that grows with their rank and load, so the fleet
+shares the work evenly and a dead first choice is covered a step later. The claim itself
+is one transaction (``transport``): a claim another worker won is dropped at once, never
+waited on; one etcd did not answer (a member down, an election) is tried again within
+the fire's misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted.
+While etcd has no quorum (``quorum``) no fire is claimed at all: one state, logged once;
+the Scheduler catches up after. A fire whose job is still running is skipped
+(concurrency ``forbid``: counted into that run's one record, ``worker.skips``) or takes
+its place (``replace``). While the spill directory is full (``worker.spill_room``: the
+store down and the disk refusing the spill), no new fire is claimed and no skip
+recorded: each would add a run record with nowhere safe to go. Such fires are counted
+(``spill_full``) and left to the other workers, after their rank's step; with none, they
+are missed. The time each first-choice claim won took goes to the ``ClaimLead``, which
+the claim lead follows, and so does the round trip of every claim and check transaction.
 
 In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
-the Scheduler, ``WorkersChanged`` from the
-JobWatcher, ``SessionChanged`` from the Registrar, ``LoadChanged`` from the Executor.
+the Scheduler, ``WorkersChanged`` from the JobWatcher, ``SessionChanged`` from the
+Registrar, ``LoadChanged`` from the Executor.
 Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
 
@@ -52,9 +51,10 @@ from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
 from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
+from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import BatchQueue, Outcome, PendingClaim
+from .claim_batch import BatchQueue, Outcome
 from .claim_grace import ClaimGrace
 from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
@@ -86,15 +86,18 @@ class LockerStatistics:
     clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
     out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
     no_quorum: int  # fires not claimed because etcd had no quorum (caught up after)
+    not_served: int  # shards: fires of jobs other workers serve now (they claim them)
     quorum_lost: bool  # etcd answers without a leader now: nothing is claimed
 
 
 class Locker(Actor[LockerMsg]):
     def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
-                 room: SpillRoom | None = None, lead: ClaimLead | None = None) -> None:
-        """``room``: the worker's ``SpillRoom`` (read only); ``lead``: its ``ClaimLead``
-        (this Locker writes its claims' round trips); fresh ones if not given."""
+                 room: SpillRoom | None = None, lead: ClaimLead | None = None,
+                 shards: ShardState | None = None) -> None:
+        """``room``: the worker's ``SpillRoom``, ``shards`` its ``ShardState`` (both read
+        only); ``lead``: its ``ClaimLead`` (this Locker writes its claims' round trips);
+        fresh ones if not given (shards off)."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
@@ -108,32 +111,23 @@ class Locker(Actor[LockerMsg]):
                                          session=lambda: self._session)
         self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                                   kill_grace_s=ctx.config.kill_grace_s)
-        self._order = ClaimOrder(ctx)  # who claims a fire when: the fleet, its clocks
+        self._order = ClaimOrder(ctx, shards)  # who claims a fire when: the fleet, its clocks
         self._session: int | None = None
         self._running = 0
         self._stopping = False
         self._counts = {"won": 0, "taken": 0, "skipped": 0, "skipped_running": 0,
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
-                        "spill_full": 0, "retries": 0, "no_quorum": 0}
+                        "spill_full": 0, "retries": 0, "no_quorum": 0, "not_served": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
         # First choices claim together; backups check together whether it is still free.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
-        return (functools.partial(self._claims.serve, self._timed(self._transport.claim_batch)),
-                functools.partial(self._checks.serve, self._timed(self._transport.check_batch),
+        return (functools.partial(self._claims.serve, self._lead.timed(self._transport.claim_batch)),
+                functools.partial(self._checks.serve, self._lead.timed(self._transport.check_batch),
                                   min_batch=2),
                 self._quorum.run)
-
-    def _timed(self, send: Callable[[list[PendingClaim]], Awaitable[None]],
-               ) -> Callable[[list[PendingClaim]], Awaitable[None]]:
-        """``send``, its round trip told to the ``ClaimLead`` (module doc)."""
-        async def timed(batch: list[PendingClaim]) -> None:
-            sent_ms = self._ctx.clock.now_ms()
-            await send(batch)
-            self._lead.round_trip(self._ctx.clock.now_ms() - sent_ms, len(batch))
-        return timed
 
     async def drain(self) -> None:
         # Claims still backing off give up; those in a transaction finish (their
@@ -173,6 +167,10 @@ class Locker(Actor[LockerMsg]):
 
     async def _claim(self, fire: Fire) -> None:
         try:
+            if not self._order.serves(fire):  # handed over meanwhile, or unschedulable
+                unschedulable = self._order.nobody_serves(fire)
+                self._counts["unschedulable" if unschedulable else "not_served"] += 1
+                return
             delay_s = self._order.delay_for(fire, self._running)
             if delay_s is None:
                 await self._skip_unless_claimed(fire)

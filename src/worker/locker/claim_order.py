@@ -2,6 +2,11 @@
 (``placement``: a rendezvous hash), stretched by its load, and pushed behind every
 in-step worker while its own clock is out of step with the fleet's (``fleet_clock``).
 
+Shards on (``worker.shards``): a fire is ranked among its job's servers only (the R
+workers of its slot its selector admits, over the worker's membership), so the first
+choice still alternates fire by fire and the backup is the other server; a worker that
+does not serve the job does not claim it at all (``serves``), nor records it skipped.
+
 Kept apart from the Locker because it is the one piece of claim policy that depends
 on what the worker knows of its fleet (the list, their clocks), not on etcd: the
 Locker feeds it ``WorkersChanged`` and asks it, per fire, how long to wait.
@@ -17,6 +22,7 @@ from cluster.store import RunTrigger
 
 from worker.context import WorkerContext
 from worker.messages import Fire
+from worker.shards import ShardState
 from .fleet_clock import deviations
 from .placement import claim_delay_s, rank_of
 
@@ -36,8 +42,9 @@ def fire_key(fire: Fire) -> str:
 class ClaimOrder:
     """The fleet as this worker last heard of it, and who of it is in step."""
 
-    def __init__(self, ctx: WorkerContext) -> None:
+    def __init__(self, ctx: WorkerContext, shards: ShardState | None = None) -> None:
         self._ctx = ctx
+        self._shards = shards if shards is not None else ShardState(ctx.worker_id)
         self.workers: tuple[WorkerInfo, ...] = ()
         self._off_step: dict[str, int] = {}  # out-of-step workers → ms from the median
         self._in_step: tuple[WorkerInfo, ...] = ()  # workers minus _off_step, per change
@@ -79,11 +86,27 @@ class ClaimOrder:
         handover_ms = fire.planned_ms - round(self._ctx.config.claim_lead_s * 1000)
         return max(0.0, (handover_ms - self._ctx.clock.now_ms()) / 1000)
 
+    def serves(self, fire: Fire) -> bool:
+        """Is this worker one of the fire's job's servers? Always, with shards off."""
+        return self._shards.serves(fire.spec.name, fire.spec.selector)
+
+    def nobody_serves(self, fire: Fire) -> bool:
+        """Shards on, and no live worker can run the fire (``ShardState.plans``)."""
+        return self._shards.on and not self._shards.servers(fire.spec.name, fire.spec.selector)
+
+    def _candidates(self, fire: Fire) -> tuple[WorkerInfo, ...]:
+        """The in-step workers the fire is ranked among: its job's servers, or all."""
+        if not self._shards.on:
+            return self._in_step
+        servers = set(self._shards.servers(fire.spec.name, fire.spec.selector))
+        return tuple(w for w in self._in_step if w.worker_id in servers)
+
     def delay_for(self, fire: Fire, running: int) -> float | None:
         """Seconds to wait before claiming ``fire``; None: not this worker (not
         eligible, or full)."""
         cfg = self._ctx.config
-        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key(fire), self._in_step,
+        candidates = self._candidates(fire)
+        rank = rank_of(self._ctx.worker_id, cfg.labels, fire_key(fire), candidates,
                        fire.spec.selector)
         if rank is None:
             return None
@@ -94,7 +117,7 @@ class ClaimOrder:
         # Out of step (``fleet_clock``): after every in-step eligible worker, and not
         # before the fire's time on the fleet's clock (its own clock plus its lead, if
         # ahead; never within the claim lead, since it would start as soon as granted).
-        last = sum(1 for w in self._in_step if w.matches(fire.spec.selector))
+        last = sum(1 for w in candidates if w.matches(fire.spec.selector))
         delay_s = claim_delay_s(last, running, cfg.capacity, step_s=cfg.claim_step_s)
         manual = fire.trigger in (RunTrigger.MANUAL, RunTrigger.CHAIN)
         due_ms = fire.planned_ms + max(0, skew_ms)

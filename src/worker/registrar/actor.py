@@ -11,8 +11,9 @@ goes, they vanish in one revision and another worker records the runs lost. So:
   count asked of the Executor, wall clock for the master's skew display, and the
   worker's ``problems``: "spill: disk full" while its ``SpillRoom`` is full, so the
   master's /api/v1/workers and /healthz show it within ttl/3; in a sharded cluster,
-  its ``serving``, the membership its slots are loaded for, DESIGN §6b: not wired yet,
-  so nothing is published).
+  its ``serving``, the membership its slots are loaded for, DESIGN §6b, published
+  also at once whenever it changes: ``wait_changed``, the hand-over of a join or a
+  leave waits on it).
 - Fenced: once etcd says the lease is gone (LeaseExpired), or no renewal was confirmed
   for a whole TTL less ``FENCE_LEAD_S`` (etcd unreachable: the lease may soon be gone
   and the runs taken over), the worker can no longer vouch for its runs. It tells the Locker and the Executor
@@ -114,14 +115,17 @@ class Registrar(Actor[RegistrarMsg]):
                  locker: Address[LockerMsg],
                  budget: RegistrarBudget = RegistrarBudget(),
                  problems: Callable[[], tuple[str, ...]] = tuple,
-                 serving: Callable[[], Serving | None] = lambda: None) -> None:
+                 serving: Callable[[], Serving | None] = lambda: None,
+                 serving_changed: Callable[[], Awaitable[None]] | None = None) -> None:
         """``problems``: what keeps the worker from taking work now, read at each
         publication (``SpillRoom.problems``). ``serving``: the membership its slots are
         loaded for in a sharded cluster (DESIGN §6b), read likewise; None, the default,
-        publishes nothing, as before shards."""
+        publishes nothing, as before shards. ``serving_changed``: returns when it may
+        have changed; the registration is then published at once."""
         super().__init__(inbox)
         self._problems = problems
         self._serving = serving
+        self._serving_changed = serving_changed
         self._ctx = ctx
         self._budget = budget
         self._etcd = etcd
@@ -146,7 +150,21 @@ class Registrar(Actor[RegistrarMsg]):
         return session.lease.id
 
     def background(self) -> tuple[Callable[..., Awaitable[None]], ...]:
-        return (self._keep_alive,)
+        if self._serving_changed is None:
+            return (self._keep_alive,)
+        return (self._keep_alive, self._publish_serving)
+
+    async def _publish_serving(self) -> None:
+        """Publish each change of ``serving`` at once, not at the next ttl/3."""
+        assert self._serving_changed is not None
+        while True:
+            await self._serving_changed()
+            session = self._session
+            if session is not None:
+                try:
+                    await self._republish(session.lease.id)
+                except LeaseExpired:
+                    pass  # the keep-alive fences and registers anew, with it
 
     async def handle(self, msg: RegistrarMsg) -> None:
         log.warning("registrar: unexpected message %r ignored", msg)

@@ -1,21 +1,21 @@
 """The Scheduler: turns the plan table into fires, and run outcomes into retries.
 
-It sleeps exactly until the earliest fire is due (plan table or pending retry), or
-until a message arrives; it never scans the table and never does I/O itself. A
-scheduled fire of a job with concurrency ``allow`` is due ``claim_lead_s`` before its
-time (see ``plan``; longer while claims take longer, ``worker.claim_lead``, read at each
-wake-up): its claim, an etcd transaction of milliseconds (more in a burst), is settled
-when the time comes, and the command starts at the planned instant, never
-before (the Executor, ``start_at``). An edit, pause or kill of the job within that
-window meets a fire already claimed: edits and pauses apply from the next fire; a kill
-stops it before its command starts. Retries, catch-up and manual runs are due at once.
-Policy lives here and only here: pause, catch-up after an outage (``catch_up``),
-misfires beyond the grace, retries with backoff (kept in etcd by the Locker,
-``cluster.retries``: every worker plans every pending retry), and what is recorded for
-skipped or lost runs (``records``); and chains: each fire it hands over carries the
-jobs chained after its job (``worker.chains.ChainIndex``), and a trigger naming an
-upstream run becomes a ``chain`` run. Claims, processes and storage belong to the Locker, Executor
-and LogSink.
+It sleeps exactly until the earliest fire is due (plan table or pending retry), or until
+a message arrives; it never scans the table and never does I/O itself. A scheduled fire
+of a job with concurrency ``allow`` is due ``claim_lead_s`` before its time (see
+``plan``; longer while claims take longer, ``worker.claim_lead``, read at each wake-up):
+its claim, an etcd transaction of milliseconds (more in a burst), is settled when the
+time comes, and the command starts at the planned instant, never before (the Executor,
+``start_at``). An edit, pause or kill of the job within that window meets a fire already
+claimed: edits and pauses apply from the next fire; a kill stops it before its command
+starts. Retries, catch-up and manual runs are due at once. Policy lives here and only
+here: pause, catch-up after an outage (``catch_up``), misfires beyond the grace, retries
+with backoff (kept in etcd by the Locker, ``cluster.retries``: every worker that serves
+its job plans it), and what is recorded for skipped or lost runs (``records``); and
+chains: each fire it hands over carries the jobs chained after its job
+(``worker.chains.ChainIndex``), and a trigger naming an upstream run becomes a ``chain``
+run. Claims, processes and storage belong to the Locker, Executor and LogSink. Shards:
+only the jobs its worker serves are planned (``plan.hand_over``).
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
 ``TriggerRequested``, ``RetryRequested``, ``RunVanished``), claim outcomes from the
@@ -37,7 +37,7 @@ import heapq
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 import trio
@@ -72,6 +72,7 @@ from .messages import (
     TriggerRequested,
 )
 from .catch_up import Missed, missed_fires, utc
+from .held_triggers import hold_trigger
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
@@ -80,9 +81,6 @@ from .records import lost_record, skipped_record
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
-# A run-now request may arrive before its job (two watch streams, no common order):
-# it waits this long for the job to appear.
-PENDING_TRIGGER_S = 30.0
 # The skew the lost-run window (``_recent``) allows for between the run's claimer and
 # us, at the least: --max-clock-skew-s is when the master warns and the fleet outvotes a
 # clock (1 s by default), not a bound on how far off a clock may be.
@@ -171,15 +169,18 @@ class Scheduler(Actor[SchedulerMsg]):
 
     async def handle(self, msg: SchedulerMsg) -> None:
         match msg:
-            case JobsSnapshot(specs, _revision, last_fired_ms, elsewhere):
-                await self._converge(specs, last_fired_ms, elsewhere)
-            case JobSaved(spec):
-                self._plan.upsert(spec, self._ctx.clock.now_ms())
+            case JobsSnapshot() as snapshot:
+                await self._converge(snapshot)
+            case JobSaved(spec, serve):
                 self._chains.saved(spec)
-                await self._release_triggers(spec.name)
+                if serve:
+                    self._plan.upsert(spec, self._ctx.clock.now_ms())
+                    await self._release_triggers(spec.name)
+                else:  # other workers serve it now (shards)
+                    self._plan.hand_over(spec.name)
             case JobDeleted(name):
                 self._chains.deleted(name)
-                if self._plan.remove(name) is not None:
+                if self._plan.delete(name):
                     await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
             case TriggerRequested(name, run_id, requested_ms, upstream):
                 await self._trigger(name, run_id, requested_ms, upstream)
@@ -190,7 +191,7 @@ class Scheduler(Actor[SchedulerMsg]):
             case Granted(run):
                 await self._send_executor(StartRun(run))
                 name = run.fire.spec.name
-                if name not in self._plan:  # deleted while its claim was in flight
+                if not self._plan.runs_here(name):  # deleted while its claim was in flight
                     await self._send_executor(
                         KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
             case Denied(fire, reason, record_skip, tally):
@@ -207,17 +208,17 @@ class Scheduler(Actor[SchedulerMsg]):
             case QuorumBack(lost_since_ms):
                 await self._after_outage(lost_since_ms)
 
-    async def _converge(self, specs: tuple[JobSpec, ...], last_fired_ms: Mapping[str, int],
-                        elsewhere: frozenset[str] = frozenset()) -> None:
+    async def _converge(self, snapshot: JobsSnapshot) -> None:
         now_ms = self._ctx.clock.now_ms()
         known = self._plan.names()
-        self._chains.replace_all(specs)
-        for name in self._plan.replace_all(specs, now_ms):
+        specs, last_fired_ms = snapshot.specs, snapshot.last_fired_ms
+        self._chains.replace_all((*specs, *snapshot.chained))
+        for name in self._plan.replace_all(specs, now_ms, snapshot.handed_over):
             await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
         left = 0
         for spec in specs:
             if spec.name not in known and spec.name in last_fired_ms:
-                if spec.name in elsewhere:
+                if spec.name in snapshot.caught_up_elsewhere:
                     left += 1
                 else:
                     await self._catch_up(spec, last_fired_ms[spec.name], now_ms)
@@ -273,17 +274,8 @@ class Scheduler(Actor[SchedulerMsg]):
     def _hold_trigger(self, name: str, run_id: str, requested_ms: int,
                       upstream: Upstream | None) -> None:
         """Keep a run-now request for a job not seen yet; forget it after a while."""
-        oldest_ms = self._ctx.clock.now_ms() - round(PENDING_TRIGGER_S * 1000)
-        for held_name, held in list(self._pending_triggers.items()):
-            fresh = [(r, t, u) for r, t, u in held if t >= oldest_ms]
-            if len(fresh) < len(held):
-                log.warning("run-now request for unknown job %r dropped after %.0f s",
-                            held_name, PENDING_TRIGGER_S)
-            if fresh:
-                self._pending_triggers[held_name] = fresh
-            else:
-                del self._pending_triggers[held_name]
-        self._pending_triggers.setdefault(name, []).append((run_id, requested_ms, upstream))
+        hold_trigger(self._pending_triggers, name, (run_id, requested_ms, upstream),
+                     self._ctx.clock.now_ms())
 
     async def _release_triggers(self, name: str) -> None:
         for run_id, requested_ms, upstream in self._pending_triggers.pop(name, ()):

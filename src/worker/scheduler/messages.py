@@ -29,11 +29,22 @@ class JobsSnapshot:
     # Jobs whose missed fires a worker back before this one catches up
     # (``job_watcher.returns``): not caught up here.
     caught_up_elsewhere: frozenset[str] = frozenset()
+    # Shards on (``worker.shards``): jobs this worker does not serve but that are
+    # chained after another (for the chain index only, never planned), and jobs it
+    # planned until now that other workers serve from now on (dropped from the plan,
+    # their runs here left to end: they were not deleted).
+    chained: tuple[JobSpec, ...] = ()
+    handed_over: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class JobSaved:
+    """A job was saved. ``serve`` False (shards on): another worker serves it; it is
+    dropped from the plan if there (its runs here left to end) and kept only in the
+    chain index."""
+
     spec: JobSpec
+    serve: bool = True
 
 
 @dataclass(frozen=True, slots=True)

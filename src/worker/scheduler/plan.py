@@ -57,6 +57,9 @@ class PlanTable:
         self._entries: dict[str, PlanEntry] = {}
         self._heap: list[tuple[int, int, str]] = []  # (due_ms, generation, name)
         self._generations = itertools.count()
+        # Shards: jobs other workers serve now, out of the plan; a run of one here is
+        # not a deleted job's (it ends as it would) until the job is deleted.
+        self._handed_over: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -77,6 +80,7 @@ class PlanTable:
         ``0 11 * * *`` could miss its 11:00 run; here only a change of expression, time
         zone or anchor recomputes it.
         """
+        self._handed_over.discard(spec.name)
         old = self._entries.get(spec.name)
         lead_ms = self._lead_for(spec)
         if old is not None and not schedule_changed(old.spec, spec):
@@ -109,13 +113,33 @@ class PlanTable:
                       if (due_ms := entry.due_ms()) is not None]
         heapq.heapify(self._heap)
 
+    def hand_over(self, name: str) -> None:
+        """Other workers serve the job now (shards): out of the plan, its runs left."""
+        if self.remove(name) is not None:
+            self._handed_over.add(name)
+
+    def runs_here(self, name: str) -> bool:
+        """May a run of ``name`` go on here: planned, or handed over, not deleted?"""
+        return name in self._entries or name in self._handed_over
+
+    def delete(self, name: str) -> bool:
+        """The job was deleted; True when its runs here must be killed."""
+        here = self.runs_here(name)
+        self.remove(name)
+        self._handed_over.discard(name)
+        return here
+
     def remove(self, name: str) -> PlanEntry | None:
         entry = self._entries.pop(name, None)
         self._maybe_compact()
         return entry
 
-    def replace_all(self, specs: Iterable[JobSpec], now_ms: int) -> set[str]:
-        """Converge on a full snapshot (after an etcd compaction); returns removed names."""
+    def replace_all(self, specs: Iterable[JobSpec], now_ms: int,
+                    handed_over: Iterable[str] = ()) -> set[str]:
+        """Converge on a full snapshot (after an etcd compaction); returns the names
+        removed as deleted (not those ``handed_over``: ``hand_over``)."""
+        for name in handed_over:
+            self.hand_over(name)
         seen = set()
         for spec in specs:
             self.upsert(spec, now_ms)

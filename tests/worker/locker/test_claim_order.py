@@ -62,3 +62,30 @@ def test_a_backup_handed_over_at_the_fleets_time_or_later_waits_its_rank_only():
     assert order().delay_for(catch_up, running=0) == pytest.approx(0.05)
     manual = fire_ranked(1, NOW + 600, RunTrigger.MANUAL)
     assert order().delay_for(manual, running=0) == pytest.approx(0.05)
+
+
+def test_with_shards_a_fire_is_ranked_among_its_jobs_servers_only():
+    """Four workers, R = 2: w1 claims only fires of jobs it serves, first for about half
+    of them and second for the rest (never third or fourth: the others are not its
+    job's servers), and is not a claimant at all of the other jobs' fires."""
+    from cluster.presence import Serving
+    from cluster.shard_settings import ShardSettings
+    from worker.shards import ShardState
+    fleet = tuple(WorkerInfo(w, "h", 1, serving=Serving("x", 4)) for w in ("w0", "w1", "w2", "w3"))
+    shards = ShardState("w1", {}, ShardSettings(slots=64, replicas=2))
+    shards.adopt(shards.proposed(fleet) or shards.fleet)
+    cfg = dataclasses.replace(Config(), claim_lead_s=0.2, claim_step_s=0.05)
+    claim_order = ClaimOrder(WorkerContext(cfg, "w1", Keyspace(), FixedClock()), shards)
+    claim_order.workers_changed(fleet, {})
+    delays = {}
+    for n in range(400):
+        spec = JobSpec.from_json({"name": f"j{n}", "command": "true", "cronExpr": "* * * * * *"})
+        fire = Fire(spec, NOW, NOW, RunTrigger.SCHEDULE, uuid.uuid4().hex)
+        served = "w1" in shards.servers(spec.name, {})
+        assert claim_order.serves(fire) is served
+        if served:
+            delays[spec.name] = claim_order.delay_for(fire, running=0)
+    assert 120 < len(delays) < 280  # about R/W = half of the jobs
+    assert {round(d, 6) for d in delays.values()} == {0.0, 0.05}  # rank 0 or 1, never 2, 3
+    firsts = sum(1 for d in delays.values() if d == 0.0)
+    assert 0.3 < firsts / len(delays) < 0.7

@@ -182,6 +182,40 @@ async def test_publishes_serving_only_when_given_and_its_changes_at_each_republi
             registrar.request_stop()
 
 
+async def test_a_change_of_serving_is_published_at_once_not_at_the_next_renewal(
+        etcd, etcd_prefix):
+    """A join or a leave waits on the others' publications (DESIGN §6b): the Registrar
+    publishes a change of ``serving`` as soon as the worker's ``ShardState`` says so."""
+    from cluster.shard_settings import ShardSettings
+    from worker.shards import ShardState
+    shards = ShardState(ME, {}, ShardSettings(64, 2))
+    config = dataclasses.replace(Config(), session_ttl_s=30)  # renewals every 10 s
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, Keyspace(etcd_prefix), SystemClock())
+    _, inbox = open_mailbox[RegistrarMsg](1, name="registrar")
+    registrar = Registrar(inbox, ctx, etcd, log_sink=addresses.log_sink,
+                          executor=addresses.executor, locker=addresses.locker,
+                          serving=shards.serving, serving_changed=shards.wait_changed)
+    key = Keyspace(etcd_prefix).worker(ME)
+
+    async def published() -> Serving | None:
+        return WorkerInfo.from_bytes((await etcd.get(key)).value).serving
+
+    async with fake_executor(inboxes.executor), fake_log_sink(inboxes.log_sink, etcd, key):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(registrar.run)
+            assert await published() is None  # not loaded yet: the others do not count it
+            shards.loaded()
+            with trio.fail_after(1):
+                while await published() != Serving(fleet_epoch([ME]), 1):
+                    await trio.sleep(0.02)
+            shards.leave()
+            with trio.fail_after(1):
+                while await published() != Serving(fleet_epoch([ME]), 1, leaving=True):
+                    await trio.sleep(0.02)
+            registrar.request_stop()
+
+
 async def test_a_lease_revoked_behind_its_back_fences_the_runs_then_it_registers_anew(
         etcd, etcd_prefix):
     registrar, inboxes = make_registrar(etcd, etcd_prefix)

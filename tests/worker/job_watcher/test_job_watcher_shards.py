@@ -1,0 +1,83 @@
+"""The JobWatcher with shards on, against real etcd: it plans only the jobs its worker
+serves, hands jobs over when a worker that serves joins (without killing their runs),
+takes them back when it leaves, with the run-nows left pending for them meanwhile, and
+passes on only its own jobs' run-nows."""
+
+from __future__ import annotations
+
+import trio
+
+from actors import open_mailbox
+from cluster.config import Config
+from cluster.keyspace import Keyspace
+from cluster.presence import Serving, WorkerInfo, fleet_epoch
+from cluster.shard_settings import ShardSettings
+from cluster.slots import SlotTable, slot_of
+from worker.clock import SystemClock
+from worker.context import WorkerContext
+from worker.job_watcher.actor import JobWatcher, JobWatcherMsg
+from worker.mailboxes import open_mailboxes
+from worker.scheduler.messages import JobsSnapshot, TriggerRequested
+from worker.shards import ShardState
+
+from test_job_watcher import ME, job, next_of, running
+
+SETTINGS = ShardSettings(slots=64, replicas=2)
+NAMES = [f"j{i:02d}" for i in range(60)]
+
+
+def share(me: str, fleet: list[str]) -> set[str]:
+    table = SlotTable.build(fleet, SETTINGS.replicas, slots=SETTINGS.slots)
+    return {n for n in NAMES if me in table.owners[slot_of(n, SETTINGS.slots)]}
+
+
+def serving(worker_id: str, fleet: list[str]) -> bytes:
+    info = WorkerInfo(worker_id, "h", 1, serving=Serving(fleet_epoch(fleet), len(fleet)))
+    return info.to_bytes()
+
+
+async def test_a_join_hands_jobs_over_and_a_leave_takes_them_back_with_their_run_nows(
+        etcd, etcd_prefix):
+    ks = Keyspace(etcd_prefix)
+    three, four = [ME, "w2", "w3"], [ME, "w2", "w3", "w4"]
+    for name in NAMES:
+        await etcd.put(ks.job(name), job(name))
+    for other in ("w2", "w3"):
+        await etcd.put(ks.worker(other), serving(other, three))
+    mine, after_join = share(ME, three), share(ME, four)
+    lost = mine - after_join
+    assert lost and after_join < mine  # a join only takes jobs away
+    config = Config()
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, Keyspace(etcd_prefix), SystemClock())
+    _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
+    shards = ShardState(ME, {}, SETTINGS)
+    watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
+                         executor=addresses.executor, locker=addresses.locker, shards=shards)
+    scheduler = inboxes.scheduler
+    async with running(watcher):
+        first = await next_of(scheduler, JobsSnapshot)
+        assert {s.name for s in first.specs} == mine
+        assert shards.serving() == Serving(fleet_epoch(three), 3)  # loaded, then said
+        # w4 registers: not serving yet, so nothing moves (make before break).
+        await etcd.put(ks.worker("w4"), WorkerInfo("w4", "h", 1).to_bytes())
+        # w4 says it serves: w1 hands over exactly what w4 took from it.
+        await etcd.put(ks.worker("w4"), serving("w4", four))
+        joined = await next_of(scheduler, JobsSnapshot)
+        assert {s.name for s in joined.specs} == after_join
+        assert joined.handed_over == frozenset(lost)
+        # Run-nows: of a job w1 serves, passed on; of one it handed over, not.
+        kept, gone = sorted(after_join)[0], sorted(lost)[0]
+        await etcd.put(ks.trigger(gone, "r-gone"), "{}")
+        await etcd.put(ks.trigger(kept, "r-kept"), "{}")
+        asked = await next_of(scheduler, TriggerRequested)
+        assert (asked.name, asked.run_id) == (kept, "r-kept")
+        # w4 dies: w1 serves its jobs again, and the run-now left pending is replayed.
+        await etcd.delete(ks.worker("w4"))
+        back = await next_of(scheduler, JobsSnapshot)
+        assert {s.name for s in back.specs} == mine and back.handed_over == frozenset()
+        replayed = await next_of(scheduler, TriggerRequested)
+        assert (replayed.name, replayed.run_id) == (gone, "r-gone")
+        with trio.fail_after(5):
+            while shards.serving() != Serving(fleet_epoch(three), 3):
+                await trio.sleep(0.01)

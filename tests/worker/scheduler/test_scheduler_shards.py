@@ -1,0 +1,53 @@
+"""The Scheduler with shards on: a job handed over to other workers leaves the plan but
+its runs here are not killed (it was not deleted); one deleted after that is."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from cluster.store import RunStatus
+from worker.executor.messages import KillRun, StartRun
+from worker.messages import Run
+from worker.scheduler.messages import Granted, JobDeleted, JobSaved, JobsSnapshot
+
+from test_scheduler import T0, Harness, spec
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_a_job_handed_over_stops_firing_here_and_its_claimed_run_still_starts(
+        autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("h", "* * * * * *"),), 1, {}))
+        [(claim, _)] = await h.claims_until(T0 + 1_500)
+        await h.send(JobSaved(spec("h", "* * * * * *"), serve=False))  # others serve it
+        run = Run(claim.fire, session_lease=7, guarded=False)
+        await h.send(Granted(run))  # its claim was in flight
+        assert await h.claims_until(T0 + 5_000) == []
+        sent = h.pending(h.inboxes.executor)
+        await h.send(JobDeleted("h"))  # now deleted: its run here is killed
+        await trio.testing.wait_all_tasks_blocked()
+        after = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    assert sent == [StartRun(run)]
+    assert after == [KillRun("h", None, RunStatus.KILLED, "job deleted")]
+
+
+async def test_a_snapshot_that_hands_jobs_over_kills_nothing(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("a", "* * * * * *"), spec("b", "* * * * * *")), 1, {}))
+        assert len(await h.claims_until(T0 + 1_500)) == 2
+        await h.send(JobsSnapshot((spec("a", "* * * * * *"),), 2, {},
+                                  handed_over=frozenset({"b"})))
+        claims = await h.claims_until(T0 + 4_500)
+        kills = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    assert {c.fire.spec.name for c, _ in claims} == {"a"} and len(claims) == 3
+    assert kills == []
