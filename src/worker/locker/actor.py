@@ -116,14 +116,15 @@ class Locker(Actor[LockerMsg]):
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
                         "spill_full": 0, "retries": 0, "no_quorum": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
-        # First choices claim together; backups check together whether it is still free.
+        # First choices claim together; backups check together whether it is still free,
+        # a lone check too: a read, never a losing claim transaction (a raft write per
+        # backup per fire, issue 14); a check that finds the lock free claims alone.
         self._claims = BatchQueue(ctx.config.mailbox_size)
         self._checks = BatchQueue(ctx.config.mailbox_size)
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
         return (functools.partial(self._claims.serve, self._timed(self._transport.claim_batch)),
-                functools.partial(self._checks.serve, self._timed(self._transport.check_batch),
-                                  min_batch=2),
+                functools.partial(self._checks.serve, self._timed(self._transport.check_batch)),
                 self._quorum.run)
 
     def _timed(self, send: Callable[[list[PendingClaim]], Awaitable[None]],
