@@ -54,7 +54,8 @@ from worker.messages import Fire, Run, SkipTally
 from worker.registrar.messages import SessionChanged
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import BatchQueue, Outcome, PendingClaim
+from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, BatchQueue, Outcome, PendingClaim,
+                          ahead_patience)
 from .claim_grace import ClaimGrace
 from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
@@ -119,8 +120,10 @@ class Locker(Actor[LockerMsg]):
         # First choices claim together; backups check together whether it is still free,
         # a lone check too: a read, never a losing claim transaction (a raft write per
         # backup per fire, issue 14); a check that finds the lock free claims alone.
-        self._claims = BatchQueue(ctx.config.mailbox_size)
-        self._checks = BatchQueue(ctx.config.mailbox_size)
+        self._claims = BatchQueue(ctx.config.mailbox_size,
+                                  patience=ahead_patience(ctx.clock, CLAIM_GATHER_S))
+        self._checks = BatchQueue(ctx.config.mailbox_size,
+                                  patience=ahead_patience(ctx.clock, CHECK_GATHER_S))
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
         return (functools.partial(self._claims.serve, self._timed(self._transport.claim_batch)),
