@@ -77,9 +77,10 @@ async def test_a_window_of_fires_handed_over_ahead_shares_claims_and_checks(
         nursery.cancel_scope.cancel()
     wins = granted(replies)
     assert sorted(m.run.fire.planned_ms for _, m in wins) == [base + i * 10 for i in range(fires)]
-    # Each worker's first choices in one claim transaction (three workers: three; two
-    # each without the claims' short wait for company).
-    assert counting.writes <= len(IDS), counting.writes
+    # Each worker's first choices in one or two claim transactions, not one a fire (3
+    # on a quiet machine, 6 without the claims' 5 ms wait for company, up to 6 on a
+    # loaded one: test_claim_batch tests that wait under a mock clock).
+    assert counting.writes <= 2 * len(IDS), counting.writes
     # 20 backup checks (two backups a fire), each alone without the wait (17-19 reads
-    # measured); gathered, a few per worker and rank (6-7 measured).
+    # measured); gathered, a few per worker and rank (6-7 measured, fewer under load).
     assert counting.reads <= 10, counting.reads
