@@ -3,13 +3,17 @@ and decays once claims are fast again (``worker.claim_lead``)."""
 
 from __future__ import annotations
 
+import math
+import random
+
 import trio
 import trio.testing
 import pytest
 
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
-from worker.claim_lead import MARGIN_MS, MAX_LEAD_S, WINDOW_S, ClaimLead
+from worker import claim_lead
+from worker.claim_lead import MARGIN_MS, MAX_LEAD_S, MAX_SAMPLES, WINDOW_S, ClaimLead
 from worker.clock import TrioWallClock
 from worker.messages import Fire
 
@@ -114,3 +118,73 @@ async def test_backups_round_trips_grow_the_lead_of_a_worker_that_won_no_claim(a
     assert lead.lead_ms() == 550
     await trio.sleep(WINDOW_S + 0.1)  # aged out: back to the configured lead
     assert lead.lead_ms() == 200
+
+
+class StepClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.ms = T0
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+def reference_lead_ms(configured_ms: int, samples: list[tuple[int, int]],
+                      trips: list[tuple[int, int]], now_ms: int) -> int:
+    """The lead as the sort of the whole window gives it (the code before issue 14)."""
+    def p95(items: list[tuple[int, int]]) -> int:
+        took = sorted(t for at, t in items[-MAX_SAMPLES:] if at >= now_ms - WINDOW_S * 1000)
+        return took[min(len(took) - 1, math.ceil(0.95 * len(took)) - 1)] if took else 0
+    recent = [x for x in samples[-MAX_SAMPLES:] + trips[-MAX_SAMPLES:]
+              if x[0] >= now_ms - WINDOW_S * 1000]
+    if not recent:
+        return configured_ms
+    wanted = math.ceil((max(p95(samples), 2 * p95(trips)) + MARGIN_MS) / 50) * 50
+    return max(configured_ms, min(wanted, round(MAX_LEAD_S * 1000)))
+
+
+@pytest.mark.parametrize("configured_s", [0.2, 0.25, 0.12, 0.05, 1.5])
+def test_the_counted_fast_path_gives_what_the_sort_gives_and_sorts_only_when_slow(
+        configured_s, monkeypatch):
+    """Regression (issue 14, perf-baseline-14 item 5): ``lead_ms`` sorted the whole window
+    after each claim. Now a count of the samples above the fast bound answers while
+    claims are fast; the lead must stay exactly the sort's, through samples around the
+    bound, a full window's evictions and aging out, and the sort must not run while
+    fast."""
+    sorts = []
+    real = claim_lead._Window.near_worst
+    monkeypatch.setattr(claim_lead._Window, "near_worst",
+                        lambda self: sorts.append(1) or real(self))
+    rng = random.Random(configured_s)
+    clock = StepClock()
+    configured_ms = round(configured_s * 1000)
+    lead = ClaimLead(clock, configured_s)
+    samples: list[tuple[int, int]] = []
+    trips: list[tuple[int, int]] = []
+    bound = configured_ms // 50 * 50 - MARGIN_MS
+    leads = set()
+    for phase in range(12):
+        slow_share = (0.0, 0.03, 0.06, 0.2)[phase % 4]
+        for _ in range(rng.randrange(50, 400)):
+            clock.ms += rng.choice((1, 10, 40, 400))
+            took = bound + rng.choice((1, 30, 300)) if rng.random() < slow_share \
+                else max(0, bound - rng.choice((0, 0, 5, 200)))
+            if rng.random() < 0.5:
+                lead.observed(took)
+                samples.append((clock.ms, took))
+            else:
+                fires = rng.choice((1, 1, 3, 40))
+                lead.round_trip(took // 2, fires)
+                trips.extend([(clock.ms, took // 2)] * min(fires, MAX_SAMPLES))
+            before = len(sorts)
+            got = lead.lead_ms()
+            assert got == reference_lead_ms(configured_ms, samples, trips, clock.ms)
+            if got == configured_ms and configured_ms < round(MAX_LEAD_S * 1000) \
+                    and bound >= 0:
+                assert len(sorts) == before  # fast: answered by the counts
+            leads.add(got)
+    if bound >= 0:  # a lead under the margin is never the configured one with samples
+        assert configured_ms in leads
+    if configured_ms < round(MAX_LEAD_S * 1000):
+        assert len(leads) > 1 and sorts  # the slow phases did move it, by a sort

@@ -54,7 +54,8 @@ from worker.registrar.messages import SessionChanged
 from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import BatchQueue, Outcome
+from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, BatchQueue, Outcome,
+                          ahead_patience)
 from .claim_grace import ClaimGrace
 from .claim_order import ClaimOrder, fire_key
 from .lock_leases import LockLeases
@@ -119,14 +120,17 @@ class Locker(Actor[LockerMsg]):
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
                         "spill_full": 0, "retries": 0, "no_quorum": 0, "not_served": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
-        # First choices claim together; backups check together whether it is still free.
-        self._claims = BatchQueue(ctx.config.mailbox_size)
-        self._checks = BatchQueue(ctx.config.mailbox_size)
+        # First choices claim together; backups check together whether it is still free,
+        # a lone check too: a read, never a losing claim transaction (a raft write per
+        # backup per fire, issue 14); a check that finds the lock free claims alone.
+        self._claims = BatchQueue(ctx.config.mailbox_size,
+                                  patience=ahead_patience(ctx.clock, CLAIM_GATHER_S))
+        self._checks = BatchQueue(ctx.config.mailbox_size,
+                                  patience=ahead_patience(ctx.clock, CHECK_GATHER_S))
 
     def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
         return (functools.partial(self._claims.serve, self._lead.timed(self._transport.claim_batch)),
-                functools.partial(self._checks.serve, self._lead.timed(self._transport.check_batch),
-                                  min_batch=2),
+                functools.partial(self._checks.serve, self._lead.timed(self._transport.check_batch)),
                 self._quorum.run)
 
     async def drain(self) -> None:

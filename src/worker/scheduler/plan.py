@@ -15,6 +15,15 @@ The lead may change (``set_lead``: it follows the claims' round trips,
 ``worker.claim_lead``): the heap is then rebuilt with every ``allow`` entry's new due
 time, O(n), which the lead's coarse steps keep rare.
 
+*A window, not a fire* (issue 14): when an ``allow`` fire is due, the ``allow`` fires
+due within the next half lead (``window_ms``) are handed over with it, so that a first
+choice claims them in one transaction (the Locker's group commit) and marks them in
+one, and the Scheduler wakes once per window instead of once per fire. An ``allow``
+fire is thus handed over between one and one and a half leads before its time. A
+backup still waits its rank from the fleet's hand-over (``locker.claim_order``), and
+``forbid``/``replace`` fires are never taken early: their claim judges the run before
+at their time, and one due later stops the window (it is handed over at its own).
+
 Invariant: every entry whose ``next_ms`` is not None has exactly one heap item
 carrying its current generation; every other heap item for that name is stale.
 """
@@ -100,6 +109,11 @@ class PlanTable:
     def lead_ms(self) -> int:
         return self._lead_ms
 
+    @property
+    def window_ms(self) -> int:
+        """How far past now ``allow`` fires are handed over with one due now."""
+        return self._lead_ms // 2
+
     def set_lead(self, lead_ms: int) -> None:
         """Hand ``allow`` fires over ``lead_ms`` before their time from now on. Fires
         handed over already are not handed over again (their entry is past them); a
@@ -157,7 +171,8 @@ class PlanTable:
         return heap[0][0] if heap else None
 
     def pop_due(self, now_ms: int, grace_ms: int) -> Iterator[Due]:
-        """Yield every fire due by now_ms (its time, or its time minus the lead),
+        """Yield every fire due by now_ms (its time, or its time minus the lead), and
+        if any, the ``allow`` fires due within ``window_ms`` after it (module doc),
         advancing each job past it.
 
         Fire times older than ``grace_ms`` come out with ``late=True``; a job that fell
@@ -165,11 +180,18 @@ class PlanTable:
         instead of replaying each missed time one by one.
         """
         # self._heap, not a local: _push may rebuild the list mid-loop.
-        while self._heap and self._heap[0][0] <= now_ms:
-            _, generation, name = heapq.heappop(self._heap)
+        window_end_ms = None  # set once an allow fire is due: its window
+        while self._heap and self._heap[0][0] <= max(now_ms, window_end_ms or now_ms):
+            due_ms, generation, name = self._heap[0]
             entry = self._entries.get(name)
             if entry is None or entry.generation != generation or entry.next_ms is None:
+                heapq.heappop(self._heap)
                 continue
+            if due_ms > now_ms and entry.lead_ms == 0:
+                break  # forbid/replace: at its own time, and the window ends here
+            heapq.heappop(self._heap)
+            if entry.lead_ms and window_end_ms is None:
+                window_end_ms = now_ms + self.window_ms
             next_ms = entry.next_ms
             yield Due(entry.spec, next_ms, late=now_ms - next_ms > grace_ms)
             after = next_ms if now_ms - next_ms <= grace_ms else now_ms - grace_ms

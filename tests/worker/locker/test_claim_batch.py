@@ -11,7 +11,9 @@ import trio.testing
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
 from worker.group_commit import Pending
-from worker.locker.claim_batch import BatchQueue, Outcome, distinct_jobs
+from worker.clock import TrioWallClock
+from worker.locker.claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, BatchQueue, Outcome,
+                                       ahead_patience, distinct_jobs)
 from worker.messages import Fire, Run
 
 T0 = 1_700_000_000_000
@@ -99,3 +101,43 @@ def test_a_job_appears_once_per_batch_the_others_go_alone():
     kept = distinct_jobs(batch)
     assert [p.item.spec.name for p in kept] == ["a", "b"]
     assert batch[2].done.is_set() and batch[2].result is Outcome.SINGLE
+
+
+@pytest.mark.parametrize(("gather_s", "ahead_ms", "batches"), [
+    # 20 ms apart: the first waits 50 ms, no longer, for the next two
+    (CHECK_GATHER_S, 300, [["w0", "w1", "w2"], ["w3", "w4"]]),
+    (CLAIM_GATHER_S, 300, [["w0"], ["w1"], ["w2"], ["w3"], ["w4"]]),  # 20 ms: beyond 5 ms
+    (CHECK_GATHER_S, 120, [["w0"], ["w1"], ["w2"], ["w3"], ["w4"]]),  # 100 ms must be left
+])
+async def test_fires_ahead_of_their_time_wait_for_company_while_100_ms_are_left(
+        autojump_clock, gather_s, ahead_ms, batches):
+    """Claim a window, not a fire (issue 14): fires handed over ahead wait up to
+    ``gather_s`` for company (``ahead_patience``), and never into the last 100 ms
+    before their time; without the wait, each of these went alone."""
+    clock = TrioWallClock(T0)
+    queue, recorder = BatchQueue(100, patience=ahead_patience(clock, gather_s)), Recorder()
+
+    async def claim(name: str, planned_ms: int) -> None:
+        await queue.submit(fire(name, planned_ms))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.serve, recorder.send)
+        for i in range(5):  # one every 20 ms, each ahead_ms before its time
+            nursery.start_soon(claim, f"w{i}", clock.now_ms() + ahead_ms)
+            await trio.sleep(0.02)
+        await trio.sleep(0.2)
+        queue.close()
+    assert recorder.batches == batches
+
+
+def test_a_manual_run_or_a_late_fire_never_waits():
+    class Now:
+        def now_ms(self) -> int:
+            return T0
+
+    patience = ahead_patience(Now(), CHECK_GATHER_S)
+    assert patience(fire("s", T0 + 1000)) == CHECK_GATHER_S
+    assert patience(fire("s", T0 + 120)) == pytest.approx(0.02)
+    assert patience(fire("s", T0 - 10)) <= 0  # late: goes at once
+    manual = Fire(fire("m").spec, T0 + 1000, T0, RunTrigger.MANUAL, uuid.uuid4().hex)
+    assert patience(manual) == 0.0

@@ -136,3 +136,31 @@ def test_a_changed_lead_moves_allow_hand_overs_only_and_hands_no_fire_over_twice
     assert drain(table, T0 + 3799) == [("f", T0 + 3000)]
     assert drain(table, T0 + 3800) == [("a", T0 + 4000)]
     assert len(table._heap) <= 2 * len(table) + 64
+
+
+
+def test_allow_fires_due_within_half_a_lead_go_with_the_one_due_now_guarded_ones_never():
+    """Claim a window, not a fire (issue 14): one wake-up hands over the allow fires of
+    the next half lead, so that their claims and marks share transactions; a forbid
+    fire is never taken early and ends the window."""
+    table = PlanTable(lead_ms=200)
+    assert table.window_ms == 100
+    for i in range(10):  # allow fires 20 ms apart: a0 at 1000, a1 at 1020, ... a9 at 1180
+        table.upsert(spec(f"a{i}", "@every 1s", concurrency="allow",
+                          createdAt=T0 + i * 20), T0)
+    table.upsert(spec("f", "@every 1s", createdAt=T0 + 150), T0)  # forbid: at 1150
+    assert table.next_due_ms() == T0 + 800  # a0's hand-over, a lead before its time
+    # a0 is due at 800: the window to 900 takes a1..a5 (due 820..900) with it; the
+    # forbid fire (due at its time, 1150) is not taken early.
+    assert drain(table, T0 + 800) == [(f"a{i}", T0 + 1000 + i * 20) for i in range(6)]
+    assert table.next_due_ms() == T0 + 920  # a6: the next window
+    assert drain(table, T0 + 920) == [(f"a{i}", T0 + 1000 + i * 20) for i in range(6, 10)]
+    assert drain(table, T0 + 1149) == []
+    assert drain(table, T0 + 1150) == [("f", T0 + 1150)]
+    # A forbid fire due inside a window ends it: a0..a5 at 1800..1900, f at 2150;
+    # make f due at 1850 instead (at its time) and the window stops before it.
+    table.upsert(spec("f", "@every 1s", createdAt=T0 + 850), T0 + 1150)
+    out = drain(table, T0 + 1800)
+    assert out == [("a0", T0 + 2000), ("a1", T0 + 2020), ("a2", T0 + 2040)]
+    assert drain(table, T0 + 1850) == [("f", T0 + 1850)]  # no allow fire due: no window
+    assert drain(table, T0 + 1860) == [(f"a{i}", T0 + 2000 + i * 20) for i in range(3, 9)]
