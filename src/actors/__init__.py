@@ -88,7 +88,7 @@ from ._errors import (
     RestartIntensityExceeded,
 )
 from ._mailbox import Address, Inbox, MailboxStatistics, open_mailbox
-from ._shutdown import ShutdownReport, run_until_signalled
+from ._shutdown import ShutdownReport, run_until_signalled, unless_signalled
 from ._supervisor import (
     Child,
     ChildSpec,
@@ -123,4 +123,5 @@ __all__ = [
     "call",
     "open_mailbox",
     "run_until_signalled",
+    "unless_signalled",
 ]

@@ -9,13 +9,15 @@ can flush what is left and exit 0; only a real failure of the tree raises.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 from ._supervisor import Child
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +61,33 @@ async def run_until_signalled(
                 root.request_stop()
                 nursery.cancel_scope.deadline = trio.current_time() + grace_s
     return ShutdownReport(signal=received, forced=received is not None and not root_returned)
+
+
+async def unless_signalled(
+    wait: Callable[[], Awaitable[T]],
+    *,
+    signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM),
+) -> tuple[T | None, int | None]:
+    """``wait()``, cancelled by the first signal: for what a process awaits before it
+    has a tree to stop gracefully (an etcd that does not answer yet at start-up), so
+    that SIGTERM then still ends it cleanly instead of killing it mid-wait.
+
+    Returns ``(wait's value, None)``, or ``(None, the signal)`` when a signal came
+    first. Must run in the main thread, as ``run_until_signalled``.
+    """
+    value: T | None = None
+    received: int | None = None
+
+    async def run_wait(cancel_scope: trio.CancelScope) -> None:
+        nonlocal value
+        value = await wait()
+        cancel_scope.cancel()  # stop listening for signals
+
+    with trio.open_signal_receiver(*signals) as signal_stream:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_wait, nursery.cancel_scope)
+            async for signum in signal_stream:
+                received = signum
+                nursery.cancel_scope.cancel()
+                break
+    return (None, received) if received is not None else (value, None)

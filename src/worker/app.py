@@ -46,11 +46,12 @@ import functools
 import logging
 import os
 import secrets
+import signal
 import socket
 
 import trio
 
-from actors import ChildSpec, Strategy, Supervisor, run_until_signalled
+from actors import ChildSpec, Strategy, Supervisor, run_until_signalled, unless_signalled
 from cluster.alert_delivery import AlertMetrics, AlertService, EtcdAlertSource
 from cluster.config import Config
 from cluster.backoff import Backoff
@@ -189,7 +190,11 @@ async def run_worker(
     _, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, worker_id, Keyspace(config.prefix), clock or SystemClock())
     async with open_cluster_etcd(config) as etcd:
-        shards = await _shards_at_start(etcd, ctx)
+        shards, signum = await unless_signalled(functools.partial(_shards_at_start, etcd, ctx))
+        if signum is not None:  # etcd never answered: there is nothing to stop yet
+            log.info("worker %s stopped before it started (%s)", worker_id,
+                     signal.Signals(signum).name)
+            return
         root = build_tree(ctx, inboxes, etcd, users, shards)
         started = _Announce(worker_id, task_status)
         budget = ShutdownBudget.from_config(config)

@@ -1,4 +1,5 @@
-"""run_until_signalled: a real signal to our own process stops the tree gracefully."""
+"""run_until_signalled: a real signal to our own process stops the tree gracefully;
+unless_signalled: it ends a start-up wait cleanly."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import trio
 from trio.testing import MockClock, wait_all_tasks_blocked
 
 from actor_testkit import Add, Probe, ProbeMsg, Scripted
-from actors import Address, ChildSpec, ShutdownReport, Supervisor, open_mailbox, run_until_signalled
+from actors import (Address, ChildSpec, ShutdownReport, Supervisor, open_mailbox,
+                    run_until_signalled, unless_signalled)
 
 
 def tree(log: list[str], *, drain_s: float = 0.0) -> tuple[Supervisor, Address[ProbeMsg]]:
@@ -89,3 +91,33 @@ async def test_a_root_that_returns_by_itself_reports_no_signal() -> None:
     log: list[str] = []
     report = await run_until_signalled(Scripted("once", log, outcome="return"))
     assert report == ShutdownReport(signal=None, forced=False)
+
+
+async def test_a_start_up_wait_ends_cleanly_on_sigterm() -> None:
+    """What a worker waiting for etcd at start does on SIGTERM: the wait is cancelled
+    and the signal handed back, nothing raised, the process not killed."""
+    waited = trio.Event()
+
+    async def wait_forever() -> str:
+        waited.set()
+        await trio.sleep_forever()
+        return "never"
+
+    async def signal_once_waiting() -> None:
+        await waited.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(signal_once_waiting)
+        with trio.fail_after(5):
+            value, signum = await unless_signalled(wait_forever)
+    assert (value, signum) == (None, signal.SIGTERM)
+
+
+async def test_a_start_up_wait_that_ends_returns_its_value() -> None:
+    async def answer() -> int:
+        await trio.sleep(0)
+        return 42
+
+    with trio.fail_after(5):
+        assert await unless_signalled(answer) == (42, None)
