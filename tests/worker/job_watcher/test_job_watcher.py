@@ -241,7 +241,7 @@ async def test_triggers_are_delivered_once_including_those_made_before_start_up(
         assert (await receive(inboxes.scheduler)).run_id == "r2"
 
 
-# -- workers/, and the runs lost with one --------------------------------------------------------------
+# -- workers/, and the runs lost with one -----------------------------------------------
 
 
 async def test_the_locker_hears_of_every_change_to_the_fleet(etcd, etcd_prefix):
