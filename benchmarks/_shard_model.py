@@ -21,8 +21,10 @@ included):
                    + 1 for forbid/replace: the guard        worker/claims.py release_guard
     etcd reads     none per fire in the spread shape: the read-only ``check_batch``
                    serves only checks that coincide         worker/locker/transport.py check_batch
-    watch events   each worker's running/ watch gets the run's deletion (puts filtered
-                   out by etcd: deletions_only)              worker/job_watcher/actor.py
+    watch events   each worker's running/ watch got the run's deletion (puts filtered
+                   out by etcd: deletions_only), the W and R modelled here; since the
+                   lost-runs read running/ is not watched at all, 0 per fire either way
+                                                            worker/job_watcher/lost_runs.py
                    the master's watch of the whole prefix gets every key change: the
                    claim's 3 puts, the mark, the delete, the lock's expiry with its
                    rotating lease                            master/event_feeds.py

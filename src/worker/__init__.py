@@ -3,9 +3,10 @@ that wires them. This docstring is the map.
 
 The actors, one package each (``actor.py`` its handling, ``messages.py`` what it is sent):
 
-- ``job_watcher``: watches etcd (jobs, triggers, kills, running runs, live workers) and
-  tells the others what changed (``fleet``, ``lost_runs``, ``jobs``, ``run_requests``:
-  one listener per prefix). Is sent nothing (``JobWatcherMsg`` is empty).
+- ``job_watcher``: watches etcd (jobs, triggers, kills, retries, live workers) and
+  tells the others what changed (``fleet``, ``jobs``, ``run_requests``: one listener per
+  prefix), and which runs a departed worker left (``lost_runs``: one read, no watch).
+  Is sent nothing (``JobWatcherMsg`` is empty).
 - ``scheduler``: owns the plan, which job fires when (``plan``, ``misfires``); hands fires
   to the Locker (``outbox``), records skips, retries and lost runs. ``SchedulerMsg``.
 - ``locker``: claims fires in etcd, one worker per fire, ranked among the live workers

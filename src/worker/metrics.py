@@ -319,6 +319,9 @@ def _job_watcher() -> ActorMetrics[JobWatcherStatistics]:
     return ActorMetrics[JobWatcherStatistics](totals=(
         Total.of("lost_runs_total", "Other workers' runs seen lost with their session.",
                  lambda s: s.lost_runs),
+        Total.of("lost_runs_untold_total", "Workers that left whose runs could not be "
+                 "told lost or ended (etcd's history compacted, or no answer): logged, "
+                 "not recovered.", lambda s: s.lost_untold),
         Total.of("watch_compactions_total", "etcd watches that had to re-read after a "
                  "compaction.", lambda s: s.compactions),
         Total.of("invalid_specs_total", "Job values in etcd rejected as invalid.",

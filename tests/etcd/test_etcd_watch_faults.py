@@ -88,6 +88,27 @@ async def test_a_watch_resuming_after_a_compaction_raises_watch_compacted(etcd_f
         first + 1, latest)
 
 
+async def test_a_read_at_a_past_revision_sees_that_past_until_it_is_compacted(etcd_factory):
+    """What a deletion took is read at the revision before it; once compaction removed
+    that revision the read raises the adapter's compaction error, not a rejection."""
+    server = etcd_factory()
+    async with open_etcd([server.endpoint]) as etcd:
+        await etcd.put(P + "a", "1")
+        before = await etcd.put(P + "b", "2")
+        gone = await etcd.delete_prefix(P)
+        now = await etcd.put(P + "c", "3")
+        past = await etcd.get_prefix(P, revision=before)
+        assert ([(kv.key, kv.value) for kv in past.kvs], past.revision) == (
+            [(P + "a", b"1"), (P + "b", b"2")], now)  # the read's revision is the present's
+        assert gone == 2 and [kv.key for kv in (await etcd.get_prefix(P)).kvs] == [P + "c"]
+        await trio.to_thread.run_sync(compact, server.endpoint, now)
+        with pytest.raises(WatchCompacted, match=f"revision {before}: that revision is compacted"
+                           ) as raised:
+            await etcd.get_prefix(P, revision=before)
+        assert (raised.value.requested_revision, raised.value.compact_revision) == (before, None)
+        assert [kv.key for kv in (await etcd.get_prefix(P, revision=now)).kvs] == [P + "c"]
+
+
 async def test_leaving_a_watch_leaves_no_thread_and_no_etcd_watcher(etcd_factory):
     server = etcd_factory()
     async with open_etcd([server.endpoint]) as etcd:

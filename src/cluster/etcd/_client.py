@@ -19,7 +19,8 @@ from etcd3 import etcdrpc
 
 from ._access import EtcdAccess, Metadata
 from ._connection import ClosedConnection, Connection, Member, first_response
-from ._errors import EtcdNoQuorum, EtcdRejected, EtcdUnavailable, LeaseExpired
+from ._errors import (EtcdNoQuorum, EtcdRejected, EtcdUnavailable, LeaseExpired, WatchCompacted,
+                      is_compacted)
 from ._probe import diagnose_tls
 from ._txn import Compare, Op, TxnResult, is_read_only, lease_ids, txn_request, txn_result
 from ._types import (
@@ -107,11 +108,24 @@ class Etcd:
                                      timeout_s=timeout_s)
         return KeyValue.from_proto(response.kvs[0]) if response.kvs else None
 
-    async def get_prefix(self, prefix: Key) -> PrefixSnapshot:
-        """Every key under ``prefix`` (sorted) and the revision of this read."""
+    async def get_prefix(self, prefix: Key, *, revision: int = 0) -> PrefixSnapshot:
+        """Every key under ``prefix`` (sorted) and the revision of this read.
+
+        ``revision``: the keys as they were at that past revision (etcd's MVCC), e.g.
+        just before a deletion, to learn what it took; the snapshot's ``revision`` is
+        still the store's current one. Raises WatchCompacted when that revision's
+        history is compacted away (0, the default: now).
+        """
         start = encode_key(prefix)
-        request = etcdrpc.RangeRequest(key=start, range_end=prefix_range_end(start))
-        response = await self._unary(lambda m: m.kv.Range, request, f"get prefix {prefix!r}")
+        request = etcdrpc.RangeRequest(key=start, range_end=prefix_range_end(start),
+                                       revision=revision)
+        operation = f"get prefix {prefix!r}" + (f" at revision {revision}" if revision else "")
+        try:
+            response = await self._unary(lambda m: m.kv.Range, request, operation)
+        except EtcdRejected as exc:
+            if revision and is_compacted(exc.detail):
+                raise WatchCompacted(revision, None) from None
+            raise
         kvs = tuple(KeyValue.from_proto(kv) for kv in response.kvs)
         return PrefixSnapshot(kvs, response.header.revision)
 

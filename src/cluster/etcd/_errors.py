@@ -21,6 +21,8 @@ The tree (catch the narrowest class that changes what you do)::
     ├── LeaseExpired           the lease is gone (expired, revoked or never granted)
     └── WatchCompacted         a watch's start or resume revision was compacted away:
                                re-read the prefix, then watch again from the new revision
+                               (also a read at a past revision, ``get_prefix(revision=)``:
+                               that past is gone)
 
 ``EtcdTlsFailed`` is raised only by ``Etcd.check_access`` (start-up): to gRPC a
 failed handshake is UNAVAILABLE, like an etcd that is down, and later calls treat it
@@ -57,6 +59,7 @@ _STALE_TOKEN = ("invalid auth token", "revision of auth store is old")
 _AUTH_FAILED = "authentication failed"
 _NO_USER = "user name is empty"
 _AUTH_NOT_ENABLED = "authentication is not enabled"
+_COMPACTED = "required revision has been compacted"  # etcd's ErrCompacted
 
 
 class EtcdError(Exception):
@@ -159,15 +162,27 @@ class WatchCompacted(EtcdError):
 
     Events between ``requested_revision`` and ``compact_revision`` are gone: the
     consumer must re-read the prefix and watch again from that read's revision + 1.
+    A read at a past revision (``Etcd.get_prefix(revision=)``) raises it too, with
+    ``compact_revision`` None: etcd's refusal does not say where history starts.
+    One class for both, because both mean the same to the caller: that past is gone,
+    only the present can be read.
     """
 
-    def __init__(self, requested_revision: int, compact_revision: int) -> None:
+    def __init__(self, requested_revision: int, compact_revision: int | None) -> None:
         self.requested_revision = requested_revision
         self.compact_revision = compact_revision
-        super().__init__(
-            f"etcd watch from revision {requested_revision} is compacted "
-            f"(history starts at {compact_revision}): re-read and watch again"
-        )
+        if compact_revision is None:
+            message = (f"etcd read at revision {requested_revision}: that revision is "
+                       f"compacted")
+        else:
+            message = (f"etcd watch from revision {requested_revision} is compacted "
+                       f"(history starts at {compact_revision}): re-read and watch again")
+        super().__init__(message)
+
+
+def is_compacted(detail: str) -> bool:
+    """etcd's refusal of a read at a revision its compaction removed (OUT_OF_RANGE)."""
+    return _COMPACTED in detail
 
 
 def was_unsent(exc: grpc.RpcError) -> bool:

@@ -1,6 +1,6 @@
 """The JobWatcher: mirrors etcd into messages for the Scheduler, Executor and Locker.
 
-It follows six prefixes (DESIGN §3, §4), each with a ``cluster.mirror.PrefixMirror``
+It follows five prefixes (DESIGN §3, §4), each with a ``cluster.mirror.PrefixMirror``
 (read the prefix, hand over what it holds, watch from the read's revision + 1; the
 adapter resumes broken streams by itself, no event lost or repeated; when the watch's
 history is compacted away the mirror reads again and the listener is given the last
@@ -8,12 +8,16 @@ revision it handed over, ``resumed_after``, so state converges instead of drifti
 Each prefix has a listener beside this module that turns it into messages::
 
     workers/   every change → WorkersChanged → Locker              (fleet.py)
-    running/   a run lost with its worker → RunVanished → Scheduler (fleet.py, lost_runs.py)
+               a deletion → the runs that went with it, read at the
+               revision before → RunVanished → Scheduler           (lost_runs.py)
     jobs/      read → JobsSnapshot, put → JobSaved / JobDeleted,
                delete → JobDeleted → Scheduler                      (jobs.py)
     killer/    put → KillRun → Executor                             (run_requests.py)
     trigger/   create → TriggerRequested → Scheduler                (run_requests.py)
     retry/     read, create → RetryRequested → Scheduler            (run_requests.py)
+
+running/ is not followed: a run's release would cost every worker a watch event per
+fire, and a worker's deletion says when to read what it left (``lost_runs``).
 
 Start-up: the mirrors start in that order, each once its first read is delivered (they
 are background tasks taking ``task_status``), and the actor is started after the last:
@@ -72,12 +76,12 @@ class JobWatcherStatistics:
     invalid_specs: int  # job values rejected (logged)
     lost_runs: int  # RunVanished sent
     workers: int
-    running: int  # other workers' runs seen at the last read of running/, minus deletions
-    pending_lost: int
+    lost_reads: int  # reads of running/ at a worker's departure
+    lost_untold: int  # departures whose runs could not be told lost or ended (logged)
 
 
 class JobWatcher(Actor[JobWatcherMsg]):
-    """Six mirrors and their listeners; the peers' addresses stay on the actor (the flow
+    """Five mirrors and their listeners; the peers' addresses stay on the actor (the flow
     diagram finds them here) and go to the listeners that send to them."""
 
     def __init__(self, inbox: Inbox[JobWatcherMsg], ctx: WorkerContext, etcd: Etcd, *,
@@ -102,9 +106,6 @@ class JobWatcher(Actor[JobWatcherMsg]):
         follow: list[tuple[PrefixMirror, OnRead, OnEvent]] = [  # in start-up order
             (PrefixMirror(etcd, ks.workers_prefix),
              self._fleet.workers_read, self._fleet.worker_event),
-            # Only a run's deletion matters, with its last value: etcd sends no puts.
-            (PrefixMirror(etcd, ks.running_prefix(), deletions_only=True),
-             self._fleet.running_read, self._fleet.running_event),
             (PrefixMirror(etcd, ks.jobs_prefix), self._jobs.on_read, self._jobs.on_event),
             (PrefixMirror(etcd, ks.killer_prefix), kills.on_read, kills.on_event),
             (PrefixMirror(etcd, ks.trigger_prefix), triggers.on_read, triggers.on_event),
@@ -147,6 +148,6 @@ class JobWatcher(Actor[JobWatcherMsg]):
             invalid_specs=self._jobs.invalid_specs,
             lost_runs=fleet.lost_runs,
             workers=len(fleet.workers),
-            running=len(fleet.running),
-            pending_lost=fleet.lost.pending(),
+            lost_reads=fleet.lost.reads,
+            lost_untold=fleet.lost.untold,
         )

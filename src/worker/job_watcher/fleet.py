@@ -1,14 +1,15 @@
-"""workers/ and running/ → the live fleet for the Locker, lost runs for the Scheduler.
+"""workers/ → the live fleet for the Locker, and the runs lost with a worker for the Scheduler.
 
-workers/: every change → ``WorkersChanged`` (the live workers, sorted by id, and the
-offset of each one's clock from ours, learnt from its publications as they happen:
-``worker.locker.fleet_clock``). running/:
-a deletion that went with its worker's key → ``RunVanished`` with the run's last value
-(claimed or started); both prefixes feed one ``LostRunMatcher``, hence one listener for
-the two mirrors. Every run is put twice (claimed, started) and deleted once: only its
-deletion matters, so its mirror asks etcd for deletions only, with their last value.
-Running keys that vanished during a compaction gap cannot be told lost from ended, and
-are only logged (those the last read had seen).
+Every change → ``WorkersChanged`` (the live workers, sorted by id, and the offset of
+each one's clock from ours, learnt from its publications as they happen:
+``worker.locker.fleet_clock``). A deletion is a worker leaving: its session lease
+ended, and etcd deleted its key and its runs' keys in that one revision, so one read
+of running/ as it was just before (``lost_runs.LostRuns``) gives the runs it left,
+each with its last state (claimed or started) → ``RunVanished``. running/ itself is
+not watched: a run's release costs no watch event (issue 14). Hence the lease of every
+worker key is kept as its puts are seen. Workers that left during a compaction gap of
+this watch are only logged: no revision of their leaving is known, their runs cannot
+be told lost from ended.
 
 Shards on (``worker.shards``): every change of workers/ that changes the membership
 (who serves, and this worker) is adopted and the jobs are planned again
@@ -22,31 +23,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import trio
-
 from actors import Address
 from worker.clock import WallClock
 from cluster.etcd import Etcd, EtcdError, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace
-from cluster.presence import (STARTED, PresenceDecodeError, RunningInfo, WorkerInfo,
-                              is_seed_registration)
+from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo, is_seed_registration
 
 from worker.locker.messages import LockerMsg, WorkersChanged
 from worker.scheduler.messages import RunVanished, SchedulerMsg
 from worker.shards import ShardState
-from .lost_runs import LostRunMatcher
+from .lost_runs import LostRuns
 
 log = logging.getLogger(__name__)
 
 
 class FleetListener:
-    """Listens to the workers/ and running/ mirrors (``workers_*``, ``running_*``)."""
+    """Listens to the workers/ mirror (``workers_read``, ``worker_event``)."""
 
     def __init__(self, keyspace: Keyspace, worker_id: str, *, locker: Address[LockerMsg],
                  scheduler: Address[SchedulerMsg], clock: WallClock,
                  shards: ShardState | None = None, etcd: Etcd | None = None,
                  on_membership: Callable[[], Awaitable[None]] | None = None) -> None:
-        """``shards``, ``etcd`` and ``on_membership``: for a sharded cluster (module doc)."""
+        """``etcd``: to read the runs a worker left (none: nothing is found lost);
+        ``shards`` and ``on_membership``: for a sharded cluster (module doc)."""
         self._shards = shards if shards is not None else ShardState(worker_id)
         self._etcd = etcd
         self._on_membership = on_membership
@@ -59,17 +58,24 @@ class FleetListener:
         # worker id → its clock minus ours (ms), from a publication seen as it happened;
         # a read's values may be seconds old and teach nothing about clocks.
         self.offsets_ms: dict[str, int] = {worker_id: 0}
-        # key → another worker's run, as of the last read of running/ (puts are not watched)
-        self.running: dict[str, RunningInfo] = {}
-        self.lost = LostRunMatcher()
+        # worker id → the lease its key was last put with (its runs' keys share it)
+        self.leases: dict[str, int] = {}
+        self.lost = LostRuns(etcd, keyspace, worker_id)
         self.lost_runs = 0  # RunVanished sent
 
     # -- workers/ -----------------------------------------------------------------------
 
-    async def workers_read(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
-        self.workers = {}
+    async def workers_read(self, snapshot: PrefixSnapshot, resumed_after: int | None) -> None:
+        known, self.workers, self.leases = self.leases, {}, {}
         for kv in snapshot.kvs:
             self._add_worker(kv)
+        # Gone, or back on another lease: their old lease ended somewhere in the gap.
+        gone = sorted(w for w, lease in known.items() if w != self._worker_id and lease
+                      and self.leases.get(w) != lease)
+        if resumed_after is not None and gone:
+            self.lost.untold += len(gone)
+            log.warning("%d workers left during a compaction gap (%s): whether any of "
+                        "their runs was lost cannot be told", len(gone), ", ".join(gone))
         self.offsets_ms = {w: o for w, o in self.offsets_ms.items()
                            if w in self.workers or w == self._worker_id}
         await self._send_workers()
@@ -85,12 +91,14 @@ class FleetListener:
                 self.offsets_ms[worker_id] = info.wall_ms - self._clock.now_ms()
             await self._send_workers()
             return
-        self.workers.pop(worker_id, None)
+        info = self.workers.pop(worker_id, None)
+        lease_id = self.leases.pop(worker_id, 0)
         if worker_id != self._worker_id:
             self.offsets_ms.pop(worker_id, None)
         await self._send_workers()
-        for info in self.lost.worker_deleted(worker_id, event.revision, trio.current_time()):
-            await self._vanished(info)
+        published = info.running if info is not None else None
+        for run in await self.lost.left(worker_id, lease_id, event.revision, published):
+            await self._vanished(run)
 
     def _add_worker(self, kv: KeyValue) -> WorkerInfo | None:
         """Record a registration; an unreadable one makes its worker ineligible."""
@@ -98,7 +106,9 @@ class FleetListener:
         if worker_id is None:
             return None
         self.workers.pop(worker_id, None)
-        if is_seed_registration(kv.value):  # the seed's worker: it never claims our fires
+        seed = is_seed_registration(kv.value)
+        self.leases[worker_id] = 0 if seed else kv.lease_id  # a seed worker runs none of ours
+        if seed:  # the seed's worker: it never claims our fires
             log.info("worker %r is a seed worker (empty registration): no fire is placed on it",
                      worker_id)
             return None
@@ -125,44 +135,7 @@ class FleetListener:
             if self._on_membership is not None:
                 await self._on_membership()
 
-    # -- running/ -----------------------------------------------------------------------
-
-    async def running_read(self, snapshot: PrefixSnapshot, resumed_after: int | None) -> None:
-        fresh = {kv.key: info for kv in snapshot.kvs
-                 if (info := self._running_info(kv)) is not None}
-        vanished = self.running.keys() - fresh.keys()
-        if resumed_after is not None and vanished:
-            log.warning("%d runs of other workers ended during a compaction gap: "
-                        "whether any was lost cannot be told", len(vanished))
-        self.running = fresh
-
-    async def running_event(self, event: WatchEvent) -> None:
-        if event.type is EventType.PUT:  # only if etcd ignored the filter: nothing to do
-            return
-        # Its last value tells whether it had started. Without it (etcd omits prev_kv
-        # once that revision is compacted), the value of our last read may predate its
-        # mark (no puts are watched): take it as started, never run anything twice.
-        known = self.running.pop(event.key, None)
-        if event.prev is not None:
-            info = self._running_info(event.prev)
-        else:
-            info = known.with_state(STARTED) if known is not None else None
-            log.warning("run deletion %s came without its last value%s", event.key,
-                        "" if known else ": not known, ignored")
-        if info is not None and self.lost.run_deleted(info, event.revision, trio.current_time()):
-            await self._vanished(info)
-
-    def _running_info(self, kv: KeyValue) -> RunningInfo | None:
-        """Another worker's run under ``kv``; None for ours or an unreadable one."""
-        if self._ks.parse_running(kv.key) is None:
-            log.warning("ignoring %s: not a running key", kv.key)
-            return None
-        try:
-            info = RunningInfo.from_bytes(kv.value)
-        except PresenceDecodeError as err:
-            log.warning("ignoring %s: %s", kv.key, err)
-            return None
-        return None if info.worker_id == self._worker_id else info
+    # -- lost runs -------------------------------------------------------------------
 
     async def _vanished(self, info: RunningInfo) -> None:
         if not await self._handles(info.job_name):

@@ -1,7 +1,7 @@
 """The JobWatcher with shards on, against real etcd: it plans only the jobs its worker
 serves, hands jobs over when a worker that serves joins (without killing their runs),
 takes them back when it leaves, with the run-nows left pending for them meanwhile, and
-passes on only its own jobs' run-nows."""
+passes on only its own jobs' run-nows and lost runs."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import trio
 from actors import open_mailbox
 from cluster.config import Config
 from cluster.keyspace import Keyspace
-from cluster.presence import Serving, WorkerInfo, fleet_epoch
+from cluster.presence import RunningInfo, Serving, WorkerInfo, fleet_epoch
 from cluster.shard_settings import ShardSettings
 from cluster.slots import SlotTable, slot_of
 from worker.clock import SystemClock
 from worker.context import WorkerContext
 from worker.job_watcher.actor import JobWatcher, JobWatcherMsg
 from worker.mailboxes import open_mailboxes
-from worker.scheduler.messages import JobsSnapshot, TriggerRequested
+from worker.scheduler.messages import JobsSnapshot, RunVanished, TriggerRequested
 from worker.shards import ShardState
 
 from test_job_watcher import ME, job, next_of, running
@@ -81,3 +81,46 @@ async def test_a_join_hands_jobs_over_and_a_leave_takes_them_back_with_their_run
         with trio.fail_after(5):
             while shards.serving() != Serving(fleet_epoch(three), 3):
                 await trio.sleep(0.01)
+
+
+async def test_runs_lost_with_a_worker_go_to_the_scheduler_only_for_jobs_served_here(
+        etcd, etcd_prefix):
+    """Of the runs a dead worker left (read at the revision before its key went), only
+    those of jobs this worker serves once the membership has shrunk are passed on: the
+    job's servers are the workers that run it again, one of whom records it lost."""
+    ks = Keyspace(etcd_prefix)
+    four, three = [ME, "w2", "w3", "w4"], [ME, "w3", "w4"]
+    for name in NAMES:
+        await etcd.put(ks.job(name), job(name))
+    served = sorted(share(ME, three))
+    elsewhere = sorted(set(NAMES) - share(ME, three))
+    assert served and elsewhere
+    lease = (await etcd.grant_lease(60)).id
+    await etcd.put(ks.worker("w2"), serving("w2", four), lease_id=lease)
+    for other in ("w3", "w4"):
+        await etcd.put(ks.worker(other), serving(other, four))
+    runs = [RunningInfo("r-here", served[0], "w2", planned_ms=1000, attempt=1,
+                        trigger="schedule", started_ms=2000),
+            RunningInfo("r-there", elsewhere[0], "w2", planned_ms=1000, attempt=1,
+                        trigger="schedule", started_ms=2000)]
+    for run in runs:
+        await etcd.put(ks.running(run.job_name, run.run_id), run.to_bytes(), lease_id=lease)
+    config = Config()
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, Keyspace(etcd_prefix), SystemClock())
+    _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
+    watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
+                         executor=addresses.executor, locker=addresses.locker,
+                         shards=ShardState(ME, {}, SETTINGS))
+    async with running(watcher):
+        await next_of(inboxes.scheduler, JobsSnapshot)
+        await etcd.revoke_lease(lease)  # w2 dies with both runs
+        assert await next_of(inboxes.scheduler, RunVanished) == RunVanished(runs[0])
+        with trio.fail_after(5):
+            while watcher.statistics_detail().lost_reads == 0:
+                await trio.sleep(0.01)
+        rest = []
+        while inboxes.scheduler.statistics().depth:
+            rest.append(inboxes.scheduler.receive_nowait())
+        assert not [m for m in rest if isinstance(m, RunVanished)]
+        assert watcher.statistics_detail().lost_runs == 1
