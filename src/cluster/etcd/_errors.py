@@ -19,8 +19,10 @@ The tree (catch the narrowest class that changes what you do)::
     │   └── EtcdTlsFailed      no TLS session: an unknown CA, a client certificate that
     │                          is missing, expired or not trusted, TLS on one side only
     ├── LeaseExpired           the lease is gone (expired, revoked or never granted)
-    └── WatchCompacted         a watch's start or resume revision was compacted away:
-                               re-read the prefix, then watch again from the new revision
+    ├── WatchCompacted         a watch's start or resume revision was compacted away:
+    │                          re-read the prefix, then watch again from the new revision
+    └── RangeCompacted         a read at a past revision (a paged read's later page) found
+                               it compacted away: read again from the first page
 
 ``EtcdTlsFailed`` is raised only by ``Etcd.check_access`` (start-up): to gRPC a
 failed handshake is UNAVAILABLE, like an etcd that is down, and later calls treat it
@@ -57,6 +59,7 @@ _STALE_TOKEN = ("invalid auth token", "revision of auth store is old")
 _AUTH_FAILED = "authentication failed"
 _NO_USER = "user name is empty"
 _AUTH_NOT_ENABLED = "authentication is not enabled"
+_COMPACTED = "required revision has been compacted"  # etcd's ErrCompacted
 
 
 class EtcdError(Exception):
@@ -170,6 +173,15 @@ class WatchCompacted(EtcdError):
         )
 
 
+class RangeCompacted(EtcdError):
+    """A read asked for a revision older than the compaction (``Etcd.get_prefix_page``
+    past its first page): the pages read so far are of a state etcd no longer has."""
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        super().__init__(f"etcd {operation}: {detail}: read again from the first page")
+
+
 def was_unsent(exc: grpc.RpcError) -> bool:
     """True when gRPC could not connect at all, so the request never reached a server."""
     return _UNSENT_MARKER in (_details(exc) or "")
@@ -205,6 +217,8 @@ def translate(
         return LeaseExpired(lease_id)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return EtcdPermissionDenied(operation, user)
+    if code == grpc.StatusCode.OUT_OF_RANGE and _COMPACTED in detail:
+        return RangeCompacted(operation, detail.removeprefix("etcdserver: "))
     if _AUTH_FAILED in detail:
         return EtcdAuthFailed(user, detail.removeprefix("etcdserver: "))
     if _NO_USER in detail or is_stale_token(exc):  # stale again right after a renewal
