@@ -102,7 +102,6 @@ class JobsListener:
             handed = frozenset(read.handed)
             shards.served = names
         msg = JobsSnapshot(specs, revision, cursors.last_fired, elsewhere, chained, handed)
-        del read, specs, chained, cursors  # the Scheduler holds what it keeps
         await self._scheduler.tell_or_log(msg, log)
         shards.loaded()
         return revision, (frozenset(names - before) if shards.on else frozenset())
@@ -118,6 +117,9 @@ class JobsListener:
     def planned(self, spec: JobSpec) -> bool:
         return self._shards.plans(spec.name, spec.selector)
 
+    def job_name(self, key: str) -> str | None:
+        return self._ks.name_from_job_key(key)
+
     async def on_event(self, event: WatchEvent) -> None:
         name = self._ks.name_from_job_key(event.key)
         if name is None:
@@ -127,7 +129,7 @@ class JobsListener:
             await self._scheduler.tell_or_log(self._change(name, event), log)
 
     def _change(self, name: str, event: WatchEvent) -> JobSaved | JobDeleted:
-        spec = self._spec(event.kv) if event.type is EventType.PUT else None
+        spec = self.spec_of(event.kv) if event.type is EventType.PUT else None
         shards = self._shards
         if spec is None:
             shards.served.discard(name)
@@ -139,7 +141,7 @@ class JobsListener:
         shards.served.discard(name)
         return JobSaved(spec, serve=False)
 
-    def _spec(self, kv: KeyValue) -> JobSpec | None:
+    def spec_of(self, kv: KeyValue) -> JobSpec | None:
         """The valid spec under a job key, else None (logged: operators must see it)."""
         name = self._ks.name_from_job_key(kv.key)
         if name is None:
@@ -175,12 +177,11 @@ class _JobsRead:
 
     def add(self, kvs: Sequence[KeyValue]) -> None:
         listener = self._listener
-        name_of = listener._ks.name_from_job_key
         for kv in kvs:
-            name = name_of(kv.key)
+            name = listener.job_name(kv.key)
             if name is None:
                 continue
-            spec = listener._spec(kv) if listener.wants(name, kv.value) else None
+            spec = listener.spec_of(kv) if listener.wants(name, kv.value) else None
             if spec is not None and listener.planned(spec):
                 self.mine.append(spec)
                 continue
