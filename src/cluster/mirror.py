@@ -62,6 +62,8 @@ OnEvent = Callable[[WatchEvent], Awaitable[None]]
 # of that read. Its argument is ``resumed_after``, as ``OnRead``'s.
 Load = Callable[["int | None"], Awaitable[int]]
 
+T = TypeVar("T")
+
 PAGE_SIZE = 1000  # keys a page: ~100 KB of job specs, the memory a paged read costs
 
 READ_RETRY_S = 0.1
@@ -169,10 +171,15 @@ async def read_prefix(etcd: Etcd, prefix: str, *,
                       ) -> PrefixSnapshot:
     """One read of ``prefix``, retried with backoff while etcd is unreachable: the mirror's
     reads, and a listener's read of a range it needs beside its own (never a stale view)."""
+    return await _retried(lambda: etcd.get_prefix(prefix), prefix, on_unavailable)
+
+
+async def _retried(read: Callable[[], Awaitable[T]], prefix: str,
+                   on_unavailable: Callable[[EtcdUnavailable], None] | None) -> T:
     backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
     while True:
         try:
-            return await etcd.get_prefix(prefix)
+            return await read()
         except EtcdUnavailable as exc:
             if on_unavailable is not None:
                 on_unavailable(exc)
@@ -220,14 +227,6 @@ async def fold_prefix(etcd: Etcd, prefix: str, start: Callable[[], F], *,
 
 async def _page(etcd: Etcd, prefix: str, limit: int, after: str | None, revision: int,
                 on_unavailable: Callable[[EtcdUnavailable], None] | None) -> PrefixPage:
-    backoff = Backoff(READ_RETRY_S, READ_RETRY_MAX_S)
-    while True:
-        try:
-            return await etcd.get_prefix_page(prefix, limit=limit, after=after,
-                                              revision=revision)
-        except EtcdUnavailable as exc:
-            if on_unavailable is not None:
-                on_unavailable(exc)
-            delay_s = backoff.failed()
-            log.warning("reading %s: %s; retrying in %.1f s", prefix, exc, delay_s)
-            await trio.sleep(delay_s)
+    return await _retried(lambda: etcd.get_prefix_page(prefix, limit=limit, after=after,
+                                                       revision=revision),
+                          prefix, on_unavailable)
