@@ -14,15 +14,7 @@ it published. That rule is make before break:
   then publish the membership they loaded for; it keeps serving until they all have
   (``handed_over``), at most a bounded wait, then stops as any worker does;
 - a dead worker's key goes with its lease: the others count it out and load what they
-  gained, while the other R - 1 servers of each of its slots claim as they always did;
-- workers starting together (*co-starters*: registered, not serving yet, seen by this
-  worker before its own first load) count each other in from the start: none of them
-  serves anything yet, so none drops a slot by it, and a worker joining a running fleet
-  is still not counted by the workers already serving (it registered after their first
-  load). Without it every worker of a fleet started at once planned every job first
-  and shed them as the others said serving: its memory's high-water mark was a whole
-  plan (DESIGN §6b "Memory"). A co-starter that never says serving leaves its slots
-  to their other R - 1 owners, as a crash does, until its key goes.
+  gained, while the other R - 1 servers of each of its slots claim as they always did.
 
 One ``ShardState`` per worker tree (``worker.app``), like the ``SpillRoom``: the
 JobWatcher writes it (the membership, the jobs it plans), the Locker reads it to rank a
@@ -34,7 +26,7 @@ Used only in the trio thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -48,15 +40,12 @@ from cluster.slots import SlotTable, servers, slot_of
 __all__ = ["ShardMetrics", "ShardState", "ShardStatistics", "handed_over", "membership"]
 
 
-def membership(me: WorkerInfo, workers: Iterable[WorkerInfo],
-               co_starters: Collection[str] = ()) -> tuple[WorkerInfo, ...]:
+def membership(me: WorkerInfo, workers: Iterable[WorkerInfo]) -> tuple[WorkerInfo, ...]:
     """Whom slots are computed over: ``me`` and every other worker that publishes
-    ``serving`` and is not leaving, and those of ``co_starters`` that do not publish it
-    yet, sorted by id (pure: the module doc says why)."""
+    ``serving`` and is not leaving, sorted by id (pure: the module doc says why)."""
     fleet = {w.worker_id: w for w in workers
-             if w.worker_id != me.worker_id and (
-                 (w.serving is not None and not w.serving.leaving)
-                 or (w.serving is None and w.worker_id in co_starters))}
+             if w.worker_id != me.worker_id and w.serving is not None
+             and not w.serving.leaving}
     fleet[me.worker_id] = me
     return tuple(fleet[w] for w in sorted(fleet))
 
@@ -94,7 +83,6 @@ class ShardState:
         self.leaving = False
         self.membership_changes = 0
         self.served: set[str] = set()  # names of the jobs it plans (shards on)
-        self._co_starters: frozenset[str] = frozenset()  # fixed at its first load
         self._changed = trio.Event()
 
     @property
@@ -106,12 +94,7 @@ class ShardState:
     def proposed(self, workers: Iterable[WorkerInfo]) -> tuple[WorkerInfo, ...] | None:
         """The membership ``workers`` call for, or None when it is the current one
         (same ids and labels: a republication changes nothing)."""
-        workers = list(workers)
-        starting = frozenset(w.worker_id for w in workers if w.serving is None)
-        # Before its first load: who starts with it (module doc). After, only fewer: one
-        # that said serving, or whose key went, comes back as a joiner.
-        self._co_starters = starting if self._loaded is None else self._co_starters & starting
-        fleet = membership(self.me, workers, self._co_starters)
+        fleet = membership(self.me, workers)
         same = [(w.worker_id, dict(w.labels)) for w in fleet] == \
             [(w.worker_id, dict(w.labels)) for w in self.fleet]
         return None if same else fleet

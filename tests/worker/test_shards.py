@@ -28,8 +28,6 @@ def info(worker_id: str, serving: tuple[str, ...] | None = None, leaving: bool =
 
 def state(me: str, workers: list[WorkerInfo], **labels: str) -> ShardState:
     shards = ShardState(me, labels, SETTINGS)
-    if any(w.worker_id == me and w.serving is not None for w in workers):
-        shards.loaded()  # it says serving: it has loaded once (co-starters are fixed)
     fleet = shards.proposed(workers)
     if fleet is not None:
         shards.adopt(fleet)
@@ -64,26 +62,6 @@ def test_a_joiner_plans_its_share_at_once_and_the_others_keep_theirs_until_it_se
     assert served(a) | served(b) | served(c) == set(NAMES)
     assert all(sum(s.serves(n, {}) for s in (a, b, c)) == 2 for n in NAMES)
     assert set(NAMES) - served(a) <= mine  # a lost only what c gained
-
-
-def test_workers_starting_together_plan_their_share_at_once_and_a_joiner_waits():
-    """Co-starters count each other before their first load (no whole plan first);
-    once loaded, a worker never counts a newcomer that does not serve yet."""
-    cold = [info("a"), info("b"), info("c"), info("d")]
-    states = {w: state(w, cold) for w in "abcd"}
-    assert all(len(s.fleet) == 4 for s in states.values())
-    assert all(sum(s.serves(n, {}) for s in states.values()) == 2 for n in NAMES)
-    assert all(len(served(s)) < len(NAMES) * 3 // 4 for s in states.values())
-    a = states["a"]
-    a.loaded()
-    serving = [info(w, tuple("abcd")) for w in "abcd"]
-    assert a.proposed(serving) is None  # they said serving: the same membership
-    assert a.proposed([*serving, info("e")]) is None  # a joiner: not counted by a
-    assert a.proposed(serving[:3]) is not None  # d's key went
-    a.adopt(a.proposed(serving[:3]) or a.fleet)
-    # d comes back under the same id, not serving yet: a joiner now, not counted.
-    assert [w.worker_id for w in a.fleet] == ["a", "b", "c"]
-    assert a.proposed([*serving[:3], info("d")]) is None
 
 
 def test_a_republication_that_changes_nothing_is_no_change():
