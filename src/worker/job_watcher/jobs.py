@@ -86,6 +86,7 @@ class JobsListener:
         jobs planned now that were not before."""
         shards = self._shards
         before = frozenset(shards.served)
+        fleet = shards.fleet  # a change while it reads: another reload follows (the lock)
         read, revision = await fold_prefix(self._etcd, self._ks.jobs_prefix,
                                            lambda: _JobsRead(self, before))
         specs, chained = tuple(read.mine), tuple(read.chained)
@@ -103,7 +104,8 @@ class JobsListener:
             shards.served = names
         msg = JobsSnapshot(specs, revision, cursors.last_fired, elsewhere, chained, handed)
         await self._scheduler.tell_or_log(msg, log)
-        shards.loaded()
+        if shards.fleet is fleet:  # else part was read for the older one: not loaded yet
+            shards.loaded()
         return revision, (frozenset(names - before) if shards.on else frozenset())
 
     def wants(self, name: str, value: bytes) -> bool:
