@@ -131,3 +131,36 @@ async def test_jobs_and_state_are_read_in_pages_and_only_its_share_is_kept(
                 or what.startswith("whole state/")], reads
     assert max(n for _, n in pages) == 7, reads
     assert sum(n for what, n in pages if what == "jobs/") == 2 * len(NAMES)  # two reads
+
+
+async def test_a_membership_change_during_a_paged_read_is_not_published_as_loaded(
+        etcd, etcd_prefix, monkeypatch):
+    """Regression: a read in pages takes a while; if the membership changes meanwhile,
+    part of it was sorted for the older one, so the worker must not say it serves the
+    new one (the others would drop jobs it has not planned) until the reload after."""
+    from worker.job_watcher.jobs import JobsListener
+    monkeypatch.setattr("cluster.mirror.PAGE_SIZE", 7)
+    ks = Keyspace(etcd_prefix)
+    for name in NAMES:
+        await etcd.put(ks.job(name), job(name))
+    shards = ShardState(ME, {}, SETTINGS)
+    three = (shards.me, WorkerInfo("w2", "h", 1), WorkerInfo("w3", "h", 1))
+    shards.adopt(three)
+    page_read = etcd.get_prefix_page
+
+    async def get_prefix_page(prefix, **kwargs):
+        if prefix == ks.jobs_prefix and kwargs.get("after") is not None \
+                and len(shards.fleet) == 3:
+            shards.adopt(three[:2])  # w3 died between two pages
+        return await page_read(prefix, **kwargs)
+
+    monkeypatch.setattr(etcd, "get_prefix_page", get_prefix_page)
+    addresses, inboxes = open_mailboxes(Config())
+    listener = JobsListener(etcd, ks, addresses.scheduler, ME, shards)
+    await listener.load(None)
+    assert isinstance(inboxes.scheduler.receive_nowait(), JobsSnapshot)
+    assert shards.serving() is None  # read partly for {w1, w2, w3}: not loaded
+    await listener.reload()  # what the fleet listener does after adopting
+    reloaded = inboxes.scheduler.receive_nowait()
+    assert {s.name for s in reloaded.specs} == share(ME, [ME, "w2"])
+    assert shards.serving() == Serving(fleet_epoch([ME, "w2"]), 2)
