@@ -50,6 +50,7 @@ from ._errors import (  # noqa: E402
     EtcdTlsFailed,
     EtcdUnavailable,
     LeaseExpired,
+    RangeCompacted,
     WatchCompacted,
 )
 from ._txn import (  # noqa: E402
@@ -66,7 +67,9 @@ from ._txn import (  # noqa: E402
     PutResult,
     TxnResult,
 )
-from ._types import EventType, KeyValue, Lease, PrefixSnapshot, PrefixStamp, WatchEvent  # noqa: E402
+from ._types import (  # noqa: E402
+    EventType, KeyValue, Lease, PrefixPage, PrefixSnapshot, PrefixStamp, WatchEvent,
+)
 from ._watch import WatchStatistics, WatchStream  # noqa: E402
 
 __all__ = [
@@ -74,7 +77,8 @@ __all__ = [
     "EtcdAccess", "EtcdAccessError", "EtcdAuthFailed", "EtcdCredentialsUnreadable",
     "EtcdError", "EtcdNoQuorum", "EtcdOutcomeUnknown", "EtcdPermissionDenied", "EtcdRejected",
     "EtcdStatistics", "EtcdTlsFailed", "EtcdUnavailable", "EventType", "Get",
-    "GetResult", "KeyValue", "Lease", "LeaseExpired", "Op", "OpResult", "PrefixSnapshot",
+    "GetResult", "KeyValue", "Lease", "LeaseExpired", "Op", "OpResult", "PrefixPage",
+    "PrefixSnapshot", "RangeCompacted",
     "PrefixStamp", "Put", "PutResult",
     "TxnResult", "WatchCompacted", "WatchEvent", "WatchStatistics", "WatchStream",
     "open_etcd",

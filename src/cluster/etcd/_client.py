@@ -27,6 +27,7 @@ from ._types import (
     Key,
     KeyValue,
     Lease,
+    PrefixPage,
     PrefixSnapshot,
     PrefixStamp,
     encode_key,
@@ -128,6 +129,24 @@ class Etcd:
             raise
         kvs = tuple(KeyValue.from_proto(kv) for kv in response.kvs)
         return PrefixSnapshot(kvs, response.header.revision)
+
+    async def get_prefix_page(self, prefix: Key, *, limit: int, after: Key | None = None,
+                              revision: int = 0) -> PrefixPage:
+        """Up to ``limit`` keys under ``prefix`` that sort after ``after`` (None: from the
+        first), as of ``revision`` (0: now). A large range read in pages, each at the
+        first page's revision, is one consistent read whose memory is one page's, not
+        the whole range's (``cluster.mirror.fold_prefix``). Raises RangeCompacted when
+        ``revision`` was compacted away meanwhile (read again from the first page)."""
+        if limit < 1:
+            raise ValueError(f"a page needs a limit of at least 1, not {limit}")
+        start = encode_key(prefix)
+        first = start if after is None else encode_key(after) + b"\0"
+        request = etcdrpc.RangeRequest(key=first, range_end=prefix_range_end(start),
+                                       limit=limit, revision=revision)
+        response = await self._unary(lambda m: m.kv.Range, request,
+                                     f"get prefix {prefix!r} page")
+        kvs = tuple(KeyValue.from_proto(kv) for kv in response.kvs)
+        return PrefixPage(kvs, revision or response.header.revision, response.more)
 
     async def stamp_prefix(self, prefix: Key) -> PrefixStamp:
         """The count and newest ``mod_revision`` of the keys under ``prefix``: one key

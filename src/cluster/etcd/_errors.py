@@ -19,10 +19,12 @@ The tree (catch the narrowest class that changes what you do)::
     │   └── EtcdTlsFailed      no TLS session: an unknown CA, a client certificate that
     │                          is missing, expired or not trusted, TLS on one side only
     ├── LeaseExpired           the lease is gone (expired, revoked or never granted)
-    └── WatchCompacted         a watch's start or resume revision was compacted away:
-                               re-read the prefix, then watch again from the new revision
-                               (also a read at a past revision, ``get_prefix(revision=)``:
-                               that past is gone)
+    ├── WatchCompacted         a watch's start or resume revision was compacted away:
+    │                          re-read the prefix, then watch again from the new revision
+    │                          (also a read at a past revision, ``get_prefix(revision=)``:
+    │                          that past is gone)
+    └── RangeCompacted         a read at a past revision (a paged read's later page) found
+                               it compacted away: read again from the first page
 
 ``EtcdTlsFailed`` is raised only by ``Etcd.check_access`` (start-up): to gRPC a
 failed handshake is UNAVAILABLE, like an etcd that is down, and later calls treat it
@@ -185,6 +187,15 @@ def is_compacted(detail: str) -> bool:
     return _COMPACTED in detail
 
 
+class RangeCompacted(EtcdError):
+    """A read asked for a revision older than the compaction (``Etcd.get_prefix_page``
+    past its first page): the pages read so far are of a state etcd no longer has."""
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        super().__init__(f"etcd {operation}: {detail}: read again from the first page")
+
+
 def was_unsent(exc: grpc.RpcError) -> bool:
     """True when gRPC could not connect at all, so the request never reached a server."""
     return _UNSENT_MARKER in (_details(exc) or "")
@@ -220,6 +231,8 @@ def translate(
         return LeaseExpired(lease_id)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return EtcdPermissionDenied(operation, user)
+    if code == grpc.StatusCode.OUT_OF_RANGE and _COMPACTED in detail:
+        return RangeCompacted(operation, detail.removeprefix("etcdserver: "))
     if _AUTH_FAILED in detail:
         return EtcdAuthFailed(user, detail.removeprefix("etcdserver: "))
     if _NO_USER in detail or is_stale_token(exc):  # stale again right after a renewal

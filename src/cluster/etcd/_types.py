@@ -75,6 +75,15 @@ class PrefixSnapshot(NamedTuple):
     revision: int
 
 
+class PrefixPage(NamedTuple):
+    """One page of a paged read (``Etcd.get_prefix_page``): up to ``limit`` keys in key
+    order at ``revision``; ``more``: keys after the last one are left for the next page."""
+
+    kvs: tuple[KeyValue, ...]
+    revision: int
+    more: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """A granted lease; ``ttl_s`` is what the server granted (it may round up)."""

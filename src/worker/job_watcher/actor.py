@@ -10,7 +10,7 @@ Each prefix has a listener beside this module that turns it into messages::
     workers/   every change → WorkersChanged → Locker              (fleet.py)
                a deletion → the runs that went with it, read at the
                revision before → RunVanished → Scheduler           (lost_runs.py)
-    jobs/      read → JobsSnapshot, put → JobSaved / JobDeleted,
+    jobs/      read (in pages) → JobsSnapshot, put → JobSaved / JobDeleted,
                delete → JobDeleted → Scheduler                      (jobs.py)
     killer/    put → KillRun → Executor                             (run_requests.py)
     trigger/   create → TriggerRequested → Scheduler                (run_requests.py)
@@ -103,17 +103,19 @@ class JobWatcher(Actor[JobWatcherMsg]):
         kills = KillsListener(ks, executor)
         self._triggers = triggers = TriggersListener(ks, ctx.clock, scheduler, shards, etcd)
         self._retries = retries = RetriesListener(ks, scheduler, shards)
+        jobs = PrefixMirror(etcd, ks.jobs_prefix)  # loads itself, in pages (``JobsListener.load``)
         follow: list[tuple[PrefixMirror, OnRead, OnEvent]] = [  # in start-up order
             (PrefixMirror(etcd, ks.workers_prefix),
              self._fleet.workers_read, self._fleet.worker_event),
-            (PrefixMirror(etcd, ks.jobs_prefix), self._jobs.on_read, self._jobs.on_event),
             (PrefixMirror(etcd, ks.killer_prefix), kills.on_read, kills.on_event),
             (PrefixMirror(etcd, ks.trigger_prefix), triggers.on_read, triggers.on_event),
             (PrefixMirror(etcd, ks.retry_prefix), retries.on_read, retries.on_event),
         ]
-        self._mirrors = [mirror for mirror, _, _ in follow]
         self._follow = [functools.partial(mirror.run, on_read, on_event)
                         for mirror, on_read, on_event in follow]
+        self._follow.insert(1, functools.partial(jobs.run_loading, self._jobs.load,
+                                                 self._jobs.on_event))
+        self._mirrors = [mirror for mirror, _, _ in follow] + [jobs]
 
     def background(self) -> Iterable[Callable[..., Awaitable[None]]]:
         return self._follow  # each takes task_status: started once its first read is handed over

@@ -17,20 +17,25 @@ drops the jobs other workers serve now (``handed_over``: their runs here end as 
 would) and plans those gained, whose pending run requests are then replayed
 (``gained``); then the worker may publish ``serving``. Each put is parsed (puts are
 rare) and becomes ``JobSaved`` with ``serve`` saying whether this worker plans it.
+
+Memory: jobs/ and state/ are read in pages (``cluster.mirror.fold_prefix``), each page
+parsed and dropped, keeping only what the worker plans; a whole-range read of 100k jobs
+cost ~100 MB at once and raised the worker's RSS for good at every membership change
+(DESIGN §6b "Memory").
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import trio
 
 from actors import Address
-from cluster.etcd import Etcd, EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.etcd import Etcd, EventType, KeyValue, WatchEvent
 from cluster.keyspace import Keyspace
 from cluster.last_fire import LastFire, LastFireDecodeError
-from cluster.mirror import read_prefix
+from cluster.mirror import fold_prefix, read_prefix
 from cluster.spec import JobSpec, SpecError
 
 from worker.scheduler.messages import JobDeleted, JobSaved, JobsSnapshot, SchedulerMsg
@@ -59,66 +64,63 @@ class JobsListener:
         self.snapshots = 0  # JobsSnapshot sent: one at start-up, one per re-read
         self.invalid_specs = 0  # job values rejected (logged)
 
-    async def on_read(self, snapshot: PrefixSnapshot, _resumed_after: int | None) -> None:
+    async def load(self, _resumed_after: int | None) -> int:
+        """The mirror's read (``PrefixMirror.run_loading``): jobs/ in pages, converged
+        on; returns the read's revision."""
         async with self._lock:
-            await self._converge(snapshot)
+            revision, _ = await self._converge()
             self._read_once = True
+        return revision
 
     async def reload(self) -> None:
         """The membership changed (``ShardState.adopt``): plan what it serves now."""
         async with self._lock:
             if not self._read_once:
                 return  # the mirror's first read will use the new membership
-            gained = await self._converge(await read_prefix(self._etcd, self._ks.jobs_prefix))
+            _, gained = await self._converge()
         if gained and self._gained is not None:
             await self._gained(gained)
 
-    async def _converge(self, snapshot: PrefixSnapshot) -> frozenset[str]:
-        """One ``JobsSnapshot``; returns the jobs planned now that were not before."""
-        state = await read_prefix(self._etcd, self._ks.state_prefix)
-        workers = await read_prefix(self._etcd, self._ks.workers_prefix)
+    async def _converge(self) -> tuple[int, frozenset[str]]:
+        """Read jobs/ and send one ``JobsSnapshot``; returns the read's revision and the
+        jobs planned now that were not before."""
         shards = self._shards
-        specs, chained = self._split(snapshot)
-        self.snapshots += 1
-        revisions = {name: kv.mod_revision for kv in state.kvs
-                     if (name := self._ks.parse_state(kv.key)) is not None}
-        elsewhere = (caught_up_elsewhere(self._ks, self._worker_id, workers.kvs, revisions, specs)
-                     if self._worker_id else frozenset())
+        before = frozenset(shards.served)
+        fleet = shards.fleet  # a change while it reads: another reload follows (the lock)
+        read, revision = await fold_prefix(self._etcd, self._ks.jobs_prefix,
+                                           lambda: _JobsRead(self, before))
+        specs, chained = tuple(read.mine), tuple(read.chained)
         names = {spec.name for spec in specs}
-        before = shards.served
+        cursors, _ = await fold_prefix(self._etcd, self._ks.state_prefix,
+                                       lambda: _Cursors(self._ks, names))
+        workers = await read_prefix(self._etcd, self._ks.workers_prefix)
+        self.snapshots += 1
+        elsewhere = (caught_up_elsewhere(self._ks, self._worker_id, workers.kvs,
+                                         cursors.revisions, specs)
+                     if self._worker_id else frozenset())
         handed = frozenset()
         if shards.on:
-            existing = {self._ks.name_from_job_key(kv.key) for kv in snapshot.kvs}
-            handed = frozenset((before - names) & existing)
+            handed = frozenset(read.handed)
             shards.served = names
-        msg = JobsSnapshot(specs, snapshot.revision, self._last_fired(state), elsewhere,
-                           chained, handed)
+        msg = JobsSnapshot(specs, revision, cursors.last_fired, elsewhere, chained, handed)
         await self._scheduler.tell_or_log(msg, log)
-        shards.loaded()
-        return frozenset(names - before) if shards.on else frozenset()
+        if shards.fleet is fleet:  # else part was read for the older one: not loaded yet
+            shards.loaded()
+        return revision, (frozenset(names - before) if shards.on else frozenset())
 
-    def _split(self, snapshot: PrefixSnapshot) -> tuple[tuple[JobSpec, ...], tuple[JobSpec, ...]]:
-        """(the specs this worker plans, the others' that are chained after a job)."""
+    def wants(self, name: str, value: bytes) -> bool:
+        """Must a read parse this value? Shards off, every one; on, its own slots' and
+        those that may concern it (a selector: a fallback; an ``after``: the chain
+        index): the other jobs' specs are never kept."""
         shards = self._shards
-        if not shards.on:
-            return tuple(spec for kv in snapshot.kvs if (spec := self._spec(kv)) is not None), ()
-        mine: list[JobSpec] = []
-        chained: list[JobSpec] = []
-        for kv in snapshot.kvs:
-            name = self._ks.name_from_job_key(kv.key)
-            if name is None:
-                continue
-            if not (shards.owns_slot_of(name) or b'"selector"' in kv.value
-                    or b'"after"' in kv.value):
-                continue  # not its slot, no fallback, no chain: never parsed
-            spec = self._spec(kv)
-            if spec is None:
-                continue
-            if shards.plans(spec.name, spec.selector):
-                mine.append(spec)
-            elif spec.after is not None:
-                chained.append(spec)
-        return tuple(mine), tuple(chained)
+        return (not shards.on or shards.owns_slot_of(name) or b'"selector"' in value
+                or b'"after"' in value)
+
+    def planned(self, spec: JobSpec) -> bool:
+        return self._shards.plans(spec.name, spec.selector)
+
+    def job_name(self, key: str) -> str | None:
+        return self._ks.name_from_job_key(key)
 
     async def on_event(self, event: WatchEvent) -> None:
         name = self._ks.name_from_job_key(event.key)
@@ -129,7 +131,7 @@ class JobsListener:
             await self._scheduler.tell_or_log(self._change(name, event), log)
 
     def _change(self, name: str, event: WatchEvent) -> JobSaved | JobDeleted:
-        spec = self._spec(event.kv) if event.type is EventType.PUT else None
+        spec = self.spec_of(event.kv) if event.type is EventType.PUT else None
         shards = self._shards
         if spec is None:
             shards.served.discard(name)
@@ -141,7 +143,7 @@ class JobsListener:
         shards.served.discard(name)
         return JobSaved(spec, serve=False)
 
-    def _spec(self, kv: KeyValue) -> JobSpec | None:
+    def spec_of(self, kv: KeyValue) -> JobSpec | None:
         """The valid spec under a job key, else None (logged: operators must see it)."""
         name = self._ks.name_from_job_key(kv.key)
         if name is None:
@@ -162,17 +164,56 @@ class JobsListener:
         self.invalid_specs += 1
         log.warning("job %r has an invalid spec, not scheduled: %s", name, reason)
 
-    def _last_fired(self, state: PrefixSnapshot) -> dict[str, int]:
-        """Each job's catch-up cursor: its latest scheduled time claimed."""
-        last: dict[str, int] = {}
-        for kv in state.kvs:
+
+class _JobsRead:
+    """What a read of jobs/ keeps, page by page (``cluster.mirror.fold_prefix``): the
+    specs this worker plans, the others' chained after a job (the chain index), and
+    which of the jobs it planned until now it plans no more though they exist."""
+
+    def __init__(self, listener: JobsListener, before: frozenset[str]) -> None:
+        self._listener = listener
+        self._before = before
+        self.mine: list[JobSpec] = []
+        self.chained: list[JobSpec] = []
+        self.handed: set[str] = set()
+
+    def add(self, kvs: Sequence[KeyValue]) -> None:
+        listener = self._listener
+        for kv in kvs:
+            name = listener.job_name(kv.key)
+            if name is None:
+                continue
+            spec = listener.spec_of(kv) if listener.wants(name, kv.value) else None
+            if spec is not None and listener.planned(spec):
+                self.mine.append(spec)
+                continue
+            if name in self._before:
+                self.handed.add(name)
+            if spec is not None and spec.after is not None:
+                self.chained.append(spec)
+
+
+class _Cursors:
+    """Of a read of state/, the last fires and mod revisions of the jobs in ``names``
+    (the others' are not this worker's to catch up)."""
+
+    def __init__(self, ks: Keyspace, names: Collection[str]) -> None:
+        self._ks = ks
+        self._names = names
+        self.last_fired: dict[str, int] = {}  # each job's catch-up cursor
+        self.revisions: dict[str, int] = {}  # its state/ key's mod revision (``returns``)
+
+    def add(self, kvs: Sequence[KeyValue]) -> None:
+        for kv in kvs:
             name = self._ks.parse_state(kv.key)
+            if name is not None and name not in self._names:
+                continue
             cursor = last_fired_of(kv.value) if name is not None else None
             if name is None or cursor is None:
                 log.warning("ignoring %s = %r: no last scheduled fire", kv.key, kv.value[:40])
                 continue
-            last[name] = cursor
-        return last
+            self.last_fired[name] = cursor
+            self.revisions[name] = kv.mod_revision
 
 
 def last_fired_of(value: bytes) -> int | None:

@@ -124,3 +124,86 @@ async def test_runs_lost_with_a_worker_go_to_the_scheduler_only_for_jobs_served_
             rest.append(inboxes.scheduler.receive_nowait())
         assert not [m for m in rest if isinstance(m, RunVanished)]
         assert watcher.statistics_detail().lost_runs == 1
+
+
+async def test_jobs_and_state_are_read_in_pages_and_only_its_share_is_kept(
+        etcd, etcd_prefix, monkeypatch):
+    """Memory (DESIGN §6b): no whole-range read of jobs/ or state/ (one costs ~1 KB a
+    job at once, kept by the allocator), at start-up nor on a membership change; of
+    state/, only the cursors of the jobs it plans."""
+    monkeypatch.setattr("cluster.mirror.PAGE_SIZE", 7)
+    ks = Keyspace(etcd_prefix)
+    three, two = [ME, "w2", "w3"], [ME, "w2"]
+    for name in NAMES:
+        await etcd.put(ks.job(name), job(name))
+        await etcd.put(ks.state(name), b"1700000000000")
+    for other in ("w2", "w3"):
+        await etcd.put(ks.worker(other), serving(other, three))
+    reads: list[tuple[str, int]] = []  # (what, keys in one response)
+    page_read, whole_read = etcd.get_prefix_page, etcd.get_prefix
+
+    async def get_prefix_page(prefix, **kwargs):
+        page = await page_read(prefix, **kwargs)
+        reads.append((prefix[len(etcd_prefix):], len(page.kvs)))
+        return page
+
+    async def get_prefix(prefix, **kwargs):
+        snapshot = await whole_read(prefix, **kwargs)
+        reads.append(("whole " + prefix[len(etcd_prefix):], len(snapshot.kvs)))
+        return snapshot
+
+    monkeypatch.setattr(etcd, "get_prefix_page", get_prefix_page)
+    monkeypatch.setattr(etcd, "get_prefix", get_prefix)
+    config = Config()
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, ks, SystemClock())
+    _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
+    shards = ShardState(ME, {}, SETTINGS)
+    watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
+                         executor=addresses.executor, locker=addresses.locker, shards=shards)
+    async with running(watcher):
+        first = await next_of(inboxes.scheduler, JobsSnapshot)
+        assert {s.name for s in first.specs} == share(ME, three)
+        assert set(first.last_fired_ms) == share(ME, three)  # not the others' cursors
+        await etcd.delete(ks.worker("w3"))  # a membership change: read again
+        gained = await next_of(inboxes.scheduler, JobsSnapshot)
+        assert {s.name for s in gained.specs} == share(ME, two)
+        assert set(gained.last_fired_ms) == share(ME, two)
+    pages = [(what, n) for what, n in reads if what in ("jobs/", "state/")]
+    assert not [what for what, _ in reads if what.startswith("whole jobs/")
+                or what.startswith("whole state/")], reads
+    assert max(n for _, n in pages) == 7, reads
+    assert sum(n for what, n in pages if what == "jobs/") == 2 * len(NAMES)  # two reads
+
+
+async def test_a_membership_change_during_a_paged_read_is_not_published_as_loaded(
+        etcd, etcd_prefix, monkeypatch):
+    """Regression: a read in pages takes a while; if the membership changes meanwhile,
+    part of it was sorted for the older one, so the worker must not say it serves the
+    new one (the others would drop jobs it has not planned) until the reload after."""
+    from worker.job_watcher.jobs import JobsListener
+    monkeypatch.setattr("cluster.mirror.PAGE_SIZE", 7)
+    ks = Keyspace(etcd_prefix)
+    for name in NAMES:
+        await etcd.put(ks.job(name), job(name))
+    shards = ShardState(ME, {}, SETTINGS)
+    three = (shards.me, WorkerInfo("w2", "h", 1), WorkerInfo("w3", "h", 1))
+    shards.adopt(three)
+    page_read = etcd.get_prefix_page
+
+    async def get_prefix_page(prefix, **kwargs):
+        if prefix == ks.jobs_prefix and kwargs.get("after") is not None \
+                and len(shards.fleet) == 3:
+            shards.adopt(three[:2])  # w3 died between two pages
+        return await page_read(prefix, **kwargs)
+
+    monkeypatch.setattr(etcd, "get_prefix_page", get_prefix_page)
+    addresses, inboxes = open_mailboxes(Config())
+    listener = JobsListener(etcd, ks, addresses.scheduler, ME, shards)
+    await listener.load(None)
+    assert isinstance(inboxes.scheduler.receive_nowait(), JobsSnapshot)
+    assert shards.serving() is None  # read partly for {w1, w2, w3}: not loaded
+    await listener.reload()  # what the fleet listener does after adopting
+    reloaded = inboxes.scheduler.receive_nowait()
+    assert {s.name for s in reloaded.specs} == share(ME, [ME, "w2"])
+    assert shards.serving() == Serving(fleet_epoch([ME, "w2"]), 2)
