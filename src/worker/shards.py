@@ -145,9 +145,12 @@ class ShardState:
         """Does this worker plan the job? Its servers do; a job no live worker can run
         (its selector matches none) is planned by the first owner of its slot alone,
         whose Locker only counts its fires unschedulable, as one worker does today."""
-        if self.serves(name, selector):
+        if not self.on:
             return True
-        return not self.servers(name, selector) and \
+        servers = self.servers(name, selector)
+        if self.me.worker_id in servers:
+            return True
+        return not servers and \
             self.table.owners[slot_of(name, self.table.slots)][0] == self.me.worker_id
 
     def owns_slot_of(self, name: str) -> bool:

@@ -20,7 +20,7 @@ from etcd3 import etcdrpc
 from ._access import EtcdAccess, Metadata
 from ._connection import ClosedConnection, Connection, Member, first_response
 from ._errors import (EtcdNoQuorum, EtcdRejected, EtcdUnavailable, LeaseExpired, RangeCompacted,
-                      WatchCompacted, is_compacted)
+                      WatchCompacted)
 from ._probe import diagnose_tls
 from ._txn import Compare, Op, TxnResult, is_read_only, lease_ids, txn_request, txn_result
 from ._types import (
@@ -125,10 +125,6 @@ class Etcd:
             response = await self._unary(lambda m: m.kv.Range, request, operation)
         except RangeCompacted:  # one class for a watch's past and a read's: that past is gone
             raise WatchCompacted(revision, None) from None
-        except EtcdRejected as exc:
-            if revision and is_compacted(exc.detail):
-                raise WatchCompacted(revision, None) from None
-            raise
         kvs = tuple(KeyValue.from_proto(kv) for kv in response.kvs)
         return PrefixSnapshot(kvs, response.header.revision)
 

@@ -182,11 +182,6 @@ class WatchCompacted(EtcdError):
         super().__init__(message)
 
 
-def is_compacted(detail: str) -> bool:
-    """etcd's refusal of a read at a revision its compaction removed (OUT_OF_RANGE)."""
-    return _COMPACTED in detail
-
-
 class RangeCompacted(EtcdError):
     """A read asked for a revision older than the compaction (``Etcd.get_prefix_page``
     past its first page): the pages read so far are of a state etcd no longer has."""

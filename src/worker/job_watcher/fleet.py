@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from actors import Address
 from worker.clock import WallClock
 from cluster.etcd import Etcd, EtcdError, EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.key_parts import is_valid_job_name
 from cluster.keyspace import Keyspace
 from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo, is_seed_registration
 
@@ -149,6 +150,9 @@ class FleetListener:
         """Is this worker one of those that recover a run of ``job_name`` (module doc)?"""
         shards = self._shards
         if not shards.on or job_name in shards.served:
+            return True
+        if not is_valid_job_name(job_name):  # no key to ask about (a value written by hand)
+            log.warning("run of %r vanished: not a job name; passed on", job_name)
             return True
         try:
             if self._etcd is not None and await self._etcd.get(self._ks.job(job_name)):
