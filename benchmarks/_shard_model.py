@@ -9,10 +9,11 @@ included):
 
     etcd writes    claim (1 txn: running/, lock/, state/), the first choice
                                                             worker/locker/transport.py claim_batch
-                   one losing claim txn per backup: a backup's check that goes alone
-                   (nearly all: checks are batched only when two are ready at once,
-                   ``min_batch=2``) is sent as the full claim transaction, which fails
-                   on the lock's compare but is a raft write all the same
+                   one losing claim txn per backup before issue 14's read check: a
+                   backup's check that went alone (checks were batched only when two
+                   were ready at once, ``min_batch=2``) was sent as the full claim
+                   transaction, a raft write; since, a lone check is the read-only
+                   ``check_batch`` (this model counts the code it was made for)
                                                             worker/locker/transport.py claim_once
                    start mark (CAS running/ -> started), group-committed: ~3 marks per
                    txn at 100 fires/s, ~1 at 20/s           worker/executor/start_marks.py

@@ -172,7 +172,7 @@ def time_pages(master: MasterProcess, jobs: int, loads: int
                ) -> tuple[dict[str, Spread], dict[str, dict[str, Spread]]]:
     """Each page's usable time (in the page) and Playwright's wait; and the profiles."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from chromium_kit import launched_chromium, sync_api  # noqa: PLC0415
+    from chromium_kit import launched_chromium  # noqa: PLC0415
 
     fragments = ("#jobs", "#dashboard")
     usable: dict[str, list[float]] = {f: [] for f in fragments}

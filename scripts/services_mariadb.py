@@ -5,6 +5,7 @@ Part of ``scripts/services.py`` (see its docstring); standard library only, like
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import urllib.parse
@@ -137,12 +138,13 @@ class MariaDBServer:
 def mysql_cli(url: str, statement: str) -> str:
     """Run SQL over TCP with the mariadb client as the URL's user (tests, benchmarks)."""
     u = urllib.parse.urlsplit(url)
+    # The password goes in the client's environment, not on its command line (ps).
+    env = {**os.environ, "MYSQL_PWD": urllib.parse.unquote(u.password or "")}
     done = subprocess.run(
         [need("mariadb", "mysql"), "--no-defaults", "-h", u.hostname or LOOPBACK,
          "-P", str(u.port or 3306), "-u", urllib.parse.unquote(u.username or ""),
-         f"-p{urllib.parse.unquote(u.password or '')}",
          "--batch", "--skip-column-names", "-e", statement],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30, env=env,
     )
     if done.returncode != 0:
         raise ServiceError(f"mariadb: {done.stderr.strip()}")

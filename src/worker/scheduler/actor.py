@@ -263,19 +263,14 @@ class Scheduler(Actor[SchedulerMsg]):
                        upstream: Upstream | None = None) -> None:
         """A run now, or a chained run (``upstream``): claimed by its trigger key."""
         entry = self._plan.get(name)
-        if entry is None:
-            self._hold_trigger(name, run_id, requested_ms, upstream)
+        if entry is None:  # a job not seen yet: kept a while (``held_triggers``)
+            hold_trigger(self._pending_triggers, name, (run_id, requested_ms, upstream),
+                         self._ctx.clock.now_ms())
             return
         trigger = RunTrigger.MANUAL if upstream is None else RunTrigger.CHAIN
         fire = Fire(entry.spec, requested_ms, self._ctx.clock.now_ms(), trigger, run_id,
                     upstream=upstream)
         self._queue_claim(Claim(fire))
-
-    def _hold_trigger(self, name: str, run_id: str, requested_ms: int,
-                      upstream: Upstream | None) -> None:
-        """Keep a run-now request for a job not seen yet; forget it after a while."""
-        hold_trigger(self._pending_triggers, name, (run_id, requested_ms, upstream),
-                     self._ctx.clock.now_ms())
 
     async def _release_triggers(self, name: str) -> None:
         for run_id, requested_ms, upstream in self._pending_triggers.pop(name, ()):
