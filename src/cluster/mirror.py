@@ -79,13 +79,12 @@ class MirrorStatistics:
 
 
 class PrefixMirror:
-    """Follows ``prefix``; ``deletions_only`` asks etcd for deletions with their last value."""
+    """Follows ``prefix``."""
 
-    def __init__(self, etcd: Etcd, prefix: str, *, deletions_only: bool = False,
+    def __init__(self, etcd: Etcd, prefix: str, *,
                  on_unavailable: Callable[[EtcdUnavailable], None] | None = None) -> None:
         self.prefix = prefix
         self._etcd = etcd
-        self._deletions_only = deletions_only
         self._on_unavailable = on_unavailable
         self._stream: WatchStream | None = None
         self._reads = 0
@@ -114,8 +113,7 @@ class PrefixMirror:
         while True:
             try:
                 async with self._etcd.watch_prefix(
-                        self.prefix, start_revision=handed_over + 1,
-                        prev_kv=self._deletions_only, no_put=self._deletions_only) as events:
+                        self.prefix, start_revision=handed_over + 1) as events:
                     self._stream = events
                     async for event in events:
                         refused.succeeded()

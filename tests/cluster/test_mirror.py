@@ -60,20 +60,6 @@ async def test_first_read_then_every_change_in_order(etcd, etcd_prefix):
         nursery.cancel_scope.cancel()
 
 
-async def test_deletions_only_hands_over_the_last_value_and_no_puts(etcd, etcd_prefix):
-    mirror = PrefixMirror(etcd, etcd_prefix, deletions_only=True)
-    listener = Listener()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(mirror.run, listener.on_read, listener.on_event)
-        await etcd.put(etcd_prefix + "run", "claimed")
-        await etcd.put(etcd_prefix + "run", "started")
-        await etcd.delete(etcd_prefix + "run")
-        await listener.until(lambda: len(listener.events) == 1)
-        event_type, _, _ = listener.events[0]
-        assert event_type is EventType.DELETE
-        nursery.cancel_scope.cancel()
-
-
 async def test_after_a_compaction_it_reads_again_and_follows_on(etcd_factory):
     server = etcd_factory()  # private: compaction is server-wide
     async with open_etcd([server.endpoint]) as etcd:

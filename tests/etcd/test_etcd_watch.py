@@ -49,20 +49,6 @@ async def test_prev_kv_shows_what_a_delete_removed(etcd, etcd_prefix):
     assert event.type is EventType.DELETE and event.prev.value == b"worker-7"
 
 
-async def test_no_put_delivers_deletions_only_with_their_last_value(etcd, etcd_prefix):
-    revision = await etcd.put(etcd_prefix + "run", "claimed")
-    async with etcd.watch_prefix(etcd_prefix, start_revision=revision + 1,
-                                 prev_kv=True, no_put=True) as events:
-        await etcd.put(etcd_prefix + "run", "started")
-        await etcd.put(etcd_prefix + "other", "x")
-        await etcd.txn([], [Delete(etcd_prefix + "run")])
-        (event,) = await take(events, 1)
-        with trio.move_on_after(0.3):
-            extra = await take(events, 1)
-            raise AssertionError(f"a put was delivered: {extra}")
-    assert event.type is EventType.DELETE and event.prev.value == b"started"
-
-
 async def test_a_cancelled_read_loses_no_event(etcd, etcd_prefix):
     _, revision = await etcd.get_prefix(etcd_prefix)
     async with etcd.watch_prefix(etcd_prefix, start_revision=revision + 1) as events:

@@ -304,10 +304,9 @@ class Etcd:
 
     @asynccontextmanager
     async def watch_prefix(
-        self, prefix: Key, *, start_revision: int, prev_kv: bool = False, no_put: bool = False
+        self, prefix: Key, *, start_revision: int, prev_kv: bool = False
     ) -> AsyncIterator[WatchStream]:
-        """Watch every key under ``prefix`` from ``start_revision`` (inclusive);
-        ``no_put``: deletions only (etcd filters the puts out before sending them).
+        """Watch every key under ``prefix`` from ``start_revision`` (inclusive).
 
         Yields an async iterator of ``WatchEvent`` that survives broken streams
         (see ``WatchStream``); leaving the block cancels the etcd watch and waits
@@ -317,8 +316,7 @@ class Etcd:
             raise trio.ClosedResourceError("the etcd adapter is closed")
         start = encode_key(prefix)
         stream = WatchStream._create(self._connection, start, prefix_range_end(start),
-                                     start_revision=start_revision, prev_kv=prev_kv,
-                                     no_put=no_put)
+                                     start_revision=start_revision, prev_kv=prev_kv)
         try:
             yield stream
         finally:

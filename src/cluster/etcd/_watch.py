@@ -150,7 +150,6 @@ class WatchStream:
     _key: bytes
     _range_end: bytes
     _prev_kv: bool
-    _filters: tuple[int, ...]
     _next_revision: int  # the first revision not yet received
     _buffer: collections.deque[WatchEvent]
     _call: _WatchCall | None
@@ -169,13 +168,12 @@ class WatchStream:
 
     @classmethod
     def _create(cls, connection: Connection, key: bytes, range_end: bytes, *,
-                start_revision: int, prev_kv: bool, no_put: bool = False) -> "WatchStream":
+                start_revision: int, prev_kv: bool) -> "WatchStream":
         if start_revision < 1:
             raise ValueError(f"start_revision must be at least 1, not {start_revision}")
         self = object.__new__(cls)
         self._connection = connection
         self._key, self._range_end, self._prev_kv = key, range_end, prev_kv
-        self._filters = (etcdrpc.WatchCreateRequest.NOPUT,) if no_put else ()
         self._next_revision = start_revision
         self._buffer = collections.deque()
         self._call = None
@@ -254,8 +252,7 @@ class WatchStream:
             member = self._connection.candidates()[0]
             create = etcdrpc.WatchCreateRequest(
                 key=self._key, range_end=self._range_end,
-                start_revision=self._next_revision, prev_kv=self._prev_kv,
-                filters=self._filters)
+                start_revision=self._next_revision, prev_kv=self._prev_kv)
             self._call = _WatchCall(self._connection, member,
                                     etcdrpc.WatchRequest(create_request=create))
         except (ClosedConnection, ValueError):
