@@ -227,10 +227,12 @@ def _locker() -> ActorMetrics[LockerStatistics]:
         Total("claims_total", "Fire claims, by result: won, taken (another worker had it), "
               "skipped (recorded skipped), failed (etcd did not answer in time), "
               "spill_full (not claimed: the spill directory is full while the store is "
-              "down), no_quorum (not tried: etcd had no leader; caught up after).",
+              "down), no_quorum (not tried: etcd had no leader; caught up after), "
+              "not_served (not tried: shards on, other workers serve its job now).",
               lambda s: {("won",): s.won, ("taken",): s.taken, ("skipped",): s.skipped,
                          ("failed",): s.failed, ("spill_full",): s.spill_full,
-                         ("no_quorum",): s.no_quorum}, ("result",)),
+                         ("no_quorum",): s.no_quorum, ("not_served",): s.not_served},
+              ("result",)),
         Total("fires_skipped_total", "Fires not run, each counted by one worker of the "
               "cluster: running (its job still ran: forbid, or a replace whose run would "
               "not die; one skipped record per run), no_capacity (no eligible worker had "

@@ -4,6 +4,7 @@ scraped while a job fires every second."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from cluster.store import RunStatus, RunTrigger
 from master.metrics import Metrics
 from worker.executor.actor import ExecutorStatistics
 from worker.executor.run_tally import LATENESS_BOUNDS_S, RunTally
+from worker.locker.actor import LockerStatistics
 from worker.metrics import WorkerMetrics
 from worker.metrics_http import MAX_HEAD_BYTES, CannotServeMetrics, MetricsServer, respond
 from worker.scheduler.actor import SchedulerStatistics
@@ -356,3 +358,26 @@ async def test_worker_process_exports_fires_runs_and_lateness(etcd_endpoint, etc
     assert samples[(W + "up", "")] == 1
     assert f"metrics at http://127.0.0.1:{port}/metrics" in logs
     assert code == 0, logs[-3000:]
+
+
+class FakeLocker(Actor[str]):
+    def __init__(self, inbox: Inbox[str], **counts: int) -> None:
+        super().__init__(inbox)
+        self.counts = counts
+
+    def statistics_detail(self) -> LockerStatistics:
+        zero = {f.name: 0 for f in dataclasses.fields(LockerStatistics)}
+        return LockerStatistics(**{**zero, "out_of_step": False, "quorum_lost": False,
+                                   **self.counts})
+
+
+def test_fires_a_worker_does_not_serve_are_a_result_of_claims_total():
+    """Shards on: a fire of a job other workers serve now is not claimed here, and is
+    counted as such, beside the other results."""
+    metrics = WorkerMetrics()
+    _, inbox = open_mailbox[str](4, name="locker")
+    metrics.locker.track(FakeLocker(inbox, won=3, not_served=5, no_quorum=1))
+    samples = parse(metrics.render())
+    assert samples[(W + "claims_total", 'result="not_served"')] == 5
+    assert samples[(W + "claims_total", 'result="won"')] == 3
+    assert samples[(W + "claims_total", 'result="no_quorum"')] == 1
