@@ -19,9 +19,9 @@ from contextlib import AbstractAsyncContextManager
 from cluster.config import Config
 from cluster.etcd import Etcd, EtcdAccess, EtcdUnavailable, open_etcd
 from cluster.keyspace import Keyspace
-from cluster.shard_settings import ShardSettings, local_shards, shards_at_start
+from cluster.shard_settings import local_shards, shards_at_start
 
-__all__ = ["check_etcd", "check_shards", "etcd_access", "open_cluster_etcd"]
+__all__ = ["check_etcd", "etcd_access", "open_cluster_etcd"]
 
 
 def etcd_access(config: Config) -> EtcdAccess:
@@ -36,26 +36,22 @@ def open_cluster_etcd(config: Config) -> AbstractAsyncContextManager[Etcd]:
                      access=etcd_access(config), dial_timeout_s=config.etcd_dial_timeout_s)
 
 
-async def check_etcd(config: Config) -> str | None:
+async def check_etcd(config: Config, *, shards: bool = False,
+                     initialise: bool = False) -> str | None:
     """Read the prefix once as this process will. None: etcd let us in; a note: etcd
-    did not answer (start anyway). Raises EtcdAccessError for a wrong setting."""
+    did not answer (start anyway). Raises EtcdAccessError for a wrong setting.
+
+    ``shards``: then, on the same client, check the cluster's shard settings against
+    this process's own (DESIGN §6b), ``initialise`` (the master) writing them if the
+    cluster has none: ``ShardSettingsError`` (one line) on a conflict. Not checked when
+    etcd does not answer (a worker reads them again when it starts its actors)."""
     async with open_cluster_etcd(config) as etcd:
         try:
             await etcd.check_access(config.prefix)
+            if shards:
+                local = local_shards(config.shard_slots, config.shard_replicas)
+                await shards_at_start(etcd, Keyspace(config.prefix), local,
+                                      initialise=initialise)
         except EtcdUnavailable as exc:
             return f"{exc}; starting anyway, and waiting for it"
     return None
-
-
-async def check_shards(config: Config, *, initialise: bool = False) -> ShardSettings | None:
-    """The cluster's shard settings checked against this process's own (DESIGN §6b);
-    ``initialise`` (the master): write them if the cluster has none. Raises
-    ``ShardSettingsError`` (one line) on a conflict; None: shards off, or etcd did not
-    answer (a worker reads them again when it starts its actors)."""
-    local = local_shards(config.shard_slots, config.shard_replicas)
-    async with open_cluster_etcd(config) as etcd:
-        try:
-            return await shards_at_start(etcd, Keyspace(config.prefix), local,
-                                         initialise=initialise)
-        except EtcdUnavailable:
-            return None

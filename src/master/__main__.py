@@ -9,7 +9,7 @@ import trio
 
 from cluster.config import ConfigError, config_from_cli, fields_for
 from cluster.etcd import EtcdAccessError
-from cluster.etcd_access import check_etcd, check_shards
+from cluster.etcd_access import check_etcd
 from cluster.shard_settings import ShardSettingsError
 from cluster.private_files import (
     CannotMakeDirectory,
@@ -97,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         load_auth(config)  # a bad tokens file stops us here, in one line
         if config.alerts_file is not None:
             load_alerts_file(config.alerts_file)  # so does a bad alerts file
-        etcd_note = trio.run(check_etcd, config)  # before logging: a refusal is one line
-        if etcd_note is None and config.shard_slots:  # turn shards on, or check them
-            trio.run(functools.partial(check_shards, config, initialise=True))
+        # Before logging: a refusal is one line. With --shard-slots, turn shards on
+        # (or check them) on the same client.
+        etcd_note = trio.run(functools.partial(check_etcd, config,
+                                               shards=bool(config.shard_slots),
+                                               initialise=True))
     except (ConfigError, ExposureRefused, StoreTlsError, UnsafeDirectory,
             CannotMakeDirectory, TokensFileError, EtcdAccessError, AlertsFileError,
             ShardSettingsError) as exc:

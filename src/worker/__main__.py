@@ -9,7 +9,7 @@ import trio
 
 from cluster.config import Config, ConfigError, config_from_cli
 from cluster.etcd import EtcdAccessError
-from cluster.etcd_access import check_etcd, check_shards
+from cluster.etcd_access import check_etcd
 from cluster.private_files import (
     CannotMakeDirectory,
     UnsafeDirectory,
@@ -104,12 +104,11 @@ def check_etcd_access(config: Config) -> str | None:
     the password file for orphan runs, then etcd as the worker and as an orphan would
     reach it. Returns a note when etcd does not answer yet."""
     write_password_file(config)
-    note = trio.run(check_etcd, config)
+    # One client: access, then the shard settings (a contradiction: one line).
+    note = trio.run(functools.partial(check_etcd, config, shards=True))
     secured = config.etcd_ca_file or config.etcd_cert_file or config.etcd_user
     if note is None and secured:  # where the gateway's rules can differ from gRPC's
         check_gateway(config)
-    if note is None:
-        trio.run(check_shards, config)  # a contradiction with the cluster's: one line
     return note
 
 

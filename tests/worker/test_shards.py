@@ -135,6 +135,36 @@ async def test_a_setting_that_contradicts_the_clusters_is_refused_in_one_line(
     assert "128 slots" in lines[0] and "64 slots" in lines[0]
 
 
+def test_the_start_up_check_reads_access_and_shards_on_one_etcd_client(
+        etcd_endpoint, etcd_prefix, monkeypatch):
+    """Access and the shard settings are checked on the same client: one connection
+    at start-up, not one per check."""
+    import cluster.etcd_access as etcd_access
+    import trio
+    from cluster.config import Config
+    from cluster.keyspace import Keyspace
+    from cluster.shard_settings import ShardSettingsConflict
+    from worker.__main__ import check_etcd_access
+
+    async def put_settings() -> None:
+        async with etcd_access.open_etcd([etcd_endpoint]) as etcd:
+            await etcd.put(Keyspace(etcd_prefix).shards, SETTINGS.to_bytes())
+
+    trio.run(put_settings)
+    opened = []
+    real = etcd_access.open_cluster_etcd
+
+    def counted(config):
+        opened.append(config)
+        return real(config)
+
+    monkeypatch.setattr(etcd_access, "open_cluster_etcd", counted)
+    config = Config(etcd_endpoints=(etcd_endpoint,), prefix=etcd_prefix, shard_slots=128)
+    with pytest.raises(ShardSettingsConflict, match="128 slots"):
+        check_etcd_access(config)
+    assert len(opened) == 1
+
+
 def test_a_job_no_live_worker_can_run_is_planned_by_one_worker_only_to_count_it():
     """Its selector matches nobody: nobody serves it, and exactly one worker (its
     slot's first owner) plans it, whose Locker counts its fires unschedulable."""
