@@ -14,8 +14,9 @@ its metrics port on the loopback) share a prefix and a SQLite run store. The run
 4. The ``--firing`` jobs are written (``@every 1s``, spread over the second); after a
    settling pause, the firing window (``--seconds``): etcd's counters, each worker's
    RSS and metrics at its end.
-5. Workers stopped (records flushed); the run store gives the fires run in the window
-   and the duplicates (two runs of one planned fire).
+5. Workers stopped (records flushed); the run store gives the fires run in the window,
+   the duplicates (two runs of one planned fire) and the misses, judged as every
+   latency run is (``_stats.summarize``).
 
 Per fire = the window's increase less the quiet rate over as long, divided by the fires
 that ran (``_etcd_counts.PerFire``). Counts, not CPU: at low rates with 8 workers on 2
@@ -40,6 +41,7 @@ from ._load import Load, put_jobs
 from ._progress import Progress
 from ._records import observed, read_records
 from ._servers import etcd_server, services
+from ._stats import summarize
 from ._timing import next_second_ms, sleep_until_ms, wall_ms
 from ._workers import Fleet, wait_registered
 
@@ -73,11 +75,6 @@ def idle_specs(count: int) -> list[dict[str, object]]:
             for i in range(count)]
 
 
-def duplicates(fires: list[tuple[str, int]]) -> int:
-    """Runs beyond the first of each (job, planned time)."""
-    return len(fires) - len(set(fires))
-
-
 def spread(values: list[float]) -> tuple[float, float] | None:
     return (sum(values) / len(values), max(values)) if values else None
 
@@ -98,10 +95,7 @@ class FleetResult:
     planned: list[float | None]  # PLANNED_GAUGE per worker; None: the worker has none
     cpu_s: float
     by_worker: dict[str, int] = field(default_factory=dict)  # runs in the window
-
-    @property
-    def missed(self) -> int:
-        return self.due - (self.run - self.duplicates)
+    missed: int = 0  # due fires that no run was found for
 
     def to_json(self) -> dict[str, object]:
         return {"workers": self.workers, "jobs": self.jobs, "firing": self.firing,
@@ -191,19 +185,17 @@ async def measure_fleet(workers: int, args: argparse.Namespace, base: Path,
                 gauges = await worker_gauges(ports)
             finally:
                 await trio.to_thread.run_sync(fleet.stop)
-    ran = [o for o in observed(await read_records(fleet.db_url, since_ms=start_ms - 10_000))
-           if start_ms <= o.planned_ms < end_ms and o.job.startswith("bench-")]
-    keys = [(o.job, o.planned_ms) for o in ran]
-    by_worker: dict[str, int] = {}
-    for o in ran:
-        by_worker[o.node] = by_worker.get(o.node, 0) + 1
-    fires = len(set(keys))
+    records = observed(await read_records(fleet.db_url, since_ms=start_ms - 10_000))
+    ran = summarize(label, (o for o in records if o.job.startswith("bench-")),
+                    load.fires(start_ms, end_ms), start_ms=start_ms, end_ms=end_ms,
+                    cpu_s=cpu_s)
+    fires = ran.runs - ran.duplicates
     counts = PerFire(window[0], window[1], fires, quiet[0], quiet[1]) if fires else None
     return FleetResult(
         workers, args.jobs, args.firing,
         "off" if args.shards is None else f"{args.shards.slots}:{args.shards.replicas}",
-        counts, len(load.fires(start_ms, end_ms)), len(ran), duplicates(keys), load_s, rss,
-        [t for t, _ in gauges], [p for _, p in gauges], cpu_s, dict(sorted(by_worker.items())))
+        counts, ran.expected, ran.runs, ran.duplicates, load_s, rss,
+        [t for t, _ in gauges], [p for _, p in gauges], cpu_s, ran.per_node, ran.misses)
 
 
 async def counted_window(client_url: str, seconds: float, fleet: Fleet, progress: Progress,

@@ -1,6 +1,6 @@
 """The pure parts of ``python -m benchmarks.scale --fleet`` (issue 14, target 4): reading
 etcd's /metrics text, the per-fire arithmetic with the quiet window's background taken
-off, duplicates, and the ``--shards S:R`` argument. No server: the measured part runs
+off, duplicates and misses, and the ``--shards S:R`` argument. No server: the measured part runs
 by hand (BENCHMARKS.md)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ pytest.importorskip("psutil", reason="the bench extra (benchmarks._workers)")
 
 from benchmarks import _fleet_counts, scale  # noqa: E402
 from benchmarks._etcd_counts import EtcdCounts, MetricsMissing, PerFire  # noqa: E402
+from benchmarks._stats import Observed, summarize  # noqa: E402
 from cluster.shard_settings import ShardSettings  # noqa: E402
 
 
@@ -74,10 +75,19 @@ def test_per_fire_takes_the_quiet_rate_off_over_the_window_then_divides_by_fires
     assert per.to_json()["per_fire_net"]["writes"] == 2.1
 
 
-def test_duplicates_count_runs_beyond_the_first_of_each_planned_fire():
-    fires = [("a", 1000), ("a", 2000), ("a", 1000), ("b", 1000), ("a", 1000)]
-    assert _fleet_counts.duplicates(fires) == 2
-    assert _fleet_counts.duplicates(list(dict.fromkeys(fires))) == 0
+def test_fires_are_judged_as_every_benchmark_judges_them_duplicates_and_misses():
+    """The fleet's runs go through ``_stats.summarize``, as the latency runs do: runs
+    beyond the first of each planned fire are duplicates, a due fire with none a miss,
+    a run planned outside the window not counted."""
+    def run(job: str, planned_ms: int, node: str = "w0") -> Observed:
+        return Observed(job, planned_ms, planned_ms + 5, None, node)
+
+    runs = [run("a", 1000), run("a", 2000), run("a", 1000, "w1"), run("b", 1000),
+            run("a", 1000), run("a", 9000)]
+    due = [(1000, "a"), (2000, "a"), (1000, "b"), (2000, "b")]
+    result = summarize("W=2", runs, due, start_ms=1000, end_ms=3000, cpu_s=None)
+    assert (result.runs, result.duplicates, result.misses) == (5, 2, 1)
+    assert result.per_node == {"w0": 4, "w1": 1}
 
 
 def test_gauges_are_read_from_the_worker_text_and_absent_is_none():
