@@ -83,6 +83,9 @@ class ShardState:
         self.leaving = False
         self.membership_changes = 0
         self.served: set[str] = set()  # names of the jobs it plans (shards on)
+        # Jobs of its own slots that it does not plan: their selector rules it out.
+        # Bounded by the selector jobs of its slots, not by all jobs (``elsewhere``).
+        self.excluded: set[str] = set()
         self._changed = trio.Event()
 
     @property
@@ -157,6 +160,22 @@ class ShardState:
         """Does this worker own the job's slot, labels aside? Who handles what is left
         of a job that no longer exists (a lost run of a deleted job)."""
         return not self.on or self.table.owns(self.me.worker_id, name)
+
+    def elsewhere(self, name: str) -> bool:
+        """Do other workers serve ``name``, a job this one may not have seen yet? What
+        decides whether a run-now or a lost run is this worker's, without asking etcd.
+
+        A worker parses every job of its own slots and every job with a selector. So a
+        job it does not plan is served elsewhere if its slot is not its own (a job
+        without a selector is its owners'; one whose selector makes this worker a
+        fallback is planned as soon as its put is seen, and its pending run requests
+        are read again then: ``JobsListener``) or if its selector rules it out
+        (``excluded``). What is left, a job of its own
+        slots that it has not seen, is its own: one whose put has not reached it yet
+        (two watch streams, no common order), or one deleted (its lost runs are its
+        slot owners')."""
+        return self.on and name not in self.served and \
+            (not self.owns_slot_of(name) or name in self.excluded)
 
     # -- what it says (the Registrar, the metrics) ------------------------------------
 

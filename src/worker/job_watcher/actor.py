@@ -101,7 +101,7 @@ class JobWatcher(Actor[JobWatcherMsg]):
                                     on_membership=self._membership_changed)
         self._jobs = JobsListener(etcd, ks, scheduler, ctx.worker_id, shards, self._gained)
         kills = KillsListener(ks, executor)
-        self._triggers = triggers = TriggersListener(ks, ctx.clock, scheduler, shards, etcd)
+        self._triggers = triggers = TriggersListener(ks, ctx.clock, scheduler, shards)
         self._retries = retries = RetriesListener(ks, scheduler, shards)
         jobs = PrefixMirror(etcd, ks.jobs_prefix)  # loads itself, in pages (``JobsListener.load``)
         follow: list[tuple[PrefixMirror, OnRead, OnEvent]] = [  # in start-up order

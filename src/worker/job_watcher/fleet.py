@@ -15,7 +15,9 @@ Shards on (``worker.shards``): every change of workers/ that changes the members
 (who serves, and this worker) is adopted and the jobs are planned again
 (``on_membership``: ``JobsListener.reload``); a vanished run goes to the Scheduler only
 if this worker serves its job, or, for a job that no longer exists, owns its slot:
-those are the workers that would run it again, and one of them records it lost.
+those are the workers that would run it again, and one of them records it lost. Which
+it is, is known without asking etcd (``ShardState.elsewhere``): a worker's departure
+costs no read per run of jobs served elsewhere.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from collections.abc import Awaitable, Callable
 
 from actors import Address
 from worker.clock import WallClock
-from cluster.etcd import Etcd, EtcdError, EventType, KeyValue, PrefixSnapshot, WatchEvent
-from cluster.key_parts import is_valid_job_name
+from cluster.etcd import Etcd, EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import Keyspace
 from cluster.presence import PresenceDecodeError, RunningInfo, WorkerInfo, is_seed_registration
 
@@ -48,7 +49,6 @@ class FleetListener:
         """``etcd``: to read the runs a worker left (none: nothing is found lost);
         ``shards`` and ``on_membership``: for a sharded cluster (module doc)."""
         self._shards = shards if shards is not None else ShardState(worker_id)
-        self._etcd = etcd
         self._on_membership = on_membership
         self._ks = keyspace
         self._worker_id = worker_id  # our own runs are never ours to report lost
@@ -139,25 +139,9 @@ class FleetListener:
     # -- lost runs -------------------------------------------------------------------
 
     async def _vanished(self, info: RunningInfo) -> None:
-        if not await self._handles(info.job_name):
-            return
+        if self._shards.elsewhere(info.job_name):
+            return  # its servers run it again or record it lost (module doc)
         self.lost_runs += 1
         log.warning("run %s of job %r vanished with worker %r", info.run_id, info.job_name,
                     info.worker_id)
         await self._scheduler.tell_or_log(RunVanished(info), log)
-
-    async def _handles(self, job_name: str) -> bool:
-        """Is this worker one of those that recover a run of ``job_name`` (module doc)?"""
-        shards = self._shards
-        if not shards.on or job_name in shards.served:
-            return True
-        if not is_valid_job_name(job_name):  # no key to ask about (a value written by hand)
-            log.warning("run of %r vanished: not a job name; passed on", job_name)
-            return True
-        try:
-            if self._etcd is not None and await self._etcd.get(self._ks.job(job_name)):
-                return False  # its servers recover it
-        except EtcdError as exc:  # better two candidates (the lost key decides) than none
-            log.warning("run of %r vanished; is the job still there? %s", job_name, exc)
-            return True
-        return shards.owns_slot_of(job_name)

@@ -11,12 +11,17 @@ counted.
 Shards on (``worker.shards``): only the jobs this worker serves are planned. A read
 parses only the values that may concern it (its own slots' jobs, and the others'
 whose bytes name a selector, by which it may serve one as a fallback, or an ``after``,
-for the chain index); the other jobs' specs are never kept. When the membership
+for the chain index); the other jobs' specs are never kept, only the names of its own
+slots' jobs that their selector keeps from it (``ShardState.excluded``: with
+``served``, what tells a run request of a job served elsewhere from one of a job not
+seen yet, ``ShardState.elsewhere``). When the membership
 changes (``reload``, from the workers/ listener) jobs/ is read again: the snapshot
 drops the jobs other workers serve now (``handed_over``: their runs here end as they
 would) and plans those gained, whose pending run requests are then replayed
 (``gained``); then the worker may publish ``serving``. Each put is parsed (puts are
-rare) and becomes ``JobSaved`` with ``serve`` saying whether this worker plans it.
+rare) and becomes ``JobSaved`` with ``serve`` saying whether this worker plans it; a
+job of another worker's slot that it starts to plan so (a fallback of its selector)
+has its pending run requests replayed too (``gained``): they came before it was its.
 
 Memory: jobs/ and state/ are read in pages (``cluster.mirror.fold_prefix``), each page
 parsed and dropped, keeping only what the worker plans; a whole-range read of 100k jobs
@@ -101,7 +106,7 @@ class JobsListener:
         handed = frozenset()
         if shards.on:
             handed = frozenset(read.handed)
-            shards.served = names
+            shards.served, shards.excluded = names, read.excluded
         msg = JobsSnapshot(specs, revision, cursors.last_fired, elsewhere, chained, handed)
         await self._scheduler.tell_or_log(msg, log)
         if shards.fleet is fleet:  # else part was read for the older one: not loaded yet
@@ -119,6 +124,9 @@ class JobsListener:
     def planned(self, spec: JobSpec) -> bool:
         return self._shards.plans(spec.name, spec.selector)
 
+    def owns_slot_of(self, name: str) -> bool:
+        return self._shards.owns_slot_of(name)
+
     def job_name(self, key: str) -> str | None:
         return self._ks.name_from_job_key(key)
 
@@ -128,11 +136,19 @@ class JobsListener:
             log.warning("ignoring %s: not a job key", event.key)
             return
         async with self._lock:
-            await self._scheduler.tell_or_log(self._change(name, event), log)
+            fallback = self._shards.on and name not in self._shards.served \
+                and not self._shards.owns_slot_of(name)
+            msg = self._change(name, event)
+            await self._scheduler.tell_or_log(msg, log)
+        if fallback and isinstance(msg, JobSaved) and msg.serve and self._gained is not None:
+            # Planned as a fallback (its selector): run requests of it that came before
+            # its put were not this worker's then (``ShardState.elsewhere``).
+            await self._gained(frozenset({name}))
 
     def _change(self, name: str, event: WatchEvent) -> JobSaved | JobDeleted:
         spec = self.spec_of(event.kv) if event.type is EventType.PUT else None
         shards = self._shards
+        shards.excluded.discard(name)
         if spec is None:
             shards.served.discard(name)
             return JobDeleted(name)
@@ -141,6 +157,8 @@ class JobsListener:
                 shards.served.add(name)
             return JobSaved(spec)
         shards.served.discard(name)
+        if shards.owns_slot_of(name):
+            shards.excluded.add(name)
         return JobSaved(spec, serve=False)
 
     def spec_of(self, kv: KeyValue) -> JobSpec | None:
@@ -176,6 +194,7 @@ class _JobsRead:
         self.mine: list[JobSpec] = []
         self.chained: list[JobSpec] = []
         self.handed: set[str] = set()
+        self.excluded: set[str] = set()  # ``ShardState.excluded``
 
     def add(self, kvs: Sequence[KeyValue]) -> None:
         listener = self._listener
@@ -189,6 +208,8 @@ class _JobsRead:
                 continue
             if name in self._before:
                 self.handed.add(name)
+            if spec is not None and listener.owns_slot_of(name):  # its selector rules us out
+                self.excluded.add(name)
             if spec is not None and spec.after is not None:
                 self.chained.append(spec)
 

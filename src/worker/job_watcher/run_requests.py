@@ -10,10 +10,13 @@ After a compaction, kill keys written and trigger keys created in the gap are st
 delivered: their revisions tell. retry/: every key read and every creation →
 ``RetryRequested`` (the Scheduler keeps each once; its claim deletes the key).
 
-Shards on (``worker.shards``): run-nows and retries go to the Scheduler only for the
-jobs this worker serves (a run-now of a job it has not seen yet, and that etcd does not
-hold either, is passed on: the Scheduler keeps it a while for the job to come). Those
-of a job it gains are read again (``replay``): they were created before it served it.
+Shards on (``worker.shards``): retries go to the Scheduler only for the jobs this
+worker serves, run-nows also for a job of its own slots it has not seen yet (its put
+may come after the request: the Scheduler keeps it a while for the job to come, and
+drops it at once if the job turns out to be served elsewhere). Whether a job is served
+elsewhere is known without asking etcd (``ShardState.elsewhere``), so a run-now costs
+the workers that do not serve it nothing. Those of a job it gains are read again
+(``replay``): they were created before it served it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from actors import Address
-from cluster.etcd import Etcd, EtcdError, EventType, KeyValue, PrefixSnapshot, WatchEvent
+from cluster.etcd import EventType, KeyValue, PrefixSnapshot, WatchEvent
 from cluster.keyspace import KillRequest, Keyspace, KillValueError, parse_kill_value
 from cluster.retries import PendingRetry, PendingRetryDecodeError
 from cluster.store import RunStatus
@@ -81,10 +84,8 @@ class TriggersListener:
     """The trigger/ mirror's listener; ``scheduler`` receives the run-now requests."""
 
     def __init__(self, keyspace: Keyspace, clock: WallClock,
-                 scheduler: Address[SchedulerMsg], shards: ShardState | None = None,
-                 etcd: Etcd | None = None) -> None:
+                 scheduler: Address[SchedulerMsg], shards: ShardState | None = None) -> None:
         self._shards = shards
-        self._etcd = etcd
         self._ks = keyspace
         self._clock = clock
         self._scheduler = scheduler
@@ -111,22 +112,10 @@ class TriggersListener:
             log.warning("ignoring %s: not a trigger key", kv.key)
             return
         name, run_id = parsed
-        if not await self._mine(name):
-            return
+        if self._shards is not None and self._shards.elsewhere(name):
+            return  # its servers claim it (module doc)
         msg = TriggerRequested(name, run_id, self._clock.now_ms(), parse_upstream(kv.value))
         await self._scheduler.tell_or_log(msg, log)
-
-
-    async def _mine(self, name: str) -> bool:
-        """Is a run-now of ``name`` this worker's to plan (module doc)?"""
-        shards = self._shards
-        if shards is None or not shards.on or name in shards.served:
-            return True
-        try:
-            return self._etcd is None or await self._etcd.get(self._ks.job(name)) is None
-        except EtcdError as exc:  # pass it on: its claim is exactly once anyway
-            log.warning("run-now of %r: is the job there? %s", name, exc)
-            return True
 
 
 class RetriesListener:

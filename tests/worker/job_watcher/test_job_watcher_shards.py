@@ -5,6 +5,8 @@ passes on only its own jobs' run-nows and lost runs."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import trio
 
 from actors import open_mailbox
@@ -84,11 +86,20 @@ async def test_a_join_hands_jobs_over_and_a_leave_takes_them_back_with_their_run
 
 
 async def test_runs_lost_with_a_worker_go_to_the_scheduler_only_for_jobs_served_here(
-        etcd, etcd_prefix):
+        etcd, etcd_prefix, monkeypatch):
     """Of the runs a dead worker left (read at the revision before its key went), only
     those of jobs this worker serves once the membership has shrunk are passed on: the
-    job's servers are the workers that run it again, one of whom records it lost."""
+    job's servers are the workers that run it again, one of whom records it lost. It
+    asks etcd nothing about the others (it was one read per run)."""
     ks = Keyspace(etcd_prefix)
+    gets = []
+    get = etcd.get
+
+    async def counted_get(key, **kwargs):
+        gets.append(key)
+        return await get(key, **kwargs)
+
+    monkeypatch.setattr(etcd, "get", counted_get)
     four, three = [ME, "w2", "w3", "w4"], [ME, "w3", "w4"]
     for name in NAMES:
         await etcd.put(ks.job(name), job(name))
@@ -124,6 +135,7 @@ async def test_runs_lost_with_a_worker_go_to_the_scheduler_only_for_jobs_served_
             rest.append(inboxes.scheduler.receive_nowait())
         assert not [m for m in rest if isinstance(m, RunVanished)]
         assert watcher.statistics_detail().lost_runs == 1
+    assert not [k for k in gets if k.startswith(ks.jobs_prefix)]
 
 
 async def test_jobs_and_state_are_read_in_pages_and_only_its_share_is_kept(
@@ -207,3 +219,80 @@ async def test_a_membership_change_during_a_paged_read_is_not_published_as_loade
     reloaded = inboxes.scheduler.receive_nowait()
     assert {s.name for s in reloaded.specs} == share(ME, [ME, "w2"])
     assert shards.serving() == Serving(fleet_epoch([ME, "w2"]), 2)
+
+
+def labelled(worker_id: str, fleet: list[str], **labels: str) -> bytes:
+    info = WorkerInfo(worker_id, "h", 1, MappingProxyType(labels),
+                      serving=Serving(fleet_epoch(fleet), len(fleet)))
+    return info.to_bytes()
+
+
+def named(prefix: str, mine: bool, fleet: list[str]) -> str:
+    """A job name whose slot ``ME`` owns (``mine``) or not, over ``fleet``."""
+    table = SlotTable.build(fleet, SETTINGS.replicas, slots=SETTINGS.slots)
+    return next(n for i in range(1000) if (ME in table.owners[slot_of(n := f"{prefix}{i}",
+                                                                     SETTINGS.slots)]) == mine)
+
+
+async def test_run_nows_are_sorted_without_reading_etcd_and_one_before_its_job_waits_for_it(
+        etcd, etcd_prefix, monkeypatch):
+    """Regression: a run-now of a job not served here cost an etcd read each, and one
+    that came before its job's put was dropped, etcd holding the job by then. Now: a
+    job of another's slot, or of its own that its selector rules out, is left to its
+    servers; one of its own slots not seen yet is passed on (the Scheduler holds it);
+    one it serves as a selector's fallback is replayed once its put is seen."""
+    from worker.job_watcher.jobs import JobsListener
+    from worker.scheduler.messages import JobSaved
+    ks = Keyspace(etcd_prefix)
+    three = [ME, "w2", "w3"]
+    for other in ("w2", "w3"):
+        await etcd.put(ks.worker(other), labelled(other, three, zone="eu"))
+    others, late = named("other", False, three), named("late", True, three)
+    ruled_out, fallback = named("eu", True, three), named("gpu", False, three)
+    await etcd.put(ks.job(others), job(others))
+    gates = {late: trio.Event(), fallback: trio.Event()}  # their puts reach it late
+    on_event = JobsListener.on_event
+
+    async def gated(self, event):
+        gate = gates.get(ks.name_from_job_key(event.key))
+        if gate is not None:
+            await gate.wait()
+        await on_event(self, event)
+
+    monkeypatch.setattr(JobsListener, "on_event", gated)
+    gets = []
+    get = etcd.get
+
+    async def counted_get(key, **kwargs):
+        gets.append(key)
+        return await get(key, **kwargs)
+
+    monkeypatch.setattr(etcd, "get", counted_get)
+    config = Config()
+    addresses, inboxes = open_mailboxes(config)
+    ctx = WorkerContext(config, ME, Keyspace(etcd_prefix), SystemClock())
+    _, inbox = open_mailbox[JobWatcherMsg](1, name="job-watcher")
+    shards = ShardState(ME, {"gpu": "yes"}, SETTINGS)
+    watcher = JobWatcher(inbox, ctx, etcd, scheduler=addresses.scheduler,
+                         executor=addresses.executor, locker=addresses.locker, shards=shards)
+    scheduler = inboxes.scheduler
+    async with running(watcher):
+        await next_of(scheduler, JobsSnapshot)
+        await etcd.put(ks.job(ruled_out), job(ruled_out, selector={"zone": "eu"}))
+        assert (await next_of(scheduler, JobSaved)).serve is False
+        await etcd.put(ks.trigger(others, "r-others"), "{}")
+        await etcd.put(ks.trigger(ruled_out, "r-eu"), "{}")
+        await etcd.put(ks.job(late), job(late))  # not seen yet
+        await etcd.put(ks.job(fallback), job(fallback, selector={"gpu": "yes"}))  # nor this
+        await etcd.put(ks.trigger(fallback, "r-gpu"), "{}")
+        await etcd.put(ks.trigger(late, "r-late"), "{}")
+        asked = await next_of(scheduler, TriggerRequested)
+        assert (asked.name, asked.run_id) == (late, "r-late")  # the others were not passed on
+        gates[late].set()
+        assert (await next_of(scheduler, JobSaved)).spec.name == late
+        gates[fallback].set()
+        saved = await next_of(scheduler, JobSaved)
+        assert (saved.spec.name, saved.serve) == (fallback, True)
+        replayed = await next_of(scheduler, TriggerRequested)
+        assert (replayed.name, replayed.run_id) == (fallback, "r-gpu")
+    assert not [k for k in gets if k.startswith(ks.jobs_prefix)]
