@@ -72,7 +72,7 @@ from .messages import (
     TriggerRequested,
 )
 from .catch_up import Missed, missed_fires, utc
-from .held_triggers import hold_trigger
+from .held_triggers import drop_held, hold_trigger
 from .misfires import MisfireLog
 from .outbox import ClaimOutbox
 from .plan import PlanTable
@@ -178,6 +178,7 @@ class Scheduler(Actor[SchedulerMsg]):
                     await self._release_triggers(spec.name)
                 else:  # other workers serve it now (shards)
                     self._plan.hand_over(spec.name)
+                    drop_held(self._pending_triggers, spec.name)
             case JobDeleted(name):
                 self._chains.deleted(name)
                 if self._plan.delete(name):
@@ -215,6 +216,8 @@ class Scheduler(Actor[SchedulerMsg]):
         self._chains.replace_all((*specs, *snapshot.chained))
         for name in self._plan.replace_all(specs, now_ms, snapshot.handed_over):
             await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
+        for name in snapshot.handed_over:
+            drop_held(self._pending_triggers, name)
         left = 0
         for spec in specs:
             if spec.name not in known and spec.name in last_fired_ms:

@@ -3,8 +3,9 @@
 A run-now request may arrive before its job (two watch streams, no common order), so
 the Scheduler keeps it for ``PENDING_TRIGGER_S`` for the job to appear, then forgets it
 with one warning line per job. With shards on, a request reaches only the workers that
-serve its job, or all of them while etcd does not hold the job yet
-(``worker.job_watcher.run_requests``).
+serve its job, and those of its slot while they have not seen the job
+(``worker.job_watcher.run_requests``): one held there whose job turns out to be served
+by other workers is dropped as soon as that is known (``drop_held``), not kept.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 
 from worker.messages import Upstream
 
-__all__ = ["PENDING_TRIGGER_S", "Held", "hold_trigger"]
+__all__ = ["PENDING_TRIGGER_S", "Held", "drop_held", "hold_trigger"]
 
 log = logging.getLogger("worker.scheduler.actor")  # its lines read as the Scheduler's
 
@@ -36,3 +37,11 @@ def hold_trigger(pending: dict[str, list[Held]], name: str, held: Held, now_ms: 
         else:
             del pending[held_name]
     pending.setdefault(name, []).append(held)
+
+
+def drop_held(pending: dict[str, list[Held]], name: str) -> None:
+    """Forget the requests held for ``name``: other workers serve it (they claim them)."""
+    dropped = pending.pop(name, ())
+    if dropped:
+        log.info("%d run-now requests for job %r left to the workers that serve it",
+                 len(dropped), name)

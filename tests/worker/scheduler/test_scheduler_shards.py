@@ -10,7 +10,7 @@ import trio.testing
 from cluster.store import RunStatus
 from worker.executor.messages import KillRun, StartRun
 from worker.messages import Run
-from worker.scheduler.messages import Granted, JobDeleted, JobSaved, JobsSnapshot
+from worker.scheduler.messages import Granted, JobDeleted, JobSaved, JobsSnapshot, TriggerRequested
 
 from test_scheduler import T0, Harness, spec
 
@@ -51,3 +51,25 @@ async def test_a_snapshot_that_hands_jobs_over_kills_nothing(autojump_clock):
         nursery.cancel_scope.cancel()
     assert {c.fire.spec.name for c, _ in claims} == {"a"} and len(claims) == 3
     assert kills == []
+
+
+async def test_a_run_now_held_for_a_job_served_elsewhere_is_dropped_at_once(autojump_clock):
+    """Regression: a run-now that came before its job is held for it; when the job
+    turns out to be served by other workers (its put, or a re-read that hands it over)
+    the request is theirs, and was held here for the whole hold time all the same."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("b", "@yearly"),), 1, {}))
+        await h.send(TriggerRequested("a", "run-1", T0))
+        await h.send(TriggerRequested("b2", "run-2", T0))
+        await h.send(JobSaved(spec("a", "@yearly"), serve=False))
+        await trio.testing.wait_all_tasks_blocked()
+        after_put = dict(h.scheduler._pending_triggers)
+        await h.send(JobsSnapshot((spec("b", "@yearly"),), 2, {},
+                                  handed_over=frozenset({"b2"})))
+        await trio.testing.wait_all_tasks_blocked()
+        after_read = dict(h.scheduler._pending_triggers)
+        claims = await h.claims_until(T0 + 2_000)
+        nursery.cancel_scope.cancel()
+    assert set(after_put) == {"b2"} and after_read == {}
+    assert claims == []
