@@ -38,6 +38,19 @@ def serving(worker_id: str, fleet: list[str]) -> bytes:
     return info.to_bytes()
 
 
+def count_gets(etcd, monkeypatch) -> list[str]:
+    """The keys ``etcd.get`` is asked for from now on."""
+    gets: list[str] = []
+    get = etcd.get
+
+    async def counted_get(key, **kwargs):
+        gets.append(key)
+        return await get(key, **kwargs)
+
+    monkeypatch.setattr(etcd, "get", counted_get)
+    return gets
+
+
 async def test_a_join_hands_jobs_over_and_a_leave_takes_them_back_with_their_run_nows(
         etcd, etcd_prefix):
     ks = Keyspace(etcd_prefix)
@@ -92,14 +105,7 @@ async def test_runs_lost_with_a_worker_go_to_the_scheduler_only_for_jobs_served_
     job's servers are the workers that run it again, one of whom records it lost. It
     asks etcd nothing about the others (it was one read per run)."""
     ks = Keyspace(etcd_prefix)
-    gets = []
-    get = etcd.get
-
-    async def counted_get(key, **kwargs):
-        gets.append(key)
-        return await get(key, **kwargs)
-
-    monkeypatch.setattr(etcd, "get", counted_get)
+    gets = count_gets(etcd, monkeypatch)
     four, three = [ME, "w2", "w3", "w4"], [ME, "w3", "w4"]
     for name in NAMES:
         await etcd.put(ks.job(name), job(name))
@@ -260,14 +266,7 @@ async def test_run_nows_are_sorted_without_reading_etcd_and_one_before_its_job_w
         await on_event(self, event)
 
     monkeypatch.setattr(JobsListener, "on_event", gated)
-    gets = []
-    get = etcd.get
-
-    async def counted_get(key, **kwargs):
-        gets.append(key)
-        return await get(key, **kwargs)
-
-    monkeypatch.setattr(etcd, "get", counted_get)
+    gets = count_gets(etcd, monkeypatch)
     config = Config()
     addresses, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, ME, Keyspace(etcd_prefix), SystemClock())
