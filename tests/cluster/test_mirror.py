@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from etcd_history import compact
+import pytest
 import trio
+import trio.testing
 
 from cluster.etcd import EventType, PrefixSnapshot, WatchEvent, open_etcd
 from cluster.mirror import PrefixMirror
@@ -85,3 +87,38 @@ async def test_after_a_compaction_it_reads_again_and_follows_on(etcd_factory):
             await listener.until(lambda: bool(listener.events) and listener.events[-1][1] == "/m/d")
             assert mirror.statistics().compactions == 1
             nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_each_failed_read_or_refused_watch_is_said_and_counted_once(
+        caplog, autojump_clock):
+    """A review asked whether a retried read was logged or counted twice: one warning
+    and one ``on_unavailable`` per failed attempt, whether a read or a watch failed."""
+    from cluster.etcd import EtcdUnavailable
+
+    class Down:
+        reads = 0
+
+        async def get_prefix(self, prefix, revision=0):
+            self.reads += 1
+            if self.reads <= 2:
+                raise EtcdUnavailable("get", "down")
+            return PrefixSnapshot((), 5)
+
+        def watch_prefix(self, *args, **kwargs):
+            raise EtcdUnavailable("watch", "down")
+
+    failures: list[EtcdUnavailable] = []
+    mirror = PrefixMirror(Down(), "/p/", on_unavailable=failures.append)  # type: ignore[arg-type]
+    listener = Listener()
+    with trio.move_on_after(30):  # two reads fail, then each watch is refused
+        await mirror.run(listener.on_read, listener.on_event)
+    said = [r for r in caplog.records if r.name == "cluster.mirror"]
+    kinds = [str(f).split(":")[0] for f in failures]
+    assert kinds[:2] == ["etcd unavailable for get"] * 2
+    assert kinds[2:] and set(kinds[2:]) == {"etcd unavailable for watch"}
+    assert len(said) == len(failures) and len(listener.reads) == len(kinds) - 2
