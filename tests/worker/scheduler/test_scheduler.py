@@ -39,6 +39,7 @@ from worker.scheduler.messages import (
     RunVanished,
     TriggerRequested,
 )
+from worker.scheduler.plan import WINDOW_REACH_MS
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a whole second
 
@@ -109,6 +110,33 @@ async def test_fires_exactly_when_due(autojump_clock, lead_s, concurrency, early
         assert received_ms == claim.fire.planned_ms - early_ms == claim.fire.fired_ms
         assert claim.fire.trigger is RunTrigger.SCHEDULE
     assert len({c.fire.run_id for c, _ in got}) == 7
+
+
+async def test_a_thin_window_hands_allow_fires_over_together_up_to_a_second_ahead(
+        autojump_clock):
+    """Issue 14 target 4: at a low rate a window reaches up to WINDOW_REACH_MS further
+    (``plan``), so one wake-up hands over several fires (one claim transaction, one
+    mark), each at least a lead and less than lead + 1 s before its time; forbid fires
+    still at their time. Each fire once, in time order."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.2)
+        jobs = [spec(f"a{i}", "@every 10s", concurrency="allow", createdAt=T0 + i * 150)
+                for i in range(10)]  # a0 at 10000, a1 at 10150, ... a9 at 11350
+        jobs.append(spec("f", "@every 10s", createdAt=T0 + 1400))  # forbid at 11400
+        await h.send(JobsSnapshot(tuple(jobs), 1, {}))
+        got = await h.claims_until(T0 + 12_000)
+        nursery.cancel_scope.cancel()
+    fires = [(c.fire.spec.name, c.fire.planned_ms - T0, at - T0) for c, at in got]
+    assert [t for _, t, _ in fires] == sorted(t for _, t, _ in fires)
+    # a0 due at 9800 opens the window: a1..a6 (due 9950..10700) come with it, less than
+    # WINDOW_REACH_MS after; a7 (due 10850) opens the next, f waits for its time.
+    assert fires == [(f"a{i}", 10000 + i * 150, 9800) for i in range(7)] + \
+        [(f"a{i}", 10000 + i * 150, 10850) for i in range(7, 10)] + [("f", 11400, 11400)]
+    for claim, at in got:
+        assert claim.fire.fired_ms == at
+        ahead_ms = claim.fire.planned_ms - at
+        assert ahead_ms == 0 if claim.fire.spec.name == "f" else \
+            200 <= ahead_ms < 200 + WINDOW_REACH_MS
 
 
 async def test_slow_claims_hand_allow_fires_over_earlier_until_they_are_fast_again(
