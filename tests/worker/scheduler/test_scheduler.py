@@ -428,6 +428,28 @@ async def test_after_quorum_returns_the_outage_fires_are_caught_up(autojump_cloc
                      "last: the most recent, all: each, at most 100 a job)"]
 
 
+async def test_after_quorum_returns_a_fire_a_thin_window_reached_is_caught_up_too(
+        autojump_clock):
+    """A thin window hands ``w``'s fire at 70.9 s over with ``a``'s at 70 s, at 69.7 s
+    (``plan``: up to a lead plus 1 s ahead); its claim was dropped with the outage's, so
+    the catch-up at 69.8 s covers it, though its time has not come."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.3)
+        jobs = (spec("a", "*/10 * * * * *", startingDeadline=25, concurrency="allow"),
+                spec("w", "@every 10s", startingDeadline=25, concurrency="allow",
+                     createdAt=T0 + 900))
+        await h.send(JobsSnapshot(jobs, 1, {}))
+        scheduled = await h.claims_until(T0 + 69_800)
+        await h.send(QuorumBack(T0 + 30_000))
+        got = await h.claims_until(T0 + 69_900)
+        nursery.cancel_scope.cancel()
+    assert [(c.fire.spec.name, c.fire.planned_ms - T0, at - T0) for c, at in scheduled][-2:] \
+        == [("a", 70_000, 69_700), ("w", 70_900, 69_700)]
+    assert sorted((c.fire.spec.name, c.fire.planned_ms - T0, c.fire.missed_fires)
+                  for c, _ in got) == [("a", 70_000, 3), ("w", 70_900, 3)]
+    assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
+
+
 async def test_no_catch_up_without_starting_deadline(autojump_clock):
     async with trio.open_nursery() as nursery:
         h = Harness(nursery)
