@@ -17,23 +17,22 @@ time, O(n), which the lead's coarse steps keep rare.
 
 *A window, not a fire* (issue 14): when an ``allow`` fire is due, the ``allow`` fires
 due within the next half lead (``window_ms``) are handed over with it, so that a first
-choice claims them in one transaction (the Locker's group commit) and marks them in
-one, and the Scheduler wakes once per window instead of once per fire. A *thin*
-window, one that holds fewer than ``WINDOW_MIN_FIRES`` fires, reaches further: it
-takes the ``allow`` fires due less than ``WINDOW_REACH_MS`` after the one that opened
-it (so no job fires twice in it), until it holds ``WINDOW_MIN_FIRES``. At a low rate half a lead rarely
-holds two fires of a worker's share (20 fires/s over 8 workers: about 2.0 etcd writes
-per fire, where issue 14 target 4 wants at most 1.5); a second holds several. A dense
-window does not reach: its transactions are full already. So an ``allow`` fire is
-handed over less than ``lead + WINDOW_REACH_MS`` before its time; its process is
-spawned then, held, and still starts at its planned instant (``executor.start_at``).
-What the reach costs: an edit or a pause up to that long before a fire applies from
-the next one (a kill or a deletion still stops it before its command starts), and a
-claimed fire's process waits that long, counted in the worker's ``capacity``. A
-backup still waits its rank from the fleet's hand-over (``locker.claim_order``), and
-``forbid``/``replace`` fires are never taken early: their claim judges the run before
-at their time, and one due later stops the window, reach and all (it is handed over
-at its own).
+choice claims them in one transaction (the Locker's group commit) and marks them in one,
+and the Scheduler wakes once per window instead of once per fire. A *thin* window, one
+that holds fewer than ``WINDOW_MIN_FIRES`` fires, reaches further: it takes the
+``allow`` fires due less than ``WINDOW_REACH_MS`` after the one that opened it (so no
+job fires twice in it), until it holds ``WINDOW_MIN_FIRES``. At a low rate half a lead
+rarely holds two fires of a worker's share (20 fires/s over 8 workers: about 2.0 etcd
+writes per fire, where issue 14 target 4 wants at most 1.5); a second holds several. A
+dense window does not reach: its transactions are full already. So an ``allow`` fire is
+handed over less than ``lead + WINDOW_REACH_MS`` before its time; its process is spawned
+then, held, and still starts at its planned instant (``executor.start_at``). What the
+reach costs: an edit or a pause up to that long before a fire applies from the next one
+(a kill or a deletion still stops it before its command starts), and a claimed fire's
+process waits that long, counted in the worker's ``capacity``. A backup still waits its
+rank from the fleet's hand-over (``locker.claim_order``), and ``forbid``/``replace``
+fires are never taken early: their claim judges the run before at their time, and one
+due later stops the window, reach and all (it is handed over at its own).
 
 Invariant: every entry whose ``next_ms`` is not None has exactly one heap item
 carrying its current generation; every other heap item for that name is stale.
