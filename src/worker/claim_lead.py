@@ -14,7 +14,11 @@ lead follows what they take:
   down, no quorum: nothing a lead helps) is not counted;
 - the **Executor** notes (``ready``) when such a run's mark landed, from the
   Scheduler's hand-over (``Fire.fired_ms``: the outbox, the mailboxes, the claim, the
-  spawn of the held process and the mark all count);
+  spawn of the held process and the mark all count), or from its due time (its
+  time less the lead last given) if it was handed over before it: a window hands
+  fires over with the one due (``scheduler.plan``), up to a second ahead when it is
+  thin, and such a fire has that much more time than the lead; what it took before
+  its due time came out of that slack, so it never makes the lead grow;
 - the **Locker** also tells (``round_trip``) how long each of its claim and check
   transactions took, for every fire in it, first choice or backup: a worker that won
   no first choice since etcd turned slow learns it from its backups' checks, before
@@ -88,6 +92,7 @@ class ClaimLead:
         self._first_choice: set[str] = set()  # run ids claimed first-choice, not yet marked
         self._said_ms = self._configured_ms  # the lead last logged
         self._lead_ms: int | None = self._configured_ms  # None: to be worked out again
+        self._given_ms = self._configured_ms  # the lead ``lead_ms`` last answered
 
     def claimed(self, fire: Fire) -> None:
         """The Locker won a first-choice claim of ``fire`` just now: remembered if the
@@ -100,10 +105,12 @@ class ClaimLead:
 
     def ready(self, fire: Fire) -> None:
         """The Executor's mark of ``fire`` landed just now (its command may start): noted
-        from its hand-over, if its claim was a first choice (``claimed``)."""
+        from its hand-over, or from its due time if it was handed over before (a
+        window's, module doc), if its claim was a first choice (``claimed``)."""
         if fire.run_id in self._first_choice:
             self._first_choice.discard(fire.run_id)
-            self.observed(self._clock.now_ms() - fire.fired_ms)
+            since_ms = max(fire.fired_ms, fire.planned_ms - self._given_ms)
+            self.observed(self._clock.now_ms() - since_ms)
 
     def observed(self, took_ms: int) -> None:
         """A fire was ready to start ``took_ms`` after it was handed over."""
@@ -132,6 +139,10 @@ class ClaimLead:
         """The lead to use now: never below the configured one, never above the cap.
         Asked at each of the Scheduler's wake-ups: worked out again only when a claim
         came or one aged out."""
+        self._given_ms = self._lead_ms_now()
+        return self._given_ms
+
+    def _lead_ms_now(self) -> int:
         self._forget_old()
         if self._lead_ms is not None:
             return self._lead_ms

@@ -103,6 +103,30 @@ async def test_only_scheduled_allow_claims_count_and_a_zero_lead_stays_zero(auto
     assert off.lead_ms() == 0
 
 
+async def test_a_fire_handed_over_ahead_of_its_due_time_counts_from_it(autojump_clock):
+    """A window hands fires over up to a second before they are due (``scheduler.plan``:
+    a thin window reaches further): a run marked before its due time (its time less the
+    lead) counts 0 ms, one marked after it counts from it; never from its hand-over."""
+    clock = TrioWallClock(T0)
+    lead = ClaimLead(clock, 0.2)
+    await trio.sleep(2)
+    now = clock.now_ms()
+    for i in range(20):  # handed over 1.1 s ago for 200 ms from now: slack, not slowness
+        early = Fire(fire("allow", RunTrigger.SCHEDULE, 0).spec, now + 200, now - 1100,
+                     RunTrigger.SCHEDULE, f"early{i}")
+        lead.claimed(early)
+        lead.ready(early)
+    assert lead.lead_ms() == 200  # from their hand-over: 1,100 ms, the cap (1 s)
+    # Handed over 1 s before it was due, marked 330 ms after its due time (now - 330):
+    # counted from its due time, not 1,330 ms from its hand-over.
+    lead = ClaimLead(clock, 0.2)
+    late = Fire(fire("allow", RunTrigger.SCHEDULE, 0).spec, now - 130, now - 1330,
+                RunTrigger.SCHEDULE, "late")
+    lead.claimed(late)
+    lead.ready(late)
+    assert lead.lead_ms() == 450  # 330 + 100, rounded up to 50 ms
+
+
 async def test_backups_round_trips_grow_the_lead_of_a_worker_that_won_no_claim(autojump_clock):
     """A worker that won no first choice since etcd turned slow still learns it, from its
     backups' checks: two round trips (the claim, the mark) plus the margin."""

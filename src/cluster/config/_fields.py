@@ -234,7 +234,7 @@ class ConfigFields:
     claim_lead_s: float = _setting(
         0.2, "claim a scheduled fire of an 'allow' job this long before its time, or "
         "longer while claims and start marks take longer (their recent p95 + 0.1 s, at "
-        "most 1 s), with the 'allow' fires due within half of it after (claimed together: "
-        "up to 1.5 times this ahead); the "
+        "most 1 s), with the 'allow' fires due within half of it after, or within 1 s "
+        "while those are fewer than 8 (claimed together: up to this + 1 s ahead); the "
         "command still starts at the planned instant, seconds (0: claim at the fire time)",
         check=checks.claim_lead, used_by=_WORKER)

@@ -6,16 +6,19 @@ of a job with concurrency ``allow`` is due ``claim_lead_s`` before its time (see
 ``plan``; longer while claims take longer, ``worker.claim_lead``, read at each wake-up):
 its claim, an etcd transaction of milliseconds (more in a burst), is settled when the
 time comes, and the command starts at the planned instant, never before (the Executor,
-``start_at``). An edit, pause or kill of the job within that window meets a fire already
-claimed: edits and pauses apply from the next fire; a kill stops it before its command
-starts. Retries, catch-up and manual runs are due at once. Policy lives here and only
-here: pause, catch-up after an outage (``catch_up``), misfires beyond the grace, retries
-with backoff (kept in etcd by the Locker, ``cluster.retries``: every worker that serves
-its job plans it), and what is recorded for skipped or lost runs (``records``); and
-chains: each fire it hands over carries the jobs chained after its job
-(``worker.chains.ChainIndex``), and a trigger naming an upstream run becomes a ``chain``
-run. Claims, processes and storage belong to the Locker, Executor and LogSink. Shards:
-only the jobs its worker serves are planned (``plan.hand_over``).
+``start_at``). The ``allow`` fires due soon after come with it, a window claimed
+together (``plan``: half a lead, or up to a second while it holds fewer than
+``WINDOW_MIN_FIRES``), so a fire may be handed over up to a lead plus a second ahead. An
+edit, pause or kill of the job within that window meets a fire already claimed: edits
+and pauses apply from the next fire; a kill stops it before its command starts. Retries,
+catch-up and manual runs are due at once. Policy lives here and only here: pause,
+catch-up after an outage (``catch_up``), misfires beyond the grace, retries with backoff
+(kept in etcd by the Locker, ``cluster.retries``: every worker that serves its job plans
+it), and what is recorded for skipped or lost runs (``records``); and chains: each fire
+it hands over carries the jobs chained after its job (``worker.chains.ChainIndex``), and
+a trigger naming an upstream run becomes a ``chain`` run. Claims, processes and storage
+belong to the Locker, Executor and LogSink. Shards: only the jobs its worker serves are
+planned (``plan.hand_over``).
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
 ``TriggerRequested``, ``RetryRequested``, ``RunVanished``), claim outcomes from the
@@ -249,8 +252,9 @@ class Scheduler(Actor[SchedulerMsg]):
             entry = self._plan.get(name)
             if entry is None:
                 continue
-            # Fires already handed over ahead of their time (``claim_lead_s``) were
-            # dropped too: up to the plan's next one. (None starts before its time.)
+            # Fires already handed over ahead of their time (``claim_lead_s``, and a
+            # window's reach: up to a lead plus 1 s) were dropped too: up to the plan's
+            # next one, past every fire handed over. (None starts before its time.)
             upto_ms = now_ms if entry.next_ms is None else max(now_ms, entry.next_ms - 1)
             fired[name] = (await self._catch_up(entry.spec, lost_since_ms - self._grace_ms - 1,
                                                 now_ms, upto_ms)).run

@@ -29,8 +29,9 @@ def planned_in(run: Run, delay_s: float) -> Run:
     return dataclasses.replace(run, fire=fire)
 
 
-async def test_a_run_claimed_ahead_starts_at_its_planned_time_not_before():
-    run = planned_in(make_run("ahead", 'echo "$EPOCHREALTIME"'), 0.3)
+@pytest.mark.parametrize("ahead_s", [0.3, 1.2])  # a lead; a lead and a thin window's reach
+async def test_a_run_claimed_ahead_starts_at_its_planned_time_not_before(ahead_s):
+    run = planned_in(make_run("ahead", 'echo "$EPOCHREALTIME"'), ahead_s)
     async with executor() as h:
         await h.send(StartRun(run))
         assert await h.running() == 1  # accepted, waiting for its instant
@@ -56,8 +57,9 @@ async def test_a_kill_while_a_run_waits_for_its_time_stops_it_before_it_starts(t
     assert not marker.exists()
 
 
-async def test_a_run_spawned_ahead_counts_its_timeout_from_its_planned_time():
-    run = planned_in(make_run("ahead", "sleep 0.7", timeout=1), 0.6)
+@pytest.mark.parametrize("ahead_s", [0.6, 1.2])
+async def test_a_run_spawned_ahead_counts_its_timeout_from_its_planned_time(ahead_s):
+    run = planned_in(make_run("ahead", "sleep 0.7", timeout=1), ahead_s)
     async with executor() as h:
         await h.send(StartRun(run))
         record = await h.record()

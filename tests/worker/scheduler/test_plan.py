@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cluster.spec import JobSpec
-from worker.scheduler.plan import PlanTable
+from worker.scheduler.plan import WINDOW_MIN_FIRES, WINDOW_REACH_MS, PlanTable
 
 T0 = 1_700_000_000_000  # a whole second (and minute) in UTC: 2023-11-14T22:13:20Z
 
@@ -141,26 +141,65 @@ def test_a_changed_lead_moves_allow_hand_overs_only_and_hands_no_fire_over_twice
 
 def test_allow_fires_due_within_half_a_lead_go_with_the_one_due_now_guarded_ones_never():
     """Claim a window, not a fire (issue 14): one wake-up hands over the allow fires of
-    the next half lead, so that their claims and marks share transactions; a forbid
-    fire is never taken early and ends the window."""
+    the next half lead, so that their claims and marks share transactions; a window
+    that holds WINDOW_MIN_FIRES already does not reach further; a forbid fire is never
+    taken early and ends the window."""
     table = PlanTable(lead_ms=200)
-    assert table.window_ms == 100
-    for i in range(10):  # allow fires 20 ms apart: a0 at 1000, a1 at 1020, ... a9 at 1180
+    assert table.window_ms == 100 and WINDOW_MIN_FIRES == 8
+    for i in range(20):  # allow fires 10 ms apart: a0 at 1000, a1 at 1010, ... a19 at 1190
         table.upsert(spec(f"a{i}", "@every 1s", concurrency="allow",
-                          createdAt=T0 + i * 20), T0)
+                          createdAt=T0 + i * 10), T0)
     table.upsert(spec("f", "@every 1s", createdAt=T0 + 150), T0)  # forbid: at 1150
     assert table.next_due_ms() == T0 + 800  # a0's hand-over, a lead before its time
-    # a0 is due at 800: the window to 900 takes a1..a5 (due 820..900) with it; the
-    # forbid fire (due at its time, 1150) is not taken early.
-    assert drain(table, T0 + 800) == [(f"a{i}", T0 + 1000 + i * 20) for i in range(6)]
-    assert table.next_due_ms() == T0 + 920  # a6: the next window
-    assert drain(table, T0 + 920) == [(f"a{i}", T0 + 1000 + i * 20) for i in range(6, 10)]
+    # a0 is due at 800: the window to 900 takes a1..a10 (due 810..900) with it, 11
+    # fires, dense: it does not reach to a11 (due 910); the forbid fire (due at its
+    # time, 1150) is not taken early.
+    assert drain(table, T0 + 800) == [(f"a{i}", T0 + 1000 + i * 10) for i in range(11)]
+    assert table.next_due_ms() == T0 + 910  # a11: the next window
+    assert drain(table, T0 + 910) == [(f"a{i}", T0 + 1000 + i * 10) for i in range(11, 20)]
     assert drain(table, T0 + 1149) == []
     assert drain(table, T0 + 1150) == [("f", T0 + 1150)]
-    # A forbid fire due inside a window ends it: a0..a5 at 1800..1900, f at 2150;
-    # make f due at 1850 instead (at its time) and the window stops before it.
+    # A forbid fire due inside a window ends it, thin or not: a0..a19 at 2000..2190, f
+    # at 2150; make f due at 1850 instead (at its time) and the window stops before it.
     table.upsert(spec("f", "@every 1s", createdAt=T0 + 850), T0 + 1150)
     out = drain(table, T0 + 1800)
-    assert out == [("a0", T0 + 2000), ("a1", T0 + 2020), ("a2", T0 + 2040)]
+    assert out == [(f"a{i}", T0 + 2000 + i * 10) for i in range(6)]  # a5 due 1850, f after
     assert drain(table, T0 + 1850) == [("f", T0 + 1850)]  # no allow fire due: no window
-    assert drain(table, T0 + 1860) == [(f"a{i}", T0 + 2000 + i * 20) for i in range(3, 9)]
+    assert drain(table, T0 + 1860) == [(f"a{i}", T0 + 2000 + i * 10) for i in range(6, 17)]
+
+
+def test_a_thin_window_reaches_up_to_a_second_further_until_it_holds_eight_fires():
+    """At a low rate half a lead rarely holds two fires: a window with fewer than
+    WINDOW_MIN_FIRES takes the allow fires due less than WINDOW_REACH_MS after its
+    wake-up, and stops once it holds WINDOW_MIN_FIRES (issue 14 target 4)."""
+    assert (WINDOW_MIN_FIRES, WINDOW_REACH_MS) == (8, 1000)
+    table = PlanTable(lead_ms=200)
+    for i in range(12):  # allow fires 100 ms apart: a0 at 10000, ... a11 at 11100
+        table.upsert(spec(f"a{i}", "@every 10s", concurrency="allow",
+                          createdAt=T0 + i * 100), T0)
+    table.upsert(spec("b", "@every 10s", concurrency="allow", createdAt=T0 + 1800), T0)
+    assert table.next_due_ms() == T0 + 9800
+    # Half a lead (to 9900) holds a0 and a1; the reach takes a2..a7 (due 10000..10300)
+    # and stops at eight fires.
+    assert drain(table, T0 + 9800) == [(f"a{i}", T0 + 10000 + i * 100) for i in range(8)]
+    assert table.next_due_ms() == T0 + 10600  # a8 (at 10800)
+    # The next reach holds a8..a11 only: b (at 11800, due 11600) is a whole second after
+    # the wake-up, handed over at its own (less than lead + 1 s ahead, never more).
+    assert drain(table, T0 + 10600) == [(f"a{i}", T0 + 10000 + i * 100) for i in range(8, 12)]
+    assert table.next_due_ms() == T0 + 11600
+    assert drain(table, T0 + 11600) == [("b", T0 + 11800)]
+
+
+def test_a_thin_window_does_not_reach_past_a_forbid_fire_nor_without_an_allow_fire_due():
+    table = PlanTable(lead_ms=200)
+    table.upsert(spec("x", "@every 10s", concurrency="allow", createdAt=T0), T0)  # 10000
+    table.upsert(spec("f", "@every 10s", createdAt=T0 + 300), T0)  # forbid: 10300
+    table.upsert(spec("y", "@every 10s", concurrency="allow", createdAt=T0 + 600), T0)
+    table.upsert(spec("r", "@every 10s", concurrency="replace", createdAt=T0 + 1500), T0)
+    assert drain(table, T0 + 9800) == [("x", T0 + 10000)]  # f (due 10300) ends the reach
+    assert drain(table, T0 + 10300) == [("f", T0 + 10300)]  # forbid: no window of its own
+    assert drain(table, T0 + 10399) == []
+    # y is due at 10400: its reach (to 11399) ends at r, never taken early.
+    assert drain(table, T0 + 10400) == [("y", T0 + 10600)]
+    assert drain(table, T0 + 11499) == []
+    assert drain(table, T0 + 11500) == [("r", T0 + 11500)]

@@ -39,6 +39,7 @@ from worker.scheduler.messages import (
     RunVanished,
     TriggerRequested,
 )
+from worker.scheduler.plan import WINDOW_REACH_MS
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a whole second
 
@@ -109,6 +110,33 @@ async def test_fires_exactly_when_due(autojump_clock, lead_s, concurrency, early
         assert received_ms == claim.fire.planned_ms - early_ms == claim.fire.fired_ms
         assert claim.fire.trigger is RunTrigger.SCHEDULE
     assert len({c.fire.run_id for c, _ in got}) == 7
+
+
+async def test_a_thin_window_hands_allow_fires_over_together_up_to_a_second_ahead(
+        autojump_clock):
+    """Issue 14 target 4: at a low rate a window reaches up to WINDOW_REACH_MS further
+    (``plan``), so one wake-up hands over several fires (one claim transaction, one
+    mark), each at least a lead and less than lead + 1 s before its time; forbid fires
+    still at their time. Each fire once, in time order."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.2)
+        jobs = [spec(f"a{i}", "@every 10s", concurrency="allow", createdAt=T0 + i * 150)
+                for i in range(10)]  # a0 at 10000, a1 at 10150, ... a9 at 11350
+        jobs.append(spec("f", "@every 10s", createdAt=T0 + 1400))  # forbid at 11400
+        await h.send(JobsSnapshot(tuple(jobs), 1, {}))
+        got = await h.claims_until(T0 + 12_000)
+        nursery.cancel_scope.cancel()
+    fires = [(c.fire.spec.name, c.fire.planned_ms - T0, at - T0) for c, at in got]
+    assert [t for _, t, _ in fires] == sorted(t for _, t, _ in fires)
+    # a0 due at 9800 opens the window: a1..a6 (due 9950..10700) come with it, less than
+    # WINDOW_REACH_MS after; a7 (due 10850) opens the next, f waits for its time.
+    assert fires == [(f"a{i}", 10000 + i * 150, 9800) for i in range(7)] + \
+        [(f"a{i}", 10000 + i * 150, 10850) for i in range(7, 10)] + [("f", 11400, 11400)]
+    for claim, at in got:
+        assert claim.fire.fired_ms == at
+        ahead_ms = claim.fire.planned_ms - at
+        assert ahead_ms == 0 if claim.fire.spec.name == "f" else \
+            200 <= ahead_ms < 200 + WINDOW_REACH_MS
 
 
 async def test_slow_claims_hand_allow_fires_over_earlier_until_they_are_fast_again(
@@ -398,6 +426,28 @@ async def test_after_quorum_returns_the_outage_fires_are_caught_up(autojump_cloc
                      "2023-11-14T22:13:50.000+00:00, planned 2023-11-14T22:14:10.000+00:00 "
                      "to 2023-11-14T22:14:30.000+00:00 (within startingDeadline; catchUp "
                      "last: the most recent, all: each, at most 100 a job)"]
+
+
+async def test_after_quorum_returns_a_fire_a_thin_window_reached_is_caught_up_too(
+        autojump_clock):
+    """A thin window hands ``w``'s fire at 70.9 s over with ``a``'s at 70 s, at 69.7 s
+    (``plan``: up to a lead plus 1 s ahead); its claim was dropped with the outage's, so
+    the catch-up at 69.8 s covers it, though its time has not come."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery, claim_lead_s=0.3)
+        jobs = (spec("a", "*/10 * * * * *", startingDeadline=25, concurrency="allow"),
+                spec("w", "@every 10s", startingDeadline=25, concurrency="allow",
+                     createdAt=T0 + 900))
+        await h.send(JobsSnapshot(jobs, 1, {}))
+        scheduled = await h.claims_until(T0 + 69_800)
+        await h.send(QuorumBack(T0 + 30_000))
+        got = await h.claims_until(T0 + 69_900)
+        nursery.cancel_scope.cancel()
+    assert [(c.fire.spec.name, c.fire.planned_ms - T0, at - T0) for c, at in scheduled][-2:] \
+        == [("a", 70_000, 69_700), ("w", 70_900, 69_700)]
+    assert sorted((c.fire.spec.name, c.fire.planned_ms - T0, c.fire.missed_fires)
+                  for c, _ in got) == [("a", 70_000, 3), ("w", 70_900, 3)]
+    assert all(c.fire.trigger is RunTrigger.CATCHUP for c, _ in got)
 
 
 async def test_no_catch_up_without_starting_deadline(autojump_clock):
