@@ -107,8 +107,10 @@ class JobsListener:
                                        lambda: _Cursors(self._ks, names))
         workers = await read_prefix(self._etcd, self._ks.workers_prefix)
         self.snapshots += 1
+        serves = ((lambda worker_id, spec: worker_id in shards.servers(spec.name, spec.selector))
+                  if shards.on else None)
         elsewhere = (caught_up_elsewhere(self._ks, self._worker_id, workers.kvs,
-                                         cursors.revisions, specs)
+                                         cursors.revisions, specs, serves)
                      if self._worker_id else frozenset())
         handed, kept = frozenset(), frozenset(read.kept)
         if shards.on:
