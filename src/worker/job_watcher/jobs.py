@@ -11,17 +11,25 @@ counted.
 Shards on (``worker.shards``): only the jobs this worker serves are planned. A read
 parses only the values that may concern it (its own slots' jobs, and the others'
 whose bytes name a selector, by which it may serve one as a fallback, or an ``after``,
-for the chain index); the other jobs' specs are never kept. When the membership
-changes (``reload``, from the workers/ listener) jobs/ is read again: the snapshot
-drops the jobs other workers serve now (``handed_over``: their runs here end as they
-would) and plans those gained, whose pending run requests are then replayed
-(``gained``); then the worker may publish ``serving``. Each put is parsed (puts are
-rare) and becomes ``JobSaved`` with ``serve`` saying whether this worker plans it.
+for the chain index); the other jobs' specs are never kept. The first read waits for
+the cold start's cohort (``ShardState.settle``), so that workers starting together
+each plan only their share from the start. When the membership changes (``reload``,
+from the workers/ listener) jobs/ is read again, but only the jobs it did not plan are
+parsed: those it planned and still plans (judged by their name's slot and the selector
+remembered for them) are only named (``kept``: the plan keeps their entries, which the
+watch has kept current); the snapshot drops the jobs other workers serve now
+(``handed_over``: their runs here end as they would; it names every handed-over job
+that still exists, so that one absent was deleted) and plans those gained, whose
+pending run requests are then replayed (``gained``); then the worker may publish
+``serving``. A re-read after a compaction parses everything again (events were
+missed). Each put is parsed (puts are rare) and becomes ``JobSaved`` with ``serve``
+saying whether this worker plans it.
 
 Memory: jobs/ and state/ are read in pages (``cluster.mirror.fold_prefix``), each page
 parsed and dropped, keeping only what the worker plans; a whole-range read of 100k jobs
 cost ~100 MB at once and raised the worker's RSS for good at every membership change
-(DESIGN §6b "Memory").
+(DESIGN §6b "Memory"). Not parsing the kept jobs again spares the allocator a fresh
+copy of every spec it plans at each membership change.
 """
 
 from __future__ import annotations
