@@ -46,10 +46,13 @@ seconds extend the outage the fleet is coming back from, and are caught up with 
 (``catch_up``: a job's server catches up from its ``state/`` cursor when it first
 plans it, within ``startingDeadline``; a job without one misses them, as it misses the
 outage). A worker starting alone waits ``COHORT_QUIET_S`` and counts only itself and
-the serving workers; one joining a running fleet counts the serving workers, and the
-other fresh ones it started with, which the serving workers do not count until they
-serve (so the serving ones keep their jobs meanwhile). Exactly once is never at
-stake: the claim transaction runs each fire once, however many workers plan it.
+the serving workers. Workers joining a running fleet together count the serving ones
+and each other; the serving ones count a joiner only once it serves, but that joiner
+may have left a job to a fellow joiner still loading, so the same window (bounded by
+the joiners' loads, the same check and fallback) applies to joiners that start
+together; a fire missed in it is caught up, within ``startingDeadline``, by the
+server that gains the job. Exactly once is never at stake: the claim transaction
+runs each fire once, however many workers plan it.
 
 One ``ShardState`` per worker tree (``worker.app``), like the ``SpillRoom``: the
 JobWatcher writes it (the membership, the jobs it plans), the Locker reads it to rank a
