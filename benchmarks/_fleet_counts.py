@@ -8,15 +8,23 @@ its metrics port on the loopback) share a prefix and a SQLite run store. The run
    in the window); with ``--shards S:R``, ``<p>shards`` is written first, so that
    workers that obey it find it at their start (workers that do not ignore it).
 2. The W workers start; loaded = registered, and each worker's plan-table gauge
-   (``scheduler_worker_jobs``) above 0 and unchanged over two scrapes.
+   (``scheduler_worker_jobs``) above 0 and unchanged over two scrapes. With shards,
+   then converged (unless ``--no-converge``): the plan tables sum to about
+   min(R, W) × jobs (``CONVERGED_WITHIN``), or have not moved for ``STABLE_S`` (the
+   result says which, and how long it took): a worker that first planned every job
+   must have shed the others' before anything is measured.
 3. Quiet window (``--quiet`` s): etcd's counters with nothing firing, i.e. what the
    fleet costs per second by itself (presence, keepalives).
 4. The ``--firing`` jobs are written (``@every 1s``, spread over the second); after a
    settling pause, the firing window (``--seconds``): etcd's counters, each worker's
    RSS and metrics at its end.
-5. Workers stopped (records flushed); the run store gives the fires run in the window,
-   the duplicates (two runs of one planned fire) and the misses, judged as every
-   latency run is (``_stats.summarize``).
+5. Workers stopped (records flushed); the run store, and the records any worker left
+   in its spill file (``spill/<id>/*.jsonl``, counted once by run id), give the fires
+   run in the window, the duplicates (two runs of one planned fire) and the misses,
+   judged as every latency run is (``_stats.summarize``), the missed ones listed by
+   job and planned time. Per worker: RSS at the end of the window, and VmHWM, its
+   peak RSS since it started (``/proc/<pid>/status``), which is where a cold start
+   that plans every job first shows.
 
 Per fire = the window's increase less the quiet rate over as long, divided by the fires
 that ran (``_etcd_counts.PerFire``). Counts, not CPU: at low rates with 8 workers on 2
@@ -26,6 +34,7 @@ cores the CPU figures mean little, the counts do not depend on speed.
 from __future__ import annotations
 
 import argparse
+import json
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +44,7 @@ import trio
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
 from cluster.shard_settings import ShardSettings
+from cluster.store import RunRecord
 
 from ._etcd_counts import EtcdCounts, PerFire
 from ._load import Load, put_jobs
@@ -50,6 +60,9 @@ LOAD_TIMEOUT_S = 300.0
 SETTLE_S = 3.0  # after the firing jobs are written: every worker has planned them
 PLAN_GAUGE = "scheduler_worker_jobs"  # jobs in the plan table (worker/metrics.py)
 PLANNED_GAUGE = "scheduler_worker_jobs_planned"  # the sharded worker's own count, if any
+CONVERGED_WITHIN = 0.01  # the plans' sum within 1 % of min(R, W) x jobs: converged
+STABLE_S = 10.0  # ... or unchanged this long
+SPILL_SUFFIX, REJECTED_SUFFIX = ".jsonl", ".rejected.jsonl"  # worker.log_sink.spill.trust
 
 
 def parse_shards(text: str) -> ShardSettings:
@@ -75,6 +88,58 @@ def idle_specs(count: int) -> list[dict[str, object]]:
             for i in range(count)]
 
 
+def missed_fires(due: list[tuple[int, str]], ran: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The (job, planned ms) due that no run stands for, in time order."""
+    done = set(ran)
+    return [(job, planned) for planned, job in sorted(due) if (job, planned) not in done]
+
+
+def status_kb(text: str, field_name: str) -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``), None if absent."""
+    for line in text.splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM) in MiB; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kb = status_kb(text, "VmHWM")
+    return None if kb is None else kb / 1024
+
+
+def spilled_records(spill_root: Path) -> list[RunRecord]:
+    """The records the workers left in their spill files (under ``spill/<id>/``): the
+    store did not take them before the worker stopped; unreadable lines are skipped."""
+    records = []
+    for path in sorted(spill_root.glob(f"*/*{SPILL_SUFFIX}")):
+        if path.name.endswith(REJECTED_SUFFIX):
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                records.append(RunRecord.from_json(json.loads(line)))
+            except (ValueError, TypeError, KeyError):
+                continue
+    return records
+
+
+def merge_records(stored: list[RunRecord], spilled: list[RunRecord]) -> list[RunRecord]:
+    """Stored and spilled records, each run once (by run id and status: a spilled record
+    replayed before the stop is in both)."""
+    seen = {(r.run_id, r.status) for r in stored}
+    return [*stored, *(r for r in spilled if (r.run_id, r.status) not in seen)]
+
+
+def converged(plans: list[float | None], expected: float) -> bool:
+    """Do the plan tables sum to about ``expected`` (min(R, W) × jobs)?"""
+    known = [p for p in plans if p is not None]
+    return len(known) == len(plans) and abs(sum(known) - expected) <= CONVERGED_WITHIN * expected
+
+
 def spread(values: list[float]) -> tuple[float, float] | None:
     return (sum(values) / len(values), max(values)) if values else None
 
@@ -96,6 +161,11 @@ class FleetResult:
     cpu_s: float
     by_worker: dict[str, int] = field(default_factory=dict)  # runs in the window
     missed: int = 0  # due fires that no run was found for
+    peak_rss_mb: list[float | None] = field(default_factory=list)  # VmHWM per worker
+    converge: str = "off"  # shards: "sum" or "stable" (how the wait ended), "skipped"
+    converge_s: float = 0.0
+    missed_list: list[tuple[str, int]] = field(default_factory=list)  # (job, planned ms)
+    spilled: int = 0  # records read from the workers' spill files
 
     def to_json(self) -> dict[str, object]:
         return {"workers": self.workers, "jobs": self.jobs, "firing": self.firing,
@@ -103,6 +173,10 @@ class FleetResult:
                 "duplicates": self.duplicates, "missed": self.missed,
                 "load_s": round(self.load_s, 2),
                 "rss_mb": [round(r, 1) for r in self.rss_mb],
+                "peak_rss_mb": [None if r is None else round(r, 1) for r in self.peak_rss_mb],
+                "converge": self.converge, "converge_s": round(self.converge_s, 1),
+                "missed_fires": [{"job": job, "planned_ms": t} for job, t in self.missed_list],
+                "spilled_records": self.spilled,
                 "plan_table": self.plan_table, "jobs_planned": self.planned,
                 "workers_cpu_s": round(self.cpu_s, 2), "runs_by_worker": self.by_worker,
                 "etcd": None if self.counts is None else self.counts.to_json()}
@@ -145,6 +219,25 @@ async def wait_loaded(fleet: Fleet, ports: list[int], expect_jobs: bool) -> None
             await trio.sleep(1.0)
 
 
+async def wait_converged(fleet: Fleet, ports: list[int], expected: float) -> tuple[str, float]:
+    """Until the plan tables sum to about ``expected`` or stop moving (``STABLE_S``);
+    returns how it ended ("sum" or "stable") and how long it took."""
+    t0 = trio.current_time()
+    last: list[float | None] = []
+    since = t0
+    with trio.fail_after(LOAD_TIMEOUT_S):
+        while True:
+            fleet.check_alive()
+            now = [table for table, _ in await worker_gauges(ports)]
+            if converged(now, expected):
+                return "sum", trio.current_time() - t0
+            if now != last:
+                last, since = now, trio.current_time()
+            elif trio.current_time() - since >= STABLE_S:
+                return "stable", trio.current_time() - t0
+            await trio.sleep(1.0)
+
+
 async def measure_fleet(workers: int, args: argparse.Namespace, base: Path,
                         progress: Progress) -> FleetResult:
     label = f"W={workers}"
@@ -168,6 +261,14 @@ async def measure_fleet(workers: int, args: argparse.Namespace, base: Path,
                                       timeout_s=LOAD_TIMEOUT_S)
                 await wait_loaded(fleet, ports, idle > 0)
                 load_s = (wall_ms() - started_ms) / 1000
+                converge, converge_s = "off", 0.0
+                if args.shards is not None and idle > 0:
+                    if args.no_converge:
+                        converge = "skipped"
+                    else:
+                        progress.update(f"{label}: waiting for the plans to converge")
+                        expected = min(args.shards.replicas, workers) * idle
+                        converge, converge_s = await wait_converged(fleet, ports, expected)
                 quiet = await counted_window(server.client_url, args.quiet, fleet, progress,
                                              f"{label} quiet")
                 anchor_ms = (wall_ms() // 1000 - 60) * 1000
@@ -182,20 +283,28 @@ async def measure_fleet(workers: int, args: argparse.Namespace, base: Path,
                 end_ms = wall_ms()
                 cpu_s = sum(fleet.cpu_s().values()) - cpu_before
                 rss = [w.rss_mb() for w in fleet.workers]
+                peaks = [peak_rss_mb(w.pid) for w in fleet.workers]
                 gauges = await worker_gauges(ports)
             finally:
                 await trio.to_thread.run_sync(fleet.stop)
-    records = observed(await read_records(fleet.db_url, since_ms=start_ms - 10_000))
-    ran = summarize(label, (o for o in records if o.job.startswith("bench-")),
-                    load.fires(start_ms, end_ms), start_ms=start_ms, end_ms=end_ms,
-                    cpu_s=cpu_s)
+    spilled = spilled_records(base / "spill")
+    records = merge_records(await read_records(fleet.db_url, since_ms=start_ms - 10_000),
+                            [r for r in spilled if r.sort_time >= start_ms - 10_000])
+    bench = [o for o in observed(records) if o.job.startswith("bench-")]
+    ran = summarize(label, bench, load.fires(start_ms, end_ms), start_ms=start_ms,
+                    end_ms=end_ms, cpu_s=cpu_s)
     fires = ran.runs - ran.duplicates
     counts = PerFire(window[0], window[1], fires, quiet[0], quiet[1]) if fires else None
+    due = load.fires(start_ms, end_ms)
     return FleetResult(
         workers, args.jobs, args.firing,
         "off" if args.shards is None else f"{args.shards.slots}:{args.shards.replicas}",
         counts, ran.expected, ran.runs, ran.duplicates, load_s, rss,
-        [t for t, _ in gauges], [p for _, p in gauges], cpu_s, ran.per_node, ran.misses)
+        [t for t, _ in gauges], [p for _, p in gauges], cpu_s, ran.per_node, ran.misses,
+        peaks, converge, converge_s,
+        missed_fires(due, [(o.job, o.planned_ms) for o in bench
+                           if start_ms <= o.planned_ms < end_ms]),
+        len(spilled))
 
 
 async def counted_window(client_url: str, seconds: float, fleet: Fleet, progress: Progress,
@@ -228,8 +337,10 @@ def table(results: list[FleetResult]) -> str:
     head = ("| W | shards | jobs | fires run / due | dup | missed | etcd requests per fire "
             "| etcd writes per fire | watch events per fire | watch responses per fire "
             "| background per s: requests / writes / events | RSS per worker MB, mean / "
-            "max | plan table per worker, mean / max | jobs planned per worker (gauge) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "max | peak RSS (VmHWM) per worker MB, mean / max "
+            "| plan table per worker, mean / max | jobs planned per worker (gauge) "
+            "| converged |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in results:
         c = r.counts
@@ -244,13 +355,28 @@ def table(results: list[FleetResult]) -> str:
                    f"| {bg.requests:.1f} / {bg.writes:.1f} / {bg.watch_events:.1f}")
         rows.append(f"| {r.workers} | {r.shards} | {r.jobs:,} | {r.run - r.duplicates:,} / "
                     f"{r.due:,} | {r.duplicates} | {r.missed} | {per} "
-                    f"| {_mean_max(r.rss_mb)} | {_mean_max(r.plan_table)} "
-                    f"| {_mean_max(r.planned)} |")
+                    f"| {_mean_max(r.rss_mb)} | {_mean_max(r.peak_rss_mb)} "
+                    f"| {_mean_max(r.plan_table)} | {_mean_max(r.planned)} "
+                    f"| {_converged(r)} |")
+    missed = [f"- W={r.workers}: " + ", ".join(f"{job} at {t}" for job, t in r.missed_list)
+              for r in results if r.missed_list]
     notes = ("\n\nPer fire: etcd's own counters (its /metrics) over the firing window, "
              "less the quiet window's rate over as long (presence, keepalives: the "
              "background column), divided by the fires that ran; in parentheses, without "
              "that subtraction. Requests: every gRPC message etcd received; writes: raft "
              "proposals committed; watch events: events etcd sent to watchers (after "
              "their filters). Fleet totals. n/a: the workers export no "
-             f"`{PLANNED_GAUGE}`.")
+             f"`{PLANNED_GAUGE}`. Converged: how the wait for the plans to sum to "
+             f"min(R, W) x jobs ended (sum; stable: unchanged {STABLE_S:g} s; skipped: "
+             "--no-converge; off: shards off), and how long it took.")
+    if missed:
+        notes += "\n\nMissed fires (job at planned ms):\n" + "\n".join(missed)
+    spilled = [f"W={r.workers}: {r.spilled}" for r in results if r.spilled]
+    if spilled:
+        notes += "\n\nRecords read from the workers' spill files: " + ", ".join(spilled)
     return "\n".join([head, *rows]) + notes
+
+
+def _converged(r: FleetResult) -> str:
+    return f"{r.converge} ({r.converge_s:.0f} s)" if r.converge in ("sum", "stable") \
+        else r.converge

@@ -3,7 +3,7 @@
     python -m benchmarks.scale [--sizes 1000,10000,100000] [--firing 100] [--seconds 10]
     python -m benchmarks.scale --model [--fleets 2,4,8,100] [--slots 256] [--replicas 2]
     python -m benchmarks.scale --fleet 2,4,8 [--jobs 100000] [--firing 20] [--seconds 20]
-                               [--quiet 10] [--shards S:R] [--tag NAME]
+                               [--quiet 10] [--shards S:R] [--no-converge] [--tag NAME]
 
 For each size N, N jobs are written to a private etcd: ``--firing`` of them fire every
 second (spread evenly), the rest are yearly jobs that stay in the plan table without
@@ -34,9 +34,11 @@ second (spread) and the rest are yearly; after they loaded, a quiet window (noth
 fires: the background per second) and a firing window. Per fire, from etcd's own
 counters (its /metrics): requests, raft writes, watch events sent to the workers and
 watch responses, the background taken off; fires run, duplicates and missed from the
-run store; per worker RSS, plan table and (if the worker exports it) jobs planned.
+run store (and the workers' spill files), with the missed ones listed; per worker RSS,
+peak RSS (VmHWM), plan table and (if the worker exports it) jobs planned.
 ``--shards S:R`` writes ``<p>shards`` before the workers start (workers that do not
-obey it yet ignore it). ``benchmarks/_fleet_counts.py`` has the details. Results:
+obey it yet ignore it), and the windows wait for the plans to converge on their share
+(``--no-converge``: not). ``benchmarks/_fleet_counts.py`` has the details. Results:
 ``benchmarks/results/scale-fleet[-TAG].{json,md}``.
 """
 
@@ -224,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="--fleet: seconds of the quiet window (the background)")
     parser.add_argument("--shards", type=_fleet_counts.parse_shards, metavar="S:R",
                         help="--fleet: write <prefix>shards = S slots, R replicas first")
+    parser.add_argument("--no-converge", action="store_true",
+                        help="--fleet with --shards: measure once the plans are loaded, "
+                        "without waiting for them to shrink to their share")
     parser.add_argument("--tag", default="", help="--fleet: results file suffix")
     args = parser.parse_args(argv)
     if args.model:

@@ -123,4 +123,73 @@ def test_the_table_shows_net_and_gross_per_fire_and_n_a_without_the_planned_gaug
     row = next(line for line in text.splitlines() if line.startswith("| 2 |"))
     assert "| 200 / 200 | 1 | 0 |" in row
     assert "1.75 (2.35)" in row and "2.10 (2.15)" in row and "0.95 (1.05)" in row
-    assert "| 110 / 120 |" in row and row.endswith("| n/a |")
+    assert "| 110 / 120 |" in row and row.endswith("| n/a | off |")
+
+
+def test_peak_rss_is_vmhwm_of_proc_status_in_kb_and_a_gone_process_is_none():
+    status = ("Name:\tpython\nVmPeak:\t  900000 kB\nVmHWM:\t  204800 kB\n"
+              "VmRSS:\t  102400 kB\n")
+    assert _fleet_counts.status_kb(status, "VmHWM") == 204_800
+    assert _fleet_counts.status_kb(status, "VmRSS") == 102_400
+    assert _fleet_counts.status_kb(status, "VmSwap") is None
+    import os
+    assert _fleet_counts.peak_rss_mb(os.getpid()) > 1
+    assert _fleet_counts.peak_rss_mb(2**22 + 7) is None  # above pid_max's default
+
+
+def test_missed_fires_are_listed_by_job_and_planned_time_in_time_order():
+    due = [(2000, "b"), (1000, "a"), (1000, "b"), (2000, "a")]
+    ran = [("a", 1000), ("b", 2000), ("a", 1000)]
+    assert _fleet_counts.missed_fires(due, ran) == [("b", 1000), ("a", 2000)]
+    assert _fleet_counts.missed_fires(due, [(j, t) for t, j in due]) == []
+
+
+def record(run_id: str, job: str = "bench-0001", status: str = "succeeded"):
+    from cluster.store import RunRecord
+    return RunRecord.from_json({
+        "runId": run_id, "jobName": job, "command": "true", "worker": "w0",
+        "status": status, "trigger": "schedule", "attempt": 1, "planTime": 1000,
+        "scheduleTime": 990, "startTime": 1001, "endTime": 1002, "exitCode": 0,
+        "output": "", "err": "", "outputTruncated": False})
+
+
+def test_spilled_records_are_read_from_each_workers_spill_file_and_counted_once(tmp_path):
+    import json
+    one, two, kept = record("r1"), record("r2"), record("r3")
+    (tmp_path / "w0").mkdir()
+    (tmp_path / "w1").mkdir()
+    (tmp_path / "w0" / "spill-w0.jsonl").write_text(
+        "\n".join(json.dumps(r.to_json()) for r in (one, two)) + "\n{torn")
+    (tmp_path / "w1" / "spill-w1.jsonl").write_text(json.dumps(kept.to_json()) + "\n")
+    (tmp_path / "w1" / "spill-w1.rejected.jsonl").write_text(
+        json.dumps(record("r9").to_json()) + "\n")
+    spilled = _fleet_counts.spilled_records(tmp_path)
+    assert sorted(r.run_id for r in spilled) == ["r1", "r2", "r3"]
+    merged = _fleet_counts.merge_records([one], spilled)  # r1 was replayed before the stop
+    assert sorted(r.run_id for r in merged) == ["r1", "r2", "r3"]
+
+
+def test_plans_converge_when_they_sum_to_r_times_the_jobs_within_a_percent():
+    assert _fleet_counts.converged([50_000.0, 50_300.0, 49_900.0, 50_000.0], 200_000)
+    assert not _fleet_counts.converged([100_000.0, 50_000.0, 50_000.0, 50_000.0], 200_000)
+    assert not _fleet_counts.converged([100_000.0, None], 200_000)
+
+
+def test_the_table_shows_peak_rss_how_the_plans_converged_and_lists_missed_fires():
+    per = PerFire(EtcdCounts(470, 430, 210, 30), 20.0, 200, EtcdCounts(60, 5, 10, 10), 10.0)
+    result = _fleet_counts.FleetResult(
+        workers=4, jobs=1000, firing=10, shards="256:2", counts=per, due=200, run=198,
+        duplicates=0, missed=2, load_s=1.0, rss_mb=[100.0, 120.0, 90.0, 90.0],
+        plan_table=[500.0] * 4, planned=[500.0] * 4, cpu_s=1.0,
+        peak_rss_mb=[150.0, 170.0, 150.0, 150.0], converge="sum", converge_s=12.4,
+        missed_list=[("bench-0003", 1_700_000_000_150), ("bench-0007", 1_700_000_000_350)],
+        spilled=3)
+    text = _fleet_counts.table([result])
+    row = next(line for line in text.splitlines() if line.startswith("| 4 |"))
+    assert "| 198 / 200 | 0 | 2 |" in row
+    assert "| 100 / 120 | 155 / 170 |" in row and row.endswith("| sum (12 s) |")
+    assert "W=4: bench-0003 at 1700000000150, bench-0007 at 1700000000350" in text
+    assert "spill files: W=4: 3" in text
+    data = result.to_json()
+    assert data["missed_fires"][0] == {"job": "bench-0003", "planned_ms": 1_700_000_000_150}
+    assert data["peak_rss_mb"] == [150.0, 170.0, 150.0, 150.0] and data["converge"] == "sum"

@@ -16,6 +16,44 @@ it published. That rule is make before break:
 - a dead worker's key goes with its lease: the others count it out and load what they
   gained, while the other R - 1 servers of each of its slots claim as they always did.
 
+Why it never leaves a job unserved: a worker X drops a job only for servers it counts,
+and counts only workers that say ``serving``, i.e. have loaded a plan. Take the
+highest-scoring loaded worker Y of the job's slot: every worker Y counts but itself is
+loaded, hence scores lower, so Y is among the job's R best in its own membership and
+plans it. (Transients aside: a plan reloading, a view that lags one event.)
+
+*Cold start by cohort.* By that rule alone, workers that start together each count
+only themselves until the others say ``serving``: each plans every job first and sheds
+them as the others load, so a cold-started fleet's high-water mark is a whole plan on
+every worker (DESIGN §6b "Memory"). So at start-up (``settle``) a worker waits for the
+registrations to settle (``COHORT_QUIET_S`` with no change in workers/, at most
+``COHORT_MAX_S``) and takes as its *cohort* the workers registered then and not
+leaving, serving or not; its first membership also counts the cohort's *fresh*
+members, those not serving yet (``membership(counted=...)``). Workers that start
+together thus count each other once, and each plans only its share. A fresh member
+counted before it has loaded breaks the argument above: for a job whose R best are
+all fresh, nobody plans it until the first of them has loaded. That is safe only if
+the fresh members agree on the cohort, so that each of the job's servers, once loaded,
+plans it; hence the cohort rule is dropped for good (back to the rule above, the plan
+reloaded: a *fallback*) as soon as a fresh member publishes ``serving`` for another
+membership than this worker's cohort (``cohort_verdict``: their views disagree), or a
+fresh member still does not serve ``COHORT_TIMEOUT_S`` after the settle; it ends when
+every fresh member serves as agreed (the two rules then count the same workers). What
+it costs, bounded: a job may go unplanned between the first load of the cohort and the
+first load of one of its servers (seconds: they read jobs/ together), plus, when the
+views disagree, until the fallback's reload. At a cold start of the whole fleet those
+seconds extend the outage the fleet is coming back from, and are caught up with it
+(``catch_up``: a job's server catches up from its ``state/`` cursor when it first
+plans it, within ``startingDeadline``; a job without one misses them, as it misses the
+outage). A worker starting alone waits ``COHORT_QUIET_S`` and counts only itself and
+the serving workers. Workers joining a running fleet together count the serving ones
+and each other; the serving ones count a joiner only once it serves, but that joiner
+may have left a job to a fellow joiner still loading, so the same window (bounded by
+the joiners' loads, the same check and fallback) applies to joiners that start
+together; a fire missed in it is caught up, within ``startingDeadline``, by the
+server that gains the job. Exactly once is never at stake: the claim transaction
+runs each fire once, however many workers plan it.
+
 One ``ShardState`` per worker tree (``worker.app``), like the ``SpillRoom``: the
 JobWatcher writes it (the membership, the jobs it plans), the Locker reads it to rank a
 fire among the job's servers, the Registrar publishes ``serving()`` (at once when it
@@ -26,7 +64,9 @@ Used only in the trio thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import enum
+import logging
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -37,17 +77,69 @@ from cluster.presence import Serving, WorkerInfo, fleet_epoch
 from cluster.shard_settings import ShardSettings
 from cluster.slots import SlotTable, servers, slot_of
 
-__all__ = ["ShardMetrics", "ShardState", "ShardStatistics", "handed_over", "membership"]
+log = logging.getLogger(__name__)
+
+__all__ = ["COHORT_MAX_S", "COHORT_QUIET_S", "COHORT_TIMEOUT_S", "CohortVerdict",
+           "ShardMetrics", "ShardState", "ShardStatistics", "cohort_verdict", "handed_over",
+           "membership", "settle_left"]
+
+COHORT_QUIET_S = 0.5  # the registrations have settled after this long without a change
+COHORT_MAX_S = 2.0  # ... or after this long whatever they do
+COHORT_TIMEOUT_S = 30.0  # a fresh cohort member not serving by then: fall back
 
 
-def membership(me: WorkerInfo, workers: Iterable[WorkerInfo]) -> tuple[WorkerInfo, ...]:
+def membership(me: WorkerInfo, workers: Iterable[WorkerInfo],
+               counted: Collection[str] = ()) -> tuple[WorkerInfo, ...]:
     """Whom slots are computed over: ``me`` and every other worker that publishes
-    ``serving`` and is not leaving, sorted by id (pure: the module doc says why)."""
+    ``serving`` and is not leaving, and those of ``counted`` (a cold start's fresh
+    cohort members) that are registered and not leaving though not serving yet, sorted
+    by id (pure: the module doc says why)."""
     fleet = {w.worker_id: w for w in workers
-             if w.worker_id != me.worker_id and w.serving is not None
-             and not w.serving.leaving}
+             if w.worker_id != me.worker_id
+             and (w.serving is None and w.worker_id in counted
+                  or w.serving is not None and not w.serving.leaving)}
     fleet[me.worker_id] = me
     return tuple(fleet[w] for w in sorted(fleet))
+
+
+def settle_left(started_s: float, changed_s: float | None, now_s: float,
+                quiet_s: float = COHORT_QUIET_S, max_s: float = COHORT_MAX_S) -> float:
+    """How long a cold start still waits for the registrations to settle: until
+    ``quiet_s`` after the later of its start and the last change of workers/, and no
+    later than ``max_s`` after its start; 0 when settled (pure)."""
+    quiet_until = max(started_s, changed_s if changed_s is not None else started_s) + quiet_s
+    return max(0.0, min(quiet_until, started_s + max_s) - now_s)
+
+
+class CohortVerdict(enum.Enum):
+    COUNTING = "counting"  # some fresh member is still loading: keep counting it
+    ENDED = "ended"  # every fresh member serves the cohort: the usual rule counts the same
+    FALLBACK = "fallback"  # views disagree, or one took too long: the usual rule, reloaded
+
+
+def cohort_verdict(fresh: Iterable[str], epoch: str, workers: Iterable[WorkerInfo],
+                   first_epochs: Mapping[str, str],
+                   timed_out: bool) -> tuple[CohortVerdict, str]:
+    """Does the cold-start cohort rule still hold (module doc)? ``fresh``: the cohort
+    members not serving at the settle, this worker aside; ``epoch``: the cohort's
+    ``fleet_epoch``; ``first_epochs``: the ``fleet`` each fresh member published first
+    with ``serving``. Gone or leaving members are not waited for. Returns the verdict
+    and, for a fallback, why (pure)."""
+    by_id = {w.worker_id: w for w in workers}
+    waiting = []
+    for worker_id in sorted(fresh):
+        info = by_id.get(worker_id)
+        if info is None or info.serving is not None and info.serving.leaving:
+            continue
+        first = first_epochs.get(worker_id)
+        if first is None:
+            waiting.append(worker_id)
+        elif first != epoch:
+            return CohortVerdict.FALLBACK, f"{worker_id} loaded for another membership"
+    if waiting and timed_out:
+        return CohortVerdict.FALLBACK, (f"{', '.join(waiting)} not serving "
+                                        f"{COHORT_TIMEOUT_S:g} s after the start")
+    return (CohortVerdict.COUNTING if waiting else CohortVerdict.ENDED), ""
 
 
 def handed_over(me: str, workers: Iterable[WorkerInfo]) -> bool:
@@ -68,6 +160,7 @@ class ShardStatistics:
     published: bool  # its registration says serving (it has loaded them)
     leaving: bool
     membership_changes: int  # reloads of the jobs it serves
+    cohort: str = "none"  # the cold start: none (not settled), counting, ended, fallback
 
 
 class ShardState:
@@ -87,6 +180,17 @@ class ShardState:
         # Bounded by the selector jobs of its slots, not by all jobs (``elsewhere``).
         self.excluded: set[str] = set()
         self._changed = trio.Event()
+        # The cold start (module doc): the registrations seen last and when they last
+        # changed (trio time), then the cohort's fresh members while it counts them.
+        self._workers: tuple[WorkerInfo, ...] = ()
+        self._workers_key: object = None
+        self._workers_changed_s: float | None = None
+        self._settled = trio.Event()
+        self._fresh: frozenset[str] = frozenset()
+        self._cohort_epoch = ""
+        self._first_epochs: dict[str, str] = {}
+        self.cohort_deadline_s: float | None = None  # trio time: fall back if not ended
+        self.cohort = "none"
 
     @property
     def on(self) -> bool:
@@ -94,13 +198,78 @@ class ShardState:
 
     # -- the membership (the JobWatcher) ---------------------------------------------
 
-    def proposed(self, workers: Iterable[WorkerInfo]) -> tuple[WorkerInfo, ...] | None:
+    def seen(self, workers: Iterable[WorkerInfo], now_s: float) -> None:
+        """The registrations as they are now (the fleet listener, on every change of
+        workers/): remembered for the settle and the cohort (trio time ``now_s``)."""
+        self._workers = tuple(workers)
+        key = sorted((w.worker_id, w.serving) for w in self._workers)
+        if key != self._workers_key:  # a republication is no change
+            self._workers_key, self._workers_changed_s = key, now_s
+
+    async def settle(self) -> None:
+        """At start-up, before the first load: wait for the registrations to settle,
+        then take the cohort and adopt the membership it calls for (module doc). Once
+        per worker: a JobWatcher started again does not wait."""
+        if not self.on or self._settled.is_set():
+            return
+        started_s = trio.current_time()
+        while (left := settle_left(started_s, self._workers_changed_s,
+                                   trio.current_time())) > 0:
+            await trio.sleep(left)
+        workers = self._workers
+        cohort = frozenset(w.worker_id for w in workers
+                           if w.serving is None or not w.serving.leaving) | {self.me.worker_id}
+        self._fresh = frozenset(w.worker_id for w in workers if w.serving is None
+                                and w.worker_id != self.me.worker_id)
+        self._cohort_epoch = fleet_epoch(cohort)
+        if self._fresh:
+            self.cohort = CohortVerdict.COUNTING.value
+            self.cohort_deadline_s = trio.current_time() + COHORT_TIMEOUT_S
+            log.info("shards: cold start with %d workers registered (%s): counting the %d "
+                     "not serving yet", len(cohort), ", ".join(sorted(cohort)),
+                     len(self._fresh))
+        else:
+            self.cohort = CohortVerdict.ENDED.value
+        self._settled.set()
+        fleet = self.proposed(workers)
+        if fleet is not None:
+            self.adopt(fleet)
+
+    async def wait_settled(self) -> None:
+        await self._settled.wait()
+
+    def proposed(self, workers: Iterable[WorkerInfo],
+                 now_s: float | None = None) -> tuple[WorkerInfo, ...] | None:
         """The membership ``workers`` call for, or None when it is the current one
-        (same ids and labels: a republication changes nothing)."""
-        fleet = membership(self.me, workers)
+        (same ids and labels: a republication changes nothing). While the cold start's
+        cohort counts its fresh members, judges it first (``cohort_verdict``; ``now_s``,
+        trio time, for its timeout)."""
+        workers = tuple(workers)
+        if self._fresh:
+            self._judge_cohort(workers, now_s)
+        fleet = membership(self.me, workers, self._fresh)
         same = [(w.worker_id, dict(w.labels)) for w in fleet] == \
             [(w.worker_id, dict(w.labels)) for w in self.fleet]
         return None if same else fleet
+
+    def _judge_cohort(self, workers: tuple[WorkerInfo, ...], now_s: float | None) -> None:
+        present = {w.worker_id for w in workers}
+        self._fresh &= present  # one that went and comes back is a joiner, not counted
+        for w in workers:
+            if w.worker_id in self._fresh and w.serving is not None:
+                self._first_epochs.setdefault(w.worker_id, w.serving.fleet)
+        timed_out = (now_s is not None and self.cohort_deadline_s is not None
+                     and now_s >= self.cohort_deadline_s)
+        verdict, why = cohort_verdict(self._fresh, self._cohort_epoch, workers,
+                                      self._first_epochs, timed_out)
+        if verdict is CohortVerdict.COUNTING:
+            return
+        self._fresh, self.cohort_deadline_s, self.cohort = frozenset(), None, verdict.value
+        if verdict is CohortVerdict.FALLBACK:
+            log.warning("shards: cold start: %s; counting only the workers that serve",
+                        why)
+        else:
+            log.info("shards: cold start done: every worker of the cohort serves")
 
     def adopt(self, fleet: tuple[WorkerInfo, ...]) -> None:
         """Compute slots over ``fleet`` from now on (before the jobs are loaded: the
@@ -198,7 +367,7 @@ class ShardState:
     def statistics(self) -> ShardStatistics:
         owned = len(self.table.slots_of(self.me.worker_id)) if self.on else 0
         return ShardStatistics(self.on, len(self.served), owned, len(self.fleet), self._loaded is not None,
-                               self.leaving, self.membership_changes)
+                               self.leaving, self.membership_changes, self.cohort)
 
 
 class ShardMetrics:

@@ -174,3 +174,146 @@ def test_a_job_no_live_worker_can_run_is_planned_by_one_worker_only_to_count_it(
         assert not any(s.serves(name, {"gpu": "1"}) for s in states)
         assert sum(s.plans(name, {"gpu": "1"}) for s in states) == 1
         assert sum(s.plans(name, {}) for s in states) == 2  # a job anyone can run: R
+
+
+# -- cold start by cohort -------------------------------------------------------------
+
+import trio  # noqa: E402
+import trio.testing  # noqa: E402
+
+from worker.shards import (  # noqa: E402
+    COHORT_TIMEOUT_S, CohortVerdict, cohort_verdict, settle_left)
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def test_settling_waits_a_quiet_half_second_after_the_last_change_two_at_most():
+    assert settle_left(10.0, None, 10.0) == 0.5  # alone: half a second
+    assert settle_left(10.0, None, 10.5) == 0
+    assert settle_left(10.0, 10.3, 10.5) == pytest.approx(0.3)  # a registration at 10.3
+    assert settle_left(10.0, 11.9, 11.95) == pytest.approx(0.05)  # never past 2 s
+    assert settle_left(10.0, 9.0, 10.2) == pytest.approx(0.3)  # a change before it began
+
+
+def test_a_cohorts_fresh_members_are_counted_though_not_serving_and_leavers_never():
+    workers = [info("a"), info("b"), info("c", ("c",)), info("d", ("c", "d"), leaving=True)]
+    assert [w.worker_id for w in membership(info("a"), workers, {"b"})] == ["a", "b", "c"]
+    assert [w.worker_id for w in membership(info("a"), workers)] == ["a", "c"]
+    assert [w.worker_id for w in membership(info("a"), workers, {"b", "d"})] == ["a", "b", "c"]
+
+
+def test_the_cohort_verdict_counts_until_all_serve_as_agreed_else_falls_back():
+    epoch = fleet_epoch("abc")
+    loading = [info("a"), info("b"), info("c")]
+    assert cohort_verdict({"b", "c"}, epoch, loading, {}, False)[0] is CohortVerdict.COUNTING
+    verdict, why = cohort_verdict({"b", "c"}, epoch, loading, {}, True)
+    assert verdict is CohortVerdict.FALLBACK and "b, c not serving" in why
+    served = {"b": epoch, "c": epoch}
+    assert cohort_verdict({"b", "c"}, epoch, loading, served, True)[0] is CohortVerdict.ENDED
+    verdict, why = cohort_verdict({"b", "c"}, epoch, loading, {"b": fleet_epoch("ab")}, False)
+    assert verdict is CohortVerdict.FALLBACK and "b loaded for another membership" in why
+    # a member that went, or is leaving, is not waited for
+    assert cohort_verdict({"b", "c"}, epoch, [info("a"), info("c", tuple("abc"), leaving=True)], {},
+                          True)[0] is CohortVerdict.ENDED
+
+
+async def settled(me: str, workers: list[WorkerInfo]) -> ShardState:
+    shards = ShardState(me, {}, SETTINGS)
+    shards.seen(workers, trio.current_time())
+    await shards.settle()
+    return shards
+
+
+async def test_workers_starting_together_count_each_other_once_and_each_plans_its_share(
+        autojump_clock):
+    workers = [info(w) for w in "abcd"]  # registered, none serving yet
+    states = {w: await settled(w, workers) for w in "abcd"}
+    table = SlotTable.build(list("abcd"), 2, slots=SETTINGS.slots)
+    for w, shards in states.items():
+        assert [i.worker_id for i in shards.fleet] == list("abcd")
+        assert served(shards) == {n for n in NAMES
+                                  if w in table.owners[slot_of(n, SETTINGS.slots)]}
+        shards.loaded()
+    assert all(sum(s.serves(n, {}) for s in states.values()) == 2 for n in NAMES)
+    # each says serving the cohort: agreed, the cold start ends, nothing moves
+    serving = [info(w, tuple("abcd")) for w in "abcd"]
+    assert all(s.proposed(serving, trio.current_time()) is None for s in states.values())
+    assert {s.cohort for s in states.values()} == {"ended"}
+
+
+async def test_the_settle_waits_for_registrations_still_arriving_and_a_lone_one_plans_all(
+        autojump_clock):
+    shards = ShardState("a", {}, SETTINGS)
+    shards.seen([info("a")], trio.current_time())
+
+    async def others_register():
+        await trio.sleep(0.3)
+        shards.seen([info("a"), info("b")], trio.current_time())
+        await trio.sleep(0.4)  # 0.7: still within the quiet half second of b
+        shards.seen([info("a"), info("b"), info("c")], trio.current_time())
+
+    t0 = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(others_register)
+        await shards.settle()
+    assert trio.current_time() - t0 == pytest.approx(1.2)
+    assert [w.worker_id for w in shards.fleet] == ["a", "b", "c"]
+    lone = ShardState("z", {}, SETTINGS)
+    t0 = trio.current_time()
+    await lone.settle()
+    assert trio.current_time() - t0 == pytest.approx(0.5)
+    assert served(lone) == set(NAMES) and lone.cohort == "ended"
+
+
+async def test_registrations_that_never_settle_are_cut_at_two_seconds(autojump_clock):
+    shards = ShardState("a", {}, SETTINGS)
+
+    async def churn():
+        for i in range(100):
+            shards.seen([info("a"), *(info(f"x{j}") for j in range(i))], trio.current_time())
+            await trio.sleep(0.2)
+
+    t0 = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(churn)
+        await shards.settle()
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() - t0 == pytest.approx(2.0)
+
+
+async def test_a_member_that_loaded_for_another_membership_makes_it_fall_back(
+        autojump_clock):
+    """c registered after b settled: b's cohort is {a, b}, a's is {a, b, c}. As soon as
+    a sees b serving {a, b}, it counts only the serving workers (and reloads)."""
+    a = await settled("a", [info("a"), info("b"), info("c")])
+    assert [w.worker_id for w in a.fleet] == ["a", "b", "c"]
+    fleet = a.proposed([info("a"), info("b", ("a", "b")), info("c")], trio.current_time())
+    assert fleet is not None and [w.worker_id for w in fleet] == ["a", "b"]
+    assert a.cohort == "fallback"
+    a.adopt(fleet)
+    # from now on c counts only once it serves, as before the cohort rule
+    assert a.proposed([info("b", ("a", "b")), info("c")], trio.current_time()) is None
+
+
+async def test_a_member_still_loading_after_the_timeout_makes_it_fall_back(autojump_clock):
+    a = await settled("a", [info("a"), info("b"), info("c")])
+    waiting = [info("a"), info("b", tuple("abc")), info("c")]
+    assert a.proposed(waiting, trio.current_time()) is None and a.cohort == "counting"
+    await trio.sleep(COHORT_TIMEOUT_S)
+    fleet = a.proposed(waiting, trio.current_time())
+    assert fleet is not None and [w.worker_id for w in fleet] == ["a", "b"]
+    assert a.cohort == "fallback"
+
+
+async def test_a_joiner_into_a_serving_fleet_counts_the_servers_and_its_fellow_joiners(
+        autojump_clock):
+    """The serving workers are in its cohort and do not count the joiners till they
+    serve (make before break); a joiner counts its fellow joiners, so plans less."""
+    running = [info("a", ("a", "b")), info("b", ("a", "b"))]
+    c = await settled("c", [*running, info("c"), info("d")])
+    assert [w.worker_id for w in c.fleet] == list("abcd")
+    a = state("a", [*running, info("c"), info("d")])
+    assert [w.worker_id for w in a.fleet] == ["a", "b"]  # a never waited: no cohort

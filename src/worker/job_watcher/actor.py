@@ -25,8 +25,10 @@ a started worker has its plan table loaded, its Locker already knew the fleet, a
 triggers found their jobs.
 
 Shards (``worker.shards``, DESIGN §6b): the listeners share the worker's
-``ShardState``; a change of the membership re-plans (``JobsListener.reload``) and
-replays the gained jobs' pending run requests (``_gained``). A graceful stop first
+``ShardState``; the first load waits for the registrations to settle (the cold
+start's cohort, ``ShardState.settle``); a change of the membership re-plans
+(``JobsListener.reload``) and replays the gained jobs' pending run requests
+(``_gained``). A graceful stop first
 hands over (``drain``): the worker says it is leaving and keeps planning and claiming
 until every other serving worker has loaded its slots without it, at most
 ``HANDOVER_S``.
@@ -118,7 +120,19 @@ class JobWatcher(Actor[JobWatcherMsg]):
         self._mirrors = [mirror for mirror, _, _ in follow] + [jobs]
 
     def background(self) -> Iterable[Callable[..., Awaitable[None]]]:
-        return self._follow  # each takes task_status: started once its first read is handed over
+        # each mirror takes task_status: started once its first read is handed over
+        return (*self._follow, self._cohort_timeout)
+
+    async def _cohort_timeout(self) -> None:
+        """A cold start's cohort not done by its deadline falls back (``worker.shards``)
+        even if workers/ says nothing more."""
+        shards = self._shards
+        if not shards.on:
+            return
+        await shards.wait_settled()
+        if shards.cohort_deadline_s is not None:
+            await trio.sleep_until(shards.cohort_deadline_s)
+            await self._fleet.recheck()
 
     async def drain(self) -> None:
         """A graceful stop hands this worker's slots over first (module doc)."""

@@ -11,8 +11,9 @@ worker key is kept as its puts are seen. Workers that left during a compaction g
 this watch are only logged: no revision of their leaving is known, their runs cannot
 be told lost from ended.
 
-Shards on (``worker.shards``): every change of workers/ that changes the membership
-(who serves, and this worker) is adopted and the jobs are planned again
+Shards on (``worker.shards``): every change of workers/ is noted for a cold start's
+settle and cohort, and every one that changes the membership (who serves, and this
+worker; a cold start's cohort) is adopted and the jobs are planned again
 (``on_membership``: ``JobsListener.reload``); a vanished run goes to the Scheduler only
 if this worker serves its job, or, for a job that no longer exists, owns its slot:
 those are the workers that would run it again, and one of them records it lost. Which
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+
+import trio
 
 from actors import Address
 from worker.clock import WallClock
@@ -129,9 +132,18 @@ class FleetListener:
         offsets = {w: o for w, o in self.offsets_ms.items()
                    if w in self.workers or w == self._worker_id}
         await self._locker.tell_or_log(WorkersChanged(workers, offsets), log)
-        if self._shards.on and (fleet := self._shards.proposed(workers)) is not None:
+        if self._shards.on:
+            self._shards.seen(workers, trio.current_time())
+            await self.recheck()
+
+    async def recheck(self) -> None:
+        """Adopt the membership the registrations call for, if it changed, and plan
+        again (also when a cold start's cohort times out: ``worker.shards``)."""
+        workers = tuple(sorted(self.workers.values(), key=lambda w: w.worker_id))
+        fleet = self._shards.proposed(workers, trio.current_time())
+        if fleet is not None:
             self._shards.adopt(fleet)
-            log.info("shards: %d workers serve now (%s); planning this worker's jobs",
+            log.info("shards: %d workers counted now (%s); planning this worker's jobs",
                      len(fleet), ", ".join(w.worker_id for w in fleet))
             if self._on_membership is not None:
                 await self._on_membership()

@@ -14,25 +14,33 @@ whose bytes name a selector, by which it may serve one as a fallback, or an ``af
 for the chain index); the other jobs' specs are never kept, only the names of its own
 slots' jobs that their selector keeps from it (``ShardState.excluded``: with
 ``served``, what tells a run request of a job served elsewhere from one of a job not
-seen yet, ``ShardState.elsewhere``). When the membership
-changes (``reload``, from the workers/ listener) jobs/ is read again: the snapshot
-drops the jobs other workers serve now (``handed_over``: their runs here end as they
-would) and plans those gained, whose pending run requests are then replayed
-(``gained``); then the worker may publish ``serving``. Each put is parsed (puts are
-rare) and becomes ``JobSaved`` with ``serve`` saying whether this worker plans it; a
-job of another worker's slot that it starts to plan so (a fallback of its selector)
-has its pending run requests replayed too (``gained``): they came before it was its.
+seen yet, ``ShardState.elsewhere``). The first read waits for
+the cold start's cohort (``ShardState.settle``), so that workers starting together
+each plan only their share from the start. When the membership changes (``reload``,
+from the workers/ listener) jobs/ is read again, but only the jobs it did not plan are
+parsed: those it planned and still plans (judged by their name's slot and the selector
+remembered for them) are only named (``kept``: the plan keeps their entries, which the
+watch has kept current); the snapshot drops the jobs other workers serve now
+(``handed_over``: their runs here end as they would; it names every handed-over job
+that still exists, so that one absent was deleted) and plans those gained, whose
+pending run requests are then replayed (``gained``); then the worker may publish
+``serving``. A re-read after a compaction parses everything again (events were
+missed). Each put is parsed (puts are rare) and becomes ``JobSaved`` with ``serve``
+saying whether this worker plans it; a job of another worker's slot that it starts
+to plan so (a fallback of its selector) has its pending run requests replayed too
+(``gained``): they came before it was its.
 
 Memory: jobs/ and state/ are read in pages (``cluster.mirror.fold_prefix``), each page
 parsed and dropped, keeping only what the worker plans; a whole-range read of 100k jobs
 cost ~100 MB at once and raised the worker's RSS for good at every membership change
-(DESIGN §6b "Memory").
+(DESIGN §6b "Memory"). Not parsing the kept jobs again spares the allocator a fresh
+copy of every spec it plans at each membership change.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 import trio
 
@@ -60,6 +68,11 @@ class JobsListener:
         requests of jobs this worker serves from now on."""
         self._shards = shards if shards is not None else ShardState(worker_id)
         self._gained = gained
+        # Shards on: the jobs it handed over that still exist (the plan keeps them apart
+        # from deleted ones: ``PlanTable.replace_all``), and the selectors of those it
+        # plans, by which a reload judges without parsing whether it still plans one.
+        self._handed: set[str] = set()
+        self._selectors: dict[str, Mapping[str, str]] = {}
         self._lock = trio.Lock()  # a reload and the mirror's read or events, one at a time
         self._read_once = False
         self._etcd = etcd
@@ -72,46 +85,65 @@ class JobsListener:
     async def load(self, _resumed_after: int | None) -> int:
         """The mirror's read (``PrefixMirror.run_loading``): jobs/ in pages, converged
         on; returns the read's revision."""
+        await self._shards.settle()  # the cold start's cohort (not under the lock: the
+        # fleet listener's reloads take it, and the settle waits for its events)
         async with self._lock:
-            revision, _ = await self._converge()
+            revision, _ = await self._converge(keep=False)
             self._read_once = True
         return revision
 
     async def reload(self) -> None:
-        """The membership changed (``ShardState.adopt``): plan what it serves now."""
+        """The membership changed (``ShardState.adopt``): plan what it serves now. The
+        jobs it planned and still plans are not parsed again (``JobsSnapshot.kept``):
+        their watch events have kept the plan current since the last read."""
         async with self._lock:
             if not self._read_once:
                 return  # the mirror's first read will use the new membership
-            _, gained = await self._converge()
+            _, gained = await self._converge(keep=self._shards.on)
         if gained and self._gained is not None:
             await self._gained(gained)
 
-    async def _converge(self) -> tuple[int, frozenset[str]]:
+    async def _converge(self, keep: bool) -> tuple[int, frozenset[str]]:
         """Read jobs/ and send one ``JobsSnapshot``; returns the read's revision and the
-        jobs planned now that were not before."""
+        jobs planned now that were not before. ``keep``: a membership change, whose
+        read parses only what it did not plan (not after a compaction: events may have
+        been missed, every value is read again)."""
         shards = self._shards
         before = frozenset(shards.served)
         fleet = shards.fleet  # a change while it reads: another reload follows (the lock)
-        read, revision = await fold_prefix(self._etcd, self._ks.jobs_prefix,
-                                           lambda: _JobsRead(self, before))
+        read, revision = await fold_prefix(
+            self._etcd, self._ks.jobs_prefix,
+            lambda: _JobsRead(self, before, frozenset(self._handed), keep))
         specs, chained = tuple(read.mine), tuple(read.chained)
         names = {spec.name for spec in specs}
         cursors, _ = await fold_prefix(self._etcd, self._ks.state_prefix,
                                        lambda: _Cursors(self._ks, names))
         workers = await read_prefix(self._etcd, self._ks.workers_prefix)
         self.snapshots += 1
+        serves = ((lambda worker_id, spec: worker_id in shards.servers(spec.name, spec.selector))
+                  if shards.on else None)
         elsewhere = (caught_up_elsewhere(self._ks, self._worker_id, workers.kvs,
-                                         cursors.revisions, specs)
+                                         cursors.revisions, specs, serves)
                      if self._worker_id else frozenset())
-        handed = frozenset()
+        handed, kept = frozenset(), frozenset(read.kept)
         if shards.on:
             handed = frozenset(read.handed)
-            shards.served, shards.excluded = names, read.excluded
-        msg = JobsSnapshot(specs, revision, cursors.last_fired, elsewhere, chained, handed)
+            self._handed = set(handed)
+            self._selectors = {name: selector for name, selector in self._selectors.items()
+                               if name in kept}
+            self._selectors.update((spec.name, spec.selector) for spec in specs
+                                   if spec.selector)
+            shards.served, shards.excluded = names | kept, read.excluded
+        msg = JobsSnapshot(specs, revision, cursors.last_fired, elsewhere, chained, handed,
+                           kept)
         await self._scheduler.tell_or_log(msg, log)
         if shards.fleet is fleet:  # else part was read for the older one: not loaded yet
             shards.loaded()
         return revision, (frozenset(names - before) if shards.on else frozenset())
+
+    def keeps(self, name: str) -> bool:
+        """Does it still plan ``name``, planned before, under the membership now?"""
+        return self._shards.plans(name, self._selectors.get(name, {}))
 
     def wants(self, name: str, value: bytes) -> bool:
         """Must a read parse this value? Shards off, every one; on, its own slots' and
@@ -149,14 +181,21 @@ class JobsListener:
         spec = self.spec_of(event.kv) if event.type is EventType.PUT else None
         shards = self._shards
         shards.excluded.discard(name)
+        self._selectors.pop(name, None)
         if spec is None:
             shards.served.discard(name)
+            self._handed.discard(name)
             return JobDeleted(name)
         if shards.plans(spec.name, spec.selector):
             if shards.on:
                 shards.served.add(name)
+                self._handed.discard(name)
+                if spec.selector:
+                    self._selectors[name] = spec.selector
             return JobSaved(spec)
-        shards.served.discard(name)
+        if name in shards.served:  # the plan hands it over: not deleted
+            shards.served.discard(name)
+            self._handed.add(name)
         if shards.owns_slot_of(name):
             shards.excluded.add(name)
         return JobSaved(spec, serve=False)
@@ -185,15 +224,21 @@ class JobsListener:
 
 class _JobsRead:
     """What a read of jobs/ keeps, page by page (``cluster.mirror.fold_prefix``): the
-    specs this worker plans, the others' chained after a job (the chain index), and
-    which of the jobs it planned until now it plans no more though they exist."""
+    specs this worker plans, the others' chained after a job (the chain index), which
+    of the jobs it planned or had handed over it does not plan now though they exist
+    (``handed``), and, with ``keep``, which it planned and still plans (``kept``: not
+    parsed, their specs are in the plan already)."""
 
-    def __init__(self, listener: JobsListener, before: frozenset[str]) -> None:
+    def __init__(self, listener: JobsListener, before: frozenset[str],
+                 handed_before: frozenset[str], keep: bool) -> None:
         self._listener = listener
         self._before = before
+        self._handed_before = handed_before
+        self._keep = keep
         self.mine: list[JobSpec] = []
         self.chained: list[JobSpec] = []
         self.handed: set[str] = set()
+        self.kept: set[str] = set()
         self.excluded: set[str] = set()  # ``ShardState.excluded``
 
     def add(self, kvs: Sequence[KeyValue]) -> None:
@@ -202,11 +247,14 @@ class _JobsRead:
             name = listener.job_name(kv.key)
             if name is None:
                 continue
+            if self._keep and name in self._before and listener.keeps(name):
+                self.kept.add(name)
+                continue
             spec = listener.spec_of(kv) if listener.wants(name, kv.value) else None
             if spec is not None and listener.planned(spec):
                 self.mine.append(spec)
                 continue
-            if name in self._before:
+            if name in self._before or name in self._handed_before:
                 self.handed.add(name)
             if spec is not None and listener.owns_slot_of(name):  # its selector rules us out
                 self.excluded.add(name)

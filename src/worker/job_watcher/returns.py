@@ -17,12 +17,17 @@ until its lease expires) was created before the outage, so nobody defers to a de
 worker; a key that cannot be read is not deferred to either. If this worker's own key
 is not there (it always is: the Registrar registers before the JobWatcher reads), it
 defers to nobody: catching up twice is safe (locks and the outage key), missing is not.
+
+Shards on (``worker.shards``): only to a worker that serves the job (``serves``, over
+this worker's membership): one that does not never plans it, so never catches it up.
+Since a cold start's cohort plans only its share from the first load, a worker back
+first catches up only its own jobs, and each job is caught up by its servers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from cluster.etcd import KeyValue
 from cluster.keyspace import Keyspace
@@ -36,10 +41,13 @@ log = logging.getLogger(__name__)
 
 def caught_up_elsewhere(ks: Keyspace, worker_id: str, workers: Iterable[KeyValue],
                         state_revisions: Mapping[str, int],
-                        specs: Iterable[JobSpec]) -> frozenset[str]:
+                        specs: Iterable[JobSpec],
+                        serves: Callable[[str, JobSpec], bool] | None = None,
+                        ) -> frozenset[str]:
     """The jobs whose missed fires a worker back before ``worker_id`` catches up.
 
-    ``state_revisions``: each job's ``state/`` key's mod revision."""
+    ``state_revisions``: each job's ``state/`` key's mod revision; ``serves``: does a
+    worker (by id) serve a job (shards on; none: any worker that matches it may)."""
     workers = list(workers)
     mine = next((kv.create_revision for kv in workers
                  if ks.parse_worker(kv.key) == worker_id), None)
@@ -56,4 +64,6 @@ def caught_up_elsewhere(ks: Keyspace, worker_id: str, workers: Iterable[KeyValue
     return frozenset(
         spec.name for spec in specs
         if (since := state_revisions.get(spec.name)) is not None
-        and any(created > since and info.matches(spec.selector) for created, info in before_me))
+        and any(created > since and info.matches(spec.selector)
+                and (serves is None or serves(info.worker_id, spec))
+                for created, info in before_me))

@@ -216,8 +216,14 @@ class Scheduler(Actor[SchedulerMsg]):
         now_ms = self._ctx.clock.now_ms()
         known = self._plan.names()
         specs, last_fired_ms = snapshot.specs, snapshot.last_fired_ms
-        self._chains.replace_all((*specs, *snapshot.chained))
-        for name in self._plan.replace_all(specs, now_ms, snapshot.handed_over):
+        kept = [entry.spec for name in snapshot.kept
+                if (entry := self._plan.get(name)) is not None]
+        if len(kept) != len(snapshot.kept):  # the JobWatcher's view and ours differ
+            log.warning("%d jobs kept by a reload are not in the plan",
+                        len(snapshot.kept) - len(kept))
+        self._chains.replace_all((*specs, *kept, *snapshot.chained))
+        for name in self._plan.replace_all(specs, now_ms, snapshot.handed_over,
+                                           snapshot.kept):
             await self._send_executor(KillRun(name, None, RunStatus.KILLED, "job deleted"))
         for name in snapshot.handed_over:
             drop_held(self._pending_triggers, name)

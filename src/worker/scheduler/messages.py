@@ -21,7 +21,8 @@ from worker.messages import Fire, Run, SkipTally, Upstream
 
 @dataclass(frozen=True, slots=True)
 class JobsSnapshot:
-    """Every valid job at ``revision``: the table converges on it (start, compaction)."""
+    """Every valid job at ``revision`` (or, shards on, this worker's share of them):
+    the table converges on it (start, compaction, a membership change)."""
 
     specs: tuple[JobSpec, ...]
     revision: int
@@ -30,11 +31,15 @@ class JobsSnapshot:
     # (``job_watcher.returns``): not caught up here.
     caught_up_elsewhere: frozenset[str] = frozenset()
     # Shards on (``worker.shards``): jobs this worker does not serve but that are
-    # chained after another (for the chain index only, never planned), and jobs it
-    # planned until now that other workers serve from now on (dropped from the plan,
-    # their runs here left to end: they were not deleted).
+    # chained after another (for the chain index only, never planned); jobs it planned
+    # that other workers serve now, whether handed over by this snapshot or before,
+    # and that still exist (dropped from the plan, their runs here left to end: they
+    # were not deleted; one handed over before and absent here was deleted); and, on a
+    # membership change, the jobs it planned and still plans (``kept``: not parsed
+    # again nor sent, the plan keeps its entries, which the jobs/ watch keeps current).
     chained: tuple[JobSpec, ...] = ()
     handed_over: frozenset[str] = frozenset()
+    kept: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

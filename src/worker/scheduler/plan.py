@@ -164,19 +164,26 @@ class PlanTable:
         return entry
 
     def replace_all(self, specs: Iterable[JobSpec], now_ms: int,
-                    handed_over: Iterable[str] = ()) -> set[str]:
-        """Converge on a full snapshot (after an etcd compaction); returns the names
-        removed as deleted (not those ``handed_over``: ``hand_over``)."""
-        for name in handed_over:
+                    handed_over: Iterable[str] = (), kept: Iterable[str] = ()) -> set[str]:
+        """Converge on a full snapshot (start-up, compaction, a membership change):
+        ``specs`` are upserted, ``kept`` entries (planned before and still, not sent
+        again: shards) are left alone, ``handed_over`` go (``hand_over``). Returns the
+        names of the jobs deleted, whose runs here must be killed: the entries in none
+        of the three, and the jobs handed over earlier that are not among
+        ``handed_over`` any more (a job both handed over and deleted is deleted)."""
+        handed = set(handed_over)
+        for name in handed:
             self.hand_over(name)
-        seen = set()
+        seen = set(kept)
         for spec in specs:
             self.upsert(spec, now_ms)
             seen.add(spec.name)
         removed = set(self._entries) - seen
         for name in removed:
             self.remove(name)
-        return removed
+        gone = self._handed_over - handed - seen
+        self._handed_over -= gone
+        return removed | gone
 
     def next_due_ms(self) -> int | None:
         """When the earliest fire is due to be handed over, or None if none is planned."""

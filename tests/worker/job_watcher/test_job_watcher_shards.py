@@ -79,7 +79,7 @@ async def test_a_join_hands_jobs_over_and_a_leave_takes_them_back_with_their_run
         # w4 says it serves: w1 hands over exactly what w4 took from it.
         await etcd.put(ks.worker("w4"), serving("w4", four))
         joined = await next_of(scheduler, JobsSnapshot)
-        assert {s.name for s in joined.specs} == after_join
+        assert joined.specs == () and joined.kept == frozenset(after_join)  # not parsed again
         assert joined.handed_over == frozenset(lost)
         # Run-nows: of a job w1 serves, passed on; of one it handed over, not.
         kept, gone = sorted(after_join)[0], sorted(lost)[0]
@@ -90,7 +90,8 @@ async def test_a_join_hands_jobs_over_and_a_leave_takes_them_back_with_their_run
         # w4 dies: w1 serves its jobs again, and the run-now left pending is replayed.
         await etcd.delete(ks.worker("w4"))
         back = await next_of(scheduler, JobsSnapshot)
-        assert {s.name for s in back.specs} == mine and back.handed_over == frozenset()
+        assert {s.name for s in back.specs} == lost and back.kept == frozenset(after_join)
+        assert back.handed_over == frozenset()
         replayed = await next_of(scheduler, TriggerRequested)
         assert (replayed.name, replayed.run_id) == (gone, "r-gone")
         with trio.fail_after(5):
@@ -185,8 +186,9 @@ async def test_jobs_and_state_are_read_in_pages_and_only_its_share_is_kept(
         assert set(first.last_fired_ms) == share(ME, three)  # not the others' cursors
         await etcd.delete(ks.worker("w3"))  # a membership change: read again
         gained = await next_of(inboxes.scheduler, JobsSnapshot)
-        assert {s.name for s in gained.specs} == share(ME, two)
-        assert set(gained.last_fired_ms) == share(ME, two)
+        assert {s.name for s in gained.specs} == share(ME, two) - share(ME, three)
+        assert gained.kept == frozenset(share(ME, two) & share(ME, three))
+        assert set(gained.last_fired_ms) == share(ME, two) - share(ME, three)  # the new
     pages = [(what, n) for what, n in reads if what in ("jobs/", "state/")]
     assert not [what for what, _ in reads if what.startswith("whole jobs/")
                 or what.startswith("whole state/")], reads
@@ -205,6 +207,7 @@ async def test_a_membership_change_during_a_paged_read_is_not_published_as_loade
     for name in NAMES:
         await etcd.put(ks.job(name), job(name))
     shards = ShardState(ME, {}, SETTINGS)
+    await shards.settle()  # alone (no fleet listener here): then adopt by hand
     three = (shards.me, WorkerInfo("w2", "h", 1), WorkerInfo("w3", "h", 1))
     shards.adopt(three)
     page_read = etcd.get_prefix_page
@@ -223,7 +226,7 @@ async def test_a_membership_change_during_a_paged_read_is_not_published_as_loade
     assert shards.serving() is None  # read partly for {w1, w2, w3}: not loaded
     await listener.reload()  # what the fleet listener does after adopting
     reloaded = inboxes.scheduler.receive_nowait()
-    assert {s.name for s in reloaded.specs} == share(ME, [ME, "w2"])
+    assert {s.name for s in reloaded.specs} | reloaded.kept == share(ME, [ME, "w2"])
     assert shards.serving() == Serving(fleet_epoch([ME, "w2"]), 2)
 
 
@@ -295,3 +298,43 @@ async def test_run_nows_are_sorted_without_reading_etcd_and_one_before_its_job_w
         replayed = await next_of(scheduler, TriggerRequested)
         assert (replayed.name, replayed.run_id) == (fallback, "r-gpu")
     assert not [k for k in gets if k.startswith(ks.jobs_prefix)]
+
+
+async def test_a_membership_change_parses_only_the_jobs_gained_not_those_kept(
+        etcd, etcd_prefix, monkeypatch):
+    """Memory (DESIGN §6b): a reload parsed every spec it kept again, and the Scheduler
+    replaced each: the churn of ~0.6 KB a job at every membership change. Now only the
+    jobs not planned before are parsed (and sent); the kept are named."""
+    from worker.job_watcher.jobs import JobsListener
+    ks = Keyspace(etcd_prefix)
+    for name in NAMES:
+        await etcd.put(ks.job(name), job(name))
+    parsed: list[str] = []
+    spec_of = JobsListener.spec_of
+
+    def counting(self, kv):
+        parsed.append(ks.name_from_job_key(kv.key))
+        return spec_of(self, kv)
+
+    monkeypatch.setattr(JobsListener, "spec_of", counting)
+    shards = ShardState(ME, {}, SETTINGS)
+    await shards.settle()
+    four = (shards.me, *(WorkerInfo(w, "h", 1) for w in ("w2", "w3", "w4")))
+    shards.adopt(four)
+    addresses, inboxes = open_mailboxes(Config())
+    listener = JobsListener(etcd, ks, addresses.scheduler, ME, shards)
+    await listener.load(None)
+    first = inboxes.scheduler.receive_nowait()
+    mine4 = share(ME, [ME, "w2", "w3", "w4"])
+    assert {s.name for s in first.specs} == mine4 and first.kept == frozenset()
+    parsed.clear()
+    shards.adopt(four[:3])  # w4 died
+    await listener.reload()
+    reloaded = inboxes.scheduler.receive_nowait()
+    mine3 = share(ME, [ME, "w2", "w3"])
+    assert mine4 < mine3  # a death only adds
+    assert {s.name for s in reloaded.specs} == mine3 - mine4
+    assert reloaded.kept == frozenset(mine4)
+    assert not set(parsed) & mine4, "a kept job was parsed again"
+    assert set(parsed) >= mine3 - mine4
+    assert shards.served == mine3

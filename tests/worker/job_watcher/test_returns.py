@@ -55,3 +55,14 @@ def test_without_its_own_key_or_a_readable_one_a_worker_catches_up_itself():
 def test_a_job_never_fired_has_nothing_to_catch_up_or_leave():
     fleet = [worker("w1", 120), worker("w2", 130)]
     assert caught_up_elsewhere(KS, "w2", fleet, {}, [job("new")]) == frozenset()
+
+
+def test_with_shards_only_a_worker_that_serves_the_job_is_counted_on():
+    """Regression (cold start by cohort): the first worker back plans only its share, so
+    a job it does not serve must be caught up by its own servers, not left to it."""
+    fleet = [worker("w1", 120), worker("w2", 130)]
+    specs = (job("w1s"), job("not-w1s"))
+    revisions = {s.name: STATE_REV for s in specs}
+    found = caught_up_elsewhere(KS, "w2", fleet, revisions, specs,
+                                serves=lambda w, spec: spec.name == f"{w}s")
+    assert found == {"w1s"}

@@ -203,3 +203,34 @@ def test_a_thin_window_does_not_reach_past_a_forbid_fire_nor_without_an_allow_fi
     assert drain(table, T0 + 10400) == [("y", T0 + 10600)]
     assert drain(table, T0 + 11499) == []
     assert drain(table, T0 + 11500) == [("r", T0 + 11500)]
+
+
+def test_replace_all_leaves_kept_entries_alone_and_removes_only_the_unnamed():
+    """A membership change (shards) sends only the jobs gained; the kept ones keep their
+    entry, fire times already advanced included, and are not taken for deleted."""
+    table = PlanTable()
+    table.upsert(spec("kept", "*/10 * * * * *"), T0)
+    table.upsert(spec("gone", "* * * * * *"), T0)
+    assert ("kept", T0 + 10_000) in drain(table, T0 + 10_000, grace_ms=60_000)
+    kept_entry = table.get("kept")
+    removed = table.replace_all([spec("new", "* * * * * *")], T0 + 10_000, kept=["kept"])
+    assert removed == {"gone"}
+    assert table.get("kept") is kept_entry and kept_entry.next_ms == T0 + 20_000
+    assert table.names() == {"kept", "new"}
+
+
+def test_a_job_handed_over_then_deleted_during_a_gap_is_returned_as_deleted():
+    """Regression: replace_all returned only planned entries missing from the snapshot,
+    so a job handed over earlier and deleted while the watch was compacted away (the
+    full read no longer names it) kept its runs here, and stayed 'handed over' for good."""
+    table = PlanTable()
+    for name in ("a", "b", "c"):
+        table.upsert(spec(name, "* * * * * *"), T0)
+    assert table.replace_all([spec("a", "* * * * * *")], T0, handed_over=["b", "c"]) == set()
+    assert table.runs_here("b") and table.runs_here("c") and "b" not in table
+    # c still exists (still handed over), b was deleted meanwhile, a too
+    removed = table.replace_all([], T0, handed_over=["c"])
+    assert removed == {"a", "b"}
+    assert not table.runs_here("b") and table.runs_here("c")
+    # handed over and deleted in one snapshot's view: gone from the next one
+    assert table.replace_all([], T0) == {"c"} and not table.runs_here("c")

@@ -73,3 +73,36 @@ async def test_a_run_now_held_for_a_job_served_elsewhere_is_dropped_at_once(auto
         nursery.cancel_scope.cancel()
     assert set(after_put) == {"b2"} and after_read == {}
     assert claims == []
+
+
+async def test_a_job_handed_over_then_deleted_unseen_has_its_run_here_killed(autojump_clock):
+    """Regression: a full snapshot (after a compaction) that no longer names a job handed
+    over earlier means it was deleted meanwhile: its run still going here is killed."""
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("a", "* * * * * *"), spec("h", "* * * * * *")), 1, {}))
+        claims = await h.claims_until(T0 + 1_500)
+        await h.send(JobsSnapshot((spec("a", "* * * * * *"),), 2, {},
+                                  handed_over=frozenset({"h"})))
+        [claim] = [c for c, _ in claims if c.fire.spec.name == "h"]
+        await h.send(Granted(Run(claim.fire, session_lease=7, guarded=False)))
+        await h.send(JobsSnapshot((spec("a", "* * * * * *"),), 3, {}))  # h is gone
+        await trio.testing.wait_all_tasks_blocked()
+        sent = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    assert sent[-1] == KillRun("h", None, RunStatus.KILLED, "job deleted")
+
+
+async def test_kept_jobs_are_not_resent_and_keep_firing_from_their_entry(autojump_clock):
+    async with trio.open_nursery() as nursery:
+        h = Harness(nursery)
+        await h.send(JobsSnapshot((spec("a", "* * * * * *"), spec("b", "* * * * * *")), 1, {}))
+        assert len(await h.claims_until(T0 + 1_500)) == 2
+        await h.send(JobsSnapshot((spec("c", "* * * * * *"),), 2, {},
+                                  handed_over=frozenset({"b"}), kept=frozenset({"a"})))
+        claims = await h.claims_until(T0 + 4_500)
+        kills = h.pending(h.inboxes.executor)
+        nursery.cancel_scope.cancel()
+    fired = sorted((c.fire.spec.name, c.fire.planned_ms) for c, _ in claims)
+    assert {name for name, _ in fired} == {"a", "c"} and kills == []
+    assert [t for name, t in fired if name == "a"] == [T0 + 2_000, T0 + 3_000, T0 + 4_000]
