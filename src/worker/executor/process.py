@@ -12,7 +12,8 @@ every descendant that does not leave the group on purpose is reached by ``killpg
 
 Kill and timeout: SIGTERM to the group, then SIGKILL to the group ``kill_grace_s``
 later if bash is still alive. The first reason to stop wins (a timeout after a kill
-does not overwrite it, nor the other way round).
+does not overwrite it, nor the other way round). The SIGKILL timer is a task started
+by that first kill: a run that is never asked to stop costs no task for it.
 
 After bash exits, however it exits, whatever is still in its group gets SIGKILL, like
 systemd's ``KillMode=control-group``: a job is its whole group, a background child
@@ -160,7 +161,7 @@ class GroupProcess:
         self._stderr = _Capture(proc.stderr, cap_bytes, tap, "err")
         self._kill_reason: str | None = None
         self._timed_out = False
-        self._kill_requested = trio.Event()
+        self._nursery: trio.Nursery | None = None  # wait()'s, while it waits for the exit
         self._timeout_scope: trio.CancelScope | None = None
         self._exited = False  # bash's exit was seen: no more SIGTERM from kill()
         self._reaped = False  # after this, never signal the group again (pid reusable)
@@ -189,7 +190,8 @@ class GroupProcess:
             self._kill_grace_s = max(0.0, min(self._kill_grace_s, grace_s))
         self._kill_reason = reason
         signal_group(self._pid, signal.SIGTERM)
-        self._kill_requested.set()
+        if self._nursery is not None:  # else wait() starts it when it begins
+            self._nursery.start_soon(self._escalate)
         return True
 
     def commit(self, wait_s: float) -> bool:
@@ -219,16 +221,21 @@ class GroupProcess:
         propagates.
         """
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._stdout.read_to_eof)
-                nursery.start_soon(self._stderr.read_to_eof)
-                nursery.start_soon(self._escalate)
-                await self._wait_exit_within_timeout()
-                returncode = await self._kill_group_and_reap()
-                with trio.move_on_after(PIPE_DRAIN_S):
-                    await self._stdout.done.wait()
-                    await self._stderr.done.wait()
-                nursery.cancel_scope.cancel()  # stops the escalation and stuck readers
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    if self._kill_reason is not None:  # killed before wait(): attach()
+                        nursery.start_soon(self._escalate)
+                    nursery.start_soon(self._stdout.read_to_eof)
+                    nursery.start_soon(self._stderr.read_to_eof)
+                    await self._wait_exit_within_timeout()
+                    returncode = await self._kill_group_and_reap()
+                    with trio.move_on_after(PIPE_DRAIN_S):
+                        await self._stdout.done.wait()
+                        await self._stderr.done.wait()
+                    nursery.cancel_scope.cancel()  # stops an escalation and stuck readers
+            finally:
+                self._nursery = None  # a kill from now on needs no escalation: see kill()
         finally:
             if self._tap is not None:
                 self._tap.close()
@@ -259,7 +266,8 @@ class GroupProcess:
         self._exited = True
 
     async def _escalate(self) -> None:
-        await self._kill_requested.wait()
+        """Started by the first kill (or timeout) only: a run that is never asked to
+        stop costs no task for it."""
         await trio.sleep(self._kill_grace_s)
         if not self._reaped:
             signal_group(self._pid, signal.SIGKILL)
