@@ -27,8 +27,8 @@ SIGKILL. Until it is reaped, its pid, which is the group id, cannot be reused by
 kernel, so ``killpg`` can never hit an unrelated process group. We wait for its exit
 on a pidfd of our own, which does not reap it; trio's ``Process.wait`` reaps after.
 
-Capture: stdout and stderr are read concurrently to EOF; the first ``cap_bytes`` of
-each are kept and the rest is read and thrown away, so a chatty job never blocks on a
+Capture: stdout and stderr are read concurrently to EOF, by one task (an epoll of
+their own: ``_read_pipes``); the first ``cap_bytes`` of each are kept and the rest is read and thrown away, so a chatty job never blocks on a
 full pipe. ``truncated`` says that something was thrown away. With a ``tap``
 (``worker.live_output``), every chunk read is also handed to it as it comes (the live
 output: O(1), no I/O), and the tap is closed once both pipes are read to the end.
@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -120,30 +121,60 @@ async def start_process(
 
 
 class _Capture:
-    """Reads one pipe to EOF, keeping the first ``cap_bytes``."""
+    """One pipe's capture: the first ``cap_bytes`` kept, the rest counted as truncated."""
 
-    def __init__(self, stream: trio.abc.ReceiveStream, cap_bytes: int,
+    def __init__(self, stream: trio.lowlevel.FdStream, cap_bytes: int,
                  tap: Tap | None = None, name: str = "out") -> None:
-        self.stream = stream
+        self.stream = stream  # non-blocking; read raw by _read_pipes, closed by _cleanup
         self.tap = tap
         self.name = name
         self.cap_bytes = cap_bytes
         self.data = bytearray()
         self.truncated = False
-        self.done = trio.Event()
 
-    async def read_to_eof(self) -> None:
+    def read_once(self) -> bool:
+        """One read, which never blocks; False at EOF."""
         try:
-            while chunk := await self.stream.receive_some(READ_CHUNK_BYTES):
-                if self.tap is not None:
-                    self.tap.write(self.name, chunk)
-                room = self.cap_bytes - len(self.data)
-                if room > 0:
-                    self.data += chunk[:room]
-                if len(chunk) > room:
-                    self.truncated = True
-        finally:
-            self.done.set()
+            chunk = os.read(self.stream.fileno(), READ_CHUNK_BYTES)
+        except BlockingIOError:  # woken for nothing: still open
+            return True
+        if not chunk:
+            return False
+        if self.tap is not None:
+            self.tap.write(self.name, chunk)
+        room = self.cap_bytes - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+        return True
+
+
+async def _read_pipes(captures: Sequence[_Capture], done: trio.Event) -> None:
+    """Read every pipe to EOF in one task, then set ``done``.
+
+    Why one task for both pipes: trio waits on one fd per task, and a task per pipe
+    costs its own wake-ups for every run. So the pipes go into an epoll of their own
+    (level-triggered), and trio waits on that epoll's fd, which is readable while either
+    pipe has data or its EOF (a hang-up is always reported). One read per ready pipe
+    per wake-up, as ``receive_some`` would: a chatty pipe cannot starve the loop.
+    """
+    poller = select.epoll(len(captures))
+    try:
+        waiting = {}
+        for capture in captures:
+            poller.register(capture.stream.fileno(), select.EPOLLIN)
+            waiting[capture.stream.fileno()] = capture
+        while waiting:
+            await trio.lowlevel.wait_readable(poller.fileno())
+            for fd, _ in poller.poll(0):
+                if not waiting[fd].read_once():
+                    poller.unregister(fd)
+                    del waiting[fd]
+        done.set()
+    finally:
+        trio.lowlevel.notify_closing(poller.fileno())
+        poller.close()
 
 
 class GroupProcess:
@@ -159,6 +190,7 @@ class GroupProcess:
         self._timeout_s = timeout_s
         self._stdout = _Capture(proc.stdout, cap_bytes, tap, "out")
         self._stderr = _Capture(proc.stderr, cap_bytes, tap, "err")
+        self._pipes_read = trio.Event()  # both pipes read to EOF
         self._kill_reason: str | None = None
         self._timed_out = False
         self._nursery: trio.Nursery | None = None  # wait()'s, while it waits for the exit
@@ -226,14 +258,14 @@ class GroupProcess:
                     self._nursery = nursery
                     if self._kill_reason is not None:  # killed before wait(): attach()
                         nursery.start_soon(self._escalate)
-                    nursery.start_soon(self._stdout.read_to_eof)
-                    nursery.start_soon(self._stderr.read_to_eof)
+                    nursery.start_soon(_read_pipes, (self._stdout, self._stderr),
+                                       self._pipes_read)
                     await self._wait_exit_within_timeout()
                     returncode = await self._kill_group_and_reap()
-                    with trio.move_on_after(PIPE_DRAIN_S):
-                        await self._stdout.done.wait()
-                        await self._stderr.done.wait()
-                    nursery.cancel_scope.cancel()  # stops an escalation and stuck readers
+                    if not self._pipes_read.is_set():  # usually read to the end already
+                        with trio.move_on_after(PIPE_DRAIN_S):
+                            await self._pipes_read.wait()
+                    nursery.cancel_scope.cancel()  # stops an escalation and a stuck reader
             finally:
                 self._nursery = None  # a kill from now on needs no escalation: see kill()
         finally:
@@ -292,7 +324,7 @@ class GroupProcess:
         self._proc.close_commit()  # reaped (or past hope): EOF can tell nobody anything now
         self._close_pidfd()
         for capture in (self._stdout, self._stderr):
-            await trio.aclose_forcefully(capture.stream)
+            capture.stream.close()  # sync: its reader has returned, nothing waits on it
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:

@@ -1,8 +1,8 @@
 """bash spawned right in the event loop: its own session, its output pipes, its user.
 
 The child starts a new session (``setsid``), so its pid is also its process-group id
-(``process`` signals the whole group). Its stdout and stderr are pipes read as trio
-streams; a held child (``start_at``) also gets the pipes of its word and its wait.
+(``process`` signals the whole group). Its stdout and stderr are pipes, non-blocking
+(trio ``FdStream``s; ``process`` reads both in one task); a held child (``start_at``) also gets the pipes of its word and its wait.
 
 Who and where (``SpawnAs``, for ``run_as``): the child may start in another working
 directory and, spawned as root, setgroups/setgid/setuid to a job's user before its

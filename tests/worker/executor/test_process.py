@@ -116,6 +116,19 @@ async def test_a_run_never_asked_to_stop_starts_no_sigkill_timer():
         trio.lowlevel.remove_instrument(spawned)
     assert result.stdout == b"out\n" and result.stderr == b"err\n"
     assert not [name for name in spawned.names if "escalate" in name]
+    # ...and both pipes are read by one task: the only one a run's wait() starts.
+    assert spawned.names == ["worker.executor.process._read_pipes"]
+
+
+async def test_both_pipes_are_read_by_one_task_whichever_speaks_and_whichever_ends_first():
+    command = ("for i in $(seq 200); do echo o$i; echo e$i >&2; done; exec 1>&-;"
+               " yes e | head -c 200000 >&2")
+    with trio.fail_after(10):
+        _, result = await run(command, cap_bytes=1 << 20)
+    lines = [f"o{i}\n" for i in range(1, 201)]
+    assert result.stdout == "".join(lines).encode()
+    assert result.stderr.startswith(b"e1\ne2\n") and result.stderr.endswith(b"e\n" * 10)
+    assert len(result.stderr) == sum(len(f"e{i}\n") for i in range(1, 201)) + 200000
 
 
 async def test_a_kill_before_wait_still_gets_its_sigkill_after_the_grace(fifo):
