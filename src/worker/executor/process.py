@@ -28,8 +28,9 @@ kernel, so ``killpg`` can never hit an unrelated process group. We wait for its 
 on a pidfd of our own, which does not reap it; trio's ``Process.wait`` reaps after.
 
 Capture: stdout and stderr are read concurrently to EOF, by one task (an epoll of
-their own: ``_read_pipes``); the first ``cap_bytes`` of each are kept and the rest is read and thrown away, so a chatty job never blocks on a
-full pipe. ``truncated`` says that something was thrown away. With a ``tap``
+their own, made with the pipes: ``_read_pipes``); the first ``cap_bytes`` of each are
+kept and the rest is read and thrown away, so a chatty job never blocks on a full
+pipe. ``truncated`` says that something was thrown away. With a ``tap``
 (``worker.live_output``), every chunk read is also handed to it as it comes (the live
 output: O(1), no I/O), and the tap is closed once both pipes are read to the end.
 
@@ -150,31 +151,25 @@ class _Capture:
         return True
 
 
-async def _read_pipes(captures: Sequence[_Capture], done: trio.Event) -> None:
+async def _read_pipes(pipes: select.epoll, captures: Sequence[_Capture],
+                      done: trio.Event) -> None:
     """Read every pipe to EOF in one task, then set ``done``.
 
     Why one task for both pipes: trio waits on one fd per task, and a task per pipe
-    costs its own wake-ups for every run. So the pipes go into an epoll of their own
-    (level-triggered), and trio waits on that epoll's fd, which is readable while either
-    pipe has data or its EOF (a hang-up is always reported). One read per ready pipe
-    per wake-up, as ``receive_some`` would: a chatty pipe cannot starve the loop.
+    costs its own wake-ups for every run. So the pipes are registered in an epoll of
+    their own (``Child.pipes``, level-triggered), and trio waits on that epoll's fd,
+    which is readable while either pipe has data or its EOF (a hang-up is always
+    reported). One read per ready pipe per wake-up, as ``receive_some`` would: a chatty
+    pipe cannot starve the loop.
     """
-    poller = select.epoll(len(captures))
-    try:
-        waiting = {}
-        for capture in captures:
-            poller.register(capture.stream.fileno(), select.EPOLLIN)
-            waiting[capture.stream.fileno()] = capture
-        while waiting:
-            await trio.lowlevel.wait_readable(poller.fileno())
-            for fd, _ in poller.poll(0):
-                if not waiting[fd].read_once():
-                    poller.unregister(fd)
-                    del waiting[fd]
-        done.set()
-    finally:
-        trio.lowlevel.notify_closing(poller.fileno())
-        poller.close()
+    waiting = {capture.stream.fileno(): capture for capture in captures}
+    while waiting:
+        await trio.lowlevel.wait_readable(pipes.fileno())
+        for fd, _ in pipes.poll(0):
+            if not waiting[fd].read_once():
+                pipes.unregister(fd)
+                del waiting[fd]
+    done.set()
 
 
 class GroupProcess:
@@ -258,8 +253,8 @@ class GroupProcess:
                     self._nursery = nursery
                     if self._kill_reason is not None:  # killed before wait(): attach()
                         nursery.start_soon(self._escalate)
-                    nursery.start_soon(_read_pipes, (self._stdout, self._stderr),
-                                       self._pipes_read)
+                    nursery.start_soon(_read_pipes, self._proc.pipes,
+                                       (self._stdout, self._stderr), self._pipes_read)
                     await self._wait_exit_within_timeout()
                     returncode = await self._kill_group_and_reap()
                     if not self._pipes_read.is_set():  # usually read to the end already
@@ -323,8 +318,11 @@ class GroupProcess:
         self._exited = True
         self._proc.close_commit()  # reaped (or past hope): EOF can tell nobody anything now
         self._close_pidfd()
+        # Sync: the reader has returned, nothing waits on these.
+        trio.lowlevel.notify_closing(self._proc.pipes.fileno())
+        self._proc.pipes.close()
         for capture in (self._stdout, self._stderr):
-            capture.stream.close()  # sync: its reader has returned, nothing waits on it
+            capture.stream.close()
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:
