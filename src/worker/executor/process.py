@@ -113,8 +113,11 @@ async def start_process(
     ``commit()``; a second pipe, both ends the child's, has its read and write fds
     appended to ``argv``; the timeout then counts from the commit. Otherwise stdin is
     ``/dev/null``.
+
+    A cancel point but not a schedule point (the spawn waits for nothing, and a yield
+    would cost every run a task step); ``wait()`` is both.
     """
-    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint_if_cancelled()
     child = Child.spawn(argv, env, held=held, spawn_as=spawn_as)
     deadline = trio.current_time() + timeout_s if timeout_s > 0 and not held else math.inf
     return GroupProcess(child, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
