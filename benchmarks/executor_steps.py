@@ -6,9 +6,12 @@ Why: CPU per fire cannot be measured on a loaded machine, but the trio work of a
 can be counted, and it does not depend on the load. This runs the real Executor (real
 ``bash`` children, held as in a worker, live output on) with start marks that land at
 once and releases that return at once, sends ``--runs`` StartRuns one after the other
-(each waits for the previous record, so runs do not share wake-ups), and counts with a
-trio Instrument the task steps and the tasks spawned between the first StartRun and the
-last release. It prints them per run, grouped by task name (a run's id stripped).
+(each waits for the previous run's RunEnded, and its release if it has one, so runs do
+not share wake-ups), and counts with a trio Instrument the task steps and the tasks
+spawned from the first StartRun to the last run's end. It prints them per run, grouped
+by task name (a run's id stripped). The runs are of a ``concurrency: allow`` job, as in
+``benchmarks.latency``; ``--guarded``: of a ``forbid`` job (the default), whose end
+releases its ``active/`` guard.
 
 The harness's own tasks (the sender, the peers' inbox readers) are counted apart, under
 "harness": they stand for the Scheduler and LogSink, which a real worker runs anyway.
@@ -63,12 +66,13 @@ class Steps(trio.abc.Instrument):
             self.spawned[self._name(task)] += 1
 
 
-def make_run(command: str) -> Run:
-    job = JobSpec.from_json({"name": "steps", "command": command, "cronExpr": "* * * * *"})
+def make_run(command: str, guarded: bool) -> Run:
+    job = JobSpec.from_json({"name": "steps", "command": command, "cronExpr": "* * * * *",
+                             "concurrency": "forbid" if guarded else "allow"})
     now_ms = time.time_ns() // 1_000_000
     fire = Fire(job, planned_ms=now_ms, fired_ms=now_ms, trigger=RunTrigger.SCHEDULE,
                 run_id=uuid.uuid4().hex)
-    return Run(fire, session_lease=1, guarded=False)
+    return Run(fire, session_lease=1, guarded=guarded)
 
 
 class InstantMarks:
@@ -80,7 +84,7 @@ class InstantMarks:
         return True
 
 
-async def measure(steps: Steps, runs: int, command: str, kill: bool) -> None:
+async def measure(steps: Steps, runs: int, command: str, kill: bool, guarded: bool) -> None:
     config = dataclasses.replace(Config(), kill_grace_s=1.0)
     peers, inboxes = open_mailboxes(config)
     ctx = WorkerContext(config, "worker-steps", Keyspace("/cron/"), SystemClock())
@@ -95,23 +99,24 @@ async def measure(steps: Steps, runs: int, command: str, kill: bool) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(executor.run)
 
-        async def drain(inbox) -> None:  # the Scheduler's and Locker's mailboxes
+        async def drain(inbox) -> None:  # the Locker's mailbox
             async for _ in inbox:
                 pass
 
-        nursery.start_soon(drain, inboxes.scheduler, name=f"{HARNESS} scheduler")
         nursery.start_soon(drain, inboxes.locker, name=f"{HARNESS} locker")
         await trio.sleep(0.2)
         steps.on = True
         for _ in range(runs):
-            run = make_run(command)
+            run = make_run(command, guarded)
             await peers.executor.send(StartRun(run))
             if kill:
                 await trio.sleep(0.05)
                 await peers.executor.send(KillRun("steps", run.fire.run_id))
             msg = await inboxes.log_sink.receive()
             assert isinstance(msg, Write), msg
-            await released.acquire()
+            await inboxes.scheduler.receive()  # RunEnded: sent once its release started
+            if guarded:
+                await released.acquire()
         await trio.testing.wait_all_tasks_blocked(0.05)
         steps.on = False
         nursery.cancel_scope.cancel()
@@ -122,16 +127,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--command", default="true")
     parser.add_argument("--kill", action="store_true", help="kill each run 50 ms in")
+    parser.add_argument("--guarded", action="store_true",
+                        help="runs of a concurrency: forbid job (they release a guard)")
     args = parser.parse_args()
     steps = Steps()
 
     async def top() -> None:
         trio.lowlevel.current_task().name = f"{HARNESS} main"
-        await measure(steps, args.runs, args.command, args.kill)
+        await measure(steps, args.runs, args.command, args.kill, args.guarded)
 
     trio.run(top, instruments=[steps])
     n = args.runs
-    print(f"{n} runs of {args.command!r}{' (killed)' if args.kill else ''}: per run")
+    print(f"{n} runs of {args.command!r}{' (killed)' if args.kill else ''}"
+          f"{' (guarded)' if args.guarded else ''}: per run")
     print(f"{'steps':>8} {'spawned':>8}  task")
     for name in sorted(steps.steps, key=lambda k: -steps.steps[k]):
         print(f"{steps.steps[name] / n:8.2f} {steps.spawned[name] / n:8.2f}  {name}")
