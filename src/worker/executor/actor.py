@@ -17,9 +17,10 @@ run after, once ``end_mark`` wrote their triggers to etcd: ``worker.chains``):
 - ``RunEnded`` to the Scheduler (retries, concurrency); skipped if the Scheduler has
   already stopped (shutdown), since nothing is left to act on it;
 - ``LoadChanged`` to the Locker after every start and end;
-- and ``release(run)`` in the background (``releases``; gives back the job's
-  ``active/`` guard). The ``running/`` key is the LogSink's to delete, once the record
-  is durable.
+- and, for a run that holds its job's ``active/`` guard (``Run.guarded``: concurrency
+  ``forbid`` or ``replace``), ``release(run)`` in the background (``releases``; gives
+  the guard back); a run without one starts no release. The ``running/`` key is the
+  LogSink's to delete, once the record is durable.
 
 Who runs it (``run_as``): the job's account, decided first; a ``user`` the worker does
 not allow, or does not know, fails the run unstarted (``failed``, no exit code, the
@@ -288,7 +289,8 @@ class Executor(Actor[ExecutorMsg]):
                 if not written:  # cancelled (or crashed): the process group is dead already
                     self._offer_abandoned(active, end)
             self._forget(active)
-            self._releases.start(active.run)
+            if active.run.guarded:  # else there is nothing to give back: no task
+                self._releases.start(active.run)
             if not await self._scheduler.tell(RunEnded(active.run, end.status)):
                 log.info("scheduler stopped: end of run %s not reported", end.run_id)
         finally:

@@ -33,7 +33,7 @@ from worker.live_output import LiveOutput, Tap
 from worker.messages import Fire
 from . import drop
 from .active import ActiveRun
-from .environment import job_env
+from .environment import inherited_env, job_env
 from .orphan_access import orphan_command
 from .process import GroupProcess, start_process
 from .run_as import Account, JobUsers
@@ -54,6 +54,7 @@ class Launcher:
         self._worker_id = worker_id
         self._users = users
         self._orphan = orphan_command(config)
+        self._inherited = inherited_env()  # once: the worker's own environment is fixed
         # bash can wait for its word and its instant itself; another shell cannot.
         self.holds = can_wait_in_shell(config.bash_path)
 
@@ -70,7 +71,7 @@ class Launcher:
     async def _spawn(self, fire: Fire, account: Account | None, tap: Tap | None
                      ) -> GroupProcess:
         config, held = self._config, self.holds
-        env = job_env(fire, account=account)
+        env = job_env(fire, self._inherited, account=account)
         argv: Sequence[str] = [config.bash_path, "-c", fire.spec.command]
         start = functools.partial(
             start_process, cap_bytes=config.output_cap_bytes,

@@ -12,7 +12,8 @@ every descendant that does not leave the group on purpose is reached by ``killpg
 
 Kill and timeout: SIGTERM to the group, then SIGKILL to the group ``kill_grace_s``
 later if bash is still alive. The first reason to stop wins (a timeout after a kill
-does not overwrite it, nor the other way round).
+does not overwrite it, nor the other way round). The SIGKILL timer is a task started
+by that first kill: a run that is never asked to stop costs no task for it.
 
 After bash exits, however it exits, whatever is still in its group gets SIGKILL, like
 systemd's ``KillMode=control-group``: a job is its whole group, a background child
@@ -26,9 +27,10 @@ SIGKILL. Until it is reaped, its pid, which is the group id, cannot be reused by
 kernel, so ``killpg`` can never hit an unrelated process group. We wait for its exit
 on a pidfd of our own, which does not reap it; trio's ``Process.wait`` reaps after.
 
-Capture: stdout and stderr are read concurrently to EOF; the first ``cap_bytes`` of
-each are kept and the rest is read and thrown away, so a chatty job never blocks on a
-full pipe. ``truncated`` says that something was thrown away. With a ``tap``
+Capture: stdout and stderr are read concurrently to EOF, by one task (an epoll of
+their own, made with the pipes: ``_read_pipes``); the first ``cap_bytes`` of each are
+kept and the rest is read and thrown away, so a chatty job never blocks on a full
+pipe. ``truncated`` says that something was thrown away. With a ``tap``
 (``worker.live_output``), every chunk read is also handed to it as it comes (the live
 output: O(1), no I/O), and the tap is closed once both pipes are read to the end.
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,8 +113,11 @@ async def start_process(
     ``commit()``; a second pipe, both ends the child's, has its read and write fds
     appended to ``argv``; the timeout then counts from the commit. Otherwise stdin is
     ``/dev/null``.
+
+    A cancel point but not a schedule point (the spawn waits for nothing, and a yield
+    would cost every run a task step); ``wait()`` is both.
     """
-    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint_if_cancelled()
     child = Child.spawn(argv, env, held=held, spawn_as=spawn_as)
     deadline = trio.current_time() + timeout_s if timeout_s > 0 and not held else math.inf
     return GroupProcess(child, cap_bytes=cap_bytes, kill_grace_s=kill_grace_s,
@@ -119,30 +125,54 @@ async def start_process(
 
 
 class _Capture:
-    """Reads one pipe to EOF, keeping the first ``cap_bytes``."""
+    """One pipe's capture: the first ``cap_bytes`` kept, the rest counted as truncated."""
 
-    def __init__(self, stream: trio.abc.ReceiveStream, cap_bytes: int,
+    def __init__(self, stream: trio.lowlevel.FdStream, cap_bytes: int,
                  tap: Tap | None = None, name: str = "out") -> None:
-        self.stream = stream
+        self.stream = stream  # non-blocking; read raw by _read_pipes, closed by _cleanup
         self.tap = tap
         self.name = name
         self.cap_bytes = cap_bytes
         self.data = bytearray()
         self.truncated = False
-        self.done = trio.Event()
 
-    async def read_to_eof(self) -> None:
+    def read_once(self) -> bool:
+        """One read, which never blocks; False at EOF."""
         try:
-            while chunk := await self.stream.receive_some(READ_CHUNK_BYTES):
-                if self.tap is not None:
-                    self.tap.write(self.name, chunk)
-                room = self.cap_bytes - len(self.data)
-                if room > 0:
-                    self.data += chunk[:room]
-                if len(chunk) > room:
-                    self.truncated = True
-        finally:
-            self.done.set()
+            chunk = os.read(self.stream.fileno(), READ_CHUNK_BYTES)
+        except BlockingIOError:  # woken for nothing: still open
+            return True
+        if not chunk:
+            return False
+        if self.tap is not None:
+            self.tap.write(self.name, chunk)
+        room = self.cap_bytes - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+        return True
+
+
+async def _read_pipes(pipes: select.epoll, captures: Sequence[_Capture],
+                      done: trio.Event) -> None:
+    """Read every pipe to EOF in one task, then set ``done``.
+
+    Why one task for both pipes: trio waits on one fd per task, and a task per pipe
+    costs its own wake-ups for every run. So the pipes are registered in an epoll of
+    their own (``Child.pipes``, level-triggered), and trio waits on that epoll's fd,
+    which is readable while either pipe has data or its EOF (a hang-up is always
+    reported). One read per ready pipe per wake-up, as ``receive_some`` would: a chatty
+    pipe cannot starve the loop.
+    """
+    waiting = {capture.stream.fileno(): capture for capture in captures}
+    while waiting:
+        await trio.lowlevel.wait_readable(pipes.fileno())
+        for fd, _ in pipes.poll(0):
+            if not waiting[fd].read_once():
+                pipes.unregister(fd)
+                del waiting[fd]
+    done.set()
 
 
 class GroupProcess:
@@ -158,9 +188,10 @@ class GroupProcess:
         self._timeout_s = timeout_s
         self._stdout = _Capture(proc.stdout, cap_bytes, tap, "out")
         self._stderr = _Capture(proc.stderr, cap_bytes, tap, "err")
+        self._pipes_read = trio.Event()  # both pipes read to EOF
         self._kill_reason: str | None = None
         self._timed_out = False
-        self._kill_requested = trio.Event()
+        self._nursery: trio.Nursery | None = None  # wait()'s, while it waits for the exit
         self._timeout_scope: trio.CancelScope | None = None
         self._exited = False  # bash's exit was seen: no more SIGTERM from kill()
         self._reaped = False  # after this, never signal the group again (pid reusable)
@@ -189,7 +220,8 @@ class GroupProcess:
             self._kill_grace_s = max(0.0, min(self._kill_grace_s, grace_s))
         self._kill_reason = reason
         signal_group(self._pid, signal.SIGTERM)
-        self._kill_requested.set()
+        if self._nursery is not None:  # else wait() starts it when it begins
+            self._nursery.start_soon(self._escalate)
         return True
 
     def commit(self, wait_s: float) -> bool:
@@ -219,16 +251,21 @@ class GroupProcess:
         propagates.
         """
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._stdout.read_to_eof)
-                nursery.start_soon(self._stderr.read_to_eof)
-                nursery.start_soon(self._escalate)
-                await self._wait_exit_within_timeout()
-                returncode = await self._kill_group_and_reap()
-                with trio.move_on_after(PIPE_DRAIN_S):
-                    await self._stdout.done.wait()
-                    await self._stderr.done.wait()
-                nursery.cancel_scope.cancel()  # stops the escalation and stuck readers
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    if self._kill_reason is not None:  # killed before wait(): attach()
+                        nursery.start_soon(self._escalate)
+                    nursery.start_soon(_read_pipes, self._proc.pipes,
+                                       (self._stdout, self._stderr), self._pipes_read)
+                    await self._wait_exit_within_timeout()
+                    returncode = await self._kill_group_and_reap()
+                    if not self._pipes_read.is_set():  # usually read to the end already
+                        with trio.move_on_after(PIPE_DRAIN_S):
+                            await self._pipes_read.wait()
+                    nursery.cancel_scope.cancel()  # stops an escalation and a stuck reader
+            finally:
+                self._nursery = None  # a kill from now on needs no escalation: see kill()
         finally:
             if self._tap is not None:
                 self._tap.close()
@@ -259,7 +296,8 @@ class GroupProcess:
         self._exited = True
 
     async def _escalate(self) -> None:
-        await self._kill_requested.wait()
+        """Started by the first kill (or timeout) only: a run that is never asked to
+        stop costs no task for it."""
         await trio.sleep(self._kill_grace_s)
         if not self._reaped:
             signal_group(self._pid, signal.SIGKILL)
@@ -283,8 +321,11 @@ class GroupProcess:
         self._exited = True
         self._proc.close_commit()  # reaped (or past hope): EOF can tell nobody anything now
         self._close_pidfd()
+        # Sync: the reader has returned, nothing waits on these.
+        trio.lowlevel.notify_closing(self._proc.pipes.fileno())
+        self._proc.pipes.close()
         for capture in (self._stdout, self._stderr):
-            await trio.aclose_forcefully(capture.stream)
+            capture.stream.close()
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:

@@ -1,4 +1,5 @@
-"""The releases of ended runs: each run's ``active/`` guard given back in the background.
+"""The releases of ended runs: the ``active/`` guard of each run that holds one given
+back in the background.
 
 Why in the background: ``release(run)`` talks to etcd and retries by itself; a slow etcd
 must never delay a record or the next run's start. A release that never succeeds is only

@@ -1,8 +1,9 @@
 """bash spawned right in the event loop: its own session, its output pipes, its user.
 
 The child starts a new session (``setsid``), so its pid is also its process-group id
-(``process`` signals the whole group). Its stdout and stderr are pipes read as trio
-streams; a held child (``start_at``) also gets the pipes of its word and its wait.
+(``process`` signals the whole group). Its stdout and stderr are pipes, non-blocking
+(trio ``FdStream``s), both registered in an epoll of their own (``Child.pipes``:
+``process`` reads both in one task); a held child (``start_at``) also gets the pipes of its word and its wait.
 
 Who and where (``SpawnAs``, for ``run_as``): the child may start in another working
 directory and, spawned as root, setgroups/setgid/setuid to a job's user before its
@@ -20,6 +21,7 @@ Errors::
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,11 +77,15 @@ class Child:
     """
 
     def __init__(self, popen: subprocess.Popen, stdout: trio.lowlevel.FdStream,
-                 stderr: trio.lowlevel.FdStream, commit_fd: int | None) -> None:
+                 stderr: trio.lowlevel.FdStream, commit_fd: int | None,
+                 pipes: select.epoll) -> None:
         self.popen = popen
         self.pid = popen.pid
         self.stdout = stdout
         self.stderr = stderr
+        # stdout and stderr registered (level-triggered, EPOLLIN): one fd to wait on for
+        # both. Made before the spawn, so that an fd shortage is a SpawnFailed.
+        self.pipes = pipes
         # The write end of a held child's stdin. Invariant: closed only by commit() or
         # after the child is reaped, never while it waits: EOF tells it we are gone.
         self.commit_fd = commit_fd
@@ -90,12 +96,16 @@ class Child:
         fds: list[int] = []
         child_only: list[int] = []  # the child's ends: closed here once it has them
         commit_fd: int | None = None
+        pipes: select.epoll | None = None
         try:
             out_read, out_write = os.pipe()
             fds += [out_read, out_write]
             err_read, err_write = os.pipe()
             fds += [err_read, err_write]
             child_only += [out_write, err_write]
+            pipes = select.epoll(2)
+            pipes.register(out_read, select.EPOLLIN)
+            pipes.register(err_read, select.EPOLLIN)
             stdin: int = subprocess.DEVNULL
             pass_fds: tuple[int, ...] = ()
             if held:
@@ -117,11 +127,13 @@ class Child:
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
+            if pipes is not None:
+                pipes.close()
             raise SpawnFailed(argv[0], exc) from exc
         for fd in child_only:
             os.close(fd)
         return cls(popen, trio.lowlevel.FdStream(out_read), trio.lowlevel.FdStream(err_read),
-                   commit_fd)
+                   commit_fd, pipes)
 
     def close_commit(self) -> None:
         if self.commit_fd is not None:

@@ -39,12 +39,15 @@ LEASE = 0x1234
 WAIT_S = 10  # generous bound for anything that should take well under a second
 
 
-def make_run(name: str, command: str, *, lease: int = LEASE, **spec) -> Run:
+def make_run(name: str, command: str, *, lease: int = LEASE, guarded: bool = True,
+             **spec) -> Run:
+    """A run of a new job; ``guarded``: it holds the job's ``active/`` guard, so its end
+    releases it."""
     job = JobSpec.from_json({"name": name, "command": command, "cronExpr": "* * * * *", **spec})
     now_ms = time.time_ns() // 1_000_000
     fire = Fire(job, planned_ms=now_ms - 1500, fired_ms=now_ms - 1000,
                 trigger=RunTrigger.CATCHUP, run_id=uuid.uuid4().hex, attempt=2)
-    return Run(fire, session_lease=lease, guarded=False)
+    return Run(fire, session_lease=lease, guarded=guarded)
 
 
 class FakeMarks:

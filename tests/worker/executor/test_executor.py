@@ -11,7 +11,7 @@ import time
 import trio
 
 from cluster.store import RunRecord, RunStatus, RunTrigger
-from test_process import pid_alive, wait_group_gone
+from test_process import SpawnedTasks, pid_alive, wait_group_gone
 from worker.executor.early_kills import EarlyKill, EarlyKills
 from worker.executor.messages import Fenced, KillRun, StartRun
 from worker.locker.messages import LoadChanged
@@ -101,6 +101,27 @@ async def test_a_run_refused_or_unspawned_leaves_no_live_output():
         await h.send(StartRun(make_run("nobash", "echo hi")))
         await h.record()
         assert h.live.take() == [] and h.live.statistics().pending_bytes == 0
+
+
+async def test_a_run_costs_three_tasks_no_sigkill_timer_and_without_a_guard_no_release():
+    """Issue 14 (CPU per fire): a run that is not killed and holds no ``active/`` guard
+    spawns its own task, its commit's and one reader for both pipes; nothing else."""
+    run = make_run("lean", "echo out; echo err >&2", guarded=False)
+    spawned = SpawnedTasks()
+    async with executor() as h:
+        trio.lowlevel.add_instrument(spawned)
+        try:
+            await h.send(StartRun(run))
+            record = await h.record()
+            with trio.fail_after(WAIT_S):
+                ended = await h.inboxes.scheduler.receive()  # after the release would start
+        finally:
+            trio.lowlevel.remove_instrument(spawned)
+    assert record.output == "out\n" and record.err == "err\n"
+    assert ended == RunEnded(run, RunStatus.SUCCEEDED) and h.released == []
+    fire = run.fire
+    assert sorted(spawned.names) == [f"commit {fire.run_id}", f"run lean/{fire.run_id}",
+                                     "worker.executor.process._read_pipes"]
 
 
 async def test_spawn_failure_is_a_failed_record_and_the_executor_carries_on():

@@ -97,6 +97,54 @@ async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace():
     await wait_group_gone(process.pid)
 
 
+class SpawnedTasks(trio.abc.Instrument):
+    """The names of the tasks spawned while it is installed."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.names.append(task.name)
+
+
+async def test_a_run_never_asked_to_stop_starts_no_sigkill_timer():
+    spawned = SpawnedTasks()
+    trio.lowlevel.add_instrument(spawned)
+    try:
+        _, result = await run("echo out; echo err >&2")
+    finally:
+        trio.lowlevel.remove_instrument(spawned)
+    assert result.stdout == b"out\n" and result.stderr == b"err\n"
+    assert not [name for name in spawned.names if "escalate" in name]
+    # ...and both pipes are read by one task: the only one a run's wait() starts.
+    assert spawned.names == ["worker.executor.process._read_pipes"]
+
+
+async def test_both_pipes_are_read_by_one_task_whichever_speaks_and_whichever_ends_first():
+    command = ("for i in $(seq 200); do echo o$i; echo e$i >&2; done; exec 1>&-;"
+               " yes e | head -c 200000 >&2")
+    with trio.fail_after(10):
+        _, result = await run(command, cap_bytes=1 << 20)
+    lines = [f"o{i}\n" for i in range(1, 201)]
+    assert result.stdout == "".join(lines).encode()
+    assert result.stderr.startswith(b"e1\ne2\n") and result.stderr.endswith(b"e\n" * 10)
+    assert len(result.stderr) == sum(len(f"e{i}\n") for i in range(1, 201)) + 200000
+
+
+async def test_a_kill_before_wait_still_gets_its_sigkill_after_the_grace(fifo):
+    process = await start_process([BASH, "-c", f"trap '' TERM; echo up > {fifo}; sleep 300"],
+                                  env=os.environ, cap_bytes=10, kill_grace_s=0.5)
+    with trio.fail_after(10):
+        await trio.to_thread.run_sync(fifo.read_text, abandon_on_cancel=True)
+    start = time.monotonic()
+    assert process.kill("job deleted")
+    with trio.fail_after(10):
+        result = await process.wait()
+    assert 0.4 < time.monotonic() - start < 3
+    assert result.kill_reason == "job deleted" and result.returncode == -signal.SIGKILL
+    await wait_group_gone(process.pid)
+
+
 async def test_kill_first_reason_wins_and_timeout_does_not_overwrite_it():
     process = await start_process([BASH, "-c", "sleep 300"], env=os.environ, cap_bytes=10,
                                   kill_grace_s=1, timeout_s=0.3)
