@@ -22,7 +22,7 @@ from cluster.config import Config
 
 log = logging.getLogger(__name__)
 
-FDS_PER_RUN = 8  # stdout, stderr, commit pipe, pidfd, and room to spare
+FDS_PER_RUN = 8  # stdout, stderr, their reader's epoll, commit pipe, pidfd, and room to spare
 FDS_BASE = 256  # etcd channels and watches, the store, logs, the listener, libraries
 
 
