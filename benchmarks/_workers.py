@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,14 +82,24 @@ class Worker:
             return 0.0
 
     def terminate(self, timeout_s: float = 60.0) -> int | None:
-        """SIGTERM and wait (graceful: the LogSink flushes); SIGKILL after ``timeout_s``."""
+        """SIGTERM and wait (graceful: the LogSink flushes); SIGKILL after ``timeout_s``.
+
+        One SIGTERM: a worker takes a second one as "stop at once" (``Fleet.stop``)."""
         if self.process is None:
             return None
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Its exit status, waiting up to ``timeout_s`` for it; SIGKILL past that."""
+        if self.process is None:
+            return None
         try:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
+            print(f"worker {self.worker_id} did not stop in {timeout_s:.0f} s: SIGKILL",
+                  file=sys.stderr, flush=True)
             self.process.kill()
             return self.process.wait()
 
@@ -140,12 +151,23 @@ class Fleet:
         for worker in self.workers:
             worker.check_alive()
 
-    def stop(self) -> None:
-        for worker in self.workers:  # signal all first: they drain in parallel
+    def stop(self, timeout_s: float = 60.0) -> dict[str, int | None]:
+        """SIGTERM every worker once, all first (they drain in parallel), then wait for
+        them, SIGKILL for any still running ``timeout_s`` after the signals; returns each
+        worker's exit status.
+
+        Once only: a second SIGTERM tells a worker to stop at once
+        (``actors.run_until_signalled``), cutting short the runs it holds for their
+        instant or runs, whose records and ``running`` keys are then left behind with its
+        session lease. (This used to signal, then ``terminate()`` each worker, which
+        signalled again every worker still stopping when the wait reached it.)
+        """
+        for worker in self.workers:
             if worker.alive():
                 worker.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        for worker in self.workers:
-            worker.terminate()
+        deadline = time.monotonic() + timeout_s
+        return {worker.worker_id: worker.wait(max(0.0, deadline - time.monotonic()))
+                for worker in self.workers}
 
 
 async def wait_registered(etcd: Etcd, ks: Keyspace, ids: set[str], fleet: Fleet,

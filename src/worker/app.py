@@ -199,7 +199,13 @@ async def run_worker(
         started = _Announce(worker_id, task_status)
         budget = ShutdownBudget.from_config(config)
         report = await run_until_signalled(root, grace_s=budget.total_s, task_status=started)
-    log.info("worker %s stopped (%s)", worker_id, report)
+    if report.forced:  # said at WARNING: what it cut is otherwise silent
+        log.warning("worker %s stopped at once (%s): a second signal, or the shutdown "
+                    "budget (%.1f s) running out, cut its graceful stop short; runs it "
+                    "held or ran may have no record, their running keys and its session "
+                    "lease go when the lease expires", worker_id, report, budget.total_s)
+    else:
+        log.info("worker %s stopped (%s)", worker_id, report)
 
 
 async def _shards_at_start(etcd: Etcd, ctx: WorkerContext) -> ShardSettings | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import signal
 
 import pytest
 
@@ -88,3 +90,23 @@ async def test_the_worker_is_stopped_under_the_budgets_total(etcd_endpoint, monk
     await app.run_worker(config)
     assert given == [ShutdownBudget.from_config(config).total_s]
     assert given[0] == sum(ShutdownBudget.from_config(config).children_grace_s().values())
+
+
+@pytest.mark.parametrize("forced", [False, True])
+async def test_a_forced_stop_is_said_at_warning(etcd_endpoint, monkeypatch, caplog,
+                                                forced) -> None:
+    """A stop cut short (a second SIGTERM, the budget's end) leaves runs without a record
+    and the session lease to expire: the worker says so at WARNING, the level benchmark
+    fleets log at; a graceful stop stays at INFO."""
+    config = dataclasses.replace(Config(), etcd_endpoints=(etcd_endpoint,))
+
+    async def fake_run_until_signalled(root, *, grace_s, task_status) -> ShutdownReport:
+        return ShutdownReport(signal=signal.SIGTERM, forced=forced)
+
+    monkeypatch.setattr(app, "run_until_signalled", fake_run_until_signalled)
+    with caplog.at_level(logging.INFO, logger="worker"):
+        await app.run_worker(config)
+    stopped = [r for r in caplog.records if " stopped " in r.getMessage()]
+    assert len(stopped) == 1
+    assert stopped[0].levelno == (logging.WARNING if forced else logging.INFO)
+    assert ("stopped at once" in stopped[0].getMessage()) is forced
