@@ -62,8 +62,9 @@ is appended to the spill file at once (``fence``): a worker dying then loses non
 
 Stop (drain): memory is written to the store for at most ``budget.store_drain_s`` if the store
 is up, and the rest is spilled (fsync) — nothing is lost on SIGTERM. A crash or a
-cancel (grace exceeded) also spills memory before the actor ends (``teardown``), so the
-next incarnation, or the next process, replays it. Only a hard kill (SIGKILL, power
+cancel (grace exceeded, a second signal) also spills memory, and the records still
+queued in its mailbox, before the actor ends (``teardown``), so the next incarnation,
+or the next process, replays them. Only a hard kill (SIGKILL, power
 loss) loses the records still in memory; records in the spill file survive it.
 
 Worker id: the spill file is named after the worker id, but a stable id is not needed:
@@ -191,10 +192,29 @@ class LogSink(Actor[LogSinkMsg]):
     async def teardown(self) -> None:
         """However it ends (a crash, a cancel: grace exceeded), memory is spilled
         (shielded, bounded) so that the next incarnation or process replays it."""
+        self._take_queued()
         with trio.move_on_after(FINAL_SPILL_S, shield=True):
             await self._spill_rest()
         assert self._spill is not None  # setup opened it
         self._spill.close()
+
+    def _take_queued(self) -> None:
+        """Records still in the mailbox join memory, so that the final spill keeps them:
+        a forced stop (a second signal, the budget spent) cancels the sink before it has
+        read what the Executor told it last (its runs' killed records). A next
+        incarnation after a crash replays them from the spill file instead."""
+        while True:
+            try:
+                msg = self.inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            match msg:
+                case Write(record):
+                    self._accept(record)
+                case Flush(reply):
+                    self._ledger.add_flush(reply)
+                case _:
+                    pass  # a session change: nothing is written after this any more
 
     def statistics_detail(self) -> LogSinkStatistics:
         spill = self._spill

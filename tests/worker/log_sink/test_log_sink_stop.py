@@ -111,10 +111,28 @@ async def test_cancel_mid_write_spills_memory_and_batch_in_flight(tmp_path, auto
     assert sorted(line["runId"] for line in spilled) == [r.run_id for r in records(25)]
 
 
+async def test_cancel_spills_the_records_still_in_the_mailbox(tmp_path, autojump_clock):
+    """A forced stop cancels the sink before it read what it was told last (the
+    Executor's killed records): they were lost without a word; now they are spilled."""
+    store = FakeStore()
+    cfg = sink_config(tmp_path)
+    peers, inboxes = open_mailboxes(cfg)
+    ctx = WorkerContext(cfg, "w1", Keyspace("/cron/"), SystemClock())
+    sink = LogSink(inboxes.log_sink, ctx, opener=store.opener())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sink.run)
+        for r in records(25):  # queued in this step: the sink has read none of them
+            peers.log_sink.send_nowait(Write(r))
+        nursery.cancel_scope.cancel()
+    spilled = read_jsonl(Path(cfg.spill_dir) / "w1.jsonl")
+    assert sorted(line["runId"] for line in spilled) == [r.run_id for r in records(25)]
+    assert not store.rows
+
+
 async def test_crash_spills_memory_and_next_incarnation_replays(tmp_path, autojump_clock,
                                                                 monkeypatch):
-    """A bug in the sink: what it held goes to disk, the supervisor's next incarnation on
-    the same inbox replays it and takes the messages still queued."""
+    """A bug in the sink: what it held, and what was still queued for it, goes to disk;
+    the supervisor's next incarnation on the same inbox replays it, each record once."""
     store = FakeStore()
     cfg = sink_config(tmp_path, job_log_batch_size=10, job_log_commit_timeout_s=3600.0)
     peers, inboxes = open_mailboxes(cfg)
@@ -131,12 +149,15 @@ async def test_crash_spills_memory_and_next_incarnation_replays(tmp_path, autoju
                 peers.log_sink.send_nowait(Write(r))
             await trio.sleep_forever()
     spilled = read_jsonl(Path(cfg.spill_dir) / "w1.jsonl")
-    assert 10 <= len(spilled) < 25 and not store.rows
+    assert sorted(line["runId"] for line in spilled) == [r.run_id for r in records(25)]
+    assert not store.rows
 
     monkeypatch.undo()
     sink = LogSink(inboxes.log_sink, ctx, opener=store.opener())
     async with trio.open_nursery() as nursery:
         await nursery.start(sink.run)
+        # A Flush waits for memory only; the replay of the spill file is the writer's.
+        await wait_until(lambda: sink.statistics_detail().replayed_total == len(spilled))
         await call(peers.log_sink, Flush)
         sink.request_stop()
     assert sorted(store.rows) == [r.run_id for r in records(25)]
