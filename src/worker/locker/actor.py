@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 
 import trio
 
@@ -63,32 +62,16 @@ from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, Wo
 from .placement import first_of
 from .quorum import QuorumWatch
 from .replace import NotReplaced, Replacer
+from .statistics import LockerStatistics
 from .transport import ClaimTransport
+
+__all__ = ["Locker", "LockerStatistics"]
 
 log = logging.getLogger(__name__)
 
 ETCD_RETRY_S = 0.1  # first wait before a claim is tried again; doubles up to the max
 ETCD_RETRY_MAX_S = 0.5
 SESSION_WAIT_S = 30.0  # after quorum's return, for the Registrar's new lease (if fenced)
-
-
-@dataclass(frozen=True, slots=True)
-class LockerStatistics:
-    won: int
-    taken: int  # another worker had it
-    skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
-    skipped_running: int  # of which: its job still ran (forbid; replace that would not die)
-    skipped_no_capacity: int  # of which: no eligible worker had room
-    unschedulable: int  # not run: no live worker matches its selector (nothing recorded)
-    failed: int  # etcd did not answer before the fire's grace ran out
-    spill_full: int  # not claimed (nor recorded skipped): the spill directory is full
-    retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
-    in_flight: int
-    clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
-    out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
-    no_quorum: int  # fires not claimed because etcd had no quorum (caught up after)
-    not_served: int  # shards: fires of jobs other workers serve now (they claim them)
-    quorum_lost: bool  # etcd answers without a leader now: nothing is claimed
 
 
 class Locker(Actor[LockerMsg]):
