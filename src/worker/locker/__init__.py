@@ -4,8 +4,9 @@
 parts: ``placement`` (who claims first), ``claim_order`` (how long this worker waits,
 by its rank, load and clock: ``fleet_clock``), ``transport`` (the claim transactions),
 ``claim_batch`` (their group commit), ``claim_grace`` (how long a failed claim is tried
-again), ``lock_leases``, ``replace`` (concurrency ``replace``), ``quorum`` (whether etcd
-has a leader), ``statistics`` (what it reports). The map of the actors is in ``worker``.
+again), ``due_fires`` (the one heap of every fire's wait), ``lock_leases``, ``replace``
+(concurrency ``replace``), ``quorum`` (whether etcd has a leader), ``statistics`` (what
+it reports). The map of the actors is in ``worker``.
 
 Public names are re-exported lazily (``worker._lazy``): importing
 ``worker.locker.messages`` does not import the actor. Who may import it: ``worker.app``

@@ -19,7 +19,7 @@ class LockerStatistics:
     failed: int  # etcd did not answer before the fire's grace ran out
     spill_full: int  # not claimed (nor recorded skipped): the spill directory is full
     retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
-    in_flight: int
+    in_flight: int  # fires taken and not yet decided, lost runs and retries being written
     clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
     out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
     no_quorum: int  # fires not claimed because etcd had no quorum (caught up after)
