@@ -6,7 +6,7 @@ once, the others after a backoff that grows with their rank and load, so the fle
 shares the work evenly and a dead first choice is covered a step later. The claim itself
 is one transaction (``transport``): a claim another worker won is dropped at once, never
 waited on; one etcd did not answer (a member down, an election) is tried again within
-the fire's misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted.
+the fire's misfire grace (``single_path``; the grace: ``claim_grace``), and counted.
 While etcd has no quorum (``quorum``) no fire is claimed at all: one state, logged once;
 the Scheduler catches up after. A fire whose job is still running is skipped
 (concurrency ``forbid``: counted into that run's one record, ``worker.skips``) or takes
@@ -23,19 +23,21 @@ Registrar, ``LoadChanged`` from the Executor.
 Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
 
-Mailbox: bounded; senders wait. No fire has a task of its own (issue 14: a task a fire
-on every worker was most of the Locker's cost): every wait, a backup's rank step, a
-retry's backoff, the turn of every eligible worker before a skip is recorded, is an
-entry in one heap of due fires (``due_fires``) that one task serves, handing each due
-fire to the group-commit batchers (``claim_batch``: a first choice's claim, a backup's
-read-only check), which hand each answer on in turn. Only the single path (a fire no
-batch can take, or left undecided by its batch: guarded, manual, retry, recovered) runs
-one task per attempt, for its transactions of its own. At most ``mailbox_size`` fires
-are in flight (taken and not yet decided), beyond which the Locker stops taking
-messages and the Scheduler waits: backpressure, not loss. At a graceful stop (``drain``)
-the fires still waiting their turn are dropped, a retry has its last attempt at once,
-and the stop waits until every fire in a transaction has finished through its batch,
-its outcome told; only then does the runtime stop the background.
+Mailbox: bounded; senders wait. No fire has a task of its own (issue 14: each worker
+spawned one per fire, and woke it after its wait). A first choice goes to its batch at
+once; every wait (a backup's rank step, a retry's backoff, the turn of every eligible
+worker before a skip is recorded) is an entry in one heap of due fires (``due_fires``)
+that one task serves, handing each due fire to the group-commit batchers
+(``claim_batch``: a first choice's claim, a backup's read-only check), whose tasks hand
+each answer on. Only the single path (``single_path``: a fire no batch can take or its
+batch left undecided: guarded, manual, retry, recovered) runs a task per attempt, for
+its own transactions. At most ``mailbox_size`` fires are in flight (taken, not yet
+decided), beyond which the Locker stops taking messages and the Scheduler waits:
+backpressure, not loss (lost runs and pending retries to write are spawned tasks, at
+most ``mailbox_size`` more). At a graceful stop (``drain``) the fires still waiting
+their turn are dropped, a retry has its last attempt at once, and the stop waits until
+every fire under way is decided and its outcome told; only then does the runtime stop
+the background.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from dataclasses import dataclass
 import trio
 
 from actors import Actor, Address, Inbox
-from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
+from cluster.etcd import Etcd, EtcdError, EtcdUnavailable
 from cluster.presence import RunningInfo
 
 from worker import claims
@@ -57,21 +59,22 @@ from worker.claim_lead import ClaimLead
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
-from worker.messages import Fire, Run, SkipTally
+from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
 from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, ClaimBatcher, Outcome, Result,
                           ahead_patience)
-from .claim_grace import ClaimAttempts, ClaimGrace
+from .claim_grace import ClaimAttempts
 from .claim_order import ClaimOrder, fire_key
 from .due_fires import DueFires
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
 from .placement import first_of
 from .quorum import QuorumWatch
-from .replace import NotReplaced, Replacer
+from .replace import Replacer
+from .single_path import SinglePath
 from .statistics import LockerStatistics
 from .transport import ClaimTransport
 
@@ -114,11 +117,8 @@ class Locker(Actor[LockerMsg]):
         self._scheduler = scheduler
         self._executor = executor
         lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
-        self._lock_leases = lock_leases
         self._transport = ClaimTransport(etcd, ctx.keyspace, ctx.worker_id, ctx.clock, lock_leases,
                                          session=lambda: self._session)
-        self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
-                                  kill_grace_s=ctx.config.kill_grace_s)
         self._order = ClaimOrder(ctx, shards)  # who claims a fire when: the fleet, its clocks
         self._session: int | None = None
         self._running = 0
@@ -127,6 +127,11 @@ class Locker(Actor[LockerMsg]):
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
                         "spill_full": 0, "retries": 0, "no_quorum": 0, "not_served": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
+        replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
+                            kill_grace_s=ctx.config.kill_grace_s)
+        self._alone = SinglePath(self._transport, replacer, lock_leases, self._quorum, self._counts,
+                                 session=lambda: self._session, stopping=lambda: self._stopping,
+                                 tell=self._tell_scheduler)
         # Fires in flight: taken from the mailbox, not yet decided (backpressure).
         self._slots = trio.Semaphore(ctx.config.mailbox_size)
         self._in_flight = 0
@@ -287,12 +292,12 @@ class Locker(Actor[LockerMsg]):
     # -- the single path --------------------------------------------------------------
 
     async def _attempt(self, due: _Due) -> bool:
-        """One attempt of the claim alone (``_try_once``); True: put back in the heap,
+        """One attempt of the claim alone (``single_path``); True: put back in the heap,
         to be tried again after a backoff."""
         if due.attempts is None:
             due.attempts = ClaimAttempts.of(due.fire, self._ctx.clock,
                                             self._ctx.config.misfire_grace_s)
-        match await self._try_once(due.fire, due.attempts):
+        match await self._alone.try_once(due.fire, due.attempts):
             case Run() as run:
                 await self._won(run, first_choice=due.first_choice)
             case float() as wait_s:
@@ -300,47 +305,6 @@ class Locker(Actor[LockerMsg]):
                 self._later(wait_s, due)
                 return True
         return False
-
-    async def _try_once(self, fire: Fire, tries: ClaimAttempts) -> Run | float | None:
-        """One claim transaction: the run; None (not ours, or given up); or how long to
-        wait before the next attempt, while etcd does not answer (a member down, an
-        election) until the fire's misfire grace ends; then the fire is missed, never
-        claimed late. A lost answer is read back first (``read_back``): a claim that went
-        in is ours (even read back after the grace: it is run, not left claimed), one
-        that did not is tried again, and none can win twice (a claim creates the fire's
-        lock key only if it is absent). Nothing here runs again unless an attempt fails:
-        a claim that etcd answers costs what it always did.
-        """
-        try:
-            if tries.unknown:
-                match await self._transport.read_back(fire, timeout_s=tries.grace.attempt_s()):
-                    case Run() as run:
-                        return run
-                    case Outcome.TAKEN:
-                        self._counts["taken"] += 1
-                        return None
-                tries.unknown = False  # it did not go in
-            if tries.again:
-                if self._over(tries.grace):
-                    return await self._missed(fire, tries.why)
-                self._counts["retries"] += 1
-            return await self._claim_once(fire, tries.grace.attempt_s(), again=tries.again)
-        except LeaseExpired:
-            log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
-            return None
-        except EtcdUnavailable as exc:  # EtcdOutcomeUnknown too
-            tries.why = str(exc)
-            if self._quorum.lost:  # one state, said once: no error line per fire
-                self._counts["no_quorum"] += 1
-                return None
-            if isinstance(exc, EtcdOutcomeUnknown):
-                tries.unknown = True  # read back, even past the grace: it may be ours
-            elif self._over(tries.grace):
-                return await self._missed(fire, tries.why)
-            tries.again = True
-        if self._over(tries.grace):
-            return 0.0  # at once: only a read back is left
-        return min(tries.backoff.failed(), tries.grace.left_s())
 
     def _skip_wait_s(self, fire: Fire) -> float | None:
         """Not ours to run (full, or not eligible): how long until every eligible worker
@@ -364,7 +328,8 @@ class Locker(Actor[LockerMsg]):
         its own, so exactly one worker records it and only if no worker took the fire."""
         fire = due.fire
         try:
-            await self._record_skip(fire, "no worker had free capacity", "skipped_no_capacity")
+            await self._alone.record_skip(fire, "no worker had free capacity",
+                                          "skipped_no_capacity")
         except EtcdUnavailable as exc:
             log.error("job %r fire at %d: not run (no worker had free capacity), "
                       "not recorded: %s", fire.spec.name, fire.planned_ms, exc)
@@ -383,78 +348,6 @@ class Locker(Actor[LockerMsg]):
             while self._session is None and not self._stopping:
                 await trio.sleep(0.05)
         await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
-
-    def _over(self, grace: ClaimGrace) -> bool:
-        return self._stopping or grace.passed()
-
-    async def _missed(self, fire: Fire, why: str) -> None:
-        """The grace ran out. If etcd answers without a leader, wait until the quorum
-        watch judges it: a fire missed to a lost quorum is counted, not said (the
-        state's one line says it), and caught up after."""
-        if await self._quorum.judged_lost():
-            self._counts["no_quorum"] += 1
-            return None
-        self._counts["failed"] += 1
-        log.error("job %r fire at %d not claimed within its misfire grace: %s",
-                  fire.spec.name, fire.planned_ms, why)
-        return None
-
-    async def _claim_once(self, fire: Fire, timeout_s: float | None, *,
-                          again: bool = False) -> Run | None:
-        session = self._session
-        if session is None:
-            return None
-        match await self._transport.claim_once(fire, session, timeout_s=timeout_s, again=again):
-            case Run() as run:
-                return run
-            case Outcome.TAKEN:
-                self._counts["taken"] += 1
-                return None
-        # GUARDED: a run of the job is still going somewhere. An old fire claimed again
-        # never replaces a newer run: it is skipped, as for forbid.
-        if fire.spec.concurrency == "replace" and not fire.recovers:
-            return await self._replace(fire, session)
-        await self._skip_busy(fire, f"still running (concurrency {fire.spec.concurrency})")
-        return None
-
-    async def _skip_busy(self, fire: Fire, reason: str) -> None:
-        """Skip a fire while a run of its job goes on: counted into that run's one
-        record (``worker.skips``); a manual run, or a skip that finds no run to count
-        into any more, is recorded on its own."""
-        if claims.by_trigger_key(fire):
-            await self._record_skip(fire, reason, "skipped_running")
-            return
-        match await self._transport.claim_busy_skip(fire):
-            case SkipTally() as tally:
-                self._counts["skipped"] += 1
-                self._counts["skipped_running"] += 1
-                await self._tell_scheduler(Denied(fire, reason, record_skip=True, tally=tally))
-            case Outcome.TAKEN:
-                self._counts["taken"] += 1
-            case _:
-                await self._record_skip(fire, reason, "skipped_running")
-
-    async def _replace(self, fire: Fire, session: int) -> Run | None:
-        """Concurrency ``replace`` (``replace``): take the fire, kill the running instance."""
-        match await self._replacer.replace(fire, session, await self._lock_leases.current()):
-            case Run() as run:
-                return run
-            case NotReplaced.TAKEN:
-                self._counts["taken"] += 1
-            case NotReplaced.WOULD_NOT_DIE as why:
-                self._counts["skipped"] += 1
-                self._counts["skipped_running"] += 1
-                await self._tell_scheduler(Denied(fire, why.value, record_skip=True))
-        return None
-
-    async def _record_skip(self, fire: Fire, reason: str, why: str) -> None:
-        """Skip the fire with a record of its own; ``why``: the count it goes into."""
-        if await self._transport.claim_skip(fire):
-            self._counts["skipped"] += 1
-            self._counts[why] += 1
-            await self._tell_scheduler(Denied(fire, reason, record_skip=True))
-        else:
-            self._counts["taken"] += 1
 
     async def _granted(self, run: Run) -> None:
         if not await self._scheduler.tell(Granted(run)):

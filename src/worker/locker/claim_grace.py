@@ -1,7 +1,7 @@
 """How long a failed claim of one fire is tried again: the fire's misfire grace.
 
 Apart from the Locker because it is one rule with one input, the fire, and it is
-where the claim's retries (``Locker._try_claim``) get their deadlines: a scheduled
+where the claim's retries (``SinglePath.try_once``) get their deadlines: a scheduled
 fire's grace counts from its time, so a claim etcd did not answer is never won after
 the fire would have been a misfire anyway; any other fire (manual, retry, catch-up,
 one claimed again after its worker died) is late by design, and its grace counts from
