@@ -3,8 +3,9 @@
 ``actor.py`` holds its handling, ``messages.py`` what it is sent (``LockerMsg``); its
 parts: ``placement`` (who claims first), ``claim_order`` (how long this worker waits,
 by its rank, load and clock: ``fleet_clock``), ``transport`` (the claim transactions),
-``claim_batch`` (their group commit), ``claim_grace`` (how long a failed claim is tried
-again), ``due_fires`` (the one heap of every fire's wait), ``lock_leases``, ``replace``
+``claim_batch`` (their group commit), ``single_path`` (a fire claimed alone: forbid,
+replace, retries), ``claim_grace`` (how long a failed claim is tried again),
+``due_fires`` (the one heap of every fire's wait), ``lock_leases``, ``replace``
 (concurrency ``replace``), ``quorum`` (whether etcd has a leader), ``statistics`` (what
 it reports). The map of the actors is in ``worker``.
 

@@ -271,7 +271,7 @@ class Locker(Actor[LockerMsg]):
         try:
             await self._granted(run)
         except EtcdError as exc:
-            self._failed("_claim", run.fire, exc)
+            self._failed("claim", run.fire, exc)
 
     def _single(self, attempt: Callable[[_Due], Awaitable[bool]], due: _Due) -> None:
         """The single path: a task for one attempt, whose transactions are its own.
@@ -284,7 +284,7 @@ class Locker(Actor[LockerMsg]):
         try:
             again = await attempt(due)
         except EtcdError as exc:
-            self._failed("_claim", due.fire, exc)
+            self._failed("claim", due.fire, exc)
         finally:
             if not again:
                 self._done()
