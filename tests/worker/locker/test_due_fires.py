@@ -278,3 +278,36 @@ async def test_no_task_is_spawned_per_fire(autojump_clock, monkeypatch):
     assert len(h.granted()) == 20
     stats = h.locker.statistics_detail()
     assert (stats.won, stats.taken, stats.in_flight) == (20, 20, 0)
+
+
+async def test_at_most_mailbox_size_fires_are_in_flight_and_the_sender_waits_beyond(
+        autojump_clock, monkeypatch):
+    """Backpressure, not loss: with ``mailbox_size`` fires undecided the Locker stops
+    reading its mailbox; once it is full too, the Scheduler's send waits."""
+    fires = [fire_ranked(0, name=f"bp{i}-") for i in range(12)]
+    sent = 0
+    granted: list[str] = []
+    async with trio.open_nursery() as nursery:
+        h = await start_locker(nursery, monkeypatch, mailbox_size=4)
+        h.transport.round_trip_s = 1.0
+
+        async def scheduler() -> None:
+            nonlocal sent
+            for f in fires:
+                await h.to_locker.send(Claim(f))
+                sent += 1
+
+        async def grants() -> None:  # the Scheduler reads its mailbox (of 4) meanwhile
+            async for msg in h.to_scheduler:
+                granted.append(msg.run.fire.spec.name)
+
+        nursery.start_soon(scheduler)
+        nursery.start_soon(grants)
+        await trio.sleep(0.5)  # the first batch in its transaction
+        assert h.locker.statistics_detail().in_flight == 4
+        assert sent == 9  # 4 in flight, 1 in hand (waiting for a slot), 4 in the mailbox
+        await trio.sleep(20)  # a batch a second, of the fires taken meanwhile
+        nursery.cancel_scope.cancel()
+    assert sent == len(fires)
+    assert sorted(granted) == sorted(f.spec.name for f in fires)
+    assert h.locker.statistics_detail().in_flight == 0
