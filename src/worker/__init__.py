@@ -10,7 +10,8 @@ The actors, one package each (``actor.py`` its handling, ``messages.py`` what it
 - ``scheduler``: owns the plan, which job fires when (``plan``, ``misfires``); hands fires
   to the Locker (``outbox``), records skips, retries and lost runs. ``SchedulerMsg``.
 - ``locker``: claims fires in etcd, one worker per fire, ranked among the live workers
-  (``placement``, ``transport``, ``claim_batch``, ``lock_leases``, ``replace``). ``LockerMsg``.
+  (``placement``, ``due_fires``, ``transport``, ``claim_batch``, ``single_path``,
+  ``lock_leases``, ``replace``). ``LockerMsg``.
 - ``executor``: starts, watches and kills the processes of the runs it won (``launch``,
   ``start_at``, ``start_marks``, ``active``, ``early_kills``, ``record``, ``environment``,
   ``releases``, ``process``, ``spawn``, ``run_as``, ``drop``, ``run_tally``, ``orphan``
@@ -35,8 +36,8 @@ Shared modules, at the top level:
   and ``app``); ``outages``: a catch-up claim's outage key, one view of an outage
   fleet-wide; ``skips``: the fires skipped while a run goes on, one tally and one
   record per run (the Locker counts, the Scheduler records); ``group_commit``: one etcd
-  transaction for many requests (the Locker's ``claim_batch``, the Executor's
-  ``start_marks``); ``last_fires``: ``state/<name>`` for the fires whose claim does
+  transaction for many requests (the Executor's ``start_marks``; the Locker's
+  ``claim_batch`` does the same for fires nobody waits on); ``last_fires``: ``state/<name>`` for the fires whose claim does
   not write it (manual, retry, recovered, chain); ``chains``: job chains, the index of
   who runs after whom (Scheduler), the end mark with the chained runs' triggers
   (Executor, through ``app``) and those of a lost run (Locker);

@@ -33,7 +33,7 @@ from .executor.actor import ExecutorStatistics
 from .executor.run_as import UNKNOWN_USER, USER_NOT_ALLOWED
 from .executor.run_tally import LATENESS_BOUNDS_S
 from .job_watcher.actor import JobWatcherStatistics
-from .locker.actor import LockerStatistics
+from .locker.statistics import LockerStatistics
 from .log_sink.actor import LogSinkStatistics
 from .registrar.actor import RegistrarStatistics
 from .scheduler.actor import SchedulerStatistics

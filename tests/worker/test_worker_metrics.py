@@ -29,7 +29,7 @@ from cluster.store import RunStatus, RunTrigger
 from master.metrics import Metrics
 from worker.executor.actor import ExecutorStatistics
 from worker.executor.run_tally import LATENESS_BOUNDS_S, RunTally
-from worker.locker.actor import LockerStatistics
+from worker.locker.statistics import LockerStatistics
 from worker.metrics import WorkerMetrics
 from worker.metrics_http import MAX_HEAD_BYTES, CannotServeMetrics, MetricsServer, respond
 from worker.scheduler.actor import SchedulerStatistics

@@ -6,7 +6,7 @@ once, the others after a backoff that grows with their rank and load, so the fle
 shares the work evenly and a dead first choice is covered a step later. The claim itself
 is one transaction (``transport``): a claim another worker won is dropped at once, never
 waited on; one etcd did not answer (a member down, an election) is tried again within
-the fire's misfire grace (``_try_claim``; the grace: ``claim_grace``), and counted.
+the fire's misfire grace (``single_path``; the grace: ``claim_grace``), and counted.
 While etcd has no quorum (``quorum``) no fire is claimed at all: one state, logged once;
 the Scheduler catches up after. A fire whose job is still running is skipped
 (concurrency ``forbid``: counted into that run's one record, ``worker.skips``) or takes
@@ -23,15 +23,26 @@ Registrar, ``LoadChanged`` from the Executor.
 Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
 
-Mailbox: bounded; senders wait. Each claim runs as a task of its own (``spawn``: a
-backoff must not hold up other claims); at most ``mailbox_size`` are in flight, beyond
-which the Locker stops taking messages and the Scheduler waits: backpressure, not loss.
-The group-commit batchers are background tasks; the runtime stops them only once every
-claim task has ended, so a claim in a transaction always finishes through its batch.
+Mailbox: bounded; senders wait. No fire has a task of its own (issue 14: each worker
+spawned one per fire, and woke it after its wait). A first choice goes to its batch at
+once; every wait (a backup's rank step, a retry's backoff, the turn of every eligible
+worker before a skip is recorded) is an entry in one heap of due fires (``due_fires``)
+that one task serves, handing each due fire to the group-commit batchers
+(``claim_batch``: a first choice's claim, a backup's read-only check), whose tasks hand
+each answer on. Only the single path (``single_path``: a fire no batch can take or its
+batch left undecided: guarded, manual, retry, recovered) runs a task per attempt, for
+its own transactions. At most ``mailbox_size`` fires are in flight (taken, not yet
+decided), beyond which the Locker stops taking messages and the Scheduler waits:
+backpressure, not loss (lost runs and pending retries to write are spawned tasks, at
+most ``mailbox_size`` more). At a graceful stop (``drain``) the fires still waiting
+their turn are dropped, a retry has its last attempt at once, and the stop waits until
+every fire under way is decided and its outcome told; only then does the runtime stop
+the background.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -40,8 +51,7 @@ from dataclasses import dataclass
 import trio
 
 from actors import Actor, Address, Inbox
-from cluster.backoff import Backoff
-from cluster.etcd import Etcd, EtcdError, EtcdOutcomeUnknown, EtcdUnavailable, LeaseExpired
+from cluster.etcd import Etcd, EtcdError, EtcdUnavailable
 from cluster.presence import RunningInfo
 
 from worker import claims
@@ -49,46 +59,46 @@ from worker.claim_lead import ClaimLead
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
-from worker.messages import Fire, Run, SkipTally
+from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, BatchQueue, Outcome,
+from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, ClaimBatcher, Outcome, Result,
                           ahead_patience)
-from .claim_grace import ClaimGrace
+from .claim_grace import ClaimAttempts
 from .claim_order import ClaimOrder, fire_key
+from .due_fires import DueFires
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
 from .placement import first_of
 from .quorum import QuorumWatch
-from .replace import NotReplaced, Replacer
+from .replace import Replacer
+from .single_path import SinglePath
+from .statistics import LockerStatistics
 from .transport import ClaimTransport
+
+__all__ = ["Locker", "LockerStatistics"]
 
 log = logging.getLogger(__name__)
 
-ETCD_RETRY_S = 0.1  # first wait before a claim is tried again; doubles up to the max
-ETCD_RETRY_MAX_S = 0.5
 SESSION_WAIT_S = 30.0  # after quorum's return, for the Registrar's new lease (if fenced)
 
 
-@dataclass(frozen=True, slots=True)
-class LockerStatistics:
-    won: int
-    taken: int  # another worker had it
-    skipped: int  # we recorded it skipped (job busy, no capacity anywhere)
-    skipped_running: int  # of which: its job still ran (forbid; replace that would not die)
-    skipped_no_capacity: int  # of which: no eligible worker had room
-    unschedulable: int  # not run: no live worker matches its selector (nothing recorded)
-    failed: int  # etcd did not answer before the fire's grace ran out
-    spill_full: int  # not claimed (nor recorded skipped): the spill directory is full
-    retries: int  # claim attempts made again: etcd did not answer, or its answer was lost
-    in_flight: int
-    clock_offset_ms: int  # our clock minus the fleet's median (0 while unknown)
-    out_of_step: bool  # further than max_clock_skew_s from it: claims only as a last resort
-    no_quorum: int  # fires not claimed because etcd had no quorum (caught up after)
-    not_served: int  # shards: fires of jobs other workers serve now (they claim them)
-    quorum_lost: bool  # etcd answers without a leader now: nothing is claimed
+class _Act(enum.Enum):
+    CLAIM = "claim"  # its rank's turn: claim it (a first choice) or check, then claim it
+    SKIP = "skip"  # every eligible worker had its turn: record it skipped, if nobody ran it
+    AGAIN = "again"  # etcd did not answer: the single path's next attempt
+
+
+@dataclass(eq=False, slots=True)
+class _Due:
+    """A fire in flight: what to do with it when its time comes."""
+
+    fire: Fire
+    act: _Act
+    first_choice: bool = False
+    attempts: ClaimAttempts | None = None  # the single path's, once it took it
 
 
 class Locker(Actor[LockerMsg]):
@@ -99,7 +109,7 @@ class Locker(Actor[LockerMsg]):
         """``room``: the worker's ``SpillRoom``, ``shards`` its ``ShardState`` (both read
         only); ``lead``: its ``ClaimLead`` (this Locker writes its claims' round trips);
         fresh ones if not given (shards off)."""
-        super().__init__(inbox, task_limit=ctx.config.mailbox_size)
+        super().__init__(inbox, task_limit=ctx.config.mailbox_size)  # lost runs, retries
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
         self._lead = lead if lead is not None else ClaimLead(ctx.clock, ctx.config.claim_lead_s)
@@ -107,11 +117,8 @@ class Locker(Actor[LockerMsg]):
         self._scheduler = scheduler
         self._executor = executor
         lock_leases = LockLeases(etcd, ctx.config.lock_ttl_s)
-        self._lock_leases = lock_leases
         self._transport = ClaimTransport(etcd, ctx.keyspace, ctx.worker_id, ctx.clock, lock_leases,
                                          session=lambda: self._session)
-        self._replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
-                                  kill_grace_s=ctx.config.kill_grace_s)
         self._order = ClaimOrder(ctx, shards)  # who claims a fire when: the fleet, its clocks
         self._session: int | None = None
         self._running = 0
@@ -120,27 +127,56 @@ class Locker(Actor[LockerMsg]):
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
                         "spill_full": 0, "retries": 0, "no_quorum": 0, "not_served": 0}
         self._quorum = QuorumWatch(etcd, ctx.clock, self._quorum_back)
+        replacer = Replacer(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
+                            kill_grace_s=ctx.config.kill_grace_s)
+        self._alone = SinglePath(self._transport, replacer, lock_leases, self._quorum, self._counts,
+                                 session=lambda: self._session, stopping=lambda: self._stopping,
+                                 tell=self._tell_scheduler)
+        # Fires in flight: taken from the mailbox, not yet decided (backpressure).
+        self._slots = trio.Semaphore(ctx.config.mailbox_size)
+        self._in_flight = 0
+        self._idle = trio.Event()  # stopping, and no fire in flight
+        self._due: DueFires[_Due] = DueFires()
         # First choices claim together; backups check together whether it is still free,
         # a lone check too: a read, never a losing claim transaction (a raft write per
         # backup per fire, issue 14); a check that finds the lock free claims alone.
-        self._claims = BatchQueue(ctx.config.mailbox_size,
-                                  patience=ahead_patience(ctx.clock, CLAIM_GATHER_S))
-        self._checks = BatchQueue(ctx.config.mailbox_size,
-                                  patience=ahead_patience(ctx.clock, CHECK_GATHER_S))
+        self._claims = ClaimBatcher(self._lead.timed(self._transport.claim_batch),
+                                    functools.partial(self._settled, first_choice=True),
+                                    patience=ahead_patience(ctx.clock, CLAIM_GATHER_S))
+        self._checks = ClaimBatcher(self._lead.timed(self._transport.check_batch),
+                                    functools.partial(self._settled, first_choice=False),
+                                    patience=ahead_patience(ctx.clock, CHECK_GATHER_S))
+        self._singles: trio.Nursery | None = None  # the single path's attempts
 
-    def background(self) -> Iterable[Callable[[], Awaitable[None]]]:
-        return (functools.partial(self._claims.serve, self._lead.timed(self._transport.claim_batch)),
-                functools.partial(self._checks.serve, self._lead.timed(self._transport.check_batch)),
-                self._quorum.run)
+    def background(self) -> Iterable[Callable[..., Awaitable[None]]]:
+        return self._serve_fires, self._quorum.run
+
+    async def _serve_fires(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                           ) -> None:
+        """The due fires' task, the two batchers, and the single path's attempts."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._claims.serve, name="Locker claims")
+            nursery.start_soon(self._checks.serve, name="Locker checks")
+            nursery.start_soon(self._due.serve, self._act, name="Locker due fires")
+            self._singles = nursery
+            task_status.started()
 
     async def drain(self) -> None:
-        # Claims still backing off give up; those in a transaction finish (their
-        # outcome must reach the Executor, or their keys would outlive the run): the
-        # runtime awaits every claim task before it stops the batchers.
+        # Fires waiting their turn are dropped (a backup's step, a skip's wait: as the
+        # claims backing off gave up before); a retry has its last attempt at once (read
+        # back if its answer was lost, else missed); those in a transaction finish (their
+        # outcome must reach the Executor, or their keys would outlive the run).
         self._stopping = True
+        for due in self._due.clear():
+            if due.act is _Act.AGAIN:
+                self._act(due)
+            else:
+                self._done()
+        if self._in_flight:
+            await self._idle.wait()
 
     def statistics_detail(self) -> LockerStatistics:
-        return LockerStatistics(**self._counts, in_flight=self.tasks_running,
+        return LockerStatistics(**self._counts, in_flight=self._in_flight + self.tasks_running,
                                 clock_offset_ms=self._order.clock_offset_ms,
                                 out_of_step=self._order.out_of_step,
                                 quorum_lost=self._quorum.lost)
@@ -148,7 +184,9 @@ class Locker(Actor[LockerMsg]):
     async def handle(self, msg: LockerMsg) -> None:
         match msg:
             case Claim(fire):
-                await self.spawn(self._claim, fire)  # all slots taken: stop reading the mailbox
+                await self._slots.acquire()  # all taken: stop reading the mailbox
+                self._in_flight += 1
+                self._take(fire)
             case ClaimLost(info, chains):
                 if info.worker_id != self._ctx.worker_id:
                     await self.spawn(self._claim_lost, info, chains)
@@ -167,127 +205,141 @@ class Locker(Actor[LockerMsg]):
         self._counts["failed"] += 1
         log.error("%s(%r) failed: %s", what, arg, exc)
 
-    # -- claiming a fire ------------------------------------------------------------
+    # -- a fire in flight: taken, due, decided ----------------------------------------
 
-    async def _claim(self, fire: Fire) -> None:
-        try:
-            if not self._order.serves(fire):  # handed over meanwhile, or unschedulable
-                unschedulable = self._order.nobody_serves(fire)
-                self._counts["unschedulable" if unschedulable else "not_served"] += 1
-                return
-            delay_s = self._order.delay_for(fire, self._running)
-            if delay_s is None:
-                await self._skip_unless_claimed(fire)
-                return
-            if delay_s > 0:
-                await trio.sleep(delay_s)
-            if self._stopping or self._session is None or self._spill_full():
-                return
-            if self._quorum.lost:
-                self._counts["no_quorum"] += 1
-                return
-            run = await self._claim_batched(fire, first_choice=delay_s == 0)
-            if run is not None:
-                if delay_s == 0:  # a first choice: how long its claim took from hand-over
-                    self._lead.claimed(fire)
-                self._counts["won"] += 1
-                await self._granted(run)
-        except EtcdError as exc:
-            self._failed("_claim", fire, exc)
+    def _take(self, fire: Fire) -> None:
+        """A fire handed over: acted on at once (a first choice), or when its wait is over."""
+        if not self._order.serves(fire):  # handed over meanwhile, or unschedulable
+            unschedulable = self._order.nobody_serves(fire)
+            self._counts["unschedulable" if unschedulable else "not_served"] += 1
+            return self._done()
+        delay_s = self._order.delay_for(fire, self._running)
+        if delay_s is None:
+            wait_s = self._skip_wait_s(fire)
+            return self._done() if wait_s is None else self._later(wait_s, _Due(fire, _Act.SKIP))
+        due = _Due(fire, _Act.CLAIM, first_choice=delay_s == 0)
+        if delay_s > 0:
+            return self._later(delay_s, due)
+        self._act(due)
 
-    async def _claim_batched(self, fire: Fire, *, first_choice: bool) -> Run | None:
-        """Through a batch when the fire can share one (``claim_batch``), else alone."""
+    def _later(self, delay_s: float, due: _Due) -> None:
+        self._due.push(trio.current_time() + delay_s, due)
+
+    def _act(self, due: _Due) -> None:
+        """Its time came: into a batch, or to the single path (never blocks)."""
+        fire = due.fire
+        if due.act is _Act.AGAIN:
+            return self._single(self._attempt, due)
+        if self._stopping or self._session is None or self._spill_full():
+            return self._done()
+        if due.act is _Act.SKIP:
+            return self._single(self._skip_unless_claimed, due)
+        if self._quorum.lost:
+            self._counts["no_quorum"] += 1
+            return self._done()
         if claims.batchable(fire):
-            queue = self._claims if first_choice else self._checks
-            match await queue.submit(fire):
-                case Run() as run:
-                    return run
-                case Outcome.TAKEN:
-                    self._counts["taken"] += 1
-                    return None
-                case Outcome.UNKNOWN:
-                    return await self._try_claim(fire, read_back_first=True)
-                case Outcome.NO_SESSION:
-                    return None
-        return await self._try_claim(fire)
+            (self._claims if due.first_choice else self._checks).submit(fire)
+        else:
+            self._single(self._attempt, due)
 
-    async def _skip_unless_claimed(self, fire: Fire) -> None:
-        """Not ours to run (full, or not eligible): if nobody runs it, record why.
+    async def _settled(self, fire: Fire, result: Result, *, first_choice: bool) -> None:
+        """A batch's answer for ``fire`` (in the batcher's task: it must not wait long)."""
+        match result:
+            case Run() as run:
+                await self._won(run, first_choice=first_choice)
+            case Outcome.TAKEN:
+                self._counts["taken"] += 1
+            case Outcome.NO_SESSION:
+                pass
+            case _:  # undecided, or its answer lost: the single path
+                attempts = ClaimAttempts.of(fire, self._ctx.clock, self._ctx.config.misfire_grace_s,
+                                            answer_lost=result is Outcome.UNKNOWN)
+                return self._single(self._attempt, _Due(fire, _Act.AGAIN, first_choice, attempts))
+        self._done()
 
-        Waits until every eligible worker has had its turn; the skip is a claim of its
-        own, so exactly one worker records it and only if no worker took the fire. A
-        fire no live worker is eligible for is only counted (by one worker): no record.
-        """
+    def _done(self) -> None:
+        """A fire decided (or dropped): its slot is free."""
+        self._in_flight -= 1
+        self._slots.release()
+        if self._stopping and not self._in_flight:
+            self._idle.set()
+
+    async def _won(self, run: Run, *, first_choice: bool) -> None:
+        if first_choice:  # a first choice: how long its claim took from hand-over
+            self._lead.claimed(run.fire)
+        self._counts["won"] += 1
+        try:
+            await self._granted(run)
+        except EtcdError as exc:
+            self._failed("claim", run.fire, exc)
+
+    def _single(self, attempt: Callable[[_Due], Awaitable[bool]], due: _Due) -> None:
+        """The single path: a task for one attempt, whose transactions are its own.
+        ``attempt`` returns True if it put the fire back in the heap (still in flight)."""
+        assert self._singles is not None, "the Locker's background has started"
+        self._singles.start_soon(self._run_single, attempt, due)
+
+    async def _run_single(self, attempt: Callable[[_Due], Awaitable[bool]], due: _Due) -> None:
+        again = False
+        try:
+            again = await attempt(due)
+        except EtcdError as exc:
+            self._failed("claim", due.fire, exc)
+        finally:
+            if not again:
+                self._done()
+
+    # -- the single path --------------------------------------------------------------
+
+    async def _attempt(self, due: _Due) -> bool:
+        """One attempt of the claim alone (``single_path``); True: put back in the heap,
+        to be tried again after a backoff."""
+        if due.attempts is None:
+            due.attempts = ClaimAttempts.of(due.fire, self._ctx.clock,
+                                            self._ctx.config.misfire_grace_s)
+        match await self._alone.try_once(due.fire, due.attempts):
+            case Run() as run:
+                await self._won(run, first_choice=due.first_choice)
+            case float() as wait_s:
+                due.act = _Act.AGAIN
+                self._later(wait_s, due)
+                return True
+        return False
+
+    def _skip_wait_s(self, fire: Fire) -> float | None:
+        """Not ours to run (full, or not eligible): how long until every eligible worker
+        has had its turn, after which this one records it skipped if nobody took it
+        (``_skip_unless_claimed``); None: another worker does, or nobody at all."""
         eligible = [w for w in self._order.workers if w.matches(fire.spec.selector)]
         me_eligible = all(self._ctx.config.labels.get(k) == v for k, v in fire.spec.selector.items())
         if eligible and not me_eligible:
-            return  # the eligible ones run it, or record it
+            return None  # the eligible ones run it, or record it
         if not me_eligible:
             # No live worker can run it: the master shows the job ``schedulable:
             # false`` (and raises the alert once); a record per fire would be noise.
             # One worker, the same for every worker's view of the fleet, counts it.
             if first_of(fire_key(fire), self._ctx.worker_id, self._order.workers):
                 self._counts["unschedulable"] += 1
-            return
-        await trio.sleep((len(self._order.workers) + 2) * 2 * self._ctx.config.claim_step_s)
-        if self._stopping or self._session is None or self._spill_full():
-            return
+            return None
+        return (len(self._order.workers) + 2) * 2 * self._ctx.config.claim_step_s
+
+    async def _skip_unless_claimed(self, due: _Due) -> bool:
+        """Every eligible worker had its turn (``_skip_wait_s``): the skip is a claim of
+        its own, so exactly one worker records it and only if no worker took the fire."""
+        fire = due.fire
         try:
-            await self._record_skip(fire, "no worker had free capacity", "skipped_no_capacity")
+            await self._alone.record_skip(fire, "no worker had free capacity",
+                                          "skipped_no_capacity")
         except EtcdUnavailable as exc:
             log.error("job %r fire at %d: not run (no worker had free capacity), "
                       "not recorded: %s", fire.spec.name, fire.planned_ms, exc)
+        return False
 
     def _spill_full(self) -> bool:
         """Counted once per fire; said once per change, by the ``SpillRoom``."""
         if self._room.full:
             self._counts["spill_full"] += 1
         return self._room.full
-
-    async def _try_claim(self, fire: Fire, *, read_back_first: bool = False) -> Run | None:
-        """One claim transaction, tried again while etcd does not answer (a member down,
-        an election) until the fire's misfire grace ends; then the fire is missed, never
-        claimed late. A lost answer is read back first (``read_back``): a claim that went
-        in is ours (even read back after the grace: it is run, not left claimed), one
-        that did not is tried again, and none can win twice (a claim creates the fire's
-        lock key only if it is absent). Nothing here runs unless an attempt fails: a
-        claim that etcd answers costs what it always did.
-        """
-        grace = ClaimGrace.of(fire, self._ctx.clock, self._ctx.config.misfire_grace_s)
-        backoff = Backoff(ETCD_RETRY_S, ETCD_RETRY_MAX_S)
-        unknown = read_back_first  # an answer was lost: read the running key back first
-        again = read_back_first  # the next claim is sent again
-        why = "its answer was lost"
-        while True:
-            try:
-                if unknown:
-                    match await self._transport.read_back(fire, timeout_s=grace.attempt_s()):
-                        case Run() as run:
-                            return run
-                        case Outcome.TAKEN:
-                            self._counts["taken"] += 1
-                            return None
-                    unknown = False  # it did not go in
-                if again:
-                    if self._over(grace):
-                        return await self._missed(fire, why)
-                    self._counts["retries"] += 1
-                return await self._claim_once(fire, grace.attempt_s(), again=again)
-            except LeaseExpired:
-                log.warning("claim of %s: session lease gone; waiting for a new one", fire.run_id)
-                return None
-            except EtcdUnavailable as exc:  # EtcdOutcomeUnknown too
-                why = str(exc)
-                if self._quorum.lost:  # one state, said once: no error line per fire
-                    self._counts["no_quorum"] += 1
-                    return None
-                if isinstance(exc, EtcdOutcomeUnknown):
-                    unknown = True  # read back, even past the grace: it may be ours
-                elif self._over(grace):
-                    return await self._missed(fire, why)
-                again = True
-            if not self._over(grace):
-                await trio.sleep(min(backoff.failed(), grace.left_s()))
 
     async def _quorum_back(self, lost_since_ms: int) -> None:
         """Tell the Scheduler to catch up; once we have a session again, if the
@@ -296,78 +348,6 @@ class Locker(Actor[LockerMsg]):
             while self._session is None and not self._stopping:
                 await trio.sleep(0.05)
         await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
-
-    def _over(self, grace: ClaimGrace) -> bool:
-        return self._stopping or grace.passed()
-
-    async def _missed(self, fire: Fire, why: str) -> None:
-        """The grace ran out. If etcd answers without a leader, wait until the quorum
-        watch judges it: a fire missed to a lost quorum is counted, not said (the
-        state's one line says it), and caught up after."""
-        if await self._quorum.judged_lost():
-            self._counts["no_quorum"] += 1
-            return None
-        self._counts["failed"] += 1
-        log.error("job %r fire at %d not claimed within its misfire grace: %s",
-                  fire.spec.name, fire.planned_ms, why)
-        return None
-
-    async def _claim_once(self, fire: Fire, timeout_s: float | None, *,
-                          again: bool = False) -> Run | None:
-        session = self._session
-        if session is None:
-            return None
-        match await self._transport.claim_once(fire, session, timeout_s=timeout_s, again=again):
-            case Run() as run:
-                return run
-            case Outcome.TAKEN:
-                self._counts["taken"] += 1
-                return None
-        # GUARDED: a run of the job is still going somewhere. An old fire claimed again
-        # never replaces a newer run: it is skipped, as for forbid.
-        if fire.spec.concurrency == "replace" and not fire.recovers:
-            return await self._replace(fire, session)
-        await self._skip_busy(fire, f"still running (concurrency {fire.spec.concurrency})")
-        return None
-
-    async def _skip_busy(self, fire: Fire, reason: str) -> None:
-        """Skip a fire while a run of its job goes on: counted into that run's one
-        record (``worker.skips``); a manual run, or a skip that finds no run to count
-        into any more, is recorded on its own."""
-        if claims.by_trigger_key(fire):
-            await self._record_skip(fire, reason, "skipped_running")
-            return
-        match await self._transport.claim_busy_skip(fire):
-            case SkipTally() as tally:
-                self._counts["skipped"] += 1
-                self._counts["skipped_running"] += 1
-                await self._tell_scheduler(Denied(fire, reason, record_skip=True, tally=tally))
-            case Outcome.TAKEN:
-                self._counts["taken"] += 1
-            case _:
-                await self._record_skip(fire, reason, "skipped_running")
-
-    async def _replace(self, fire: Fire, session: int) -> Run | None:
-        """Concurrency ``replace`` (``replace``): take the fire, kill the running instance."""
-        match await self._replacer.replace(fire, session, await self._lock_leases.current()):
-            case Run() as run:
-                return run
-            case NotReplaced.TAKEN:
-                self._counts["taken"] += 1
-            case NotReplaced.WOULD_NOT_DIE as why:
-                self._counts["skipped"] += 1
-                self._counts["skipped_running"] += 1
-                await self._tell_scheduler(Denied(fire, why.value, record_skip=True))
-        return None
-
-    async def _record_skip(self, fire: Fire, reason: str, why: str) -> None:
-        """Skip the fire with a record of its own; ``why``: the count it goes into."""
-        if await self._transport.claim_skip(fire):
-            self._counts["skipped"] += 1
-            self._counts[why] += 1
-            await self._tell_scheduler(Denied(fire, reason, record_skip=True))
-        else:
-            self._counts["taken"] += 1
 
     async def _granted(self, run: Run) -> None:
         if not await self._scheduler.tell(Granted(run)):

@@ -1,21 +1,33 @@
-"""Group commit for claims (``group_commit``): fires ready together share one transaction.
+"""Group commit for claims: fires ready together share one transaction.
 
 A batch never decides anything the single path would decide differently: a batched
 claim transaction either wins every fire in it (each fire's compare held), or tells
 from its failure-branch reads which fires another worker holds; every other fire goes
 back to the single path (``Outcome.SINGLE``), which also handles the answers that need
 more than a yes or no (a lost answer, a held guard).
+
+As ``group_commit`` does for the Executor's marks, a batch goes as soon as the
+previous one is answered, with whatever gathered meanwhile (up to ``MAX_BATCH_FIRES``);
+unlike it, nobody waits for an answer: ``submit`` never blocks, and each fire's answer
+is handed to ``settled`` by the serving task once its batch is answered (issue 14: a
+task waiting per fire was the Locker's main cost at 100 fires/s). Bounded by its
+submitter: the Locker has at most ``mailbox_size`` fires in flight.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+import trio
 
 from cluster.store import RunTrigger
 
 from worker.clock import WallClock
-from worker.group_commit import GroupQueue, Pending
 from worker.messages import Fire, Run
 
 # Each claimed fire adds 3 success ops (running, lock, state) and 1 compare and 1 read:
@@ -41,15 +53,78 @@ class Outcome(enum.Enum):
 
 
 Result = Run | Outcome
-PendingClaim = Pending[Fire, Result]
 
 
-class BatchQueue(GroupQueue[Fire, Result]):
-    """Fires waiting to share a claim transaction; undecided ones take the single path."""
+@dataclass(eq=False, slots=True)
+class PendingClaim:
+    """One fire in a batch; its transaction may ``settle`` it (else: ``Outcome.SINGLE``)."""
 
-    def __init__(self, size: int, *, patience: Callable[[Fire], float] | None = None) -> None:
-        super().__init__(size, unsettled=Outcome.SINGLE, max_batch=MAX_BATCH_FIRES,
-                         patience=patience)
+    item: Fire
+    result: Result = Outcome.SINGLE
+
+    def settle(self, result: Result) -> None:
+        self.result = result
+
+
+class ClaimBatcher:
+    """Fires waiting to share a claim (or check) transaction, and the task that sends them.
+
+    ``send_batch`` settles what its transaction decided; ``settled(fire, result)`` then
+    gets every fire's answer in turn (undecided ones: ``Outcome.SINGLE``). ``patience``:
+    how long (seconds) a fire may hold its batch open for company; by default none.
+    """
+
+    def __init__(self, send_batch: Callable[[list[PendingClaim]], Awaitable[None]],
+                 settled: Callable[[Fire, Result], Awaitable[None]], *,
+                 patience: Callable[[Fire], float] | None = None) -> None:
+        self._send_batch = send_batch
+        self._settled = settled
+        self._patience = patience
+        self._waiting: deque[PendingClaim] = deque()
+        self._arrived = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def submit(self, fire: Fire) -> None:
+        """Into the next batch; never blocks."""
+        self._waiting.append(PendingClaim(fire))
+        self._arrived.set()
+
+    async def serve(self) -> NoReturn:
+        """Forever: send each batch, then hand each of its fires' answers on."""
+        while True:
+            batch = await self._gather()
+            await self._send_batch(batch)
+            for pending in batch:
+                await self._settled(pending.item, pending.result)
+
+    async def _gather(self) -> list[PendingClaim]:
+        while not self._waiting:
+            await self._wait_until(math.inf)
+        batch = [self._waiting.popleft()]
+        deadline = self._deadline(batch[0])
+        while len(batch) < MAX_BATCH_FIRES:
+            if self._waiting:
+                batch.append(self._waiting.popleft())
+                deadline = min(deadline, self._deadline(batch[-1]))
+            elif trio.current_time() >= deadline or not await self._wait_until(deadline):
+                break
+        return batch
+
+    async def _wait_until(self, deadline: float) -> bool:
+        """Until a fire is submitted (True) or ``deadline`` passes (False)."""
+        self._arrived = trio.Event()
+        with trio.move_on_at(deadline):
+            await self._arrived.wait()
+            return True
+        return False
+
+    def _deadline(self, pending: PendingClaim) -> float:
+        """Until when this fire lets its batch wait for more."""
+        if self._patience is None:
+            return -math.inf
+        return trio.current_time() + max(self._patience(pending.item), 0.0)
 
 
 def ahead_patience(clock: WallClock, gather_s: float) -> Callable[[Fire], float]:
@@ -66,13 +141,11 @@ def ahead_patience(clock: WallClock, gather_s: float) -> Callable[[Fire], float]
 
 def distinct_jobs(batch: list[PendingClaim]) -> list[PendingClaim]:
     """The first fire of each job; the others go the single path (a transaction may not
-    put the same key, the job's ``state/``, twice)."""
+    put the same key, the job's ``state/``, twice): left unsettled."""
     seen: set[str] = set()
     kept = []
     for pending in batch:
-        if pending.item.spec.name in seen:
-            pending.settle(Outcome.SINGLE)
-        else:
+        if pending.item.spec.name not in seen:
             seen.add(pending.item.spec.name)
             kept.append(pending)
     return kept

@@ -1,19 +1,21 @@
 """How long a failed claim of one fire is tried again: the fire's misfire grace.
 
 Apart from the Locker because it is one rule with one input, the fire, and it is
-where the claim's retries (``Locker._try_claim``) get their deadlines: a scheduled
+where the claim's retries (``SinglePath.try_once``) get their deadlines: a scheduled
 fire's grace counts from its time, so a claim etcd did not answer is never won after
 the fire would have been a misfire anyway; any other fire (manual, retry, catch-up,
 one claimed again after its worker died) is late by design, and its grace counts from
 when it was handed over. Each attempt is cut to what is left of the grace, so the last
 one does not outlive it; once the grace is over, a last attempt gets the adapter's own
-deadline (nothing would be tried after it).
+deadline (nothing would be tried after it). Between attempts the fire waits in the
+Locker's due fires (``due_fires``), ``ClaimAttempts`` says where its claim stands.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cluster.backoff import Backoff
 from cluster.store import RunTrigger
 
 from worker.clock import WallClock
@@ -21,6 +23,8 @@ from worker.messages import Fire
 from .transport import CLAIM_ATTEMPT_S
 
 MIN_ATTEMPT_S = 0.2  # an attempt near the grace's end still gets this long
+ETCD_RETRY_S = 0.1  # first wait before a claim is tried again; doubles up to the max
+ETCD_RETRY_MAX_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +53,21 @@ class ClaimGrace:
         if left_s <= 0:
             return None
         return min(CLAIM_ATTEMPT_S, max(left_s, MIN_ATTEMPT_S))
+
+
+@dataclass(slots=True)
+class ClaimAttempts:
+    """Where the single path's claim of one fire stands, between its attempts."""
+
+    grace: ClaimGrace
+    unknown: bool = False  # an answer was lost: read the running key back first
+    again: bool = False  # the next claim is sent again (and counted a retry)
+    why: str = "its answer was lost"  # the last failure, for the line if it is missed
+    backoff: Backoff = field(default_factory=lambda: Backoff(ETCD_RETRY_S, ETCD_RETRY_MAX_S))
+
+    @classmethod
+    def of(cls, fire: Fire, clock: WallClock, misfire_grace_s: float, *,
+           answer_lost: bool = False) -> ClaimAttempts:
+        """``answer_lost``: a batch's answer was lost; the running key is read back first."""
+        return cls(ClaimGrace.of(fire, clock, misfire_grace_s), unknown=answer_lost,
+                   again=answer_lost)

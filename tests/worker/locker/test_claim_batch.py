@@ -1,4 +1,5 @@
-"""Group commit of claims: what gathers while a transaction is in flight goes together."""
+"""Group commit of claims: what gathers while a transaction is in flight goes together,
+and each fire's answer is handed on by the batcher's task (no task waits per fire)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import trio.testing
 
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
-from worker.group_commit import Pending
 from worker.clock import TrioWallClock
-from worker.locker.claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, BatchQueue, Outcome,
-                                       ahead_patience, distinct_jobs)
+from worker.locker.claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, ClaimBatcher, Outcome,
+                                       PendingClaim, ahead_patience, distinct_jobs)
 from worker.messages import Fire, Run
 
 T0 = 1_700_000_000_000
@@ -30,77 +30,66 @@ def fire(name: str, planned_ms: int = T0) -> Fire:
 
 
 class Recorder:
-    """A send_batch that takes 10 ms (a round trip) and wins every fire."""
+    """A send_batch that takes 10 ms (a round trip) and wins every fire; and the answers
+    handed on, by fire name."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
+        self.answers: dict[str, object] = {}
 
-    async def send(self, batch: list[Pending]) -> None:
+    async def send(self, batch: list[PendingClaim]) -> None:
         self.batches.append([p.item.spec.name for p in batch])
         await trio.sleep(0.01)
         for pending in batch:
             pending.settle(Run(pending.item, 1, False))
 
+    async def settled(self, fire: Fire, result: object) -> None:
+        assert fire.spec.name not in self.answers  # once
+        self.answers[fire.spec.name] = result
+
 
 async def test_a_lone_fire_goes_at_once_and_a_burst_gathers_behind_it(autojump_clock):
-    queue, recorder = BatchQueue(100), Recorder()
-    results: dict[str, object] = {}
-
-    async def claim(name: str) -> None:
-        results[name] = await queue.submit(fire(name))
-
+    recorder = Recorder()
+    batcher = ClaimBatcher(recorder.send, recorder.settled)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.serve, recorder.send)
-        await claim("alone")
-        for i in range(5):
-            nursery.start_soon(claim, f"burst{i}")
+        nursery.start_soon(batcher.serve)
+        batcher.submit(fire("alone"))
         await trio.testing.wait_all_tasks_blocked()
+        for i in range(5):
+            batcher.submit(fire(f"burst{i}"))
+            await trio.sleep(0.001)  # in the first one's round trip
         await trio.sleep(0.1)
-        queue.close()
+        nursery.cancel_scope.cancel()
     assert recorder.batches[0] == ["alone"]
     assert sorted(n for b in recorder.batches[1:] for n in b) == [f"burst{i}" for i in range(5)]
-    assert len(recorder.batches) <= 3  # the first of the burst alone, the rest together
-    assert all(isinstance(r, Run) for r in results.values())
+    assert len(recorder.batches) == 2  # the burst gathered behind the lone one
+    assert sorted(recorder.answers) == ["alone", *(f"burst{i}" for i in range(5))]
+    assert all(isinstance(r, Run) for r in recorder.answers.values())
 
 
-async def test_below_the_minimum_a_fire_is_handed_back_for_the_single_path(autojump_clock):
-    queue, recorder = BatchQueue(10), Recorder()
+async def test_fires_a_batch_left_undecided_are_handed_on_for_the_single_path(autojump_clock):
+    recorder = Recorder()
+
+    async def decides_one(batch: list[PendingClaim]) -> None:
+        batch[0].settle(Outcome.TAKEN)  # e.g. the others' transaction was refused
+
+    batcher = ClaimBatcher(decides_one, recorder.settled)
+    batcher.submit(fire("a"))
+    batcher.submit(fire("b"))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: queue.serve(recorder.send, min_batch=2))
-        assert await queue.submit(fire("a")) is Outcome.SINGLE
-        queue.close()
-    assert recorder.batches == []
-
-
-async def test_fires_left_unsettled_by_a_failed_batch_go_the_single_path(autojump_clock):
-    queue = BatchQueue(10)
-    got: dict[str, object] = {}
-
-    async def failing(batch: list[Pending]) -> None:
-        batch[0].settle(Outcome.TAKEN)
-        raise RuntimeError("etcd said no")
-
-    async def claim(name: str) -> None:
-        with trio.CancelScope(shield=True):  # the answer must arrive despite the crash
-            got[name] = await queue.submit(fire(name))
-
-    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="etcd said no")):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(claim, "a")
-            nursery.start_soon(claim, "b")
-            await trio.testing.wait_all_tasks_blocked()  # both queued: one batch
-            nursery.start_soon(queue.serve, failing)
-    # The first fire in the batch was settled; the other is handed back, not lost.
-    assert sorted(got) == ["a", "b"]
-    assert sorted(o.value for o in got.values()) == ["single", "taken"]
+        nursery.start_soon(batcher.serve)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert recorder.answers == {"a": Outcome.TAKEN, "b": Outcome.SINGLE}
+    assert len(batcher) == 0
 
 
 def test_a_job_appears_once_per_batch_the_others_go_alone():
-    batch = [Pending(fire("a", T0), Outcome.SINGLE), Pending(fire("b", T0), Outcome.SINGLE),
-             Pending(fire("a", T0 + 1000), Outcome.SINGLE)]
+    batch = [PendingClaim(fire("a", T0)), PendingClaim(fire("b", T0)),
+             PendingClaim(fire("a", T0 + 1000))]
     kept = distinct_jobs(batch)
     assert [p.item.spec.name for p in kept] == ["a", "b"]
-    assert batch[2].done.is_set() and batch[2].result is Outcome.SINGLE
+    assert batch[2].result is Outcome.SINGLE  # unsettled: the single path
 
 
 @pytest.mark.parametrize(("gather_s", "ahead_ms", "batches"), [
@@ -115,19 +104,18 @@ async def test_fires_ahead_of_their_time_wait_for_company_while_100_ms_are_left(
     ``gather_s`` for company (``ahead_patience``), and never into the last 100 ms
     before their time; without the wait, each of these went alone."""
     clock = TrioWallClock(T0)
-    queue, recorder = BatchQueue(100, patience=ahead_patience(clock, gather_s)), Recorder()
-
-    async def claim(name: str, planned_ms: int) -> None:
-        await queue.submit(fire(name, planned_ms))
-
+    recorder = Recorder()
+    batcher = ClaimBatcher(recorder.send, recorder.settled,
+                           patience=ahead_patience(clock, gather_s))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.serve, recorder.send)
+        nursery.start_soon(batcher.serve)
         for i in range(5):  # one every 20 ms, each ahead_ms before its time
-            nursery.start_soon(claim, f"w{i}", clock.now_ms() + ahead_ms)
+            batcher.submit(fire(f"w{i}", clock.now_ms() + ahead_ms))
             await trio.sleep(0.02)
         await trio.sleep(0.2)
-        queue.close()
+        nursery.cancel_scope.cancel()
     assert recorder.batches == batches
+    assert sorted(recorder.answers) == [f"w{i}" for i in range(5)]
 
 
 def test_a_manual_run_or_a_late_fire_never_waits():

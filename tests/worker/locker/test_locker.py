@@ -325,9 +325,10 @@ async def test_replace_takes_the_place_of_the_running_instance(etcd_endpoint, et
 
 
 async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoint, etcd_prefix):
-    """``in_flight`` counts the claim tasks. At a graceful stop the claims already under
-    way end through their batch (the batchers stop only after them); the claims still
-    backing off give up and claim nothing."""
+    """``in_flight`` counts the fires not yet decided. At a graceful stop the claims
+    already under way end through their batch (the batchers stop only after them); the
+    fires still waiting their rank's step are dropped at once (the stop does not wait
+    the step out) and claim nothing."""
     async with open_etcd([etcd_endpoint]) as etcd:
         cfg = dataclasses.replace(Config(), claim_step_s=1.0)
         peers, inboxes = open_mailboxes(cfg)
@@ -349,6 +350,8 @@ async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoi
             await trio.sleep(0.5)  # first choices won; the others wait a step (1 s) or more
             assert locker.statistics_detail().in_flight == len(fires) - len(first)
             locker.request_stop()
+            asked = trio.current_time()
+        stop_s = trio.current_time() - asked
         replies = []
         while True:
             try:
@@ -360,6 +363,7 @@ async def test_a_stop_lets_first_choices_finish_and_backoffs_give_up(etcd_endpoi
         == [f.planned_ms for f in first]
     assert sum(lock is not None for lock in locks) == len(first)
     assert locker.statistics_detail().in_flight == 0
+    assert stop_s < 0.4, stop_s  # the next step was 0.5 s away: not waited for
 
 
 def offsets_seen_by(worker_id: str, clocks_ms: dict[str, int]) -> dict[str, int]:
