@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import time
 import uuid
-from collections import Counter
 
 import trio
 import trio.testing
@@ -42,28 +40,8 @@ from worker.log_sink.messages import Write
 from worker.mailboxes import open_mailboxes
 from worker.messages import Fire, Run
 
-HARNESS = "harness"
+from ._steps import HARNESS, Steps
 
-
-class Steps(trio.abc.Instrument):
-    def __init__(self) -> None:
-        self.on = False
-        self.steps: Counter[str] = Counter()
-        self.spawned: Counter[str] = Counter()
-
-    @staticmethod
-    def _name(task: trio.lowlevel.Task) -> str:
-        if task.name.startswith(HARNESS):
-            return HARNESS
-        return re.sub(r"[ /][^ ]*[0-9a-f]{32}.*$", "", task.name)
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.on:
-            self.steps[self._name(task)] += 1
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        if self.on:
-            self.spawned[self._name(task)] += 1
 
 
 def make_run(command: str, guarded: bool) -> Run:

@@ -18,11 +18,8 @@ Scheduler, the inbox readers) is counted apart, under "harness".
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
-import re
 import uuid
-from collections import Counter
 
 import trio
 import trio.testing
@@ -42,29 +39,9 @@ from worker.messages import Fire
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import Granted
 
-HARNESS = "harness"
+from ._steps import HARNESS, Steps
+
 IDS = ("w1", "w2")
-
-
-class Steps(trio.abc.Instrument):
-    def __init__(self) -> None:
-        self.on = False
-        self.steps: Counter[str] = Counter()
-        self.spawned: Counter[str] = Counter()
-
-    @staticmethod
-    def _name(task: trio.lowlevel.Task) -> str:
-        if task.name.startswith(HARNESS):
-            return HARNESS
-        return re.sub(r"[ /][^ ]*[0-9a-f]{32}.*$", "", task.name)
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.on:
-            self.steps[self._name(task)] += 1
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        if self.on:
-            self.spawned[self._name(task)] += 1
 
 
 async def measure(steps: Steps, endpoint: str, fires: int, rate: float) -> int:
