@@ -154,13 +154,16 @@ async def test_a_departure_read_after_its_past_was_compacted_is_said_once_not_gu
 async def test_an_etcd_that_does_not_answer_bounds_the_read(etcd_factory, caplog):
     server = etcd_factory()
     ks = Keyspace("/cron/")
-    async with open_etcd([server.endpoint], timeout_s=0.3) as etcd:
+    # The set-up on a client with the default timeout: a fresh server's first lease
+    # grant (a raft commit, an fsync) may take longer than 0.3 s on a loaded machine.
+    async with open_etcd([server.endpoint]) as setup, \
+            open_etcd([server.endpoint], timeout_s=0.3) as etcd:
         fleet, inboxes = listener(etcd, ks)
         fleet.lost = LostRuns(etcd, ks, ME, within_s=1.0)
-        lease = await register(etcd, ks, "w2", run_of("w2", "r1"))
-        await seen(fleet, etcd, ks)
-        await etcd.revoke_lease(lease)
-        left = (await etcd.get_prefix(ks.workers_prefix)).revision
+        lease = await register(setup, ks, "w2", run_of("w2", "r1"))
+        await seen(fleet, setup, ks)
+        await setup.revoke_lease(lease)
+        left = (await setup.get_prefix(ks.workers_prefix)).revision
         await trio.to_thread.run_sync(server.kill)
         started = trio.current_time()
         await fleet.worker_event(deletion(ks, "w2", left))
