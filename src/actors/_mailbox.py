@@ -79,8 +79,19 @@ class Address(Generic[M]):
         """Queue ``msg``, waiting while the mailbox is full: that wait is the backpressure.
 
         Raises MailboxClosed if the actor has stopped for good (also when it stops
-        while we wait).
+        while we wait). A cancel point always, a schedule point only when it must wait:
+        with room, the sender goes on without a trip through trio's run queue (issue 14:
+        a yield per message cost every hop of a fire a task step); fairness needs no
+        more, since a mailbox is bounded and its receiver yields at each message.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._box.send_channel.send_nowait(msg)
+            return
+        except trio.WouldBlock:
+            pass
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise MailboxClosed(self._box.name) from None
         try:
             await self._box.send_channel.send(msg)
         except (trio.ClosedResourceError, trio.BrokenResourceError):

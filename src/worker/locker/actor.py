@@ -17,10 +17,12 @@ recorded: each would add a run record with nowhere safe to go. Such fires are co
 are missed. The time each first-choice claim won took goes to the ``ClaimLead``, which
 the claim lead follows, and so does the round trip of every claim and check transaction.
 
-In: ``Claim``, ``ClaimLost`` and ``PersistRetry`` (write a pending retry to etcd) from
-the Scheduler, ``WorkersChanged`` from the JobWatcher, ``SessionChanged`` from the
+In: ``Claim`` (a fire), ``ClaimWindow`` (the fires of one of the Scheduler's wake-ups,
+each taken as if it came alone), ``ClaimLost`` and ``PersistRetry`` (write a pending
+retry to etcd) from the Scheduler, ``WorkersChanged`` from the JobWatcher, ``SessionChanged`` from the
 Registrar, ``LoadChanged`` from the Executor.
-Out: ``Granted``, ``Denied`` and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
+Out: ``Granted``, ``GrantedBatch`` (the runs one batch won), ``Denied`` and
+``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
 
 Mailbox: bounded; senders wait. No fire has a task of its own (issue 14: each worker
@@ -63,14 +65,16 @@ from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.shards import ShardState
 from worker.spill_room import SpillRoom
-from worker.scheduler.messages import Denied, Granted, LostClaimed, QuorumBack, SchedulerMsg
-from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, ClaimBatcher, Outcome, Result,
+from worker.scheduler.messages import (Denied, Granted, GrantedBatch, LostClaimed, QuorumBack,
+                                       SchedulerMsg)
+from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, ClaimBatcher, Outcome, PendingClaim,
                           ahead_patience)
 from .claim_grace import ClaimAttempts
 from .claim_order import ClaimOrder, fire_key
 from .due_fires import DueFires
 from .lock_leases import LockLeases
-from .messages import Claim, ClaimLost, LoadChanged, LockerMsg, PersistRetry, WorkersChanged
+from .messages import (Claim, ClaimLost, ClaimWindow, LoadChanged, LockerMsg, PersistRetry,
+                       WorkersChanged)
 from .placement import first_of
 from .quorum import QuorumWatch
 from .replace import Replacer
@@ -83,6 +87,9 @@ __all__ = ["Locker", "LockerStatistics"]
 log = logging.getLogger(__name__)
 
 SESSION_WAIT_S = 30.0  # after quorum's return, for the Registrar's new lease (if fenced)
+# The due fires' task wakes on multiples of this (``due_fires``): a backup's check, a
+# retry's backoff or a skip's wait may come up to this much after its time, never before.
+DUE_TICK_S = 0.04
 
 
 class _Act(enum.Enum):
@@ -136,7 +143,7 @@ class Locker(Actor[LockerMsg]):
         self._slots = trio.Semaphore(ctx.config.mailbox_size)
         self._in_flight = 0
         self._idle = trio.Event()  # stopping, and no fire in flight
-        self._due: DueFires[_Due] = DueFires()
+        self._due: DueFires[_Due] = DueFires(DUE_TICK_S)
         # First choices claim together; backups check together whether it is still free,
         # a lone check too: a read, never a losing claim transaction (a raft write per
         # backup per fire, issue 14); a check that finds the lock free claims alone.
@@ -184,9 +191,10 @@ class Locker(Actor[LockerMsg]):
     async def handle(self, msg: LockerMsg) -> None:
         match msg:
             case Claim(fire):
-                await self._slots.acquire()  # all taken: stop reading the mailbox
-                self._in_flight += 1
-                self._take(fire)
+                await self._take_in_turn(fire)
+            case ClaimWindow(fires):
+                for fire in fires:
+                    await self._take_in_turn(fire)
             case ClaimLost(info, chains):
                 if info.worker_id != self._ctx.worker_id:
                     await self.spawn(self._claim_lost, info, chains)
@@ -206,6 +214,17 @@ class Locker(Actor[LockerMsg]):
         log.error("%s(%r) failed: %s", what, arg, exc)
 
     # -- a fire in flight: taken, due, decided ----------------------------------------
+
+    async def _take_in_turn(self, fire: Fire) -> None:
+        """Take ``fire`` once a slot is free: all taken, the mailbox is not read (a
+        window's remaining fires wait with it). A free slot is taken without a
+        schedule point: a window costs one task step, not one per fire."""
+        try:
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            await self._slots.acquire()
+        self._in_flight += 1
+        self._take(fire)
 
     def _take(self, fire: Fire) -> None:
         """A fire handed over: acted on at once (a first choice), or when its wait is over."""
@@ -242,20 +261,34 @@ class Locker(Actor[LockerMsg]):
         else:
             self._single(self._attempt, due)
 
-    async def _settled(self, fire: Fire, result: Result, *, first_choice: bool) -> None:
-        """A batch's answer for ``fire`` (in the batcher's task: it must not wait long)."""
-        match result:
-            case Run() as run:
-                await self._won(run, first_choice=first_choice)
-            case Outcome.TAKEN:
-                self._counts["taken"] += 1
-            case Outcome.NO_SESSION:
-                pass
-            case _:  # undecided, or its answer lost: the single path
-                attempts = ClaimAttempts.of(fire, self._ctx.clock, self._ctx.config.misfire_grace_s,
-                                            answer_lost=result is Outcome.UNKNOWN)
-                return self._single(self._attempt, _Due(fire, _Act.AGAIN, first_choice, attempts))
-        self._done()
+    async def _settled(self, batch: list[PendingClaim], *, first_choice: bool) -> None:
+        """A batch's answers (in the batcher's task: it must not wait long). The runs it
+        won go on to the Scheduler in one message."""
+        won: list[Run] = []
+        for pending in batch:
+            fire = pending.item
+            match pending.result:
+                case Run() as run:
+                    won.append(run)
+                    if first_choice:  # a first choice: how long its claim took from hand-over
+                        self._lead.claimed(fire)
+                    continue
+                case Outcome.TAKEN:
+                    self._counts["taken"] += 1
+                case Outcome.NO_SESSION:
+                    pass
+                case result:  # undecided, or its answer lost: the single path
+                    attempts = ClaimAttempts.of(fire, self._ctx.clock,
+                                                self._ctx.config.misfire_grace_s,
+                                                answer_lost=result is Outcome.UNKNOWN)
+                    self._single(self._attempt, _Due(fire, _Act.AGAIN, first_choice, attempts))
+                    continue
+            self._done()
+        if won:
+            self._counts["won"] += len(won)
+            await self._granted_batch(won)
+            for _ in won:
+                self._done()
 
     def _done(self) -> None:
         """A fire decided (or dropped): its slot is free."""
@@ -348,6 +381,15 @@ class Locker(Actor[LockerMsg]):
             while self._session is None and not self._stopping:
                 await trio.sleep(0.05)
         await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
+
+    async def _granted_batch(self, runs: list[Run]) -> None:
+        """Batched runs write their job's state in their claim (``claims.batchable``):
+        nothing to note after."""
+        msg = Granted(runs[0]) if len(runs) == 1 else GrantedBatch(tuple(runs))
+        if not await self._scheduler.tell(msg):
+            # Shutting down: the Scheduler is gone but the claims are ours; run them anyway.
+            for run in runs:
+                await self._executor.send(StartRun(run))
 
     async def _granted(self, run: Run) -> None:
         if not await self._scheduler.tell(Granted(run)):

@@ -8,9 +8,9 @@ more than a yes or no (a lost answer, a held guard).
 
 As ``group_commit`` does for the Executor's marks, a batch goes as soon as the
 previous one is answered, with whatever gathered meanwhile (up to ``MAX_BATCH_FIRES``);
-unlike it, nobody waits for an answer: ``submit`` never blocks, and each fire's answer
-is handed to ``settled`` by the serving task once its batch is answered (issue 14: a
-task waiting per fire was the Locker's main cost at 100 fires/s). Bounded by its
+unlike it, nobody waits for an answer: ``submit`` never blocks, and the batch's answers
+are handed to ``settled`` by the serving task once it is answered (issue 14: a task
+waiting per fire was the Locker's main cost at 100 fires/s). Bounded by its
 submitter: the Locker has at most ``mailbox_size`` fires in flight.
 """
 
@@ -41,7 +41,7 @@ MAX_BATCH_FIRES = 32
 # each fire's hand-over, ~10 ms apart at 100 fires/s: without waiting, each went alone).
 AHEAD_MARGIN_S = 0.1
 CLAIM_GATHER_S = 0.005
-CHECK_GATHER_S = 0.05
+CHECK_GATHER_S = 0.15
 
 
 class Outcome(enum.Enum):
@@ -69,13 +69,15 @@ class PendingClaim:
 class ClaimBatcher:
     """Fires waiting to share a claim (or check) transaction, and the task that sends them.
 
-    ``send_batch`` settles what its transaction decided; ``settled(fire, result)`` then
-    gets every fire's answer in turn (undecided ones: ``Outcome.SINGLE``). ``patience``:
-    how long (seconds) a fire may hold its batch open for company; by default none.
+    ``send_batch`` settles what its transaction decided; ``settled(batch)`` then gets
+    the batch, every fire's answer in its ``result`` (undecided ones:
+    ``Outcome.SINGLE``): whole, so that the runs it won go on in one message.
+    ``patience``: how long (seconds) a fire may hold its batch open for company; by
+    default none.
     """
 
     def __init__(self, send_batch: Callable[[list[PendingClaim]], Awaitable[None]],
-                 settled: Callable[[Fire, Result], Awaitable[None]], *,
+                 settled: Callable[[list[PendingClaim]], Awaitable[None]], *,
                  patience: Callable[[Fire], float] | None = None) -> None:
         self._send_batch = send_batch
         self._settled = settled
@@ -92,12 +94,11 @@ class ClaimBatcher:
         self._arrived.set()
 
     async def serve(self) -> NoReturn:
-        """Forever: send each batch, then hand each of its fires' answers on."""
+        """Forever: send each batch, then hand its fires' answers on."""
         while True:
             batch = await self._gather()
             await self._send_batch(batch)
-            for pending in batch:
-                await self._settled(pending.item, pending.result)
+            await self._settled(batch)
 
     async def _gather(self) -> list[PendingClaim]:
         while not self._waiting:

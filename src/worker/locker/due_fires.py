@@ -7,6 +7,11 @@ spawns and their wake-ups a fire). Here every wait is one entry in a min-heap ke
 by the trio time it is due, and one task sleeps until the earliest, then hands over
 every due entry at once (``act``: synchronous, it never blocks; it starts whatever
 must happen then). O(log n) per entry; no polling, no per-fire sleep.
+
+``tick_s``: the task wakes on a multiple of it (the earliest entry's time rounded up),
+never before an entry is due, so that entries due close together share a wake-up: a
+backup's checks, one per fire at 50 fires/s, gather for their transaction anyway
+(``claim_batch``), and woke the task once each.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ T = TypeVar("T")
 class DueFires(Generic[T]):
     """Entries waiting for their trio time; ``serve`` acts on each once it is due."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick_s: float = 0.0) -> None:
+        self._tick_s = tick_s
         self._heap: list[tuple[float, int, T]] = []
         self._order = itertools.count()  # ties: first pushed, first acted on
         self._wake = trio.Event()  # an entry became the earliest
@@ -67,5 +73,12 @@ class DueFires(Generic[T]):
             for entry in self.pop_due(trio.current_time()):
                 act(entry)
             self._wake = trio.Event()
-            with trio.move_on_at(self.next_at):
+            with trio.move_on_at(self._wake_at()):
                 await self._wake.wait()
+
+    def _wake_at(self) -> float:
+        """The earliest entry's time, rounded up to a multiple of ``tick_s``."""
+        at = self.next_at
+        if self._tick_s <= 0 or math.isinf(at):
+            return at
+        return max(at, math.ceil(at / self._tick_s) * self._tick_s)  # never early, by an ulp

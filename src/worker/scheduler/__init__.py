@@ -18,7 +18,8 @@ from worker._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".actor": ("Scheduler", "SchedulerStatistics"),
     ".messages": (
-        "JobsSnapshot", "JobSaved", "JobDeleted", "TriggerRequested", "Granted", "Denied",
+        "JobsSnapshot", "JobSaved", "JobDeleted", "TriggerRequested", "Granted", "GrantedBatch",
+        "Denied",
         "LostClaimed", "RunVanished", "RunEnded", "SchedulerMsg",
     ),
 })

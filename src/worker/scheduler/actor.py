@@ -7,8 +7,10 @@ of a job with concurrency ``allow`` is due ``claim_lead_s`` before its time (see
 its claim, an etcd transaction of milliseconds (more in a burst), is settled when the
 time comes, and the command starts at the planned instant, never before (the Executor,
 ``start_at``). The ``allow`` fires due soon after come with it, a window claimed
-together (``plan``: half a lead, or up to a second while it holds fewer than
-``WINDOW_MIN_FIRES``), so a fire may be handed over up to a lead plus a second ahead. An
+together (``plan``: a lead, or up to a second while it holds fewer than
+``WINDOW_MIN_FIRES``), so a fire may be handed over up to a lead plus a second ahead;
+the window goes to the Locker as one message (``ClaimWindow``), a lone fire as a
+``Claim``. An
 edit, pause or kill of the job within that window meets a fire already claimed: edits
 and pauses apply from the next fire; a kill stops it before its command starts. Retries,
 catch-up and manual runs are due at once. Policy lives here and only here: pause,
@@ -22,9 +24,9 @@ planned (``plan.hand_over``).
 
 In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``,
 ``TriggerRequested``, ``RetryRequested``, ``RunVanished``), claim outcomes from the
-Locker (``Granted``, ``Denied``, ``LostClaimed``) and ``QuorumBack`` (catch up an etcd
-outage), ``RunEnded`` from the Executor. Out: ``Claim``, ``ClaimLost`` and
-``PersistRetry`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
+Locker (``Granted``, ``GrantedBatch``, ``Denied``, ``LostClaimed``) and ``QuorumBack``
+(catch up an etcd outage), ``RunEnded`` from the Executor. Out: ``Claim``,
+``ClaimWindow``, ``ClaimLost`` and ``PersistRetry`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
 (skipped and lost records) to the LogSink. Firing is the runtime's timer
 (``timer_deadline``/``on_timer``): a due fire goes before queued messages.
 
@@ -54,15 +56,16 @@ from cluster.store import RunRecord, RunStatus, RunTrigger
 from worker.clock import trio_deadline_for
 from worker.context import WorkerContext
 from worker.executor.messages import ExecutorMsg, KillRun, StartRun
-from worker.locker.messages import Claim, ClaimLost, LockerMsg, PersistRetry
+from worker.locker.messages import Claim, ClaimLost, ClaimWindow, LockerMsg, PersistRetry
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.chains import ChainIndex
 from worker.claim_lead import ClaimLead
-from worker.messages import Fire, Upstream
+from worker.messages import Fire, Run, Upstream
 from worker.skips import tally_record
 from .messages import (
     Denied,
     Granted,
+    GrantedBatch,
     JobDeleted,
     JobSaved,
     JobsSnapshot,
@@ -193,11 +196,10 @@ class Scheduler(Actor[SchedulerMsg]):
                     self._retry_ids.add(retry.run_id)
                     heapq.heappush(self._retries, (retry.due_ms, next(self._seq), retry))
             case Granted(run):
-                await self._send_executor(StartRun(run))
-                name = run.fire.spec.name
-                if not self._plan.runs_here(name):  # deleted while its claim was in flight
-                    await self._send_executor(
-                        KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
+                await self._start(run)
+            case GrantedBatch(runs):
+                for run in runs:
+                    await self._start(run)
             case Denied(fire, reason, record_skip, tally):
                 if record_skip and tally is not None:
                     await self._record(tally_record(fire, self._ctx.worker_id, reason, tally))
@@ -211,6 +213,13 @@ class Scheduler(Actor[SchedulerMsg]):
                 self._maybe_retry(run.fire.spec.name, run.fire, status)
             case QuorumBack(lost_since_ms):
                 await self._after_outage(lost_since_ms)
+
+    async def _start(self, run: Run) -> None:
+        await self._send_executor(StartRun(run))
+        name = run.fire.spec.name
+        if not self._plan.runs_here(name):  # deleted while its claim was in flight
+            await self._send_executor(
+                KillRun(name, run.fire.run_id, RunStatus.KILLED, "job deleted"))
 
     async def _converge(self, snapshot: JobsSnapshot) -> None:
         now_ms = self._ctx.clock.now_ms()
@@ -346,12 +355,17 @@ class Scheduler(Actor[SchedulerMsg]):
         if not self._firing:
             return
         now_ms = self._ctx.clock.now_ms()
+        window = []
         for due in self._plan.pop_due(now_ms, self._grace_ms):
             if due.late:
                 self._misfires.passed_over(due.spec.name, due.planned_ms,
                                            now_ms - due.planned_ms, "the worker was stalled")
             elif not due.spec.paused:
-                await self._claim(due.spec, due.planned_ms, RunTrigger.SCHEDULE)
+                window.append(self._new_fire(due.spec, due.planned_ms, RunTrigger.SCHEDULE))
+        if len(window) > 1:  # one message for the window (``ClaimWindow``)
+            self._queue_claim(ClaimWindow(tuple(window)))
+        elif window:
+            self._queue_claim(Claim(window[0]))
         while self._retries and self._retries[0][0] <= now_ms:
             _, _, retry = heapq.heappop(self._retries)
             self._retry_ids.discard(retry.run_id)
@@ -367,20 +381,31 @@ class Scheduler(Actor[SchedulerMsg]):
     async def _claim(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger,
                      missed: Missed | None = None, after_ms: int | None = None) -> None:
         """``missed``/``after_ms``: a catch-up fire, of the outage after ``after_ms``."""
+        self._queue_claim(Claim(self._new_fire(spec, planned_ms, trigger, missed, after_ms)))
+
+    def _new_fire(self, spec: JobSpec, planned_ms: int, trigger: RunTrigger,
+                  missed: Missed | None = None, after_ms: int | None = None) -> Fire:
         fire = Fire(spec, planned_ms, self._ctx.clock.now_ms(), trigger, new_run_id(),
                     missed_fires=missed.count if missed else None,
                     first_missed_ms=missed.first_ms if missed else None,
                     catch_up_after_ms=after_ms if missed else None,
                     last_missed_ms=missed.run[-1] if missed else None)
         self._fires += 1
-        self._queue_claim(Claim(fire))
+        return fire
 
     # -- sending (peers may be stopping during a shutdown) ---------------------------
 
-    def _queue_claim(self, msg: Claim | ClaimLost | PersistRetry) -> None:
-        if isinstance(msg, Claim):  # the jobs that run after it, as they are now
-            msg = Claim(replace(msg.fire, chains=self._chains.links(msg.fire.spec.name)))
+    def _queue_claim(self, msg: Claim | ClaimWindow | ClaimLost | PersistRetry) -> None:
+        # Each fire carries the jobs that run after it, as they are now.
+        if isinstance(msg, Claim):
+            msg = Claim(self._with_chains(msg.fire))
+        elif isinstance(msg, ClaimWindow):
+            msg = ClaimWindow(tuple(self._with_chains(f) for f in msg.fires))
         self._outbox.put(msg)  # never waits: see ``outbox``
+
+    def _with_chains(self, fire: Fire) -> Fire:
+        links = self._chains.links(fire.spec.name)
+        return replace(fire, chains=links) if links != fire.chains else fire
 
     def _stale(self, fire: Fire, waited_ms: int) -> None:
         self._misfires.passed_over(fire.spec.name, fire.planned_ms, waited_ms,

@@ -81,6 +81,14 @@ class Granted:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantedBatch:
+    """The runs one claim transaction won (``locker.claim_batch``), in one message: each
+    is started as if granted alone (issue 14: a message per fire cost each hop)."""
+
+    runs: tuple[Run, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Denied:
     """The claim was not ours. ``record_skip``: we won the right to record it skipped;
     with a ``tally``, as one of the fires skipped while that run went on (one record
@@ -122,5 +130,5 @@ class RunEnded:
 
 SchedulerMsg = (
     JobsSnapshot | JobSaved | JobDeleted | TriggerRequested | RetryRequested
-    | Granted | Denied | LostClaimed | RunVanished | RunEnded | QuorumBack
+    | Granted | GrantedBatch | Denied | LostClaimed | RunVanished | RunEnded | QuorumBack
 )

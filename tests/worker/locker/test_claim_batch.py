@@ -43,9 +43,10 @@ class Recorder:
         for pending in batch:
             pending.settle(Run(pending.item, 1, False))
 
-    async def settled(self, fire: Fire, result: object) -> None:
-        assert fire.spec.name not in self.answers  # once
-        self.answers[fire.spec.name] = result
+    async def settled(self, batch: list[PendingClaim]) -> None:
+        for pending in batch:
+            assert pending.item.spec.name not in self.answers  # once
+            self.answers[pending.item.spec.name] = pending.result
 
 
 async def test_a_lone_fire_goes_at_once_and_a_burst_gathers_behind_it(autojump_clock):
@@ -93,10 +94,10 @@ def test_a_job_appears_once_per_batch_the_others_go_alone():
 
 
 @pytest.mark.parametrize(("gather_s", "ahead_ms", "batches"), [
-    # 20 ms apart: the first waits 50 ms, no longer, for the next two
-    (CHECK_GATHER_S, 300, [["w0", "w1", "w2"], ["w3", "w4"]]),
-    (CLAIM_GATHER_S, 300, [["w0"], ["w1"], ["w2"], ["w3"], ["w4"]]),  # 20 ms: beyond 5 ms
-    (CHECK_GATHER_S, 120, [["w0"], ["w1"], ["w2"], ["w3"], ["w4"]]),  # 100 ms must be left
+    # 20 ms apart: the first waits 150 ms, no longer, for the next seven
+    (CHECK_GATHER_S, 300, [[f"w{i}" for i in range(8)], ["w8", "w9"]]),
+    (CLAIM_GATHER_S, 300, [[f"w{i}"] for i in range(10)]),  # 20 ms: beyond 5 ms
+    (CHECK_GATHER_S, 120, [[f"w{i}"] for i in range(10)]),  # 100 ms must be left
 ])
 async def test_fires_ahead_of_their_time_wait_for_company_while_100_ms_are_left(
         autojump_clock, gather_s, ahead_ms, batches):
@@ -109,13 +110,14 @@ async def test_fires_ahead_of_their_time_wait_for_company_while_100_ms_are_left(
                            patience=ahead_patience(clock, gather_s))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(batcher.serve)
-        for i in range(5):  # one every 20 ms, each ahead_ms before its time
+        assert CHECK_GATHER_S == 0.15
+        for i in range(10):  # one every 20 ms, each ahead_ms before its time
             batcher.submit(fire(f"w{i}", clock.now_ms() + ahead_ms))
             await trio.sleep(0.02)
         await trio.sleep(0.2)
         nursery.cancel_scope.cancel()
     assert recorder.batches == batches
-    assert sorted(recorder.answers) == [f"w{i}" for i in range(5)]
+    assert sorted(recorder.answers) == [f"w{i}" for i in range(10)]
 
 
 def test_a_manual_run_or_a_late_fire_never_waits():

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from fire_kit import one_per_fire
 from mailbox_kit import queued
 
 from cluster.config import Config
@@ -69,7 +70,7 @@ async def claim_through_an_outage(etcd_factory, prefix: str, *, grace_s: float,
             await trio.sleep(down_s)
             await trio.to_thread.run_sync(server.start)
             await trio.sleep(grace_s + 1.5)  # past the grace: nothing is claimed late
-            replies = queued(to_scheduler)
+            replies = one_per_fire(queued(to_scheduler))
             stats = locker.statistics_detail()
         lock = await etcd.get(claims.lock_key(ks, fire))
         running = await etcd.get(ks.running(fire.spec.name, fire.run_id))
@@ -120,7 +121,7 @@ async def test_a_claim_through_a_follower_when_the_leader_dies_is_won_within_the
                 granted = await to_scheduler.receive()
             took_s = time.monotonic() - killed
             await trio.sleep(1.0)
-            later = queued(to_scheduler)
+            later = one_per_fire(queued(to_scheduler))
             stats = locker.statistics_detail()
     assert isinstance(granted, Granted) and granted.run.fire.run_id == fire.run_id
     assert later == []  # once
@@ -150,7 +151,7 @@ async def test_a_claim_whose_answer_was_lost_is_ours_once(etcd_factory, etcd_pre
             with trio.fail_after(cfg.misfire_grace_s):
                 granted = await to_scheduler.receive()
             await trio.sleep(1.0)
-            later = queued(to_scheduler)
+            later = one_per_fire(queued(to_scheduler))
             stats = locker.statistics_detail()
         lock = await etcd.get(claims.lock_key(ks, fire))
     assert isinstance(granted, Granted) and granted.run.fire.run_id == fire.run_id
@@ -190,7 +191,7 @@ async def test_a_claim_whose_grace_ends_without_a_leader_is_a_quorum_loss_not_an
             with trio.fail_after(15):
                 while (s := locker.statistics_detail()).no_quorum + s.failed < 1:
                     await trio.sleep(0.1)
-            replies = queued(to_scheduler)
+            replies = one_per_fire(queued(to_scheduler))
             stats = locker.statistics_detail()
     assert [m.run.fire.spec.name for m in replies if isinstance(m, Granted)] == ["before"]
     assert stats.quorum_lost and stats.no_quorum == 1 and stats.failed == 0

@@ -5,12 +5,14 @@ transport is a fake that answers after a round trip, under an autojump MockClock
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 
 import pytest
 import trio
 import trio.testing
 
+from fire_kit import one_per_fire
 from mailbox_kit import queued
 
 from cluster.config import Config
@@ -62,6 +64,24 @@ async def test_the_heap_acts_on_each_entry_at_its_time_earliest_first(autojump_c
                      ("earlier, pushed while it slept", pytest.approx(0.07)),
                      ("early", pytest.approx(0.1)), ("late", pytest.approx(0.3))]
     assert len(due) == 0
+
+
+async def test_a_tick_shares_wake_ups_and_never_acts_before_an_entry_is_due(autojump_clock):
+    """With ``tick_s`` the server wakes on multiples of it: entries due within one tick
+    are acted on together, each at or after its time, never more than a tick after."""
+    due: DueFires[int] = DueFires(tick_s=0.04)
+    acted: list[tuple[int, float]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(due.serve, lambda e: acted.append((e, trio.current_time())))
+        base = math.ceil(trio.current_time() / 0.04) * 0.04 + 1.0  # on a tick
+        for i in range(10):  # one every 10 ms from the tick on
+            due.push(base + 0.001 + i * 0.01, i)
+        await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    planned = {i: base + 0.001 + i * 0.01 for i in range(10)}
+    assert [i for i, _ in acted] == list(range(10))
+    assert all(planned[i] <= at < planned[i] + 0.04 for i, at in acted)
+    assert len({at for _, at in acted}) == 3  # 10 entries over 91 ms: 3 wake-ups
 
 
 def test_clear_takes_out_every_entry_due_or_not():
@@ -144,11 +164,12 @@ class Harness:
         self.to_scheduler = to_scheduler
 
     def granted(self) -> list[str]:
-        return [m.run.fire.spec.name for m in queued(self.to_scheduler) if isinstance(m, Granted)]
+        return [m.run.fire.spec.name for m in one_per_fire(queued(self.to_scheduler)) if isinstance(m, Granted)]
 
 
 async def start_locker(nursery: trio.Nursery, monkeypatch, **config) -> Harness:
     monkeypatch.setattr(locker_actor, "ClaimTransport", FakeTransport)
+    monkeypatch.setattr(locker_actor, "DUE_TICK_S", 0.0)  # exact times: the tick has its test
     cfg = dataclasses.replace(Config(), **{"claim_step_s": STEP_S, **config})
     peers, inboxes = open_mailboxes(cfg)
     ctx = WorkerContext(cfg, "w1", Keyspace("/t/"), TrioWallClock(T0))
@@ -299,7 +320,7 @@ async def test_at_most_mailbox_size_fires_are_in_flight_and_the_sender_waits_bey
 
         async def grants() -> None:  # the Scheduler reads its mailbox (of 4) meanwhile
             async for msg in h.to_scheduler:
-                granted.append(msg.run.fire.spec.name)
+                granted.extend(m.run.fire.spec.name for m in one_per_fire([msg]))
 
         nursery.start_soon(scheduler)
         nursery.start_soon(grants)

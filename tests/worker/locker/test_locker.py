@@ -8,6 +8,9 @@ import uuid
 
 import trio
 
+from fire_kit import one_per_fire
+from mailbox_kit import queued
+
 from cluster.config import Config
 from cluster.etcd import open_etcd
 from cluster.keyspace import Keyspace
@@ -88,12 +91,7 @@ class Fleet:
         await trio.sleep(wait_s)
         out: dict[str, list] = {}
         for worker_id, (_, inboxes) in self.lockers.items():
-            out[worker_id] = []
-            while True:
-                try:
-                    out[worker_id].append(inboxes.scheduler.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            out[worker_id] = one_per_fire(queued(inboxes.scheduler))
         return out
 
 

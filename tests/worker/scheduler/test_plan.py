@@ -113,7 +113,7 @@ def test_guarded_jobs_get_no_lead_and_a_concurrency_change_moves_the_hand_over()
     assert drain(table, T0 + 1999) == []
     assert drain(table, T0 + 2000) == [("f", T0 + 2000)]
     table.upsert(spec("f", "*/2 * * * * *", concurrency="replace"), T0 + 2000)
-    assert drain(table, T0 + 3900) == [("a", T0 + 3000)]
+    assert drain(table, T0 + 3899) == [("a", T0 + 3000)]  # a's 4000: due from 3950
     table.upsert(spec("f", "*/2 * * * * *", concurrency="allow"), T0 + 3900)
     assert drain(table, T0 + 3999) == [("a", T0 + 4000), ("f", T0 + 4000)]
 
@@ -139,33 +139,33 @@ def test_a_changed_lead_moves_allow_hand_overs_only_and_hands_no_fire_over_twice
 
 
 
-def test_allow_fires_due_within_half_a_lead_go_with_the_one_due_now_guarded_ones_never():
+def test_allow_fires_due_within_a_lead_go_with_the_one_due_now_guarded_ones_never():
     """Claim a window, not a fire (issue 14): one wake-up hands over the allow fires of
-    the next half lead, so that their claims and marks share transactions; a window
-    that holds WINDOW_MIN_FIRES already does not reach further; a forbid fire is never
-    taken early and ends the window."""
+    the next lead, so that their claims and marks share transactions; a window that
+    holds WINDOW_MIN_FIRES already does not reach further; a forbid fire is never taken
+    early and ends the window."""
     table = PlanTable(lead_ms=200)
-    assert table.window_ms == 100 and WINDOW_MIN_FIRES == 8
-    for i in range(20):  # allow fires 10 ms apart: a0 at 1000, a1 at 1010, ... a19 at 1190
+    assert table.window_ms == 200 and WINDOW_MIN_FIRES == 8
+    for i in range(30):  # allow fires 10 ms apart: a0 at 1000, a1 at 1010, ... a29 at 1290
         table.upsert(spec(f"a{i}", "@every 1s", concurrency="allow",
                           createdAt=T0 + i * 10), T0)
     table.upsert(spec("f", "@every 1s", createdAt=T0 + 150), T0)  # forbid: at 1150
     assert table.next_due_ms() == T0 + 800  # a0's hand-over, a lead before its time
-    # a0 is due at 800: the window to 900 takes a1..a10 (due 810..900) with it, 11
-    # fires, dense: it does not reach to a11 (due 910); the forbid fire (due at its
-    # time, 1150) is not taken early.
-    assert drain(table, T0 + 800) == [(f"a{i}", T0 + 1000 + i * 10) for i in range(11)]
-    assert table.next_due_ms() == T0 + 910  # a11: the next window
-    assert drain(table, T0 + 910) == [(f"a{i}", T0 + 1000 + i * 10) for i in range(11, 20)]
+    # a0 is due at 800: the window to 1000 takes a1..a20 (due 810..1000) with it, 21
+    # fires, dense: it does not reach to a21 (due 1010).
+    assert drain(table, T0 + 800) == [(f"a{i}", T0 + 1000 + i * 10) for i in range(21)]
+    assert table.next_due_ms() == T0 + 1010  # a21: the next window
+    # Its window (to 1210) ends at the forbid fire, due at its time (1150), not taken early.
+    assert drain(table, T0 + 1010) == [(f"a{i}", T0 + 1000 + i * 10) for i in range(21, 30)]
     assert drain(table, T0 + 1149) == []
     assert drain(table, T0 + 1150) == [("f", T0 + 1150)]
-    # A forbid fire due inside a window ends it, thin or not: a0..a19 at 2000..2190, f
+    # A forbid fire due inside a window ends it, thin or not: a0..a29 at 2000..2290, f
     # at 2150; make f due at 1850 instead (at its time) and the window stops before it.
     table.upsert(spec("f", "@every 1s", createdAt=T0 + 850), T0 + 1150)
     out = drain(table, T0 + 1800)
     assert out == [(f"a{i}", T0 + 2000 + i * 10) for i in range(6)]  # a5 due 1850, f after
     assert drain(table, T0 + 1850) == [("f", T0 + 1850)]  # no allow fire due: no window
-    assert drain(table, T0 + 1860) == [(f"a{i}", T0 + 2000 + i * 10) for i in range(6, 17)]
+    assert drain(table, T0 + 1860) == [(f"a{i}", T0 + 2000 + i * 10) for i in range(6, 27)]
 
 
 def test_a_thin_window_reaches_up_to_a_second_further_until_it_holds_eight_fires():

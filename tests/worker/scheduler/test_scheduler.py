@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from fire_kit import one_per_fire
 from mailbox_kit import queued
 
 from cluster.config import Config
@@ -80,10 +81,12 @@ class Harness:
                     self.persisted.append((msg.retry, self.clock.now_ms()))
                     await self.send(RetryRequested(msg.retry))
                     continue
-                got.append((msg, self.clock.now_ms()))
+                got += [(claim, self.clock.now_ms()) for claim in one_per_fire([msg])]
         return got
 
     def pending(self, inbox) -> list:
+        if inbox is self.inboxes.locker:
+            return [claim for claim in one_per_fire(queued(inbox))]
         return queued(inbox)
 
 
@@ -307,7 +310,7 @@ async def next_retry(h: Harness, until_ms: int) -> tuple[Fire, int]:
         async for msg in h.inboxes.locker:
             if isinstance(msg, PersistRetry):  # kept in etcd; its watch brings it back
                 await h.send(RetryRequested(msg.retry))
-            elif msg.fire.trigger is RunTrigger.RETRY:
+            elif isinstance(msg, Claim) and msg.fire.trigger is RunTrigger.RETRY:
                 return msg.fire, h.clock.now_ms()
     raise AssertionError(f"no retry claimed by {until_ms}")
 
@@ -513,9 +516,10 @@ async def fake_locker(h: Harness, nursery: trio.Nursery) -> None:
         await h.send(Granted(Run(claim.fire, session_lease=7, guarded=False)))
         in_flight.release()
 
-    async for claim in h.inboxes.locker:
-        await in_flight.acquire()  # all taken: stop reading the mailbox
-        nursery.start_soon(grant, claim)
+    async for msg in h.inboxes.locker:
+        for claim in one_per_fire([msg]):
+            await in_flight.acquire()  # all taken: stop reading the mailbox
+            nursery.start_soon(grant, claim)
 
 
 async def collect_starts(h: Harness, started: list) -> None:
