@@ -2,8 +2,9 @@
 
 The child starts a new session (``setsid``), so its pid is also its process-group id
 (``process`` signals the whole group). Its stdout and stderr are pipes, non-blocking
-(trio ``FdStream``s), both registered in an epoll of their own (``Child.pipes``:
-``process`` reads both in one task); a held child (``start_at``) also gets the pipes of its word and its wait.
+(trio ``FdStream``s), both registered in an epoll of their own (``Child.pipes``, where
+``process`` adds bash's pidfd: one fd to wait on for the output and the exit); a held
+child (``start_at``) also gets the pipes of its word and its wait.
 
 Who and where (``SpawnAs``, for ``run_as``): the child may start in another working
 directory and, spawned as root, setgroups/setgid/setuid to a job's user before its
@@ -83,8 +84,9 @@ class Child:
         self.pid = popen.pid
         self.stdout = stdout
         self.stderr = stderr
-        # stdout and stderr registered (level-triggered, EPOLLIN): one fd to wait on for
-        # both. Made before the spawn, so that an fd shortage is a SpawnFailed.
+        # stdout and stderr registered (level-triggered, EPOLLIN), and then the pidfd
+        # (``process``): one fd to wait on for all three. Made before the spawn, so that
+        # an fd shortage is a SpawnFailed.
         self.pipes = pipes
         # The write end of a held child's stdin. Invariant: closed only by commit() or
         # after the child is reaped, never while it waits: EOF tells it we are gone.
