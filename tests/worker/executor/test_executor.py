@@ -103,9 +103,10 @@ async def test_a_run_refused_or_unspawned_leaves_no_live_output():
         assert h.live.take() == [] and h.live.statistics().pending_bytes == 0
 
 
-async def test_a_run_costs_two_tasks_no_sigkill_timer_and_without_a_guard_no_release():
+async def test_a_run_costs_one_task_no_sigkill_timer_and_without_a_guard_no_release():
     """Issue 14 (CPU per fire): a run that is not killed and holds no ``active/`` guard
-    spawns its own task (which reads its pipes too) and its commit's; nothing else."""
+    spawns its own task, which reads its pipes too; its mark, once landed, commits it in
+    the marks' serving task. Nothing else."""
     run = make_run("lean", "echo out; echo err >&2", guarded=False)
     spawned = SpawnedTasks()
     async with executor() as h:
@@ -120,7 +121,7 @@ async def test_a_run_costs_two_tasks_no_sigkill_timer_and_without_a_guard_no_rel
     assert record.output == "out\n" and record.err == "err\n"
     assert ended == RunEnded(run, RunStatus.SUCCEEDED) and h.released == []
     fire = run.fire
-    assert sorted(spawned.names) == [f"commit {fire.run_id}", f"run lean/{fire.run_id}"]
+    assert spawned.names == [f"run lean/{fire.run_id}"]
 
 
 async def test_spawn_failure_is_a_failed_record_and_the_executor_carries_on():
