@@ -45,7 +45,9 @@ Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
   Scheduler, the Locker and the JobWatcher). Handling never blocks on a process, so it
   drains fast.
-- LogSink: ``tell`` waits while it is full (backpressure), a record is never dropped.
+- LogSink: ``tell`` waits while it is full (backpressure), a record is never dropped;
+  while it has room, the record goes in without a schedule point (``_tell``: a task
+  step a run saved, as for ``RunEnded`` to the Scheduler).
 - Locker: ``LoadChanged`` is a gauge offered (``Address.offer``) after every start and
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
   next one carries the current value anyway.
@@ -72,6 +74,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
@@ -106,6 +109,7 @@ SHUTDOWN_REASON = "worker shutting down"
 LEFT_REASON = "worker shutting down: left for another worker to run"
 
 Task = Callable[..., Awaitable[object]]
+M = TypeVar("M")
 # Writes the end of a run whose job has chained jobs, with their triggers (worker.chains).
 EndMark = Callable[[Run, RunRecord], Awaitable[None]]
 
@@ -296,7 +300,7 @@ class Executor(Actor[ExecutorMsg]):
             self._forget(active)
             if active.run.guarded:  # else there is nothing to give back: no task
                 self._releases.start(active.run)
-            if not await self._scheduler.tell(RunEnded(active.run, end.status)):
+            if not await _tell(self._scheduler, RunEnded(active.run, end.status)):
                 log.info("scheduler stopped: end of run %s not reported", end.run_id)
         finally:
             self._run_task_over()
@@ -417,7 +421,7 @@ class Executor(Actor[ExecutorMsg]):
                                     end_ms=self._ctx.clock.now_ms())
 
     async def _write(self, end: RunRecord) -> None:
-        if not await self._log_sink.tell(Write(end)):
+        if not await _tell(self._log_sink, Write(end)):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", end.to_json())
         self._finished += 1
@@ -444,3 +448,10 @@ class Executor(Actor[ExecutorMsg]):
     def _publish_load(self) -> None:
         # Full or closed: skipped, it is a gauge; the next start or end sends the value.
         self._locker.offer(LoadChanged(len(self._active)))
+
+
+async def _tell(address: Address[M], msg: M) -> bool:
+    """``tell``, without its schedule point while the mailbox has room: the run task has
+    checkpointed in its wait already, and a step a run is CPU per fire. A full mailbox
+    still waits (backpressure); a closed one is still False."""
+    return address.offer(msg) or await address.tell(msg)

@@ -306,3 +306,18 @@ def test_early_kills_are_bounded_in_number_and_in_time():
     assert kills.take("b", now_s=11.5) is None  # too old (came at 1.0)
     assert kills.take("c", now_s=11.5) == kill
     assert kills.take("c", now_s=11.5) is None  # taken once
+
+
+async def test_a_full_log_sink_makes_the_run_wait_and_no_record_is_dropped():
+    runs = [make_run(f"full{i}", f"echo {i}", guarded=False) for i in range(3)]
+    async with executor(log_chan_len=1) as h:
+        for run in runs:
+            await h.send(StartRun(run))
+        await trio.sleep(1)  # every run has ended: one record queued, two runs waiting
+        stats = h.inboxes.log_sink.statistics()
+        assert (stats.depth, stats.senders_waiting, await h.running()) == (1, 2, 2)
+        records = await h.records(3)
+        with trio.fail_after(WAIT_S):
+            ended = [await h.inboxes.scheduler.receive() for _ in runs]
+    assert {r.output for r in records.values()} == {"0\n", "1\n", "2\n"}
+    assert {e.run for e in ended} == set(runs)
