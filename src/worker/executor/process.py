@@ -32,9 +32,11 @@ pid-reuse window before the group's SIGKILL.)
 
 One task, the caller's: ``wait()`` sleeps on one fd, an epoll of the run's own
 (``Child.pipes``) that holds both output pipes and the pidfd, and wakes up when either
-pipe has data or its EOF, when bash exits, or at the next deadline (timeout, SIGKILL,
-the pipes' drain). A task per pipe, or one for the pipes and one for the exit, would
-cost their own wake-ups for every run.
+pipe has data, when bash exits, or at the next deadline (timeout, SIGKILL, the pipes'
+drain). A task per pipe, or one for the pipes and one for the exit, would cost their
+own wake-ups for every run; so would the pipes' hang-ups, which the kernel sends one
+by one before the exit: we hold a copy of each write end until bash has exited
+(``Child.close_writers``), and a run that prints nothing wakes ``wait()`` once.
 
 Capture: stdout and stderr are read concurrently to EOF, one read per ready pipe per
 wake-up (as ``receive_some`` would: a chatty pipe cannot starve the loop); the first
@@ -267,29 +269,37 @@ class GroupProcess:
         it at EOF; the pidfd once seen, since it stays readable after the exit (left in,
         it would wake the loop without end).
         """
-        pipes = self._proc.pipes
         reading = {capture.stream.fileno(): capture for capture in (self._stdout, self._stderr)}
         returncode: int | None = None
         while returncode is None or (reading and trio.current_time() < self._drain_until):
             with trio.move_on_at(self._next_deadline()) as self._sleep:
-                await trio.lowlevel.wait_readable(pipes.fileno())
+                await trio.lowlevel.wait_readable(self._proc.pipes.fileno())
             self._sleep = None
-            for fd, _ in pipes.poll(0):
-                if fd == self._pidfd:
-                    pipes.unregister(fd)
-                    self._exit_seen = True
-                elif not reading[fd].read_once():
-                    pipes.unregister(fd)
-                    del reading[fd]
+            self._read_ready(reading)
             if returncode is not None:
                 continue
             if self._exit_seen:
                 self._exited = True
                 returncode = await self._kill_group_and_reap()
                 self._drain_until = trio.current_time() + PIPE_DRAIN_S
+                # Only now can the pipes hang up (``Child.close_writers``): usually at
+                # once, so their EOF is read in this same wake-up.
+                self._proc.close_writers()
+                self._read_ready(reading)
             else:
                 self._on_deadlines()
         return returncode
+
+    def _read_ready(self, reading: dict[int, _Capture]) -> None:
+        """One read from each ready pipe; notes the exit if the pidfd is ready."""
+        pipes = self._proc.pipes
+        for fd, _ in pipes.poll(0):
+            if fd == self._pidfd:
+                pipes.unregister(fd)
+                self._exit_seen = True
+            elif not reading[fd].read_once():
+                pipes.unregister(fd)
+                del reading[fd]
 
     def _next_deadline(self) -> float:
         """When wait() must wake up even if no fd is ready."""
@@ -338,6 +348,7 @@ class GroupProcess:
                           REAP_TIMEOUT_S)
         self._exited = True
         self._proc.close_commit()  # reaped (or past hope): EOF can tell nobody anything now
+        self._proc.close_writers()
         if self._pidfd is not None:  # never waited on by trio itself: only by the epoll
             os.close(self._pidfd)
             self._pidfd = None

@@ -228,6 +228,45 @@ async def test_a_grandchild_holding_the_pipes_neither_keeps_the_run_nor_spins_it
         os.kill(escaped[0], signal.SIGKILL)
 
 
+async def test_a_process_that_prints_nothing_wakes_wait_once():
+    # Its pipes hang up one by one as it exits, before its pidfd says so; held open by
+    # us until then, they wake nobody.
+    for _ in range(20):
+        process = await start_process([BASH, "-c", "true"], env=os.environ, cap_bytes=10,
+                                      kill_grace_s=1)
+        steps = StepsOf(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(steps)
+        try:
+            with trio.fail_after(10):
+                result = await process.wait()
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+        assert result.returncode == 0 and steps.steps == 1
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_no_fd_is_left_open_however_a_run_ends():
+    before = open_fds()
+    for command in ["echo out; echo err >&2", "exec 1>&- 2>&-; sleep 0.05", "exit 3"]:
+        await run(command)
+    await run("sleep 300", timeout_s=0.1)
+    killed = await start_process([BASH, "-c", "sleep 300"], env=os.environ, cap_bytes=10,
+                                 kill_grace_s=1)
+    killed.kill("job deleted")
+    await killed.wait()
+    cancelled = await start_process([BASH, "-c", "sleep 300"], env=os.environ,
+                                    cap_bytes=10, kill_grace_s=1)
+    with trio.move_on_after(0.1):
+        await cancelled.wait()
+    with pytest.raises(SpawnFailed):
+        await start_process(["/nonexistent/bash"], env=os.environ, cap_bytes=10,
+                            kill_grace_s=1)
+    assert open_fds() == before
+
+
 class CountingTap:
     """A live-output tap that keeps what it is handed."""
 
