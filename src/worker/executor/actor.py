@@ -31,8 +31,9 @@ Each run is a task of the actor's own (``spawn``), so the actor keeps serving it
 mailbox (kills, counts) while commands run; one task a run, no more (CPU per fire): its
 process is followed in it (``process``), and a held run is committed in the start
 marks' serving task, by a callback, as its mark lands (``_marked``); only a mark left
-undecided (etcd unreachable, a failed batch) gets a task to retry it. ``task_limit`` is None on purpose: a limit
-would stop the mailbox, and with it the kills and fencing that must reach running jobs.
+undecided (etcd unreachable, a failed batch) gets a task to retry it. ``task_limit`` is
+None on purpose: a limit would stop the mailbox, and with it the kills and fencing that
+must reach running jobs.
 What bounds the runs is upstream: the Locker claims a fire only while this worker runs
 fewer than ``capacity`` (the ``LoadChanged`` gauge), and the Scheduler keeps each job's
 ``concurrency``.
