@@ -4,8 +4,9 @@
 
 Why: CPU per fire cannot be measured on a loaded machine, but the trio work of a run
 can be counted, and it does not depend on the load. This runs the real Executor (real
-``bash`` children, held as in a worker, live output on) with start marks that land at
-once and releases that return at once, sends ``--runs`` StartRuns one after the other
+``bash`` children, held as in a worker, live output on) with the real ``StartMarks`` on
+an etcd whose transactions succeed at once (so the marks' serving task is counted too)
+and releases that return at once, sends ``--runs`` StartRuns one after the other
 (each waits for the previous run's RunEnded, and its release if it has one, so runs do
 not share wake-ups), and counts with a trio Instrument the task steps and the tasks
 spawned from the first StartRun to the last run's end. It prints them per run, grouped
@@ -28,6 +29,7 @@ import trio
 import trio.testing
 
 from cluster.config import Config
+from cluster.etcd import TxnResult
 from cluster.keyspace import Keyspace
 from cluster.spec import JobSpec
 from cluster.store import RunTrigger
@@ -35,6 +37,7 @@ from worker.clock import SystemClock
 from worker.context import WorkerContext
 from worker.executor.actor import Executor
 from worker.executor.messages import KillRun, StartRun
+from worker.executor.start_marks import StartMarks
 from worker.live_output import LiveOutput
 from worker.log_sink.messages import Write
 from worker.mailboxes import open_mailboxes
@@ -53,13 +56,12 @@ def make_run(command: str, guarded: bool) -> Run:
     return Run(fire, session_lease=1, guarded=guarded)
 
 
-class InstantMarks:
-    async def serve(self) -> None:
-        await trio.sleep_forever()
+class InstantEtcd:
+    """Every transaction succeeds, after one checkpoint (a real one waits at least once)."""
 
-    async def mark(self, run: Run) -> bool:
-        await trio.lowlevel.checkpoint()  # a real mark waits at least once
-        return True
+    async def txn(self, compare, success=(), failure=(), *, timeout_s=None) -> TxnResult:
+        await trio.lowlevel.checkpoint()
+        return TxnResult(succeeded=True, revision=1, responses=())
 
 
 async def measure(steps: Steps, runs: int, command: str, kill: bool, guarded: bool) -> None:
@@ -73,7 +75,9 @@ async def measure(steps: Steps, runs: int, command: str, kill: bool, guarded: bo
 
     executor = Executor(inboxes.executor, ctx, scheduler=peers.scheduler,
                         log_sink=peers.log_sink, locker=peers.locker, release=release,
-                        marks=InstantMarks(), live=LiveOutput(SystemClock()))
+                        marks=StartMarks(InstantEtcd(), ctx.keyspace, ctx.worker_id, ctx.clock,
+                                         size=config.mailbox_size),
+                        live=LiveOutput(SystemClock()))
     async with trio.open_nursery() as nursery:
         await nursery.start(executor.run)
 

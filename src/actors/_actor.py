@@ -32,6 +32,8 @@ The hooks, each optional, in the order of an actor's life:
     Each message, in order. Work that must not hold up the mailbox goes to
     ``spawn(fn, *args)``: a task of the actor's own, at most ``task_limit`` at once;
     while all are taken the actor stops reading its mailbox (backpressure).
+    ``spawn_nowait`` raises ``trio.WouldBlock`` instead, for code that must not wait
+    (a callback); it may run in any of the actor's tasks, while the actor serves.
 ``request_stop()``
     Called by the supervisor to ask for a graceful stop: it seals the inbox. Override it
     only to stop something at once as well (the Scheduler stops firing); never block,
@@ -158,8 +160,21 @@ class Actor(Generic[M]):
             raise RuntimeError(f"{self.name}: spawn() is for handlers, while the actor serves")
         if self._task_slots is not None:
             await self._task_slots.acquire()
+        self._start_task(self._tasks, fn, args, name)
+
+    def spawn_nowait(self, fn: Task, *args: object, name: str | None = None) -> None:
+        """``spawn`` that never blocks: raises ``trio.WouldBlock`` while ``task_limit``
+        run (never, without a limit)."""
+        if self._tasks is None:
+            raise RuntimeError(f"{self.name}: spawn_nowait() is for while the actor serves")
+        if self._task_slots is not None:
+            self._task_slots.acquire_nowait()
+        self._start_task(self._tasks, fn, args, name)
+
+    def _start_task(self, tasks: trio.Nursery, fn: Task, args: tuple[object, ...],
+                    name: str | None) -> None:
         self.tasks_running += 1
-        self._tasks.start_soon(self._run_task, fn, args, name=name or fn)
+        tasks.start_soon(self._run_task, fn, args, name=name or fn)
 
     async def _run_task(self, fn: Task, args: tuple[object, ...]) -> None:
         try:

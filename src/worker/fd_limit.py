@@ -22,7 +22,9 @@ from cluster.config import Config
 
 log = logging.getLogger(__name__)
 
-FDS_PER_RUN = 8  # stdout, stderr, their reader's epoll, commit pipe, pidfd, and room to spare
+# stdout and stderr (read ends, and our write-end copies until bash exits: ``spawn``),
+# their epoll, the commit pipe's write end (until the commit), the pidfd: 7; one spare.
+FDS_PER_RUN = 8
 FDS_BASE = 256  # etcd channels and watches, the store, logs, the listener, libraries
 
 

@@ -9,6 +9,11 @@ once, alone: a spread load pays one channel hop; unless it can afford to wait
 (``patience``): then it holds its batch open a little for company. A request whose
 submitter was cancelled before its batch went is left out of it.
 
+Two ways to submit: ``submit`` waits for the answer in the submitting task;
+``submit_nowait`` leaves a callback that the serving task calls with the answer, so
+that a submitter with nothing else to do meanwhile costs no task of its own (the
+Executor commits a held run right there).
+
 Mailbox policy: the queue is a bounded channel; a full one makes the submitting task
 wait, never drops a request.
 """
@@ -33,11 +38,21 @@ class Pending(Generic[T, R]):
     item: T
     result: R
     done: trio.Event = field(default_factory=trio.Event)
-    abandoned: bool = False  # its submitter was cancelled: not sent if not sent yet
+    abandoned: bool = False  # its submitter gave up: not sent if not sent yet
+    on_settle: Callable[[R], None] | None = None  # submit_nowait's; None once cancelled
 
     def settle(self, result: R) -> None:
         self.result = result
         self.done.set()
+        if self.on_settle is not None:
+            on_settle, self.on_settle = self.on_settle, None
+            on_settle(result)
+
+    def cancel(self) -> None:
+        """Its submitter gives up (a run killed or ended while its mark waited): it is
+        left out of its batch if that has not gone yet, and ``on_settle`` is never called."""
+        self.abandoned = True
+        self.on_settle = None
 
 
 class GroupQueue(Generic[T, R]):
@@ -66,9 +81,20 @@ class GroupQueue(Generic[T, R]):
             await self._send.send(pending)
             await pending.done.wait()
         except trio.Cancelled:
-            pending.abandoned = True  # e.g. a run killed while its mark waited
+            pending.cancel()  # e.g. a run killed while its mark waited
             raise
         return pending.result
+
+    def submit_nowait(self, item: T, on_settle: Callable[[R], None]) -> Pending[T, R]:
+        """Queue ``item`` without waiting; raises ``trio.WouldBlock`` if the queue is full.
+
+        ``on_settle(result)`` is called once, by the task that settles it (``serve``'s),
+        so it must neither block nor raise; ``cancel()`` on the returned Pending gives
+        up, and then it is never called.
+        """
+        pending = Pending(item, self._unsettled, on_settle=on_settle)
+        self._send.send_nowait(pending)
+        return pending
 
     async def serve(self, send_batch: Callable[[list[Pending[T, R]]], Awaitable[None]], *,
                     min_batch: int = 1) -> None:

@@ -211,10 +211,29 @@ async def test_a_late_timer_goes_before_messages_already_queued(
     assert journal.names()[2:5] == ["tick", "first", "second"]
 
 
+async def test_spawn_nowait_refuses_a_task_past_task_limit_instead_of_waiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    probe, _ = _probe(task_limit=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(probe.run)
+        probe.spawn_nowait(trio.sleep, 5)
+        with pytest.raises(trio.WouldBlock):
+            probe.spawn_nowait(trio.sleep, 5)
+        assert probe.tasks_running == 1
+        await trio.sleep(6)
+        probe.spawn_nowait(trio.sleep, 1)  # its slot is free again
+        assert probe.tasks_running == 1
+        probe.request_stop()
+    assert probe.tasks_running == 0
+
+
 async def test_spawn_outside_serving_is_refused() -> None:
     probe, _ = _probe()
     with pytest.raises(RuntimeError, match="spawn"):
         await probe.spawn(trio.sleep, 0)
+    with pytest.raises(RuntimeError, match="spawn_nowait"):
+        probe.spawn_nowait(trio.sleep, 0)
 
 
 class TornDown(Probe):

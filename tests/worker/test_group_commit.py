@@ -78,3 +78,70 @@ async def test_a_request_whose_submitter_gave_up_is_left_out_of_its_batch(autoju
         assert await queue.submit("kept") == "ok"
         queue.close()
     assert sent == [["kept"]]
+
+
+async def test_submit_nowait_is_answered_by_a_callback_in_the_serving_task(autojump_clock):
+    queue = GroupQueue[int, int](10, unsettled=-1, max_batch=10)
+    answered: list[tuple[int, trio.lowlevel.Task]] = []
+    server: list[trio.lowlevel.Task] = []
+
+    async def send(batch: list[Pending[int, int]]) -> None:
+        await trio.sleep(0.1)
+        for p in batch:
+            p.settle(p.item * 2)
+
+    async def serve() -> None:
+        server.append(trio.lowlevel.current_task())
+        await queue.serve(send)
+
+    def on_settle(result: int) -> None:
+        answered.append((result, trio.lowlevel.current_task()))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        queue.submit_nowait(21, on_settle)
+        cancelled = queue.submit_nowait(5, on_settle)
+        await trio.sleep(0.05)  # both in flight
+        cancelled.cancel()  # e.g. its run ended first: answered, but not to it
+        await trio.sleep(1)
+        queue.close()
+    assert answered == [(42, server[0])]
+
+
+async def test_submit_nowait_refuses_when_the_queue_is_full_and_a_cancelled_one_is_not_sent(
+        autojump_clock):
+    queue = GroupQueue[str, str](2, unsettled="none", max_batch=10)
+    sent: list[list[str]] = []
+
+    async def send(batch: list[Pending[str, str]]) -> None:
+        sent.append([p.item for p in batch])
+        for p in batch:
+            p.settle("ok")
+
+    answered: list[str] = []
+    queue.submit_nowait("a", answered.append)
+    queue.submit_nowait("b", answered.append).cancel()  # before its batch went
+    with pytest.raises(trio.WouldBlock):
+        queue.submit_nowait("c", answered.append)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.serve, send)
+        await trio.sleep(1)
+        queue.close()
+    assert sent == [["a"]] and answered == ["ok"]
+
+
+async def test_a_batch_left_undecided_answers_its_callbacks_with_unsettled(autojump_clock):
+    queue = GroupQueue[str, str](10, unsettled="retry", max_batch=10)
+
+    batches: list[int] = []
+
+    async def send(batch: list[Pending[str, str]]) -> None:
+        batches.append(len(batch))  # decides nothing (as when etcd is unreachable)
+
+    answered: list[str] = []
+    queue.submit_nowait("a", answered.append)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.serve, send)
+        await trio.sleep(1)
+        queue.close()
+    assert batches == [1] and answered == ["retry"]

@@ -4,14 +4,14 @@ Why a run stops, first reason wins: ``KillRun`` (its status, usually ``killed``)
 ``Fenced`` (``lost``: the session lease is gone, so another worker may now own the
 job's fires), the job's timeout (``timeout``, the process's own), or a graceful stop
 after ``shutdown_grace_s`` (``killed``). A kill that comes before the command starts
-stops it unstarted: the scope it waits in (its mark, its planned instant) is cancelled.
+stops it unstarted: what it waits in (its mark, queued or awaited, its planned instant)
+is cancelled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import trio
+from typing import Protocol
 
 from cluster.store import RunStatus
 
@@ -19,6 +19,14 @@ from worker.messages import Run
 from .process import GroupProcess, ProcessResult
 
 GONE_REASON = "its claim vanished with the session lease before it started"
+
+
+class Waiting(Protocol):
+    """What a run waits in before its command may start: a ``trio.CancelScope`` (a task
+    waits for its mark or its planned instant), or its mark's ``Pending``, queued with a
+    callback that commits it (``group_commit``). Cancelled, it never starts."""
+
+    def cancel(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +43,7 @@ class ActiveRun:
     run: Run
     process: GroupProcess | None = None
     cause: KillCause | None = None  # set once: the first reason to stop wins
-    waiting: trio.CancelScope | None = None  # set while it waits for its mark or time
+    waiting: Waiting | None = None  # set while it waits for its mark or time
     start_ms: int | None = None  # when its command starts (committed): None until then
     grace_s: float | None = None  # the kill's own SIGTERM-to-SIGKILL bound (a fence's)
 

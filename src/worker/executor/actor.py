@@ -28,8 +28,12 @@ reason in ``err``), counted by reason. A mark that finds the key gone (the sessi
 lease expired) makes it ``lost``, unstarted.
 
 Each run is a task of the actor's own (``spawn``), so the actor keeps serving its
-mailbox (kills, counts) while commands run. ``task_limit`` is None on purpose: a limit
-would stop the mailbox, and with it the kills and fencing that must reach running jobs.
+mailbox (kills, counts) while commands run; one task a run, no more (CPU per fire): its
+process is followed in it (``process``), and a held run is committed in the start
+marks' serving task, by a callback, as its mark lands (``_marked``); only a mark left
+undecided (etcd unreachable, a failed batch) gets a task to retry it. ``task_limit`` is
+None on purpose: a limit would stop the mailbox, and with it the kills and fencing that
+must reach running jobs.
 What bounds the runs is upstream: the Locker claims a fire only while this worker runs
 fewer than ``capacity`` (the ``LoadChanged`` gauge), and the Scheduler keeps each job's
 ``concurrency``.
@@ -42,7 +46,9 @@ Mailboxes:
 - its own: bounded (``mailbox_size``); senders wait when it is full (backpressure on the
   Scheduler, the Locker and the JobWatcher). Handling never blocks on a process, so it
   drains fast.
-- LogSink: ``tell`` waits while it is full (backpressure), a record is never dropped.
+- LogSink: ``tell`` waits while it is full (backpressure), a record is never dropped;
+  while it has room, the record goes in without a schedule point (``_tell``: a task
+  step a run saved, as for ``RunEnded`` to the Scheduler).
 - Locker: ``LoadChanged`` is a gauge offered (``Address.offer``) after every start and
   end; when the Locker's mailbox is full or closed that one update is skipped, and the
   next one carries the current value anyway.
@@ -65,9 +71,11 @@ lease ends (nothing is left to release them).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
@@ -92,7 +100,7 @@ from .releases import Release, Releases
 from .run_as import REFUSAL_REASONS, JobUsers, UserRefused
 from .run_tally import RunTally, RunTallyStatistics
 from .spawn import SpawnFailed
-from .start_marks import Marks
+from .start_marks import Mark, Marks
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,7 @@ SHUTDOWN_REASON = "worker shutting down"
 LEFT_REASON = "worker shutting down: left for another worker to run"
 
 Task = Callable[..., Awaitable[object]]
+M = TypeVar("M")
 # Writes the end of a run whose job has chained jobs, with their triggers (worker.chains).
 EndMark = Callable[[Run, RunRecord], Awaitable[None]]
 
@@ -146,8 +155,9 @@ class Executor(Actor[ExecutorMsg]):
         self._early_kills = EarlyKills()  # kills that came before their run
         self._idle = trio.Event()  # set exactly when _active is empty
         self._idle.set()
-        # Tasks of runs (a run, its commit) not yet returned: the stop waits for them
-        # before it stops marking and releasing. _tasks_over is set exactly when none.
+        # Tasks of runs (a run, a commit that retries its mark) not yet returned: the
+        # stop waits for them before it stops marking and releasing. _tasks_over is set
+        # exactly when none.
         self._run_tasks = 0
         self._tasks_over = trio.Event()
         self._tasks_over.set()
@@ -236,8 +246,7 @@ class Executor(Actor[ExecutorMsg]):
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         self._started += 1
         fire = active.run.fire
-        await self._spawn_run_task(self._run_one, active,
-                                   name=f"run {fire.spec.name}/{fire.run_id}")
+        self._spawn_run_task(self._run_one, active, name=f"run {fire.spec.name}/{fire.run_id}")
         self._publish_load()
 
     def _matching(self, name: str, run_id: str | None) -> Iterator[ActiveRun]:
@@ -263,12 +272,13 @@ class Executor(Actor[ExecutorMsg]):
 
     # -- one run ----------------------------------------------------------------------
 
-    async def _spawn_run_task(self, fn: Task, *args: object, name: str) -> None:
-        """``spawn``, counted in _run_tasks; never a checkpoint (no task_limit)."""
+    def _spawn_run_task(self, fn: Task, *args: object, name: str) -> None:
+        """``spawn``, counted in _run_tasks; never blocks (no task_limit), so a callback
+        may call it too."""
         if self._run_tasks == 0:
             self._tasks_over = trio.Event()
         self._run_tasks += 1
-        await self.spawn(fn, *args, name=name)
+        self.spawn_nowait(fn, *args, name=name)
 
     def _run_task_over(self) -> None:
         self._run_tasks -= 1
@@ -291,7 +301,7 @@ class Executor(Actor[ExecutorMsg]):
             self._forget(active)
             if active.run.guarded:  # else there is nothing to give back: no task
                 self._releases.start(active.run)
-            if not await self._scheduler.tell(RunEnded(active.run, end.status)):
+            if not await _tell(self._scheduler, RunEnded(active.run, end.status)):
                 log.info("scheduler stopped: end of run %s not reported", end.run_id)
         finally:
             self._run_task_over()
@@ -324,15 +334,14 @@ class Executor(Actor[ExecutorMsg]):
         # No checkpoint between start_process and wait(): wait() owns the cleanup.
         active.attach(process)
         if held:
-            # The scope exists before the task does: a run that ends first cancels it.
-            active.waiting = trio.CancelScope()
-            await self._spawn_run_task(self._commit, active, active.waiting,
-                                       name=f"commit {active.run.fire.run_id}")
+            self._mark_soon(active)
         else:
             self._started_at(active, self._ctx.clock.now_ms())
-        result = await process.wait()
-        if active.waiting is not None:
-            active.waiting.cancel()  # it ended before it was committed
+        try:
+            result = await process.wait()
+        finally:
+            if active.waiting is not None:
+                active.waiting.cancel()  # it ended before it was committed: it never will be
         cause, start_ms = active.cause, active.start_ms
         if start_ms is None or (cause is not None and cause.at_ms < start_ms):
             return self._never_started(active, cause or exited_held(result))
@@ -346,21 +355,62 @@ class Executor(Actor[ExecutorMsg]):
         if self._lead is not None:
             self._lead.ready(fire)
 
-    async def _commit(self, active: ActiveRun, scope: trio.CancelScope) -> None:
-        """A held run: mark it started, then tell its process to start the command."""
+    def _mark_soon(self, active: ActiveRun) -> None:
+        """A held run: its mark is queued, and once it lands the marks' serving task
+        commits the run (``_marked``): no task of its own. Its Pending is ``waiting``,
+        so that a kill, or the run's end, cancels the commit."""
+        if active.cause is not None:  # killed while it was spawning: never marked
+            return
         try:
-            if await marked(self._marks, active, scope):
-                fire = active.run.fire
-                self._ready(fire)
-                now_ms = self._ctx.clock.now_ms()
-                assert active.process is not None
-                if active.process.commit((fire.planned_ms - now_ms) / 1000):
-                    self._started_at(active, now_ms)
-            elif active.cause is None:  # its key went with our session: fenced
-                if active.kill(RunStatus.LOST, GONE_REASON, self._ctx.clock.now_ms()):
-                    self._killed += 1
+            active.waiting = self._marks.mark_soon(
+                active.run, functools.partial(self._marked, active))
+        except trio.WouldBlock:  # the marks' queue is full: a task waits for room
+            self._retry_mark(active, None)
+
+    def _marked(self, active: ActiveRun, answer: Mark) -> None:
+        """The answer to a held run's queued mark, in the marks' serving task; never
+        called once the run was killed or ended (its Pending was cancelled)."""
+        active.waiting = None
+        match answer:
+            case Mark.STARTED:
+                self._commit_now(active)
+            case Mark.GONE:
+                self._fence_unmarked(active)
+            case _:  # undecided (etcd unreachable, a failed batch): rare, so a task
+                self._retry_mark(active, answer)
+
+    def _retry_mark(self, active: ActiveRun, after: Mark | None) -> None:
+        # The scope exists before the task does: a run that ends first cancels it.
+        active.waiting = trio.CancelScope()
+        self._spawn_run_task(self._commit, active, active.waiting, after,
+                             name=f"commit {active.run.fire.run_id}")
+
+    async def _commit(self, active: ActiveRun, scope: trio.CancelScope,
+                      after: Mark | None) -> None:
+        """A held run whose queued mark was not decided: mark it started (retrying from
+        ``after``), then tell its process to start the command."""
+        try:
+            if await marked(self._marks, active, scope, after):
+                self._commit_now(active)
+            else:
+                self._fence_unmarked(active)
         finally:
             self._run_task_over()
+
+    def _commit_now(self, active: ActiveRun) -> None:
+        """Its mark landed: the held process is told when to start the command."""
+        fire = active.run.fire
+        self._ready(fire)
+        now_ms = self._ctx.clock.now_ms()
+        assert active.process is not None
+        if active.process.commit((fire.planned_ms - now_ms) / 1000):
+            self._started_at(active, now_ms)
+
+    def _fence_unmarked(self, active: ActiveRun) -> None:
+        """Its key went with our session before the mark (or it was killed meanwhile,
+        and then this does nothing: the first reason to stop wins)."""
+        if active.kill(RunStatus.LOST, GONE_REASON, self._ctx.clock.now_ms()):
+            self._killed += 1
 
     def _started_at(self, active: ActiveRun, now_ms: int) -> None:
         fire = active.run.fire
@@ -372,7 +422,7 @@ class Executor(Actor[ExecutorMsg]):
                                     end_ms=self._ctx.clock.now_ms())
 
     async def _write(self, end: RunRecord) -> None:
-        if not await self._log_sink.tell(Write(end)):
+        if not await _tell(self._log_sink, Write(end)):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", end.to_json())
         self._finished += 1
@@ -399,3 +449,10 @@ class Executor(Actor[ExecutorMsg]):
     def _publish_load(self) -> None:
         # Full or closed: skipped, it is a gauge; the next start or end sends the value.
         self._locker.offer(LoadChanged(len(self._active)))
+
+
+async def _tell(address: Address[M], msg: M) -> bool:
+    """``tell``, without its schedule point while the mailbox has room: the run task has
+    checkpointed in its wait already, and a step a run is CPU per fire. A full mailbox
+    still waits (backpressure); a closed one is still False."""
+    return address.offer(msg) or await address.tell(msg)

@@ -39,7 +39,7 @@ from .process import GroupProcess, start_process
 from .run_as import Account, JobUsers
 from .spawn import SpawnAs, SpawnFailed
 from .start_at import can_wait_in_shell, held_argv
-from .start_marks import Marks
+from .start_marks import Mark, Marks
 
 
 class Launcher:
@@ -103,14 +103,16 @@ class Launcher:
         return [*self._orphan, key, self._worker_id, str(fire.planned_ms)]
 
 
-async def marked(marks: Marks, active: ActiveRun, scope: trio.CancelScope | None = None) -> bool:
+async def marked(marks: Marks, active: ActiveRun, scope: trio.CancelScope | None = None,
+                 after: Mark | None = None) -> bool:
     """Marked started in etcd (``start_marks``); False if its key is gone or it was
-    killed before or meanwhile (``scope`` is then cancelled by the kill)."""
+    killed before or meanwhile (``scope`` is then cancelled by the kill). ``after``: the
+    undecided answer of a queued attempt (``Marks.mark_soon``) it goes on from."""
     if active.cause is not None:
         return False
     try:
         with scope or trio.CancelScope() as active.waiting:
-            return await marks.mark(active.run)
+            return await marks.mark(active.run, after)
         return False  # cancelled by the kill
     finally:
         active.waiting = None

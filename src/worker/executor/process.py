@@ -12,8 +12,9 @@ every descendant that does not leave the group on purpose is reached by ``killpg
 
 Kill and timeout: SIGTERM to the group, then SIGKILL to the group ``kill_grace_s``
 later if bash is still alive. The first reason to stop wins (a timeout after a kill
-does not overwrite it, nor the other way round). The SIGKILL timer is a task started
-by that first kill: a run that is never asked to stop costs no task for it.
+does not overwrite it, nor the other way round). Neither costs a task: the timeout and
+the SIGKILL are deadlines that ``wait()``'s own loop wakes up at (``kill()`` and
+``commit()`` move the one it sleeps until).
 
 After bash exits, however it exits, whatever is still in its group gets SIGKILL, like
 systemd's ``KillMode=control-group``: a job is its whole group, a background child
@@ -25,14 +26,25 @@ after ``PIPE_DRAIN_S`` so that the run ends anyway.
 Invariant that makes group signals safe: bash is reaped only after the final group
 SIGKILL. Until it is reaped, its pid, which is the group id, cannot be reused by the
 kernel, so ``killpg`` can never hit an unrelated process group. We wait for its exit
-on a pidfd of our own, which does not reap it; trio's ``Process.wait`` reaps after.
+on a pidfd of our own, which does not reap it; ``Child.wait`` reaps after. (A kernel
+without pidfds, before 5.3: bash is reaped in a thread as it exits, accepting a tiny
+pid-reuse window before the group's SIGKILL.)
 
-Capture: stdout and stderr are read concurrently to EOF, by one task (an epoll of
-their own, made with the pipes: ``_read_pipes``); the first ``cap_bytes`` of each are
-kept and the rest is read and thrown away, so a chatty job never blocks on a full
-pipe. ``truncated`` says that something was thrown away. With a ``tap``
-(``worker.live_output``), every chunk read is also handed to it as it comes (the live
-output: O(1), no I/O), and the tap is closed once both pipes are read to the end.
+One task, the caller's: ``wait()`` sleeps on one fd, an epoll of the run's own
+(``Child.pipes``) that holds both output pipes and the pidfd, and wakes up when either
+pipe has data, when bash exits, or at the next deadline (timeout, SIGKILL, the pipes'
+drain). A task per pipe, or one for the pipes and one for the exit, would cost their
+own wake-ups for every run; so would the pipes' hang-ups, which the kernel sends one
+by one before the exit: we hold a copy of each write end until bash has exited
+(``Child.close_writers``), and a run that prints nothing wakes ``wait()`` once.
+
+Capture: stdout and stderr are read concurrently to EOF, one read per ready pipe per
+wake-up (as ``receive_some`` would: a chatty pipe cannot starve the loop); the first
+``cap_bytes`` of each are kept and the rest is read and thrown away, so a chatty job
+never blocks on a full pipe. ``truncated`` says that something was thrown away. With
+a ``tap`` (``worker.live_output``), every chunk read is also handed to it as it comes
+(the live output: O(1), no I/O), and the tap is closed once both pipes are read to
+the end.
 
 Cancellation (the Executor itself is cancelled): the group gets SIGKILL and bash is
 reaped under a short shielded deadline, then Cancelled propagates.
@@ -129,7 +141,7 @@ class _Capture:
 
     def __init__(self, stream: trio.lowlevel.FdStream, cap_bytes: int,
                  tap: Tap | None = None, name: str = "out") -> None:
-        self.stream = stream  # non-blocking; read raw by _read_pipes, closed by _cleanup
+        self.stream = stream  # non-blocking; read raw by wait(), closed by _cleanup
         self.tap = tap
         self.name = name
         self.cap_bytes = cap_bytes
@@ -154,27 +166,6 @@ class _Capture:
         return True
 
 
-async def _read_pipes(pipes: select.epoll, captures: Sequence[_Capture],
-                      done: trio.Event) -> None:
-    """Read every pipe to EOF in one task, then set ``done``.
-
-    Why one task for both pipes: trio waits on one fd per task, and a task per pipe
-    costs its own wake-ups for every run. So the pipes are registered in an epoll of
-    their own (``Child.pipes``, level-triggered), and trio waits on that epoll's fd,
-    which is readable while either pipe has data or its EOF (a hang-up is always
-    reported). One read per ready pipe per wake-up, as ``receive_some`` would: a chatty
-    pipe cannot starve the loop.
-    """
-    waiting = {capture.stream.fileno(): capture for capture in captures}
-    while waiting:
-        await trio.lowlevel.wait_readable(pipes.fileno())
-        for fd, _ in pipes.poll(0):
-            if not waiting[fd].read_once():
-                pipes.unregister(fd)
-                del waiting[fd]
-    done.set()
-
-
 class GroupProcess:
     """A started command and its process group. Made by ``start_process`` only."""
 
@@ -184,18 +175,19 @@ class GroupProcess:
         self._tap = tap
         self._pid = proc.pid
         self._kill_grace_s = kill_grace_s
-        self._deadline = deadline
+        self._deadline = deadline  # the timeout (trio time); inf: none yet (held) or ever
         self._timeout_s = timeout_s
         self._stdout = _Capture(proc.stdout, cap_bytes, tap, "out")
         self._stderr = _Capture(proc.stderr, cap_bytes, tap, "err")
-        self._pipes_read = trio.Event()  # both pipes read to EOF
         self._kill_reason: str | None = None
         self._timed_out = False
-        self._nursery: trio.Nursery | None = None  # wait()'s, while it waits for the exit
-        self._timeout_scope: trio.CancelScope | None = None
-        self._exited = False  # bash's exit was seen: no more SIGTERM from kill()
+        self._kill_at = math.inf  # the group's SIGKILL, once asked to stop; inf once sent
+        self._drain_until = math.inf  # after bash's exit: how long EOF is waited for
+        self._sleep: trio.CancelScope | None = None  # wait()'s, while it sleeps on the fds
+        self._exit_seen = False  # the pidfd (or, without one, the reaping thread) said so
+        self._exited = False  # bash's exit was handled: no more SIGTERM from kill()
         self._reaped = False  # after this, never signal the group again (pid reusable)
-        self._pidfd = open_pidfd(self._pid)
+        self._pidfd = _watch_exit(proc)
 
     @property
     def pid(self) -> int:
@@ -220,8 +212,8 @@ class GroupProcess:
             self._kill_grace_s = max(0.0, min(self._kill_grace_s, grace_s))
         self._kill_reason = reason
         signal_group(self._pid, signal.SIGTERM)
-        if self._nursery is not None:  # else wait() starts it when it begins
-            self._nursery.start_soon(self._escalate)
+        self._kill_at = trio.current_time() + self._kill_grace_s  # wait() sends it
+        self._wake_at_next_deadline()
         return True
 
     def commit(self, wait_s: float) -> bool:
@@ -240,8 +232,7 @@ class GroupProcess:
             self._proc.close_commit()
         if self._timeout_s > 0:
             self._deadline = trio.current_time() + max(wait_s, 0.0) + self._timeout_s
-            if self._timeout_scope is not None:
-                self._timeout_scope.deadline = self._deadline
+            self._wake_at_next_deadline()
         return True
 
     async def wait(self) -> ProcessResult:
@@ -251,21 +242,12 @@ class GroupProcess:
         propagates.
         """
         try:
-            try:
+            if self._pidfd is not None:
+                returncode = await self._follow()
+            else:  # old kernel: the exit is a thread's to wait for
                 async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    if self._kill_reason is not None:  # killed before wait(): attach()
-                        nursery.start_soon(self._escalate)
-                    nursery.start_soon(_read_pipes, self._proc.pipes,
-                                       (self._stdout, self._stderr), self._pipes_read)
-                    await self._wait_exit_within_timeout()
-                    returncode = await self._kill_group_and_reap()
-                    if not self._pipes_read.is_set():  # usually read to the end already
-                        with trio.move_on_after(PIPE_DRAIN_S):
-                            await self._pipes_read.wait()
-                    nursery.cancel_scope.cancel()  # stops an escalation and a stuck reader
-            finally:
-                self._nursery = None  # a kill from now on needs no escalation: see kill()
+                    nursery.start_soon(self._reap_in_thread)
+                    returncode = await self._follow()  # after the thread's return
         finally:
             if self._tap is not None:
                 self._tap.close()
@@ -279,32 +261,78 @@ class GroupProcess:
             timed_out=self._timed_out,
         )
 
-    async def _wait_exit_within_timeout(self) -> None:
-        with trio.move_on_at(self._deadline) as self._timeout_scope:
-            await self._wait_exit()
-            return
-        if self.kill(f"timed out after {self._timeout_s:g} s"):
-            self._timed_out = True
-        await self._wait_exit()
+    async def _follow(self) -> int:
+        """Until bash has exited and both pipes are read to EOF, or ``PIPE_DRAIN_S``
+        past the exit (a process that left the group may hold them open for ever).
 
-    async def _wait_exit(self) -> None:
-        """Until bash has exited, without reaping it (see the module invariant)."""
-        if self._pidfd is not None:
-            await trio.lowlevel.wait_readable(self._pidfd)
-        else:  # no pidfd (old kernel): reap, accepting a tiny pid-reuse window
-            await self._proc.wait()
-        self._exited = True
+        Invariant: the pipes' epoll holds exactly the fds still to watch. A pipe leaves
+        it at EOF; the pidfd once seen, since it stays readable after the exit (left in,
+        it would wake the loop without end).
+        """
+        reading = {capture.stream.fileno(): capture for capture in (self._stdout, self._stderr)}
+        returncode: int | None = None
+        while returncode is None or (reading and trio.current_time() < self._drain_until):
+            with trio.move_on_at(self._next_deadline()) as self._sleep:
+                await trio.lowlevel.wait_readable(self._proc.pipes.fileno())
+            self._sleep = None
+            self._read_ready(reading)
+            if returncode is not None:
+                continue
+            if self._exit_seen:
+                self._exited = True
+                returncode = await self._kill_group_and_reap()
+                self._drain_until = trio.current_time() + PIPE_DRAIN_S
+                # Only now can the pipes hang up (``Child.close_writers``): usually at
+                # once, so their EOF is read in this same wake-up.
+                self._proc.close_writers()
+                self._read_ready(reading)
+            else:
+                self._on_deadlines()
+        return returncode
 
-    async def _escalate(self) -> None:
-        """Started by the first kill (or timeout) only: a run that is never asked to
-        stop costs no task for it."""
-        await trio.sleep(self._kill_grace_s)
-        if not self._reaped:
-            signal_group(self._pid, signal.SIGKILL)
+    def _read_ready(self, reading: dict[int, _Capture]) -> None:
+        """One read from each ready pipe; notes the exit if the pidfd is ready."""
+        pipes = self._proc.pipes
+        for fd, _ in pipes.poll(0):
+            if fd == self._pidfd:
+                pipes.unregister(fd)
+                self._exit_seen = True
+            elif not reading[fd].read_once():
+                pipes.unregister(fd)
+                del reading[fd]
+
+    def _next_deadline(self) -> float:
+        """When wait() must wake up even if no fd is ready."""
+        if self._exit_seen:
+            return self._drain_until
+        if self._kill_reason is None:
+            return self._deadline  # the timeout
+        return self._kill_at
+
+    def _wake_at_next_deadline(self) -> None:
+        """A deadline moved (a kill, a commit, the exit): wait()'s sleep follows it."""
+        if self._sleep is not None:
+            self._sleep.deadline = self._next_deadline()
+
+    def _on_deadlines(self) -> None:
+        """bash still runs: its timeout, then the SIGKILL at the end of a kill's grace."""
+        now = trio.current_time()
+        if self._kill_reason is None and now >= self._deadline:
+            self._timed_out = self.kill(f"timed out after {self._timeout_s:g} s")
+        if now >= self._kill_at:
+            self._kill_at = math.inf
+            signal_group(self._pid, signal.SIGKILL)  # bash is unreaped: the pgid is ours
+
+    async def _reap_in_thread(self) -> None:
+        """No pidfd (old kernel): bash is reaped as it exits, then wait() is woken."""
+        await self._proc.wait()
+        self._exit_seen = True
+        if self._sleep is not None:
+            self._sleep.deadline = -math.inf
 
     async def _kill_group_and_reap(self) -> int:
         signal_group(self._pid, signal.SIGKILL)  # bash is unreaped: the pgid is still ours
-        returncode = await self._proc.wait()
+        returncode = await self._proc.wait()  # it has exited: no wait
         self._reaped = True
         return returncode
 
@@ -320,15 +348,25 @@ class GroupProcess:
                           REAP_TIMEOUT_S)
         self._exited = True
         self._proc.close_commit()  # reaped (or past hope): EOF can tell nobody anything now
-        self._close_pidfd()
-        # Sync: the reader has returned, nothing waits on these.
+        self._proc.close_writers()
+        if self._pidfd is not None:  # never waited on by trio itself: only by the epoll
+            os.close(self._pidfd)
+            self._pidfd = None
+        # Sync: wait() has returned, nothing waits on these.
         trio.lowlevel.notify_closing(self._proc.pipes.fileno())
         self._proc.pipes.close()
         for capture in (self._stdout, self._stderr):
             capture.stream.close()
 
-    def _close_pidfd(self) -> None:
-        if self._pidfd is not None:
-            trio.lowlevel.notify_closing(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
+
+def _watch_exit(proc: Child) -> int | None:
+    """A pidfd for bash, registered in its pipes' epoll; None without pidfds."""
+    pidfd = open_pidfd(proc.pid)
+    if pidfd is None:
+        return None
+    try:
+        proc.pipes.register(pidfd, select.EPOLLIN)  # level-triggered
+    except OSError:  # ENOMEM, or the user's epoll watches are used up: as without one
+        os.close(pidfd)
+        return None
+    return pidfd

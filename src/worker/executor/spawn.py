@@ -2,8 +2,9 @@
 
 The child starts a new session (``setsid``), so its pid is also its process-group id
 (``process`` signals the whole group). Its stdout and stderr are pipes, non-blocking
-(trio ``FdStream``s), both registered in an epoll of their own (``Child.pipes``:
-``process`` reads both in one task); a held child (``start_at``) also gets the pipes of its word and its wait.
+(trio ``FdStream``s), both registered in an epoll of their own (``Child.pipes``, where
+``process`` adds bash's pidfd: one fd to wait on for the output and the exit); a held
+child (``start_at``) also gets the pipes of its word and its wait.
 
 Who and where (``SpawnAs``, for ``run_as``): the child may start in another working
 directory and, spawned as root, setgroups/setgid/setuid to a job's user before its
@@ -77,14 +78,19 @@ class Child:
     """
 
     def __init__(self, popen: subprocess.Popen, stdout: trio.lowlevel.FdStream,
-                 stderr: trio.lowlevel.FdStream, commit_fd: int | None,
-                 pipes: select.epoll) -> None:
+                 stderr: trio.lowlevel.FdStream, writers: tuple[int, int],
+                 commit_fd: int | None, pipes: select.epoll) -> None:
         self.popen = popen
         self.pid = popen.pid
         self.stdout = stdout
         self.stderr = stderr
-        # stdout and stderr registered (level-triggered, EPOLLIN): one fd to wait on for
-        # both. Made before the spawn, so that an fd shortage is a SpawnFailed.
+        # Our copies of the pipes' write ends, until bash has exited (close_writers): the
+        # kernel closes bash's fds one by one before its pidfd says it exited, and each
+        # hang-up would wake the reader on its own; held, they cannot come first.
+        self.writers: tuple[int, ...] = writers
+        # stdout and stderr registered (level-triggered, EPOLLIN), and then the pidfd
+        # (``process``): one fd to wait on for all three. Made before the spawn, so that
+        # an fd shortage is a SpawnFailed.
         self.pipes = pipes
         # The write end of a held child's stdin. Invariant: closed only by commit() or
         # after the child is reaped, never while it waits: EOF tells it we are gone.
@@ -102,7 +108,6 @@ class Child:
             fds += [out_read, out_write]
             err_read, err_write = os.pipe()
             fds += [err_read, err_write]
-            child_only += [out_write, err_write]
             pipes = select.epoll(2)
             pipes.register(out_read, select.EPOLLIN)
             pipes.register(err_read, select.EPOLLIN)
@@ -133,7 +138,13 @@ class Child:
         for fd in child_only:
             os.close(fd)
         return cls(popen, trio.lowlevel.FdStream(out_read), trio.lowlevel.FdStream(err_read),
-                   commit_fd, pipes)
+                   (out_write, err_write), commit_fd, pipes)
+
+    def close_writers(self) -> None:
+        """Once bash has exited: the pipes hang up when nothing else holds them."""
+        for fd in self.writers:
+            os.close(fd)
+        self.writers = ()
 
     def close_commit(self) -> None:
         if self.commit_fd is not None:

@@ -22,15 +22,22 @@ again by another worker under the same run id), one put and one failure-branch r
 a batch that fails tells from its reads which runs are marked already, gone, or only
 waiting for a retry.
 
+Two ways to ask: ``mark`` waits for the answer; ``mark_soon`` only queues the mark,
+and its answer is a callback in the serving task (a held run is committed there, with
+no task of its own, ``executor.actor``). An undecided answer to it (RETRY, AGAIN: rare)
+is the caller's to go on with, through ``mark(run, after=answer)``.
+
 Mailbox policy: the queue is bounded (``mailbox_size``); a full one makes the marking
-run wait. A mark is retried while etcd is unreachable, until it lands, its key is
-found gone, or its run is cancelled (killed): the run never starts on a guess.
+run wait (``mark_soon`` refuses: then ``mark``). A mark is retried while etcd is
+unreachable, until it lands, its key is found gone, or its run is cancelled (killed):
+the run never starts on a guess.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -74,7 +81,9 @@ class Marks(Protocol):
 
     async def serve(self) -> None: ...
 
-    async def mark(self, run: Run) -> bool: ...
+    async def mark(self, run: Run, after: Mark | None = None) -> bool: ...
+
+    def mark_soon(self, run: Run, on_marked: Callable[[Mark], None]) -> Pending[Run, Mark]: ...
 
 
 class StartMarks:
@@ -95,18 +104,29 @@ class StartMarks:
         """Send the marks in batches until cancelled."""
         await self._queue.serve(self._send)
 
-    async def mark(self, run: Run) -> bool:
-        """Mark ``run`` started; False if its key is gone. Retries until it knows."""
+    async def mark(self, run: Run, after: Mark | None = None) -> bool:
+        """Mark ``run`` started; False if its key is gone. Retries until it knows.
+
+        ``after``: the undecided answer (RETRY or AGAIN) of the attempt ``mark_soon``
+        made: the retries go on from it as if this loop had made that attempt.
+        """
         backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
+        answer = after
         while True:
-            match await self._queue.submit(run):
+            if answer is Mark.RETRY:
+                await trio.sleep(backoff.failed())
+            match answer := await self._queue.submit(run):
                 case Mark.STARTED:
                     return True
                 case Mark.GONE:
                     return False
-                case Mark.AGAIN:
-                    continue
-            await trio.sleep(backoff.failed())
+
+    def mark_soon(self, run: Run, on_marked: Callable[[Mark], None]) -> Pending[Run, Mark]:
+        """One attempt at marking ``run``, queued without waiting: ``on_marked`` gets its
+        answer in the serving task, and must neither block nor raise. ``cancel()`` the
+        result when the run will never start (killed, ended): ``on_marked`` is then never
+        called. Raises ``trio.WouldBlock`` if the queue is full."""
+        return self._queue.submit_nowait(run, on_marked)
 
     async def _send(self, batch: list[Pending[Run, Mark]]) -> None:
         now_ms = self._clock.now_ms()

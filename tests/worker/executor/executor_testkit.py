@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,9 +20,11 @@ from mailbox_kit import queued
 
 from actors import call
 from cluster.config import Config
+from cluster.etcd import EtcdUnavailable, GetResult, TxnResult
 from cluster.keyspace import Keyspace
 from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunTrigger
+from worker.claim_lead import ClaimLead
 from worker.live_output import LiveOutput
 from worker.clock import SystemClock
 from worker.context import WorkerContext
@@ -30,6 +32,8 @@ from worker.mailboxes import open_mailboxes
 from worker.executor.actor import Executor
 from worker.executor.messages import RunningCount
 from worker.executor.run_as import JobUsers
+from worker.executor.start_marks import Mark, StartMarks
+from worker.group_commit import Pending
 from worker.log_sink.messages import Write
 from worker.messages import Fire, Run
 from worker.shutdown_budget import ExecutorBudget
@@ -50,33 +54,58 @@ def make_run(name: str, command: str, *, lease: int = LEASE, guarded: bool = Tru
     return Run(fire, session_lease=lease, guarded=guarded)
 
 
-class FakeMarks:
-    """Marks every run started (or, with ``gone``, finds every key gone), after ``delay_s``;
-    ``asked``: every run it was asked to mark."""
+class FakeMarks(StartMarks):
+    """The real StartMarks, on an etcd that marks every run started (or, with ``gone``,
+    finds every key gone) after ``delay_s``, its first ``unreachable`` transactions
+    failing as if etcd could not be reached; ``asked``: every run it was asked to mark
+    (once per run: a retry of a queued mark is not asked again)."""
 
     def __init__(self) -> None:
         self.asked: list[Run] = []
         self.gone = False
         self.delay_s = 0.0
+        self.unreachable = 0
         self.stopped_at: float | None = None  # trio time its serve() was cancelled
+        super().__init__(_MarkingEtcd(self), Keyspace("/cron/"), "worker-7", SystemClock(),
+                         size=100)
 
     async def serve(self) -> None:
         try:
-            await trio.sleep_forever()
+            await super().serve()
         finally:
             self.stopped_at = trio.current_time()
 
-    async def mark(self, run: Run) -> bool:
+    async def mark(self, run: Run, after: Mark | None = None) -> bool:
+        if after is None:
+            self.asked.append(run)
+        return await super().mark(run, after)
+
+    def mark_soon(self, run: Run, on_marked: Callable[[Mark], None]) -> Pending[Run, Mark]:
         self.asked.append(run)
-        await trio.sleep(self.delay_s)
-        return not self.gone
+        return super().mark_soon(run, on_marked)
+
+
+class _MarkingEtcd:
+    def __init__(self, marks: FakeMarks) -> None:
+        self._marks = marks
+
+    async def txn(self, compare, success=(), failure=(), *, timeout_s=None) -> TxnResult:
+        await trio.sleep(self._marks.delay_s)
+        if self._marks.unreachable > 0:
+            self._marks.unreachable -= 1
+            raise EtcdUnavailable("txn", "the test cut it off")
+        if self._marks.gone:  # each key read back: gone
+            return TxnResult(succeeded=False, revision=1,
+                             responses=tuple(GetResult(kvs=()) for _ in failure))
+        return TxnResult(succeeded=True, revision=1, responses=())
 
 
 class Harness:
     """An Executor on real mailboxes; tests read what it sent to its peers."""
 
     def __init__(self, users: JobUsers | None = None, *,
-                 budget: ExecutorBudget | None = None, **config) -> None:
+                 budget: ExecutorBudget | None = None, lead: ClaimLead | None = None,
+                 **config) -> None:
         cfg = dataclasses.replace(Config(), **{"kill_grace_s": 1.0, **config})
         self.peers, self.inboxes = open_mailboxes(cfg)
         self.ctx = WorkerContext(cfg, "worker-7", Keyspace("/cron/"), SystemClock())
@@ -89,7 +118,8 @@ class Harness:
         self.executor = Executor(self.inboxes.executor, self.ctx,
                                  scheduler=self.peers.scheduler, log_sink=self.peers.log_sink,
                                  locker=self.peers.locker, release=self._release,
-                                 marks=self.marks, users=users, budget=budget, live=self.live)
+                                 marks=self.marks, users=users, budget=budget, live=self.live,
+                                 lead=lead)
 
     async def _release(self, run: Run) -> None:
         self.released.append(run)

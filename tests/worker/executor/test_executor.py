@@ -103,9 +103,10 @@ async def test_a_run_refused_or_unspawned_leaves_no_live_output():
         assert h.live.take() == [] and h.live.statistics().pending_bytes == 0
 
 
-async def test_a_run_costs_three_tasks_no_sigkill_timer_and_without_a_guard_no_release():
+async def test_a_run_costs_one_task_no_sigkill_timer_and_without_a_guard_no_release():
     """Issue 14 (CPU per fire): a run that is not killed and holds no ``active/`` guard
-    spawns its own task, its commit's and one reader for both pipes; nothing else."""
+    spawns its own task, which reads its pipes too; its mark, once landed, commits it in
+    the marks' serving task. Nothing else."""
     run = make_run("lean", "echo out; echo err >&2", guarded=False)
     spawned = SpawnedTasks()
     async with executor() as h:
@@ -120,8 +121,7 @@ async def test_a_run_costs_three_tasks_no_sigkill_timer_and_without_a_guard_no_r
     assert record.output == "out\n" and record.err == "err\n"
     assert ended == RunEnded(run, RunStatus.SUCCEEDED) and h.released == []
     fire = run.fire
-    assert sorted(spawned.names) == [f"commit {fire.run_id}", f"run lean/{fire.run_id}",
-                                     "worker.executor.process._read_pipes"]
+    assert spawned.names == [f"run lean/{fire.run_id}"]
 
 
 async def test_spawn_failure_is_a_failed_record_and_the_executor_carries_on():
@@ -306,3 +306,18 @@ def test_early_kills_are_bounded_in_number_and_in_time():
     assert kills.take("b", now_s=11.5) is None  # too old (came at 1.0)
     assert kills.take("c", now_s=11.5) == kill
     assert kills.take("c", now_s=11.5) is None  # taken once
+
+
+async def test_a_full_log_sink_makes_the_run_wait_and_no_record_is_dropped():
+    runs = [make_run(f"full{i}", f"echo {i}", guarded=False) for i in range(3)]
+    async with executor(log_chan_len=1) as h:
+        for run in runs:
+            await h.send(StartRun(run))
+        await trio.sleep(1)  # every run has ended: one record queued, two runs waiting
+        stats = h.inboxes.log_sink.statistics()
+        assert (stats.depth, stats.senders_waiting, await h.running()) == (1, 2, 2)
+        records = await h.records(3)
+        with trio.fail_after(WAIT_S):
+            ended = [await h.inboxes.scheduler.receive() for _ in runs]
+    assert {r.output for r in records.values()} == {"0\n", "1\n", "2\n"}
+    assert {e.run for e in ended} == set(runs)

@@ -5,6 +5,8 @@ ahead of their planned time, or held until their run is marked started (or found
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import sys
 import time
 
@@ -16,6 +18,7 @@ from worker.executor.messages import KillRun, StartRun
 from worker.messages import Run
 
 from executor_testkit import WAIT_S, Harness, executor, make_run, read_fifo
+from test_process import SpawnedTasks
 
 
 # -- planned time and start marks --------------------------------------------------------
@@ -150,6 +153,83 @@ async def test_a_run_whose_claim_vanished_before_its_mark_never_starts(tmp_path)
     assert (record.status, record.start_time) == (RunStatus.LOST, None)
     assert "vanished" in record.err and "before it started" in record.err
     assert not marker.exists()
+
+
+class ReadyRuns:
+    """A ClaimLead that only notes the runs it is told are ready (their mark landed)."""
+
+    def __init__(self) -> None:
+        self.ready_runs: list[str] = []
+
+    def ready(self, fire) -> None:
+        self.ready_runs.append(fire.run_id)
+
+
+async def test_a_held_process_that_ends_before_its_mark_lands_is_never_committed():
+    # Scheduled, so that a commit would count its lateness (the tally's ``started``).
+    run = planned_in(make_run("dies", "true"), 0)
+    lead = ReadyRuns()
+    h = Harness(lead=lead)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        h.marks.delay_s = 0.5
+        await h.send(StartRun(run))
+        await trio.sleep(0.1)  # held, its mark in flight
+        [active] = h.executor._active.values()
+        os.killpg(active.process.pid, signal.SIGKILL)  # something else kills it
+        record = await h.record()
+        assert (record.status, record.start_time) == (RunStatus.FAILED, None)
+        assert "ended (code -9) before it was started" in record.err
+        await trio.sleep(0.6)  # the mark has landed by now: nothing may follow it
+        stats = h.executor.statistics_detail()
+        nursery.cancel_scope.cancel()
+    assert h.marks.asked == [run] and lead.ready_runs == []
+    assert stats.runs.lateness.count == 0 and stats.running == 0
+
+
+async def test_a_held_run_whose_mark_lands_is_ready_and_committed_once():
+    run = planned_in(make_run("lands", "true"), 0)
+    lead = ReadyRuns()
+    h = Harness(lead=lead)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        await h.send(StartRun(run))
+        record = await h.record()
+        stats = h.executor.statistics_detail()
+        nursery.cancel_scope.cancel()
+    assert record.status is RunStatus.SUCCEEDED and record.start_time is not None
+    assert lead.ready_runs == [run.fire.run_id] and stats.runs.lateness.count == 1
+
+
+async def test_a_mark_left_undecided_is_retried_by_a_task_then_commits_the_run():
+    run = make_run("retried", "echo ran")
+    spawned = SpawnedTasks()
+    async with executor() as h:
+        h.marks.unreachable = 2  # the first attempt (the queued one) and its first retry
+        trio.lowlevel.add_instrument(spawned)
+        try:
+            await h.send(StartRun(run))
+            record = await h.record()
+        finally:
+            trio.lowlevel.remove_instrument(spawned)
+    assert (record.status, record.output) == (RunStatus.SUCCEEDED, "ran\n")
+    assert h.marks.asked == [run] and h.marks.unreachable == 0
+    commits = [name for name in spawned.names if name.startswith("commit")]
+    assert commits == [f"commit {run.fire.run_id}"]  # one task, for all the retries
+
+
+async def test_a_graceful_stop_waits_for_a_run_whose_mark_is_being_retried():
+    run = make_run("stop-retry", "echo ran")
+    h = Harness()
+    h.marks.unreachable = 3
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.executor.run)
+        await h.send(StartRun(run))
+        assert await h.running() == 1
+        h.executor.request_stop()  # it waits for the mark: it is ours, it starts then
+    record = await h.record()
+    assert (record.status, record.output) == (RunStatus.SUCCEEDED, "ran\n")
+    assert h.marks.stopped_at is not None
 
 
 async def test_a_kill_while_a_run_waits_for_its_mark_stops_it_before_it_starts(tmp_path):

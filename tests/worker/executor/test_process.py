@@ -116,11 +116,11 @@ async def test_a_run_never_asked_to_stop_starts_no_sigkill_timer():
         trio.lowlevel.remove_instrument(spawned)
     assert result.stdout == b"out\n" and result.stderr == b"err\n"
     assert not [name for name in spawned.names if "escalate" in name]
-    # ...and both pipes are read by one task: the only one a run's wait() starts.
-    assert spawned.names == ["worker.executor.process._read_pipes"]
+    # ...and both pipes and the exit are waited for in wait()'s own task: it starts none.
+    assert spawned.names == []
 
 
-async def test_both_pipes_are_read_by_one_task_whichever_speaks_and_whichever_ends_first():
+async def test_both_pipes_are_read_whichever_speaks_and_whichever_ends_first():
     command = ("for i in $(seq 200); do echo o$i; echo e$i >&2; done; exec 1>&-;"
                " yes e | head -c 200000 >&2")
     with trio.fail_after(10):
@@ -184,6 +184,168 @@ async def test_a_process_that_left_the_group_cannot_hold_the_run_open():
         assert PIPE_DRAIN_S - 0.1 < time.monotonic() - start < PIPE_DRAIN_S + 2
     finally:
         os.kill(escaped, signal.SIGKILL)
+
+
+class StepsOf(trio.abc.Instrument):
+    """How many steps ``task`` ran while it is installed."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def test_a_grandchild_holding_the_pipes_neither_keeps_the_run_nor_spins_it(fifo):
+    # The escaped sleep holds stdout and stderr; bash's exit leaves a readable pidfd
+    # behind, which must not wake wait() over and over during the drain.
+    command = ("setsid sleep 30 & until [ \"$(cut -d' ' -f6 /proc/$!/stat)\" = $! ];"
+               f" do :; done; echo $! > {fifo}")
+    steps = StepsOf(trio.lowlevel.current_task())
+    process = await start_process([BASH, "-c", command], env=os.environ, cap_bytes=100,
+                                  kill_grace_s=1)
+    escaped: list[int] = []
+
+    async def read_escaped() -> None:
+        escaped.append(int(await trio.to_thread.run_sync(fifo.read_text)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_escaped)
+        trio.lowlevel.add_instrument(steps)
+        start = time.monotonic()
+        try:
+            with trio.fail_after(10):
+                result = await process.wait()
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+    try:
+        assert result.returncode == 0 and pid_alive(escaped[0])
+        assert PIPE_DRAIN_S - 0.1 < time.monotonic() - start < PIPE_DRAIN_S + 1
+        assert steps.steps < 10, steps.steps  # the exit, the drain's end: never a spin
+    finally:
+        os.kill(escaped[0], signal.SIGKILL)
+
+
+async def test_a_process_that_prints_nothing_wakes_wait_once():
+    # Its pipes hang up one by one as it exits, before its pidfd says so; held open by
+    # us until then, they wake nobody.
+    for _ in range(20):
+        process = await start_process([BASH, "-c", "true"], env=os.environ, cap_bytes=10,
+                                      kill_grace_s=1)
+        steps = StepsOf(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(steps)
+        try:
+            with trio.fail_after(10):
+                result = await process.wait()
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+        assert result.returncode == 0 and steps.steps == 1
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_no_fd_is_left_open_however_a_run_ends():
+    before = open_fds()
+    for command in ["echo out; echo err >&2", "exec 1>&- 2>&-; sleep 0.05", "exit 3"]:
+        await run(command)
+    await run("sleep 300", timeout_s=0.1)
+    killed = await start_process([BASH, "-c", "sleep 300"], env=os.environ, cap_bytes=10,
+                                 kill_grace_s=1)
+    killed.kill("job deleted")
+    await killed.wait()
+    cancelled = await start_process([BASH, "-c", "sleep 300"], env=os.environ,
+                                    cap_bytes=10, kill_grace_s=1)
+    with trio.move_on_after(0.1):
+        await cancelled.wait()
+    with pytest.raises(SpawnFailed):
+        await start_process(["/nonexistent/bash"], env=os.environ, cap_bytes=10,
+                            kill_grace_s=1)
+    assert open_fds() == before
+
+
+class CountingTap:
+    """A live-output tap that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.data = {"out": bytearray(), "err": bytearray()}
+        self.closed = False
+
+    def write(self, stream: str, data: bytes) -> None:
+        self.data[stream] += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_chatty_process_is_captured_up_to_the_cap_and_tapped_in_full():
+    tap = CountingTap()
+    command = ("for i in $(seq 3000); do echo out$i; echo err$i >&2; done;"
+               " head -c 2000000 /dev/zero")
+    process = await start_process([BASH, "-c", command], env=os.environ,
+                                  cap_bytes=30000, kill_grace_s=1, tap=tap)
+    with trio.fail_after(10):
+        result = await process.wait()
+    out = "".join(f"out{i}\n" for i in range(1, 3001)).encode() + bytes(2000000)
+    err = "".join(f"err{i}\n" for i in range(1, 3001)).encode()
+    assert result.returncode == 0 and result.truncated
+    assert result.stdout == out[:30000] and result.stderr == err[:30000]
+    assert bytes(tap.data["out"]) == out and bytes(tap.data["err"]) == err and tap.closed
+
+
+async def test_a_kill_during_wait_escalates_to_sigkill_after_the_grace(fifo):
+    process = await start_process([BASH, "-c", f"trap '' TERM; echo up > {fifo}; sleep 300"],
+                                  env=os.environ, cap_bytes=10, kill_grace_s=0.5)
+    killed_at: list[float] = []
+
+    async def kill_once_up() -> None:  # while wait() sleeps
+        await trio.to_thread.run_sync(fifo.read_text, abandon_on_cancel=True)
+        assert process.kill("job deleted")
+        killed_at.append(time.monotonic())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(kill_once_up)
+        with trio.fail_after(10):
+            result = await process.wait()
+    assert 0.4 < time.monotonic() - killed_at[0] < 3
+    assert result.kill_reason == "job deleted" and result.returncode == -signal.SIGKILL
+    assert not result.timed_out
+    await wait_group_gone(process.pid)
+
+
+async def test_a_kill_with_a_shorter_grace_escalates_sooner(fifo):
+    process = await start_process([BASH, "-c", f"trap '' TERM; echo up > {fifo}; sleep 300"],
+                                  env=os.environ, cap_bytes=10, kill_grace_s=30)
+    with trio.fail_after(10):
+        await trio.to_thread.run_sync(fifo.read_text, abandon_on_cancel=True)
+    start = time.monotonic()
+    assert process.kill("fenced", grace_s=0.3)
+    with trio.fail_after(10):
+        result = await process.wait()
+    assert 0.2 < time.monotonic() - start < 3
+    assert result.returncode == -signal.SIGKILL
+    await wait_group_gone(process.pid)
+
+
+@pytest.fixture
+def no_pidfd(monkeypatch):
+    """An old kernel: no pidfd, bash's exit is waited for (and reaped) in a thread."""
+    monkeypatch.setattr("worker.executor.process.open_pidfd", lambda pid: None)
+
+
+async def test_without_a_pidfd_output_exit_and_timeout_still_work(no_pidfd):
+    _, result = await run("echo out; echo err >&2; exit 7")
+    assert (result.stdout, result.stderr, result.returncode) == (b"out\n", b"err\n", 7)
+    start = time.monotonic()
+    with trio.fail_after(10):
+        process, result = await run("trap '' TERM; sleep 300 & sleep 300", kill_grace_s=0.3,
+                                    timeout_s=0.3)
+    assert 0.5 < time.monotonic() - start < 3
+    assert result.timed_out and result.returncode == -signal.SIGKILL
+    await wait_group_gone(process.pid)
 
 
 async def test_cancelling_wait_kills_and_reaps_the_group():
