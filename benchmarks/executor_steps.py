@@ -74,7 +74,7 @@ async def measure(steps: Steps, runs: int, command: str, kill: bool, guarded: bo
         released.release()
 
     executor = Executor(inboxes.executor, ctx, scheduler=peers.scheduler,
-                        log_sink=peers.log_sink, locker=peers.locker, release=release,
+                        log_sink=peers.log_sink, release=release,
                         marks=StartMarks(InstantEtcd(), ctx.keyspace, ctx.worker_id, ctx.clock,
                                          size=config.mailbox_size),
                         live=LiveOutput(SystemClock()))

@@ -73,6 +73,7 @@ from .locker.actor import Locker
 from .log_sink.actor import LogSink
 from .log_sink.store_writer import store_settings
 from .live_output import LiveOutput
+from .run_load import RunLoad
 from .live_output_flusher import LiveOutputFlusher, LiveOutputMetrics
 from .metrics import WorkerMetrics
 from .metrics_http import MetricsServer
@@ -112,6 +113,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     shard_state = ShardState(ctx.worker_id, config.labels, shards)
     metrics.registry.register(ShardMetrics(shard_state.statistics))
     live = LiveOutput(ctx.clock)  # the Executor's runs print into it, the flusher empties it
+    load = RunLoad()  # the Executor counts its runs, the Locker reads the count
     metrics.registry.register(LiveOutputMetrics("scheduler_worker", live.statistics))
 
     pipeline = Supervisor(
@@ -119,7 +121,7 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
             ChildSpec("locker", lambda: metrics.locker.track(Locker(
                 inboxes.locker, ctx, etcd, scheduler=inboxes.scheduler.address,
                 executor=inboxes.executor.address, room=room, lead=lead,
-                shards=shard_state))),
+                shards=shard_state, load=load))),
             ChildSpec("scheduler", lambda: metrics.scheduler.track(
                 Scheduler(inboxes.scheduler, ctx, locker=inboxes.locker.address,
                           executor=inboxes.executor.address,
@@ -152,11 +154,10 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
                   grace_s=budget.registrar.grace_s),
         ChildSpec("executor", lambda: metrics.executor.track(Executor(
             inboxes.executor, ctx, scheduler=inboxes.scheduler.address,
-            log_sink=inboxes.log_sink.address, locker=inboxes.locker.address,
-            release=release_guard,
+            log_sink=inboxes.log_sink.address, release=release_guard,
             marks=StartMarks(etcd, ctx.keyspace, ctx.worker_id, ctx.clock,
                              size=config.mailbox_size), users=users, budget=budget.executor,
-            end_mark=end_mark, lead=lead, live=live)),
+            end_mark=end_mark, lead=lead, live=live, load=load)),
                   grace_s=budget.executor.grace_s),
         ChildSpec("pipeline", pipeline, grace_s=budget.pipeline_grace_s),
     ]

@@ -16,7 +16,8 @@ run after, once ``end_mark`` wrote their triggers to etcd: ``worker.chains``):
 - ``Write(record)`` to the LogSink;
 - ``RunEnded`` to the Scheduler (retries, concurrency); skipped if the Scheduler has
   already stopped (shutdown), since nothing is left to act on it;
-- ``LoadChanged`` to the Locker after every start and end;
+- its count of runs into the worker's ``RunLoad`` (which the Locker reads) after every
+  start and end;
 - and, for a run that holds its job's ``active/`` guard (``Run.guarded``: concurrency
   ``forbid`` or ``replace``), ``release(run)`` in the background (``releases``; gives
   the guard back); a run without one starts no release. The ``running/`` key is the
@@ -35,7 +36,7 @@ undecided (etcd unreachable, a failed batch) gets a task to retry it. ``task_lim
 None on purpose: a limit would stop the mailbox, and with it the kills and fencing that
 must reach running jobs.
 What bounds the runs is upstream: the Locker claims a fire only while this worker runs
-fewer than ``capacity`` (the ``LoadChanged`` gauge), and the Scheduler keeps each job's
+fewer than ``capacity`` (the ``RunLoad``), and the Scheduler keeps each job's
 ``concurrency``.
 
 Metrics: a ``RunTally`` counts the lateness of a scheduled fire when its command is told
@@ -47,11 +48,7 @@ Mailboxes:
   Scheduler, the Locker and the JobWatcher). Handling never blocks on a process, so it
   drains fast.
 - LogSink: ``tell`` waits while it is full (backpressure), a record is never dropped;
-  while it has room, the record goes in without a schedule point (``_tell``: a task
-  step a run saved, as for ``RunEnded`` to the Scheduler).
-- Locker: ``LoadChanged`` is a gauge offered (``Address.offer``) after every start and
-  end; when the Locker's mailbox is full or closed that one update is skipped, and the
-  next one carries the current value anyway.
+  while it has room, the record goes in without a schedule point (``Address.send``).
 
 Graceful stop: StartRuns that arrive after it are not spawned: recorded ``lost`` ("left
 for another worker"), their keys left to go with the session lease, still ``claimed``,
@@ -75,7 +72,6 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import trio
 
@@ -83,10 +79,10 @@ from actors import Actor, Address, Inbox
 from cluster.store import RunRecord, RunStatus
 
 from worker.context import WorkerContext
-from worker.locker.messages import LoadChanged, LockerMsg
 from worker.log_sink.messages import LogSinkMsg, Write
 from worker.claim_lead import ClaimLead
 from worker.live_output import LiveOutput
+from worker.run_load import RunLoad
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
 from worker.scheduler.messages import RunEnded, SchedulerMsg
@@ -110,7 +106,6 @@ SHUTDOWN_REASON = "worker shutting down"
 LEFT_REASON = "worker shutting down: left for another worker to run"
 
 Task = Callable[..., Awaitable[object]]
-M = TypeVar("M")
 # Writes the end of a run whose job has chained jobs, with their triggers (worker.chains).
 EndMark = Callable[[Run, RunRecord], Awaitable[None]]
 
@@ -132,17 +127,18 @@ class ExecutorStatistics:
 class Executor(Actor[ExecutorMsg]):
     def __init__(self, inbox: Inbox[ExecutorMsg], ctx: WorkerContext, *,
                  scheduler: Address[SchedulerMsg], log_sink: Address[LogSinkMsg],
-                 locker: Address[LockerMsg], release: Release, marks: Marks,
+                 release: Release, marks: Marks,
                  users: JobUsers | None = None, budget: ExecutorBudget | None = None,
                  end_mark: EndMark | None = None, lead: ClaimLead | None = None,
-                 live: LiveOutput | None = None) -> None:
+                 live: LiveOutput | None = None, load: RunLoad | None = None) -> None:
         """``lead``: the worker's ``ClaimLead``, told when a run's mark landed; ``live``:
-        where runs' output goes while they run (``worker.live_output``)."""
+        where runs' output goes while they run (``worker.live_output``); ``load``: the
+        worker's ``RunLoad``, kept at the count of runs (a fresh one if not given)."""
         super().__init__(inbox)  # no task_limit: see the module docstring
         self._ctx = ctx
         self._scheduler = scheduler
         self._log_sink = log_sink
-        self._locker = locker
+        self._load = load if load is not None else RunLoad()
         self._budget = budget or ExecutorBudget.from_config(ctx.config)
         self._users = users or JobUsers.as_worker()
         self._launcher = Launcher(ctx.config, ctx.keyspace, ctx.worker_id, self._users, live)
@@ -301,7 +297,7 @@ class Executor(Actor[ExecutorMsg]):
             self._forget(active)
             if active.run.guarded:  # else there is nothing to give back: no task
                 self._releases.start(active.run)
-            if not await _tell(self._scheduler, RunEnded(active.run, end.status)):
+            if not await self._scheduler.tell(RunEnded(active.run, end.status)):
                 log.info("scheduler stopped: end of run %s not reported", end.run_id)
         finally:
             self._run_task_over()
@@ -422,7 +418,7 @@ class Executor(Actor[ExecutorMsg]):
                                     end_ms=self._ctx.clock.now_ms())
 
     async def _write(self, end: RunRecord) -> None:
-        if not await _tell(self._log_sink, Write(end)):
+        if not await self._log_sink.tell(Write(end)):
             self._records_lost += 1
             log.error("log sink stopped: run record lost: %s", end.to_json())
         self._finished += 1
@@ -447,12 +443,4 @@ class Executor(Actor[ExecutorMsg]):
         self._publish_load()
 
     def _publish_load(self) -> None:
-        # Full or closed: skipped, it is a gauge; the next start or end sends the value.
-        self._locker.offer(LoadChanged(len(self._active)))
-
-
-async def _tell(address: Address[M], msg: M) -> bool:
-    """``tell``, without its schedule point while the mailbox has room: the run task has
-    checkpointed in its wait already, and a step a run is CPU per fire. A full mailbox
-    still waits (backpressure); a closed one is still False."""
-    return address.offer(msg) or await address.tell(msg)
+        self._load.running = len(self._active)

@@ -22,5 +22,5 @@ from worker._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".actor": ("Locker",),
     ".statistics": ("LockerStatistics",),
-    ".messages": ("Claim", "ClaimWindow", "ClaimLost", "WorkersChanged", "LoadChanged", "LockerMsg"),
+    ".messages": ("Claim", "ClaimWindow", "ClaimLost", "WorkersChanged", "LockerMsg"),
 })

@@ -19,10 +19,10 @@ the claim lead follows, and so does the round trip of every claim and check tran
 
 In: ``Claim`` (a fire), ``ClaimWindow`` (the fires of one of the Scheduler's wake-ups,
 each taken as if it came alone), ``ClaimLost`` and ``PersistRetry`` (write a pending
-retry to etcd) from the Scheduler, ``WorkersChanged`` from the JobWatcher, ``SessionChanged`` from the
-Registrar, ``LoadChanged`` from the Executor.
-Out: ``Granted``, ``GrantedBatch`` (the runs one batch won), ``Denied`` and
-``LostClaimed`` to the Scheduler; ``StartRun`` to the
+retry to etcd) from the Scheduler, ``WorkersChanged`` from the JobWatcher,
+``SessionChanged`` from the Registrar; the Executor's count of runs from a shared
+``RunLoad``. Out: ``Granted``, ``GrantedBatch`` (the runs one batch won), ``Denied``
+and ``LostClaimed`` to the Scheduler; ``StartRun`` to the
 Executor when the Scheduler has stopped (the claim is ours: it runs).
 
 Mailbox: bounded; senders wait. No fire has a task of its own (issue 14: each worker
@@ -63,6 +63,7 @@ from worker.executor.messages import ExecutorMsg, StartRun
 from worker.last_fires import note_fire
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
+from worker.run_load import RunLoad
 from worker.shards import ShardState
 from worker.spill_room import SpillRoom
 from worker.scheduler.messages import (Denied, Granted, GrantedBatch, LostClaimed, QuorumBack,
@@ -73,8 +74,7 @@ from .claim_grace import ClaimAttempts
 from .claim_order import ClaimOrder, fire_key
 from .due_fires import DueFires
 from .lock_leases import LockLeases
-from .messages import (Claim, ClaimLost, ClaimWindow, LoadChanged, LockerMsg, PersistRetry,
-                       WorkersChanged)
+from .messages import Claim, ClaimLost, ClaimWindow, LockerMsg, PersistRetry, WorkersChanged
 from .placement import first_of
 from .quorum import QuorumWatch
 from .replace import Replacer
@@ -112,10 +112,10 @@ class Locker(Actor[LockerMsg]):
     def __init__(self, inbox: Inbox[LockerMsg], ctx: WorkerContext, etcd: Etcd, *,
                  scheduler: Address[SchedulerMsg], executor: Address[ExecutorMsg],
                  room: SpillRoom | None = None, lead: ClaimLead | None = None,
-                 shards: ShardState | None = None) -> None:
-        """``room``: the worker's ``SpillRoom``, ``shards`` its ``ShardState`` (both read
-        only); ``lead``: its ``ClaimLead`` (this Locker writes its claims' round trips);
-        fresh ones if not given (shards off)."""
+                 shards: ShardState | None = None, load: RunLoad | None = None) -> None:
+        """``room``: the worker's ``SpillRoom``, ``shards`` its ``ShardState``, ``load``
+        its ``RunLoad`` (all read only); ``lead``: its ``ClaimLead`` (this Locker writes
+        its claims' round trips); fresh ones if not given (shards off)."""
         super().__init__(inbox, task_limit=ctx.config.mailbox_size)  # lost runs, retries
         self._ctx = ctx
         self._room = room if room is not None else SpillRoom()
@@ -128,7 +128,7 @@ class Locker(Actor[LockerMsg]):
                                          session=lambda: self._session)
         self._order = ClaimOrder(ctx, shards)  # who claims a fire when: the fleet, its clocks
         self._session: int | None = None
-        self._running = 0
+        self._load = load if load is not None else RunLoad()
         self._stopping = False
         self._counts = {"won": 0, "taken": 0, "skipped": 0, "skipped_running": 0,
                         "skipped_no_capacity": 0, "unschedulable": 0, "failed": 0,
@@ -205,8 +205,6 @@ class Locker(Actor[LockerMsg]):
                 self._order.workers_changed(workers, offsets_ms)
             case SessionChanged(lease_id):
                 self._session = lease_id
-            case LoadChanged(running):
-                self._running = running
 
     def _failed(self, what: str, arg: object, exc: EtcdError) -> None:
         # One refused claim must not restart the whole pipeline: say which, go on.
@@ -232,7 +230,7 @@ class Locker(Actor[LockerMsg]):
             unschedulable = self._order.nobody_serves(fire)
             self._counts["unschedulable" if unschedulable else "not_served"] += 1
             return self._done()
-        delay_s = self._order.delay_for(fire, self._running)
+        delay_s = self._order.delay_for(fire, self._load.running)
         if delay_s is None:
             wait_s = self._skip_wait_s(fire)
             return self._done() if wait_s is None else self._later(wait_s, _Due(fire, _Act.SKIP))

@@ -1,11 +1,10 @@
 """What the Locker is sent (``LockerMsg``): fires to claim and vanished runs to record
 from the Scheduler, the live workers from the JobWatcher, the session lease from the
-Registrar (``SessionChanged``, defined with the Registrar's messages, its sender) and
-the running count from the Executor.
+Registrar (``SessionChanged``, defined with the Registrar's messages, its sender). The
+Executor's count of runs is no message: a shared ``worker.run_load.RunLoad``.
 
-Mailbox: bounded (``mailbox_size``); senders wait, never a drop, except ``LoadChanged``:
-a gauge the Executor offers, skipped while the mailbox is full (the next one carries the
-current value). See ``worker.locker.actor``.
+Mailbox: bounded (``mailbox_size``); senders wait, never a drop. See
+``worker.locker.actor``.
 """
 
 from __future__ import annotations
@@ -59,9 +58,4 @@ class WorkersChanged:
     offsets_ms: Mapping[str, int] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class LoadChanged:
-    running: int
-
-
-LockerMsg = Claim | ClaimWindow | ClaimLost | PersistRetry | WorkersChanged | SessionChanged | LoadChanged
+LockerMsg = Claim | ClaimWindow | ClaimLost | PersistRetry | WorkersChanged | SessionChanged

@@ -26,6 +26,7 @@ from cluster.spec import JobSpec
 from cluster.store import RunRecord, RunTrigger
 from worker.claim_lead import ClaimLead
 from worker.live_output import LiveOutput
+from worker.run_load import RunLoad
 from worker.clock import SystemClock
 from worker.context import WorkerContext
 from worker.mailboxes import open_mailboxes
@@ -115,11 +116,11 @@ class Harness:
         self.releases_cancelled_at: list[float] = []  # trio times
         self.marks = FakeMarks()
         self.live = LiveOutput(SystemClock())  # what runs print, as the worker's tree has it
+        self.load = RunLoad()  # the count the Locker would read
         self.executor = Executor(self.inboxes.executor, self.ctx,
                                  scheduler=self.peers.scheduler, log_sink=self.peers.log_sink,
-                                 locker=self.peers.locker, release=self._release,
-                                 marks=self.marks, users=users, budget=budget, live=self.live,
-                                 lead=lead)
+                                 release=self._release, marks=self.marks, users=users,
+                                 budget=budget, live=self.live, lead=lead, load=self.load)
 
     async def _release(self, run: Run) -> None:
         self.released.append(run)

@@ -55,10 +55,11 @@ class Fleet:
 
     async def start(self, nursery: trio.Nursery, *, listed=IDS,
                     clocks: dict[str, int] | None = None, rooms: dict | None = None,
-                    leads: dict | None = None, **config) -> None:
+                    leads: dict | None = None, loads: dict | None = None, **config) -> None:
         """``clocks``: each worker's clock (ms off a true one), as its peers measure it;
-        ``rooms``: a worker's ``SpillRoom``; ``leads``: its ``ClaimLead``. ``labels`` (in ``config``): every worker's,
-        in the list as in its own config."""
+        ``rooms``: a worker's ``SpillRoom``; ``leads``: its ``ClaimLead``; ``loads``: its
+        ``RunLoad``. ``labels`` (in ``config``): every worker's, in the list as in its own
+        config."""
         labels = config.get("labels", {})
         infos = tuple(WorkerInfo(w, "h", 1, labels=labels) for w in listed)
         for worker_id in self.ids:
@@ -67,7 +68,8 @@ class Fleet:
             ctx = WorkerContext(cfg, worker_id, self.ks, SystemClock())
             locker = Locker(inboxes.locker, ctx, self.etcd, scheduler=peers.scheduler,
                             executor=peers.executor, room=(rooms or {}).get(worker_id),
-                            lead=(leads or {}).get(worker_id))
+                            lead=(leads or {}).get(worker_id),
+                            load=(loads or {}).get(worker_id))
             await nursery.start(locker.run)
             self.actors[worker_id] = locker
             lease = await self.etcd.grant_lease(10)

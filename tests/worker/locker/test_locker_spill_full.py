@@ -11,7 +11,8 @@ import trio
 
 from cluster.etcd import open_etcd
 from worker import claims
-from worker.locker.messages import Claim, LoadChanged
+from worker.locker.messages import Claim
+from worker.run_load import RunLoad
 from worker.spill_room import SpillRoom
 
 from test_locker import IDS, Fleet, fire, granted, spec
@@ -78,10 +79,11 @@ async def test_a_full_spill_records_no_skip(etcd_endpoint, etcd_prefix, full):
         fleet = Fleet(etcd, etcd_prefix, ids=("w1",))
         # w1 is the only worker and it is at capacity: normally it records the skip
         # "no worker had free capacity".
-        await fleet.start(nursery, listed=("w1",), rooms={"w1": room}, claim_step_s=0.01,
-                          capacity=1)
+        load = RunLoad()
+        load.running = 1
+        await fleet.start(nursery, listed=("w1",), rooms={"w1": room}, loads={"w1": load},
+                          claim_step_s=0.01, capacity=1)
         (peers, _), = fleet.lockers.values()
-        await peers.locker.send(LoadChanged(1))
         f = fire(spec("busy", concurrency="allow"), T0)
         await peers.locker.send(Claim(f))
         replies = await fleet.replies()
