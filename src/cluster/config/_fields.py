@@ -232,9 +232,10 @@ class ConfigFields:
         0.05, "backoff per rank before a non-preferred worker claims a fire, seconds",
         check=checks.positive, used_by=_WORKER)
     claim_lead_s: float = _setting(
-        0.3, "claim a scheduled fire of an 'allow' job this long before its time, or "
+        0.2, "claim a scheduled fire of an 'allow' job this long before its time, or "
         "longer while claims and start marks take longer (their recent p95 + 0.1 s, at "
-        "most 1 s), with the 'allow' fires due within as long again after, or within 1 s "
-        "while those are fewer than 8 (claimed together: up to this + 1 s ahead); the "
-        "command still starts at the planned instant, seconds (0: claim at the fire time)",
+        "most 1 s), with the 'allow' fires due within as long again after (at most 32), or "
+        "within 1 s while those are fewer than 8 (claimed together: up to this + 1 s "
+        "ahead); the command still starts at the planned instant, seconds (0: claim at "
+        "the fire time)",
         check=checks.claim_lead, used_by=_WORKER)

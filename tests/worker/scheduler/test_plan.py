@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cluster.spec import JobSpec
-from worker.scheduler.plan import WINDOW_MIN_FIRES, WINDOW_REACH_MS, PlanTable
+from worker.scheduler.plan import WINDOW_MAX_FIRES, WINDOW_MIN_FIRES, WINDOW_REACH_MS, PlanTable
 
 T0 = 1_700_000_000_000  # a whole second (and minute) in UTC: 2023-11-14T22:13:20Z
 
@@ -234,3 +234,19 @@ def test_a_job_handed_over_then_deleted_during_a_gap_is_returned_as_deleted():
     assert not table.runs_here("b") and table.runs_here("c")
     # handed over and deleted in one snapshot's view: gone from the next one
     assert table.replace_all([], T0) == {"c"} and not table.runs_here("c")
+
+
+def test_a_full_window_takes_no_fire_early_but_every_fire_due_now_goes():
+    """A window stops taking fires early once it holds WINDOW_MAX_FIRES (each is a
+    process held ahead, counted in the worker's capacity); fires due now all go."""
+    assert WINDOW_MAX_FIRES == 32
+    table = PlanTable(lead_ms=200)
+    for i in range(40):  # allow fires 2 ms apart: a0 at 1000 ... a39 at 1078
+        table.upsert(spec(f"a{i:02}", "@every 1s", concurrency="allow",
+                          createdAt=T0 + i * 2), T0)
+    assert drain(table, T0 + 800) == [(f"a{i:02}", T0 + 1000 + i * 2) for i in range(32)]
+    assert table.next_due_ms() == T0 + 864  # a32: the next window
+    burst = PlanTable(lead_ms=200)
+    for i in range(40):  # a burst: all due at once
+        burst.upsert(spec(f"b{i:02}", "* * * * * *", concurrency="allow"), T0)
+    assert len(drain(burst, T0 + 800)) == 40
