@@ -6,7 +6,7 @@ direct); five jobs fire every second. After a baseline, the proxy holds every re
 their watches, which must survive the slowness. Asserted: 0 doubled, 0 missed; the
 added job runs from within a couple of seconds of its creation, the deleted one stops;
 the lateness of fires (start − planned time) grows by about the delay and no more,
-with the default ``claim_lead_s`` (0.3 s, which a claim and a mark no longer fit in: the lead
+with the default ``claim_lead_s`` (0.2 s, which the claim no longer fits in: the lead
 follows the claims' round trips, ``worker.claim_lead``). A timeline and the lateness
 figures are printed.
 """

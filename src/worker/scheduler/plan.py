@@ -25,7 +25,7 @@ and 8 mark transactions a second; a lead, 5 of each (each transaction costs the 
 and etcd about 0.5 ms of CPU). A *full* window, one that holds ``WINDOW_MAX_FIRES``,
 takes no more fires early (the fires due now all go): at a high rate each fire taken
 early is one more process held ahead of its time, counted in ``capacity``, and a lead
-of 0.2 s plus a window of 0.2 s at 200 fires/s over 2 workers held 40 a worker, beside
+of 0.3 s plus a whole window at 200 fires/s over 2 workers held 60 a worker, beside
 the runs going: fires were skipped for want of capacity. A *thin* window, one
 that holds fewer than ``WINDOW_MIN_FIRES`` fires, reaches further: it takes the
 ``allow`` fires due less than ``WINDOW_REACH_MS`` after the one that opened it (so no
