@@ -381,8 +381,8 @@ class Locker(Actor[LockerMsg]):
         await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
 
     async def _granted_batch(self, runs: list[Run]) -> None:
-        """Batched runs write their job's state in their claim (``claims.batchable``):
-        nothing to note after."""
+        """The runs go on to the Scheduler, in one message if more than one. Batched runs
+        write their job's state in their claim (``claims.batchable``): nothing to note."""
         msg = Granted(runs[0]) if len(runs) == 1 else GrantedBatch(tuple(runs))
         if not await self._scheduler.tell(msg):
             # Shutting down: the Scheduler is gone but the claims are ours; run them anyway.
@@ -390,9 +390,7 @@ class Locker(Actor[LockerMsg]):
                 await self._executor.send(StartRun(run))
 
     async def _granted(self, run: Run) -> None:
-        if not await self._scheduler.tell(Granted(run)):
-            # Shutting down: the Scheduler is gone but the claim is ours; run it anyway.
-            await self._executor.send(StartRun(run))
+        await self._granted_batch([run])
         if not claims.writes_state(run.fire):  # manual, retry, recovered, chain
             await note_fire(self._etcd, self._ctx.keyspace, run.fire, self._ctx.worker_id,
                             self._ctx.clock.now_ms())

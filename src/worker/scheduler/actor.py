@@ -10,10 +10,9 @@ time comes, and the command starts at the planned instant, never before (the Exe
 together (``plan``: a lead, or up to a second while it holds fewer than
 ``WINDOW_MIN_FIRES``), so a fire may be handed over up to a lead plus a second ahead;
 the window goes to the Locker as one message (``ClaimWindow``), a lone fire as a
-``Claim``. An
-edit, pause or kill of the job within that window meets a fire already claimed: edits
-and pauses apply from the next fire; a kill stops it before its command starts. Retries,
-catch-up and manual runs are due at once. Policy lives here and only here: pause,
+``Claim``. An edit, pause or kill of the job within that window meets a fire already
+claimed: edits and pauses apply from the next fire; a kill stops it before its command
+starts. Retries, catch-up and manual runs are due at once. Policy lives here and only here: pause,
 catch-up after an outage (``catch_up``), misfires beyond the grace, retries with backoff
 (kept in etcd by the Locker, ``cluster.retries``: every worker that serves its job plans
 it), and what is recorded for skipped or lost runs (``records``); and chains: each fire
@@ -26,9 +25,10 @@ In: the jobs from the JobWatcher (``JobsSnapshot``, ``JobSaved``, ``JobDeleted``
 ``TriggerRequested``, ``RetryRequested``, ``RunVanished``), claim outcomes from the
 Locker (``Granted``, ``GrantedBatch``, ``Denied``, ``LostClaimed``) and ``QuorumBack``
 (catch up an etcd outage), ``RunEnded`` from the Executor. Out: ``Claim``,
-``ClaimWindow``, ``ClaimLost`` and ``PersistRetry`` to the Locker, ``StartRun`` and ``KillRun`` to the Executor, ``Write``
-(skipped and lost records) to the LogSink. Firing is the runtime's timer
-(``timer_deadline``/``on_timer``): a due fire goes before queued messages.
+``ClaimWindow``, ``ClaimLost`` and ``PersistRetry`` to the Locker, ``StartRun`` and
+``KillRun`` to the Executor, ``Write`` (skipped and lost records) to the LogSink. Firing
+is the runtime's timer (``timer_deadline``/``on_timer``): a due fire goes before queued
+messages.
 
 Mailbox: bounded (``mailbox_size``); a full one makes senders wait. Fires go to the
 Locker through an ``outbox`` forwarded by a background task, so that the actor keeps
