@@ -20,6 +20,8 @@ Keys under a configurable prefix (default `/cron/`; tests use one per test):
     <p>alerts/settings               the cluster's alert settings (written by the master)
     <p>shards                        the cluster's slot count and replication factor,
                                      written once (cluster.shard_settings; issue 14)
+    <p>outages/quorum                the last etcd quorum outage as the first worker back
+                                     saw it: its catch-up's one start (worker.locker.fleet_outage)
     <p>audit/<entry_id>              audit entry of one change, written in the change's own
                                      transaction; moved to the run store by the master
                                      (entry_id = 16-digit time ms, '-', 16 hex digits, so
@@ -138,6 +140,11 @@ class Keyspace:
     def shards(self) -> str:
         """The cluster's shard settings (S, R): written once, read by every process."""
         return f"{self.prefix}shards"
+
+    @property
+    def quorum_outage(self) -> str:
+        """The fleet's start of its last etcd quorum outage (``worker.locker.fleet_outage``)."""
+        return f"{self.prefix}outages/quorum"
 
     def alert_channel(self, name: str) -> str:
         if not isinstance(name, str) or ALERT_CHANNEL_RE.fullmatch(name) is None:

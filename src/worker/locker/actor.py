@@ -73,6 +73,7 @@ from .claim_batch import (CHECK_GATHER_S, CLAIM_GATHER_S, ClaimBatcher, Outcome,
 from .claim_grace import ClaimAttempts
 from .claim_order import ClaimOrder, fire_key
 from .due_fires import DueFires
+from .fleet_outage import QuorumOutage, fleet_outage_start
 from .lock_leases import LockLeases
 from .messages import Claim, ClaimLost, ClaimWindow, LockerMsg, PersistRetry, WorkersChanged
 from .placement import first_of
@@ -373,12 +374,18 @@ class Locker(Actor[LockerMsg]):
         return self._room.full
 
     async def _quorum_back(self, lost_since_ms: int) -> None:
-        """Tell the Scheduler to catch up; once we have a session again, if the
-        Registrar fenced us meanwhile (else the catch-up claims would be dropped)."""
+        """Tell the Scheduler to catch up from the outage's start as the first worker
+        back saw it (``fleet_outage``: one outage key fleet-wide); once we have a
+        session again, if the Registrar fenced us meanwhile (else the catch-up claims
+        would be dropped)."""
         with trio.move_on_after(SESSION_WAIT_S):
             while self._session is None and not self._stopping:
                 await trio.sleep(0.05)
-        await self._scheduler.tell_or_log(QuorumBack(lost_since_ms), log, logging.WARNING)
+        mine = QuorumOutage(lost_since_ms, self._ctx.clock.now_ms(), self._ctx.worker_id)
+        since_ms = await fleet_outage_start(
+            self._etcd, self._ctx.keyspace.quorum_outage, mine,
+            skew_ms=round(self._ctx.config.max_clock_skew_s * 1000))
+        await self._scheduler.tell_or_log(QuorumBack(since_ms), log, logging.WARNING)
 
     async def _granted_batch(self, runs: list[Run]) -> None:
         """The runs go on to the Scheduler, in one message if more than one. Batched runs
