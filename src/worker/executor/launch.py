@@ -38,7 +38,7 @@ from .orphan_access import orphan_command
 from .process import GroupProcess, start_process
 from .run_as import Account, JobUsers
 from .spawn import SpawnAs, SpawnFailed
-from .start_at import can_wait_in_shell, held_argv
+from .start_at import can_wait_in_shell, held_command
 from .start_marks import Mark, Marks
 
 
@@ -85,16 +85,16 @@ class Launcher:
             assert self._users.tools is not None, "JobUsers found them at start-up"
             try:
                 with drop.env_file(env) as fd:  # closed once the child has its copy
-                    argv = held_argv(config.bash_path, fire.spec.command,
-                                     self._orphan_argv(fire),
-                                     launcher=drop.launcher(account, self._users.tools, fd))
-                    return await start(argv, env=drop.root_env(),
+                    argv, root_env = held_command(
+                        config.bash_path, fire.spec.command, self._orphan_argv(fire),
+                        drop.root_env(), launcher=drop.launcher(account, self._users.tools, fd))
+                    return await start(argv, env=root_env,
                                        spawn_as=SpawnAs(cwd="/", pass_fds=(fd,)))
             except OSError as exc:  # the memfd (EMFILE...); a failed spawn is SpawnFailed
                 raise SpawnFailed(config.bash_path, exc) from exc
         if held:
-            argv = held_argv(config.bash_path, fire.spec.command, self._orphan_argv(fire),
-                             env.pop("BASH_ENV", ""))
+            argv, env = held_command(config.bash_path, fire.spec.command,
+                                     self._orphan_argv(fire), env)
         workdir = None if account is None else account.workdir
         return await start(argv, env=env, spawn_as=SpawnAs(cwd=workdir))
 

@@ -122,9 +122,9 @@ async def start_process(
     ``timeout_s`` <= 0 means no timeout; it counts from now. Call ``wait()`` on the
     result without awaiting anything else first: until then nobody cleans it up.
     ``held`` (see ``start_at``): stdin is a pipe whose write end only we hold, for
-    ``commit()``; a second pipe, both ends the child's, has its read and write fds
-    appended to ``argv``; the timeout then counts from the commit. Otherwise stdin is
-    ``/dev/null``.
+    ``commit()``; a second pipe, both ends the child's, has its read and write fds in
+    the child's ``HELD_FDS_ENV``; the timeout then counts from the commit. Otherwise
+    stdin is ``/dev/null``.
 
     A cancel point but not a schedule point (the spawn waits for nothing, and a yield
     would cost every run a task step); ``wait()`` is both.

@@ -31,6 +31,8 @@ import trio
 
 from cluster import private_files
 
+from .start_at import HELD_FDS_ENV
+
 
 class ProcessError(Exception):
     """Base of the errors of this module."""
@@ -120,7 +122,7 @@ class Child:
                 wait_read, wait_write = os.pipe()
                 fds += [wait_read, wait_write]
                 child_only += [stdin, wait_read, wait_write]
-                argv = [*argv, str(wait_read), str(wait_write)]
+                env = {**env, HELD_FDS_ENV: f"{wait_read} {wait_write}"}
                 pass_fds = (wait_read, wait_write)
             popen = subprocess.Popen(
                 list(argv), env=dict(env), start_new_session=True,

@@ -88,14 +88,13 @@ DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
     from worker.executor import orphan
     from worker.executor.process import start_process
-    from worker.executor.start_at import held_argv
+    from worker.executor.start_at import held_command
 
     async def main():
         endpoint, key, worker_id, planned_ms, command = sys.argv[1:6]
         settle = [*orphan.command([endpoint]), key, worker_id, planned_ms]
-        await start_process(held_argv("/bin/bash", command, settle),
-                            env={"PATH": "/usr/bin:/bin"}, cap_bytes=1024,
-                            kill_grace_s=1, held=True)
+        argv, env = held_command("/bin/bash", command, settle, {"PATH": "/usr/bin:/bin"})
+        await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
         os.kill(os.getpid(), signal.SIGKILL)  # after the claim, before the mark
 
     trio.run(main)
@@ -139,7 +138,7 @@ DYING_WORKER_AS = textwrap.dedent("""
     from worker.executor.process import start_process
     from worker.executor.spawn import SpawnAs
     from worker.executor.run_as import find_tools, lookup_account
-    from worker.executor.start_at import held_argv
+    from worker.executor.start_at import held_command
 
     async def main():
         endpoint, key, worker_id, planned_ms, command, user = sys.argv[1:7]
@@ -147,8 +146,9 @@ DYING_WORKER_AS = textwrap.dedent("""
         env = {"PATH": "/usr/bin:/bin", "FROM_JOB": "yes"}
         with drop.env_file(env) as fd:
             launcher = drop.launcher(lookup_account(user), find_tools(), fd)
-            await start_process(held_argv("/bin/bash", command, settle, launcher=launcher),
-                                env=drop.root_env(), cap_bytes=1024, kill_grace_s=1,
+            argv, root_env = held_command("/bin/bash", command, settle, drop.root_env(),
+                                          launcher=launcher)
+            await start_process(argv, env=root_env, cap_bytes=1024, kill_grace_s=1,
                                 held=True, spawn_as=SpawnAs(cwd="/", pass_fds=(fd,)))
         os.kill(os.getpid(), signal.SIGKILL)  # after the claim, before the mark
 

@@ -1,6 +1,8 @@
 """A held run's process starts its command when told, at its planned time, even when the
 worker that spawned it dies in between; if the worker dies before telling it, the
-orphan command decides."""
+orphan command decides. Both ways of holding it (the job's own bash, which sources the
+wait script, and the wrapper that execs it) behave the same, and the job sees exactly
+what ``bash -c COMMAND`` shows it."""
 
 from __future__ import annotations
 
@@ -12,21 +14,25 @@ from pathlib import Path
 
 import pytest
 
-from worker.executor.start_at import can_wait_in_shell, held_argv
+from worker.executor.start_at import WAIT_SCRIPT, can_wait_in_shell, held_command
 
 WAIT_S = 10  # generous bound for what should take well under a second
+PATH = {"PATH": "/usr/bin:/bin"}
+# The job's environment for each way: its own bash, or (BASH_ENV set by the job) the
+# wrapper.
+WAYS = {"job's bash": PATH, "wrapper": {**PATH, "BASH_ENV": "/dev/null"}}
 
-# argv: command, seconds until the planned instant, commit (1/0), orphan argv...
+# argv: the way, command, seconds until the planned instant, commit (1/0), orphan argv...
 DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
     from worker.executor.process import start_process
-    from worker.executor.start_at import held_argv
+    from worker.executor.start_at import held_command
 
     async def main():
-        command, wait_s, commit, orphan = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
-        process = await start_process(held_argv("/bin/bash", command, orphan),
-                                      env={"PATH": "/usr/bin:/bin"}, cap_bytes=1024,
-                                      kill_grace_s=1, held=True)
+        way, command, wait_s, commit = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+        env = {"PATH": "/usr/bin:/bin", **({"BASH_ENV": "/dev/null"} if way == "wrapper" else {})}
+        argv, env = held_command("/bin/bash", command, sys.argv[5:], env)
+        process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
         if commit == "1":
             assert process.commit(wait_s)
         os.kill(os.getpid(), signal.SIGKILL)  # dies before the planned time
@@ -35,9 +41,16 @@ DYING_WORKER = textwrap.dedent("""
 """)
 
 
-def die_after_spawning(command: str, wait_s: float, *, commit: bool, orphan: list[str]) -> None:
+@pytest.fixture(params=list(WAYS))
+def way(request) -> str:
+    return request.param
+
+
+def die_after_spawning(way: str, command: str, wait_s: float, *, commit: bool,
+                       orphan: list[str]) -> None:
     worker = subprocess.run(
-        [sys.executable, "-c", DYING_WORKER, command, str(wait_s), "1" if commit else "0", *orphan],
+        [sys.executable, "-c", DYING_WORKER, way, command, str(wait_s), "1" if commit else "0",
+         *orphan],
         capture_output=True, text=True, timeout=WAIT_S)
     assert worker.returncode == -9, worker.stderr
 
@@ -50,11 +63,11 @@ def wait_for_line(path: Path, text: str) -> str:
     return path.read_text()
 
 
-def test_a_committed_command_starts_at_its_time_though_its_worker_died_before(tmp_path: Path):
+def test_a_committed_command_starts_at_its_time_though_its_worker_died_before(way, tmp_path: Path):
     out = tmp_path / "ran"
     command = f'echo "$EPOCHREALTIME $0 [$*]" > {out}; read -r x; echo "stdin rc=$?" >> {out}'
     planned = time.time() + 0.5
-    die_after_spawning(command, 0.5, commit=True, orphan=["false"])
+    die_after_spawning(way, command, 0.5, commit=True, orphan=["false"])
     assert time.time() < planned  # the worker was gone before the planned time
     started, shell, args, *_ = wait_for_line(out, "stdin").split()
     assert planned <= float(started) < planned + 1.0
@@ -63,17 +76,17 @@ def test_a_committed_command_starts_at_its_time_though_its_worker_died_before(tm
     assert out.read_text().splitlines()[1] == "stdin rc=1"
 
 
-def test_an_uncommitted_command_asks_the_orphan_command(tmp_path: Path):
+def test_an_uncommitted_command_asks_the_orphan_command(way, tmp_path: Path):
     out, asked = tmp_path / "ran", tmp_path / "asked"
-    die_after_spawning(f"echo ran > {out}", 0.2, commit=False,
+    die_after_spawning(way, f"echo ran > {out}", 0.2, commit=False,
                        orphan=["/bin/bash", "-c", f'echo "$*" > {asked}', "orphan", "a b", "c"])
     assert wait_for_line(asked, "\n") == "a b c\n"  # its argv intact, then exit 0: run
     assert wait_for_line(out, "ran") == "ran\n"
 
 
-def test_an_uncommitted_command_never_starts_when_the_orphan_command_says_no(tmp_path: Path):
+def test_an_uncommitted_command_never_starts_when_the_orphan_command_says_no(way, tmp_path: Path):
     out, asked = tmp_path / "ran", tmp_path / "asked"
-    die_after_spawning(f"echo ran > {out}", 0.0, commit=False,
+    die_after_spawning(way, f"echo ran > {out}", 0.0, commit=False,
                        orphan=["/bin/bash", "-c", f"echo no > {asked}; exit 1"])
     wait_for_line(asked, "no")
     time.sleep(0.5)
@@ -87,10 +100,76 @@ def test_only_bash_is_trusted_to_wait():
 
 def test_a_held_run_needs_an_orphan_command():
     with pytest.raises(ValueError, match="orphan"):
-        held_argv("/bin/bash", "true", [])
+        held_command("/bin/bash", "true", [], PATH)
 
 
-async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(tmp_path: Path):
+def test_the_jobs_own_bash_waits_unless_it_would_skip_the_wait_script():
+    argv, env = held_command("/bin/bash", "echo hi", ["orphan", "a b"], PATH)
+    assert argv == ["/bin/bash", "-c", "echo hi"] and env["BASH_ENV"] == WAIT_SCRIPT
+    assert Path(WAIT_SCRIPT).is_file()
+    # Posix mode skips BASH_ENV; a job's own BASH_ENV is sourced once, by the real bash;
+    # a launcher changes user at the exec: the wrapper for each, the job's env as given.
+    for extra in ({"POSIXLY_CORRECT": "1"}, {"SHELLOPTS": "posix"}, {"BASH_ENV": "/x"}):
+        argv, env = held_command("/bin/bash", "echo hi", ["orphan"], {**PATH, **extra})
+        assert argv[:2] == ["/bin/bash", "-c"] and argv[3] == "echo hi" and argv[-1] == "orphan"
+        assert env == {**PATH, **extra} if "BASH_ENV" not in extra else env == PATH
+    argv, env = held_command("/bin/bash", "echo hi", ["orphan"], PATH, launcher=["drop", "--"])
+    assert argv[3] == "echo hi" and argv[-3:] == ["drop", "--", "orphan"] and env == PATH
+
+
+async def run_held(way: str, command: str, env: dict[str, str], wait_s: float = 0.0):
+    import trio
+
+    from worker.executor.process import start_process
+
+    argv, env = held_command("/bin/bash", command, ["false"], {**WAYS[way], **env})
+    process = await start_process(argv, env=env, cap_bytes=4096, kill_grace_s=1, held=True)
+    assert process.commit(wait_s)
+    with trio.fail_after(WAIT_S):
+        return process, await process.wait()
+
+
+async def test_the_job_sees_what_bash_c_shows_it(way):
+    # What `bash -c COMMAND` shows, from a bash run by hand with the same environment.
+    command = ('echo "$0|$#|$*|$-|$BASH_EXECUTION_STRING"; '
+               'env | grep -c "^__SCHEDULER\\|held_wait" ; ls /proc/self/fd | wc -l; '
+               'read -r x; echo "stdin $?"; set | grep -c "^__scheduler\\|^__[rwg]"')
+    env = {**WAYS[way], "X": "1"}
+    expected = subprocess.run(["/bin/bash", "-c", command], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True)
+    _, result = await run_held(way, command, {"X": "1"})
+    assert (result.returncode, result.stdout.decode()) == (expected.returncode, expected.stdout)
+    # No variable of the wait left (the last grep finds none: exit 1), 3 fds (the
+    # pipes closed), stdin at EOF.
+    assert expected.stdout.splitlines() == [f"/bin/bash|0||hBc|{command}", "0", "4",
+                                            "stdin 1", "0"] and expected.returncode == 1
+
+
+async def test_a_lone_command_is_execd_in_the_held_process(way):
+    # The job's process is the group leader, as with `bash -c sleep`: it gets the
+    # kill's SIGTERM and its grace itself.
+    import trio
+
+    from worker.executor.process import start_process
+
+    argv, env = held_command("/bin/bash", "sleep 30", ["false"], WAYS[way])
+    process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
+    results = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _collect(process, results))
+        assert process.commit(0)
+        with trio.fail_after(WAIT_S):
+            while Path(f"/proc/{process.pid}/cmdline").read_bytes() != b"sleep\x0030\x00":
+                await trio.sleep(0.02)
+        assert process.kill("test")
+    assert results[0].returncode == -15  # sleep itself, killed by the SIGTERM
+
+
+async def _collect(process, results: list) -> None:
+    results.append(await process.wait())
+
+
+async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(way, tmp_path: Path):
     # Regression: bash's `read` honours TMOUT, so a job with TMOUT in its env made the
     # held process give up on its live worker and ask the orphan command after TMOUT s.
     import trio
@@ -98,10 +177,10 @@ async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(tmp_path: Path):
     from worker.executor.process import start_process
 
     out, asked = tmp_path / "ran", tmp_path / "asked"
-    argv = held_argv("/bin/bash", f'echo "ran TMOUT=$TMOUT" > {out}',
-                     ["/bin/bash", "-c", f"echo asked > {asked}"])
-    process = await start_process(argv, env={"PATH": "/usr/bin:/bin", "TMOUT": "1"},
-                                  cap_bytes=1024, kill_grace_s=1, held=True)
+    argv, env = held_command("/bin/bash", f'echo "ran TMOUT=$TMOUT" > {out}',
+                             ["/bin/bash", "-c", f"echo asked > {asked}"],
+                             {**WAYS[way], "TMOUT": "1"})
+    process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
     await trio.sleep(1.5)  # past TMOUT: the wrapper must still be waiting for the word
     assert process.commit(0)
     with trio.fail_after(WAIT_S):
