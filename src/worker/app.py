@@ -99,7 +99,8 @@ def build_tree(ctx: WorkerContext, inboxes: Inboxes, etcd: Etcd,
     metrics = WorkerMetrics()
     budget = ShutdownBudget.from_config(config)
     room = SpillRoom()  # the LogSink changes it; the Locker, /healthz, the Registrar read it
-    lead = ClaimLead(ctx.clock, config.claim_lead_s)  # the Locker and Executor feed it
+    # The Locker and the Executor feed it; the capacity bounds what it holds ahead.
+    lead = ClaimLead(ctx.clock, config.claim_lead_s, config.capacity)
     release_guard = functools.partial(claims.release_guard, etcd, ctx.keyspace)
     release_running = functools.partial(claims.release_running, etcd, ctx.keyspace, ctx.worker_id)
     end_mark = functools.partial(chains.mark_ended, etcd, ctx.keyspace, ctx.worker_id,

@@ -212,3 +212,35 @@ def test_the_counted_fast_path_gives_what_the_sort_gives_and_sorts_only_when_slo
         assert configured_ms in leads
     if configured_ms < round(MAX_LEAD_S * 1000):
         assert len(leads) > 1 and sorts  # the slow phases did move it, by a sort
+
+
+async def won(lead: ClaimLead, seconds: float, per_s: int, took_ms: int | None = None) -> None:
+    """``per_s`` first-choice claims of scheduled ``allow`` fires a second, each ready
+    ``took_ms`` after its hand-over (None: not told)."""
+    for _ in range(round(seconds * per_s)):
+        await trio.sleep(1 / per_s)
+        lead.claimed(fire("allow", RunTrigger.SCHEDULE, TrioWallClock(T0).now_ms()))
+        if took_ms is not None:
+            lead.observed(took_ms)
+
+
+async def test_the_lead_holds_at_most_half_the_capacity_ahead(autojump_clock):
+    lead = ClaimLead(TrioWallClock(T0), 0.2, capacity=64)
+    await won(lead, 3, 100)  # 100 a second: 200 ms holds 20, within 32
+    assert lead.lead_ms() == 200
+    await won(lead, 3, 250)  # 32 / 250 = 128 ms, down to the step
+    assert lead.lead_ms() == 100
+    await won(lead, 3, 250, took_ms=600)  # and slow claims do not make it grow
+    assert lead.lead_ms() == 100
+    await won(lead, 3, 2000)  # never below the floor
+    assert lead.lead_ms() == claim_lead.MIN_LEAD_MS
+    await trio.sleep(claim_lead.RATE_WINDOW_S + 0.1)  # no claims: slow etcd leads again
+    assert lead.lead_ms() == 600 + MARGIN_MS  # 600 + the margin, a whole step
+
+
+async def test_no_capacity_no_cap_and_a_lead_of_zero_stays_zero(autojump_clock):
+    uncapped = ClaimLead(TrioWallClock(T0), 0.2)
+    off = ClaimLead(TrioWallClock(T0), 0.0, capacity=64)
+    for lead in (uncapped, off):
+        await won(lead, 2, 1000)
+    assert uncapped.lead_ms() == 200 and off.lead_ms() == 0
