@@ -236,6 +236,7 @@ class ConfigFields:
         "longer while claims and start marks take longer (their recent p95 + 0.1 s, at "
         "most 1 s), with the 'allow' fires due within as long again after (at most 32), or "
         "within 1 s while those are fewer than 8 (claimed together: up to this + 1 s "
-        "ahead); the command still starts at the planned instant, seconds (0: claim at "
-        "the fire time)",
+        "ahead), or shorter (down to 0.05 s) when this worker claims so many fires that "
+        "their held processes would fill half its capacity; the command still starts at "
+        "the planned instant, seconds (0: claim at the fire time)",
         check=checks.claim_lead, used_by=_WORKER)

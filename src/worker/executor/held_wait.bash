@@ -7,6 +7,10 @@
 # bash sources this file again, the orphan's included); its own variables at the end.
 # TMOUT must not end the wait for the word.
 __scheduler_r=${__SCHEDULER_HELD_FDS% *} __scheduler_w=${__SCHEDULER_HELD_FDS#* }
+# `read -t` selects on its fd, and an fd at 1024 or above aborts bash (FD_SETSIZE): a
+# busy worker's fds are numbered that high, so the read end moves to the lowest free one.
+exec {__scheduler_low}<&"$__scheduler_r" {__scheduler_r}<&-
+__scheduler_r=$__scheduler_low
 eval "__scheduler_orphan=($__SCHEDULER_ORPHAN)"
 unset BASH_ENV __SCHEDULER_HELD_FDS __SCHEDULER_ORPHAN
 IFS= TMOUT= read -r __scheduler_go || __scheduler_go=
@@ -16,4 +20,4 @@ if [ -z "$__scheduler_go" ]; then
 fi
 read -r -t "$__scheduler_go" -u "$__scheduler_r" __scheduler_go
 exec {__scheduler_r}<&- {__scheduler_w}>&- </dev/null
-unset __scheduler_r __scheduler_w __scheduler_go __scheduler_orphan
+unset __scheduler_r __scheduler_w __scheduler_go __scheduler_orphan __scheduler_low

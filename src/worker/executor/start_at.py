@@ -19,7 +19,10 @@ How bash waits without another process: ``read -t`` on a second pipe whose write
 bash itself holds too, so no data and no EOF ever come and the read ends by its timeout
 alone (the word's pipe cannot serve: its EOF would end the wait early if the worker
 died). Then both ends are closed and stdin becomes ``/dev/null`` as for every run. The
-pipes' fds reach bash in ``HELD_FDS_ENV`` (``spawn``).
+pipes' fds reach bash in ``HELD_FDS_ENV`` (``spawn``); bash first moves the read end to
+its lowest free fd, because ``read -t`` selects on it and glibc aborts bash for an fd
+of 1024 or more (a busy worker's fds are numbered that high: at 700 fires/s over 2
+workers, 511 runs failed with ``bit out of range 0 - FD_SETSIZE on fd_set``).
 
 Two ways to run the command once the wait is over (``held_command`` picks):
 
@@ -68,7 +71,8 @@ _EXPANDED = frozenset("$`\\")
 # number of launcher words, $4... = the launcher (N words, ``drop``), then the orphan's
 # argv; the wait pipe's fds in HELD_FDS_ENV.
 _HELD = (
-    f'__r=${{{HELD_FDS_ENV}% *}} __w=${{{HELD_FDS_ENV}#* }}; unset {HELD_FDS_ENV}; '
+    f'__h=${{{HELD_FDS_ENV}% *}} __w=${{{HELD_FDS_ENV}#* }}; unset {HELD_FDS_ENV}; '
+    'exec {__r}<&"$__h" {__h}<&-; '  # a low fd for read -t's select (held_wait.bash)
     'IFS= TMOUT= read -r __go || __go=; '
     'if [ -z "$__go" ]; then "${@:4+$3}" </dev/null || exit 0; __go=0; fi; '
     'read -r -t "$__go" -u "$__r" _; exec {__r}<&- {__w}>&- </dev/null; '

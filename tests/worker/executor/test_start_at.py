@@ -188,3 +188,28 @@ async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(way, tmp_path: Path
     assert result.returncode == 0, result
     assert out.read_text() == "ran TMOUT=1\n"  # the job keeps its TMOUT
     assert not asked.exists()
+
+
+async def test_a_held_run_waits_though_its_worker_numbers_its_fds_above_1023(way, tmp_path):
+    # Regression: bash's `read -t` selects on the wait pipe's fd, and glibc aborts bash
+    # ("bit out of range 0 - FD_SETSIZE on fd_set") for an fd of 1024 or more, which a
+    # worker with many runs in flight gets (511 runs failed at 700 fires/s).
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"needs 1200 fds, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = []
+    try:
+        while not fillers or fillers[-1] < 1100:  # the pipes the spawn makes come after
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        out = tmp_path / "ran"
+        process, result = await run_held(way, f"echo ran > {out}", {}, wait_s=0.05)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert result.returncode == 0 and result.stderr == b"", result
+    assert out.read_text() == "ran\n"
