@@ -18,6 +18,7 @@ if [ -z "$__scheduler_go" ]; then
     "${__scheduler_orphan[@]}" </dev/null || exit 0
     __scheduler_go=0
 fi
-read -r -t "$__scheduler_go" -u "$__scheduler_r" __scheduler_go
+read -r -t "$__scheduler_go" -u "$__scheduler_r" __scheduler_go || :
 exec {__scheduler_r}<&- {__scheduler_w}>&- </dev/null
 unset __scheduler_r __scheduler_w __scheduler_go __scheduler_orphan __scheduler_low
+SECONDS=0  # as a bash just started shows it, the wait not counted

@@ -88,12 +88,13 @@ DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
     from worker.executor import orphan
     from worker.executor.process import start_process
-    from worker.executor.start_at import held_command
+    from worker.executor.start_at import WAIT_SCRIPT, held_command
 
     async def main():
         endpoint, key, worker_id, planned_ms, command = sys.argv[1:6]
         settle = [*orphan.command([endpoint]), key, worker_id, planned_ms]
-        argv, env = held_command("/bin/bash", command, settle, {"PATH": "/usr/bin:/bin"})
+        argv, env = held_command("/bin/bash", command, settle, {"PATH": "/usr/bin:/bin"},
+                                 wait_script=WAIT_SCRIPT)
         await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
         os.kill(os.getpid(), signal.SIGKILL)  # after the claim, before the mark
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.executor.start_at import WAIT_SCRIPT, can_wait_in_shell, held_command
+from worker.executor.start_at import WAIT_SCRIPT, can_wait_in_shell, held_command, job_shell_waits
 
 WAIT_S = 10  # generous bound for what should take well under a second
 PATH = {"PATH": "/usr/bin:/bin"}
@@ -26,12 +26,12 @@ WAYS = {"job's bash": PATH, "wrapper": {**PATH, "BASH_ENV": "/dev/null"}}
 DYING_WORKER = textwrap.dedent("""
     import os, signal, sys, trio
     from worker.executor.process import start_process
-    from worker.executor.start_at import held_command
+    from worker.executor.start_at import WAIT_SCRIPT, held_command
 
     async def main():
         way, command, wait_s, commit = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
         env = {"PATH": "/usr/bin:/bin", **({"BASH_ENV": "/dev/null"} if way == "wrapper" else {})}
-        argv, env = held_command("/bin/bash", command, sys.argv[5:], env)
+        argv, env = held_command("/bin/bash", command, sys.argv[5:], env, wait_script=WAIT_SCRIPT)
         process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
         if commit == "1":
             assert process.commit(wait_s)
@@ -104,17 +104,32 @@ def test_a_held_run_needs_an_orphan_command():
 
 
 def test_the_jobs_own_bash_waits_unless_it_would_skip_the_wait_script():
-    argv, env = held_command("/bin/bash", "echo hi", ["orphan", "a b"], PATH)
+    argv, env = held_command("/bin/bash", "echo hi", ["orphan", "a b"], PATH,
+                             wait_script=WAIT_SCRIPT)
     assert argv == ["/bin/bash", "-c", "echo hi"] and env["BASH_ENV"] == WAIT_SCRIPT
     assert Path(WAIT_SCRIPT).is_file()
-    # Posix mode skips BASH_ENV; a job's own BASH_ENV is sourced once, by the real bash;
-    # a launcher changes user at the exec: the wrapper for each, the job's env as given.
-    for extra in ({"POSIXLY_CORRECT": "1"}, {"SHELLOPTS": "posix"}, {"BASH_ENV": "/x"}):
-        argv, env = held_command("/bin/bash", "echo hi", ["orphan"], {**PATH, **extra})
+    # Posix mode and Debian's ssh rule skip BASH_ENV; a job's own BASH_ENV is sourced
+    # once, by the real bash; a launcher changes user at the exec; no wait script (the
+    # probe failed) or a missing one (an upgrade in place): the wrapper for each (fail
+    # closed: the command must not start unheld), the job's env as given.
+    for extra in ({"POSIXLY_CORRECT": "1"}, {"POSIX_PEDANTIC": "1"}, {"SHELLOPTS": "posix"},
+                  {"SSH_CLIENT": "10.0.0.1 22 22"}, {"SSH2_CLIENT": "x"}, {"BASH_ENV": "/x"}):
+        argv, env = held_command("/bin/bash", "echo hi", ["orphan"], {**PATH, **extra},
+                                 wait_script=WAIT_SCRIPT)
         assert argv[:2] == ["/bin/bash", "-c"] and argv[3] == "echo hi" and argv[-1] == "orphan"
         assert env == {**PATH, **extra} if "BASH_ENV" not in extra else env == PATH
-    argv, env = held_command("/bin/bash", "echo hi", ["orphan"], PATH, launcher=["drop", "--"])
+    argv, env = held_command("/bin/bash", "echo hi", ["orphan"], PATH, launcher=["drop", "--"],
+                             wait_script=WAIT_SCRIPT)
     assert argv[3] == "echo hi" and argv[-3:] == ["drop", "--", "orphan"] and env == PATH
+    for script in (None, "/nonexistent/held_wait.bash"):
+        argv, env = held_command("/bin/bash", "echo hi", ["orphan"], PATH, wait_script=script)
+        assert argv[3] == "echo hi" and env == PATH
+
+
+def test_the_probe_knows_a_shell_that_sources_the_wait_script():
+    assert job_shell_waits("/bin/bash")
+    assert not job_shell_waits("/bin/dash")  # ignores BASH_ENV: would start unheld
+    assert not job_shell_waits("/nonexistent/bash")
 
 
 async def run_held(way: str, command: str, env: dict[str, str], wait_s: float = 0.0):
@@ -122,7 +137,8 @@ async def run_held(way: str, command: str, env: dict[str, str], wait_s: float = 
 
     from worker.executor.process import start_process
 
-    argv, env = held_command("/bin/bash", command, ["false"], {**WAYS[way], **env})
+    argv, env = held_command("/bin/bash", command, ["false"], {**WAYS[way], **env},
+                             wait_script=WAIT_SCRIPT)
     process = await start_process(argv, env=env, cap_bytes=4096, kill_grace_s=1, held=True)
     assert process.commit(wait_s)
     with trio.fail_after(WAIT_S):
@@ -131,7 +147,7 @@ async def run_held(way: str, command: str, env: dict[str, str], wait_s: float = 
 
 async def test_the_job_sees_what_bash_c_shows_it(way):
     # What `bash -c COMMAND` shows, from a bash run by hand with the same environment.
-    command = ('echo "$0|$#|$*|$-|$BASH_EXECUTION_STRING"; '
+    command = ('echo "$0|$#|$*|$-|$BASH_EXECUTION_STRING|$SECONDS"; '
                'env | grep -c "^__SCHEDULER\\|held_wait" ; ls /proc/self/fd | wc -l; '
                'read -r x; echo "stdin $?"; set | grep -c "^__scheduler\\|^__[rwg]"')
     env = {**WAYS[way], "X": "1"}
@@ -141,7 +157,7 @@ async def test_the_job_sees_what_bash_c_shows_it(way):
     assert (result.returncode, result.stdout.decode()) == (expected.returncode, expected.stdout)
     # No variable of the wait left (the last grep finds none: exit 1), 3 fds (the
     # pipes closed), stdin at EOF.
-    assert expected.stdout.splitlines() == [f"/bin/bash|0||hBc|{command}", "0", "4",
+    assert expected.stdout.splitlines() == [f"/bin/bash|0||hBc|{command}|0", "0", "4",
                                             "stdin 1", "0"] and expected.returncode == 1
 
 
@@ -152,7 +168,8 @@ async def test_a_lone_command_is_execd_in_the_held_process(way):
 
     from worker.executor.process import start_process
 
-    argv, env = held_command("/bin/bash", "sleep 30", ["false"], WAYS[way])
+    argv, env = held_command("/bin/bash", "sleep 30", ["false"], WAYS[way],
+                             wait_script=WAIT_SCRIPT)
     process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
     results = []
     async with trio.open_nursery() as nursery:
@@ -179,7 +196,7 @@ async def test_a_jobs_tmout_never_ends_the_wait_for_the_word(way, tmp_path: Path
     out, asked = tmp_path / "ran", tmp_path / "asked"
     argv, env = held_command("/bin/bash", f'echo "ran TMOUT=$TMOUT" > {out}',
                              ["/bin/bash", "-c", f"echo asked > {asked}"],
-                             {**WAYS[way], "TMOUT": "1"})
+                             {**WAYS[way], "TMOUT": "1"}, wait_script=WAIT_SCRIPT)
     process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
     await trio.sleep(1.5)  # past TMOUT: the wrapper must still be waiting for the word
     assert process.commit(0)
@@ -213,3 +230,8 @@ async def test_a_held_run_waits_though_its_worker_numbers_its_fds_above_1023(way
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert result.returncode == 0 and result.stderr == b"", result
     assert out.read_text() == "ran\n"
+
+
+async def test_seconds_do_not_count_the_wait(way):
+    _, result = await run_held(way, 'echo "$SECONDS"', {}, wait_s=1.2)
+    assert result.stdout == b"0\n", result  # as a bash just started, though it waited
