@@ -41,9 +41,8 @@ async def note_fire(etcd: Etcd, ks: Keyspace, fire: Fire, worker_id: str, now_ms
                 except LastFireDecodeError as exc:
                     log.warning("%s: %s; writing it anew", key, exc)
             new = old.after(*this) if old is not None else LastFire.first(*this)
-            unchanged = (Compare.create_revision(key, "==", 0) if kv is None
-                         else Compare.mod_revision(key, "==", kv.mod_revision))
-            if (await etcd.txn([unchanged], [Put(key, new.to_bytes())])).succeeded:
+            put = Put(key, new.to_bytes())
+            if (await etcd.txn([Compare.unchanged(key, kv)], [put])).succeeded:
                 return True
         log.warning("%s: not updated for run %s, %d fires of the job wrote it meanwhile",
                     key, fire.run_id, TRIES)

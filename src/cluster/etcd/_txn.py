@@ -75,6 +75,14 @@ class Compare:
     def value(cls, key: Key, op: CompareOp, value: bytes | str) -> "Compare":
         return cls(key, CompareTarget.VALUE, op, encode_value(value))
 
+    @classmethod
+    def unchanged(cls, key: Key, read: KeyValue | None) -> "Compare":
+        """``key`` is still as ``read`` found it: absent (None), or not modified since:
+        the guard of a compare-and-set."""
+        if read is None:
+            return cls.create_revision(key, "==", 0)
+        return cls.mod_revision(key, "==", read.mod_revision)
+
 
 @dataclass(frozen=True, slots=True)
 class Put:

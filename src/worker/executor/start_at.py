@@ -99,6 +99,8 @@ def job_shell_waits(shell: str) -> bool:
     """Is ``shell`` seen to source the wait script through ``BASH_ENV`` (the script
     unsets the fds' variable)? Asked once, at the Launcher's start: a shell that does
     not would start every command unheld."""
+    if _EXPANDED.intersection(WAIT_SCRIPT):
+        return False
     read_fd, write_fd = os.pipe()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "BASH_ENV": WAIT_SCRIPT,
            HELD_FDS_ENV: f"{read_fd} {write_fd}", ORPHAN_ENV: "false"}
@@ -135,6 +137,6 @@ def held_command(shell: str, command: str, orphan_argv: Sequence[str],
 
 
 def _sources_wait_script(env: Mapping[str, str]) -> bool:
-    """Will bash, started with ``env``, source ``WAIT_SCRIPT`` before the command?"""
-    return ("BASH_ENV" not in env and not any(name in env for name in _SKIPS_BASH_ENV)
-            and not _EXPANDED.intersection(WAIT_SCRIPT))
+    """Will bash, started with ``env``, source the wait script before the command (the
+    shell passed ``job_shell_waits``)?"""
+    return "BASH_ENV" not in env and not any(name in env for name in _SKIPS_BASH_ENV)

@@ -78,9 +78,8 @@ async def fleet_outage_start(etcd: Etcd, key: str, mine: QuorumOutage, *,
             seen = QuorumOutage.from_kv(kv)
             if seen is not None and seen.same_outage(mine.since_ms, skew_ms):
                 return seen.since_ms
-            unchanged = (Compare.create_revision(key, "==", 0) if kv is None
-                         else Compare.mod_revision(key, "==", kv.mod_revision))
-            if (await etcd.txn([unchanged], [Put(key, mine.to_bytes())])).succeeded:
+            put = Put(key, mine.to_bytes())
+            if (await etcd.txn([Compare.unchanged(key, kv)], [put])).succeeded:
                 return mine.since_ms
         log.warning("%s: %d workers wrote it meanwhile; catching up from this worker's "
                     "own start of the outage", key, TRIES)
