@@ -7,8 +7,8 @@ can be counted, and it does not depend on the load. This runs the real Executor 
 ``bash`` children, held as in a worker, live output on) with the real ``StartMarks`` on
 an etcd whose transactions succeed at once (so the marks' serving task is counted too)
 and releases that return at once, sends ``--runs`` StartRuns one after the other
-(each waits for the previous run's RunEnded, and its release if it has one, so runs do
-not share wake-ups), and counts with a trio Instrument the task steps and the tasks
+(each waits for the previous run's task to return, and its release if it has one, so
+runs do not share wake-ups), and counts with a trio Instrument the task steps and the tasks
 spawned from the first StartRun to the last run's end. It prints them per run, grouped
 by task name (a run's id stripped). The runs are of a ``concurrency: allow`` job, as in
 ``benchmarks.latency``; ``--guarded``: of a ``forbid`` job (the default), whose end
@@ -96,7 +96,8 @@ async def measure(steps: Steps, runs: int, command: str, kill: bool, guarded: bo
                 await peers.executor.send(KillRun("steps", run.fire.run_id))
             msg = await inboxes.log_sink.receive()
             assert isinstance(msg, Write), msg
-            await inboxes.scheduler.receive()  # RunEnded: sent once its release started
+            while executor.tasks_running:  # its task returns once its release started
+                await trio.sleep(0.001)
             if guarded:
                 await released.acquire()
         await trio.testing.wait_all_tasks_blocked(0.05)

@@ -14,8 +14,9 @@ Messages out, after a run ends in exactly one record (and, for a job that other 
 run after, once ``end_mark`` wrote their triggers to etcd: ``worker.chains``):
 
 - ``Write(record)`` to the LogSink;
-- ``RunEnded`` to the Scheduler (retries, concurrency); skipped if the Scheduler has
-  already stopped (shutdown), since nothing is left to act on it;
+- ``RunEnded`` to the Scheduler, only for a run that ended in a ``RETRYABLE`` status
+  (retries are all it is for); skipped if the Scheduler has already stopped
+  (shutdown), since nothing is left to act on it;
 - its count of runs into the worker's ``RunLoad`` (which the Locker reads) after every
   start and end;
 - and, for a run that holds its job's ``active/`` guard (``Run.guarded``: concurrency
@@ -56,14 +57,14 @@ so that a survivor runs them (its record then replaces ours); runs already waiti
 their mark or planned instant start then (they are ours: no other worker would run them);
 runs in progress get ``shutdown_grace_s`` to finish, then are killed (SIGTERM, SIGKILL
 after ``kill_grace_s``) and recorded. ``drain`` keeps this order: every run ends and is
-recorded (and its ``RunEnded`` told), then marking stops, then the pending releases get
-``release_wait_s`` and are cancelled. The supervisor's grace for this actor is
+recorded (and its ``RunEnded`` told, if any), then marking stops, then the pending
+releases get ``release_wait_s`` and are cancelled. The supervisor's grace for this actor is
 ``ExecutorBudget.grace_s`` (``worker.shutdown_budget``): those, the pipes' drain and a
 margin.
 If the Executor is cancelled outright, every process group is SIGKILLed, and a
 ``killed`` record is offered to the LogSink without waiting (logged if it does not fit),
-``RunEnded`` likewise to the Scheduler; the run's etcd keys then stay until the session
-lease ends (nothing is left to release them).
+a ``RunEnded`` (if retryable) likewise to the Scheduler; the run's etcd keys then stay
+until the session lease ends (nothing is left to release them).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ from worker.live_output import LiveOutput
 from worker.run_load import RunLoad
 from worker.messages import Fire, Run
 from worker.registrar.messages import SessionChanged
-from worker.scheduler.messages import RunEnded, SchedulerMsg
+from worker.scheduler.messages import RETRYABLE, RunEnded, SchedulerMsg
 from worker.shutdown_budget import ExecutorBudget
 from . import record
 from .active import GONE_REASON, ActiveRun, KillCause, exited_held, gone
@@ -297,7 +298,8 @@ class Executor(Actor[ExecutorMsg]):
             self._forget(active)
             if active.run.guarded:  # else there is nothing to give back: no task
                 self._releases.start(active.run)
-            if not await self._scheduler.tell(RunEnded(active.run, end.status)):
+            if end.status in RETRYABLE and \
+                    not await self._scheduler.tell(RunEnded(active.run, end.status)):
                 log.info("scheduler stopped: end of run %s not reported", end.run_id)
         finally:
             self._run_task_over()
@@ -432,7 +434,8 @@ class Executor(Actor[ExecutorMsg]):
         if not self._log_sink.offer(Write(end)):
             self._records_lost += 1
             log.error("run record lost (executor cancelled): %s", end.to_json())
-        self._scheduler.offer(RunEnded(active.run, end.status))
+        if end.status in RETRYABLE:
+            self._scheduler.offer(RunEnded(active.run, end.status))
         self._forget(active)
 
     def _forget(self, active: ActiveRun) -> None:

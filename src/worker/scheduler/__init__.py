@@ -20,6 +20,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".messages": (
         "JobsSnapshot", "JobSaved", "JobDeleted", "TriggerRequested", "Granted", "GrantedBatch",
         "Denied",
-        "LostClaimed", "RunVanished", "RunEnded", "SchedulerMsg",
+        "LostClaimed", "RunVanished", "RunEnded", "RETRYABLE", "SchedulerMsg",
     ),
 })

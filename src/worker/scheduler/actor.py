@@ -70,6 +70,7 @@ from .messages import (
     JobSaved,
     JobsSnapshot,
     LostClaimed,
+    RETRYABLE,
     QuorumBack,
     RetryRequested,
     RunEnded,
@@ -91,7 +92,6 @@ MAX_SLEEP_S = 10.0  # re-read the wall clock at least this often (clock steps)
 # us, at the least: --max-clock-skew-s is when the master warns and the fleet outvotes a
 # clock (1 s by default), not a bound on how far off a clock may be.
 LOST_WINDOW_SKEW_S = 5.0
-RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,10 @@ JobWatcher, claim outcomes from the Locker, vanished runs, and ends of runs from
 Mailbox: bounded (``mailbox_size``); a full one makes senders wait (backpressure on the
 JobWatcher's watch and the Locker's replies); only an Executor cancelled mid-run
 offers its ``RunEnded`` without waiting. See ``worker.scheduler.actor``.
+
+``RunEnded`` is sent only for a run that ended in a ``RETRYABLE`` status: retries are
+all the Scheduler does with it, and a message per succeeded run was a mailbox hop and a
+Scheduler step per fire for nothing (issue 14, CPU per fire).
 """
 
 from __future__ import annotations
@@ -122,8 +126,14 @@ class QuorumBack:
     lost_since_ms: int
 
 
+# The statuses of a run that its job's ``retries`` may try again.
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.LOST})
+
+
 @dataclass(frozen=True, slots=True)
 class RunEnded:
+    """A run ended in a ``RETRYABLE`` status (the Executor tells no other end)."""
+
     run: Run
     status: RunStatus
 

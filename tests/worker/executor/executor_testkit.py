@@ -151,6 +151,13 @@ class Harness:
     def drained(self, inbox) -> list:
         return queued(inbox)
 
+    async def runs_over(self) -> None:
+        """Until every run's task has returned (its release started, its RunEnded told,
+        if any): a succeeded run sends the Scheduler nothing to wait for."""
+        with trio.fail_after(WAIT_S):
+            while self.executor.tasks_running:
+                await trio.sleep(0.005)
+
 
 @asynccontextmanager
 async def executor(users: JobUsers | None = None, **config) -> AsyncIterator[Harness]:

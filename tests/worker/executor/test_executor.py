@@ -28,8 +28,7 @@ async def test_success_record_has_every_field_and_peers_hear_of_it():
     async with executor() as h:
         await h.send(StartRun(run))
         record = await h.record()
-        with trio.fail_after(WAIT_S):
-            ended = await h.inboxes.scheduler.receive()
+        await h.runs_over()
         assert await h.running() == 0
     fire = run.fire
     assert record == RunRecord(
@@ -40,7 +39,7 @@ async def test_success_record_has_every_field_and_peers_hear_of_it():
         output_truncated=False,
     )
     assert fire.fired_ms < record.start_time <= record.end_time
-    assert ended == RunEnded(run, RunStatus.SUCCEEDED)
+    assert h.drained(h.inboxes.scheduler) == []  # succeeded: nothing to retry
     assert h.released == [run]
     assert h.load.running == 0  # the count the Locker reads: no message to it
     assert h.drained(h.inboxes.locker) == []
@@ -54,6 +53,21 @@ async def test_big_output_keeps_exactly_the_cap_and_failure_keeps_output():
     assert record.output == ("abcdefg\n" * 8192)[:65536]
     assert len(record.output) == 65536 and record.output_truncated
     assert (record.exit_code, record.status, record.err) == (3, RunStatus.FAILED, "oops\n")
+
+
+async def test_only_a_run_that_may_be_retried_is_told_to_the_scheduler():
+    """RunEnded is for retries alone (issue 14: a message per succeeded fire cost a
+    Scheduler step for nothing): a failure is told, after its record; a success is not."""
+    failed, succeeded = make_run("flaky", "exit 3"), make_run("fine", "true")
+    async with executor() as h:
+        await h.send(StartRun(failed))
+        await h.send(StartRun(succeeded))
+        records = await h.records(2)
+        await h.runs_over()
+        told = h.drained(h.inboxes.scheduler)
+    assert records[failed.fire.run_id].status is RunStatus.FAILED
+    assert records[succeeded.fire.run_id].status is RunStatus.SUCCEEDED
+    assert told == [RunEnded(failed, RunStatus.FAILED)]
 
 
 async def test_job_environment_has_its_env_and_run_identity_but_not_worker_settings(monkeypatch):
@@ -115,12 +129,11 @@ async def test_a_run_costs_one_task_no_sigkill_timer_and_without_a_guard_no_rele
         try:
             await h.send(StartRun(run))
             record = await h.record()
-            with trio.fail_after(WAIT_S):
-                ended = await h.inboxes.scheduler.receive()  # after the release would start
+            await h.runs_over()  # after the release would start
         finally:
             trio.lowlevel.remove_instrument(spawned)
     assert record.output == "out\n" and record.err == "err\n"
-    assert ended == RunEnded(run, RunStatus.SUCCEEDED) and h.released == []
+    assert h.drained(h.inboxes.scheduler) == [] and h.released == []
     fire = run.fire
     assert spawned.names == [f"run lean/{fire.run_id}"]
 
@@ -166,12 +179,11 @@ async def test_a_replaced_run_is_killed_as_a_group_and_recorded_replaced(fifo):
                              "replaced by run r9 (concurrency replace)"))
         await wait_group_gone(pgid, within_s=1.0)
         record = await h.record()
-        with trio.fail_after(WAIT_S):
-            ended = await h.inboxes.scheduler.receive()
+        await h.runs_over()
     assert record.status is RunStatus.REPLACED and record.exit_code == -15
     assert record.err.endswith(
         "[scheduler] run replaced: replaced by run r9 (concurrency replace)\n")
-    assert ended == RunEnded(run, RunStatus.REPLACED)  # no retry, no chain: see their tests
+    assert h.drained(h.inboxes.scheduler) == []  # not retryable: nothing told
 
 
 # -- timeouts, kills by name, fencing ---------------------------------------------------
@@ -318,7 +330,6 @@ async def test_a_full_log_sink_makes_the_run_wait_and_no_record_is_dropped():
         stats = h.inboxes.log_sink.statistics()
         assert (stats.depth, stats.senders_waiting, await h.running()) == (1, 2, 2)
         records = await h.records(3)
-        with trio.fail_after(WAIT_S):
-            ended = [await h.inboxes.scheduler.receive() for _ in runs]
+        await h.runs_over()  # each run went on past its record, none stuck
+        assert await h.running() == 0
     assert {r.output for r in records.values()} == {"0\n", "1\n", "2\n"}
-    assert {e.run for e in ended} == set(runs)
