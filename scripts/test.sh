@@ -17,6 +17,7 @@ command -v mariadb >/dev/null || need_apt+=(mariadb-client)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the web UI's browser tests
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)  # verify deploy/*.service
 command -v faketime >/dev/null || need_apt+=(faketime)  # skewed worker clocks (e2e)
+[ -e /usr/share/i18n/locales/de_DE ] || need_apt+=(locales)  # a comma-decimal locale (held runs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need_apt[*]} — install them with apt-get (needs root)" >&2

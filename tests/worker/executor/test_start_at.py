@@ -6,6 +6,7 @@ what ``bash -c COMMAND`` shows it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -235,3 +236,26 @@ async def test_a_held_run_waits_though_its_worker_numbers_its_fds_above_1023(way
 async def test_seconds_do_not_count_the_wait(way):
     _, result = await run_held(way, 'echo "$SECONDS"', {}, wait_s=1.2)
     assert result.stdout == b"0\n", result  # as a bash just started, though it waited
+
+
+@pytest.fixture(scope="module")
+def comma_locale(tmp_path_factory) -> dict[str, str]:
+    """A locale whose decimal point is a comma (de_DE), compiled into a LOCPATH of the
+    test's own: a job's env may select one."""
+    if shutil.which("localedef") is None or not Path("/usr/share/i18n/locales/de_DE").exists():
+        pytest.skip("needs localedef and the de_DE locale source (Debian: locales)")
+    path = tmp_path_factory.mktemp("locales")
+    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(path / "de_DE.UTF-8")],
+                   check=True, capture_output=True, timeout=60)
+    return {"LOCPATH": str(path), "LC_ALL": "de_DE.UTF-8"}
+
+
+async def test_a_comma_decimal_locale_still_waits_for_the_instant(way, comma_locale):
+    # The wait is `read -t 0.8`, with a dot. Were bash to parse it in the job's locale, a
+    # comma one would refuse it, `read` would fail at once and the command start early.
+    started_after = time.time() + 0.8  # the commit comes later: the instant too
+    _, result = await run_held(way, 'echo "$EPOCHREALTIME"', comma_locale, wait_s=0.8)
+    assert result.returncode == 0 and result.stderr == b"", result
+    started = result.stdout.decode().strip()
+    assert "," in started  # the command ran in the comma locale
+    assert float(started.replace(",", ".")) >= started_after
