@@ -112,3 +112,28 @@ async def test_statistics_name_the_endpoint_that_answered(etcd, etcd_endpoint):
     stats = etcd.statistics()
     assert stats.preferred_endpoint == etcd_endpoint and stats.set_aside == ()
     assert stats.threads_busy == 0 and stats.max_threads == 16
+
+
+async def test_leader_answered_at_is_when_the_last_call_a_quorum_answered_went_out(
+        etcd, etcd_prefix):
+    """What spares the quorum watch its Status polls (``worker/locker/quorum.py``)."""
+    assert etcd.leader_answered_at is None  # a new client: nothing answered yet
+    before = trio.current_time()
+    await etcd.put(etcd_prefix + "k", "v")
+    after = trio.current_time()
+    assert before <= etcd.leader_answered_at <= after
+    lease = await etcd.grant_lease(5)
+    granted = etcd.leader_answered_at
+    assert granted > after
+    await etcd.lease_ttl(lease.id)  # a leader answers it alone, without its quorum
+    assert etcd.leader_answered_at == granted
+    await etcd.revoke_lease(lease.id)
+
+
+async def test_a_call_nobody_answered_is_no_sign_of_a_leader():
+    from cluster.etcd import EtcdUnavailable
+
+    async with open_etcd(["127.0.0.1:1"], timeout_s=0.5) as nobody:
+        with pytest.raises(EtcdUnavailable):
+            await nobody.get("/nothing")
+        assert nobody.leader_answered_at is None

@@ -86,6 +86,7 @@ class Etcd:
     _limiter: trio.CapacityLimiter  # bounds our worker threads (unary calls)
     _timeout_s: float
     _closed: bool
+    _leader_answered_at: float | None
 
     def __init__(self) -> None:
         raise TypeError("use `async with open_etcd(endpoints) as etcd`")
@@ -98,6 +99,7 @@ class Etcd:
         self._limiter = limiter
         self._timeout_s = timeout_s
         self._closed = False
+        self._leader_answered_at = None
         return self
 
     # --- keys -----------------------------------------------------------------
@@ -240,8 +242,9 @@ class Etcd:
     async def lease_ttl(self, lease_id: int) -> int:
         """Seconds the lease has left (without renewing it). Raises LeaseExpired."""
         request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id)
+        # A leader answers it alone, without its quorum: no proof of one.
         response = await self._unary(lambda m: m.lease.LeaseTimeToLive, request,
-                                     "lease ttl", lease_id=lease_id)
+                                     "lease ttl", lease_id=lease_id, proves_leader=False)
         if response.TTL < 0:  # etcd answers -1 for a lease it does not know
             raise LeaseExpired(lease_id)
         return response.TTL
@@ -324,6 +327,14 @@ class Etcd:
 
     # --- plumbing -------------------------------------------------------------
 
+    @property
+    def leader_answered_at(self) -> float | None:
+        """The trio time at which the latest answered call that only a leader with its
+        quorum answers (a read, a write, a lease grant or revoke) was sent; None: none
+        yet. The call went out at that time, so a quorum was there after it: a busy
+        worker's own calls say so, and ``QuorumWatch`` asks Status only when they stop."""
+        return self._leader_answered_at
+
     def statistics(self) -> EtcdStatistics:
         return EtcdStatistics(
             endpoints=self._connection.endpoints,
@@ -343,11 +354,16 @@ class Etcd:
         write: bool = False,
         lease_id: int = 0,
         timeout_s: float | None = None,
+        proves_leader: bool = True,
     ) -> T:
         timeout_s = self._timeout_s if timeout_s is None else timeout_s
-        return await self._run(lambda: self._connection.unary(
+        sent = trio.current_time()
+        response = await self._run(lambda: self._connection.unary(
             method, request, operation=operation, timeout_s=timeout_s,
             write=write, lease_id=lease_id))
+        if proves_leader and (self._leader_answered_at is None or sent > self._leader_answered_at):
+            self._leader_answered_at = sent
+        return response
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._closed:

@@ -96,6 +96,8 @@ def test_clear_takes_out_every_entry_due_or_not():
 # -- the Locker's fires ---------------------------------------------------------------
 
 class FakeEtcd:
+    leader_answered_at = None  # the quorum watch then polls has_quorum
+
     async def has_quorum(self) -> bool:
         return True
 

@@ -1,5 +1,6 @@
 """QuorumWatch: an election is not an outage; an outage is one state, said once each
-way, and its end hands the Scheduler the time it began."""
+way, and its end hands the Scheduler the time it began. Calls a leader answered spare
+its Status polls, and do not move the time it reports later than polling would."""
 
 from __future__ import annotations
 
@@ -88,3 +89,53 @@ async def test_a_claim_ending_while_leaderless_waits_for_the_judgement(autojump_
     # A leader all along: no wait.
     lost, at = await judged_at([], 1.6)
     assert not lost and at == pytest.approx(1.6)
+
+
+async def answered_calls(etcd: ScriptedEtcd, every_s: float, until_s: float) -> None:
+    """The worker's claims and marks, as the watch sees them: sent every ``every_s``
+    (at odd offsets, never at a poll's instant) and answered, until ``until_s``."""
+    await trio.sleep(every_s / 2)
+    while trio.current_time() - etcd.t0 < until_s:
+        etcd.leader_answered_at = trio.current_time()
+        await trio.sleep(every_s)
+
+
+async def test_answered_calls_spare_the_status_polls_until_they_stop(autojump_clock):
+    etcd = ScriptedEtcd([])
+    quorum = QuorumWatch(etcd, TrioWallClock(T0), on_back=lambda since: _note([], since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answered_calls, etcd, 0.2, 5.0)
+        nursery.start_soon(quorum.run)
+        await trio.sleep(5.0)
+        asked_while_busy = etcd.status_asked
+        await trio.sleep(5.0)
+        nursery.cancel_scope.cancel()
+    assert asked_while_busy == 1  # the first poll, before any call was answered
+    # Idle again: a poll each QUORUM_POLL_S (the first one a poll after the last call).
+    assert etcd.status_asked - asked_while_busy == pytest.approx(5.0 / QUORUM_POLL_S, abs=1)
+    assert quorum.polls == etcd.status_asked and not quorum.lost
+
+
+async def test_a_loss_after_the_calls_stop_is_dated_within_a_poll_of_the_last_answer(
+        autojump_clock, caplog):
+    caplog.set_level(logging.WARNING)
+    etcd = ScriptedEtcd([(3.2, True), (25.0, False)])
+    backs: list[int] = []
+    quorum = QuorumWatch(etcd, TrioWallClock(T0), on_back=lambda since: _note(backs, since))
+    lost_at = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answered_calls, etcd, 0.2, 3.2)  # the last one at 3.1 s
+        nursery.start_soon(quorum.run)
+        while trio.current_time() < 27.0:
+            await trio.sleep(0.1)
+            if quorum.lost and lost_at is None:
+                lost_at = trio.current_time()
+        nursery.cancel_scope.cancel()
+    # The polls spared by the calls until 3.5 s, the first one without a leader at
+    # 4.0 s: the loss is dated one poll after the last answer (3.1 + 0.5), as polling
+    # throughout would have dated it at the latest (3.2 + 0.5), and judged only once no
+    # leader was seen for LOST_AFTER_S.
+    assert backs == [T0 + 3600]
+    assert lost_at is not None and 4.0 + LOST_AFTER_S <= lost_at <= 4.0 + LOST_AFTER_S + 0.2
+    assert caplog.text.count("etcd: no quorum") == 1
+    assert caplog.text.count("etcd: quorum is back") == 1
