@@ -361,6 +361,8 @@ class Etcd:
         response = await self._run(lambda: self._connection.unary(
             method, request, operation=operation, timeout_s=timeout_s,
             write=write, lease_id=lease_id))
+        # A serializable read is answered by any member, leader or not: no proof.
+        proves_leader = proves_leader and not getattr(request, "serializable", False)
         if proves_leader and (self._leader_answered_at is None or sent > self._leader_answered_at):
             self._leader_answered_at = sent
         return response

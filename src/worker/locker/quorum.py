@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 QUORUM_POLL_S = 0.5  # a leader's return is seen within this (plus one Status call)
 LOST_AFTER_S = 2.0  # no leader for this long: no election, quorum is lost
+# How old the last sign of a leader may be, before the first poll without one, to date
+# the loss by: a skipped poll's call (up to a poll old) one poll earlier, and slack.
+SIGN_FRESH_S = 3 * QUORUM_POLL_S
 
 
 class QuorumWatch:
@@ -99,6 +102,8 @@ class QuorumWatch:
         now_ms = self._clock.now_ms()
         if has_quorum:
             self._leader_seen_ms = asked_ms
+        elif has_quorum is None:  # nobody answered: no sign of a leader to date a loss by
+            self._leader_seen_ms = None
         # Judged from the first poll that saw no leader: an election is not a loss.
         leaderless_ms = None if has_quorum is not False else \
             self._leaderless_since_ms if self._leaderless_since_ms is not None else now_ms
@@ -118,7 +123,11 @@ class QuorumWatch:
     def _loss_began_ms(self, first_seen_ms: int) -> int:
         """The loss's time as polling every QUORUM_POLL_S would have seen it at the
         latest: one poll after the last sign of a leader (an answered call may be up to
-        a poll older than the first poll without one)."""
-        if self._leader_seen_ms is None:
+        a poll older than the first poll without one). A sign older than SIGN_FRESH_S
+        before that poll (unanswered polls between, a stalled process) dates nothing:
+        then the poll's own time, as before. Never much earlier: a catch-up from long
+        before the loss would find the locks of fires that ran then expired."""
+        seen = self._leader_seen_ms
+        if seen is None or first_seen_ms - seen > SIGN_FRESH_S * 1000:
             return first_seen_ms
-        return min(first_seen_ms, self._leader_seen_ms + round(QUORUM_POLL_S * 1000))
+        return min(first_seen_ms, seen + round(QUORUM_POLL_S * 1000))

@@ -139,3 +139,36 @@ async def test_a_loss_after_the_calls_stop_is_dated_within_a_poll_of_the_last_an
     assert lost_at is not None and 4.0 + LOST_AFTER_S <= lost_at <= 4.0 + LOST_AFTER_S + 0.2
     assert caplog.text.count("etcd: no quorum") == 1
     assert caplog.text.count("etcd: quorum is back") == 1
+
+
+async def test_a_sign_of_a_leader_from_before_unanswered_polls_dates_no_loss(autojump_clock):
+    # Calls answered until 0.9 s, then no member answers (the worker cut off) until
+    # 10 s, then members answer without a leader: the loss is dated by the first poll
+    # that saw none, not by the stale answer (a catch-up from then would re-run fires
+    # whose locks have expired since).
+    etcd = ScriptedEtcd([(1.0, True), (10.0, "down"), (30.0, False)])
+    backs: list[int] = []
+    quorum = QuorumWatch(etcd, TrioWallClock(T0), on_back=lambda since: _note(backs, since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answered_calls, etcd, 0.2, 1.0)
+        nursery.start_soon(quorum.run)
+        await trio.sleep(32.0)
+        nursery.cancel_scope.cancel()
+    assert backs == [T0 + 10_000]
+
+
+async def test_calls_answered_while_quorum_is_lost_do_not_hide_its_return(autojump_clock):
+    # Once judged lost, only a poll may say it is back (and tell the Scheduler when it
+    # went): the calls answered after the return spare no poll, even once polls that
+    # nobody answered (19 to 19.6 s) have ended the leaderless stretch.
+    etcd = ScriptedEtcd([(1.0, True), (19.0, False), (19.6, "down")])
+    backs: list[int] = []
+    quorum = QuorumWatch(etcd, TrioWallClock(T0), on_back=lambda since: _note(backs, since))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(quorum.run)
+        await trio.sleep(19.5)
+        assert quorum.lost
+        nursery.start_soon(answered_calls, etcd, 0.2, 30.0)  # from 19.6 s on
+        await trio.sleep(1.5)
+        nursery.cancel_scope.cancel()
+    assert backs == [T0 + 1000] and not quorum.lost
