@@ -362,9 +362,9 @@ class Etcd:
             method, request, operation=operation, timeout_s=timeout_s,
             write=write, lease_id=lease_id))
         # A serializable read is answered by any member, leader or not: no proof.
-        proves_leader = proves_leader and not getattr(request, "serializable", False)
-        if proves_leader and (self._leader_answered_at is None or sent > self._leader_answered_at):
-            self._leader_answered_at = sent
+        if proves_leader and not getattr(request, "serializable", False):
+            latest = self._leader_answered_at  # calls may be answered out of order
+            self._leader_answered_at = sent if latest is None else max(latest, sent)
         return response
 
     async def _run(self, fn: Callable[[], T]) -> T:
