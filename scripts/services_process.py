@@ -20,11 +20,21 @@ class ServiceError(RuntimeError):
     """A server did not start or stop as asked; the message says which and why."""
 
 
+# Invariant: free_port never returns a port twice in one process. The kernel may give a
+# closed port out again at once, and a cluster asks for six before any server binds one.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on now (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on now (the kernel picks it), and not one this
+    process was already given."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((LOOPBACK, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def listens_on(pid: int, port: int) -> bool:

@@ -171,8 +171,11 @@ async def test_a_full_spill_stops_claims_keeps_every_record_and_goes_on(
             return ids <= {r.run_id for r in stored}
         await scrape.until("stored", all_stored, timeout_s=60)
         timeline.note("every run that ran is in the store")
-        info = WorkerInfo.from_bytes((await etcd.get(ks.worker("full"))).value)
-        assert info.problems == ()
+
+        async def no_problem_published() -> bool:  # at the Registrar's next republish
+            info = WorkerInfo.from_bytes((await etcd.get(ks.worker("full"))).value)
+            return info.problems == ()
+        await scrape.until("no problem published", no_problem_published, timeout_s=15)
     stop_workers_cleanly(cluster, timeline)
     full_log = full.log_path.read_text()
     ids = set(ran.read_text().split())

@@ -111,9 +111,12 @@ def test_an_etcd_that_does_not_answer_is_waited_for_as_before(secure_etcd, tmp_p
     worker = ServiceProcess("w", [*flags, "--prefix", "/secure/x/", "--state-dir",
                                   str(tmp_path / "state")], tmp_path / "w.log").start()
     try:
-        time.sleep(4)
+        deadline = time.monotonic() + 30  # a loaded machine starts a Python slowly
+        while "starting anyway, and waiting for it" not in worker.log_tail(1_000_000):
+            assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.1)
+        time.sleep(2)  # and it goes on waiting, rather than exiting
         assert worker.alive(), worker.log_tail()
-        assert "starting anyway, and waiting for it" in worker.log_tail()
     finally:
         # With etcd away a graceful stop waits out its whole grace (it cannot revoke
         # its lease): a second signal stops it at once.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 
 from master.alerts import AlertsFileError, load_alerts_file, unschedulable_hook
@@ -118,7 +119,18 @@ async def test_the_alerts_file_publishes_settings_and_channels(tmp_path, etcd_en
         raise AssertionError("a bad alerts file was accepted")
 
 
-async def test_unschedulable_is_raised_once_per_spell_and_follows_the_job_policy(master):
+@pytest.fixture
+async def quiet_master(config):
+    """A master whose own SchedulableWatch never announces (settles after an hour): the
+    job these tests save really is unschedulable, and the watch would raise its own
+    alert for it 5 s later, beside the one the test raises."""
+    async with running_master(config, schedulable_settle_s=3600) as m:
+        yield m
+        await m.etcd.delete_prefix(config.prefix)
+
+
+async def test_unschedulable_is_raised_once_per_spell_and_follows_the_job_policy(quiet_master):
+    master = quiet_master
     hook = WebhookReceiver().start()
     try:
         await master.put("/api/v1/alert-channels/ops", json={"type": "webhook",
@@ -140,9 +152,10 @@ async def test_unschedulable_is_raised_once_per_spell_and_follows_the_job_policy
         hook.stop()
 
 
-async def test_the_schedulable_watch_hook_raises_unschedulable_once_and_chains_on(master):
+async def test_the_schedulable_watch_hook_raises_unschedulable_once_and_chains_on(quiet_master):
     """``unschedulable_hook``, what the master's tree gives its SchedulableWatch: a job
     turning unschedulable queues one alert, its return none; the next hook sees both."""
+    master = quiet_master
     hook = WebhookReceiver().start()
     seen: list[SchedulableChanged] = []
 

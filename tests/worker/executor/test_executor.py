@@ -246,14 +246,14 @@ async def test_fenced_kills_every_run_as_lost():
     assert {e.status for e in ended} == {RunStatus.LOST}
 
 
-async def test_a_fenced_run_that_ignores_sigterm_is_sigkilled_within_the_fence_bound():
+async def test_a_fenced_run_that_ignores_sigterm_is_sigkilled_within_the_fence_bound(fifo):
     """The lease may be gone ``kill_within_s`` after the fence: the run must be dead by
     then, whatever ``kill_grace_s`` (5 s here) says."""
-    run = make_run("stubborn", "trap '' TERM; echo up; sleep 300")
+    run = make_run("stubborn", f"trap '' TERM; echo up > {fifo}; sleep 300")
     async with executor(kill_grace_s=5.0) as h:
         await h.send(StartRun(run))
         assert await h.running() == 1
-        await trio.sleep(0.3)  # bash has set its trap
+        assert await read_fifo(fifo) == "up\n"  # bash has set its trap
         fenced_at = trio.current_time()
         await h.send(Fenced(LEASE, 0.3))
         record = await h.record()

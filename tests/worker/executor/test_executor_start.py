@@ -60,9 +60,11 @@ async def test_a_kill_while_a_run_waits_for_its_time_stops_it_before_it_starts(t
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("ahead_s", [0.6, 1.2])
+# Counted from the spawn, ahead + 1 s would pass the 2 s timeout; from the planned time
+# it leaves 1 s of slack for a loaded machine.
+@pytest.mark.parametrize("ahead_s", [1.5, 2.5])
 async def test_a_run_spawned_ahead_counts_its_timeout_from_its_planned_time(ahead_s):
-    run = planned_in(make_run("ahead", "sleep 0.7", timeout=1), ahead_s)
+    run = planned_in(make_run("ahead", "sleep 1", timeout=2), ahead_s)
     async with executor() as h:
         await h.send(StartRun(run))
         record = await h.record()
@@ -123,9 +125,11 @@ async def test_a_command_starts_only_once_its_run_is_marked_started():
 
 
 async def test_a_held_run_counts_its_timeout_from_when_it_was_told_to_start():
-    run = make_run("slow-mark", "sleep 0.8", timeout=1)
+    run = make_run("slow-mark", "sleep 1", timeout=2)
     async with executor() as h:
-        h.marks.delay_s = 0.6  # counted from the spawn, 0.6 + 0.8 s would pass the timeout
+        # Counted from the spawn, 1.5 + 1 s would pass the timeout; from the start,
+        # 1 s of slack.
+        h.marks.delay_s = 1.5
         await h.send(StartRun(run))
         record = await h.record()
     assert record.status is RunStatus.SUCCEEDED, record.err

@@ -23,19 +23,19 @@ PATH = {"PATH": "/usr/bin:/bin"}
 # wrapper.
 WAYS = {"job's bash": PATH, "wrapper": {**PATH, "BASH_ENV": "/dev/null"}}
 
-# argv: the way, command, seconds until the planned instant, commit (1/0), orphan argv...
+# argv: the way, command, the planned instant (epoch s), commit (1/0), orphan argv...
 DYING_WORKER = textwrap.dedent("""
-    import os, signal, sys, trio
+    import os, signal, sys, time, trio
     from worker.executor.process import start_process
     from worker.executor.start_at import WAIT_SCRIPT, held_command
 
     async def main():
-        way, command, wait_s, commit = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+        way, command, planned, commit = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
         env = {"PATH": "/usr/bin:/bin", **({"BASH_ENV": "/dev/null"} if way == "wrapper" else {})}
         argv, env = held_command("/bin/bash", command, sys.argv[5:], env, wait_script=WAIT_SCRIPT)
         process = await start_process(argv, env=env, cap_bytes=1024, kill_grace_s=1, held=True)
         if commit == "1":
-            assert process.commit(wait_s)
+            assert process.commit(planned - time.time())
         os.kill(os.getpid(), signal.SIGKILL)  # dies before the planned time
 
     trio.run(main)
@@ -47,10 +47,12 @@ def way(request) -> str:
     return request.param
 
 
-def die_after_spawning(way: str, command: str, wait_s: float, *, commit: bool,
+def die_after_spawning(way: str, command: str, planned: float, *, commit: bool,
                        orphan: list[str]) -> None:
+    """``planned``: an absolute instant, so that the dying worker's own start-up (a
+    fresh Python importing trio) does not move it."""
     worker = subprocess.run(
-        [sys.executable, "-c", DYING_WORKER, way, command, str(wait_s), "1" if commit else "0",
+        [sys.executable, "-c", DYING_WORKER, way, command, repr(planned), "1" if commit else "0",
          *orphan],
         capture_output=True, text=True, timeout=WAIT_S)
     assert worker.returncode == -9, worker.stderr
@@ -67,8 +69,8 @@ def wait_for_line(path: Path, text: str) -> str:
 def test_a_committed_command_starts_at_its_time_though_its_worker_died_before(way, tmp_path: Path):
     out = tmp_path / "ran"
     command = f'echo "$EPOCHREALTIME $0 [$*]" > {out}; read -r x; echo "stdin rc=$?" >> {out}'
-    planned = time.time() + 0.5
-    die_after_spawning(way, command, 0.5, commit=True, orphan=["false"])
+    planned = time.time() + 3.0  # well after a loaded machine has started a Python
+    die_after_spawning(way, command, planned, commit=True, orphan=["false"])
     assert time.time() < planned  # the worker was gone before the planned time
     started, shell, args, *_ = wait_for_line(out, "stdin").split()
     assert planned <= float(started) < planned + 1.0
@@ -79,7 +81,7 @@ def test_a_committed_command_starts_at_its_time_though_its_worker_died_before(wa
 
 def test_an_uncommitted_command_asks_the_orphan_command(way, tmp_path: Path):
     out, asked = tmp_path / "ran", tmp_path / "asked"
-    die_after_spawning(way, f"echo ran > {out}", 0.2, commit=False,
+    die_after_spawning(way, f"echo ran > {out}", time.time() + 0.2, commit=False,
                        orphan=["/bin/bash", "-c", f'echo "$*" > {asked}', "orphan", "a b", "c"])
     assert wait_for_line(asked, "\n") == "a b c\n"  # its argv intact, then exit 0: run
     assert wait_for_line(out, "ran") == "ran\n"
@@ -87,7 +89,7 @@ def test_an_uncommitted_command_asks_the_orphan_command(way, tmp_path: Path):
 
 def test_an_uncommitted_command_never_starts_when_the_orphan_command_says_no(way, tmp_path: Path):
     out, asked = tmp_path / "ran", tmp_path / "asked"
-    die_after_spawning(way, f"echo ran > {out}", 0.0, commit=False,
+    die_after_spawning(way, f"echo ran > {out}", time.time(), commit=False,
                        orphan=["/bin/bash", "-c", f"echo no > {asked}; exit 1"])
     wait_for_line(asked, "no")
     time.sleep(0.5)

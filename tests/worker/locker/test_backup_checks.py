@@ -36,19 +36,36 @@ class CountingEtcd:
         return await self._etcd.txn(compare, success, failure, **kw)
 
 
+async def every_lock_lease_granted(fleet: Fleet) -> None:
+    """Has each worker win a claim of a throw-away job, so that each has granted its lock
+    lease (a lease is granted by a worker's first claim, a raft write before the claim's
+    own, which would leave its backups' checks too early)."""
+    winners: set[str] = set()
+    for i in range(60):
+        await fleet.everyone(Claim(fire(spec(f"warm-{i}", concurrency="allow"), T0)))
+        winners |= {w for w, _ in granted(await fleet.replies(0.25))}
+        if winners == set(IDS):
+            await trio.sleep(0.35)  # the last backups' checks answered, not counted
+            return
+    raise AssertionError(f"only {sorted(winners)} won a claim of 60 jobs")
+
+
 async def test_spread_fires_cost_one_claim_write_each_and_a_read_per_backup(
         etcd_endpoint, etcd_prefix):
     fires = 12
     async with open_etcd([etcd_endpoint]) as etcd, trio.open_nursery() as nursery:
         counting = CountingEtcd(etcd)
         fleet = Fleet(counting, etcd_prefix)
-        await fleet.start(nursery, claim_step_s=0.02)
-        await trio.sleep(0.3)  # the lock leases granted, the sessions settled
+        # A backup checks one step (rank 1) or two (rank 2) after the hand-over, plus
+        # up to a due tick; a claim not yet committed by then is a second write. The
+        # step leaves the winner's claim 100 ms to commit, not 20.
+        await fleet.start(nursery, claim_step_s=0.1)
+        await every_lock_lease_granted(fleet)  # granted lazily, by a first claim
         counting.writes = counting.reads = 0
         job = spec("spread-checks", concurrency="allow")
         for i in range(fires):  # one at a time: each backup's check goes alone
             await fleet.everyone(Claim(fire(job, T0 + i * 1000)))
-            await trio.sleep(0.15)  # > rank 2's wait: every check answered
+            await trio.sleep(0.35)  # > rank 2's wait and a tick: every check answered
         replies = await fleet.replies(0.5)
         nursery.cancel_scope.cancel()
     wins = granted(replies)
@@ -68,7 +85,7 @@ async def test_a_window_of_fires_handed_over_ahead_shares_claims_and_checks(
         counting = CountingEtcd(etcd)
         fleet = Fleet(counting, etcd_prefix)
         await fleet.start(nursery, claim_step_s=0.02)
-        await trio.sleep(0.3)
+        await every_lock_lease_granted(fleet)
         counting.writes = counting.reads = 0
         base = SystemClock().now_ms() + 300  # the window: 300 to 390 ms from now
         for i in range(fires):  # ten jobs (a transaction claims one fire per job)
