@@ -31,6 +31,7 @@ async def test_the_proxy_forwards_holds_without_closing_then_delays(
             raised = True
         assert raised and trio.current_time() - started >= 0.9  # silence, no refusal
         assert proxy.connections >= 1
+        assert await etcd.get(f"{key}-held") is None  # held: not one byte through
 
         proxy.resume()
         with trio.fail_after(5):

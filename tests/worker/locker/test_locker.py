@@ -56,7 +56,9 @@ class Fleet:
     async def start(self, nursery: trio.Nursery, *, listed=IDS,
                     clocks: dict[str, int] | None = None, rooms: dict | None = None,
                     leads: dict | None = None, loads: dict | None = None, **config) -> None:
-        """``clocks``: each worker's clock (ms off a true one), as its peers measure it;
+        """Each worker's session lease (``session_ttl_s`` of its config) is granted once,
+        never renewed. ``clocks``: each worker's clock (ms off a true one), as its peers
+        measure it;
         ``rooms``: a worker's ``SpillRoom``; ``leads``: its ``ClaimLead``; ``loads``: its
         ``RunLoad``. ``labels`` (in ``config``): every worker's, in the list as in its own
         config."""
@@ -72,7 +74,7 @@ class Fleet:
                             load=(loads or {}).get(worker_id))
             await nursery.start(locker.run)
             self.actors[worker_id] = locker
-            lease = await self.etcd.grant_lease(10)
+            lease = await self.etcd.grant_lease(cfg.session_ttl_s)
             await peers.locker.send(SessionChanged(lease.id))
             offsets = offsets_seen_by(worker_id, clocks) if clocks else {}
             await peers.locker.send(WorkersChanged(infos, offsets))
