@@ -59,7 +59,6 @@ class QuorumWatch:
         self.lost_since_ms: int | None = None
         self._leaderless_since_ms: int | None = None
         self._leader_seen_ms: int | None = None  # the last sign of a leader (wall ms)
-        self.polls = 0  # Status polls made (the others were spared by answered calls)
 
     @property
     def lost(self) -> bool:
@@ -93,7 +92,6 @@ class QuorumWatch:
         return True
 
     async def _poll(self) -> None:
-        self.polls += 1
         asked_ms = self._clock.now_ms()
         try:
             has_quorum = await self._etcd.has_quorum()
